@@ -1,0 +1,106 @@
+"""One error hierarchy for all of Vigil.
+
+Every error Vigil raises on purpose derives from ``VigilError``; its message says
+what is wrong and how to fix it. ``bot`` subclasses these; ``detectors`` never
+imports ``bot``.
+"""
+
+from __future__ import annotations
+
+
+class VigilError(Exception):
+    """Base of every error Vigil raises on purpose."""
+
+
+# --- input media -----------------------------------------------------------
+
+
+class MediaError(VigilError):
+    """An image or video that Vigil refuses or cannot read."""
+
+    #: short machine-readable reason, used in logs, metrics and alerts
+    reason: str = "media"
+
+
+class EmptyMedia(MediaError):
+    reason = "empty"
+
+    def __init__(self) -> None:
+        super().__init__("the file is empty (0 bytes): nothing to check")
+
+
+class TooManyBytes(MediaError):
+    reason = "too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size, self.limit = size, limit
+        super().__init__(
+            f"the file has {size} bytes, over the limit of {limit} bytes "
+            f"(raise [detectors.limits] max_bytes to accept larger files)"
+        )
+
+
+class TooManyPixels(MediaError):
+    reason = "too_many_pixels"
+
+    def __init__(self, width: int, height: int, limit: int) -> None:
+        self.width, self.height, self.limit = width, height, limit
+        super().__init__(
+            f"the image declares {width}x{height} = {width * height} pixels, over the "
+            f"limit of {limit} (refused before decoding; raise [detectors.limits] "
+            f"max_pixels to accept larger images)"
+        )
+
+
+class UnsupportedFormat(MediaError):
+    reason = "unsupported"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"not an image or video Vigil can read: {detail}")
+
+
+class CorruptMedia(MediaError):
+    reason = "corrupt"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the file could not be decoded (truncated or corrupt): {detail}")
+
+
+# --- models ------------------------------------------------------------------
+
+
+class ModelError(VigilError):
+    """A model file that is missing, altered or unusable."""
+
+
+class ModelNotFound(ModelError):
+    def __init__(self, name: str, path: str, fix: str) -> None:
+        self.name, self.path = name, path
+        super().__init__(f"model '{name}': no file at {path}; {fix}")
+
+
+class ModelChecksumMismatch(ModelError):
+    def __init__(self, name: str, path: str, expected: str, actual: str) -> None:
+        self.name, self.path = name, path
+        super().__init__(
+            f"model '{name}': {path} has SHA-256 {actual}, but the config expects "
+            f"{expected}; the file is not the one configured (replace it, or set "
+            f"[models.{name}] sha256 to the new file's checksum if you trust it)"
+        )
+
+
+class ModelInvalid(ModelError):
+    def __init__(self, name: str, path: str, detail: str) -> None:
+        self.name, self.path = name, path
+        super().__init__(f"model '{name}': {path} cannot be used: {detail}")
+
+
+# --- configuration -------------------------------------------------------------
+
+
+class ConfigError(VigilError):
+    """A wrong or missing setting; names the key and the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"config key '{key}': {problem}. Fix: {fix}")
