@@ -1,0 +1,40 @@
+"""The `vigil` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from detectors.errors import VigilError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bot.cli import scan
+
+    parser = argparse.ArgumentParser(
+        prog="vigil",
+        description="Vigil: a self-hosted moderation bot that checks images in group chats on this machine.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    scan.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except VigilError as exc:
+        print(f"vigil {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Vigil's configuration: TOML, with secrets from the environment, validated up front.
+
+A wrong or missing value raises ``ConfigError`` naming the key and the fix, so
+start-up stops before anything runs. Every key is documented in config.example.toml.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from detectors.errors import ConfigError
+from detectors.settings import (
+    DEFAULT_CLASS_THRESHOLDS,
+    NUDENET_CLASSES,
+    DetectorSettings,
+    MediaLimits,
+    ModelSource,
+)
+
+MODES = ("delete", "review", "dryrun", "off")
+SENSITIVITIES = {"low": 0.15, "medium": 0.0, "high": -0.15}  # shift of every class threshold
+ACTIONS = ("none", "mute", "ban")
+LANGUAGES = ("en", "es")
+REGIONS = ("ES", "GB", "US", "EU", "OTHER")
+LOG_FORMATS = ("text", "json")
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30m', '12h', '7d', '2w' → timedelta; raises ValueError with the accepted forms."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise ValueError(f"'{text}' is not a duration: use a number and a unit, like 30m, 12h, 7d or 2w")
+    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+
+
+@dataclass(frozen=True)
+class GroupDefaults:
+    """Instance-wide defaults for every group; admins change them per group with commands."""
+
+    mode: str = "delete"
+    sensitivity: str = "medium"
+    action: str = "none"
+    mute_duration: str = "24h"
+    language: str = "en"
+    region: str = "OTHER"
+    neutral_notice: bool = False
+    # admins' and exempt members' hits are reported, not deleted, unless this is false
+    spare_exempt: bool = True
+    hash_distance: int = 31
+    pdq_min_quality: int = 50
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    enabled: bool = False
+    token: str = ""
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    poll_timeout: int = 30
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    workers: int = 2
+    queue_size: int = 256
+    scan_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("data")
+    log_format: str = "text"
+    log_level: str = "INFO"
+    timezone: str = "UTC"
+    detectors: DetectorSettings = DetectorSettings()
+    pipeline: PipelineConfig = PipelineConfig()
+    groups: GroupDefaults = GroupDefaults()
+    telegram: TelegramConfig = TelegramConfig()
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "vigil.sqlite3"
+
+
+class _Table:
+    """Reads one TOML table, remembering which keys were used so unknown ones are reported."""
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(path, "must be a table", f"write it as [{path}] with key = value lines")
+        self.data, self.path, self.used = data, path, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, kind: type, default: Any, check: Callable[[Any], str | None] | None = None) -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(
+                self.key(name), f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
+                f"set it to a {kind.__name__} (see config.example.toml)",
+            )
+        if check is not None and (problem := check(value)):
+            raise ConfigError(self.key(name), problem, "see config.example.toml for the allowed values")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...] | Mapping[str, Any], default: str) -> str:
+        return self.get(name, str, default, lambda v: None if v in options else f"'{v}' is not one of {', '.join(options)}")
+
+    def table(self, name: str) -> "_Table":
+        self.used.add(name)
+        return _Table(self.data.get(name, {}), self.key(name))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(
+                self.key(unknown[0]), "is not a setting Vigil knows",
+                f"remove it or fix its spelling; settings here: {', '.join(sorted(self.used)) or 'none'}",
+            )
+
+
+def _between(lo: float, hi: float) -> Callable[[float], str | None]:
+    return lambda v: None if lo <= v <= hi else f"{v} is outside {lo}..{hi}"
+
+
+def _duration(v: str) -> str | None:
+    try:
+        parse_duration(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _model(t: _Table) -> ModelSource:
+    path = t.get("path", str, "")
+    sha = t.get("sha256", str, "", lambda v: None if not v or re.fullmatch(r"[0-9a-fA-F]{64}", v) else "not 64 hex digits")
+    t.done()
+    return ModelSource(path=Path(path).expanduser() if path else None, sha256=sha.lower() or None)
+
+
+def _detectors(root: _Table) -> DetectorSettings:
+    t = root.table("detectors")
+    lim = t.table("limits")
+    limits = MediaLimits(
+        max_bytes=lim.get("max_bytes", int, MediaLimits.max_bytes, lambda v: None if v > 0 else "must be positive"),
+        max_pixels=lim.get("max_pixels", int, MediaLimits.max_pixels, lambda v: None if v > 0 else "must be positive"),
+        max_frames=lim.get("max_frames", int, MediaLimits.max_frames, _between(1, 64)),
+    )
+    lim.done()
+    thr = t.table("thresholds")
+    classes = dict(DEFAULT_CLASS_THRESHOLDS)
+    for name, value in thr.data.items():
+        if name not in NUDENET_CLASSES:
+            raise ConfigError(thr.key(name), "is not a NudeNet class", f"use one of {', '.join(NUDENET_CLASSES)}")
+        if value == "off":
+            classes.pop(name, None)
+            thr.used.add(name)
+            continue
+        classes[name] = thr.get(name, float, 0.5, _between(0.05, 0.99))
+    models = root.table("models")
+    nudity, nsfw = _model(models.table("nudity")), _model(models.table("nsfw"))
+    models.done()
+    settings = DetectorSettings(
+        limits=limits,
+        nudity_model=nudity,
+        nsfw_model=nsfw,
+        nsfw_enabled=t.get("nsfw", bool, True),
+        class_thresholds=classes,
+        review_band=t.get("review_band", float, 0.2, _between(0.0, 0.5)),
+        nsfw_review=t.get("nsfw_review", float, 0.85, _between(0.05, 1.0)),
+        threads=t.get("threads", int, 0, _between(0, 64)),
+    )
+    t.done()
+    return settings
+
+
+def _groups(root: _Table) -> GroupDefaults:
+    t = root.table("groups")
+    d = GroupDefaults()
+    g = GroupDefaults(
+        mode=t.choice("mode", MODES, d.mode),
+        sensitivity=t.choice("sensitivity", SENSITIVITIES, d.sensitivity),
+        action=t.choice("action", ACTIONS, d.action),
+        mute_duration=t.get("mute_duration", str, d.mute_duration, _duration),
+        language=t.choice("language", LANGUAGES, d.language),
+        region=t.choice("region", REGIONS, d.region),
+        neutral_notice=t.get("neutral_notice", bool, d.neutral_notice),
+        spare_exempt=t.get("spare_exempt", bool, d.spare_exempt),
+        hash_distance=t.get("hash_distance", int, d.hash_distance, _between(0, 64)),
+        pdq_min_quality=t.get("pdq_min_quality", int, d.pdq_min_quality, _between(0, 100)),
+    )
+    t.done()
+    return g
+
+
+def _telegram(root: _Table, env: Mapping[str, str]) -> TelegramConfig:
+    t = root.table("telegram")
+    d = TelegramConfig()
+    token = env.get("VIGIL_TELEGRAM_TOKEN") or t.get("token", str, "")
+    t.used.add("token")
+    cfg = TelegramConfig(
+        enabled=t.get("enabled", bool, bool(token)),
+        token=token,
+        base_url=t.get("base_url", str, d.base_url),
+        base_file_url=t.get("base_file_url", str, d.base_file_url),
+        poll_timeout=t.get("poll_timeout", int, d.poll_timeout, _between(0, 50)),
+    )
+    t.done()
+    if cfg.enabled and not re.fullmatch(r"\d+:[\w-]{20,}", cfg.token):
+        raise ConfigError(
+            "telegram.token", "is missing or not a bot token" if cfg.token else "is missing",
+            "set the VIGIL_TELEGRAM_TOKEN environment variable to the token BotFather gave you "
+            "(or [telegram] token in the config file, which is less safe)",
+        )
+    return cfg
+
+
+def _pipeline(root: _Table) -> PipelineConfig:
+    t = root.table("pipeline")
+    d = PipelineConfig()
+    cfg = PipelineConfig(
+        workers=t.get("workers", int, d.workers, _between(1, 64)),
+        queue_size=t.get("queue_size", int, d.queue_size, _between(1, 100_000)),
+        scan_timeout=t.get("scan_timeout", float, d.scan_timeout, _between(1, 3600)),
+    )
+    t.done()
+    return cfg
+
+
+def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file (None: the defaults, plus the environment)."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(str(path), "the config file does not exist", "check the path, or copy config.example.toml") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(path), f"is not valid TOML ({exc})", "fix the syntax at the line named") from None
+    root = _Table(data, "")
+    v = root.table("vigil")
+    cfg = Config(
+        data_dir=Path(v.get("data_dir", str, "data")).expanduser(),
+        log_format=v.choice("log_format", LOG_FORMATS, "text"),
+        log_level=v.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+        timezone=v.get("timezone", str, "UTC"),
+        detectors=_detectors(root),
+        pipeline=_pipeline(root),
+        groups=_groups(root),
+        telegram=_telegram(root, env),
+        resources=root.get("resources", dict, {}),
+        source=path,
+    )
+    v.done()
+    root.done()
+    if cfg.data_dir and path is not None and not cfg.data_dir.is_absolute():
+        # a relative data_dir is relative to the config file, not to wherever Vigil was started
+        cfg = Config(**{**cfg.__dict__, "data_dir": (path.parent / cfg.data_dir)})
+    return cfg

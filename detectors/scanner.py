@@ -1,0 +1,166 @@
+"""One scan of one image or animation: decode once, hash, run the models in batches, label.
+
+Safe to call from worker threads: the models are loaded once per process (see
+``detectors.models``) and nothing here keeps mutable state between calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from detectors.errors import MediaError
+from detectors.hashing import ImageHashes, perceptual_hashes, sha256_hex
+from detectors.media import DecodedMedia, decode
+from detectors.nsfw import NsfwClassifier
+from detectors.nudity import Detection, NudityDetector
+from detectors.settings import DetectorSettings
+from detectors.verdict import Hit, Thresholds, judge_frames
+
+# How many frames go through a model in one call: larger batches gain little on
+# two cores and cost memory.
+BATCH = 8
+
+
+@dataclass(frozen=True)
+class FrameScan:
+    index: int  # frame index in the source
+    detections: tuple[Detection, ...]  # boxes in the source image's pixels
+    nsfw: float | None
+    hashes: ImageHashes
+
+
+@dataclass(frozen=True)
+class Scan:
+    label: str  # "clean" | "review" | "nudity"
+    hits: tuple[Hit, ...]  # the detections that earned the label, worst first
+    frames: tuple[FrameScan, ...]
+    format: str
+    width: int
+    height: int
+    frame_count: int
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def hashes(self) -> ImageHashes:
+        """The first frame's hashes (a still image has only one)."""
+        return self.frames[0].hashes
+
+    @property
+    def detections(self) -> tuple[Detection, ...]:
+        return tuple(d for f in self.frames for d in f.detections)
+
+    @property
+    def nsfw(self) -> float | None:
+        scores = [f.nsfw for f in self.frames if f.nsfw is not None]
+        return max(scores) if scores else None
+
+
+def thresholds_from(settings: DetectorSettings) -> Thresholds:
+    return Thresholds(
+        classes=dict(settings.class_thresholds),
+        review_band=settings.review_band,
+        nsfw_review=settings.nsfw_review,
+    )
+
+
+class Scanner:
+    def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
+        self.settings = settings
+        self.thresholds = thresholds_from(settings)
+        self.nudity = NudityDetector(settings.nudity_model, threads=settings.threads)
+        self.nsfw = (
+            NsfwClassifier(settings.nsfw_model, threads=settings.threads)
+            if settings.nsfw_enabled
+            else None
+        )
+
+    def scan(self, data: bytes) -> Scan:
+        """Scan one file's bytes; raises a ``MediaError`` for input Vigil refuses."""
+        result = self.scan_many([data])[0]
+        if isinstance(result, MediaError):
+            raise result
+        return result
+
+    def scan_many(self, items: Sequence[bytes]) -> list[Scan | MediaError]:
+        """Scan several files, sharing model batches; a refused file gives its error."""
+        started = time.perf_counter()
+        decoded: list[DecodedMedia | MediaError] = []
+        for data in items:
+            try:
+                decoded.append(decode(data, self.settings.limits, min_side=self.nudity.input_size))
+            except MediaError as exc:
+                decoded.append(exc)
+        t_decode = time.perf_counter()
+
+        frames = [(i, f) for i, m in enumerate(decoded) if not isinstance(m, MediaError) for f in m.frames]
+        pixels = [f.rgb for _, f in frames]
+        hashes = [perceptual_hashes(p) for p in pixels]
+        t_hash = time.perf_counter()
+        detections: list[tuple[Detection, ...]] = []
+        for start in range(0, len(pixels), BATCH):
+            detections.extend(self.nudity.detect_batch(pixels[start : start + BATCH]))
+        t_nudity = time.perf_counter()
+        nsfw: list[float | None] = [None] * len(pixels)
+        if self.nsfw is not None:
+            nsfw = []
+            for start in range(0, len(pixels), BATCH):
+                nsfw.extend(self.nsfw.score_batch(pixels[start : start + BATCH]))
+        t_nsfw = time.perf_counter()
+
+        per_item: dict[int, list[FrameScan]] = {}
+        sha = {i: sha256_hex(items[i]) for i in {i for i, _ in frames}}
+        for k, (i, frame) in enumerate(frames):
+            media = decoded[i]
+            assert not isinstance(media, MediaError)
+            scale = media.width / frame.rgb.shape[1]
+            pdq, quality, phash, dhash = hashes[k]
+            per_item.setdefault(i, []).append(
+                FrameScan(
+                    index=frame.index,
+                    detections=tuple(_scaled(d, scale, media.width, media.height) for d in detections[k]),
+                    nsfw=nsfw[k],
+                    hashes=ImageHashes(pdq, quality, phash, dhash, sha[i]),
+                )
+            )
+        n = max(1, len(items))
+        shared = {
+            "decode": (t_decode - started) * 1000 / n,
+            "hashes": (t_hash - t_decode) * 1000 / n,
+            "nudity": (t_nudity - t_hash) * 1000 / n,
+            "nsfw": (t_nsfw - t_nudity) * 1000 / n,
+        }
+        shared["total"] = sum(shared.values())
+        results: list[Scan | MediaError] = []
+        for i, media in enumerate(decoded):
+            if isinstance(media, MediaError):
+                results.append(media)
+                continue
+            scans = tuple(per_item[i])
+            label, hits = judge_frames(
+                [(((d.label, d.score) for d in f.detections), f.nsfw) for f in scans], self.thresholds
+            )
+            results.append(
+                Scan(
+                    label=label,
+                    hits=hits,
+                    frames=scans,
+                    format=media.format,
+                    width=media.width,
+                    height=media.height,
+                    frame_count=media.frame_count,
+                    timings_ms=dict(shared),
+                )
+            )
+        return results
+
+
+def _scaled(d: Detection, scale: float, width: int, height: int) -> Detection:
+    """A box found on a reduced decode, in the source image's pixels."""
+    if scale == 1.0:
+        return d
+    x, y, w, h = (int(round(v * scale)) for v in d.box)
+    x, y = min(max(0, x), width), min(max(0, y), height)
+    return Detection(d.label, d.score, (x, y, min(w, width - x), min(h, height - y)))
+
