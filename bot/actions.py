@@ -1,0 +1,87 @@
+"""Platform actions (delete, mute, ban), recorded before they are tried so a replay never repeats them.
+
+``SimulatedActions`` is the twin used in dry-run mode: it does nothing on the platform and
+says what it would have done.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from bot.config import parse_duration
+from bot.platforms.errors import MessageGone, MessageTooOld, MissingRight, PlatformError
+
+if TYPE_CHECKING:
+    from bot.policy import GroupSettings
+
+log = logging.getLogger("vigil.actions")
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    done: bool
+    failure: str | None = None  # "too_old" | "no_right" | "error"
+    until: datetime | None = None
+
+
+class Actions:
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def _once(self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call) -> ActionResult:
+        from bot.moderation import with_retries
+
+        record = await self.store.record_action(platform.name, chat_id, message_id, action, params)
+        if record.state == "done":
+            return ActionResult(True)
+        try:
+            await with_retries(f"{action} in chat {chat_id}", call)
+        except MessageGone:
+            pass  # someone deleted it first: the goal is reached
+        except MessageTooOld as exc:
+            await self.store.action_failed(record.id, str(exc))
+            return ActionResult(False, "too_old")
+        except MissingRight as exc:
+            await self.store.action_failed(record.id, str(exc))
+            return ActionResult(False, "no_right")
+        except PlatformError as exc:
+            log.error("%s of message %s in chat %s failed: %s", action, message_id, chat_id, exc)
+            await self.store.action_failed(record.id, str(exc))
+            return ActionResult(False, "error")
+        await self.store.action_done(record.id)
+        return ActionResult(True)
+
+    async def delete(self, platform: Any, chat_id: str, message_id: str) -> ActionResult:
+        return await self._once(platform, chat_id, message_id, "delete", {}, lambda: platform.delete(chat_id, message_id))
+
+    async def mute(self, platform: Any, chat_id: str, user_id: str, message_id: str, duration: str) -> ActionResult:
+        until = datetime.now(timezone.utc) + parse_duration(duration)
+        result = await self._once(
+            platform, chat_id, message_id, "mute", {"user": user_id, "until": until.isoformat()},
+            lambda: platform.restrict(chat_id, user_id, until),
+        )
+        return ActionResult(result.done, result.failure, until)
+
+    async def ban(self, platform: Any, chat_id: str, user_id: str, message_id: str) -> ActionResult:
+        return await self._once(platform, chat_id, message_id, "ban", {"user": user_id}, lambda: platform.ban(chat_id, user_id))
+
+    async def sanction(self, platform: Any, chat_id: str, user_id: str, message_id: str, settings: "GroupSettings") -> ActionResult:
+        if settings.action == "mute":
+            return await self.mute(platform, chat_id, user_id, message_id, settings.mute_duration)
+        if settings.action == "ban":
+            return await self.ban(platform, chat_id, user_id, message_id)
+        return ActionResult(False)
+
+
+class SimulatedActions(Actions):
+    """Dry run: nothing happens on the platform; every call is kept as what would have happened."""
+
+    def __init__(self) -> None:
+        self.would: list[tuple[str, str, str]] = []
+
+    async def _once(self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call) -> ActionResult:
+        self.would.append((action, chat_id, message_id))
+        return ActionResult(True)

@@ -1,0 +1,197 @@
+"""The platform-neutral bot: adapters hand it events; it owns the store, the detectors and the pipeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Mapping
+
+from bot.actions import Actions, SimulatedActions
+from bot.config import Config
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.lists import Entry, HashLists, ListInfo, ListMatch
+from bot.moderation import Moderator
+from bot.notify import Notifier
+from bot.pipeline import Pipeline
+from bot.policy import Decision, GroupSettings
+from detectors.errors import MediaError
+from detectors.scanner import Scan, Scanner
+
+log = logging.getLogger("vigil.core")
+
+ADMIN_CACHE_SECONDS = 10.0  # admin rights are re-checked at least this often
+
+
+class Core:
+    def __init__(self, config: Config, store: Any, scanner: Scanner) -> None:
+        from bot.guidance.resources import load_resources
+
+        self.config = config
+        self.store = store
+        self.scanner = scanner
+        self.platforms: dict[str, Any] = {}
+        self.lists = HashLists()
+        self.actions = Actions(store)
+        self.simulated = SimulatedActions()
+        self.moderator = Moderator(self)
+        self.notifier = Notifier(self)
+        self.resources = load_resources(config.resources)
+        p = config.pipeline
+        self.pipeline: Pipeline[tuple[int, MediaPosted]] = Pipeline(
+            self._handle_work, lanes=max(2, p.workers * 4), lane_size=max(1, p.queue_size // max(2, p.workers * 4)), workers=p.workers
+        )
+        self._admins: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
+        self._translators: dict[str, Any] = {}
+        self._started = False
+
+    # --- life cycle ---------------------------------------------------------
+
+    def add_platform(self, platform: Any) -> None:
+        self.platforms[platform.name] = platform
+
+    async def start(self) -> None:
+        await self.load_lists()
+        self.pipeline.start()
+        self._started = True
+        resumed = 0
+        for item in await self.store.pending_work():
+            if item.platform in self.platforms:
+                event = MediaPosted.from_payload(item.platform, item.payload)
+                await self.pipeline.submit(event.chat.chat_id, (item.id, event))
+                resumed += 1
+        if resumed:
+            log.info("resumed %d images that were not finished before the last stop", resumed)
+
+    async def stop(self) -> None:
+        await self.pipeline.stop()
+
+    async def load_lists(self) -> None:
+        for lst in await self.store.all_lists():
+            self.lists.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
+        async for e in self.store.iter_all_entries():
+            self.lists.add(Entry(e.id, e.list_id, e.pdq, e.pdq_quality, e.phash, e.sha256))
+
+    # --- events from adapters ----------------------------------------------------
+
+    async def submit(self, event: MediaPosted) -> None:
+        """Record the event durably, then queue it; returns once it cannot be lost."""
+        work_id = await self.store.enqueue_work(
+            event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
+        )
+        await self.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
+        await self.pipeline.submit(event.chat.chat_id, (work_id, event))
+
+    async def _handle_work(self, item: tuple[int, MediaPosted]) -> None:
+        work_id, event = item
+        try:
+            await self.moderator.handle(work_id, event)
+        except Exception as exc:
+            attempts = await self.store.fail_work(work_id, f"{type(exc).__name__}: {exc}")
+            log.exception("chat %s message %s: handling failed (attempt %d)", event.chat.chat_id, event.message_id, attempts)
+
+    async def command(self, cmd: CommandIssued) -> None:
+        from bot.commands import Commands
+
+        await Commands(self).handle(cmd)
+
+    async def button(self, press: ButtonPressed) -> None:
+        from bot.commands import Commands
+
+        await Commands(self).button(press)
+
+    async def bot_added(self, event: BotAdded) -> None:
+        from bot.commands import Commands
+
+        await Commands(self).bot_added(event)
+
+    async def private_started(self, user: UserRef) -> None:
+        await self.store.set_contact(user.platform, user.user_id, can_dm=True, language=user.language, display_name=user.display_name)
+
+    # --- helpers the pieces share ---------------------------------------------------
+
+    async def group_settings(self, chat: ChatRef) -> GroupSettings:
+        group = await self.store.get_group(chat.platform, chat.chat_id)
+        return GroupSettings.from_defaults(self.config.groups, group.settings if group else None)
+
+    async def admins(self, chat: ChatRef, *, fresh: bool = False) -> frozenset[str]:
+        key = (chat.platform, chat.chat_id)
+        cached = self._admins.get(key)
+        if not fresh and cached and time.monotonic() - cached[0] < ADMIN_CACHE_SECONDS:
+            return cached[1]
+        from bot.moderation import with_retries
+
+        ids = await with_retries(f"admins of chat {chat.chat_id}", lambda: self.platforms[chat.platform].admins(chat.chat_id))
+        self._admins[key] = (time.monotonic(), frozenset(ids))
+        return frozenset(ids)
+
+    def forget_admins(self, chat: ChatRef) -> None:
+        self._admins.pop((chat.platform, chat.chat_id), None)
+
+    async def is_exempt(self, chat: ChatRef, user_id: str) -> bool:
+        return user_id in await self.admins(chat) or await self.store.is_exempt(chat.platform, chat.chat_id, user_id)
+
+    async def list_ids_for(self, chat: ChatRef) -> list[int]:
+        return [lst.id for lst in await self.store.lists_for_group(chat.platform, chat.chat_id)]
+
+    def translator(self, language: str | None, fallback: str = "en") -> Any:
+        from bot.i18n import Translator
+
+        lang = language if language and language.split("-")[0].split("_")[0].lower() in ("en", "es") else fallback
+        if lang not in self._translators:
+            self._translators[lang] = Translator(lang, timezone=self.config.timezone)
+        return self._translators[lang]
+
+    def bot_username(self, platform: str) -> str:
+        return getattr(self.platforms.get(platform), "username", "") or "Vigil"
+
+    async def record_scan(
+        self,
+        work_id: int,
+        event: MediaPosted,
+        scan: Scan | None,
+        error: Exception | None,
+        matches: tuple[ListMatch, ...],
+        label: str,
+        decision: Decision,
+    ) -> int:
+        """The audit record of one work item, reused when the item is replayed after a restart."""
+        key = f"work:{work_id}:audit"
+        existing = await self.store.get_state(key)
+        if existing:
+            return int(existing)
+        findings: dict[str, Any] = {}
+        hashes: dict[str, Any] = {}
+        clean = decision.verdict == "allow" and error is None
+        if scan is not None:
+            findings = {
+                "nudity": [{"class": h.label, "score": round(h.score, 4), "level": h.level} for h in scan.hits],
+                "nsfw": None if scan.nsfw is None else round(scan.nsfw, 4),
+                "format": scan.format,
+                "frames": len(scan.frames),
+            }
+            if not clean:
+                # hashes only for images that matter: a clean member photo leaves no trace
+                hashes = {"pdq": scan.hashes.pdq, "pdq_quality": scan.hashes.pdq_quality, "phash": scan.hashes.phash, "sha256": scan.hashes.sha256}
+        if matches:
+            findings["lists"] = [{"list": m.list_name, "kind": m.kind, "entry": m.entry_id, "algorithm": m.algorithm, "distance": m.distance} for m in matches]
+        if error is not None:
+            findings["error"] = getattr(error, "reason", type(error).__name__)
+            findings["error_detail"] = str(error)
+        audit_id = await self.store.add_audit(
+            platform=event.chat.platform,
+            chat_id=event.chat.chat_id,
+            message_id=event.message_id,
+            sender_id=None if clean else event.sender.user_id,
+            sender_name=None if clean else event.sender.display_name,
+            kind="scan",
+            label=label if error is None else "unscannable",
+            findings=findings,
+            hashes=hashes,
+            decision=decision.verdict,
+            actions={"sender_action": decision.sender_action, "reason": decision.reason},
+            actor=None,
+            dry_run=decision.dry_run,
+        )
+        await self.store.set_state(key, str(audit_id))
+        return audit_id

@@ -1,0 +1,168 @@
+"""What happens to one posted image: fetch, scan, match lists, decide, act, alert, record.
+
+Every step is safe to repeat: the work item stays pending in the store until the end, and a
+run that was cut short (crash, restart) is replayed from the start. Actions are recorded
+before they are attempted and skipped when already done; alerts are sent once per admin per
+finding; the audit record of a work item is reused on replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
+
+from bot.events import MediaPosted
+from bot.lists import ListMatch
+from bot.platforms.errors import (
+    MediaTooLarge,
+    PlatformError,
+    RetryLater,
+    Transient,
+)
+from bot.policy import ASK, DELETE, Decision, Evidence, GroupSettings, decide
+from detectors.errors import MediaError
+from detectors.scanner import Scan
+from detectors.verdict import CLEAN, judge_frames
+
+if TYPE_CHECKING:
+    from bot.core import Core
+
+log = logging.getLogger("vigil.moderation")
+T = TypeVar("T")
+
+RETRIES = 6  # per platform call; with backoff this spans about a minute
+
+
+async def with_retries(what: str, call: Callable[[], Awaitable[T]], *, attempts: int = RETRIES) -> T:
+    """Retry rate limits (as long as the platform asks) and transient errors (with jittered backoff)."""
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            return await call()
+        except RetryLater as exc:
+            if attempt == attempts:
+                raise
+            log.warning("%s: rate limited, retrying in %.1f s", what, exc.retry_after)
+            await asyncio.sleep(exc.retry_after)
+        except Transient as exc:
+            if attempt == attempts:
+                raise
+            log.warning("%s: %s; retry %d in %.1f s", what, exc, attempt, delay)
+            await asyncio.sleep(delay * (0.75 + random.random() / 2))
+            delay = min(delay * 2, 15.0)
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one work item came to, for the alert and the audit."""
+
+    scan: Scan | None
+    error: MediaError | PlatformError | None
+    matches: tuple[ListMatch, ...]
+    label: str
+    decision: Decision
+    deleted: bool
+    delete_failure: str | None  # "too_old" | "no_right" | "error"
+    sender_action_done: str  # "none" | "muted" | "banned"
+    muted_until: datetime | None
+
+
+class Moderator:
+    def __init__(self, core: "Core") -> None:
+        self.core = core
+
+    async def handle(self, work_id: int, event: MediaPosted) -> None:
+        core = self.core
+        platform = core.platforms[event.chat.platform]
+        settings = await core.group_settings(event.chat)
+        if settings.mode == "off":
+            await core.store.finish_work(work_id)
+            return
+        scan, error = await self._scan(platform, event)
+        matches: tuple[ListMatch, ...] = ()
+        label = CLEAN
+        if scan is not None:
+            thresholds = core.scanner.thresholds.shifted(settings.threshold_shift())
+            label, _ = judge_frames(
+                [(((d.label, d.score) for d in f.detections), f.nsfw) for f in scan.frames], thresholds
+            )
+            list_ids = await core.list_ids_for(event.chat)
+            matches = tuple(
+                core.lists.match(
+                    list_ids,
+                    [f.hashes for f in scan.frames],
+                    distance=settings.hash_distance,
+                    min_quality=settings.pdq_min_quality,
+                )
+            )
+        allowed = any(m.kind == "allow" for m in matches)
+        blocks = [m for m in matches if m.kind == "block"]
+        evidence = Evidence(
+            label=label,
+            block_action=("delete" if any(m.action == "delete" for m in blocks) else "review") if blocks else None,
+            allowed=allowed,
+            unscannable=error is not None,
+        )
+        exempt = False
+        if evidence.label != CLEAN or blocks or error is not None:
+            exempt = await core.is_exempt(event.chat, event.sender.user_id)
+        decision = decide(evidence, settings, exempt=exempt)
+        audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision)
+        deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
+        outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until)
+        if decision.alert:
+            await core.notifier.alert_admins(event, outcome, settings, audit_id)
+        await core.store.finish_work(work_id)
+        log.info(
+            "chat %s message %s: %s -> %s%s",
+            event.chat.chat_id, event.message_id, label if error is None else "unscannable",
+            decision.verdict, " (dry run)" if decision.dry_run else "",
+        )
+
+    async def _scan(self, platform, event: MediaPosted) -> tuple[Scan | None, MediaError | PlatformError | None]:
+        core = self.core
+        limit = core.config.detectors.limits.max_bytes
+        try:
+            if event.media.size is not None and event.media.size > limit:
+                raise MediaTooLarge(event.media.size, limit)
+            data = await with_retries(
+                f"download in chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit)
+            )
+        except (MediaTooLarge, PlatformError) as exc:
+            log.warning("chat %s message %s: not downloaded: %s", event.chat.chat_id, event.message_id, exc)
+            return None, exc
+        try:
+            scan = await core.pipeline.run_cpu(core.scanner.scan, data, timeout=core.config.pipeline.scan_timeout)
+            return scan, None
+        except MediaError as exc:
+            log.warning("chat %s message %s: not checked: %s", event.chat.chat_id, event.message_id, exc.reason)
+            return None, exc
+        except asyncio.TimeoutError:
+            from detectors.errors import CorruptMedia
+
+            return None, CorruptMedia(f"the scan took longer than {core.config.pipeline.scan_timeout:.0f} s")
+        finally:
+            del data  # the image lives only as long as its scan
+
+    async def _act(self, platform, event: MediaPosted, decision: Decision, settings: GroupSettings, audit_id: int) -> tuple[bool, str | None, str, datetime | None]:
+        """Carry out the decision (or simulate it in dry-run); returns deleted, failure, sender action, until."""
+        core = self.core
+        actions = core.simulated if decision.dry_run else core.actions
+        deleted, failure, sanction, until = False, None, "none", None
+        if decision.verdict == DELETE:
+            result = await actions.delete(platform, event.chat.chat_id, event.message_id)
+            deleted, failure = result.done, result.failure
+            if decision.sender_action != "none":
+                done = await actions.sanction(platform, event.chat.chat_id, event.sender.user_id, event.message_id, settings)
+                if done.done:
+                    sanction, until = {"mute": "muted", "ban": "banned"}[decision.sender_action], done.until
+        if decision.verdict == ASK:
+            await core.store.open_review(audit_id, event.chat.platform, event.chat.chat_id, event.message_id)
+        if deleted and settings.neutral_notice and not decision.dry_run:
+            await core.notifier.neutral_notice(platform, event.chat, settings)
+        return deleted, failure, sanction, until

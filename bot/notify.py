@@ -1,0 +1,153 @@
+"""Telling admins: private alerts with buttons, the admin-log fallback, the owner's one-time hint.
+
+An alert never carries the image, a thumbnail or a link to it: only what was found, who,
+where, when, what Vigil did, and the guidance.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from bot.alerts import AlertFacts, Finding, button_labels, render_alert, render_unreachable_owner_hint
+from bot.events import ChatRef, MediaPosted
+from bot.platforms.base import Button, OutgoingMessage
+from bot.platforms.errors import PlatformError, Unreachable
+from bot.policy import ASK, DELETE, GroupSettings
+
+if TYPE_CHECKING:
+    from bot.core import Core
+    from bot.moderation import Outcome
+
+log = logging.getLogger("vigil.notify")
+
+
+def findings_of(outcome: "Outcome") -> tuple[Finding, ...]:
+    found: list[Finding] = []
+    if outcome.error is not None:
+        found.append(Finding("unscannable", detail=getattr(outcome.error, "reason", "error")))
+    for m in outcome.matches:
+        if m.kind == "block":
+            found.append(Finding("hash", label=m.list_name, distance=m.distance, algorithm=m.algorithm))
+    if outcome.scan is not None:
+        for h in outcome.scan.hits:
+            found.append(Finding("nudity", label=h.label, score=h.score))
+        nsfw = outcome.scan.nsfw
+        if nsfw is not None and outcome.label != "clean":
+            found.append(Finding("nsfw", score=nsfw))
+    return tuple(found)
+
+
+def outcome_word(outcome: "Outcome") -> str:
+    d = outcome.decision
+    if outcome.error is not None:
+        return "not_checked"
+    if d.verdict == DELETE:
+        return "deleted" if outcome.deleted else "delete_failed"
+    if d.verdict == ASK:
+        return "review"
+    return "reported"
+
+
+class Notifier:
+    def __init__(self, core: "Core") -> None:
+        self.core = core
+
+    def facts(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings) -> AlertFacts:
+        s = event.sender
+        return AlertFacts(
+            platform=event.chat.platform,
+            group_title=event.chat.title or event.chat.chat_id,
+            group_id=event.chat.chat_id,
+            message_id=event.message_id,
+            message_link=event.link,
+            sender_name=s.display_name or s.user_id,
+            sender_username=s.username,
+            sender_id=s.user_id,
+            posted_at=event.posted_at,
+            findings=findings_of(outcome),
+            outcome=outcome_word(outcome),
+            failure=outcome.delete_failure,
+            sender_action=outcome.sender_action_done,
+            muted_until=outcome.muted_until,
+            dry_run=outcome.decision.dry_run,
+            region=settings.region,
+        )
+
+    def buttons(self, translator, audit_id: int, outcome: "Outcome") -> tuple[tuple[Button, ...], ...]:
+        labels = button_labels(translator)
+        rows: list[tuple[Button, ...]] = []
+        if outcome.decision.verdict == ASK and not outcome.decision.dry_run:
+            rows.append((Button(labels["delete"], f"del:{audit_id}"), Button(labels["keep"], f"keep:{audit_id}")))
+        sanction = [Button(labels["ban"], f"ban:{audit_id}")]
+        if outcome.sender_action_done == "muted":
+            sanction.append(Button(labels["unrestrict"], f"unmute:{audit_id}"))
+        rows.append(tuple(sanction))
+        if outcome.error is None:
+            rows.append((Button(labels["false_positive"], f"fp:{audit_id}"),))
+        rows.append((Button(labels["export"], f"export:{audit_id}"),))
+        return tuple(rows)
+
+    async def alert_admins(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings, audit_id: int) -> int:
+        """Alert every reachable admin once; returns how many were alerted."""
+        core = self.core
+        platform = core.platforms[event.chat.platform]
+        admins = await core.admins(event.chat)
+        contacts = await core.store.contacts(event.chat.platform, sorted(admins))
+        already = {a.user_id for a in await core.store.alerts_for(audit_id)}
+        facts = self.facts(event, outcome, settings)
+        delivered = len(already & admins)
+        for contact in contacts:
+            if not contact.can_dm or contact.user_id in already or contact.user_id not in admins:
+                continue
+            translator = core.translator(contact.language or settings.language, settings.language)
+            rendered = render_alert(facts, translator, core.resources)
+            message = OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, audit_id, outcome))
+            try:
+                from bot.moderation import with_retries
+
+                sent = await with_retries(
+                    f"alert to admin {contact.user_id}", lambda: platform.send_private(contact.user_id, message)
+                )
+            except Unreachable:
+                await core.store.set_contact(event.chat.platform, contact.user_id, can_dm=False)
+                continue
+            except PlatformError as exc:
+                log.error("alert for chat %s to admin %s failed: %s", event.chat.chat_id, contact.user_id, exc)
+                continue
+            await core.store.record_alert(audit_id, event.chat.platform, contact.user_id, sent)
+            delivered += 1
+        if delivered == 0:
+            await self._fallback(platform, event.chat, facts, settings, audit_id, outcome)
+        return delivered
+
+    async def _fallback(self, platform, chat: ChatRef, facts: AlertFacts, settings: GroupSettings, audit_id: int, outcome) -> None:
+        """No admin can be reached privately: the admin log chat, and a one-time hint to the owner."""
+        core = self.core
+        translator = core.translator(settings.language, settings.language)
+        if settings.logchat:
+            rendered = render_alert(facts, translator, core.resources)
+            try:
+                await platform.send_chat(settings.logchat, OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, audit_id, outcome)))
+                await core.store.record_alert(audit_id, chat.platform, f"logchat:{settings.logchat}", None)
+                return
+            except PlatformError as exc:
+                log.error("admin log chat %s for chat %s failed: %s", settings.logchat, chat.chat_id, exc)
+        log.warning("chat %s: no admin can receive alerts privately", chat.chat_id)
+        if await core.store.owner_hint_sent(chat.platform, chat.chat_id):
+            return
+        hint = render_unreachable_owner_hint(translator, core.bot_username(chat.platform))
+        try:
+            # the hint is about starting the bot, never about the image
+            await platform.send_chat(chat.chat_id, OutgoingMessage(hint))
+            await core.store.mark_owner_hint_sent(chat.platform, chat.chat_id)
+        except PlatformError as exc:
+            log.error("owner hint in chat %s failed: %s", chat.chat_id, exc)
+
+    async def neutral_notice(self, platform, chat: ChatRef, settings: GroupSettings) -> None:
+        translator = self.core.translator(settings.language, settings.language)
+        try:
+            await platform.send_chat(chat.chat_id, OutgoingMessage(translator.gettext("An image was removed by Vigil.")))
+        except PlatformError as exc:
+            log.warning("neutral notice in chat %s failed: %s", chat.chat_id, exc)
+

@@ -1,0 +1,87 @@
+"""The decision for one scanned image: a pure function of what was found and the group's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+from bot.config import SENSITIVITIES, GroupDefaults
+from detectors.verdict import NUDITY, REVIEW
+
+ALLOW, ASK, DELETE, REPORT = "allow", "review", "delete", "report"
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    mode: str = "delete"  # delete | review | dryrun | off
+    sensitivity: str = "medium"  # low | medium | high | a number (a threshold shift)
+    action: str = "none"  # none | mute | ban
+    mute_duration: str = "24h"
+    language: str = "en"
+    region: str = "OTHER"
+    neutral_notice: bool = False
+    spare_exempt: bool = True
+    hash_distance: int = 31
+    pdq_min_quality: int = 50
+    logchat: str | None = None
+
+    @classmethod
+    def from_defaults(cls, d: GroupDefaults, stored: Mapping[str, object] | None = None) -> "GroupSettings":
+        base = cls(**{k: getattr(d, k) for k in GroupDefaults.__dataclass_fields__})
+        known = {k: v for k, v in (stored or {}).items() if k in cls.__dataclass_fields__}
+        return replace(base, **known)
+
+    def threshold_shift(self) -> float:
+        if self.sensitivity in SENSITIVITIES:
+            return SENSITIVITIES[self.sensitivity]
+        return float(self.sensitivity) - 0.5  # a number is the delete threshold around 0.5
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the detectors and lists found, reduced to what the policy needs."""
+
+    label: str  # clean | review | nudity, judged with the group's thresholds
+    block_action: str | None = None  # "delete" | "review" when a block list matched
+    allowed: bool = False  # an allow list matched: wins over everything
+    unscannable: bool = False  # the image could not be checked
+    derived: bool = False  # a manipulated copy of a protected photo
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str  # allow | review (ask admins, keep until decided) | delete | report (keep, tell admins)
+    sender_action: str = "none"  # none | mute | ban
+    dry_run: bool = False
+    reason: str = ""  # why, for the audit log
+
+    @property
+    def alert(self) -> bool:
+        return self.verdict != ALLOW
+
+
+def decide(evidence: Evidence, settings: GroupSettings, *, exempt: bool) -> Decision:
+    """Allow, ask the admins, delete (plus restrict or ban), or only report.
+
+    ``exempt``: the sender is an admin or exempted; their hits are reported, not acted on,
+    unless the group turned ``spare_exempt`` off.
+    """
+    if settings.mode == "off":
+        return Decision(ALLOW, reason="vigil is off in this group")
+    if evidence.allowed:
+        return Decision(ALLOW, reason="on the group's allow list")
+    dry = settings.mode == "dryrun"
+    if evidence.unscannable:
+        return Decision(REPORT, dry_run=dry, reason="could not be checked")
+    if evidence.block_action == "delete" or evidence.label == NUDITY:
+        verdict, reason = DELETE, "block list" if evidence.block_action == "delete" else "nudity"
+    elif evidence.block_action == "review" or evidence.label == REVIEW or evidence.derived:
+        verdict, reason = ASK, "review band" if evidence.label == REVIEW else "needs review"
+    else:
+        return Decision(ALLOW, reason="clean")
+    if settings.mode == "review" and verdict == DELETE:
+        verdict, reason = ASK, f"{reason}; the group asks admins first"
+    if exempt and settings.spare_exempt:
+        return Decision(REPORT, dry_run=dry, reason=f"{reason}; sender is an admin or exempt")
+    action = settings.action if verdict == DELETE else "none"
+    return Decision(verdict, sender_action=action, dry_run=dry, reason=reason)
