@@ -195,3 +195,35 @@ class Core:
         )
         await self.store.set_state(key, str(audit_id))
         return audit_id
+
+    # --- list entries ---------------------------------------------------------------------
+
+    async def add_entry_hashes(self, lst: Any, hashes: Mapping[str, Any], *, added_by: str, chat: ChatRef, note: str | None = None) -> int:
+        entry = await self.store.add_entry(
+            lst.id,
+            pdq=hashes.get("pdq"),
+            pdq_quality=hashes.get("pdq_quality"),
+            phash=hashes.get("phash"),
+            sha256=hashes.get("sha256"),
+            added_by=added_by,
+            source_platform=chat.platform,
+            source_chat=chat.chat_id,
+            note=note,
+        )
+        self.lists.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
+        self.lists.add(Entry(entry.id, lst.id, entry.pdq, entry.pdq_quality, entry.phash, entry.sha256))
+        return entry.id
+
+    async def add_entries(self, lst: Any, scan: Scan, *, added_by: str, chat: ChatRef, note: str | None = None) -> list[int]:
+        """One entry per distinct sampled frame (an animation is blocked by any of its frames)."""
+        ids, seen = [], set()
+        for frame in scan.frames:
+            h = frame.hashes
+            if h.pdq in seen:
+                continue
+            seen.add(h.pdq)
+            ids.append(await self.add_entry_hashes(
+                lst, {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "sha256": h.sha256},
+                added_by=added_by, chat=chat, note=note,
+            ))
+        return ids

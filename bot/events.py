@@ -92,6 +92,7 @@ class CommandIssued:
     args: tuple[str, ...]
     reply_to: MediaPosted | None = None  # the media message it answers, for /block and /allow
     reply_to_id: str | None = None  # the replied-to message id, media or not
+    reply_sender: UserRef | None = None  # who wrote the replied-to message
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class ButtonPressed:
     sender: UserRef
     data: str  # e.g. "ban:42"
     callback_id: str = ""
+    message_id: str = ""  # the message that carries the button
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,411 @@
+"""Admin commands and buttons, platform-neutral. The permission check comes before anything else."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from bot.config import ACTIONS, LANGUAGES, MODES, REGIONS, SENSITIVITIES, parse_duration
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued
+from bot.platforms.base import Button, OutgoingMessage
+from bot.platforms.errors import PlatformError, Unreachable
+from detectors.errors import MediaError
+
+if TYPE_CHECKING:
+    from bot.core import Core
+
+log = logging.getLogger("vigil.commands")
+
+SETTABLE = {"mode": MODES, "lang": LANGUAGES, "region": REGIONS}
+
+
+class Commands:
+    def __init__(self, core: "Core") -> None:
+        self.core = core
+
+    # --- plumbing -----------------------------------------------------------------
+
+    async def _say(self, chat: ChatRef, text: str) -> None:
+        try:
+            await self.core.platforms[chat.platform].send_chat(chat.chat_id, OutgoingMessage(text))
+        except PlatformError as exc:
+            log.warning("reply in chat %s failed: %s", chat.chat_id, exc)
+
+    async def _group_t(self, chat: ChatRef):
+        settings = await self.core.group_settings(chat)
+        return self.core.translator(settings.language, settings.language), settings
+
+    async def _audit_command(self, chat: ChatRef, actor: str, what: str, dry_run: bool = False) -> None:
+        await self.core.store.add_audit(
+            platform=chat.platform, chat_id=chat.chat_id, message_id=None, sender_id=None, sender_name=None,
+            kind="admin_command", label=what, findings={}, hashes={}, decision=None, actions={}, actor=actor, dry_run=dry_run,
+        )
+
+    # --- commands -------------------------------------------------------------------
+
+    async def handle(self, cmd: CommandIssued) -> None:
+        if cmd.private:
+            await self.private(cmd)
+            return
+        if cmd.verb not in ("vigil", "block", "allow"):
+            return
+        t, settings = await self._group_t(cmd.chat)
+        # fresh from the platform: a demoted admin loses control at once
+        if cmd.sender.user_id not in await self.core.admins(cmd.chat, fresh=True):
+            await self._say(cmd.chat, t.gettext("Only this group's admins can change Vigil's settings."))
+            log.info("chat %s: refused a command from non-admin %s", cmd.chat.chat_id, cmd.sender.user_id)
+            return
+        await self.core.store.upsert_group(cmd.chat.platform, cmd.chat.chat_id, cmd.chat.title)
+        if cmd.verb in ("block", "allow"):
+            await self.block_or_allow(cmd, cmd.verb, t)
+            return
+        verb, args = (cmd.args[0].lower(), cmd.args[1:]) if cmd.args else ("status", ())
+        handler = getattr(self, f"cmd_{verb}", None)
+        if handler is None:
+            await self._say(cmd.chat, t.gettext("Unknown command '{verb}'.").format(verb=verb) + "\n\n" + self.help_text(t))
+            return
+        await handler(cmd, list(args), t, settings)
+
+    async def _set(self, cmd: CommandIssued, changes: dict[str, Any], t, confirmation: str) -> None:
+        await self.core.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
+        await self._audit_command(cmd.chat, cmd.sender.user_id, "settings " + json.dumps(changes, sort_keys=True))
+        await self._say(cmd.chat, confirmation)
+
+    async def cmd_status(self, cmd, args, t, settings) -> None:
+        core = self.core
+        platform = core.platforms[cmd.chat.platform]
+        try:
+            rights = await platform.rights(cmd.chat.chat_id)
+            rights_text = ", ".join(
+                name for ok, name in (
+                    (rights.is_admin, t.gettext("admin")),
+                    (rights.can_delete, t.gettext("can delete messages")),
+                    (rights.can_restrict, t.gettext("can restrict members")),
+                ) if ok
+            ) or t.gettext("no admin rights: Vigil cannot see or delete images")
+        except PlatformError:
+            rights_text = t.gettext("unknown")
+        counts = await core.store.counts(cmd.chat.platform, cmd.chat.chat_id)
+        sizes = {lst.kind: core.lists.size(lst.id) for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id) if lst.scope == "group"}
+        action = settings.action + (f" {settings.mute_duration}" if settings.action == "mute" else "")
+        lines = [
+            t.gettext("Vigil in this group"),
+            t.gettext("Rights: {rights}").format(rights=rights_text),
+            t.gettext("Mode: {mode}").format(mode=settings.mode),
+            t.gettext("Sensitivity: {sensitivity}").format(sensitivity=settings.sensitivity),
+            t.gettext("Action on the sender: {action}").format(action=action),
+            t.gettext("Language: {lang}, region: {region}").format(lang=settings.language, region=settings.region),
+            t.gettext("Block list: {block} images; allow list: {allow} images").format(block=sizes.get("block", 0), allow=sizes.get("allow", 0)),
+            t.gettext("Images checked: {scans}; removed: {deleted}; sent to admins for review: {review}").format(
+                scans=counts.get("scans", 0), deleted=counts.get("deleted", 0), review=counts.get("review", 0)
+            ),
+        ]
+        await self._say(cmd.chat, "\n".join(lines))
+
+    async def cmd_mode(self, cmd, args, t, settings) -> None:
+        if len(args) != 1 or args[0] not in MODES:
+            await self._say(cmd.chat, t.gettext("Use: /vigil mode delete|review|dryrun|off"))
+            return
+        await self._set(cmd, {"mode": args[0]}, t, t.gettext("Mode set to {mode}.").format(mode=args[0]))
+
+    async def cmd_sensitivity(self, cmd, args, t, settings) -> None:
+        value = args[0].lower() if len(args) == 1 else ""
+        if value not in SENSITIVITIES:
+            try:
+                number = float(value)
+            except ValueError:
+                number = -1.0
+            if not 0.05 <= number <= 0.95:
+                await self._say(cmd.chat, t.gettext("Use: /vigil sensitivity low|medium|high, or a number from 0.05 to 0.95"))
+                return
+            value = f"{number:.2f}"
+        await self._set(cmd, {"sensitivity": value}, t, t.gettext("Sensitivity set to {value}.").format(value=value))
+
+    async def cmd_action(self, cmd, args, t, settings) -> None:
+        if not args or args[0] not in ACTIONS or (args[0] == "mute" and len(args) != 2) or (args[0] != "mute" and len(args) != 1):
+            await self._say(cmd.chat, t.gettext("Use: /vigil action none|mute DURATION|ban (a duration is like 30m, 12h or 7d)"))
+            return
+        changes: dict[str, Any] = {"action": args[0]}
+        if args[0] == "mute":
+            try:
+                parse_duration(args[1])
+            except ValueError:
+                await self._say(cmd.chat, t.gettext("'{value}' is not a duration: use a number and a unit, like 30m, 12h or 7d.").format(value=args[1]))
+                return
+            changes["mute_duration"] = args[1]
+        await self._set(cmd, changes, t, t.gettext("Action on the sender set to {action}.").format(action=" ".join(args)))
+
+    async def cmd_lang(self, cmd, args, t, settings) -> None:
+        if len(args) != 1 or args[0].lower() not in LANGUAGES:
+            await self._say(cmd.chat, t.gettext("Use: /vigil lang en|es"))
+            return
+        lang = args[0].lower()
+        t2 = self.core.translator(lang, lang)
+        await self._set(cmd, {"language": lang}, t2, t2.gettext("Language set to {lang}.").format(lang=lang))
+
+    async def cmd_region(self, cmd, args, t, settings) -> None:
+        if len(args) != 1 or args[0].upper() not in REGIONS:
+            await self._say(cmd.chat, t.gettext("Use: /vigil region ES|GB|US|EU|OTHER"))
+            return
+        await self._set(cmd, {"region": args[0].upper()}, t, t.gettext("Region set to {region}.").format(region=args[0].upper()))
+
+    def _target(self, cmd: CommandIssued, args: list[str]) -> str | None:
+        if cmd.reply_sender is not None:
+            return cmd.reply_sender.user_id
+        if args and args[0].lstrip("-").isdigit():
+            return args[0]
+        if args and args[0].startswith("@") and ":" in args[0]:  # a Matrix user id
+            return args[0]
+        return None
+
+    async def cmd_exempt(self, cmd, args, t, settings) -> None:
+        user = self._target(cmd, args)
+        if user is None:
+            await self._say(cmd.chat, t.gettext("Reply to a message of the member with /vigil exempt, or give their numeric id."))
+            return
+        await self.core.store.add_exemption(cmd.chat.platform, cmd.chat.chat_id, user)
+        await self._audit_command(cmd.chat, cmd.sender.user_id, f"exempt {user}")
+        await self._say(cmd.chat, t.gettext("Member {user} is exempt: their images are still checked, and hits are reported to admins instead of deleted.").format(user=user))
+
+    async def cmd_unexempt(self, cmd, args, t, settings) -> None:
+        user = self._target(cmd, args)
+        if user is None:
+            await self._say(cmd.chat, t.gettext("Reply to a message of the member with /vigil unexempt, or give their numeric id."))
+            return
+        await self.core.store.remove_exemption(cmd.chat.platform, cmd.chat.chat_id, user)
+        await self._audit_command(cmd.chat, cmd.sender.user_id, f"unexempt {user}")
+        await self._say(cmd.chat, t.gettext("Member {user} is no longer exempt.").format(user=user))
+
+    async def cmd_logchat(self, cmd, args, t, settings) -> None:
+        """Typed in the admins' own chat with a group's id: that group's alerts also go here."""
+        if len(args) != 1:
+            await self._say(cmd.chat, t.gettext("To send this group's alerts to a private admin chat, add Vigil to that chat and type there: /vigil logchat {chat_id}").format(chat_id=cmd.chat.chat_id))
+            return
+        group = ChatRef(cmd.chat.platform, args[0])
+        try:
+            admins = await self.core.admins(group, fresh=True)
+        except PlatformError:
+            admins = frozenset()
+        if cmd.sender.user_id not in admins:
+            await self._say(cmd.chat, t.gettext("Only this group's admins can change Vigil's settings."))
+            return
+        await self.core.store.update_settings(group.platform, group.chat_id, {"logchat": cmd.chat.chat_id})
+        await self._audit_command(group, cmd.sender.user_id, f"logchat {cmd.chat.chat_id}")
+        await self._say(cmd.chat, t.gettext("This chat now receives Vigil's alerts for group {group} when no admin can be reached privately.").format(group=group.chat_id))
+
+    async def cmd_export(self, cmd, args, t, settings) -> None:
+        await self.export(cmd.chat, cmd.sender.user_id, None, t)
+
+    async def cmd_help(self, cmd, args, t, settings) -> None:
+        await self._say(cmd.chat, self.help_text(t))
+
+    def help_text(self, t) -> str:
+        return "\n".join([
+            t.gettext("Vigil checks every image posted here and removes nude and known harmful images. Admins only:"),
+            t.gettext("/vigil status - rights, settings and counts"),
+            t.gettext("/vigil mode delete|review|dryrun|off"),
+            t.gettext("/vigil sensitivity low|medium|high"),
+            t.gettext("/vigil action none|mute 24h|ban - what happens to the sender"),
+            t.gettext("/block (reply to an image) - remove it and block copies of it"),
+            t.gettext("/allow (reply to an image) - never act on this image again"),
+            t.gettext("/vigil lang en|es, /vigil region ES|GB|US|EU|OTHER"),
+            t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
+            t.gettext("/vigil logchat, /vigil export, /vigil help"),
+            t.gettext("Alerts come in a private chat: each admin should open a chat with the bot and press Start."),
+        ])
+
+    async def block_or_allow(self, cmd: CommandIssued, verb: str, t) -> None:
+        core = self.core
+        if cmd.reply_to is None:
+            await self._say(cmd.chat, t.gettext("Reply to an image with /{verb}.").format(verb=verb))
+            return
+        platform = core.platforms[cmd.chat.platform]
+        try:
+            data = await platform.fetch_media(cmd.reply_to, core.config.detectors.limits.max_bytes)
+            scan = await core.pipeline.run_cpu(core.scanner.scan, data, timeout=core.config.pipeline.scan_timeout)
+        except (PlatformError, MediaError) as exc:
+            await self._say(cmd.chat, t.gettext("Vigil could not read that image: {reason}").format(reason=str(exc)))
+            return
+        finally:
+            data = b""  # the bytes live only as long as the hashing
+        kind = "block" if verb == "block" else "allow"
+        lst = await core.store.group_list(cmd.chat.platform, cmd.chat.chat_id, kind)
+        await core.add_entries(lst, scan, added_by=cmd.sender.user_id, chat=cmd.chat)
+        await self._audit_command(cmd.chat, cmd.sender.user_id, f"{verb} message {cmd.reply_to.message_id}")
+        if kind == "block":
+            result = await core.actions.delete(platform, cmd.chat.chat_id, cmd.reply_to.message_id)
+            text = t.gettext("Image removed and added to this group's block list: copies of it will be removed too.") if result.done else t.gettext("Added to the block list, but Vigil could not delete the message: please delete it by hand.")
+        else:
+            text = t.gettext("Image added to this group's allow list: Vigil will not act on it again.")
+        await self._say(cmd.chat, text)
+
+    # --- private chat ------------------------------------------------------------------
+
+    async def private(self, cmd: CommandIssued) -> None:
+        core = self.core
+        t = core.translator(cmd.sender.language)
+        if cmd.verb == "start":
+            await core.private_started(cmd.sender)
+            await self._say(cmd.chat, t.gettext("Vigil will send you its alerts here for the groups where you are an admin. Nothing in them shows the images.") + "\n\n" + t.gettext("/groups - your groups and their settings\n/help - what Vigil does"))
+        elif cmd.verb == "groups":
+            await self.groups(cmd, t)
+        elif cmd.verb in ("help", "vigil"):
+            await self._say(cmd.chat, self.help_text(t))
+
+    async def groups(self, cmd: CommandIssued, t) -> None:
+        core = self.core
+        rows: list[tuple[Button, ...]] = []
+        lines: list[str] = []
+        for group in await core.store.list_groups(cmd.chat.platform):
+            chat = ChatRef(group.platform, group.chat_id, group.title)
+            try:
+                if cmd.sender.user_id not in await core.admins(chat):
+                    continue
+            except PlatformError:
+                continue
+            s = await core.group_settings(chat)
+            lines.append(t.gettext("{title}: mode {mode}, sensitivity {sensitivity}").format(title=group.title or group.chat_id, mode=s.mode, sensitivity=s.sensitivity))
+            rows.append(tuple(Button(f"{(group.title or group.chat_id)[:16]}: {m}", f"set:{group.chat_id}:mode:{m}") for m in MODES if m != s.mode))
+        text = "\n".join(lines) if lines else t.gettext("You are not an admin of any group that Vigil protects.")
+        await core.platforms[cmd.chat.platform].send_chat(cmd.chat.chat_id, OutgoingMessage(text, buttons=tuple(rows)))
+
+    # --- buttons -------------------------------------------------------------------------
+
+    async def button(self, press: ButtonPressed) -> None:
+        core = self.core
+        platform = core.platforms[press.chat.platform]
+        t = core.translator(press.sender.language)
+        verb, _, rest = press.data.partition(":")
+        if verb == "set":
+            chat_id, key, value = (rest.split(":", 2) + ["", ""])[:3]
+            group = ChatRef(press.chat.platform, chat_id)
+            if press.sender.user_id not in await core.admins(group, fresh=True):
+                await platform.answer(press, t.gettext("Only this group's admins can change Vigil's settings."))
+                return
+            if key not in SETTABLE or value not in SETTABLE[key]:
+                await platform.answer(press, t.gettext("That button is out of date."))
+                return
+            await core.store.update_settings(group.platform, group.chat_id, {"mode" if key == "mode" else key: value})
+            await self._audit_command(group, press.sender.user_id, f"settings {key}={value}")
+            await platform.answer(press, t.gettext("Mode set to {mode}.").format(mode=value))
+            return
+        try:
+            record = await core.store.audit_record(int(rest))
+        except ValueError:
+            record = None
+        if record is None:
+            await platform.answer(press, t.gettext("That button is out of date."))
+            return
+        group = ChatRef(record.platform, record.chat_id)
+        if press.sender.user_id not in await core.admins(group, fresh=True):
+            await platform.answer(press, t.gettext("Only this group's admins can change Vigil's settings."))
+            return
+        text = await self._button_action(verb, record, group, press, t)
+        await self._audit_command(group, press.sender.user_id, f"button {verb} on record {record.id}")
+        await platform.answer(press, text)
+
+    async def _button_action(self, verb: str, record: Any, group: ChatRef, press: ButtonPressed, t) -> str:
+        core = self.core
+        platform = core.platforms[group.platform]
+        if verb in ("del", "keep"):
+            review = await core.store.get_review(record.id)
+            if review is None or review.state != "open":
+                return t.gettext("Another admin already decided.")
+            if verb == "del":
+                result = await core.actions.delete(platform, group.chat_id, record.message_id)
+                if not result.done:
+                    return t.gettext("Vigil could not delete the message: please delete it by hand.")
+                await core.store.decide_review(review.id, "deleted", press.sender.user_id)
+                return t.gettext("Deleted.")
+            await core.store.decide_review(review.id, "kept", press.sender.user_id)
+            return t.gettext("Kept.")
+        if verb == "ban" and record.sender_id:
+            result = await core.actions.ban(platform, group.chat_id, record.sender_id, record.message_id)
+            return t.gettext("The sender was banned.") if result.done else t.gettext("Vigil could not ban the sender: check its rights.")
+        if verb == "unmute" and record.sender_id:
+            try:
+                await platform.unrestrict(group.chat_id, record.sender_id)
+            except PlatformError:
+                return t.gettext("Vigil could not lift the restriction: check its rights.")
+            return t.gettext("The restriction was lifted.")
+        if verb == "fp":
+            hashes = record.hashes or {}
+            if not hashes:
+                return t.gettext("There is nothing to add for this record.")
+            lst = await core.store.group_list(group.platform, group.chat_id, "allow")
+            await core.add_entry_hashes(lst, hashes, added_by=press.sender.user_id, chat=group, note=f"false positive, record {record.id}")
+            return t.gettext("Marked as a false positive: this image is on the group's allow list now.")
+        if verb == "export":
+            return await self.export(group, press.sender.user_id, record.id, t, reply=False)
+        return t.gettext("That button is out of date.")
+
+    async def export(self, group: ChatRef, user_id: str, record_id: int | None, t, *, reply: bool = True) -> str:
+        """The evidence records as a JSON file, sent privately: ids, times, findings and hashes only."""
+        core = self.core
+        records = [await core.store.audit_record(record_id)] if record_id else await core.store.audit_for_group(group.platform, group.chat_id)
+        items = [evidence_record(r) for r in records if r is not None and r.kind == "scan" and r.label != "clean"]
+        doc = {
+            "exported_at": datetime.now(timezone.utc).isoformat(),
+            "platform": group.platform,
+            "group": group.chat_id,
+            "note": "Evidence records kept by Vigil: identifiers, times, findings and hashes. No image is kept or included.",
+            "records": items,
+        }
+        data = json.dumps(doc, indent=2, ensure_ascii=False).encode()
+        name = f"vigil-evidence-{group.chat_id}{'-' + str(record_id) if record_id else ''}.json"
+        try:
+            await core.platforms[group.platform].send_file(user_id, name, data, t.gettext("Vigil evidence records ({count})").format(count=len(items)))
+            text = t.gettext("The evidence records were sent to you privately.")
+        except Unreachable:
+            text = t.gettext("Open a private chat with the bot and press Start, then ask again.")
+        await core.store.add_audit(platform=group.platform, chat_id=group.chat_id, message_id=None, sender_id=None, sender_name=None, kind="admin_command", label="export", findings={"records": len(items)}, hashes={}, decision=None, actions={}, actor=user_id, dry_run=False)
+        if reply:
+            await self._say(group, text)
+        return text
+
+    # --- membership -------------------------------------------------------------------------
+
+    async def bot_added(self, event: BotAdded) -> None:
+        core = self.core
+        await core.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
+        core.forget_admins(event.chat)
+        t, settings = await self._group_t(event.chat)
+        missing = []
+        if not event.is_admin:
+            missing.append(t.gettext("make Vigil an admin (as a plain member it cannot see the images posted in the group)"))
+        if not event.can_delete:
+            missing.append(t.gettext("the right to delete messages"))
+        if settings.action != "none" and not event.can_restrict:
+            missing.append(t.gettext("the right to ban or restrict members"))
+        if not missing:
+            return
+        text = t.gettext("Vigil needs more rights in {group} to protect it:").format(group=event.chat.title or event.chat.chat_id)
+        text += "\n- " + "\n- ".join(missing) + "\n" + t.gettext("Open the group's settings, Administrators, choose Vigil and turn these on.")
+        platform = core.platforms[event.chat.platform]
+        if event.by is not None:
+            if event.by.language:
+                t = core.translator(event.by.language, settings.language)
+            try:
+                await platform.send_private(event.by.user_id, OutgoingMessage(text))
+                return
+            except PlatformError:
+                pass
+        await self._say(event.chat, text)
+
+
+def evidence_record(r: Any) -> dict:
+    return {
+        "record": r.id,
+        "at": r.at,
+        "message_id": r.message_id,
+        "sender_id": r.sender_id,
+        "sender_name": r.sender_name,
+        "label": r.label,
+        "findings": r.findings,
+        "hashes": r.hashes,
+        "decision": r.decision,
+        "actions": r.actions,
+        "dry_run": r.dry_run,
+    }
