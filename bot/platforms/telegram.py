@@ -1,0 +1,362 @@
+"""The Telegram adapter, on python-telegram-bot's Bot object with Vigil's own polling loop.
+
+PTB's Updater confirms a batch of updates to Telegram before any handler has run, so a crash
+at that moment would lose them. Vigil instead records each update's work durably in its store
+and only then moves the offset on (which is what confirms the update to Telegram).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import PurePath
+from typing import Any
+
+from telegram import Bot, ChatPermissions, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.request import HTTPXRequest
+
+from bot.config import TelegramConfig
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, MediaRef, UserRef
+from bot.platforms.base import OutgoingMessage, Rights
+from bot.platforms.errors import (
+    MediaTooLarge,
+    MessageGone,
+    MessageTooOld,
+    MissingRight,
+    PlatformError,
+    RetryLater,
+    Transient,
+    Unreachable,
+)
+
+log = logging.getLogger("vigil.telegram")
+
+NAME = "telegram"
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".mp4", ".webm", ".mov"}
+OFFSET_KEY = "telegram:offset"
+
+
+def _retry_after(exc: RetryAfter) -> float:
+    value: Any = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def translate_error(exc: TelegramError, what: str) -> PlatformError:
+    """PTB's errors, mapped onto the ones the core understands."""
+    text = str(exc).lower()
+    if isinstance(exc, RetryAfter):
+        return RetryLater(_retry_after(exc), what)
+    if isinstance(exc, BadRequest):
+        if "not found" in text and "message" in text:
+            return MessageGone(f"{what}: {exc}")
+        if "for everyone" in text:
+            return MessageTooOld(f"({what})")
+        if "can't be deleted" in text or "not enough rights" in text or "rights" in text:
+            return MissingRight("delete messages" if "delet" in what else what, str(exc))
+        if "file is too big" in text:
+            return MediaTooLarge(0, 20 * 1024 * 1024)
+        if "chat not found" in text or "user not found" in text:
+            return Unreachable(f"{what}: {exc}")
+        return PlatformError(f"{what}: {exc}")
+    if isinstance(exc, Forbidden):
+        return Unreachable(f"{what}: {exc}") if "user" in text or "initiate" in text or "blocked" in text else MissingRight(what, str(exc))
+    if isinstance(exc, InvalidToken):
+        return PlatformError(f"{what}: the Telegram token was refused; check VIGIL_TELEGRAM_TOKEN")
+    if isinstance(exc, (TimedOut, NetworkError)):
+        return Transient(f"{what}: {exc}")
+    return PlatformError(f"{what}: {exc}")
+
+
+def media_of(message: Message) -> MediaRef | None:
+    """The image or video a message carries, in the forms a member can post; None for anything else."""
+    if message.photo:
+        largest = max(message.photo, key=lambda p: p.width * p.height)
+        return MediaRef("photo", largest.file_id, largest.file_size, "image/jpeg")
+    if message.sticker:
+        s = message.sticker
+        if s.is_animated:
+            return None  # Lottie vector animations (.tgs) have no pixels to check
+        if s.is_video:
+            return MediaRef("video_sticker", s.file_id, s.file_size, "video/webm")
+        return MediaRef("sticker", s.file_id, s.file_size, "image/webp")
+    if message.animation:
+        a = message.animation
+        return MediaRef("animation", a.file_id, a.file_size, a.mime_type or "video/mp4")
+    if message.video:
+        v = message.video
+        return MediaRef("video", v.file_id, v.file_size, v.mime_type or "video/mp4")
+    if message.video_note:
+        v = message.video_note
+        return MediaRef("video", v.file_id, v.file_size, "video/mp4")
+    if message.document:
+        d = message.document
+        mime = (d.mime_type or "").lower()
+        suffix = PurePath(d.file_name or "").suffix.lower()
+        if mime.startswith(("image/", "video/")) or suffix in MEDIA_SUFFIXES:
+            return MediaRef("document", d.file_id, d.file_size, d.mime_type)
+    return None
+
+
+def user_of(u: Any) -> UserRef:
+    name = " ".join(x for x in (u.first_name, u.last_name) if x)
+    return UserRef(NAME, str(u.id), name, u.username, u.language_code)
+
+
+def chat_of(c: Any) -> ChatRef:
+    return ChatRef(NAME, str(c.id), c.title or c.full_name or "")
+
+
+def parse_command(message: Message, bot_username: str) -> tuple[str, tuple[str, ...]] | None:
+    text = message.text or message.caption or ""
+    if not text.startswith(("/", "!")):
+        return None
+    head, *args = text.split()
+    verb = head[1:]
+    if "@" in verb:
+        verb, _, target = verb.partition("@")
+        if bot_username and target.lower() != bot_username.lower():
+            return None  # a command for another bot
+    return verb.lower(), tuple(args)
+
+
+class TelegramPlatform:
+    name = NAME
+
+    def __init__(self, config: TelegramConfig, store: Any) -> None:
+        self.config = config
+        self.store = store
+        self.bot = Bot(
+            config.token,
+            base_url=config.base_url,
+            base_file_url=config.base_file_url,
+            request=HTTPXRequest(connection_pool_size=32, read_timeout=20, write_timeout=20, connect_timeout=10),
+            get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=config.poll_timeout + 15),
+        )
+        self.username = ""
+        self.core: Any = None
+        self._poller: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = asyncio.Event()
+        self.connected = False
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def start(self, core: Any) -> None:
+        self.core = core
+        await self.bot.initialize()  # getMe: fails fast on a wrong token
+        self.username = self.bot.username or ""
+        await self._call("deleteWebhook", self.bot.delete_webhook())
+        self._stopping.clear()
+        self._poller = asyncio.create_task(self._poll(), name="vigil-telegram-poll")
+        log.info("telegram: polling as @%s", self.username)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+        await self.bot.shutdown()
+        self.connected = False
+
+    async def _poll(self) -> None:
+        offset = int(await self.store.get_state(OFFSET_KEY) or 0)
+        backoff = 1.0
+        while not self._stopping.is_set():
+            try:
+                raw = await self.bot.do_api_request(
+                    "getUpdates",
+                    api_kwargs={"offset": offset, "timeout": self.config.poll_timeout, "allowed_updates": ALLOWED_UPDATES},
+                    read_timeout=self.config.poll_timeout + 15,
+                )
+                self.connected, backoff = True, 1.0
+            except RetryAfter as exc:
+                await asyncio.sleep(_retry_after(exc))
+                continue
+            except (TimedOut, NetworkError, TelegramError) as exc:
+                self.connected = False
+                log.warning("telegram: getUpdates failed (%s); retrying in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
+            for item in raw or []:
+                update_id = int(item.get("update_id", offset)) if isinstance(item, dict) else offset
+                try:
+                    update = Update.de_json(item, self.bot)
+                except Exception as exc:  # a malformed update must not stall polling
+                    log.error("telegram: skipping malformed update %s: %s", update_id, type(exc).__name__)
+                    update = None
+                if update is not None:
+                    # raises if the work cannot be recorded: the offset then stays and Telegram resends
+                    await self.dispatch(update)
+                offset = update_id + 1
+                await self.store.set_state(OFFSET_KEY, str(offset))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("telegram: a command or button handler failed", exc_info=task.exception())
+
+    # --- updates -> events ---------------------------------------------------------------
+
+    async def dispatch(self, update: Update) -> None:
+        if update.my_chat_member is not None:
+            m = update.my_chat_member
+            if m.chat.type in ("group", "supergroup") and m.new_chat_member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER):
+                new = m.new_chat_member
+                is_admin = new.status == ChatMemberStatus.ADMINISTRATOR
+                self._spawn(self.core.bot_added(BotAdded(
+                    chat_of(m.chat), user_of(m.from_user) if m.from_user else None,
+                    can_delete=bool(getattr(new, "can_delete_messages", False)),
+                    can_restrict=bool(getattr(new, "can_restrict_members", False)),
+                    is_admin=is_admin,
+                )))
+            return
+        if update.callback_query is not None:
+            q = update.callback_query
+            chat = chat_of(q.message.chat) if q.message else ChatRef(NAME, str(q.from_user.id))
+            self._spawn(self.core.button(ButtonPressed(
+                chat, user_of(q.from_user), q.data or "", q.id, str(q.message.message_id) if q.message else ""
+            )))
+            return
+        message = update.message or update.edited_message
+        if message is None or message.from_user is None or message.chat.type == "channel":
+            return
+        private = message.chat.type == "private"
+        command = parse_command(message, self.username)
+        if command is not None:
+            reply = message.reply_to_message
+            self._spawn(self.core.command(CommandIssued(
+                chat=chat_of(message.chat),
+                message_id=str(message.message_id),
+                sender=user_of(message.from_user),
+                private=private,
+                verb=command[0],
+                args=command[1],
+                reply_to=self._posted(reply) if reply is not None else None,
+                reply_to_id=str(reply.message_id) if reply is not None else None,
+                reply_sender=user_of(reply.from_user) if reply is not None and reply.from_user else None,
+            )))
+            if media_of(message) is None:
+                return
+        if private:
+            return
+        event = self._posted(message, edited=update.edited_message is not None)
+        if event is not None:
+            await self.core.submit(event)
+
+    def _posted(self, message: Message, *, edited: bool = False) -> MediaPosted | None:
+        media = media_of(message)
+        if media is None or message.from_user is None:
+            return None
+        revision = int(message.edit_date.timestamp()) if edited and message.edit_date else 0
+        return MediaPosted(
+            chat=chat_of(message.chat),
+            message_id=str(message.message_id),
+            sender=user_of(message.from_user),
+            posted_at=message.date.astimezone(timezone.utc),
+            media=media,
+            revision=revision,
+            link=None,  # a message link would lead to the image: alerts carry ids instead
+        )
+
+    # --- calls ---------------------------------------------------------------------------
+
+    async def _call(self, what: str, coro: Any) -> Any:
+        try:
+            return await coro
+        except TelegramError as exc:
+            raise translate_error(exc, what) from None
+
+    async def fetch_media(self, event: MediaPosted, max_bytes: int) -> bytes:
+        if event.media.size is not None and event.media.size > max_bytes:
+            raise MediaTooLarge(event.media.size, max_bytes)
+        file = await self._call("getFile", self.bot.get_file(event.media.file_id))
+        if file.file_size is not None and file.file_size > max_bytes:
+            raise MediaTooLarge(file.file_size, max_bytes)
+        data = await self._call("download", file.download_as_bytearray())
+        if len(data) > max_bytes:
+            raise MediaTooLarge(len(data), max_bytes)
+        return bytes(data)
+
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        await self._call("delete message", self.bot.delete_message(int(chat_id), int(message_id)))
+
+    async def restrict(self, chat_id: str, user_id: str, until: datetime) -> None:
+        await self._call(
+            "restrict members",
+            self.bot.restrict_chat_member(int(chat_id), int(user_id), ChatPermissions.no_permissions(), until_date=until),
+        )
+
+    async def unrestrict(self, chat_id: str, user_id: str) -> None:
+        chat = await self._call("getChat", self.bot.get_chat(int(chat_id)))
+        permissions = chat.permissions or ChatPermissions.all_permissions()
+        await self._call("restrict members", self.bot.restrict_chat_member(int(chat_id), int(user_id), permissions))
+
+    async def ban(self, chat_id: str, user_id: str) -> None:
+        await self._call("ban members", self.bot.ban_chat_member(int(chat_id), int(user_id)))
+
+    def _markup(self, message: OutgoingMessage) -> InlineKeyboardMarkup | None:
+        if not message.buttons:
+            return None
+        return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in message.buttons])
+
+    async def _send(self, chat_id: str, message: OutgoingMessage) -> str:
+        sent = await self._call(
+            "send message",
+            self.bot.send_message(
+                int(chat_id),
+                message.html if message.html is not None else html.escape(message.text),
+                parse_mode=ParseMode.HTML,
+                reply_markup=self._markup(message),
+                disable_web_page_preview=True,
+            ),
+        )
+        return str(sent.message_id)
+
+    async def send_private(self, user_id: str, message: OutgoingMessage) -> str:
+        try:
+            return await self._send(user_id, message)
+        except MissingRight as exc:  # Forbidden for a user means: never started, or blocked the bot
+            raise Unreachable(str(exc)) from None
+
+    async def send_chat(self, chat_id: str, message: OutgoingMessage) -> str:
+        return await self._send(chat_id, message)
+
+    async def send_file(self, user_id: str, filename: str, data: bytes, caption: str) -> None:
+        try:
+            await self._call("send document", self.bot.send_document(int(user_id), InputFile(data, filename=filename), caption=caption))
+        except MissingRight as exc:
+            raise Unreachable(str(exc)) from None
+
+    async def admins(self, chat_id: str) -> frozenset[str]:
+        members = await self._call("getChatAdministrators", self.bot.get_chat_administrators(int(chat_id)))
+        return frozenset(str(m.user.id) for m in members if not m.user.is_bot)
+
+    async def owner(self, chat_id: str) -> str | None:
+        members = await self._call("getChatAdministrators", self.bot.get_chat_administrators(int(chat_id)))
+        return next((str(m.user.id) for m in members if m.status == ChatMemberStatus.OWNER), None)
+
+    async def rights(self, chat_id: str) -> Rights:
+        me = await self._call("getChatMember", self.bot.get_chat_member(int(chat_id), self.bot.id))
+        is_admin = me.status == ChatMemberStatus.ADMINISTRATOR
+        return Rights(is_admin, bool(getattr(me, "can_delete_messages", False)), bool(getattr(me, "can_restrict_members", False)))
+
+    async def answer(self, press: ButtonPressed, text: str) -> None:
+        try:
+            await self._call("answer button", self.bot.answer_callback_query(press.callback_id, text=text[:200]))
+        except PlatformError as exc:
+            log.warning("telegram: answering a button failed: %s", exc)
+        if len(text) > 200:
+            await self.send_private(press.sender.user_id, OutgoingMessage(text))
