@@ -1,0 +1,22 @@
+"""`vigil run --config FILE`: the bot itself."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the bot", description="Run Vigil on the platforms enabled in the config.")
+    p.add_argument("--config", type=Path, metavar="FILE", help="the config file (see config.example.toml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.app import run as run_app, setup_logging
+    from bot.config import load_config
+
+    config = load_config(args.config)
+    setup_logging(config)
+    return asyncio.run(run_app(config))
