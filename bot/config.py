@@ -148,6 +148,16 @@ def _duration(v: str) -> str | None:
     return None
 
 
+def _timezone(v: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"'{v}' is not a time zone name such as UTC or Europe/Madrid"
+    return None
+
+
 def _model(t: _Table) -> ModelSource:
     path = t.get("path", str, "")
     sha = t.get("sha256", str, "", lambda v: None if not v or re.fullmatch(r"[0-9a-fA-F]{64}", v) else "not 64 hex digits")
@@ -262,7 +272,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         data_dir=Path(v.get("data_dir", str, "data")).expanduser(),
         log_format=v.choice("log_format", LOG_FORMATS, "text"),
         log_level=v.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
-        timezone=v.get("timezone", str, "UTC"),
+        timezone=v.get("timezone", str, "UTC", _timezone),
         detectors=_detectors(root),
         pipeline=_pipeline(root),
         groups=_groups(root),
