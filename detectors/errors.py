@@ -104,3 +104,28 @@ class ConfigError(VigilError):
     def __init__(self, key: str, problem: str, fix: str) -> None:
         self.key, self.problem, self.fix = key, problem, fix
         super().__init__(f"config key '{key}': {problem}. Fix: {fix}")
+
+
+# --- hash index ------------------------------------------------------------------
+
+
+class BadHash(VigilError, ValueError):
+    """A hash or code array of the wrong form for a ``HammingIndex``."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"bad hash: {detail}")
+
+
+class BadEntryIds(VigilError, ValueError):
+    """Entry ids for a ``HammingIndex`` that are not unique integers, one per code."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"bad entry ids: {detail}")
+
+
+class BadRadius(VigilError, ValueError):
+    def __init__(self, radius: object) -> None:
+        super().__init__(
+            f"bad search radius {radius!r}: give a whole number of bits, 0 or more "
+            f"(PDQ lists usually match at 31 or less)"
+        )
