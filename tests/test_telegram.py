@@ -1,0 +1,262 @@
+"""Telegram moderation end to end: the real python-telegram-bot against the Bot API emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from tests.support.botapi import BotApiEmulator
+from tests.support.detector_images import file_images
+from tests.support.imagegen import animated_gif_bytes, mp4_bytes
+from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.vigil_harness import TOKEN, VigilProcess, jpeg, running_vigil, webp, write_config
+
+FULL_RIGHTS = {"can_delete_messages": True, "can_restrict_members": True}
+
+
+@pytest.fixture(scope="session")
+def marker_model(tmp_path_factory):
+    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
+
+
+@pytest.fixture(scope="session")
+def photo():
+    images = file_images()
+    return next(v for k, v in images.items() if "astronaut" in k)
+
+
+@pytest.fixture(scope="session")
+def other_photo():
+    images = file_images()
+    return next(v for k, v in images.items() if "coffee" in k)
+
+
+@pytest.fixture
+async def emu():
+    e = BotApiEmulator(token=TOKEN)
+    await e.start()
+    yield e
+    await e.stop()
+
+
+class Group:
+    """A group with an owner, a second admin, a member, and Vigil as an admin."""
+
+    def __init__(self, emu: BotApiEmulator, *, bot_rights=FULL_RIGHTS, started=("owner", "admin")) -> None:
+        self.emu = emu
+        self.owner = emu.add_user("Olivia", username="olivia", language_code="en")
+        self.admin = emu.add_user("Ana", username="ana", language_code="es")
+        self.member = emu.add_user("Max", username="max")
+        self.chat = emu.add_group("Year 9 parents", creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=bot_rights)
+        for who in started:
+            emu.start_private(getattr(self, who))
+
+    def alerts(self, user: int) -> list[dict]:
+        return [m for m in self.emu.sent_to(user) if "Vigil" in (m.get("text") or "") or m.get("reply_markup")]
+
+    def present(self, message_id: int) -> bool:
+        return any(m["message_id"] == message_id for m in self.emu.messages_in(self.chat))
+
+
+async def wait_deleted(g: Group, message_id: int, timeout: float = 20) -> None:
+    await g.emu.wait_for(lambda: not g.present(message_id), timeout=timeout)
+
+
+def no_image_anywhere(emu: BotApiEmulator) -> None:
+    """No call from the bot ever carried image bytes or a file reference to the image."""
+    for call in emu.calls:
+        assert call.method not in ("sendPhoto", "sendSticker", "sendAnimation", "sendVideo", "sendMediaGroup", "forwardMessage", "copyMessage")
+        if call.method == "sendDocument":
+            assert call.params.get("document_name", "").endswith(".json") or "json" in json.dumps(call.params)[:2000]
+
+
+async def test_benign_photo_stays_and_nobody_is_alerted(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        mid = emu.post_photo(g.chat, g.member, jpeg(photo))
+        await emu.wait_for(lambda: emu.pending_updates() == 0)
+        await asyncio.sleep(1.5)
+        assert g.present(mid)
+        assert emu.calls_to("deleteMessage") == []
+        assert g.alerts(g.owner) == [] and g.alerts(g.admin) == []
+
+
+async def test_nudity_hit_is_deleted_sender_muted_and_each_admin_alerted_once(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    cfg = write_config(tmp_path, emu.url, marker_model, groups='action = "mute"\nmute_duration = "12h"')
+    async with running_vigil(cfg):
+        mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await wait_deleted(g, mid)
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1)
+        await emu.wait_for(lambda: len(emu.calls_to("restrictChatMember")) == 1)
+        restrict = emu.calls_to("restrictChatMember")[0].params
+        assert int(restrict["user_id"]) == g.member
+        await asyncio.sleep(1)
+        assert len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1
+        owner_alert = g.alerts(g.owner)[0]["text"]
+        assert "Max" in owner_alert and str(g.member) in owner_alert
+        spanish = g.alerts(g.admin)[0]["text"]  # Ana's Telegram is in Spanish
+        assert "eliminad" in spanish.lower() or "borrad" in spanish.lower()
+        assert len(emu.calls_to("deleteMessage")) == 1
+        no_image_anywhere(emu)
+
+
+async def test_block_then_recompressed_resized_copy_is_deleted(emu, tmp_path, marker_model, other_photo):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        original = emu.post_photo(g.chat, g.member, jpeg(other_photo, 92))
+        emu.post_text(g.chat, g.owner, "/block", reply_to=original)
+        await wait_deleted(g, original)
+        h, w = other_photo.shape[:2]
+        from PIL import Image
+
+        smaller = np.asarray(Image.fromarray(other_photo).resize((w * 3 // 4, h * 3 // 4)))
+        copy = emu.post_photo(g.chat, g.member, jpeg(smaller, 60))
+        await wait_deleted(g, copy)
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1)
+        await asyncio.sleep(1)
+        assert len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1
+        no_image_anywhere(emu)
+
+
+async def test_review_band_buttons_delete_and_keep(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    # the marker scores about 0.9: a 0.97 threshold puts it in the review band
+    cfg = write_config(tmp_path, emu.url, marker_model, extra="[detectors.thresholds]\nFEMALE_BREAST_EXPOSED = 0.97\n")
+    async with running_vigil(cfg):
+        first = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
+        assert g.present(first)
+        alert = g.alerts(g.owner)[0]
+        buttons = [b for row in alert["reply_markup"]["inline_keyboard"] for b in row]
+        delete = next(b for b in buttons if b["callback_data"].startswith("del:"))
+        emu.press_button(g.owner, alert["message_id"], g.owner, delete["callback_data"])
+        await wait_deleted(g, first)
+
+        second = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo, 0.3)))
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 2)
+        alert = g.alerts(g.owner)[1]
+        keep = next(b for row in alert["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("keep:"))
+        emu.press_button(g.owner, alert["message_id"], g.owner, keep["callback_data"])
+        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 2)
+        await asyncio.sleep(0.5)
+        assert g.present(second)
+
+
+async def test_dry_run_deletes_nothing_and_says_what_would_have_happened(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    cfg = write_config(tmp_path, emu.url, marker_model, groups='mode = "dryrun"\naction = "ban"')
+    async with running_vigil(cfg):
+        mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
+        assert g.present(mid)
+        assert emu.calls_to("deleteMessage") == [] and emu.calls_to("banChatMember") == []
+        assert "would have" in g.alerts(g.owner)[0]["text"].lower()
+
+
+async def test_a_members_command_is_refused_and_changes_nothing(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        emu.post_text(g.chat, g.member, "/vigil mode off")
+        await emu.wait_for(lambda: any("admins" in (m.get("text") or "") for m in emu.messages_in(g.chat)))
+        settings = await app.core.group_settings(__import__("bot.events", fromlist=["ChatRef"]).ChatRef("telegram", str(g.chat)))
+        assert settings.mode == "delete"
+        mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await wait_deleted(g, mid)
+        # an admin's command works
+        emu.post_text(g.chat, g.owner, "/vigil mode dryrun")
+        await emu.wait_for(lambda: any("dryrun" in (m.get("text") or "") for m in emu.messages_in(g.chat)))
+
+
+async def test_bot_without_delete_right_tells_the_admin_who_added_it(emu, tmp_path, marker_model):
+    owner = emu.add_user("Olivia", username="olivia")
+    member = emu.add_user("Max")
+    emu.start_private(owner)
+    chat = emu.add_group("Football club", creator=owner, members=[member], bot_rights=None)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        emu.add_bot_to_group(chat, by_user=owner, rights={"can_delete_messages": False, "can_restrict_members": False})
+        await emu.wait_for(lambda: any("delete messages" in (m.get("text") or "") for m in emu.sent_to(owner)))
+
+
+@pytest.mark.parametrize("form", ["document", "sticker", "album", "animation", "edit"])
+async def test_every_form_of_image_is_found(emu, tmp_path, marker_model, photo, form):
+    g = Group(emu)
+    marked = add_marker(photo)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        if form == "document":
+            mid = emu.post_document(g.chat, g.member, jpeg(marked), file_name="holiday.jpg", mime="image/jpeg")
+        elif form == "sticker":
+            mid = emu.post_sticker(g.chat, g.member, webp(np.ascontiguousarray(marked[:512, :512])))
+        elif form == "album":
+            ids = [emu.post_photo(g.chat, g.member, jpeg(p), media_group_id="album1") for p in (photo, marked, photo)]
+            mid = ids[1]
+            await wait_deleted(g, mid)
+            await asyncio.sleep(1)
+            assert g.present(ids[0]) and g.present(ids[2])
+            return
+        elif form == "animation":
+            frames = [photo] * 5 + [marked] * 5
+            mid = emu.post_animation(g.chat, g.member, mp4_bytes(frames, fps=5))
+        else:
+            mid = emu.post_photo(g.chat, g.member, jpeg(photo))
+            await asyncio.sleep(2)
+            assert g.present(mid)
+            emu.edit_media(g.chat, mid, jpeg(marked))
+        await wait_deleted(g, mid)
+
+
+async def test_rate_limits_and_server_errors_still_delete_once(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    emu.fail_next("deleteMessage", times=1, status=429, retry_after=1)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: len(emu.calls_to("deleteMessage")) >= 1, timeout=20)
+        emu.fail_next("deleteMessage", times=2, status=500)
+        await wait_deleted(g, mid, timeout=30)
+        ok = [c for c in emu.calls_to("deleteMessage") if c.status == 200]
+        assert len(ok) == 1
+
+
+async def test_unreadable_and_oversized_images_are_reported(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    cfg = write_config(tmp_path, emu.url, marker_model, extra="[detectors.limits]\nmax_bytes = 400000\n")
+    async with running_vigil(cfg):
+        emu.post_document(g.chat, g.member, b"\xff\xd8\xff\xe0" + b"\x00" * 200, file_name="broken.jpg", mime="image/jpeg")
+        big = np.random.default_rng(1).integers(0, 255, (1200, 1200, 3), dtype=np.uint8)
+        emu.post_document(g.chat, g.member, jpeg(big, 95), file_name="big.jpg", mime="image/jpeg")
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 2, timeout=20)
+        texts = " ".join(a["text"] for a in g.alerts(g.owner)).lower()
+        assert "could not be checked" in texts
+        # and it keeps going
+        mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await wait_deleted(g, mid)
+
+
+@pytest.mark.slow
+async def test_killed_during_a_burst_and_restarted_nothing_is_lost(emu, tmp_path, marker_model, photo, other_photo):
+    g = Group(emu)
+    cfg = write_config(tmp_path, emu.url, marker_model)
+    proc = VigilProcess(cfg, tmp_path / "vigil.log")
+    proc.start()
+    try:
+        await emu.wait_for(lambda: len(emu.calls_to("getUpdates")) >= 1, timeout=60)
+        hits, clean = [], []
+        for i in range(12):
+            base = photo if i % 2 else other_photo
+            if i % 3 == 0:
+                hits.append(emu.post_photo(g.chat, g.member, jpeg(add_marker(base, 0.2 + 0.01 * i))))
+            else:
+                clean.append(emu.post_photo(g.chat, g.member, jpeg(base, 70 + i)))
+        await emu.wait_for(lambda: len(emu.calls_to("getFile")) >= 2, timeout=60)
+        proc.kill()
+        proc.start()
+        for mid in hits:
+            await wait_deleted(g, mid, timeout=90)
+        assert all(g.present(mid) for mid in clean)
+        assert proc.terminate() == 0
+    finally:
+        if proc.proc and proc.proc.poll() is None:
+            proc.kill()
