@@ -10,7 +10,7 @@ from detectors.errors import VigilError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import run, scan
+    from bot.cli import check_config, run, scan
 
     parser = argparse.ArgumentParser(
         prog="vigil",
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     scan.add_parser(sub)
     run.add_parser(sub)
+    check_config.add_parser(sub)
     return parser
 
 
