@@ -21,7 +21,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from detectors.errors import ModelChecksumMismatch, ModelInvalid, ModelNotFound
+from detectors.errors import ConfigError, ModelChecksumMismatch, ModelInvalid, ModelNotFound
 from detectors.settings import ModelSource
 
 
@@ -96,7 +96,7 @@ def resolve_model_path(name: str, source: ModelSource) -> Path:
 
 def session_options(threads: int) -> ort.SessionOptions:
     if threads < 0:
-        raise ValueError(f"threads must be 0 (onnxruntime's default) or positive, not {threads}")
+        raise ConfigError("detectors.threads", f"is {threads}", "use 0 (onnxruntime's default) or a positive count")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
@@ -109,13 +109,14 @@ def load_model(name: str, source: ModelSource = ModelSource(), *, threads: int =
     Raises ``ModelNotFound`` (no file), ``ModelChecksumMismatch`` (sha256 set and
     different) or ``ModelInvalid`` (onnxruntime cannot load it).
     """
+    opts = session_options(threads)  # checks threads before touching any file
     path = resolve_model_path(name, source)
     key = (os.path.realpath(path), threads)
     expected = source.sha256.lower() if source.sha256 else None
     with _lock:
         loaded = _sessions.get(key)
         if loaded is None:
-            loaded = _load(name, path, threads, expected)
+            loaded = _load(name, path, opts, threads, expected)
             _sessions[key] = loaded
     if expected is not None and loaded.sha256 != expected:
         # loaded earlier without this expectation (or with another one)
@@ -126,7 +127,7 @@ def load_model(name: str, source: ModelSource = ModelSource(), *, threads: int =
     return loaded
 
 
-def _load(name: str, path: Path, threads: int, expected: str | None) -> LoadedModel:
+def _load(name: str, path: Path, opts: ort.SessionOptions, threads: int, expected: str | None) -> LoadedModel:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -138,7 +139,7 @@ def _load(name: str, path: Path, threads: int, expected: str | None) -> LoadedMo
         raise ModelInvalid(name, str(path), "the file is empty; replace it with the ONNX model")
     try:
         # built from the verified bytes, so what runs is exactly what was checked
-        session = ort.InferenceSession(data, sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own unrelated exception types
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelInvalid(

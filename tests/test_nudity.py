@@ -1,0 +1,265 @@
+"""NudityDetector on real onnxruntime: parity with nudenet, batching, input checks, the marker model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detectors import models
+from detectors.errors import ModelInvalid, UnsupportedFormat
+from detectors.nudity import MAX_BATCH, Detection, NudityDetector, candidate_rows, scale_boxes
+from detectors.settings import NUDENET_CLASSES, ModelSource
+from tests.support.detector_images import benign_images
+from tests.support.marker_model import add_marker, marker_box, marker_rows, write_marker_model
+
+nudenet = pytest.importorskip("nudenet")  # the reference implementation, for parity only
+from nudenet.nudenet import _postprocess as reference_postprocess  # noqa: E402
+from nudenet.nudenet import _read_image as reference_read_image  # noqa: E402
+
+IMAGES = benign_images()
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else float(a == b)
+
+
+def bgr(rgb: np.ndarray) -> np.ndarray:
+    """nudenet takes OpenCV's BGR order; same pixels, channels reversed."""
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def assert_parity(mine: tuple[Detection, ...], ref: list[dict], name: str) -> None:
+    """Same classes; each reference box matched by one of ours with IoU >= 0.9 and score within 0.02."""
+    assert sorted(d.label for d in mine) == sorted(r["class"] for r in ref), name
+    unused = list(mine)
+    for r in ref:
+        match = max(
+            (d for d in unused if d.label == r["class"]), key=lambda d: iou(d.box, r["box"]), default=None
+        )
+        assert match is not None, (name, r)
+        assert iou(match.box, r["box"]) >= 0.9, (name, match, r)
+        assert abs(match.score - r["score"]) <= 0.02, (name, match, r)
+        unused.remove(match)
+
+
+@pytest.fixture(scope="module")
+def detector() -> NudityDetector:
+    return NudityDetector()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return nudenet.NudeDetector()
+
+
+@pytest.fixture(scope="module")
+def marker_path(tmp_path_factory) -> Path:
+    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
+
+
+def test_default_model_is_320n(detector: NudityDetector):
+    assert detector.input_size == 320
+    assert Path(detector.model_path).name == "320n.onnx"
+    assert candidate_rows(320) == 2100
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_preprocessing_gives_nudenets_exact_input(detector: NudityDetector, name: str):
+    rgb = IMAGES[name]
+    expected = reference_read_image(bgr(rgb), 320)[0][0]
+    got = detector.preprocess(rgb)
+    assert got.dtype == np.float32 and got.shape == (3, 320, 320)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_detections_match_nudenet(detector: NudityDetector, reference, name: str):
+    rgb = IMAGES[name]
+    assert_parity(detector.detect(rgb), reference.detect(bgr(rgb)), name)
+
+
+def test_the_parity_set_is_not_vacuous(reference):
+    """Parity on images with no detections proves little: most of the set must have some."""
+    found = {name: reference.detect(bgr(rgb)) for name, rgb in IMAGES.items()}
+    with_hits = [n for n, dets in found.items() if dets]
+    assert len(with_hits) >= 12
+    assert max(len(d) for d in found.values()) >= 2  # several boxes in one image (NMS matters)
+
+
+def test_postprocessing_matches_nudenet_on_many_candidates(detector: NudityDetector):
+    """Synthetic outputs with hundreds of overlapping candidates of every class."""
+    rng = np.random.default_rng(7)
+    for width, height in [(640, 480), (300, 900), (320, 320), (57, 1200)]:
+        out = np.zeros((22, 2100), np.float32)
+        centres = rng.uniform(-20, 340, size=(2, 2100))  # some outside the frame, to exercise clipping
+        sizes = rng.uniform(2, 200, size=(2, 2100))
+        out[:4] = np.vstack([centres, sizes])
+        out[4:] = rng.uniform(0, 0.3, size=(18, 2100))
+        hot = rng.choice(2100, 400, replace=False)
+        out[4 + rng.integers(0, 18, 400), hot] = rng.uniform(0.2, 0.99, 400)
+        ref = reference_postprocess(
+            [out[None]], max(width, height) - width, max(width, height) - height, 0, 0, width, height, 320, 320
+        )
+        mine = detector.postprocess(out, width, height)
+        assert len(ref) > 10
+        assert [(d.label, d.box) for d in mine] == [(r["class"], tuple(r["box"])) for r in ref]
+        np.testing.assert_allclose([d.score for d in mine], [r["score"] for r in ref], atol=1e-6)
+
+
+def test_nothing_above_the_candidate_score_gives_no_detections(detector: NudityDetector):
+    out = np.zeros((22, 2100), np.float32)
+    out[4:] = 0.19
+    out[2:4] = 50
+    assert detector.postprocess(out, 640, 480) == ()
+
+
+def test_batch_equals_one_by_one(detector: NudityDetector):
+    names = sorted(IMAGES)[: MAX_BATCH + 3]  # more than one internal chunk, mixed sizes
+    batch = detector.detect_batch([IMAGES[n] for n in names])
+    assert len(batch) == len(names)
+    for name, got in zip(names, batch):
+        single = detector.detect(IMAGES[name])
+        assert [d.label for d in got] == [d.label for d in single], name
+        for a, b in zip(got, single):
+            assert iou(a.box, b.box) >= 0.98 and abs(a.score - b.score) < 1e-3
+
+
+def test_empty_batch(detector: NudityDetector):
+    assert detector.detect_batch([]) == []
+
+
+def test_boxes_lie_inside_the_image(detector: NudityDetector):
+    for name, rgb in IMAGES.items():
+        h, w = rgb.shape[:2]
+        for d in detector.detect(rgb):
+            x, y, bw, bh = d.box
+            assert d.label in NUDENET_CLASSES and 0.25 <= d.score <= 1
+            assert 0 <= x <= w and 0 <= y <= h and 0 <= bw <= w - x and 0 <= bh <= h - y, (name, d)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((32, 32, 3), np.float32),
+        np.zeros((32, 32), np.uint8),
+        np.zeros((32, 32, 4), np.uint8),
+        np.zeros((0, 32, 3), np.uint8),
+        [[0, 0, 0]],
+    ],
+    ids=["float", "grey", "rgba", "empty", "list"],
+)
+def test_bad_input_is_unsupported_format(detector: NudityDetector, bad):
+    with pytest.raises(UnsupportedFormat):
+        detector.detect(bad)
+    with pytest.raises(UnsupportedFormat):  # one bad image refuses the whole batch
+        detector.detect_batch([IMAGES["astronaut"], bad])
+
+
+def test_rgb_channel_order_feeds_the_model_rgb():
+    rgb_detector = NudityDetector(channels="rgb")
+    img = np.zeros((320, 320, 3), np.uint8)
+    img[..., 0] = 255  # pure red
+    chw = rgb_detector.preprocess(img)
+    assert chw[0].min() == 1.0 and chw[2].max() == 0.0
+    with pytest.raises(ValueError):
+        NudityDetector(channels="hsv")
+
+
+def test_scale_boxes_multiplies_and_clips():
+    dets = (Detection("FACE_FEMALE", 0.8, (10, 20, 30, 40)), Detection("FEET_EXPOSED", 0.5, (90, 90, 20, 20)))
+    assert scale_boxes(dets, 2.0) == (
+        Detection("FACE_FEMALE", 0.8, (20, 40, 60, 80)),
+        Detection("FEET_EXPOSED", 0.5, (180, 180, 40, 40)),
+    )
+    clipped = scale_boxes(dets, 2.0, width=200, height=190)
+    assert clipped[1].box == (180, 180, 20, 10)
+
+
+# --- the marker model ----------------------------------------------------------
+
+
+def test_marker_model_has_nudenets_interface(marker_path: Path):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(marker_path), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, inp.shape) == ("images", ["batch", 3, 320, 320])
+    assert (out.name, out.shape) == ("output0", ["batch", 22, 2100])
+    assert marker_rows(640) == candidate_rows(640) == 8400
+
+
+@pytest.mark.parametrize(
+    "name,frac,at",
+    [
+        ("astronaut", 0.25, None),
+        ("astronaut", 0.125, (10, 300)),
+        ("astronaut_wide", 0.3, (700, 20)),
+        ("astronaut_tall", 0.2, (5, 600)),
+        ("astronaut_1024", 0.5, None),
+        ("astronaut", 0.5, (300, 300)),  # cut by the image edge: a rectangle
+    ],
+)
+def test_marker_is_detected_through_the_real_detector(marker_path: Path, name, frac, at):
+    detector = NudityDetector(ModelSource(path=marker_path))
+    rgb = add_marker(IMAGES[name], frac, at=at)
+    (hit,) = detector.detect(rgb)
+    assert hit.label == "FEMALE_BREAST_EXPOSED"
+    assert hit.score == pytest.approx(0.9, abs=0.01)
+    assert iou(hit.box, marker_box(rgb.shape, frac, at)) >= 0.85
+
+
+def test_no_marker_no_detection(marker_path: Path):
+    detector = NudityDetector(ModelSource(path=marker_path))
+    lookalikes = np.zeros((200, 300, 3), np.uint8)
+    lookalikes[:, :100] = (255, 0, 0)
+    lookalikes[:, 100:200] = (0, 0, 255)
+    lookalikes[:, 200:] = (255, 192, 203)  # pink is not magenta
+    plain = [IMAGES[n] for n in ("astronaut", "chelsea", "faces_4x5", "flat_grey")]
+    assert detector.detect_batch([*plain, lookalikes]) == [()] * 5
+
+
+def test_marker_model_class_and_size_are_chosen(tmp_path: Path):
+    path = write_marker_model(tmp_path / "m640.onnx", label="BUTTOCKS_EXPOSED", input_size=640)
+    detector = NudityDetector(ModelSource(path=path))
+    assert detector.input_size == 640  # read from the model's static input shape
+    images = [add_marker(IMAGES["astronaut"], 0.2), IMAGES["astronaut"], add_marker(IMAGES["coffee"], 0.3, at=(10, 10))]
+    got = detector.detect_batch(images)
+    assert [[d.label for d in dets] for dets in got] == [["BUTTOCKS_EXPOSED"], [], ["BUTTOCKS_EXPOSED"]]
+    assert iou(got[2][0].box, marker_box(images[2].shape, 0.3, (10, 10))) >= 0.85
+
+
+def test_marker_model_validates_its_arguments(tmp_path: Path):
+    with pytest.raises(ValueError):
+        write_marker_model(tmp_path / "x.onnx", label="NOT_A_CLASS")
+    with pytest.raises(ValueError):
+        write_marker_model(tmp_path / "x.onnx", input_size=300)
+
+
+# --- model checks -------------------------------------------------------------
+
+
+def test_a_model_of_the_wrong_kind_is_model_invalid():
+    nsfw_file = models.packaged_model_path("nsfw")
+    with pytest.raises(ModelInvalid, match="NCHW"):
+        NudityDetector(ModelSource(path=nsfw_file))
+
+
+def test_explicit_input_size_overrides_and_must_be_a_multiple_of_32():
+    assert NudityDetector(input_size=640).input_size == 640
+    with pytest.raises(ModelInvalid, match="multiple of 32"):
+        NudityDetector(input_size=300)
+
+
+def test_a_bigger_input_size_still_finds_the_face():
+    (hit,) = NudityDetector(input_size=640).detect(IMAGES["astronaut"])
+    (ref,) = NudityDetector().detect(IMAGES["astronaut"])
+    assert hit.label == ref.label == "FACE_FEMALE"
+    assert iou(hit.box, ref.box) >= 0.7
