@@ -1,0 +1,218 @@
+"""Translations for admin-facing texts: gettext catalogs read from the .po files at run time.
+
+English msgids in the code are the source strings. ``bot/guidance/locales/<lang>/LC_MESSAGES/vigil.po``
+holds the translations; Babel parses them when a language is first used (no compile step), and
+a missing or empty translation falls back to the English msgid. Dates and numbers are formatted
+in the admin's language with Babel, in the time zone from the config.
+"""
+
+from __future__ import annotations
+
+import gettext as _gettext
+import io
+import string
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone as _utc_zone
+from pathlib import Path
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from babel.dates import format_datetime as _babel_datetime
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_percent as _babel_percent
+
+from detectors.errors import ConfigError
+
+LANGUAGES: tuple[str, ...] = ("en", "es")
+DEFAULT_LANGUAGE = "en"
+DOMAIN = "vigil"
+LOCALES_DIR = Path(__file__).resolve().parent / "guidance" / "locales"
+BOT_DIR = Path(__file__).resolve().parent
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction where it is defined; translate it later with gettext."""
+    return message
+
+
+def language_of(tag: str | None) -> str:
+    """'es-ES', 'es_MX', 'ES' → 'es'; anything Vigil has no catalog for → 'en'."""
+    primary = (tag or "").strip().replace("_", "-").split("-")[0].lower()
+    return primary if primary in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def zone(name: str) -> ZoneInfo:
+    """A time zone by IANA name; a wrong name is a config error, since that is where it comes from."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(
+            "timezone", f"'{name}' is not a known time zone", "use an IANA name such as UTC or Europe/Madrid"
+        ) from None
+
+
+# --- catalogs ------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_cache: dict[tuple[Path, str], _gettext.NullTranslations] = {}
+
+
+def po_path(language: str, locales_dir: Path = LOCALES_DIR) -> Path:
+    return locales_dir / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def read_catalog(language: str, locales_dir: Path = LOCALES_DIR) -> Catalog | None:
+    """The parsed .po file of a language, or None when the language has none."""
+    path = po_path(language, locales_dir)
+    if not path.is_file():
+        return None
+    with path.open("rb") as fh:
+        return read_po(fh, locale=language, domain=DOMAIN)
+
+
+def _load(language: str, locales_dir: Path) -> _gettext.NullTranslations:
+    catalog = read_catalog(language, locales_dir)
+    if catalog is None:
+        return _gettext.NullTranslations()
+    # GNUTranslations does the lookups and plural rules; it reads the catalog from memory
+    buf = io.BytesIO()
+    write_mo(buf, catalog)  # skips fuzzy and empty entries, so they fall back to English
+    buf.seek(0)
+    return _gettext.GNUTranslations(buf)
+
+
+def translations(language: str, locales_dir: Path = LOCALES_DIR) -> _gettext.NullTranslations:
+    """The shared, read-only translations of a language, parsed once per process."""
+    key = (locales_dir, language_of(language))
+    found = _cache.get(key)
+    if found is None:
+        with _lock:
+            found = _cache.get(key)
+            if found is None:
+                found = _cache[key] = _load(key[1], locales_dir)
+    return found
+
+
+def clear_cache() -> None:
+    """Forget parsed catalogs, so edited .po files are read again."""
+    with _lock:
+        _cache.clear()
+
+
+# --- the translator ------------------------------------------------------------------
+
+
+def _safe_format(translated: str, source: str, fmt: dict[str, Any]) -> str:
+    # a broken placeholder in a translation must not lose the alert: fall back to English
+    try:
+        return translated.format(**fmt)
+    except (KeyError, IndexError, ValueError):
+        return source.format(**fmt)
+
+
+class Translator:
+    """Texts, dates and numbers in one admin's language. Cheap to make; catalogs are shared."""
+
+    def __init__(self, language: str | None = DEFAULT_LANGUAGE, timezone: str = "UTC", *, locales_dir: Path = LOCALES_DIR) -> None:
+        self.language = language_of(language)
+        self.timezone_name = timezone or "UTC"
+        self.tzinfo = zone(self.timezone_name)
+        self._t = translations(self.language, locales_dir)
+
+    def __repr__(self) -> str:
+        return f"Translator({self.language!r}, timezone={self.timezone_name!r})"
+
+    def gettext(self, msgid: str, **fmt: Any) -> str:
+        """The translation of ``msgid``; with keyword arguments, formatted with them."""
+        translated = self._t.gettext(msgid)
+        return _safe_format(translated, msgid, fmt) if fmt else translated
+
+    def ngettext(self, singular: str, plural: str, n: int, **fmt: Any) -> str:
+        """The singular or plural form for ``n``, formatted; ``{n}`` is filled in unless given."""
+        translated = self._t.ngettext(singular, plural, n)
+        fmt.setdefault("n", n)
+        return _safe_format(translated, singular if n == 1 else plural, fmt)
+
+    def format_datetime(self, moment: datetime, format: str = "medium") -> str:
+        """A moment in the configured time zone and the admin's language, e.g. '5 mar 2024, 15:04:05 (Europe/Madrid)'.
+
+        A naive datetime is taken as UTC, which is what Vigil stores.
+        """
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=_utc_zone.utc)
+        shown = _babel_datetime(moment, format, tzinfo=self.tzinfo, locale=self.language)
+        return f"{shown} ({self.timezone_name})"
+
+    def format_percent(self, fraction: float) -> str:
+        """0.914 → '91%' (English) or '91 %' (Spanish)."""
+        return _babel_percent(max(0.0, min(1.0, float(fraction))), locale=self.language)
+
+
+# --- checks used by tests and by whoever updates the catalogs -------------------------
+
+
+@dataclass(frozen=True)
+class ExtractedMessage:
+    msgid: str | tuple[str, ...]
+    path: str
+    line: int
+
+
+def extract_messages(root: Path = BOT_DIR) -> list[ExtractedMessage]:
+    """Every gettext/ngettext/N_ string in the Python files under ``root``."""
+    found: list[ExtractedMessage] = []
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        str(root), method_map=[("**.py", "python")], strip_comment_tags=True
+    ):
+        if isinstance(message, tuple):
+            message = tuple(m for m in message if m)
+            if not message:
+                continue
+        elif not message:
+            continue
+        found.append(ExtractedMessage(message, filename, lineno))
+    return found
+
+
+def placeholders(text: str) -> frozenset[str]:
+    """The format field names in a text: 'Hi {name}, {n} new' → {'name', 'n'}."""
+    names = set()
+    for _literal, field, _spec, _conv in string.Formatter().parse(text):
+        if field is not None:
+            names.add(field.split(".")[0].split("[")[0])
+    return frozenset(names)
+
+
+def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locales_dir: Path = LOCALES_DIR) -> list[str]:
+    """What is missing or wrong in a language's catalog for these messages; empty when all is well."""
+    catalog = read_catalog(language, locales_dir)
+    if catalog is None:
+        return [f"no catalog at {po_path(language, locales_dir)}"]
+    problems: list[str] = []
+    for m in messages:
+        ids = m.msgid if isinstance(m.msgid, tuple) else (m.msgid,)
+        where = f"{m.path}:{m.line}"
+        entry = catalog.get(ids[0])
+        strings = entry.string if entry is not None else None
+        strings = strings if isinstance(strings, tuple) else (strings,)
+        if entry is None or not all(strings):
+            problems.append(f"{where}: no {language} translation for {ids[0]!r}")
+            continue
+        if entry.fuzzy:
+            problems.append(f"{where}: the {language} translation of {ids[0]!r} is marked fuzzy")
+        try:
+            wanted = frozenset().union(*(placeholders(i) for i in ids))
+            for s in strings:
+                got = placeholders(s)
+                # a plural form may leave out {n} (e.g. "one image"), never add or rename a field
+                if not got <= wanted or (len(ids) == 1 and got != wanted):
+                    problems.append(
+                        f"{where}: placeholders differ in {ids[0]!r}: {sorted(wanted)} vs {sorted(got)} in {s!r}"
+                    )
+        except ValueError as exc:
+            problems.append(f"{where}: bad format string in {ids[0]!r}: {exc}")
+    return problems
