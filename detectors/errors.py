@@ -129,3 +129,36 @@ class BadRadius(VigilError, ValueError):
             f"bad search radius {radius!r}: give a whole number of bits, 0 or more "
             f"(PDQ lists usually match at 31 or less)"
         )
+
+
+# --- input media, added with detectors.media ----------------------------------
+
+
+class TooManyFrames(MediaError):
+    reason = "too_many_frames"
+
+    def __init__(self, frames: int, limit: int, width: int, height: int) -> None:
+        self.frames, self.limit, self.width, self.height = frames, limit, width, height
+        super().__init__(
+            f"the animation or video has {frames} frames of {width}x{height} pixels; Vigil "
+            f"decodes at most {limit} frames of that size for one file (a fixed guard "
+            f"against files made to be slow to check, see MAX_TOTAL_FRAMES and "
+            f"MAX_DECODED_PIXELS in detectors/media.py); a shorter or smaller clip is checked"
+        )
+
+
+class OversizedRegion(TooManyPixels):
+    """A frame or tile inside the file is larger than the picture it belongs to allows.
+
+    Caught by Pillow's own guard while decoding, which reports only a pixel count, so
+    ``width`` and ``height`` are 0 and ``pixels`` holds the count.
+    """
+
+    def __init__(self, pixels: int, limit: int) -> None:
+        self.width, self.height, self.limit, self.pixels = 0, 0, limit, pixels
+        MediaError.__init__(
+            self,
+            f"a frame or tile inside the image declares {pixels} pixels, over the limit "
+            f"of {limit} (refused before decoding it; raise [detectors.limits] max_pixels "
+            f"to accept larger images)",
+        )
