@@ -162,3 +162,14 @@ class OversizedRegion(TooManyPixels):
             f"of {limit} (refused before decoding it; raise [detectors.limits] max_pixels "
             f"to accept larger images)",
         )
+
+
+# --- alerts --------------------------------------------------------------------
+
+
+class BadAlertFacts(VigilError):
+    """Facts for an admin alert that Vigil cannot render; a caller passed a wrong value."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field, self.value = field, value
+        super().__init__(f"alert field '{field}' is {value!r}; it must be {allowed}")
