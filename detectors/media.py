@@ -1,0 +1,616 @@
+"""Safe decoding of images, animations and short videos from bytes in memory.
+
+Everything here works on ``bytes``: nothing is written to disk, the content (never
+a file name) decides the format, and the limits in ``MediaLimits`` are checked from
+the header before any pixels are decoded, so a decompression bomb costs a header
+parse. Only the formats Vigil needs are read (Pillow's other plugins, e.g. EPS which
+would start Ghostscript, are never consulted). Every failure is a ``MediaError``.
+
+``min_side`` rule: every frame is returned at the largest power-of-two reduction
+(1, 2, 4, 8, ...) that keeps its *shorter* side >= ``min_side`` (sides round up).
+JPEG gets most of it for free from libjpeg's DCT scaling (Pillow's draft mode, at
+most 1/8); other formats and any remaining factor use a box-filter reduction, so
+the same picture comes out at the same size whatever its format. The shorter side
+is what matters because classifiers that centre-crop a square need it; detectors
+that letterbox need less, so this is never too small for either.
+
+Frames are read-only arrays: one decoded picture is shared by the hashers and the
+detectors, and none of them may change it for the others.
+
+Thread safety: no module state is written after import except the one-time HEIF
+plugin registration (under a lock); Pillow's global limits are never changed.
+"""
+
+from __future__ import annotations
+
+import io
+from bisect import bisect_left, bisect_right
+import struct
+import threading
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import av
+import av.error
+import numpy as np
+from PIL import Image
+
+# Importing a plugin registers it with Pillow; these are the formats Vigil reads.
+from PIL import (  # noqa: F401
+    BmpImagePlugin,
+    GifImagePlugin,
+    JpegImagePlugin,
+    MpoImagePlugin,
+    PngImagePlugin,
+    TiffImagePlugin,
+    WebPImagePlugin,
+)
+
+from detectors.errors import (
+    CorruptMedia,
+    EmptyMedia,
+    MediaError,
+    OversizedRegion,
+    TooManyBytes,
+    TooManyFrames,
+    TooManyPixels,
+    UnsupportedFormat,
+)
+from detectors.settings import MediaLimits
+
+try:  # Pillow >= 11.2 reads AVIF itself
+    from PIL import AvifImagePlugin  # noqa: F401
+except ImportError:  # pragma: no cover - older Pillow
+    pass
+
+# Frames an animation, multi-page image or video may have at all. Beyond this a
+# file is refused without decoding anything (counting is cheap, decoding is not).
+MAX_TOTAL_FRAMES = 20_000
+# Pixels Vigil decodes for one file. GIF, APNG and animated WebP frames build on
+# each other, so sampling the last frame means decoding every frame before it;
+# video decodes from the keyframe before each sampled frame. About 3 seconds on one
+# core of a small server (e.g. 3000 frames of 400x400 GIF).
+MAX_DECODED_PIXELS = 500_000_000
+
+# Pillow format id -> the name Vigil reports, in the order they are tried. An MPO
+# is a camera JPEG with extra pictures (previews, depth maps) that chat clients
+# never show; only its primary picture is read.
+_PILLOW_FORMATS: dict[str, str] = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "GIF": "GIF",
+    "WEBP": "WEBP",
+    "BMP": "BMP",
+    "TIFF": "TIFF",
+    "HEIF": "HEIF",
+    "AVIF": "AVIF",
+}
+# Formats whose frame N can only be decoded after frames 0..N-1.
+_SEQUENTIAL = {"GIF", "PNG", "WEBP"}
+# EXIF orientation -> the transpose that shows the picture upright.
+_ORIENT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Transparent pixels are shown over white: the default (light) theme of Telegram
+# and Element, what image tools use when they flatten a PNG to JPEG (so a
+# transparent copy and its flattened copy hash alike), and dark-on-transparent
+# content stays visible to the detectors.
+_WHITE = (255, 255, 255)
+# Errors that libraries raise for broken input; all of them become CorruptMedia.
+_BROKEN = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+    RuntimeError,
+    zlib.error,
+    av.error.FFmpegError,
+)
+
+_heif_lock = threading.Lock()
+_heif_registered = False
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded picture."""
+
+    rgb: np.ndarray  # HxWx3 uint8, RGB, C-contiguous, read-only, orientation applied
+    index: int  # frame index in the source (0 for a still image)
+
+
+@dataclass(frozen=True)
+class DecodedMedia:
+    format: str  # "JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF", "MP4", "MOV", "WEBM", "MKV"
+    width: int  # of the full source picture, after orientation
+    height: int
+    frame_count: int  # frames in the source (1 for a still); best effort for video
+    frames: tuple[Frame, ...]  # sampled: <= max_frames, first and last included, spread evenly
+    animated: bool
+
+
+def sample_indices(count: int, k: int) -> list[int]:
+    """Up to ``k`` indices out of ``range(count)``, evenly spread, first and last included."""
+    if count <= 0 or k <= 0:
+        return []
+    if count <= k:
+        return list(range(count))
+    if k == 1:
+        return [0]
+    # rounded i*(count-1)/(k-1) in integers; distinct because count > k
+    return [(i * (count - 1) + (k - 1) // 2) // (k - 1) for i in range(k)]
+
+
+def probe(data: bytes, limits: MediaLimits) -> tuple[str, int, int]:
+    """Format, width, height from the header only.
+
+    Raises EmptyMedia, TooManyBytes, TooManyPixels, UnsupportedFormat or CorruptMedia.
+    Width and height are as stored (EXIF orientation is not applied here).
+    """
+    _check_bytes(data, limits)
+    with _decoding(limits):
+        im = _open_image(data, limits)
+        if im is not None:
+            with im:
+                return _PILLOW_FORMATS[im.format or ""], im.size[0], im.size[1]
+        video = _video_kind(data)
+        if video is None:
+            raise UnsupportedFormat(_describe_unknown(data))
+        with _open_video(data, limits) as container:
+            stream = _video_stream(container)
+            width, height = stream.codec_context.width, stream.codec_context.height
+            _check_pixels(width, height, limits)
+            return video, width, height
+
+
+def decode(data: bytes, limits: MediaLimits, *, min_side: int | None = None) -> DecodedMedia:
+    """Decode all that Vigil needs from bytes in memory.
+
+    ``min_side``: the smallest image side the caller needs; see the module docstring
+    for the reduction rule. None: full size.
+    """
+    if min_side is not None and min_side < 1:
+        raise ValueError(f"min_side must be a positive number of pixels or None, not {min_side}")
+    _check_bytes(data, limits)
+    with _decoding(limits):
+        im = _open_image(data, limits)
+        if im is not None:
+            with im:
+                return _decode_image(im, data, limits, min_side)
+        video = _video_kind(data)
+        if video is None:
+            raise UnsupportedFormat(_describe_unknown(data))
+        return _decode_video(data, video, limits, min_side)
+
+
+# --- checks and error translation ---------------------------------------------
+
+
+def _check_bytes(data: bytes, limits: MediaLimits) -> None:
+    if len(data) == 0:
+        raise EmptyMedia()
+    if len(data) > limits.max_bytes:
+        raise TooManyBytes(len(data), limits.max_bytes)
+
+
+def _check_pixels(width: int, height: int, limits: MediaLimits) -> None:
+    if width <= 0 or height <= 0:
+        raise CorruptMedia(f"the header declares an impossible size {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise TooManyPixels(width, height, limits.max_pixels)
+
+
+def _check_work(frames: int, width: int, height: int, decoded_frames: int | None = None) -> None:
+    """Refuse a file with too many frames, or whose sampling decodes too many pixels."""
+    if frames > MAX_TOTAL_FRAMES:
+        raise TooManyFrames(frames, MAX_TOTAL_FRAMES, width, height)
+    affordable = max(1, MAX_DECODED_PIXELS // max(1, width * height))
+    if (frames if decoded_frames is None else decoded_frames) > affordable:
+        raise TooManyFrames(frames, min(affordable, MAX_TOTAL_FRAMES), width, height)
+
+
+@contextmanager
+def _decoding(limits: MediaLimits) -> Iterator[None]:
+    """Turn whatever a decoding library raises into the matching MediaError."""
+    try:
+        yield
+    except MediaError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard fired inside the file (a GIF frame or TIFF tile larger
+        # than the picture); its message carries the pixel count.
+        pixels = next((int(w) for w in str(exc).replace("(", " ").split() if w.isdigit()), 0)
+        raise OversizedRegion(pixels, limits.max_pixels) from exc
+    except _BROKEN as exc:
+        raise CorruptMedia(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _describe_unknown(data: bytes) -> str:
+    """A short, specific description of bytes that are not a supported format."""
+    head = data[:256]
+    text = head.lstrip().lower()
+    if head.startswith(b"PK\x03\x04"):
+        return "the content is a ZIP archive (or a document/package built on ZIP)"
+    if head.startswith(b"%PDF"):
+        return "the content is a PDF document"
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "the content is an HTML page"
+    if text.startswith(b"<?xml") or b"<svg" in text:
+        return "the content is XML or SVG (vector images are not read)"
+    if data[4:8] == b"ftyp" or head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "a video container without a readable video track"
+    try:
+        sample = head.decode("utf-8")
+    except UnicodeDecodeError:
+        sample = None
+    if sample is not None and all(c.isprintable() or c.isspace() for c in sample):
+        return "the content is plain text"
+    return f"unknown content starting with bytes {head[:8].hex(' ')}"
+
+
+# --- still images and animations (Pillow) -------------------------------------
+
+
+def _ensure_heif() -> None:
+    """Register pillow-heif's opener once, the first time a HEIF-like file arrives."""
+    global _heif_registered
+    if _heif_registered:
+        return
+    with _heif_lock:
+        if not _heif_registered:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+            _heif_registered = True
+
+
+def _webp_canvas(data: bytes) -> tuple[int, int] | None:
+    """Canvas size from a WebP header (Pillow's WebP reader allocates it at open)."""
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    chunk = data[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8L":
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 ":
+        return int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF
+    return None
+
+
+def _open_image(data: bytes, limits: MediaLimits) -> Image.Image | None:
+    """Open with the first of Vigil's formats whose signature matches; None if none does.
+
+    Calls the format's reader directly instead of ``Image.open``: that keeps the
+    other plugins out and skips Pillow's global bomb check (which warns, or raises
+    without the dimensions) in favour of ``limits.max_pixels``, checked here before
+    any pixel is decoded.
+    """
+    if data[4:8] == b"ftyp":
+        _ensure_heif()
+    prefix = data[:16]
+    failures: list[str] = []
+    for fmt in _PILLOW_FORMATS:
+        opener = Image.OPEN.get(fmt)
+        if opener is None:
+            continue
+        factory, accept = opener
+        verdict = accept(prefix) if accept else False
+        if not verdict or isinstance(verdict, str):
+            continue
+        if fmt == "WEBP" and (canvas := _webp_canvas(data)) is not None:
+            _check_pixels(*canvas, limits)
+        try:
+            im = factory(io.BytesIO(data), "")
+        except (SyntaxError, ValueError, struct.error, IndexError, TypeError, EOFError, OSError) as exc:
+            failures.append(f"{fmt}: {exc}")  # right signature, broken header
+            continue
+        _check_pixels(im.size[0], im.size[1], limits)
+        return im
+    if failures:
+        raise CorruptMedia("; ".join(failures))
+    return None
+
+
+def _frame_count(im: Image.Image, fmt: str, data: bytes) -> int:
+    if fmt == "MPO" or not getattr(im, "is_animated", False):
+        return 1
+    if fmt == "GIF":
+        # Pillow counts GIF frames by parsing them all in Python; count first, cheaply.
+        declared = _gif_frames(data, MAX_TOTAL_FRAMES + 1)
+        if declared > MAX_TOTAL_FRAMES:
+            return declared
+    elif fmt == "TIFF":
+        # Pages are found by walking a linked list; stop walking at the limit.
+        try:
+            im.seek(MAX_TOTAL_FRAMES)
+        except EOFError:
+            pass
+        else:
+            return MAX_TOTAL_FRAMES + 1
+        im.seek(0)
+    return int(getattr(im, "n_frames", 1))
+
+
+def _gif_frames(gif: bytes, stop: int) -> int:
+    """Image descriptors in a GIF, counted up to ``stop``; raises CorruptMedia if cut short."""
+    if len(gif) < 13:
+        raise CorruptMedia("the GIF header is cut short")
+    pos = 13
+    if gif[10] & 0x80:  # global colour table
+        pos += 3 << ((gif[10] & 7) + 1)
+    frames = 0
+    while frames < stop:
+        if pos >= len(gif):
+            return frames  # no trailer: Pillow accepts that, so do we
+        block = gif[pos]
+        if block == 0x3B:  # trailer
+            return frames
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        elif block == 0x2C:  # image descriptor, optional local colour table, LZW code size
+            if pos + 10 > len(gif):
+                raise CorruptMedia("a GIF image descriptor is cut short")
+            flags = gif[pos + 9]
+            pos += 10 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0) + 1
+            frames += 1
+        else:
+            raise CorruptMedia(f"unexpected GIF block 0x{block:02x} at byte {pos}")
+        while pos < len(gif) and gif[pos]:  # skip data sub-blocks up to the terminator
+            pos += gif[pos] + 1
+        pos += 1
+    return frames
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF (or XMP) orientation 1..8; a damaged EXIF block counts as upright, as in viewers."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except (SyntaxError, ValueError, struct.error, IndexError, KeyError, TypeError, OSError, EOFError):
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _reduction(width: int, height: int, min_side: int | None) -> int:
+    """The largest power of two that keeps the shorter side >= min_side."""
+    if min_side is None:
+        return 1
+    factor, short = 1, min(width, height)
+    while short // (factor * 2) >= min_side:
+        factor *= 2
+    return factor
+
+
+def _over_white(rgba: Image.Image) -> Image.Image:
+    alpha = rgba.getchannel("A")
+    rgb = rgba.convert("RGB")
+    if alpha.getextrema()[0] == 255:  # fully opaque: nothing to composite
+        return rgb
+    out = Image.new("RGB", rgba.size, _WHITE)
+    out.paste(rgb, mask=alpha)
+    return out
+
+
+def _as_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB, with transparency shown over white."""
+    mode = im.mode
+    if mode == "RGB" and "transparency" not in im.info:
+        return im
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
+        "transparency" in im.info and mode in ("P", "L", "RGB", "1")
+    ):
+        return _over_white(im if mode == "RGBA" else im.convert("RGBA"))
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit samples: keep the high byte (Pillow's own conversion would clip).
+        wide = np.asarray(im).astype(np.int64 if mode == "I" else np.uint16)
+        grey = (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if mode == "F":
+        # float samples, nominally 0..1 (as in scientific TIFFs)
+        grey = np.clip(np.nan_to_num(np.asarray(im)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    try:
+        return im.convert("RGB")
+    except ValueError as exc:
+        raise UnsupportedFormat(f"colour mode {mode} cannot be shown as RGB ({exc})") from exc
+
+
+def _frame_pixels(im: Image.Image, orientation: int, min_side: int | None) -> np.ndarray:
+    rgb = _as_rgb(im)
+    factor = _reduction(rgb.width, rgb.height, min_side)
+    if factor > 1:
+        rgb = rgb.reduce(factor)
+    if orientation in _ORIENT:
+        rgb = rgb.transpose(_ORIENT[orientation])
+    return _frozen(np.asarray(rgb))
+
+
+def _frozen(rgb: np.ndarray) -> np.ndarray:
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise CorruptMedia(f"decoding gave pixels of shape {rgb.shape} and type {rgb.dtype}")
+    rgb = np.ascontiguousarray(rgb)
+    rgb.flags.writeable = False
+    return rgb
+
+
+def _decode_image(im: Image.Image, data: bytes, limits: MediaLimits, min_side: int | None) -> DecodedMedia:
+    fmt = im.format or ""
+    width, height = im.size
+    count = _frame_count(im, fmt, data)
+    _check_work(count, width, height, count if fmt in _SEQUENTIAL else min(count, limits.max_frames))
+    if min_side is not None and fmt in ("JPEG", "MPO"):
+        # DCT scaling: decode at 1/2, 1/4 or 1/8 straight away
+        im.draft(None, (min_side, min_side))
+    im.load()  # before reading EXIF: PNG keeps it after the pixels
+    orientation = _orientation(im)
+    frames = []
+    for index in sample_indices(count, limits.max_frames):
+        if index:
+            im.seek(index)
+            _check_pixels(im.size[0], im.size[1], limits)  # a GIF frame may grow the canvas
+            im.load()
+        frames.append(Frame(_frame_pixels(im, orientation, min_side), index))
+    if orientation >= 5:
+        width, height = height, width
+    return DecodedMedia(
+        format=_PILLOW_FORMATS[fmt],
+        width=width,
+        height=height,
+        frame_count=count,
+        frames=tuple(frames),
+        animated=count > 1,
+    )
+
+
+# --- video (PyAV) ----------------------------------------------------------------
+
+
+def _video_kind(data: bytes) -> str | None:
+    """The container Vigil reports, from the first bytes; None if not a video it reads."""
+    if data[4:8] == b"ftyp":
+        return "MOV" if data[8:12] == b"qt  " else "MP4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska or WebM, named by its DocType
+        return "WEBM" if b"webm" in data[:64] else "MKV"
+    return None
+
+
+def _open_video(data: bytes, limits: MediaLimits) -> av.container.InputContainer:
+    # The demuxer is forced from the sniffed signature, so FFmpeg never probes for
+    # formats that read other files or URLs (HLS playlists, concat lists). The
+    # decoders' own max_pixels guard covers frames the header did not announce.
+    demuxer = "mp4" if data[4:8] == b"ftyp" else "matroska"
+    return av.open(io.BytesIO(data), mode="r", format=demuxer, options={"max_pixels": str(limits.max_pixels)})
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise UnsupportedFormat("the file has no video track (audio only?)")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise UnsupportedFormat(f"no decoder for the video codec of this file ({stream.codec_tag or 'unknown'})")
+    return stream
+
+
+def _decode_video(data: bytes, kind: str, limits: MediaLimits, min_side: int | None) -> DecodedMedia:
+    with _open_video(data, limits) as container:
+        stream = _video_stream(container)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width or height:
+            _check_pixels(width, height, limits)
+        stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
+
+        # Pass 1, demux only (cheap): every frame's timestamp, and the keyframes.
+        stamps: list[int] = []
+        keyframes: list[int] = []
+        for packet in container.demux(stream):
+            pts = packet.pts if packet.pts is not None else packet.dts
+            if pts is None:
+                continue  # the end-of-stream marker
+            stamps.append(pts)
+            if packet.is_keyframe:
+                keyframes.append(pts)
+            if len(stamps) > MAX_TOTAL_FRAMES:
+                raise TooManyFrames(len(stamps), MAX_TOTAL_FRAMES, width, height)
+        if not stamps:
+            raise CorruptMedia("the video track holds no frames")
+        stamps.sort()
+        keyframes.sort()
+        targets = [stamps[i] for i in sample_indices(len(stamps), limits.max_frames)]
+
+        # Pass 2: for each sampled time, jump to the keyframe before it unless
+        # decoding is already past that keyframe, then decode up to the time.
+        frames: list[Frame] = []
+        decoded_pixels = 0
+        position = stamps[0] - 1  # pts of the last decoded frame
+        pending: Iterator[av.VideoFrame] | None = None
+        last: av.VideoFrame | None = None
+        taken: av.VideoFrame | None = None
+        size = (width, height)
+        for target in targets:
+            key = _at_or_before(keyframes, target)
+            if pending is None or (key is not None and key > position):
+                # pass 1 left the demuxer at the end, so the first decode seeks too
+                container.seek(key if key is not None else stamps[0], stream=stream, backward=True)
+                pending = container.decode(stream)
+            found = None
+            for frame in pending:
+                decoded_pixels += frame.width * frame.height
+                if decoded_pixels > MAX_DECODED_PIXELS:
+                    affordable = MAX_DECODED_PIXELS // max(1, frame.width * frame.height)
+                    raise TooManyFrames(len(stamps), affordable, frame.width, frame.height)
+                last = frame
+                position = frame.pts if frame.pts is not None else position + 1
+                if position >= target:
+                    found = frame
+                    break
+            if found is None:
+                found = last  # the track ended before this time: its last frame stands in
+            if found is None or found is taken:
+                continue
+            taken = found
+            _check_pixels(found.width, found.height, limits)
+            index = _index_of(stamps, found.pts) if found.pts is not None else len(frames)
+            turns = _quarter_turns(found)
+            if not frames:  # the picture's size as shown, from the first frame
+                size = (found.height, found.width) if turns % 2 else (found.width, found.height)
+            frames.append(Frame(_video_pixels(found, turns, min_side), index))
+        if not frames:
+            raise CorruptMedia("no frame of the video track could be decoded")
+        return DecodedMedia(
+            format=kind,
+            width=size[0],
+            height=size[1],
+            frame_count=len(stamps),
+            frames=tuple(frames),
+            animated=len(stamps) > 1,
+        )
+
+
+def _at_or_before(sorted_values: list[int], value: int) -> int | None:
+    i = bisect_right(sorted_values, value)
+    return sorted_values[i - 1] if i else None
+
+
+def _index_of(sorted_values: list[int], value: int) -> int:
+    return min(bisect_left(sorted_values, value), len(sorted_values) - 1)
+
+
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns the display matrix asks for (phone videos)."""
+    try:
+        degrees = frame.rotation
+    except (AttributeError, ValueError):
+        return 0
+    return round((degrees or 0) / 90) % 4
+
+
+def _video_pixels(frame: av.VideoFrame, quarter_turns: int, min_side: int | None) -> np.ndarray:
+    factor = _reduction(frame.width, frame.height, min_side)
+    if factor > 1:
+        rgb = frame.to_ndarray(
+            format="rgb24",
+            width=-(-frame.width // factor),
+            height=-(-frame.height // factor),
+            interpolation="AREA",
+        )
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    if quarter_turns:
+        rgb = np.rot90(rgb, quarter_turns)
+    return _frozen(rgb)

@@ -1,0 +1,242 @@
+"""Test images, animations and videos generated in memory, for any test in the project.
+
+Everything returns ``bytes`` (or an RGB uint8 array) and touches no disk. Frames are
+HxWx3 uint8 RGB arrays. ``index_frame(i)`` draws a frame that says which number it
+is in a way that survives lossy codecs, palettes and downscaling; ``read_index``
+reads the number back.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import av
+import numpy as np
+from PIL import Image
+
+IMAGES_DIR = Path(__file__).resolve().parent.parent / "images"
+
+# index_frame draws INDEX_BITS bits as a 4x4 grid of black/white cells
+INDEX_BITS = 16
+
+
+# --- photos ------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    matches = sorted(IMAGES_DIR.glob(f"{name}.*")) if "." not in name else [IMAGES_DIR / name]
+    if not matches or not matches[0].is_file():
+        raise FileNotFoundError(f"no test photo named {name!r} in {IMAGES_DIR}")
+    with Image.open(matches[0]) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    rgb.flags.writeable = False
+    return rgb
+
+
+def photo(name: str) -> np.ndarray:
+    """A photo from tests/images as RGB uint8 ("astronaut", "coffee", "chelsea", "rocket")."""
+    return _photo(name)
+
+
+def photo_bytes(name: str) -> bytes:
+    """The stored file's bytes, e.g. ``photo_bytes("rocket.jpg")``."""
+    return (IMAGES_DIR / name).read_bytes()
+
+
+# --- encoders for still images -----------------------------------------------
+
+
+def encode(image: Image.Image | np.ndarray, fmt: str, **params: object) -> bytes:
+    """Any Pillow-writable format (plus "HEIF" through pillow-heif) as bytes."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    if fmt.upper() in ("HEIF", "HEIC"):
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        fmt = "HEIF"
+    buf = io.BytesIO()
+    image.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def exif_orientation(orientation: int) -> bytes:
+    """An EXIF block holding only the orientation tag (1..8)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90, *, orientation: int | None = None, **params: object) -> bytes:
+    if orientation is not None:
+        params["exif"] = exif_orientation(orientation)
+    return encode(rgb, "JPEG", quality=quality, **params)
+
+
+def png_bytes(pixels: np.ndarray | Image.Image, **params: object) -> bytes:
+    """PNG of an array (HxW grey, HxWx3 RGB, HxWx4 RGBA; uint16 grey gives a 16-bit PNG)."""
+    if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint16 and pixels.ndim == 2:
+        pixels = Image.fromarray(pixels.astype("<u2"), "I;16")
+    return encode(pixels, "PNG", **params)
+
+
+def webp_bytes(rgb: np.ndarray, *, lossless: bool = True, **params: object) -> bytes:
+    return encode(rgb, "WEBP", lossless=lossless, **params)
+
+
+def cmyk_jpeg_bytes(cmyk: np.ndarray, quality: int = 95) -> bytes:
+    """A CMYK JPEG (HxWx4 uint8 C, M, Y, K ink amounts, 255 = full ink)."""
+    return encode(Image.fromarray(cmyk, "CMYK"), "JPEG", quality=quality)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png16_rgb_bytes(rgb16: np.ndarray) -> bytes:
+    """A 16-bit-per-sample RGB PNG (Pillow cannot write one), written by hand."""
+    height, width, _ = rgb16.shape
+    rows = rgb16.astype(">u2").reshape(height, width * 6 // 2).view(np.uint8).reshape(height, width * 6)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
+
+
+# --- decompression bombs: huge declared size, tiny file --------------------------
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A 1-bit grey PNG declaring width x height, with only its first rows of data."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (1 + (width + 7) // 8) * 4)
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b"")
+
+
+def bomb_gif(width: int, height: int) -> bytes:
+    """A GIF whose screen and single frame declare width x height (at most 65535 each)."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0)
+    lzw = b"\x02" + b"\x02\x44\x01" + b"\x00"  # clear, one pixel, end; then the terminator
+    return screen + frame + lzw + b"\x3b"
+
+
+def bomb_webp(width: int, height: int) -> bytes:
+    """An extended-format WebP header declaring a width x height canvas (at most 16384 each)."""
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00"
+    vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    body = b"WEBP" + vp8x
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+# --- frames that carry their own number -------------------------------------------
+
+
+def index_frame(i: int, size: tuple[int, int] = (64, 64)) -> np.ndarray:
+    """A (width, height) frame showing ``i`` as 16 black/white cells in a 4x4 grid."""
+    width, height = size
+    bits = np.array([(i >> b) & 1 for b in range(INDEX_BITS)], dtype=np.uint8).reshape(4, 4) * 255
+    cells = np.kron(bits, np.ones((height // 4 + 1, width // 4 + 1), dtype=np.uint8))[:height, :width]
+    return np.ascontiguousarray(np.repeat(cells[:, :, None], 3, axis=2))
+
+
+def read_index(rgb: np.ndarray) -> int:
+    """The number drawn by ``index_frame``, from the middle of each cell."""
+    height, width = rgb.shape[:2]
+    grey = rgb.astype(np.float32).mean(axis=2)
+    value = 0
+    for b in range(INDEX_BITS):
+        r, c = divmod(b, 4)
+        y0, y1 = (r * height) // 4, ((r + 1) * height) // 4
+        x0, x1 = (c * width) // 4, ((c + 1) * width) // 4
+        dy, dx = max(1, (y1 - y0) // 4), max(1, (x1 - x0) // 4)
+        if grey[y0 + dy : y1 - dy, x0 + dx : x1 - dx].mean() > 127:
+            value |= 1 << b
+    return value
+
+
+def index_frames(count: int, size: tuple[int, int] = (64, 64)) -> list[np.ndarray]:
+    return [index_frame(i, size) for i in range(count)]
+
+
+# --- animations ---------------------------------------------------------------------
+
+
+def animated_gif_bytes(frames: Sequence[np.ndarray], duration_ms: int = 40, **params: object) -> bytes:
+    images = [Image.fromarray(np.asarray(f)) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0, **params)
+    return buf.getvalue()
+
+
+def webp_animated_bytes(
+    frames: Sequence[np.ndarray], duration_ms: int = 40, *, lossless: bool = True, **params: object
+) -> bytes:
+    images = [Image.fromarray(np.asarray(f)) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(
+        buf, "WEBP", save_all=True, append_images=images[1:], duration=duration_ms, loop=0,
+        lossless=lossless, method=0, **params,
+    )
+    return buf.getvalue()
+
+
+def apng_bytes(frames: Sequence[np.ndarray], duration_ms: int = 40) -> bytes:
+    images = [Image.fromarray(np.asarray(f)) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, "PNG", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    return buf.getvalue()
+
+
+# --- video (PyAV, in memory) ---------------------------------------------------------
+
+
+def _even(rgb: np.ndarray) -> np.ndarray:
+    """Crop to even sides: 4:2:0 video cannot hold odd ones."""
+    h, w = rgb.shape[:2]
+    return np.ascontiguousarray(rgb[: h - h % 2, : w - w % 2, :3])
+
+
+def video_bytes(
+    frames: Sequence[np.ndarray],
+    fps: int = 25,
+    *,
+    container: str = "mp4",
+    codec: str = "libx264",
+    gop: int | None = None,
+    options: dict[str, str] | None = None,
+) -> bytes:
+    """Frames encoded as a video in memory (frame i shown at i/fps seconds)."""
+    first = _even(np.asarray(frames[0]))
+    height, width = first.shape[:2]
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        stream.options = dict(options or {})
+        for rgb in frames:
+            frame = av.VideoFrame.from_ndarray(_even(np.asarray(rgb))[:height, :width], format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def mp4_bytes(frames: Sequence[np.ndarray], fps: int = 25, *, gop: int | None = None) -> bytes:
+    """H.264 in MP4, as Telegram sends "GIF" animations."""
+    return video_bytes(frames, fps, container="mp4", codec="libx264", gop=gop, options={"crf": "18"})
+
+
+def webm_bytes(
+    frames: Sequence[np.ndarray], fps: int = 25, *, codec: str = "libvpx-vp9", gop: int | None = None
+) -> bytes:
+    """VP9 (or "libvpx" for VP8) in WebM, as Telegram sends video stickers."""
+    return video_bytes(frames, fps, container="webm", codec=codec, gop=gop, options={"crf": "20", "b": "0"})
