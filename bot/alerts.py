@@ -1,0 +1,626 @@
+"""The private alert an admin gets: what was found, who, where, when, what Vigil did, what to do next.
+
+Platform-neutral values in, plain text and Telegram-safe HTML out. An alert never carries the
+image, a thumbnail or a link to it; at most the link to the message. Every text goes through
+the admin's translator, and every name that came from a chat is cleaned and escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from bot.guidance.resources import REGIONS, Resource, Resources
+from bot.i18n import N_, Translator
+from detectors.errors import BadAlertFacts
+
+FINDING_KINDS = ("nudity", "nsfw", "hash", "derived", "provenance", "unscannable")
+OUTCOMES = ("deleted", "review", "reported", "delete_failed", "not_checked")
+FAILURES = ("too_old", "no_right", "error")
+SENDER_ACTIONS = ("none", "muted", "banned")
+PLATFORMS = ("telegram", "matrix")
+BUTTONS = ("ban", "unrestrict", "false_positive", "export", "delete", "keep")
+
+MAX_FINDINGS_SHOWN = 5
+MAX_CHARS = 4000  # one Telegram message holds 4096
+MAX_NAME = 64  # longer names are cut: they only need to identify someone
+
+# NudeNet classes in plain words; unknown labels are shown as they are
+PART_NAMES: Mapping[str, str] = {
+    "FEMALE_GENITALIA_EXPOSED": N_("exposed genitals (female)"),
+    "MALE_GENITALIA_EXPOSED": N_("exposed genitals (male)"),
+    "FEMALE_BREAST_EXPOSED": N_("exposed breasts"),
+    "BUTTOCKS_EXPOSED": N_("exposed buttocks"),
+    "ANUS_EXPOSED": N_("exposed anus"),
+    "MALE_BREAST_EXPOSED": N_("bare male chest"),
+    "BELLY_EXPOSED": N_("bare belly"),
+    "ARMPITS_EXPOSED": N_("bare armpits"),
+    "FEET_EXPOSED": N_("bare feet"),
+    "FEMALE_GENITALIA_COVERED": N_("covered genitals (female)"),
+    "FEMALE_BREAST_COVERED": N_("covered breasts"),
+    "BUTTOCKS_COVERED": N_("covered buttocks"),
+    "ANUS_COVERED": N_("covered anus"),
+    "BELLY_COVERED": N_("covered belly"),
+    "FEET_COVERED": N_("covered feet"),
+    "ARMPITS_COVERED": N_("covered armpits"),
+    "FACE_FEMALE": N_("a face (female)"),
+    "FACE_MALE": N_("a face (male)"),
+}
+
+# MediaError.reason values (and the pipeline's own) in plain words
+UNSCANNABLE_REASONS: Mapping[str, str] = {
+    "empty": N_("the file is empty"),
+    "too_large": N_("the file is too large to check"),
+    "too_many_pixels": N_("the image is too large to check"),
+    "too_many_frames": N_("the animation or video is too long to check"),
+    "unsupported": N_("the file type is not supported"),
+    "corrupt": N_("the file is damaged or incomplete"),
+    "timeout": N_("checking it took too long"),
+}
+
+HASH_BITS = {"pdq": 256, "phash": 64}
+
+REGION_NAMES: Mapping[str, str] = {
+    "ES": N_("Spain"),
+    "GB": N_("United Kingdom"),
+    "US": N_("United States"),
+    "EU": N_("European Union"),
+}
+
+PLATFORM_NAMES = {"telegram": "Telegram", "matrix": "Matrix"}
+
+# the order resources are listed in: where to report first, then support
+_KIND_ORDER = ("police", "hotline", "removal", "helpline", "professional", "emergency")
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def _one_of(field_name: str, value: object, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise BadAlertFacts(field_name, value, "one of " + ", ".join(allowed))
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # "nudity" | "nsfw" | "hash" | "derived" | "provenance" | "unscannable"
+    label: str = ""  # nudity: NudeNet class; hash: list name; provenance: signal
+    score: float | None = None  # nudity/nsfw score, 0..1
+    distance: int | None = None  # hash match distance
+    algorithm: str | None = None  # hash: "pdq" | "phash" | "sha256"
+    detail: str = ""  # unscannable: the reason; derived: owner display name
+
+    def __post_init__(self) -> None:
+        _one_of("Finding.kind", self.kind, FINDING_KINDS)
+        if self.score is not None and not 0.0 <= self.score <= 1.0:
+            raise BadAlertFacts("Finding.score", self.score, "between 0 and 1, or None")
+        if self.distance is not None and self.distance < 0:
+            raise BadAlertFacts("Finding.distance", self.distance, "0 or more, or None")
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    platform: str  # "telegram" | "matrix"
+    group_title: str
+    group_id: str
+    message_id: str
+    message_link: str | None
+    sender_name: str
+    sender_username: str | None
+    sender_id: str
+    posted_at: datetime  # aware
+    findings: tuple[Finding, ...]
+    outcome: str  # "deleted" | "review" | "reported" | "delete_failed" | "not_checked"
+    failure: str | None = None  # for delete_failed: "too_old" | "no_right" | "error"
+    sender_action: str = "none"  # "none" | "muted" | "banned"
+    muted_until: datetime | None = None
+    dry_run: bool = False  # everything is "would have"
+    region: str = "OTHER"
+
+    def __post_init__(self) -> None:
+        _one_of("AlertFacts.platform", self.platform, PLATFORMS)
+        _one_of("AlertFacts.outcome", self.outcome, OUTCOMES)
+        _one_of("AlertFacts.sender_action", self.sender_action, SENDER_ACTIONS)
+        _one_of("AlertFacts.region", self.region, REGIONS)
+        if self.failure is not None:
+            _one_of("AlertFacts.failure", self.failure, FAILURES)
+        if self.posted_at.tzinfo is None or self.posted_at.utcoffset() is None:
+            raise BadAlertFacts("AlertFacts.posted_at", self.posted_at, "a datetime with a time zone")
+        if any(not isinstance(f, Finding) for f in self.findings):
+            raise BadAlertFacts("AlertFacts.findings", self.findings, "a tuple of Finding values")
+
+
+@dataclass(frozen=True)
+class RenderedAlert:
+    text: str  # plain text (Matrix body)
+    html: str  # Telegram-HTML-safe: only <b>, <i>, <a href>, <code>; everything else escaped
+
+
+# --- a tiny rich-text model: one source for both the plain and the HTML rendering ------------
+
+
+@dataclass(frozen=True)
+class _Seg:
+    text: str
+    style: str = ""  # "" | "b" | "i" | "code"
+    href: str | None = None
+    plain: str | None = None  # what plain text shows instead of ``text`` (e.g. the full link)
+
+
+_Line = tuple[_Seg, ...]
+
+_SAFE_HREF = re.compile(r"^https?://[^\s<>\"'`]+$", re.IGNORECASE)
+
+
+def clean_name(value: str | None, limit: int = MAX_NAME) -> str:
+    """A chat-supplied name made safe to show: no control or direction-override characters, one line, bounded."""
+    text = "".join(
+        " " if unicodedata.category(c) in ("Zl", "Zp", "Cc") else c
+        for c in (value or "")
+        if unicodedata.category(c) not in ("Cf", "Cs", "Co", "Cn") or c == "\u200d"
+    )
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _b(text: str) -> _Seg:
+    return _Seg(text, "b")
+
+
+def _code(text: str) -> _Seg:
+    return _Seg(text, "code")
+
+
+def _link(text: str, href: str | None, plain: str | None = None) -> _Seg:
+    if href and _SAFE_HREF.match(href):
+        return _Seg(text, "", href, plain)
+    return _Seg(plain or text)
+
+
+def _fill(template: str, values: Mapping[str, object]) -> _Line:
+    out: list[_Seg] = []
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        if literal:
+            out.append(_Seg(literal))
+        if name is not None:
+            value = values[name]
+            out.append(value if isinstance(value, _Seg) else _Seg(str(value)))
+    return tuple(out)
+
+
+class _Writer:
+    """Translates a msgid and fills its fields with segments, so names are escaped once, at the end."""
+
+    def __init__(self, translator: Translator) -> None:
+        self.t = translator
+        self.lang = translator.language
+
+    def gettext(self, msgid: str, **values: object) -> _Line:
+        try:
+            return _fill(self.t.gettext(msgid), values)
+        except (KeyError, IndexError, ValueError):  # a broken translation: fall back to English
+            return _fill(msgid, values)
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: object) -> _Line:
+        values.setdefault("n", n)
+        try:
+            return _fill(self.t.ngettext(singular, plural, n), values)
+        except (KeyError, IndexError, ValueError):
+            return _fill(singular if n == 1 else plural, values)
+
+    def word(self, msgid: str) -> str:
+        return self.t.gettext(msgid)
+
+
+def _render(lines: Iterable[_Line]) -> RenderedAlert:
+    text_lines, html_lines = [], []
+    for line in lines:
+        text_lines.append("".join(s.plain if s.plain is not None else s.text for s in line))
+        parts = []
+        for s in line:
+            body = html.escape(s.text, quote=False)
+            if s.href:
+                parts.append(f'<a href="{html.escape(s.href, quote=True)}">{body}</a>')
+            elif s.style:
+                parts.append(f"<{s.style}>{body}</{s.style}>")
+            else:
+                parts.append(body)
+        html_lines.append("".join(parts))
+    # no more than one blank line in a row, none at the ends
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(text_lines)).strip()
+    markup = re.sub(r"\n{3,}", "\n\n", "\n".join(html_lines)).strip()
+    return RenderedAlert(text, markup)
+
+
+def _bullet(line: _Line) -> _Line:
+    return (_Seg("• "),) + line
+
+
+# --- buttons ------------------------------------------------------------------------------
+
+
+def button_labels(translator: Translator) -> Mapping[str, str]:
+    """Short labels for the alert's buttons, in the admin's language."""
+    t = translator
+    return {
+        "ban": t.gettext("Ban sender"),
+        "unrestrict": t.gettext("Unmute sender"),
+        "false_positive": t.gettext("False alarm"),
+        "export": t.gettext("Evidence record"),
+        "delete": t.gettext("Delete"),
+        "keep": t.gettext("Keep"),
+    }
+
+
+# --- pieces of an alert ----------------------------------------------------------------------
+
+
+def _headline(w: _Writer, f: AlertFacts, group: _Seg) -> _Line:
+    if f.dry_run:
+        return {
+            "deleted": lambda: w.gettext("Test mode: Vigil would have deleted an image in {group}.", group=group),
+            "review": lambda: w.gettext("Test mode: Vigil would have asked you to decide about an image in {group}.", group=group),
+            "reported": lambda: w.gettext("Test mode: Vigil would have reported an image in {group} and left it there.", group=group),
+            "delete_failed": lambda: w.gettext("Test mode: Vigil would have tried to delete an image in {group}, but could not have.", group=group),
+            "not_checked": lambda: w.gettext("Test mode: Vigil could not check an image in {group}.", group=group),
+        }[f.outcome]()
+    return {
+        "deleted": lambda: w.gettext("Vigil deleted an image in {group}.", group=group),
+        "review": lambda: w.gettext("An image in {group} needs your decision.", group=group),
+        "reported": lambda: w.gettext("Vigil found an image in {group} and left it there.", group=group),
+        "delete_failed": lambda: w.gettext("Vigil found an image in {group} but could not delete it.", group=group),
+        "not_checked": lambda: w.gettext("Vigil could not check an image in {group}.", group=group),
+    }[f.outcome]()
+
+
+def _failure_reason(w: _Writer, f: AlertFacts) -> _Line | None:
+    if f.outcome != "delete_failed":
+        return None
+    if f.failure == "too_old":
+        return w.gettext("Telegram does not let bots delete messages older than 48 hours.")
+    if f.failure == "no_right":
+        return w.gettext("Vigil is not an admin with the right to delete messages. Give it that right so it can act next time.")
+    return w.gettext("The platform refused or failed. If it happens again, check Vigil's admin rights.")
+
+
+def _urgent(w: _Writer, f: AlertFacts) -> list[_Line]:
+    """The one thing to do first, in bold: it depends on whether the image is still there."""
+    bold = lambda line: tuple(_Seg(s.text, "b", s.href, s.plain) if not s.style else s for s in line)  # noqa: E731
+    if f.outcome == "not_checked":
+        return [bold(w.gettext("An admin should check this message with care. If it may be sexual, do not open or enlarge it: delete it."))]
+    if f.dry_run:
+        return [bold(w.gettext("The image is still in the group. If it must go, delete it by hand without opening it.")), _failure_reason(w, f)]
+    if f.outcome == "delete_failed":
+        return [bold(w.gettext("Delete the message by hand now, without opening the image.")), _failure_reason(w, f)]
+    if f.outcome == "review":
+        return [
+            bold(w.gettext("The image is still in the group. Decide with the buttons below.")),
+            w.gettext("You do not need to open the image to decide: if in doubt, delete it."),
+        ]
+    return [bold(w.gettext("Do not look for the image, and do not ask anyone to send it to you."))]
+
+
+def _owner(f: AlertFacts) -> str | None:
+    derived = next((x for x in f.findings if x.kind == "derived"), None)
+    if derived is None:
+        return None
+    return clean_name(derived.detail) or None
+
+
+def _kind_note(w: _Writer, f: AlertFacts) -> list[_Line]:
+    notes: list[_Line] = []
+    owner = _owner(f)
+    if owner is not None:
+        notes.append(w.gettext(
+            "It looks like a manipulated copy of a photo of {owner}, a member of this group: very likely a fake image of a real person. Only admins see this name.",
+            owner=_b(owner),
+        ))
+    elif any(x.kind == "derived" for x in f.findings):
+        notes.append(w.gettext("It looks like a manipulated copy of a member's photo: very likely a fake image of a real person."))
+    hashed = next((x for x in f.findings if x.kind == "hash"), None)
+    if hashed is not None:
+        notes.append(w.gettext(
+            "It is a known image posted again: it is on the list {list}. It may be going round other groups too.",
+            list=_b(clean_name(hashed.label) or "?"),
+        ))
+    return notes
+
+
+def _finding_line(w: _Writer, x: Finding) -> _Line:
+    score = w.t.format_percent(x.score) if x.score is not None else "?"
+    if x.kind == "nudity":
+        words = PART_NAMES.get(x.label)
+        part: object = w.word(words) if words else _code(clean_name(x.label) or "?")
+        return w.gettext("Nudity: {part} (confidence {score})", part=part, score=score)
+    if x.kind == "nsfw":
+        return w.gettext("The image as a whole looks sexual (confidence {score})", score=score)
+    if x.kind == "hash":
+        name = _b(clean_name(x.label) or "?")
+        if x.algorithm == "sha256" or x.distance == 0:
+            return w.gettext("On the list {list}: an exact copy", list=name)
+        if x.distance is not None and x.algorithm in HASH_BITS:
+            return w.gettext(
+                "On the list {list}: a near copy ({distance} of {bits} points differ)",
+                list=name, distance=x.distance, bits=HASH_BITS[x.algorithm],
+            )
+        return w.gettext("On the list {list}: a near copy", list=name)
+    if x.kind == "derived":
+        owner = clean_name(x.detail)
+        if owner:
+            return w.gettext("A manipulated copy of a photo of {owner}", owner=_b(owner))
+        return w.gettext("A manipulated copy of a member's photo")
+    if x.kind == "provenance":
+        return w.gettext("Signs that the image was edited or made by AI: {signal}", signal=_code(clean_name(x.label) or "?"))
+    reason = UNSCANNABLE_REASONS.get(x.detail)
+    return w.gettext("Could not be checked: {reason}", reason=w.word(reason) if reason else w.word(N_("an error while checking it")))
+
+
+def _found(w: _Writer, f: AlertFacts) -> list[_Line]:
+    lines = [w.gettext("What was found:")]
+    shown = f.findings[:MAX_FINDINGS_SHOWN]
+    lines += [_bullet(_finding_line(w, x)) for x in shown]
+    if not f.findings:
+        lines.append(_bullet(w.gettext("no details were recorded")))
+    hidden = len(f.findings) - len(shown)
+    if hidden > 0:
+        lines.append(_bullet(w.ngettext("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)", hidden)))
+    return lines
+
+
+def _details(w: _Writer, f: AlertFacts) -> list[_Line]:
+    name = _b(clean_name(f.sender_name) or "?")
+    sender_id = _code(clean_name(f.sender_id, 128))
+    username = clean_name((f.sender_username or "").lstrip("@"))
+    if username:
+        sent_by = w.gettext("Sent by: {name} (@{username}, id {id})", name=name, username=username, id=sender_id)
+    else:
+        sent_by = w.gettext("Sent by: {name} (id {id})", name=name, id=sender_id)
+    lines = [
+        sent_by,
+        w.gettext("Group: {group} (id {id})", group=clean_name(f.group_title) or "?", id=_code(clean_name(f.group_id, 128))),
+        w.gettext("Message: {id}", id=_code(clean_name(f.message_id, 128))),
+    ]
+    if f.message_link and _SAFE_HREF.match(f.message_link):
+        lines.append(w.gettext("Message link: {link}", link=_link(w.word(N_("open in the group")), f.message_link, f.message_link)))
+    lines.append(w.gettext("Posted: {time}", time=w.t.format_datetime(f.posted_at)))
+    return lines
+
+
+def _did(w: _Writer, f: AlertFacts) -> list[_Line]:
+    would = f.dry_run
+    message = {
+        ("deleted", False): N_("Deleted the message."),
+        ("deleted", True): N_("Would have deleted the message."),
+        ("review", False): N_("Kept the message until an admin decides."),
+        ("review", True): N_("Would have kept the message until an admin decides."),
+        ("reported", False): N_("Kept the message: the sender is an admin or exempt, or this group only gets reports."),
+        ("reported", True): N_("Would have kept the message and told the admins."),
+        ("delete_failed", False): N_("Tried to delete the message and could not."),
+        ("delete_failed", True): N_("Would have tried to delete the message and could not have."),
+        ("not_checked", False): N_("Kept the message, because it could not be checked."),
+        ("not_checked", True): N_("Would have kept the message, because it could not be checked."),
+    }[(f.outcome, would)]
+    lines = [w.gettext("What Vigil did:"), _bullet(w.gettext(message))]
+    if f.sender_action == "muted" and f.muted_until is not None:
+        until = w.t.format_datetime(f.muted_until)
+        sender = (w.gettext("Would have muted the sender until {time}.", time=until) if would
+                  else w.gettext("Muted the sender until {time}.", time=until))
+    elif f.sender_action == "muted":
+        sender = w.gettext("Would have muted the sender.") if would else w.gettext("Muted the sender.")
+    elif f.sender_action == "banned":
+        sender = w.gettext("Would have removed and banned the sender.") if would else w.gettext("Removed and banned the sender.")
+    else:
+        sender = w.gettext("Would not have restricted the sender.") if would else w.gettext("Did not restrict the sender.")
+    lines.append(_bullet(sender))
+    return lines
+
+
+def _routes(resources: Iterable[Resource], audience: str, lang: str) -> str:
+    names = [r.name(lang) for r in resources if r.kind == "removal" and r.audience == audience]
+    return " / ".join(names)
+
+
+def _steps(w: _Writer, f: AlertFacts, region: tuple[Resource, ...], labels: Mapping[str, str]) -> list[_Line]:
+    platform = PLATFORM_NAMES[f.platform]
+    owner = _owner(f)
+    derived = any(x.kind == "derived" for x in f.findings)
+
+    dont = w.gettext(
+        "Do not open, save, forward or screenshot the image, and do not ask anyone to send it, not even to report it. "
+        "For anyone under 18 that is a crime in itself, real or AI-made."
+    )
+    evidence = w.gettext(
+        "You do not need the image. This alert and the evidence record ({export} button) have what police and the platform need: group, message, sender and time.",
+        export=_b(labels["export"]),
+    )
+    if f.sender_action == "banned" and not f.dry_run:
+        restrict = w.gettext("Contain it: the sender is banned.")
+    elif f.sender_action == "muted" and not f.dry_run:
+        restrict = w.gettext("Contain it: the sender is muted.")
+    else:
+        restrict = w.gettext("Contain it: consider restricting the sender ({ban} button).", ban=_b(labels["ban"]))
+    contain = restrict + (_Seg(" "),) + w.gettext(
+        "Report the sender to {platform} (see below), so it keeps what police need. Ask members not to share the image again.",
+        platform=platform,
+    )
+    minor, adult = _routes(region, "minor", w.lang), _routes(region, "adult", w.lang)
+    report = w.gettext("Report it to the police and a hotline (below).")
+    if minor:
+        report += (_Seg(" "),) + w.gettext("Anyone under 18, or pictured when under 18: {routes}.", routes=_b(minor))
+    if adult:
+        report += (_Seg(" "),) + w.gettext("Adults: {routes}.", routes=_b(adult))
+    if minor or adult:
+        report += (_Seg(" "),) + w.gettext("Only the person shown, or their parent, can use these.")
+    if owner is not None:
+        support = w.gettext(
+            "Support {owner} first: the image is probably a fake made from their photo. Talk to them privately and calmly (for a child: with their parent or the safeguarding lead), and make clear it is not their fault.",
+            owner=_b(owner),
+        )
+    elif derived:
+        support = w.gettext(
+            "Support the person shown first: the image is probably a fake made from their photo. Talk to them privately and calmly (for a child: with their parent or the safeguarding lead), and make clear it is not their fault."
+        )
+    else:
+        support = w.gettext(
+            "Support the person shown: believe them and do not blame them. Tell a trusted adult or the school's safeguarding lead."
+        )
+    support += (_Seg(" "),) + w.gettext(
+        "Do not confront or bargain with whoever made or shared it, and never pay anyone who threatens to share images."
+    )
+    minor_note = w.gettext("Treat it as an image of someone under 18, whether it is real or AI-made. Vigil does not guess anyone's age.")
+
+    order = [dont, support, evidence, contain, report, minor_note] if derived else [dont, evidence, contain, report, support, minor_note]
+    lines = [w.gettext("What to do next:")]
+    if f.outcome in ("review", "not_checked"):
+        lines.append(w.gettext("If it is a nude or sexual image:"))
+    lines += [(_Seg(f"{i}. "),) + step for i, step in enumerate(order, 1)]
+    return lines
+
+
+def _resource_lines(w: _Writer, resources: Iterable[Resource], compact: bool = False) -> list[_Line]:
+    lines: list[_Line] = []
+    for r in resources:
+        contacts: list[_Seg] = []
+        for c in r.contact(w.lang):
+            if contacts:
+                contacts.append(_Seg(" · "))
+            contacts.append(_link(c.shown, c.href, c.shown) if c.href else _Seg(c.shown))
+        if compact:  # name and contacts on one line, when the full list would not fit
+            lines.append(_bullet((_b(r.name(w.lang)), _Seg(": ")) + tuple(contacts)))
+            continue
+        lines.append(_bullet((_b(r.name(w.lang)), _Seg(": " + r.purpose(w.lang)))))
+        if contacts:
+            lines.append((_Seg("  "),) + tuple(contacts))
+    return lines
+
+
+def _help(w: _Writer, f: AlertFacts, resources: Resources, compact: bool = False) -> list[_Line]:
+    region = resources.region(f.region)
+    ordered = sorted(region, key=lambda r: _KIND_ORDER.index(r.kind) if r.kind in _KIND_ORDER else len(_KIND_ORDER))
+    lines: list[_Line] = []
+    if ordered:
+        name = REGION_NAMES.get(f.region)
+        lines.append(w.gettext("Where to report and get help ({region}):", region=w.word(name)) if name
+                     else w.gettext("Where to report and get help:"))
+        lines += _resource_lines(w, ordered, compact)
+    platform = resources.platform(f.platform)
+    if platform:
+        lines += [(), w.gettext("Report to {platform}:", platform=PLATFORM_NAMES[f.platform])]
+        lines += _resource_lines(w, platform, compact)
+    return lines
+
+
+def _buttons_help(w: _Writer, f: AlertFacts, labels: Mapping[str, str]) -> list[_Line]:
+    lines = [w.gettext("Buttons:")]
+    if f.outcome == "review" and not f.dry_run:
+        lines.append(_bullet(w.gettext("{delete}: deletes the message. {keep}: leaves it in the group.", delete=_b(labels["delete"]), keep=_b(labels["keep"]))))
+    lines.append(_bullet(w.gettext("{ban}: removes the sender from the group for good.", ban=_b(labels["ban"]))))
+    if f.sender_action == "muted" and not f.dry_run:
+        lines.append(_bullet(w.gettext("{unrestrict}: lets the sender post again.", unrestrict=_b(labels["unrestrict"]))))
+    if f.outcome != "not_checked":
+        lines.append(_bullet(w.gettext(
+            "{false_positive}: the image is fine; Vigil will allow it in this group from now on.",
+            false_positive=_b(labels["false_positive"]),
+        )))
+    lines.append(_bullet(w.gettext(
+        "{export}: sends you the evidence record (ids, times, findings; never the image).", export=_b(labels["export"])
+    )))
+    return lines
+
+
+# --- public rendering -------------------------------------------------------------------------------
+
+
+def _length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2  # Telegram counts UTF-16 code units
+
+
+def render_alert(facts: AlertFacts, translator: Translator, resources: Resources) -> RenderedAlert:
+    """The full private alert for one admin, in that admin's language.
+
+    It fits one chat message (MAX_CHARS): if the full text is too long, the help list loses
+    its descriptions first, then the buttons' help; the instructions are always kept.
+    """
+    w = _Writer(translator)
+    labels = button_labels(translator)
+    group = _b(clean_name(facts.group_title) or clean_name(facts.group_id) or "?")
+    head = tuple(_Seg(s.text, "b") for s in _headline(w, facts, group))
+    lines: list[_Line] = [head]
+    if facts.dry_run:
+        lines.append(w.gettext("Nothing was changed in the group: this only shows what Vigil would have done."))
+    lines += [x for x in _urgent(w, facts) if x]
+    lines += _kind_note(w, facts)
+    lines += [()] + _found(w, facts)
+    lines += [()] + _details(w, facts)
+    lines += [()] + _did(w, facts)
+    lines += [()] + _steps(w, facts, resources.region(facts.region), labels)
+    rendered = RenderedAlert("", "")
+    for compact, buttons, help_list in ((False, True, True), (True, True, True), (True, False, True), (True, False, False)):
+        tail: list[_Line] = []
+        if help_list:
+            tail += [()] + _help(w, facts, resources, compact)
+        if buttons:
+            tail += [()] + _buttons_help(w, facts, labels)
+        rendered = _render(lines + tail)
+        if _length(rendered.text) <= MAX_CHARS:
+            break
+    return rendered
+
+
+def render_owner_notice(
+    translator: Translator,
+    resources: Resources,
+    *,
+    group_title: str,
+    platform: str = "telegram",
+    region: str = "OTHER",
+) -> RenderedAlert:
+    """For a member who asked Vigil to protect their photos: a manipulated copy was removed.
+
+    It says where, that it is not their fault, and where to get help. It never shows,
+    describes or links the image, and does not name whoever posted it.
+    """
+    _one_of("platform", platform, PLATFORMS)
+    w = _Writer(translator)
+    group = _b(clean_name(group_title) or "?")
+    lines: list[_Line] = [
+        tuple(_Seg(s.text, "b") for s in w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
+        w.gettext("Someone posted an image in {group} that was made from one of your photos and changed. Vigil removed it and told the group's admins.", group=group),
+        w.gettext("It is not your fault. This message does not show the image, and you do not need to look for it."),
+        (),
+        w.gettext("If you want help:"),
+        _bullet(w.gettext("Talk to someone you trust: a parent, a teacher or a friend.")),
+        _bullet(w.gettext("Do not reply to, or pay, anyone who asks you for money or for more images.")),
+    ]
+    region_resources = resources.region(region)
+    minor, adult = _routes(region_resources, "minor", w.lang), _routes(region_resources, "adult", w.lang)
+    if minor:
+        lines.append(_bullet(w.gettext("If you are under 18, or were in the photo: {routes} can get it taken down.", routes=_b(minor))))
+    if adult:
+        lines.append(_bullet(w.gettext("If you are an adult: {routes} can stop it being shared.", routes=_b(adult))))
+    support = [r for r in region_resources if r.kind in ("removal", "helpline")]
+    if support:
+        lines += [(), w.gettext("Where to get help:")] + _resource_lines(w, support)
+    lines += [(), (_Seg(w.word(N_("You get this message because you asked Vigil to watch for copies of your photos."))),)]
+    return _render(lines)
+
+
+def render_unreachable_owner_hint(translator: Translator, bot_username: str) -> str:
+    """Posted once in a group whose admins Vigil cannot message: how to let Vigil reach them.
+
+    It says nothing about any image, because every member can read it.
+    """
+    handle = clean_name(bot_username) or "Vigil"
+    if not handle.startswith("@"):
+        handle = "@" + handle
+    return translator.gettext(
+        "Vigil needs to reach this group's admins privately, and none of them has started a chat with it yet. "
+        "Admins: please open a private chat with {bot} and send /start, so Vigil can send you its alerts.",
+        bot=handle,
+    )
