@@ -108,12 +108,12 @@ class Synapse:
         self,
         workdir: Path,
         *,
-        venv: Path = DEFAULT_VENV,
+        venv: Path | None = None,
         server_name: str = "localhost",
         extra_config: Mapping[str, Any] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
-        self.venv = Path(venv)
+        self.venv = Path(venv) if venv is not None else DEFAULT_VENV
         self.server_name = server_name
         self.extra_config = dict(extra_config or {})
         self.shared_secret = secrets.token_hex(16)
