@@ -100,6 +100,10 @@ def session_options(threads: int) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
+    # Idle pool threads would otherwise spin after every run; with two models run
+    # one after the other on a small box, one session's spinning starves the
+    # other's work (measured 2x slower per image on 2 cores, bench/bench_models.py).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return opts
 
 

@@ -171,6 +171,7 @@ def test_session_options_cpu_only_full_optimisation_and_threads(marker: Path):
     opts = loaded.session.get_session_options()
     assert opts.intra_op_num_threads == 2
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert load_model("nudity", ModelSource(path=marker)).session.get_session_options().intra_op_num_threads == 0
 
 
