@@ -63,6 +63,9 @@ UNSCANNABLE_REASONS: Mapping[str, str] = {
     "timeout": N_("checking it took too long"),
 }
 
+UNKNOWN_REASON = N_("an error while checking it")
+OPEN_IN_GROUP = N_("open in the group")
+
 HASH_BITS = {"pdq": 256, "phash": 64}
 
 REGION_NAMES: Mapping[str, str] = {
@@ -218,9 +221,24 @@ class _Writer:
         return self.t.gettext(msgid)
 
 
+def _merged(line: _Line) -> _Line:
+    """Joins neighbouring segments of the same style, so the HTML has one <b> per bold run."""
+    out: list[_Seg] = []
+    for s in line:
+        if out and not s.href and not out[-1].href and s.style == out[-1].style and s.plain is None and out[-1].plain is None:
+            out[-1] = _Seg(out[-1].text + s.text, s.style)
+        else:
+            out.append(s)
+    return tuple(out)
+
+
+def _bold(line: _Line) -> _Line:
+    return tuple(_Seg(s.text, "b", s.href, s.plain) if s.style in ("", "b") else s for s in line)
+
+
 def _render(lines: Iterable[_Line]) -> RenderedAlert:
     text_lines, html_lines = [], []
-    for line in lines:
+    for line in map(_merged, lines):
         text_lines.append("".join(s.plain if s.plain is not None else s.text for s in line))
         parts = []
         for s in line:
@@ -291,7 +309,7 @@ def _failure_reason(w: _Writer, f: AlertFacts) -> _Line | None:
 
 def _urgent(w: _Writer, f: AlertFacts) -> list[_Line]:
     """The one thing to do first, in bold: it depends on whether the image is still there."""
-    bold = lambda line: tuple(_Seg(s.text, "b", s.href, s.plain) if not s.style else s for s in line)  # noqa: E731
+    bold = _bold
     if f.outcome == "not_checked":
         return [bold(w.gettext("An admin should check this message with care. If it may be sexual, do not open or enlarge it: delete it."))]
     if f.dry_run:
@@ -357,12 +375,12 @@ def _finding_line(w: _Writer, x: Finding) -> _Line:
         return w.gettext("A manipulated copy of a member's photo")
     if x.kind == "provenance":
         return w.gettext("Signs that the image was edited or made by AI: {signal}", signal=_code(clean_name(x.label) or "?"))
-    reason = UNSCANNABLE_REASONS.get(x.detail)
-    return w.gettext("Could not be checked: {reason}", reason=w.word(reason) if reason else w.word(N_("an error while checking it")))
+    reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)
+    return w.gettext("Could not be checked: {reason}", reason=reason)
 
 
 def _found(w: _Writer, f: AlertFacts) -> list[_Line]:
-    lines = [w.gettext("What was found:")]
+    lines = [_bold(w.gettext("What was found:"))]
     shown = f.findings[:MAX_FINDINGS_SHOWN]
     lines += [_bullet(_finding_line(w, x)) for x in shown]
     if not f.findings:
@@ -387,7 +405,8 @@ def _details(w: _Writer, f: AlertFacts) -> list[_Line]:
         w.gettext("Message: {id}", id=_code(clean_name(f.message_id, 128))),
     ]
     if f.message_link and _SAFE_HREF.match(f.message_link):
-        lines.append(w.gettext("Message link: {link}", link=_link(w.word(N_("open in the group")), f.message_link, f.message_link)))
+        link = _link(w.word(OPEN_IN_GROUP), f.message_link, f.message_link)
+        lines.append(w.gettext("Message link: {link}", link=link))
     lines.append(w.gettext("Posted: {time}", time=w.t.format_datetime(f.posted_at)))
     return lines
 
@@ -406,7 +425,7 @@ def _did(w: _Writer, f: AlertFacts) -> list[_Line]:
         ("not_checked", False): N_("Kept the message, because it could not be checked."),
         ("not_checked", True): N_("Would have kept the message, because it could not be checked."),
     }[(f.outcome, would)]
-    lines = [w.gettext("What Vigil did:"), _bullet(w.gettext(message))]
+    lines = [_bold(w.gettext("What Vigil did:")), _bullet(w.gettext(message))]
     if f.sender_action == "muted" and f.muted_until is not None:
         until = w.t.format_datetime(f.muted_until)
         sender = (w.gettext("Would have muted the sender until {time}.", time=until) if would
@@ -476,7 +495,7 @@ def _steps(w: _Writer, f: AlertFacts, region: tuple[Resource, ...], labels: Mapp
     minor_note = w.gettext("Treat it as an image of someone under 18, whether it is real or AI-made. Vigil does not guess anyone's age.")
 
     order = [dont, support, evidence, contain, report, minor_note] if derived else [dont, evidence, contain, report, support, minor_note]
-    lines = [w.gettext("What to do next:")]
+    lines = [_bold(w.gettext("What to do next:"))]
     if f.outcome in ("review", "not_checked"):
         lines.append(w.gettext("If it is a nude or sexual image:"))
     lines += [(_Seg(f"{i}. "),) + step for i, step in enumerate(order, 1)]
@@ -506,18 +525,18 @@ def _help(w: _Writer, f: AlertFacts, resources: Resources, compact: bool = False
     lines: list[_Line] = []
     if ordered:
         name = REGION_NAMES.get(f.region)
-        lines.append(w.gettext("Where to report and get help ({region}):", region=w.word(name)) if name
-                     else w.gettext("Where to report and get help:"))
+        lines.append(_bold(w.gettext("Where to report and get help ({region}):", region=w.word(name)) if name
+                           else w.gettext("Where to report and get help:")))
         lines += _resource_lines(w, ordered, compact)
     platform = resources.platform(f.platform)
     if platform:
-        lines += [(), w.gettext("Report to {platform}:", platform=PLATFORM_NAMES[f.platform])]
+        lines += [(), _bold(w.gettext("Report to {platform}:", platform=PLATFORM_NAMES[f.platform]))]
         lines += _resource_lines(w, platform, compact)
     return lines
 
 
 def _buttons_help(w: _Writer, f: AlertFacts, labels: Mapping[str, str]) -> list[_Line]:
-    lines = [w.gettext("Buttons:")]
+    lines = [_bold(w.gettext("Buttons:"))]
     if f.outcome == "review" and not f.dry_run:
         lines.append(_bullet(w.gettext("{delete}: deletes the message. {keep}: leaves it in the group.", delete=_b(labels["delete"]), keep=_b(labels["keep"]))))
     lines.append(_bullet(w.gettext("{ban}: removes the sender from the group for good.", ban=_b(labels["ban"]))))
@@ -550,8 +569,7 @@ def render_alert(facts: AlertFacts, translator: Translator, resources: Resources
     w = _Writer(translator)
     labels = button_labels(translator)
     group = _b(clean_name(facts.group_title) or clean_name(facts.group_id) or "?")
-    head = tuple(_Seg(s.text, "b") for s in _headline(w, facts, group))
-    lines: list[_Line] = [head]
+    lines: list[_Line] = [_bold(_headline(w, facts, group))]
     if facts.dry_run:
         lines.append(w.gettext("Nothing was changed in the group: this only shows what Vigil would have done."))
     lines += [x for x in _urgent(w, facts) if x]
@@ -590,24 +608,24 @@ def render_owner_notice(
     w = _Writer(translator)
     group = _b(clean_name(group_title) or "?")
     lines: list[_Line] = [
-        tuple(_Seg(s.text, "b") for s in w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
+        _bold(w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
         w.gettext("Someone posted an image in {group} that was made from one of your photos and changed. Vigil removed it and told the group's admins.", group=group),
         w.gettext("It is not your fault. This message does not show the image, and you do not need to look for it."),
         (),
-        w.gettext("If you want help:"),
+        _bold(w.gettext("If you want help:")),
         _bullet(w.gettext("Talk to someone you trust: a parent, a teacher or a friend.")),
         _bullet(w.gettext("Do not reply to, or pay, anyone who asks you for money or for more images.")),
     ]
     region_resources = resources.region(region)
     minor, adult = _routes(region_resources, "minor", w.lang), _routes(region_resources, "adult", w.lang)
     if minor:
-        lines.append(_bullet(w.gettext("If you are under 18, or were in the photo: {routes} can get it taken down.", routes=_b(minor))))
+        lines.append(_bullet(w.gettext("If you are under 18, or were under 18 in the photo: {routes} can get it taken down.", routes=_b(minor))))
     if adult:
         lines.append(_bullet(w.gettext("If you are an adult: {routes} can stop it being shared.", routes=_b(adult))))
     support = [r for r in region_resources if r.kind in ("removal", "helpline")]
     if support:
-        lines += [(), w.gettext("Where to get help:")] + _resource_lines(w, support)
-    lines += [(), (_Seg(w.word(N_("You get this message because you asked Vigil to watch for copies of your photos."))),)]
+        lines += [(), _bold(w.gettext("Where to get help:"))] + _resource_lines(w, support)
+    lines += [(), w.gettext("You get this message because you asked Vigil to watch for copies of your photos.")]
     return _render(lines)
 
 

@@ -216,3 +216,53 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
         except ValueError as exc:
             problems.append(f"{where}: bad format string in {ids[0]!r}: {exc}")
     return problems
+
+
+def update_catalogs(root: Path = BOT_DIR, locales_dir: Path = LOCALES_DIR) -> dict[str, int]:
+    """Brings every .po file in line with the code: new msgids are added untranslated, unused ones
+    dropped, translations kept. Returns how many messages lack a translation per language."""
+    from babel.messages.pofile import write_po
+
+    template = Catalog(domain=DOMAIN, project="Vigil")
+    for m in extract_messages(root):
+        template.add(m.msgid, locations=[(m.path, m.line)])
+    missing: dict[str, int] = {}
+    for language in LANGUAGES:
+        catalog = read_catalog(language, locales_dir) or Catalog(locale=language, domain=DOMAIN)
+        catalog.update(template, no_fuzzy_matching=True)
+        catalog.project, catalog.version, catalog.fuzzy = "Vigil", "0.1", False
+        catalog.copyright_holder = "Vigil contributors"
+        catalog.msgid_bugs_address = ""
+        catalog.header_comment = (
+            f"# Vigil's admin texts, language: {language}. English msgids are the source strings.\n"
+            "# Update with: python -m bot.i18n update; check with: python -m bot.i18n check\n"
+            "# SPDX-License-Identifier: AGPL-3.0-or-later"
+        )
+        catalog.obsolete.clear()
+        path = po_path(language, locales_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as fh:
+            write_po(fh, catalog, width=100, no_location=True, sort_output=False, omit_header=False)
+        missing[language] = sum(1 for msg in catalog if msg.id and not (all(msg.string) if isinstance(msg.string, tuple) else msg.string))
+    clear_cache()
+    return missing
+
+
+def _main(argv: list[str]) -> int:
+    """python -m bot.i18n check | update"""
+    if argv[:1] == ["update"]:
+        for language, count in update_catalogs().items():
+            print(f"{language}: {count} messages without a translation")
+        return 0
+    if argv[:1] == ["check"]:
+        problems = catalog_problems("es", extract_messages())
+        print("\n".join(problems) or "es: every message is translated")
+        return 1 if problems else 0
+    print("usage: python -m bot.i18n check|update")
+    return 2
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_main(sys.argv[1:]))
