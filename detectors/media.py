@@ -88,6 +88,8 @@ _PILLOW_FORMATS: dict[str, str] = {
     "HEIF": "HEIF",
     "AVIF": "AVIF",
 }
+# Signatures too short to tell a broken file from other content ("BM" starts text too).
+_WEAK_SIGNATURES = {"BMP"}
 # Formats whose frame N can only be decoded after frames 0..N-1.
 _SEQUENTIAL = {"GIF", "PNG", "WEBP"}
 # EXIF orientation -> the transpose that shows the picture upright.
@@ -120,6 +122,7 @@ _BROKEN = (
     RuntimeError,
     zlib.error,
     av.error.FFmpegError,
+    Warning,  # a library warning that the process turned into an error
 )
 
 _heif_lock = threading.Lock()
@@ -319,7 +322,8 @@ def _open_image(data: bytes, limits: MediaLimits) -> Image.Image | None:
         try:
             im = factory(io.BytesIO(data), "")
         except (SyntaxError, ValueError, struct.error, IndexError, TypeError, EOFError, OSError) as exc:
-            failures.append(f"{fmt}: {exc}")  # right signature, broken header
+            if fmt not in _WEAK_SIGNATURES:
+                failures.append(f"{fmt}: {exc}")  # right signature, broken header
             continue
         _check_pixels(im.size[0], im.size[1], limits)
         return im
@@ -328,61 +332,71 @@ def _open_image(data: bytes, limits: MediaLimits) -> Image.Image | None:
     return None
 
 
-def _frame_count(im: Image.Image, fmt: str, data: bytes) -> int:
+def _frame_count(im: Image.Image, fmt: str, data: bytes, limits: MediaLimits) -> tuple[int, int, int]:
+    """Frames in the file and the canvas they are drawn on, checked before decoding."""
+    width, height = im.size
     if fmt == "MPO" or not getattr(im, "is_animated", False):
-        return 1
+        return 1, width, height
     if fmt == "GIF":
-        # Pillow counts GIF frames by parsing them all in Python; count first, cheaply.
-        declared = _gif_frames(data, MAX_TOTAL_FRAMES + 1)
+        # Pillow counts GIF frames by parsing them all in Python, and grows the
+        # canvas for frames that overhang it only when it reaches them: look first.
+        declared, width, height = _gif_layout(data, MAX_TOTAL_FRAMES + 1)
+        _check_pixels(width, height, limits)
         if declared > MAX_TOTAL_FRAMES:
-            return declared
+            return declared, width, height
     elif fmt == "TIFF":
-        # Pages are found by walking a linked list; stop walking at the limit.
-        try:
-            im.seek(MAX_TOTAL_FRAMES)
-        except EOFError:
-            pass
-        else:
-            return MAX_TOTAL_FRAMES + 1
+        # Pages form a linked list: walk it page by page and stop at the limit
+        # (one long seek would leave Pillow with a wrong page count).
+        pages = 1
+        while pages <= MAX_TOTAL_FRAMES:
+            try:
+                im.seek(pages)
+            except EOFError:
+                break
+            pages += 1
         im.seek(0)
-    return int(getattr(im, "n_frames", 1))
+        return pages, width, height
+    return int(getattr(im, "n_frames", 1)), width, height
 
 
-def _gif_frames(gif: bytes, stop: int) -> int:
-    """Image descriptors in a GIF, counted up to ``stop``; raises CorruptMedia if cut short."""
-    if len(gif) < 13:
-        raise CorruptMedia("the GIF header is cut short")
+def _gif_layout(gif: bytes, stop: int) -> tuple[int, int, int]:
+    """Image descriptors in a GIF (counted up to ``stop``) and the canvas that holds them all.
+
+    As lenient as Pillow's reader: unknown bytes are skipped, a missing trailer ends
+    the file; damage inside the frames is left for the decoder to report.
+    """
+    width, height = struct.unpack_from("<HH", gif, 6)
     pos = 13
     if gif[10] & 0x80:  # global colour table
         pos += 3 << ((gif[10] & 7) + 1)
     frames = 0
-    while frames < stop:
-        if pos >= len(gif):
-            return frames  # no trailer: Pillow accepts that, so do we
+    while frames < stop and pos < len(gif):
         block = gif[pos]
         if block == 0x3B:  # trailer
-            return frames
-        if block == 0x21:  # extension: label, then sub-blocks
+            break
+        if block == 0x21:  # extension: label, then data sub-blocks
             pos += 2
         elif block == 0x2C:  # image descriptor, optional local colour table, LZW code size
             if pos + 10 > len(gif):
-                raise CorruptMedia("a GIF image descriptor is cut short")
-            flags = gif[pos + 9]
+                break
+            left, top, w, h, flags = struct.unpack_from("<HHHHB", gif, pos + 1)
+            width, height = max(width, left + w), max(height, top + h)
             pos += 10 + ((3 << ((flags & 7) + 1)) if flags & 0x80 else 0) + 1
             frames += 1
         else:
-            raise CorruptMedia(f"unexpected GIF block 0x{block:02x} at byte {pos}")
-        while pos < len(gif) and gif[pos]:  # skip data sub-blocks up to the terminator
+            pos += 1
+            continue
+        while pos < len(gif) and gif[pos]:  # data sub-blocks, up to the empty one
             pos += gif[pos] + 1
         pos += 1
-    return frames
+    return frames, width, height
 
 
 def _orientation(im: Image.Image) -> int:
     """EXIF (or XMP) orientation 1..8; a damaged EXIF block counts as upright, as in viewers."""
     try:
         value = im.getexif().get(0x0112, 1)
-    except (SyntaxError, ValueError, struct.error, IndexError, KeyError, TypeError, OSError, EOFError):
+    except (SyntaxError, ValueError, struct.error, IndexError, KeyError, TypeError, OSError, EOFError, Warning):
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
@@ -452,8 +466,8 @@ def _frozen(rgb: np.ndarray) -> np.ndarray:
 def _decode_image(im: Image.Image, data: bytes, limits: MediaLimits, min_side: int | None) -> DecodedMedia:
     fmt = im.format or ""
     width, height = im.size
-    count = _frame_count(im, fmt, data)
-    _check_work(count, width, height, count if fmt in _SEQUENTIAL else min(count, limits.max_frames))
+    count, canvas_w, canvas_h = _frame_count(im, fmt, data, limits)
+    _check_work(count, canvas_w, canvas_h, count if fmt in _SEQUENTIAL else min(count, limits.max_frames))
     if min_side is not None and fmt in ("JPEG", "MPO"):
         # DCT scaling: decode at 1/2, 1/4 or 1/8 straight away
         im.draft(None, (min_side, min_side))

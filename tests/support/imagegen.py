@@ -83,7 +83,7 @@ def jpeg_bytes(rgb: np.ndarray, quality: int = 90, *, orientation: int | None = 
 def png_bytes(pixels: np.ndarray | Image.Image, **params: object) -> bytes:
     """PNG of an array (HxW grey, HxWx3 RGB, HxWx4 RGBA; uint16 grey gives a 16-bit PNG)."""
     if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint16 and pixels.ndim == 2:
-        pixels = Image.fromarray(pixels.astype("<u2"), "I;16")
+        pixels = Image.fromarray(pixels.astype("<u2"))
     return encode(pixels, "PNG", **params)
 
 
@@ -119,12 +119,17 @@ def bomb_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b"")
 
 
-def bomb_gif(width: int, height: int) -> bytes:
-    """A GIF whose screen and single frame declare width x height (at most 65535 each)."""
-    screen = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+def bomb_gif(width: int, height: int, *, screen: tuple[int, int] | None = None) -> bytes:
+    """A GIF whose single frame declares width x height (at most 65535 each).
+
+    ``screen``: a smaller logical screen for the frame to overhang (by default the
+    screen is as large as the frame).
+    """
+    sw, sh = screen or (width, height)
+    head = b"GIF89a" + struct.pack("<HHBBB", sw, sh, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
     frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0)
-    lzw = b"\x02" + b"\x02\x44\x01" + b"\x00"  # clear, one pixel, end; then the terminator
-    return screen + frame + lzw + b"\x3b"
+    lzw = b"\x02" + b"\x02\x44\x01" + b"\x00"  # code size; clear, one pixel, end; terminator
+    return head + frame + lzw + b"\x3b"
 
 
 def bomb_webp(width: int, height: int) -> bytes:
@@ -133,6 +138,38 @@ def bomb_webp(width: int, height: int) -> bytes:
     vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
     body = b"WEBP" + vp8x
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def many_frames_gif(count: int) -> bytes:
+    """A 1x1 GIF with ``count`` frames, written directly (Pillow would take minutes)."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    return screen + frame * count + b"\x3b"
+
+
+def overhanging_gif(screen: tuple[int, int], frame_size: tuple[int, int]) -> bytes:
+    """A valid two-frame GIF whose second frame is larger than the logical screen."""
+    small = Image.new("P", screen, 0)
+    small.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+    first = encode(small, "GIF")
+    body = first[: first.rindex(b"\x3b")]
+    w, h = frame_size
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02\x02\x44\x01\x00"
+    return body + frame + b"\x3b"
+
+
+def multipage_tiff_bytes(frames: Sequence[np.ndarray]) -> bytes:
+    images = [Image.fromarray(np.asarray(f)) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, "TIFF", save_all=True, append_images=images[1:])
+    return buf.getvalue()
+
+
+def mpo_bytes(primary: np.ndarray, *others: np.ndarray) -> bytes:
+    """A multi-picture JPEG as cameras write them (primary picture first)."""
+    buf = io.BytesIO()
+    Image.fromarray(primary).save(buf, "MPO", save_all=True, append_images=[Image.fromarray(o) for o in others])
+    return buf.getvalue()
 
 
 # --- frames that carry their own number -------------------------------------------
@@ -211,8 +248,12 @@ def video_bytes(
     codec: str = "libx264",
     gop: int | None = None,
     options: dict[str, str] | None = None,
+    rotation: int | None = None,
 ) -> bytes:
-    """Frames encoded as a video in memory (frame i shown at i/fps seconds)."""
+    """Frames encoded as a video in memory (frame i shown at i/fps seconds).
+
+    ``rotation``: counter-clockwise degrees stored in the display matrix, as phones do.
+    """
     first = _even(np.asarray(frames[0]))
     height, width = first.shape[:2]
     buf = io.BytesIO()
@@ -223,6 +264,8 @@ def video_bytes(
         if gop is not None:
             stream.codec_context.gop_size = gop
         stream.options = dict(options or {})
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         for rgb in frames:
             frame = av.VideoFrame.from_ndarray(_even(np.asarray(rgb))[:height, :width], format="rgb24")
             out.mux(stream.encode(frame))
@@ -230,9 +273,13 @@ def video_bytes(
     return buf.getvalue()
 
 
-def mp4_bytes(frames: Sequence[np.ndarray], fps: int = 25, *, gop: int | None = None) -> bytes:
+def mp4_bytes(
+    frames: Sequence[np.ndarray], fps: int = 25, *, gop: int | None = None, rotation: int | None = None
+) -> bytes:
     """H.264 in MP4, as Telegram sends "GIF" animations."""
-    return video_bytes(frames, fps, container="mp4", codec="libx264", gop=gop, options={"crf": "18"})
+    return video_bytes(
+        frames, fps, container="mp4", codec="libx264", gop=gop, options={"crf": "18"}, rotation=rotation
+    )
 
 
 def webm_bytes(
@@ -240,3 +287,18 @@ def webm_bytes(
 ) -> bytes:
     """VP9 (or "libvpx" for VP8) in WebM, as Telegram sends video stickers."""
     return video_bytes(frames, fps, container="webm", codec=codec, gop=gop, options={"crf": "20", "b": "0"})
+
+
+def audio_only_mp4(seconds: float = 0.5, rate: int = 16000) -> bytes:
+    """An MP4 holding only an AAC tone: a container Vigil opens but has no picture."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("aac", rate=rate)
+        samples = int(seconds * rate)
+        t = np.arange(samples, dtype=np.float32) / rate
+        tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
