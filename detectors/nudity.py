@@ -85,7 +85,9 @@ class NudityDetector:
         without metadata needs it). ``channels`` is the order the model is fed:
         nudenet 3.4.2 feeds its model BGR (its cvtColor swaps, then blobFromImage
         swaps back; NudeNet issue #203), so "bgr" reproduces nudenet's scores and
-        "rgb" is what the YOLOv8 training pipeline used."""
+        "rgb" is what the YOLOv8 training pipeline used. On the benign bench set
+        "rgb" raises face scores but also adds low-score body-part boxes, so
+        the default stays nudenet's behaviour (see bench/bench_models.py)."""
         if channels not in ("bgr", "rgb"):
             raise ValueError(f"channels must be 'bgr' or 'rgb', not {channels!r}")
         self._model = load_model("nudity", source, threads=threads)

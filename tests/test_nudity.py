@@ -263,3 +263,18 @@ def test_a_bigger_input_size_still_finds_the_face():
     (ref,) = NudityDetector().detect(IMAGES["astronaut"])
     assert hit.label == ref.label == "FACE_FEMALE"
     assert iou(hit.box, ref.box) >= 0.7
+
+
+def test_config_file_points_the_detector_at_the_marker_model(tmp_path: Path, marker_path: Path):
+    import hashlib
+
+    from bot.config import load_config
+
+    digest = hashlib.sha256(marker_path.read_bytes()).hexdigest()
+    config = tmp_path / "vigil.toml"
+    config.write_text(f'[models.nudity]\npath = "{marker_path}"\nsha256 = "{digest}"\n', encoding="utf-8")
+    settings = load_config(config, env={}).detectors
+    detector = NudityDetector(settings.nudity_model, threads=settings.threads)
+    rgb = add_marker(IMAGES["chelsea"], 0.3)
+    assert [d.label for d in detector.detect(rgb)] == ["FEMALE_BREAST_EXPOSED"]
+    assert detector.model_sha256 == digest
