@@ -448,6 +448,54 @@ async def test_adding_the_bot_queues_my_chat_member_and_the_service_message(emu,
     assert [u.id for u in second.message.new_chat_members] == [emu.bot_id]
 
 
+async def test_every_world_change_gives_updates_ptb_can_parse(emu, bot, world):
+    chat, member = world["chat"], world["member"]
+    newcomer = emu.add_user("Nora <script>", username="nora")
+    emu.start_private(member)
+    emu.add_member(chat, newcomer)
+    emu.leave(chat, newcomer)
+    emu.post_text(member, member, "hello bot")
+    emu.edit_text(chat, emu.post_photo(chat, member, jpeg(), caption="a"), "b")
+    emu.block_bot(member)
+    emu.remove_bot_from_group(chat, world["owner"])
+    updates = await bot.get_updates()
+    kinds = [next(k for k in ("message", "edited_message", "my_chat_member") if getattr(u, k)) for u in updates]
+    assert kinds == ["message", "message", "message", "message", "message", "edited_message",
+                     "my_chat_member", "my_chat_member"]
+    assert updates[1].message.new_chat_members[0].first_name == "Nora <script>"
+    assert updates[2].message.left_chat_member.id == newcomer
+    assert updates[3].message.chat.type == "private" and updates[3].message.text == "hello bot"
+    assert updates[5].edited_message.caption == "b"
+    assert updates[6].my_chat_member.chat.type == "private"
+    assert updates[6].my_chat_member.new_chat_member.status == "kicked"
+    assert updates[7].my_chat_member.new_chat_member.status == "kicked"
+    assert updates[7].my_chat_member.chat.id == chat
+
+
+@pytest.mark.filterwarnings("ignore:Please use 'Bot.getUpdates'")
+async def test_a_raw_update_is_served_as_given(emu, bot):
+    # a malformed update (no date) makes PTB's parser fail: the bot under test must survive this
+    update_id = emu.queue_raw_update({"message": {"message_id": 1, "chat": {"id": 1, "type": "private"}}})
+    with pytest.raises(KeyError, match="date"):
+        await bot.get_updates()
+    raw = await bot.do_api_request("getUpdates", api_kwargs={"offset": 0, "timeout": 0})
+    assert raw == [{"update_id": update_id, "message": {"message_id": 1, "chat": {"id": 1, "type": "private"}}}]
+    await bot.do_api_request("getUpdates", api_kwargs={"offset": update_id + 1, "timeout": 0})
+    assert emu.pending_updates() == 0
+
+
+async def test_unrestrict_with_the_chats_default_permissions_makes_a_member_again(emu, bot):
+    owner, member = emu.add_user("O"), emu.add_user("M")
+    chat = emu.add_group("Team", creator=owner, members=[member], bot_rights=full_rights(),
+                         permissions={"can_send_messages": True, "can_send_photos": True, "can_invite_users": True})
+    assert await bot.restrict_chat_member(chat, member, ChatPermissions.no_permissions())
+    assert emu.member(chat, member)["status"] == "restricted"
+    defaults = (await bot.get_chat(chat)).permissions
+    assert defaults.can_send_photos and not defaults.can_change_info
+    assert await bot.restrict_chat_member(chat, member, defaults, use_independent_chat_permissions=True)
+    assert emu.member(chat, member)["status"] == "member"
+
+
 async def test_offset_confirms_and_allowed_updates_filters(emu, bot, world):
     chat = world["chat"]
     emu.post_text(chat, world["member"], "one")

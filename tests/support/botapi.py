@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import dataclasses
 import html
 import io
 import itertools
@@ -928,6 +927,18 @@ class BotApiEmulator:
         """True while a getUpdates long poll is waiting for an update."""
         return self._poll is not None and not self._poll.done()
 
+    def queue_raw_update(self, payload: dict) -> int:
+        """Queue an update exactly as given (no checks): to test how the bot survives malformed ones.
+
+        ``payload`` is the update without ``update_id``; returns the id it got.
+        """
+        update_id = next(self._update_ids)
+        kinds = [k for k in payload if k != "update_id"] or ["message"]
+        self._updates.append((update_id, kinds[0], copy.deepcopy(payload.get(kinds[0]))))
+        self._wake_poll("update")
+        self._changed()
+        return update_id
+
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed by an offset."""
         return len(self._updates)
@@ -1200,18 +1211,25 @@ class BotApiEmulator:
 
     def add_group(self, title: str, *, creator: int, admins: Iterable[int] = (), members: Iterable[int] = (),
                   bot_rights: dict[str, bool] | None = None, bot_present: bool = True,
-                  kind: str = "supergroup", username: str | None = None) -> int:
+                  kind: str = "supergroup", username: str | None = None,
+                  permissions: dict[str, bool] | None = None) -> int:
         """A group with its members already in it (no updates queued).
 
         ``bot_rights``: None makes the bot a plain member, a dict an administrator with those
         rights (see ADMIN_RIGHTS, full_rights()). ``bot_present=False``: add it later with
-        add_bot_to_group(). ``kind``: "supergroup" (ids -100…) or "group".
+        add_bot_to_group(). ``kind``: "supergroup" (ids -100…) or "group". ``permissions``: the
+        members' default ChatPermissions (missing keys False; default: all True).
         """
         if kind not in ("supergroup", "group"):
             raise ScenarioError(f"kind must be 'supergroup' or 'group', not {kind!r}")
         n = next(self._supergroup_ids)
         chat_id = int(f"-100{1_000_000_000 + n}") if kind == "supergroup" else -(4_000_000_000 + n)
         chat = _Chat(chat_id, kind, title, username=username)
+        if permissions is not None:
+            unknown = set(permissions) - set(PERMISSIONS)
+            if unknown:
+                raise ScenarioError(f"unknown permissions {sorted(unknown)}; known: {', '.join(PERMISSIONS)}")
+            chat.permissions = {p: bool(permissions.get(p, False)) for p in PERMISSIONS}
         self._user(creator)
         chat.members[creator] = _Member("creator")
         for uid in admins:
