@@ -15,7 +15,7 @@ import io
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ class HumanClient:
 
     def _retry_decryption(self) -> None:
         # a room key can arrive (to-device) in a later sync than the message it opens
-        for index, (room_id, event) in enumerate(self._pending):
+        for index, (room_id, event) in list(enumerate(self._pending)):
             if isinstance(event, MegolmEvent):
                 try:
                     self._pending[index] = (room_id, self.nio.decrypt_event(event))
@@ -369,7 +369,3 @@ class HumanClient:
         if not url:
             raise HumanClientError(f"{type(event).__name__} carries no media")
         return await self.download(url)
-
-
-def event_ids(events: Iterable[Event]) -> list[str]:
-    return [e.event_id for e in events]
