@@ -88,7 +88,7 @@ class Vigil:
     def __init__(self, flat: bool = False) -> None:
         from detectors.hashindex import HammingIndex
 
-        self.index = HammingIndex(BITS, mih_threshold=10**12 if flat else 4096)
+        self.index = HammingIndex(BITS, mih_threshold=10**12) if flat else HammingIndex(BITS)
 
     def load(self, ids, codes):
         self.index.add(ids, codes)

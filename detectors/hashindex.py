@@ -71,7 +71,7 @@ MAX_SUBSTRING_BITS = 24  # _group_rows sorts keys of at most 24 bits
 # The radius a list is usually searched at; the table layout is tuned for it.
 DEFAULT_TARGET_RADIUS = {256: 31, 64: 10}
 
-FLAT_CHUNK_ROWS = 1 << 16  # bounds the temporaries of a flat scan
+FLAT_CHUNK_ROWS = 1 << 13  # temporaries that stay in cache (64 K-row chunks measured 2-9x slower)
 BUILD_CHUNK_ROWS = 1 << 16
 
 _INT32 = np.iinfo(np.int32)
@@ -493,7 +493,7 @@ class HammingIndex:
         self,
         bits: int = 256,
         *,
-        mih_threshold: int = 4096,
+        mih_threshold: int = 8192,
         target_radius: int | None = None,
     ) -> None:
         if isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0 or bits % 64:
@@ -585,6 +585,8 @@ class HammingIndex:
         raw = _hex_to_bytes(hex_hash, self.nbytes)
         if isinstance(entry_id, bool) or not isinstance(entry_id, (int, np.integer)):
             raise BadEntryIds(f"expected an integer id, got {entry_id!r}")
+        if not np.iinfo(np.int64).min <= entry_id <= np.iinfo(np.int64).max:
+            raise BadEntryIds(f"id {entry_id} does not fit in int64")
         self.add(np.array([entry_id], np.int64), np.frombuffer(raw, np.uint8)[None, :])
 
     def remove(self, entry_ids: Iterable[int]) -> int:
