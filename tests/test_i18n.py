@@ -1,0 +1,151 @@
+"""Translations: real .po files read with Babel, the code's msgids extracted with Babel, real time zones."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from bot import i18n
+from bot.i18n import Translator, catalog_problems, extract_messages, language_of, placeholders, translations
+from detectors.errors import ConfigError
+
+PLURAL = ("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)")
+
+
+def write_po(root: Path, language: str, body: str, plural_forms: str = "nplurals=2; plural=(n != 1);") -> Path:
+    path = root / language / "LC_MESSAGES" / "vigil.po"
+    path.parent.mkdir(parents=True)
+    header = (
+        'msgid ""\nmsgstr ""\n'
+        f'"Language: {language}\\n"\n'
+        f'"Plural-Forms: {plural_forms}\\n"\n'
+        '"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+    )
+    path.write_text(header + body, encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    "tag, expected",
+    [("es", "es"), ("es-ES", "es"), ("es_MX", "es"), ("ES", "es"), ("en-GB", "en"), ("fr", "en"), ("", "en"), (None, "en")],
+)
+def test_language_by_primary_subtag(tag, expected):
+    assert language_of(tag) == expected
+    assert Translator(tag).language == expected
+
+
+def test_spanish_translation_and_english_fallback():
+    es, en = Translator("es-ES"), Translator("en")
+    assert es.gettext("Delete") == "Borrar"
+    assert en.gettext("Delete") == "Delete"
+    # a msgid the catalog does not have comes back as the English source
+    assert es.gettext("A sentence no catalog has.") == "A sentence no catalog has."
+    assert es.gettext("Mode set to {mode}.", mode="review") == "Modo cambiado a review."
+    # without arguments the template is returned untouched, for callers that format it themselves
+    assert es.gettext("Mode set to {mode}.") == "Modo cambiado a {mode}."
+
+
+def test_unknown_language_gets_english():
+    assert Translator("fr").gettext("Delete") == "Delete"
+
+
+def test_plural_forms():
+    es, en = Translator("es"), Translator("en")
+    assert en.ngettext(*PLURAL, 1) == "and 1 more finding (in the evidence record)"
+    assert en.ngettext(*PLURAL, 3) == "and 3 more findings (in the evidence record)"
+    assert es.ngettext(*PLURAL, 1) == "y 1 hallazgo más (en el registro de pruebas)"
+    assert es.ngettext(*PLURAL, 3) == "y 3 hallazgos más (en el registro de pruebas)"
+
+
+def test_broken_or_fuzzy_translation_falls_back_to_english(tmp_path):
+    root = write_po(
+        tmp_path,
+        "es",
+        'msgid "Hello {name}"\nmsgstr "Hola {nombre}"\n\n'
+        '#, fuzzy\nmsgid "Good night"\nmsgstr "Buenos días"\n\n'
+        'msgid "Empty"\nmsgstr ""\n\n'
+        'msgid "Fine"\nmsgstr "Bien"\n',
+    )
+    t = Translator("es", locales_dir=root)
+    assert t.gettext("Hello {name}", name="Ana") == "Hello Ana"
+    assert t.gettext("Good night") == "Good night"
+    assert t.gettext("Empty") == "Empty"
+    assert t.gettext("Fine") == "Bien"
+
+
+def test_missing_catalog_means_english(tmp_path):
+    assert Translator("es", locales_dir=tmp_path).gettext("Delete") == "Delete"
+
+
+def test_catalogs_are_parsed_once_and_shared_between_threads():
+    i18n.clear_cache()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(lambda tag: translations(tag), ["es", "es-ES", "es_MX", "ES"] * 8))
+    assert all(t is found[0] for t in found)
+    assert found[0] is not translations("en")
+
+
+def test_dates_in_the_admins_language_and_zone():
+    moment = datetime(2024, 3, 5, 14, 4, 5, tzinfo=timezone.utc)
+    es = Translator("es", timezone="Europe/Madrid").format_datetime(moment)
+    en = Translator("en", timezone="Europe/Madrid").format_datetime(moment)
+    assert "mar" in es and "15:04" in es and "Europe/Madrid" in es
+    assert "Mar" in en and "3:04" in en and "PM" in en
+    utc = Translator("en").format_datetime(moment)
+    assert "2:04" in utc and "UTC" in utc
+    # a naive time is what Vigil stores: UTC
+    assert Translator("en").format_datetime(moment.replace(tzinfo=None)) == utc
+
+
+def test_percent_in_the_admins_language():
+    assert Translator("en").format_percent(0.914) == "91%"
+    assert Translator("es").format_percent(0.914).replace("\xa0", " ") == "91 %"
+
+
+def test_unknown_time_zone_is_a_config_error():
+    with pytest.raises(ConfigError) as err:
+        Translator("en", timezone="Mars/Olympus")
+    assert err.value.key == "timezone"
+    assert "Europe/Madrid" in str(err.value)
+
+
+def test_extraction_finds_the_code_strings():
+    messages = extract_messages()
+    ids = {m.msgid for m in messages}
+    assert "Vigil deleted an image in {group}." in ids  # bot/alerts.py
+    assert "exposed breasts" in ids  # marked with N_ in a table
+    assert PLURAL in ids
+    assert {m.path for m in messages} >= {"alerts.py"}
+
+
+def test_every_code_msgid_has_a_spanish_translation_with_the_same_placeholders():
+    problems = catalog_problems("es", extract_messages())
+    assert problems == [], "\n".join(problems[:20]) + "\nrun: .venv/bin/python -m bot.i18n update, then translate"
+
+
+def test_catalog_check_reports_missing_and_mismatched_entries(tmp_path):
+    root = write_po(
+        tmp_path,
+        "es",
+        'msgid "Hello {name}"\nmsgstr "Hola {nombre}"\n\n'
+        'msgid "Bye"\nmsgstr ""\n\n'
+        'msgid "One {n}"\nmsgid_plural "Many {n}"\nmsgstr[0] "Uno"\nmsgstr[1] "Muchos {n}"\n',
+    )
+    messages = [
+        i18n.ExtractedMessage("Hello {name}", "a.py", 1),
+        i18n.ExtractedMessage("Bye", "a.py", 2),
+        i18n.ExtractedMessage("Not there", "a.py", 3),
+        i18n.ExtractedMessage(("One {n}", "Many {n}"), "a.py", 4),
+    ]
+    problems = catalog_problems("es", messages, root)
+    assert len(problems) == 3
+    assert "placeholders differ" in problems[0] and "a.py:1" in problems[0]
+    assert "no es translation for 'Bye'" in problems[1]
+    assert "'Not there'" in problems[2]
+
+
+def test_placeholders():
+    assert placeholders("Hi {name}, {n} new, {{literal}}") == {"name", "n"}
