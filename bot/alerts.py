@@ -307,21 +307,20 @@ def _failure_reason(w: _Writer, f: AlertFacts) -> _Line | None:
     return w.gettext("The platform refused or failed. If it happens again, check Vigil's admin rights.")
 
 
-def _urgent(w: _Writer, f: AlertFacts) -> list[_Line]:
+def _urgent(w: _Writer, f: AlertFacts) -> list[_Line | None]:
     """The one thing to do first, in bold: it depends on whether the image is still there."""
-    bold = _bold
     if f.outcome == "not_checked":
-        return [bold(w.gettext("An admin should check this message with care. If it may be sexual, do not open or enlarge it: delete it."))]
-    if f.dry_run:
-        return [bold(w.gettext("The image is still in the group. If it must go, delete it by hand without opening it.")), _failure_reason(w, f)]
-    if f.outcome == "delete_failed":
-        return [bold(w.gettext("Delete the message by hand now, without opening the image.")), _failure_reason(w, f)]
-    if f.outcome == "review":
+        return [_bold(w.gettext("An admin should check this message with care. If it may be sexual, do not open or enlarge it: delete it."))]
+    if f.outcome == "delete_failed" and not f.dry_run:
+        return [_bold(w.gettext("Delete the message by hand now, without opening the image.")), _failure_reason(w, f)]
+    if f.outcome == "review" and not f.dry_run:
         return [
-            bold(w.gettext("The image is still in the group. Decide with the buttons below.")),
+            _bold(w.gettext("The image is still in the group. Decide with the buttons below.")),
             w.gettext("You do not need to open the image to decide: if in doubt, delete it."),
         ]
-    return [bold(w.gettext("Do not look for the image, and do not ask anyone to send it to you."))]
+    if f.dry_run or f.outcome == "reported":  # nothing was deleted
+        return [_bold(w.gettext("The image is still in the group. If it must go, delete it by hand without opening it.")), _failure_reason(w, f)]
+    return [_bold(w.gettext("Do not look for the image, and do not ask anyone to send it to you."))]
 
 
 def _owner(f: AlertFacts) -> str | None:

@@ -289,6 +289,13 @@ def test_dry_run_says_would_have_and_that_the_image_is_still_there():
     assert "Deleted the message." not in text.replace("Would have deleted the message.", "")
 
 
+def test_reported_says_the_image_is_still_there():
+    text = render_alert(facts(outcome="reported"), EN, RESOURCES).text
+    assert text.splitlines()[1].startswith("The image is still in the group")
+    assert "sender is an admin or exempt" in text
+    assert "Do not look for the image" not in render_alert(facts(outcome="reported"), EN, RESOURCES).text
+
+
 def test_sender_actions():
     muted = render_alert(facts(sender_action="muted", muted_until=POSTED + timedelta(hours=24)), EN, RESOURCES).text
     assert "Muted the sender until Mar 6, 2024" in muted and "the sender is muted" in muted
