@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from tests.support.botapi import BotApiEmulator
+from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
 from tests.support.imagegen import animated_gif_bytes, mp4_bytes
 from tests.support.marker_model import add_marker, write_marker_model
 from tests.support.vigil_harness import TOKEN, VigilProcess, jpeg, running_vigil, webp, write_config
 
-FULL_RIGHTS = {"can_delete_messages": True, "can_restrict_members": True}
+FULL_RIGHTS = full_rights()
 
 
 @pytest.fixture(scope="session")
@@ -175,9 +175,9 @@ async def test_bot_without_delete_right_tells_the_admin_who_added_it(emu, tmp_pa
     owner = emu.add_user("Olivia", username="olivia")
     member = emu.add_user("Max")
     emu.start_private(owner)
-    chat = emu.add_group("Football club", creator=owner, members=[member], bot_rights=None)
+    chat = emu.add_group("Football club", creator=owner, members=[member], bot_present=False)
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
-        emu.add_bot_to_group(chat, by_user=owner, rights={"can_delete_messages": False, "can_restrict_members": False})
+        emu.add_bot_to_group(chat, by_user=owner, rights=full_rights(can_delete_messages=False, can_restrict_members=False))
         await emu.wait_for(lambda: any("delete messages" in (m.get("text") or "") for m in emu.sent_to(owner)))
 
 
