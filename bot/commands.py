@@ -64,7 +64,7 @@ class Commands:
         verb, args = (cmd.args[0].lower(), cmd.args[1:]) if cmd.args else ("status", ())
         handler = getattr(self, f"cmd_{verb}", None)
         if handler is None:
-            await self._say(cmd.chat, t.gettext("Unknown command '{verb}'.").format(verb=verb) + "\n\n" + self.help_text(t))
+            await self._say(cmd.chat, t.gettext("Unknown command '{verb}'.", verb=verb) + "\n\n" + self.help_text(t))
             return
         await handler(cmd, list(args), t, settings)
 
@@ -92,13 +92,13 @@ class Commands:
         action = settings.action + (f" {settings.mute_duration}" if settings.action == "mute" else "")
         lines = [
             t.gettext("Vigil in this group"),
-            t.gettext("Rights: {rights}").format(rights=rights_text),
-            t.gettext("Mode: {mode}").format(mode=settings.mode),
-            t.gettext("Sensitivity: {sensitivity}").format(sensitivity=settings.sensitivity),
-            t.gettext("Action on the sender: {action}").format(action=action),
-            t.gettext("Language: {lang}, region: {region}").format(lang=settings.language, region=settings.region),
-            t.gettext("Block list: {block} images; allow list: {allow} images").format(block=sizes.get("block", 0), allow=sizes.get("allow", 0)),
-            t.gettext("Images checked: {scans}; removed: {deleted}; sent to admins for review: {review}").format(
+            t.gettext("Rights: {rights}", rights=rights_text),
+            t.gettext("Mode: {mode}", mode=settings.mode),
+            t.gettext("Sensitivity: {sensitivity}", sensitivity=settings.sensitivity),
+            t.gettext("Action on the sender: {action}", action=action),
+            t.gettext("Language: {lang}, region: {region}", lang=settings.language, region=settings.region),
+            t.gettext("Block list: {block} images; allow list: {allow} images", block=sizes.get("block", 0), allow=sizes.get("allow", 0)),
+            t.gettext("Images checked: {scans}; removed: {deleted}; sent to admins for review: {review}", 
                 scans=counts.get("scans", 0), deleted=counts.get("deleted", 0), review=counts.get("review", 0)
             ),
         ]
@@ -108,7 +108,7 @@ class Commands:
         if len(args) != 1 or args[0] not in MODES:
             await self._say(cmd.chat, t.gettext("Use: /vigil mode delete|review|dryrun|off"))
             return
-        await self._set(cmd, {"mode": args[0]}, t, t.gettext("Mode set to {mode}.").format(mode=args[0]))
+        await self._set(cmd, {"mode": args[0]}, t, t.gettext("Mode set to {mode}.", mode=args[0]))
 
     async def cmd_sensitivity(self, cmd, args, t, settings) -> None:
         value = args[0].lower() if len(args) == 1 else ""
@@ -121,7 +121,7 @@ class Commands:
                 await self._say(cmd.chat, t.gettext("Use: /vigil sensitivity low|medium|high, or a number from 0.05 to 0.95"))
                 return
             value = f"{number:.2f}"
-        await self._set(cmd, {"sensitivity": value}, t, t.gettext("Sensitivity set to {value}.").format(value=value))
+        await self._set(cmd, {"sensitivity": value}, t, t.gettext("Sensitivity set to {value}.", value=value))
 
     async def cmd_action(self, cmd, args, t, settings) -> None:
         if not args or args[0] not in ACTIONS or (args[0] == "mute" and len(args) != 2) or (args[0] != "mute" and len(args) != 1):
@@ -132,10 +132,10 @@ class Commands:
             try:
                 parse_duration(args[1])
             except ValueError:
-                await self._say(cmd.chat, t.gettext("'{value}' is not a duration: use a number and a unit, like 30m, 12h or 7d.").format(value=args[1]))
+                await self._say(cmd.chat, t.gettext("'{value}' is not a duration: use a number and a unit, like 30m, 12h or 7d.", value=args[1]))
                 return
             changes["mute_duration"] = args[1]
-        await self._set(cmd, changes, t, t.gettext("Action on the sender set to {action}.").format(action=" ".join(args)))
+        await self._set(cmd, changes, t, t.gettext("Action on the sender set to {action}.", action=" ".join(args)))
 
     async def cmd_lang(self, cmd, args, t, settings) -> None:
         if len(args) != 1 or args[0].lower() not in LANGUAGES:
@@ -143,13 +143,13 @@ class Commands:
             return
         lang = args[0].lower()
         t2 = self.core.translator(lang, lang)
-        await self._set(cmd, {"language": lang}, t2, t2.gettext("Language set to {lang}.").format(lang=lang))
+        await self._set(cmd, {"language": lang}, t2, t2.gettext("Language set to {lang}.", lang=lang))
 
     async def cmd_region(self, cmd, args, t, settings) -> None:
         if len(args) != 1 or args[0].upper() not in REGIONS:
             await self._say(cmd.chat, t.gettext("Use: /vigil region ES|GB|US|EU|OTHER"))
             return
-        await self._set(cmd, {"region": args[0].upper()}, t, t.gettext("Region set to {region}.").format(region=args[0].upper()))
+        await self._set(cmd, {"region": args[0].upper()}, t, t.gettext("Region set to {region}.", region=args[0].upper()))
 
     def _target(self, cmd: CommandIssued, args: list[str]) -> str | None:
         if cmd.reply_sender is not None:
@@ -167,7 +167,7 @@ class Commands:
             return
         await self.core.store.add_exemption(cmd.chat.platform, cmd.chat.chat_id, user)
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"exempt {user}")
-        await self._say(cmd.chat, t.gettext("Member {user} is exempt: their images are still checked, and hits are reported to admins instead of deleted.").format(user=user))
+        await self._say(cmd.chat, t.gettext("Member {user} is exempt: their images are still checked, and hits are reported to admins instead of deleted.", user=user))
 
     async def cmd_unexempt(self, cmd, args, t, settings) -> None:
         user = self._target(cmd, args)
@@ -176,12 +176,12 @@ class Commands:
             return
         await self.core.store.remove_exemption(cmd.chat.platform, cmd.chat.chat_id, user)
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"unexempt {user}")
-        await self._say(cmd.chat, t.gettext("Member {user} is no longer exempt.").format(user=user))
+        await self._say(cmd.chat, t.gettext("Member {user} is no longer exempt.", user=user))
 
     async def cmd_logchat(self, cmd, args, t, settings) -> None:
         """Typed in the admins' own chat with a group's id: that group's alerts also go here."""
         if len(args) != 1:
-            await self._say(cmd.chat, t.gettext("To send this group's alerts to a private admin chat, add Vigil to that chat and type there: /vigil logchat {chat_id}").format(chat_id=cmd.chat.chat_id))
+            await self._say(cmd.chat, t.gettext("To send this group's alerts to a private admin chat, add Vigil to that chat and type there: /vigil logchat {chat_id}", chat_id=cmd.chat.chat_id))
             return
         group = ChatRef(cmd.chat.platform, args[0])
         try:
@@ -193,7 +193,7 @@ class Commands:
             return
         await self.core.store.update_settings(group.platform, group.chat_id, {"logchat": cmd.chat.chat_id})
         await self._audit_command(group, cmd.sender.user_id, f"logchat {cmd.chat.chat_id}")
-        await self._say(cmd.chat, t.gettext("This chat now receives Vigil's alerts for group {group} when no admin can be reached privately.").format(group=group.chat_id))
+        await self._say(cmd.chat, t.gettext("This chat now receives Vigil's alerts for group {group} when no admin can be reached privately.", group=group.chat_id))
 
     async def cmd_export(self, cmd, args, t, settings) -> None:
         await self.export(cmd.chat, cmd.sender.user_id, None, t)
@@ -219,14 +219,14 @@ class Commands:
     async def block_or_allow(self, cmd: CommandIssued, verb: str, t) -> None:
         core = self.core
         if cmd.reply_to is None:
-            await self._say(cmd.chat, t.gettext("Reply to an image with /{verb}.").format(verb=verb))
+            await self._say(cmd.chat, t.gettext("Reply to an image with /{verb}.", verb=verb))
             return
         platform = core.platforms[cmd.chat.platform]
         try:
             data = await platform.fetch_media(cmd.reply_to, core.config.detectors.limits.max_bytes)
             scan = await core.pipeline.run_cpu(core.scanner.scan, data, timeout=core.config.pipeline.scan_timeout)
         except (PlatformError, MediaError) as exc:
-            await self._say(cmd.chat, t.gettext("Vigil could not read that image: {reason}").format(reason=str(exc)))
+            await self._say(cmd.chat, t.gettext("Vigil could not read that image: {reason}", reason=str(exc)))
             return
         finally:
             data = b""  # the bytes live only as long as the hashing
@@ -266,7 +266,7 @@ class Commands:
             except PlatformError:
                 continue
             s = await core.group_settings(chat)
-            lines.append(t.gettext("{title}: mode {mode}, sensitivity {sensitivity}").format(title=group.title or group.chat_id, mode=s.mode, sensitivity=s.sensitivity))
+            lines.append(t.gettext("{title}: mode {mode}, sensitivity {sensitivity}", title=group.title or group.chat_id, mode=s.mode, sensitivity=s.sensitivity))
             rows.append(tuple(Button(f"{(group.title or group.chat_id)[:16]}: {m}", f"set:{group.chat_id}:mode:{m}") for m in MODES if m != s.mode))
         text = "\n".join(lines) if lines else t.gettext("You are not an admin of any group that Vigil protects.")
         await core.platforms[cmd.chat.platform].send_chat(cmd.chat.chat_id, OutgoingMessage(text, buttons=tuple(rows)))
@@ -289,7 +289,7 @@ class Commands:
                 return
             await core.store.update_settings(group.platform, group.chat_id, {"mode" if key == "mode" else key: value})
             await self._audit_command(group, press.sender.user_id, f"settings {key}={value}")
-            await platform.answer(press, t.gettext("Mode set to {mode}.").format(mode=value))
+            await platform.answer(press, t.gettext("Mode set to {mode}.", mode=value))
             return
         try:
             record = await core.store.audit_record(int(rest))
@@ -356,7 +356,7 @@ class Commands:
         data = json.dumps(doc, indent=2, ensure_ascii=False).encode()
         name = f"vigil-evidence-{group.chat_id}{'-' + str(record_id) if record_id else ''}.json"
         try:
-            await core.platforms[group.platform].send_file(user_id, name, data, t.gettext("Vigil evidence records ({count})").format(count=len(items)))
+            await core.platforms[group.platform].send_file(user_id, name, data, t.gettext("Vigil evidence records ({count})", count=len(items)))
             text = t.gettext("The evidence records were sent to you privately.")
         except Unreachable:
             text = t.gettext("Open a private chat with the bot and press Start, then ask again.")
@@ -381,7 +381,7 @@ class Commands:
             missing.append(t.gettext("the right to ban or restrict members"))
         if not missing:
             return
-        text = t.gettext("Vigil needs more rights in {group} to protect it:").format(group=event.chat.title or event.chat.chat_id)
+        text = t.gettext("Vigil needs more rights in {group} to protect it:", group=event.chat.title or event.chat.chat_id)
         text += "\n- " + "\n- ".join(missing) + "\n" + t.gettext("Open the group's settings, Administrators, choose Vigil and turn these on.")
         platform = core.platforms[event.chat.platform]
         if event.by is not None:
