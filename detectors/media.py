@@ -24,10 +24,10 @@ plugin registration (under a lock); Pillow's global limits are never changed.
 from __future__ import annotations
 
 import io
-from bisect import bisect_left, bisect_right
 import struct
 import threading
 import zlib
+from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -166,6 +166,7 @@ def probe(data: bytes, limits: MediaLimits) -> tuple[str, int, int]:
     Width and height are as stored (EXIF orientation is not applied here).
     """
     _check_bytes(data, limits)
+    data = bytes(data)
     with _decoding(limits):
         im = _open_image(data, limits)
         if im is not None:
@@ -190,6 +191,7 @@ def decode(data: bytes, limits: MediaLimits, *, min_side: int | None = None) -> 
     if min_side is not None and min_side < 1:
         raise ValueError(f"min_side must be a positive number of pixels or None, not {min_side}")
     _check_bytes(data, limits)
+    data = bytes(data)  # a bytearray or memoryview works too (copied once)
     with _decoding(limits):
         im = _open_image(data, limits)
         if im is not None:
@@ -238,7 +240,7 @@ def _decoding(limits: MediaLimits) -> Iterator[None]:
         # Pillow's own guard fired inside the file (a GIF frame or TIFF tile larger
         # than the picture); its message carries the pixel count.
         pixels = next((int(w) for w in str(exc).replace("(", " ").split() if w.isdigit()), 0)
-        raise OversizedRegion(pixels, limits.max_pixels) from exc
+        raise OversizedRegion(pixels, min(limits.max_pixels, Image.MAX_IMAGE_PIXELS or limits.max_pixels)) from exc
     except _BROKEN as exc:
         raise CorruptMedia(f"{type(exc).__name__}: {exc}") from exc
 
@@ -255,8 +257,6 @@ def _describe_unknown(data: bytes) -> str:
         return "the content is an HTML page"
     if text.startswith(b"<?xml") or b"<svg" in text:
         return "the content is XML or SVG (vector images are not read)"
-    if data[4:8] == b"ftyp" or head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "a video container without a readable video track"
     try:
         sample = head.decode("utf-8")
     except UnicodeDecodeError:
@@ -474,7 +474,7 @@ def _decode_image(im: Image.Image, data: bytes, limits: MediaLimits, min_side: i
     im.load()  # before reading EXIF: PNG keeps it after the pixels
     orientation = _orientation(im)
     frames = []
-    for index in sample_indices(count, limits.max_frames):
+    for index in sample_indices(count, max(1, limits.max_frames)):
         if index:
             im.seek(index)
             _check_pixels(im.size[0], im.size[1], limits)  # a GIF frame may grow the canvas
@@ -545,7 +545,7 @@ def _decode_video(data: bytes, kind: str, limits: MediaLimits, min_side: int | N
             raise CorruptMedia("the video track holds no frames")
         stamps.sort()
         keyframes.sort()
-        targets = [stamps[i] for i in sample_indices(len(stamps), limits.max_frames)]
+        targets = [stamps[i] for i in sample_indices(len(stamps), max(1, limits.max_frames))]
 
         # Pass 2: for each sampled time, jump to the keyframe before it unless
         # decoding is already past that keyframe, then decode up to the time.

@@ -205,6 +205,23 @@ def test_corrupt_media_never_leaks_a_library_error(coffee):
 # --- limits --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("params", [{"lossless": True}, {"lossless": False}, {"lossless": False, "exif": b"Exif"}],
+                         ids=["VP8L", "VP8", "VP8X"])
+def test_webp_sizes_are_read_before_pillow_allocates_the_canvas(params):
+    data = gen.webp_bytes(np.zeros((37, 53, 3), np.uint8), **params)
+    assert media._webp_canvas(data) == (53, 37)
+    with pytest.raises(TooManyPixels) as caught:
+        probe(data, MediaLimits(max_pixels=53 * 37 - 1))
+    assert (caught.value.width, caught.value.height) == (53, 37)
+
+
+def test_bytearray_and_memoryview_are_accepted(coffee):
+    data = gen.png_bytes(coffee)
+    for view in (bytearray(data), memoryview(data)):
+        assert np.array_equal(only_frame(decode(view, LIMITS)), coffee)
+        assert probe(view, LIMITS) == ("PNG", 600, 400)
+
+
 def test_too_many_bytes_is_checked_first():
     with pytest.raises(TooManyBytes) as caught:
         decode(b"not even an image" * 100, MediaLimits(max_bytes=1000))
@@ -239,10 +256,12 @@ def test_max_pixels_is_exact(coffee):
 
 
 def test_a_gif_frame_that_overhangs_the_screen_counts_against_max_pixels():
-    data = gen.overhanging_gif((16, 16), (9000, 9000))
+    # found before decoding: reading that frame would trip Pillow's guard first
+    data = gen.overhanging_gif((16, 16), (20_000, 20_000))
     with pytest.raises(TooManyPixels) as caught:
         decode(data, LIMITS)
-    assert (caught.value.width, caught.value.height) == (9000, 9000)
+    assert type(caught.value) is TooManyPixels
+    assert (caught.value.width, caught.value.height) == (20_000, 20_000)
 
 
 def test_pillows_own_bomb_guard_becomes_a_media_error():
@@ -369,6 +388,17 @@ def test_min_side_decodes_a_jpeg_smaller_keeping_the_short_side(big_jpeg):
     assert rgb.shape == (480, 640, 3)  # 1/2: at 1/4 the short side (240) would be < 320
     reference = np.asarray(Image.fromarray(source).reduce(2))
     assert mean_abs_diff(rgb, reference) < 4
+
+
+def test_min_side_uses_libjpegs_scaled_decoding(big_jpeg):
+    # exactly what libjpeg gives when asked for 1/2 size, not a full decode shrunk afterwards
+    with Image.open(io.BytesIO(big_jpeg[1])) as im:
+        im.draft("RGB", (320, 320))
+        scaled = np.asarray(im.convert("RGB"))
+        assert scaled.shape == (480, 640, 3)
+    full = only_frame(decode(big_jpeg[1], LIMITS))
+    assert not np.array_equal(np.asarray(Image.fromarray(full).reduce(2)), scaled)
+    assert np.array_equal(only_frame(decode(big_jpeg[1], LIMITS, min_side=320)), scaled)
 
 
 @pytest.mark.parametrize("min_side,shape", [(100, (120, 160, 3)), (240, (240, 320, 3)), (481, (960, 1280, 3)),
@@ -540,6 +570,20 @@ def test_videos_are_sampled_first_to_last(name, encoder, fmt):
     assert probe(data, LIMITS) == (fmt, 96, 64)
 
 
+@pytest.mark.parametrize("encoder", [gen.mp4_bytes, gen.webm_bytes], ids=["mp4", "webm"])
+def test_video_sampling_jumps_between_keyframes(monkeypatch, encoder):
+    # A keyframe every 12 frames: sampling 8 of 300 frames decodes about 60 of them.
+    # Allow 100, which decoding the whole clip from the start would exceed.
+    frames = gen.index_frames(300, (96, 64))
+    data = encoder(frames, gop=12)
+    monkeypatch.setattr(media, "MAX_DECODED_PIXELS", 100 * 96 * 64)
+    result = decode(data, LIMITS)
+    assert [gen.read_index(f.rgb) for f in result.frames] == sample_indices(300, 8)
+    # ... while a clip with a single keyframe must be decoded through
+    with pytest.raises(TooManyFrames):
+        decode(encoder(frames, gop=300), LIMITS)
+
+
 def test_a_short_clip_gives_every_frame_and_max_frames_is_respected():
     data = gen.mp4_bytes(gen.index_frames(5, (64, 64)), fps=5)
     result = decode(data, LIMITS)
@@ -575,9 +619,10 @@ def test_an_audio_only_file_is_unsupported():
 
 def test_video_pixels_are_checked_from_the_header():
     data = gen.mp4_bytes(gen.index_frames(3, (96, 64)))
-    with pytest.raises(TooManyPixels) as caught:
-        decode(data, MediaLimits(max_pixels=96 * 64 - 1))
-    assert (caught.value.width, caught.value.height) == (96, 64)
+    for call in (decode, probe):
+        with pytest.raises(TooManyPixels) as caught:
+            call(data, MediaLimits(max_pixels=96 * 64 - 1))
+        assert (caught.value.width, caught.value.height) == (96, 64)
 
 
 def test_multi_page_tiff_pages_are_sampled():
