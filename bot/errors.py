@@ -1,0 +1,28 @@
+"""Errors raised by the bot application; they extend the one hierarchy in ``detectors.errors``."""
+
+from __future__ import annotations
+
+from detectors.errors import VigilError
+
+
+class StoreError(VigilError):
+    """The database cannot be opened, read or written; the message names the file and the fix."""
+
+
+class BadStoreValue(StoreError, ValueError):
+    """A caller passed a value the store refuses (wrong id, kind, hash or size); nothing was written."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field, self.value = field, value
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"store: '{field}' is {shown}; it must be {allowed}")
+
+
+class UnknownRecord(StoreError, LookupError):
+    """An id that names no row (deleted, purged, or never existed)."""
+
+    def __init__(self, what: str, record_id: object) -> None:
+        self.what, self.record_id = what, record_id
+        super().__init__(f"store: no {what} with id {record_id!r} (it was deleted or never existed)")

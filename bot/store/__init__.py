@@ -1,0 +1,80 @@
+"""Vigil's store: one SQLite file with group settings, hash lists, contacts, the audit log
+and what is needed to resume after a restart. Ids and hashes only, never image bytes or
+message text.
+
+    store = await Store.open(config.database)
+    async with store: ...   # or: await store.close()
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+from bot.store.audit import AuditMixin
+from bot.store.db import MIGRATIONS_DIR, Clock, Database, utc_now
+from bot.store.groups import UNSET, GroupsMixin
+from bot.store.lists import ListsMixin, group_list_name
+from bot.store.records import (
+    ActionRecord,
+    AlertRecord,
+    AuditRecord,
+    ContactRecord,
+    EntryRecord,
+    ExemptionRecord,
+    FrozenJSON,
+    GroupRecord,
+    ListRecord,
+    PruneCounts,
+    PurgeCounts,
+    ReviewRecord,
+    WorkItem,
+)
+from bot.store.work import WorkMixin
+
+__all__ = [
+    "Store", "UNSET", "MIGRATIONS_DIR", "group_list_name",
+    "ActionRecord", "AlertRecord", "AuditRecord", "ContactRecord", "EntryRecord", "ExemptionRecord",
+    "FrozenJSON", "GroupRecord", "ListRecord", "PruneCounts", "PurgeCounts", "ReviewRecord", "WorkItem",
+]
+
+
+class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin):
+    """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, migrations_dir: Path | None = None,
+                   clock: Clock = utc_now, check: bool = True) -> "Store":
+        """Opens (or creates) the database and applies new migrations.
+
+        ``migrations_dir`` replaces the shipped migrations (tests); ``clock`` gives the time
+        stamped on rows; ``check`` runs SQLite's quick_check first.
+        """
+        return cls(await Database.open(path, migrations_dir=migrations_dir, clock=clock, check=check))
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    async def schema_version(self) -> int:
+        async with self._db.read() as c:
+            row = await (await c.execute("SELECT max(version) FROM schema_migrations")).fetchone()
+        return int(row[0] or 0)
+
+    async def backup(self, dest_path: str | os.PathLike[str]) -> Path:
+        """A consistent copy of the database at ``dest_path`` (SQLite online backup)."""
+        return await self._db.backup(dest_path)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()

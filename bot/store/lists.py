@@ -1,0 +1,231 @@
+"""Named hash lists, their entries, and which instance lists a group follows."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, AsyncIterator, Mapping
+
+from bot.errors import BadStoreValue, UnknownRecord
+from bot.store import checks
+from bot.store.db import Database
+from bot.store.groups import ensure_group
+from bot.store.records import EntryRecord, ListRecord
+
+KINDS = ("block", "allow")
+ACTIONS = ("delete", "review")
+SCOPES = ("group", "instance")
+ENTRY_CHUNK = 5000  # rows per query when streaming every entry at start-up
+
+_ENTRY_COLUMNS = (
+    "id, list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, source_platform, source_chat, note"
+)
+
+
+def group_list_name(platform: str, chat_id: str, kind: str) -> str:
+    return f"group:{platform}:{chat_id}:{kind}"
+
+
+def _list(row: sqlite3.Row) -> ListRecord:
+    return ListRecord(
+        id=row["id"], name=row["name"], label=row["label"], kind=row["kind"], action=row["action"],
+        scope=row["scope"], platform=row["platform"], chat_id=row["chat_id"], created_at=row["created_at"],
+    )
+
+
+def _entry(row: sqlite3.Row) -> EntryRecord:
+    return EntryRecord(*row)  # columns in _ENTRY_COLUMNS order, the dataclass's field order
+
+
+class ListsMixin:
+    _db: Database
+
+    async def create_list(self, name: str, *, kind: str, label: str = "local", action: str = "delete",
+                          scope: str = "instance", platform: str | None = None,
+                          chat_id: str | int | None = None) -> ListRecord:
+        """A new list. Instance lists have no platform or chat; group lists need both."""
+        n = checks.text("name", name, 200, optional=False)
+        values = (
+            checks.choice("kind", kind, KINDS), checks.label(label), checks.choice("action", action, ACTIONS),
+            checks.choice("scope", scope, SCOPES),
+        )
+        if scope == "group":
+            p, cid = checks.platform(platform), checks.ident("chat_id", chat_id)
+        elif platform is not None or chat_id is not None:
+            raise BadStoreValue("platform", platform, "None for an instance list (it belongs to no group)")
+        else:
+            p = cid = None
+        now = self._db.now()
+        async with self._db.write() as c:
+            if p is not None:
+                await ensure_group(c, p, cid, now)  # type: ignore[arg-type]
+            try:
+                cur = await c.execute(
+                    "INSERT INTO lists (name, kind, label, action, scope, platform, chat_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (n, *values, p, cid, now),
+                )
+            except sqlite3.IntegrityError:
+                raise BadStoreValue("name", name, "a name no other list has") from None
+            row = await (await c.execute("SELECT * FROM lists WHERE id = ?", (cur.lastrowid,))).fetchone()
+        return _list(row)
+
+    async def group_list(self, platform: str, chat_id: str | int, kind: str) -> ListRecord:
+        """The group's own block or allow list, created on first use."""
+        p, cid, k = checks.platform(platform), checks.ident("chat_id", chat_id), checks.choice("kind", kind, KINDS)
+        name = group_list_name(p, cid, k)
+        now = self._db.now()
+        async with self._db.write() as c:
+            await ensure_group(c, p, cid, now)
+            await c.execute(
+                "INSERT INTO lists (name, kind, label, action, scope, platform, chat_id, created_at)"
+                " VALUES (?, ?, 'local', 'delete', 'group', ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (name, k, p, cid, now),
+            )
+            row = await (await c.execute("SELECT * FROM lists WHERE name = ?", (name,))).fetchone()
+        return _list(row)
+
+    async def get_list(self, list_id: int) -> ListRecord | None:
+        lid = checks.record_id("list_id", list_id)
+        async with self._db.read() as c:
+            row = await (await c.execute("SELECT * FROM lists WHERE id = ?", (lid,))).fetchone()
+        return None if row is None else _list(row)
+
+    async def list_by_name(self, name: str) -> ListRecord | None:
+        async with self._db.read() as c:
+            row = await (await c.execute("SELECT * FROM lists WHERE name = ?", (name,))).fetchone()
+        return None if row is None else _list(row)
+
+    async def all_lists(self) -> list[ListRecord]:
+        async with self._db.read() as c:
+            rows = await c.execute_fetchall("SELECT * FROM lists ORDER BY id")
+        return [_list(r) for r in rows]
+
+    async def delete_list(self, list_id: int) -> bool:
+        """Removes the list with its entries and follows; True if it existed."""
+        lid = checks.record_id("list_id", list_id)
+        async with self._db.write() as c:
+            cur = await c.execute("DELETE FROM lists WHERE id = ?", (lid,))
+            return cur.rowcount == 1
+
+    async def add_entry(self, list_id: int, *, pdq: str | None = None, pdq_quality: int | None = None,
+                        phash: str | None = None, sha256: str | None = None, added_by: str | int | None = None,
+                        source_platform: str | None = None, source_chat: str | int | None = None,
+                        note: str | None = None) -> EntryRecord:
+        """Adds hashes to a list. The same image (same SHA-256, or same PDQ) added again returns the first entry."""
+        lid = checks.record_id("list_id", list_id)
+        values = (
+            checks.hex_hash("pdq", pdq, 64), checks.quality(pdq_quality), checks.hex_hash("phash", phash, None),
+            checks.hex_hash("sha256", sha256, 64),
+        )
+        if values[0] is None and values[2] is None and values[3] is None:
+            raise BadStoreValue("hashes", None, "at least one of pdq, phash or sha256")
+        extra = (
+            checks.optional_ident("added_by", added_by),
+            None if source_platform is None else checks.platform(source_platform),
+            checks.optional_ident("source_chat", source_chat),
+            checks.text("note", note, 500),
+        )
+        async with self._db.write() as c:
+            if await (await c.execute("SELECT 1 FROM lists WHERE id = ?", (lid,))).fetchone() is None:
+                raise UnknownRecord("list", lid)
+            row = await self._same_entry(c, lid, values[0], values[3])
+            if row is None:
+                cur = await c.execute(
+                    "INSERT INTO entries (list_id, pdq, pdq_quality, phash, sha256, added_by, added_at,"
+                    " source_platform, source_chat, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (lid, *values, extra[0], self._db.now(), *extra[1:]),
+                )
+                row = await (await c.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (cur.lastrowid,))).fetchone()
+        return _entry(row)
+
+    @staticmethod
+    async def _same_entry(c: Any, list_id: int, pdq: str | None, sha256: str | None) -> sqlite3.Row | None:
+        if sha256 is not None:
+            row = await (await c.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE sha256 = ? AND list_id = ?", (sha256, list_id)
+            )).fetchone()
+            if row is not None:
+                return row
+        if pdq is not None:
+            return await (await c.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE list_id = ? AND pdq = ?", (list_id, pdq)
+            )).fetchone()
+        return None
+
+    async def get_entry(self, entry_id: int) -> EntryRecord | None:
+        eid = checks.record_id("entry_id", entry_id)
+        async with self._db.read() as c:
+            row = await (await c.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (eid,))).fetchone()
+        return None if row is None else _entry(row)
+
+    async def remove_entry(self, entry_id: int) -> bool:
+        eid = checks.record_id("entry_id", entry_id)
+        async with self._db.write() as c:
+            cur = await c.execute("DELETE FROM entries WHERE id = ?", (eid,))
+            return cur.rowcount == 1
+
+    async def entries(self, list_id: int) -> list[EntryRecord]:
+        lid = checks.record_id("list_id", list_id)
+        async with self._db.read() as c:
+            rows = await c.execute_fetchall(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE list_id = ? ORDER BY id", (lid,))
+        return [_entry(r) for r in rows]
+
+    async def iter_all_entries(self, chunk_size: int = ENTRY_CHUNK) -> AsyncIterator[EntryRecord]:
+        """Every entry of every list, by id, fetched in chunks so other work can run in between."""
+        size = checks.record_id("chunk_size", chunk_size)
+        after = 0
+        while True:
+            async with self._db.read() as c:
+                rows = await c.execute_fetchall(
+                    f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT ?", (after, size)
+                )
+            for r in rows:
+                yield _entry(r)
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
+
+    async def lists_for_group(self, platform: str, chat_id: str | int) -> list[ListRecord]:
+        """The group's own lists and the instance lists it follows; never another group's list."""
+        key = (checks.platform(platform), checks.ident("chat_id", chat_id))
+        async with self._db.read() as c:
+            rows = await c.execute_fetchall(
+                "SELECT * FROM lists WHERE scope = 'group' AND platform = ?1 AND chat_id = ?2"
+                " UNION SELECT l.* FROM lists l JOIN follows f ON f.list_id = l.id"
+                "  WHERE f.platform = ?1 AND f.chat_id = ?2 AND l.scope = 'instance'"
+                " ORDER BY id",
+                key,
+            )
+        return [_list(r) for r in rows]
+
+    async def follow(self, platform: str, chat_id: str | int, list_id: int) -> bool:
+        """The group starts using an instance list; True if it did not follow it before."""
+        p, cid, lid = checks.platform(platform), checks.ident("chat_id", chat_id), checks.record_id("list_id", list_id)
+        now = self._db.now()
+        async with self._db.write() as c:
+            row = await (await c.execute("SELECT scope FROM lists WHERE id = ?", (lid,))).fetchone()
+            if row is None:
+                raise UnknownRecord("list", lid)
+            if row["scope"] != "instance":
+                raise BadStoreValue("list_id", lid, "an instance list (a group's own list cannot be followed)")
+            await ensure_group(c, p, cid, now)
+            cur = await c.execute(
+                "INSERT INTO follows (platform, chat_id, list_id, followed_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (p, cid, lid, now),
+            )
+            return cur.rowcount == 1
+
+    async def unfollow(self, platform: str, chat_id: str | int, list_id: int) -> bool:
+        key = (checks.platform(platform), checks.ident("chat_id", chat_id), checks.record_id("list_id", list_id))
+        async with self._db.write() as c:
+            cur = await c.execute("DELETE FROM follows WHERE platform = ? AND chat_id = ? AND list_id = ?", key)
+            return cur.rowcount == 1
+
+    async def list_sizes(self) -> Mapping[int, int]:
+        """Entries per list id, 0 for empty lists."""
+        async with self._db.read() as c:
+            rows = await c.execute_fetchall(
+                "SELECT l.id, (SELECT count(*) FROM entries e WHERE e.list_id = l.id) FROM lists l ORDER BY l.id"
+            )
+        return {r[0]: r[1] for r in rows}
