@@ -48,12 +48,6 @@ def index_only(monkeypatch):
     monkeypatch.setattr(hashindex, "COST_PER_FLAT_ROW", 1e12)
 
 
-@pytest.fixture
-def flat_fallback(monkeypatch):
-    """Make flat scans look free, so indexed segments always fall back to scanning."""
-    monkeypatch.setattr(hashindex, "COST_PER_FLAT_ROW", 0.0)
-
-
 def check_against_brute_force(index, ids, codes, qs, radii):
     for q in qs:
         for radius in radii:
@@ -95,14 +89,23 @@ def test_planted_neighbours_are_found_exactly_at_the_pdq_threshold(index_only):
         assert got == brute_force(ids, codes, q, 31)
 
 
-def test_clustered_buckets_fall_back_to_an_exact_flat_scan(flat_fallback):
+def test_overfull_buckets_fall_back_to_an_exact_flat_scan(monkeypatch):
+    """Near-duplicates crowd the buckets the uniform cost model expects to be small."""
+    monkeypatch.setattr(hashindex, "COST_PER_FLAT_ROW", 100.0)  # tables planned, scan bounded
+    scans = []
+    real_scan = hashindex._scan
+    monkeypatch.setattr(hashindex, "_scan", lambda *a: scans.append(1) or real_scan(*a))
     rng = np.random.default_rng(5)
     centre = random_codes(rng, 1)[0]
     codes = np.stack([flipped(centre, int(d), rng) for d in rng.integers(0, 40, 3000)])
     ids = np.arange(3000, dtype=np.int64)
     index = HammingIndex(mih_threshold=100)
     index.add(ids, codes)
+    far = random_codes(rng, 1)[0]
+    check_against_brute_force(index, ids, codes, [far], [0, 31])
+    assert scans == []  # a query away from the cluster uses the tables
     check_against_brute_force(index, ids, codes, [centre, codes[7]], [0, 12, 31])
+    assert scans  # the cluster's buckets overflowed into flat scans
 
 
 def test_incremental_adds_build_segments_that_stay_exact(index_only):
