@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import html
 import io
+import itertools
 import json
 import logging
 import re
@@ -58,6 +59,7 @@ import threading
 import tomllib
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping, Sequence
@@ -68,7 +70,6 @@ from PIL import Image
 from PIL import (  # noqa: F401
     GifImagePlugin,
     JpegImagePlugin,
-    MpoImagePlugin,
     TiffImagePlugin,
     WebPImagePlugin,
 )
@@ -416,6 +417,10 @@ _EXIF_XMP = 0x02BC  # TIFF files keep their XMP packet in this tag
 
 def _exif_value(value: object) -> str | None:
     if isinstance(value, str):
+        try:  # Pillow reads ASCII tags as Latin-1; many writers put UTF-8 in them
+            value = value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            pass
         return value.replace("\x00", " ").strip()[:MAX_TEXT_BYTES] or None
     if isinstance(value, tuple) and value and all(isinstance(v, int) for v in value):
         value = bytes(v & 0xFF for v in value)
@@ -488,24 +493,40 @@ _XMP_AI_PROPERTIES = {
 }
 
 
-def _xmp_values(text: str, local: str) -> list[str]:
-    """Values of a property in attribute, element or rdf:resource form; bounded patterns."""
+@lru_cache(maxsize=None)
+def _xmp_patterns(local: str) -> tuple[tuple[re.Pattern[str], ...], re.Pattern[str], re.Pattern[str]]:
+    """(attribute-form patterns, element start, element end) for a property's local name."""
     name = rf"(?<![\w.:-])(?:[\w.-]+:)?{local}"
-    patterns = (
-        rf"{name}\s*=\s*\"([^\"<]{{0,4096}})\"",
-        rf"{name}\s*=\s*'([^'<]{{0,4096}})'",
-        rf"<{name}\s[^<>]{{0,1024}}?resource\s*=\s*\"([^\"<]{{0,4096}})\"",
-        rf"<{name}(?:\s[^<>]{{0,1024}})?>(.{{0,8192}}?)</(?:[\w.-]+:)?{local}\s*>",
+    attributes = (
+        re.compile(rf"{name}\s*=\s*\"([^\"<]{{0,4096}})\""),
+        re.compile(rf"{name}\s*=\s*'([^'<]{{0,4096}})'"),
+        re.compile(rf"<{name}\s[^<>]{{0,1024}}?resource\s*=\s*\"([^\"<]{{0,4096}})\""),
     )
+    start = re.compile(rf"<{name}(?:\s[^<>]{{0,1024}})?>")
+    end = re.compile(rf"</(?:[\w.-]+:)?{local}\s*>")
+    return attributes, start, end
+
+
+def _xmp_values(text: str, local: str) -> list[str]:
+    """Values of a property in attribute, rdf:resource or element form.
+
+    Every pattern looks at a bounded window, and at most a few element openings are
+    followed, so a packet of unclosed tags costs a linear scan.
+    """
+    attributes, start, end = _xmp_patterns(local)
+    raw: list[str] = []
+    for pattern in attributes:
+        raw += (m.group(1) for m in itertools.islice(pattern.finditer(text), MAX_VALUES_PER_PROPERTY))
+    for m in itertools.islice(start.finditer(text), MAX_VALUES_PER_PROPERTY):
+        close = end.search(text, m.end(), m.end() + 8192)
+        if close is not None:
+            raw.append(text[m.end() : close.start()])
     values: list[str] = []
-    for pattern in patterns:
-        for m in re.finditer(pattern, text, re.DOTALL):
-            inner = re.sub(r"<[^<>]{0,1024}>", " ", m.group(1))  # rdf:Alt/Seq/li wrappers
-            value = " ".join(html.unescape(inner).split())
-            if value:
-                values.append(value)
-            if len(values) >= MAX_VALUES_PER_PROPERTY:
-                return values
+    for value in raw[:MAX_VALUES_PER_PROPERTY]:
+        inner = re.sub(r"<[^<>]{0,1024}>", " ", value)  # rdf:Alt/Seq/li wrappers
+        value = " ".join(html.unescape(inner).split())
+        if value:
+            values.append(value)
     return values
 
 
@@ -527,12 +548,14 @@ def _read_xmp(raw: bytes, meta: _Metadata) -> None:
 
 
 _XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
-_PILLOW_FORMATS = ("JPEG", "MPO", "WEBP", "GIF", "TIFF", "AVIF", "HEIF")
+# JPEG covers MPO; AVIF and HEIF count only where their plugins are registered
+_PILLOW_FORMATS = ("JPEG", "WEBP", "GIF", "TIFF", "AVIF", "HEIF")
 
 
 def _read_with_pillow(data: bytes, meta: _Metadata) -> None:
     # Image.open parses headers only; pixels are never decoded here
-    with Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS) as im:
+    formats = [f for f in _PILLOW_FORMATS if f in Image.OPEN]
+    with Image.open(io.BytesIO(data), formats=formats) as im:
         xmp = im.info.get("xmp")
         if not xmp:  # older Pillow keeps JPEG XMP only in the APP1 list
             for marker, body in getattr(im, "applist", []):
