@@ -70,8 +70,9 @@ except ImportError:  # pragma: no cover - older Pillow
 MAX_TOTAL_FRAMES = 20_000
 # Pixels Vigil decodes for one file. GIF, APNG and animated WebP frames build on
 # each other, so sampling the last frame means decoding every frame before it;
-# video decodes from the keyframe before each sampled frame. About 3 seconds on one
-# core of a small server (e.g. 3000 frames of 400x400 GIF).
+# video decodes from the keyframe before each sampled frame. Measured at 90-300
+# Mpx/s (GIF) and 25-300 Mpx/s (H.264) on one shared core, so a few seconds at
+# most; e.g. 3000 frames of 400x400, or 250 frames of 1080p.
 MAX_DECODED_PIXELS = 500_000_000
 
 # Pillow format id -> the name Vigil reports, in the order they are tried. An MPO
@@ -528,72 +529,125 @@ def _decode_video(data: bytes, kind: str, limits: MediaLimits, min_side: int | N
         if width or height:
             _check_pixels(width, height, limits)
         stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
-
-        # Pass 1, demux only (cheap): every frame's timestamp, and the keyframes.
-        stamps: list[int] = []
-        keyframes: list[int] = []
-        for packet in container.demux(stream):
-            pts = packet.pts if packet.pts is not None else packet.dts
-            if pts is None:
-                continue  # the end-of-stream marker
-            stamps.append(pts)
-            if packet.is_keyframe:
-                keyframes.append(pts)
-            if len(stamps) > MAX_TOTAL_FRAMES:
-                raise TooManyFrames(len(stamps), MAX_TOTAL_FRAMES, width, height)
-        if not stamps:
-            raise CorruptMedia("the video track holds no frames")
-        stamps.sort()
-        keyframes.sort()
-        targets = [stamps[i] for i in sample_indices(len(stamps), max(1, limits.max_frames))]
-
-        # Pass 2: for each sampled time, jump to the keyframe before it unless
-        # decoding is already past that keyframe, then decode up to the time.
-        frames: list[Frame] = []
-        decoded_pixels = 0
-        position = stamps[0] - 1  # pts of the last decoded frame
-        pending: Iterator[av.VideoFrame] | None = None
-        last: av.VideoFrame | None = None
-        taken: av.VideoFrame | None = None
-        size = (width, height)
-        for target in targets:
-            key = _at_or_before(keyframes, target)
-            if pending is None or (key is not None and key > position):
-                # pass 1 left the demuxer at the end, so the first decode seeks too
-                container.seek(key if key is not None else stamps[0], stream=stream, backward=True)
-                pending = container.decode(stream)
-            found = None
-            for frame in pending:
-                decoded_pixels += frame.width * frame.height
-                if decoded_pixels > MAX_DECODED_PIXELS:
-                    affordable = MAX_DECODED_PIXELS // max(1, frame.width * frame.height)
-                    raise TooManyFrames(len(stamps), affordable, frame.width, frame.height)
-                last = frame
-                position = frame.pts if frame.pts is not None else position + 1
-                if position >= target:
-                    found = frame
-                    break
-            if found is None:
-                found = last  # the track ended before this time: its last frame stands in
-            if found is None or found is taken:
-                continue
-            taken = found
-            _check_pixels(found.width, found.height, limits)
-            index = _index_of(stamps, found.pts) if found.pts is not None else len(frames)
-            turns = _quarter_turns(found)
-            if not frames:  # the picture's size as shown, from the first frame
-                size = (found.height, found.width) if turns % 2 else (found.width, found.height)
-            frames.append(Frame(_video_pixels(found, turns, min_side), index))
-        if not frames:
-            raise CorruptMedia("no frame of the video track could be decoded")
+        stamps, keyframes = _frame_stamps(container, stream, width, height)
+        targets = _plan_samples(stamps, keyframes, max(1, limits.max_frames), width, height)
+        frames, shown = _decode_at(container, stream, stamps, keyframes, targets, limits, min_side)
         return DecodedMedia(
             format=kind,
-            width=size[0],
-            height=size[1],
+            width=shown[0],
+            height=shown[1],
             frame_count=len(stamps),
             frames=tuple(frames),
             animated=len(stamps) > 1,
         )
+
+
+def _frame_stamps(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, width: int, height: int
+) -> tuple[list[int], list[int]]:
+    """Every frame's timestamp and the keyframes', in display order, from demuxing alone."""
+    stamps: list[int] = []
+    keyframes: list[int] = []
+    for packet in container.demux(stream):
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if pts is None:
+            continue  # the end-of-stream marker
+        stamps.append(pts)
+        if packet.is_keyframe:
+            keyframes.append(pts)
+        if len(stamps) > MAX_TOTAL_FRAMES:
+            raise TooManyFrames(len(stamps), MAX_TOTAL_FRAMES, width, height)
+    if not stamps:
+        raise CorruptMedia("the video track holds no frames")
+    return sorted(stamps), sorted(keyframes)
+
+
+def _plan_samples(stamps: list[int], keyframes: list[int], k: int, width: int, height: int) -> list[int]:
+    """The timestamps to sample.
+
+    Evenly spread frames, first and last included, if decoding up to them is
+    affordable. Otherwise the keyframe at or before each of those frames (a keyframe
+    decodes on its own), so that a long video with a keyframe every second or two is
+    still checked along its whole length; the last frame is then the last keyframe.
+    A video that would have to be decoded through (too few keyframes) is refused.
+    """
+    exact = [stamps[i] for i in sample_indices(len(stamps), k)]
+    if not width or not height:
+        return exact  # size unknown until decoded: the hard stop in _decode_at applies
+    affordable = max(1, MAX_DECODED_PIXELS // (width * height))
+    if _decode_cost(stamps, keyframes, exact) <= affordable:
+        return exact
+    nearest = sorted({key for t in exact if (key := _at_or_before(keyframes, t)) is not None})
+    if len(nearest) >= min(k, 2) and _decode_cost(stamps, keyframes, nearest) <= affordable:
+        return nearest
+    raise TooManyFrames(len(stamps), affordable, width, height)
+
+
+def _decode_cost(stamps: list[int], keyframes: list[int], targets: list[int]) -> int:
+    """Frames decoded to reach each target in turn, jumping to a keyframe when that is ahead."""
+    cost, position = 0, None
+    for target in targets:
+        key = _at_or_before(keyframes, target)
+        if position is None or (key is not None and key > position):
+            start = bisect_left(stamps, key if key is not None else stamps[0])
+        else:
+            start = bisect_right(stamps, position)
+        cost += max(0, bisect_right(stamps, target) - start)
+        position = target
+    return cost
+
+
+def _decode_at(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    stamps: list[int],
+    keyframes: list[int],
+    targets: list[int],
+    limits: MediaLimits,
+    min_side: int | None,
+) -> tuple[list[Frame], tuple[int, int]]:
+    """The first frame at or after each target time, and the picture's size as shown."""
+    picked: list[Frame] = []
+    shown = (0, 0)
+    # a hard stop in case the file's timestamps misled the plan
+    budget = 2 * MAX_DECODED_PIXELS
+    decoded_pixels = 0
+    position = stamps[0] - 1  # pts of the last decoded frame
+    pending: Iterator[av.VideoFrame] | None = None
+    last: av.VideoFrame | None = None
+    taken: av.VideoFrame | None = None
+    for target in targets:
+        key = _at_or_before(keyframes, target)
+        if pending is None or (key is not None and key > position):
+            # pass 1 left the demuxer at the end, so the first decode seeks too
+            container.seek(key if key is not None else stamps[0], stream=stream, backward=True)
+            pending = container.decode(stream)
+        found = None
+        for frame in pending:
+            decoded_pixels += frame.width * frame.height
+            if decoded_pixels > budget:
+                affordable = MAX_DECODED_PIXELS // max(1, frame.width * frame.height)
+                raise TooManyFrames(len(stamps), affordable, frame.width, frame.height)
+            last = frame
+            position = frame.pts if frame.pts is not None else position + 1
+            if position >= target:
+                found = frame
+                break
+        if found is None:
+            found = last  # the track ended before this time: its last frame stands in
+        if found is None or found is taken:
+            continue
+        taken = found
+        _check_pixels(found.width, found.height, limits)
+        index = _index_of(stamps, found.pts) if found.pts is not None else len(picked)
+        turns = _quarter_turns(found)
+        if not picked:
+            shown = (found.height, found.width) if turns % 2 else (found.width, found.height)
+        factor = _reduction(found.width, found.height, min_side)
+        picked.append(Frame(_video_pixels(found, turns, factor), index))
+    if not picked:
+        raise CorruptMedia("no frame of the video track could be decoded")
+    return picked, shown
 
 
 def _at_or_before(sorted_values: list[int], value: int) -> int | None:
@@ -614,8 +668,7 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     return round((degrees or 0) / 90) % 4
 
 
-def _video_pixels(frame: av.VideoFrame, quarter_turns: int, min_side: int | None) -> np.ndarray:
-    factor = _reduction(frame.width, frame.height, min_side)
+def _video_pixels(frame: av.VideoFrame, quarter_turns: int, factor: int) -> np.ndarray:
     if factor > 1:
         rgb = frame.to_ndarray(
             format="rgb24",

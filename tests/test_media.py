@@ -295,7 +295,7 @@ def test_decoding_work_is_bounded_for_animations_and_videos(monkeypatch):
     monkeypatch.setattr(media, "MAX_DECODED_PIXELS", 30 * 64 * 64)
     frames = gen.index_frames(40)
     for data in (gen.animated_gif_bytes(frames), gen.webp_animated_bytes(frames), gen.apng_bytes(frames),
-                 gen.mp4_bytes(frames)):
+                 gen.mp4_bytes(frames, gop=40)):
         with pytest.raises(TooManyFrames) as caught:
             decode(data, LIMITS)
         assert caught.value.limit == 30
@@ -555,6 +555,8 @@ def test_long_animations_are_sampled_first_to_last(three_thousand, name, encoder
         ("webm-vp9", gen.webm_bytes, "WEBM"),
         ("webm-vp9-short-gop", lambda frames: gen.webm_bytes(frames, gop=12), "WEBM"),
         ("webm-vp8", lambda frames: gen.webm_bytes(frames, codec="libvpx", gop=30), "WEBM"),
+        ("mov", lambda frames: gen.video_bytes(frames, container="mov"), "MOV"),
+        ("mkv", lambda frames: gen.video_bytes(frames, container="matroska"), "MKV"),
     ],
 )
 def test_videos_are_sampled_first_to_last(name, encoder, fmt):
@@ -579,9 +581,20 @@ def test_video_sampling_jumps_between_keyframes(monkeypatch, encoder):
     monkeypatch.setattr(media, "MAX_DECODED_PIXELS", 100 * 96 * 64)
     result = decode(data, LIMITS)
     assert [gen.read_index(f.rgb) for f in result.frames] == sample_indices(300, 8)
-    # ... while a clip with a single keyframe must be decoded through
-    with pytest.raises(TooManyFrames):
+
+    # Allow 30: not enough for those frames, so the keyframe before each is taken.
+    monkeypatch.setattr(media, "MAX_DECODED_PIXELS", 30 * 96 * 64)
+    result = decode(data, LIMITS)
+    keyframes = [12 * (i // 12) for i in sample_indices(300, 8)]
+    assert keyframes == [0, 36, 84, 120, 168, 204, 252, 288]
+    assert [f.index for f in result.frames] == keyframes
+    assert [gen.read_index(f.rgb) for f in result.frames] == keyframes
+    assert result.frame_count == 300
+
+    # A clip with a single keyframe would have to be decoded through: refused.
+    with pytest.raises(TooManyFrames) as caught:
         decode(encoder(frames, gop=300), LIMITS)
+    assert caught.value.limit == 30
 
 
 def test_a_short_clip_gives_every_frame_and_max_frames_is_respected():

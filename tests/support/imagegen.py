@@ -276,17 +276,27 @@ def video_bytes(
 def mp4_bytes(
     frames: Sequence[np.ndarray], fps: int = 25, *, gop: int | None = None, rotation: int | None = None
 ) -> bytes:
-    """H.264 in MP4, as Telegram sends "GIF" animations."""
-    return video_bytes(
-        frames, fps, container="mp4", codec="libx264", gop=gop, options={"crf": "18"}, rotation=rotation
-    )
+    """H.264 in MP4, as Telegram sends "GIF" animations.
+
+    ``gop``: a keyframe exactly every ``gop`` frames (no extra ones at scene cuts).
+    """
+    options = {"crf": "18"}
+    if gop is not None:
+        options["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+    return video_bytes(frames, fps, container="mp4", codec="libx264", gop=gop, options=options, rotation=rotation)
 
 
 def webm_bytes(
     frames: Sequence[np.ndarray], fps: int = 25, *, codec: str = "libvpx-vp9", gop: int | None = None
 ) -> bytes:
-    """VP9 (or "libvpx" for VP8) in WebM, as Telegram sends video stickers."""
-    return video_bytes(frames, fps, container="webm", codec=codec, gop=gop, options={"crf": "20", "b": "0"})
+    """VP9 (or "libvpx" for VP8) in WebM, as Telegram sends video stickers.
+
+    ``gop``: a keyframe exactly every ``gop`` frames.
+    """
+    options = {"crf": "20", "b": "0"}
+    if gop is not None:
+        options["keyint_min"] = str(gop)
+    return video_bytes(frames, fps, container="webm", codec=codec, gop=gop, options=options)
 
 
 def audio_only_mp4(seconds: float = 0.5, rate: int = 16000) -> bytes:
