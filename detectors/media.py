@@ -609,6 +609,7 @@ def _decode_at(
     """The first frame at or after each target time, and the picture's size as shown."""
     picked: list[Frame] = []
     shown = (0, 0)
+    alpha = _alpha_decoder(stream, limits)
     # a hard stop in case the file's timestamps misled the plan
     budget = 2 * MAX_DECODED_PIXELS
     decoded_pixels = 0
@@ -621,7 +622,7 @@ def _decode_at(
         if pending is None or (key is not None and key > position):
             # pass 1 left the demuxer at the end, so the first decode seeks too
             container.seek(key if key is not None else stamps[0], stream=stream, backward=True)
-            pending = container.decode(stream)
+            pending = _decoded_frames(container, stream, alpha)
         found = None
         for frame in pending:
             decoded_pixels += frame.width * frame.height
@@ -650,6 +651,36 @@ def _decode_at(
     return picked, shown
 
 
+def _alpha_decoder(stream: av.video.stream.VideoStream, limits: MediaLimits) -> av.CodecContext | None:
+    """A decoder that reads the transparency VP8/VP9 in WebM keep beside the picture.
+
+    Telegram's video stickers are VP9 with transparency; FFmpeg's own VP9 decoder
+    drops it, leaving whatever colour the transparent area happens to hold. Only
+    libvpx's decoder reads it; None when the stream has none (or libvpx is missing).
+    """
+    name = stream.codec_context.name
+    if name not in ("vp8", "vp9") or stream.metadata.get("alpha_mode") != "1":
+        return None
+    try:
+        decoder = av.CodecContext.create("libvpx" if name == "vp8" else "libvpx-vp9", "r")
+    except (ValueError, av.error.FFmpegError):
+        return None
+    decoder.options = {"max_pixels": str(limits.max_pixels)}
+    return decoder
+
+
+def _decoded_frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, alpha: av.CodecContext | None
+) -> Iterator[av.VideoFrame]:
+    """Frames from the demuxer's current position (it was just seeked)."""
+    if alpha is None:
+        yield from container.decode(stream)
+        return
+    alpha.flush_buffers()  # the seek flushed only the stream's own decoder
+    for packet in container.demux(stream):
+        yield from alpha.decode(packet)
+
+
 def _at_or_before(sorted_values: list[int], value: int) -> int | None:
     i = bisect_right(sorted_values, value)
     return sorted_values[i - 1] if i else None
@@ -669,15 +700,17 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
 
 
 def _video_pixels(frame: av.VideoFrame, quarter_turns: int, factor: int) -> np.ndarray:
+    transparent = any(c.is_alpha for c in frame.format.components)
+    size: dict[str, object] = {}
     if factor > 1:
-        rgb = frame.to_ndarray(
-            format="rgb24",
-            width=-(-frame.width // factor),
-            height=-(-frame.height // factor),
-            interpolation="AREA",
-        )
+        size = {"width": -(-frame.width // factor), "height": -(-frame.height // factor), "interpolation": "AREA"}
+    if transparent:
+        rgba = frame.to_ndarray(format="rgba", **size).astype(np.uint16)
+        alpha = rgba[..., 3:4]
+        # over white, as for images: (c * a + 255 * (255 - a)) / 255, rounded
+        rgb = ((rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
     else:
-        rgb = frame.to_ndarray(format="rgb24")
+        rgb = frame.to_ndarray(format="rgb24", **size)
     if quarter_turns:
         rgb = np.rot90(rgb, quarter_turns)
     return _frozen(rgb)

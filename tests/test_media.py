@@ -625,6 +625,24 @@ def test_a_phone_videos_rotation_is_applied():
     assert np.abs(cell_colours(result.frames[0].rgb) - cell_colours(np.rot90(stored, 1))).max() < 16
 
 
+@pytest.mark.parametrize("codec", ["libvpx-vp9", "libvpx"], ids=["vp9", "vp8"])
+def test_a_transparent_video_sticker_is_shown_over_white(codec):
+    frames = []
+    for i in range(6):
+        rgba = np.zeros((64, 64, 4), np.uint8)
+        rgba[..., :3] = (200, 0, 0)  # red everywhere, but only the middle is opaque
+        rgba[16:48, 16:48, 3] = 255
+        rgba[:, :8, 3] = 128  # a half-transparent strip
+        frames.append(rgba)
+    result = decode(gen.transparent_webm_bytes(frames, codec=codec), LIMITS)
+    assert (result.format, result.frame_count) == ("WEBM", 6)
+    for frame in result.frames:
+        rgb = frame.rgb.astype(int)
+        assert np.abs(rgb[2, 40] - (255, 255, 255)).max() <= 6  # transparent
+        assert np.abs(rgb[32, 32] - (200, 0, 0)).max() <= 6  # opaque
+        assert np.abs(rgb[32, 4] - (227, 127, 127)).max() <= 8  # half: 200/0 over 255
+
+
 def test_an_audio_only_file_is_unsupported():
     with pytest.raises(UnsupportedFormat, match="no video track"):
         decode(gen.audio_only_mp4(), LIMITS)

@@ -312,3 +312,20 @@ def audio_only_mp4(seconds: float = 0.5, rate: int = 16000) -> bytes:
         out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return buf.getvalue()
+
+
+def transparent_webm_bytes(frames_rgba: Sequence[np.ndarray], fps: int = 10, *, codec: str = "libvpx-vp9") -> bytes:
+    """VP9 (or VP8) WebM with transparency, as Telegram's video stickers (HxWx4 RGBA frames)."""
+    first = np.asarray(frames_rgba[0])
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="webm") as out:
+        stream = out.add_stream(codec, rate=Fraction(fps))
+        stream.height, stream.width = first.shape[0] - first.shape[0] % 2, first.shape[1] - first.shape[1] % 2
+        stream.pix_fmt = "yuva420p"
+        if codec == "libvpx":
+            stream.options = {"auto-alt-ref": "0"}  # VP8 cannot carry alpha with alt-ref frames
+        for rgba in frames_rgba:
+            even = np.ascontiguousarray(np.asarray(rgba)[: stream.height, : stream.width])
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(even, format="rgba")))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
