@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import html
 import io
-import itertools
 import json
 import logging
 import re
@@ -493,40 +492,56 @@ _XMP_AI_PROPERTIES = {
 }
 
 
+_XMP_SOURCE_TYPE = {"DigitalSourceType": "XMP Iptc4xmpExt:DigitalSourceType"}
+_XMP_NAMES = "|".join((*_XMP_SOURCE_TYPE, *_XMP_TOOL_PROPERTIES, *_XMP_AI_PROPERTIES))
+# A property with any namespace prefix (bounded, so long words cost little), as an
+# attribute with a quoted value, or as an element opening. Two passes over the packet.
+_XMP_PREFIX = r"(?<![\w.:-])(?:[\w.-]{1,40}:)?"
+_XMP_ATTRIBUTE = re.compile(
+    rf"{_XMP_PREFIX}({_XMP_NAMES})\s*=\s*(?:\"([^\"<]{{0,4096}})\"|'([^'<]{{0,4096}})')"
+)
+_XMP_ELEMENT = re.compile(rf"<{_XMP_PREFIX}({_XMP_NAMES})(\s[^<>]{{0,1024}})?>")
+_XMP_RESOURCE = re.compile(r"resource\s*=\s*\"([^\"<]{0,4096})\"")
+
+
 @lru_cache(maxsize=None)
-def _xmp_patterns(local: str) -> tuple[tuple[re.Pattern[str], ...], re.Pattern[str], re.Pattern[str]]:
-    """(attribute-form patterns, element start, element end) for a property's local name."""
-    name = rf"(?<![\w.:-])(?:[\w.-]+:)?{local}"
-    attributes = (
-        re.compile(rf"{name}\s*=\s*\"([^\"<]{{0,4096}})\""),
-        re.compile(rf"{name}\s*=\s*'([^'<]{{0,4096}})'"),
-        re.compile(rf"<{name}\s[^<>]{{0,1024}}?resource\s*=\s*\"([^\"<]{{0,4096}})\""),
-    )
-    start = re.compile(rf"<{name}(?:\s[^<>]{{0,1024}})?>")
-    end = re.compile(rf"</(?:[\w.-]+:)?{local}\s*>")
-    return attributes, start, end
+def _xmp_end(local: str) -> re.Pattern[str]:
+    return re.compile(rf"</(?:[\w.-]{{1,40}}:)?{local}\s*>")
 
 
-def _xmp_values(text: str, local: str) -> list[str]:
-    """Values of a property in attribute, rdf:resource or element form.
+def _xmp_values(text: str) -> dict[str, list[str]]:
+    """Values of the properties read, by local name: attribute, rdf:resource or element form.
 
-    Every pattern looks at a bounded window, and at most a few element openings are
-    followed, so a packet of unclosed tags costs a linear scan.
+    Each property gets at most MAX_VALUES_PER_PROPERTY values and element openings
+    followed, and an element's value is looked for in a bounded window, so a packet of
+    unclosed tags costs a linear scan.
     """
-    attributes, start, end = _xmp_patterns(local)
-    raw: list[str] = []
-    for pattern in attributes:
-        raw += (m.group(1) for m in itertools.islice(pattern.finditer(text), MAX_VALUES_PER_PROPERTY))
-    for m in itertools.islice(start.finditer(text), MAX_VALUES_PER_PROPERTY):
-        close = end.search(text, m.end(), m.end() + 8192)
-        if close is not None:
-            raw.append(text[m.end() : close.start()])
-    values: list[str] = []
-    for value in raw[:MAX_VALUES_PER_PROPERTY]:
-        inner = re.sub(r"<[^<>]{0,1024}>", " ", value)  # rdf:Alt/Seq/li wrappers
-        value = " ".join(html.unescape(inner).split())
-        if value:
-            values.append(value)
+    raw: dict[str, list[str]] = {}
+    for m in _XMP_ATTRIBUTE.finditer(text):
+        found = raw.setdefault(m.group(1), [])
+        if len(found) < MAX_VALUES_PER_PROPERTY:
+            found.append(m.group(2) if m.group(2) is not None else m.group(3))
+    opened: dict[str, int] = {}
+    for m in _XMP_ELEMENT.finditer(text):
+        local, attrs = m.group(1), m.group(2) or ""
+        if opened.get(local, 0) >= MAX_VALUES_PER_PROPERTY:
+            continue
+        opened[local] = opened.get(local, 0) + 1
+        found = raw.setdefault(local, [])
+        resource = _XMP_RESOURCE.search(attrs)
+        if resource is not None:
+            found.append(resource.group(1))
+        elif not attrs.endswith("/"):
+            close = _xmp_end(local).search(text, m.end(), m.end() + 8192)
+            if close is not None:
+                found.append(text[m.end() : close.start()])
+    values: dict[str, list[str]] = {}
+    for local, found in raw.items():
+        for value in found[:MAX_VALUES_PER_PROPERTY]:
+            inner = re.sub(r"<[^<>]{0,1024}>", " ", value)  # rdf:Alt/Seq/li wrappers
+            value = " ".join(html.unescape(inner).split())
+            if value:
+                values.setdefault(local, []).append(value[:MAX_TEXT_BYTES])
     return values
 
 
@@ -537,14 +552,14 @@ def _read_xmp(raw: bytes, meta: _Metadata) -> None:
         text = raw.decode("utf-16", errors="replace")
     else:
         text = raw.decode("utf-8", errors="replace")
-    for value in _xmp_values(text, "DigitalSourceType"):
-        meta.source_types.append(_Field("xmp", "XMP Iptc4xmpExt:DigitalSourceType", value))
-    for local, label in _XMP_TOOL_PROPERTIES.items():
-        for value in _xmp_values(text, local):
-            meta.fields.append(_Field("xmp", label, value[:MAX_TEXT_BYTES]))
-    for local, label in _XMP_AI_PROPERTIES.items():
-        for value in _xmp_values(text, local):
-            meta.ai_markers.append(_Field("xmp", label, value[:MAX_TEXT_BYTES]))
+    values = _xmp_values(text)
+    for groups, target in (
+        (_XMP_SOURCE_TYPE, meta.source_types),
+        (_XMP_TOOL_PROPERTIES, meta.fields),
+        (_XMP_AI_PROPERTIES, meta.ai_markers),
+    ):
+        for local, label in groups.items():
+            target.extend(_Field("xmp", label, value) for value in values.get(local, ()))
 
 
 _XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -856,6 +871,10 @@ class ProvenanceScanner:
                     )
                 )
         for field in meta.ai_markers:
+            # the GB 45438 label is JSON with a "Label" member; a bare "AIGC" could be
+            # anything (even a namespace prefix)
+            if field.label.endswith("AIGC label") and "Label" not in field.text:
+                continue
             findings.append(self._ai_marker(field))
         fields = list(meta.fields)
         for key, value in meta.png_texts:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import html
 import http.server
 import io
 import logging
 import threading
+import tracemalloc
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -92,9 +94,15 @@ def test_png_keyword_that_other_software_uses_needs_the_generators_content(scann
     assert scanner.scan(data) == ()
 
 
-def test_png_china_aigc_label(scanner):
-    found = scanner.scan(pf.png_with_text({"AIGC": '{"Label": "1", "ContentProducer": "001191"}'}))
+def test_china_aigc_label_in_png_text_and_xmp(scanner):
+    label = '{"Label": "1", "ContentProducer": "001191"}'
+    found = scanner.scan(pf.png_with_text({"AIGC": label}))
     assert signals(found) == {("png-text", "aigc-label", None)}
+    xmp = pf.xmp_packet({"TC260:AIGC": html.escape(label)})
+    assert signals(scanner.scan(pf.encoded("JPEG", xmp=xmp))) == {("xmp", "aigc-label", None)}
+    # a namespace prefix called AIGC is not a label
+    prefix_only = pf.xmp_packet({"xmlns:AIGC": "http://example.org/ns/aigc/"})
+    assert scanner.scan(pf.encoded("JPEG", xmp=prefix_only)) == ()
 
 
 # --- EXIF ---------------------------------------------------------------------------------
@@ -394,9 +402,16 @@ def test_huge_and_compressed_bomb_text_is_cut_before_matching(scanner):
     padding = "a" * (MAX_TEXT_BYTES + 10)
     huge = pf.png_with_text({"parameters": padding + pf.A1111_PARAMETERS})
     assert scanner.scan(huge) == ()
-    bomb_body = b"parameters\x00\x00" + zlib.compress(b"\x00" * (16 * 1024 * 1024) + b"Steps: 20", 9)
-    bomb = pf.png_with_chunks([pf.png_chunk(b"zTXt", bomb_body)])
-    assert scanner.scan(bomb) == ()
+    # 64 MiB of zeros in 64 KiB: inflated only as far as the limit, so memory stays small
+    bomb_body = b"parameters\x00\x00" + zlib.compress(b"\x00" * (64 * 1024 * 1024) + b"Steps: 20", 9)
+    bomb = pf.png_with_chunks([pf.png_chunk(b"zTXt", bomb_body)] * 4)
+    tracemalloc.start()
+    try:
+        assert scanner.scan(bomb) == ()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024 * 1024
     big_plain = pf.png_with_text({"Comment": "x" * (8 * 1024 * 1024), "Software": "Midjourney"})
     assert signals(scanner.scan(big_plain)) == {("png-text", "generator=Midjourney", "Midjourney")}
 
