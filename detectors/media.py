@@ -14,6 +14,15 @@ the same picture comes out at the same size whatever its format. The shorter sid
 is what matters because classifiers that centre-crop a square need it; detectors
 that letterbox need less, so this is never too small for either.
 
+Animations and videos: up to ``max_frames`` frames evenly spread over the frame
+count, first and last included. Only those frames are converted; GIF, APNG and
+animated WebP must still decode the frames in between (each builds on the last).
+Video is demuxed once to learn every frame's timestamp and the keyframes, then
+decoded from the keyframe before each sampled frame; when that would cost more
+than ``MAX_DECODED_PIXELS`` the keyframes before the sampled frames are taken
+instead (see ``_plan_samples``). Transparency is shown over white everywhere,
+including VP8/VP9 video stickers.
+
 Frames are read-only arrays: one decoded picture is shared by the hashers and the
 detectors, and none of them may change it for the others.
 
@@ -144,7 +153,9 @@ class DecodedMedia:
     width: int  # of the full source picture, after orientation
     height: int
     frame_count: int  # frames in the source (1 for a still); best effort for video
-    frames: tuple[Frame, ...]  # sampled: <= max_frames, first and last included, spread evenly
+    # sampled: <= max_frames, spread evenly, first and last included (a long video
+    # with costly seeks: the keyframes before those frames, see _plan_samples)
+    frames: tuple[Frame, ...]
     animated: bool
 
 
