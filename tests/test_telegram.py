@@ -55,7 +55,8 @@ class Group:
             emu.start_private(getattr(self, who))
 
     def alerts(self, user: int) -> list[dict]:
-        return [m for m in self.emu.sent_to(user) if "Vigil" in (m.get("text") or "") or m.get("reply_markup")]
+        """Alerts carry the export button; command replies and greetings do not."""
+        return [m for m in self.emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
 
     def present(self, message_id: int) -> bool:
         return any(m["message_id"] == message_id for m in self.emu.messages_in(self.chat))

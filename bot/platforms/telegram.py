@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import warnings
 from datetime import datetime, timedelta, timezone
 from pathlib import PurePath
 from typing import Any
@@ -18,6 +19,7 @@ from telegram import Bot, ChatPermissions, InlineKeyboardButton, InlineKeyboardM
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBUserWarning
 
 from bot.config import TelegramConfig
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, MediaRef, UserRef
@@ -34,6 +36,8 @@ from bot.platforms.errors import (
 )
 
 log = logging.getLogger("vigil.telegram")
+# Vigil reads getUpdates raw on purpose (to skip one malformed update instead of stalling)
+warnings.filterwarnings("ignore", message=".*Bot.getUpdates.*", category=PTBUserWarning)
 
 NAME = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
