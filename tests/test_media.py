@@ -155,6 +155,7 @@ def test_zero_bytes_are_empty():
 # --- broken files -----------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 @pytest.mark.parametrize(
     "name,encoder",
     [
@@ -365,6 +366,7 @@ def test_orientation_and_reduction_together():
     assert np.abs(cell_colours(rgb) - cell_colours(shown)).max() < 12
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_a_damaged_exif_block_counts_as_upright(coffee):
     data = gen.jpeg_bytes(coffee, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff")
     result = decode(data, LIMITS)

@@ -206,6 +206,7 @@ def index_frames(count: int, size: tuple[int, int] = (64, 64)) -> list[np.ndarra
 
 
 def animated_gif_bytes(frames: Sequence[np.ndarray], duration_ms: int = 40, **params: object) -> bytes:
+    """An animated GIF. Pillow merges consecutive identical frames into one longer frame."""
     images = [Image.fromarray(np.asarray(f)) for f in frames]
     buf = io.BytesIO()
     images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0, **params)
