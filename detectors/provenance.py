@@ -160,6 +160,18 @@ def _norm_name(text: str) -> str:
     return re.sub(r"[\s_-]+", " ", text.casefold()).strip()
 
 
+def _names(value: object, key: str) -> tuple[str, ...]:
+    names = _strings(value, key, required=True)
+    for name in names:
+        if sum(c.isalnum() for c in name) < 3:
+            raise ConfigError(
+                key,
+                f"has the name {name!r}, which is too short: it would match ordinary text",
+                "give names of at least 3 letters or digits, as the tool writes them",
+            )
+    return names
+
+
 def _strings(value: object, key: str, *, required: bool) -> tuple[str, ...]:
     if value is None and not required:
         return ()
@@ -203,6 +215,8 @@ def load_catalog(extra_files: Sequence[Path] = ()) -> GeneratorCatalog:
 
     Raises ``ConfigError`` naming the file and entry for anything malformed.
     """
+    if isinstance(extra_files, (str, Path)):  # one file given bare, not a list of them
+        extra_files = [Path(extra_files)]
     generators: list[Generator] = []
     png_keys: list[PngKey] = []
     settings: list[SettingsText] = []
@@ -224,7 +238,7 @@ def load_catalog(extra_files: Sequence[Path] = ()) -> GeneratorCatalog:
                 Generator(
                     name=_text(entry.get("name"), f"{where}.name"),
                     kind=kind,
-                    match=_strings(entry.get("match"), f"{where}.match", required=True),
+                    match=_names(entry.get("match"), f"{where}.match"),
                 )
             )
         for i, entry in enumerate(_tables(doc, "png_key", path)):
@@ -653,8 +667,10 @@ class _C2pa:
         return (store if isinstance(store, dict) else {}), state
 
 
-def _source_type_term(value: str) -> str | None:
+def _source_type_term(value: str | None) -> str | None:
     """The generative term in a digitalSourceType URI or bare term, else None."""
+    if not value:
+        return None
     term = value.strip().rstrip("/").rsplit("/", 1)[-1]
     for known in GENERATIVE_SOURCE_TYPES:
         if term.casefold() == known.casefold():
@@ -662,24 +678,29 @@ def _source_type_term(value: str) -> str | None:
     return None
 
 
-def _walk_source_types(node: object, agent: str | None, depth: int = 0) -> Iterator[tuple[str, str | None]]:
-    """(digitalSourceType, softwareAgent nearest to it) anywhere in an assertion's data."""
+def _walk_actions(
+    node: object, agent: str | None, depth: int = 0
+) -> Iterator[tuple[str | None, str | None]]:
+    """(digitalSourceType, softwareAgent nearest to it) for every object in an assertion's
+    data that has either (actions, templates, ...), at any depth up to a bound."""
     if depth > 12:
         return
     if isinstance(node, dict):
         here = node.get("softwareAgent")
-        if isinstance(here, dict):
+        if isinstance(here, dict):  # C2PA 2 writes {"name": ...}, C2PA 1 a string
             here = here.get("name")
-        agent = here if isinstance(here, str) and here.strip() else agent
+        has_agent = isinstance(here, str) and bool(here.strip())
+        if has_agent:
+            agent = here
         dst = node.get("digitalSourceType")
-        if isinstance(dst, str):
-            yield dst, agent
+        if isinstance(dst, str) or has_agent:
+            yield (dst if isinstance(dst, str) else None), agent
         for value in node.values():
             if isinstance(value, (dict, list)):
-                yield from _walk_source_types(value, agent, depth + 1)
+                yield from _walk_actions(value, agent, depth + 1)
     elif isinstance(node, list):
         for value in node[:1000]:
-            yield from _walk_source_types(value, agent, depth + 1)
+            yield from _walk_actions(value, agent, depth + 1)
 
 
 def _claim_generator(manifest: dict[str, Any]) -> str | None:
@@ -813,7 +834,7 @@ class ProvenanceScanner:
                     f"; {status}",
                 )
             )
-            pairs = self._source_types(manifest)
+            pairs = self._actions(manifest)
             generative = [(_source_type_term(value), agent) for value, agent in pairs]
             for term, agent in generative:
                 if term is None:
@@ -848,11 +869,11 @@ class ProvenanceScanner:
         return known[0].name if known else _short(text)
 
     @staticmethod
-    def _source_types(manifest: dict[str, Any]) -> list[tuple[str, str | None]]:
-        pairs: list[tuple[str, str | None]] = []
+    def _actions(manifest: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+        pairs: list[tuple[str | None, str | None]] = []
         for assertion in manifest.get("assertions") or []:
             if isinstance(assertion, dict):
-                pairs += _walk_source_types(assertion.get("data"), None)
+                pairs += _walk_actions(assertion.get("data"), None)
         return pairs
 
     # XMP, EXIF, PNG text

@@ -187,7 +187,13 @@ def test_xmp_in_element_forms_png_and_webp(scanner):
     as_text = pf.xmp_packet(
         elements="<Iptc4xmpExt:DigitalSourceType>trainedAlgorithmicMedia</Iptc4xmpExt:DigitalSourceType>"
     )
-    other_prefix = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:ext="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" ext:DigitalSourceType="http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"/></rdf:RDF></x:xmpmeta>'
+    other_prefix = (  # single quotes and a prefix other than Iptc4xmpExt
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b"<rdf:Description xmlns:ext='http://iptc.org/std/Iptc4xmpExt/2008-02-29/' "
+        b"ext:DigitalSourceType='http://cv.iptc.org/newscodes/digitalsourcetype/"
+        b"compositeWithTrainedAlgorithmicMedia'/></rdf:RDF></x:xmpmeta>"
+    )
     cases = {
         "png resource": (pf.png_with_xmp(as_resource), "trainedAlgorithmicMedia"),
         "png text": (pf.png_with_xmp(as_text), "trainedAlgorithmicMedia"),
@@ -273,6 +279,16 @@ def test_c2pa_camera_capture_is_no_finding_but_a_generator_claim_is(scanner):
     assert signals(scanner.scan(claimed)) == {
         ("c2pa", "generator=OpenAI (DALL·E, ChatGPT images)", "OpenAI (DALL·E, ChatGPT images)")
     }
+
+
+def test_c2pa_known_tool_as_software_agent_without_a_source_type(scanner):
+    camera = pf.c2pa_signed(pf.encoded("JPEG"), pf.c2pa_manifest("digitalCapture", software_agent=None))
+    manifest = pf.c2pa_manifest(
+        "digitalCapture", action="c2pa.opened", software_agent="Adobe Firefly", claim_generator="Photo editor", parent=True
+    )
+    del manifest["assertions"][0]["data"]["actions"][0]["digitalSourceType"]
+    data = pf.c2pa_signed(pf.encoded("JPEG"), manifest, ingredient=camera)
+    assert signals(scanner.scan(data)) == {("c2pa", "generator=Adobe Firefly", "Adobe Firefly")}
 
 
 def test_c2pa_off_reads_only_the_other_metadata(ai_jpeg):
@@ -465,6 +481,7 @@ def test_operator_file_adds_a_generator(tmp_path):
     [
         ("[[generator]]\nname = 'X'\nkind = 'camera'\nmatch = ['X']\n", "kind"),
         ("[[generator]]\nname = 'X'\nmatch = []\n", "match"),
+        ("[[generator]]\nname = 'X'\nmatch = ['A-I']\n", "too short"),
         ("[[generator]]\nmatch = ['X']\n", "name"),
         ("[[png_key]]\nkey = 'k'\n", "generator"),
         ("[[settings_text]]\ngenerator = 'X'\ncontains_all = 'Steps'\n", "contains_all"),
