@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -30,7 +31,10 @@ import numpy as np
 BITS = 256
 NBYTES = BITS // 8
 ABOVE = (32, 33, 36, 48)  # planted just beyond radius 31: must not be returned
-IMPLS = ("vigil", "vigil-flat", "faiss-flat", "faiss-mih", "faiss-hash")
+# vigil: HammingIndex as configured by default; vigil-flat: the same with no tables (its
+# flat path, faiss's popcount kernel over the index's own arrays); numpy-flat: brute
+# force with np.bitwise_count; faiss-*: faiss binary indexes.
+IMPLS = ("vigil", "vigil-flat", "numpy-flat", "faiss-flat", "faiss-mih", "faiss-hash")
 
 
 # --- data ---------------------------------------------------------------------------
@@ -103,6 +107,29 @@ class Vigil:
                 "tables": [list(s.tables.widths) for s in segs if s.tables is not None]}
 
 
+class NumpyFlat:
+    """Brute force in numpy: XOR, np.bitwise_count and a sum per row, in cache-sized chunks."""
+
+    def load(self, ids, codes):
+        self.ids = ids.copy()
+        self.words = codes.view("<u8").copy()
+
+    def query(self, code, radius):
+        q = code.view("<u8")
+        out = []
+        for lo in range(0, len(self.words), 16384):
+            part = self.words[lo : lo + 16384]
+            counts = np.bitwise_count(part ^ q)
+            dist = counts[:, 0].astype(np.uint16)
+            for w in range(1, counts.shape[1]):
+                dist += counts[:, w]
+            out.extend(self.ids[lo + np.flatnonzero(dist <= radius)].tolist())
+        return out
+
+    def stats(self):
+        return {}
+
+
 class FaissRange:
     """faiss binary index; range_search keeps distances < radius, hence radius + 1."""
 
@@ -145,6 +172,8 @@ def make_impl(name: str):
         return Vigil()
     if name == "vigil-flat":
         return Vigil(flat=True)
+    if name == "numpy-flat":
+        return NumpyFlat()
     return FaissRange(name)
 
 
@@ -161,9 +190,20 @@ def run_one(impl: str, n: int, kind: str, queries: int, radius: int) -> dict:
     index = make_impl(impl)
     gc.collect()
     rss0 = rss_bytes()
+    peak = [rss0]
+    loading = threading.Event()
+
+    def sample():  # peak RSS while loading, every 20 ms
+        while not loading.wait(0.02):
+            peak.append(rss_bytes())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     t0 = time.perf_counter()
     index.load(ids, codes)
     load_s = time.perf_counter() - t0
+    loading.set()
+    sampler.join()
     gc.collect()
     rss1 = rss_bytes()
     # the first query pays one-off costs (query plans, page faults); time it apart
@@ -187,6 +227,7 @@ def run_one(impl: str, n: int, kind: str, queries: int, radius: int) -> dict:
         "impl": impl, "n": n, "data": kind, "queries": queries, "radius": radius,
         "load_s": round(load_s, 2),
         "rss_delta_mb": round((rss1 - rss0) / 1e6, 1),
+        "peak_delta_mb": round((max(peak + [rss1]) - rss0) / 1e6, 1),
         "p50_ms": round(float(np.median(lat_ms)), 3),
         "p99_ms": round(float(np.percentile(lat_ms, 99)), 3),
         "first_ms": round(first_ms, 3),
@@ -207,7 +248,8 @@ def child(spec: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000000,10000000", help="comma-separated list sizes")
-    ap.add_argument("--impls", default="vigil,faiss-flat,faiss-mih,vigil-flat,faiss-hash")
+    ap.add_argument("--impls", default="vigil,faiss-flat,vigil-flat,numpy-flat,faiss-mih,faiss-hash",
+                    help=", ".join(IMPLS))
     ap.add_argument("--data", default="random,clustered,dense", help="random, clustered, dense")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--radius", type=int, default=31)
@@ -224,8 +266,9 @@ def main() -> None:
             for impl in args.impls.split(","):
                 if impl not in IMPLS:
                     sys.exit(f"unknown implementation {impl!r}; choose from {', '.join(IMPLS)}")
-                # brute force in numpy is ~100x slower: fewer queries keep the run short
-                queries = min(args.queries, 20) if impl == "vigil-flat" and n > 10**6 else args.queries
+                # flat scans of 10 M codes take 10-200 ms: fewer queries keep the run short
+                slow = impl in ("vigil-flat", "numpy-flat", "faiss-flat", "faiss-mih") and n > 10**6
+                queries = min(args.queries, 40) if slow else args.queries
                 spec = json.dumps({"impl": impl, "n": n, "kind": kind, "queries": queries, "radius": args.radius})
                 proc = subprocess.run([sys.executable, __file__, "--child", spec],
                                       env=env, capture_output=True, text=True)
@@ -242,8 +285,8 @@ def main() -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'impl':<11} {'n':>9} {'data':<9} {'load s':>7} {'RSS MB':>7} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'recall':>7} {'leaks':>5} {'p50 vs faiss-flat':>18}")
+    print(f"\n{'impl':<11} {'n':>9} {'data':<9} {'load s':>7} {'RSS MB':>7} {'peak MB':>7} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'recall':>7} {'leaks':>5} {'p50 vs faiss-flat':>18}")
     peers = {(r["n"], r["data"]): r["p50_ms"] for r in rows if r.get("impl") == "faiss-flat" and "p50_ms" in r}
     for r in rows:
         if "error" in r:
@@ -252,7 +295,8 @@ def print_table(rows: list[dict]) -> None:
         peer = peers.get((r["n"], r["data"]))
         ratio = f"{peer / r['p50_ms']:.1f}x faster" if peer and r["p50_ms"] else "-"
         print(f"{r['impl']:<11} {r['n']:>9} {r['data']:<9} {r['load_s']:>7} {r['rss_delta_mb']:>7} "
-              f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['recall']:>7.1%} {r['leaks']:>5} {ratio:>18}")
+              f"{r['peak_delta_mb']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['recall']:>7.1%} {r['leaks']:>5} "
+              f"{ratio:>18}")
 
 
 if __name__ == "__main__":

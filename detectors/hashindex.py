@@ -77,7 +77,7 @@ BUILD_CHUNK_ROWS = 1 << 16
 _INT32 = np.iinfo(np.int32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a third cheaper to make, for big result sets
 class IndexMatch:
     entry_id: int
     distance: int
@@ -361,7 +361,9 @@ class _Segment:
         ids = np.ascontiguousarray(ids)
         words = np.ascontiguousarray(words)
         widths = _choose_widths(len(ids), 64 * words.shape[1], target_radius)
-        return _Segment(ids, words, _Tables.build(words, widths))
+        tables = _Tables.build(words, widths)
+        tables.plan(len(ids), words.shape[1], target_radius)  # ready for the usual radius
+        return _Segment(ids, words, tables)
 
     @property
     def alive(self) -> int:
@@ -407,9 +409,9 @@ class _Segment:
         return rows, dist
 
     def live_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, words) of the live rows, copied."""
+        """(ids, words) of the live rows (shared, not copied, when none are dead)."""
         if not len(self.dead):
-            return self.ids.copy(), self.words.copy()
+            return self.ids, self.words
         keep = np.ones(len(self.ids), bool)
         keep[self.dead] = False
         return self.ids[keep], self.words[keep]
@@ -584,7 +586,10 @@ class HammingIndex:
 
     def remove(self, entry_ids: Iterable[int]) -> int:
         """Remove entries by id; unknown ids are ignored. Returns how many were removed."""
-        ids = _check_ids(entry_ids if isinstance(entry_ids, np.ndarray) else list(entry_ids))
+        try:
+            ids = _check_ids(entry_ids if isinstance(entry_ids, np.ndarray) else list(entry_ids))
+        except TypeError:
+            raise BadEntryIds(f"expected an iterable of integer ids, got {type(entry_ids).__name__}") from None
         if not len(ids):
             return 0
         with self._write:

@@ -292,6 +292,8 @@ def test_bad_single_ids_and_removals_are_refused():
         index.remove(["x"])
     with pytest.raises(BadEntryIds):
         index.remove([1.5])
+    with pytest.raises(BadEntryIds):
+        index.remove(1)  # type: ignore[arg-type]
     assert len(index) == 1
 
 
