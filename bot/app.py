@@ -73,6 +73,8 @@ class App:
             except asyncio.TimeoutError:
                 log.warning("stopping with work in flight; it stays pending and resumes at the next start")
             await core.stop()
+            for platform in core.platforms.values():
+                await platform.close()
         if self.store is not None:
             await self.store.close()
 

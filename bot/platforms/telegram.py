@@ -46,7 +46,9 @@ OFFSET_KEY = "telegram:offset"
 
 
 def _retry_after(exc: RetryAfter) -> float:
-    value: Any = exc.retry_after
+    with warnings.catch_warnings():  # PTB warns that the type will become timedelta: both are handled
+        warnings.simplefilter("ignore")
+        value: Any = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
@@ -160,14 +162,17 @@ class TelegramPlatform:
         log.info("telegram: polling as @%s", self.username)
 
     async def stop(self) -> None:
+        """Stop taking updates; calls out (alerts, deletes) keep working until ``close``."""
         self._stopping.set()
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=10)
-        await self.bot.shutdown()
         self.connected = False
+
+    async def close(self) -> None:
+        await self.bot.shutdown()
 
     async def _poll(self) -> None:
         offset = int(await self.store.get_state(OFFSET_KEY) or 0)
