@@ -261,3 +261,115 @@ async def test_killed_during_a_burst_and_restarted_nothing_is_lost(emu, tmp_path
     finally:
         if proc.proc and proc.proc.poll() is None:
             proc.kill()
+
+
+def buttons_of(alert: dict) -> dict[str, str]:
+    """callback prefix -> callback data of an alert's buttons."""
+    return {b["callback_data"].split(":")[0]: b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row}
+
+
+async def test_message_older_than_48_hours_is_reported_for_deletion_by_hand(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+    emu.age_message(g.chat, mid, hours=49)  # Vigil was down when it was posted
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
+        assert g.present(mid)
+        text = g.alerts(g.owner)[0]["text"]
+        assert "48" in text
+        assert emu.deleted_in(g.chat) == []
+
+
+async def test_no_reachable_admin_hint_once_then_the_admin_log_chat(emu, tmp_path, marker_model, photo, other_photo):
+    g = Group(emu, started=())
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        first = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await wait_deleted(g, first)
+        second = emu.post_photo(g.chat, g.member, jpeg(add_marker(other_photo)))
+        await wait_deleted(g, second)
+        await asyncio.sleep(1)
+        from_bot = [m for m in emu.messages_in(g.chat) if m["from"]["id"] == emu.bot_id]
+        assert len(from_bot) == 1  # told once, however many hits
+        hint = from_bot[0]["text"]
+        assert "start" in hint.lower() and "nude" not in hint.lower()
+        # the admins make their own chat the log chat for this group
+        log_chat = emu.add_group("Admins", creator=g.owner, admins=[g.admin], bot_rights=FULL_RIGHTS)
+        emu.post_text(log_chat, g.owner, f"/vigil logchat {g.chat}")
+        await emu.wait_for(lambda: any("receives" in (m.get("text") or "") for m in emu.messages_in(log_chat)))
+        third = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo, 0.3)))
+        await wait_deleted(g, third)
+        await emu.wait_for(lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat)))
+        no_image_anywhere(emu)
+
+
+async def test_alert_buttons_ban_export_and_false_positive(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    marked = jpeg(add_marker(photo))
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        mid = emu.post_photo(g.chat, g.member, marked)
+        await wait_deleted(g, mid)
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
+        alert = g.alerts(g.owner)[0]
+        b = buttons_of(alert)
+        assert {"ban", "fp", "export"} <= set(b)
+        # a member cannot use an admin's button, even with its data
+        emu.start_private(g.member)
+        emu.press_button(g.owner, alert["message_id"], g.member, b["ban"], check=False)
+        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 1)
+        assert emu.calls_to("banChatMember") == []
+        emu.press_button(g.owner, alert["message_id"], g.owner, b["export"])
+        await emu.wait_for(lambda: any("document" in m for m in emu.sent_to(g.owner)))
+        doc = next(m["document"] for m in emu.sent_to(g.owner) if "document" in m)
+        assert doc["file_name"].endswith(".json") and doc["mime_type"] in ("application/json", "application/octet-stream")
+        record = json.loads(emu.file_bytes(doc["file_id"]))
+        (item,) = record["records"]
+        assert item["sender_id"] == str(g.member) and item["hashes"]["sha256"] and item["label"] == "nudity"
+        emu.press_button(g.owner, alert["message_id"], g.owner, b["ban"])
+        await emu.wait_for(lambda: len(emu.calls_to("banChatMember")) == 1)
+        assert int(emu.calls_to("banChatMember")[0].params["user_id"]) == g.member
+        emu.press_button(g.owner, alert["message_id"], g.owner, b["fp"])
+        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 4)
+        # on the allow list now: the same image from someone else stays
+        other = emu.add_user("Lea")
+        emu.add_member(g.chat, other)
+        again = emu.post_photo(g.chat, other, marked)
+        await asyncio.sleep(2.5)
+        assert g.present(again)
+
+
+async def test_admins_and_exempt_members_are_reported_not_deleted(emu, tmp_path, marker_model, photo, other_photo):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        by_admin = emu.post_photo(g.chat, g.admin, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
+        assert g.present(by_admin)
+        hello = emu.post_text(g.chat, g.member, "hello")
+        emu.post_text(g.chat, g.owner, "/vigil exempt", reply_to=hello)
+        await emu.wait_for(lambda: any("exempt" in (m.get("text") or "") for m in emu.messages_in(g.chat) if m["from"]["id"] == emu.bot_id))
+        by_member = emu.post_photo(g.chat, g.member, jpeg(add_marker(other_photo)))
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 2)
+        assert g.present(by_member)
+
+
+async def test_groups_in_private_lists_my_groups_and_sets_the_mode(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        emu.post_text(g.chat, g.owner, "/vigil status")
+        await emu.wait_for(lambda: any("Mode: delete" in (m.get("text") or "") for m in emu.messages_in(g.chat)))
+        emu.post_text(g.owner, g.owner, "/groups")
+        await emu.wait_for(lambda: any("Year 9 parents" in (m.get("text") or "") for m in emu.sent_to(g.owner)))
+        listing = next(m for m in emu.sent_to(g.owner) if "Year 9 parents" in (m.get("text") or ""))
+        dry = next(b["callback_data"] for row in listing["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].endswith(":dryrun"))
+        # the member is not an admin: no group is listed, and the button does nothing for them
+        emu.start_private(g.member)
+        emu.post_text(g.member, g.member, "/groups")
+        await emu.wait_for(lambda: any("not an admin" in (m.get("text") or "") for m in emu.sent_to(g.member)))
+        emu.press_button(g.owner, listing["message_id"], g.owner, dry)
+        from bot.events import ChatRef
+
+        chat = ChatRef("telegram", str(g.chat))
+        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 1)
+        assert (await app.core.group_settings(chat)).mode == "dryrun"
+        mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
+        assert g.present(mid)
