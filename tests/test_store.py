@@ -151,6 +151,15 @@ async def test_folder_instead_of_file_is_refused(tmp_path: Path) -> None:
         await Store.open(tmp_path)
 
 
+async def test_database_and_backup_files_are_private(store: Store, db_path: Path, tmp_path: Path) -> None:
+    await store.set_contact(T, "7", display_name="Ana")  # names people: owner only
+    copy = await store.backup(tmp_path / "copy.sqlite3")
+    for f in (db_path, db_path.with_name(db_path.name + "-wal"), copy):
+        assert f.stat().st_mode & 0o077 == 0, f
+    await store.close()
+    await store.close()  # a second close is harmless
+
+
 async def test_connection_settings(store: Store, db_path: Path) -> None:
     with raw(db_path) as c:
         assert c.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # persistent, seen by any connection
@@ -456,6 +465,9 @@ async def test_audit_records_round_trip(store: Store) -> None:
     import json
     assert json.loads(json.dumps(r.findings)) == r.findings  # exportable as is
     assert await store.audit_record(aid + 1) is None
+    long_id = "@" + "x" * 240 + ":example.org"  # Matrix ids run to 255 characters
+    cmd = await store.add_audit(platform=M, chat_id="!r:example.org", kind="admin_command", label=f"exempt {long_id}", actor=long_id)
+    assert (await store.audit_record(cmd)).label == f"exempt {long_id}"
     with pytest.raises(TypeError):
         r.findings["nudity"].append("x")  # type: ignore[union-attr]
 

@@ -61,7 +61,7 @@ class AuditMixin:
             checks.platform(platform), checks.ident("chat_id", chat_id),
             checks.optional_ident("message_id", message_id), checks.optional_ident("sender_id", sender_id),
             checks.display("sender_name", sender_name), checks.choice("kind", kind, AUDIT_KINDS),
-            checks.text("label", label, 200, optional=False),
+            checks.text("label", label, 512, optional=False),
             checks.json_text("findings", findings, MAX_FINDINGS_JSON),
             checks.json_text("hashes", hashes, MAX_HASHES_JSON), checks.text("decision", decision, 64),
             checks.json_text("actions", actions, MAX_ACTIONS_JSON), checks.optional_ident("actor", actor),

@@ -64,6 +64,13 @@ def find_migrations(directory: Path) -> tuple[Migration, ...]:
     return tuple(found[v] for v in sorted(found))
 
 
+def _create_private(path: Path) -> None:
+    """Creates a new database file readable by its owner only (it names people); SQLite's
+    -wal and -shm files take the same permissions."""
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 def _damaged(path: Path, exc: BaseException) -> StoreError:
     return StoreError(
         f"{path} is not a Vigil database or it is damaged ({exc}). Fix: if it is Vigil's "
@@ -81,6 +88,7 @@ class Database:
         self.path = path
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._closed = False
 
     # --- opening --------------------------------------------------------------------
 
@@ -96,8 +104,9 @@ class Database:
         except OSError as exc:
             raise StoreError(f"cannot create the folder for the database {path}: {exc}; create it or change data_dir") from None
         try:
+            _create_private(path)
             conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the database {path}: {exc}; check that the folder is writable") from None
         conn.row_factory = sqlite3.Row
         db = cls(conn, path, clock)
@@ -229,6 +238,7 @@ class Database:
             raise StoreError(f"backup folder {dest.parent} does not exist; create it first")
         partial = dest.with_name(dest.name + ".partial")
         partial.unlink(missing_ok=True)
+        _create_private(partial)
         # used from aiosqlite's worker thread, hence check_same_thread=False
         target = await asyncio.to_thread(sqlite3.connect, partial, check_same_thread=False)
         try:
@@ -247,5 +257,8 @@ class Database:
         return dest
 
     async def close(self) -> None:
+        """Waits for the operation in progress, then closes; closing twice is harmless."""
         async with self._lock:
-            await self.conn.close()
+            if not self._closed:
+                self._closed = True
+                await self.conn.close()

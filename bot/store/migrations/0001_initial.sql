@@ -100,7 +100,7 @@ CREATE TABLE audit (
     sender_id TEXT CHECK (length(sender_id) <= 255),
     sender_name TEXT CHECK (length(sender_name) <= 256),
     kind TEXT NOT NULL CHECK (kind IN ('scan', 'action', 'admin_command', 'alert', 'error')),
-    label TEXT NOT NULL CHECK (length(label) BETWEEN 1 AND 200),
+    label TEXT NOT NULL CHECK (length(label) BETWEEN 1 AND 512),
     findings TEXT NOT NULL DEFAULT '{}' CHECK (length(findings) <= 16384 AND json_valid(findings)),
     hashes TEXT NOT NULL DEFAULT '{}' CHECK (length(hashes) <= 1024 AND json_valid(hashes)),
     decision TEXT CHECK (length(decision) <= 64),
