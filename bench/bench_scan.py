@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import resource
 import sys
 import time
@@ -110,10 +111,12 @@ def main() -> int:
     from bot.cli.scan import CHUNK
 
     def run_vigil() -> list[str]:
-        labels = []
-        for start in range(0, len(images), CHUNK):
-            labels.extend(s.label for s in vigil.scan_many(images[start : start + CHUNK]))  # type: ignore[union-attr]
-        return labels
+        # the same parallel chunks as `vigil scan` (bot.cli.scan.scan_files), from bytes in memory
+        from concurrent.futures import ThreadPoolExecutor
+
+        chunks = [images[start : start + CHUNK] for start in range(0, len(images), CHUNK)]
+        with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            return [s.label for scans in pool.map(vigil.scan_many, chunks) for s in scans]  # type: ignore[union-attr]
 
     def run_ref() -> list[str]:
         labels = []

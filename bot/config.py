@@ -69,6 +69,29 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True)
+class MatrixConfig:
+    """The Matrix account Vigil logs in as; secrets come from the environment."""
+
+    enabled: bool = False
+    homeserver: str = ""  # the client API's base URL, e.g. https://matrix.example.org
+    user_id: str = ""  # @vigil:example.org
+    # secrets: kept out of repr() so a logged config never shows them
+    password: str = field(default="", repr=False)  # VIGIL_MATRIX_PASSWORD
+    access_token: str = field(default="", repr=False)  # VIGIL_MATRIX_ACCESS_TOKEN (used instead of the password when set)
+    admin_token: str = field(default="", repr=False)  # VIGIL_MATRIX_ADMIN_TOKEN: a Synapse admin's token, to quarantine removed media
+    device_name: str = "Vigil"
+    # who may invite Vigil into rooms: user ids (@a:example.org) and server names (example.org);
+    # empty: users of Vigil's own homeserver; "*": anyone
+    invite_from: tuple[str, ...] = ()
+    sync_timeout: int = 30  # seconds a sync long-poll waits for events
+    mute_check_interval: int = 60  # seconds between checks for timed mutes that have run out
+
+    @property
+    def server_name(self) -> str:
+        return self.user_id.partition(":")[2]
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     workers: int = 2
     queue_size: int = 256
@@ -85,6 +108,7 @@ class Config:
     pipeline: PipelineConfig = PipelineConfig()
     groups: GroupDefaults = GroupDefaults()
     telegram: TelegramConfig = TelegramConfig()
+    matrix: MatrixConfig = MatrixConfig()
     resources: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -242,6 +266,57 @@ def _telegram(root: _Table, env: Mapping[str, str]) -> TelegramConfig:
     return cfg
 
 
+_MATRIX_USER = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]:]+$")
+_MATRIX_SERVER = re.compile(r"^:?[A-Za-z0-9.\-\[\]]+(:\d+)?$")
+
+
+def _inviter(v: Any) -> str | None:
+    if not isinstance(v, str) or not (v == "*" or _MATRIX_USER.match(v) or _MATRIX_SERVER.match(v)):
+        return f"{v!r} is neither a user id like @alice:example.org, a server name like example.org, nor \"*\""
+    return None
+
+
+def _matrix(root: _Table, env: Mapping[str, str]) -> MatrixConfig:
+    t = root.table("matrix")
+    d = MatrixConfig()
+    password = env.get("VIGIL_MATRIX_PASSWORD") or t.get("password", str, "")
+    token = env.get("VIGIL_MATRIX_ACCESS_TOKEN") or t.get("access_token", str, "")
+    admin_token = env.get("VIGIL_MATRIX_ADMIN_TOKEN") or t.get("admin_token", str, "")
+    t.used.update(("password", "access_token", "admin_token"))
+    invite_from = t.get("invite_from", list, [])
+    for i, entry in enumerate(invite_from):
+        if problem := _inviter(entry):
+            raise ConfigError(t.key(f"invite_from[{i}]"), problem, "list user ids and server names, e.g. [\"@alice:example.org\", \"example.org\"]")
+    cfg = MatrixConfig(
+        enabled=t.get("enabled", bool, bool(password or token)),
+        homeserver=t.get("homeserver", str, d.homeserver).rstrip("/"),
+        user_id=t.get("user_id", str, d.user_id),
+        password=password,
+        access_token=token,
+        admin_token=admin_token,
+        device_name=t.get("device_name", str, d.device_name, lambda v: None if v.strip() else "must not be empty"),
+        invite_from=tuple(e.lstrip(":") if not e.startswith("@") else e for e in invite_from),
+        sync_timeout=t.get("sync_timeout", int, d.sync_timeout, _between(0, 120)),
+        mute_check_interval=t.get("mute_check_interval", int, d.mute_check_interval, _between(1, 86400)),
+    )
+    t.done()
+    if not cfg.enabled:
+        return cfg
+    if not re.match(r"^https?://[^\s/]+", cfg.homeserver):
+        raise ConfigError(
+            "matrix.homeserver", "is missing or not an http(s) URL" if cfg.homeserver else "is missing",
+            "set it to your homeserver's client API address, e.g. https://matrix.example.org",
+        )
+    if not _MATRIX_USER.match(cfg.user_id):
+        raise ConfigError("matrix.user_id", f"{cfg.user_id!r} is not a Matrix user id", "set it to the bot account's full id, e.g. @vigil:example.org")
+    if not (cfg.password or cfg.access_token):
+        raise ConfigError(
+            "matrix.password", "is missing (and so is the access token)",
+            "set VIGIL_MATRIX_PASSWORD (or VIGIL_MATRIX_ACCESS_TOKEN) in the environment to the bot account's password or token",
+        )
+    return cfg
+
+
 def _pipeline(root: _Table) -> PipelineConfig:
     t = root.table("pipeline")
     d = PipelineConfig()
@@ -277,6 +352,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         pipeline=_pipeline(root),
         groups=_groups(root),
         telegram=_telegram(root, env),
+        matrix=_matrix(root, env),
         resources=root.get("resources", dict, {}),
         source=path,
     )

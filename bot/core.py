@@ -79,6 +79,9 @@ class Core:
         work_id = await self.store.enqueue_work(
             event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
         )
+        item = await self.store.work_item(work_id)
+        if item is not None and item.finished:
+            return  # a replayed update (stopped after the work but before confirming it): done already
         await self.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
         await self.pipeline.submit(event.chat.chat_id, (work_id, event))
 

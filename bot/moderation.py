@@ -118,6 +118,7 @@ class Moderator:
         if decision.alert:
             await core.notifier.alert_admins(event, outcome, settings, audit_id)
         await core.store.finish_work(work_id)
+        await core.store.delete_state(f"work:{work_id}:audit")
         log.info(
             "chat %s message %s: %s -> %s%s",
             event.chat.chat_id, event.message_id, label if error is None else "unscannable",

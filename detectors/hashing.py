@@ -2,9 +2,12 @@
 
 Perceptual hashes are computed from one shared working copy of the image, scaled so
 its long side is at most ``WORK_SIDE`` pixels. PDQ reduces every image to 64x64 and
-pHash to 32x32 anyway, so this costs nothing in accuracy, makes the hashes of a
-full decode and of a reduced (draft) decode agree, and saves most of the time that
-PDQ spends filtering a full-size photo.
+pHash to 32x32 anyway, so this makes the hashes of a full decode and of a reduced
+(draft) decode agree, and saves most of the time PDQ spends filtering a full photo.
+Measured on benign photos and their edited copies (bench notes in the README): at 320
+PDQ took 1.5 ms against 7.2 ms at 512, copies were as close and distinct images as far
+apart as at 512, and the hash stayed within about 8 bits (at most 20) of PDQ on the
+full-size image, which matters for lists hashed elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
-WORK_SIDE = 512
+WORK_SIDE = 320
 
 # PDQ's canonical text form (ThreatExchange) is 64 hex digits, most significant first.
 # pdqhash returns its 256 bits in exactly that order, so packing them MSB-first gives it.

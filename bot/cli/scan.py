@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -62,28 +64,36 @@ class Outcome:
     error: str | None
 
 
-def scan_files(scanner: Scanner, files: Sequence[Path]) -> Iterator[Outcome]:
-    for start in range(0, len(files), CHUNK):
-        chunk = files[start : start + CHUNK]
-        datas: list[bytes | None] = []
-        errors: dict[int, str] = {}
-        for i, path in enumerate(chunk):
-            try:
-                datas.append(path.read_bytes())
-            except OSError as exc:
-                datas.append(None)
-                errors[i] = f"cannot read the file: {exc.strerror or exc}"
-        readable = [(i, d) for i, d in enumerate(datas) if d is not None]
-        results = scanner.scan_many([d for _, d in readable])
-        by_index = {i: r for (i, _), r in zip(readable, results)}
-        for i, path in enumerate(chunk):
-            result = by_index.get(i)
-            if isinstance(result, MediaError):
-                yield Outcome(path, None, str(result))
-            elif result is None:
-                yield Outcome(path, None, errors[i])
-            else:
-                yield Outcome(path, result, None)
+def scan_files(scanner: Scanner, files: Sequence[Path], workers: int | None = None) -> Iterator[Outcome]:
+    """Outcomes in the order of ``files``; chunks are scanned in parallel, one per core."""
+    chunks = [files[start : start + CHUNK] for start in range(0, len(files), CHUNK)]
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for outcomes in pool.map(lambda chunk: scan_chunk(scanner, chunk), chunks):
+            yield from outcomes
+
+
+def scan_chunk(scanner: Scanner, chunk: Sequence[Path]) -> list[Outcome]:
+    out: list[Outcome] = []
+    datas: list[bytes | None] = []
+    errors: dict[int, str] = {}
+    for i, path in enumerate(chunk):
+        try:
+            datas.append(path.read_bytes())
+        except OSError as exc:
+            datas.append(None)
+            errors[i] = f"cannot read the file: {exc.strerror or exc}"
+    readable = [(i, d) for i, d in enumerate(datas) if d is not None]
+    results = scanner.scan_many([d for _, d in readable])
+    by_index = {i: r for (i, _), r in zip(readable, results)}
+    for i, path in enumerate(chunk):
+        result = by_index.get(i)
+        if isinstance(result, MediaError):
+            out.append(Outcome(path, None, str(result)))
+        elif result is None:
+            out.append(Outcome(path, None, errors[i]))
+        else:
+            out.append(Outcome(path, result, None))
+    return out
 
 
 def as_json(o: Outcome) -> dict:
