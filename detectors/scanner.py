@@ -69,9 +69,12 @@ class Scanner:
     def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
         self.settings = settings
         self.thresholds = thresholds_from(settings)
-        self.nudity = NudityDetector(settings.nudity_model, threads=settings.threads)
+        # One thread per model by default: callers run several scans in parallel instead, which
+        # keeps both cores busy without onnxruntime's threads fighting each other.
+        threads = settings.threads or 1
+        self.nudity = NudityDetector(settings.nudity_model, threads=threads)
         self.nsfw = (
-            NsfwClassifier(settings.nsfw_model, threads=settings.threads)
+            NsfwClassifier(settings.nsfw_model, threads=threads)
             if settings.nsfw_enabled
             else None
         )
