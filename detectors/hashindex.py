@@ -10,7 +10,7 @@ machine, so compared within one run):
 * Lists below ``mih_threshold`` (64 K) entries, and recent additions, are scanned
   flat with faiss's popcount kernel (``faiss.hamming_range_search``) straight over
   the index's own arrays: about 1.3 ns per 256-bit code, 8-9x faster than the same
-  scan in numpy (``np.bitwise_count``), and 10 us for a few hundred entries.
+  scan in numpy (``np.bitwise_count``); a search of a few hundred entries takes 10-20 us.
 * Larger lists use multi-index hashing (Norouzi et al.), written here in numpy:
   the code is cut into ``m`` substrings of ``b`` bits, and one table per substring
   maps each ``b``-bit value to the rows having it (a counting-sort directory of
