@@ -20,7 +20,7 @@ from detectors.verdict import Hit, Thresholds, judge_frames
 
 # How many frames go through a model in one call: larger batches gain little on
 # two cores and cost memory.
-BATCH = 8
+BATCH = 4
 
 
 @dataclass(frozen=True)
