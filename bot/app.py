@@ -55,8 +55,12 @@ class App:
             from bot.platforms.telegram import TelegramPlatform
 
             core.add_platform(TelegramPlatform(cfg.telegram, self.store))
+        if cfg.matrix.enabled:
+            from bot.platforms.matrix import MatrixPlatform
+
+            core.add_platform(MatrixPlatform(cfg.matrix, self.store, cfg.data_dir / "matrix"))
         if not core.platforms:
-            log.warning("no platform is enabled: set VIGIL_TELEGRAM_TOKEN or enable a platform in the config")
+            log.warning("no platform is enabled: set VIGIL_TELEGRAM_TOKEN or VIGIL_MATRIX_PASSWORD, or enable a platform in the config")
         for platform in core.platforms.values():
             await platform.start(core)
         await core.start()

@@ -210,7 +210,9 @@ def _detectors(root: _Table) -> DetectorSettings:
         classes[name] = thr.get(name, float, 0.5, _between(0.05, 0.99))
     models = root.table("models")
     nudity, nsfw = _model(models.table("nudity")), _model(models.table("nsfw"))
+    synthetic = _synthetic(models.table("synthetic"))
     models.done()
+    generator_files = tuple(Path(p).expanduser() for p in t.get("generator_files", list, [], _paths))
     settings = DetectorSettings(
         limits=limits,
         nudity_model=nudity,
@@ -220,9 +222,45 @@ def _detectors(root: _Table) -> DetectorSettings:
         review_band=t.get("review_band", float, 0.2, _between(0.0, 0.5)),
         nsfw_review=t.get("nsfw_review", float, 0.85, _between(0.05, 1.0)),
         threads=t.get("threads", int, 0, _between(0, 64)),
+        provenance=t.get("provenance", bool, True),
+        c2pa=t.get("c2pa", bool, True),
+        generator_files=generator_files,
+        synthetic=synthetic,
     )
     t.done()
     return settings
+
+
+def _paths(v: list) -> str | None:
+    bad = [p for p in v if not isinstance(p, str) or not Path(p).expanduser().is_file()]
+    return f"{bad[0]!r} is not a file" if bad else None
+
+
+def _synthetic(t: _Table) -> Any:
+    """[models.synthetic]: an operator's ONNX classifier of AI-made images (off unless a path is set)."""
+    from detectors.synthetic import ClassifierSpec
+
+    path = t.get("path", str, "")
+    d = ClassifierSpec(path=Path())
+    triple = lambda v: None if len(v) == 3 and all(isinstance(x, (int, float)) for x in v) else "needs three numbers (R, G, B)"  # noqa: E731
+    spec = ClassifierSpec(
+        path=Path(path).expanduser(),
+        sha256=t.get("sha256", str, "", lambda v: None if not v or re.fullmatch(r"[0-9a-fA-F]{64}", v) else "not 64 hex digits").lower() or None,
+        input_size=t.get("input_size", int, d.input_size, _between(16, 2048)),
+        mean=tuple(float(x) for x in t.get("mean", list, list(d.mean), triple)),  # type: ignore[arg-type]
+        std=tuple(float(x) for x in t.get("std", list, list(d.std), triple)),  # type: ignore[arg-type]
+        labels=tuple(t.get("labels", list, list(d.labels), lambda v: None if len(v) >= 2 and all(isinstance(x, str) for x in v) else "needs two or more label names")),
+        positive=t.get("positive", str, d.positive),
+        layout=t.choice("layout", ("NCHW", "NHWC"), d.layout),
+        softmax=t.get("softmax", bool, d.softmax),
+        threshold=t.get("threshold", float, d.threshold, _between(0.0, 1.0)),
+    )
+    t.done()
+    if not path:
+        return None
+    if spec.positive not in spec.labels:
+        raise ConfigError("models.synthetic.positive", f"'{spec.positive}' is not one of the labels {list(spec.labels)}", "name the label that means 'generated'")
+    return spec
 
 
 def _groups(root: _Table) -> GroupDefaults:
