@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vigil.notify")
 
 
-def findings_of(outcome: "Outcome") -> tuple[Finding, ...]:
+def findings_of(outcome: "Outcome", synthetic_threshold: float | None = None) -> tuple[Finding, ...]:
     found: list[Finding] = []
     if outcome.error is not None:
         found.append(Finding("unscannable", detail=getattr(outcome.error, "reason", "error")))
@@ -35,6 +35,12 @@ def findings_of(outcome: "Outcome") -> tuple[Finding, ...]:
         nsfw = outcome.scan.nsfw
         if nsfw is not None and outcome.label != "clean":
             found.append(Finding("nsfw", score=nsfw))
+        # evidence of AI making or editing: shown with a hit, never a reason to act on its own
+        for p in outcome.scan.provenance:
+            found.append(Finding("provenance", label=p.signal, detail=p.detail))
+        synthetic = outcome.scan.synthetic
+        if synthetic is not None and synthetic_threshold is not None and synthetic >= synthetic_threshold:
+            found.append(Finding("provenance", label=f"ai-image-detector {synthetic:.0%}", score=synthetic))
     return tuple(found)
 
 
@@ -65,7 +71,7 @@ class Notifier:
             sender_username=s.username,
             sender_id=s.user_id,
             posted_at=event.posted_at,
-            findings=findings_of(outcome),
+            findings=findings_of(outcome, getattr(self.core.config.detectors.synthetic, "threshold", None)),
             outcome=outcome_word(outcome),
             failure=outcome.delete_failure,
             sender_action=outcome.sender_action_done,

@@ -15,6 +15,7 @@ from detectors.hashing import ImageHashes, perceptual_hashes, sha256_hex
 from detectors.media import DecodedMedia, decode
 from detectors.nsfw import NsfwClassifier
 from detectors.nudity import Detection, NudityDetector
+from detectors.provenance import ProvenanceFinding, ProvenanceScanner
 from detectors.settings import DetectorSettings
 from detectors.verdict import Hit, Thresholds, judge_frames
 
@@ -29,6 +30,7 @@ class FrameScan:
     detections: tuple[Detection, ...]  # boxes in the source image's pixels
     nsfw: float | None
     hashes: ImageHashes
+    synthetic: float | None = None  # the operator's learned AI-image detector, when configured
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class Scan:
     height: int
     frame_count: int
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    # evidence in the file's metadata that a generative model made or altered it;
+    # positive findings only: an empty tuple proves nothing
+    provenance: tuple[ProvenanceFinding, ...] = ()
 
     @property
     def hashes(self) -> ImageHashes:
@@ -54,6 +59,11 @@ class Scan:
     @property
     def nsfw(self) -> float | None:
         scores = [f.nsfw for f in self.frames if f.nsfw is not None]
+        return max(scores) if scores else None
+
+    @property
+    def synthetic(self) -> float | None:
+        scores = [f.synthetic for f in self.frames if f.synthetic is not None]
         return max(scores) if scores else None
 
 
@@ -78,6 +88,14 @@ class Scanner:
             if settings.nsfw_enabled
             else None
         )
+        self.provenance = (
+            ProvenanceScanner(settings.generator_files, c2pa=settings.c2pa) if settings.provenance else None
+        )
+        self.synthetic = None
+        if settings.synthetic is not None:
+            from detectors.synthetic import SyntheticDetector
+
+            self.synthetic = SyntheticDetector(settings.synthetic, threads=threads)  # type: ignore[arg-type]
 
     def scan(self, data: bytes) -> Scan:
         """Scan one file's bytes; raises a ``MediaError`` for input Vigil refuses."""
@@ -110,7 +128,18 @@ class Scanner:
             nsfw = []
             for start in range(0, len(pixels), BATCH):
                 nsfw.extend(self.nsfw.score_batch(pixels[start : start + BATCH]))
+        synthetic: list[float | None] = [None] * len(pixels)
+        if self.synthetic is not None:
+            synthetic = []
+            for start in range(0, len(pixels), BATCH):
+                synthetic.extend(self.synthetic.score_batch(pixels[start : start + BATCH]))
         t_nsfw = time.perf_counter()
+        provenance = {
+            i: self.provenance.scan(items[i]) if self.provenance is not None else ()
+            for i, m in enumerate(decoded)
+            if not isinstance(m, MediaError)
+        }
+        t_provenance = time.perf_counter()
 
         per_item: dict[int, list[FrameScan]] = {}
         sha = {i: sha256_hex(items[i]) for i in {i for i, _ in frames}}
@@ -125,6 +154,7 @@ class Scanner:
                     detections=tuple(_scaled(d, scale, media.width, media.height) for d in detections[k]),
                     nsfw=nsfw[k],
                     hashes=ImageHashes(pdq, quality, phash, dhash, sha[i]),
+                    synthetic=synthetic[k],
                 )
             )
         n = max(1, len(items))
@@ -133,6 +163,7 @@ class Scanner:
             "hashes": (t_hash - t_decode) * 1000 / n,
             "nudity": (t_nudity - t_hash) * 1000 / n,
             "nsfw": (t_nsfw - t_nudity) * 1000 / n,
+            "provenance": (t_provenance - t_nsfw) * 1000 / n,
         }
         shared["total"] = sum(shared.values())
         results: list[Scan | MediaError] = []
@@ -154,6 +185,7 @@ class Scanner:
                     height=media.height,
                     frame_count=media.frame_count,
                     timings_ms=dict(shared),
+                    provenance=provenance.get(i, ()),
                 )
             )
         return results

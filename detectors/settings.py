@@ -71,5 +71,11 @@ class DetectorSettings:
     review_band: float = 0.2
     # Open-NSFW alone never deletes: at or above this it asks the admins
     nsfw_review: float = 0.85
-    # threads onnxruntime may use per session (0: its default)
+    # threads onnxruntime may use per session (0: one, the scans run in parallel instead)
     threads: int = 0
+    # provenance metadata (C2PA, XMP, EXIF, PNG text): evidence of a generative model
+    provenance: bool = True
+    c2pa: bool = True
+    generator_files: tuple[Path, ...] = ()  # operator's extra generator names (TOML)
+    # an operator's learned detector of AI-made images (detectors.synthetic.ClassifierSpec)
+    synthetic: object | None = None

@@ -13,7 +13,7 @@ from tests.support.imagegen import jpeg_bytes, photo, png_bytes
 from tests.support.marker_model import add_marker, write_marker_model
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYS = {"path", "label", "nudity", "nsfw", "hashes", "ms"}
+KEYS = {"path", "label", "nudity", "nsfw", "hashes", "manipulation", "ms"}
 HASH_KEYS = {"pdq", "pdq_quality", "phash", "dhash", "sha256"}
 
 
@@ -77,3 +77,16 @@ def test_a_file_named_explicitly_is_scanned_whatever_its_name(folder):
     (d / "oddname.dat").write_bytes(jpeg_bytes(photo("rocket")))
     r = vigil("scan", "--json", str(d / "oddname.dat"))
     assert json.loads(r.stdout)["label"] == "clean"
+
+
+def test_provenance_evidence_in_the_json(tmp_path):
+    from tests.support.provenance_files import png_with_text
+
+    f = tmp_path / "generated.png"
+    f.write_bytes(png_with_text({"parameters": "a watercolor lighthouse\nSteps: 20, Sampler: Euler a, Model: sd_xl_base"}))
+    r = vigil("scan", "--json", str(f))
+    m = json.loads(r.stdout)["manipulation"]
+    assert m["derived_from"] == [] and m["provenance"]
+    assert all("lighthouse" not in p["detail"] for p in m["provenance"])  # no prompt text
+    plain = vigil("scan", "--json", str(ROOT / "tests" / "images" / "coffee.jpg"))
+    assert json.loads(plain.stdout)["manipulation"] == {"provenance": [], "derived_from": []}

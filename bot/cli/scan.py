@@ -107,8 +107,20 @@ def as_json(o: Outcome) -> dict:
         "nudity": [{"class": d.label, "score": round(d.score, 4), "box": list(d.box)} for d in s.detections],
         "nsfw": None if s.nsfw is None else round(s.nsfw, 4),
         "hashes": {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "dhash": h.dhash, "sha256": h.sha256},
+        "manipulation": manipulation_json(s),
         "ms": round(s.timings_ms.get("total", 0.0), 1),
     }
+
+
+def manipulation_json(s: Scan) -> dict:
+    """Evidence of manipulation; an empty list means nothing was found, never that the image is authentic."""
+    out: dict = {
+        "provenance": [{"source": f.source, "signal": f.signal, "detail": f.detail, "generator": f.generator} for f in s.provenance],
+        "derived_from": [],
+    }
+    if s.synthetic is not None:
+        out["synthetic"] = round(s.synthetic, 4)
+    return out
 
 
 def as_text(o: Outcome) -> str:
