@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
-from tests.support.imagegen import animated_gif_bytes, mp4_bytes
+from tests.support.imagegen import mp4_bytes, webm_bytes
 from tests.support.marker_model import add_marker, write_marker_model
 from tests.support.vigil_harness import TOKEN, VigilProcess, jpeg, running_vigil, webp, write_config
 
@@ -182,7 +182,7 @@ async def test_bot_without_delete_right_tells_the_admin_who_added_it(emu, tmp_pa
         await emu.wait_for(lambda: any("delete messages" in (m.get("text") or "") for m in emu.sent_to(owner)))
 
 
-@pytest.mark.parametrize("form", ["document", "sticker", "album", "animation", "edit"])
+@pytest.mark.parametrize("form", ["document", "sticker", "video_sticker", "album", "animation", "video", "forward", "edit"])
 async def test_every_form_of_image_is_found(emu, tmp_path, marker_model, photo, form):
     g = Group(emu)
     marked = add_marker(photo)
@@ -198,9 +198,18 @@ async def test_every_form_of_image_is_found(emu, tmp_path, marker_model, photo, 
             await asyncio.sleep(1)
             assert g.present(ids[0]) and g.present(ids[2])
             return
+        elif form == "video_sticker":
+            small = [np.ascontiguousarray(f[:512, :512]) for f in (photo, photo, marked, marked)]
+            mid = emu.post_sticker(g.chat, g.member, webm_bytes(small, fps=4), is_video=True)
         elif form == "animation":
             frames = [photo] * 5 + [marked] * 5
             mid = emu.post_animation(g.chat, g.member, mp4_bytes(frames, fps=5))
+        elif form == "video":
+            frames = [photo] * 8 + [marked] * 2
+            mid = emu.post_video(g.chat, g.member, mp4_bytes(frames, fps=5))
+        elif form == "forward":
+            stranger = emu.add_user("Someone else")
+            mid = emu.post_photo(g.chat, g.member, jpeg(marked), forward_from=stranger)
         else:
             mid = emu.post_photo(g.chat, g.member, jpeg(photo))
             await asyncio.sleep(2)
