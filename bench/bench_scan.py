@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -25,17 +24,13 @@ from PIL import Image, ImageEnhance, ImageOps
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import rss_mb  # noqa: E402
+
 from detectors.scanner import Scanner  # noqa: E402
 from detectors.settings import DetectorSettings  # noqa: E402
 from detectors.verdict import judge  # noqa: E402
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def photos() -> list[Image.Image]:

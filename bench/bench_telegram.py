@@ -28,16 +28,12 @@ from PIL import Image, ImageEnhance
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import rss_mb  # noqa: E402
+
 from tests.support.botapi import BotApiEmulator, full_rights  # noqa: E402
 from tests.support.vigil_harness import TOKEN, running_vigil  # noqa: E402
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def jpeg(im: Image.Image, quality: int) -> bytes:

@@ -161,22 +161,30 @@ class Commands:
         return None
 
     async def cmd_exempt(self, cmd, args, t, settings) -> None:
-        user = self._target(cmd, args)
-        if user is None:
-            await self._say(cmd.chat, t.gettext("Reply to a message of the member with /vigil exempt, or give their numeric id."))
-            return
-        await self.core.store.add_exemption(cmd.chat.platform, cmd.chat.chat_id, user)
-        await self._audit_command(cmd.chat, cmd.sender.user_id, f"exempt {user}")
-        await self._say(cmd.chat, t.gettext("Member {user} is exempt: their images are still checked, and hits are reported to admins instead of deleted.", user=user))
+        await self._exemption(cmd, args, t, exempt=True)
 
     async def cmd_unexempt(self, cmd, args, t, settings) -> None:
+        await self._exemption(cmd, args, t, exempt=False)
+
+    async def _exemption(self, cmd: CommandIssued, args: list[str], t, *, exempt: bool) -> None:
         user = self._target(cmd, args)
         if user is None:
-            await self._say(cmd.chat, t.gettext("Reply to a message of the member with /vigil unexempt, or give their numeric id."))
+            usage = (
+                t.gettext("Reply to a message of the member with /vigil exempt, or give their numeric id.")
+                if exempt
+                else t.gettext("Reply to a message of the member with /vigil unexempt, or give their numeric id.")
+            )
+            await self._say(cmd.chat, usage)
             return
-        await self.core.store.remove_exemption(cmd.chat.platform, cmd.chat.chat_id, user)
-        await self._audit_command(cmd.chat, cmd.sender.user_id, f"unexempt {user}")
-        await self._say(cmd.chat, t.gettext("Member {user} is no longer exempt.", user=user))
+        store = self.core.store
+        await (store.add_exemption if exempt else store.remove_exemption)(cmd.chat.platform, cmd.chat.chat_id, user)
+        await self._audit_command(cmd.chat, cmd.sender.user_id, f"{'exempt' if exempt else 'unexempt'} {user}")
+        done = (
+            t.gettext("Member {user} is exempt: their images are still checked, and hits are reported to admins instead of deleted.", user=user)
+            if exempt
+            else t.gettext("Member {user} is no longer exempt.", user=user)
+        )
+        await self._say(cmd.chat, done)
 
     async def cmd_logchat(self, cmd, args, t, settings) -> None:
         """Typed in the admins' own chat with a group's id: that group's alerts also go here."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Mapping
 
 from bot.config import SENSITIVITIES, GroupDefaults
@@ -12,22 +12,14 @@ ALLOW, ASK, DELETE, REPORT = "allow", "review", "delete", "report"
 
 
 @dataclass(frozen=True)
-class GroupSettings:
-    mode: str = "delete"  # delete | review | dryrun | off
-    sensitivity: str = "medium"  # low | medium | high | a number (a threshold shift)
-    action: str = "none"  # none | mute | ban
-    mute_duration: str = "24h"
-    language: str = "en"
-    region: str = "OTHER"
-    neutral_notice: bool = False
-    spare_exempt: bool = True
-    hash_distance: int = 31
-    pdq_min_quality: int = 50
-    logchat: str | None = None
+class GroupSettings(GroupDefaults):
+    """A group's settings: the instance-wide defaults, changed per group by its admins."""
+
+    logchat: str | None = None  # the admins' chat that gets alerts when none can be reached privately
 
     @classmethod
     def from_defaults(cls, d: GroupDefaults, stored: Mapping[str, object] | None = None) -> "GroupSettings":
-        base = cls(**{k: getattr(d, k) for k in GroupDefaults.__dataclass_fields__})
+        base = cls(**asdict(d))
         known = {k: v for k, v in (stored or {}).items() if k in cls.__dataclass_fields__}
         return replace(base, **known)
 
