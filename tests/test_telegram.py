@@ -382,3 +382,14 @@ async def test_groups_in_private_lists_my_groups_and_sets_the_mode(emu, tmp_path
         mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
         assert g.present(mid)
+
+
+async def test_a_malformed_update_is_skipped_and_the_bot_keeps_going(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    emu.queue_raw_update({"message": {"message_id": 77, "text": "no chat, no date, no sender"}})
+    emu.queue_raw_update({"edited_message": "not even an object"})
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
+        await wait_deleted(g, mid)
+        # it moved past the bad updates instead of asking for them again and again
+        assert len(emu.calls_to("getUpdates")) < 20

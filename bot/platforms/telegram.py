@@ -22,6 +22,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.config import TelegramConfig
+from bot.errors import StoreError
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, MediaRef, UserRef
 from bot.platforms.base import OutgoingMessage, Rights
 from bot.platforms.errors import (
@@ -202,8 +203,16 @@ class TelegramPlatform:
                     log.error("telegram: skipping malformed update %s: %s", update_id, type(exc).__name__)
                     update = None
                 if update is not None:
-                    # raises if the work cannot be recorded: the offset then stays and Telegram resends
-                    await self.dispatch(update)
+                    try:
+                        await self.dispatch(update)
+                    except StoreError as exc:
+                        # the work could not be recorded: keep the offset so Telegram sends it again
+                        log.error("telegram: update %s not recorded (%s); retrying in %.0f s", update_id, exc, backoff)
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 60)
+                        break
+                    except Exception:  # one update that trips a bug must not stop the bot
+                        log.exception("telegram: update %s could not be handled; skipped", update_id)
                 offset = update_id + 1
                 await self.store.set_state(OFFSET_KEY, str(offset))
 
