@@ -176,6 +176,17 @@ class TelegramPlatform:
         await self.bot.shutdown()
 
     async def _poll(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._poll_until_error()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the store or a bug: never leave the group unwatched
+                log.exception("telegram: polling failed; starting again in 5 s")
+                self.connected = False
+                await asyncio.sleep(5)
+
+    async def _poll_until_error(self) -> None:
         offset = int(await self.store.get_state(OFFSET_KEY) or 0)
         backoff = 1.0
         while not self._stopping.is_set():
