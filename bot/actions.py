@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from bot.config import parse_duration
+from bot.metrics import metrics_of
 from bot.platforms.errors import MessageGone, MessageTooOld, MissingRight, PlatformError
 
 if TYPE_CHECKING:
@@ -43,15 +44,19 @@ class Actions:
             pass  # someone deleted it first: the goal is reached
         except MessageTooOld as exc:
             await self.store.action_failed(record.id, str(exc))
+            metrics_of(self).action(action, "too_old")
             return ActionResult(False, "too_old")
         except MissingRight as exc:
             await self.store.action_failed(record.id, str(exc))
+            metrics_of(self).action(action, "no_right")
             return ActionResult(False, "no_right")
         except PlatformError as exc:
             log.error("%s of message %s in chat %s failed: %s", action, message_id, chat_id, exc)
             await self.store.action_failed(record.id, str(exc))
+            metrics_of(self).action(action, "error")
             return ActionResult(False, "error")
         await self.store.action_done(record.id)
+        metrics_of(self).action(action, "done")
         return ActionResult(True)
 
     async def delete(self, platform: Any, chat_id: str, message_id: str) -> ActionResult:

@@ -42,15 +42,29 @@ class App:
         self.config = config
         self.store: Any = None
         self.core: Core | None = None
+        # operations (bot/ops.py, bot/metrics.py, bot/retention.py)
+        from bot.metrics import Metrics
+
+        self.metrics = Metrics()
+        self.ops: Any = None
+        self.retention: Any = None
+        self.stopping = False
 
     async def start(self) -> Core:
         from bot.store import Store
 
         cfg = self.config
+        if cfg.ops.enabled:
+            from bot.ops import OpsServer
+
+            # first, so /healthz answers while the models load and /readyz says what is missing
+            self.ops = OpsServer(self, self.metrics, cfg.ops.address)
+            await self.ops.start()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await Store.open(cfg.database)
         scanner = await asyncio.to_thread(Scanner, cfg.detectors)  # loads the models once
         core = Core(cfg, self.store, scanner)
+        core.metrics = core.actions.metrics = self.metrics  # type: ignore[attr-defined]
         if cfg.telegram.enabled:
             from bot.platforms.telegram import TelegramPlatform
 
@@ -65,9 +79,16 @@ class App:
             await platform.start(core)
         await core.start()
         self.core = core
+        from bot.retention import RetentionJob
+
+        self.retention = RetentionJob(self.store, cfg.retention, metrics=self.metrics)
+        self.retention.start()  # a pass now, then hourly
         return core
 
     async def stop(self) -> None:
+        self.stopping = True  # /readyz answers 503 from here on
+        if self.retention is not None:
+            await self.retention.stop()
         core = self.core
         if core is not None:
             for platform in core.platforms.values():
@@ -81,6 +102,8 @@ class App:
                 await platform.close()
         if self.store is not None:
             await self.store.close()
+        if self.ops is not None:
+            await self.ops.stop()
 
 
 async def run(config: Config) -> int:

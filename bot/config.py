@@ -99,6 +99,30 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class OpsConfig:
+    """The local HTTP endpoint for /healthz, /readyz and /metrics; an empty listen turns it off."""
+
+    listen: str = "127.0.0.1:9464"  # VIGIL_OPS_LISTEN overrides it (containers: 0.0.0.0:9464)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    """Days Vigil keeps each kind of record; 0 keeps them until deleted by hand."""
+
+    audit_days: int = 180  # audit records (what was found and done), with their reviews and alerts
+    fingerprint_days: int = 90  # image hashes inside audit records (list entries stay until removed)
+    work_days: int = 7  # finished inbox items and settled platform actions
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -109,6 +133,8 @@ class Config:
     groups: GroupDefaults = GroupDefaults()
     telegram: TelegramConfig = TelegramConfig()
     matrix: MatrixConfig = MatrixConfig()
+    ops: OpsConfig = OpsConfig()
+    retention: RetentionConfig = RetentionConfig()
     resources: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -355,6 +381,49 @@ def _matrix(root: _Table, env: Mapping[str, str]) -> MatrixConfig:
     return cfg
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:9464', '0.0.0.0:9464', '[::1]:9464' → (host, port); raises ValueError saying the form."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.\-]+):(\d{1,5})", text or "")
+    port = int(m.group(2) or m.group(4)) if m else -1
+    if not m or port > 65535:
+        raise ValueError(f"'{text}' is not an address and port like 127.0.0.1:9464 or [::1]:9464 (or \"\" for off)")
+    return m.group(1) or m.group(3), port
+
+
+def _listen(v: str) -> str | None:
+    if not v:
+        return None
+    try:
+        parse_listen(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _ops(root: _Table, env: Mapping[str, str]) -> OpsConfig:
+    t = root.table("ops")
+    listen = t.get("listen", str, OpsConfig.listen, _listen)
+    t.done()
+    if "VIGIL_OPS_LISTEN" in env:
+        listen = env["VIGIL_OPS_LISTEN"].strip()
+        if problem := _listen(listen):
+            raise ConfigError("VIGIL_OPS_LISTEN", problem, "set the environment variable to host:port, or to an empty value to turn the endpoint off")
+    return OpsConfig(listen=listen)
+
+
+def _retention(root: _Table) -> RetentionConfig:
+    t = root.table("retention")
+    d = RetentionConfig()
+    days = _between(0, 36500)
+    cfg = RetentionConfig(
+        audit_days=t.get("audit_days", int, d.audit_days, days),
+        fingerprint_days=t.get("fingerprint_days", int, d.fingerprint_days, days),
+        work_days=t.get("work_days", int, d.work_days, days),
+    )
+    t.done()
+    return cfg
+
+
 def _pipeline(root: _Table) -> PipelineConfig:
     t = root.table("pipeline")
     d = PipelineConfig()
@@ -381,8 +450,11 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
             raise ConfigError(str(path), f"is not valid TOML ({exc})", "fix the syntax at the line named") from None
     root = _Table(data, "")
     v = root.table("vigil")
+    data_dir = v.get("data_dir", str, "data")
+    # VIGIL_DATA_DIR: the container image sets it to its /data volume, whatever the file says
+    data_dir = env.get("VIGIL_DATA_DIR") or data_dir
     cfg = Config(
-        data_dir=Path(v.get("data_dir", str, "data")).expanduser(),
+        data_dir=Path(data_dir).expanduser(),
         log_format=v.choice("log_format", LOG_FORMATS, "text"),
         log_level=v.choice("log_level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
         timezone=v.get("timezone", str, "UTC", _timezone),
@@ -391,6 +463,8 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         groups=_groups(root),
         telegram=_telegram(root, env),
         matrix=_matrix(root, env),
+        ops=_ops(root, env),
+        retention=_retention(root),
         resources=root.get("resources", dict, {}),
         source=path,
     )

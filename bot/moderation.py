@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 from bot.events import MediaPosted
 from bot.lists import ListMatch
+from bot.metrics import metrics_of
 from bot.platforms.errors import (
     MediaTooLarge,
     PlatformError,
@@ -115,6 +116,7 @@ class Moderator:
         audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision)
         deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
         outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until)
+        metrics_of(core).outcome(event.chat.platform, outcome)
         if decision.alert:
             await core.notifier.alert_admins(event, outcome, settings, audit_id)
         await core.store.finish_work(work_id)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from bot.alerts import AlertFacts, Finding, button_labels, render_alert, render_unreachable_owner_hint
 from bot.events import ChatRef, MediaPosted
+from bot.metrics import metrics_of
 from bot.platforms.base import Button, OutgoingMessage
 from bot.platforms.errors import PlatformError, Unreachable
 from bot.policy import ASK, DELETE, GroupSettings
@@ -117,11 +118,14 @@ class Notifier:
                 )
             except Unreachable:
                 await core.store.set_contact(event.chat.platform, contact.user_id, can_dm=False)
+                metrics_of(core).alert(event.chat.platform, "unreachable")
                 continue
             except PlatformError as exc:
                 log.error("alert for chat %s to admin %s failed: %s", event.chat.chat_id, contact.user_id, exc)
+                metrics_of(core).alert(event.chat.platform, "failed")
                 continue
             await core.store.record_alert(audit_id, event.chat.platform, contact.user_id, sent)
+            metrics_of(core).alert(event.chat.platform, "sent")
             delivered += 1
         if delivered == 0:
             await self._fallback(platform, event.chat, facts, settings, audit_id, outcome)

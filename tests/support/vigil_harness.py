@@ -43,6 +43,10 @@ path = "{marker_model}"
 workers = 2
 scan_timeout = 60
 
+[ops]
+# any free port: tests (and other test runs on the machine) must not collide on 9464
+listen = "127.0.0.1:0"
+
 [groups]
 {groups}
 {extra}

@@ -1,0 +1,176 @@
+"""The operations endpoint: a small HTTP server on a local port ([ops] listen).
+
+    /healthz   200 while the process runs (the container's HEALTHCHECK)
+    /readyz    200 when the models are loaded, the store answers and every enabled platform is
+               connected; otherwise 503, with a JSON body saying what is not ready
+    /metrics   Prometheus text format (bot/metrics.py)
+
+It starts before the models load, so /healthz answers during a slow start while /readyz says
+"loading". It serves counts and states only: nothing about a chat, a person or an image.
+
+``python -m bot.ops --config FILE [--path /readyz]`` probes the endpoint that FILE configures
+(exit 0 when it answers 200): the image's HEALTHCHECK, which has python but no curl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from aiohttp import web
+
+from bot.metrics import Metrics
+
+log = logging.getLogger("vigil.ops")
+
+STORE_TIMEOUT = 2.0  # seconds the store may take to answer a readiness check
+CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    checks: Mapping[str, str]  # what was checked -> "ok", or what is wrong
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ready": self.ready, "checks": dict(self.checks)}
+
+
+async def readiness(app: Any) -> Readiness:
+    """Models loaded, store open and answering, each enabled platform connected."""
+    checks: dict[str, str] = {}
+    core = getattr(app, "core", None)
+    if getattr(app, "stopping", False):
+        checks["vigil"] = "stopping"
+    checks["models"] = "ok" if core is not None else "loading"
+    store = getattr(app, "store", None)
+    if store is None:
+        checks["store"] = "not open"
+    else:
+        try:
+            await asyncio.wait_for(store.schema_version(), STORE_TIMEOUT)
+            checks["store"] = "ok"
+        except asyncio.TimeoutError:
+            checks["store"] = f"no answer within {STORE_TIMEOUT:.0f} s (busy, or a backup is running)"
+        except Exception as exc:  # closed or broken: say so instead of failing the probe
+            checks["store"] = f"error: {type(exc).__name__}"
+    if core is not None:
+        for name, platform in core.platforms.items():
+            checks[f"platform:{name}"] = "ok" if getattr(platform, "connected", False) else "not connected"
+    return Readiness(all(v == "ok" for v in checks.values()), checks)
+
+
+class OpsServer:
+    """Serves the endpoints for one app; ``port`` is the bound port (useful with port 0)."""
+
+    def __init__(self, app: Any, metrics: Metrics, address: tuple[str, int]) -> None:
+        self.app, self.metrics, self.address = app, metrics, address
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        metrics.watch("vigil_queue_depth", "Images waiting in the pipeline's queues", self._queue_depth)
+        metrics.watch("vigil_platform_connected", "1 while the platform's connection works", self._connected)
+
+    def _queue_depth(self) -> list[tuple[dict[str, str], float]]:
+        core = self.app.core
+        return [({}, float(core.pipeline.depth if core is not None else 0))]
+
+    def _connected(self) -> list[tuple[dict[str, str], float]]:
+        core = self.app.core
+        platforms = core.platforms.items() if core is not None else ()
+        return [({"platform": name}, 1.0 if getattr(p, "connected", False) else 0.0) for name, p in platforms]
+
+    async def start(self) -> None:
+        web_app = web.Application()
+        web_app.router.add_get("/healthz", self._healthz)
+        web_app.router.add_get("/readyz", self._readyz)
+        web_app.router.add_get("/metrics", self._metrics)
+        # no access log: probes every few seconds would drown the bot's own lines
+        self._runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        host, port = self.address
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            from detectors.errors import ConfigError
+
+            raise ConfigError(
+                "ops.listen", f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+                "choose a free port, or set listen = \"\" to turn the endpoint off",
+            ) from None
+        self.port = self._runner.addresses[0][1]
+        log.info("ops endpoint on http://%s:%d (/healthz, /readyz, /metrics)", host, self.port)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"alive": True})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        state = await readiness(self.app)
+        return web.json_response(state.as_json(), status=200 if state.ready else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        store, core = self.app.store, self.app.core
+        if store is not None and core is not None:
+            try:
+                lists = await asyncio.wait_for(store.all_lists(), STORE_TIMEOUT)
+                sizes = await asyncio.wait_for(store.list_sizes(), STORE_TIMEOUT)
+                self.metrics.set_lists(lists, sizes)
+            except Exception as exc:  # the counters are still worth serving
+                log.warning("metrics: list sizes not read (%s)", type(exc).__name__)
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_METRICS})
+
+
+# --- the probe -------------------------------------------------------------------------------
+
+
+def probe(address: tuple[str, int], path: str = "/healthz", timeout: float = 5.0) -> tuple[int, str]:
+    """GET ``path`` on the endpoint; returns (status, body), status 0 when nothing answered."""
+    host, port = address
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        with urllib.request.urlopen(f"http://{shown}:{port}{path}", timeout=timeout) as r:  # noqa: S310 (loopback)
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from bot.config import load_config
+    from detectors.errors import ConfigError
+
+    p = argparse.ArgumentParser(prog="python -m bot.ops", description="Probe Vigil's ops endpoint (exit 0 when it answers 200).")
+    p.add_argument("--config", type=Path, metavar="FILE", help="the config whose [ops] listen to probe")
+    p.add_argument("--path", default="/healthz", choices=("/healthz", "/readyz"))
+    args = p.parse_args(argv)
+    try:
+        ops = load_config(args.config).ops
+    except ConfigError as exc:
+        print(f"vigil probe: {exc}", file=sys.stderr)
+        return 1
+    if not ops.enabled:
+        print("vigil probe: the ops endpoint is off ([ops] listen = \"\"): nothing to check")
+        return 0
+    status, body = probe(ops.address, args.path)
+    print(f"vigil probe: {args.path} -> {status or 'no answer'} {body.strip()[:300]}")
+    return 0 if status == 200 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Retention: what Vigil keeps is deleted once it is older than the configured periods.
+
+- audit records (with their reviews and alerts) after ``audit_days``;
+- the image fingerprints (PDQ, pHash, SHA-256) inside audit records after ``fingerprint_days``:
+  the record stays, without the hashes; hash-list entries are not touched (admins put them
+  there on purpose and remove them by hand or with ``vigil purge``);
+- finished inbox items and settled platform actions after ``work_days``.
+
+A period of 0 keeps that kind of record. ``apply_retention`` does one pass (tests call it
+directly); ``RetentionJob`` runs it at start-up and then every hour from the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from bot.config import RetentionConfig
+from bot.metrics import NO_METRICS, Metrics
+
+log = logging.getLogger("vigil.retention")
+
+INTERVAL = 3600.0  # seconds between passes
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """Rows one pass removed (``fingerprints``: audit records whose hashes were cleared)."""
+
+    audit: int = 0
+    fingerprints: int = 0
+    work: int = 0
+    actions: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.audit + self.fingerprints + self.work + self.actions
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def clear_fingerprints_before(store: Any, cutoff: datetime) -> int:
+    """Empties the ``hashes`` of audit records older than ``cutoff``; returns how many changed.
+
+    The store has no method for this yet, so this is the one statement here that goes to its
+    database directly (through its write transaction, like the store's own methods).
+    """
+    from bot.store.checks import timestamp
+
+    at = timestamp(cutoff)
+    async with store._db.write() as c:
+        cur = await c.execute("UPDATE audit SET hashes = '{}' WHERE at < ? AND hashes != '{}'", (at,))
+        return cur.rowcount
+
+
+async def apply_retention(store: Any, settings: RetentionConfig, now: datetime | None = None) -> RetentionResult:
+    """One retention pass as of ``now`` (default: the current time)."""
+    now = now or _utc_now()
+    audit = fingerprints = work = actions = 0
+    if settings.audit_days:
+        audit = await store.delete_audit_before(now - timedelta(days=settings.audit_days))
+    if settings.fingerprint_days:
+        fingerprints = await clear_fingerprints_before(store, now - timedelta(days=settings.fingerprint_days))
+    if settings.work_days:
+        pruned = await store.prune_work_before(now - timedelta(days=settings.work_days))
+        work, actions = pruned.work, pruned.actions
+    return RetentionResult(audit=audit, fingerprints=fingerprints, work=work, actions=actions)
+
+
+class RetentionJob:
+    """Runs ``apply_retention`` now and then every ``interval`` seconds until stopped."""
+
+    def __init__(self, store: Any, settings: RetentionConfig, *, metrics: Metrics = NO_METRICS,
+                 interval: float = INTERVAL, clock: Callable[[], datetime] = _utc_now) -> None:
+        self.store, self.settings, self.metrics = store, settings, metrics
+        self.interval, self.clock = interval, clock
+        self.last: RetentionResult | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> RetentionResult:
+        try:
+            result = await apply_retention(self.store, self.settings, self.clock())
+        except Exception:
+            self.metrics.retention({}, ok=False)
+            raise
+        self.metrics.retention(asdict(result))
+        self.last = result
+        if result.total:
+            log.info(
+                "retention: removed %d audit records, cleared hashes of %d, removed %d finished work items and %d actions",
+                result.audit, result.fingerprints, result.work, result.actions,
+            )
+        return result
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="vigil-retention")
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a failed pass (disk full, locked file) is retried at the next one
+                log.exception("retention: the pass failed; it runs again in %.0f s", self.interval)
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
