@@ -10,7 +10,7 @@ from detectors.errors import VigilError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import check_config, run, scan
+    from bot.cli import backup, check_config, purge, run, scan
 
     parser = argparse.ArgumentParser(
         prog="vigil",
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_parser(sub)
     run.add_parser(sub)
     check_config.add_parser(sub)
+    backup.add_parser(sub)
+    purge.add_parser(sub)
     return parser
 
 

@@ -35,6 +35,10 @@ def setup_logging(config: Config) -> None:
     # httpx logs every request URL, which contains the bot token
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # at DEBUG these log whole API payloads (captions, message text, the token in Telegram's URL)
+    # and SQL parameters: never below INFO, whatever log_level says
+    for name in ("telegram", "nio", "aiosqlite"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
 
 class App:

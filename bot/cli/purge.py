@@ -1,0 +1,57 @@
+"""`vigil purge --user ID`: delete everything Vigil holds about one person (a data-protection request)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TextIO
+
+PLATFORMS = ("telegram", "matrix")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "purge",
+        help="delete what Vigil holds about a person",
+        description="Delete what Vigil holds about one person: the audit records of images they posted (with "
+        "their hashes, reviews and alerts), their contact and exemptions, the list entries they added, alerts "
+        "sent to them and actions aimed at them. Records of what they did as an admin stay, without their id. "
+        "Prints what was removed.",
+    )
+    p.add_argument("--user", required=True, metavar="ID", help="the person's id: a Telegram user id, or a Matrix id like @alice:example.org")
+    p.add_argument("--platform", choices=PLATFORMS, default="telegram", help="where the id comes from (default: telegram)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="the bot's config file (to find its data_dir)")
+    p.set_defaults(func=run)
+
+
+async def purge(database: Path, platform: str, user_id: str):
+    from bot.store import Store
+
+    store = await Store.open(database)
+    try:
+        return await store.purge_user(platform, user_id)
+    finally:
+        await store.close()
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    from bot.config import load_config
+    from bot.errors import StoreError
+
+    user = args.user.strip()
+    if not user:
+        print("vigil purge: --user must not be empty", file=sys.stderr)
+        return 2
+    config = load_config(args.config)
+    if not config.database.exists():
+        raise StoreError(f"no database at {config.database}; check data_dir in the config (or pass --config)")
+    counts = asyncio.run(purge(config.database, args.platform, user))
+    detail = ", ".join(f"{name} {value}" for name, value in asdict(counts).items())
+    print(f"purged {args.platform} user {user}: {counts.total} rows ({detail})", file=out)
+    if counts.entries:
+        # the running bot matches against lists held in memory, loaded at start
+        print("restart Vigil so that the removed list entries also leave its memory", file=out)
+    return 0
