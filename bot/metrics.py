@@ -29,7 +29,7 @@ class Metrics:
             ["platform", "outcome"], registry=r,
         )
         self.hits = Counter(
-            "vigil_hits", "Findings that led to a decision other than allow, by kind (nudity, review, nsfw, hash, unscannable)",
+            "vigil_hits", "Images with a finding, by kind (nudity, review, hash, unscannable)",
             ["kind"], registry=r,
         )
         self.decisions = Counter("vigil_decisions", "Decisions, by verdict and whether it was a dry run", ["verdict", "dry_run"], registry=r)
