@@ -619,16 +619,19 @@ class MatrixPlatform:
                 unreachable=True,
             )
             room_id = created.room_id
-            if room_id not in self.client.rooms:
+            room = self.client.rooms.get(room_id)
+            if room is None:
                 # not synced yet: tell nio about the room now, so sending (and sharing keys) need not wait
                 room = MatrixRoom(room_id, self.me, encrypted)
-                room.add_member(self.me, None, None)
-                room.add_member(user_id, None, None, invited=True)
                 self.client.rooms[room_id] = room
-                if encrypted:
-                    self.client.encrypted_rooms.add(room_id)
-                    if self.client.olm is not None:
-                        self.client.olm.update_tracked_users(room)
+            # a sync may have shown the room before its encryption state: never send in clear by mistake
+            room.add_member(self.me, None, None)
+            room.add_member(user_id, None, None, invited=True)
+            if encrypted:
+                room.encrypted = True
+                self.client.encrypted_rooms.add(room_id)
+                if self.client.olm is not None:
+                    self.client.olm.update_tracked_users(room)
             await self._remember_direct(user_id, room_id)
             log.info("matrix: opened a %sdirect room with %s", "encrypted " if encrypted else "", user_id)
             return room_id
@@ -654,7 +657,9 @@ class MatrixPlatform:
         markup = message.html if message.html is not None else html.escape(message.text, quote=False)
         return OutgoingMessage(f"{message.text}\n\n{line}", f"{markup}\n\n{html.escape(line, quote=False)}", message.buttons)
 
-    async def _send(self, room_id: str, message: OutgoingMessage, *, notice: bool, reply_to: str | None = None) -> str:
+    async def _send(
+        self, room_id: str, message: OutgoingMessage, *, notice: bool, reply_to: str | None = None, txn: str | None = None
+    ) -> str:
         language = await self._language(room_id)
         message = self._with_media_note(message, language)
         rendered = render(message, notice=notice, choose_line=_word("choose", language))
@@ -663,7 +668,7 @@ class MatrixPlatform:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         sent = await call(
             f"send a message in {room_id}",
-            self.client.room_send(room_id, "m.room.message", content, ignore_unverified_devices=True),
+            self.client.room_send(room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True),
             right="send messages",
         )
         assert isinstance(sent, RoomSendResponse)
@@ -685,7 +690,11 @@ class MatrixPlatform:
 
     async def send_private(self, user_id: str, message: OutgoingMessage) -> str:
         room_id = await self._dm_room(user_id)
-        return await self._send(room_id, message, notice=False)  # m.text: an alert must notify
+        # an alert is known by its choices (they name its audit record): the same transaction id
+        # makes the homeserver drop a resend after a crash between sending and recording it
+        data = sorted(b.data for row in message.buttons for b in row)
+        txn = self._txn("alert", room_id, *data) if data else None
+        return await self._send(room_id, message, notice=False, txn=txn)  # m.text: an alert must notify
 
     async def send_chat(self, chat_id: str, message: OutgoingMessage) -> str:
         # replies to commands are notices (no ping, and bots ignore them); choices are alerts

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Callable, Sequence
 
-from nio import Event, MegolmEvent
+from nio import EncryptionError, Event, MegolmEvent
 
 from bot.app import App
 from bot.config import load_config
@@ -72,6 +72,9 @@ path = "{marker_model}"
 [pipeline]
 workers = 2
 scan_timeout = 60
+
+[ops]
+listen = "127.0.0.1:0"
 
 [groups]
 {groups}
@@ -190,21 +193,24 @@ class Inbox:
 
     async def poll(self) -> None:
         client = self.client
-        await client.sync(timeout_ms=200)
+        await client.sync(timeout_ms=200)  # invites, and room keys (to-device) for encrypted rooms
         for room_id, room in list(client.nio.invited_rooms.items()):
             if room_id not in self.rooms and getattr(room, "inviter", None) == self.bot_id:
                 self.rooms.add(room_id)
                 await client.join(room_id)
-        # everything the sync queue holds from the bot in a direct room
-        keep = []
-        for room_id, event in list(client._pending):
-            if room_id in self.rooms and getattr(event, "sender", None) == self.bot_id:
-                self.messages.append((room_id, event))
-            else:
-                keep.append((room_id, event))
-        client._pending.clear()
-        client._pending.extend(keep)
-        client._retry_decryption()
+        # each direct room's history (a sync's timeline is cut to its last events)
+        messages = []
+        for room_id in sorted(self.rooms):
+            for event in await client.messages(room_id, limit=200):
+                if getattr(event, "sender", None) == self.bot_id and getattr(event, "event_id", None):
+                    if isinstance(event, MegolmEvent):
+                        try:
+                            event = client.nio.decrypt_event(event)
+                        except EncryptionError:
+                            pass
+                    messages.append((room_id, event))
+        messages.sort(key=lambda m: getattr(m[1], "server_timestamp", 0))
+        self.messages = messages
 
     def texts(self) -> list[str]:
         return [getattr(e, "body", "") for _, e in self.messages if getattr(e, "body", None)]

@@ -1,0 +1,486 @@
+"""Matrix moderation end to end: Vigil on matrix-nio against a real Synapse on loopback.
+
+Most tests share one running Vigil (module scope) and make their own people and rooms; the
+restart test runs `vigil run` as a process and kills it; the mixed test serves a Telegram
+emulator group and a Synapse room from one process. Pure helpers are tested at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from bot.events import ChatRef
+from bot.platforms.base import Button, OutgoingMessage
+from bot.platforms.matrix_events import media_ref, parse_command, posted_media, render
+from bot.platforms.matrix_power import room_power
+from tests.support.botapi import BotApiEmulator, full_rights
+from tests.support.detector_images import file_images
+from tests.support.imagegen import mp4_bytes, png_bytes
+from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.matrix_client import HumanClient
+from tests.support.matrix_harness import (
+    Inbox,
+    MatrixVigilProcess,
+    matrix_env,
+    new_user,
+    people,
+    protected_room,
+    running_matrix_vigil,
+    undecrypted,
+    wait_redacted,
+    write_matrix_config,
+)
+from tests.support.vigil_harness import TOKEN, jpeg
+
+pytestmark = pytest.mark.synapse
+# the async tests share the module's event loop with the shared Vigil
+shared_loop = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module")
+def marker_model(tmp_path_factory):
+    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return next(v for k, v in file_images().items() if "astronaut" in k)
+
+
+@pytest.fixture(scope="module")
+def other_photo():
+    return next(v for k, v in file_images().items() if "coffee" in k)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def vigil(synapse, marker_model, tmp_path_factory):
+    """One Vigil for the module's shared tests: default settings, no Synapse admin token."""
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path_factory.mktemp("vigil"), synapse, bot, marker_model)
+    async with running_matrix_vigil(cfg, matrix_env(bot)) as app:
+        app.bot = bot  # type: ignore[attr-defined]
+        yield app
+
+
+def bot_of(app) -> str:
+    return app.bot.user_id
+
+
+def choice(body: str, prefix: str) -> tuple[str | None, str]:
+    """(reaction key, button data) of the choice whose data starts with ``prefix:`` in an alert."""
+    for line in body.splitlines():
+        m = re.search(r"!vigil (" + re.escape(prefix) + r":\S+)$", line)
+        if m:
+            key = line.split(" ", 1)[0]
+            return (key if key != "•" else None), m.group(1)
+    raise AssertionError(f"no {prefix}: choice in {body[-600:]!r}")
+
+
+async def bot_says(client: HumanClient, room_id: str, bot_id: str, words: str, timeout: float = 20) -> str:
+    _, event = await client.sync_until(
+        lambda r, e: r == room_id and getattr(e, "sender", None) == bot_id and words in (getattr(e, "body", "") or ""), timeout
+    )
+    return event.body
+
+
+async def checked(app, event_id: str, timeout: float = 30) -> None:
+    """Until Vigil has received this message and finished with it (its work item left the store's inbox)."""
+    platform = app.core.platforms["matrix"]
+    for _ in range(int(timeout * 10)):
+        if event_id in platform.timings:
+            pending = await app.core.store.pending_work("matrix")
+            if not any(item.message_id == event_id for item in pending):
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{event_id} is still being checked after {timeout} s")
+
+
+async def settle(inbox: Inbox, seconds: float = 1.0) -> None:
+    """Keep reading the inbox a little longer, so a duplicate alert would be seen."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        await inbox.poll()
+
+
+def assert_no_image_sent(inbox: Inbox) -> None:
+    """Vigil's private messages are text (and JSON evidence files): never the image or a link to it."""
+    for _, event in inbox.messages:
+        content = event.source.get("content", {})
+        assert content.get("msgtype") in (None, "m.text", "m.notice", "m.file"), content.get("msgtype")
+        if content.get("msgtype") == "m.file":
+            assert content.get("filename", "").endswith(".json")
+        else:
+            assert "url" not in content and "file" not in content
+        assert "mxc://" not in (content.get("formatted_body") or "").split("Media:")[0]
+
+
+async def power_level(client: HumanClient, room_id: str, user_id: str) -> int | None:
+    response = await client.nio.room_get_state_event(room_id, "m.room.power_levels")
+    return response.content.get("users", {}).get(user_id)
+
+
+# --- the shared Vigil ------------------------------------------------------------------------------
+
+
+@shared_loop
+async def test_benign_image_stays_and_only_the_hit_is_alerted(synapse, vigil, photo, other_photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        inbox = Inbox(owner, bot_of(vigil))
+        benign = await member.send_image(room.room_id, jpeg(other_photo), "image/jpeg")
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        # one chat's images are handled in order: once the hit is gone, the benign one was checked
+        await wait_redacted(owner, room.room_id, hit)
+        assert not await owner.redacted(room.room_id, benign)
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        await settle(inbox)
+        assert len(inbox.alerts()) == 1
+        assert hit in inbox.alerts()[0][1].body and benign not in inbox.alerts()[0][1].body
+
+
+@shared_loop
+async def test_block_by_the_rooms_creator_then_a_recompressed_copy_is_redacted_each_moderator_alerted_once(
+    synapse, vigil, other_photo
+):
+    async with people(synapse, "owner", "moderator", "member") as (owner, moderator, member):
+        # room version 12: the owner is a creator, not in the power-level map, and still a moderator
+        room = await protected_room(owner, bot_of(vigil), members=[member], moderators=[moderator])
+        original = await member.send_image(room.room_id, jpeg(other_photo, 92), "image/jpeg")
+        await checked(vigil, original)  # else it is found on the block list too, and alerted
+        await owner.reply(room.room_id, original, "!vigil block")
+        await wait_redacted(owner, room.room_id, original)
+        await bot_says(owner, room.room_id, bot_of(vigil), "block list")
+        h, w = other_photo.shape[:2]
+        smaller = np.asarray(Image.fromarray(other_photo).resize((w * 3 // 4, h * 3 // 4)))
+        copy = await member.send_image(room.room_id, jpeg(smaller, 60), "image/jpeg")
+        await wait_redacted(owner, room.room_id, copy)
+        inboxes = [Inbox(owner, bot_of(vigil)), Inbox(moderator, bot_of(vigil))]
+        for inbox in inboxes:
+            await inbox.wait(lambda i: len(i.alerts()) == 1)
+        for inbox in inboxes:
+            await settle(inbox, 0.5)
+            assert len(inbox.alerts()) == 1
+            assert copy in inbox.alerts()[0][1].body
+            assert_no_image_sent(inbox)
+        # the media is still on the server (no admin token here): the alert names it for the homeserver admin
+        body = inboxes[0].alerts()[0][1].body
+        assert "quarantine" in body.lower() and "mxc://localhost/" in body
+
+
+@shared_loop
+async def test_nudity_hit_mutes_the_sender_and_unmute_by_reaction_restores_them(synapse, vigil, photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        # changing levels needs Synapse's default 100 for m.room.power_levels
+        room = await protected_room(owner, bot_of(vigil), members=[member], bot_level=100)
+        await owner.send_text(room.room_id, "!vigil action mute 12h")
+        await bot_says(owner, room.room_id, bot_of(vigil), "mute 12h")
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await wait_redacted(owner, room.room_id, hit)
+        inbox = Inbox(owner, bot_of(vigil))
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        assert await power_level(owner, room.room_id, member.user_id) == -1
+        with pytest.raises(Exception, match="M_FORBIDDEN|forbidden|power"):
+            await member.send_text(room.room_id, "can I still post?")
+        dm, alert = inbox.alerts()[0]
+        key, data = choice(alert.body, "unmute")
+        assert key is not None
+        await owner.react(dm, alert.event_id, key)
+        await bot_says(owner, dm, bot_of(vigil), "lifted")
+        assert await power_level(owner, room.room_id, member.user_id) is None  # back to the room's default
+        await member.send_text(room.room_id, "back again")
+
+
+@shared_loop
+async def test_a_timed_mute_is_lifted_when_it_runs_out(synapse, vigil, photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member], bot_level=100)
+        await owner.send_text(room.room_id, "!vigil action mute 3s")
+        await bot_says(owner, room.room_id, bot_of(vigil), "mute 3s")
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await wait_redacted(owner, room.room_id, hit)
+        for _ in range(100):
+            if await power_level(owner, room.room_id, member.user_id) == -1:
+                break
+            await asyncio.sleep(0.1)
+        assert await power_level(owner, room.room_id, member.user_id) == -1
+        for _ in range(150):
+            if await power_level(owner, room.room_id, member.user_id) is None:
+                break
+            await asyncio.sleep(0.1)
+        assert await power_level(owner, room.room_id, member.user_id) is None
+        await member.send_text(room.room_id, "muted no more")
+
+
+@shared_loop
+async def test_review_band_delete_by_reaction_and_keep_by_command(synapse, vigil, photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        # the marker scores about 0.9: a 0.95 threshold puts it in the review band
+        await owner.send_text(room.room_id, "!vigil sensitivity 0.95")
+        await bot_says(owner, room.room_id, bot_of(vigil), "0.95")
+        inbox = Inbox(owner, bot_of(vigil))
+        first = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        assert not await owner.redacted(room.room_id, first)
+        dm, alert = inbox.alerts()[0]
+        key, _ = choice(alert.body, "del")
+        await owner.react(dm, alert.event_id, key)
+        await wait_redacted(owner, room.room_id, first)
+
+        second = await member.send_image(room.room_id, jpeg(add_marker(photo, 0.3)), "image/jpeg")
+        await inbox.wait(lambda i: len(i.alerts()) == 2)
+        dm, alert = inbox.alerts()[1]
+        _, keep = choice(alert.body, "keep")
+        await owner.send_text(dm, f"!vigil {keep}")
+        await bot_says(owner, dm, bot_of(vigil), "Kept")
+        assert not await owner.redacted(room.room_id, second)
+
+
+@shared_loop
+async def test_dry_run_redacts_nothing_and_says_what_would_have_happened(synapse, vigil, photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        await owner.send_text(room.room_id, "!vigil mode dryrun")
+        await bot_says(owner, room.room_id, bot_of(vigil), "dryrun")
+        inbox = Inbox(owner, bot_of(vigil))
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        assert "would have" in inbox.alerts()[0][1].body.lower()
+        assert not await owner.redacted(room.room_id, hit)
+
+
+@shared_loop
+async def test_a_members_command_is_refused_and_changes_nothing(synapse, vigil, photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        await member.send_text(room.room_id, "!vigil mode off")
+        await bot_says(owner, room.room_id, bot_of(vigil), "admins")
+        settings = await vigil.core.group_settings(ChatRef("matrix", room.room_id))
+        assert settings.mode == "delete"
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await wait_redacted(owner, room.room_id, hit)
+
+
+@shared_loop
+async def test_too_low_a_power_level_is_reported_to_the_inviter(synapse, vigil):
+    async with people(synapse, "owner") as (owner,):
+        inbox = Inbox(owner, bot_of(vigil))
+        await protected_room(owner, bot_of(vigil), bot_level=0, name="Football club")
+        await inbox.wait(lambda i: any("delete messages" in t for t in i.texts()))
+        text = next(t for t in inbox.texts() if "delete messages" in t)
+        assert "Football club" in text
+
+
+@shared_loop
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+async def test_every_form_of_image_is_found(synapse, vigil, photo, encrypted):
+    marked = add_marker(photo)
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=encrypted)
+        r = room.room_id
+        sticker = await member.send_sticker(r, png_bytes(np.ascontiguousarray(marked[::2, ::2])))
+        file = await member.send_file(r, jpeg(marked), "image/jpeg", "holiday.jpg", encrypted_room=encrypted)
+        video = await member.send_video(r, mp4_bytes([photo] * 3 + [marked] * 3, fps=3), encrypted_room=encrypted)
+        edited = await member.send_image(r, jpeg(photo), "image/jpeg", encrypted_room=encrypted)
+        edit = await member.edit_media(r, edited, jpeg(marked), encrypted_room=encrypted)
+        for event_id in (sticker, file, video, edited, edit):  # an edit's own event goes too: it holds the new file
+            await wait_redacted(owner, r, event_id)
+
+
+@shared_loop
+async def test_a_declared_size_over_the_limit_is_not_downloaded_and_is_reported(synapse, vigil, photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        inbox = Inbox(owner, bot_of(vigil))
+        content = await member.media_content("m.image", jpeg(photo), "image/jpeg", "big.jpg")
+        content["info"]["size"] = 200 * 1024 * 1024
+        big = await member.send(room.room_id, "m.room.message", content)
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        assert "could not be checked" in inbox.alerts()[0][1].body.lower() or "could not check" in inbox.alerts()[0][1].body.lower()
+        assert not await owner.redacted(room.room_id, big)
+
+
+@shared_loop
+async def test_end_to_end_encrypted_room_image_is_decrypted_redacted_and_the_alert_is_encrypted(synapse, vigil, photo, other_photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=True)
+        inbox = Inbox(owner, bot_of(vigil))
+        benign = await member.send_image(room.room_id, jpeg(other_photo), "image/jpeg", encrypted_room=True)
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg", encrypted_room=True)
+        raw = synapse.request("GET", f"/_matrix/client/v3/rooms/{room.room_id}/event/{hit}", token=member.user.access_token)
+        assert raw.body["type"] == "m.room.encrypted"  # Synapse never saw the image's keys
+        await wait_redacted(owner, room.room_id, hit)
+        assert not await owner.redacted(room.room_id, benign)
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        dm, alert = inbox.alerts()[0]
+        assert getattr(alert, "decrypted", False), "the alert must arrive end-to-end encrypted"
+        assert owner.nio.rooms[dm].encrypted
+        assert undecrypted(inbox) == []
+        # block by reply works on an encrypted image too
+        original = await member.send_image(room.room_id, jpeg(other_photo, 90), "image/jpeg", encrypted_room=True)
+        await owner.reply(room.room_id, original, "!vigil block")
+        await wait_redacted(owner, room.room_id, original)
+        again = await member.send_image(room.room_id, jpeg(other_photo, 70), "image/jpeg", encrypted_room=True)
+        await wait_redacted(owner, room.room_id, again)
+
+
+@shared_loop
+async def test_direct_room_start_and_groups(synapse, vigil):
+    async with people(synapse, "owner") as (owner,):
+        room = await protected_room(owner, bot_of(vigil), name="Chess club")
+        dm = await owner.create_room("", invite=[bot_of(vigil)], is_direct=True)
+        await owner.send_text(dm, "!vigil start")
+        await bot_says(owner, dm, bot_of(vigil), "alerts here")
+        await owner.send_text(dm, "!vigil groups")
+        listing = await bot_says(owner, dm, bot_of(vigil), "Chess club")
+        _, data = choice(listing, f"set:{room.room_id}:mode")
+        await owner.send_text(dm, f"!vigil {data}")
+        await bot_says(owner, dm, bot_of(vigil), "Mode set")
+        mode = data.rsplit(":", 1)[1]
+        assert (await vigil.core.group_settings(ChatRef("matrix", room.room_id))).mode == mode
+
+
+# --- Vigil as its own process: killed mid-burst and restarted ----------------------------------------
+
+
+@shared_loop
+@pytest.mark.slow
+async def test_killed_during_a_burst_and_restarted_nothing_is_missed_or_repeated(synapse, marker_model, tmp_path, photo, other_photo):
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
+    proc = MatrixVigilProcess(cfg, tmp_path / "vigil.log", matrix_env(bot))
+    proc.start()
+    try:
+        async with people(synapse, "owner", "member") as (owner, member):
+            room = await protected_room(owner, bot.user_id, members=[member])
+            hits, clean = [], []
+            for i in range(12):
+                base = photo if i % 2 else other_photo
+                if i % 3 == 0:
+                    hits.append(await member.send_image(room.room_id, jpeg(add_marker(base, 0.2 + 0.01 * i)), "image/jpeg"))
+                else:
+                    clean.append(await member.send_image(room.room_id, jpeg(base, 70 + i), "image/jpeg"))
+            await wait_redacted(owner, room.room_id, hits[0], timeout=60)
+            proc.kill()
+            # posted while Vigil is down: the saved sync token brings them after the restart
+            hits.append(await member.send_image(room.room_id, jpeg(add_marker(other_photo, 0.28)), "image/jpeg"))
+            clean.append(await member.send_image(room.room_id, jpeg(photo, 65), "image/jpeg"))
+            proc.start()
+            for event_id in hits:
+                await wait_redacted(owner, room.room_id, event_id, timeout=90)
+            after = await member.send_image(room.room_id, jpeg(add_marker(photo, 0.33)), "image/jpeg")
+            await wait_redacted(owner, room.room_id, after, timeout=60)
+            for event_id in clean:
+                assert not await owner.redacted(room.room_id, event_id)
+            inbox = Inbox(owner, bot.user_id)
+            await inbox.wait(lambda i: len(i.alerts()) >= len(hits) + 1, timeout=60)
+            await settle(inbox, 1.5)
+            bodies = [e.body for _, e in inbox.alerts()]
+            assert sorted(h for h in hits + [after] for b in bodies if h in b) == sorted(hits + [after])  # each once
+            # the restart reused Vigil's device (registering the account made one more, unnamed)
+            devices = synapse.admin_request("GET", f"/_synapse/admin/v2/users/{bot.user_id}/devices").body["devices"]
+            assert len([d for d in devices if d.get("display_name") == "Vigil"]) == 1
+            started = re.findall(r"syncing as \S+ \(device (\w+)\)", proc.log())
+            assert len(started) == 2 and started[0] == started[1]
+            assert proc.terminate() == 0
+    finally:
+        if proc.proc and proc.proc.poll() is None:
+            proc.kill()
+
+
+# --- one process, Telegram and Matrix at once ---------------------------------------------------------
+
+
+@shared_loop
+async def test_one_process_protects_a_telegram_group_and_a_matrix_room(synapse, marker_model, tmp_path, photo):
+    emu = BotApiEmulator(token=TOKEN)
+    await emu.start()
+    try:
+        tg_owner = emu.add_user("Olivia", username="olivia")
+        tg_member = emu.add_user("Max")
+        emu.start_private(tg_owner)
+        group = emu.add_group("Year 9 parents", creator=tg_owner, members=[tg_member], bot_rights=full_rights())
+        bot = new_user(synapse, "vigil")
+        async with people(synapse, "owner", "member", "stranger") as (owner, member, stranger):
+            cfg = write_matrix_config(
+                tmp_path, synapse, bot, marker_model, telegram_url=emu.url, matrix_extra=f'invite_from = ["{owner.user_id}"]'
+            )
+            env = matrix_env(bot, admin_token=synapse.admin_token, telegram=True)
+            async with running_matrix_vigil(cfg, env) as app:
+                assert set(app.core.platforms) == {"telegram", "matrix"}
+                # only the listed user may invite Vigil
+                refused = await stranger.create_room("Not allowed", invite=[bot.user_id])
+                room = await protected_room(owner, bot.user_id, members=[member])
+                _, leave = await stranger.sync_until(
+                    lambda r, e: r == refused and getattr(e, "state_key", None) == bot.user_id and getattr(e, "membership", None) == "leave"
+                )
+                tg_hit = emu.post_photo(group, tg_member, jpeg(add_marker(photo)))
+                content = await member.media_content("m.image", jpeg(add_marker(photo)), "image/jpeg", "x.jpg")
+                mx_hit = await member.send(room.room_id, "m.room.message", content)
+                await wait_redacted(owner, room.room_id, mx_hit)
+                await emu.wait_for(lambda: not any(m["message_id"] == tg_hit for m in emu.messages_in(group)), timeout=30)
+                # with an admin token the file itself is quarantined: nobody can download it any more
+                for _ in range(50):
+                    if not isinstance(synapse.download(content["url"], member.user.access_token), bytes):
+                        break
+                    await asyncio.sleep(0.1)
+                gone = synapse.download(content["url"], member.user.access_token)
+                assert not isinstance(gone, bytes) and gone.status == 404
+                inbox = Inbox(owner, bot.user_id)
+                await inbox.wait(lambda i: len(i.alerts()) == 1)
+                assert "mxc://" not in inbox.alerts()[0][1].body  # nothing left for the homeserver admin to do
+    finally:
+        await emu.stop()
+
+
+# --- pure helpers ------------------------------------------------------------------------------------
+
+
+def test_power_levels_count_room_version_12_creators_as_moderators():
+    state = [
+        {"type": "m.room.create", "state_key": "", "sender": "@owner:x", "content": {"room_version": "12", "additional_creators": ["@co:x"]}},
+        {"type": "m.room.power_levels", "state_key": "", "sender": "@owner:x",
+         "content": {"users": {"@vigil:x": 50, "@mod:x": 50, "@gone:x": 100}, "redact": 50, "events": {"m.room.message": 0}}},
+        *({"type": "m.room.member", "state_key": u, "sender": u, "content": {"membership": "join"}} for u in ("@owner:x", "@co:x", "@vigil:x", "@mod:x", "@m:x")),
+    ]
+    power = room_power(state)
+    assert power.level("@owner:x") == math.inf and power.level("@co:x") == math.inf
+    assert power.moderators(exclude=["@vigil:x"]) == {"@owner:x", "@co:x", "@mod:x"}  # @gone:x left the room
+    assert power.owner == "@owner:x"
+    assert power.rights("@vigil:x").can_delete and power.mute_level == -1
+    assert not power.can_lower("@vigil:x", "@owner:x") and not power.can_lower("@vigil:x", "@mod:x")
+    assert power.can_lower("@vigil:x", "@m:x")  # power levels need state_default (50) here
+    classic = room_power([{**state[0], "content": {"room_version": "10"}}, *state[1:]])
+    assert classic.level("@owner:x") == 0 and "@owner:x" not in classic.moderators()
+
+
+def test_media_is_read_from_plain_encrypted_and_edited_content():
+    plain = media_ref("m.room.message", {"msgtype": "m.image", "url": "mxc://s/a", "info": {"size": 10, "mimetype": "image/png"}})
+    assert plain is not None and plain.file_id == "mxc://s/a" and plain.size == 10 and plain.extra == {"mxc": "mxc://s/a"}
+    enc = media_ref("m.room.message", {"msgtype": "m.file", "body": "x.jpg", "file": {
+        "url": "mxc://s/b", "key": {"k": "K"}, "iv": "I", "hashes": {"sha256": "H"}, "mimetype": "image/jpeg"}})
+    assert enc is not None and enc.kind == "document" and enc.extra["encrypted"] == {"key": "K", "iv": "I", "sha256": "H"}
+    assert media_ref("m.room.message", {"msgtype": "m.file", "body": "notes.pdf", "url": "mxc://s/c", "info": {"mimetype": "application/pdf"}}) is None
+    assert media_ref("m.room.message", {"msgtype": "m.image", "url": "https://evil.example/x.jpg"}) is None
+    edit = posted_media({"type": "m.room.message", "event_id": "$e", "sender": "@a:s", "origin_server_ts": 1700000000000, "content": {
+        "msgtype": "m.image", "url": "mxc://s/old", "m.new_content": {"msgtype": "m.image", "url": "mxc://s/new"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": "$orig"}}})
+    assert edit is not None and edit.message_id == "$orig" and edit.event_id == "$e" and edit.revision > 0 and edit.media.file_id == "mxc://s/new"
+
+
+def test_commands_and_choices():
+    assert parse_command("!vigil mode off", private=False).args == ("mode", "off")
+    assert parse_command("!vigil block", private=False).verb == "block"
+    assert parse_command("!vigil del:12", private=True).button == "del:12"
+    assert parse_command("!vigil start", private=True).verb == "start"
+    assert parse_command("hello", private=False) is None
+    msg = render(OutgoingMessage("Alert", "<b>Alert</b>", ((Button("Delete", "del:3"), Button("Keep", "keep:3")),)), notice=False, choose_line="Choose:")
+    assert msg.keys == {"1\ufe0f\u20e3": "del:3", "2\ufe0f\u20e3": "keep:3"}
+    assert "!vigil keep:3" in msg.content["body"] and "<br>" in msg.content["formatted_body"]
