@@ -57,6 +57,10 @@ class GroupDefaults:
     spare_exempt: bool = True
     hash_distance: int = 31
     pdq_min_quality: int = 50
+    # keep fingerprints of members' photos posted in the group, to trace manipulated copies
+    # (/vigil groupphotos on|off [DAYS]); days 0: [protect] group_photo_days
+    group_photos: bool = False
+    group_photos_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,19 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class ProtectConfig:
+    """Protected photos: fingerprints of people's photos, to trace manipulated copies to them."""
+
+    enabled: bool = True
+    # a scanned image counts as made from a protected photo when the verified shared region
+    # covers at least this share of the scanned image or of the photo
+    min_fraction: float = 0.15
+    group_photo_days: int = 30  # how long a group keeps group-photo fingerprints (its default)
+    max_photos: int = 20  # photos one member may register privately
+    session_minutes: int = 15  # after /protect, photos sent privately are registered for this long
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -135,6 +152,7 @@ class Config:
     matrix: MatrixConfig = MatrixConfig()
     ops: OpsConfig = OpsConfig()
     retention: RetentionConfig = RetentionConfig()
+    protect: ProtectConfig = ProtectConfig()
     resources: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -424,6 +442,20 @@ def _retention(root: _Table) -> RetentionConfig:
     return cfg
 
 
+def _protect(root: _Table) -> ProtectConfig:
+    t = root.table("protect")
+    d = ProtectConfig()
+    cfg = ProtectConfig(
+        enabled=t.get("enabled", bool, d.enabled),
+        min_fraction=t.get("min_fraction", float, d.min_fraction, _between(0.02, 1.0)),
+        group_photo_days=t.get("group_photo_days", int, d.group_photo_days, _between(1, 3650)),
+        max_photos=t.get("max_photos", int, d.max_photos, _between(1, 1000)),
+        session_minutes=t.get("session_minutes", int, d.session_minutes, _between(1, 1440)),
+    )
+    t.done()
+    return cfg
+
+
 def _pipeline(root: _Table) -> PipelineConfig:
     t = root.table("pipeline")
     d = PipelineConfig()
@@ -465,6 +497,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         matrix=_matrix(root, env),
         ops=_ops(root, env),
         retention=_retention(root),
+        protect=_protect(root),
         resources=root.get("resources", dict, {}),
         source=path,
     )

@@ -16,6 +16,7 @@ from bot.store.audit import AuditMixin
 from bot.store.db import MIGRATIONS_DIR, Clock, Database, utc_now
 from bot.store.groups import UNSET, GroupsMixin
 from bot.store.lists import ListsMixin, group_list_name
+from bot.store.protected import ProtectedMixin, ProtectedOwner, ProtectedPhoto
 from bot.store.records import (
     ActionRecord,
     AlertRecord,
@@ -37,10 +38,11 @@ __all__ = [
     "Store", "UNSET", "MIGRATIONS_DIR", "group_list_name",
     "ActionRecord", "AlertRecord", "AuditRecord", "ContactRecord", "EntryRecord", "ExemptionRecord",
     "FrozenJSON", "GroupRecord", "ListRecord", "PruneCounts", "PurgeCounts", "ReviewRecord", "WorkItem",
+    "ProtectedOwner", "ProtectedPhoto",
 ]
 
 
-class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin):
+class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 
     def __init__(self, db: Database) -> None:
