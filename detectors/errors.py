@@ -173,3 +173,27 @@ class BadAlertFacts(VigilError):
     def __init__(self, field: str, value: object, allowed: str) -> None:
         self.field, self.value = field, value
         super().__init__(f"alert field '{field}' is {value!r}; it must be {allowed}")
+
+
+# --- local-feature fingerprints (detectors.localmatch) --------------------------
+
+
+class BadImageArray(VigilError, ValueError):
+    """A pixel array that is not an RGB image Vigil can fingerprint."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"bad image array: {detail}; give an RGB image as a numpy uint8 array of shape "
+            f"(height, width, 3) (for example np.asarray(PIL.Image.open(f).convert('RGB')))"
+        )
+
+
+class BadFingerprint(VigilError, ValueError):
+    """Bytes or a value that is not a local-feature fingerprint Vigil can use."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"bad local-feature fingerprint: {detail}; fingerprints come from "
+            f"detectors.localmatch.fingerprint() and Fingerprint.to_bytes() (recompute it "
+            f"from the image if the stored copy is damaged or from an unknown version)"
+        )

@@ -1,0 +1,835 @@
+"""Local-feature matching: find where an image comes from even when it was cropped,
+captioned, screenshotted, mirrored or partly replaced.
+
+Whole-image hashes (``detectors.hashing``) describe the picture as a whole, so a crop,
+a caption bar, a screenshot frame or a replaced body moves them far from the original.
+This module describes an image by a few hundred small patches instead and asks whether
+two images share a large region that lines up under one geometric transform.
+
+Fingerprint
+    ORB keypoints (oriented FAST corners with rotated BRIEF descriptors, 32 bytes each)
+    of a grey working copy with its long side scaled to ``WORK_SIDE`` pixels. Up to
+    ``DETECT_KEYPOINTS`` corners are found and the strongest of each cell of a grid are
+    kept in turn, so the kept points spread over the whole picture: a face and a
+    background survive when a body is replaced, and a busy caption cannot take every
+    point. Positions are kept in a normalised frame whose long side is ``FRAME`` (1000),
+    with each point's orientation and pyramid level. Query fingerprints also carry the
+    descriptors of the mirrored image at the mirrored points (ORB is not mirror
+    invariant; recomputing descriptors at known points costs ~40 % of a detection).
+    A fingerprint holds no pixels: ``to_bytes`` stores 38 bytes a point (70 with the
+    mirror descriptors). SIFT was measured and rejected: 80-270 ms for a 1280x960
+    photo against ORB's 8-17 ms on this machine (AKAZE is not in OpenCV 5's main
+    package).
+
+Verification (``verify``)
+    Descriptor matches pass Lowe's ratio test, then a RANSAC over 2-point similarity
+    hypotheses (rotation, uniform scale, translation) finds the transform most matches
+    agree with. A similarity, not an affine map or a homography: every edit Vigil must
+    follow (crop, resize, rotation, border, screenshot, overlay, replaced region) is a
+    similarity of the picture, mirrors are handled by the mirrored descriptors, and
+    fewer degrees of freedom make chance agreement among wrong matches rarer (a
+    homography fits 4 random matches exactly). A match must agree in position AND in
+    keypoint orientation. The result is accepted only if all of these hold:
+
+    * at least ``MIN_INLIERS`` inliers, with distinct points on both sides;
+    * the inliers span a region (convex hull) of at least ``MIN_REGION`` of both images;
+    * the scale lies within ``1/MAX_SCALE .. MAX_SCALE``;
+    * no parallax: matches that agree with the transform's rotation and scale but sit
+      slightly off it are few. Two photos of one scene from different places (a stereo
+      pair, a second shot of the same room) share content that moves with depth; the
+      same photo edited does not.
+
+    ``match_fraction`` and ``source_fraction`` are the areas of the inliers' convex
+    hull in the query and in the candidate, as fractions of each image: a lower bound
+    of the shared region (flat areas have no keypoints, the hull stops at the outermost
+    points).
+
+Index (``LocalIndex``)
+    An inverted file over the descriptors of the known images, needing no training: the
+    descriptor's bits are cut into ``TABLES`` disjoint slices of 16 bits (a "word") and
+    32 bits (a "signature"). A known descriptor is listed under its word in each table;
+    a query descriptor looks up its word and keeps postings whose signature differs in
+    at most ``SIGNATURE_BITS`` bits, which removes chance collisions (about 3 in 10,000
+    survive) while keeping most true correspondences (a copy's descriptors differ from
+    the original's by a median of 4-17 of 256 bits, measured over the transform
+    families). Each known image gets one vote per query descriptor that hits it; the
+    best-voted images are verified geometrically. ORB's 256 tests were chosen for
+    variance and low correlation, so plain bit slices are well-filled hash keys.
+    faiss's binary IVF was not used: it needs centroids trained on a corpus Vigil does
+    not ship, and cannot remove entries; its binary hash indexes keep the full 32-byte
+    code a second time.
+
+    Updates are log-structured, as in ``detectors.hashindex``: each add makes a small
+    sorted segment and segments of similar size are merged, so an entry is re-sorted
+    O(log n) times. Removal drops the key (its postings are ignored) and a segment with
+    a quarter of its postings dead is rebuilt.
+
+Threads: searches never lock. All index state is in an immutable snapshot that writers
+(one lock) replace with one assignment; a search sees the index after some complete
+add or remove.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import cv2
+import faiss
+import numpy as np
+
+from detectors.errors import BadEntryIds, BadFingerprint, BadImageArray
+
+# --- fingerprint parameters (chosen with bench/bench_localmatch.py) ---------------
+
+FRAME = 1000  # long side of the normalised frame keypoints are expressed in
+WORK_SIDE = 640  # long side of the grey working copy features are detected on
+DETECT_KEYPOINTS = 1500  # corners ORB looks for before the grid keeps a spread subset
+QUERY_KEYPOINTS = 600  # kept in a query fingerprint
+KNOWN_KEYPOINTS = 300  # kept for a known image (a prefix of the query's: the spread order)
+GRID = 8  # cells along the long side for spreading keypoints
+MIN_SIDE = 24  # smaller images get an empty fingerprint (nothing to match)
+ORB_PATCH = 31
+ORB_FAST_THRESHOLD = 12
+ORB_LOW_FAST_THRESHOLD = 5  # second try for pictures with fewer than LOW_TEXTURE_KEYPOINTS corners
+LOW_TEXTURE_KEYPOINTS = 500
+
+# --- verification parameters -----------------------------------------------------
+
+RATIO = 0.85  # Lowe's ratio test on Hamming distances
+MAX_DISTANCE = 80  # of 256 bits; unrelated ORB descriptors differ by ~100-130
+MIN_INLIERS = 12
+MIN_REGION = 0.02  # inliers' hull, as a fraction of each image
+MAX_SCALE = 8.0
+ANGLE_TOLERANCE = 25.0  # degrees between a match's orientation change and the transform's
+RESIDUAL_PIXELS = 3.0  # inlier distance, in working-copy pixels of the coarser image
+PARALLAX_RANGE = 8.0  # sharpness looks at matches within this many inlier distances
+MIN_SHARPNESS = 0.56  # below: another photo of the same scene (copies: >= 0.62 measured)
+HYPOTHESES = 600  # RANSAC samples when there are too many pairs to try them all
+
+# --- index parameters --------------------------------------------------------------
+
+TABLES = 2  # 16-bit word + 32-bit signature per table; disjoint bytes of the descriptor
+SIGNATURE_BITS = 6  # a posting counts if its signature differs in at most this many bits
+MAX_BUCKET = 4096  # longer posting lists are stop words (corners found everywhere)
+SHORTLIST = 12  # best-voted known images verified per orientation of the query
+MIN_VOTES = 3
+
+_VERSION = 1
+_MAGIC = b"VLF"
+_HEADER = struct.Struct("<3sBBHHII")  # magic, version, flags, width, height, source_side, n
+_POS_SCALE = 32.0  # positions are stored as multiples of 1/32 frame unit (uint16)
+_ANGLE_STEP = 360.0 / 256.0
+
+
+# --- fingerprints -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Fingerprint:
+    """Keypoints and descriptors of one image; never its pixels.
+
+    ``keypoints`` are (x, y) in a frame whose long side is ``FRAME`` and whose size is
+    ``width`` x ``height``; row ``i`` of ``descriptors``, ``angles`` (ORB orientation in
+    degrees, 0..360) and ``octaves`` (pyramid level) belong to point ``i``. Points come
+    in spread order: any prefix is spread over the picture. ``source_side`` is the long
+    side in pixels of the image it came from (its resolution sets how precisely points
+    can line up). ``mirror_descriptors`` (queries only) are the descriptors of the
+    mirrored image at the mirrored points. A fingerprint with no points matches nothing
+    (flat or tiny images).
+    """
+
+    keypoints: np.ndarray  # (n, 2) float32
+    descriptors: np.ndarray  # (n, 32) uint8
+    width: int
+    height: int
+    angles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # (n,) float32
+    octaves: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))  # (n,) uint8
+    source_side: int = FRAME
+    mirror_descriptors: np.ndarray | None = None  # (n, 32) uint8
+
+    def __len__(self) -> int:
+        return int(self.descriptors.shape[0])
+
+    @property
+    def pixel(self) -> float:
+        """One working-copy pixel, in frame units."""
+        return FRAME / max(1, min(self.source_side, WORK_SIDE))
+
+    def as_known(self, keypoints: int = KNOWN_KEYPOINTS) -> "Fingerprint":
+        """What an index keeps of a known image: the first ``keypoints`` points, no mirror."""
+        n = min(len(self), keypoints)
+        if n == len(self) and self.mirror_descriptors is None:
+            return self
+        return Fingerprint(self.keypoints[:n], self.descriptors[:n], self.width, self.height,
+                           self.angles[:n], self.octaves[:n], self.source_side, None)
+
+    def to_bytes(self) -> bytes:
+        """A compact, versioned encoding: 38 bytes a point, 70 with mirror descriptors."""
+        n = len(self)
+        flags = 1 if self.mirror_descriptors is not None else 0
+        head = _HEADER.pack(_MAGIC, _VERSION, flags, self.width, self.height, self.source_side, n)
+        pos = np.round(self.keypoints * _POS_SCALE).astype("<u2")
+        ang = (np.round(self.angles / _ANGLE_STEP).astype(np.int64) % 256).astype(np.uint8)
+        parts = [head, pos.tobytes(), ang.tobytes(), self.octaves.astype(np.uint8).tobytes(),
+                 np.ascontiguousarray(self.descriptors, np.uint8).tobytes()]
+        if self.mirror_descriptors is not None:
+            parts.append(np.ascontiguousarray(self.mirror_descriptors, np.uint8).tobytes())
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Fingerprint":
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise BadFingerprint(f"expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+        if len(data) < _HEADER.size:
+            raise BadFingerprint(f"{len(data)} bytes is shorter than the {_HEADER.size}-byte header")
+        magic, version, flags, width, height, side, n = _HEADER.unpack_from(data)
+        if magic != _MAGIC:
+            raise BadFingerprint("the bytes do not start with a fingerprint's marker")
+        if version != _VERSION:
+            raise BadFingerprint(f"version {version} is not the version {_VERSION} this Vigil reads")
+        if flags & ~1:
+            raise BadFingerprint(f"unknown flags {flags:#x}")
+        per_point = 4 + 1 + 1 + 32 + (32 if flags & 1 else 0)
+        if len(data) != _HEADER.size + n * per_point:
+            raise BadFingerprint(f"{len(data)} bytes, but the header announces {n} points "
+                                 f"({_HEADER.size + n * per_point} bytes)")
+        if max(width, height) > FRAME or min(width, height) < 1 or side < 1:
+            raise BadFingerprint(f"frame {width}x{height} from a {side}-pixel image is out of range")
+        off = _HEADER.size
+
+        def take(count: int, dtype: str) -> np.ndarray:
+            nonlocal off
+            size = count * np.dtype(dtype).itemsize
+            arr = np.frombuffer(data, dtype=dtype, count=count, offset=off)
+            off += size
+            return arr
+
+        pos = take(2 * n, "<u2").reshape(n, 2).astype(np.float32) / _POS_SCALE
+        if n and (pos[:, 0].max() > width or pos[:, 1].max() > height):
+            raise BadFingerprint("a keypoint lies outside the frame")
+        ang = take(n, "u1").astype(np.float32) * _ANGLE_STEP
+        octv = take(n, "u1").copy()
+        desc = take(32 * n, "u1").reshape(n, 32).copy()
+        mirror = take(32 * n, "u1").reshape(n, 32).copy() if flags & 1 else None
+        return cls(pos, desc, int(width), int(height), ang, octv, int(side), mirror)
+
+
+def empty_fingerprint(width: int = FRAME, height: int = FRAME, source_side: int = FRAME) -> Fingerprint:
+    return Fingerprint(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), width, height,
+                       np.zeros(0, np.float32), np.zeros(0, np.uint8), source_side, None)
+
+
+def _check_rgb(rgb: object) -> np.ndarray:
+    if not isinstance(rgb, np.ndarray):
+        raise BadImageArray(f"expected a numpy array, got {type(rgb).__name__}")
+    if rgb.dtype != np.uint8:
+        raise BadImageArray(f"the array's dtype is {rgb.dtype}, not uint8")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        what = "a grey image" if rgb.ndim == 2 else f"shape {rgb.shape}"
+        raise BadImageArray(f"{what}, not height x width x 3 RGB")
+    if rgb.size == 0:
+        raise BadImageArray(f"the array is empty (shape {rgb.shape})")
+    return rgb
+
+
+_local = threading.local()
+
+
+def _orb(fast_threshold: int = ORB_FAST_THRESHOLD) -> cv2.ORB:
+    # ORB objects keep state between calls: one per thread and threshold
+    cache = getattr(_local, "orbs", None)
+    if cache is None:
+        cache = _local.orbs = {}
+    orb = cache.get(fast_threshold)
+    if orb is None:
+        orb = cache[fast_threshold] = cv2.ORB_create(
+            nfeatures=DETECT_KEYPOINTS, scaleFactor=1.2, nlevels=8, edgeThreshold=ORB_PATCH,
+            patchSize=ORB_PATCH, fastThreshold=fast_threshold)
+    return orb
+
+
+def _spread_order(xy: np.ndarray, response: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Indices of the points, the strongest of every grid cell first, then the second..."""
+    cell = max(width, height) / GRID
+    cx = np.minimum((xy[:, 0] / cell).astype(np.int64), GRID - 1)
+    cy = np.minimum((xy[:, 1] / cell).astype(np.int64), GRID - 1)
+    cells = cy * GRID + cx
+    by_cell = np.lexsort((-response, cells))  # by cell, strongest first within a cell
+    sorted_cells = cells[by_cell]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_cells)) + 1]
+    rank = np.arange(len(by_cell)) - np.repeat(starts, np.diff(np.r_[starts, len(by_cell)]))
+    order = np.lexsort((-response[by_cell], rank))
+    return by_cell[order]
+
+
+def fingerprint(rgb: np.ndarray, *, query: bool = True) -> Fingerprint:
+    """The local-feature fingerprint of an RGB uint8 image (H, W, 3).
+
+    ``query=True`` keeps ``QUERY_KEYPOINTS`` points and the mirror descriptors (for
+    images to look up); ``query=False`` keeps ``KNOWN_KEYPOINTS`` points and no mirror
+    (for images to store: half the bytes, and ~40 % less time). An image smaller than
+    ``MIN_SIDE`` pixels on a side, or without corners (flat), gets an empty fingerprint.
+    Raises ``BadImageArray`` for anything but a non-empty uint8 RGB array.
+    """
+    rgb = _check_rgb(rgb)
+    h, w = rgb.shape[:2]
+    long_side = max(h, w)
+    k = FRAME / long_side
+    fw, fh = max(1, round(w * k)), max(1, round(h * k))
+    if min(h, w) < MIN_SIDE:
+        return empty_fingerprint(fw, fh, long_side)
+    scale = WORK_SIDE / long_side
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if scale < 1:
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    else:  # small pictures are enlarged, so ORB's pyramid sees them at the usual scale
+        grey = cv2.resize(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), size,
+                          interpolation=cv2.INTER_LINEAR)
+    gh, gw = grey.shape
+    orb = _orb()
+    kps = orb.detect(grey, None)
+    if len(kps) < LOW_TEXTURE_KEYPOINTS:  # a smooth picture: look for fainter corners too
+        orb = _orb(ORB_LOW_FAST_THRESHOLD)
+        kps = orb.detect(grey, None)
+    if not kps:
+        return empty_fingerprint(fw, fh, long_side)
+    xy = np.array([kp.pt for kp in kps], np.float32)
+    response = np.array([kp.response for kp in kps], np.float32)
+    keep = _spread_order(xy, response, gw, gh)[: QUERY_KEYPOINTS if query else KNOWN_KEYPOINTS]
+    chosen = []
+    for i, j in enumerate(keep):
+        kp = kps[j]
+        # quantised as to_bytes stores it, so a round trip gives back the same fingerprint
+        angle = (round(kp.angle / _ANGLE_STEP) % 256) * _ANGLE_STEP
+        chosen.append(cv2.KeyPoint(kp.pt[0], kp.pt[1], kp.size, angle, kp.response, kp.octave, i))
+    chosen, desc = orb.compute(grey, chosen)
+    if desc is None or not chosen:
+        return empty_fingerprint(fw, fh, long_side)
+    mirror = None
+    if query:
+        flipped = np.ascontiguousarray(grey[:, ::-1])
+        mirrored = [cv2.KeyPoint(gw - 1 - kp.pt[0], kp.pt[1], kp.size, (180.0 - kp.angle) % 360.0,
+                                 kp.response, kp.octave, kp.class_id) for kp in chosen]
+        mirrored, mdesc = orb.compute(flipped, mirrored)
+        if mdesc is None:
+            mirrored, mdesc = [], np.zeros((0, 32), np.uint8)
+        # keep the points described in both orientations, in the same rows
+        ids = np.array([kp.class_id for kp in chosen])
+        mids = np.array([kp.class_id for kp in mirrored], dtype=ids.dtype)
+        both = np.isin(ids, mids)
+        row_of = {c: r for r, c in enumerate(mids.tolist())}
+        desc = desc[both]
+        chosen = [kp for kp, b in zip(chosen, both) if b]
+        mirror = mdesc[[row_of[kp.class_id] for kp in chosen]] if chosen else np.zeros((0, 32), np.uint8)
+    to_frame = FRAME / max(gw, gh)
+    pts = np.array([kp.pt for kp in chosen], np.float32).reshape(-1, 2) * to_frame
+    pts = np.clip(np.round(pts * _POS_SCALE) / _POS_SCALE, 0, [fw, fh]).astype(np.float32)
+    angles = np.array([kp.angle for kp in chosen], np.float32)
+    octaves = np.array([kp.octave for kp in chosen], np.uint8)
+    return Fingerprint(pts, np.ascontiguousarray(desc, np.uint8), fw, fh, angles, octaves, long_side,
+                       None if mirror is None else np.ascontiguousarray(mirror, np.uint8))
+
+
+# --- verification ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegionMatch:
+    """A verified shared region between a query and a known image."""
+
+    key: int  # the candidate's id in the index (-1 from verify)
+    inliers: int
+    match_fraction: float  # share of the QUERY's area covered by the matched region
+    source_fraction: float  # share of the CANDIDATE's area covered
+    transform: tuple[float, ...]  # 2x3 affine (a similarity), flattened, query frame -> candidate frame
+    mirrored: bool  # the query is a mirror image of the candidate
+
+    @property
+    def fraction(self) -> float:
+        """The larger of the two shares: a crop covers much of the query, a collage or
+        screenshot much of the candidate."""
+        return max(self.match_fraction, self.source_fraction)
+
+
+@contextmanager
+def _one_omp_thread() -> Iterator[None]:
+    # faiss's OpenMP threads cost more than they save on a few hundred descriptors, and
+    # fight the other scans for the cores; the setting is per calling thread
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _matches(qd: np.ndarray, cd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Query and candidate rows of the descriptor pairs that pass the ratio test."""
+    if len(qd) < 2 or len(cd) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    dist, idx = faiss.knn_hamming(np.ascontiguousarray(qd), np.ascontiguousarray(cd), 2)
+    d0, d1 = dist[:, 0].astype(np.float32), dist[:, 1].astype(np.float32)
+    ok = (d0 <= MAX_DISTANCE) & (d0 < RATIO * d1)
+    qi = np.flatnonzero(ok)
+    return qi, idx[qi, 0].astype(np.int64)
+
+
+def _hull_fraction(pts: np.ndarray, width: int, height: int) -> float:
+    if len(pts) < 3:
+        return 0.0
+    return float(cv2.contourArea(cv2.convexHull(pts.astype(np.float32)))) / float(width * height)
+
+
+def _fit_similarity(w: np.ndarray, z: np.ndarray) -> tuple[complex, complex]:
+    """Least-squares z = a * w + b over complex points."""
+    wm, zm = w.mean(), z.mean()
+    dw = w - wm
+    den = float(np.sum(np.abs(dw) ** 2))
+    a = complex(np.sum(np.conj(dw) * (z - zm)) / den) if den > 0 else 1 + 0j
+    return a, zm - a * wm
+
+
+_LEVEL_SCALE = 1.2 ** np.arange(256, dtype=np.float64)  # pixel size of each ORB pyramid level
+_COS_TOLERANCE = float(np.cos(np.radians(ANGLE_TOLERANCE)))
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    inliers: int
+    a: complex  # z = a * w + b, points as complex numbers
+    b: complex
+    qpts: np.ndarray
+    cpts: np.ndarray
+    sharpness: float  # see _ransac
+
+
+def _ransac(qp: np.ndarray, cp: np.ndarray, turn: np.ndarray, qpix: np.ndarray, cpix: np.ndarray,
+            seed: int) -> _Geometry | None:
+    """The similarity most matches agree with, in position and orientation.
+
+    ``turn`` holds each match's change of keypoint orientation as a unit complex number;
+    a match agrees with a transform when it turns the way the transform turns. A match
+    lies on the transform when it lands within ``RESIDUAL_PIXELS`` pixels of the coarser
+    of its two keypoints: ``qpix`` and ``cpix`` hold, per match, one pixel of the
+    pyramid level each keypoint was found at, in frame units (the query's is scaled by
+    the transform).
+    """
+    m = len(qp)
+    w = qp[:, 0].astype(np.float64) + 1j * qp[:, 1]
+    z = cp[:, 0].astype(np.float64) + 1j * cp[:, 1]
+    if m * (m - 1) // 2 <= HYPOTHESES:
+        i, j = np.triu_indices(m, 1)
+    else:
+        rng = np.random.default_rng(seed)
+        i = rng.integers(0, m, HYPOTHESES)
+        j = (i + rng.integers(1, m, HYPOTHESES)) % m
+    dw, dz = w[j] - w[i], z[j] - z[i]
+    ok = (np.abs(dw) > 4 * RESIDUAL_PIXELS * qpix[i]) & (np.abs(dz) > 4 * RESIDUAL_PIXELS * cpix[i])
+    i, j, dw, dz = i[ok], j[ok], dw[ok], dz[ok]
+    a = dz / dw
+    s = np.abs(a)
+    u = a / np.where(s > 0, s, 1)  # the hypothesis's rotation, as a unit complex number
+    # both sample matches must turn as the hypothesis does
+    ok = (s > 1 / MAX_SCALE) & (s < MAX_SCALE)
+    ok &= ((turn[i] * np.conj(u)).real > _COS_TOLERANCE) & ((turn[j] * np.conj(u)).real > _COS_TOLERANCE)
+    a, u, i, s = a[ok], u[ok], i[ok], s[ok]
+    if not len(a):
+        return None
+    b = z[i] - a * w[i]
+    thr = RESIDUAL_PIXELS * np.maximum(qpix[None, :] * s[:, None], cpix[None, :])
+    err = a[:, None] * w[None, :] + (b[:, None] - z[None, :])
+    good = (err.real**2 + err.imag**2 < thr * thr) & ((np.conj(u)[:, None] * turn[None, :]).real > _COS_TOLERANCE)
+    best = int(np.argmax(good.sum(axis=1)))
+    inl = good[best]
+    ab = (complex(a[best]), complex(b[best]))
+    for _ in range(4):  # refine on the inliers, then take the inliers again
+        if inl.sum() < 3:
+            return None
+        ab = _fit_similarity(w[inl], z[inl])
+        thr = RESIDUAL_PIXELS * np.maximum(qpix * abs(ab[0]), cpix)
+        r = np.abs(ab[0] * w + ab[1] - z)
+        agree = (turn * np.conj(ab[0] / max(abs(ab[0]), 1e-12))).real > _COS_TOLERANCE
+        new = (r < thr) & agree
+        if np.array_equal(new, inl):
+            break
+        inl = new
+    if not (1 / MAX_SCALE < abs(ab[0]) < MAX_SCALE) or inl.sum() < 3:
+        return None
+    # sharpness: of the matches that turn like the transform and land near it, the share
+    # that lands very close. An edited copy lines up to a pixel; another photo of the
+    # same scene lines up only at one depth, with the rest of it spread around.
+    close = int(np.sum(agree & (r < thr / 2)))
+    around = int(np.sum(agree & (r < PARALLAX_RANGE * thr)))
+    # a point may count once on each side (repeated patterns match many-to-one)
+    n = min(int(inl.sum()), len(np.unique(qp[inl], axis=0)), len(np.unique(cp[inl], axis=0)))
+    return _Geometry(n, ab[0], ab[1], qp[inl], cp[inl], close / max(1, around))
+
+
+def _verify_one(qpts: np.ndarray, qdesc: np.ndarray, qang: np.ndarray, query: Fingerprint,
+                cand: Fingerprint, mirrored: bool, notes: dict | None = None) -> RegionMatch | None:
+    qi, ci = _matches(qdesc, cand.descriptors)
+    if notes is not None:
+        notes.update(matches=len(qi))
+    if len(qi) < MIN_INLIERS:
+        return None
+    qp, cp = qpts[qi], cand.keypoints[ci]
+    turn = np.exp(1j * np.radians(cand.angles[ci].astype(np.float64) - qang[qi]))
+    qpix = query.pixel * _LEVEL_SCALE[query.octaves[qi]]
+    cpix = cand.pixel * _LEVEL_SCALE[cand.octaves[ci]]
+    geo = _ransac(qp, cp, turn, qpix, cpix, seed=len(qi))
+    if geo is None:
+        return None
+    mf = _hull_fraction(geo.qpts, query.width, query.height)
+    sf = _hull_fraction(geo.cpts, cand.width, cand.height)
+    if notes is not None:
+        notes.update(inliers=geo.inliers, sharpness=geo.sharpness, scale=abs(geo.a),
+                     match_fraction=mf, source_fraction=sf)
+    if geo.inliers < MIN_INLIERS or geo.sharpness < MIN_SHARPNESS or min(mf, sf) < MIN_REGION:
+        return None
+    a, b = geo.a, geo.b
+    t = (a.real, -a.imag, b.real, a.imag, a.real, b.imag)
+    if mirrored:  # the query's points were mirrored first: x -> width - x
+        t = (-t[0], t[1], t[0] * query.width + t[2], -t[3], t[4], t[3] * query.width + t[5])
+    return RegionMatch(-1, geo.inliers, min(mf, 1.0), min(sf, 1.0), tuple(float(v) for v in t), mirrored)
+
+
+def _mirrored_points(fp: Fingerprint) -> tuple[np.ndarray, np.ndarray]:
+    pts = fp.keypoints.copy()
+    pts[:, 0] = fp.width - pts[:, 0]
+    return pts, (180.0 - fp.angles) % 360.0
+
+
+def verify(query: Fingerprint, candidate: Fingerprint, *, mirror: bool = True) -> RegionMatch | None:
+    """Whether the query and the candidate share a large, geometrically consistent region.
+
+    Tries the query as it is and, if it carries mirror descriptors and ``mirror`` is
+    true, mirrored; returns the better verified match (``key`` = -1), or None.
+    """
+    for fp in (query, candidate):
+        if not isinstance(fp, Fingerprint):
+            raise BadFingerprint(f"expected a Fingerprint, got {type(fp).__name__}")
+    if not len(query) or not len(candidate):
+        return None
+    with _one_omp_thread():
+        best = _verify_one(query.keypoints, query.descriptors, query.angles, query, candidate, False)
+        if mirror and query.mirror_descriptors is not None:
+            mpts, mang = _mirrored_points(query)
+            other = _verify_one(mpts, query.mirror_descriptors, mang, query, candidate, True)
+            if other is not None and (best is None or other.inliers > best.inliers):
+                best = other
+    return best
+
+
+# --- index ------------------------------------------------------------------------------
+
+MIN_FRACTION = 0.05  # search's default: the matched region's share of the query or the candidate
+_KNOWN_POINT_BYTES = 38  # to_bytes per point without mirror descriptors
+_DIRECTORY_MIN = 1 << 16  # segments with at least this many postings get a word directory
+_NO_KEY = -1
+
+
+def _words(desc: np.ndarray, table: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 16-bit word and 32-bit signature of each descriptor in one table."""
+    d = np.ascontiguousarray(desc[:, 6 * table : 6 * table + 6])
+    return d[:, :2].copy().view("<u2").ravel(), d[:, 2:6].copy().view("<u4").ravel()
+
+
+@dataclass(frozen=True, eq=False)
+class _Segment:
+    """Postings of a run of slots [first, last), sorted by word in each table."""
+
+    first: int
+    last: int
+    words: tuple[np.ndarray, ...]  # per table, sorted uint16
+    slots: tuple[np.ndarray, ...]  # per table, uint32, in the words' order
+    sigs: tuple[np.ndarray, ...]  # per table, uint32
+    directory: tuple[np.ndarray, ...] | None  # per table, 65537 offsets into the postings
+
+    @property
+    def postings(self) -> int:
+        return int(self.words[0].shape[0]) if self.words else 0
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [*self.words, *self.slots, *self.sigs, *(self.directory or ())]
+        return sum(a.nbytes for a in arrays)
+
+    @classmethod
+    def build(cls, first: int, last: int, words: list[np.ndarray], slots: list[np.ndarray],
+              sigs: list[np.ndarray]) -> "_Segment":
+        ws, ss, gs, ds = [], [], [], []
+        for w, s, g in zip(words, slots, sigs):
+            order = np.argsort(w, kind="stable")
+            w, s, g = w[order], s[order], g[order]
+            ws.append(w)
+            ss.append(s)
+            gs.append(g)
+            if len(w) >= _DIRECTORY_MIN:
+                ds.append(np.searchsorted(w, np.arange(65537), "left").astype(np.int64))
+        return cls(first, last, tuple(ws), tuple(ss), tuple(gs), tuple(ds) if ds else None)
+
+    @classmethod
+    def merge(cls, parts: list["_Segment"], alive: np.ndarray | None = None) -> "_Segment":
+        """One segment holding the parts' postings (of live slots only, if ``alive``)."""
+        words, slots, sigs = [], [], []
+        for t in range(TABLES):
+            w = np.concatenate([p.words[t] for p in parts])
+            s = np.concatenate([p.slots[t] for p in parts])
+            g = np.concatenate([p.sigs[t] for p in parts])
+            if alive is not None:
+                keep = alive[s]
+                w, s, g = w[keep], s[keep], g[keep]
+            words.append(w)
+            slots.append(s)
+            sigs.append(g)
+        return cls.build(parts[0].first, parts[-1].last, words, slots, sigs)
+
+    def lookup(self, table: int, qwords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.directory is not None:
+            d = self.directory[table]
+            return d[qwords], d[qwords.astype(np.int64) + 1]
+        w = self.words[table]
+        return np.searchsorted(w, qwords, "left"), np.searchsorted(w, qwords, "right")
+
+
+@dataclass(frozen=True, eq=False)
+class _Snapshot:
+    segments: tuple[_Segment, ...]
+    slot_keys: np.ndarray  # int64, slot -> key or _NO_KEY; removal writes into it in place
+    slots: int  # slots handed out so far
+
+
+def _postings_of(desc: np.ndarray, slot: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    words, slots, sigs = [], [], []
+    for t in range(TABLES):
+        w, g = _words(desc, t)
+        words.append(w)
+        sigs.append(g)
+        slots.append(np.full(len(w), slot, np.uint32))
+    return words, slots, sigs
+
+
+class LocalIndex:
+    """Known images' local fingerprints; finds the ones a query shares a region with.
+
+    ``add`` keeps ``fp.as_known()`` (``KNOWN_KEYPOINTS`` points, no mirror descriptors)
+    in its compact byte form; ``search`` votes through the inverted file, verifies the
+    best-voted candidates with ``verify``'s checks and returns the verified matches, best
+    (most inliers) first. Safe for concurrent searches with occasional adds and removes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snap = _Snapshot((), np.full(1024, _NO_KEY, np.int64), 0)
+        self._fps: dict[int, bytes] = {}  # key -> known fingerprint bytes
+        self._slot_of: dict[int, int] = {}  # key -> slot (writers only)
+        self._dead: dict[int, int] = {}  # segment first slot -> dead postings (writers only)
+
+    # -- updates --------------------------------------------------------------------
+
+    def add(self, key: int, fp: Fingerprint) -> None:
+        """Adds (or replaces) the known image ``key``."""
+        self.add_many([(key, fp)])
+
+    def add_many(self, items: Iterable[tuple[int, Fingerprint]]) -> None:
+        """Adds many known images at once (one segment: much faster than one by one)."""
+        checked = []
+        for key, fp in items:
+            checked.append((_check_key(key), _check_fp(fp).as_known()))
+        if not checked:
+            return
+        with self._lock:
+            for key, _ in checked:
+                if key in self._slot_of:
+                    self._remove_locked(key)
+            snap = self._snap
+            first = snap.slots
+            slot_keys = snap.slot_keys
+            need = first + len(checked)
+            if need > len(slot_keys):
+                grown = np.full(max(need, 2 * len(slot_keys)), _NO_KEY, np.int64)
+                grown[: len(slot_keys)] = slot_keys
+                slot_keys = grown
+            words: list[list[np.ndarray]] = [[] for _ in range(TABLES)]
+            slots: list[list[np.ndarray]] = [[] for _ in range(TABLES)]
+            sigs: list[list[np.ndarray]] = [[] for _ in range(TABLES)]
+            last_by_key: dict[int, int] = {}
+            for i, (key, fp) in enumerate(checked):
+                last_by_key[key] = i  # the same key twice in one call: the last one wins
+            for i, (key, fp) in enumerate(checked):
+                slot = first + i
+                if last_by_key[key] != i:
+                    continue
+                w, s, g = _postings_of(fp.descriptors, slot)
+                for t in range(TABLES):
+                    words[t].append(w[t])
+                    slots[t].append(s[t])
+                    sigs[t].append(g[t])
+                self._fps[key] = fp.to_bytes()
+                self._slot_of[key] = slot
+                slot_keys[slot] = key
+            seg = _Segment.build(first, need, [np.concatenate(x) for x in words],
+                                 [np.concatenate(x) for x in slots], [np.concatenate(x) for x in sigs])
+            segments = [*snap.segments, seg]
+            # merge like a binary counter: each posting is re-sorted O(log n) times
+            while len(segments) >= 2 and segments[-2].postings <= 2 * segments[-1].postings:
+                b, a = segments.pop(), segments.pop()
+                dead = self._dead.pop(a.first, 0) + self._dead.pop(b.first, 0)
+                merged = _Segment.merge([a, b], slot_keys != _NO_KEY if dead else None)
+                segments.append(merged)
+            self._snap = _Snapshot(tuple(segments), slot_keys, need)
+
+    def remove(self, key: int) -> bool:
+        """Forgets the known image ``key``; False if it was not there."""
+        key = _check_key(key)
+        with self._lock:
+            return self._remove_locked(key)
+
+    def _remove_locked(self, key: int) -> bool:
+        slot = self._slot_of.pop(key, None)
+        if slot is None:
+            return False
+        snap = self._snap
+        snap.slot_keys[slot] = _NO_KEY
+        data = self._fps.pop(key, b"")
+        removed_points = max(0, len(data) - _HEADER.size) // _KNOWN_POINT_BYTES
+        segments = list(snap.segments)
+        for i, seg in enumerate(segments):
+            if seg.first <= slot < seg.last:
+                dead = self._dead.get(seg.first, 0) + removed_points * TABLES
+                if dead * 4 >= seg.postings:  # a quarter dead: rebuild it from its live slots
+                    self._dead.pop(seg.first, None)
+                    segments[i] = _Segment.merge([seg], snap.slot_keys != _NO_KEY)
+                    self._snap = _Snapshot(tuple(segments), snap.slot_keys, snap.slots)
+                else:
+                    self._dead[seg.first] = dead
+                break
+        return True
+
+    # -- queries ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._fps)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fps
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held: fingerprints, postings, slot table and per-key bookkeeping (estimated)."""
+        snap = self._snap
+        fps = sum(len(b) + 33 for b in list(self._fps.values()))
+        return fps + sum(s.nbytes for s in snap.segments) + snap.slot_keys.nbytes + 200 * len(self._fps)
+
+    def fingerprint_of(self, key: int) -> Fingerprint | None:
+        data = self._fps.get(key)
+        return None if data is None else Fingerprint.from_bytes(data)
+
+    def candidates(self, query: Fingerprint, *, shortlist: int = SHORTLIST) -> list[tuple[int, bool, int]]:
+        """The best-voted known images as (key, mirrored, votes), most votes first; unverified."""
+        _check_fp(query)
+        snap = self._snap
+        out: list[tuple[int, bool, int]] = []
+        orientations = [(query.descriptors, False)]
+        if query.mirror_descriptors is not None:
+            orientations.append((query.mirror_descriptors, True))
+        for desc, mirrored in orientations:
+            slots, votes = _votes(snap, desc)
+            if not len(slots):
+                continue
+            keep = votes >= MIN_VOTES
+            slots, votes = slots[keep], votes[keep]
+            if len(slots) > shortlist:
+                top = np.argpartition(-votes, shortlist - 1)[:shortlist]
+                slots, votes = slots[top], votes[top]
+            for slot, v in zip(slots.tolist(), votes.tolist()):
+                key = int(snap.slot_keys[slot])
+                if key != _NO_KEY:
+                    out.append((key, mirrored, int(v)))
+        out.sort(key=lambda c: -c[2])
+        return out
+
+    def search(self, query: Fingerprint, *, min_fraction: float = MIN_FRACTION, limit: int = 5) -> list[RegionMatch]:
+        """Verified matches of the query, most inliers first, at most ``limit``.
+
+        A match counts if its region covers at least ``min_fraction`` of the query or of
+        the known image (``RegionMatch.fraction``): a crop fills much of the query, a
+        screenshot or collage holds much of the known image.
+        """
+        _check_fp(query)
+        if not isinstance(min_fraction, (int, float)) or not 0.0 <= min_fraction <= 1.0:
+            raise ValueError(f"min_fraction must be a number from 0 to 1, not {min_fraction!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
+        if not len(query) or not self._fps:
+            return []
+        found: dict[int, RegionMatch] = {}
+        with _one_omp_thread():
+            mirrored_pts = None
+            for key, mirrored, _votes_ in self.candidates(query):
+                data = self._fps.get(key)
+                if data is None:  # removed meanwhile
+                    continue
+                cand = Fingerprint.from_bytes(data)
+                if mirrored:
+                    if mirrored_pts is None:
+                        mirrored_pts = _mirrored_points(query)
+                    match = _verify_one(mirrored_pts[0], query.mirror_descriptors, mirrored_pts[1], query, cand, True)
+                else:
+                    match = _verify_one(query.keypoints, query.descriptors, query.angles, query, cand, False)
+                if match is None or match.fraction < min_fraction:
+                    continue
+                old = found.get(key)
+                if old is None or match.inliers > old.inliers:
+                    found[key] = RegionMatch(key, match.inliers, match.match_fraction, match.source_fraction,
+                                             match.transform, match.mirrored)
+        return sorted(found.values(), key=lambda m: (-m.inliers, -m.fraction, m.key))[:limit]
+
+
+def _votes(snap: _Snapshot, desc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slots hit by the query's descriptors and their votes (one per query descriptor)."""
+    n = len(desc)
+    if not n or not snap.segments:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    hits = []
+    for t in range(TABLES):
+        qw, qs = _words(desc, t)
+        for seg in snap.segments:
+            lo, hi = seg.lookup(t, qw)
+            cnt = hi - lo
+            cnt[cnt > MAX_BUCKET] = 0  # a stop word
+            total = int(cnt.sum())
+            if not total:
+                continue
+            qidx = np.repeat(np.arange(n), cnt)
+            starts = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
+            pos = starts + np.arange(total)
+            ok = np.bitwise_count(seg.sigs[t][pos] ^ qs[qidx]) <= SIGNATURE_BITS
+            if ok.any():
+                hits.append(seg.slots[t][pos[ok]].astype(np.int64) * n + qidx[ok])
+    if not hits:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pairs = np.unique(np.concatenate(hits))  # one vote per (slot, query descriptor)
+    slots, votes = np.unique(pairs // n, return_counts=True)
+    return slots, votes
+
+
+def _check_key(key: object) -> int:
+    if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+        raise BadEntryIds(f"a key must be an integer, not {type(key).__name__}")
+    key = int(key)
+    if not 0 <= key < (1 << 63):
+        raise BadEntryIds(f"key {key} is out of range: keys are 0 to 2**63 - 1")
+    return key
+
+
+def _check_fp(fp: object) -> Fingerprint:
+    if not isinstance(fp, Fingerprint):
+        raise BadFingerprint(f"expected a Fingerprint, got {type(fp).__name__}")
+    return fp
