@@ -1,2 +1,26 @@
 # The real Synapse homeserver, one per test session (tests/support/synapse.py).
 from tests.support.synapse import synapse  # noqa: F401
+
+
+# --- a safety net: a test that fails with a store still open leaves aiosqlite's worker
+# thread running, and the interpreter would then wait for it forever at exit (a CI run
+# that hangs instead of failing). Exit with pytest's own status once it has reported.
+import os
+import sys
+import threading
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: D103
+    _exit_status.append(int(exitstatus))
+
+
+def pytest_unconfigure(config):  # noqa: D103
+    leaked = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if leaked and _exit_status:
+        names = ", ".join(sorted({t.name for t in leaked}))
+        sys.stderr.write(f"\nconftest: {len(leaked)} threads still running after the tests ({names}); exiting without waiting\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[0])
