@@ -103,6 +103,8 @@ RATIO = 0.85  # Lowe's ratio test on Hamming distances
 MAX_DISTANCE = 80  # of 256 bits; unrelated ORB descriptors differ by ~100-130
 MIN_INLIERS = 12
 MIN_REGION = 0.02  # inliers' hull, as a fraction of each image
+COVER_CELLS = 8  # cells along the long side for measuring the shared region
+CONTRADICTED_INLIERS = 3.0  # expected inliers in a cell that shows none: content that does not line up
 MAX_SCALE = 8.0
 ANGLE_TOLERANCE = 25.0  # degrees between a match's orientation change and the transform's
 RESIDUAL_PIXELS = 3.0  # inlier distance, in working-copy pixels of the coarser image
@@ -112,10 +114,10 @@ HYPOTHESES = 600  # RANSAC samples when there are too many pairs to try them all
 
 # --- index parameters --------------------------------------------------------------
 
-TABLES = 2  # 16-bit word + 32-bit signature per table; disjoint bytes of the descriptor
-SIGNATURE_BITS = 6  # a posting counts if its signature differs in at most this many bits
-MAX_BUCKET = 4096  # longer posting lists are stop words (corners found everywhere)
-SHORTLIST = 12  # best-voted known images verified per orientation of the query
+TABLES = 3  # a 24-bit word and a 16-bit signature per table, from disjoint bytes of the descriptor
+SIGNATURE_BITS = 2  # a posting counts if its signature differs in at most this many bits
+MAX_BUCKET = 2048  # longer posting lists are stop words (corners found everywhere)
+SHORTLIST = 8  # best-voted known images (or their mirror images) verified per search
 MIN_VOTES = 3
 
 _VERSION = 1
@@ -386,6 +388,62 @@ def _hull_fraction(pts: np.ndarray, width: int, height: int) -> float:
     return float(cv2.contourArea(cv2.convexHull(pts.astype(np.float32)))) / float(width * height)
 
 
+def _complex(pts: np.ndarray) -> np.ndarray:
+    return pts[:, 0].astype(np.float64) + 1j * pts[:, 1]
+
+
+def _shared_share(own: np.ndarray, other: np.ndarray, inliers: np.ndarray, to_other: tuple[complex, complex],
+                  from_other: tuple[complex, complex], own_fp: Fingerprint, other_fp: Fingerprint) -> float:
+    """The share of this image's area that the other image holds too.
+
+    The frame is cut into ``COVER_CELLS`` cells along its long side. A cell counts as
+    shared if the transform puts it inside the other image's frame, and it is not
+    contradicted: a cell with keypoints of either image (mapped here) but no inlier
+    holds content that does not line up, as where a body was replaced. Cells without keypoints in either image are flat in both and count
+    as shared. A cell is contradicted when, at the rate inliers appear among keypoints in
+    the cells that have them, it should show ``CONTRADICTED_INLIERS`` or more and shows
+    none (the chance of that in a shared cell is under 5 %). ``own`` and ``inliers`` are points of this image; ``other`` holds the
+    other image's points, mapped here by ``from_other``.
+    """
+    w, h = own_fp.width, own_fp.height
+    cell = max(w, h) / COVER_CELLS
+    nx, ny = max(1, int(np.ceil(w / cell - 1e-9))), max(1, int(np.ceil(h / cell - 1e-9)))
+    xs, ys = np.arange(nx) * cell, np.arange(ny) * cell
+    cw, ch = np.minimum(cell, w - xs), np.minimum(cell, h - ys)
+    centre = ((xs + cw / 2)[None, :] + 1j * (ys + ch / 2)[:, None]).ravel()
+    a, b = to_other
+    there = a * centre + b
+    inside = (there.real >= 0) & (there.real <= other_fp.width) & (there.imag >= 0) & (there.imag <= other_fp.height)
+
+    def counts(z: np.ndarray) -> np.ndarray:
+        ok = (z.real >= 0) & (z.real < w) & (z.imag >= 0) & (z.imag < h)
+        cx = np.minimum((z.real[ok] / cell).astype(np.int64), nx - 1)
+        cy = np.minimum((z.imag[ok] / cell).astype(np.int64), ny - 1)
+        return np.bincount(cy * nx + cx, minlength=nx * ny)
+
+    fa, fb = from_other
+    mine, theirs, hits = counts(_complex(own)), counts(fa * _complex(other) + fb), counts(_complex(inliers))
+    confirmed = hits > 0
+    # how many inliers a shared cell with these keypoints would show, at the rate inliers
+    # appear among each image's keypoints in the cells that have inliers
+    shown = hits[confirmed].sum()
+    expect = np.maximum(mine * shown / max(1, mine[confirmed].sum()), theirs * shown / max(1, theirs[confirmed].sum()))
+    contradicted = inside & ~confirmed & (expect >= CONTRADICTED_INLIERS)
+    area = (ch[:, None] * cw[None, :]).ravel()
+    overlap = _overlap_area(w, h, other_fp.width, other_fp.height, from_other)
+    return float(np.clip((overlap - area[contradicted].sum()) / (w * h), 0.0, 1.0))
+
+
+def _overlap_area(w: float, h: float, ow: float, oh: float, from_other: tuple[complex, complex]) -> float:
+    """Area of this frame covered by the other frame mapped here."""
+    a, b = from_other
+    corners = a * np.array([0, ow, ow + 1j * oh, 1j * oh]) + b
+    theirs = np.stack([corners.real, corners.imag], axis=1).astype(np.float32)
+    mine = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    area, _ = cv2.intersectConvexConvex(mine, theirs)
+    return float(max(area, 0.0))
+
+
 def _fit_similarity(w: np.ndarray, z: np.ndarray) -> tuple[complex, complex]:
     """Least-squares z = a * w + b over complex points."""
     wm, zm = w.mean(), z.mean()
@@ -485,14 +543,18 @@ def _verify_one(qpts: np.ndarray, qdesc: np.ndarray, qang: np.ndarray, query: Fi
     geo = _ransac(qp, cp, turn, qpix, cpix, seed=len(qi))
     if geo is None:
         return None
-    mf = _hull_fraction(geo.qpts, query.width, query.height)
-    sf = _hull_fraction(geo.cpts, cand.width, cand.height)
+    hq = _hull_fraction(geo.qpts, query.width, query.height)
+    hc = _hull_fraction(geo.cpts, cand.width, cand.height)
     if notes is not None:
-        notes.update(inliers=geo.inliers, sharpness=geo.sharpness, scale=abs(geo.a),
-                     match_fraction=mf, source_fraction=sf)
-    if geo.inliers < MIN_INLIERS or geo.sharpness < MIN_SHARPNESS or min(mf, sf) < MIN_REGION:
+        notes.update(inliers=geo.inliers, sharpness=geo.sharpness, scale=abs(geo.a), hull_query=hq, hull_candidate=hc)
+    if geo.inliers < MIN_INLIERS or geo.sharpness < MIN_SHARPNESS or min(hq, hc) < MIN_REGION:
         return None
     a, b = geo.a, geo.b
+    ia, ib = 1 / a, -b / a  # candidate -> query
+    mf = _shared_share(qpts, cand.keypoints, geo.qpts, (a, b), (ia, ib), query, cand)
+    sf = _shared_share(cand.keypoints, qpts, geo.cpts, (ia, ib), (a, b), cand, query)
+    if notes is not None:
+        notes.update(match_fraction=mf, source_fraction=sf)
     t = (a.real, -a.imag, b.real, a.imag, a.real, b.imag)
     if mirrored:  # the query's points were mirrored first: x -> width - x
         t = (-t[0], t[1], t[0] * query.width + t[2], -t[3], t[4], t[3] * query.width + t[5])
@@ -528,16 +590,17 @@ def verify(query: Fingerprint, candidate: Fingerprint, *, mirror: bool = True) -
 
 # --- index ------------------------------------------------------------------------------
 
-MIN_FRACTION = 0.05  # search's default: the matched region's share of the query or the candidate
+MIN_FRACTION = 0.25  # search default: the shared region must cover this much of the query or the known image
 _KNOWN_POINT_BYTES = 38  # to_bytes per point without mirror descriptors
-_DIRECTORY_MIN = 1 << 16  # segments with at least this many postings get a word directory
+_TABLE_BYTES = 5  # descriptor bytes per table: a 3-byte word, a 2-byte signature
 _NO_KEY = -1
 
 
 def _words(desc: np.ndarray, table: int) -> tuple[np.ndarray, np.ndarray]:
-    """The 16-bit word and 32-bit signature of each descriptor in one table."""
-    d = np.ascontiguousarray(desc[:, 6 * table : 6 * table + 6])
-    return d[:, :2].copy().view("<u2").ravel(), d[:, 2:6].copy().view("<u4").ravel()
+    """The 24-bit word and 16-bit signature of each descriptor in one table."""
+    d = desc[:, _TABLE_BYTES * table : _TABLE_BYTES * (table + 1)].astype(np.uint32)
+    word = d[:, 0] | (d[:, 1] << 8) | (d[:, 2] << 16)
+    return word, (d[:, 3] | (d[:, 4] << 8)).astype(np.uint16)
 
 
 @dataclass(frozen=True, eq=False)
@@ -546,10 +609,9 @@ class _Segment:
 
     first: int
     last: int
-    words: tuple[np.ndarray, ...]  # per table, sorted uint16
+    words: tuple[np.ndarray, ...]  # per table, sorted uint32 (24-bit words)
     slots: tuple[np.ndarray, ...]  # per table, uint32, in the words' order
-    sigs: tuple[np.ndarray, ...]  # per table, uint32
-    directory: tuple[np.ndarray, ...] | None  # per table, 65537 offsets into the postings
+    sigs: tuple[np.ndarray, ...]  # per table, uint16
 
     @property
     def postings(self) -> int:
@@ -557,22 +619,19 @@ class _Segment:
 
     @property
     def nbytes(self) -> int:
-        arrays = [*self.words, *self.slots, *self.sigs, *(self.directory or ())]
+        arrays = [*self.words, *self.slots, *self.sigs]
         return sum(a.nbytes for a in arrays)
 
     @classmethod
     def build(cls, first: int, last: int, words: list[np.ndarray], slots: list[np.ndarray],
               sigs: list[np.ndarray]) -> "_Segment":
-        ws, ss, gs, ds = [], [], [], []
+        ws, ss, gs = [], [], []
         for w, s, g in zip(words, slots, sigs):
             order = np.argsort(w, kind="stable")
-            w, s, g = w[order], s[order], g[order]
-            ws.append(w)
-            ss.append(s)
-            gs.append(g)
-            if len(w) >= _DIRECTORY_MIN:
-                ds.append(np.searchsorted(w, np.arange(65537), "left").astype(np.int64))
-        return cls(first, last, tuple(ws), tuple(ss), tuple(gs), tuple(ds) if ds else None)
+            ws.append(w[order])
+            ss.append(s[order])
+            gs.append(g[order])
+        return cls(first, last, tuple(ws), tuple(ss), tuple(gs))
 
     @classmethod
     def merge(cls, parts: list["_Segment"], alive: np.ndarray | None = None) -> "_Segment":
@@ -591,9 +650,6 @@ class _Segment:
         return cls.build(parts[0].first, parts[-1].last, words, slots, sigs)
 
     def lookup(self, table: int, qwords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.directory is not None:
-            d = self.directory[table]
-            return d[qwords], d[qwords.astype(np.int64) + 1]
         w = self.words[table]
         return np.searchsorted(w, qwords, "left"), np.searchsorted(w, qwords, "right")
 
@@ -735,24 +791,18 @@ class LocalIndex:
         """The best-voted known images as (key, mirrored, votes), most votes first; unverified."""
         _check_fp(query)
         snap = self._snap
-        out: list[tuple[int, bool, int]] = []
-        orientations = [(query.descriptors, False)]
-        if query.mirror_descriptors is not None:
-            orientations.append((query.mirror_descriptors, True))
-        for desc, mirrored in orientations:
-            slots, votes = _votes(snap, desc)
-            if not len(slots):
-                continue
-            keep = votes >= MIN_VOTES
-            slots, votes = slots[keep], votes[keep]
-            if len(slots) > shortlist:
-                top = np.argpartition(-votes, shortlist - 1)[:shortlist]
-                slots, votes = slots[top], votes[top]
-            for slot, v in zip(slots.tolist(), votes.tolist()):
-                key = int(snap.slot_keys[slot])
-                if key != _NO_KEY:
-                    out.append((key, mirrored, int(v)))
-        out.sort(key=lambda c: -c[2])
+        slots, mirrored, votes = _votes(snap, query)
+        keep = votes >= MIN_VOTES
+        slots, mirrored, votes = slots[keep], mirrored[keep], votes[keep]
+        if len(slots) > shortlist:
+            top = np.argpartition(-votes, shortlist - 1)[:shortlist]
+            slots, mirrored, votes = slots[top], mirrored[top], votes[top]
+        out = []
+        for slot, m, v in zip(slots.tolist(), mirrored.tolist(), votes.tolist()):
+            key = int(snap.slot_keys[slot])
+            if key != _NO_KEY:
+                out.append((key, bool(m), int(v)))
+        out.sort(key=lambda c: (-c[2], c[0], c[1]))
         return out
 
     def search(self, query: Fingerprint, *, min_fraction: float = MIN_FRACTION, limit: int = 5) -> list[RegionMatch]:
@@ -760,10 +810,11 @@ class LocalIndex:
 
         A match counts if its region covers at least ``min_fraction`` of the query or of
         the known image (``RegionMatch.fraction``): a crop fills much of the query, a
-        screenshot or collage holds much of the known image.
+        screenshot or collage holds much of the known image. The ``SHORTLIST`` best-voted
+        known images are verified, most votes first, until ``limit`` are found.
         """
         _check_fp(query)
-        if not isinstance(min_fraction, (int, float)) or not 0.0 <= min_fraction <= 1.0:
+        if isinstance(min_fraction, bool) or not isinstance(min_fraction, (int, float)) or not 0.0 <= min_fraction <= 1.0:
             raise ValueError(f"min_fraction must be a number from 0 to 1, not {min_fraction!r}")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
@@ -772,7 +823,9 @@ class LocalIndex:
         found: dict[int, RegionMatch] = {}
         with _one_omp_thread():
             mirrored_pts = None
-            for key, mirrored, _votes_ in self.candidates(query):
+            for key, mirrored, _ in self.candidates(query):
+                if len(found) >= limit:
+                    break
                 data = self._fps.get(key)
                 if data is None:  # removed meanwhile
                     continue
@@ -792,32 +845,40 @@ class LocalIndex:
         return sorted(found.values(), key=lambda m: (-m.inliers, -m.fraction, m.key))[:limit]
 
 
-def _votes(snap: _Snapshot, desc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Slots hit by the query's descriptors and their votes (one per query descriptor)."""
-    n = len(desc)
+_EMPTY = np.zeros(0, np.int64)
+
+
+def _votes(snap: _Snapshot, query: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slots hit by the query's descriptors, whether through the mirror descriptors, and
+    their votes: one per query descriptor that hits the slot in any table."""
+    desc = query.descriptors
+    if query.mirror_descriptors is not None:
+        desc = np.concatenate([desc, query.mirror_descriptors])
+    n, direct = len(desc), len(query)
     if not n or not snap.segments:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return _EMPTY, _EMPTY.astype(bool), _EMPTY
     hits = []
     for t in range(TABLES):
         qw, qs = _words(desc, t)
+        order = np.argsort(qw)  # sorted keys make searchsorted walk memory in order
+        qw, qs = qw[order], qs[order]
         for seg in snap.segments:
             lo, hi = seg.lookup(t, qw)
             cnt = hi - lo
-            cnt[cnt > MAX_BUCKET] = 0  # a stop word
+            cnt[cnt > MAX_BUCKET] = 0  # a stop word: a corner found everywhere
             total = int(cnt.sum())
             if not total:
                 continue
-            qidx = np.repeat(np.arange(n), cnt)
-            starts = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
-            pos = starts + np.arange(total)
-            ok = np.bitwise_count(seg.sigs[t][pos] ^ qs[qidx]) <= SIGNATURE_BITS
+            qrow = np.repeat(np.arange(n), cnt)
+            pos = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+            ok = np.bitwise_count(seg.sigs[t][pos] ^ qs[qrow]) <= SIGNATURE_BITS
             if ok.any():
-                hits.append(seg.slots[t][pos[ok]].astype(np.int64) * n + qidx[ok])
+                hits.append(seg.slots[t][pos[ok]].astype(np.int64) * n + order[qrow[ok]])
     if not hits:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return _EMPTY, _EMPTY.astype(bool), _EMPTY
     pairs = np.unique(np.concatenate(hits))  # one vote per (slot, query descriptor)
-    slots, votes = np.unique(pairs // n, return_counts=True)
-    return slots, votes
+    ids, votes = np.unique((pairs // n) * 2 + (pairs % n >= direct), return_counts=True)
+    return ids // 2, (ids % 2).astype(bool), votes
 
 
 def _check_key(key: object) -> int:
