@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ACTIONS, LANGUAGES, MODES, REGIONS, SENSITIVITIES, parse_duration
@@ -218,6 +219,7 @@ class Commands:
             t.gettext("/vigil action none|mute 24h|ban - what happens to the sender"),
             t.gettext("/block (reply to an image) - remove it and block copies of it"),
             t.gettext("/allow (reply to an image) - never act on this image again"),
+            t.gettext("/vigil lists - the hash lists used here; /vigil remove ENTRY - take an image off them"),
             t.gettext("/vigil lang en|es, /vigil region ES|GB|US|EU|OTHER"),
             t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
             t.gettext("/vigil logchat, /vigil export, /vigil help"),
@@ -232,7 +234,9 @@ class Commands:
         platform = core.platforms[cmd.chat.platform]
         try:
             data = await platform.fetch_media(cmd.reply_to, core.config.detectors.limits.max_bytes)
-            scan = await core.pipeline.run_cpu(core.scanner.scan, data, timeout=core.config.pipeline.scan_timeout)
+            # with the views and local features that let trimmed, rotated and cropped copies match
+            scan = await core.pipeline.run_cpu(partial(core.scanner.scan, list_signals=True), data,
+                                               timeout=core.config.pipeline.scan_timeout)
         except (PlatformError, MediaError) as exc:
             await self._say(cmd.chat, t.gettext("Vigil could not read that image: {reason}", reason=str(exc)))
             return
@@ -240,14 +244,51 @@ class Commands:
             data = b""  # the bytes live only as long as the hashing
         kind = "block" if verb == "block" else "allow"
         lst = await core.store.group_list(cmd.chat.platform, cmd.chat.chat_id, kind)
-        await core.add_entries(lst, scan, added_by=cmd.sender.user_id, chat=cmd.chat)
+        ids = await core.add_entries(lst, scan, added_by=cmd.sender.user_id, chat=cmd.chat)
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"{verb} message {cmd.reply_to.message_id}")
         if kind == "block":
             result = await core.actions.delete(platform, cmd.chat.chat_id, cmd.reply_to.message_id)
             text = t.gettext("Image removed and added to this group's block list: copies of it will be removed too.") if result.done else t.gettext("Added to the block list, but Vigil could not delete the message: please delete it by hand.")
         else:
             text = t.gettext("Image added to this group's allow list: Vigil will not act on it again.")
+        if ids:
+            text += "\n" + t.gettext("Entry {entries}. To take it off the list: /vigil remove {entry}",
+                                     entries=", ".join(str(i) for i in ids), entry=ids[0])
         await self._say(cmd.chat, text)
+
+    async def cmd_remove(self, cmd, args, t, settings) -> None:
+        """Takes an entry off one of this group's own lists (ids are shown by /block, /allow and alerts)."""
+        core = self.core
+        if len(args) != 1 or not args[0].isdigit() or int(args[0]) < 1:
+            await self._say(cmd.chat, t.gettext("Use: /vigil remove ENTRY (the entry number Vigil gave when the image was added)"))
+            return
+        entry_id = int(args[0])
+        entry = await core.store.get_entry(entry_id)
+        own = {lst.id for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id) if lst.scope == "group"}
+        if entry is None or entry.list_id not in own:
+            await self._say(cmd.chat, t.gettext("Entry {entry} is not on this group's lists (lists shared by the operator are changed by the operator).", entry=entry_id))
+            return
+        await core.remove_entry(entry_id)
+        await self._audit_command(cmd.chat, cmd.sender.user_id, f"remove entry {entry_id}")
+        await self._say(cmd.chat, t.gettext("Entry {entry} removed: its image and copies of it are no longer matched.", entry=entry_id))
+
+    cmd_unblock = cmd_remove
+
+    async def cmd_lists(self, cmd, args, t, settings) -> None:
+        """The group's own lists and the instance lists it follows, with their sizes."""
+        core = self.core
+        lines = [t.gettext("Hash lists used in this group:")]
+        for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id):
+            size = core.lists.size(lst.id)
+            if lst.scope == "group":
+                name = t.gettext("this group's block list") if lst.kind == "block" else t.gettext("this group's allow list")
+            else:
+                name = t.gettext("{name} (shared list, {label})", name=lst.name, label=lst.label)
+            action = t.gettext("allow") if lst.kind == "allow" else (t.gettext("delete") if lst.action == "delete" else t.gettext("ask admins"))
+            lines.append(t.gettext("- {name}: {count} images, on a match: {action}", name=name, count=size, action=action))
+        if len(lines) == 1:
+            lines.append(t.gettext("none yet: /block or /allow (reply to an image) starts this group's lists"))
+        await self._say(cmd.chat, "\n".join(lines))
 
     # --- private chat ------------------------------------------------------------------
 

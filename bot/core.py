@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -10,7 +11,7 @@ from typing import Any, Mapping
 from bot.actions import Actions, SimulatedActions
 from bot.config import Config
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
-from bot.lists import Entry, HashLists, ListInfo, ListMatch
+from bot.lists import HashLists, ListInfo, ListMatch, entry_from_records, stored_fingerprint, stored_views
 from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
@@ -21,6 +22,7 @@ from detectors.scanner import Scan, Scanner
 log = logging.getLogger("vigil.core")
 
 ADMIN_CACHE_SECONDS = 10.0  # admin rights are re-checked at least this often
+LIST_SYNC_SECONDS = 2.0  # how often the store's list change log is read (changes by `vigil hash`)
 
 
 class Core:
@@ -44,6 +46,7 @@ class Core:
         self._admins: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
         self._translators: dict[str, Any] = {}
         self._started = False
+        self._list_sync: asyncio.Task | None = None
 
     # --- life cycle ---------------------------------------------------------
 
@@ -52,6 +55,7 @@ class Core:
 
     async def start(self) -> None:
         await self.load_lists()
+        self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.pipeline.start()
         self._started = True
         resumed = 0
@@ -64,13 +68,27 @@ class Core:
             log.info("resumed %d images that were not finished before the last stop", resumed)
 
     async def stop(self) -> None:
+        if self._list_sync is not None:
+            self._list_sync.cancel()
+            await asyncio.gather(self._list_sync, return_exceptions=True)
+            self._list_sync = None
         await self.pipeline.stop()
 
     async def load_lists(self) -> None:
-        for lst in await self.store.all_lists():
-            self.lists.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
-        async for e in self.store.iter_all_entries():
-            self.lists.add(Entry(e.id, e.list_id, e.pdq, e.pdq_quality, e.phash, e.sha256))
+        await self.lists.load(self.store)
+
+    async def sync_lists(self) -> int:
+        """Applies list changes made since the last call (by `vigil hash`, a purge, or this bot)."""
+        return await self.lists.sync(self.store)
+
+    async def _follow_lists(self) -> None:
+        while True:
+            await asyncio.sleep(LIST_SYNC_SECONDS)
+            try:
+                if changed := await self.sync_lists():
+                    log.info("hash lists: applied %d changes from the store", changed)
+            except Exception:  # a failed read is retried at the next poll
+                log.exception("hash lists: reading the store's changes failed; retrying")
 
     # --- events from adapters ----------------------------------------------------
 
@@ -201,7 +219,13 @@ class Core:
 
     # --- list entries ---------------------------------------------------------------------
 
-    async def add_entry_hashes(self, lst: Any, hashes: Mapping[str, Any], *, added_by: str, chat: ChatRef, note: str | None = None) -> int:
+    async def add_entry_hashes(self, lst: Any, hashes: Mapping[str, Any], *, added_by: str, chat: ChatRef,
+                               note: str | None = None, views: Any = (), fingerprint: Any | None = None) -> int:
+        """Adds one entry to a list, in the store and in memory at once.
+
+        ``views``/``fingerprint``: the trimmed views and local fingerprint of the entry's
+        image (``FrameScan.views``/``.fingerprint``), when the scan computed them.
+        """
         entry = await self.store.add_entry(
             lst.id,
             pdq=hashes.get("pdq"),
@@ -213,8 +237,13 @@ class Core:
             source_chat=chat.chat_id,
             note=note,
         )
+        kept = stored_views(views)
+        known = stored_fingerprint(fingerprint)
+        features = None
+        if kept or known is not None:
+            features = await self.store.set_entry_features(entry.id, views=kept, fingerprint=known)
         self.lists.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
-        self.lists.add(Entry(entry.id, lst.id, entry.pdq, entry.pdq_quality, entry.phash, entry.sha256))
+        self.lists.add(entry_from_records(entry, features), None if fingerprint is None else fingerprint.as_known())
         return entry.id
 
     async def add_entries(self, lst: Any, scan: Scan, *, added_by: str, chat: ChatRef, note: str | None = None) -> list[int]:
@@ -227,6 +256,12 @@ class Core:
             seen.add(h.pdq)
             ids.append(await self.add_entry_hashes(
                 lst, {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "sha256": h.sha256},
-                added_by=added_by, chat=chat, note=note,
+                added_by=added_by, chat=chat, note=note, views=frame.views, fingerprint=frame.fingerprint,
             ))
         return ids
+
+    async def remove_entry(self, entry_id: int) -> bool:
+        """Removes an entry from the store and from memory; True if it existed."""
+        removed = await self.store.remove_entry(entry_id)
+        self.lists.remove(entry_id)
+        return removed

@@ -12,11 +12,12 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 from bot.events import MediaPosted
-from bot.lists import ListMatch
+from bot.lists import ListMatch, as_signals
 from bot.metrics import metrics_of
 from bot.platforms.errors import (
     MediaTooLarge,
@@ -84,7 +85,9 @@ class Moderator:
         if settings.mode == "off":
             await core.store.finish_work(work_id)
             return
-        scan, error = await self._scan(platform, event)
+        list_ids = await core.list_ids_for(event.chat)
+        # trimmed views, rotations and local features only when there is a list to match
+        scan, error = await self._scan(platform, event, list_signals=core.lists.wants_signals(list_ids))
         matches: tuple[ListMatch, ...] = ()
         label = CLEAN
         if scan is not None:
@@ -92,15 +95,10 @@ class Moderator:
             label, _ = judge_frames(
                 [(((d.label, d.score) for d in f.detections), f.nsfw) for f in scan.frames], thresholds
             )
-            list_ids = await core.list_ids_for(event.chat)
-            matches = tuple(
-                core.lists.match(
-                    list_ids,
-                    [f.hashes for f in scan.frames],
-                    distance=settings.hash_distance,
-                    min_quality=settings.pdq_min_quality,
-                )
-            )
+            if list_ids:
+                match = partial(core.lists.match, list_ids, [as_signals(f) for f in scan.frames],
+                                distance=settings.hash_distance, min_quality=settings.pdq_min_quality)
+                matches = tuple(await core.pipeline.run_cpu(match, timeout=core.config.pipeline.scan_timeout))
         allowed = any(m.kind == "allow" for m in matches)
         blocks = [m for m in matches if m.kind == "block"]
         evidence = Evidence(
@@ -127,7 +125,7 @@ class Moderator:
             decision.verdict, " (dry run)" if decision.dry_run else "",
         )
 
-    async def _scan(self, platform, event: MediaPosted) -> tuple[Scan | None, MediaError | PlatformError | None]:
+    async def _scan(self, platform, event: MediaPosted, *, list_signals: bool = False) -> tuple[Scan | None, MediaError | PlatformError | None]:
         core = self.core
         limit = core.config.detectors.limits.max_bytes
         try:
@@ -140,7 +138,8 @@ class Moderator:
             log.warning("chat %s message %s: not downloaded: %s", event.chat.chat_id, event.message_id, exc)
             return None, exc
         try:
-            scan = await core.pipeline.run_cpu(core.scanner.scan, data, timeout=core.config.pipeline.scan_timeout)
+            scan = await core.pipeline.run_cpu(partial(core.scanner.scan, list_signals=list_signals), data,
+                                               timeout=core.config.pipeline.scan_timeout)
             return scan, None
         except MediaError as exc:
             log.warning("chat %s message %s: not checked: %s", event.chat.chat_id, event.message_id, exc.reason)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from detectors.errors import MediaError
 from detectors.hashing import ImageHashes, perceptual_hashes, sha256_hex
@@ -31,6 +31,11 @@ class FrameScan:
     nsfw: float | None
     hashes: ImageHashes
     synthetic: float | None = None  # the operator's learned AI-image detector, when configured
+    # list-matching signals, computed only when asked (scan(..., list_signals=True)) while
+    # the pixels are in memory: trimmed views with rotations (detectors.matching.View)
+    # and the local-feature fingerprint (detectors.localmatch.Fingerprint)
+    views: tuple[Any, ...] = ()
+    fingerprint: Any | None = None
 
 
 @dataclass(frozen=True)
@@ -97,14 +102,17 @@ class Scanner:
 
             self.synthetic = SyntheticDetector(settings.synthetic, threads=threads)  # type: ignore[arg-type]
 
-    def scan(self, data: bytes) -> Scan:
-        """Scan one file's bytes; raises a ``MediaError`` for input Vigil refuses."""
-        result = self.scan_many([data])[0]
+    def scan(self, data: bytes, *, list_signals: bool = False) -> Scan:
+        """Scan one file's bytes; raises a ``MediaError`` for input Vigil refuses.
+
+        ``list_signals``: also compute each frame's views and fingerprint for list matching.
+        """
+        result = self.scan_many([data], list_signals=list_signals)[0]
         if isinstance(result, MediaError):
             raise result
         return result
 
-    def scan_many(self, items: Sequence[bytes]) -> list[Scan | MediaError]:
+    def scan_many(self, items: Sequence[bytes], *, list_signals: bool = False) -> list[Scan | MediaError]:
         """Scan several files, sharing model batches; a refused file gives its error."""
         started = time.perf_counter()
         decoded: list[DecodedMedia | MediaError] = []
@@ -118,6 +126,7 @@ class Scanner:
         frames = [(i, f) for i, m in enumerate(decoded) if not isinstance(m, MediaError) for f in m.frames]
         pixels = [f.rgb for _, f in frames]
         hashes = [perceptual_hashes(p) for p in pixels]
+        signals = [list_signals_of(p) if list_signals else ((), None) for p in pixels]
         t_hash = time.perf_counter()
         detections: list[tuple[Detection, ...]] = []
         for start in range(0, len(pixels), BATCH):
@@ -155,6 +164,8 @@ class Scanner:
                     nsfw=nsfw[k],
                     hashes=ImageHashes(pdq, quality, phash, dhash, sha[i]),
                     synthetic=synthetic[k],
+                    views=signals[k][0],
+                    fingerprint=signals[k][1],
                 )
             )
         n = max(1, len(items))
@@ -189,6 +200,13 @@ class Scanner:
                 )
             )
         return results
+
+
+def list_signals_of(rgb: Any) -> tuple[tuple[Any, ...], Any | None]:
+    """A frame's views (trimmed, with rotations) and local fingerprint, for list matching."""
+    from detectors.matching import fingerprint_of, frame_views
+
+    return frame_views(rgb), fingerprint_of(rgb)
 
 
 def _scaled(d: Detection, scale: float, width: int, height: int) -> Detection:

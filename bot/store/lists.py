@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import sqlite3
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
 from bot.store.db import Database
 from bot.store.groups import ensure_group
-from bot.store.records import EntryRecord, ListRecord
+from bot.store.records import EntryFeatures, EntryRecord, ImportCounts, ListChange, ListRecord, freeze
 
 KINDS = ("block", "allow")
 ACTIONS = ("delete", "review")
 SCOPES = ("group", "instance")
 ENTRY_CHUNK = 5000  # rows per query when streaming every entry at start-up
+ID_CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
+VIEW_CROPS = ("border", "content")  # the trimmed views an entry may keep (detectors.matching)
+MAX_VIEWS = 4
+MAX_FINGERPRINT = 262144  # characters of base64: the schema's bound
 
 _ENTRY_COLUMNS = (
     "id, list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, source_platform, source_chat, note"
@@ -36,7 +43,197 @@ def _entry(row: sqlite3.Row) -> EntryRecord:
     return EntryRecord(*row)  # columns in _ENTRY_COLUMNS order, the dataclass's field order
 
 
-class ListsMixin:
+def _features(row: sqlite3.Row) -> EntryFeatures:
+    fp = row["fingerprint"]
+    return EntryFeatures(
+        entry_id=row["entry_id"],
+        views=tuple(freeze(v) for v in json.loads(row["views"])),
+        fingerprint=None if fp is None else base64.b64decode(fp),
+        added_at=row["added_at"],
+    )
+
+
+def _check_views(views: object) -> str:
+    """The trimmed views of an entry's image as JSON text; each {"crop", "pdq", "quality", "phash"}."""
+    if isinstance(views, (str, bytes)) or not isinstance(views, Sequence) or len(views) > MAX_VIEWS:
+        raise BadStoreValue("views", views, f"a list of at most {MAX_VIEWS} views")
+    out = []
+    for v in views:
+        if not isinstance(v, Mapping) or set(v) - {"crop", "pdq", "quality", "phash"}:
+            raise BadStoreValue("views", v, "a mapping with the keys crop, pdq, quality and phash")
+        view = {
+            "crop": checks.choice("crop", v.get("crop"), VIEW_CROPS),
+            "pdq": checks.hex_hash("pdq", v.get("pdq"), 64),
+            "quality": checks.quality(v.get("quality")),
+            "phash": checks.hex_hash("phash", v.get("phash"), None),
+        }
+        if view["pdq"] is None and view["phash"] is None:
+            raise BadStoreValue("views", v, "a view with a pdq or a phash")
+        out.append(view)
+    return json.dumps(out, separators=(",", ":"))
+
+
+def _check_fingerprint(fingerprint: object) -> str | None:
+    if fingerprint is None:
+        return None
+    if not isinstance(fingerprint, (bytes, bytearray, memoryview)):
+        raise BadStoreValue("fingerprint", type(fingerprint).__name__, "bytes (Fingerprint.to_bytes()) or None")
+    text = base64.b64encode(bytes(fingerprint)).decode("ascii")
+    if not 16 <= len(text) <= MAX_FINGERPRINT:
+        raise BadStoreValue("fingerprint", f"<{len(fingerprint)} bytes>",
+                            f"12 to {MAX_FINGERPRINT * 3 // 4} bytes (keep fewer keypoints)")
+    return text
+
+
+def _chunks(ids: Iterable[int], size: int = ID_CHUNK) -> Iterable[list[int]]:
+    batch: list[int] = []
+    for i in ids:
+        batch.append(checks.record_id("entry_id", i))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class ListMatchingMixin:
+    """Entry features, bulk imports and the list change log (migration 0002)."""
+
+    _db: Database
+
+    async def set_entry_features(self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (),
+                                 fingerprint: bytes | None = None) -> EntryFeatures:
+        """Stores (or replaces) the trimmed views and local fingerprint of an entry's image."""
+        eid = checks.record_id("entry_id", entry_id)
+        values = (_check_views(views), _check_fingerprint(fingerprint))
+        async with self._db.write() as c:
+            if await (await c.execute("SELECT 1 FROM entries WHERE id = ?", (eid,))).fetchone() is None:
+                raise UnknownRecord("entry", eid)
+            await c.execute(
+                "INSERT INTO entry_features (entry_id, views, fingerprint, added_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (entry_id) DO UPDATE SET views = excluded.views, fingerprint = excluded.fingerprint",
+                (eid, *values, self._db.now()),
+            )
+            row = await (await c.execute("SELECT * FROM entry_features WHERE entry_id = ?", (eid,))).fetchone()
+        return _features(row)
+
+    async def entry_features(self, entry_ids: Iterable[int]) -> dict[int, EntryFeatures]:
+        """The features of those entries that have them, by entry id."""
+        out: dict[int, EntryFeatures] = {}
+        for batch in _chunks(entry_ids):
+            async with self._db.read() as c:
+                rows = await c.execute_fetchall(
+                    f"SELECT * FROM entry_features WHERE entry_id IN ({','.join('?' * len(batch))})", batch
+                )
+            out.update((r["entry_id"], _features(r)) for r in rows)
+        return out
+
+    async def entries_by_id(self, entry_ids: Iterable[int]) -> dict[int, EntryRecord]:
+        """The entries that still exist among ``entry_ids``, by id."""
+        out: dict[int, EntryRecord] = {}
+        for batch in _chunks(entry_ids):
+            async with self._db.read() as c:
+                rows = await c.execute_fetchall(
+                    f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({','.join('?' * len(batch))})", batch
+                )
+            out.update((r[0], _entry(r)) for r in rows)
+        return out
+
+    async def iter_all_features(self, chunk_size: int = ENTRY_CHUNK) -> AsyncIterator[EntryFeatures]:
+        """Every entry's features, by entry id, in chunks (start-up loads them with the entries)."""
+        size = checks.record_id("chunk_size", chunk_size)
+        after = 0
+        while True:
+            async with self._db.read() as c:
+                rows = await c.execute_fetchall(
+                    "SELECT * FROM entry_features WHERE entry_id > ? ORDER BY entry_id LIMIT ?", (after, size)
+                )
+            for r in rows:
+                yield _features(r)
+            if len(rows) < size:
+                return
+            after = rows[-1]["entry_id"]
+
+    async def add_entries_bulk(self, list_id: int, hashes: Sequence[Mapping[str, Any]], *,
+                               added_by: str | int | None = None, note: str | None = None) -> ImportCounts:
+        """Adds many entries in ONE transaction: all of them or, on any error, none.
+
+        Each item has any of pdq, pdq_quality, phash, sha256 (and optionally its own note);
+        items whose SHA-256 or PDQ is already in the list (or earlier in ``hashes``) are
+        counted as duplicates and skipped, as ``add_entry`` does.
+        """
+        lid = checks.record_id("list_id", list_id)
+        by = checks.optional_ident("added_by", added_by)
+        default_note = checks.text("note", note, 500)
+        rows = []
+        for i, h in enumerate(hashes):
+            if not isinstance(h, Mapping):
+                raise BadStoreValue(f"hashes[{i}]", h, "a mapping of pdq, pdq_quality, phash, sha256, note")
+            row = (
+                checks.hex_hash("pdq", h.get("pdq"), 64), checks.quality(h.get("pdq_quality")),
+                checks.hex_hash("phash", h.get("phash"), None), checks.hex_hash("sha256", h.get("sha256"), 64),
+                checks.text("note", h.get("note", default_note), 500),
+            )
+            if row[0] is None and row[2] is None and row[3] is None:
+                raise BadStoreValue(f"hashes[{i}]", h, "at least one of pdq, phash or sha256")
+            rows.append(row)
+        now = self._db.now()
+        async with self._db.write() as c:
+            if await (await c.execute("SELECT 1 FROM lists WHERE id = ?", (lid,))).fetchone() is None:
+                raise UnknownRecord("list", lid)
+            known = await c.execute_fetchall("SELECT pdq, sha256 FROM entries WHERE list_id = ?", (lid,))
+            pdqs = {r[0] for r in known if r[0] is not None}
+            shas = {r[1] for r in known if r[1] is not None}
+            fresh = []
+            for pdq, quality, phash, sha, text in rows:
+                if (sha is not None and sha in shas) or (pdq is not None and pdq in pdqs):
+                    continue
+                pdqs.add(pdq)
+                shas.add(sha)
+                fresh.append((lid, pdq, quality, phash, sha, by, now, text))
+            await c.executemany(
+                "INSERT INTO entries (list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                fresh,
+            )
+        return ImportCounts(added=len(fresh), duplicates=len(rows) - len(fresh))
+
+    async def last_list_change(self) -> int:
+        """The sequence number of the latest list change (0: none logged)."""
+        async with self._db.read() as c:
+            row = await (await c.execute("SELECT max(seq) FROM list_changes")).fetchone()
+        return int(row[0] or 0)
+
+    async def list_changes_since(self, seq: int, limit: int = ENTRY_CHUNK) -> list[ListChange]:
+        """Changes after ``seq``, oldest first, at most ``limit`` of them."""
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise BadStoreValue("seq", seq, "a whole number, 0 or more")
+        size = checks.record_id("limit", limit)
+        async with self._db.read() as c:
+            rows = await c.execute_fetchall(
+                "SELECT seq, op, list_id, entry_id FROM list_changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, size)
+            )
+        return [ListChange(*r) for r in rows]
+
+    async def forget_list_changes(self, upto: int) -> int:
+        """Deletes the log up to and including ``upto`` (applied by the bot); returns how many rows."""
+        if isinstance(upto, bool) or not isinstance(upto, int) or upto < 0:
+            raise BadStoreValue("upto", upto, "a whole number, 0 or more")
+        async with self._db.write() as c:
+            cur = await c.execute("DELETE FROM list_changes WHERE seq <= ?", (upto,))
+            return cur.rowcount
+
+    async def followers(self) -> Mapping[int, tuple[tuple[str, str], ...]]:
+        """For each followed instance list, the (platform, chat_id) of the groups that follow it."""
+        async with self._db.read() as c:
+            rows = await c.execute_fetchall("SELECT list_id, platform, chat_id FROM follows ORDER BY list_id, platform, chat_id")
+        out: dict[int, list[tuple[str, str]]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append((r[1], r[2]))
+        return {k: tuple(v) for k, v in out.items()}
+
+
+class ListsMixin(ListMatchingMixin):
     _db: Database
 
     async def create_list(self, name: str, *, kind: str, label: str = "local", action: str = "delete",
@@ -229,3 +426,4 @@ class ListsMixin:
                 "SELECT l.id, (SELECT count(*) FROM entries e WHERE e.list_id = l.id) FROM lists l ORDER BY l.id"
             )
         return {r[0]: r[1] for r in rows}
+

@@ -229,3 +229,31 @@ class PruneCounts:
 
     work: int = 0
     actions: int = 0
+
+
+@dataclass(frozen=True)
+class EntryFeatures:
+    """List-matching signals of an entry's image beyond its own hashes (never pixels)."""
+
+    entry_id: int
+    views: tuple[Mapping[str, Any], ...]  # trimmed views: {"crop", "pdq", "quality", "phash"}
+    fingerprint: bytes | None  # detectors.localmatch.Fingerprint.to_bytes(), or None
+    added_at: str
+
+
+@dataclass(frozen=True)
+class ListChange:
+    """One row of the list change log (ids only)."""
+
+    seq: int
+    op: str  # "add" | "remove" (an entry), "list" | "unlist" (a list created, changed or deleted)
+    list_id: int
+    entry_id: int | None
+
+
+@dataclass(frozen=True)
+class ImportCounts:
+    """What ``add_entries_bulk`` did: entries added, and lines that were already in the list."""
+
+    added: int
+    duplicates: int

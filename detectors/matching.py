@@ -1,0 +1,491 @@
+"""Matching images against hash lists in a way that survives the usual evasions.
+
+Two halves:
+
+* Signals of one decoded frame (``frame_signals``), computed while its pixels are in
+  memory: the views of the frame (the whole frame, and the picture found inside uniform
+  borders or screenshot chrome, see ``detectors.trimming``), each with the eight PDQ
+  hashes of its rotations and mirrors, its PDQ quality and its pHash; and the frame's
+  local-feature fingerprint (``detectors.localmatch``) for crops and overlays that
+  whole-image hashes cannot follow. ``media_signals`` decodes a file and computes them
+  without the detection models (the ``vigil hash`` command line and the benchmark).
+* ``ListIndex``: every entry of every list in memory, answering "which entries does this
+  image match" exactly: PDQ and pHash through ``HammingIndex`` (every entry within the
+  radius, never an approximate miss), SHA-256 through a dict, local features through
+  ``LocalIndex`` with a verified geometric transform. Results are filtered by list id
+  after the search, so a group only sees the lists it uses.
+
+Rotations and mirrors are tried on the query side: the eight hashes of each query view
+are searched, and each entry is held once. Holding the eight variants of every entry
+instead would make each search one lookup, but multiplies the index's memory by eight
+(measured in bench/bench_lists.py; see the README section "Hash lists").
+
+Entries keep the views of their own image too (an image blocked with a border matches a
+copy without it). Views that drop more than flat bars (``content``) never make an
+allow-list match, see ``Candidate.whole``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Collection, Iterable, Iterator, Sequence
+
+import faiss
+import imagehash
+import numpy as np
+from PIL import Image
+
+from detectors.hashindex import HammingIndex
+from detectors.hashing import ImageHashes, pdq_dihedral, perceptual_hashes, working_copy
+from detectors.media import decode
+from detectors.settings import MediaLimits
+from detectors.trimming import Box, border_box, content_box, crop
+
+# Names of the eight orientations, in pdqhash.compute_dihedral's order.
+DIHEDRAL = ("as is", "rot90", "rot180", "rot270", "flipped", "mirrored", "transposed", "transversed")
+FULL, BORDER, CONTENT = "full", "border", "content"
+VIEW_CROPS = (FULL, BORDER, CONTENT)
+
+PDQ_DISTANCE = 31  # PDQ's published match threshold
+PDQ_MIN_QUALITY = 50  # below this PDQ is unreliable (flat or tiny pictures)
+PHASH_DISTANCE = 8  # of 64 bits; pHash stands in only where PDQ quality is too low
+LOCAL_MIN_FRACTION = 0.5  # share of a list image a local-feature match must cover
+# An allow-list match must show the query's whole picture: a listed image pasted beside
+# another must not let the other through.
+ALLOW_MIN_COVER = 0.8
+
+PDQ_SURE = 8  # PDQ matches this close, as is, need no confirmation by local features
+CONFIRM_POINTS = 64  # keypoints each side needs for local features to confirm (or refuse) a PDQ match
+PHASH_MIN_BITS = 12  # a pHash with fewer set (or clear) bits comes from a degenerate picture: not matched
+LOCAL_SHORTLIST = 64  # best-voted entries considered for local verification, before the list filter
+LOCAL_VERIFY = 32  # of those, entries of the group's lists verified geometrically
+
+# Slots of an entry's keys in the hash indexes: key = entry_id * SLOTS + slot.
+SLOTS = 4
+_SLOT_OF = {FULL: 0, BORDER: 1, CONTENT: 2}
+_UNKNOWN_QUALITY = -1
+
+
+# --- signals of one frame ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """Hashes of one view of a frame: the whole frame, or the picture inside its borders."""
+
+    crop: str  # "full" | "border" | "content"
+    box: Box  # x, y, width, height in the frame's pixels
+    pdq: tuple[str, ...]  # the view's PDQ as is first, then its rotations and mirrors (DIHEDRAL order)
+    quality: int
+    phash: str
+
+    @property
+    def whole(self) -> bool:
+        """True when the view drops nothing but flat bars: it shows all the frame shows."""
+        return self.crop != CONTENT
+
+
+@dataclass(frozen=True)
+class FrameSignals:
+    """What list matching needs from one frame, kept after its pixels are dropped."""
+
+    hashes: ImageHashes  # of the whole frame, as the scanner stores them
+    views: tuple[View, ...]  # the whole frame first, then trimmed views that differ from it
+    fingerprint: Any | None = None  # detectors.localmatch.Fingerprint
+
+
+def _view(crop_name: str, box: Box, rgb: np.ndarray, dihedral: bool) -> View:
+    work = working_copy(rgb)
+    if dihedral:
+        pdqs, quality = pdq_dihedral(work)
+    else:
+        from detectors.hashing import pdq_hash
+
+        pdq, quality = pdq_hash(work)
+        pdqs = (pdq,)
+    gray = Image.fromarray(np.ascontiguousarray(work)).convert("L")
+    return View(crop_name, box, pdqs, quality, str(imagehash.phash(gray)))
+
+
+def frame_views(rgb: np.ndarray, *, dihedral: bool = True, trim: bool = True) -> tuple[View, ...]:
+    """The whole frame's view, then its border and content views when they differ."""
+    h, w = rgb.shape[:2]
+    views = [_view(FULL, (0, 0, w, h), rgb, dihedral)]
+    if trim:
+        seen = {(0, 0, w, h)}
+        for name, find in ((BORDER, border_box), (CONTENT, content_box)):
+            box = find(rgb)
+            if box is not None and box not in seen:
+                seen.add(box)
+                views.append(_view(name, box, crop(rgb, box), dihedral))
+    return tuple(views)
+
+
+def fingerprint_of(rgb: np.ndarray) -> Any | None:
+    """The frame's local-feature fingerprint (a query fingerprint: with mirrored descriptors)."""
+    from detectors import localmatch
+
+    return localmatch.fingerprint(rgb)
+
+
+def frame_signals(
+    rgb: np.ndarray, sha256: str, *, dihedral: bool = True, trim: bool = True, local: bool = True
+) -> FrameSignals:
+    """Hashes, views and local fingerprint of one RGB frame; ``sha256`` is of the file's bytes."""
+    pdq, quality, phash, dhash = perceptual_hashes(rgb)
+    return FrameSignals(
+        ImageHashes(pdq, quality, phash, dhash, sha256),
+        frame_views(rgb, dihedral=dihedral, trim=trim),
+        fingerprint_of(rgb) if local else None,
+    )
+
+
+def media_signals(
+    data: bytes, limits: MediaLimits = MediaLimits(), *, min_side: int | None = 320, **options: bool
+) -> tuple[FrameSignals, ...]:
+    """Decode a file in memory and compute every frame's list signals (no detection model).
+
+    Raises the ``MediaError`` of a file Vigil refuses. ``options``: see ``frame_signals``.
+    """
+    media = decode(data, limits, min_side=min_side)
+    sha = hashlib.sha256(data).hexdigest()
+    return tuple(frame_signals(f.rgb, sha, **options) for f in media.frames)
+
+
+# --- the index ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryHashes:
+    """What the index holds for one list entry (hashes only, never pixels)."""
+
+    entry_id: int
+    list_id: int
+    pdq: str | None = None
+    pdq_quality: int | None = None  # None: unknown (imported hashes), trusted
+    phash: str | None = None
+    sha256: str | None = None
+    # trimmed views of the entry's own image: (crop, pdq, quality, phash)
+    views: tuple[tuple[str, str | None, int | None, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One entry an image matches, and how."""
+
+    entry_id: int
+    list_id: int
+    algorithm: str  # "sha256" | "pdq" | "phash" | "local"
+    distance: int  # bits for hashes; for "local", 100 minus the percent of the list image matched
+    view: str  # which query view and orientation matched, e.g. "content, mirrored"
+    whole: bool  # the match shows the query's whole picture (may count for an allow list)
+
+
+class ListIndex:
+    """Every list entry in memory; exact hash search, then local features, then a list filter.
+
+    Updates (``add``/``remove``) and searches may run in different threads: the hash
+    indexes publish complete snapshots, and per-entry facts live in arrays that are
+    replaced, never resized in place.
+    """
+
+    def __init__(self, *, mih_threshold: int = 65536, local: bool = True) -> None:
+        self._pdq = HammingIndex(256, mih_threshold=mih_threshold)
+        self._phash = HammingIndex(64, mih_threshold=mih_threshold)
+        self._sha: dict[str, frozenset[int]] = {}
+        self._sha_of: dict[int, str] = {}
+        # per entry id: its list id (0: no such entry); per key: PDQ quality (-1 unknown)
+        self._list_of = np.zeros(1024, np.int32)
+        self._quality = np.full(1024 * SLOTS, _UNKNOWN_QUALITY, np.int8)
+        self._count = 0
+        self._local = None
+        self._local_enabled = local
+        self._local_keys: set[int] = set()
+        self._write = threading.Lock()
+
+    # -- reading -----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, entry_id: int) -> bool:
+        return self.list_of(entry_id) != 0
+
+    def list_of(self, entry_id: int) -> int:
+        table = self._list_of
+        return int(table[entry_id]) if 0 <= entry_id < len(table) else 0
+
+    def entries_of(self, list_id: int) -> list[int]:
+        """Ids of the entries of one list (a scan of the id table: for dropping a list)."""
+        return [int(i) for i in np.flatnonzero(self._list_of == list_id)] if list_id > 0 else []
+
+    @property
+    def local_size(self) -> int:
+        """Entries with a local-feature fingerprint."""
+        return len(self._local_keys)
+
+    def candidates(
+        self,
+        frames: Sequence[FrameSignals],
+        *,
+        list_ids: Collection[int] | None = None,
+        distance: int = PDQ_DISTANCE,
+        min_quality: int = PDQ_MIN_QUALITY,
+        phash_distance: int = PHASH_DISTANCE,
+        local: bool = True,
+        local_min_fraction: float = LOCAL_MIN_FRACTION,
+    ) -> list[Candidate]:
+        """Every (entry, algorithm, whole) the frames match, closest first; only ``list_ids`` if given."""
+        with _one_omp_thread():
+            return self._candidates(frames, None if list_ids is None else frozenset(list_ids), distance,
+                                    min_quality, phash_distance, local, local_min_fraction)
+
+    def _candidates(self, frames: Sequence[FrameSignals], keep: frozenset[int] | None, distance: int,
+                    min_quality: int, phash_distance: int, local: bool, local_min_fraction: float) -> list[Candidate]:
+        best: dict[tuple[int, str, bool], Candidate] = {}
+
+        def offer(c: Candidate) -> None:
+            if keep is not None and c.list_id not in keep:
+                return
+            key = (c.entry_id, c.algorithm, c.whole)
+            if key not in best or c.distance < best[key].distance:
+                best[key] = c
+
+        list_of, quality = self._list_of, self._quality
+        for frame in frames:
+            found: list[tuple[Candidate, int, View | None]] = []  # candidate, orientation, view
+            for entry_id in self._sha.get(frame.hashes.sha256, ()):
+                found.append((Candidate(entry_id, self._list(list_of, entry_id), "sha256", 0, "file", True), 0, None))
+            views = frame.views or (View(FULL, (0, 0, 0, 0), (frame.hashes.pdq,), frame.hashes.pdq_quality, frame.hashes.phash),)
+            for view in views:
+                pdq_usable = view.quality >= min_quality
+                if pdq_usable:
+                    for k, code in enumerate(view.pdq):
+                        for m in self._pdq.search(code, distance):
+                            entry_id, _ = divmod(m.entry_id, SLOTS)
+                            if self._quality_ok(quality, m.entry_id, min_quality):
+                                found.append((Candidate(entry_id, self._list(list_of, entry_id), "pdq", m.distance,
+                                                        _describe(view.crop, k), view.whole), k, view))
+                if phash_usable(view.phash):
+                    for m in self._phash.search(view.phash, phash_distance):
+                        # pHash only where PDQ cannot be trusted, on either side
+                        if pdq_usable and self._quality_ok(quality, m.entry_id, min_quality, has_pdq=True):
+                            continue
+                        entry_id, _ = divmod(m.entry_id, SLOTS)
+                        found.append((Candidate(entry_id, self._list(list_of, entry_id), "phash", m.distance,
+                                                _describe(view.crop, 0), view.whole), 0, None))
+            found = [f for f in found if keep is None or f[0].list_id in keep]
+            use_local = local and frame.fingerprint is not None and self._local is not None and bool(self._local_keys)
+            verified: dict[int, bool] = {}
+            if use_local:
+                for c in self._local_candidates(frame.fingerprint, keep, local_min_fraction):
+                    verified[c.entry_id] = True
+                    offer(c)
+            for c, orientation, view in found:
+                if use_local and view is not None and self._needs_confirmation(c, orientation, view, frame.fingerprint):
+                    if c.entry_id not in verified:
+                        verified[c.entry_id] = self._verified(frame.fingerprint, c.entry_id, local_min_fraction)
+                    if not verified[c.entry_id]:
+                        continue  # the picture only looks alike at a glance (same layout, other content)
+                offer(c)
+        found = [c for c in best.values() if c.list_id != 0]  # 0: removed while searching
+        return sorted(found, key=lambda c: (c.distance, c.entry_id, c.algorithm))
+
+    def _needs_confirmation(self, c: Candidate, orientation: int, view: View, fp: Any) -> bool:
+        """A PDQ match that local features must confirm, when both sides have enough of them.
+
+        Whole views only (the frame's fingerprint describes the same picture) and only
+        matches that are not near-certain: beyond PDQ_SURE bits, or through a rotation or
+        mirror (pictures with one layout, such as quarters of a round object, look alike
+        to PDQ once turned). Entries without a fingerprint (imported hashes) are matched
+        by PDQ alone, as everywhere.
+        """
+        if not view.whole or (c.distance <= PDQ_SURE and orientation == 0):
+            return False
+        if len(fp) < CONFIRM_POINTS or c.entry_id not in self._local_keys:
+            return False
+        known = self._local.fingerprint_of(c.entry_id)
+        return known is not None and len(known) >= CONFIRM_POINTS
+
+    def _verified(self, fp: Any, entry_id: int, min_fraction: float) -> bool:
+        from detectors.localmatch import verify
+
+        known = self._local.fingerprint_of(entry_id)
+        if known is None:
+            return False
+        m = verify(fp, known)
+        return m is not None and m.fraction >= min_fraction
+
+    @staticmethod
+    def _list(list_of: np.ndarray, entry_id: int) -> int:
+        return int(list_of[entry_id]) if entry_id < len(list_of) else 0
+
+    @staticmethod
+    def _quality_ok(quality: np.ndarray, key: int, min_quality: int, *, has_pdq: bool = False) -> bool:
+        """The entry's hash under ``key`` has a usable PDQ (unknown quality counts as usable).
+
+        ``has_pdq``: also require that the key holds a PDQ at all (pHash-only entries do not).
+        """
+        q = int(quality[key]) if key < len(quality) else _UNKNOWN_QUALITY
+        if has_pdq and q == _NO_PDQ:
+            return False
+        return q == _UNKNOWN_QUALITY or q >= min_quality
+
+    def _local_candidates(self, fp: Any, keep: frozenset[int] | None, min_fraction: float) -> list[Candidate]:
+        """Entries sharing a verified region with the query, among the lists kept.
+
+        The vote shortlist is filtered by list BEFORE verification: the same image listed
+        by many groups must not crowd this group's entry out of the verified few.
+        """
+        from detectors.localmatch import verify
+
+        index = self._local
+        out = []
+        shortlist = index.candidates(fp, shortlist=LOCAL_SHORTLIST)
+        verified = 0
+        for key, _mirrored, _votes in shortlist:
+            list_id = self.list_of(key)
+            if list_id == 0 or (keep is not None and list_id not in keep):
+                continue
+            known = index.fingerprint_of(key)
+            if known is None:
+                continue  # removed meanwhile
+            verified += 1
+            m = verify(fp, known)
+            if m is not None and m.fraction >= min_fraction:
+                out.append(Candidate(key, list_id, "local", int(round(100 * (1 - m.fraction))),
+                                     "local features" + (", mirrored" if m.mirrored else ""),
+                                     m.match_fraction >= ALLOW_MIN_COVER))
+            if verified >= LOCAL_VERIFY:
+                break
+        return out
+
+    # -- writing -----------------------------------------------------------------
+
+    def add(self, entry: EntryHashes, fingerprint: Any | None = None) -> None:
+        self.add_many([entry], [fingerprint])
+
+    def add_many(self, entries: Sequence[EntryHashes], fingerprints: Sequence[Any | None] | None = None) -> None:
+        """Add entries (an id already present is replaced); one batch per hash index."""
+        if not entries:
+            return
+        if fingerprints is not None and len(fingerprints) != len(entries):
+            raise ValueError(f"{len(fingerprints)} fingerprints for {len(entries)} entries; give one (or None) per entry")
+        for e in entries:
+            if e.entry_id < 1 or e.list_id < 1:
+                raise ValueError(f"entry {e.entry_id} of list {e.list_id}: ids are positive record ids")
+        with self._write:
+            self._remove_locked([e.entry_id for e in entries if self.list_of(e.entry_id)])
+            top = max(e.entry_id for e in entries)
+            self._grow(top)
+            pdq_keys, pdq_codes, ph_keys, ph_codes = [], [], [], []
+            quality = self._quality
+            for e in entries:
+                hashes = [(FULL, e.pdq, e.pdq_quality, e.phash), *e.views]
+                for crop_name, pdq, q, phash in hashes:
+                    key = e.entry_id * SLOTS + _SLOT_OF[crop_name]
+                    if pdq:
+                        pdq_keys.append(key)
+                        pdq_codes.append(bytes.fromhex(pdq))
+                        quality[key] = _UNKNOWN_QUALITY if q is None else q
+                    else:
+                        quality[key] = _NO_PDQ
+                    if phash_usable(phash):  # 64-bit pHash (imagehash's) with information
+                        ph_keys.append(key)
+                        ph_codes.append(bytes.fromhex(phash.rjust(16, "0")))
+                if e.sha256:
+                    self._sha[e.sha256] = self._sha.get(e.sha256, frozenset()) | {e.entry_id}
+                    self._sha_of[e.entry_id] = e.sha256
+            if pdq_keys:
+                self._pdq.add(np.array(pdq_keys, np.int64), np.frombuffer(b"".join(pdq_codes), np.uint8).reshape(-1, 32))
+            if ph_keys:
+                self._phash.add(np.array(ph_keys, np.int64), np.frombuffer(b"".join(ph_codes), np.uint8).reshape(-1, 8))
+            if fingerprints is not None and self._local_enabled:
+                pairs = [(e.entry_id, fp) for e, fp in zip(entries, fingerprints) if fp is not None and len(fp)]
+                if pairs:
+                    self._local_index().add_many(pairs)
+                    self._local_keys.update(k for k, _ in pairs)
+            list_of = self._list_of
+            for e in entries:
+                list_of[e.entry_id] = e.list_id  # last: the entry is visible once complete
+            self._count += len(entries)
+
+    def remove(self, entry_ids: Iterable[int]) -> int:
+        """Remove entries from every index; unknown ids are ignored. Returns how many were removed."""
+        with self._write:
+            return self._remove_locked([int(i) for i in entry_ids if self.list_of(int(i))])
+
+    def _remove_locked(self, entry_ids: list[int]) -> int:
+        if not entry_ids:
+            return 0
+        for entry_id in entry_ids:
+            self._list_of[entry_id] = 0  # first: searches stop reporting it at once
+        keys = [e * SLOTS + s for e in entry_ids for s in range(SLOTS)]
+        self._pdq.remove(keys)
+        self._phash.remove(keys)
+        for entry_id in entry_ids:
+            sha = self._sha_of.pop(entry_id, None)
+            if sha is not None:
+                rest = self._sha.get(sha, frozenset()) - {entry_id}
+                if rest:
+                    self._sha[sha] = rest
+                else:
+                    self._sha.pop(sha, None)
+        if self._local is not None:
+            for entry_id in entry_ids:
+                if entry_id in self._local_keys:
+                    self._local.remove(entry_id)
+                    self._local_keys.discard(entry_id)
+        self._count -= len(entry_ids)
+        return len(entry_ids)
+
+    def _grow(self, top: int) -> None:
+        if top < len(self._list_of):
+            return
+        size = max(top + 1, 2 * len(self._list_of))
+        list_of = np.zeros(size, np.int32)
+        list_of[: len(self._list_of)] = self._list_of
+        quality = np.full(size * SLOTS, _UNKNOWN_QUALITY, np.int8)
+        quality[: len(self._quality)] = self._quality
+        # quality first: a reader that sees the new list table also sees its qualities
+        self._quality = quality
+        self._list_of = list_of
+
+    def _local_index(self) -> Any:
+        if self._local is None:
+            from detectors.localmatch import LocalIndex
+
+            self._local = LocalIndex()
+        return self._local
+
+
+_NO_PDQ = -2  # quality mark of a key that holds a pHash but no PDQ
+
+
+@contextmanager
+def _one_omp_thread() -> Iterator[None]:
+    # A search here is small: faiss's OpenMP threads cost more than they save (5.1 ms
+    # against 0.7 ms per image in bench/bench_lists.py) and compete with the scans for
+    # the cores. The setting belongs to the calling thread.
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def phash_usable(phash: str | None) -> bool:
+    """A 64-bit pHash that carries information: gradients, stripes and checkerboards give
+    hashes of nearly all zeros or ones, equal to each other, so they are never matched."""
+    if not phash or len(phash) > 16:
+        return False
+    ones = int(phash, 16).bit_count()
+    return PHASH_MIN_BITS <= ones <= 64 - PHASH_MIN_BITS
+
+
+def _describe(crop_name: str, orientation: int) -> str:
+    return crop_name if orientation == 0 else f"{crop_name}, {DIHEDRAL[orientation]}"
