@@ -10,7 +10,7 @@ from detectors.errors import VigilError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot.cli import backup, check_config, purge, run, scan
+    from bot.cli import backup, check_config, protect, purge, run, scan
     from bot.cli import hash as hash_lists
 
     parser = argparse.ArgumentParser(
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_config.add_parser(sub)
     backup.add_parser(sub)
     purge.add_parser(sub)
+    protect.add_parser(sub)
     hash_lists.add_parser(sub)
     return parser
 

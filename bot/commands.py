@@ -207,6 +207,15 @@ class Commands:
     async def cmd_export(self, cmd, args, t, settings) -> None:
         await self.export(cmd.chat, cmd.sender.user_id, None, t)
 
+    async def cmd_groupphotos(self, cmd, args, t, settings) -> None:
+        """Keep fingerprints of members' photos posted here, to trace manipulated copies (bot/protect_chat.py)."""
+        from bot.protect_chat import ProtectChat
+
+        changes = await ProtectChat(self.core).group_photos(cmd, args, t, settings)
+        if changes is not None:
+            await self.core.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
+            await self._audit_command(cmd.chat, cmd.sender.user_id, "settings " + json.dumps(changes, sort_keys=True))
+
     async def cmd_help(self, cmd, args, t, settings) -> None:
         await self._say(cmd.chat, self.help_text(t))
 
@@ -223,6 +232,7 @@ class Commands:
             t.gettext("/vigil lang en|es, /vigil region ES|GB|US|EU|OTHER"),
             t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
             t.gettext("/vigil logchat, /vigil export, /vigil help"),
+            t.gettext("/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made from them"),
             t.gettext("Alerts come in a private chat: each admin should open a chat with the bot and press Start."),
         ])
 
@@ -295,9 +305,14 @@ class Commands:
     async def private(self, cmd: CommandIssued) -> None:
         core = self.core
         t = core.translator(cmd.sender.language)
+        from bot.protect_chat import ProtectChat, private_verb
+
+        if private_verb(cmd) is not None:  # /protect, /unprotect, /protected, /done
+            await ProtectChat(core).command(cmd)
+            return
         if cmd.verb == "start":
             await core.private_started(cmd.sender)
-            await self._say(cmd.chat, t.gettext("Vigil will send you its alerts here for the groups where you are an admin. Nothing in them shows the images.") + "\n\n" + t.gettext("/groups - your groups and their settings\n/help - what Vigil does"))
+            await self._say(cmd.chat, t.gettext("Vigil will send you its alerts here for the groups where you are an admin. Nothing in them shows the images.") + "\n\n" + t.gettext("/groups - your groups and their settings\n/help - what Vigil does") + "\n" + t.gettext("/protect - protect photos of yourself from fakes"))
         elif cmd.verb == "groups":
             await self.groups(cmd, t)
         elif cmd.verb in ("help", "vigil"):
@@ -327,6 +342,11 @@ class Commands:
         platform = core.platforms[press.chat.platform]
         t = core.translator(press.sender.language)
         verb, _, rest = press.data.partition(":")
+        if verb == "pnotify":  # a member's answer about notices for their protected photos
+            from bot.protect_chat import ProtectChat
+
+            await ProtectChat(core).button(press)
+            return
         if verb == "set":
             chat_id, key, value = (rest.split(":", 2) + ["", ""])[:3]
             group = ChatRef(press.chat.platform, chat_id)

@@ -43,6 +43,13 @@ class Core:
         self.pipeline: Pipeline[tuple[int, MediaPosted]] = Pipeline(
             self._handle_work, lanes=max(2, p.workers * 4), lane_size=max(1, p.queue_size // max(2, p.workers * 4)), workers=p.workers
         )
+        # protected photos (bot/protect.py): fingerprinting and searching run in the scan pool
+        from bot.protect import Protector
+
+        self.protector = Protector(
+            store, config.protect, config.detectors.limits,
+            cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
+        )
         self._admins: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
         self._translators: dict[str, Any] = {}
         self._started = False
@@ -55,6 +62,9 @@ class Core:
 
     async def start(self) -> None:
         await self.load_lists()
+        if self.config.protect.enabled:
+            await self.protector.load()
+            self.protector.start()
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.pipeline.start()
         self._started = True
@@ -68,6 +78,7 @@ class Core:
             log.info("resumed %d images that were not finished before the last stop", resumed)
 
     async def stop(self) -> None:
+        await self.protector.stop()
         if self._list_sync is not None:
             self._list_sync.cancel()
             await asyncio.gather(self._list_sync, return_exceptions=True)
@@ -126,6 +137,14 @@ class Core:
 
         await Commands(self).bot_added(event)
 
+    async def private_media(self, event: MediaPosted, *, command: str | None = None) -> None:
+        """An image a user sent the bot in a private chat (Telegram, or a Matrix direct room):
+        a photo to protect while a /protect session is open. ``command``: the verb of a
+        command in its caption (``protect`` opens the session with this photo)."""
+        from bot.protect_chat import ProtectChat
+
+        await ProtectChat(self).media(event, command=command)
+
     async def private_started(self, user: UserRef) -> None:
         await self.store.set_contact(user.platform, user.user_id, can_dm=True, language=user.language, display_name=user.display_name)
 
@@ -175,6 +194,7 @@ class Core:
         matches: tuple[ListMatch, ...],
         label: str,
         decision: Decision,
+        derived: tuple = (),
     ) -> int:
         """The audit record of one work item, reused when the item is replayed after a restart."""
         key = f"work:{work_id}:audit"
@@ -194,6 +214,12 @@ class Core:
             if not clean:
                 # hashes only for images that matter: a clean member photo leaves no trace
                 hashes = {"pdq": scan.hashes.pdq, "pdq_quality": scan.hashes.pdq_quality, "phash": scan.hashes.phash, "sha256": scan.hashes.sha256}
+        if derived:
+            # which protected photo (ids only): the owner's name stays out of the record
+            findings["derived"] = [
+                {"photo": d.photo.id, "owner": d.photo.owner_id, "match_fraction": round(d.match_fraction, 3), "frame": d.frame}
+                for d in derived
+            ]
         if matches:
             findings["lists"] = [{"list": m.list_name, "kind": m.kind, "entry": m.entry_id, "algorithm": m.algorithm, "distance": m.distance} for m in matches]
         if error is not None:

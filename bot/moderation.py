@@ -25,7 +25,8 @@ from bot.platforms.errors import (
     RetryLater,
     Transient,
 )
-from bot.policy import ASK, DELETE, Decision, Evidence, GroupSettings, decide
+from bot.policy import ALLOW, ASK, DELETE, Decision, Evidence, GroupSettings, decide
+from bot.protect import DerivedMatch, derived_evidence
 from detectors.errors import MediaError
 from detectors.scanner import Scan
 from detectors.verdict import CLEAN, judge_frames
@@ -72,6 +73,7 @@ class Outcome:
     delete_failure: str | None  # "too_old" | "no_right" | "error"
     sender_action_done: str  # "none" | "muted" | "banned"
     muted_until: datetime | None
+    derived: tuple[DerivedMatch, ...] = ()  # manipulated copies of protected photos (bot/protect.py)
 
 
 class Moderator:
@@ -87,7 +89,11 @@ class Moderator:
             return
         list_ids = await core.list_ids_for(event.chat)
         # trimmed views, rotations and local features only when there is a list to match
-        scan, error = await self._scan(platform, event, list_signals=core.lists.wants_signals(list_ids))
+        # (a local fingerprint is also needed to look protected photos up, or keep a group photo)
+        scan, error = await self._scan(
+            platform, event,
+            list_signals=core.lists.wants_signals(list_ids) or core.protector.wants_fingerprints(settings.group_photos),
+        )
         matches: tuple[ListMatch, ...] = ()
         label = CLEAN
         if scan is not None:
@@ -99,6 +105,10 @@ class Moderator:
                 match = partial(core.lists.match, list_ids, [as_signals(f) for f in scan.frames],
                                 distance=settings.hash_distance, min_quality=settings.pdq_min_quality)
                 matches = tuple(await core.pipeline.run_cpu(match, timeout=core.config.pipeline.scan_timeout))
+        derived: tuple[DerivedMatch, ...] = ()
+        if scan is not None:
+            found = await core.protector.match_scan(scan)
+            derived = derived_evidence(found, label=label, sender=(event.sender.platform, event.sender.user_id))
         allowed = any(m.kind == "allow" for m in matches)
         blocks = [m for m in matches if m.kind == "block"]
         evidence = Evidence(
@@ -106,23 +116,43 @@ class Moderator:
             block_action=("delete" if any(m.action == "delete" for m in blocks) else "review") if blocks else None,
             allowed=allowed,
             unscannable=error is not None,
+            derived=bool(derived),
         )
         exempt = False
-        if evidence.label != CLEAN or blocks or error is not None:
+        if evidence.label != CLEAN or blocks or derived or error is not None:
             exempt = await core.is_exempt(event.chat, event.sender.user_id)
         decision = decide(evidence, settings, exempt=exempt)
-        audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision)
+        audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision, derived=derived)
         deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
-        outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until)
+        outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until, derived=derived)
         metrics_of(core).outcome(event.chat.platform, outcome)
         if decision.alert:
             await core.notifier.alert_admins(event, outcome, settings, audit_id)
+        if derived:
+            await core.notifier.owner_notices(event, outcome, settings, audit_id)
+        elif settings.group_photos and decision.verdict == ALLOW and not matches and scan is not None:
+            await self._keep_group_photo(event, scan, settings)
         await core.store.finish_work(work_id)
         await core.store.delete_state(f"work:{work_id}:audit")
         log.info(
             "chat %s message %s: %s -> %s%s",
             event.chat.chat_id, event.message_id, label if error is None else "unscannable",
             decision.verdict, " (dry run)" if decision.dry_run else "",
+        )
+
+    async def _keep_group_photo(self, event: MediaPosted, scan: Scan, settings: GroupSettings) -> None:
+        """The group keeps group photos: a member's ordinary photo is protected for a while, owner = the sender."""
+        if event.media.kind not in ("photo", "document", "image") or len(scan.frames) != 1:
+            return  # stills only: animations, videos and stickers are not photos of people
+        frame = scan.frames[0]
+        if frame.fingerprint is None:
+            return
+        core = self.core
+        days = settings.group_photos_days or core.config.protect.group_photo_days
+        pdq = frame.hashes.pdq if frame.hashes.pdq_quality >= 50 else None
+        await core.protector.keep_group_photo(
+            (event.chat.platform, event.chat.chat_id), (event.sender.platform, event.sender.user_id),
+            event.sender.display_name or event.sender.username or "", frame.fingerprint, pdq, days,
         )
 
     async def _scan(self, platform, event: MediaPosted, *, list_signals: bool = False) -> tuple[Scan | None, MediaError | PlatformError | None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from bot.alerts import AlertFacts, Finding, button_labels, render_alert, render_unreachable_owner_hint
+from bot.alerts import AlertFacts, Finding, button_labels, render_alert, render_owner_notice, render_unreachable_owner_hint
 from bot.events import ChatRef, MediaPosted
 from bot.metrics import metrics_of
 from bot.platforms.base import Button, OutgoingMessage
@@ -27,6 +27,12 @@ def findings_of(outcome: "Outcome", synthetic_threshold: float | None = None) ->
     found: list[Finding] = []
     if outcome.error is not None:
         found.append(Finding("unscannable", detail=getattr(outcome.error, "reason", "error")))
+    # a manipulated copy of a protected photo: the owner's name, for this group's admins only
+    named: set[int] = set()
+    for d in getattr(outcome, "derived", ()):
+        if d.photo.owner_id not in named:
+            named.add(d.photo.owner_id)
+            found.append(Finding("derived", detail=d.photo.owner, score=min(1.0, max(0.0, d.match_fraction))))
     for m in outcome.matches:
         if m.kind == "block":
             found.append(Finding("hash", label=m.list_name, distance=m.distance, algorithm=m.algorithm))
@@ -153,6 +159,43 @@ class Notifier:
             await core.store.mark_owner_hint_sent(chat.platform, chat.chat_id)
         except PlatformError as exc:
             log.error("owner hint in chat %s failed: %s", chat.chat_id, exc)
+
+    async def owner_notices(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings, audit_id: int) -> int:
+        """Tell the owners of protected photos who opted in that a manipulated copy of one of
+        their photos was removed: where, that it is not their fault, where to get help; never the
+        image, and not who posted it. Once per record and owner; only when the copy was deleted."""
+        if not outcome.deleted or outcome.decision.dry_run:
+            return 0
+        core = self.core
+        sent = 0
+        told: set[int] = set()
+        for d in outcome.derived:
+            target = d.photo.notify_to
+            if target is None or d.photo.owner_id in told or target == (event.sender.platform, event.sender.user_id):
+                continue
+            told.add(d.photo.owner_id)
+            platform = core.platforms.get(target[0])
+            key = f"protect:notice:{audit_id}:{d.photo.owner_id}"
+            if platform is None or await core.store.get_state(key):
+                continue
+            contact = await core.store.get_contact(target[0], target[1])
+            translator = core.translator(contact.language if contact and contact.language else settings.language, settings.language)
+            rendered = render_owner_notice(
+                translator, core.resources, group_title=event.chat.title or event.chat.chat_id,
+                platform=target[0], region=settings.region,
+            )
+            try:
+                from bot.moderation import with_retries
+
+                await with_retries(
+                    f"notice to owner {target[1]}", lambda: platform.send_private(target[1], OutgoingMessage(rendered.text, rendered.html))
+                )
+            except PlatformError as exc:  # never started the bot, or blocked it: nothing more to do
+                log.warning("notice to the owner of protected photo %d failed: %s", d.photo.id, exc)
+                continue
+            await core.store.set_state(key, "sent")
+            sent += 1
+        return sent
 
     async def neutral_notice(self, platform, chat: ChatRef, settings: GroupSettings) -> None:
         translator = self.core.translator(settings.language, settings.language)

@@ -38,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line on stdout")
     p.add_argument("--config", type=Path, metavar="FILE", help="take thresholds, limits and models from this config")
+    p.add_argument(
+        "--protected", action="store_true",
+        help="also look each image up among the protected photos in the store (the config's data_dir): "
+        "manipulation.derived_from names the photos it was made from",
+    )
     p.set_defaults(func=run)
 
 
@@ -64,15 +69,16 @@ class Outcome:
     error: str | None
 
 
-def scan_files(scanner: Scanner, files: Sequence[Path], workers: int | None = None) -> Iterator[Outcome]:
-    """Outcomes in the order of ``files``; chunks are scanned in parallel, one per core."""
+def scan_files(scanner: Scanner, files: Sequence[Path], workers: int | None = None, *, signals: bool = False) -> Iterator[Outcome]:
+    """Outcomes in the order of ``files``; chunks are scanned in parallel, one per core.
+    ``signals``: also compute each frame's local fingerprint (for ``--protected``)."""
     chunks = [files[start : start + CHUNK] for start in range(0, len(files), CHUNK)]
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for outcomes in pool.map(lambda chunk: scan_chunk(scanner, chunk), chunks):
+        for outcomes in pool.map(lambda chunk: scan_chunk(scanner, chunk, signals=signals), chunks):
             yield from outcomes
 
 
-def scan_chunk(scanner: Scanner, chunk: Sequence[Path]) -> list[Outcome]:
+def scan_chunk(scanner: Scanner, chunk: Sequence[Path], *, signals: bool = False) -> list[Outcome]:
     out: list[Outcome] = []
     datas: list[bytes | None] = []
     errors: dict[int, str] = {}
@@ -83,7 +89,8 @@ def scan_chunk(scanner: Scanner, chunk: Sequence[Path]) -> list[Outcome]:
             datas.append(None)
             errors[i] = f"cannot read the file: {exc.strerror or exc}"
     readable = [(i, d) for i, d in enumerate(datas) if d is not None]
-    results = scanner.scan_many([d for _, d in readable])
+    batch = [d for _, d in readable]
+    results = scanner.scan_many(batch, list_signals=True) if signals else scanner.scan_many(batch)
     by_index = {i: r for (i, _), r in zip(readable, results)}
     for i, path in enumerate(chunk):
         result = by_index.get(i)
@@ -96,7 +103,7 @@ def scan_chunk(scanner: Scanner, chunk: Sequence[Path]) -> list[Outcome]:
     return out
 
 
-def as_json(o: Outcome) -> dict:
+def as_json(o: Outcome, derived: Sequence = ()) -> dict:
     if o.scan is None:
         return {"path": str(o.path), "error": o.error}
     s = o.scan
@@ -107,42 +114,85 @@ def as_json(o: Outcome) -> dict:
         "nudity": [{"class": d.label, "score": round(d.score, 4), "box": list(d.box)} for d in s.detections],
         "nsfw": None if s.nsfw is None else round(s.nsfw, 4),
         "hashes": {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "dhash": h.dhash, "sha256": h.sha256},
-        "manipulation": manipulation_json(s),
+        "manipulation": manipulation_json(s, derived),
         "ms": round(s.timings_ms.get("total", 0.0), 1),
     }
 
 
-def manipulation_json(s: Scan) -> dict:
-    """Evidence of manipulation; an empty list means nothing was found, never that the image is authentic."""
+def manipulation_json(s: Scan, derived: Sequence = ()) -> dict:
+    """Evidence of manipulation; an empty list means nothing was found, never that the image is authentic.
+
+    ``derived``: ``bot.protect.DerivedMatch`` values (with ``--protected``): the protected
+    photos the image was made from, with the share of the image that matches and the transform.
+    """
     out: dict = {
         "provenance": [{"source": f.source, "signal": f.signal, "detail": f.detail, "generator": f.generator} for f in s.provenance],
-        "derived_from": [],
+        "derived_from": [d.as_json() for d in derived],
     }
     if s.synthetic is not None:
         out["synthetic"] = round(s.synthetic, 4)
     return out
 
 
-def as_text(o: Outcome) -> str:
+def as_text(o: Outcome, derived: Sequence = ()) -> str:
     if o.scan is None:
         return f"error    {o.path}: {o.error}"
     s = o.scan
     why = ", ".join(f"{h.label} {h.score:.2f}" for h in s.hits)
     if s.nsfw is not None:
         why = f"{why}; nsfw {s.nsfw:.2f}" if why else f"nsfw {s.nsfw:.2f}"
+    for d in derived:
+        made = f"made from a photo of {d.owner} (#{d.photo.id}, {d.match_fraction:.0%} of the image)"
+        why = f"{why}; {made}" if why else made
     return f"{s.label:<8} {o.path}  ({why})"
+
+
+def load_protected(config):
+    """The protected photos of the store in the config's data_dir, in memory (read only)."""
+    import asyncio
+
+    from bot.errors import StoreError
+    from bot.protect import Protector
+    from bot.store import Store
+
+    if not config.database.exists():
+        raise StoreError(f"--protected: no database at {config.database}; pass the bot's --config (its data_dir holds the store)")
+
+    async def load():
+        store = await Store.open(config.database)
+        try:
+            protector = Protector(store, config.protect, config.detectors.limits)
+            await protector.load()
+            protector.store = None  # matching needs only the index in memory
+            return protector
+        finally:
+            await store.close()
+
+    return asyncio.run(load())
+
+
+def derived_of(protector, scan: Scan) -> tuple:
+    """The protected photos a scanned image was made from, as the bot would count them."""
+    from bot.protect import derived_evidence, scan_frames
+
+    return derived_evidence(protector.match(scan_frames(scan)), label=scan.label, sender=None)
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     from bot.config import load_config  # config is only needed here
 
-    settings = load_config(args.config).detectors if args.config else DetectorSettings()
+    config = load_config(args.config) if args.config or args.protected else None
+    settings = config.detectors if config is not None and args.config else DetectorSettings()
     paths = args.paths or [sample_dir()]
     missing = [p for p in paths if not p.exists()]
     if missing:
         print(f"vigil scan: no such file or folder: {missing[0]}", file=err)
         return 2
     files = collect(paths)
+    protector = None
+    if args.protected:
+        assert config is not None
+        protector = load_protected(config)
     scanner = Scanner(settings)
     labels: Counter[str] = Counter()
     progress = None
@@ -151,9 +201,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.st
 
         progress = tqdm(total=len(files), unit="img", file=err, leave=False)
     started = time.perf_counter()
-    for outcome in scan_files(scanner, files):
+    for outcome in scan_files(scanner, files, signals=protector is not None):
         labels[outcome.scan.label if outcome.scan else "error"] += 1
-        line = json.dumps(as_json(outcome), ensure_ascii=False) if args.json else as_text(outcome)
+        derived = derived_of(protector, outcome.scan) if protector is not None and outcome.scan else ()
+        line = json.dumps(as_json(outcome, derived), ensure_ascii=False) if args.json else as_text(outcome, derived)
         if progress is not None:
             progress.write(line, file=out)
             progress.update()

@@ -280,6 +280,10 @@ class TelegramPlatform:
             if media_of(message) is None:
                 return
         if private:
+            # a photo sent to Vigil privately: one to protect, while the member's /protect is open
+            posted = self._posted(message, edited=update.edited_message is not None)
+            if posted is not None:
+                self._spawn(self.core.private_media(posted, command=command[0] if command else None))
             return
         event = self._posted(message, edited=update.edited_message is not None)
         if event is not None:
