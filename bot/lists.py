@@ -21,6 +21,7 @@ from typing import Any, Collection, Iterable, Sequence
 
 from detectors.hashing import ImageHashes
 from detectors.matching import (
+    ALGORITHMS,
     FULL,
     LOCAL_MIN_FRACTION,
     PHASH_DISTANCE,
@@ -169,7 +170,7 @@ class HashLists:
         local: bool = True,
         local_min_fraction: float = LOCAL_MIN_FRACTION,
     ) -> list[ListMatch]:
-        """The closest match in each list (of those given) that the frames match; closest first.
+        """The best match in each list (of those given): by the most exact algorithm, then distance.
 
         ``frames``: the scan's per-frame hashes, or full ``FrameSignals`` (trimmed views,
         rotations, local fingerprint) when the scan computed them.
@@ -182,7 +183,7 @@ class HashLists:
             phash_distance=phash_distance, local=local, local_min_fraction=local_min_fraction,
         )
         found: dict[int, ListMatch] = {}
-        for c in candidates:  # closest first
+        for c in candidates:  # the most exact algorithm first, then the closest
             info = self._lists.get(c.list_id)
             if info is None or c.list_id in found:
                 continue
@@ -190,7 +191,7 @@ class HashLists:
                 continue  # part of the picture is allowed; the rest may not be
             found[c.list_id] = ListMatch(c.list_id, info.name, info.kind, info.action, c.entry_id,
                                          c.algorithm, c.distance, c.view)
-        return sorted(found.values(), key=lambda m: (m.distance, m.list_id))
+        return sorted(found.values(), key=lambda m: (ALGORITHMS.index(m.algorithm), m.distance, m.list_id))
 
     # -- following the store ------------------------------------------------------------
 

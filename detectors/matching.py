@@ -47,6 +47,9 @@ from detectors.trimming import Box, border_box, content_box, crop
 # Names of the eight orientations, in pdqhash.compute_dihedral's order.
 DIHEDRAL = ("as is", "rot90", "rot180", "rot270", "flipped", "mirrored", "transposed", "transversed")
 FULL, BORDER, CONTENT = "full", "border", "content"
+# Algorithms from the most to the least exact: results list matches in this order, each
+# by distance (bits, or for local features 100 minus the percent matched: not comparable).
+ALGORITHMS = ("sha256", "pdq", "phash", "local")
 VIEW_CROPS = (FULL, BORDER, CONTENT)
 
 PDQ_DISTANCE = 31  # PDQ's published match threshold
@@ -238,7 +241,10 @@ class ListIndex:
         local: bool = True,
         local_min_fraction: float = LOCAL_MIN_FRACTION,
     ) -> list[Candidate]:
-        """Every (entry, algorithm, whole) the frames match, closest first; only ``list_ids`` if given."""
+        """Every (entry, algorithm, whole) the frames match; only ``list_ids`` if given.
+
+        Ordered by algorithm (``ALGORITHMS``, the most exact first), then distance.
+        """
         with _one_omp_thread():
             return self._candidates(frames, None if list_ids is None else frozenset(list_ids), distance,
                                     min_quality, phash_distance, local, local_min_fraction)
@@ -292,7 +298,7 @@ class ListIndex:
                         continue  # the picture only looks alike at a glance (same layout, other content)
                 offer(c)
         found = [c for c in best.values() if c.list_id != 0]  # 0: removed while searching
-        return sorted(found, key=lambda c: (c.distance, c.entry_id, c.algorithm))
+        return sorted(found, key=lambda c: (ALGORITHMS.index(c.algorithm), c.distance, c.entry_id))
 
     def _needs_confirmation(self, c: Candidate, orientation: int, view: View, fp: Any) -> bool:
         """A PDQ match that local features must confirm, when both sides have enough of them.

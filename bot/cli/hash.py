@@ -243,12 +243,11 @@ async def match(store: Any, config: Any, args: argparse.Namespace, out: TextIO, 
 
 
 def _entries_matched(lists: Any, frames: Sequence[Any], wanted: set[int] | None, distance: int, min_quality: int) -> list[Any]:
-    """Every entry the frames match, once, by its closest algorithm."""
+    """Every entry the frames match, once, by its most exact algorithm."""
     best: dict[int, Any] = {}
     for c in lists.index.candidates(frames, list_ids=wanted, distance=distance, min_quality=min_quality):
-        if c.entry_id not in best:  # candidates come closest first
-            best[c.entry_id] = c
-    return sorted(best.values(), key=lambda c: (c.distance, c.entry_id))
+        best.setdefault(c.entry_id, c)  # candidates come by algorithm, then distance
+    return list(best.values())
 
 
 # --- import ------------------------------------------------------------------------------

@@ -1,0 +1,231 @@
+"""Hash lists in the bot: the store's additions (entry features, bulk import, change log),
+HashLists loaded from and following the store, group isolation and allow-over-block."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bot.errors import BadStoreValue, UnknownRecord
+from bot.lists import HashLists, ListInfo, stored_fingerprint, stored_views
+from bot.policy import Evidence, GroupSettings, decide
+from bot.store import Store
+from detectors.matching import media_signals
+from tests.support import transforms as T
+
+
+def jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@lru_cache(maxsize=None)
+def signals(name: str, edit: str | None = None, quality: int = 92):
+    rgb = T.photos()[name]
+    if edit is not None:
+        rgb = next(v for v in T.all_variants() if v.name == edit)(rgb)
+    return media_signals(jpeg(rgb, quality))
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    s = await Store.open(tmp_path / "data" / "vigil.sqlite3")
+    yield s
+    await s.close()
+
+
+async def add_image(store: Store, list_id: int, name: str, **kw) -> int:
+    """An entry with the image's hashes, views and fingerprint, as /block and `vigil hash add` store them."""
+    frame = signals(name)[0]
+    h = frame.hashes
+    entry = await store.add_entry(list_id, pdq=h.pdq, pdq_quality=h.pdq_quality, phash=h.phash, sha256=h.sha256, **kw)
+    await store.set_entry_features(entry.id, views=stored_views(frame.views), fingerprint=stored_fingerprint(frame.fingerprint))
+    return entry.id
+
+
+async def loaded(store: Store) -> HashLists:
+    lists = HashLists()
+    await lists.load(store)
+    return lists
+
+
+def match(lists: HashLists, list_ids, frames):
+    return lists.match(list_ids, frames, distance=31, min_quality=50)
+
+
+# --- the store's additions -------------------------------------------------------------------
+
+
+async def test_features_are_kept_as_text_and_go_with_their_entry(store):
+    lst = await store.create_list("deepfakes", kind="block", label="deepfake")
+    entry_id = await add_image(store, lst.id, "coffee")
+    features = (await store.entry_features([entry_id]))[entry_id]
+    assert features.fingerprint is not None and len(features.fingerprint) > 100
+    from detectors.localmatch import Fingerprint
+
+    assert len(Fingerprint.from_bytes(features.fingerprint)) > 50
+    assert await store.remove_entry(entry_id)
+    assert await store.entry_features([entry_id]) == {}
+
+
+@pytest.mark.parametrize("views, fingerprint, field", [
+    ([{"crop": "full", "pdq": "0" * 64, "quality": 90, "phash": None}], None, "crop"),
+    ([{"crop": "border", "pdq": "xyz", "quality": 90, "phash": None}], None, "pdq"),
+    ([{"crop": "border", "pdq": None, "quality": 90, "phash": None}], None, "views"),
+    ([{"crop": "border", "pdq": "0" * 64, "quality": 90, "phash": None, "pixels": "..."}], None, "views"),
+    ([], "not bytes", "fingerprint"),
+    ([], b"x" * 300_000, "fingerprint"),
+])
+async def test_bad_features_are_refused_and_change_nothing(store, views, fingerprint, field):
+    lst = await store.create_list("l", kind="block")
+    entry = await store.add_entry(lst.id, sha256="a" * 64)
+    before = await store.last_list_change()
+    with pytest.raises(BadStoreValue) as err:
+        await store.set_entry_features(entry.id, views=views, fingerprint=fingerprint)
+    assert err.value.field == field
+    assert await store.entry_features([entry.id]) == {}
+    assert await store.last_list_change() == before
+
+
+async def test_features_of_a_missing_entry_are_refused(store):
+    with pytest.raises(UnknownRecord):
+        await store.set_entry_features(999, views=[], fingerprint=b"x" * 40)
+
+
+async def test_bulk_add_is_all_or_nothing_and_skips_duplicates(store):
+    lst = await store.create_list("imported", kind="block", label="ncii")
+    await store.add_entry(lst.id, pdq="1" * 64)
+    rows = [{"pdq": f"{i:064x}"} for i in range(2, 50)] + [{"pdq": "1" * 64}, {"pdq": f"{2:064x}"}]
+    counts = await store.add_entries_bulk(lst.id, rows, added_by="operator", note="from partner")
+    assert (counts.added, counts.duplicates) == (48, 2)
+    assert len(await store.entries(lst.id)) == 49
+    bad = [{"pdq": f"{i:064x}"} for i in range(100, 140)] + [{"pdq": "not hex"}]
+    with pytest.raises(BadStoreValue):
+        await store.add_entries_bulk(lst.id, bad)
+    assert len(await store.entries(lst.id)) == 49  # nothing of the bad batch
+    with pytest.raises(UnknownRecord):
+        await store.add_entries_bulk(12345, [{"pdq": "3" * 64}])
+
+
+async def test_every_change_is_logged_whoever_makes_it(store):
+    start = await store.last_list_change()
+    lst = await store.create_list("x", kind="block")
+    entry = await store.add_entry(lst.id, sha256="b" * 64)
+    await store.set_entry_features(entry.id, views=[], fingerprint=b"\0" * 40)
+    await store.add_entries_bulk(lst.id, [{"pdq": "c" * 64}])
+    await store.delete_list(lst.id)  # its entries go by cascade: logged too
+    changes = await store.list_changes_since(start)
+    ops = [(c.op, c.entry_id) for c in changes]
+    assert ops[0] == ("list", None) and ops[-1] == ("unlist", None)
+    assert ("add", entry.id) in ops and ("remove", entry.id) in ops
+    assert sum(op == "remove" for op, _ in ops) == 2
+    assert await store.forget_list_changes(changes[-1].seq) == len(changes)
+    assert await store.list_changes_since(start) == []
+
+
+# --- HashLists from the store ------------------------------------------------------------------
+
+
+async def test_load_then_match_copies_by_every_signal(store):
+    lst = await store.create_list("blocked", kind="block")
+    ids = {n: await add_image(store, lst.id, n) for n in ("coffee", "chelsea")}
+    lists = await loaded(store)
+    assert lists.size(lst.id) == 2 and lists.index.local_size == 2
+    for edit in ("mirror_jpeg70", "crop10_3", "border20_white", "phone"):
+        found = match(lists, [lst.id], signals("coffee", edit))
+        assert [m.entry_id for m in found] == [ids["coffee"]], edit
+    assert match(lists, [lst.id], signals("rocket")) == []
+
+
+async def test_a_group_sees_its_own_lists_and_followed_ones_only(store):
+    mine = await store.group_list("telegram", "-100", "block")
+    theirs = await store.group_list("telegram", "-200", "block")
+    shared = await store.create_list("ncii-partner", kind="block", label="ncii")
+    await add_image(store, theirs.id, "coffee")
+    await add_image(store, shared.id, "chelsea")
+    lists = await loaded(store)
+    own_ids = [lst.id for lst in await store.lists_for_group("telegram", "-100")]
+    assert own_ids == [mine.id]
+    assert match(lists, own_ids, signals("coffee", "jpeg50")) == []  # another group's list
+    assert match(lists, own_ids, signals("chelsea", "jpeg50")) == []  # not followed yet
+    await store.follow("telegram", "-100", shared.id)
+    own_ids = [lst.id for lst in await store.lists_for_group("telegram", "-100")]
+    found = match(lists, own_ids, signals("chelsea", "jpeg50"))
+    assert [m.list_name for m in found] == ["ncii-partner"]
+    assert match(lists, own_ids, signals("coffee", "jpeg50")) == []
+
+
+async def test_the_allow_list_wins_over_the_block_list(store):
+    block = await store.group_list("telegram", "-100", "block")
+    allow = await store.group_list("telegram", "-100", "allow")
+    await add_image(store, block.id, "astronaut")
+    await add_image(store, allow.id, "astronaut")
+    lists = await loaded(store)
+    found = match(lists, [block.id, allow.id], signals("astronaut", "jpeg75"))
+    assert {m.kind for m in found} == {"block", "allow"}
+    evidence = Evidence(label="clean", block_action="delete", allowed=any(m.kind == "allow" for m in found))
+    assert decide(evidence, GroupSettings(), exempt=False).verdict == "allow"
+
+
+async def test_an_allow_match_must_show_the_whole_picture(store):
+    # A screenshot shows the allowed picture AND chrome that could hold anything: an allow
+    # entry found only inside it (trimmed view, or local features covering part of it)
+    # does not allow the screenshot; a block entry found the same way blocks it.
+    allow = await store.group_list("telegram", "-100", "allow")
+    block = await store.group_list("telegram", "-100", "block")
+    await add_image(store, allow.id, "chelsea")
+    await add_image(store, block.id, "coffee")
+    lists = await loaded(store)
+    ids = [allow.id, block.id]
+    assert [m.kind for m in match(lists, ids, signals("chelsea", "jpeg50"))] == ["allow"]
+    assert match(lists, ids, signals("chelsea", "phone")) == []
+    assert [m.kind for m in match(lists, ids, signals("coffee", "phone"))] == ["block"]
+
+
+async def test_sync_follows_changes_made_by_another_process(store, tmp_path):
+    lst = await store.create_list("instance", kind="block")
+    first = await add_image(store, lst.id, "coffee")
+    lists = await loaded(store)
+    async with await Store.open(tmp_path / "data" / "vigil.sqlite3") as other:  # as `vigil hash` does
+        second = await add_image(other, lst.id, "chelsea")
+        await other.remove_entry(first)
+        added = await other.create_list("later", kind="block", label="spam")
+        third = await add_image(other, added.id, "rocket")
+    assert await lists.sync(store) > 0
+    assert match(lists, [lst.id], signals("coffee", "jpeg50")) == []
+    assert [m.entry_id for m in match(lists, [lst.id], signals("chelsea", "crop10_3"))] == [second]
+    assert [m.entry_id for m in match(lists, [added.id], signals("rocket", "mirror"))] == [third]
+    assert lists.info(added.id) == ListInfo(added.id, "later", "block", "delete", "spam")
+    assert await store.list_changes_since(0) == []  # applied, then forgotten
+    await store.delete_list(added.id)
+    await lists.sync(store)
+    assert lists.info(added.id) is None and third not in lists
+    assert match(lists, [added.id], signals("rocket", "mirror")) == []
+    assert await lists.sync(store) == 0
+
+
+async def test_a_purged_persons_entries_leave_the_index(store):
+    lst = await store.group_list("telegram", "-100", "block")
+    entry = await add_image(store, lst.id, "coffee", added_by="42", source_platform="telegram")
+    lists = await loaded(store)
+    assert entry in lists
+    await store.purge_user("telegram", "42")
+    await lists.sync(store)
+    assert entry not in lists and lists.size(lst.id) == 0
+
+
+async def test_a_damaged_fingerprint_keeps_the_hashes_matching(store):
+    lst = await store.create_list("l", kind="block")
+    frame = signals("coffee")[0]
+    h = frame.hashes
+    entry = await store.add_entry(lst.id, pdq=h.pdq, pdq_quality=h.pdq_quality, phash=h.phash, sha256=h.sha256)
+    await store.set_entry_features(entry.id, views=[], fingerprint=b"garbage that is not a fingerprint")
+    lists = await loaded(store)
+    assert entry.id in lists and lists.index.local_size == 0
+    assert [m.entry_id for m in match(lists, [lst.id], signals("coffee", "jpeg50"))] == [entry.id]
