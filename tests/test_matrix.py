@@ -484,3 +484,120 @@ def test_commands_and_choices():
     msg = render(OutgoingMessage("Alert", "<b>Alert</b>", ((Button("Delete", "del:3"), Button("Keep", "keep:3")),)), notice=False, choose_line="Choose:")
     assert msg.keys == {"1\ufe0f\u20e3": "del:3", "2\ufe0f\u20e3": "keep:3"}
     assert "!vigil keep:3" in msg.content["body"] and "<br>" in msg.content["formatted_body"]
+
+
+# --- the adapter on its own: errors over real HTTP, and the sync token rule --------------------------
+
+
+async def test_homeserver_errors_become_vigils_errors_over_real_http(unused_tcp_port_factory):
+    from aiohttp import web
+    from nio import AsyncClient, AsyncClientConfig
+
+    from bot.platforms.errors import MessageGone, MissingRight, RetryLater, Transient
+    from bot.platforms.matrix_errors import call
+
+    replies = {
+        "$limited": (429, {"errcode": "M_LIMIT_EXCEEDED", "error": "Too many requests", "retry_after_ms": 1500}),
+        "$gone": (404, {"errcode": "M_NOT_FOUND", "error": "Unknown event"}),
+        "$forbidden": (403, {"errcode": "M_FORBIDDEN", "error": "You don't have permission to redact events"}),
+        "$broken": (502, {"errcode": "M_UNKNOWN", "error": "Bad gateway"}),
+    }
+
+    async def redact(request: web.Request) -> web.Response:
+        status, body = replies[request.match_info["event"]]
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_put("/_matrix/client/v3/rooms/{room}/redact/{event}/{txn}", redact)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = unused_tcp_port_factory()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    config = AsyncClientConfig(encryption_enabled=False, max_limit_exceeded=0, max_timeouts=0)
+    client = AsyncClient(f"http://127.0.0.1:{port}", "@vigil:localhost", config=config)
+    client.restore_login("@vigil:localhost", "DEVICE", "token")
+    try:
+        with pytest.raises(RetryLater) as limited:
+            await call("redact", client.room_redact("!r:localhost", "$limited"), right="remove messages")
+        assert limited.value.retry_after == pytest.approx(1.5)
+        with pytest.raises(MessageGone):
+            await call("redact", client.room_redact("!r:localhost", "$gone"), right="remove messages")
+        with pytest.raises(MissingRight, match="remove messages"):
+            await call("redact", client.room_redact("!r:localhost", "$forbidden"), right="remove messages")
+        with pytest.raises(Transient):
+            await call("redact", client.room_redact("!r:localhost", "$broken"), right="remove messages")
+    finally:
+        await client.close()
+        await runner.cleanup()
+    # nothing listens any more: a network error, worth retrying
+    closed = AsyncClient(f"http://127.0.0.1:{port}", "@vigil:localhost", config=config)
+    closed.restore_login("@vigil:localhost", "DEVICE", "token")
+    try:
+        with pytest.raises(Transient):
+            await call("redact", closed.room_redact("!r:localhost", "$gone"))
+    finally:
+        await closed.close()
+
+
+class RecordingCore:
+    """Vigil's core seam: records what the adapter hands over; the first submit fails like a full disk."""
+
+    def __init__(self) -> None:
+        self.submitted: list = []
+        self.added: list = []
+        self.failures = 1
+
+    async def submit(self, event) -> None:
+        if self.failures:
+            self.failures -= 1
+            from bot.errors import StoreError
+
+            raise StoreError("database: disk I/O error")
+        self.submitted.append(event)
+
+    async def command(self, cmd) -> None:
+        raise RuntimeError("a handler bug")  # must not stop the sync
+
+    async def bot_added(self, event) -> None:
+        self.added.append(event)
+
+    async def button(self, press) -> None: ...
+
+    async def private_started(self, user) -> None: ...
+
+    def forget_admins(self, chat) -> None: ...
+
+
+@shared_loop
+async def test_the_sync_token_is_saved_only_after_the_core_recorded_the_events(synapse, tmp_path, photo):
+    from bot.config import MatrixConfig
+    from bot.platforms.matrix import SYNC_KEY, MatrixPlatform
+    from bot.store import Store
+
+    bot = new_user(synapse, "vigil")
+    config = MatrixConfig(enabled=True, homeserver=synapse.base_url, user_id=bot.user_id, password=bot.password, sync_timeout=1)
+    store = await Store.open(tmp_path / "vigil.sqlite3")
+    core = RecordingCore()
+    platform = MatrixPlatform(config, store, tmp_path / "matrix")
+    await platform.start(core)
+    try:
+        async with people(synapse, "owner", "member") as (owner, member):
+            room = await protected_room(owner, bot.user_id, members=[member])
+            await member.send_text(room.room_id, "!vigil status")
+            image = await member.send_image(room.room_id, jpeg(photo), "image/jpeg")
+            for _ in range(300):
+                if any(e.message_id == image for e in core.submitted):
+                    break
+                await asyncio.sleep(0.05)
+            # the first hand-over failed: the same sync was read again, so the image was not lost
+            assert core.failures == 0 and [e.message_id for e in core.submitted if e.message_id == image] == [image]
+            assert core.added and core.added[0].by.user_id == owner.user_id and core.added[0].can_delete
+            for _ in range(100):
+                if await store.get_state(SYNC_KEY):
+                    break
+                await asyncio.sleep(0.05)
+            assert await store.get_state(SYNC_KEY)
+    finally:
+        await platform.stop()
+        await platform.close()
+        await store.close()

@@ -66,15 +66,22 @@ MEGOLM = "m.megolm.v1.aes-sha2"
 REDACT_REASON = "Removed by Vigil (image moderation)"
 BAN_REASON = "Banned by Vigil (image moderation)"
 UNDECRYPTABLE_FOR = 24 * 3600  # seconds an encrypted event is retried before Vigil gives up on it
-SYNC_FILTER = {
-    "presence": {"not_types": ["*"]},
-    "room": {
-        "timeline": {"limit": 100},  # a gap beyond this is filled from /messages
-        "ephemeral": {"not_types": ["*"]},
-        "state": {"lazy_load_members": False},
-    },
-}
+
+
+def sync_filter(me: str) -> dict:
+    """What Vigil reads: every room's timeline (but its own events, which only cost it a sync each),
+    full member lists, and no presence, typing or receipts."""
+    return {
+        "presence": {"not_types": ["*"]},
+        "room": {
+            "timeline": {"limit": 100, "not_senders": [me]},  # a gap beyond the limit is filled from /messages
+            "ephemeral": {"not_types": ["*"]},
+            "state": {"lazy_load_members": False},
+        },
+    }
+
 CACHE = 5000  # events remembered for replies, edits and redactions
+OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
 
 # The few words the adapter adds to rendered messages (the core's texts arrive translated).
 WORDS = {
@@ -136,6 +143,7 @@ class MatrixPlatform:
         self.username = config.user_id
         self.core: Any = None
         self.connected = False
+        self.offer_reactions = True  # react with each choice's key first, so one tap chooses
         self.mutes = MuteBook(self.directory)
         self.pending = PendingEncrypted(self.directory)
         # when each media event reached Vigil (its sync returned) and when it was redacted, by event id
@@ -156,7 +164,10 @@ class MatrixPlatform:
         self._stopping = asyncio.Event()
         self._synced = asyncio.Event()
         self._syncer: asyncio.Task[None] | None = None
+        self._filter = sync_filter(config.user_id)
         self._lifter: asyncio.Task[None] | None = None
+        self._offers: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
+        self._offerer: asyncio.Task[None] | None = None
 
     @property
     def me(self) -> str:
@@ -173,6 +184,7 @@ class MatrixPlatform:
         self._stopping.clear()
         self._syncer = asyncio.create_task(self._sync_loop(), name="vigil-matrix-sync")
         self._lifter = asyncio.create_task(self._lift_mutes(), name="vigil-matrix-mutes")
+        self._offerer = asyncio.create_task(self._offer_reactions(), name="vigil-matrix-reactions")
         log.info("matrix: syncing as %s (device %s)", self.me, self.client.device_id)
 
     async def stop(self) -> None:
@@ -186,9 +198,10 @@ class MatrixPlatform:
         self.connected = False
 
     async def close(self) -> None:
-        if self._lifter is not None:
-            self._lifter.cancel()
-            await asyncio.gather(self._lifter, return_exceptions=True)
+        for task in (self._lifter, self._offerer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.client.close()
         if self.http is not None:
             await self.http.close()
@@ -213,7 +226,7 @@ class MatrixPlatform:
                 response = await call(
                     "sync",
                     self.client.sync(
-                        timeout=self.config.sync_timeout * 1000, since=token, full_state=True if first else None, sync_filter=SYNC_FILTER
+                        timeout=self.config.sync_timeout * 1000, since=token, full_state=True if first else None, sync_filter=self._filter
                     ),
                 )
             except RetryLater as exc:
@@ -675,18 +688,29 @@ class MatrixPlatform:
         if rendered.keys:
             self._buttons.put(sent.event_id, rendered.keys)
             await self.store.set_state(BUTTONS_KEY + sent.event_id, json.dumps(rendered.keys, ensure_ascii=False))
-            self._spawn(self._offer_reactions(room_id, sent.event_id, list(rendered.keys)), "offering reactions")
+            if self.offer_reactions:
+                self._offers.put_nowait((room_id, sent.event_id, list(rendered.keys)))
         return sent.event_id
 
-    async def _offer_reactions(self, room_id: str, event_id: str, keys: list[str]) -> None:
-        """React with each choice first, so a moderator only has to tap one."""
-        for key in keys:
-            content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
-            try:
-                await call("offer a reaction", self.client.room_send(room_id, "m.reaction", content, ignore_unverified_devices=True))
-            except PlatformError as exc:
-                log.warning("matrix: could not add the choice reactions to %s: %s", event_id, exc)
-                return
+    async def _offer_reactions(self) -> None:
+        """React with each choice's key under an alert, so a moderator only has to tap one.
+
+        Each reaction is an event the homeserver must store: while images wait to be checked
+        (a burst), they wait too, so redactions come first (at most OFFER_DELAY seconds).
+        """
+        while True:
+            room_id, event_id, keys = await self._offers.get()
+            waited = 0.0
+            while waited < OFFER_DELAY and getattr(getattr(self.core, "pipeline", None), "depth", 0) > 0:
+                await asyncio.sleep(0.5)
+                waited += 0.5
+            for key in keys:
+                content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
+                try:
+                    await call("offer a reaction", self.client.room_send(room_id, "m.reaction", content, ignore_unverified_devices=True))
+                except PlatformError as exc:
+                    log.warning("matrix: could not add the choice reactions to %s: %s", event_id, exc)
+                    break
 
     async def send_private(self, user_id: str, message: OutgoingMessage) -> str:
         room_id = await self._dm_room(user_id)
