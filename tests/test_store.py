@@ -50,6 +50,10 @@ async def store(db_path: Path):
     await s.close()
 
 
+SHIPPED = max(int(f.name[:4]) for f in MIGRATIONS_DIR.glob("*.sql"))  # the newest shipped version
+NEXT = SHIPPED + 1
+
+
 def migrations_with(tmp_path: Path, extra: dict[str, str]) -> Path:
     """The shipped migrations plus ``extra`` files, in a folder of their own."""
     d = tmp_path / f"migrations{len(list(tmp_path.glob('migrations*')))}"
@@ -69,24 +73,25 @@ def applied(path: Path) -> list[tuple[int, str, str]]:
 
 async def test_migrations_apply_once_and_reopen_applies_only_new(tmp_path: Path, db_path: Path) -> None:
     s = await Store.open(db_path)
-    assert await s.schema_version() == 1
+    assert await s.schema_version() == SHIPPED
     await s.close()
     first = applied(db_path)
-    assert [(v, n) for v, n, _ in first] == [(1, "initial")]
+    assert [v for v, _, _ in first] == list(range(1, SHIPPED + 1))
+    assert (first[0][0], first[0][1]) == (1, "initial")
 
     async with await Store.open(db_path):
         pass
     assert applied(db_path) == first  # nothing re-applied
 
-    extra = migrations_with(tmp_path, {"0002_notes.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY, t TEXT CHECK (length(t) <= 10)) STRICT;"})
+    extra = migrations_with(tmp_path, {f"{NEXT:04d}_notes.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY, t TEXT CHECK (length(t) <= 10)) STRICT;"})
     async with await Store.open(db_path, migrations_dir=extra) as s:
-        assert await s.schema_version() == 2
+        assert await s.schema_version() == NEXT
     now = applied(db_path)
-    assert now[0] == first[0]  # 0001 kept its original row and time
-    assert [(v, n) for v, n, _ in now] == [(1, "initial"), (2, "notes")]
+    assert now[:SHIPPED] == first  # the shipped ones kept their original rows and times
+    assert (now[-1][0], now[-1][1]) == (NEXT, "notes")
     with raw(db_path) as c:
         assert c.execute("SELECT name FROM sqlite_schema WHERE name = 'notes'").fetchone() == ("notes",)
-        assert c.execute("PRAGMA user_version").fetchone() == (2,)
+        assert c.execute("PRAGMA user_version").fetchone() == (NEXT,)
 
     async with await Store.open(db_path, migrations_dir=extra):
         pass
@@ -96,26 +101,27 @@ async def test_migrations_apply_once_and_reopen_applies_only_new(tmp_path: Path,
 async def test_failed_migration_changes_nothing(tmp_path: Path, db_path: Path) -> None:
     async with await Store.open(db_path):
         pass
-    bad = migrations_with(tmp_path, {"0002_broken.sql": "CREATE TABLE half (x INTEGER) STRICT;\nINSERT INTO no_such_table VALUES (1);"})
-    with pytest.raises(StoreError, match="0002_broken.sql failed and was rolled back"):
+    name = f"{NEXT:04d}_broken.sql"
+    bad = migrations_with(tmp_path, {name: "CREATE TABLE half (x INTEGER) STRICT;\nINSERT INTO no_such_table VALUES (1);"})
+    with pytest.raises(StoreError, match=f"{name} failed and was rolled back"):
         await Store.open(db_path, migrations_dir=bad)
-    assert [v for v, _, _ in applied(db_path)] == [1]
+    assert [v for v, _, _ in applied(db_path)] == list(range(1, SHIPPED + 1))
     with raw(db_path) as c:
         assert c.execute("SELECT name FROM sqlite_schema WHERE name = 'half'").fetchone() is None
     async with await Store.open(db_path) as s:  # still usable
-        assert await s.schema_version() == 1
+        assert await s.schema_version() == SHIPPED
 
 
 async def test_database_from_a_newer_vigil_refuses_to_open(tmp_path: Path, db_path: Path) -> None:
-    newer = migrations_with(tmp_path, {"0002_future.sql": "CREATE TABLE future (x INTEGER) STRICT;"})
+    newer = migrations_with(tmp_path, {f"{NEXT:04d}_future.sql": "CREATE TABLE future (x INTEGER) STRICT;"})
     async with await Store.open(db_path, migrations_dir=newer):
         pass
     with pytest.raises(StoreError) as err:
         await Store.open(db_path)
     msg = str(err.value)
-    assert str(db_path) in msg and "newer Vigil" in msg and "schema version 2" in msg and "knows up to 1" in msg
+    assert str(db_path) in msg and "newer Vigil" in msg and f"schema version {NEXT}" in msg and f"knows up to {SHIPPED}" in msg
     assert isinstance(err.value, VigilError)
-    assert [v for v, _, _ in applied(db_path)] == [1, 2]  # untouched
+    assert [v for v, _, _ in applied(db_path)] == list(range(1, NEXT + 1))  # untouched
 
 
 async def test_misnamed_migration_file_is_refused(tmp_path: Path, db_path: Path) -> None:
@@ -731,7 +737,7 @@ async def test_backup_while_another_task_writes(store: Store, tmp_path: Path) ->
     assert 20 <= audits < written  # a snapshot taken in the middle of the writes
     assert counter in (audits - 1, audits - 2)  # consistent: state and audit from the same moment
     async with await Store.open(dest) as copy:
-        assert await copy.schema_version() == 1
+        assert await copy.schema_version() == SHIPPED
         assert len(await copy.entries(lst.id)) == 20_000
 
     with pytest.raises(StoreError, match="is the database itself"):
