@@ -198,6 +198,52 @@ async def test_nudity_hit_mutes_the_sender_and_unmute_by_reaction_restores_them(
 
 
 @shared_loop
+async def test_alert_choices_evidence_record_and_ban(synapse, vigil, photo):
+    import json
+
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        inbox = Inbox(owner, bot_of(vigil))
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        dm, alert = inbox.alerts()[0]
+        _, export = choice(alert.body, "export")
+        await owner.send_text(dm, f"!vigil {export}")
+        await inbox.wait(lambda i: any(e.source["content"].get("msgtype") == "m.file" for _, e in i.messages))
+        file_event = next(e for _, e in inbox.messages if e.source["content"].get("msgtype") == "m.file")
+        record = json.loads(await owner.download_media(file_event))
+        (item,) = record["records"]
+        assert item["message_id"] == hit and item["sender_id"] == member.user_id and item["hashes"]["sha256"]
+        key, _ = choice(alert.body, "ban")
+        await owner.react(dm, alert.event_id, key)
+        for _ in range(100):
+            state = await owner.nio.room_get_state_event(room.room_id, "m.room.member", member.user_id)
+            if getattr(state, "content", {}).get("membership") == "ban":
+                break
+            await asyncio.sleep(0.1)
+        assert state.content["membership"] == "ban"
+        assert_no_image_sent(inbox)
+
+
+@shared_loop
+async def test_a_moderator_who_left_the_direct_room_is_not_invited_again(synapse, vigil, photo, other_photo):
+    async with people(synapse, "owner", "moderator", "member") as (owner, moderator, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member], moderators=[moderator])
+        owner_inbox, mod_inbox = Inbox(owner, bot_of(vigil)), Inbox(moderator, bot_of(vigil))
+        await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await mod_inbox.wait(lambda i: len(i.alerts()) == 1)
+        (dm,) = mod_inbox.rooms
+        await moderator.leave(dm)
+        second = await member.send_image(room.room_id, jpeg(add_marker(other_photo)), "image/jpeg")
+        await wait_redacted(owner, room.room_id, second)
+        await owner_inbox.wait(lambda i: len(i.alerts()) == 2)
+        await moderator.sync()
+        assert not [r for r, inv in moderator.nio.invited_rooms.items() if getattr(inv, "inviter", None) == bot_of(vigil)]
+        contact = await vigil.core.store.get_contact("matrix", moderator.user_id)
+        assert contact is not None and not contact.can_dm
+
+
+@shared_loop
 async def test_a_timed_mute_is_lifted_when_it_runs_out(synapse, vigil, photo):
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member], bot_level=100)

@@ -38,7 +38,7 @@ from nio.rooms import MatrixRoom
 from bot.config import MatrixConfig
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
 from bot.platforms.base import OutgoingMessage, Rights
-from bot.platforms.errors import MediaTooLarge, MissingRight, PlatformError, RetryLater, Transient, Unreachable
+from bot.platforms.errors import MediaTooLarge, MessageGone, MissingRight, PlatformError, RetryLater, Transient, Unreachable
 from bot.platforms.matrix_errors import call, check, translate
 from bot.platforms.matrix_events import (
     Typed,
@@ -81,6 +81,7 @@ def sync_filter(me: str) -> dict:
     }
 
 CACHE = 5000  # events remembered for replies, edits and redactions
+READY_WAIT = 30.0  # seconds an alert waits, after a start, for the first sync to show the direct rooms
 OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
 
 # The few words the adapter adds to rendered messages (the core's texts arrive translated).
@@ -134,6 +135,9 @@ class MatrixPlatform:
     name = NAME
 
     def __init__(self, config: MatrixConfig, store: Any, directory: Path) -> None:
+        # nio logs every room event at INFO, and normal key exchange ("missing session") as warnings
+        logging.getLogger("nio").setLevel(max(logging.WARNING, logging.getLogger("nio").level))
+        logging.getLogger("nio.crypto").setLevel(max(logging.ERROR, logging.getLogger("nio.crypto").level))
         self.config = config
         self.store = store
         self.directory = Path(directory)
@@ -162,7 +166,7 @@ class MatrixPlatform:
         self._joining: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
-        self._synced = asyncio.Event()
+        self._ready = asyncio.Event()  # set once the first sync told nio which rooms Vigil is in
         self._syncer: asyncio.Task[None] | None = None
         self._filter = sync_filter(config.user_id)
         self._lifter: asyncio.Task[None] | None = None
@@ -240,6 +244,7 @@ class MatrixPlatform:
                 continue
             arrived = time.perf_counter()
             self.connected, backoff = True, 1.0
+            self._ready.set()  # nio has read the rooms' state: direct rooms can be looked up
             try:
                 await self._handle_sync(response, token, arrived)
             except _SubmitFailed as exc:
@@ -251,8 +256,6 @@ class MatrixPlatform:
             token = response.next_batch
             await self.store.set_state(SYNC_KEY, token)
             first = False
-            self._synced.set()
-            self._synced = asyncio.Event()
             await self._keys_maintenance()
 
     async def _keys_maintenance(self) -> None:
@@ -619,11 +622,23 @@ class MatrixPlatform:
     async def _dm_room(self, user_id: str) -> str:
         """The direct room with ``user_id``: reused when it exists, else created (encrypted when
         Vigil shares an encrypted room with them)."""
+        if not self._ready.is_set():  # right after a start, before the first sync: rooms are unknown yet
+            try:
+                await asyncio.wait_for(self._ready.wait(), READY_WAIT)
+            except asyncio.TimeoutError:
+                pass
         lock = self._dm_locks.setdefault(user_id, asyncio.Lock())
         async with lock:
-            for room_id in reversed(self._direct.get(user_id, [])):
+            rooms = self._direct.get(user_id, [])
+            for room_id in reversed(rooms):
                 if self._dm_usable(room_id, user_id):
                     return room_id
+            latest = next((r for r in reversed(rooms) if r in self.client.rooms), None)
+            if latest is not None:
+                # they left (or declined) the direct room: like blocking a bot on Telegram, until
+                # they write to Vigil again
+                raise Unreachable(f"{user_id} left the direct room {latest} with Vigil")
+            await self._check_exists(user_id)
             encrypted = any(r.encrypted and user_id in r.users for r in self.client.rooms.values() if r.room_id not in self._dm_of)
             state = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}] if encrypted else []
             created = await call(
@@ -648,6 +663,15 @@ class MatrixPlatform:
             await self._remember_direct(user_id, room_id)
             log.info("matrix: opened a %sdirect room with %s", "encrypted " if encrypted else "", user_id)
             return room_id
+
+    async def _check_exists(self, user_id: str) -> None:
+        """A homeserver accepts an invite to a user who does not exist: ask for the profile first."""
+        try:
+            await self._raw("GET", f"/_matrix/client/v3/profile/{quote(user_id)}", what=f"look up {user_id}")
+        except MessageGone:
+            raise Unreachable(f"{user_id} does not exist on their homeserver") from None
+        except PlatformError:
+            pass  # profiles may be private: try the invite anyway
 
     # --- sending ---------------------------------------------------------------------------------
 
