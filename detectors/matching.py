@@ -198,8 +198,12 @@ class ListIndex:
     def __init__(self, *, mih_threshold: int = 65536, local: bool = True) -> None:
         self._pdq = HammingIndex(256, mih_threshold=mih_threshold)
         self._phash = HammingIndex(64, mih_threshold=mih_threshold)
-        self._sha: dict[str, frozenset[int]] = {}
-        self._sha_of: dict[int, str] = {}
+        # SHA-256: a dict from the digest's first 64 bits (an int: compact) to the entry
+        # id, or a tuple of ids when several entries share it; the same 64 bits sit in an
+        # array by entry id so a removal finds its key. Two different files agree on 64
+        # bits with a chance of 1 in 2**64 per entry: exact for any list size.
+        self._sha: dict[int, int | tuple[int, ...]] = {}
+        self._sha_key = np.zeros(1024, np.uint64)
         # per entry id: its list id (0: no such entry); per key: PDQ quality (-1 unknown)
         self._list_of = np.zeros(1024, np.int32)
         self._quality = np.full(1024 * SLOTS, _UNKNOWN_QUALITY, np.int8)
@@ -263,7 +267,7 @@ class ListIndex:
         list_of, quality = self._list_of, self._quality
         for frame in frames:
             found: list[tuple[Candidate, int, View | None]] = []  # candidate, orientation, view
-            for entry_id in self._sha.get(frame.hashes.sha256, ()):
+            for entry_id in self._sha_lookup(frame.hashes.sha256):
                 found.append((Candidate(entry_id, self._list(list_of, entry_id), "sha256", 0, "file", True), 0, None))
             views = frame.views or (View(FULL, (0, 0, 0, 0), (frame.hashes.pdq,), frame.hashes.pdq_quality, frame.hashes.phash),)
             for view in views:
@@ -324,6 +328,13 @@ class ListIndex:
             return False
         m = verify(fp, known)
         return m is not None and m.fraction >= min_fraction
+
+    def _sha_lookup(self, sha256: str) -> tuple[int, ...]:
+        try:
+            held = self._sha.get(_sha_key(sha256))
+        except ValueError:
+            return ()
+        return () if held is None else _ids(held)
 
     @staticmethod
     def _list(list_of: np.ndarray, entry_id: int) -> int:
@@ -403,8 +414,10 @@ class ListIndex:
                         ph_keys.append(key)
                         ph_codes.append(bytes.fromhex(phash.rjust(16, "0")))
                 if e.sha256:
-                    self._sha[e.sha256] = self._sha.get(e.sha256, frozenset()) | {e.entry_id}
-                    self._sha_of[e.entry_id] = e.sha256
+                    key = _sha_key(e.sha256)
+                    self._sha_key[e.entry_id] = key
+                    held = self._sha.get(key)
+                    self._sha[key] = e.entry_id if held is None else (*_ids(held), e.entry_id)
             if pdq_keys:
                 self._pdq.add(np.array(pdq_keys, np.int64), np.frombuffer(b"".join(pdq_codes), np.uint8).reshape(-1, 32))
             if ph_keys:
@@ -433,13 +446,14 @@ class ListIndex:
         self._pdq.remove(keys)
         self._phash.remove(keys)
         for entry_id in entry_ids:
-            sha = self._sha_of.pop(entry_id, None)
-            if sha is not None:
-                rest = self._sha.get(sha, frozenset()) - {entry_id}
+            key = int(self._sha_key[entry_id])
+            if key:
+                rest = tuple(i for i in _ids(self._sha.get(key, ())) if i != entry_id)
                 if rest:
-                    self._sha[sha] = rest
+                    self._sha[key] = rest[0] if len(rest) == 1 else rest
                 else:
-                    self._sha.pop(sha, None)
+                    self._sha.pop(key, None)
+                self._sha_key[entry_id] = 0
         if self._local is not None:
             for entry_id in entry_ids:
                 if entry_id in self._local_keys:
@@ -456,6 +470,9 @@ class ListIndex:
         list_of[: len(self._list_of)] = self._list_of
         quality = np.full(size * SLOTS, _UNKNOWN_QUALITY, np.int8)
         quality[: len(self._quality)] = self._quality
+        sha = np.zeros(size, np.uint64)
+        sha[: len(self._sha_key)] = self._sha_key
+        self._sha_key = sha
         # quality first: a reader that sees the new list table also sees its qualities
         self._quality = quality
         self._list_of = list_of
@@ -482,6 +499,17 @@ def _one_omp_thread() -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def _sha_key(sha256: str) -> int:
+    """The first 64 bits of a hex SHA-256 (ValueError if it is not hex)."""
+    if len(sha256) != 64:
+        raise ValueError(f"a SHA-256 has 64 hex digits, not {len(sha256)}")
+    return int(sha256[:16], 16)
+
+
+def _ids(held: int | tuple[int, ...]) -> tuple[int, ...]:
+    return held if isinstance(held, tuple) else (held,)
 
 
 def phash_usable(phash: str | None) -> bool:

@@ -113,6 +113,24 @@ async def test_bulk_add_is_all_or_nothing_and_skips_duplicates(store):
         await store.add_entries_bulk(12345, [{"pdq": "3" * 64}])
 
 
+async def test_a_bulk_add_that_fails_midway_takes_its_rows_back(store):
+    from bot.store.lists import BULK_CHUNK
+
+    lst = await store.create_list("imported", kind="block")
+    kept = await store.add_entry(lst.id, pdq="1" * 64)
+    rows = [{"pdq": f"{i:064x}"} for i in range(2, 2 * BULK_CHUNK + 10)]
+
+    def fail_after_first_chunk(done: int) -> None:
+        raise OSError("disk full")  # as a write failing after the first transaction
+
+    with pytest.raises(OSError):
+        await store.add_entries_bulk(lst.id, rows, progress=fail_after_first_chunk)
+    assert [e.id for e in await store.entries(lst.id)] == [kept.id]
+    written = []
+    counts = await store.add_entries_bulk(lst.id, rows, progress=written.append)
+    assert counts.added == len(rows) and written[-1] == len(rows) and len(written) == 3
+
+
 async def test_every_change_is_logged_whoever_makes_it(store):
     start = await store.last_list_change()
     lst = await store.create_list("x", kind="block")

@@ -353,7 +353,13 @@ async def import_file(store: Any, config: Any, args: argparse.Namespace, out: Te
     if not rows:
         raise CliError(f"{args.file} holds no hashes; nothing imported")
     lst = await _list_or_new(store, args, err)
-    counts = await store.add_entries_bulk(lst.id, rows, added_by=OPERATOR, note=args.note)
+    progress = _progress(len(rows), err, "entry")
+    done = (lambda n: progress.update(n - progress.n)) if progress is not None else None
+    try:
+        counts = await store.add_entries_bulk(lst.id, rows, added_by=OPERATOR, note=args.note, progress=done)
+    finally:
+        if progress is not None:
+            progress.close()
     print(f"imported {counts.added} entries into '{lst.name}' ({fmt} format)"
           + (f"; {counts.duplicates} already in the list" if counts.duplicates else ""), file=out)
     return 0

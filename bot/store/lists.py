@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import sqlite3
-from typing import Any, AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
@@ -21,6 +20,7 @@ ENTRY_CHUNK = 5000  # rows per query when streaming every entry at start-up
 ID_CHUNK = 500  # ids per IN (...) query, well under SQLite's variable limit
 VIEW_CROPS = ("border", "content")  # the trimmed views an entry may keep (detectors.matching)
 MAX_VIEWS = 4
+BULK_CHUNK = 2000  # rows per write transaction of a bulk import: the bot's writes wait well under a second
 MAX_FINGERPRINT = 262144  # characters of base64: the schema's bound
 
 _ENTRY_COLUMNS = (
@@ -155,12 +155,18 @@ class ListMatchingMixin:
             after = rows[-1]["entry_id"]
 
     async def add_entries_bulk(self, list_id: int, hashes: Sequence[Mapping[str, Any]], *,
-                               added_by: str | int | None = None, note: str | None = None) -> ImportCounts:
-        """Adds many entries in ONE transaction: all of them or, on any error, none.
+                               added_by: str | int | None = None, note: str | None = None,
+                               progress: Callable[[int], None] | None = None) -> ImportCounts:
+        """Adds many entries: all of them or, on any error, none.
 
         Each item has any of pdq, pdq_quality, phash, sha256 (and optionally its own note);
         items whose SHA-256 or PDQ is already in the list (or earlier in ``hashes``) are
-        counted as duplicates and skipped, as ``add_entry`` does.
+        counted as duplicates and skipped, as ``add_entry`` does. Every item is checked
+        before anything is written. The rows are then written in transactions of
+        ``BULK_CHUNK``, so the running bot's own writes never wait long; if one fails, the
+        rows already written by this call are deleted again. (A process killed midway
+        leaves part of the import: running it again adds the rest, the duplicates being
+        skipped.) ``progress`` is called with the number of items written so far.
         """
         lid = checks.record_id("list_id", list_id)
         by = checks.optional_ident("added_by", added_by)
@@ -177,25 +183,36 @@ class ListMatchingMixin:
             if row[0] is None and row[2] is None and row[3] is None:
                 raise BadStoreValue(f"hashes[{i}]", h, "at least one of pdq, phash or sha256")
             rows.append(row)
-        now = self._db.now()
-        async with self._db.write() as c:
+        stamp = self._db.now()  # marks this import's rows, to take them back on a failure
+        async with self._db.read() as c:
             if await (await c.execute("SELECT 1 FROM lists WHERE id = ?", (lid,))).fetchone() is None:
                 raise UnknownRecord("list", lid)
             known = await c.execute_fetchall("SELECT pdq, sha256 FROM entries WHERE list_id = ?", (lid,))
-            pdqs = {r[0] for r in known if r[0] is not None}
-            shas = {r[1] for r in known if r[1] is not None}
-            fresh = []
-            for pdq, quality, phash, sha, text in rows:
-                if (sha is not None and sha in shas) or (pdq is not None and pdq in pdqs):
-                    continue
-                pdqs.add(pdq)
-                shas.add(sha)
-                fresh.append((lid, pdq, quality, phash, sha, by, now, text))
-            await c.executemany(
-                "INSERT INTO entries (list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, note)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                fresh,
-            )
+            first = (await (await c.execute("SELECT coalesce(max(id), 0) FROM entries")).fetchone())[0]
+        pdqs = {r[0] for r in known if r[0] is not None}
+        shas = {r[1] for r in known if r[1] is not None}
+        del known
+        fresh = []
+        for pdq, quality, phash, sha, text in rows:
+            if (sha is not None and sha in shas) or (pdq is not None and pdq in pdqs):
+                continue
+            pdqs.add(pdq)
+            shas.add(sha)
+            fresh.append((lid, pdq, quality, phash, sha, by, stamp, text))
+        try:
+            for start in range(0, len(fresh), BULK_CHUNK):
+                async with self._db.write() as c:
+                    await c.executemany(
+                        "INSERT INTO entries (list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, note)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        fresh[start : start + BULK_CHUNK],
+                    )
+                if progress is not None:
+                    progress(min(len(fresh), start + BULK_CHUNK))
+        except BaseException:
+            async with self._db.write() as c:
+                await c.execute("DELETE FROM entries WHERE list_id = ? AND added_at = ? AND id > ?", (lid, stamp, first))
+            raise
         return ImportCounts(added=len(fresh), duplicates=len(rows) - len(fresh))
 
     async def last_list_change(self) -> int:
