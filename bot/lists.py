@@ -14,6 +14,7 @@ local-feature match covering only part of the query, counts for block lists only
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -202,17 +203,16 @@ class HashLists:
             self.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
         features = store.iter_all_features().__aiter__()
         pending = await anext(features, None)
-        batch: list[tuple[Entry, Any | None]] = []
+        batch: list[tuple[Any, Any | None]] = []
         async for record in store.iter_all_entries():
             # both streams are in id order: a merge join
             while pending is not None and pending.entry_id < record.id:
                 pending = await anext(features, None)
-            mine = pending if pending is not None and pending.entry_id == record.id else None
-            batch.append(self._decoded(record, mine))
+            batch.append((record, pending if pending is not None and pending.entry_id == record.id else None))
             if len(batch) >= SYNC_CHUNK:
-                self._add_batch(batch)
+                await asyncio.to_thread(self._add_batch, batch)
                 batch = []
-        self._add_batch(batch)
+        await asyncio.to_thread(self._add_batch, batch)
         await store.forget_list_changes(self.seen_change)
         log.info("hash lists loaded: %d lists, %d entries (%d with local features)",
                  len(self._lists), len(self.index), self.index.local_size)
@@ -225,25 +225,35 @@ class HashLists:
             if not changes:
                 return applied
             added: set[int] = set()
+            removed: list[int] = []
+            dropped: list[int] = []
             for ch in changes:
                 if ch.op == "add":
                     added.add(ch.entry_id)
                 elif ch.op == "remove":
                     added.discard(ch.entry_id)
-                    self.remove(ch.entry_id)
+                    removed.append(ch.entry_id)
                 elif ch.op == "list":
                     lst = await store.get_list(ch.list_id)
                     if lst is not None:
                         self.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
                 elif ch.op == "unlist":
-                    self.drop_list(ch.list_id)
+                    dropped.append(ch.list_id)
+            # ids are never reused, so removals and additions of one batch commute
+            if removed or dropped:
+                await asyncio.to_thread(self._forget, removed, dropped)
             if added:
                 records = await store.entries_by_id(sorted(added))
                 features = await store.entry_features(sorted(records))
-                self._add_batch([self._decoded(r, features.get(i)) for i, r in sorted(records.items())])
+                await asyncio.to_thread(self._add_batch, [(r, features.get(i)) for i, r in sorted(records.items())])
             self.seen_change = changes[-1].seq
             await store.forget_list_changes(self.seen_change)
             applied += len(changes)
+
+    def _forget(self, entry_ids: list[int], list_ids: list[int]) -> None:
+        self.remove_many(entry_ids)
+        for list_id in list_ids:
+            self.drop_list(list_id)
 
     def _decoded(self, record: Any, features: Any | None) -> tuple[Entry, Any | None]:
         entry = entry_from_records(record, features)
@@ -253,6 +263,8 @@ class HashLists:
             log.warning("entry %d: its local fingerprint cannot be read (%s); matching it by hashes only", record.id, exc)
             return entry, None
 
-    def _add_batch(self, batch: list[tuple[Entry, Any | None]]) -> None:
+    def _add_batch(self, batch: list[tuple[Any, Any | None]]) -> None:
+        """Adds store records (entry, features): decoding and indexing off the event loop."""
         if batch:
-            self.add_many([e for e, _ in batch], [fp for _, fp in batch])
+            decoded = [self._decoded(record, features) for record, features in batch]
+            self.add_many([e for e, _ in decoded], [fp for _, fp in decoded])
