@@ -180,9 +180,13 @@ def query_of_bytes(data: bytes, limits: MediaLimits = MediaLimits()) -> list[tup
     return out
 
 
+def _notify_of(owner: "ProtectedOwner") -> tuple[str, str] | None:
+    return (owner.notify_platform, owner.notify_user) if owner.notify and owner.notify_platform and owner.notify_user else None
+
+
 def _known(photo: "ProtectedPhoto", owner: "ProtectedOwner") -> KnownPhoto:
     member = (owner.platform, owner.user_id) if owner.kind == "member" and owner.platform and owner.user_id else None
-    notify = (owner.notify_platform, owner.notify_user) if owner.notify and owner.notify_platform and owner.notify_user else None
+    notify = _notify_of(owner)
     group = (photo.platform, photo.chat_id) if photo.platform and photo.chat_id else None
     return KnownPhoto(photo.id, owner.id, owner.name, photo.source, member, notify, group, photo.label, photo.pdq)
 
@@ -199,6 +203,7 @@ class ProtectedIndex:
     def __init__(self) -> None:
         self._local: Any = None  # made at the first add
         self._photos: dict[int, KnownPhoto] = {}
+        self._by_owner: dict[int, set[int]] = {}  # owner id -> photo ids
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -231,17 +236,34 @@ class ProtectedIndex:
             self._local.add_many([(photo.id, fp) for photo, fp in items])
             for photo, _ in items:
                 self._photos[photo.id] = photo
+                self._by_owner.setdefault(photo.owner_id, set()).add(photo.id)
 
-    def update(self, photo: KnownPhoto) -> None:
-        """New owner details (a name or notice choice changed); the fingerprint stays."""
+    def owner_details(self, owner_id: int) -> tuple[str, tuple[str, str] | None] | None:
+        """(name, notify_to) of an owner as the index holds them; None if none of theirs is held."""
+        for pid in self._by_owner.get(owner_id, ()):
+            photo = self._photos.get(pid)
+            if photo is not None:
+                return photo.owner, photo.notify_to
+        return None
+
+    def update_owner(self, owner_id: int, name: str, notify_to: tuple[str, str] | None) -> None:
+        """New owner details (a name or notice choice changed) for all their photos."""
         with self._lock:
-            if photo.id in self._photos:
-                self._photos[photo.id] = photo
+            for pid in self._by_owner.get(owner_id, ()):
+                photo = self._photos.get(pid)
+                if photo is not None:
+                    self._photos[pid] = replace(photo, owner=name, notify_to=notify_to)
 
     def remove(self, photo_id: int) -> bool:
         with self._lock:
-            if self._photos.pop(photo_id, None) is None:
+            photo = self._photos.pop(photo_id, None)
+            if photo is None:
                 return False
+            mine = self._by_owner.get(photo.owner_id)
+            if mine is not None:
+                mine.discard(photo_id)
+                if not mine:
+                    del self._by_owner[photo.owner_id]
             self._local.remove(photo_id)
             return True
 
@@ -378,16 +400,11 @@ class Protector:
                 fresh_photos = [p async for p in self.store.iter_protected_photos(ids=new)]
                 await self._add_loaded(fresh_photos, owners)
             # owner details (name, notices) may have changed for photos already held
-            for pid in held & stored:
-                known = self.index.get(pid)
-                owner = owners.get(known.owner_id) if known else None
-                if known is not None and owner is not None:
-                    fresh = replace(
-                        known, owner=owner.name,
-                        notify_to=(owner.notify_platform, owner.notify_user) if owner.notify and owner.notify_user else None,
-                    )
-                    if fresh != known:
-                        self.index.update(fresh)
+            for owner in owners.values():
+                fresh = (owner.name, _notify_of(owner))
+                held_as = self.index.owner_details(owner.id)
+                if held_as is not None and held_as != fresh:
+                    self.index.update_owner(owner.id, *fresh)
         return True
 
     def start(self) -> None:
@@ -435,7 +452,10 @@ class Protector:
 
     def open_session(self, platform: str, user_id: str) -> None:
         """After /protect: photos the member sends privately are registered for a while."""
-        self._sessions[(platform, user_id)] = time.monotonic() + self.settings.session_minutes * 60
+        now = time.monotonic()
+        for key in [k for k, until in self._sessions.items() if until < now]:
+            del self._sessions[key]  # sessions nobody closed
+        self._sessions[(platform, user_id)] = now + self.settings.session_minutes * 60
 
     def session_open(self, platform: str, user_id: str) -> bool:
         until = self._sessions.get((platform, user_id))
@@ -480,11 +500,7 @@ class Protector:
         return True
 
     def _update_owner(self, owner: "ProtectedOwner") -> None:
-        notify = (owner.notify_platform, owner.notify_user) if owner.notify and owner.notify_user else None
-        for pid in self.index.ids():
-            known = self.index.get(pid)
-            if known is not None and known.owner_id == owner.id:
-                self.index.update(replace(known, owner=owner.name, notify_to=notify))
+        self.index.update_owner(owner.id, owner.name, _notify_of(owner))
 
     async def member_photos(self, platform: str, user_id: str) -> tuple["ProtectedOwner | None", list["ProtectedPhoto"]]:
         owner = await self.store.member_owner(platform, user_id)
