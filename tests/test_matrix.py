@@ -378,6 +378,22 @@ async def test_end_to_end_encrypted_room_image_is_decrypted_redacted_and_the_ale
 
 
 @shared_loop
+async def test_block_of_a_message_not_in_memory_fetches_it_and_redacts_its_edits_too(synapse, vigil, photo, other_photo):
+    """As after a restart: the replied-to event and its edits are read back from the homeserver (and decrypted)."""
+    platform = vigil.core.platforms["matrix"]
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=True)
+        original = await member.send_image(room.room_id, jpeg(photo), "image/jpeg", encrypted_room=True)
+        edit = await member.edit_media(room.room_id, original, jpeg(other_photo), encrypted_room=True)
+        await checked(vigil, original)
+        platform._posted.clear()
+        platform._related.clear()
+        await owner.reply(room.room_id, original, "!vigil block")
+        await wait_redacted(owner, room.room_id, original)
+        await wait_redacted(owner, room.room_id, edit)
+
+
+@shared_loop
 async def test_direct_room_start_and_groups(synapse, vigil):
     async with people(synapse, "owner") as (owner,):
         room = await protected_room(owner, bot_of(vigil), name="Chess club")

@@ -129,6 +129,7 @@ class _Related:
     sender: str = ""
     edits: list[str] = field(default_factory=list)
     mxcs: list[str] = field(default_factory=list)
+    complete: bool = False  # the original message itself was seen (not only an edit of it)
 
 
 class MatrixPlatform:
@@ -223,40 +224,45 @@ class MatrixPlatform:
     # --- the sync loop ---------------------------------------------------------------------
 
     async def _sync_loop(self) -> None:
-        token = await self.store.get_state(SYNC_KEY)
-        first, backoff = True, 1.0
+        token: str | None = None
+        loaded, first, backoff = False, True, 1.0
         while not self._stopping.is_set():
             try:
-                response = await call(
-                    "sync",
-                    self.client.sync(
-                        timeout=self.config.sync_timeout * 1000, since=token, full_state=True if first else None, sync_filter=self._filter
-                    ),
-                )
+                if not loaded:
+                    token, loaded = await self.store.get_state(SYNC_KEY), True
+                token, first = await self._sync_once(token, first)
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
             except RetryLater as exc:
                 await asyncio.sleep(exc.retry_after)
-                continue
-            except PlatformError as exc:
+            except Exception as exc:  # whatever fails, the loop goes on from the last saved token
                 self.connected = False
-                log.warning("matrix: sync failed (%s); retrying in %.0f s", exc, backoff)
+                if isinstance(exc, _SubmitFailed):
+                    log.error("matrix: could not record this sync's events (%s); reading them again in %.0f s", exc.__cause__, backoff)
+                elif isinstance(exc, PlatformError):
+                    log.warning("matrix: sync failed (%s); retrying in %.0f s", exc, backoff)
+                else:
+                    log.exception("matrix: the sync loop failed; retrying in %.0f s", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60)
-                continue
-            arrived = time.perf_counter()
-            self.connected, backoff = True, 1.0
-            self._ready.set()  # nio has read the rooms' state: direct rooms can be looked up
-            try:
-                await self._handle_sync(response, token, arrived)
-            except _SubmitFailed as exc:
-                # the token stays: the same events come again, and the store's work is idempotent
-                log.error("matrix: could not record this sync's events (%s); retrying it", exc.__cause__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60)
-                continue
-            token = response.next_batch
-            await self.store.set_state(SYNC_KEY, token)
-            first = False
-            await self._keys_maintenance()
+
+    async def _sync_once(self, token: str | None, first: bool) -> tuple[str | None, bool]:
+        """One sync: hand its events over, then (only then) save its token. Returns the new token."""
+        response = await call(
+            "sync",
+            self.client.sync(
+                timeout=self.config.sync_timeout * 1000, since=token, full_state=True if first else None, sync_filter=self._filter
+            ),
+        )
+        arrived = time.perf_counter()
+        self.connected = True
+        self._ready.set()  # nio has read the rooms' state: direct rooms can be looked up
+        # _SubmitFailed leaves the token as it was: the same events come again (the store's work is idempotent)
+        await self._handle_sync(response, token, arrived)
+        await self.store.set_state(SYNC_KEY, response.next_batch)
+        await self._keys_maintenance()
+        return response.next_batch, False
 
     async def _keys_maintenance(self) -> None:
         """What matrix-nio's sync_forever does between syncs: keep the device's encryption going."""
@@ -418,6 +424,8 @@ class MatrixPlatform:
             self._related.put((room_id, message_id), related)
         if revision:
             related.edits.append(found.event_id)
+        else:
+            related.complete = True
         for mxc in mxcs_of(source):
             if mxc not in related.mxcs:
                 related.mxcs.append(mxc)
@@ -804,8 +812,12 @@ class MatrixPlatform:
 
     async def delete(self, chat_id: str, message_id: str) -> None:
         related = self._related.get((chat_id, message_id))
-        if related is None:  # not seen in this run (a restart): ask the server
-            related = await self._find_related(chat_id, message_id)
+        if related is None or not related.complete:  # not seen in this run (a restart): ask the server
+            found = await self._find_related(chat_id, message_id)
+            if related is not None:
+                found.edits = list(dict.fromkeys(found.edits + related.edits))
+                found.mxcs = list(dict.fromkeys(found.mxcs + related.mxcs))
+            related = found
         await self._redact(chat_id, message_id)
         timing = self.timings.get(message_id)
         if timing is not None and timing[1] is None:
@@ -825,6 +837,7 @@ class MatrixPlatform:
             source = getattr(got.event, "source", {}) or {}
             related.sender = str(source.get("sender") or "")
             related.mxcs.extend(mxcs_of(source))
+            related.complete = True
         except PlatformError as exc:
             log.info("matrix: room %s: event %s not fetched before redaction: %s", room_id, message_id, exc)
             return related
@@ -873,6 +886,8 @@ class MatrixPlatform:
     async def restrict(self, chat_id: str, user_id: str, until: datetime) -> None:
         """Matrix has no timed mute: lower the member's level below what posting needs, and record until when."""
         power = await self._power(chat_id)
+        if power.levels is None:
+            raise PlatformError(f"room {chat_id} has no power levels to lower a member in")
         if not power.can_lower(self.me, user_id):
             raise MissingRight("change members' power levels (to mute them)")
         levels = dict(power.levels or {})
