@@ -546,6 +546,10 @@ def test_commands_and_choices():
     msg = render(OutgoingMessage("Alert", "<b>Alert</b>", ((Button("Delete", "del:3"), Button("Keep", "keep:3")),)), notice=False, choose_line="Choose:")
     assert msg.keys == {"1\ufe0f\u20e3": "del:3", "2\ufe0f\u20e3": "keep:3"}
     assert "!vigil keep:3" in msg.content["body"] and "<br>" in msg.content["formatted_body"]
+    # the core's Telegram-style commands are written the Matrix way ("/" is a client command there)
+    help_line = render(OutgoingMessage("/block (reply) or /vigil mode off; see https://example.org/help"), notice=True, choose_line="")
+    assert help_line.content["body"] == "!vigil block (reply) or !vigil mode off; see https://example.org/help"
+    assert help_line.content["msgtype"] == "m.notice" and help_line.keys == {}
 
 
 # --- the adapter on its own: errors over real HTTP, and the sync token rule --------------------------

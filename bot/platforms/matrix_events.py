@@ -239,6 +239,17 @@ def same_key(a: str, b: str) -> bool:
 # --- writing ------------------------------------------------------------------------------------
 
 
+# The core writes commands the Telegram way; on Matrix a leading "/" is a client command (Element
+# would not even send "/vigil"), so Vigil's commands are spelled "!vigil …" here.
+_SLASH_COMMAND = re.compile(r"(?<![\w/])/(vigil|block|allow|groups|help|start)\b")
+_AS_MATRIX = {"vigil": "!vigil", "block": "!vigil block", "allow": "!vigil allow", "groups": "!vigil groups", "help": "!vigil help", "start": "!vigil start"}
+
+
+def matrix_commands(text: str) -> str:
+    """'/vigil mode off' -> '!vigil mode off', '/block' -> '!vigil block' (URLs and paths are left alone)."""
+    return _SLASH_COMMAND.sub(lambda m: _AS_MATRIX[m.group(1)], text)
+
+
 def button_choices(buttons: Sequence[Sequence[Button]]) -> list[tuple[str | None, Button]]:
     """Each button with its reaction key (the first ten get 1️⃣…🔟; the rest are typed only)."""
     flat = [b for row in buttons for b in row]
@@ -253,8 +264,8 @@ class MatrixMessage:
 
 def render(message: OutgoingMessage, *, notice: bool, choose_line: str) -> MatrixMessage:
     """An OutgoingMessage as Matrix content: plain body, HTML, and buttons as reactions or commands."""
-    text = message.text
-    markup = message.html if message.html is not None else html.escape(message.text, quote=False)
+    text = matrix_commands(message.text)
+    markup = matrix_commands(message.html if message.html is not None else html.escape(message.text, quote=False))
     keys: dict[str, str] = {}
     choices = button_choices(message.buttons)
     if choices:
