@@ -63,8 +63,7 @@ class Core:
     async def start(self) -> None:
         await self.load_lists()
         if self.config.protect.enabled:
-            await self.protector.load()
-            self.protector.start()
+            self.protector.start()  # loads the protected photos in the background
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.pipeline.start()
         self._started = True

@@ -350,19 +350,30 @@ class Protector:
     async def load(self) -> int:
         """Everything from the store into the index; returns how many photos."""
         async with self._sync_lock:
+            started = time.monotonic()
+            # read first: a change made while loading shows as a newer generation, and the
+            # next refresh applies it
             self._generation = await self.store.protected_generation()
-            owners = {o.id: o for o in await self.store.protected_owners()}
-            count = 0
-            batch: list = []
-            async for photo in self.store.iter_protected_photos():
-                batch.append(photo)
-                if len(batch) >= LOAD_BATCH:
-                    count += await self._add_loaded(batch, owners)
-                    batch = []
-            count += await self._add_loaded(batch, owners)
+            try:
+                owners = {o.id: o for o in await self.store.protected_owners()}
+                count = await self._add_stored(self.store.iter_protected_photos(), owners)
+            except BaseException:
+                self._generation = -1  # half loaded: the next refresh catches up
+                raise
             if count:
-                log.info("protected photos: %d fingerprints loaded", count)
+                log.info("protected photos: %d fingerprints loaded in %.1f s", count, time.monotonic() - started)
             return count
+
+    async def _add_stored(self, photos: Any, owners: dict) -> int:
+        """Stored photos (an async iterator) into the index, a batch at a time."""
+        count = 0
+        batch: list = []
+        async for photo in photos:
+            batch.append(photo)
+            if len(batch) >= LOAD_BATCH:
+                count += await self._add_loaded(batch, owners)
+                batch = []
+        return count + await self._add_loaded(batch, owners)
 
     async def _add_loaded(self, photos: list["ProtectedPhoto"], owners: dict) -> int:
         """Stored photos into the index (decoding off the event loop); returns how many."""
@@ -397,8 +408,7 @@ class Protector:
             owners = {o.id: o for o in await self.store.protected_owners()}
             new = sorted(stored - held)
             if new:
-                fresh_photos = [p async for p in self.store.iter_protected_photos(ids=new)]
-                await self._add_loaded(fresh_photos, owners)
+                await self._add_stored(self.store.iter_protected_photos(ids=new), owners)
             # owner details (name, notices) may have changed for photos already held
             for owner in owners.values():
                 fresh = (owner.name, _notify_of(owner))
@@ -408,12 +418,23 @@ class Protector:
         return True
 
     def start(self) -> None:
-        """Follow the store, and delete expired group photos, until ``stop``."""
+        """Load the index in the background (100,000 photos take a minute or two; scans go on
+        meanwhile, matching what is loaded so far), then follow the store and delete expired
+        group photos, until ``stop``."""
         if not self._tasks:
             self._tasks = [
-                asyncio.create_task(self._every(REFRESH_SECONDS, self.refresh), name="vigil-protect-refresh"),
+                asyncio.create_task(self._follow(), name="vigil-protect-refresh"),
                 asyncio.create_task(self._every(EXPIRE_SECONDS, self.expire), name="vigil-protect-expire"),
             ]
+
+    async def _follow(self) -> None:
+        try:
+            await self.load()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the refreshes below catch up
+            log.exception("protected photos: loading failed; retrying in %.0f s", REFRESH_SECONDS)
+        await self._every(REFRESH_SECONDS, self.refresh)
 
     async def _every(self, seconds: float, job: Callable[[], Any]) -> None:
         while True:

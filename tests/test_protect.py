@@ -237,6 +237,18 @@ async def test_a_running_bot_follows_changes_made_by_another_process(store, phot
         assert not await bot_side.refresh()  # nothing new
         assert await cli_side.remove_photo(pid)
         assert await bot_side.refresh() and len(bot_side.index) == 0
+        # a restarted bot loads what is stored, in the background
+        kept = await cli_side.add_operator_photo("Team photo", jpeg(photos["faces"]))
+        restarted = Protector(store, ProtectConfig())
+        restarted.start()
+        try:
+            for _ in range(100):
+                if len(restarted.index):
+                    break
+                await asyncio.sleep(0.05)
+            assert restarted.index.ids() == {kept}
+        finally:
+            await restarted.stop()
     finally:
         await other.close()
 
