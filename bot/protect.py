@@ -58,7 +58,7 @@ DECODE_MIN_SIDE = 320  # decode registered photos as the scanner decodes posted 
 SEARCH_LIMIT = 5  # known photos reported per scanned frame
 REFRESH_SECONDS = 5.0  # how often a running bot looks for changes made by `vigil protect`
 EXPIRE_SECONDS = 3600.0  # how often group photos past their retention are deleted
-LOAD_BATCH = 5000  # stored fingerprints added to the index at once when loading
+LOAD_BATCH = 2000  # stored fingerprints added to the index at once when loading
 
 
 class ProtectError(VigilError):
@@ -345,6 +345,10 @@ class Protector:
             return await self._cpu(fn, *args)
         return await asyncio.to_thread(fn, *args)
 
+    async def _index_add(self, photo: KnownPhoto, fp: Fingerprint) -> None:
+        # off the event loop: an add now and then merges large index segments (seconds at 100,000)
+        await asyncio.to_thread(self.index.add, photo, fp)
+
     # --- loading and following the store ------------------------------------------------
 
     async def load(self) -> int:
@@ -404,7 +408,7 @@ class Protector:
             stored = await self.store.protected_photo_ids()
             held = self.index.ids()
             for gone in held - stored:
-                self.index.remove(gone)
+                await asyncio.to_thread(self.index.remove, gone)
             owners = {o.id: o for o in await self.store.protected_owners()}
             new = sorted(stored - held)
             if new:
@@ -507,7 +511,7 @@ class Protector:
         del data
         owner = await self.store.member_owner(platform, user_id, name=name or user_id, create=True)
         photo = await self.store.add_protected_photo(owner.id, encode_fingerprint(made.fingerprint), source="private", pdq=made.pdq)
-        self.index.add(_known(photo, owner), made.fingerprint)
+        await self._index_add(_known(photo, owner), made.fingerprint)
         return Registered(photo.id, owner.id, len(photos) + 1, first=private == 0)
 
     async def set_member_notify(self, platform: str, user_id: str, notify: bool) -> bool:
@@ -540,13 +544,12 @@ class Protector:
     async def remove_owner(self, owner_id: int) -> int:
         ids = [p.id for p in await self.store.protected_photos(owner_id)]
         removed = await self.store.remove_protected_owner(owner_id)
-        for pid in ids:
-            self.index.remove(pid)
+        await asyncio.to_thread(lambda: [self.index.remove(pid) for pid in ids])
         return removed
 
     async def remove_photo(self, photo_id: int) -> bool:
         done = await self.store.remove_protected_photo(photo_id)
-        self.index.remove(photo_id)
+        await asyncio.to_thread(self.index.remove, photo_id)
         return done
 
     async def remove_member_photo(self, platform: str, user_id: str, photo_id: int) -> bool:
@@ -574,7 +577,7 @@ class Protector:
             owner.id, encode_fingerprint(known), source="group", pdq=pdq,
             platform=chat[0], chat_id=chat[1], expires_at=expires,
         )
-        self.index.add(_known(photo, owner), known)
+        await self._index_add(_known(photo, owner), known)
         return photo.id
 
     async def drop_group(self, platform: str, chat_id: str) -> int:
@@ -604,5 +607,5 @@ class Protector:
         photo = await self.store.add_protected_photo(
             owner.id, encode_fingerprint(made.fingerprint), source="operator", pdq=made.pdq, label=label
         )
-        self.index.add(_known(photo, owner), made.fingerprint)
+        await self._index_add(_known(photo, owner), made.fingerprint)
         return photo.id
