@@ -315,6 +315,20 @@ async def test_a_members_command_is_refused_and_changes_nothing(synapse, vigil, 
 
 
 @shared_loop
+async def test_a_demoted_moderator_loses_control_at_once(synapse, vigil):
+    async with people(synapse, "owner", "moderator") as (owner, moderator):
+        room = await protected_room(owner, bot_of(vigil), moderators=[moderator])
+        await moderator.send_text(room.room_id, "!vigil mode dryrun")
+        await bot_says(owner, room.room_id, bot_of(vigil), "Mode set to dryrun")
+        levels = (await owner.nio.room_get_state_event(room.room_id, "m.room.power_levels")).content
+        levels["users"].pop(moderator.user_id)
+        await owner.set_power_levels(room.room_id, levels)
+        await moderator.send_text(room.room_id, "!vigil mode delete")
+        await bot_says(owner, room.room_id, bot_of(vigil), "admins")
+        assert (await vigil.core.group_settings(ChatRef("matrix", room.room_id))).mode == "dryrun"
+
+
+@shared_loop
 async def test_too_low_a_power_level_is_reported_to_the_inviter(synapse, vigil):
     async with people(synapse, "owner") as (owner,):
         inbox = Inbox(owner, bot_of(vigil))

@@ -162,6 +162,10 @@ class MatrixPlatform:
         self._buttons: _Lru = _Lru(CACHE)  # event id -> {reaction key: button data}
         self._unquarantined: _Lru = _Lru(CACHE)  # message id -> media still on the server
         self._rights: dict[str, Rights] = {}
+        # each room's power rules, dropped when the sync shows any state event there (levels,
+        # members, creators) and after Vigil's own changes: as fresh as the sync itself
+        self._powers: dict[str, RoomPower] = {}
+        self._power_gen: dict[str, int] = {}  # bumped on each change, so a read in flight is not kept
         self._reachable: set[str] = set()
         self._contacts_known: set[str] = set()
         self._joining: set[str] = set()
@@ -290,6 +294,8 @@ class MatrixPlatform:
         for room_id in response.rooms.leave:
             self._forget_room(room_id)
         for room_id, info in response.rooms.join.items():
+            if info.state:
+                self._invalidate(room_id)
             events = list(info.timeline.events)
             if info.timeline.limited and since:
                 events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
@@ -381,6 +387,8 @@ class MatrixPlatform:
             log.exception("matrix: room %s: handling event %s failed", room_id, getattr(event, "event_id", "?"))
 
     async def _dispatch(self, room_id: str, source: dict, arrived: float) -> None:
+        if "state_key" in source:  # before anything reads it: a demoted moderator loses control at once
+            self._invalidate(room_id)
         sender = source.get("sender")
         if not isinstance(sender, str) or sender == self.me:
             return
@@ -459,6 +467,7 @@ class MatrixPlatform:
 
     def _forget_room(self, room_id: str) -> None:
         self._rights.pop(room_id, None)
+        self._invalidate(room_id)
         self._joining.discard(room_id)
 
     # --- commands, reactions, invites ------------------------------------------------------------
@@ -578,7 +587,7 @@ class MatrixPlatform:
         self.core.forget_admins(chat)
         if room_id in self._dm_of:
             return
-        rights = (await self._power(room_id)).rights(self.me)
+        rights = (await self._power(room_id, fresh=True)).rights(self.me)
         before = self._rights.get(room_id)
         self._rights[room_id] = rights
         if before is not None and rights != before:
@@ -879,13 +888,25 @@ class MatrixPlatform:
             log.warning("matrix: room %s: message %s was redacted but its media stays on the homeserver until an admin quarantines it: %s",
                         room_id, message_id, " ".join(left))
 
-    async def _power(self, room_id: str) -> RoomPower:
+    async def _power(self, room_id: str, *, fresh: bool = False) -> RoomPower:
+        """The room's power rules, from its state; kept until the sync shows a state change there."""
+        cached = None if fresh else self._powers.get(room_id)
+        if cached is not None:
+            return cached
+        generation = self._power_gen.get(room_id, 0)
         state = await call(f"read the state of {room_id}", self.client.room_get_state(room_id))
-        return room_power(state.events)
+        power = room_power(state.events)
+        if self._power_gen.get(room_id, 0) == generation:
+            self._powers[room_id] = power
+        return power
+
+    def _invalidate(self, room_id: str) -> None:
+        self._powers.pop(room_id, None)
+        self._power_gen[room_id] = self._power_gen.get(room_id, 0) + 1
 
     async def restrict(self, chat_id: str, user_id: str, until: datetime) -> None:
         """Matrix has no timed mute: lower the member's level below what posting needs, and record until when."""
-        power = await self._power(chat_id)
+        power = await self._power(chat_id, fresh=True)
         if power.levels is None:
             raise PlatformError(f"room {chat_id} has no power levels to lower a member in")
         if not power.can_lower(self.me, user_id):
@@ -898,12 +919,13 @@ class MatrixPlatform:
         self.mutes.put(Mute(chat_id, user_id, level, previous, until.astimezone(timezone.utc).isoformat()))
         users[user_id] = level
         levels["users"] = users
+        self._invalidate(chat_id)  # Vigil's own changes do not come back through its sync
         await call(f"mute {user_id}", self.client.room_put_state(chat_id, "m.room.power_levels", levels), right="change power levels (to mute)")
 
     async def unrestrict(self, chat_id: str, user_id: str) -> None:
         """Give back the level the member had before Vigil muted them (unless an admin changed it since)."""
         record = self.mutes.get(chat_id, user_id)
-        power = await self._power(chat_id)
+        power = await self._power(chat_id, fresh=True)
         levels = dict(power.levels or {})
         users = dict(levels.get("users") or {})
         current = users.get(user_id)
@@ -917,6 +939,7 @@ class MatrixPlatform:
         else:
             users.pop(user_id, None)
         levels["users"] = users
+        self._invalidate(chat_id)
         await call(f"unmute {user_id}", self.client.room_put_state(chat_id, "m.room.power_levels", levels), right="change power levels (to unmute)")
         self.mutes.remove(chat_id, user_id)
 
@@ -933,10 +956,12 @@ class MatrixPlatform:
             await asyncio.sleep(self.config.mute_check_interval)
 
     async def ban(self, chat_id: str, user_id: str) -> None:
+        self._invalidate(chat_id)
         await call(f"ban {user_id}", self.client.room_ban(chat_id, user_id, reason=BAN_REASON), right="ban members")
         self.mutes.remove(chat_id, user_id)
 
     async def kick(self, chat_id: str, user_id: str) -> None:
+        self._invalidate(chat_id)
         await call(f"kick {user_id}", self.client.room_kick(chat_id, user_id, reason=BAN_REASON), right="remove members (kick)")
 
     # --- who is who -----------------------------------------------------------------------------------
