@@ -383,6 +383,13 @@ async def test_end_to_end_encrypted_room_image_is_decrypted_redacted_and_the_ale
         assert getattr(alert, "decrypted", False), "the alert must arrive end-to-end encrypted"
         assert owner.nio.rooms[dm].encrypted
         assert undecrypted(inbox) == []
+        # the evidence record is an encrypted file in the encrypted direct room
+        _, export = choice(alert.body, "export")
+        await owner.send_text(dm, f"!vigil {export}")
+        await inbox.wait(lambda i: any(e.source["content"].get("msgtype") == "m.file" for _, e in i.messages))
+        file_event = next(e for _, e in inbox.messages if e.source["content"].get("msgtype") == "m.file")
+        assert "file" in file_event.source["content"] and "url" not in file_event.source["content"]
+        assert hit in (await owner.download_media(file_event)).decode()
         # block by reply works on an encrypted image too
         original = await member.send_image(room.room_id, jpeg(other_photo, 90), "image/jpeg", encrypted_room=True)
         await owner.reply(room.room_id, original, "!vigil block")

@@ -408,7 +408,8 @@ class MatrixPlatform:
         if private and sender not in self._reachable:
             self._reachable.add(sender)  # any message in the direct room makes the person reachable
             self._spawn(self.core.private_started(self._user(room_id, sender)), "marking a contact reachable")
-        if kind == "m.room.message" and content.get("msgtype") in ("m.text", "m.notice") and relation(content)[0] != "m.replace":
+        # commands are typed text; notices are what bots write, and answering them could loop
+        if kind == "m.room.message" and content.get("msgtype") == "m.text" and relation(content)[0] != "m.replace":
             typed = parse_command(plain_body(content), private=private)
             if typed is not None:
                 self._spawn(self._on_command(room_id, source, typed, private), "a command")
