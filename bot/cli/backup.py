@@ -44,7 +44,8 @@ async def backup(database: Path, dest: Path) -> Path:
         await store.close()
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     from bot.config import load_config
     from bot.errors import StoreError
 

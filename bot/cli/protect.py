@@ -183,7 +183,9 @@ async def _remove(config, args, out: TextIO, err: TextIO) -> int:
     return await _with_store(config, job)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     from bot.config import load_config
 
     if args.verb is None:

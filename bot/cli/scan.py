@@ -178,7 +178,9 @@ def derived_of(protector, scan: Scan) -> tuple:
     return derived_evidence(protector.match(scan_frames(scan)), label=scan.label, sender=None)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     from bot.config import load_config  # config is only needed here
 
     config = load_config(args.config) if args.config or args.protected else None
