@@ -32,14 +32,14 @@ from typing import Any, Awaitable
 from urllib.parse import quote
 
 import aiohttp
-from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEvent, RoomPreset, RoomSendResponse
-from nio.rooms import MatrixRoom
+from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEvent, RoomSendResponse
 
 from bot.config import MatrixConfig
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
 from bot.platforms.base import OutgoingMessage, Rights
-from bot.platforms.errors import MediaTooLarge, MessageGone, MissingRight, PlatformError, RetryLater, Transient, Unreachable
-from bot.platforms.matrix_errors import call, check, translate
+from bot.platforms.errors import MediaTooLarge, MissingRight, PlatformError, RetryLater, Transient
+from bot.platforms.matrix_errors import call, check
+from bot.platforms.matrix_direct import DirectRooms, RawApi
 from bot.platforms.matrix_events import (
     Typed,
     mxcs_of,
@@ -62,7 +62,6 @@ log = logging.getLogger("vigil.matrix")
 NAME = "matrix"
 SYNC_KEY = "matrix:sync_token"
 BUTTONS_KEY = "matrix:buttons:"
-MEGOLM = "m.megolm.v1.aes-sha2"
 REDACT_REASON = "Removed by Vigil (image moderation)"
 BAN_REASON = "Banned by Vigil (image moderation)"
 UNDECRYPTABLE_FOR = 24 * 3600  # seconds an encrypted event is retried before Vigil gives up on it
@@ -80,8 +79,8 @@ def sync_filter(me: str) -> dict:
         },
     }
 
+
 CACHE = 5000  # events remembered for replies, edits and redactions
-READY_WAIT = 30.0  # seconds an alert waits, after a start, for the first sync to show the direct rooms
 OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
 
 # The few words the adapter adds to rendered messages (the core's texts arrive translated).
@@ -154,9 +153,6 @@ class MatrixPlatform:
         # when each media event reached Vigil (its sync returned) and when it was redacted, by event id
         self.timings: _Lru = _Lru(20_000)
         self._undecrypted: dict[str, MegolmEvent] = {}
-        self._direct: dict[str, list[str]] = {}  # m.direct: user -> direct rooms
-        self._dm_of: dict[str, str] = {}  # direct room -> the other user
-        self._dm_locks: dict[str, asyncio.Lock] = {}
         self._posted: _Lru = _Lru(CACHE)  # (room, message id) -> MediaPosted (latest revision)
         self._related: _Lru = _Lru(CACHE)  # (room, message id) -> _Related
         self._buttons: _Lru = _Lru(CACHE)  # event id -> {reaction key: button data}
@@ -172,6 +168,8 @@ class MatrixPlatform:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()  # set once the first sync told nio which rooms Vigil is in
+        self.raw = RawApi(config.homeserver, lambda: self.http, lambda: self.client.access_token)
+        self.direct = DirectRooms(self.client, self.raw, config.user_id, self._ready)
         self._syncer: asyncio.Task[None] | None = None
         self._filter = sync_filter(config.user_id)
         self._lifter: asyncio.Task[None] | None = None
@@ -189,7 +187,7 @@ class MatrixPlatform:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=15))
         self.media = MediaFetcher(self.http, self.config.homeserver)
         await log_in(self.client, self.config, self.directory)
-        await self._load_direct()
+        await self.direct.load()
         self._stopping.clear()
         self._syncer = asyncio.create_task(self._sync_loop(), name="vigil-matrix-sync")
         self._lifter = asyncio.create_task(self._lift_mutes(), name="vigil-matrix-mutes")
@@ -404,7 +402,7 @@ class MatrixPlatform:
             return
         if kind not in ("m.room.message", "m.sticker"):
             return
-        private = room_id in self._dm_of
+        private = room_id in self.direct.user_of
         if private and sender not in self._reachable:
             self._reachable.add(sender)  # any message in the direct room makes the person reachable
             self._spawn(self.core.private_started(self._user(room_id, sender)), "marking a contact reachable")
@@ -562,7 +560,7 @@ class MatrixPlatform:
             return
         log.info("matrix: joined %s (invited by %s%s)", room_id, inviter, ", direct" if direct else "")
         if direct:
-            await self._remember_direct(inviter, room_id)
+            await self.direct.remember(inviter, room_id)
             self._reachable.add(inviter)
             await self.core.private_started(UserRef(NAME, inviter))
             return
@@ -586,7 +584,7 @@ class MatrixPlatform:
         """Levels changed: the core's moderator list is stale, and Vigil's own rights may be short now."""
         chat = self._chat(room_id)
         self.core.forget_admins(chat)
-        if room_id in self._dm_of:
+        if room_id in self.direct.user_of:
             return
         rights = (await self._power(room_id, fresh=True)).rights(self.me)
         before = self._rights.get(room_id)
@@ -596,107 +594,12 @@ class MatrixPlatform:
                 chat, self._user(room_id, by), can_delete=rights.can_delete, can_restrict=rights.can_restrict, is_admin=rights.is_admin
             ))
 
-    # --- direct rooms -------------------------------------------------------------------------
-
-    async def _raw(self, method: str, path: str, body: Any = None, *, token: str | None = None, what: str = "") -> dict:
-        """A client-API call matrix-nio has no method for."""
-        assert self.http is not None
-        url = self.config.homeserver + path
-        headers = {"Authorization": f"Bearer {token or self.client.access_token}"}
-        try:
-            async with self.http.request(method, url, headers=headers, json=body) as reply:
-                try:
-                    data = await reply.json(content_type=None)
-                except ValueError:
-                    data = {}
-                if reply.status == 200:
-                    return data if isinstance(data, dict) else {}
-                raise translate(data if isinstance(data, dict) else {}, what or path, status=reply.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
-            raise Transient(f"{what or path}: {type(exc).__name__} {exc}".strip()) from None
-
-    async def _load_direct(self) -> None:
-        try:
-            data = await self._raw("GET", f"/_matrix/client/v3/user/{quote(self.me)}/account_data/m.direct", what="read m.direct")
-        except PlatformError:  # never set yet (M_NOT_FOUND), or unreadable: start empty
-            data = {}
-        self._direct = {u: [r for r in rooms if isinstance(r, str)] for u, rooms in data.items() if isinstance(rooms, list)}
-        self._dm_of = {r: u for u, rooms in self._direct.items() for r in rooms}
-
-    async def _remember_direct(self, user_id: str, room_id: str) -> None:
-        rooms = self._direct.setdefault(user_id, [])
-        if room_id not in rooms:
-            rooms.append(room_id)
-        self._dm_of[room_id] = user_id
-        try:
-            await self._raw("PUT", f"/_matrix/client/v3/user/{quote(self.me)}/account_data/m.direct", self._direct, what="save m.direct")
-        except PlatformError as exc:
-            log.warning("matrix: could not save the direct rooms list: %s", exc)
-
-    def _dm_usable(self, room_id: str, user_id: str) -> bool:
-        room = self.client.rooms.get(room_id)
-        return room is not None and user_id in room.users and self.me in room.users
-
-    async def _dm_room(self, user_id: str) -> str:
-        """The direct room with ``user_id``: reused when it exists, else created (encrypted when
-        Vigil shares an encrypted room with them)."""
-        if not self._ready.is_set():  # right after a start, before the first sync: rooms are unknown yet
-            try:
-                await asyncio.wait_for(self._ready.wait(), READY_WAIT)
-            except asyncio.TimeoutError:
-                pass
-        lock = self._dm_locks.setdefault(user_id, asyncio.Lock())
-        async with lock:
-            rooms = self._direct.get(user_id, [])
-            for room_id in reversed(rooms):
-                if self._dm_usable(room_id, user_id):
-                    return room_id
-            latest = next((r for r in reversed(rooms) if r in self.client.rooms), None)
-            if latest is not None:
-                # they left (or declined) the direct room: like blocking a bot on Telegram, until
-                # they write to Vigil again
-                raise Unreachable(f"{user_id} left the direct room {latest} with Vigil")
-            await self._check_exists(user_id)
-            encrypted = any(r.encrypted and user_id in r.users for r in self.client.rooms.values() if r.room_id not in self._dm_of)
-            state = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}] if encrypted else []
-            created = await call(
-                f"open a direct room with {user_id}",
-                self.client.room_create(is_direct=True, invite=[user_id], preset=RoomPreset.private_chat, initial_state=state, name="Vigil"),
-                unreachable=True,
-            )
-            room_id = created.room_id
-            room = self.client.rooms.get(room_id)
-            if room is None:
-                # not synced yet: tell nio about the room now, so sending (and sharing keys) need not wait
-                room = MatrixRoom(room_id, self.me, encrypted)
-                self.client.rooms[room_id] = room
-            # a sync may have shown the room before its encryption state: never send in clear by mistake
-            room.add_member(self.me, None, None)
-            room.add_member(user_id, None, None, invited=True)
-            if encrypted:
-                room.encrypted = True
-                self.client.encrypted_rooms.add(room_id)
-                if self.client.olm is not None:
-                    self.client.olm.update_tracked_users(room)
-            await self._remember_direct(user_id, room_id)
-            log.info("matrix: opened a %sdirect room with %s", "encrypted " if encrypted else "", user_id)
-            return room_id
-
-    async def _check_exists(self, user_id: str) -> None:
-        """A homeserver accepts an invite to a user who does not exist: ask for the profile first."""
-        try:
-            await self._raw("GET", f"/_matrix/client/v3/profile/{quote(user_id)}", what=f"look up {user_id}")
-        except MessageGone:
-            raise Unreachable(f"{user_id} does not exist on their homeserver") from None
-        except PlatformError:
-            pass  # profiles may be private: try the invite anyway
-
     # --- sending ---------------------------------------------------------------------------------
 
     async def _language(self, room_id: str) -> str | None:
         try:
-            if room_id in self._dm_of:
-                contact = await self.store.get_contact(NAME, self._dm_of[room_id])
+            if room_id in self.direct.user_of:
+                contact = await self.store.get_contact(NAME, self.direct.user_of[room_id])
                 return contact.language if contact else None
             return (await self.core.group_settings(ChatRef(NAME, room_id))).language
         except Exception:
@@ -755,7 +658,7 @@ class MatrixPlatform:
                     break
 
     async def send_private(self, user_id: str, message: OutgoingMessage) -> str:
-        room_id = await self._dm_room(user_id)
+        room_id = await self.direct.room_for(user_id)
         # an alert is known by its choices (they name its audit record): the same transaction id
         # makes the homeserver drop a resend after a crash between sending and recording it
         data = sorted(b.data for row in message.buttons for b in row)
@@ -767,7 +670,7 @@ class MatrixPlatform:
         return await self._send(chat_id, message, notice=not message.buttons)
 
     async def send_file(self, user_id: str, filename: str, data: bytes, caption: str) -> None:
-        room_id = await self._dm_room(user_id)
+        room_id = await self.direct.room_for(user_id)
         room = self.client.rooms.get(room_id)
         encrypted = bool(room is not None and room.encrypted)
         mime = "application/json" if filename.endswith(".json") else "application/octet-stream"
@@ -852,7 +755,7 @@ class MatrixPlatform:
             log.info("matrix: room %s: event %s not fetched before redaction: %s", room_id, message_id, exc)
             return related
         try:
-            page = await self._raw(
+            page = await self.raw(
                 "GET", f"/_matrix/client/v1/rooms/{quote(room_id)}/relations/{quote(message_id)}/m.replace?limit=100", what="read edits"
             )
         except PlatformError as exc:
