@@ -792,6 +792,11 @@ class MatrixPlatform:
             log.warning("matrix: room %s: message %s was redacted but its media stays on the homeserver until an admin quarantines it: %s",
                         room_id, message_id, " ".join(left))
 
+    def media_left(self, message_id: str) -> tuple[str, ...]:
+        """The files (mxc URIs) a redaction of this message left on the homeserver, for the alert:
+        empty when they were quarantined (or the message is unknown)."""
+        return tuple(self._unquarantined.get(message_id) or ())
+
     async def _power(self, room_id: str, *, fresh: bool = False) -> RoomPower:
         """The room's power rules, from its state; kept until the sync shows a state change there."""
         cached = None if fresh else self._powers.get(room_id)
