@@ -413,7 +413,15 @@ class MatrixPlatform:
                 self._spawn(self._on_command(room_id, source, typed, private), "a command")
                 return
         if private:
-            return  # images in a direct room with Vigil are not a group's business
+            # an image in a direct room is a member's photo to protect (when a /protect session is open)
+            found = posted_media(source)
+            if found is not None:
+                event = MediaPosted(
+                    chat=self._chat(room_id), message_id=found.event_id, sender=self._user(room_id, found.sender),
+                    posted_at=found.posted_at, media=found.media,
+                )
+                self._spawn(self.core.private_media(event), "a photo sent privately")
+            return
         await self._on_media(room_id, source, arrived)
 
     async def _on_media(self, room_id: str, source: dict, arrived: float) -> None:
