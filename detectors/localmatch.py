@@ -589,9 +589,8 @@ def verify(query: Fingerprint, candidate: Fingerprint, *, mirror: bool = True) -
     Tries the query as it is and, if it carries mirror descriptors and ``mirror`` is
     true, mirrored; returns the better verified match (``key`` = -1), or None.
     """
-    for fp in (query, candidate):
-        if not isinstance(fp, Fingerprint):
-            raise BadFingerprint(f"expected a Fingerprint, got {type(fp).__name__}")
+    _check_fp(query)
+    _check_fp(candidate)
     if not len(query) or not len(candidate):
         return None
     with _one_omp_thread():
@@ -923,4 +922,15 @@ def _check_key(key: object) -> int:
 def _check_fp(fp: object) -> Fingerprint:
     if not isinstance(fp, Fingerprint):
         raise BadFingerprint(f"expected a Fingerprint, got {type(fp).__name__}")
+    n = len(fp.descriptors)
+    shapes = {"keypoints": (fp.keypoints, (n, 2)), "descriptors": (fp.descriptors, (n, 32)),
+              "angles": (fp.angles, (n,)), "octaves": (fp.octaves, (n,))}
+    if fp.mirror_descriptors is not None:
+        shapes["mirror_descriptors"] = (fp.mirror_descriptors, (n, 32))
+    for name, (arr, shape) in shapes.items():
+        if not isinstance(arr, np.ndarray) or arr.shape != shape:
+            got = arr.shape if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise BadFingerprint(f"{name} is {got}, expected shape {shape}")
+    if fp.descriptors.dtype != np.uint8 or (fp.mirror_descriptors is not None and fp.mirror_descriptors.dtype != np.uint8):
+        raise BadFingerprint("descriptors must be uint8")
     return fp

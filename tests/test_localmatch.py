@@ -374,3 +374,13 @@ def test_tiny_images_get_an_empty_fingerprint_that_matches_nothing(known):
         idx.add(1, fp)
         assert idx.search(fp) == [] and idx.search(known["coffee"]) == []
         assert lm.Fingerprint.from_bytes(fp.to_bytes()).width == fp.width
+
+
+def test_a_fingerprint_with_inconsistent_arrays_is_refused(known):
+    fp = known["coffee"]
+    broken = lm.Fingerprint(fp.keypoints[:-1], fp.descriptors, fp.width, fp.height, fp.angles, fp.octaves,
+                            fp.source_side)
+    with pytest.raises(BadFingerprint):
+        lm.verify(broken, fp)
+    with pytest.raises(BadFingerprint):
+        lm.LocalIndex().add(1, broken)
