@@ -4,7 +4,8 @@
    family (transforms.variants()). For each edit: is it traced to its source by the
    local matcher (``verify`` plus search's default ``MIN_FRACTION``), by plain PDQ
    (distance <= 31), by PDQ over the query's 8 rotations and mirrors (as Vigil searches
-   lists) and by pHash (<= 8)? And "PDQ then local", as Vigil tries them. False matches
+   lists) and by pHash (<= 8)? And PDQ (plain or over 8 orientations) then local, as
+   Vigil tries them. False matches
    are counted over ALL pairs of distinct images: every edit against every other photo
    and every flat or repetitive image, every flat or repetitive image (as is and as JPEG)
    against every other known image, two views of one scene (a stereo pair) and the two
@@ -113,7 +114,7 @@ def run_pairs(photo_names: list[str] | None, out: dict) -> None:
     known_hash = {name: hashes(rgb) for name, rgb in photos.items()}
     known_hash.update({f"neg:{n}": hashes(rgb) for n, rgb in negatives.items()})
 
-    methods = ("local", "pdq", "pdq8", "phash", "pdq8+local")
+    methods = ("local", "pdq", "pdq8", "phash", "pdq+local", "pdq8+local")
     # recall[method][(group, family)] = [hits, total]
     recall: dict[str, dict[tuple[str, str], list[int]]] = {m: {} for m in methods}
     false: dict[str, int] = {m: 0 for m in methods}
@@ -136,6 +137,7 @@ def run_pairs(photo_names: list[str] | None, out: dict) -> None:
         d_pdq = hamming_hex(pdq, kp)
         d8 = min(hamming_hex(h, kp) for h in dihedral)
         res = {"local": local, "pdq": d_pdq <= PDQ_MAX, "pdq8": d8 <= PDQ_MAX, "phash": hamming_hex(phash, kph) <= PHASH_MAX}
+        res["pdq+local"] = res["pdq"] or res["local"]
         res["pdq8+local"] = res["pdq8"] or res["local"]
         return res
 
@@ -195,6 +197,7 @@ def run_pairs(photo_names: list[str] | None, out: dict) -> None:
         res = {"local": traced(q_fp, k_fp), "pdq": hamming_hex(qh[0], kh[0]) <= PDQ_MAX,
                "pdq8": min(hamming_hex(h, kh[0]) for h in qh[2]) <= PDQ_MAX,
                "phash": hamming_hex(qh[1], kh[1]) <= PHASH_MAX}
+        res["pdq+local"] = res["pdq"] or res["local"]
         res["pdq8+local"] = res["pdq8"] or res["local"]
         for m in methods:
             scene_false[m] += res[m]

@@ -77,6 +77,22 @@ Index (``LocalIndex``)
     rebuilt. Known fingerprints are kept as their ``to_bytes`` form (38 bytes a point)
     and decoded for verification.
 
+Measured with bench/bench_localmatch.py (2-core shared machine, one thread; figures
+for the scene photos: people, an animal, objects, places):
+
+* traced: 99.1 % of the hash-list edits (plain PDQ 39 %, pHash 43 %; PDQ then local
+  99.1 %), 100 % of the undress-like edits (PDQ 0 %, pHash 4 %); misses are
+  screenshots of a smooth photo shown at 0.43 scale. On sparse pictures (a blurred
+  clock, microscopy, a retina, a star field) 96 % and 47 %: where the replaced centre
+  holds all the detail nothing is left to match.
+* false matches: none in 22,542 edit x other-image pairs, 4,624 undress-like x
+  unrelated photo pairs, 1,224 flat or repetitive queries, 12 same-scene pairs.
+* fingerprint of a 1280x960 photo: 11.5 ms (8.7 without the mirror descriptors, 8.2 for
+  a known image); a verify ~1.1 ms; a search among 100,000 known images: median 9.6 ms,
+  p95 14.5 ms (6.8 ms without the mirror), 12.8 ms each with two searches at once;
+  ~21.5 KB of memory per known image at that size (fingerprint 11.4 KB, postings 9 KB,
+  word tables 1.9 KB).
+
 Threads: searches never lock. All index state is in an immutable snapshot that writers
 (one lock) replace with one assignment; a search sees the index after some complete
 add or remove.

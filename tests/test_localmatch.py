@@ -384,3 +384,15 @@ def test_a_fingerprint_with_inconsistent_arrays_is_refused(known):
         lm.verify(broken, fp)
     with pytest.raises(BadFingerprint):
         lm.LocalIndex().add(1, broken)
+
+
+def test_an_image_listed_many_times_stays_findable(photos, known):
+    # more copies than MAX_BUCKET: their shared words make long posting lists, read at a stride
+    idx = lm.LocalIndex()
+    rgb = photos["camera"]
+    copies = 2 * lm.MAX_BUCKET + 6
+    idx.add_many((i, lm.fingerprint(tf.jpeg(rgb, 40 + i % 55), query=False)) for i in range(copies))
+    idx.add(1000, known["coffee"])
+    found = idx.search(lm.fingerprint(tf.crop(rgb, 0.2, 9)), limit=3)
+    assert len(found) == 3 and all(m.key < copies for m in found)
+    assert [m.key for m in idx.search(lm.fingerprint(tf.crop(photos["coffee"], 0.2, 9)))] == [1000]
