@@ -428,14 +428,15 @@ def _shared_share(own: np.ndarray, other: np.ndarray, inliers: np.ndarray, to_ot
                   from_other: tuple[complex, complex], own_fp: Fingerprint, other_fp: Fingerprint) -> float:
     """The share of this image's area that the other image holds too.
 
-    The frame is cut into ``COVER_CELLS`` cells along its long side. A cell counts as
-    shared if the transform puts it inside the other image's frame, and it is not
-    contradicted: a cell with keypoints of either image (mapped here) but no inlier
-    holds content that does not line up, as where a body was replaced. Cells without keypoints in either image are flat in both and count
-    as shared. A cell is contradicted when, at the rate inliers appear among keypoints in
-    the cells that have them, it should show ``CONTRADICTED_INLIERS`` or more and shows
-    none (the chance of that in a shared cell is under 5 %). ``own`` and ``inliers`` are points of this image; ``other`` holds the
-    other image's points, mapped here by ``from_other``.
+    The area of this frame that the transform puts inside the other frame, less the
+    contradicted cells (``COVER_CELLS`` along the long side): a cell inside the overlap
+    with no inlier where, at the rate inliers appear among the keypoints of the cells
+    that have inliers, its keypoints (of either image, the other's mapped here) should
+    show ``CONTRADICTED_INLIERS`` or more (the chance of none in a truly shared cell is
+    5 %). Its content does not line up, as where a body was replaced. Cells without
+    keypoints are flat in both images and count as shared. ``own`` and ``inliers`` are
+    points of this image; ``other`` holds the other image's points, mapped here by
+    ``from_other``.
     """
     w, h = own_fp.width, own_fp.height
     cell = max(w, h) / COVER_CELLS
@@ -856,7 +857,8 @@ class LocalIndex:
         known images are verified, most votes first, until ``limit`` are found.
         """
         _check_fp(query)
-        if isinstance(min_fraction, bool) or not isinstance(min_fraction, (int, float)) or not 0.0 <= min_fraction <= 1.0:
+        number = isinstance(min_fraction, (int, float)) and not isinstance(min_fraction, bool)
+        if not number or not 0.0 <= min_fraction <= 1.0:
             raise ValueError(f"min_fraction must be a number from 0 to 1, not {min_fraction!r}")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a whole number of at least 1, not {limit!r}")
@@ -947,6 +949,7 @@ def _check_fp(fp: object) -> Fingerprint:
         if not isinstance(arr, np.ndarray) or arr.shape != shape:
             got = arr.shape if isinstance(arr, np.ndarray) else type(arr).__name__
             raise BadFingerprint(f"{name} is {got}, expected shape {shape}")
-    if fp.descriptors.dtype != np.uint8 or (fp.mirror_descriptors is not None and fp.mirror_descriptors.dtype != np.uint8):
+    mirror = fp.mirror_descriptors
+    if fp.descriptors.dtype != np.uint8 or (mirror is not None and mirror.dtype != np.uint8):
         raise BadFingerprint("descriptors must be uint8")
     return fp
