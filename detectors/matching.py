@@ -35,17 +35,16 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable, Iterator, Sequence
+from typing import Any, Collection, Iterable, Sequence
 
-import faiss
 import imagehash
 import numpy as np
 from PIL import Image
 
 from detectors.hashindex import HammingIndex
 from detectors.hashing import ImageHashes, pdq_dihedral, pdq_hash, perceptual_hashes, working_copy
+from detectors.localmatch import one_omp_thread
 from detectors.media import decode
 from detectors.settings import MediaLimits
 from detectors.trimming import Box, border_box, content_box, crop
@@ -252,7 +251,7 @@ class ListIndex:
 
         Ordered by algorithm (``ALGORITHMS``, the most exact first), then distance.
         """
-        with _one_omp_thread():
+        with one_omp_thread():
             return self._candidates(frames, None if list_ids is None else frozenset(list_ids), distance,
                                     min_quality, phash_distance, local, local_min_fraction)
 
@@ -489,19 +488,6 @@ class ListIndex:
 
 
 _NO_PDQ = -2  # quality mark of a key that holds a pHash but no PDQ
-
-
-@contextmanager
-def _one_omp_thread() -> Iterator[None]:
-    # A search here is small: faiss's OpenMP threads cost more than they save (5.1 ms
-    # against 0.7 ms per image in bench/bench_lists.py) and compete with the scans for
-    # the cores. The setting belongs to the calling thread.
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 def _sha_key(sha256: str) -> int:
