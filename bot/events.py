@@ -40,7 +40,10 @@ class MediaPosted:
     sender: UserRef
     posted_at: datetime
     media: MediaRef
-    revision: int = 0  # > 0 when an edit swapped the media in
+    # Which version of the message, and which of its pictures, this is: "" for the main file as
+    # first posted. Adapters compose it from what the version carries (an edit's update or event
+    # id, a thumbnail's role), never from a timestamp: two edits in one second are two versions.
+    variant: str = ""
     link: str | None = None  # a link to the message for admins, when the platform has one
 
     def payload(self) -> dict:
@@ -62,7 +65,7 @@ class MediaPosted:
                 "mime": self.media.mime,
                 "extra": self.media.extra,
             },
-            "revision": self.revision,
+            "variant": self.variant,
             "link": self.link,
         }
 
@@ -75,9 +78,20 @@ class MediaPosted:
             sender=UserRef(platform, s["id"], s.get("name") or "", s.get("username"), s.get("language")),
             posted_at=datetime.fromisoformat(p["posted_at"]),
             media=MediaRef(m["kind"], m["file_id"], m.get("size"), m.get("mime"), m.get("extra") or {}),
-            revision=p.get("revision", 0),
+            variant=_variant_of(p),
             link=p.get("link"),
         )
+
+
+MAX_VARIANT = 200
+
+
+def _variant_of(payload: dict) -> str:
+    # work recorded before variants existed carries an integer revision (0 = first version)
+    if "variant" in payload:
+        return str(payload["variant"] or "")
+    revision = payload.get("revision") or 0
+    return f"rev:{revision}" if revision else ""
 
 
 @dataclass(frozen=True)

@@ -597,24 +597,48 @@ async def test_purge_removes_that_users_data_and_nothing_else(store: Store, db_p
 # --- durable work ------------------------------------------------------------------------
 
 
-def payload(message: str, revision: int = 0) -> dict:
+def payload(message: str, variant: str = "") -> dict:
     return {"chat": {"id": "-100", "title": "Club"}, "message_id": message, "sender": {"id": "7", "name": "Ana"},
-            "media": {"kind": "photo", "file_id": f"F{message}", "extra": {"sizes": [90, 320]}}, "revision": revision}
+            "media": {"kind": "photo", "file_id": f"F{message}", "extra": {"sizes": [90, 320]}}, "variant": variant}
 
 
-async def test_enqueue_is_idempotent_per_revision(store: Store) -> None:
+async def test_enqueue_is_idempotent_per_variant(store: Store) -> None:
     w = await store.enqueue_work(T, "-100", "55", payload("55"))
     assert await store.enqueue_work(T, "-100", "55", payload("55")) == w
-    edited = await store.enqueue_work(T, "-100", "55", payload("55", revision=1))
+    edited = await store.enqueue_work(T, "-100", "55", payload("55", variant="edit:901"))
     assert edited != w
+    # a second edit in the same second is another version (edits are known by their update, not their time)
+    again = await store.enqueue_work(T, "-100", "55", payload("55", variant="edit:902"))
+    assert again not in (w, edited)
+    assert await store.enqueue_work(T, "-100", "55", payload("55", variant="edit:902")) == again
+    assert await store.finish_work(again) is True
     assert [i.id for i in await store.pending_work()] == [w, edited]
     assert await store.finish_work(w) is True
     assert await store.finish_work(w) is False
     assert await store.enqueue_work(T, "-100", "55", payload("55")) == w  # a replayed update is recognised
     assert (await store.work_item(w)).finished
     assert [i.id for i in await store.pending_work()] == [edited]
-    with pytest.raises(BadStoreValue, match="revision"):
-        await store.enqueue_work(T, "-100", "56", {"revision": -1})
+    with pytest.raises(BadStoreValue, match="variant"):
+        await store.enqueue_work(T, "-100", "56", {"variant": "x" * 201})
+
+
+async def test_work_recorded_with_a_revision_keeps_its_version_after_the_upgrade(tmp_path: Path, db_path: Path) -> None:
+    old = tmp_path / "migrations-old"
+    shutil.copytree(MIGRATIONS_DIR, old)
+    for f in old.glob("*.sql"):
+        if int(f.name[:4]) >= 4:
+            f.unlink()
+    async with await Store.open(db_path, migrations_dir=old):
+        pass
+    with raw(db_path) as c:
+        c.execute("INSERT INTO work (platform, chat_id, message_id, revision, payload, enqueued_at)"
+                  " VALUES ('telegram', '-100', '9', 0, '{}', '2026-01-01'), ('telegram', '-100', '9', 1700000000,"
+                  " '{\"revision\": 1700000000}', '2026-01-01')")
+        c.commit()
+    async with await Store.open(db_path) as s:
+        items = await s.pending_work()
+        assert [i.variant for i in items] == ["", "rev:1700000000"]
+        assert await s.enqueue_work(T, "-100", "9", {"variant": "rev:1700000000"}) == items[1].id
 
 
 async def test_work_survives_a_restart(db_path: Path) -> None:

@@ -153,7 +153,7 @@ class MatrixPlatform:
         # when each media event reached Vigil (its sync returned) and when it was redacted, by event id
         self.timings: _Lru = _Lru(20_000)
         self._undecrypted: dict[str, MegolmEvent] = {}
-        self._posted: _Lru = _Lru(CACHE)  # (room, message id) -> MediaPosted (latest revision)
+        self._posted: _Lru = _Lru(CACHE)  # (room, message id) -> MediaPosted (latest version)
         self._related: _Lru = _Lru(CACHE)  # (room, message id) -> _Related
         self._buttons: _Lru = _Lru(CACHE)  # event id -> {reaction key: button data}
         self._unquarantined: _Lru = _Lru(CACHE)  # message id -> media still on the server
@@ -428,16 +428,16 @@ class MatrixPlatform:
         found = posted_media(source)
         if found is None:
             return
-        message_id, revision = found.message_id, found.revision
+        message_id, variant = found.message_id, found.variant
         related = self._related.get((room_id, message_id))
-        if revision and related is not None and related.sender and related.sender != found.sender:
+        if variant and related is not None and related.sender and related.sender != found.sender:
             # clients ignore an "edit" by someone else; it is still a message showing an image
-            message_id, revision = found.event_id, 0
+            message_id, variant = found.event_id, ""
             related = None
         if related is None:
             related = _Related(sender=found.sender)
             self._related.put((room_id, message_id), related)
-        if revision:
+        if variant:
             related.edits.append(found.event_id)
         else:
             related.complete = True
@@ -450,7 +450,7 @@ class MatrixPlatform:
             sender=self._user(room_id, found.sender),
             posted_at=found.posted_at,
             media=found.media,
-            revision=revision,
+            variant=variant,
             link=None,  # a link would lead to the image: alerts carry ids instead
         )
         self._posted.put((room_id, message_id), event)
@@ -523,7 +523,7 @@ class MatrixPlatform:
         if cached is not None:
             return cached, cached.sender.user_id
         posted = MediaPosted(
-            self._chat(room_id), found.message_id, self._user(room_id, found.sender), found.posted_at, found.media, found.revision
+            self._chat(room_id), found.message_id, self._user(room_id, found.sender), found.posted_at, found.media, found.variant
         )
         return posted, found.sender
 

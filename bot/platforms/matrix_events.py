@@ -44,7 +44,7 @@ class PostedMedia:
     message_id: str  # the event to redact: the original one for an edit
     event_id: str  # the event that carried this media (the edit itself for an edit)
     media: MediaRef
-    revision: int  # 0, or the edit's timestamp (ms) when an edit swapped the media in
+    variant: str  # "", or "edit:<event id>" when an edit swapped the media in
     sender: str
     posted_at: datetime
 
@@ -130,11 +130,12 @@ def posted_media(source: Mapping[str, Any]) -> PostedMedia | None:
         media = media_ref(event_type, new) if isinstance(new, Mapping) else None
         if media is None:
             return None  # a text edit, or an edit without new content
-        return PostedMedia(target, event_id, media, max(ts, 1), str(source.get("sender") or ""), posted_at)
+        # an edit is known by its own event id: timestamps can be equal or missing
+        return PostedMedia(target, event_id, media, f"edit:{event_id}", str(source.get("sender") or ""), posted_at)
     media = media_ref(event_type, content)
     if media is None:
         return None
-    return PostedMedia(event_id, event_id, media, 0, str(source.get("sender") or ""), posted_at)
+    return PostedMedia(event_id, event_id, media, "", str(source.get("sender") or ""), posted_at)
 
 
 def mxcs_of(source: Mapping[str, Any]) -> list[str]:

@@ -281,26 +281,28 @@ class TelegramPlatform:
                 return
         if private:
             # a photo sent to Vigil privately: one to protect, while the member's /protect is open
-            posted = self._posted(message, edited=update.edited_message is not None)
+            posted = self._posted(message, edited=update.edited_message is not None, update_id=update.update_id)
             if posted is not None:
                 self._spawn(self.core.private_media(posted, command=command[0] if command else None))
             return
-        event = self._posted(message, edited=update.edited_message is not None)
+        event = self._posted(message, edited=update.edited_message is not None, update_id=update.update_id)
         if event is not None:
             await self.core.submit(event)
 
-    def _posted(self, message: Message, *, edited: bool = False) -> MediaPosted | None:
+    def _posted(self, message: Message, *, edited: bool = False, update_id: int = 0) -> MediaPosted | None:
         media = media_of(message)
         if media is None or message.from_user is None:
             return None
-        revision = int(message.edit_date.timestamp()) if edited and message.edit_date else 0
+        # an edit is known by its update (a replay brings the same id), not by its edit_date:
+        # whole seconds, so two edits in one second would share it and the second go unchecked
+        variant = f"edit:{update_id}" if edited else ""
         return MediaPosted(
             chat=chat_of(message.chat),
             message_id=str(message.message_id),
             sender=user_of(message.from_user),
             posted_at=message.date.astimezone(timezone.utc),
             media=media,
-            revision=revision,
+            variant=variant,
             link=None,  # a message link would lead to the image: alerts carry ids instead
         )
 

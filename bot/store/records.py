@@ -178,7 +178,7 @@ class WorkItem:
     platform: str
     chat_id: str
     message_id: str
-    revision: int
+    variant: str  # which version / picture of the message (MediaPosted.variant)
     payload: Mapping[str, Any]  # empty once finished
     enqueued_at: str
     attempts: int

@@ -16,12 +16,13 @@ MAX_PARAMS_JSON = 2048
 MAX_ERROR = 2000
 MAX_STATE_KEY = 200
 MAX_STATE_VALUE = 4096
+MAX_VARIANT = 200  # bot.events.MAX_VARIANT
 
 
 def _work(row: sqlite3.Row) -> WorkItem:
     return WorkItem(
         id=row["id"], platform=row["platform"], chat_id=row["chat_id"], message_id=row["message_id"],
-        revision=row["revision"], payload=load_json(row["payload"]), enqueued_at=row["enqueued_at"],
+        variant=row["variant"], payload=load_json(row["payload"]), enqueued_at=row["enqueued_at"],
         attempts=row["attempts"], last_error=row["last_error"], last_attempt_at=row["last_attempt_at"],
         finished_at=row["finished_at"],
     )
@@ -50,23 +51,21 @@ class WorkMixin:
                            payload: Mapping[str, Any]) -> int:
         """Keeps a received media event until ``finish_work``; returns its id.
 
-        Idempotent on (platform, chat, message, payload['revision'] or 0): a replayed update
+        Idempotent on (platform, chat, message, payload['variant'] or ""): a replayed update
         returns the id it got the first time (check ``work_item(id).finished`` before redoing it).
         """
         p, cid, mid = checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("message_id", message_id)
         text = checks.json_text("payload", payload, MAX_PAYLOAD_JSON)
-        revision = payload.get("revision") or 0
-        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
-            raise BadStoreValue("payload['revision']", revision, "a whole number, 0 or more")
+        variant = checks.text("payload['variant']", payload.get("variant") or "", MAX_VARIANT)
         async with self._db.write() as c:
             await c.execute(
-                "INSERT INTO work (platform, chat_id, message_id, revision, payload, enqueued_at)"
+                "INSERT INTO work (platform, chat_id, message_id, variant, payload, enqueued_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (p, cid, mid, revision, text, self._db.now()),
+                (p, cid, mid, variant, text, self._db.now()),
             )
             row = await (await c.execute(
-                "SELECT id FROM work WHERE platform = ? AND chat_id = ? AND message_id = ? AND revision = ?",
-                (p, cid, mid, revision),
+                "SELECT id FROM work WHERE platform = ? AND chat_id = ? AND message_id = ? AND variant = ?",
+                (p, cid, mid, variant),
             )).fetchone()
         return row[0]
 
