@@ -366,6 +366,9 @@ class Protector:
         # one registration at a time from the look-up to the index: two people sending the same
         # photo at once cannot both own it
         self._register_lock = asyncio.Lock()
+        # a member's photos are taken one at a time, so an album past the limit is refused before
+        # any of the rest is fingerprinted (the store's count-and-add holds the limit regardless)
+        self._member_locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     async def _run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._cpu is not None:
@@ -567,6 +570,20 @@ class Protector:
 
         The limit holds however many photos arrive at once (an album): the store counts and
         adds in one write transaction. The check before fingerprinting only saves the work."""
+        key = (platform, user_id)
+        lock, users = self._member_locks.get(key) or (asyncio.Lock(), 0)
+        self._member_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._register(platform, user_id, name, data)
+        finally:
+            lock, users = self._member_locks[key]
+            if users <= 1:
+                del self._member_locks[key]
+            else:
+                self._member_locks[key] = (lock, users - 1)
+
+    async def _register(self, platform: str, user_id: str, name: str, data: bytes) -> Registered:
         from bot.store.protected import PhotoLimitReached
 
         owner = await self.store.member_owner(platform, user_id)
