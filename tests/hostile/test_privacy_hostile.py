@@ -230,3 +230,36 @@ async def test_the_admin_log_chat_never_gets_a_protected_persons_name(emu, tmp_p
         await emu.wait_for(lambda: logged(), timeout=30)
         _assert_unnamed(logged()[0], "Lucía", "lucia")
         assert not [m for m in emu.messages_in(g.chat) if "Lucía" in (m.get("text") or "")]
+
+
+@pytest.mark.synapse
+async def test_on_matrix_only_a_room_she_has_joined_learns_her_name(synapse, tmp_path, marker_model, photos):
+    from tests.support.matrix_harness import (
+        Inbox, matrix_env, new_user, people, protected_room, running_matrix_vigil, write_matrix_config,
+    )
+
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
+    async with running_matrix_vigil(cfg, matrix_env(bot)) as app, \
+            people(synapse, "owner", "stranger", "victim", "member", "accomplice") as (owner, stranger, victim, member, accomplice):
+        ours = await protected_room(owner, bot.user_id, members=[victim, member])
+        theirs = await protected_room(stranger, bot.user_id, members=[accomplice], name="Stranger's room")
+        await app.core.protector.register_member_photo("matrix", victim.user_id, "Lucía", jpeg(photos["chelsea"]))
+        platform = app.core.platforms["matrix"]
+        assert await platform.is_member(ours.room_id, victim.user_id)
+        assert not await platform.is_member(theirs.room_id, victim.user_id)
+        assert not await platform.is_member(ours.room_id, "@nobody:" + victim.user_id.split(":", 1)[1])
+
+        edit = jpeg(tf.undress_like(photos["chelsea"], region="centre", share=0.35, fill="noise"), 85)  # review
+        await accomplice.send_image(theirs.room_id, edit, "image/jpeg")
+        await member.send_image(ours.room_id, edit, "image/jpeg")
+        mine, strangers = Inbox(owner, bot.user_id), Inbox(stranger, bot.user_id)
+        await strangers.wait(lambda i: len(i.alerts()) == 1, timeout=60)
+        await mine.wait(lambda i: len(i.alerts()) == 1, timeout=60)
+        body = strangers.alerts()[0][1].body
+        assert "Lucía" not in body and victim.user_id not in body and "protect" not in body.lower()
+        assert any(u in body for u in UNNAMED)
+        assert "Lucía" in mine.alerts()[0][1].body
+
+        await victim.leave(ours.room_id)  # asked at alert time: gone from the room, not named there
+        assert not await platform.is_member(ours.room_id, victim.user_id)
