@@ -350,6 +350,16 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
+def test_trusted_groups_are_read_from_the_config_and_a_wrong_one_is_named(tmp_path):
+    from detectors.errors import ConfigError
+
+    good = _config(tmp_path, '[protect]\ntrusted_groups = ["telegram:-1001234567890", "matrix:!abc:example.org"]\n')
+    assert load_config(good, env={}).protect.trusted_groups == (("telegram", "-1001234567890"), ("matrix", "!abc:example.org"))
+    bad = _config(tmp_path, '[protect]\ntrusted_groups = ["-1001234567890"]\n')
+    with pytest.raises(ConfigError, match=r"protect\.trusted_groups\[0\]"):
+        load_config(bad, env={})
+
+
 def test_cli_add_list_remove_and_scan_protected(tmp_path, photos, capsys):
     from bot.__main__ import main
 
