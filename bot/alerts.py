@@ -341,7 +341,9 @@ def _kind_note(w: _Writer, f: AlertFacts) -> list[_Line]:
         ))
     elif any(x.kind == "derived" for x in f.findings):
         # no name, and nothing that tells whether or how the person is known to Vigil
-        notes.append(w.gettext("It was very likely made from a real person's photo and changed: a fake image of a real person."))
+        notes.append(w.gettext(
+            "It was very likely made from a real person's photo and changed: a fake image of a real person."
+        ))
     hashed = next((x for x in f.findings if x.kind == "hash"), None)
     if hashed is not None:
         notes.append(w.gettext(
@@ -638,13 +640,23 @@ def render_owner_notice(
         group = _b(title)
         opening = [
             _bold(w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
-            w.gettext("Someone posted an image in {group} that was made from one of your photos and changed. Vigil removed it and told the group's admins.", group=group),
+            w.gettext(
+                "Someone posted an image in {group} that was made from one of your photos and changed. "
+                "Vigil removed it and told the group's admins.",
+                group=group,
+            ),
         ]
     else:
         where = (
-            w.gettext("Someone posted an image in a group you are in that was made from one of your photos and changed. Vigil removed it and told the group's admins.")
+            w.gettext(
+                "Someone posted an image in a group you are in that was made from one of your photos and changed. "
+                "Vigil removed it and told the group's admins."
+            )
             if member else
-            w.gettext("Someone posted an image in a group Vigil watches that was made from one of your photos and changed. Vigil removed it and told the group's admins.")
+            w.gettext(
+                "Someone posted an image in a group Vigil watches that was made from one of your photos and changed. "
+                "Vigil removed it and told the group's admins."
+            )
         )
         opening = [_bold(w.gettext("A message from Vigil, a safety bot.")), where]
     lines: list[_Line] = opening + [

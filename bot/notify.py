@@ -147,7 +147,8 @@ class Notifier:
             delivered += 1
         if delivered == 0:
             # the log chat is a group chat: nobody is named there
-            await self._fallback(platform, event.chat, self.facts(event, outcome, settings), settings, audit_id, outcome)
+            unnamed = self.facts(event, outcome, settings)
+            await self._fallback(platform, event.chat, unnamed, settings, audit_id, outcome)
         return delivered
 
     async def nameable(self, chat: ChatRef, outcome: "Outcome") -> frozenset[int]:
@@ -157,9 +158,13 @@ class Notifier:
         if not derived:
             return frozenset()
         platform = self.core.platforms.get(chat.platform)
-        check = getattr(platform, "is_member", None)
-        if check is None:
+        if getattr(platform, "is_member", None) is None:
             return frozenset()
+        from bot.moderation import with_retries
+
+        async def check(chat_id: str, user_id: str) -> bool:  # rate limits and blips are retried; then: not named
+            return await with_retries(f"membership in chat {chat_id}", lambda: platform.is_member(chat_id, user_id))
+
         return await self.core.protector.nameable((chat.platform, chat.chat_id), derived, check)
 
     async def _owner_in_group(self, chat: ChatRef, target: tuple[str, str]) -> bool:
@@ -167,8 +172,12 @@ class Notifier:
         if target[0] != chat.platform:
             return False
         platform = self.core.platforms.get(chat.platform)
+        from bot.moderation import with_retries
+
         try:
-            return bool(await platform.is_member(chat.chat_id, target[1]))
+            return bool(await with_retries(
+                f"membership in chat {chat.chat_id}", lambda: platform.is_member(chat.chat_id, target[1])
+            ))
         except Exception as exc:  # unknown: the notice does not name the group
             log.warning("chat %s: membership of a notice's addressee unknown (%s)", chat.chat_id, type(exc).__name__)
             return False

@@ -597,7 +597,9 @@ class Protector:
                 found = await self._run_cpu(self.match, [(0, made.query, made.pdq)])
                 if any(m.photo.member != (platform, user_id) for m in found):
                     # whose it is stays unsaid: the refusal must not tell a stranger who is protected
-                    raise ProtectError("taken", "this photo, or one it was made from, is already protected for someone else")
+                    raise ProtectError(
+                        "taken", "this photo, or one it was made from, is already protected for someone else"
+                    )
             try:
                 owner, photo, before, total = await self.store.add_member_photo(
                     platform, user_id, name or user_id, encode_fingerprint(made.fingerprint),

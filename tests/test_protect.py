@@ -354,7 +354,8 @@ def test_trusted_groups_are_read_from_the_config_and_a_wrong_one_is_named(tmp_pa
     from detectors.errors import ConfigError
 
     good = _config(tmp_path, '[protect]\ntrusted_groups = ["telegram:-1001234567890", "matrix:!abc:example.org"]\n')
-    assert load_config(good, env={}).protect.trusted_groups == (("telegram", "-1001234567890"), ("matrix", "!abc:example.org"))
+    trusted = load_config(good, env={}).protect.trusted_groups
+    assert trusted == (("telegram", "-1001234567890"), ("matrix", "!abc:example.org"))
     bad = _config(tmp_path, '[protect]\ntrusted_groups = ["-1001234567890"]\n')
     with pytest.raises(ConfigError, match=r"protect\.trusted_groups\[0\]"):
         load_config(bad, env={})

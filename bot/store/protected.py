@@ -264,8 +264,10 @@ class ProtectedMixin:
             )).fetchone()
         return _photo(row)
 
-    async def add_member_photo(self, platform: str, user_id: str | int, name: str | None, fingerprint: str, *,
-                               max_photos: int, pdq: str | None = None) -> tuple[ProtectedOwner, ProtectedPhoto, int, int]:
+    async def add_member_photo(
+        self, platform: str, user_id: str | int, name: str | None, fingerprint: str, *,
+        max_photos: int, pdq: str | None = None,
+    ) -> tuple[ProtectedOwner, ProtectedPhoto, int, int]:
         """A photo a member registered privately, in one write transaction: the owner row made (or
         renamed), the member's private photos counted and the photo added only while fewer than
         ``max_photos`` (so an album of many photos at once cannot pass the limit). Returns the
@@ -295,7 +297,8 @@ class ProtectedMixin:
             if before >= limit:
                 raise PhotoLimitReached(limit)  # rolls back: not even the owner row is left behind
             cur = await c.execute(
-                "INSERT INTO protected_photos (owner_id, source, pdq, fingerprint, added_at) VALUES (?, 'private', ?, ?, ?)",
+                "INSERT INTO protected_photos (owner_id, source, pdq, fingerprint, added_at)"
+                " VALUES (?, 'private', ?, ?, ?)",
                 (owner.id, h, fp, now),
             )
             await _bump(c, now)
