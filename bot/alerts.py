@@ -97,7 +97,7 @@ class Finding:
     score: float | None = None  # nudity/nsfw score, 0..1
     distance: int | None = None  # hash match distance
     algorithm: str | None = None  # hash: "pdq" | "phash" | "sha256"
-    detail: str = ""  # unscannable: the reason; derived: owner display name
+    detail: str = ""  # unscannable: the reason; derived: the owner's name, "" where they may not be named
 
     def __post_init__(self) -> None:
         _one_of("Finding.kind", self.kind, FINDING_KINDS)
@@ -335,11 +335,15 @@ def _kind_note(w: _Writer, f: AlertFacts) -> list[_Line]:
     owner = _owner(f)
     if owner is not None:
         notes.append(w.gettext(
-            "It looks like a manipulated copy of a photo of {owner}, a member of this group: very likely a fake image of a real person. Only admins see this name.",
+            "It looks like a manipulated copy of a photo of {owner}: very likely a fake image of a real person. "
+            "Vigil names them only to admins, never in a group.",
             owner=_b(owner),
         ))
     elif any(x.kind == "derived" for x in f.findings):
-        notes.append(w.gettext("It looks like a manipulated copy of a member's photo: very likely a fake image of a real person."))
+        # no name, and nothing that tells whether or how the person is known to Vigil
+        notes.append(w.gettext(
+            "It was very likely made from a real person's photo and changed: a fake image of a real person."
+        ))
     hashed = next((x for x in f.findings if x.kind == "hash"), None)
     if hashed is not None:
         notes.append(w.gettext(
@@ -371,7 +375,7 @@ def _finding_line(w: _Writer, x: Finding) -> _Line:
         owner = clean_name(x.detail)
         if owner:
             return w.gettext("A manipulated copy of a photo of {owner}", owner=_b(owner))
-        return w.gettext("A manipulated copy of a member's photo")
+        return w.gettext("Made from a real person's photo and changed")
     if x.kind == "provenance":
         return w.gettext("Signs that the image was edited or made by AI: {signal}", signal=_code(clean_name(x.label) or "?"))
     reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)
@@ -590,25 +594,72 @@ def render_alert(facts: AlertFacts, translator: Translator, resources: Resources
     return rendered
 
 
+# what a chat client may turn into a link or a mention in plain text: a scheme, a bare domain
+# (any dot a linkifier accepts, then letters), an e-mail or @mention, a #hashtag or #room:alias,
+# a $cashtag, a /command, a phone number
+_LINKISH = re.compile(
+    r"[@#$/\\]|\b(?:mailto|tel|tg|sms|matrix|xmpp|magnet|callto|geo)\s*:"
+    r"|\w[.\u3002\uff0e\uff61][^\W\d_]{2,}|\+?\d[\d\s().\-]{5,}\d",
+    re.IGNORECASE,
+)
+
+
+def plain_title(title: str | None) -> str | None:
+    """A group's title, if it can be shown in a message without any part of it becoming a link;
+    else None. Telegram links URLs, bare domains, @names, #tags and commands in any message,
+    bots' HTML ones included, and Matrix clients linkify the same: escaping alone does not stop
+    that, and breaking the pattern (zero-width characters, look-alike dots) depends on each
+    client's linkifier and is undone by copying. So a title that holds any of it is left out."""
+    text = clean_name(title)
+    return text if text and not _LINKISH.search(text) else None
+
+
 def render_owner_notice(
     translator: Translator,
     resources: Resources,
     *,
-    group_title: str,
+    group_title: str | None,
+    member: bool | None = None,
     platform: str = "telegram",
     region: str = "OTHER",
 ) -> RenderedAlert:
     """For a member who asked Vigil to protect their photos: a manipulated copy was removed.
 
-    It says where, that it is not their fault, and where to get help. It never shows,
-    describes or links the image, and does not name whoever posted it.
+    ``group_title``: the group's title, to be given only when the owner is a member of the group
+    (``member``, by default: whether a title was given); shown only if nothing in it can become a
+    link (``plain_title``). Otherwise the notice says "a group you are in" (a member) or "a group
+    Vigil watches". It says that it is not
+    their fault and where to get help; it never shows, describes or links the image, and does not
+    name whoever posted it.
     """
     _one_of("platform", platform, PLATFORMS)
     w = _Writer(translator)
-    group = _b(clean_name(group_title) or "?")
-    lines: list[_Line] = [
-        _bold(w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
-        w.gettext("Someone posted an image in {group} that was made from one of your photos and changed. Vigil removed it and told the group's admins.", group=group),
+    member = group_title is not None if member is None else member
+    title = plain_title(group_title) if member else None
+    if title is not None:
+        group = _b(title)
+        opening = [
+            _bold(w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
+            w.gettext(
+                "Someone posted an image in {group} that was made from one of your photos and changed. "
+                "Vigil removed it and told the group's admins.",
+                group=group,
+            ),
+        ]
+    else:
+        where = (
+            w.gettext(
+                "Someone posted an image in a group you are in that was made from one of your photos and changed. "
+                "Vigil removed it and told the group's admins."
+            )
+            if member else
+            w.gettext(
+                "Someone posted an image in a group Vigil watches that was made from one of your photos and changed. "
+                "Vigil removed it and told the group's admins."
+            )
+        )
+        opening = [_bold(w.gettext("A message from Vigil, a safety bot.")), where]
+    lines: list[_Line] = opening + [
         w.gettext("It is not your fault. This message does not show the image, and you do not need to look for it."),
         (),
         _bold(w.gettext("If you want help:")),

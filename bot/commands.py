@@ -465,6 +465,8 @@ class Commands:
 
 
 def evidence_record(r: Any) -> dict:
+    from bot.protect import exported_findings
+
     return {
         "record": r.id,
         "at": r.at,
@@ -472,7 +474,7 @@ def evidence_record(r: Any) -> dict:
         "sender_id": r.sender_id,
         "sender_name": r.sender_name,
         "label": r.label,
-        "findings": r.findings,
+        "findings": exported_findings(r.findings),  # no protected photo's or owner's ids
         "hashes": r.hashes,
         "decision": r.decision,
         "actions": r.actions,

@@ -137,6 +137,9 @@ class ProtectConfig:
     group_photo_days: int = 30  # how long a group keeps group-photo fingerprints (its default)
     max_photos: int = 20  # photos one member may register privately
     session_minutes: int = 15  # after /protect, photos sent privately are registered for this long
+    # groups whose admins may read any protected person's name in an alert, as (platform, chat id);
+    # elsewhere a person is named only to the admins of a group they belong to
+    trusted_groups: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -451,9 +454,27 @@ def _protect(root: _Table) -> ProtectConfig:
         group_photo_days=t.get("group_photo_days", int, d.group_photo_days, _between(1, 3650)),
         max_photos=t.get("max_photos", int, d.max_photos, _between(1, 1000)),
         session_minutes=t.get("session_minutes", int, d.session_minutes, _between(1, 1440)),
+        trusted_groups=_trusted_groups(t),
     )
     t.done()
     return cfg
+
+
+_TRUSTED_GROUP = re.compile(r"telegram:(-?\d{1,20})|matrix:(![^:\s]{1,200}:[A-Za-z0-9.\-\[\]:]{1,250})")
+
+
+def _trusted_groups(t: _Table) -> tuple[tuple[str, str], ...]:
+    """``[protect] trusted_groups``: "telegram:CHAT_ID" or "matrix:!ROOM:SERVER" entries."""
+    out = []
+    for i, entry in enumerate(t.get("trusted_groups", list, [])):
+        m = _TRUSTED_GROUP.fullmatch(entry) if isinstance(entry, str) else None
+        if m is None:
+            raise ConfigError(
+                t.key(f"trusted_groups[{i}]"), f"{entry!r} is not a group",
+                'write "telegram:CHAT_ID" (e.g. "telegram:-1001234567890") or "matrix:!ROOM_ID:SERVER"',
+            )
+        out.append(("telegram", m.group(1)) if m.group(1) is not None else ("matrix", m.group(2)))
+    return tuple(dict.fromkeys(out))
 
 
 def _pipeline(root: _Table) -> PipelineConfig:

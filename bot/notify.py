@@ -23,16 +23,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("vigil.notify")
 
 
-def findings_of(outcome: "Outcome", synthetic_threshold: float | None = None) -> tuple[Finding, ...]:
+def findings_of(outcome: "Outcome", synthetic_threshold: float | None = None,
+                named: frozenset[int] = frozenset()) -> tuple[Finding, ...]:
+    """What the alert lists. ``named``: the owners of protected photos whom this alert may name
+    (``Protector.nameable``); the others make one unnamed finding, whatever their number."""
     found: list[Finding] = []
     if outcome.error is not None:
         found.append(Finding("unscannable", detail=getattr(outcome.error, "reason", "error")))
-    # a manipulated copy of a protected photo: the owner's name, for this group's admins only
-    named: set[int] = set()
+    # a manipulated copy of a protected photo: the owner's name only where they may be named
+    seen: set[int] = set()
+    unnamed = False
     for d in getattr(outcome, "derived", ()):
-        if d.photo.owner_id not in named:
-            named.add(d.photo.owner_id)
-            found.append(Finding("derived", detail=d.photo.owner, score=min(1.0, max(0.0, d.match_fraction))))
+        if d.photo.owner_id in seen:
+            continue
+        seen.add(d.photo.owner_id)
+        score = min(1.0, max(0.0, d.match_fraction))
+        if d.photo.owner_id in named:
+            found.append(Finding("derived", detail=d.photo.owner, score=score))
+        elif not unnamed:
+            unnamed = True
+            found.append(Finding("derived", score=score))
     for m in outcome.matches:
         if m.kind == "block":
             found.append(Finding("hash", label=m.list_name, distance=m.distance, algorithm=m.algorithm))
@@ -66,7 +76,8 @@ class Notifier:
     def __init__(self, core: "Core") -> None:
         self.core = core
 
-    def facts(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings) -> AlertFacts:
+    def facts(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings,
+              named: frozenset[int] = frozenset()) -> AlertFacts:
         s = event.sender
         return AlertFacts(
             platform=event.chat.platform,
@@ -78,7 +89,7 @@ class Notifier:
             sender_username=s.username,
             sender_id=s.user_id,
             posted_at=event.posted_at,
-            findings=findings_of(outcome, getattr(self.core.config.detectors.synthetic, "threshold", None)),
+            findings=findings_of(outcome, getattr(self.core.config.detectors.synthetic, "threshold", None), named),
             outcome=outcome_word(outcome),
             failure=outcome.delete_failure,
             sender_action=outcome.sender_action_done,
@@ -108,7 +119,8 @@ class Notifier:
         admins = await core.admins(event.chat)
         contacts = await core.store.contacts(event.chat.platform, sorted(admins))
         already = {a.user_id for a in await core.store.alerts_for(audit_id)}
-        facts = self.facts(event, outcome, settings)
+        named = await self.nameable(event.chat, outcome)
+        facts = self.facts(event, outcome, settings, named)
         delivered = len(already & admins)
         for contact in contacts:
             if not contact.can_dm or contact.user_id in already or contact.user_id not in admins:
@@ -134,8 +146,41 @@ class Notifier:
             metrics_of(core).alert(event.chat.platform, "sent")
             delivered += 1
         if delivered == 0:
-            await self._fallback(platform, event.chat, facts, settings, audit_id, outcome)
+            # the log chat is a group chat: nobody is named there
+            unnamed = self.facts(event, outcome, settings)
+            await self._fallback(platform, event.chat, unnamed, settings, audit_id, outcome)
         return delivered
+
+    async def nameable(self, chat: ChatRef, outcome: "Outcome") -> frozenset[int]:
+        """Owners of the protected photos this image was made from whom this group's admins may
+        read the name of: the group is trusted, or the owner belongs to it (asked now)."""
+        derived = getattr(outcome, "derived", ())
+        if not derived:
+            return frozenset()
+        platform = self.core.platforms.get(chat.platform)
+        if getattr(platform, "is_member", None) is None:
+            return frozenset()
+        from bot.moderation import with_retries
+
+        async def check(chat_id: str, user_id: str) -> bool:  # rate limits and blips are retried; then: not named
+            return await with_retries(f"membership in chat {chat_id}", lambda: platform.is_member(chat_id, user_id))
+
+        return await self.core.protector.nameable((chat.platform, chat.chat_id), derived, check)
+
+    async def _owner_in_group(self, chat: ChatRef, target: tuple[str, str]) -> bool:
+        """Whether the person told is a member of the group, so the notice may name it."""
+        if target[0] != chat.platform:
+            return False
+        platform = self.core.platforms.get(chat.platform)
+        from bot.moderation import with_retries
+
+        try:
+            return bool(await with_retries(
+                f"membership in chat {chat.chat_id}", lambda: platform.is_member(chat.chat_id, target[1])
+            ))
+        except Exception as exc:  # unknown: the notice does not name the group
+            log.warning("chat %s: membership of a notice's addressee unknown (%s)", chat.chat_id, type(exc).__name__)
+            return False
 
     async def _fallback(self, platform, chat: ChatRef, facts: AlertFacts, settings: GroupSettings, audit_id: int, outcome) -> None:
         """No admin can be reached privately: the admin log chat, and a one-time hint to the owner."""
@@ -180,8 +225,10 @@ class Notifier:
                 continue
             contact = await core.store.get_contact(target[0], target[1])
             translator = core.translator(contact.language if contact and contact.language else settings.language, settings.language)
+            # the group is named only to a member of it: anyone can make a group and give it a title
+            member = await self._owner_in_group(event.chat, target)
             rendered = render_owner_notice(
-                translator, core.resources, group_title=event.chat.title or event.chat.chat_id,
+                translator, core.resources, group_title=event.chat.title if member else None, member=member,
                 platform=target[0], region=settings.region,
             )
             try:

@@ -19,9 +19,15 @@ Where fingerprints come from (``source``):
 * ``operator``: ``vigil protect add IMAGE... --owner NAME``.
 
 Matching works across groups: a member's protection holds in every group Vigil watches,
-because fakes spread from group to group. The alert that names the person goes only to
-the admins of the group where the fake appeared (the usual alert path); the person is
-never named in the group, and the owner's notice names only that group.
+because fakes spread from group to group. Naming does not (``Protector.nameable``): the
+person is named only to the admins of a group they belong to (checked on the platform when
+the alert is sent) or of a group the operator trusts (``[protect] trusted_groups``); an owner
+the operator added (no platform account) only in a trusted group. Anywhere else the alert
+says the image was very likely made from a real person's photo, and nothing more: otherwise
+anyone could make a group, post a crop of a stranger's photo, and learn from the alert
+whether that stranger is protected and their name. The person is never named in a group
+chat (the admin log chat included), and the owner's notice names the group only when the
+owner is a member of it.
 
 Not a manipulation: the owner posting their own photo, and a photo re-posted unchanged
 (whole-image PDQ within ``NEAR_COPY_DISTANCE``) when nothing else was found in it.
@@ -39,7 +45,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
 
 from detectors.errors import VigilError
 from detectors.hashing import hamming_hex, pdq_hash, working_copy
@@ -64,7 +70,8 @@ LOAD_BATCH = 2000  # stored fingerprints added to the index at once when loading
 class ProtectError(VigilError):
     """A photo Vigil will not protect; the message says why and what to do.
 
-    ``reason``: "too_many" (the member's limit is reached) or "no_features" (too small or flat).
+    ``reason``: "too_many" (the member's limit is reached), "no_features" (too small or flat)
+    or "taken" (the photo is already someone else's: the message never says whose).
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -121,11 +128,13 @@ class DerivedMatch:
 
 @dataclass(frozen=True)
 class PhotoPrint:
-    """What Vigil keeps of a photo: its fingerprint (for the index) and whole-image PDQ."""
+    """What Vigil keeps of a photo: its fingerprint (for the index) and whole-image PDQ; with
+    ``query``, also the fingerprint to look the photo itself up with (not kept)."""
 
     fingerprint: Fingerprint
     pdq: str | None
     points: int
+    query: Fingerprint | None = None
 
 
 @dataclass(frozen=True)
@@ -150,19 +159,20 @@ def decode_fingerprint(text: str) -> Fingerprint:
     return Fingerprint.from_bytes(raw)
 
 
-def print_of_pixels(rgb: Any) -> PhotoPrint:
-    """The fingerprint to keep of a known photo (``query=False``: a spread prefix, no mirror)."""
+def print_of_pixels(rgb: Any, query: bool = False) -> PhotoPrint:
+    """The fingerprint to keep of a known photo (``query=False``: a spread prefix, no mirror);
+    ``query``: also the query fingerprint, to check whose photo it already is."""
     fp = fingerprint(rgb, query=False)
     pdq, quality = pdq_hash(working_copy(rgb))
-    return PhotoPrint(fp, pdq if quality >= 50 else None, len(fp))
+    return PhotoPrint(fp, pdq if quality >= 50 else None, len(fp), fingerprint(rgb) if query else None)
 
 
-def print_of_bytes(data: bytes, limits: MediaLimits) -> PhotoPrint:
+def print_of_bytes(data: bytes, limits: MediaLimits, query: bool = False) -> PhotoPrint:
     """Decode an image's bytes in memory and fingerprint its first frame; the bytes and
     pixels are not kept. Raises ``MediaError`` for input Vigil refuses, ``ProtectError`` for
     a picture with nothing to match (flat, tiny)."""
     media = decode(data, limits, min_side=DECODE_MIN_SIDE)
-    made = print_of_pixels(media.frames[0].rgb)
+    made = print_of_pixels(media.frames[0].rgb, query)
     del media
     if made.points == 0:
         raise ProtectError("no_features", "the picture is too small or too flat to recognise later: use a clearer photo")
@@ -317,6 +327,20 @@ def derived_evidence(matches: Iterable[DerivedMatch], *, label: str, sender: tup
     return tuple(out)
 
 
+def exported_findings(findings: Any) -> Any:
+    """An audit record's findings as an admin may export them: a match with a protected photo
+    keeps its frame and shared share, not the photo's or owner's ids (any admin of any group can
+    export, and those ids would tell who is protected and link one person's fakes across groups)."""
+    if not isinstance(findings, dict) or not isinstance(findings.get("derived"), list):
+        return findings
+    out = dict(findings)
+    out["derived"] = [
+        {k: v for k, v in d.items() if k in ("match_fraction", "frame")} if isinstance(d, dict) else None
+        for d in findings["derived"]
+    ]
+    return out
+
+
 # --- the service ----------------------------------------------------------------------------
 
 
@@ -339,6 +363,12 @@ class Protector:
         self._sessions: dict[tuple[str, str], float] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._sync_lock = asyncio.Lock()
+        # one registration at a time from the look-up to the index: two people sending the same
+        # photo at once cannot both own it
+        self._register_lock = asyncio.Lock()
+        # a member's photos are taken one at a time, so an album past the limit is refused before
+        # any of the rest is fingerprinted (the store's count-and-add holds the limit regardless)
+        self._member_locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     async def _run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._cpu is not None:
@@ -473,6 +503,37 @@ class Protector:
             return []
         return await self._run_cpu(self.match, frames)
 
+    # --- who may read a protected person's name -------------------------------------------------
+
+    def trusts(self, chat: tuple[str, str]) -> bool:
+        """The operator trusts this group's admins with any protected person's name."""
+        return tuple(chat) in self.settings.trusted_groups
+
+    async def nameable(self, chat: tuple[str, str], matches: Iterable[DerivedMatch],
+                       is_member: Callable[[str, str], Awaitable[bool]]) -> frozenset[int]:
+        """The owners (ids) of these matches whom the alert to ``chat``'s admins may name.
+
+        A trusted group: all of them. Otherwise a member owner only if they belong to the group
+        now (``is_member(chat_id, user_id)``, asked on the platform); an owner the operator added
+        (no platform account) never. A failed check names nobody: an unnamed alert still says
+        what to do, a wrong name cannot be taken back."""
+        owners: dict[int, KnownPhoto] = {}
+        for m in matches:
+            owners.setdefault(m.photo.owner_id, m.photo)
+        if self.trusts(chat):
+            return frozenset(owners)
+        named = set()
+        for owner_id, photo in owners.items():
+            if photo.member is None or photo.member[0] != chat[0]:
+                continue
+            try:
+                if await is_member(chat[1], photo.member[1]):
+                    named.add(owner_id)
+            except Exception as exc:  # the platform could not say: do not name
+                log.warning("chat %s: membership of a protected photo's owner unknown (%s); not named",
+                            chat[1], type(exc).__name__)
+        return frozenset(named)
+
     # --- members' own photos ------------------------------------------------------------------
 
     def open_session(self, platform: str, user_id: str) -> None:
@@ -495,24 +556,59 @@ class Protector:
     def close_session(self, platform: str, user_id: str) -> bool:
         return self._sessions.pop((platform, user_id), None) is not None
 
+    def _too_many(self) -> ProtectError:
+        return ProtectError(
+            "too_many",
+            f"this person already protects {self.settings.max_photos} photos, the most Vigil keeps for one person "
+            f"([protect] max_photos); remove some first",
+        )
+
     async def register_member_photo(self, platform: str, user_id: str, name: str, data: bytes) -> Registered:
         """Fingerprint a photo a member sent privately and keep only that. Raises ``MediaError``
-        (not an image Vigil reads) or ``ProtectError`` (too many photos, nothing to match)."""
+        (not an image Vigil reads) or ``ProtectError`` (too many photos, nothing to match, or
+        already someone else's photo).
+
+        The limit holds however many photos arrive at once (an album): the store counts and
+        adds in one write transaction. The check before fingerprinting only saves the work."""
+        key = (platform, user_id)
+        lock, users = self._member_locks.get(key) or (asyncio.Lock(), 0)
+        self._member_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._register(platform, user_id, name, data)
+        finally:
+            lock, users = self._member_locks[key]
+            if users <= 1:
+                del self._member_locks[key]
+            else:
+                self._member_locks[key] = (lock, users - 1)
+
+    async def _register(self, platform: str, user_id: str, name: str, data: bytes) -> Registered:
+        from bot.store.protected import PhotoLimitReached
+
         owner = await self.store.member_owner(platform, user_id)
         photos = await self.store.protected_photos(owner.id) if owner else []
-        private = sum(p.source == "private" for p in photos)
-        if private >= self.settings.max_photos:
-            raise ProtectError(
-                "too_many",
-                f"this person already protects {self.settings.max_photos} photos, the most Vigil keeps for one person "
-                f"([protect] max_photos); remove some first",
-            )
-        made = await self._run_cpu(print_of_bytes, data, self.limits)
+        if sum(p.source == "private" for p in photos) >= self.settings.max_photos:
+            raise self._too_many()
+        made = await self._run_cpu(print_of_bytes, data, self.limits, True)
         del data
-        owner = await self.store.member_owner(platform, user_id, name=name or user_id, create=True)
-        photo = await self.store.add_protected_photo(owner.id, encode_fingerprint(made.fingerprint), source="private", pdq=made.pdq)
-        await self._index_add(_known(photo, owner), made.fingerprint)
-        return Registered(photo.id, owner.id, len(photos) + 1, first=private == 0)
+        async with self._register_lock:
+            if made.query is not None and len(made.query):
+                found = await self._run_cpu(self.match, [(0, made.query, made.pdq)])
+                if any(m.photo.member != (platform, user_id) for m in found):
+                    # whose it is stays unsaid: the refusal must not tell a stranger who is protected
+                    raise ProtectError(
+                        "taken", "this photo, or one it was made from, is already protected for someone else"
+                    )
+            try:
+                owner, photo, before, total = await self.store.add_member_photo(
+                    platform, user_id, name or user_id, encode_fingerprint(made.fingerprint),
+                    max_photos=self.settings.max_photos, pdq=made.pdq,
+                )
+            except PhotoLimitReached:
+                raise self._too_many() from None
+            await self._index_add(_known(photo, owner), made.fingerprint)
+        return Registered(photo.id, owner.id, total, first=before == 0)
 
     async def set_member_notify(self, platform: str, user_id: str, notify: bool) -> bool:
         """The member's answer to "tell me privately if a manipulated copy is found"; False if
@@ -568,16 +664,17 @@ class Protector:
         Returns the photo id, or None when the photo is already protected (it matched)."""
         if not len(fp):
             return None
-        if await self._run_cpu(self.match, [(0, fp, pdq)]):
-            return None  # someone's protected photo already, or a copy of one: not the sender's to own
-        owner = await self.store.member_owner(sender[0], sender[1], name=sender_name or sender[1], create=True)
-        expires = self._clock() + timedelta(days=days)
-        known = fp.as_known()
-        photo = await self.store.add_protected_photo(
-            owner.id, encode_fingerprint(known), source="group", pdq=pdq,
-            platform=chat[0], chat_id=chat[1], expires_at=expires,
-        )
-        await self._index_add(_known(photo, owner), known)
+        async with self._register_lock:
+            if await self._run_cpu(self.match, [(0, fp, pdq)]):
+                return None  # someone's protected photo already, or a copy of one: not the sender's to own
+            owner = await self.store.member_owner(sender[0], sender[1], name=sender_name or sender[1], create=True)
+            expires = self._clock() + timedelta(days=days)
+            known = fp.as_known()
+            photo = await self.store.add_protected_photo(
+                owner.id, encode_fingerprint(known), source="group", pdq=pdq,
+                platform=chat[0], chat_id=chat[1], expires_at=expires,
+            )
+            await self._index_add(_known(photo, owner), known)
         return photo.id
 
     async def drop_group(self, platform: str, chat_id: str) -> int:

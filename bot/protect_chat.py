@@ -185,6 +185,12 @@ class ProtectChat:
                 "You already protect {n} photos, the most Vigil keeps for one person. Remove some with /unprotect first.",
                 n=self.core.config.protect.max_photos,
             )
+        if exc.reason == "taken":
+            # never whose: a stranger could otherwise learn who protects a photo by sending it
+            return t.gettext(
+                "Vigil cannot protect this photo for you: it, or a photo it was made from, is already protected for "
+                "someone else. If it is a photo of you, ask the admins of your group to contact Vigil's operator."
+            )
         return t.gettext("That picture is too small or too plain to recognise later: send a clearer photo of yourself.")
 
     async def _remove_message(self, event: MediaPosted) -> bool:

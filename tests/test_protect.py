@@ -188,6 +188,94 @@ async def test_bad_input_is_refused_and_changes_nothing(store, protector, photos
     assert many.value.reason == "too_many" and len(small.index) == 1
 
 
+async def test_the_limit_holds_for_photos_arriving_at_once_even_through_two_connections(store, photos, tmp_path):
+    from bot.protect import encode_fingerprint, print_of_pixels
+    from bot.store.protected import PhotoLimitReached
+
+    fp = encode_fingerprint(print_of_pixels(photos["coffee"]).fingerprint)
+    other = await Store.open(tmp_path / "data" / "vigil.sqlite3")  # as a second process would
+    try:
+        tries = [s.add_member_photo(T, "9", "Ana", fp, max_photos=5) for s in (store, other) for _ in range(12)]
+        results = await asyncio.gather(*tries, return_exceptions=True)
+    finally:
+        await other.close()
+    added = [r for r in results if not isinstance(r, BaseException)]
+    assert len(added) == 5 and all(isinstance(r, PhotoLimitReached) for r in results if isinstance(r, BaseException))
+    assert sorted(before for _, _, before, _ in added) == [0, 1, 2, 3, 4]
+    assert (await store.protected_counts())["private"] == 5
+
+
+async def test_a_members_photos_sent_at_once_register_only_up_to_the_limit(store, photos):
+    small = Protector(store, ProtectConfig(max_photos=3))
+    data = jpeg(photos["rocket"])
+    results = await asyncio.gather(*[small.register_member_photo(T, "4", "Nora", data) for _ in range(12)],
+                                   return_exceptions=True)
+    done = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, ProtectError)]
+    assert len(done) == 3 and len(refused) == 9 and {r.reason for r in refused} == {"too_many"}
+    assert [d.first for d in done] == [True, False, False] and len(small.index) == 3
+
+
+async def test_a_photo_already_someone_elses_is_refused_without_a_name_and_names_are_cleaned(store, protector, photos):
+    await protector.register_member_photo(T, "1", "Ana\u202e <b>G</b>\n", jpeg(photos["astronaut"]))
+    owner = await store.member_owner(T, "1")
+    assert owner.name == "Ana <b>G</b>"  # control and direction characters gone; HTML is escaped where shown
+    with pytest.raises(ProtectError) as taken:
+        await protector.register_member_photo(T, "2", "Bea", jpeg(tf.resize(photos["astronaut"], 0.7), 80))
+    assert taken.value.reason == "taken" and "Ana" not in str(taken.value) and "#" not in str(taken.value)
+    assert await store.member_owner(T, "2") is None and len(protector.index) == 1
+    # her own photo again is hers to add
+    await protector.register_member_photo(T, "1", "Ana", jpeg(tf.resize(photos["astronaut"], 0.7), 80))
+    assert len(protector.index) == 2
+
+
+async def test_names_go_only_where_the_owner_is_a_member_or_the_group_is_trusted(store, photos):
+    protector = Protector(store, ProtectConfig(trusted_groups=(("telegram", "-100"),)))
+    await protector.register_member_photo(T, "1", "Ana", jpeg(photos["astronaut"]))
+    await protector.add_operator_photo("Bea", jpeg(photos["coffee"]))
+    found = traced(protector, jpeg(tf.undress_like(photos["astronaut"], fill="smooth"))) + traced(
+        protector, jpeg(tf.undress_like(photos["coffee"], fill="smooth")))
+    owners = {m.photo.owner: m.photo.owner_id for m in found}
+    assert set(owners) == {"Ana", "Bea"}
+    asked: list[tuple[str, str]] = []
+
+    def member_of(groups: set[str]):
+        async def check(chat_id: str, user_id: str) -> bool:
+            asked.append((chat_id, user_id))
+            return chat_id in groups
+        return check
+
+    assert await protector.nameable((T, "-100"), found, member_of(set())) == frozenset(owners.values())
+    assert await protector.nameable((T, "-200"), found, member_of({"-200"})) == {owners["Ana"]}
+    assert await protector.nameable((T, "-300"), found, member_of(set())) == frozenset()
+    assert await protector.nameable(("matrix", "!r:x"), found, member_of({"!r:x"})) == frozenset()
+
+    async def broken(chat_id: str, user_id: str) -> bool:
+        raise RuntimeError("the platform did not answer")
+
+    assert await protector.nameable((T, "-200"), found, broken) == frozenset()  # unknown: nobody named
+    assert ("-200", "1") in asked and not [a for a in asked if a[0] == "-100"]
+
+
+def test_a_title_that_could_become_a_link_is_left_out_of_the_owners_notice():
+    from bot.alerts import plain_title, render_owner_notice
+    from bot.guidance.resources import load_resources
+    from bot.i18n import Translator
+
+    for title in ("Win at t.me/x", "see http://x.org", "ask @bob", "evil.com", "evil\u200b.com", "#club:server",
+                  "call +34 600 000 000", "/start now", "example\u3002com"):
+        assert plain_title(title) is None, title
+    for title in ("Year 9 parents", "Class 3.B", "St. Mary's", "Año 2º Infantil"):
+        assert plain_title(title) == title
+    t, resources = Translator("en"), load_resources({})
+    named = render_owner_notice(t, resources, group_title="Year 9 parents")
+    assert "Year 9 parents" in named.text
+    linked = render_owner_notice(t, resources, group_title="Win at t.me/x", member=True)
+    assert "t.me" not in linked.text and "a group you are in" in linked.text
+    stranger = render_owner_notice(t, resources, group_title=None)
+    assert "a group Vigil watches" in stranger.text
+
+
 # --- removal and retention --------------------------------------------------------------------
 
 
@@ -260,6 +348,17 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "config.toml"
     path.write_text(f'[vigil]\ndata_dir = "{tmp_path / "data"}"\n{extra}')
     return path
+
+
+def test_trusted_groups_are_read_from_the_config_and_a_wrong_one_is_named(tmp_path):
+    from detectors.errors import ConfigError
+
+    good = _config(tmp_path, '[protect]\ntrusted_groups = ["telegram:-1001234567890", "matrix:!abc:example.org"]\n')
+    trusted = load_config(good, env={}).protect.trusted_groups
+    assert trusted == (("telegram", "-1001234567890"), ("matrix", "!abc:example.org"))
+    bad = _config(tmp_path, '[protect]\ntrusted_groups = ["-1001234567890"]\n')
+    with pytest.raises(ConfigError, match=r"protect\.trusted_groups\[0\]"):
+        load_config(bad, env={})
 
 
 def test_cli_add_list_remove_and_scan_protected(tmp_path, photos, capsys):

@@ -379,6 +379,22 @@ class TelegramPlatform:
         members = await self._call("getChatAdministrators", self.bot.get_chat_administrators(int(chat_id)))
         return frozenset(str(m.user.id) for m in members if not m.user.is_bot)
 
+    async def is_member(self, chat_id: str, user_id: str) -> bool:
+        """Whether the user belongs to the group now: its owner, an admin, a member, or a restricted
+        member (muted but still in it). Left, banned or never there: False."""
+        try:
+            m = await self.bot.get_chat_member(int(chat_id), int(user_id))
+        except BadRequest as exc:
+            text = str(exc).lower()
+            if "user not found" in text or "participant" in text or "member not found" in text:
+                return False  # Telegram has never seen this user in the group
+            raise translate_error(exc, "getChatMember") from None
+        except TelegramError as exc:
+            raise translate_error(exc, "getChatMember") from None
+        if m.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER):
+            return True
+        return m.status == ChatMemberStatus.RESTRICTED and bool(getattr(m, "is_member", False))
+
     async def owner(self, chat_id: str) -> str | None:
         members = await self._call("getChatAdministrators", self.bot.get_chat_administrators(int(chat_id)))
         return next((str(m.user.id) for m in members if m.status == ChatMemberStatus.OWNER), None)

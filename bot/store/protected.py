@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, AsyncIterator
@@ -86,10 +87,27 @@ def _fingerprint_text(value: object) -> str:
 
 
 def _name(value: object) -> str:
+    """A display name as members and the operator give it, made safe to keep and show: no control,
+    format or direction-override characters (a zero-width joiner stays, for emoji), one line."""
     name = checks.display("name", value)
-    if not name or not name.strip():
+    if name:
+        name = "".join(
+            " " if unicodedata.category(c) in ("Zl", "Zp", "Cc") else c
+            for c in name
+            if unicodedata.category(c) not in ("Cf", "Cs", "Co", "Cn") or c == "\u200d"
+        )
+        name = " ".join(name.split())
+    if not name:
         raise BadStoreValue("name", value, "a non-empty name of at most 256 characters")
-    return name.strip()
+    return name
+
+
+class PhotoLimitReached(BadStoreValue):
+    """A member already protects as many photos as ``[protect] max_photos`` allows; nothing was written."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__("max_photos", limit, f"more than the photos already registered (at most {limit} each)")
 
 
 async def _bump(c: object, now: str) -> None:
@@ -245,6 +263,49 @@ class ProtectedMixin:
                 f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,)
             )).fetchone()
         return _photo(row)
+
+    async def add_member_photo(
+        self, platform: str, user_id: str | int, name: str | None, fingerprint: str, *,
+        max_photos: int, pdq: str | None = None,
+    ) -> tuple[ProtectedOwner, ProtectedPhoto, int, int]:
+        """A photo a member registered privately, in one write transaction: the owner row made (or
+        renamed), the member's private photos counted and the photo added only while fewer than
+        ``max_photos`` (so an album of many photos at once cannot pass the limit). Returns the
+        owner, the photo, how many private photos the member had before, and how many photos of
+        every source they have now. Raises ``PhotoLimitReached``."""
+        p, uid = checks.platform(platform), checks.ident("user_id", user_id)
+        n = _name(name if name else uid)
+        fp = _fingerprint_text(fingerprint)
+        h = checks.hex_hash("pdq", pdq, 64)
+        limit = checks.record_id("max_photos", max_photos)
+        now = self._db.now()
+        async with self._db.write() as c:
+            await c.execute(
+                "INSERT INTO protected_owners (kind, platform, user_id, name, created_at, updated_at)"
+                " VALUES ('member', ?, ?, ?, ?, ?)"
+                " ON CONFLICT (platform, user_id) WHERE kind = 'member' DO UPDATE SET"
+                "  name = excluded.name, updated_at = excluded.updated_at WHERE name != excluded.name",
+                (p, uid, n, now, now),
+            )
+            owner = _owner(await (await c.execute(
+                "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?", (p, uid)
+            )).fetchone())
+            before, others = await (await c.execute(
+                "SELECT count(*) FILTER (WHERE source = 'private'), count(*) FILTER (WHERE source != 'private')"
+                " FROM protected_photos WHERE owner_id = ?", (owner.id,)
+            )).fetchone()
+            if before >= limit:
+                raise PhotoLimitReached(limit)  # rolls back: not even the owner row is left behind
+            cur = await c.execute(
+                "INSERT INTO protected_photos (owner_id, source, pdq, fingerprint, added_at)"
+                " VALUES (?, 'private', ?, ?, ?)",
+                (owner.id, h, fp, now),
+            )
+            await _bump(c, now)
+            row = await (await c.execute(
+                f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,)
+            )).fetchone()
+        return owner, _photo(row), int(before), int(before) + int(others) + 1
 
     async def protected_photos(self, owner_id: int | None = None) -> list[ProtectedPhoto]:
         """Photos (without fingerprints), of one owner or of all, by id."""
