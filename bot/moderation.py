@@ -155,8 +155,11 @@ class Moderator:
         claim = await self.core.store.record_action(
             event.chat.platform, event.chat.chat_id, event.message_id, "alert", {"work": work_id, "outcome": word}
         )
-        first = claim.params.get("work")
-        return first == work_id or (word == "deleted" and claim.params.get("outcome") != "deleted")
+        if claim.params.get("work") == work_id:
+            if claim.state == "pending":  # settled, so that retention prunes it like any action
+                await self.core.store.action_done(claim.id)
+            return True
+        return word == "deleted" and claim.params.get("outcome") != "deleted"
 
     async def _keep_group_photo(self, event: MediaPosted, scan: Scan, settings: GroupSettings) -> None:
         """The group keeps group photos: a member's ordinary photo is protected for a while, owner = the sender."""
