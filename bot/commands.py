@@ -181,7 +181,7 @@ class Commands:
             )
             await self._say(cmd.chat, usage)
             return
-        if user in self._shared_sender_ids(cmd.chat.platform):
+        if exempt and user in self._shared_sender_ids(cmd.chat.platform):  # unexempting it stays possible
             await self._say(cmd.chat, t.gettext(
                 "That id is shared by every channel, anonymous admin or automatic forward: Vigil does not exempt it. "
                 "Reply to the channel's post instead, to exempt that channel."))

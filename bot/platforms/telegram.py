@@ -52,6 +52,9 @@ warnings.filterwarnings("ignore", message=".*Bot.getUpdates.*", category=PTBUser
 NAME = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 OFFSET_KEY = "telegram:offset"
+MAX_COMMAND_TEXT = 4096  # Telegram's own limit for a message's text
+MAX_COMMAND_ARGS = 16  # no command takes more; the rest is ignored
+MAX_CALLBACK_DATA = 64  # Telegram's limit for a button's data
 
 
 def _retry_after(exc: RetryAfter) -> float:
@@ -100,10 +103,11 @@ def chat_of(c: Any) -> ChatRef:
 
 
 def parse_command(message: Message, bot_username: str) -> tuple[str, tuple[str, ...]] | None:
-    text = message.text or message.caption or ""
+    text = (message.text or message.caption or "")[:MAX_COMMAND_TEXT]
     if not text.startswith(("/", "!")):
         return None
     head, *args = text.split()
+    args = args[:MAX_COMMAND_ARGS]
     verb = head[1:]
     if "@" in verb:
         verb, _, target = verb.partition("@")
@@ -240,7 +244,7 @@ class TelegramPlatform:
             q = update.callback_query
             chat = chat_of(q.message.chat) if q.message else ChatRef(NAME, str(q.from_user.id))
             self._spawn(self.core.button(ButtonPressed(
-                chat, user_of(q.from_user), q.data or "", q.id, str(q.message.message_id) if q.message else ""
+                chat, user_of(q.from_user), (q.data or "")[:MAX_CALLBACK_DATA], q.id, str(q.message.message_id) if q.message else ""
             )))
             return
         message = update.message or update.edited_message
@@ -368,6 +372,9 @@ class TelegramPlatform:
         await self._call("restrict members", self.bot.restrict_chat_member(int(chat_id), int(user_id), permissions))
 
     async def ban(self, chat_id: str, user_id: str) -> None:
+        if user_id == chat_id:
+            raise PlatformError("ban members: the sender is an anonymous admin, posting as the group itself; "
+                                "a group cannot be banned from itself (ask the admins who it was)")
         if user_id.startswith("-"):  # a channel posting as itself: ban the chat, never its placeholder user
             await self._call("ban members", self.bot.ban_chat_sender_chat(int(chat_id), int(user_id)))
             return

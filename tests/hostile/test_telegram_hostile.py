@@ -383,3 +383,49 @@ async def test_impossible_values_are_skipped_and_a_lying_thumbnail_size_is_still
         async with app.core.store._db.read() as c:
             rows = await c.execute_fetchall("SELECT 1 FROM work WHERE message_id = '-5'")
         assert rows == []
+
+
+# --- the emulator answers these as Telegram does ----------------------------------------------------
+
+
+async def test_the_emulator_models_chats_posting_covers_and_group_upgrades_as_telegram_does(emu, photo):
+    from telegram import Bot
+    from telegram.error import BadRequest, ChatMigrated
+
+    from tests.support.botapi import NotPermitted
+
+    g = Group(emu, kind="group")
+    channel = emu.add_channel("News", owner=g.member)
+    emu.set_anonymous(g.chat, g.admin)
+    bot = Bot(**emu.bot_kwargs())
+    await bot.initialize()
+    try:
+        with pytest.raises(BadRequest, match="(?i)only for supergroups"):
+            await bot.ban_chat_sender_chat(g.chat, channel)
+        with pytest.raises(NotPermitted):  # basic groups have no "send as"
+            emu.post_photo(g.chat, g.member, jpeg(photo), sender_chat=channel)
+        with pytest.raises(NotPermitted):  # only anonymous admins post as the group
+            emu.post_photo(g.chat, g.member, jpeg(photo), sender_chat=g.chat)
+        emu.post_photo(g.chat, g.admin, jpeg(photo), sender_chat=g.chat)
+        new = emu.upgrade_group(g.chat, g.owner)
+        with pytest.raises(ChatMigrated) as moved:
+            await bot.send_message(g.chat, "hello")
+        assert moved.value.new_chat_id == new
+        with pytest.raises(BadRequest, match="(?i)invalid sender_chat_id"):
+            await bot.ban_chat_sender_chat(new, g.member)
+        emu.post_video(new, g.member, mp4_bytes([photo] * 2, fps=2), cover=jpeg(photo), thumbnail=jpeg(photo),
+                       sender_chat=channel)
+        emu.post_audio(new, g.member, b"ID3\x04" + b"\x00" * 64, thumbnail=jpeg(photo))
+        assert await bot.ban_chat_sender_chat(new, channel)
+        with pytest.raises(NotPermitted):  # a banned channel cannot post there
+            emu.post_photo(new, g.member, jpeg(photo), sender_chat=channel)
+        updates = [u.message for u in await bot.get_updates() if u.message and u.message.chat.id in (g.chat, new)]
+        anonymous, to, came, video, audio = updates
+        assert anonymous.from_user.id == 1087968824 and anonymous.sender_chat.id == g.chat
+        assert to.migrate_to_chat_id == new and to.chat.id == g.chat
+        assert came.migrate_from_chat_id == g.chat and came.chat.id == new
+        assert video.from_user.id == 136817688 and video.sender_chat.id == channel
+        assert video.video.cover and video.video.thumbnail.width <= 320
+        assert audio.audio.thumbnail.file_size <= 200 * 1024
+    finally:
+        await bot.shutdown()
