@@ -390,9 +390,11 @@ def _found(w: _Writer, f: AlertFacts) -> list[_Line]:
     if not f.findings:
         lines.append(_bullet(w.gettext("no details were recorded")))
     if f.picture == "thumb":
-        lines.append(_bullet(w.gettext("It was in the message's thumbnail: the small picture members see before opening the file.")))
+        lines.append(_bullet(w.gettext(
+            "It was in the message's thumbnail: the small picture members see before opening the file.")))
     elif f.picture == "cover":
-        lines.append(_bullet(w.gettext("It was in the message's cover picture (a video's cover or an audio file's cover art).")))
+        lines.append(_bullet(w.gettext(
+            "It was in the message's cover picture (a video's cover or an audio file's cover art).")))
     hidden = len(f.findings) - len(shown)
     if hidden > 0:
         lines.append(_bullet(w.ngettext("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)", hidden)))
@@ -406,11 +408,15 @@ def _details(w: _Writer, f: AlertFacts) -> list[_Line]:
     if f.sender_kind == "anonymous_admin":
         sent_by = w.gettext("Sent by: an anonymous admin of the group (posting as the group itself)")
     elif f.sender_kind == "linked_channel":
-        sent_by = w.gettext("Sent by: your group's linked channel {name} (id {id}), forwarded automatically from a post in the channel: delete that post in the channel too", name=name, id=sender_id)
+        sent_by = w.gettext(
+            "Sent by: your group's linked channel {name} (id {id}), forwarded automatically from a post in the "
+            "channel: delete that post in the channel too", name=name, id=sender_id)
     elif f.sender_kind == "channel" and username:
-        sent_by = w.gettext("Sent by: the channel {name} (@{username}, id {id}), posting in the group as itself", name=name, username=username, id=sender_id)
+        sent_by = w.gettext("Sent by: the channel {name} (@{username}, id {id}), posting in the group as itself",
+                            name=name, username=username, id=sender_id)
     elif f.sender_kind == "channel":
-        sent_by = w.gettext("Sent by: the channel {name} (id {id}), posting in the group as itself", name=name, id=sender_id)
+        sent_by = w.gettext("Sent by: the channel {name} (id {id}), posting in the group as itself",
+                            name=name, id=sender_id)
     elif username:
         sent_by = w.gettext("Sent by: {name} (@{username}, id {id})", name=name, username=username, id=sender_id)
     else:

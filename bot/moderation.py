@@ -217,7 +217,8 @@ class Moderator:
         removed_before = False
         if decision.verdict == DELETE:
             if not decision.dry_run:  # another picture or version of this message deleted it already?
-                prior = await core.store.record_action(event.chat.platform, event.chat.chat_id, event.message_id, "delete", {})
+                prior = await core.store.record_action(
+                    event.chat.platform, event.chat.chat_id, event.message_id, "delete", {})
                 removed_before = prior.state == "done"
             result = await actions.delete(platform, event.chat.chat_id, event.message_id)
             deleted, failure = result.done, result.failure

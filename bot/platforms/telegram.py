@@ -16,13 +16,31 @@ from typing import Any
 
 from telegram import Bot, ChatPermissions, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.config import TelegramConfig
 from bot.errors import StoreError
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, MediaRef, compose_variant, picture_role
+from bot.events import (
+    BotAdded,
+    ButtonPressed,
+    ChatRef,
+    CommandIssued,
+    MediaPosted,
+    MediaRef,
+    compose_variant,
+    picture_role,
+)
 from bot.platforms.base import OutgoingMessage, Rights
 from bot.platforms.errors import (
     MediaTooLarge,
@@ -244,7 +262,8 @@ class TelegramPlatform:
             q = update.callback_query
             chat = chat_of(q.message.chat) if q.message else ChatRef(NAME, str(q.from_user.id))
             self._spawn(self.core.button(ButtonPressed(
-                chat, user_of(q.from_user), (q.data or "")[:MAX_CALLBACK_DATA], q.id, str(q.message.message_id) if q.message else ""
+                chat, user_of(q.from_user), (q.data or "")[:MAX_CALLBACK_DATA], q.id,
+                str(q.message.message_id) if q.message else "",
             )))
             return
         message = update.message or update.edited_message

@@ -18,7 +18,9 @@ from bot.events import MediaRef
 
 log = logging.getLogger("vigil.telegram")
 
-MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".mp4", ".webm", ".mov"}
+MEDIA_SUFFIXES = {
+    ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".mp4", ".webm", ".mov",
+}
 MAX_FILE_ID = 255  # Telegram's ids are about 80 characters; the store keeps ids of up to 255
 MAX_FILE_SIZE = 4 * 1024**3  # the largest file Telegram stores: a larger declared size is a lie
 MAX_PHOTO_SIZES = 16  # a PhotoSize list holds a handful of sizes; more is not Telegram

@@ -244,7 +244,8 @@ class GroupsMixin:
         came first): the new row keeps what was set there, the old settings fill in the rest.
         History (audit, work, actions, reviews) stays under the id it happened in. Returns True
         if there was a group to move."""
-        p, old, new = checks.platform(platform), checks.ident("old_chat_id", old_chat_id), checks.ident("new_chat_id", new_chat_id)
+        p = checks.platform(platform)
+        old, new = checks.ident("old_chat_id", old_chat_id), checks.ident("new_chat_id", new_chat_id)
         if old == new:
             raise BadStoreValue("new_chat_id", new_chat_id, "an id other than the old one")
         now = self._db.now()
@@ -255,11 +256,12 @@ class GroupsMixin:
                 " WHERE platform = ? AND json_extract(settings, '$.logchat') = ?",
                 (new, now, p, old),
             )
-            row = await (await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", (p, old))).fetchone()
+            one = "SELECT * FROM groups WHERE platform = ? AND chat_id = ?"
+            row = await (await c.execute(one, (p, old))).fetchone()
             if row is None:
                 return False
             await ensure_group(c, p, new, now)
-            current = await (await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", (p, new))).fetchone()
+            current = await (await c.execute(one, (p, new))).fetchone()
             settings = {**json.loads(row["settings"]), **json.loads(current["settings"])}
             await c.execute(
                 "UPDATE groups SET settings = ?, title = coalesce(title, ?), added_by = coalesce(added_by, ?),"
@@ -276,7 +278,9 @@ class GroupsMixin:
                 )
             await c.execute("UPDATE lists SET chat_id = ? WHERE scope = 'group' AND platform = ? AND chat_id = ?",
                             (new, p, old))
-            await c.execute("UPDATE protected_photos SET chat_id = ? WHERE source = 'group' AND platform = ? AND chat_id = ?",
-                            (new, p, old))
+            await c.execute(
+                "UPDATE protected_photos SET chat_id = ? WHERE source = 'group' AND platform = ? AND chat_id = ?",
+                (new, p, old),
+            )
             await c.execute("DELETE FROM groups WHERE platform = ? AND chat_id = ?", (p, old))
         return True

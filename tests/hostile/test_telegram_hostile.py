@@ -90,7 +90,8 @@ async def finished(app, chat: int, message_id: int, count: int, timeout: float =
 async def scans_of(app, chat: int, message_id: int) -> list[dict]:
     async with app.core.store._db.read() as c:
         rows = await c.execute_fetchall(
-            "SELECT label, decision, sender_id, sender_name FROM audit WHERE kind = 'scan' AND chat_id = ? AND message_id = ?",
+            "SELECT label, decision, sender_id, sender_name FROM audit"
+            " WHERE kind = 'scan' AND chat_id = ? AND message_id = ?",
             (str(chat), str(message_id)),
         )
     return [dict(zip(("label", "decision", "sender_id", "sender_name"), r)) for r in rows]
@@ -123,7 +124,8 @@ async def test_two_media_edits_in_one_second_are_both_checked(emu, tmp_path, mar
 def _tgs() -> bytes:
     import gzip
 
-    return gzip.compress(json.dumps({"v": "5.5.2", "fr": 60, "ip": 0, "op": 60, "w": 512, "h": 512, "layers": []}).encode())
+    lottie = {"v": "5.5.2", "fr": 60, "ip": 0, "op": 60, "w": 512, "h": 512, "layers": []}
+    return gzip.compress(json.dumps(lottie).encode())
 
 
 @pytest.mark.parametrize("form", ["video_thumbnail", "video_cover", "animation_thumbnail", "document_thumbnail",
@@ -374,7 +376,8 @@ async def test_impossible_values_are_skipped_and_a_lying_thumbnail_size_is_still
         msg = {"message_id": mid, "date": int(datetime.now(timezone.utc).timestamp()), "chat": chat_json,
                "from": member, "document": {"file_id": doc.file_id, "file_unique_id": doc.file_unique_id,
                                             "file_name": "a.pdf", "mime_type": "application/pdf", "file_size": doc.size,
-                                            "thumbnail": {"file_id": thumb.file_id, "file_unique_id": thumb.file_unique_id,
+                                            "thumbnail": {"file_id": thumb.file_id,
+                                                          "file_unique_id": thumb.file_unique_id,
                                                           "width": 256, "height": 256, "file_size": 2**62}}}
         emu.queue_raw_update({"message": msg})
         await finished(app, g.chat, mid, 1)
