@@ -127,7 +127,7 @@ class AlertFacts:
     dry_run: bool = False  # everything is "would have"
     region: str = "OTHER"
     sender_kind: str = "user"  # or a chat posting as itself: bot.events.SENDER_KINDS
-    picture: str = ""  # where in the message it was: "" its file, "thumb" its thumbnail, "cover" its cover
+    picture: str = ""  # where in the message: "" its file, "thumb", "cover", "quoted" (a quoted message's)
 
     def __post_init__(self) -> None:
         _one_of("AlertFacts.sender_kind", self.sender_kind, SENDER_KINDS)
@@ -395,6 +395,9 @@ def _found(w: _Writer, f: AlertFacts) -> list[_Line]:
     elif f.picture == "cover":
         lines.append(_bullet(w.gettext(
             "It was in the message's cover picture (a video's cover or an audio file's cover art).")))
+    elif f.picture == "quoted":
+        lines.append(_bullet(w.gettext(
+            "It was in a message from another chat that this message quotes: members see it above the reply.")))
     hidden = len(f.findings) - len(shown)
     if hidden > 0:
         lines.append(_bullet(w.ngettext("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)", hidden)))

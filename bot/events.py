@@ -39,7 +39,7 @@ class MediaRef:
     """Enough to fetch one media item again, even after a restart."""
 
     # "photo" | "document" | "sticker" | "video_sticker" | "animation" | "video" | "image"
-    # | "thumbnail" | "cover" (a picture a client shows for the message besides its file)
+    # | "thumbnail" | "cover" | "quoted" (a picture a client shows for the message besides its file)
     kind: str
     file_id: str
     size: int | None = None  # bytes, as the platform declares it before download
@@ -101,8 +101,9 @@ class MediaPosted:
 
 MAX_VARIANT = 200
 # the pictures of a message besides its main file: a thumbnail (video, animation, document,
-# video note, animated sticker) and a cover (a video's cover, an audio file's cover art)
-PICTURE_ROLES = ("thumb", "cover")
+# video note, animated sticker), a cover (a video's cover, an audio file's cover art), and the
+# picture of a message it quotes from another chat (shown above the reply)
+PICTURE_ROLES = ("thumb", "cover", "quoted")
 
 
 def compose_variant(version: str = "", role: str = "") -> str:

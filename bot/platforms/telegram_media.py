@@ -120,8 +120,26 @@ def _previews(message: Any) -> list[tuple[str, Any, str]]:
     return out
 
 
+def _quoted(message: Any) -> tuple[Any, str] | None:
+    """The picture of a message quoted from another chat (``external_reply``), which a client shows
+    above the reply: a photo, or the thumbnail of other media (a static sticker is its own picture)."""
+    quoted = getattr(message, "external_reply", None)
+    if quoted is None:
+        return None
+    if quoted.photo:
+        return largest(quoted.photo), "a quoted photo"
+    if quoted.sticker is not None and not quoted.sticker.is_animated and not quoted.sticker.is_video:
+        return quoted.sticker, "a quoted sticker"
+    for name in ("animation", "video", "video_note", "document", "sticker", "audio"):
+        media = getattr(quoted, name, None)
+        if media is not None and getattr(media, "thumbnail", None) is not None:
+            return media.thumbnail, f"a quoted {name.replace('_', ' ')}'s thumbnail"
+    return None
+
+
 def pictures_of(message: Any) -> tuple[Picture, ...]:
-    """Every picture a client shows for the message: the file first, then thumbnails and covers."""
+    """Every picture a client shows for the message: the file first, then thumbnails, covers and
+    the picture of a message it quotes from another chat."""
     found: list[Picture] = []
     main = main_media(message)
     if main is not None:
@@ -134,4 +152,9 @@ def pictures_of(message: Any) -> tuple[Picture, ...]:
         if ref is not None and (main is None or ref.file_id != main.file_id):
             roles.add(role)
             found.append(Picture(role, ref))
+    quoted = _quoted(message)
+    if quoted is not None:
+        ref = media_ref("quoted", quoted[0], None, quoted[1])
+        if ref is not None:
+            found.append(Picture("quoted", ref))
     return tuple(found)

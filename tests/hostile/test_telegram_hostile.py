@@ -158,6 +158,19 @@ async def test_a_hit_in_any_picture_a_client_shows_deletes_the_message(emu, tmp_
         await finished(app, g.chat, mid, 1)
 
 
+async def test_a_text_quoting_an_image_from_another_chat_is_checked(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    stranger = emu.add_user("Stranger")
+    elsewhere = emu.add_channel("Elsewhere", owner=stranger)
+    emu.post_in_channel(elsewhere, stranger, jpeg(add_marker(photo)))  # not linked: only its own subscribers see it
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        mid = emu.post_text(g.chat, g.member, "look at this", quote_from=(elsewhere, 1))
+        await emu.wait_for(lambda: not g.present(mid), timeout=20)
+        await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
+        assert "quotes" in g.alerts(g.owner)[0]["text"]
+        await finished(app, g.chat, mid, 1)
+
+
 async def test_one_message_with_two_hits_is_checked_twice_and_alerted_once(emu, tmp_path, marker_model, photo):
     g = Group(emu)
     cfg = write_config(tmp_path, emu.url, marker_model, groups="neutral_notice = true")

@@ -1083,7 +1083,7 @@ class BotApiEmulator:
 
     def _new_message(self, chat: _Chat, sender: int, content: dict, *, reply_to: int | None = None,
                      forward_from: int | str | None = None, media_group_id: str | None = None,
-                     sender_chat: int | None = None) -> dict:
+                     sender_chat: int | None = None, quote_from: tuple[int, int] | None = None) -> dict:
         msg: dict[str, Any] = {
             "message_id": chat.next_message_id,
             "date": self._now(),
@@ -1107,12 +1107,33 @@ class BotApiEmulator:
             msg["reply_to_message"] = self._replied(target)
         if forward_from is not None:
             msg["forward_origin"] = self._forward_origin(forward_from)
+        if quote_from is not None:
+            msg["external_reply"] = self._external_reply(chat, *quote_from)
         if media_group_id is not None:
             msg["media_group_id"] = str(media_group_id)
         msg.update(content)
         chat.messages[msg["message_id"]] = msg
         self._changed()
         return msg
+
+    def _external_reply(self, chat: _Chat, source_id: int, message_id: int) -> dict:
+        """ExternalReplyInfo: a reply to a message of another chat, with that message's media."""
+        source = self._chat_or_fail(source_id)
+        if source.id == chat.id:
+            raise ScenarioError("a reply in the same chat is reply_to; external replies quote another chat")
+        target = source.messages.get(message_id)
+        if target is None:
+            raise ScenarioError(f"chat {source_id} has no message {message_id} to quote")
+        if source.type == "channel":
+            origin = {"type": "channel", "chat": self._chat_json(source), "message_id": message_id,
+                      "date": target["date"]}
+        else:
+            origin = {"type": "user", "sender_user": copy.deepcopy(target["from"]), "date": target["date"]}
+        info: dict[str, Any] = {"origin": origin, "chat": self._chat_json(source), "message_id": message_id}
+        for key in _MEDIA_KEYS:
+            if key in target:
+                info[key] = copy.deepcopy(target[key])
+        return info
 
     @staticmethod
     def _replied(target: dict) -> dict:
@@ -1443,7 +1464,8 @@ class BotApiEmulator:
 
     def _post(self, chat_id: int, user_id: int, kind: str, content: dict, *, reply_to: int | None = None,
               forward_from: int | str | None = None, media_group_id: str | None = None,
-              caption: str | None = None, sender_chat: int | None = None) -> int:
+              caption: str | None = None, sender_chat: int | None = None,
+              quote_from: tuple[int, int] | None = None) -> int:
         self._user(user_id)
         chat = self._chats.get(chat_id)
         if chat is None and chat_id == user_id and chat_id > 0:
@@ -1464,19 +1486,23 @@ class BotApiEmulator:
             if entities:
                 content["caption_entities"] = entities
         msg = self._new_message(chat, user_id, content, reply_to=reply_to, forward_from=forward_from,
-                                media_group_id=media_group_id, sender_chat=sender_chat)
+                                media_group_id=media_group_id, sender_chat=sender_chat, quote_from=quote_from)
         self._queue_message(chat, msg)
         return msg["message_id"]
 
     def post_text(self, chat_id: int, user_id: int, text: str, *, reply_to: int | None = None,
-                  forward_from: int | str | None = None, sender_chat: int | None = None) -> int:
-        """A text message; commands ("/cmd", "/cmd@bot") get bot_command entities."""
+                  forward_from: int | str | None = None, sender_chat: int | None = None,
+                  quote_from: tuple[int, int] | None = None) -> int:
+        """A text message; commands ("/cmd", "/cmd@bot") get bot_command entities.
+
+        ``quote_from``: (chat id, message id) of a message in another chat this one replies to
+        (``external_reply``, with that message's media, as clients show it above the reply)."""
         content: dict[str, Any] = {"text": text}
         entities = _command_entities(text)
         if entities:
             content["entities"] = entities
         return self._post(chat_id, user_id, "text", content, reply_to=reply_to, forward_from=forward_from,
-                          sender_chat=sender_chat)
+                          sender_chat=sender_chat, quote_from=quote_from)
 
     def post_photo(self, chat_id: int, user_id: int, data: bytes | FileRef, *, caption: str | None = None,
                    media_group_id: str | None = None, forward_from: int | str | None = None,
