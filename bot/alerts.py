@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping
 
+from bot.events import PICTURE_ROLES, SENDER_KINDS
 from bot.guidance.resources import REGIONS, Resource, Resources
 from bot.i18n import N_, Translator
 from detectors.errors import BadAlertFacts
@@ -125,8 +126,12 @@ class AlertFacts:
     muted_until: datetime | None = None
     dry_run: bool = False  # everything is "would have"
     region: str = "OTHER"
+    sender_kind: str = "user"  # or a chat posting as itself: bot.events.SENDER_KINDS
+    picture: str = ""  # where in the message: "" its file, "thumb", "cover", "quoted" (a quoted message's)
 
     def __post_init__(self) -> None:
+        _one_of("AlertFacts.sender_kind", self.sender_kind, SENDER_KINDS)
+        _one_of("AlertFacts.picture", self.picture, ("", *PICTURE_ROLES))
         _one_of("AlertFacts.platform", self.platform, PLATFORMS)
         _one_of("AlertFacts.outcome", self.outcome, OUTCOMES)
         _one_of("AlertFacts.sender_action", self.sender_action, SENDER_ACTIONS)
@@ -388,6 +393,15 @@ def _found(w: _Writer, f: AlertFacts) -> list[_Line]:
     lines += [_bullet(_finding_line(w, x)) for x in shown]
     if not f.findings:
         lines.append(_bullet(w.gettext("no details were recorded")))
+    if f.picture == "thumb":
+        lines.append(_bullet(w.gettext(
+            "It was in the message's thumbnail: the small picture members see before opening the file.")))
+    elif f.picture == "cover":
+        lines.append(_bullet(w.gettext(
+            "It was in the message's cover picture (a video's cover or an audio file's cover art).")))
+    elif f.picture == "quoted":
+        lines.append(_bullet(w.gettext(
+            "It was in a message from another chat that this message quotes: members see it above the reply.")))
     hidden = len(f.findings) - len(shown)
     if hidden > 0:
         lines.append(_bullet(w.ngettext("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)", hidden)))
@@ -398,7 +412,19 @@ def _details(w: _Writer, f: AlertFacts) -> list[_Line]:
     name = _b(clean_name(f.sender_name) or "?")
     sender_id = _code(clean_name(f.sender_id, 128))
     username = clean_name((f.sender_username or "").lstrip("@"))
-    if username:
+    if f.sender_kind == "anonymous_admin":
+        sent_by = w.gettext("Sent by: an anonymous admin of the group (posting as the group itself)")
+    elif f.sender_kind == "linked_channel":
+        sent_by = w.gettext(
+            "Sent by: your group's linked channel {name} (id {id}), forwarded automatically from a post in the "
+            "channel: delete that post in the channel too", name=name, id=sender_id)
+    elif f.sender_kind == "channel" and username:
+        sent_by = w.gettext("Sent by: the channel {name} (@{username}, id {id}), posting in the group as itself",
+                            name=name, username=username, id=sender_id)
+    elif f.sender_kind == "channel":
+        sent_by = w.gettext("Sent by: the channel {name} (id {id}), posting in the group as itself",
+                            name=name, id=sender_id)
+    elif username:
         sent_by = w.gettext("Sent by: {name} (@{username}, id {id})", name=name, username=username, id=sender_id)
     else:
         sent_by = w.gettext("Sent by: {name} (id {id})", name=name, id=sender_id)
@@ -440,6 +466,10 @@ def _did(w: _Writer, f: AlertFacts) -> list[_Line]:
     else:
         sender = w.gettext("Would not have restricted the sender.") if would else w.gettext("Did not restrict the sender.")
     lines.append(_bullet(sender))
+    if f.sender_kind != "user" and f.sender_action != "banned":
+        lines.append(_bullet(w.gettext(
+            "A chat posting as itself cannot be muted on Telegram, and Vigil never sanctions your own linked channel "
+            "or anonymous admins; a channel can be banned from the group with the ban button.")))
     return lines
 
 

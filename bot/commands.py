@@ -152,6 +152,10 @@ class Commands:
             return
         await self._set(cmd, {"region": args[0].upper()}, t, t.gettext("Region set to {region}.", region=args[0].upper()))
 
+    def _shared_sender_ids(self, platform: str) -> frozenset[str]:
+        """Placeholder user ids that stand for many senders (Telegram's channel and anonymous-admin users)."""
+        return getattr(self.core.platforms.get(platform), "shared_sender_ids", frozenset())
+
     def _target(self, cmd: CommandIssued, args: list[str]) -> str | None:
         if cmd.reply_sender is not None:
             return cmd.reply_sender.user_id
@@ -176,6 +180,11 @@ class Commands:
                 else t.gettext("Reply to a message of the member with /vigil unexempt, or give their numeric id.")
             )
             await self._say(cmd.chat, usage)
+            return
+        if exempt and user in self._shared_sender_ids(cmd.chat.platform):  # unexempting it stays possible
+            await self._say(cmd.chat, t.gettext(
+                "That id is shared by every channel, anonymous admin or automatic forward: Vigil does not exempt it. "
+                "Reply to the channel's post instead, to exempt that channel."))
             return
         store = self.core.store
         await (store.add_exemption if exempt else store.remove_exemption)(cmd.chat.platform, cmd.chat.chat_id, user)

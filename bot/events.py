@@ -20,13 +20,27 @@ class UserRef:
     display_name: str = ""
     username: str | None = None
     language: str | None = None  # the user's client language, when the platform tells
+    # who posted: "user" (a person), or a chat posting as itself (SENDER_KINDS), whose user_id is
+    # then the chat's id and display_name its title (Telegram shows a shared placeholder user)
+    kind: str = "user"
+
+    @property
+    def is_chat(self) -> bool:
+        return self.kind != "user"
+
+
+# "channel": a channel posting in the group; "anonymous_admin": an admin posting as the group
+# itself; "linked_channel": the automatic forward of a post of the group's linked channel
+SENDER_KINDS = ("user", "channel", "anonymous_admin", "linked_channel")
 
 
 @dataclass(frozen=True)
 class MediaRef:
     """Enough to fetch one media item again, even after a restart."""
 
-    kind: str  # "photo" | "document" | "sticker" | "video_sticker" | "animation" | "video" | "image"
+    # "photo" | "document" | "sticker" | "video_sticker" | "animation" | "video" | "image"
+    # | "thumbnail" | "cover" | "quoted" (a picture a client shows for the message besides its file)
+    kind: str
     file_id: str
     size: int | None = None  # bytes, as the platform declares it before download
     mime: str | None = None
@@ -56,6 +70,7 @@ class MediaPosted:
                 "name": self.sender.display_name,
                 "username": self.sender.username,
                 "language": self.sender.language,
+                "kind": self.sender.kind,
             },
             "posted_at": self.posted_at.isoformat(),
             "media": {
@@ -75,7 +90,8 @@ class MediaPosted:
         return cls(
             chat=ChatRef(platform, p["chat"]["id"], p["chat"].get("title", "")),
             message_id=p["message_id"],
-            sender=UserRef(platform, s["id"], s.get("name") or "", s.get("username"), s.get("language")),
+            sender=UserRef(platform, s["id"], s.get("name") or "", s.get("username"), s.get("language"),
+                           s.get("kind") if s.get("kind") in SENDER_KINDS else "user"),
             posted_at=datetime.fromisoformat(p["posted_at"]),
             media=MediaRef(m["kind"], m["file_id"], m.get("size"), m.get("mime"), m.get("extra") or {}),
             variant=_variant_of(p),
@@ -84,6 +100,27 @@ class MediaPosted:
 
 
 MAX_VARIANT = 200
+# the pictures of a message besides its main file: a thumbnail (video, animation, document,
+# video note, animated sticker), a cover (a video's cover, an audio file's cover art), and the
+# picture of a message it quotes from another chat (shown above the reply)
+PICTURE_ROLES = ("thumb", "cover", "quoted")
+
+
+def compose_variant(version: str = "", role: str = "") -> str:
+    """The one way to name a work item's variant: the message's version ("" as first posted,
+    "edit:<update id>") and which of its pictures ("" the main file, or a PICTURE_ROLES role)."""
+    if role and role not in PICTURE_ROLES:
+        raise ValueError(f"unknown picture role {role!r}; use one of {PICTURE_ROLES}")
+    variant = f"{version}/{role}" if version and role else version or role
+    if len(variant) > MAX_VARIANT:
+        raise ValueError(f"variant {variant[:40]!r}… is longer than {MAX_VARIANT} characters")
+    return variant
+
+
+def picture_role(variant: str) -> str:
+    """Which picture of the message a variant is ("" for the main file)."""
+    tail = variant.rsplit("/", 1)[-1]
+    return tail if tail in PICTURE_ROLES else ""
 
 
 def _variant_of(payload: dict) -> str:

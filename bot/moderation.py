@@ -120,14 +120,18 @@ class Moderator:
         )
         exempt = False
         if evidence.label != CLEAN or blocks or derived or error is not None:
-            exempt = await core.is_exempt(event.chat, event.sender.user_id)
+            # an anonymous admin posts as the group itself: only the group's admins can
+            exempt = event.sender.kind == "anonymous_admin" or await core.is_exempt(event.chat, event.sender.user_id)
         decision = decide(evidence, settings, exempt=exempt)
         audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision, derived=derived)
         deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
         outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until, derived=derived)
         metrics_of(core).outcome(event.chat.platform, outcome)
-        if decision.alert:
+        if decision.alert and await self._first_report_of_message(work_id, event, outcome):
             await core.notifier.alert_admins(event, outcome, settings, audit_id)
+        elif decision.alert:
+            log.info("chat %s message %s: already reported for another of its pictures or versions; "
+                     "audit record %d, no second alert", event.chat.chat_id, event.message_id, audit_id)
         if derived:
             await core.notifier.owner_notices(event, outcome, settings, audit_id)
         elif settings.group_photos and decision.verdict == ALLOW and not matches and scan is not None:
@@ -139,6 +143,23 @@ class Moderator:
             event.chat.chat_id, event.message_id, label if error is None else "unscannable",
             decision.verdict, " (dry run)" if decision.dry_run else "",
         )
+
+    async def _first_report_of_message(self, work_id: int, event: MediaPosted, outcome: Outcome) -> bool:
+        """One alert per message: a message's pictures (file, thumbnail, cover) and versions are
+        separate work items, and two of them can hit. The first to report claims the message
+        (a replay of that item still owns it); a later one alerts only when it says more (the
+        message deleted now, where it was only put to review or reported before)."""
+        from bot.notify import outcome_word
+
+        word = outcome_word(outcome)
+        claim = await self.core.store.record_action(
+            event.chat.platform, event.chat.chat_id, event.message_id, "alert", {"work": work_id, "outcome": word}
+        )
+        if claim.params.get("work") == work_id:
+            if claim.state == "pending":  # settled, so that retention prunes it like any action
+                await self.core.store.action_done(claim.id)
+            return True
+        return word == "deleted" and claim.params.get("outcome") != "deleted"
 
     async def _keep_group_photo(self, event: MediaPosted, scan: Scan, settings: GroupSettings) -> None:
         """The group keeps group photos: a member's ordinary photo is protected for a while, owner = the sender."""
@@ -181,20 +202,32 @@ class Moderator:
         finally:
             del data  # the image lives only as long as its scan
 
+    @staticmethod
+    def _can_sanction(event: MediaPosted, action: str) -> bool:
+        """A chat posting as itself cannot be muted, only banned (as a chat); the group's own linked
+        channel and its anonymous admins are the admins' own: never sanctioned by Vigil."""
+        kind = event.sender.kind
+        return kind == "user" or (kind == "channel" and action == "ban")
+
     async def _act(self, platform, event: MediaPosted, decision: Decision, settings: GroupSettings, audit_id: int) -> tuple[bool, str | None, str, datetime | None]:
         """Carry out the decision (or simulate it in dry-run); returns deleted, failure, sender action, until."""
         core = self.core
         actions = core.simulated if decision.dry_run else core.actions
         deleted, failure, sanction, until = False, None, "none", None
+        removed_before = False
         if decision.verdict == DELETE:
+            if not decision.dry_run:  # another picture or version of this message deleted it already?
+                prior = await core.store.record_action(
+                    event.chat.platform, event.chat.chat_id, event.message_id, "delete", {})
+                removed_before = prior.state == "done"
             result = await actions.delete(platform, event.chat.chat_id, event.message_id)
             deleted, failure = result.done, result.failure
-            if decision.sender_action != "none":
+            if decision.sender_action != "none" and self._can_sanction(event, decision.sender_action):
                 done = await actions.sanction(platform, event.chat.chat_id, event.sender.user_id, event.message_id, settings)
                 if done.done:
                     sanction, until = {"mute": "muted", "ban": "banned"}[decision.sender_action], done.until
         if decision.verdict == ASK:
             await core.store.open_review(audit_id, event.chat.platform, event.chat.chat_id, event.message_id)
-        if deleted and settings.neutral_notice and not decision.dry_run:
+        if deleted and settings.neutral_notice and not decision.dry_run and not removed_before:
             await core.notifier.neutral_notice(platform, event.chat, settings)
         return deleted, failure, sanction, until

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.alerts import AlertFacts, Finding, button_labels, render_alert, render_owner_notice, render_unreachable_owner_hint
-from bot.events import ChatRef, MediaPosted
+from bot.events import ChatRef, MediaPosted, picture_role
 from bot.metrics import metrics_of
 from bot.platforms.base import Button, OutgoingMessage
 from bot.platforms.errors import PlatformError, Unreachable
@@ -96,6 +96,8 @@ class Notifier:
             muted_until=outcome.muted_until,
             dry_run=outcome.decision.dry_run,
             region=settings.region,
+            sender_kind=s.kind,
+            picture=picture_role(event.variant),
         )
 
     def buttons(self, translator, audit_id: int, outcome: "Outcome") -> tuple[tuple[Button, ...], ...]:

@@ -12,18 +12,35 @@ import html
 import logging
 import warnings
 from datetime import datetime, timedelta, timezone
-from pathlib import PurePath
 from typing import Any
 
 from telegram import Bot, ChatPermissions, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.config import TelegramConfig
 from bot.errors import StoreError
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, MediaRef, UserRef
+from bot.events import (
+    BotAdded,
+    ButtonPressed,
+    ChatRef,
+    CommandIssued,
+    MediaPosted,
+    MediaRef,
+    compose_variant,
+    picture_role,
+)
 from bot.platforms.base import OutgoingMessage, Rights
 from bot.platforms.errors import (
     MediaTooLarge,
@@ -35,6 +52,16 @@ from bot.platforms.errors import (
     Transient,
     Unreachable,
 )
+from bot.platforms.telegram_media import main_media, pictures_of
+from bot.platforms.telegram_senders import (
+    MAX_MESSAGE_ID,
+    SHARED_SENDER_IDS,
+    MalformedUpdate,
+    checked_id,
+    clip,
+    sender_of,
+    user_of,
+)
 
 log = logging.getLogger("vigil.telegram")
 # Vigil reads getUpdates raw on purpose (to skip one malformed update instead of stalling)
@@ -42,8 +69,10 @@ warnings.filterwarnings("ignore", message=".*Bot.getUpdates.*", category=PTBUser
 
 NAME = "telegram"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".mp4", ".webm", ".mov"}
 OFFSET_KEY = "telegram:offset"
+MAX_COMMAND_TEXT = 4096  # Telegram's own limit for a message's text
+MAX_COMMAND_ARGS = 16  # no command takes more; the rest is ignored
+MAX_CALLBACK_DATA = 64  # Telegram's limit for a button's data
 
 
 def _retry_after(exc: RetryAfter) -> float:
@@ -56,6 +85,9 @@ def _retry_after(exc: RetryAfter) -> float:
 def translate_error(exc: TelegramError, what: str) -> PlatformError:
     """PTB's errors, mapped onto the ones the core understands."""
     text = str(exc).lower()
+    if isinstance(exc, ChatMigrated):
+        return PlatformError(f"{what}: the group became a supergroup (new id {exc.new_chat_id}); "
+                             "Vigil follows it there when Telegram reports the move")
     if isinstance(exc, RetryAfter):
         return RetryLater(_retry_after(exc), what)
     if isinstance(exc, BadRequest):
@@ -80,49 +112,20 @@ def translate_error(exc: TelegramError, what: str) -> PlatformError:
 
 
 def media_of(message: Message) -> MediaRef | None:
-    """The image or video a message carries, in the forms a member can post; None for anything else."""
-    if message.photo:
-        largest = max(message.photo, key=lambda p: p.width * p.height)
-        return MediaRef("photo", largest.file_id, largest.file_size, "image/jpeg")
-    if message.sticker:
-        s = message.sticker
-        if s.is_animated:
-            return None  # Lottie vector animations (.tgs) have no pixels to check
-        if s.is_video:
-            return MediaRef("video_sticker", s.file_id, s.file_size, "video/webm")
-        return MediaRef("sticker", s.file_id, s.file_size, "image/webp")
-    if message.animation:
-        a = message.animation
-        return MediaRef("animation", a.file_id, a.file_size, a.mime_type or "video/mp4")
-    if message.video:
-        v = message.video
-        return MediaRef("video", v.file_id, v.file_size, v.mime_type or "video/mp4")
-    if message.video_note:
-        v = message.video_note
-        return MediaRef("video", v.file_id, v.file_size, "video/mp4")
-    if message.document:
-        d = message.document
-        mime = (d.mime_type or "").lower()
-        suffix = PurePath(d.file_name or "").suffix.lower()
-        if mime.startswith(("image/", "video/")) or suffix in MEDIA_SUFFIXES:
-            return MediaRef("document", d.file_id, d.file_size, d.mime_type)
-    return None
-
-
-def user_of(u: Any) -> UserRef:
-    name = " ".join(x for x in (u.first_name, u.last_name) if x)
-    return UserRef(NAME, str(u.id), name, u.username, u.language_code)
+    """The image or video a message carries itself (thumbnails and covers: ``pictures_of``)."""
+    return main_media(message)
 
 
 def chat_of(c: Any) -> ChatRef:
-    return ChatRef(NAME, str(c.id), c.title or c.full_name or "")
+    return ChatRef(NAME, str(checked_id(c.id, "a chat id")), clip(c.title) or clip(c.full_name))
 
 
 def parse_command(message: Message, bot_username: str) -> tuple[str, tuple[str, ...]] | None:
-    text = message.text or message.caption or ""
+    text = (message.text or message.caption or "")[:MAX_COMMAND_TEXT]
     if not text.startswith(("/", "!")):
         return None
     head, *args = text.split()
+    args = args[:MAX_COMMAND_ARGS]
     verb = head[1:]
     if "@" in verb:
         verb, _, target = verb.partition("@")
@@ -133,6 +136,7 @@ def parse_command(message: Message, bot_username: str) -> tuple[str, tuple[str, 
 
 class TelegramPlatform:
     name = NAME
+    shared_sender_ids = SHARED_SENDER_IDS  # never exempted or sanctioned: they stand for many senders
 
     def __init__(self, config: TelegramConfig, store: Any) -> None:
         self.config = config
@@ -216,6 +220,8 @@ class TelegramPlatform:
                 if update is not None:
                     try:
                         await self.dispatch(update)
+                    except MalformedUpdate as exc:  # a value Telegram never sends: skipped, never retried
+                        log.warning("telegram: update %s skipped: %s", update_id, exc)
                     except StoreError as exc:
                         # the work could not be recorded: keep the offset so Telegram sends it again
                         log.error("telegram: update %s not recorded (%s); retrying in %.0f s", update_id, exc, backoff)
@@ -256,55 +262,89 @@ class TelegramPlatform:
             q = update.callback_query
             chat = chat_of(q.message.chat) if q.message else ChatRef(NAME, str(q.from_user.id))
             self._spawn(self.core.button(ButtonPressed(
-                chat, user_of(q.from_user), q.data or "", q.id, str(q.message.message_id) if q.message else ""
+                chat, user_of(q.from_user), (q.data or "")[:MAX_CALLBACK_DATA], q.id,
+                str(q.message.message_id) if q.message else "",
             )))
             return
         message = update.message or update.edited_message
-        if message is None or message.from_user is None or message.chat.type == "channel":
+        if message is None or message.chat.type == "channel":
+            return
+        checked_id(message.message_id, "message_id", low=1, high=MAX_MESSAGE_ID)
+        if message.migrate_to_chat_id or message.migrate_from_chat_id:
+            await self._migrated(message)
+            return
+        if sender_of(message) is None:
             return
         private = message.chat.type == "private"
-        command = parse_command(message, self.username)
+        edited = update.edited_message is not None
+        command = parse_command(message, self.username) if message.from_user is not None else None
         if command is not None:
             reply = message.reply_to_message
+            reply_posted = self._posted(reply) if reply is not None else []
             self._spawn(self.core.command(CommandIssued(
                 chat=chat_of(message.chat),
                 message_id=str(message.message_id),
+                # a placeholder user (a channel, an anonymous admin) is never an admin: refused
                 sender=user_of(message.from_user),
                 private=private,
                 verb=command[0],
                 args=command[1],
-                reply_to=self._posted(reply) if reply is not None else None,
+                reply_to=reply_posted[0] if reply_posted else None,
                 reply_to_id=str(reply.message_id) if reply is not None else None,
-                reply_sender=user_of(reply.from_user) if reply is not None and reply.from_user else None,
+                # the real sender of the replied-to message: never a shared placeholder user
+                reply_sender=sender_of(reply) if reply is not None else None,
             )))
-            if media_of(message) is None:
+            if not pictures_of(message):
                 return
         if private:
             # a photo sent to Vigil privately: one to protect, while the member's /protect is open
-            posted = self._posted(message, edited=update.edited_message is not None, update_id=update.update_id)
-            if posted is not None:
-                self._spawn(self.core.private_media(posted, command=command[0] if command else None))
+            posted = [p for p in self._posted(message, edited=edited, update_id=update.update_id)
+                      if not picture_role(p.variant)]
+            if posted:
+                self._spawn(self.core.private_media(posted[0], command=command[0] if command else None))
             return
-        event = self._posted(message, edited=update.edited_message is not None, update_id=update.update_id)
-        if event is not None:
+        for event in self._posted(message, edited=edited, update_id=update.update_id):
             await self.core.submit(event)
 
-    def _posted(self, message: Message, *, edited: bool = False, update_id: int = 0) -> MediaPosted | None:
-        media = media_of(message)
-        if media is None or message.from_user is None:
-            return None
+    def _posted(self, message: Message, *, edited: bool = False, update_id: int = 0) -> list[MediaPosted]:
+        """One event per picture a client shows for the message (its file, thumbnails, covers)."""
+        sender = sender_of(message)
+        pictures = pictures_of(message)
+        if sender is None or not pictures:
+            return []
         # an edit is known by its update (a replay brings the same id), not by its edit_date:
         # whole seconds, so two edits in one second would share it and the second go unchecked
-        variant = f"edit:{update_id}" if edited else ""
-        return MediaPosted(
-            chat=chat_of(message.chat),
-            message_id=str(message.message_id),
-            sender=user_of(message.from_user),
-            posted_at=message.date.astimezone(timezone.utc),
-            media=media,
-            variant=variant,
-            link=None,  # a message link would lead to the image: alerts carry ids instead
-        )
+        version = f"edit:{update_id}" if edited else ""
+        chat = chat_of(message.chat)
+        posted_at = message.date.astimezone(timezone.utc)
+        return [
+            MediaPosted(
+                chat=chat,
+                message_id=str(message.message_id),
+                sender=sender,
+                posted_at=posted_at,
+                media=picture.media,
+                variant=compose_variant(version, picture.role),
+                link=None,  # a message link would lead to the image: alerts carry ids instead
+            )
+            for picture in pictures
+        ]
+
+    async def _migrated(self, message: Message) -> None:
+        """A basic group became a supergroup: its settings, lists, exemptions and follows move to
+        the new id. Both service messages arrive (one in each chat); the move is idempotent."""
+        here = checked_id(message.chat.id, "chat.id", high=-1)
+        if message.migrate_to_chat_id:
+            old, new = here, checked_id(message.migrate_to_chat_id, "migrate_to_chat_id", high=-1)
+        else:
+            old, new = checked_id(message.migrate_from_chat_id, "migrate_from_chat_id", high=-1), here
+        if old == new:
+            raise MalformedUpdate(f"a migration from chat {old} to itself")
+        moved = await self.store.migrate_group(NAME, str(old), str(new))
+        if self.core is not None:
+            self.core.forget_admins(ChatRef(NAME, str(old)))
+        log.info("telegram: group %s became supergroup %s; %s", old, new,
+                 "its settings, lists and exemptions moved" if moved else "nothing left to move")
 
     # --- calls ---------------------------------------------------------------------------
 
@@ -328,19 +368,36 @@ class TelegramPlatform:
     async def delete(self, chat_id: str, message_id: str) -> None:
         await self._call("delete message", self.bot.delete_message(int(chat_id), int(message_id)))
 
+    @staticmethod
+    def _a_person(user_id: str, what: str) -> int:
+        """A person's id: a chat that posted as itself cannot be muted, and a placeholder user
+        stands for every channel and anonymous admin at once."""
+        if user_id.startswith("-") or user_id in SHARED_SENDER_IDS:
+            raise PlatformError(f"{what}: {user_id} is a chat posting as itself or a placeholder shared by such "
+                                "chats; Telegram cannot restrict it (Vigil bans a channel instead)")
+        return int(user_id)
+
     async def restrict(self, chat_id: str, user_id: str, until: datetime) -> None:
+        self._a_person(user_id, "restrict members")
         await self._call(
             "restrict members",
             self.bot.restrict_chat_member(int(chat_id), int(user_id), ChatPermissions.no_permissions(), until_date=until),
         )
 
     async def unrestrict(self, chat_id: str, user_id: str) -> None:
+        self._a_person(user_id, "restrict members")
         chat = await self._call("getChat", self.bot.get_chat(int(chat_id)))
         permissions = chat.permissions or ChatPermissions.all_permissions()
         await self._call("restrict members", self.bot.restrict_chat_member(int(chat_id), int(user_id), permissions))
 
     async def ban(self, chat_id: str, user_id: str) -> None:
-        await self._call("ban members", self.bot.ban_chat_member(int(chat_id), int(user_id)))
+        if user_id == chat_id:
+            raise PlatformError("ban members: the sender is an anonymous admin, posting as the group itself; "
+                                "a group cannot be banned from itself (ask the admins who it was)")
+        if user_id.startswith("-"):  # a channel posting as itself: ban the chat, never its placeholder user
+            await self._call("ban members", self.bot.ban_chat_sender_chat(int(chat_id), int(user_id)))
+            return
+        await self._call("ban members", self.bot.ban_chat_member(int(chat_id), self._a_person(user_id, "ban members")))
 
     def _markup(self, message: OutgoingMessage) -> InlineKeyboardMarkup | None:
         if not message.buttons:

@@ -231,3 +231,56 @@ class GroupsMixin:
                 "SELECT 1 FROM exemptions WHERE platform = ? AND chat_id = ? AND user_id = ?", key
             )).fetchone()
         return row is not None
+
+    # --- a group that changed its id --------------------------------------------------------
+
+    async def migrate_group(self, platform: str, old_chat_id: str | int, new_chat_id: str | int) -> bool:
+        """The group now lives at ``new_chat_id`` (a Telegram group upgraded to a supergroup):
+        its settings, own lists, exemptions, followed lists and kept group photos move there in
+        one transaction, and groups whose admin log chat it was now send alerts to the new id.
+
+        Idempotent (both service messages of a migration call it: the second finds nothing left
+        to move) and safe when the new id already has a row (a message in the new supergroup
+        came first): the new row keeps what was set there, the old settings fill in the rest.
+        History (audit, work, actions, reviews) stays under the id it happened in. Returns True
+        if there was a group to move."""
+        p = checks.platform(platform)
+        old, new = checks.ident("old_chat_id", old_chat_id), checks.ident("new_chat_id", new_chat_id)
+        if old == new:
+            raise BadStoreValue("new_chat_id", new_chat_id, "an id other than the old one")
+        now = self._db.now()
+        async with self._db.write() as c:
+            # the admin log chat of other groups follows the chat too (it may itself have moved)
+            await c.execute(
+                "UPDATE groups SET settings = json_set(settings, '$.logchat', ?), updated_at = ?"
+                " WHERE platform = ? AND json_extract(settings, '$.logchat') = ?",
+                (new, now, p, old),
+            )
+            one = "SELECT * FROM groups WHERE platform = ? AND chat_id = ?"
+            row = await (await c.execute(one, (p, old))).fetchone()
+            if row is None:
+                return False
+            await ensure_group(c, p, new, now)
+            current = await (await c.execute(one, (p, new))).fetchone()
+            settings = {**json.loads(row["settings"]), **json.loads(current["settings"])}
+            await c.execute(
+                "UPDATE groups SET settings = ?, title = coalesce(title, ?), added_by = coalesce(added_by, ?),"
+                " bot_rights = coalesce(bot_rights, ?), owner_hint_sent_at = coalesce(owner_hint_sent_at, ?),"
+                " updated_at = ? WHERE platform = ? AND chat_id = ?",
+                (checks.json_text("settings", settings, MAX_SETTINGS_JSON), row["title"], row["added_by"],
+                 row["bot_rights"], row["owner_hint_sent_at"], now, p, new),
+            )
+            for table, key in (("exemptions", "user_id"), ("follows", "list_id")):
+                # a row the new id already has wins; the old one goes with the old group below
+                await c.execute(
+                    f"UPDATE OR IGNORE {table} SET chat_id = ? WHERE platform = ? AND chat_id = ?",  # fixed names
+                    (new, p, old),
+                )
+            await c.execute("UPDATE lists SET chat_id = ? WHERE scope = 'group' AND platform = ? AND chat_id = ?",
+                            (new, p, old))
+            await c.execute(
+                "UPDATE protected_photos SET chat_id = ? WHERE source = 'group' AND platform = ? AND chat_id = ?",
+                (new, p, old),
+            )
+            await c.execute("DELETE FROM groups WHERE platform = ? AND chat_id = ?", (p, old))
+        return True

@@ -141,7 +141,7 @@ _BUTTON_ACTIONS = (
     "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
     "callback_game", "pay",
 )
-_MEDIA_KEYS = ("photo", "document", "animation", "sticker", "video")
+_MEDIA_KEYS = ("photo", "document", "animation", "sticker", "video", "audio", "video_note")
 # parameters the Bot API reads as strings: never JSON-decode these from a form
 _STRING_PARAMS = frozenset(
     {
@@ -158,6 +158,8 @@ _FILE_ID_PREFIX = {
     "animation": "CgACAgQAAxkBAA",
     "video": "BAACAgQAAxkBAA",
     "thumbnail": "AAMCBAADGQEAA",
+    "audio": "CQACAgQAAxkBAA",
+    "video_note": "DQACAgQAAxkBAA",
 }
 _FILE_DIR = {
     "photo": ("photos", ".jpg"),
@@ -166,6 +168,8 @@ _FILE_DIR = {
     "animation": ("animations", ".mp4"),
     "video": ("videos", ".mp4"),
     "thumbnail": ("thumbnails", ".jpg"),
+    "audio": ("music", ".mp3"),
+    "video_note": ("video_notes", ".mp4"),
 }
 _KIND_PERMISSION = {
     "text": "can_send_messages",
@@ -174,7 +178,15 @@ _KIND_PERMISSION = {
     "video": "can_send_videos",
     "sticker": "can_send_other_messages",
     "animation": "can_send_other_messages",
+    "audio": "can_send_audios",
+    "video_note": "can_send_video_notes",
 }
+THUMBNAIL_SIDE = 320  # Telegram's thumbnails are JPEGs of at most 320 px a side
+MAX_THUMBNAIL_BYTES = 200 * 1024  # and at most 200 kB
+#: the placeholder users Telegram shows as the sender of posts made by a chat
+CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+TELEGRAM_SERVICE = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 
 
 def full_rights(**overrides: bool) -> dict[str, bool]:
@@ -260,6 +272,7 @@ class _Member:
     until_date: int = 0  # 0: forever
     is_member: bool = True  # restricted members only
     custom_title: str | None = None
+    is_anonymous: bool = False  # an administrator who posts as the group itself
 
 
 @dataclass
@@ -274,6 +287,9 @@ class _Chat:
     permissions: dict[str, bool] = field(default_factory=lambda: {p: True for p in PERMISSIONS})
     username: str | None = None
     instance: str = field(default_factory=lambda: str(secrets.randbits(63)))
+    linked_chat_id: int | None = None  # a supergroup's discussion channel, or a channel's group
+    migrated_to: int | None = None  # a basic group upgraded to this supergroup: calls to it fail
+    banned_senders: set[int] = field(default_factory=set)  # banChatSenderChat
 
 
 @dataclass
@@ -715,6 +731,8 @@ class BotApiEmulator:
         self.internal_errors: list[BaseException] = []
 
         self._users: dict[int, dict] = {self.bot_id: self.bot_user}
+        for placeholder in (CHANNEL_BOT, GROUP_ANONYMOUS_BOT, TELEGRAM_SERVICE):
+            self._users[placeholder["id"]] = dict(placeholder)
         self._started: set[int] = set()
         self._blocked: set[int] = set()
         self._chats: dict[int, _Chat] = {}
@@ -745,7 +763,7 @@ class BotApiEmulator:
             "deleteMessages", "getFile", "getChat", "getChatAdministrators", "getChatMember",
             "getChatMemberCount", "restrictChatMember", "banChatMember", "unbanChatMember",
             "answerCallbackQuery", "sendDocument", "setMyCommands", "getMyCommands",
-            "deleteMyCommands", "sendChatAction", "leaveChat",
+            "deleteMyCommands", "sendChatAction", "leaveChat", "banChatSenderChat", "unbanChatSenderChat",
         ):
             self._handlers[name.lower()] = getattr(self, "_m_" + name)
             self._canonical[name.lower()] = name
@@ -957,7 +975,8 @@ class BotApiEmulator:
         if not self.privacy_mode or bot.status in ("creator", "administrator"):
             return True
         if any(k in msg for k in ("new_chat_members", "left_chat_member", "new_chat_title",
-                                   "new_chat_photo", "pinned_message", "migrate_to_chat_id")):
+                                   "new_chat_photo", "pinned_message", "migrate_to_chat_id",
+                                   "migrate_from_chat_id")):
             return True
         reply = msg.get("reply_to_message")
         if reply and reply.get("from", {}).get("id") == self.bot_id:
@@ -1017,9 +1036,9 @@ class BotApiEmulator:
         m = self._member(chat, user_id)
         user = copy.deepcopy(self._users[user_id])
         if m.status == "creator":
-            out = {"status": "creator", "user": user, "is_anonymous": False}
+            out = {"status": "creator", "user": user, "is_anonymous": m.is_anonymous}
         elif m.status == "administrator":
-            out = {"status": "administrator", "user": user, "can_be_edited": False, "is_anonymous": False}
+            out = {"status": "administrator", "user": user, "can_be_edited": False, "is_anonymous": m.is_anonymous}
             out.update({r: bool(m.rights.get(r, False)) for r in ADMIN_RIGHTS})
             out["can_manage_chat"] = True
         elif m.status == "restricted":
@@ -1063,13 +1082,23 @@ class BotApiEmulator:
         self._changed()
 
     def _new_message(self, chat: _Chat, sender: int, content: dict, *, reply_to: int | None = None,
-                     forward_from: int | str | None = None, media_group_id: str | None = None) -> dict:
+                     forward_from: int | str | None = None, media_group_id: str | None = None,
+                     sender_chat: int | None = None, quote_from: tuple[int, int] | None = None) -> dict:
         msg: dict[str, Any] = {
             "message_id": chat.next_message_id,
             "date": self._now(),
             "chat": self._chat_json(chat),
             "from": copy.deepcopy(self._users[sender]),
         }
+        if sender_chat is not None:
+            # the person stays hidden: a placeholder user, and the chat they posted as
+            author = self._chats[sender_chat]
+            placeholder = GROUP_ANONYMOUS_BOT if sender_chat == chat.id else CHANNEL_BOT
+            msg["from"] = dict(placeholder)
+            msg["sender_chat"] = self._chat_json(author)
+            title = self._member(chat, sender).custom_title if sender_chat == chat.id else None
+            if title:
+                msg["author_signature"] = title
         chat.next_message_id += 1
         if reply_to is not None:
             target = chat.messages.get(reply_to)
@@ -1078,12 +1107,33 @@ class BotApiEmulator:
             msg["reply_to_message"] = self._replied(target)
         if forward_from is not None:
             msg["forward_origin"] = self._forward_origin(forward_from)
+        if quote_from is not None:
+            msg["external_reply"] = self._external_reply(chat, *quote_from)
         if media_group_id is not None:
             msg["media_group_id"] = str(media_group_id)
         msg.update(content)
         chat.messages[msg["message_id"]] = msg
         self._changed()
         return msg
+
+    def _external_reply(self, chat: _Chat, source_id: int, message_id: int) -> dict:
+        """ExternalReplyInfo: a reply to a message of another chat, with that message's media."""
+        source = self._chat_or_fail(source_id)
+        if source.id == chat.id:
+            raise ScenarioError("a reply in the same chat is reply_to; external replies quote another chat")
+        target = source.messages.get(message_id)
+        if target is None:
+            raise ScenarioError(f"chat {source_id} has no message {message_id} to quote")
+        if source.type == "channel":
+            origin = {"type": "channel", "chat": self._chat_json(source), "message_id": message_id,
+                      "date": target["date"]}
+        else:
+            origin = {"type": "user", "sender_user": copy.deepcopy(target["from"]), "date": target["date"]}
+        info: dict[str, Any] = {"origin": origin, "chat": self._chat_json(source), "message_id": message_id}
+        for key in _MEDIA_KEYS:
+            if key in target:
+                info[key] = copy.deepcopy(target[key])
+        return info
 
     @staticmethod
     def _replied(target: dict) -> dict:
@@ -1323,11 +1373,99 @@ class BotApiEmulator:
         self._set_member(chat, self.bot_id, _Member("kicked"), by=user_id)
         self._blocked.add(user_id)
 
+    def add_channel(self, title: str, *, owner: int, admins: Iterable[int] = (), username: str | None = None) -> int:
+        """A channel (ids -100…); the bot is not in it. Its admins may post as it in supergroups."""
+        self._user(owner)
+        n = next(self._supergroup_ids)
+        chat = _Chat(int(f"-100{1_000_000_000 + n}"), "channel", title, username=username)
+        chat.members[owner] = _Member("creator")
+        for uid in admins:
+            self._user(uid)
+            chat.members[uid] = _Member("administrator", rights=full_rights())
+        self._chats[chat.id] = chat
+        return chat.id
+
+    def link_channel(self, group_id: int, channel_id: int) -> None:
+        """Make ``channel_id`` the supergroup's linked channel: its posts are forwarded into the group."""
+        group, channel = self._chat_or_fail(group_id), self._chat_or_fail(channel_id)
+        if group.type != "supergroup" or channel.type != "channel":
+            raise ScenarioError("only a supergroup and a channel can be linked")
+        group.linked_chat_id, channel.linked_chat_id = channel.id, group.id
+
+    def set_anonymous(self, chat_id: int, user_id: int, anonymous: bool = True) -> None:
+        """An admin turns "remain anonymous" on: their posts come from the group itself."""
+        chat = self._chat_or_fail(chat_id)
+        m = self._member(chat, user_id)
+        if m.status not in ("creator", "administrator"):
+            raise ScenarioError(f"user {user_id} is not an admin of chat {chat_id}")
+        m.is_anonymous = anonymous
+
+    def post_in_channel(self, channel_id: int, user_id: int, data: bytes | FileRef) -> int | None:
+        """An admin posts a photo in a channel; returns the id of its automatic forward in the
+        linked group (from the placeholder user 777000, ``is_automatic_forward``), or None."""
+        channel = self._chat_or_fail(channel_id)
+        if channel.type != "channel" or self._member(channel, user_id).status not in ("creator", "administrator"):
+            raise NotPermitted(f"user {user_id} cannot post in channel {channel_id}")
+        photo = self._photo(data)
+        post = {"message_id": channel.next_message_id, "date": self._now(), "chat": self._chat_json(channel),
+                "sender_chat": self._chat_json(channel), "photo": photo}
+        channel.next_message_id += 1
+        channel.messages[post["message_id"]] = post
+        group = self._chats.get(channel.linked_chat_id) if channel.linked_chat_id else None
+        if group is None:
+            return None
+        msg = self._new_message(group, TELEGRAM_SERVICE["id"], {"photo": copy.deepcopy(photo)})
+        msg["sender_chat"] = self._chat_json(channel)
+        msg["is_automatic_forward"] = True
+        msg["forward_origin"] = {"type": "channel", "chat": self._chat_json(channel), "message_id": post["message_id"],
+                                 "date": post["date"]}
+        self._queue_message(group, msg)
+        return msg["message_id"]
+
+    def upgrade_group(self, chat_id: int, by_user: int) -> int:
+        """The creator upgrades a basic group to a supergroup (a new id, ``-100…``): members and
+        rights move; the old group answers every call with the migration error. Queues the two
+        service messages Telegram sends: ``migrate_to_chat_id`` in the old group, then
+        ``migrate_from_chat_id`` in the new supergroup. Returns the new id."""
+        old = self._chat_or_fail(chat_id)
+        if old.type != "group" or old.migrated_to is not None:
+            raise ScenarioError(f"chat {chat_id} is not a basic group")
+        if self._member(old, by_user).status != "creator":
+            raise NotPermitted(f"only the creator can upgrade chat {chat_id}")
+        n = next(self._supergroup_ids)
+        new = _Chat(int(f"-100{1_000_000_000 + n}"), "supergroup", old.title, username=old.username,
+                    members=copy.deepcopy(old.members), permissions=dict(old.permissions))
+        self._chats[new.id] = new
+        gone = self._new_message(old, by_user, {"migrate_to_chat_id": new.id})
+        self._queue_message(old, gone)
+        old.migrated_to = new.id
+        came = self._new_message(new, by_user, {"migrate_from_chat_id": old.id})
+        self._queue_message(new, came)
+        return new.id
+
     # --- test-control API: messages ------------------------------------------------------------
+
+    def _may_post_as(self, chat: _Chat, user_id: int, sender_chat: int) -> None:
+        """Who may post as a chat: the group's anonymous admins as the group, a channel's admins as the channel."""
+        if sender_chat == chat.id:
+            m = self._member(chat, user_id)
+            if m.status not in ("creator", "administrator") or not m.is_anonymous:
+                raise NotPermitted(f"user {user_id} is not an anonymous admin of chat {chat.id}")
+            return
+        channel = self._chats.get(sender_chat)
+        if channel is None or channel.type != "channel":
+            raise ScenarioError(f"no channel {sender_chat}: create it with add_channel() first")
+        if chat.type != "supergroup":
+            raise NotPermitted("only supergroups let members post as a channel")
+        if self._member(channel, user_id).status not in ("creator", "administrator"):
+            raise NotPermitted(f"user {user_id} cannot post as channel {sender_chat}: not one of its admins")
+        if sender_chat in chat.banned_senders:
+            raise NotPermitted(f"channel {sender_chat} is banned in chat {chat.id}")
 
     def _post(self, chat_id: int, user_id: int, kind: str, content: dict, *, reply_to: int | None = None,
               forward_from: int | str | None = None, media_group_id: str | None = None,
-              caption: str | None = None) -> int:
+              caption: str | None = None, sender_chat: int | None = None,
+              quote_from: tuple[int, int] | None = None) -> int:
         self._user(user_id)
         chat = self._chats.get(chat_id)
         if chat is None and chat_id == user_id and chat_id > 0:
@@ -1337,29 +1475,38 @@ class BotApiEmulator:
             self._started.add(user_id)
         if chat is None:
             raise ScenarioError(f"no chat {chat_id}")
+        if chat.migrated_to is not None:
+            raise NotPermitted(f"chat {chat_id} became supergroup {chat.migrated_to}: post there")
         self._may_post(chat, user_id, kind)
+        if sender_chat is not None:
+            self._may_post_as(chat, user_id, sender_chat)
         if caption is not None:
             content["caption"] = caption
             entities = _command_entities(caption)
             if entities:
                 content["caption_entities"] = entities
         msg = self._new_message(chat, user_id, content, reply_to=reply_to, forward_from=forward_from,
-                                media_group_id=media_group_id)
+                                media_group_id=media_group_id, sender_chat=sender_chat, quote_from=quote_from)
         self._queue_message(chat, msg)
         return msg["message_id"]
 
     def post_text(self, chat_id: int, user_id: int, text: str, *, reply_to: int | None = None,
-                  forward_from: int | str | None = None) -> int:
-        """A text message; commands ("/cmd", "/cmd@bot") get bot_command entities."""
+                  forward_from: int | str | None = None, sender_chat: int | None = None,
+                  quote_from: tuple[int, int] | None = None) -> int:
+        """A text message; commands ("/cmd", "/cmd@bot") get bot_command entities.
+
+        ``quote_from``: (chat id, message id) of a message in another chat this one replies to
+        (``external_reply``, with that message's media, as clients show it above the reply)."""
         content: dict[str, Any] = {"text": text}
         entities = _command_entities(text)
         if entities:
             content["entities"] = entities
-        return self._post(chat_id, user_id, "text", content, reply_to=reply_to, forward_from=forward_from)
+        return self._post(chat_id, user_id, "text", content, reply_to=reply_to, forward_from=forward_from,
+                          sender_chat=sender_chat, quote_from=quote_from)
 
     def post_photo(self, chat_id: int, user_id: int, data: bytes | FileRef, *, caption: str | None = None,
                    media_group_id: str | None = None, forward_from: int | str | None = None,
-                   reply_to: int | None = None, spoiler: bool = False) -> int:
+                   reply_to: int | None = None, spoiler: bool = False, sender_chat: int | None = None) -> int:
         """A compressed photo: PhotoSize list (downscaled JPEGs, smallest first; the last is ``data``).
 
         ``forward_from``: a user id, a chat id (negative) or a hidden sender's name.
@@ -1369,7 +1516,7 @@ class BotApiEmulator:
         if spoiler:
             content["has_media_spoiler"] = True
         return self._post(chat_id, user_id, "photo", content, caption=caption, media_group_id=media_group_id,
-                          forward_from=forward_from, reply_to=reply_to)
+                          forward_from=forward_from, reply_to=reply_to, sender_chat=sender_chat)
 
     def post_album(self, chat_id: int, user_id: int, items: Iterable[bytes | FileRef], *,
                    caption: str | None = None) -> list[int]:
@@ -1383,15 +1530,24 @@ class BotApiEmulator:
 
     def post_document(self, chat_id: int, user_id: int, data: bytes | FileRef, *, file_name: str = "file.bin",
                       mime: str | None = None, caption: str | None = None, media_group_id: str | None = None,
-                      forward_from: int | str | None = None, reply_to: int | None = None) -> int:
-        """A file sent uncompressed (images sent this way get a thumbnail, as on Telegram)."""
-        content = {"document": self._document(data, file_name, mime)}
-        return self._post(chat_id, user_id, "document", content, caption=caption, media_group_id=media_group_id,
-                          forward_from=forward_from, reply_to=reply_to)
+                      forward_from: int | str | None = None, reply_to: int | None = None,
+                      thumbnail: bytes | None = None, sender_chat: int | None = None) -> int:
+        """A file sent uncompressed (images sent this way get a thumbnail, as on Telegram).
+
+        ``thumbnail``: the sender's own thumbnail for any file (an image; Telegram keeps a JPEG of
+        at most 320 px a side), shown in the chat in place of a generic file icon."""
+        document = self._document(data, file_name, mime)
+        if thumbnail is not None:
+            document["thumbnail"] = self._custom_thumbnail(thumbnail)
+        return self._post(chat_id, user_id, "document", {"document": document}, caption=caption,
+                          media_group_id=media_group_id, forward_from=forward_from, reply_to=reply_to,
+                          sender_chat=sender_chat)
 
     def post_sticker(self, chat_id: int, user_id: int, data: bytes | FileRef, *, is_video: bool = False,
                      is_animated: bool = False, emoji: str = "🙂", set_name: str | None = None,
-                     forward_from: int | str | None = None, reply_to: int | None = None) -> int:
+                     forward_from: int | str | None = None, reply_to: int | None = None,
+                     thumbnail: bytes | None = None) -> int:
+        """``thumbnail``: for an animated (Lottie) sticker, the picture Telegram renders from it."""
         mime = "video/webm" if is_video else "application/x-tgsticker" if is_animated else "image/webp"
         ref = self._ref(data, "sticker", mime=mime)
         raw = self._files[ref.file_id].data
@@ -1399,7 +1555,7 @@ class BotApiEmulator:
             probe = _probe_video(raw)
             width, height, frame = (probe[0], probe[1], probe[3]) if probe else (512, 512, None)
         elif is_animated:
-            width, height, frame = 512, 512, None
+            width, height, frame = 512, 512, thumbnail
         else:
             width, height = _image_size(raw) or (512, 512)
             frame = raw
@@ -1417,13 +1573,16 @@ class BotApiEmulator:
     def post_animation(self, chat_id: int, user_id: int, data: bytes | FileRef, *, file_name: str = "animation.mp4",
                        mime: str | None = None, caption: str | None = None, width: int | None = None,
                        height: int | None = None, duration: int | None = None,
-                       forward_from: int | str | None = None, reply_to: int | None = None) -> int:
+                       forward_from: int | str | None = None, reply_to: int | None = None,
+                       thumbnail: bytes | None = None) -> int:
         """A GIF/silent video. Like Telegram, the message also carries it as ``document``.
 
         (Telegram converts GIFs to MP4; the emulator serves the bytes it was given.)
         """
         mime = mime or mimetypes.guess_type(file_name)[0] or "video/mp4"
         animation = self._video_like(data, "animation", mime, file_name, width, height, duration)
+        if thumbnail is not None:
+            animation["thumbnail"] = self._custom_thumbnail(thumbnail)
         document = {k: v for k, v in animation.items() if k in ("file_id", "file_unique_id", "file_size",
                                                                  "file_name", "mime_type", "thumbnail")}
         return self._post(chat_id, user_id, "animation", {"animation": animation, "document": document},
@@ -1432,13 +1591,57 @@ class BotApiEmulator:
     def post_video(self, chat_id: int, user_id: int, data: bytes | FileRef, *, caption: str | None = None,
                    media_group_id: str | None = None, file_name: str | None = None, width: int | None = None,
                    height: int | None = None, duration: int | None = None,
-                   forward_from: int | str | None = None, reply_to: int | None = None) -> int:
+                   forward_from: int | str | None = None, reply_to: int | None = None,
+                   thumbnail: bytes | None = None, cover: bytes | None = None, sender_chat: int | None = None) -> int:
+        """``thumbnail``: the sender's own thumbnail; ``cover``: the video's cover (Bot API
+        ``Video.cover``, a PhotoSize list), shown before the video plays."""
         video = self._video_like(data, "video", "video/mp4", file_name, width, height, duration)
+        if thumbnail is not None:
+            video["thumbnail"] = self._custom_thumbnail(thumbnail)
+        if cover is not None:
+            video["cover"] = self._photo(cover)
         return self._post(chat_id, user_id, "video", {"video": video}, caption=caption,
-                          media_group_id=media_group_id, forward_from=forward_from, reply_to=reply_to)
+                          media_group_id=media_group_id, forward_from=forward_from, reply_to=reply_to,
+                          sender_chat=sender_chat)
 
-    def edit_media(self, chat_id: int, message_id: int, new_data: bytes | FileRef, kind: str = "photo") -> None:
-        """The sender swaps the media of a message; queues edited_message (if the bot may see it)."""
+    def post_audio(self, chat_id: int, user_id: int, data: bytes | FileRef, *, file_name: str = "song.mp3",
+                   title: str | None = None, performer: str | None = None, thumbnail: bytes | None = None,
+                   caption: str | None = None) -> int:
+        """A music file; ``thumbnail`` is its cover art (the album cover clients show)."""
+        ref = self._ref(data, "audio", mime="audio/mpeg", file_name=file_name)
+        audio: dict[str, Any] = {**_file_json(ref), "duration": 1, "mime_type": "audio/mpeg", "file_name": file_name}
+        if title:
+            audio["title"] = title
+        if performer:
+            audio["performer"] = performer
+        if thumbnail is not None:
+            audio["thumbnail"] = self._custom_thumbnail(thumbnail)
+        return self._post(chat_id, user_id, "audio", {"audio": audio}, caption=caption)
+
+    def post_video_note(self, chat_id: int, user_id: int, data: bytes | FileRef, *,
+                        thumbnail: bytes | None = None) -> int:
+        """A round video message (square, no caption); ``thumbnail`` replaces the first frame's."""
+        note = self._video_like(data, "video_note", "video/mp4", None, None, None, None)
+        note = {k: v for k, v in note.items() if k in ("file_id", "file_unique_id", "file_size", "width",
+                                                        "duration", "thumbnail")}
+        note["length"] = note.pop("width")
+        if thumbnail is not None:
+            note["thumbnail"] = self._custom_thumbnail(thumbnail)
+        return self._post(chat_id, user_id, "video_note", {"video_note": note})
+
+    def _custom_thumbnail(self, image: bytes) -> dict:
+        thumb = self._thumbnail(image, THUMBNAIL_SIDE)
+        if thumb is None:
+            raise ScenarioError("a thumbnail must be an image Telegram can read")
+        if thumb["file_size"] > MAX_THUMBNAIL_BYTES:
+            raise ScenarioError(f"a thumbnail must be at most {MAX_THUMBNAIL_BYTES} bytes")
+        return thumb
+
+    def edit_media(self, chat_id: int, message_id: int, new_data: bytes | FileRef, kind: str = "photo", *,
+                   edit_date: int | None = None) -> None:
+        """The sender swaps the media of a message; queues edited_message (if the bot may see it).
+
+        ``edit_date``: when (whole seconds, as Telegram gives it); two edits can share one."""
         chat = self._chat_or_fail(chat_id)
         msg = self._user_message(chat, message_id)
         if not any(k in msg for k in _MEDIA_KEYS):
@@ -1458,7 +1661,7 @@ class BotApiEmulator:
         for key in _MEDIA_KEYS:
             msg.pop(key, None)
         msg.update(content)
-        msg["edit_date"] = self._now()
+        msg["edit_date"] = self._now() if edit_date is None else int(edit_date)
         self._changed()
         self._queue_message(chat, msg, "edited_message")
 
@@ -1483,6 +1686,8 @@ class BotApiEmulator:
             raise ScenarioError(f"chat {chat.id} has no message {message_id}")
         if msg["from"]["id"] == self.bot_id:
             raise ScenarioError("users cannot edit the bot's messages")
+        if chat.migrated_to is not None:
+            raise NotPermitted(f"chat {chat.id} became supergroup {chat.migrated_to}")
         return msg
 
     def press_button(self, chat_id: int, message_id: int, user_id: int, callback_data: str, *,
@@ -1826,6 +2031,8 @@ class BotApiEmulator:
         )
         if chat.type != "private":
             out["permissions"] = dict(chat.permissions)
+        if chat.linked_chat_id is not None:
+            out["linked_chat_id"] = chat.linked_chat_id
         return out
 
     def _m_getChatAdministrators(self, p: dict) -> list[dict]:
@@ -1897,6 +2104,32 @@ class BotApiEmulator:
         elif status in ("creator", "administrator") and not _bool(p, "only_if_banned"):
             self._protect_admins(chat, user_id, "can't remove self")
         return True
+
+    def _m_banChatSenderChat(self, p: dict) -> bool:
+        chat, sender = self._sender_chat_param(p)
+        chat.banned_senders.add(sender)
+        return True
+
+    def _m_unbanChatSenderChat(self, p: dict) -> bool:
+        chat, sender = self._sender_chat_param(p)
+        chat.banned_senders.discard(sender)
+        return True
+
+    def _sender_chat_param(self, p: dict) -> tuple[_Chat, int]:
+        chat = self._readable_chat(p)
+        if chat.type != "supergroup":
+            raise _bad("method is available only for supergroups and channel")
+        self._need_restrict_right(chat)
+        sender = p.get("sender_chat_id")
+        if sender is None or sender == "":
+            raise _bad("sender_chat_id is empty")
+        if not isinstance(sender, int) or isinstance(sender, bool) or sender >= 0:
+            raise _bad("invalid sender_chat_id specified")  # a user is banned with banChatMember
+        if sender == chat.id:
+            raise _bad("can't ban self")
+        if sender not in self._chats:
+            raise _bad("chat not found")
+        return chat, sender
 
     def _need_restrict_right(self, chat: _Chat) -> None:
         bot = self._member(chat, self.bot_id)
@@ -2009,6 +2242,9 @@ class BotApiEmulator:
             if chat.id in self._blocked:
                 raise _forbidden("bot was blocked by the user")
             return chat
+        if chat.migrated_to is not None:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           {"migrate_to_chat_id": chat.migrated_to})
         label = "supergroup chat" if chat.type == "supergroup" else "group chat"
         status = self._member(chat, self.bot_id).status
         if status == "kicked":
