@@ -1,20 +1,39 @@
 """Telling admins: private alerts with buttons, the admin-log fallback, the owner's one-time hint.
 
 An alert never carries the image, a thumbnail or a link to it: only what was found, who,
-where, when, what Vigil did, and the guidance.
+where, when, what Vigil did, and the guidance. It comes in two messages: a short one at once,
+and the details (findings, ids, all the steps, where to report) when an admin asks for them;
+the details are rebuilt from the audit record, so they work after a restart too.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable
 
-from bot.alerts import AlertFacts, Finding, button_labels, render_alert, render_owner_notice, render_unreachable_owner_hint
+from bot.alerts import (
+    AlertFacts,
+    Finding,
+    button_labels,
+    details_buttons,
+    first_buttons,
+    render_alert,
+    render_details,
+    render_owner_notice,
+    render_unreachable_owner_hint,
+)
 from bot.events import ChatRef, MediaPosted
 from bot.metrics import metrics_of
 from bot.platforms.base import Button, OutgoingMessage
 from bot.platforms.errors import PlatformError, Unreachable
 from bot.policy import ASK, DELETE, GroupSettings
+
+# the data a choice carries back (``verb:audit id``), by button
+BUTTON_VERBS = {
+    "delete": "del", "keep": "keep", "ban": "ban", "unrestrict": "unmute",
+    "false_positive": "fp", "export": "export", "details": "details",
+}
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -62,12 +81,28 @@ def outcome_word(outcome: "Outcome") -> str:
     return "reported"
 
 
+def _record_time(text: str | None) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text or "")
+    except ValueError:
+        return datetime.now(timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _outcome_of_record(record: Any) -> str:
+    if record.label == "unscannable":
+        return "not_checked"
+    return {DELETE: "deleted", ASK: "review"}.get(record.decision, "reported")
+
+
 class Notifier:
     def __init__(self, core: "Core") -> None:
         self.core = core
 
     def facts(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings) -> AlertFacts:
         s = event.sender
+        platform = self.core.platforms.get(event.chat.platform)
+        left = getattr(platform, "media_left", None)  # Matrix: files a redaction left on the homeserver
         return AlertFacts(
             platform=event.chat.platform,
             group_title=event.chat.title or event.chat.chat_id,
@@ -84,22 +119,69 @@ class Notifier:
             sender_action=outcome.sender_action_done,
             muted_until=outcome.muted_until,
             dry_run=outcome.decision.dry_run,
-            region=settings.region,
+            region=self.core.resources.code(settings.region),
+            media_left=tuple(left(event.message_id)) if left is not None and outcome.deleted else (),
         )
 
-    def buttons(self, translator, audit_id: int, outcome: "Outcome") -> tuple[tuple[Button, ...], ...]:
+    @staticmethod
+    def buttons(translator, audit_id: int, rows: Iterable[Iterable[str]]) -> tuple[tuple[Button, ...], ...]:
+        """Button rows for an alert message, from the keys alerts.first_buttons / details_buttons chose."""
         labels = button_labels(translator)
-        rows: list[tuple[Button, ...]] = []
-        if outcome.decision.verdict == ASK and not outcome.decision.dry_run:
-            rows.append((Button(labels["delete"], f"del:{audit_id}"), Button(labels["keep"], f"keep:{audit_id}")))
-        sanction = [Button(labels["ban"], f"ban:{audit_id}")]
-        if outcome.sender_action_done == "muted":
-            sanction.append(Button(labels["unrestrict"], f"unmute:{audit_id}"))
-        rows.append(tuple(sanction))
-        if outcome.error is None:
-            rows.append((Button(labels["false_positive"], f"fp:{audit_id}"),))
-        rows.append((Button(labels["export"], f"export:{audit_id}"),))
-        return tuple(rows)
+        return tuple(tuple(Button(labels[k], f"{BUTTON_VERBS[k]}:{audit_id}") for k in row) for row in rows)
+
+    async def details(self, record: Any, translator) -> OutgoingMessage:
+        """The second message of an alert, rebuilt from its audit record and the group's current region.
+
+        A protected member is named only while their protection lasts (the record keeps ids only).
+        """
+        core = self.core
+        chat = ChatRef(record.platform, record.chat_id)
+        settings = await core.group_settings(chat)
+        group = await core.store.get_group(record.platform, record.chat_id)
+        platform = core.platforms.get(record.platform)
+        left = getattr(platform, "media_left", None)
+        media_left = tuple(left(record.message_id)) if left is not None and record.message_id else ()
+        planned = (record.actions or {}).get("sender_action") if record.decision == DELETE else None
+        facts = AlertFacts(
+            platform=record.platform,
+            group_title=(group.title if group is not None else None) or record.chat_id,
+            group_id=record.chat_id,
+            message_id=record.message_id or "?",
+            message_link=None,
+            sender_name=record.sender_name or record.sender_id or "?",
+            sender_username=None,
+            sender_id=record.sender_id or "?",
+            posted_at=_record_time(record.at),
+            findings=await self._findings_of_record(record),
+            outcome=_outcome_of_record(record),
+            sender_action={"mute": "muted", "ban": "banned"}.get(planned or "", "none"),
+            dry_run=record.dry_run,
+            region=core.resources.code(settings.region),
+            media_left=media_left,
+        )
+        rendered = render_details(facts, translator, core.resources)
+        return OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, record.id, details_buttons(facts)))
+
+    async def _findings_of_record(self, record: Any) -> tuple[Finding, ...]:
+        found = dict(record.findings or {})
+        out: list[Finding] = []
+        if found.get("error"):
+            out.append(Finding("unscannable", detail=str(found["error"])))
+        for d in found.get("derived") or ():
+            owner = await self.core.store.get_protected_owner(int(d.get("owner", 0)))
+            score = d.get("match_fraction")
+            out.append(Finding("derived", detail=owner.name if owner is not None else "",
+                               score=min(1.0, max(0.0, float(score))) if score is not None else None))
+        for m in found.get("lists") or ():
+            if m.get("kind") == "block":
+                out.append(Finding("hash", label=str(m.get("list") or ""), distance=m.get("distance"), algorithm=m.get("algorithm")))
+        for h in found.get("nudity") or ():
+            out.append(Finding("nudity", label=str(h.get("class") or ""), score=h.get("score")))
+        if found.get("nsfw") is not None and record.label != "clean":
+            out.append(Finding("nsfw", score=found["nsfw"]))
+        for signal in found.get("provenance") or ():
+            out.append(Finding("provenance", label=str(signal)))
+        return tuple(out)
 
     async def alert_admins(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings, audit_id: int) -> int:
         """Alert every reachable admin once; returns how many were alerted."""
@@ -115,7 +197,7 @@ class Notifier:
                 continue
             translator = core.translator(contact.language or settings.language, settings.language)
             rendered = render_alert(facts, translator, core.resources)
-            message = OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, audit_id, outcome))
+            message = OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, audit_id, first_buttons(facts)))
             try:
                 from bot.moderation import with_retries
 
@@ -144,7 +226,8 @@ class Notifier:
         if settings.logchat:
             rendered = render_alert(facts, translator, core.resources)
             try:
-                await platform.send_chat(settings.logchat, OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, audit_id, outcome)))
+                buttons = self.buttons(translator, audit_id, first_buttons(facts))
+                await platform.send_chat(settings.logchat, OutgoingMessage(rendered.text, rendered.html, buttons))
                 await core.store.record_alert(audit_id, chat.platform, f"logchat:{settings.logchat}", None)
                 return
             except PlatformError as exc:
