@@ -193,7 +193,10 @@ def _fill(template: str, values: Mapping[str, object]) -> _Line:
             out.append(_Seg(literal))
         if name is not None:
             value = values[name]
-            out.append(value if isinstance(value, _Seg) else _Seg(str(value)))
+            if isinstance(value, tuple):  # a whole translated line, e.g. "the shared list {name}"
+                out.extend(value)
+            else:
+                out.append(value if isinstance(value, _Seg) else _Seg(str(value)))
     return tuple(out)
 
 
@@ -404,7 +407,7 @@ def _sender_done(w: _Writer, f: AlertFacts) -> _Line | None:
 
 
 def _media_left(w: _Writer, f: AlertFacts) -> _Line | None:
-    if f.platform != "matrix" or not f.media_left:
+    if f.platform != "matrix" or not f.media_left or f.dry_run:  # a test run hides nothing
         return None
     return w.gettext("The message is hidden, but the file stays on the Matrix server until its admin deletes it (see the details).")
 

@@ -71,9 +71,10 @@ def supported(tag: str | None, languages: Iterable[str] | None = None) -> str | 
     return have.get(primary)
 
 
-def language_of(tag: str | None) -> str:
+def language_of(tag: str | None, locales_dir: Path = LOCALES_DIR) -> str:
     """'es-ES', 'es_MX', 'ES' → 'es'; anything Vigil has no catalog for → 'en'."""
-    return supported(tag) or DEFAULT_LANGUAGE
+    have = LANGUAGES if locales_dir == LOCALES_DIR else available_languages(locales_dir)
+    return supported(tag, have) or DEFAULT_LANGUAGE
 
 
 def zone(name: str) -> ZoneInfo:
@@ -118,7 +119,7 @@ def _load(language: str, locales_dir: Path) -> _gettext.NullTranslations:
 
 def translations(language: str, locales_dir: Path = LOCALES_DIR) -> _gettext.NullTranslations:
     """The shared, read-only translations of a language, parsed once per process."""
-    key = (locales_dir, language_of(language))
+    key = (locales_dir, language_of(language, locales_dir))
     found = _cache.get(key)
     if found is None:
         with _lock:
@@ -149,7 +150,7 @@ class Translator:
     """Texts, dates and numbers in one admin's language. Cheap to make; catalogs are shared."""
 
     def __init__(self, language: str | None = DEFAULT_LANGUAGE, timezone: str = "UTC", *, locales_dir: Path = LOCALES_DIR) -> None:
-        self.language = language_of(language)
+        self.language = language_of(language, locales_dir)
         self.timezone_name = timezone or "UTC"
         self.tzinfo = zone(self.timezone_name)
         self._t = translations(self.language, locales_dir)
