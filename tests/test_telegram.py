@@ -55,8 +55,17 @@ class Group:
             emu.start_private(getattr(self, who))
 
     def alerts(self, user: int) -> list[dict]:
-        """Alerts carry the export button; command replies and greetings do not."""
+        """Alerts (their first message) carry the details button; command replies and greetings do not."""
+        return [m for m in self.emu.sent_to(user) if "details:" in json.dumps(m.get("reply_markup") or {})]
+
+    def details(self, user: int) -> list[dict]:
+        """The second message of alerts, sent when the admin asks: it carries the evidence record button."""
         return [m for m in self.emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
+
+    def press(self, user: int, message: dict, verb: str) -> str:
+        data = next(b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row
+                    if b["callback_data"].startswith(f"{verb}:"))
+        return self.emu.press_button(user, message["message_id"], user, data)
 
     def present(self, message_id: int) -> bool:
         return any(m["message_id"] == message_id for m in self.emu.messages_in(self.chat))
@@ -98,9 +107,18 @@ async def test_nudity_hit_is_deleted_sender_muted_and_each_admin_alerted_once(em
         await asyncio.sleep(1)
         assert len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1
         owner_alert = g.alerts(g.owner)[0]["text"]
-        assert "Max" in owner_alert and str(g.member) in owner_alert
+        assert "Year 9 parents" in owner_alert and "What to do now" in owner_alert
+        assert len(owner_alert.splitlines()) <= 15 and str(g.member) not in owner_alert  # ids wait for the details
         spanish = g.alerts(g.admin)[0]["text"]  # Ana's Telegram is in Spanish
         assert "eliminad" in spanish.lower() or "borrad" in spanish.lower()
+        # the Details button answers with a second message: the sender, the ids and all the steps
+        query = g.press(g.owner, g.alerts(g.owner)[0], "details")
+        await emu.wait_for(lambda: len(g.details(g.owner)) == 1 and emu.callback_answer(query) is not None)
+        details = g.details(g.owner)[0]["text"]
+        assert "Max" in details and str(g.member) in details and "What to do next" in details
+        g.press(g.admin, g.alerts(g.admin)[0], "details")
+        await emu.wait_for(lambda: len(g.details(g.admin)) == 1)
+        assert "Todos los pasos" in g.details(g.admin)[0]["text"]
         assert len(emu.calls_to("deleteMessage")) == 1
         no_image_anywhere(emu)
 
@@ -307,6 +325,11 @@ async def test_no_reachable_admin_hint_once_then_the_admin_log_chat(emu, tmp_pat
         await emu.wait_for(lambda: any("receives" in (m.get("text") or "") for m in emu.messages_in(log_chat)))
         third = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo, 0.3)))
         await wait_deleted(g, third)
+        await emu.wait_for(lambda: any("details:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat)))
+        # the details come in the chat where they were asked for
+        alert = next(m for m in emu.messages_in(log_chat) if "details:" in json.dumps(m.get("reply_markup") or {}))
+        data = next(b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("details:"))
+        emu.press_button(log_chat, alert["message_id"], g.owner, data)
         await emu.wait_for(lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat)))
         no_image_anywhere(emu)
 
@@ -320,13 +343,18 @@ async def test_alert_buttons_ban_export_and_false_positive(emu, tmp_path, marker
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
         alert = g.alerts(g.owner)[0]
         b = buttons_of(alert)
-        assert {"ban", "fp", "export"} <= set(b)
+        assert {"ban", "fp", "details"} <= set(b)
         # a member cannot use an admin's button, even with its data
         emu.start_private(g.member)
         emu.press_button(g.owner, alert["message_id"], g.member, b["ban"], check=False)
-        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 1)
-        assert emu.calls_to("banChatMember") == []
-        emu.press_button(g.owner, alert["message_id"], g.owner, b["export"])
+        emu.press_button(g.owner, alert["message_id"], g.member, b["details"], check=False)
+        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 2)
+        assert emu.calls_to("banChatMember") == [] and g.details(g.owner) == [] and g.details(g.member) == []
+        g.press(g.owner, alert, "details")
+        await emu.wait_for(lambda: len(g.details(g.owner)) == 1)
+        details = g.details(g.owner)[0]
+        assert {"ban", "fp", "export"} <= set(buttons_of(details))
+        emu.press_button(g.owner, details["message_id"], g.owner, buttons_of(details)["export"])
         await emu.wait_for(lambda: any("document" in m for m in emu.sent_to(g.owner)))
         doc = next(m["document"] for m in emu.sent_to(g.owner) if "document" in m)
         assert doc["file_name"].endswith(".json") and doc["mime_type"] in ("application/json", "application/octet-stream")
@@ -337,7 +365,7 @@ async def test_alert_buttons_ban_export_and_false_positive(emu, tmp_path, marker
         await emu.wait_for(lambda: len(emu.calls_to("banChatMember")) == 1)
         assert int(emu.calls_to("banChatMember")[0].params["user_id"]) == g.member
         emu.press_button(g.owner, alert["message_id"], g.owner, b["fp"])
-        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 4)
+        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 6)
         # on the allow list now: the same image from someone else stays
         other = emu.add_user("Lea")
         emu.add_member(g.chat, other)
