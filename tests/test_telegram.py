@@ -421,3 +421,32 @@ async def test_a_malformed_update_is_skipped_and_the_bot_keeps_going(emu, tmp_pa
         await wait_deleted(g, mid)
         # it moved past the bad updates instead of asking for them again and again
         assert len(emu.calls_to("getUpdates")) < 20
+
+
+async def test_region_and_language_codes_and_the_admins_own_language(emu, tmp_path, marker_model, photo):
+    """/vigil region takes the new codes in any spelling; an admin whose app language Vigil lacks gets the group's."""
+    owner = emu.add_user("Jordi", username="jordi", language_code="ca")  # no Catalan catalog (yet): the group's
+    member = emu.add_user("Max", username="max")
+    chat = emu.add_group("Escola 3r B", creator=owner, members=[member], bot_rights=FULL_RIGHTS)
+    emu.start_private(owner)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        emu.post_text(chat, owner, "/vigil region XX")
+        await emu.wait_for(lambda: any("ES-CT (Catalonia, Spain)" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        emu.post_text(chat, owner, "/vigil lang klingon")
+        await emu.wait_for(lambda: any("/vigil lang en|es" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        emu.post_text(chat, owner, "/vigil lang es-ES")
+        await emu.wait_for(lambda: any("Idioma" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        emu.post_text(chat, owner, "/vigil region es_ct")
+        await emu.wait_for(lambda: any("ES-CT (Cataluña, España)" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        mid = emu.post_photo(chat, member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: not any(m["message_id"] == mid for m in emu.messages_in(chat)))
+        alerts = lambda: [m for m in emu.sent_to(owner) if "details:" in json.dumps(m.get("reply_markup") or {})]  # noqa: E731
+        await emu.wait_for(lambda: len(alerts()) == 1)
+        first = alerts()[0]
+        assert "Qué hacer ahora" in first["text"] and "112" in first["text"] and "017" in first["text"]
+        data = next(b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("details:"))
+        emu.press_button(owner, first["message_id"], owner, data)
+        await emu.wait_for(lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.sent_to(owner)))
+        details = next(m["text"] for m in emu.sent_to(owner) if "export:" in json.dumps(m.get("reply_markup") or {}))
+        assert "Mossos d'Esquadra" in details and "Infància Respon" in details and "Canal Prioritario de la AEPD" in details
+        assert "Cataluña, España" in details and "Todos los pasos" in details
