@@ -344,7 +344,10 @@ def _urgent(w: _Writer, f: AlertFacts) -> list[_Line | None]:
     if f.outcome == "delete_failed" and not f.dry_run:
         return [_bold(w.gettext("Delete the message by hand now, without opening the image.")), _failure_reason(w, f)]
     if f.outcome == "review" and not f.dry_run:
-        return [_bold(w.gettext("The image is still in the group. Decide with the buttons below; you do not need to open it. If in doubt, delete it."))]
+        return [_bold(w.gettext(
+            "The image is still in the group. Decide with the buttons below; you do not need to open it. "
+            "If in doubt, delete it."
+        ))]
     if f.dry_run or f.outcome == "reported":  # nothing was deleted
         return [_bold(w.gettext("The image is still in the group. If it must go, delete it by hand without opening it.")), _failure_reason(w, f)]
     return []
@@ -387,7 +390,8 @@ def _what(w: _Writer, f: AlertFacts) -> _Line | None:
         return w.gettext("It looks like a nude or sexual image.")
     if "unscannable" in kinds:
         x = next(x for x in f.findings if x.kind == "unscannable")
-        return w.gettext("It could not be checked: {reason}.", reason=w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON))
+        reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)
+        return w.gettext("It could not be checked: {reason}.", reason=reason)
     if "provenance" in kinds:
         return w.gettext("It shows signs of being edited or made by AI.")
     return None
@@ -402,14 +406,18 @@ def _sender_done(w: _Writer, f: AlertFacts) -> _Line | None:
     if f.sender_action == "muted":
         return w.gettext("Vigil would have muted the sender.") if would else w.gettext("Vigil muted the sender.")
     if f.sender_action == "banned":
-        return w.gettext("Vigil would have removed and banned the sender.") if would else w.gettext("Vigil removed and banned the sender.")
+        if would:
+            return w.gettext("Vigil would have removed and banned the sender.")
+        return w.gettext("Vigil removed and banned the sender.")
     return None
 
 
 def _media_left(w: _Writer, f: AlertFacts) -> _Line | None:
     if f.platform != "matrix" or not f.media_left or f.dry_run:  # a test run hides nothing
         return None
-    return w.gettext("The message is hidden, but the file stays on the Matrix server until its admin deletes it (see the details).")
+    return w.gettext(
+        "The message is hidden, but the file stays on the Matrix server until its admin deletes it (see the details)."
+    )
 
 
 def _contact_text(r: Resource, lang: str, limit: int = 2) -> str:
@@ -527,7 +535,8 @@ def _matrix_media(w: _Writer, f: AlertFacts) -> list[_Line]:
         _bold(w.gettext("The file is still on the Matrix server:")),
         w.gettext(
             "Hiding the message does not delete the uploaded file: anyone with its address can still download it. "
-            "The homeserver's admin should quarantine it (Synapse: POST /_synapse/admin/v1/media/quarantine/<server>/<media id>), "
+            "The homeserver's admin should quarantine it "
+            "(Synapse: POST /_synapse/admin/v1/media/quarantine/<server>/<media id>), "
             "or give Vigil an admin token (VIGIL_MATRIX_ADMIN_TOKEN) to do it. Files:"
         ),
     ] + [_bullet((_code(clean_name(m, 300)),)) for m in f.media_left]
@@ -567,39 +576,49 @@ def _steps(w: _Writer, f: AlertFacts, resources: Resources, labels: Mapping[str,
     police = resources.of_role(f.region, "police")[:1]
     hotlines = resources.of_role(f.region, "hotline")[:2]
     if hotlines:
-        report = w.gettext("Report it to the police ({police}) and to {hotline}. Neither needs the image: never send or bring it.",
+        report = w.gettext("Report it to the police ({police}) and to {hotline}. "
+                           "Neither needs the image: never send or bring it.",
                            police=_b(_names(police, w.lang) or "?"), hotline=_b(_names(hotlines, w.lang)))
     else:
-        report = w.gettext("Report it to the police ({police}); they do not need the image: never send or bring it.", police=_b(_names(police, w.lang) or "?"))
+        report = w.gettext("Report it to the police ({police}); they do not need the image: never send or bring it.",
+                           police=_b(_names(police, w.lang) or "?"))
     regulators = resources.of_role(f.region, "regulator")
     if regulators:
-        report += (_Seg(" "),) + w.gettext("To have it removed quickly: {routes}.", routes=_b(_names(regulators, w.lang)))
+        routes = _b(_names(regulators, w.lang))
+        report += (_Seg(" "),) + w.gettext("To have it removed quickly: {routes}.", routes=routes)
     tools = resources.of_role(f.region, "hash_tool")
     hashing = None
     if tools:
         hashing = w.gettext(
-            "{tools} help only if the person shown has the image on their own device, and only on the sites that take part "
-            "(Telegram and Matrix do not). They remove nothing from this group. Nobody should send the image to anyone to use them.",
+            "{tools} help only if the person shown has the image on their own device, and only on the sites that "
+            "take part (Telegram and Matrix do not). They remove nothing from this group. "
+            "Nobody should send the image to anyone to use them.",
             tools=_b(_names(tools, w.lang)),
         )
     if owner is not None:
         support = w.gettext(
-            "Support {owner} first: the image is probably a fake made from their photo. Talk to them privately and calmly (for a child: with their parents and the school's safeguarding lead), and make clear it is not their fault.",
+            "Support {owner} first: the image is probably a fake made from their photo. Talk to them privately "
+            "and calmly (for a child: with their parents and the school's safeguarding lead), and make clear it is "
+            "not their fault.",
             owner=_b(owner),
         )
     elif derived:
         support = w.gettext(
-            "Support the person shown first: the image is probably a fake made from their photo. Talk to them privately and calmly (for a child: with their parents and the school's safeguarding lead), and make clear it is not their fault."
+            "Support the person shown first: the image is probably a fake made from their photo. Talk to them "
+            "privately and calmly (for a child: with their parents and the school's safeguarding lead), and make "
+            "clear it is not their fault."
         )
     else:
         support = w.gettext(
-            "Support the person shown: believe them and do not blame them. If a child is involved, tell their parents and the school's safeguarding lead."
+            "Support the person shown: believe them and do not blame them. If a child is involved, tell their "
+            "parents and the school's safeguarding lead."
         )
     support += (_Seg(" "),) + w.gettext(
         "Do not confront or bargain with whoever made or shared it, and never pay anyone who threatens to share images."
     )
     minor_note = w.gettext(
-        "Unless you know the person shown is an adult, treat it as an image of someone under 18, whether it is real or AI-made. Vigil does not guess anyone's age."
+        "Unless you know the person shown is an adult, treat it as an image of someone under 18, whether it is "
+        "real or AI-made. Vigil does not guess anyone's age."
     )
 
     order = [dont, support, evidence, contain, report, hashing, minor_note] if derived \
@@ -747,7 +766,8 @@ def render_owner_notice(
     group = _b(clean_name(group_title) or "?")
     lines: list[_Line] = [
         _bold(w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
-        w.gettext("Someone posted an image in {group} that was made from one of your photos and changed. Vigil removed the message and told the group's admins.", group=group),
+        w.gettext("Someone posted an image in {group} that was made from one of your photos and changed. "
+                  "Vigil removed the message and told the group's admins.", group=group),
         w.gettext("It is not your fault. This message does not show the image, and you do not need to look for it."),
         (),
         _bold(w.gettext("If you want help:")),
@@ -756,14 +776,17 @@ def render_owner_notice(
     ]
     emergency = resources.emergency(region)
     if emergency is not None:
-        lines.append(_bullet(w.gettext("If you are in danger now, call {emergency}.", emergency=_b(_contact_text(emergency, w.lang)))))
+        number = _b(_contact_text(emergency, w.lang))
+        lines.append(_bullet(w.gettext("If you are in danger now, call {emergency}.", emergency=number)))
     police = resources.of_role(region, "police")[:1]
     if police:
-        lines.append(_bullet(w.gettext("You can report it to the police without having the image: {police}.", police=_b(_names(police, w.lang)))))
+        lines.append(_bullet(w.gettext("You can report it to the police without having the image: {police}.",
+                                       police=_b(_names(police, w.lang)))))
     tools = resources.of_role(region, "hash_tool")
     if tools:
         lines.append(_bullet(w.gettext(
-            "Only if you have the image on your own device: {tools} can stop it being shared on the sites that take part. "
+            "Only if you have the image on your own device: {tools} can stop it being shared on the sites that "
+            "take part. "
             "They do not remove it from Telegram or Matrix.",
             tools=_b(_names(tools, w.lang)),
         )))

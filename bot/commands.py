@@ -156,7 +156,8 @@ class Commands:
     async def cmd_region(self, cmd, args, t, settings) -> None:
         code = region_code(args[0]) if len(args) == 1 else ""
         if code not in REGIONS:
-            await self._say(cmd.chat, t.gettext("Use: /vigil region CODE, one of: {regions}", regions=self.region_list(t)))
+            usage = t.gettext("Use: /vigil region CODE, one of: {regions}", regions=self.region_list(t))
+            await self._say(cmd.chat, usage)
             return
         name = self.core.resources.info(code).name(t.language)
         await self._set(cmd, {"region": code}, t, t.gettext("Region set to {region} ({name}).", region=code, name=name))
@@ -238,9 +239,10 @@ class Commands:
             t.gettext("/block (reply to an image) - remove it and block copies of it"),
             t.gettext("/allow (reply to an image) - never act on this image again"),
             t.gettext("/vigil lists - the hash lists used here; /vigil remove ENTRY - take an image off them"),
-            t.gettext("/vigil lang {languages} - the group's language; an admin whose app is in a language Vigil has gets alerts in it",
-                      languages="|".join(LANGUAGES)),
-            t.gettext("/vigil region CODE - where to report and get help, e.g. ES, ES-CT, GB, FR, MX (/vigil region lists them all)"),
+            t.gettext("/vigil lang {languages} - the group's language; an admin whose app is in a language "
+                      "Vigil has gets alerts in it", languages="|".join(LANGUAGES)),
+            t.gettext("/vigil region CODE - where to report and get help, e.g. ES, ES-CT, GB, FR, MX "
+                      "(/vigil region lists them all)"),
             t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
             t.gettext("/vigil logchat, /vigil export, /vigil help"),
             t.gettext("/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made from them"),
@@ -383,7 +385,8 @@ class Commands:
             await platform.answer(press, t.gettext("Only this group's admins can change Vigil's settings."))
             return
         if verb == "details":  # the second message of an alert, where the choice was made
-            message = await core.notifier.details(record, core.translator(press.sender.language, (await core.group_settings(group)).language))
+            group_language = (await core.group_settings(group)).language
+            message = await core.notifier.details(record, core.translator(press.sender.language, group_language))
             await self._audit_command(group, press.sender.user_id, f"button {verb} on record {record.id}")
             await platform.answer(press, "")  # only acknowledges: the answer is the message below
             try:

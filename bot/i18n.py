@@ -243,7 +243,8 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
         if entry.fuzzy:
             problems.append(f"{where}: the {language} translation of {ids[0]!r} is marked fuzzy")
         if len(ids) > 1 and len(strings) != wanted_plurals.num_plurals:
-            problems.append(f"{where}: {ids[0]!r} has {len(strings)} plural forms; {language} needs {wanted_plurals.num_plurals}")
+            problems.append(f"{where}: {ids[0]!r} has {len(strings)} plural forms; "
+                            f"{language} needs {wanted_plurals.num_plurals}")
         try:
             wanted = frozenset().union(*(placeholders(i) for i in ids))
             for s in strings:

@@ -160,7 +160,8 @@ class Notifier:
             media_left=media_left,
         )
         rendered = render_details(facts, translator, core.resources)
-        return OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, record.id, details_buttons(facts)))
+        buttons = self.buttons(translator, record.id, details_buttons(facts))
+        return OutgoingMessage(rendered.text, rendered.html, buttons)
 
     async def _findings_of_record(self, record: Any) -> tuple[Finding, ...]:
         found = dict(record.findings or {})
@@ -174,7 +175,8 @@ class Notifier:
                                score=min(1.0, max(0.0, float(score))) if score is not None else None))
         for m in found.get("lists") or ():
             if m.get("kind") == "block":
-                out.append(Finding("hash", label=str(m.get("list") or ""), distance=m.get("distance"), algorithm=m.get("algorithm")))
+                out.append(Finding("hash", label=str(m.get("list") or ""), distance=m.get("distance"),
+                                   algorithm=m.get("algorithm")))
         for h in found.get("nudity") or ():
             out.append(Finding("nudity", label=str(h.get("class") or ""), score=h.get("score")))
         if found.get("nsfw") is not None and record.label != "clean":
@@ -197,7 +199,8 @@ class Notifier:
                 continue
             translator = core.translator(contact.language or settings.language, settings.language)
             rendered = render_alert(facts, translator, core.resources)
-            message = OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, audit_id, first_buttons(facts)))
+            buttons = self.buttons(translator, audit_id, first_buttons(facts))
+            message = OutgoingMessage(rendered.text, rendered.html, buttons)
             try:
                 from bot.moderation import with_retries
 

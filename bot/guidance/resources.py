@@ -268,7 +268,8 @@ def _check_entry(key: str, entry: Any, *, new: bool, worldwide: bool) -> None:
     if "source" in entry:
         src = entry["source"]
         if not isinstance(src, list) or not src or any(not isinstance(u, str) or not _URL.match(u) for u in src):
-            raise ConfigError(f"{key}.source", f"{src!r} is not a list of web addresses", "write source = [\"https://...\"]")
+            raise ConfigError(f"{key}.source", f"{src!r} is not a list of web addresses",
+                              "write source = [\"https://...\"]")
     if "checked" in entry and not (isinstance(entry["checked"], str) and _DATE.match(entry["checked"])):
         raise ConfigError(f"{key}.checked", f"{entry['checked']!r} is not a date", "write checked = \"YYYY-MM-DD\"")
     if "regions" in entry:
@@ -290,7 +291,9 @@ def _parents(regions: Mapping[str, Any], code: str) -> list[str]:
     return chain
 
 
-def _merge_overrides(data: dict[str, dict[str, dict]], overrides: Mapping[str, Any], regions: Mapping[str, Any]) -> None:
+def _merge_overrides(
+    data: dict[str, dict[str, dict]], overrides: Mapping[str, Any], regions: Mapping[str, Any]
+) -> None:
     for section, entries in overrides.items():
         key = f"resources.{section}"
         if section not in SECTIONS:
@@ -360,7 +363,8 @@ def _check_region(code: str, meta: Any, catalog: Path) -> None:
     gaps = meta.get("gaps", {})
     if not isinstance(gaps, Mapping) or any(k not in REQUIRED_KINDS or not isinstance(v, str) or not v.strip()
                                             for k, v in gaps.items()):
-        raise ConfigError(f"{key}.gaps", "is not a table of kind = \"why\"", f"use kinds from {', '.join(REQUIRED_KINDS)}")
+        raise ConfigError(f"{key}.gaps", "is not a table of kind = \"why\"",
+                          f"use kinds from {', '.join(REQUIRED_KINDS)}")
 
 
 def _regions(raw: Mapping[str, Any]) -> Mapping[str, Region]:
@@ -421,7 +425,8 @@ def load_resources(overrides: Mapping[str, Any] | None = None, *, catalog: Path 
             entries.update({rid: dict(e) for rid, e in merged.get(parent, {}).items()})
         else:
             # worldwide entries come first in a region's list: they are the age routes everyone needs
-            entries = {rid: dict(e) for rid, e in worldwide.items() if region in e.get("regions", REGIONS) or rid in local}
+            entries = {rid: dict(e) for rid, e in worldwide.items()
+                       if region in e.get("regions", REGIONS) or rid in local}
         for rid, entry in local.items():
             entries[rid] = {**entries.get(rid, {}), **entry}
         merged[region] = entries
