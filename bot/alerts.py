@@ -349,7 +349,11 @@ def _urgent(w: _Writer, f: AlertFacts) -> list[_Line | None]:
             "If in doubt, delete it."
         ))]
     if f.dry_run or f.outcome == "reported":  # nothing was deleted
-        return [_bold(w.gettext("The image is still in the group. If it must go, delete it by hand without opening it.")), _failure_reason(w, f)]
+        why = None
+        if f.outcome == "reported" and not f.dry_run:
+            why = w.gettext("Vigil kept it: the sender is an admin or exempt, or this group only gets reports.")
+        still = w.gettext("The image is still in the group. If it must go, delete it by hand without opening it.")
+        return [_bold(still), why or _failure_reason(w, f)]
     return []
 
 

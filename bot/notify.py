@@ -161,7 +161,7 @@ class Notifier:
         )
         rendered = render_details(facts, translator, core.resources)
         buttons = self.buttons(translator, record.id, details_buttons(facts))
-        return OutgoingMessage(rendered.text, rendered.html, buttons)
+        return OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
 
     async def _findings_of_record(self, record: Any) -> tuple[Finding, ...]:
         found = dict(record.findings or {})
@@ -200,7 +200,7 @@ class Notifier:
             translator = core.translator(contact.language or settings.language, settings.language)
             rendered = render_alert(facts, translator, core.resources)
             buttons = self.buttons(translator, audit_id, first_buttons(facts))
-            message = OutgoingMessage(rendered.text, rendered.html, buttons)
+            message = OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
             try:
                 from bot.moderation import with_retries
 
@@ -230,7 +230,8 @@ class Notifier:
             rendered = render_alert(facts, translator, core.resources)
             try:
                 buttons = self.buttons(translator, audit_id, first_buttons(facts))
-                await platform.send_chat(settings.logchat, OutgoingMessage(rendered.text, rendered.html, buttons))
+                message = OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
+                await platform.send_chat(settings.logchat, message)
                 await core.store.record_alert(audit_id, chat.platform, f"logchat:{settings.logchat}", None)
                 return
             except PlatformError as exc:

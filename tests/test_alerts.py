@@ -511,9 +511,11 @@ def test_dry_run_says_would_have_and_that_the_image_is_still_there():
     assert "Vigil muted" not in text
 
 
-def test_reported_says_the_image_is_still_there():
+def test_reported_says_the_image_is_still_there_and_why():
     text = render_alert(facts(outcome="reported"), EN, RESOURCES).text
     assert "The image is still in the group. If it must go" in text.split("What to do now")[0]
+    assert "the sender is an admin or exempt" in text
+    assert "admin or exempt" not in render_alert(facts(outcome="reported", dry_run=True), EN, RESOURCES).text
 
 
 def test_sender_actions():

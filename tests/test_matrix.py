@@ -215,6 +215,25 @@ async def test_nudity_hit_mutes_the_sender_and_unmute_by_reaction_restores_them(
 
 
 @shared_loop
+async def test_a_spanish_room_gets_a_one_screen_alert_in_spanish_choices_included(synapse, vigil, photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        await owner.send_text(room.room_id, "!vigil lang es")
+        await bot_says(owner, room.room_id, bot_of(vigil), "Idioma")
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await wait_redacted(owner, room.room_id, hit)
+        inbox = Inbox(owner, bot_of(vigil))
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        dm, alert = inbox.alerts()[0]
+        # Matrix clients do not say their language: the room's is used, for the adapter's own line too
+        assert "Qué hacer ahora" in alert.body and "Para elegir, reacciona con el número" in alert.body
+        assert "el archivo sigue en el servidor de Matrix" in alert.body
+        assert len(alert.body.splitlines()) <= 15
+        details = await details_of(owner, inbox, dm, alert)
+        assert "Todos los pasos" in details and "Para elegir" in details and hit in details
+
+
+@shared_loop
 async def test_alert_choices_evidence_record_and_ban(synapse, vigil, photo):
     import json
 

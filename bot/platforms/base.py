@@ -18,6 +18,7 @@ class OutgoingMessage:
     text: str
     html: str | None = None
     buttons: tuple[tuple[Button, ...], ...] = ()  # rows of buttons
+    language: str | None = None  # the language the text is in, for words an adapter adds (Matrix's choice line)
 
 
 @dataclass(frozen=True)

@@ -600,7 +600,7 @@ class MatrixPlatform:
     async def _send(
         self, room_id: str, message: OutgoingMessage, *, notice: bool, reply_to: str | None = None, txn: str | None = None
     ) -> str:
-        language = await self._language(room_id)
+        language = message.language or await self._language(room_id)
         rendered = render(message, notice=notice, choose_line=self._choose_line(language) if message.buttons else "")
         content = rendered.content
         if reply_to:
