@@ -308,7 +308,7 @@ def test_a_sub_region_starts_from_its_country():
     # the regional government runs 116 111 there: one entry for it, not ANAR's
     assert ct["child_helpline"].name("en").startswith("Infància Respon")
     assert "aepd_canal_prioritario" in ct and "incibe_017" in ct
-    assert list(ct)[0] == "mossos"  # the region's own police first
+    assert next(iter(ct)) == "mossos"  # the region's own police first
     assert RESOURCES.get("ES", "child_helpline").name("en") == "Child helpline 116 111"
     # an operator's change to the country reaches its regions
     changed = load_resources({"ES": {"incibe_017": {"contact": ["017", "https://example.org/help"]}}})

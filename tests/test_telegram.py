@@ -440,7 +440,10 @@ async def test_region_and_language_codes_and_the_admins_own_language(emu, tmp_pa
         await emu.wait_for(lambda: any("ES-CT (Cataluña, España)" in (m.get("text") or "") for m in emu.messages_in(chat)))
         mid = emu.post_photo(chat, member, jpeg(add_marker(photo)))
         await emu.wait_for(lambda: not any(m["message_id"] == mid for m in emu.messages_in(chat)))
-        alerts = lambda: [m for m in emu.sent_to(owner) if "details:" in json.dumps(m.get("reply_markup") or {})]  # noqa: E731
+
+        def alerts() -> list[dict]:
+            return [m for m in emu.sent_to(owner) if "details:" in json.dumps(m.get("reply_markup") or {})]
+
         await emu.wait_for(lambda: len(alerts()) == 1)
         first = alerts()[0]
         assert "Qué hacer ahora" in first["text"] and "112" in first["text"] and "017" in first["text"]

@@ -11,6 +11,7 @@ import copy
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -240,9 +241,9 @@ def _check_entry(key: str, entry: Any, *, new: bool, worldwide: bool) -> None:
     if not isinstance(entry, Mapping):
         raise ConfigError(key, "is not a table", f"write it as [{key}] with fields such as contact = \"...\"")
     allowed = _FIELDS + (("regions",) if worldwide else ())
-    for field in entry:
-        if field not in allowed:
-            raise ConfigError(f"{key}.{field}", "is not a resource field", f"use one of {', '.join(allowed)}")
+    for name in entry:
+        if name not in allowed:
+            raise ConfigError(f"{key}.{name}", "is not a resource field", f"use one of {', '.join(allowed)}")
     if new and entry.get("enabled", True):
         missing = [f for f in _REQUIRED if f not in entry]
         if missing:
@@ -251,9 +252,9 @@ def _check_entry(key: str, entry: Any, *, new: bool, worldwide: bool) -> None:
                 "is missing for a new resource",
                 f"a new resource needs {', '.join(_REQUIRED)} (or fix the id if you meant an existing one)",
             )
-    for field in ("name", "purpose"):
-        if field in entry:
-            _check_text(f"{key}.{field}", entry[field])
+    for text_field in ("name", "purpose"):
+        if text_field in entry:
+            _check_text(f"{key}.{text_field}", entry[text_field])
     if "check" in entry and not isinstance(entry["check"], str):
         raise ConfigError(f"{key}.check", "is not text", "write check = \"what an operator should confirm\"")
     if "contact" in entry:
@@ -262,9 +263,9 @@ def _check_entry(key: str, entry: Any, *, new: bool, worldwide: bool) -> None:
         raise ConfigError(f"{key}.audience", f"'{entry['audience']}' is not an audience", f"use one of {', '.join(AUDIENCES)}")
     if "kind" in entry and entry["kind"] not in KINDS:
         raise ConfigError(f"{key}.kind", f"'{entry['kind']}' is not a kind", f"use one of {', '.join(KINDS[:-1])}")
-    for field in ("secondary", "enabled"):
-        if field in entry and not isinstance(entry[field], bool):
-            raise ConfigError(f"{key}.{field}", "is not true or false", f"write {field} = true or {field} = false")
+    for flag in ("secondary", "enabled"):
+        if flag in entry and not isinstance(entry[flag], bool):
+            raise ConfigError(f"{key}.{flag}", "is not true or false", f"write {flag} = true or {flag} = false")
     if "source" in entry:
         src = entry["source"]
         if not isinstance(src, list) or not src or any(not isinstance(u, str) or not _URL.match(u) for u in src):
@@ -354,9 +355,9 @@ def _check_region(code: str, meta: Any, catalog: Path) -> None:
         raise ConfigError(key, f"in {catalog}: '{code}' is not a region code", "use ISO 3166 codes such as FR or ES-CT")
     if not isinstance(meta, Mapping):
         raise ConfigError(key, f"in {catalog} is not a table", "write [regions.XX] with name = { en = \"...\" }")
-    for field in meta:
-        if field not in _REGION_FIELDS:
-            raise ConfigError(f"{key}.{field}", "is not a region field", f"use one of {', '.join(_REGION_FIELDS)}")
+    for name in meta:
+        if name not in _REGION_FIELDS:
+            raise ConfigError(f"{key}.{name}", "is not a region field", f"use one of {', '.join(_REGION_FIELDS)}")
     _check_text(f"{key}.name", meta.get("name"))
     if meta.get("parent") is not None and meta["parent"] not in REGIONS:
         raise ConfigError(f"{key}.parent", f"'{meta['parent']}' is not a region", f"use one of {', '.join(REGIONS)}")
@@ -367,14 +368,16 @@ def _check_region(code: str, meta: Any, catalog: Path) -> None:
                           f"use kinds from {', '.join(REQUIRED_KINDS)}")
 
 
+def _nearest(chain: list[Mapping[str, Any]], name: str, default: Any) -> Any:
+    """A region's own value of a field, else its parent's, else the default."""
+    return next((m[name] for m in chain if name in m), default)
+
+
 def _regions(raw: Mapping[str, Any]) -> Mapping[str, Region]:
     out: dict[str, Region] = {}
     for code, meta in raw.items():
         chain = [meta] + [raw[p] for p in _parents(raw, code) if p in raw]
-
-        def first(field: str, default: Any) -> Any:
-            return next((m[field] for m in chain if field in m), default)
-
+        first = partial(_nearest, chain)
         gaps: dict[str, str] = {}
         for m in reversed(chain):  # the nearest region's reasons win
             gaps.update(m.get("gaps", {}))
