@@ -431,7 +431,7 @@ def _contact_text(r: Resource, lang: str, limit: int = 2) -> str:
 def _named(r: Resource, lang: str) -> str:
     """A resource's name with its first contact, unless the name already has it ("Childline: 0800 1111")."""
     name = r.name(lang)
-    contacts = r.contact(lang)
+    contacts = sorted(r.contact(lang), key=lambda c: c.kind != "phone")  # a number first: quickest in a crisis
     if not contacts or contacts[0].kind == "text" or contacts[0].shown in name:
         return name
     return f"{name}: {contacts[0].shown}"
@@ -577,7 +577,8 @@ def _steps(w: _Writer, f: AlertFacts, resources: Resources, labels: Mapping[str,
         "Report the sender to {platform} (see below), so it keeps what police need. Ask members not to share the image again.",
         platform=platform,
     )
-    police = resources.of_role(f.region, "police")[:1]
+    # where only the emergency number reaches the police (e.g. Brazil's 190), name that
+    police = resources.of_role(f.region, "police")[:1] or tuple(filter(None, [resources.emergency(f.region)]))
     hotlines = resources.of_role(f.region, "hotline")[:2]
     if hotlines:
         report = w.gettext("Report it to the police ({police}) and to {hotline}. "
