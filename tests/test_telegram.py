@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from bot.i18n import LANGUAGES, Translator
+
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes, webm_bytes
@@ -453,3 +455,30 @@ async def test_region_and_language_codes_and_the_admins_own_language(emu, tmp_pa
         details = next(m["text"] for m in emu.sent_to(owner) if "export:" in json.dumps(m.get("reply_markup") or {}))
         assert "Mossos d'Esquadra" in details and "Infància Respon" in details and "Canal Prioritario de la AEPD" in details
         assert "Cataluña, España" in details and "Todos los pasos" in details
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_an_admin_gets_alerts_in_their_apps_language(emu, tmp_path, marker_model, photo, language):
+    """Every catalog present reaches an admin through the real adapter: the first message and the details."""
+    t = Translator(language)
+    owner = emu.add_user("Kim", username="kim", language_code=language.replace("_", "-").lower())
+    member = emu.add_user("Max", username="max")
+    chat = emu.add_group("Club", creator=owner, members=[member], bot_rights=FULL_RIGHTS)
+    emu.start_private(owner)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):  # the group stays in English
+        mid = emu.post_photo(chat, member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: not any(m["message_id"] == mid for m in emu.messages_in(chat)))
+
+        def sent(marker: str) -> list[dict]:
+            return [m for m in emu.sent_to(owner) if marker in json.dumps(m.get("reply_markup") or {})]
+
+        await emu.wait_for(lambda: len(sent("details:")) == 1)
+        first = sent("details:")[0]
+        assert t.gettext("What to do now:") in first["text"] and len(first["text"].splitlines()) <= 15
+        data = next(b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row
+                    if b["callback_data"].startswith("details:"))
+        assert next(b["text"] for row in first["reply_markup"]["inline_keyboard"] for b in row
+                    if b["callback_data"] == data) == t.gettext("Details and help")
+        emu.press_button(owner, first["message_id"], owner, data)
+        await emu.wait_for(lambda: len(sent("export:")) == 1)
+        assert t.gettext("What to do next:") in sent("export:")[0]["text"]
