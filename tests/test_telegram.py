@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 
 from bot.i18n import LANGUAGES, Translator
-
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes, webm_bytes
 from tests.support.marker_model import add_marker, write_marker_model
-from tests.support.vigil_harness import TOKEN, VigilProcess, jpeg, running_vigil, webp, write_config
+from tests.support.vigil_harness import (
+    TOKEN,
+    VigilProcess,
+    jpeg,
+    running_vigil,
+    webp,
+    write_config,
+)
 
 FULL_RIGHTS = full_rights()
 
