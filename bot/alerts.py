@@ -1,4 +1,9 @@
-"""The private alert an admin gets: what was found, who, where, when, what Vigil did, what to do next.
+"""The private alert an admin gets, in two messages.
+
+The first message is short enough for one phone screen (FIRST_MESSAGE_LINES, choices included):
+what happened, what Vigil did, and the two or three things to do now. The second, sent when
+the admin asks for it (the Details button or choice), has the findings, the ids, the full
+steps and the region's reporting routes and help lines.
 
 Platform-neutral values in, plain text and Telegram-safe HTML out. An alert never carries the
 image, a thumbnail or a link to it; at most the link to the message. Every text goes through
@@ -25,10 +30,11 @@ OUTCOMES = ("deleted", "review", "reported", "delete_failed", "not_checked")
 FAILURES = ("too_old", "no_right", "error")
 SENDER_ACTIONS = ("none", "muted", "banned")
 PLATFORMS = ("telegram", "matrix")
-BUTTONS = ("ban", "unrestrict", "false_positive", "export", "delete", "keep")
+BUTTONS = ("ban", "unrestrict", "false_positive", "export", "delete", "keep", "details")
 
 MAX_FINDINGS_SHOWN = 5
 MAX_CHARS = 4000  # one Telegram message holds 4096
+FIRST_MESSAGE_LINES = 15  # what a phone shows on one screen, the platform's choice lines included
 MAX_NAME = 64  # longer names are cut: they only need to identify someone
 
 # NudeNet classes in plain words; unknown labels are shown as they are
@@ -69,17 +75,10 @@ OPEN_IN_GROUP = N_("open in the group")
 
 HASH_BITS = {"pdq": 256, "phash": 64}
 
-REGION_NAMES: Mapping[str, str] = {
-    "ES": N_("Spain"),
-    "GB": N_("United Kingdom"),
-    "US": N_("United States"),
-    "EU": N_("European Union"),
-}
-
 PLATFORM_NAMES = {"telegram": "Telegram", "matrix": "Matrix"}
 
 # the order resources are listed in: where to report first, then support
-_KIND_ORDER = ("police", "hotline", "removal", "helpline", "professional", "emergency")
+_KIND_ORDER = ("emergency", "police", "hotline", "regulator", "hash_tool", "helpline", "professional")
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -126,6 +125,7 @@ class AlertFacts:
     muted_until: datetime | None = None
     dry_run: bool = False  # everything is "would have"
     region: str = "OTHER"
+    media_left: tuple[str, ...] = ()  # Matrix: files (mxc URIs) still on the homeserver after the redaction
     sender_kind: str = "user"  # or a chat posting as itself: bot.events.SENDER_KINDS
     picture: str = ""  # where in the message: "" its file, "thumb", "cover", "quoted" (a quoted message's)
 
@@ -198,7 +198,10 @@ def _fill(template: str, values: Mapping[str, object]) -> _Line:
             out.append(_Seg(literal))
         if name is not None:
             value = values[name]
-            out.append(value if isinstance(value, _Seg) else _Seg(str(value)))
+            if isinstance(value, tuple):  # a whole translated line, e.g. "the shared list {name}"
+                out.extend(value)
+            else:
+                out.append(value if isinstance(value, _Seg) else _Seg(str(value)))
     return tuple(out)
 
 
@@ -278,7 +281,34 @@ def button_labels(translator: Translator) -> Mapping[str, str]:
         "export": t.gettext("Evidence record"),
         "delete": t.gettext("Delete"),
         "keep": t.gettext("Keep"),
+        "details": t.gettext("Details and help"),
     }
+
+
+def first_buttons(f: AlertFacts) -> tuple[tuple[str, ...], ...]:
+    """The choices under the first message, in rows: at most four, so it stays one screen on Matrix."""
+    live = not f.dry_run
+    if f.outcome == "review" and live:
+        return (("delete", "keep"), ("details",), ("ban",))
+    rows: list[tuple[str, ...]] = [("details",)]
+    if f.sender_action == "muted" and live:
+        rows.append(("unrestrict",))
+    if f.outcome != "not_checked":
+        rows.append(("false_positive",))
+    if f.sender_action != "banned" or not live:
+        rows.append(("ban",))
+    return tuple(rows)
+
+
+def details_buttons(f: AlertFacts) -> tuple[tuple[str, ...], ...]:
+    """The choices under the details message."""
+    rows: list[tuple[str, ...]] = [("ban",)]
+    if f.sender_action == "muted" and not f.dry_run:
+        rows[0] += ("unrestrict",)
+    if f.outcome != "not_checked":
+        rows.append(("false_positive",))
+    rows.append(("export",))
+    return tuple(rows)
 
 
 # --- pieces of an alert ----------------------------------------------------------------------
@@ -313,49 +343,142 @@ def _failure_reason(w: _Writer, f: AlertFacts) -> _Line | None:
 
 
 def _urgent(w: _Writer, f: AlertFacts) -> list[_Line | None]:
-    """The one thing to do first, in bold: it depends on whether the image is still there."""
+    """The one thing to do first, in bold, when the image may still be there."""
     if f.outcome == "not_checked":
         return [_bold(w.gettext("An admin should check this message with care. If it may be sexual, do not open or enlarge it: delete it."))]
     if f.outcome == "delete_failed" and not f.dry_run:
         return [_bold(w.gettext("Delete the message by hand now, without opening the image.")), _failure_reason(w, f)]
     if f.outcome == "review" and not f.dry_run:
-        return [
-            _bold(w.gettext("The image is still in the group. Decide with the buttons below.")),
-            w.gettext("You do not need to open the image to decide: if in doubt, delete it."),
-        ]
+        return [_bold(w.gettext(
+            "The image is still in the group. Decide with the buttons below; you do not need to open it. "
+            "If in doubt, delete it."
+        ))]
     if f.dry_run or f.outcome == "reported":  # nothing was deleted
-        return [_bold(w.gettext("The image is still in the group. If it must go, delete it by hand without opening it.")), _failure_reason(w, f)]
-    return [_bold(w.gettext("Do not look for the image, and do not ask anyone to send it to you."))]
+        why = None
+        if f.outcome == "reported" and not f.dry_run:
+            why = w.gettext("Vigil kept it: the sender is an admin or exempt, or this group only gets reports.")
+        still = w.gettext("The image is still in the group. If it must go, delete it by hand without opening it.")
+        return [_bold(still), why or _failure_reason(w, f)]
+    return []
 
 
 def _owner(f: AlertFacts) -> str | None:
+    """The protected member the image was made from, when the alert may name them."""
     derived = next((x for x in f.findings if x.kind == "derived"), None)
     if derived is None:
         return None
     return clean_name(derived.detail) or None
 
 
-def _kind_note(w: _Writer, f: AlertFacts) -> list[_Line]:
-    notes: list[_Line] = []
+def _list_name(w: _Writer, label: str) -> object:
+    """A hash list as an admin knows it: never the internal name of a group's own list."""
+    name = clean_name(label)
+    if name.startswith("group:") or not name:
+        return w.word(N_("this group's block list"))
+    return w.gettext("the shared list {name}", name=_b(name))
+
+
+def _what(w: _Writer, f: AlertFacts) -> _Line | None:
+    """What the image seems to be, in one sentence."""
     owner = _owner(f)
+    kinds = {x.kind for x in f.findings}
     if owner is not None:
-        notes.append(w.gettext(
-            "It looks like a manipulated copy of a photo of {owner}: very likely a fake image of a real person. "
-            "Vigil names them only to admins, never in a group.",
-            owner=_b(owner),
-        ))
-    elif any(x.kind == "derived" for x in f.findings):
+        # named only where the person belongs, or in a group the operator trusts (bot/protect.py)
+        return w.gettext("It looks like a fake made from a photo of {owner}. Only admins see this name.",
+                         owner=_b(owner))
+    if "derived" in kinds:
         # no name, and nothing that tells whether or how the person is known to Vigil
-        notes.append(w.gettext(
+        return w.gettext(
             "It was very likely made from a real person's photo and changed: a fake image of a real person."
-        ))
+        )
     hashed = next((x for x in f.findings if x.kind == "hash"), None)
     if hashed is not None:
-        notes.append(w.gettext(
-            "It is a known image posted again: it is on the list {list}. It may be going round other groups too.",
-            list=_b(clean_name(hashed.label) or "?"),
-        ))
-    return notes
+        where = _list_name(w, hashed.label)
+        if hashed.algorithm == "sha256":  # byte for byte the same file
+            return w.gettext("It is an exact copy of an image on {list}.", list=where)
+        return w.gettext("It is a copy of an image on {list}.", list=where)
+    if kinds & {"nudity", "nsfw"}:
+        return w.gettext("It looks like a nude or sexual image.")
+    if "unscannable" in kinds:
+        x = next(x for x in f.findings if x.kind == "unscannable")
+        reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)
+        return w.gettext("It could not be checked: {reason}.", reason=reason)
+    if "provenance" in kinds:
+        return w.gettext("It shows signs of being edited or made by AI.")
+    return None
+
+
+def _sender_done(w: _Writer, f: AlertFacts) -> _Line | None:
+    would = f.dry_run
+    if f.sender_action == "muted" and f.muted_until is not None:
+        until = w.t.format_datetime(f.muted_until)
+        return (w.gettext("Vigil would have muted the sender until {time}.", time=until) if would
+                else w.gettext("Vigil muted the sender until {time}.", time=until))
+    if f.sender_action == "muted":
+        return w.gettext("Vigil would have muted the sender.") if would else w.gettext("Vigil muted the sender.")
+    if f.sender_action == "banned":
+        if would:
+            return w.gettext("Vigil would have removed and banned the sender.")
+        return w.gettext("Vigil removed and banned the sender.")
+    if f.sender_kind != "user":
+        return w.gettext(
+            "A chat posting as itself cannot be muted on Telegram, and Vigil never sanctions your own linked channel "
+            "or anonymous admins; a channel can be banned from the group with the ban button.")
+    return None
+
+
+def _media_left(w: _Writer, f: AlertFacts) -> _Line | None:
+    if f.platform != "matrix" or not f.media_left or f.dry_run:  # a test run hides nothing
+        return None
+    return w.gettext(
+        "The message is hidden, but the file stays on the Matrix server until its admin deletes it (see the details)."
+    )
+
+
+def _contact_text(r: Resource, lang: str, limit: int = 2) -> str:
+    return " / ".join(c.shown for c in r.contact(lang)[:limit])
+
+
+def _named(r: Resource, lang: str) -> str:
+    """A resource's name with its first contact, unless the name already has it ("Childline: 0800 1111")."""
+    name = r.name(lang)
+    contacts = sorted(r.contact(lang), key=lambda c: c.kind != "phone")  # a number first: quickest in a crisis
+    if not contacts or contacts[0].kind == "text" or contacts[0].shown in name:
+        return name
+    return f"{name}: {contacts[0].shown}"
+
+
+def _now_help(w: _Writer, f: AlertFacts, resources: Resources) -> _Line | None:
+    """The emergency number and the one help line that matters most in the region."""
+    emergency, lead = resources.emergency(f.region), resources.lead(f.region)
+    if emergency is not None and lead is not None:
+        return w.gettext("In danger now: {emergency}. Help and advice: {helpline}.",
+                         emergency=_b(_contact_text(emergency, w.lang)), helpline=_b(_named(lead, w.lang)))
+    if emergency is not None:
+        return w.gettext("In danger now: {emergency}.", emergency=_b(_contact_text(emergency, w.lang)))
+    if lead is not None:
+        return w.gettext("Help and advice: {helpline}.", helpline=_b(_named(lead, w.lang)))
+    return None
+
+
+def _support_now(w: _Writer, f: AlertFacts) -> _Line:
+    owner = _owner(f)
+    if owner is not None:
+        return w.gettext("Support {owner} privately and calmly: it is not their fault.", owner=_b(owner))
+    return w.gettext("Support the person shown: believe them and do not blame them.")
+
+
+def _do_now(w: _Writer, f: AlertFacts, resources: Resources) -> list[_Line]:
+    lines = [_bold(w.gettext("What to do now:"))]
+    if f.outcome == "not_checked":
+        lines.append(_bullet(w.gettext("If it is a nude or sexual image, do not forward it or ask anyone to send it.")))
+    else:
+        lines.append(_bullet(w.gettext("Do not look for the image, ask anyone for it or forward it.")))
+        lines.append(_bullet(_support_now(w, f)))
+    now = _now_help(w, f, resources)
+    if now is not None:
+        lines.append(_bullet(now))
+    return lines
 
 
 def _finding_line(w: _Writer, x: Finding) -> _Line:
@@ -367,15 +490,15 @@ def _finding_line(w: _Writer, x: Finding) -> _Line:
     if x.kind == "nsfw":
         return w.gettext("The image as a whole looks sexual (confidence {score})", score=score)
     if x.kind == "hash":
-        name = _b(clean_name(x.label) or "?")
-        if x.algorithm == "sha256" or x.distance == 0:
-            return w.gettext("On the list {list}: an exact copy", list=name)
+        where = _list_name(w, x.label)
+        if x.algorithm == "sha256":
+            return w.gettext("On {list}: an exact copy (the same file)", list=where)
         if x.distance is not None and x.algorithm in HASH_BITS:
             return w.gettext(
-                "On the list {list}: a near copy ({distance} of {bits} points differ)",
-                list=name, distance=x.distance, bits=HASH_BITS[x.algorithm],
+                "On {list}: a copy, perhaps resized or recompressed ({distance} of {bits} points differ)",
+                list=where, distance=x.distance, bits=HASH_BITS[x.algorithm],
             )
-        return w.gettext("On the list {list}: a near copy", list=name)
+        return w.gettext("On {list}: a copy, perhaps changed", list=where)
     if x.kind == "derived":
         owner = clean_name(x.detail)
         if owner:
@@ -387,28 +510,35 @@ def _finding_line(w: _Writer, x: Finding) -> _Line:
     return w.gettext("Could not be checked: {reason}", reason=reason)
 
 
+def _picture(w: _Writer, f: AlertFacts) -> _Line | None:
+    """Where in the message the hit was, when it was not the file itself."""
+    if f.picture == "thumb":
+        return w.gettext("It was in the message's thumbnail: the small picture members see before opening the file.")
+    if f.picture == "cover":
+        return w.gettext("It was in the message's cover picture (a video's cover or an audio file's cover art).")
+    if f.picture == "quoted":
+        return w.gettext(
+            "It was in a message from another chat that this message quotes: members see it above the reply.")
+    return None
+
+
 def _found(w: _Writer, f: AlertFacts) -> list[_Line]:
     lines = [_bold(w.gettext("What was found:"))]
     shown = f.findings[:MAX_FINDINGS_SHOWN]
     lines += [_bullet(_finding_line(w, x)) for x in shown]
+    where = _picture(w, f)
+    if where is not None:
+        lines.append(_bullet(where))
     if not f.findings:
         lines.append(_bullet(w.gettext("no details were recorded")))
-    if f.picture == "thumb":
-        lines.append(_bullet(w.gettext(
-            "It was in the message's thumbnail: the small picture members see before opening the file.")))
-    elif f.picture == "cover":
-        lines.append(_bullet(w.gettext(
-            "It was in the message's cover picture (a video's cover or an audio file's cover art).")))
-    elif f.picture == "quoted":
-        lines.append(_bullet(w.gettext(
-            "It was in a message from another chat that this message quotes: members see it above the reply.")))
     hidden = len(f.findings) - len(shown)
     if hidden > 0:
         lines.append(_bullet(w.ngettext("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)", hidden)))
     return lines
 
 
-def _details(w: _Writer, f: AlertFacts) -> list[_Line]:
+def _sent_by(w: _Writer, f: AlertFacts) -> _Line:
+    """Who posted it: the member, or the chat a post was made as (never a shared placeholder)."""
     name = _b(clean_name(f.sender_name) or "?")
     sender_id = _code(clean_name(f.sender_id, 128))
     username = clean_name((f.sender_username or "").lstrip("@"))
@@ -428,6 +558,11 @@ def _details(w: _Writer, f: AlertFacts) -> list[_Line]:
         sent_by = w.gettext("Sent by: {name} (@{username}, id {id})", name=name, username=username, id=sender_id)
     else:
         sent_by = w.gettext("Sent by: {name} (id {id})", name=name, id=sender_id)
+    return sent_by
+
+
+def _ids(w: _Writer, f: AlertFacts) -> list[_Line]:
+    sent_by = _sent_by(w, f)
     lines = [
         sent_by,
         w.gettext("Group: {group} (id {id})", group=clean_name(f.group_title) or "?", id=_code(clean_name(f.group_id, 128))),
@@ -440,52 +575,37 @@ def _details(w: _Writer, f: AlertFacts) -> list[_Line]:
     return lines
 
 
-def _did(w: _Writer, f: AlertFacts) -> list[_Line]:
-    would = f.dry_run
-    message = {
-        ("deleted", False): N_("Deleted the message."),
-        ("deleted", True): N_("Would have deleted the message."),
-        ("review", False): N_("Kept the message until an admin decides."),
-        ("review", True): N_("Would have kept the message until an admin decides."),
-        ("reported", False): N_("Kept the message: the sender is an admin or exempt, or this group only gets reports."),
-        ("reported", True): N_("Would have kept the message and told the admins."),
-        ("delete_failed", False): N_("Tried to delete the message and could not."),
-        ("delete_failed", True): N_("Would have tried to delete the message and could not have."),
-        ("not_checked", False): N_("Kept the message, because it could not be checked."),
-        ("not_checked", True): N_("Would have kept the message, because it could not be checked."),
-    }[(f.outcome, would)]
-    lines = [_bold(w.gettext("What Vigil did:")), _bullet(w.gettext(message))]
-    if f.sender_action == "muted" and f.muted_until is not None:
-        until = w.t.format_datetime(f.muted_until)
-        sender = (w.gettext("Would have muted the sender until {time}.", time=until) if would
-                  else w.gettext("Muted the sender until {time}.", time=until))
-    elif f.sender_action == "muted":
-        sender = w.gettext("Would have muted the sender.") if would else w.gettext("Muted the sender.")
-    elif f.sender_action == "banned":
-        sender = w.gettext("Would have removed and banned the sender.") if would else w.gettext("Removed and banned the sender.")
-    else:
-        sender = w.gettext("Would not have restricted the sender.") if would else w.gettext("Did not restrict the sender.")
-    lines.append(_bullet(sender))
-    if f.sender_kind != "user" and f.sender_action != "banned":
-        lines.append(_bullet(w.gettext(
-            "A chat posting as itself cannot be muted on Telegram, and Vigil never sanctions your own linked channel "
-            "or anonymous admins; a channel can be banned from the group with the ban button.")))
-    return lines
+def _matrix_media(w: _Writer, f: AlertFacts) -> list[_Line]:
+    """For the homeserver's admin: the files a redaction left behind."""
+    if f.platform != "matrix" or not f.media_left:
+        return []
+    return [
+        _bold(w.gettext("The file is still on the Matrix server:")),
+        w.gettext(
+            "Hiding the message does not delete the uploaded file: anyone with its address can still download it. "
+            "The homeserver's admin should quarantine it "
+            "(Synapse: POST /_synapse/admin/v1/media/quarantine/<server>/<media id>), "
+            "or give Vigil an admin token (VIGIL_MATRIX_ADMIN_TOKEN) to do it. Files:"
+        ),
+    ] + [_bullet((_code(clean_name(m, 300)),)) for m in f.media_left]
 
 
-def _routes(resources: Iterable[Resource], audience: str, lang: str) -> str:
-    names = [r.name(lang) for r in resources if r.kind == "removal" and r.audience == audience]
-    return " / ".join(names)
+def _names(resources: Iterable[Resource], lang: str) -> str:
+    return " / ".join(r.name(lang) for r in resources)
 
 
-def _steps(w: _Writer, f: AlertFacts, region: tuple[Resource, ...], labels: Mapping[str, str]) -> list[_Line]:
+def _steps(w: _Writer, f: AlertFacts, resources: Resources, labels: Mapping[str, str]) -> list[_Line]:
     platform = PLATFORM_NAMES[f.platform]
     owner = _owner(f)
     derived = any(x.kind == "derived" for x in f.findings)
+    info = resources.info(f.region)
 
     dont = w.gettext(
-        "Do not open, save, forward or screenshot the image, and do not ask anyone to send it, not even to report it. "
-        "For anyone under 18 that is a crime in itself, real or AI-made."
+        "Do not open, save, forward or screenshot the image, and do not ask anyone to send it, not even to report it."
+    ) + (_Seg(" "),) + (
+        w.gettext("For anyone under 18 that is a crime in itself, whether the image is real or AI-made.")
+        if info.minor_images_crime
+        else w.gettext("If the person shown is under 18, that can be a crime in itself, real or AI-made.")
     )
     evidence = w.gettext(
         "You do not need the image. This alert and the evidence record ({export} button) have what police and the platform need: group, message, sender and time.",
@@ -501,65 +621,96 @@ def _steps(w: _Writer, f: AlertFacts, region: tuple[Resource, ...], labels: Mapp
         "Report the sender to {platform} (see below), so it keeps what police need. Ask members not to share the image again.",
         platform=platform,
     )
-    minor, adult = _routes(region, "minor", w.lang), _routes(region, "adult", w.lang)
-    report = w.gettext("Report it to the police and a hotline (below).")
-    if minor:
-        report += (_Seg(" "),) + w.gettext("Anyone under 18, or pictured when under 18: {routes}.", routes=_b(minor))
-    if adult:
-        report += (_Seg(" "),) + w.gettext("Adults: {routes}.", routes=_b(adult))
-    if minor or adult:
-        report += (_Seg(" "),) + w.gettext("Only the person shown, or their parent, can use these.")
+    # where only the emergency number reaches the police (e.g. Brazil's 190), name that
+    police = resources.of_role(f.region, "police")[:1] or tuple(filter(None, [resources.emergency(f.region)]))
+    hotlines = resources.of_role(f.region, "hotline")[:2]
+    if hotlines:
+        report = w.gettext("Report it to the police ({police}) and to {hotline}. "
+                           "Neither needs the image: never send or bring it.",
+                           police=_b(_names(police, w.lang) or "?"), hotline=_b(_names(hotlines, w.lang)))
+    else:
+        report = w.gettext("Report it to the police ({police}); they do not need the image: never send or bring it.",
+                           police=_b(_names(police, w.lang) or "?"))
+    regulators = resources.of_role(f.region, "regulator")
+    if regulators:
+        routes = _b(_names(regulators, w.lang))
+        report += (_Seg(" "),) + w.gettext("To have it removed quickly: {routes}.", routes=routes)
+    tools = resources.of_role(f.region, "hash_tool")
+    hashing = None
+    if tools:
+        hashing = w.gettext(
+            "{tools} help only if the person shown has the image on their own device, and only on the sites that "
+            "take part (Telegram and Matrix do not). They remove nothing from this group. "
+            "Nobody should send the image to anyone to use them.",
+            tools=_b(_names(tools, w.lang)),
+        )
     if owner is not None:
         support = w.gettext(
-            "Support {owner} first: the image is probably a fake made from their photo. Talk to them privately and calmly (for a child: with their parent or the safeguarding lead), and make clear it is not their fault.",
+            "Support {owner} first: the image is probably a fake made from their photo. Talk to them privately "
+            "and calmly (for a child: with their parents and the school's safeguarding lead), and make clear it is "
+            "not their fault.",
             owner=_b(owner),
         )
     elif derived:
         support = w.gettext(
-            "Support the person shown first: the image is probably a fake made from their photo. Talk to them privately and calmly (for a child: with their parent or the safeguarding lead), and make clear it is not their fault."
+            "Support the person shown first: the image is probably a fake made from their photo. Talk to them "
+            "privately and calmly (for a child: with their parents and the school's safeguarding lead), and make "
+            "clear it is not their fault."
         )
     else:
         support = w.gettext(
-            "Support the person shown: believe them and do not blame them. Tell a trusted adult or the school's safeguarding lead."
+            "Support the person shown: believe them and do not blame them. If a child is involved, tell their "
+            "parents and the school's safeguarding lead."
         )
     support += (_Seg(" "),) + w.gettext(
         "Do not confront or bargain with whoever made or shared it, and never pay anyone who threatens to share images."
     )
-    minor_note = w.gettext("Treat it as an image of someone under 18, whether it is real or AI-made. Vigil does not guess anyone's age.")
+    minor_note = w.gettext(
+        "Unless you know the person shown is an adult, treat it as an image of someone under 18, whether it is "
+        "real or AI-made. Vigil does not guess anyone's age."
+    )
 
-    order = [dont, support, evidence, contain, report, minor_note] if derived else [dont, evidence, contain, report, support, minor_note]
+    order = [dont, support, evidence, contain, report, hashing, minor_note] if derived \
+        else [dont, evidence, contain, report, hashing, support, minor_note]
     lines = [_bold(w.gettext("What to do next:"))]
     if f.outcome in ("review", "not_checked"):
         lines.append(w.gettext("If it is a nude or sexual image:"))
-    lines += [(_Seg(f"{i}. "),) + step for i, step in enumerate(order, 1)]
+    lines += [(_Seg(f"{i}. "),) + step for i, step in enumerate((s for s in order if s is not None), 1)]
     return lines
 
 
-def _resource_lines(w: _Writer, resources: Iterable[Resource], compact: bool = False) -> list[_Line]:
+# roles whose description carries a warning (never attach or bring the image): kept when others are cut
+_KEEP_PURPOSE = ("police", "hotline", "regulator", "platform")
+
+
+def _resource_lines(w: _Writer, resources: Iterable[Resource], compact: int = 0) -> list[_Line]:
+    """compact 0: every description; 1: only those of _KEEP_PURPOSE; 2: names and contacts only."""
     lines: list[_Line] = []
     for r in resources:
+        name = r.name(w.lang)
         contacts: list[_Seg] = []
         for c in r.contact(w.lang):
+            if c.kind == "phone" and c.shown in name:
+                continue  # "Childline 116 111" needs no "116 111" after it
             if contacts:
                 contacts.append(_Seg(" · "))
             contacts.append(_link(c.shown, c.href, c.shown) if c.href else _Seg(c.shown))
-        if compact:  # name and contacts on one line, when the full list would not fit
-            lines.append(_bullet((_b(r.name(w.lang)), _Seg(": ")) + tuple(contacts)))
+        if compact == 2 or (compact == 1 and r.role not in _KEEP_PURPOSE):
+            lines.append(_bullet((_b(name),) + ((_Seg(": "),) + tuple(contacts) if contacts else ())))
             continue
-        lines.append(_bullet((_b(r.name(w.lang)), _Seg(": " + r.purpose(w.lang)))))
+        lines.append(_bullet((_b(name), _Seg(": " + r.purpose(w.lang)))))
         if contacts:
             lines.append((_Seg("  "),) + tuple(contacts))
     return lines
 
 
-def _help(w: _Writer, f: AlertFacts, resources: Resources, compact: bool = False) -> list[_Line]:
+def _help(w: _Writer, f: AlertFacts, resources: Resources, compact: int = 0) -> list[_Line]:
     region = resources.region(f.region)
-    ordered = sorted(region, key=lambda r: _KIND_ORDER.index(r.kind) if r.kind in _KIND_ORDER else len(_KIND_ORDER))
+    ordered = sorted(region, key=lambda r: _KIND_ORDER.index(r.role) if r.role in _KIND_ORDER else len(_KIND_ORDER))
     lines: list[_Line] = []
     if ordered:
-        name = REGION_NAMES.get(f.region)
-        lines.append(_bold(w.gettext("Where to report and get help ({region}):", region=w.word(name)) if name
-                           else w.gettext("Where to report and get help:")))
+        name = resources.info(f.region).name(w.lang)
+        lines.append(_bold(w.gettext("Where to report and get help ({region}):", region=name)))
         lines += _resource_lines(w, ordered, compact)
     platform = resources.platform(f.platform)
     if platform:
@@ -569,13 +720,14 @@ def _help(w: _Writer, f: AlertFacts, resources: Resources, compact: bool = False
 
 
 def _buttons_help(w: _Writer, f: AlertFacts, labels: Mapping[str, str]) -> list[_Line]:
+    shown = {k for row in first_buttons(f) + details_buttons(f) for k in row}
     lines = [_bold(w.gettext("Buttons:"))]
-    if f.outcome == "review" and not f.dry_run:
+    if "delete" in shown:
         lines.append(_bullet(w.gettext("{delete}: deletes the message. {keep}: leaves it in the group.", delete=_b(labels["delete"]), keep=_b(labels["keep"]))))
     lines.append(_bullet(w.gettext("{ban}: removes the sender from the group for good.", ban=_b(labels["ban"]))))
-    if f.sender_action == "muted" and not f.dry_run:
+    if "unrestrict" in shown:
         lines.append(_bullet(w.gettext("{unrestrict}: lets the sender post again.", unrestrict=_b(labels["unrestrict"]))))
-    if f.outcome != "not_checked":
+    if "false_positive" in shown:
         lines.append(_bullet(w.gettext(
             "{false_positive}: the image is fine; Vigil will allow it in this group from now on.",
             false_positive=_b(labels["false_positive"]),
@@ -593,26 +745,47 @@ def _length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2  # Telegram counts UTF-16 code units
 
 
-def render_alert(facts: AlertFacts, translator: Translator, resources: Resources) -> RenderedAlert:
-    """The full private alert for one admin, in that admin's language.
+def _group(f: AlertFacts) -> _Seg:
+    return _b(clean_name(f.group_title) or clean_name(f.group_id) or "?")
 
-    It fits one chat message (MAX_CHARS): if the full text is too long, the help list loses
-    its descriptions first, then the buttons' help; the instructions are always kept.
+
+def render_alert(facts: AlertFacts, translator: Translator, resources: Resources) -> RenderedAlert:
+    """The first message for one admin, in that admin's language: one phone screen.
+
+    What happened, what Vigil did, and what to do now; the rest is behind the Details choice
+    (``render_details``).
+    """
+    w = _Writer(translator)
+    lines: list[_Line | None] = [_bold(_headline(w, facts, _group(facts)))]
+    if facts.dry_run:
+        lines.append(w.gettext("Nothing was changed in the group: this only shows what Vigil would have done."))
+    lines += [_media_left(w, facts), _what(w, facts), _picture(w, facts), _sender_done(w, facts)]
+    lines += _urgent(w, facts)
+    lines += [()] + _do_now(w, facts, resources)
+    return _render([x for x in lines if x is not None])
+
+
+def render_details(facts: AlertFacts, translator: Translator, resources: Resources) -> RenderedAlert:
+    """The second message: findings, ids, the full steps and where to report and get help.
+
+    It fits one chat message (MAX_CHARS): if the full text is too long, the buttons' help goes
+    first, then the help list's descriptions (those of the police and reporting services,
+    which warn never to send the image, last); the steps are always kept.
     """
     w = _Writer(translator)
     labels = button_labels(translator)
-    group = _b(clean_name(facts.group_title) or clean_name(facts.group_id) or "?")
-    lines: list[_Line] = [_bold(_headline(w, facts, group))]
+    lines: list[_Line] = [_bold(w.gettext("Details: an image in {group}", group=_group(facts)))]
     if facts.dry_run:
         lines.append(w.gettext("Nothing was changed in the group: this only shows what Vigil would have done."))
-    lines += [x for x in _urgent(w, facts) if x]
-    lines += _kind_note(w, facts)
     lines += [()] + _found(w, facts)
-    lines += [()] + _details(w, facts)
-    lines += [()] + _did(w, facts)
-    lines += [()] + _steps(w, facts, resources.region(facts.region), labels)
+    lines += [()] + _ids(w, facts)
+    media = _matrix_media(w, facts)
+    if media:
+        lines += [()] + media
+    lines += [()] + _steps(w, facts, resources, labels)
     rendered = RenderedAlert("", "")
-    for compact, buttons, help_list in ((False, True, True), (True, True, True), (True, False, True), (True, False, False)):
+    for compact, buttons, help_list in ((0, True, True), (0, False, True), (1, True, True), (1, False, True),
+                                        (2, False, True), (2, False, False)):
         tail: list[_Line] = []
         if help_list:
             tail += [()] + _help(w, facts, resources, compact)
@@ -658,9 +831,8 @@ def render_owner_notice(
     ``group_title``: the group's title, to be given only when the owner is a member of the group
     (``member``, by default: whether a title was given); shown only if nothing in it can become a
     link (``plain_title``). Otherwise the notice says "a group you are in" (a member) or "a group
-    Vigil watches". It says that it is not
-    their fault and where to get help; it never shows, describes or links the image, and does not
-    name whoever posted it.
+    Vigil watches". It says that it is not their fault and where to get help, which works without
+    the image. It never shows, describes or links the image, and does not name whoever posted it.
     """
     _one_of("platform", platform, PLATFORMS)
     w = _Writer(translator)
@@ -668,27 +840,19 @@ def render_owner_notice(
     title = plain_title(group_title) if member else None
     if title is not None:
         group = _b(title)
-        opening = [
+        opening: list[_Line] = [
             _bold(w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
-            w.gettext(
-                "Someone posted an image in {group} that was made from one of your photos and changed. "
-                "Vigil removed it and told the group's admins.",
-                group=group,
-            ),
+            w.gettext("Someone posted an image in {group} that was made from one of your photos and changed. "
+                      "Vigil removed the message and told the group's admins.", group=group),
         ]
+    elif member:
+        opening = [_bold(w.gettext("A message from Vigil, a safety bot.")), w.gettext(
+            "Someone posted an image in a group you are in that was made from one of your photos and changed. "
+            "Vigil removed it and told the group's admins.")]
     else:
-        where = (
-            w.gettext(
-                "Someone posted an image in a group you are in that was made from one of your photos and changed. "
-                "Vigil removed it and told the group's admins."
-            )
-            if member else
-            w.gettext(
-                "Someone posted an image in a group Vigil watches that was made from one of your photos and changed. "
-                "Vigil removed it and told the group's admins."
-            )
-        )
-        opening = [_bold(w.gettext("A message from Vigil, a safety bot.")), where]
+        opening = [_bold(w.gettext("A message from Vigil, a safety bot.")), w.gettext(
+            "Someone posted an image in a group Vigil watches that was made from one of your photos and changed. "
+            "Vigil removed it and told the group's admins.")]
     lines: list[_Line] = opening + [
         w.gettext("It is not your fault. This message does not show the image, and you do not need to look for it."),
         (),
@@ -696,15 +860,26 @@ def render_owner_notice(
         _bullet(w.gettext("Talk to someone you trust: a parent, a teacher or a friend.")),
         _bullet(w.gettext("Do not reply to, or pay, anyone who asks you for money or for more images.")),
     ]
-    region_resources = resources.region(region)
-    minor, adult = _routes(region_resources, "minor", w.lang), _routes(region_resources, "adult", w.lang)
-    if minor:
-        lines.append(_bullet(w.gettext("If you are under 18, or were under 18 in the photo: {routes} can get it taken down.", routes=_b(minor))))
-    if adult:
-        lines.append(_bullet(w.gettext("If you are an adult: {routes} can stop it being shared.", routes=_b(adult))))
-    support = [r for r in region_resources if r.kind in ("removal", "helpline")]
+    emergency = resources.emergency(region)
+    if emergency is not None:
+        number = _b(_contact_text(emergency, w.lang))
+        lines.append(_bullet(w.gettext("If you are in danger now, call {emergency}.", emergency=number)))
+    police = resources.of_role(region, "police")[:1]
+    if police:
+        lines.append(_bullet(w.gettext("You can report it to the police without having the image: {police}.",
+                                       police=_b(_names(police, w.lang)))))
+    tools = resources.of_role(region, "hash_tool")
+    if tools:
+        lines.append(_bullet(w.gettext(
+            "Only if you have the image on your own device: {tools} can stop it being shared on the sites that "
+            "take part. "
+            "They do not remove it from Telegram or Matrix.",
+            tools=_b(_names(tools, w.lang)),
+        )))
+    order = ("emergency", "police", "hotline", "regulator", "helpline")
+    support = sorted((r for r in resources.region(region) if r.role in order), key=lambda r: order.index(r.role))
     if support:
-        lines += [(), _bold(w.gettext("Where to get help:"))] + _resource_lines(w, support)
+        lines += [(), _bold(w.gettext("Where to get help:"))] + _resource_lines(w, support, compact=1)
     lines += [(), w.gettext("You get this message because you asked Vigil to watch for copies of your photos.")]
     return _render(lines)
 

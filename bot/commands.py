@@ -9,6 +9,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ACTIONS, LANGUAGES, MODES, REGIONS, SENSITIVITIES, parse_duration
+from bot.guidance.resources import region_code
+from bot.i18n import supported
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued
 from bot.platforms.base import Button, OutgoingMessage
 from bot.platforms.errors import PlatformError, Unreachable
@@ -139,18 +141,26 @@ class Commands:
         await self._set(cmd, changes, t, t.gettext("Action on the sender set to {action}.", action=" ".join(args)))
 
     async def cmd_lang(self, cmd, args, t, settings) -> None:
-        if len(args) != 1 or args[0].lower() not in LANGUAGES:
-            await self._say(cmd.chat, t.gettext("Use: /vigil lang en|es"))
+        lang = supported(args[0]) if len(args) == 1 else None
+        if lang is None:
+            await self._say(cmd.chat, t.gettext("Use: /vigil lang {languages}", languages="|".join(LANGUAGES)))
             return
-        lang = args[0].lower()
         t2 = self.core.translator(lang, lang)
         await self._set(cmd, {"language": lang}, t2, t2.gettext("Language set to {lang}.", lang=lang))
 
+    def region_list(self, t) -> str:
+        """Every region code with its name in the admin's language."""
+        resources = self.core.resources
+        return ", ".join(f"{code} ({resources.info(code).name(t.language)})" for code in REGIONS)
+
     async def cmd_region(self, cmd, args, t, settings) -> None:
-        if len(args) != 1 or args[0].upper() not in REGIONS:
-            await self._say(cmd.chat, t.gettext("Use: /vigil region ES|GB|US|EU|OTHER"))
+        code = region_code(args[0]) if len(args) == 1 else ""
+        if code not in REGIONS:
+            usage = t.gettext("Use: /vigil region CODE, one of: {regions}", regions=self.region_list(t))
+            await self._say(cmd.chat, usage)
             return
-        await self._set(cmd, {"region": args[0].upper()}, t, t.gettext("Region set to {region}.", region=args[0].upper()))
+        name = self.core.resources.info(code).name(t.language)
+        await self._set(cmd, {"region": code}, t, t.gettext("Region set to {region} ({name}).", region=code, name=name))
 
     def _shared_sender_ids(self, platform: str) -> frozenset[str]:
         """Placeholder user ids that stand for many senders (Telegram's channel and anonymous-admin users)."""
@@ -238,7 +248,10 @@ class Commands:
             t.gettext("/block (reply to an image) - remove it and block copies of it"),
             t.gettext("/allow (reply to an image) - never act on this image again"),
             t.gettext("/vigil lists - the hash lists used here; /vigil remove ENTRY - take an image off them"),
-            t.gettext("/vigil lang en|es, /vigil region ES|GB|US|EU|OTHER"),
+            t.gettext("/vigil lang {languages} - the group's language; an admin whose app is in a language "
+                      "Vigil has gets alerts in it", languages="|".join(LANGUAGES)),
+            t.gettext("/vigil region CODE - where to report and get help, e.g. ES, ES-CT, GB, FR, MX "
+                      "(/vigil region lists them all)"),
             t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
             t.gettext("/vigil logchat, /vigil export, /vigil help"),
             t.gettext("/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made from them"),
@@ -379,6 +392,19 @@ class Commands:
         group = ChatRef(record.platform, record.chat_id)
         if press.sender.user_id not in await core.admins(group, fresh=True):
             await platform.answer(press, t.gettext("Only this group's admins can change Vigil's settings."))
+            return
+        if verb == "details":  # the second message of an alert, where the choice was made
+            settings = await core.group_settings(group)
+            # a protected person is never named in a group chat (the group itself, or its admin log chat)
+            in_group = press.chat.chat_id in (group.chat_id, settings.logchat)
+            message = await core.notifier.details(record, core.translator(press.sender.language, settings.language),
+                                                  may_name=not in_group)
+            await self._audit_command(group, press.sender.user_id, f"button {verb} on record {record.id}")
+            await platform.answer(press, "")  # only acknowledges: the answer is the message below
+            try:
+                await platform.send_chat(press.chat.chat_id, message)
+            except PlatformError as exc:
+                log.warning("details for record %s to %s failed: %s", record.id, press.chat.chat_id, exc)
             return
         text = await self._button_action(verb, record, group, press, t)
         await self._audit_command(group, press.sender.user_id, f"button {verb} on record {record.id}")

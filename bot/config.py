@@ -14,6 +14,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from bot.guidance.resources import REGIONS  # the regions of bot/guidance/resources.toml
+from bot.i18n import LANGUAGES  # the languages with a catalog in bot/guidance/locales
 from detectors.errors import ConfigError
 from detectors.settings import (
     DEFAULT_CLASS_THRESHOLDS,
@@ -26,8 +28,7 @@ from detectors.settings import (
 MODES = ("delete", "review", "dryrun", "off")
 SENSITIVITIES = {"low": 0.15, "medium": 0.0, "high": -0.15}  # shift of every class threshold
 ACTIONS = ("none", "mute", "ban")
-LANGUAGES = ("en", "es")
-REGIONS = ("ES", "GB", "US", "EU", "OTHER")
+
 LOG_FORMATS = ("text", "json")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from bot.actions import Actions, SimulatedActions
 from bot.config import Config
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef, picture_role
 from bot.lists import HashLists, ListInfo, ListMatch, entry_from_records, stored_fingerprint, stored_views
 from bot.moderation import Moderator
 from bot.notify import Notifier
@@ -174,9 +174,10 @@ class Core:
         return [lst.id for lst in await self.store.lists_for_group(chat.platform, chat.chat_id)]
 
     def translator(self, language: str | None, fallback: str = "en") -> Any:
-        from bot.i18n import Translator
+        """The admin's own language when Vigil has a catalog for it, else ``fallback`` (the group's)."""
+        from bot.i18n import DEFAULT_LANGUAGE, Translator, supported
 
-        lang = language if language and language.split("-")[0].split("_")[0].lower() in ("en", "es") else fallback
+        lang = supported(language) or supported(fallback) or DEFAULT_LANGUAGE
         if lang not in self._translators:
             self._translators[lang] = Translator(lang, timezone=self.config.timezone)
         return self._translators[lang]
@@ -210,9 +211,15 @@ class Core:
                 "format": scan.format,
                 "frames": len(scan.frames),
             }
+            if scan.provenance:  # signals only (e.g. "c2pa.generative"), for the alert's details
+                findings["provenance"] = [p.signal for p in scan.provenance]
             if not clean:
                 # hashes only for images that matter: a clean member photo leaves no trace
                 hashes = {"pdq": scan.hashes.pdq, "pdq_quality": scan.hashes.pdq_quality, "phash": scan.hashes.phash, "sha256": scan.hashes.sha256}
+        if event.sender.kind != "user":  # a post made as a chat: the details say which kind
+            findings["sender_kind"] = event.sender.kind
+        if picture := picture_role(event.variant):  # a thumbnail, a cover or a quoted message's picture
+            findings["picture"] = picture
         if derived:
             # which protected photo (ids only): the owner's name stays out of the record
             findings["derived"] = [

@@ -2,7 +2,10 @@
 
 English msgids in the code are the source strings. ``bot/guidance/locales/<lang>/LC_MESSAGES/vigil.po``
 holds the translations; Babel parses them when a language is first used (no compile step), and
-a missing or empty translation falls back to the English msgid. Dates and numbers are formatted
+a missing or empty translation falls back to the English msgid. The languages Vigil speaks are
+the catalogs present: adding one is dropping its .po file in (``<lang>`` is a language code such
+as ``ca`` or, for a regional variant, ``pt_BR``). ``supported`` turns any client's language tag
+into one of them, in this one place. Dates and numbers are formatted
 in the admin's language with Babel, in the time zone from the config.
 """
 
@@ -22,12 +25,12 @@ from babel.dates import format_datetime as _babel_datetime
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
+from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 from babel.numbers import format_percent as _babel_percent
 
 from detectors.errors import ConfigError
 
-LANGUAGES: tuple[str, ...] = ("en", "es")
 DEFAULT_LANGUAGE = "en"
 DOMAIN = "vigil"
 LOCALES_DIR = Path(__file__).resolve().parent / "guidance" / "locales"
@@ -39,10 +42,39 @@ def N_(message: str) -> str:
     return message
 
 
-def language_of(tag: str | None) -> str:
+def available_languages(locales_dir: Path = LOCALES_DIR) -> tuple[str, ...]:
+    """English (the source) and every language with a catalog, sorted: ('ca', 'en', 'es', 'pt', 'pt_BR')."""
+    found = {DEFAULT_LANGUAGE}
+    if locales_dir.is_dir():
+        found |= {d.name for d in locales_dir.iterdir() if (d / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()}
+    return tuple(sorted(found))
+
+
+# the languages of the shipped catalogs, read once at start-up
+LANGUAGES: tuple[str, ...] = available_languages()
+
+
+def supported(tag: str | None, languages: Iterable[str] | None = None) -> str | None:
+    """The catalog for a client's or admin's language tag, or None when Vigil has none.
+
+    'pt-BR' → 'pt_BR' if that catalog exists, else 'pt'; 'ca-ES' → 'ca'; 'ES' → 'es';
+    'zh-Hant-TW' → None unless a 'zh' catalog exists. The one place tags are normalised.
+    """
+    have = {lang.lower(): lang for lang in (LANGUAGES if languages is None else languages)}
+    parts = [p for p in (tag or "").strip().replace("_", "-").split("-") if p]
+    if not parts or not parts[0].isalpha() or len(parts[0]) > 8:
+        return None
+    primary = parts[0].lower()
+    region = next((p for p in parts[1:] if len(p) == 2 and p.isalpha()), None)
+    if region and f"{primary}_{region}".lower() in have:
+        return have[f"{primary}_{region}".lower()]
+    return have.get(primary)
+
+
+def language_of(tag: str | None, locales_dir: Path = LOCALES_DIR) -> str:
     """'es-ES', 'es_MX', 'ES' → 'es'; anything Vigil has no catalog for → 'en'."""
-    primary = (tag or "").strip().replace("_", "-").split("-")[0].lower()
-    return primary if primary in LANGUAGES else DEFAULT_LANGUAGE
+    have = LANGUAGES if locales_dir == LOCALES_DIR else available_languages(locales_dir)
+    return supported(tag, have) or DEFAULT_LANGUAGE
 
 
 def zone(name: str) -> ZoneInfo:
@@ -87,7 +119,7 @@ def _load(language: str, locales_dir: Path) -> _gettext.NullTranslations:
 
 def translations(language: str, locales_dir: Path = LOCALES_DIR) -> _gettext.NullTranslations:
     """The shared, read-only translations of a language, parsed once per process."""
-    key = (locales_dir, language_of(language))
+    key = (locales_dir, language_of(language, locales_dir))
     found = _cache.get(key)
     if found is None:
         with _lock:
@@ -118,7 +150,7 @@ class Translator:
     """Texts, dates and numbers in one admin's language. Cheap to make; catalogs are shared."""
 
     def __init__(self, language: str | None = DEFAULT_LANGUAGE, timezone: str = "UTC", *, locales_dir: Path = LOCALES_DIR) -> None:
-        self.language = language_of(language)
+        self.language = language_of(language, locales_dir)
         self.timezone_name = timezone or "UTC"
         self.tzinfo = zone(self.timezone_name)
         self._t = translations(self.language, locales_dir)
@@ -193,6 +225,12 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
     if catalog is None:
         return [f"no catalog at {po_path(language, locales_dir)}"]
     problems: list[str] = []
+    wanted_plurals = get_plural(language)
+    if (catalog.num_plurals, catalog.plural_expr) != (wanted_plurals.num_plurals, wanted_plurals.plural_expr):
+        problems.append(
+            f"{po_path(language, locales_dir)}: the Plural-Forms header says {catalog.plural_forms!r}; "
+            f"{language} needs {wanted_plurals.plural_forms!r}"
+        )
     for m in messages:
         ids = m.msgid if isinstance(m.msgid, tuple) else (m.msgid,)
         where = f"{m.path}:{m.line}"
@@ -204,6 +242,9 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
             continue
         if entry.fuzzy:
             problems.append(f"{where}: the {language} translation of {ids[0]!r} is marked fuzzy")
+        if len(ids) > 1 and len(strings) != wanted_plurals.num_plurals:
+            problems.append(f"{where}: {ids[0]!r} has {len(strings)} plural forms; "
+                            f"{language} needs {wanted_plurals.num_plurals}")
         try:
             wanted = frozenset().union(*(placeholders(i) for i in ids))
             for s in strings:
@@ -227,7 +268,7 @@ def update_catalogs(root: Path = BOT_DIR, locales_dir: Path = LOCALES_DIR) -> di
     for m in extract_messages(root):
         template.add(m.msgid, locations=[(m.path, m.line)])
     missing: dict[str, int] = {}
-    for language in LANGUAGES:
+    for language in available_languages(locales_dir):
         catalog = read_catalog(language, locales_dir) or Catalog(locale=language, domain=DOMAIN)
         catalog.update(template, no_fuzzy_matching=True)
         catalog.project, catalog.version, catalog.fuzzy = "Vigil", "0.1", False
@@ -255,9 +296,15 @@ def _main(argv: list[str]) -> int:
             print(f"{language}: {count} messages without a translation")
         return 0
     if argv[:1] == ["check"]:
-        problems = catalog_problems("es", extract_messages())
-        print("\n".join(problems) or "es: every message is translated")
-        return 1 if problems else 0
+        messages = extract_messages()
+        failed = False
+        for language in available_languages():
+            if language == DEFAULT_LANGUAGE:
+                continue
+            problems = catalog_problems(language, messages)
+            print("\n".join(problems) or f"{language}: every message is translated")
+            failed = failed or bool(problems)
+        return 1 if failed else 0
     print("usage: python -m bot.i18n check|update")
     return 2
 

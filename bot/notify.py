@@ -1,26 +1,50 @@
 """Telling admins: private alerts with buttons, the admin-log fallback, the owner's one-time hint.
 
 An alert never carries the image, a thumbnail or a link to it: only what was found, who,
-where, when, what Vigil did, and the guidance.
+where, when, what Vigil did, and the guidance. It comes in two messages: a short one at once,
+and the details (findings, ids, all the steps, where to report) when an admin asks for them;
+the details are rebuilt from the audit record, so they work after a restart too.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterable
 
-from bot.alerts import AlertFacts, Finding, button_labels, render_alert, render_owner_notice, render_unreachable_owner_hint
-from bot.events import ChatRef, MediaPosted, picture_role
+from bot.alerts import (
+    AlertFacts,
+    Finding,
+    button_labels,
+    details_buttons,
+    first_buttons,
+    render_alert,
+    render_details,
+    render_owner_notice,
+    render_unreachable_owner_hint,
+)
+from bot.events import PICTURE_ROLES, SENDER_KINDS, ChatRef, MediaPosted, picture_role
 from bot.metrics import metrics_of
 from bot.platforms.base import Button, OutgoingMessage
 from bot.platforms.errors import PlatformError, Unreachable
 from bot.policy import ASK, DELETE, GroupSettings
+
+# the data a choice carries back (``verb:audit id``), by button
+BUTTON_VERBS = {
+    "delete": "del", "keep": "keep", "ban": "ban", "unrestrict": "unmute",
+    "false_positive": "fp", "export": "export", "details": "details",
+}
 
 if TYPE_CHECKING:
     from bot.core import Core
     from bot.moderation import Outcome
 
 log = logging.getLogger("vigil.notify")
+
+
+def _one_known(value: object, known: Iterable[str], default: str) -> str:
+    """A value read back from a stored record, if it is one of ``known``."""
+    return value if isinstance(value, str) and value in known else default
 
 
 def findings_of(outcome: "Outcome", synthetic_threshold: float | None = None,
@@ -72,6 +96,20 @@ def outcome_word(outcome: "Outcome") -> str:
     return "reported"
 
 
+def _record_time(text: str | None) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text or "")
+    except ValueError:
+        return datetime.now(timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _outcome_of_record(record: Any) -> str:
+    if record.label == "unscannable":
+        return "not_checked"
+    return {DELETE: "deleted", ASK: "review"}.get(record.decision, "reported")
+
+
 class Notifier:
     def __init__(self, core: "Core") -> None:
         self.core = core
@@ -79,6 +117,8 @@ class Notifier:
     def facts(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings,
               named: frozenset[int] = frozenset()) -> AlertFacts:
         s = event.sender
+        platform = self.core.platforms.get(event.chat.platform)
+        left = getattr(platform, "media_left", None)  # Matrix: files a redaction left on the homeserver
         return AlertFacts(
             platform=event.chat.platform,
             group_title=event.chat.title or event.chat.chat_id,
@@ -95,24 +135,84 @@ class Notifier:
             sender_action=outcome.sender_action_done,
             muted_until=outcome.muted_until,
             dry_run=outcome.decision.dry_run,
-            region=settings.region,
+            region=self.core.resources.code(settings.region),
+            media_left=tuple(left(event.message_id)) if left is not None and outcome.deleted else (),
             sender_kind=s.kind,
             picture=picture_role(event.variant),
         )
 
-    def buttons(self, translator, audit_id: int, outcome: "Outcome") -> tuple[tuple[Button, ...], ...]:
+    @staticmethod
+    def buttons(translator, audit_id: int, rows: Iterable[Iterable[str]]) -> tuple[tuple[Button, ...], ...]:
+        """Button rows for an alert message, from the keys alerts.first_buttons / details_buttons chose."""
         labels = button_labels(translator)
-        rows: list[tuple[Button, ...]] = []
-        if outcome.decision.verdict == ASK and not outcome.decision.dry_run:
-            rows.append((Button(labels["delete"], f"del:{audit_id}"), Button(labels["keep"], f"keep:{audit_id}")))
-        sanction = [Button(labels["ban"], f"ban:{audit_id}")]
-        if outcome.sender_action_done == "muted":
-            sanction.append(Button(labels["unrestrict"], f"unmute:{audit_id}"))
-        rows.append(tuple(sanction))
-        if outcome.error is None:
-            rows.append((Button(labels["false_positive"], f"fp:{audit_id}"),))
-        rows.append((Button(labels["export"], f"export:{audit_id}"),))
-        return tuple(rows)
+        return tuple(tuple(Button(labels[k], f"{BUTTON_VERBS[k]}:{audit_id}") for k in row) for row in rows)
+
+    async def details(self, record: Any, translator, *, may_name: bool = True) -> OutgoingMessage:
+        """The second message of an alert, rebuilt from its audit record and the group's current region.
+
+        A protected member is named only while their protection lasts (the record keeps ids only),
+        and only where the first message could name them (``_may_name``); never when ``may_name``
+        is False (the details were asked for in a group chat, such as the admin log chat).
+        """
+        core = self.core
+        chat = ChatRef(record.platform, record.chat_id)
+        settings = await core.group_settings(chat)
+        group = await core.store.get_group(record.platform, record.chat_id)
+        platform = core.platforms.get(record.platform)
+        left = getattr(platform, "media_left", None)
+        media_left = tuple(left(record.message_id)) if left is not None and record.message_id else ()
+        planned = (record.actions or {}).get("sender_action") if record.decision == DELETE else None
+        found = dict(record.findings or {})
+        facts = AlertFacts(
+            platform=record.platform,
+            group_title=(group.title if group is not None else None) or record.chat_id,
+            group_id=record.chat_id,
+            message_id=record.message_id or "?",
+            message_link=None,
+            sender_name=record.sender_name or record.sender_id or "?",
+            sender_username=None,
+            sender_id=record.sender_id or "?",
+            posted_at=_record_time(record.at),
+            findings=await self._findings_of_record(record, chat if may_name else None),
+            outcome=_outcome_of_record(record),
+            sender_action={"mute": "muted", "ban": "banned"}.get(planned or "", "none"),
+            dry_run=record.dry_run,
+            region=core.resources.code(settings.region),
+            media_left=media_left,
+            sender_kind=_one_known(found.get("sender_kind"), SENDER_KINDS, "user"),
+            picture=_one_known(found.get("picture"), PICTURE_ROLES, ""),
+        )
+        rendered = render_details(facts, translator, core.resources)
+        buttons = self.buttons(translator, record.id, details_buttons(facts))
+        return OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
+
+    async def _findings_of_record(self, record: Any, chat: ChatRef | None) -> tuple[Finding, ...]:
+        """``chat``: the group whose admins asked, to check who may be named; None names nobody."""
+        found = dict(record.findings or {})
+        out: list[Finding] = []
+        if found.get("error"):
+            out.append(Finding("unscannable", detail=str(found["error"])))
+        unnamed = False
+        for d in found.get("derived") or ():
+            owner = await self.core.store.get_protected_owner(int(d.get("owner", 0)))
+            score = d.get("match_fraction")
+            fraction = min(1.0, max(0.0, float(score))) if score is not None else None
+            if owner is not None and chat is not None and await self._may_name(chat, owner):
+                out.append(Finding("derived", detail=owner.name, score=fraction))
+            elif not unnamed:  # one unnamed finding, whatever their number
+                unnamed = True
+                out.append(Finding("derived", score=fraction))
+        for m in found.get("lists") or ():
+            if m.get("kind") == "block":
+                out.append(Finding("hash", label=str(m.get("list") or ""), distance=m.get("distance"),
+                                   algorithm=m.get("algorithm")))
+        for h in found.get("nudity") or ():
+            out.append(Finding("nudity", label=str(h.get("class") or ""), score=h.get("score")))
+        if found.get("nsfw") is not None and record.label != "clean":
+            out.append(Finding("nsfw", score=found["nsfw"]))
+        for signal in found.get("provenance") or ():
+            out.append(Finding("provenance", label=str(signal)))
+        return tuple(out)
 
     async def alert_admins(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings, audit_id: int) -> int:
         """Alert every reachable admin once; returns how many were alerted."""
@@ -129,7 +229,8 @@ class Notifier:
                 continue
             translator = core.translator(contact.language or settings.language, settings.language)
             rendered = render_alert(facts, translator, core.resources)
-            message = OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, audit_id, outcome))
+            buttons = self.buttons(translator, audit_id, first_buttons(facts))
+            message = OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
             try:
                 from bot.moderation import with_retries
 
@@ -153,36 +254,41 @@ class Notifier:
             await self._fallback(platform, event.chat, unnamed, settings, audit_id, outcome)
         return delivered
 
+    async def _is_member(self, chat: ChatRef, user_id: str) -> bool:
+        """Whether the user is in the group now, asked on the platform; False when it cannot say
+        (rate limits and blips are retried first): a wrong name cannot be taken back."""
+        platform = self.core.platforms.get(chat.platform)
+        if getattr(platform, "is_member", None) is None:
+            return False
+        from bot.moderation import with_retries
+
+        try:
+            return bool(await with_retries(
+                f"membership in chat {chat.chat_id}", lambda: platform.is_member(chat.chat_id, user_id)
+            ))
+        except Exception as exc:
+            log.warning("chat %s: membership unknown (%s); not named", chat.chat_id, type(exc).__name__)
+            return False
+
     async def nameable(self, chat: ChatRef, outcome: "Outcome") -> frozenset[int]:
         """Owners of the protected photos this image was made from whom this group's admins may
         read the name of: the group is trusted, or the owner belongs to it (asked now)."""
         derived = getattr(outcome, "derived", ())
         if not derived:
             return frozenset()
-        platform = self.core.platforms.get(chat.platform)
-        if getattr(platform, "is_member", None) is None:
-            return frozenset()
-        from bot.moderation import with_retries
 
-        async def check(chat_id: str, user_id: str) -> bool:  # rate limits and blips are retried; then: not named
-            return await with_retries(f"membership in chat {chat_id}", lambda: platform.is_member(chat_id, user_id))
+        async def check(chat_id: str, user_id: str) -> bool:
+            return await self._is_member(chat, user_id)
 
         return await self.core.protector.nameable((chat.platform, chat.chat_id), derived, check)
 
-    async def _owner_in_group(self, chat: ChatRef, target: tuple[str, str]) -> bool:
-        """Whether the person told is a member of the group, so the notice may name it."""
-        if target[0] != chat.platform:
+    async def _may_name(self, chat: ChatRef, owner: Any) -> bool:
+        """The same rule as ``nameable``, for an owner record (the details of an alert)."""
+        if self.core.protector.trusts((chat.platform, chat.chat_id)):
+            return True
+        if owner.kind != "member" or owner.platform != chat.platform or not owner.user_id:
             return False
-        platform = self.core.platforms.get(chat.platform)
-        from bot.moderation import with_retries
-
-        try:
-            return bool(await with_retries(
-                f"membership in chat {chat.chat_id}", lambda: platform.is_member(chat.chat_id, target[1])
-            ))
-        except Exception as exc:  # unknown: the notice does not name the group
-            log.warning("chat %s: membership of a notice's addressee unknown (%s)", chat.chat_id, type(exc).__name__)
-            return False
+        return await self._is_member(chat, owner.user_id)
 
     async def _fallback(self, platform, chat: ChatRef, facts: AlertFacts, settings: GroupSettings, audit_id: int, outcome) -> None:
         """No admin can be reached privately: the admin log chat, and a one-time hint to the owner."""
@@ -191,7 +297,9 @@ class Notifier:
         if settings.logchat:
             rendered = render_alert(facts, translator, core.resources)
             try:
-                await platform.send_chat(settings.logchat, OutgoingMessage(rendered.text, rendered.html, self.buttons(translator, audit_id, outcome)))
+                buttons = self.buttons(translator, audit_id, first_buttons(facts))
+                message = OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
+                await platform.send_chat(settings.logchat, message)
                 await core.store.record_alert(audit_id, chat.platform, f"logchat:{settings.logchat}", None)
                 return
             except PlatformError as exc:
@@ -228,7 +336,7 @@ class Notifier:
             contact = await core.store.get_contact(target[0], target[1])
             translator = core.translator(contact.language if contact and contact.language else settings.language, settings.language)
             # the group is named only to a member of it: anyone can make a group and give it a title
-            member = await self._owner_in_group(event.chat, target)
+            member = target[0] == event.chat.platform and await self._is_member(event.chat, target[1])
             rendered = render_owner_notice(
                 translator, core.resources, group_title=event.chat.title if member else None, member=member,
                 platform=target[0], region=settings.region,

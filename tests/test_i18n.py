@@ -9,13 +9,26 @@ from pathlib import Path
 import pytest
 
 from bot import i18n
-from bot.i18n import Translator, catalog_problems, extract_messages, language_of, placeholders, translations
+from babel.messages.plurals import get_plural
+
+from bot.i18n import (
+    LANGUAGES,
+    Translator,
+    available_languages,
+    catalog_problems,
+    extract_messages,
+    language_of,
+    placeholders,
+    supported,
+    translations,
+)
 from detectors.errors import ConfigError
 
 PLURAL = ("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)")
 
 
-def write_po(root: Path, language: str, body: str, plural_forms: str = "nplurals=2; plural=(n != 1);") -> Path:
+def write_po(root: Path, language: str, body: str, plural_forms: str | None = None) -> Path:
+    plural_forms = plural_forms or get_plural(language).plural_forms
     path = root / language / "LC_MESSAGES" / "vigil.po"
     path.parent.mkdir(parents=True)
     header = (
@@ -121,9 +134,46 @@ def test_extraction_finds_the_code_strings():
     assert {m.path for m in messages} >= {"alerts.py"}
 
 
-def test_every_code_msgid_has_a_spanish_translation_with_the_same_placeholders():
-    problems = catalog_problems("es", extract_messages())
+@pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
+def test_every_catalog_present_is_complete(language):
+    """Every msgid translated, nothing fuzzy, placeholders as in the source, the right plural forms."""
+    problems = catalog_problems(language, extract_messages())
     assert problems == [], "\n".join(problems[:20]) + "\nrun: .venv/bin/python -m bot.i18n update, then translate"
+
+
+def test_the_languages_are_the_catalogs_present(tmp_path):
+    assert LANGUAGES == available_languages() and {"en", "es"} <= set(LANGUAGES)
+    write_po(tmp_path, "ca", 'msgid "Delete"\nmsgstr "Esborra"\n')
+    write_po(tmp_path, "pt_BR", 'msgid "Delete"\nmsgstr "Excluir"\n')
+    (tmp_path / "de").mkdir()  # a folder without a catalog is no language
+    assert available_languages(tmp_path) == ("ca", "en", "pt_BR")
+    assert Translator("ca-ES", locales_dir=tmp_path).gettext("Delete") == "Esborra"
+
+
+@pytest.mark.parametrize(
+    "tag, have, expected",
+    [
+        ("pt-BR", ("en", "pt", "pt_BR"), "pt_BR"),
+        ("pt_br", ("en", "pt", "pt_BR"), "pt_BR"),
+        ("pt-PT", ("en", "pt", "pt_BR"), "pt"),
+        ("pt-PT", ("en", "pt_BR"), None),
+        ("ca-ES", ("en", "ca"), "ca"),
+        ("eu", ("en", "eu"), "eu"),
+        ("GL", ("en", "gl"), "gl"),
+        ("zh-Hant-TW", ("en",), None),
+        ("../../etc", ("en",), None),
+        ("", ("en",), None),
+        (None, ("en",), None),
+    ],
+)
+def test_language_tags_are_normalised_in_one_place(tag, have, expected):
+    assert supported(tag, have) == expected
+
+
+def test_a_wrong_plural_forms_header_is_reported(tmp_path):
+    root = write_po(tmp_path, "es", 'msgid "Bye"\nmsgstr "Adiós"\n', plural_forms="nplurals=1; plural=0;")
+    problems = catalog_problems("es", [i18n.ExtractedMessage("Bye", "a.py", 2)], root)
+    assert len(problems) == 1 and "Plural-Forms" in problems[0]
 
 
 def test_catalog_check_reports_missing_and_mismatched_entries(tmp_path):
@@ -132,7 +182,7 @@ def test_catalog_check_reports_missing_and_mismatched_entries(tmp_path):
         "es",
         'msgid "Hello {name}"\nmsgstr "Hola {nombre}"\n\n'
         'msgid "Bye"\nmsgstr ""\n\n'
-        'msgid "One {n}"\nmsgid_plural "Many {n}"\nmsgstr[0] "Uno"\nmsgstr[1] "Muchos {n}"\n',
+        'msgid "One {n}"\nmsgid_plural "Many {n}"\nmsgstr[0] "Uno"\nmsgstr[1] "Muchos {n}"\nmsgstr[2] "Muchos {n}"\n',
     )
     messages = [
         i18n.ExtractedMessage("Hello {name}", "a.py", 1),

@@ -83,6 +83,15 @@ def choice(body: str, prefix: str) -> tuple[str | None, str]:
     raise AssertionError(f"no {prefix}: choice in {body[-600:]!r}")
 
 
+async def details_of(client: HumanClient, inbox: Inbox, dm: str, alert) -> str:
+    """Asks for an alert's details (its Details choice, typed) and returns the second message's text."""
+    _, data = choice(alert.body, "details")
+    record = data.split(":", 1)[1]
+    await client.send_text(dm, f"!vigil {data}")
+    await inbox.wait(lambda i: any(f"!vigil export:{record}" in e.body for _, e in i.details()))
+    return next(e.body for _, e in inbox.details() if f"!vigil export:{record}" in e.body)
+
+
 async def bot_says(client: HumanClient, room_id: str, bot_id: str, words: str, timeout: float = 20) -> str:
     _, event = await client.sync_until(
         lambda r, e: r == room_id and getattr(e, "sender", None) == bot_id and words in (getattr(e, "body", "") or ""), timeout
@@ -118,7 +127,9 @@ def assert_no_image_sent(inbox: Inbox) -> None:
             assert content.get("filename", "").endswith(".json")
         else:
             assert "url" not in content and "file" not in content
-        assert "mxc://" not in (content.get("formatted_body") or "").split("Media:")[0]
+        # the only media addresses are those listed, as code, for the homeserver's admin to quarantine
+        markup = content.get("formatted_body") or ""
+        assert "mxc://" not in markup.split("Files:")[0] and 'href="mxc' not in markup
 
 
 async def power_level(client: HumanClient, room_id: str, user_id: str) -> int | None:
@@ -142,7 +153,10 @@ async def test_benign_image_stays_and_only_the_hit_is_alerted(synapse, vigil, ph
         await inbox.wait(lambda i: len(i.alerts()) == 1)
         await settle(inbox)
         assert len(inbox.alerts()) == 1
-        assert hit in inbox.alerts()[0][1].body and benign not in inbox.alerts()[0][1].body
+        dm, alert = inbox.alerts()[0]
+        assert len(alert.body.splitlines()) <= 15  # one phone screen, the choices included
+        details = await details_of(owner, inbox, dm, alert)
+        assert hit in details and benign not in details
 
 
 @shared_loop
@@ -167,11 +181,14 @@ async def test_block_by_the_rooms_creator_then_a_recompressed_copy_is_redacted_e
         for inbox in inboxes:
             await settle(inbox, 0.5)
             assert len(inbox.alerts()) == 1
-            assert copy in inbox.alerts()[0][1].body
             assert_no_image_sent(inbox)
-        # the media is still on the server (no admin token here): the alert names it for the homeserver admin
-        body = inboxes[0].alerts()[0][1].body
-        assert "quarantine" in body.lower() and "mxc://localhost/" in body
+        # the media is still on the server (no admin token here): the alert says so at once, and
+        # its details name the files for the homeserver admin
+        dm, alert = inboxes[0].alerts()[0]
+        assert "file stays on the Matrix server" in alert.body and "mxc://" not in alert.body
+        body = await details_of(owner, inboxes[0], dm, alert)
+        assert copy in body and "quarantine" in body.lower() and "mxc://localhost/" in body
+        assert "group:matrix" not in alert.body + body  # the group's own list by its name for people
 
 
 @shared_loop
@@ -198,6 +215,25 @@ async def test_nudity_hit_mutes_the_sender_and_unmute_by_reaction_restores_them(
 
 
 @shared_loop
+async def test_a_spanish_room_gets_a_one_screen_alert_in_spanish_choices_included(synapse, vigil, photo):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        await owner.send_text(room.room_id, "!vigil lang es")
+        await bot_says(owner, room.room_id, bot_of(vigil), "Idioma")
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await wait_redacted(owner, room.room_id, hit)
+        inbox = Inbox(owner, bot_of(vigil))
+        await inbox.wait(lambda i: len(i.alerts()) == 1)
+        dm, alert = inbox.alerts()[0]
+        # Matrix clients do not say their language: the room's is used, for the adapter's own line too
+        assert "Qué hacer ahora" in alert.body and "Para elegir, reacciona con el número" in alert.body
+        assert "el archivo sigue en el servidor de Matrix" in alert.body
+        assert len(alert.body.splitlines()) <= 15
+        details = await details_of(owner, inbox, dm, alert)
+        assert "Todos los pasos" in details and "Para elegir" in details and hit in details
+
+
+@shared_loop
 async def test_alert_choices_evidence_record_and_ban(synapse, vigil, photo):
     import json
 
@@ -207,7 +243,8 @@ async def test_alert_choices_evidence_record_and_ban(synapse, vigil, photo):
         inbox = Inbox(owner, bot_of(vigil))
         await inbox.wait(lambda i: len(i.alerts()) == 1)
         dm, alert = inbox.alerts()[0]
-        _, export = choice(alert.body, "export")
+        details = await details_of(owner, inbox, dm, alert)
+        _, export = choice(details, "export")
         await owner.send_text(dm, f"!vigil {export}")
         await inbox.wait(lambda i: any(e.source["content"].get("msgtype") == "m.file" for _, e in i.messages))
         file_event = next(e for _, e in inbox.messages if e.source["content"].get("msgtype") == "m.file")
@@ -384,7 +421,7 @@ async def test_end_to_end_encrypted_room_image_is_decrypted_redacted_and_the_ale
         assert owner.nio.rooms[dm].encrypted
         assert undecrypted(inbox) == []
         # the evidence record is an encrypted file in the encrypted direct room
-        _, export = choice(alert.body, "export")
+        _, export = choice(await details_of(owner, inbox, dm, alert), "export")
         await owner.send_text(dm, f"!vigil {export}")
         await inbox.wait(lambda i: any(e.source["content"].get("msgtype") == "m.file" for _, e in i.messages))
         file_event = next(e for _, e in inbox.messages if e.source["content"].get("msgtype") == "m.file")
@@ -465,7 +502,7 @@ async def test_killed_during_a_burst_and_restarted_nothing_is_missed_or_repeated
             inbox = Inbox(owner, bot.user_id)
             await inbox.wait(lambda i: len(i.alerts()) >= len(hits) + 1, timeout=60)
             await settle(inbox, 1.5)
-            bodies = [e.body for _, e in inbox.alerts()]
+            bodies = [await details_of(owner, inbox, dm, e) for dm, e in inbox.alerts()]
             assert sorted(h for h in hits + [after] for b in bodies if h in b) == sorted(hits + [after])  # each once
             # the restart reused Vigil's device (registering the account made one more, unnamed)
             devices = synapse.admin_request("GET", f"/_synapse/admin/v2/users/{bot.user_id}/devices").body["devices"]

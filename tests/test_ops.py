@@ -80,7 +80,7 @@ class Group:
         return any(m["message_id"] == message_id for m in self.emu.messages_in(self.chat))
 
     def alerts(self, user: int) -> list[dict]:
-        return [m for m in self.emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
+        return [m for m in self.emu.sent_to(user) if "details:" in json.dumps(m.get("reply_markup") or {})]
 
     def deletes(self, message_id: int) -> int:
         """Successful deleteMessage calls for one message."""

@@ -472,6 +472,10 @@ async def test_end_to_end_protect_then_fake_deleted_named_to_admins_and_owner_to
         alert = g.alerts(g.owner)[0]["text"]
         assert "Lucía" in alert and "fake" in alert.lower()
         assert "Lucía" in g.alerts(g.admin)[0]["text"]  # Ana reads Spanish; the name is the same
+        # the details, rebuilt from the audit record, name her too (from her protection, not the record)
+        g.press(g.owner, g.alerts(g.owner)[0], "details")
+        await emu.wait_for(lambda: len(g.details(g.owner)) == 1)
+        assert "A manipulated copy of a photo of Lucía" in g.details(g.owner)[0]["text"]
         notice = await _wait_notice(emu, victim)
         assert "Year 9 parents" in notice["text"] and "reply_markup" not in notice
         # nothing in the group names her
@@ -491,6 +495,11 @@ async def test_end_to_end_protect_then_fake_deleted_named_to_admins_and_owner_to
         emu.post_text(victim, victim, "/unprotect")
         await emu.wait_for(lambda: any("Vigil keeps nothing" in t or "no guarda nada" in t for t in _texts(emu, victim)))
         assert len(app.core.protector.index) == 1
+        # and the details of the earlier alert no longer name her
+        g.press(g.owner, g.alerts(g.owner)[0], "details")
+        await emu.wait_for(lambda: len(g.details(g.owner)) == 2)
+        again = g.details(g.owner)[-1]["text"]
+        assert "Lucía" not in again and "Made from a real person's photo and changed" in again
     _no_image_sent(emu)
     db = tmp_path / "data" / "vigil.sqlite3"
     for table, col, value in _all_values(db):

@@ -8,11 +8,19 @@ import json
 import numpy as np
 import pytest
 
+from bot.i18n import LANGUAGES, Translator
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes, webm_bytes
 from tests.support.marker_model import add_marker, write_marker_model
-from tests.support.vigil_harness import TOKEN, VigilProcess, jpeg, running_vigil, webp, write_config
+from tests.support.vigil_harness import (
+    TOKEN,
+    VigilProcess,
+    jpeg,
+    running_vigil,
+    webp,
+    write_config,
+)
 
 FULL_RIGHTS = full_rights()
 
@@ -55,8 +63,17 @@ class Group:
             emu.start_private(getattr(self, who))
 
     def alerts(self, user: int) -> list[dict]:
-        """Alerts carry the export button; command replies and greetings do not."""
+        """Alerts (their first message) carry the details button; command replies and greetings do not."""
+        return [m for m in self.emu.sent_to(user) if "details:" in json.dumps(m.get("reply_markup") or {})]
+
+    def details(self, user: int) -> list[dict]:
+        """The second message of alerts, sent when the admin asks: it carries the evidence record button."""
         return [m for m in self.emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
+
+    def press(self, user: int, message: dict, verb: str) -> str:
+        data = next(b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row
+                    if b["callback_data"].startswith(f"{verb}:"))
+        return self.emu.press_button(user, message["message_id"], user, data)
 
     def present(self, message_id: int) -> bool:
         return any(m["message_id"] == message_id for m in self.emu.messages_in(self.chat))
@@ -98,9 +115,18 @@ async def test_nudity_hit_is_deleted_sender_muted_and_each_admin_alerted_once(em
         await asyncio.sleep(1)
         assert len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1
         owner_alert = g.alerts(g.owner)[0]["text"]
-        assert "Max" in owner_alert and str(g.member) in owner_alert
+        assert "Year 9 parents" in owner_alert and "What to do now" in owner_alert
+        assert len(owner_alert.splitlines()) <= 15 and str(g.member) not in owner_alert  # ids wait for the details
         spanish = g.alerts(g.admin)[0]["text"]  # Ana's Telegram is in Spanish
         assert "eliminad" in spanish.lower() or "borrad" in spanish.lower()
+        # the Details button answers with a second message: the sender, the ids and all the steps
+        query = g.press(g.owner, g.alerts(g.owner)[0], "details")
+        await emu.wait_for(lambda: len(g.details(g.owner)) == 1 and emu.callback_answer(query) is not None)
+        details = g.details(g.owner)[0]["text"]
+        assert "Max" in details and str(g.member) in details and "What to do next" in details
+        g.press(g.admin, g.alerts(g.admin)[0], "details")
+        await emu.wait_for(lambda: len(g.details(g.admin)) == 1)
+        assert "Todos los pasos" in g.details(g.admin)[0]["text"]
         assert len(emu.calls_to("deleteMessage")) == 1
         no_image_anywhere(emu)
 
@@ -307,6 +333,11 @@ async def test_no_reachable_admin_hint_once_then_the_admin_log_chat(emu, tmp_pat
         await emu.wait_for(lambda: any("receives" in (m.get("text") or "") for m in emu.messages_in(log_chat)))
         third = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo, 0.3)))
         await wait_deleted(g, third)
+        await emu.wait_for(lambda: any("details:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat)))
+        # the details come in the chat where they were asked for
+        alert = next(m for m in emu.messages_in(log_chat) if "details:" in json.dumps(m.get("reply_markup") or {}))
+        data = next(b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("details:"))
+        emu.press_button(log_chat, alert["message_id"], g.owner, data)
         await emu.wait_for(lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat)))
         no_image_anywhere(emu)
 
@@ -320,13 +351,18 @@ async def test_alert_buttons_ban_export_and_false_positive(emu, tmp_path, marker
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
         alert = g.alerts(g.owner)[0]
         b = buttons_of(alert)
-        assert {"ban", "fp", "export"} <= set(b)
+        assert {"ban", "fp", "details"} <= set(b)
         # a member cannot use an admin's button, even with its data
         emu.start_private(g.member)
         emu.press_button(g.owner, alert["message_id"], g.member, b["ban"], check=False)
-        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 1)
-        assert emu.calls_to("banChatMember") == []
-        emu.press_button(g.owner, alert["message_id"], g.owner, b["export"])
+        emu.press_button(g.owner, alert["message_id"], g.member, b["details"], check=False)
+        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 2)
+        assert emu.calls_to("banChatMember") == [] and g.details(g.owner) == [] and g.details(g.member) == []
+        g.press(g.owner, alert, "details")
+        await emu.wait_for(lambda: len(g.details(g.owner)) == 1)
+        details = g.details(g.owner)[0]
+        assert {"ban", "fp", "export"} <= set(buttons_of(details))
+        emu.press_button(g.owner, details["message_id"], g.owner, buttons_of(details)["export"])
         await emu.wait_for(lambda: any("document" in m for m in emu.sent_to(g.owner)))
         doc = next(m["document"] for m in emu.sent_to(g.owner) if "document" in m)
         assert doc["file_name"].endswith(".json") and doc["mime_type"] in ("application/json", "application/octet-stream")
@@ -337,7 +373,7 @@ async def test_alert_buttons_ban_export_and_false_positive(emu, tmp_path, marker
         await emu.wait_for(lambda: len(emu.calls_to("banChatMember")) == 1)
         assert int(emu.calls_to("banChatMember")[0].params["user_id"]) == g.member
         emu.press_button(g.owner, alert["message_id"], g.owner, b["fp"])
-        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 4)
+        await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 6)
         # on the allow list now: the same image from someone else stays
         other = emu.add_user("Lea")
         emu.add_member(g.chat, other)
@@ -393,3 +429,62 @@ async def test_a_malformed_update_is_skipped_and_the_bot_keeps_going(emu, tmp_pa
         await wait_deleted(g, mid)
         # it moved past the bad updates instead of asking for them again and again
         assert len(emu.calls_to("getUpdates")) < 20
+
+
+async def test_region_and_language_codes_and_the_admins_own_language(emu, tmp_path, marker_model, photo):
+    """/vigil region takes the new codes in any spelling; an admin whose app language Vigil lacks gets the group's."""
+    owner = emu.add_user("Jordi", username="jordi", language_code="ca")  # no Catalan catalog (yet): the group's
+    member = emu.add_user("Max", username="max")
+    chat = emu.add_group("Escola 3r B", creator=owner, members=[member], bot_rights=FULL_RIGHTS)
+    emu.start_private(owner)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        emu.post_text(chat, owner, "/vigil region XX")
+        await emu.wait_for(lambda: any("ES-CT (Catalonia, Spain)" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        emu.post_text(chat, owner, "/vigil lang klingon")
+        await emu.wait_for(lambda: any("/vigil lang en|es" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        emu.post_text(chat, owner, "/vigil lang es-ES")
+        await emu.wait_for(lambda: any("Idioma" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        emu.post_text(chat, owner, "/vigil region es_ct")
+        await emu.wait_for(lambda: any("ES-CT (Cataluña, España)" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        mid = emu.post_photo(chat, member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: not any(m["message_id"] == mid for m in emu.messages_in(chat)))
+
+        def alerts() -> list[dict]:
+            return [m for m in emu.sent_to(owner) if "details:" in json.dumps(m.get("reply_markup") or {})]
+
+        await emu.wait_for(lambda: len(alerts()) == 1)
+        first = alerts()[0]
+        assert "Qué hacer ahora" in first["text"] and "112" in first["text"] and "017" in first["text"]
+        data = next(b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("details:"))
+        emu.press_button(owner, first["message_id"], owner, data)
+        await emu.wait_for(lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.sent_to(owner)))
+        details = next(m["text"] for m in emu.sent_to(owner) if "export:" in json.dumps(m.get("reply_markup") or {}))
+        assert "Mossos d'Esquadra" in details and "Infància Respon" in details and "Canal Prioritario de la AEPD" in details
+        assert "Cataluña, España" in details and "Todos los pasos" in details
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+async def test_an_admin_gets_alerts_in_their_apps_language(emu, tmp_path, marker_model, photo, language):
+    """Every catalog present reaches an admin through the real adapter: the first message and the details."""
+    t = Translator(language)
+    owner = emu.add_user("Kim", username="kim", language_code=language.replace("_", "-").lower())
+    member = emu.add_user("Max", username="max")
+    chat = emu.add_group("Club", creator=owner, members=[member], bot_rights=FULL_RIGHTS)
+    emu.start_private(owner)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):  # the group stays in English
+        mid = emu.post_photo(chat, member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: not any(m["message_id"] == mid for m in emu.messages_in(chat)))
+
+        def sent(marker: str) -> list[dict]:
+            return [m for m in emu.sent_to(owner) if marker in json.dumps(m.get("reply_markup") or {})]
+
+        await emu.wait_for(lambda: len(sent("details:")) == 1)
+        first = sent("details:")[0]
+        assert t.gettext("What to do now:") in first["text"] and len(first["text"].splitlines()) <= 15
+        data = next(b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row
+                    if b["callback_data"].startswith("details:"))
+        assert next(b["text"] for row in first["reply_markup"]["inline_keyboard"] for b in row
+                    if b["callback_data"] == data) == t.gettext("Details and help")
+        emu.press_button(owner, first["message_id"], owner, data)
+        await emu.wait_for(lambda: len(sent("export:")) == 1)
+        assert t.gettext("What to do next:") in sent("export:")[0]["text"]

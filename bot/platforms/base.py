@@ -18,6 +18,7 @@ class OutgoingMessage:
     text: str
     html: str | None = None
     buttons: tuple[tuple[Button, ...], ...] = ()  # rows of buttons
+    language: str | None = None  # the language the text is in, for words an adapter adds (Matrix's choice line)
 
 
 @dataclass(frozen=True)
@@ -45,4 +46,4 @@ class Platform(Protocol):
     async def owner(self, chat_id: str) -> str | None: ...
     async def is_member(self, chat_id: str, user_id: str) -> bool: ...  # belongs to the group now
     async def rights(self, chat_id: str) -> Rights: ...
-    async def answer(self, press: "object", text: str) -> None: ...  # acknowledge a button press
+    async def answer(self, press: "object", text: str) -> None: ...  # acknowledge a button press; "" says nothing

@@ -12,14 +12,14 @@ What Matrix lacks and how Vigil makes up for it:
 - no buttons: an alert lists its choices with a number emoji (react with it) and the command
   ``!vigil <data>`` (type it); either becomes a ButtonPressed;
 - a redaction leaves the uploaded file on the homeserver: with a Synapse admin token Vigil
-  quarantines it; without one, the alert names the media for the homeserver's admin.
+  quarantines it; without one, ``media_left`` tells the core, whose alert names the media for
+  the homeserver's admin.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import html
 import io
 import json
 import logging
@@ -82,28 +82,6 @@ def sync_filter(me: str) -> dict:
 
 CACHE = 5000  # events remembered for replies, edits and redactions
 OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
-
-# The few words the adapter adds to rendered messages (the core's texts arrive translated).
-WORDS = {
-    "choose": {
-        "en": "To choose, react with the number or send the command:",
-        "es": "Para elegir, reacciona con el número o envía la orden:",
-    },
-    "quarantine": {
-        "en": "For the homeserver's admin: a redaction does not delete the uploaded file, which can still be downloaded "
-        "by anyone who has its address. Quarantine it (Synapse: POST /_synapse/admin/v1/media/quarantine/<server>/<media id>), "
-        "or give Vigil an admin token (VIGIL_MATRIX_ADMIN_TOKEN) to do it. Media:",
-        "es": "Para quien administra el servidor: borrar el mensaje no borra el archivo subido, que aún puede descargar "
-        "quien tenga su dirección. Ponlo en cuarentena (Synapse: POST /_synapse/admin/v1/media/quarantine/<servidor>/<id>), "
-        "o da a Vigil un token de administración (VIGIL_MATRIX_ADMIN_TOKEN) para hacerlo. Archivos:",
-    },
-}
-
-
-def _word(key: str, language: str | None) -> str:
-    lang = (language or "en").split("-")[0].split("_")[0].lower()
-    return WORDS[key].get(lang, WORDS[key]["en"])
-
 
 class _SubmitFailed(Exception):
     """The core could not record an event: the sync is retried and its token not saved."""
@@ -613,22 +591,17 @@ class MatrixPlatform:
         except Exception:
             return None
 
-    def _with_media_note(self, message: OutgoingMessage, language: str | None) -> OutgoingMessage:
-        """Stopgap until the core's alert facts carry it: media a redaction left on the server."""
-        notes = [(mid, mxcs) for mid, mxcs in list(self._unquarantined.items()) if mid in message.text]
-        if not notes:
-            return message
-        ids = " ".join(m for _, mxcs in notes for m in mxcs)
-        line = f"{_word('quarantine', language)} {ids}"
-        markup = message.html if message.html is not None else html.escape(message.text, quote=False)
-        return OutgoingMessage(f"{message.text}\n\n{line}", f"{markup}\n\n{html.escape(line, quote=False)}", message.buttons)
+    def _choose_line(self, language: str | None) -> str:
+        """The line above an alert's choices, in the reader's language (from Vigil's catalogs)."""
+        if self.core is None:
+            return "To choose, react with the number or send the command:"
+        return self.core.translator(language).gettext("To choose, react with the number or send the command:")
 
     async def _send(
         self, room_id: str, message: OutgoingMessage, *, notice: bool, reply_to: str | None = None, txn: str | None = None
     ) -> str:
-        language = await self._language(room_id)
-        message = self._with_media_note(message, language)
-        rendered = render(message, notice=notice, choose_line=_word("choose", language))
+        language = message.language or await self._language(room_id)
+        rendered = render(message, notice=notice, choose_line=self._choose_line(language) if message.buttons else "")
         content = rendered.content
         if reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
@@ -701,6 +674,8 @@ class MatrixPlatform:
         )
 
     async def answer(self, press: ButtonPressed, text: str) -> None:
+        if not text:  # nothing to say: the core answers with a message of its own
+            return
         try:
             await self._send(press.chat.chat_id, OutgoingMessage(text), notice=True, reply_to=press.message_id or None)
         except PlatformError as exc:

@@ -23,7 +23,7 @@ from tests.test_protect import _protect, _said, _wait_notice, jpeg
 from tests.test_telegram import Group
 
 FULL = full_rights()
-BUTTON_DATA = re.compile(r"(del|keep|ban|unmute|fp|export):\d+")
+BUTTON_DATA = re.compile(r"(del|keep|ban|unmute|fp|export|details):\d+")
 UNNAMED = ("made from a real person's photo", "a partir de la foto de una persona real")
 
 
@@ -46,7 +46,24 @@ async def emu():
 
 
 def _alerts(emu: BotApiEmulator, user: int) -> list[dict]:
-    return [m for m in emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
+    """First messages of alerts: they carry the Details button."""
+    return [m for m in emu.sent_to(user) if "details:" in json.dumps(m.get("reply_markup") or {})]
+
+
+def _button(message: dict, verb: str) -> str:
+    return next(b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row
+                if b["callback_data"].startswith(f"{verb}:"))
+
+
+async def _details(emu: BotApiEmulator, who: int, chat: int, alert: dict) -> dict:
+    """Asks for an alert's second message where the alert is, as its admin would; returns it."""
+    def shown() -> list[dict]:
+        return [m for m in emu.messages_in(chat) if "export:" in json.dumps(m.get("reply_markup") or {})]
+
+    before = len(shown())
+    emu.press_button(chat, alert["message_id"], who, _button(alert, "details"))
+    await emu.wait_for(lambda: len(shown()) > before, timeout=30)
+    return shown()[-1]
 
 
 def _fake(rgb: np.ndarray) -> bytes:
@@ -70,7 +87,7 @@ def _assert_unnamed(alert: dict, *names: str) -> None:
     for name in names:
         assert name not in text, text
     assert "protect" not in text.lower() and "proteg" not in text.lower(), text
-    assert any(u in text for u in UNNAMED), text
+    assert any(u in text.lower() for u in UNNAMED), text
     for row in (alert.get("reply_markup") or {}).get("inline_keyboard", []):
         for button in row:
             assert BUTTON_DATA.fullmatch(button["callback_data"]), button  # no photo or owner id rides along
@@ -90,10 +107,11 @@ async def test_only_a_group_she_is_in_learns_her_name_and_only_while_she_is_in_i
         alert = _alerts(emu, mallory)[0]
         _assert_unnamed(alert, "Lucía", "lucia", str(victim))
         assert posted not in [m["message_id"] for m in emu.messages_in(theirs)]
+        # nor the details, rebuilt from the audit record when asked for
+        details = await _details(emu, mallory, mallory, alert)
+        _assert_unnamed(details, "Lucía", "lucia", str(victim))
         # the evidence record the attacker can export carries no protected photo's or owner's id
-        export = next(b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row
-                      if b["callback_data"].startswith("export:"))
-        emu.press_button(mallory, alert["message_id"], mallory, export)
+        emu.press_button(mallory, details["message_id"], mallory, _button(details, "export"))
         await emu.wait_for(lambda: any("document" in m for m in emu.sent_to(mallory)))
         doc = next(m for m in emu.sent_to(mallory) if "document" in m)
         record = json.loads(emu.file_bytes(doc["document"]["file_id"]))["records"][0]
@@ -107,6 +125,7 @@ async def test_only_a_group_she_is_in_learns_her_name_and_only_while_she_is_in_i
         emu.post_photo(g.chat, g.member, _fake(photos["astronaut"]))
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1, timeout=30)
         assert "Lucía" in g.alerts(g.owner)[0]["text"] and "Lucía" in g.alerts(g.admin)[0]["text"]
+        assert "Lucía" in (await _details(emu, g.owner, g.owner, g.alerts(g.owner)[0]))["text"]
         # her display name is shown as text: escaped, not markup, and without its direction override
         sent = next(c.params["text"] for c in emu.calls_to("sendMessage")
                     if str(c.params.get("chat_id")) == str(g.owner) and "Lucía" in str(c.params.get("text")))
@@ -118,6 +137,8 @@ async def test_only_a_group_she_is_in_learns_her_name_and_only_while_she_is_in_i
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 2 and len(g.alerts(g.admin)) == 2, timeout=30)
         _assert_unnamed(g.alerts(g.owner)[1], "Lucía", "lucia")
         _assert_unnamed(g.alerts(g.admin)[1], "Lucía", "lucia")  # in Spanish too
+        # and the details of the first alert, asked for again now, no longer name her either
+        _assert_unnamed(await _details(emu, g.owner, g.owner, g.alerts(g.owner)[0]), "Lucía", "lucia")
         # nothing in any group names her
         for chat in (g.chat, theirs):
             assert not [m for m in emu.messages_in(chat) if "Lucía" in (m.get("text") or "")]
@@ -230,10 +251,12 @@ async def test_the_admin_log_chat_never_gets_a_protected_persons_name(emu, tmp_p
         emu.post_photo(g.chat, g.member, _fake(photos["astronaut"]))
 
         def logged() -> list[dict]:
-            return [m for m in emu.messages_in(log_chat) if "export:" in json.dumps(m.get("reply_markup") or {})]
+            return [m for m in emu.messages_in(log_chat) if "details:" in json.dumps(m.get("reply_markup") or {})]
 
         await emu.wait_for(lambda: logged(), timeout=30)
         _assert_unnamed(logged()[0], "Lucía", "lucia")
+        # the details asked for in the log chat, by an admin of a group she is in, do not name her either
+        _assert_unnamed(await _details(emu, g.owner, log_chat, logged()[0]), "Lucía", "lucia")
         assert not [m for m in emu.messages_in(g.chat) if "Lucía" in (m.get("text") or "")]
 
 

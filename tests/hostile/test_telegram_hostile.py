@@ -63,7 +63,20 @@ class Group:
         emu.start_private(self.admin)
 
     def alerts(self, user: int) -> list[dict]:
-        return [m for m in self.emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
+        """Alerts (their first message) carry the details button."""
+        return [m for m in self.emu.sent_to(user) if "details:" in json.dumps(m.get("reply_markup") or {})]
+
+    async def details(self, user: int, alert: dict) -> str:
+        """Asks for an alert's second message (who posted it, ids, findings) and returns its text."""
+        def shown() -> list[dict]:
+            return [m for m in self.emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
+
+        before = len(shown())
+        data = next(b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row
+                    if b["callback_data"].startswith("details:"))
+        self.emu.press_button(user, alert["message_id"], user, data)
+        await self.emu.wait_for(lambda: len(shown()) > before, timeout=30)
+        return shown()[-1]["text"]
 
     def present(self, message_id: int, chat: int | None = None) -> bool:
         return any(m["message_id"] == message_id for m in self.emu.messages_in(chat or self.chat))
@@ -207,7 +220,8 @@ async def test_a_post_made_as_a_channel_names_the_channel_and_sanctions_the_chat
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
         await finished(app, g.chat, mid, 1)
         text = g.alerts(g.owner)[0]["text"]
-        assert "Spicy memes" in text and str(channel) in text and "channel" in text
+        details = await g.details(g.owner, g.alerts(g.owner)[0])
+        assert "Spicy memes" in details and str(channel) in details and "channel" in details
         no_call_on_placeholders(emu)
         if action == "ban":
             (ban,) = emu.calls_to("banChatSenderChat")
@@ -243,7 +257,7 @@ async def test_an_anonymous_admins_post_is_an_admins_post(emu, tmp_path, marker_
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1, timeout=20)
         await finished(app, g.chat, mid, 1)
         assert g.present(mid)  # reported, not deleted: like any admin's post
-        assert "anonymous admin" in g.alerts(g.owner)[0]["text"]
+        assert "anonymous admin" in await g.details(g.owner, g.alerts(g.owner)[0])
         assert emu.calls_to("banChatSenderChat") == []
         no_call_on_placeholders(emu)
 
@@ -257,7 +271,7 @@ async def test_an_automatic_forward_from_the_linked_channel_is_checked_and_named
         await emu.wait_for(lambda: not g.present(mid), timeout=20)
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
         await finished(app, g.chat, mid, 1)
-        text = g.alerts(g.owner)[0]["text"]
+        text = await g.details(g.owner, g.alerts(g.owner)[0])
         assert "linked channel" in text and "Year 9 news" in text
         assert emu.calls_to("banChatSenderChat") == []  # the group's own channel is never banned by Vigil
         no_call_on_placeholders(emu)

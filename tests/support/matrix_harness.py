@@ -216,7 +216,11 @@ class Inbox:
         return [getattr(e, "body", "") for _, e in self.messages if getattr(e, "body", None)]
 
     def alerts(self) -> list[tuple[str, Event]]:
-        """Alerts carry the evidence-record choice (`export:`); replies and greetings do not."""
+        """Alerts (their first message) carry the details choice; replies and greetings do not."""
+        return [(r, e) for r, e in self.messages if "!vigil details:" in (getattr(e, "body", "") or "")]
+
+    def details(self) -> list[tuple[str, Event]]:
+        """The second messages of alerts, sent on request: they carry the evidence-record choice (`export:`)."""
         return [(r, e) for r, e in self.messages if "!vigil export:" in (getattr(e, "body", "") or "")]
 
     async def wait(self, predicate: Callable[["Inbox"], bool], timeout: float = 30) -> None:
