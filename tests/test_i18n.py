@@ -44,7 +44,8 @@ def write_po(root: Path, language: str, body: str, plural_forms: str | None = No
 @pytest.mark.parametrize(
     "tag, expected",
     [
-        ("es", "es"), ("es-ES", "es"), ("es_MX", "es"), ("ES", "es"), ("en-GB", "en"), ("ja", "en"), ("", "en"), (None, "en"),
+        ("es", "es"), ("es-ES", "es"), ("es_MX", "es"), ("ES", "es"), ("en-GB", "en"),
+        ("ja", "en"), ("", "en"), (None, "en"),
         ("ca-ES", "ca"), ("eu", "eu"), ("gl-ES", "gl"), ("fr-CA", "fr"), ("it-CH", "it"), ("de-AT", "de"),
         # Telegram sends "pt-br"; European Portuguese and a bare "pt" get the pt catalog
         ("pt-br", "pt_BR"), ("pt-BR", "pt_BR"), ("pt_BR", "pt_BR"), ("pt-PT", "pt"), ("pt", "pt"), ("pt-AO", "pt"),
@@ -180,7 +181,8 @@ def test_european_and_brazilian_portuguese_differ_where_usage_does():
 
 
 def test_a_european_portuguese_catalog_with_the_brazilian_plural_rule_is_reported(tmp_path):
-    body = 'msgid "One {n}"\nmsgid_plural "Many {n}"\nmsgstr[0] "Um {n}"\nmsgstr[1] "Muitos {n}"\nmsgstr[2] "Muitos {n}"\n'
+    body = ('msgid "One {n}"\nmsgid_plural "Many {n}"\n'
+            'msgstr[0] "Um {n}"\nmsgstr[1] "Muitos {n}"\nmsgstr[2] "Muitos {n}"\n')
     root = write_po(tmp_path, "pt", body, plural_forms=get_plural("pt_BR").plural_forms)
     problems = catalog_problems("pt", [i18n.ExtractedMessage(("One {n}", "Many {n}"), "a.py", 1)], root)
     assert len(problems) == 1 and "Plural-Forms" in problems[0]
