@@ -37,6 +37,17 @@ LOCALES_DIR = Path(__file__).resolve().parent / "guidance" / "locales"
 BOT_DIR = Path(__file__).resolve().parent
 
 
+# The CLDR locale a catalog stands for, where Babel's reading of the bare code is another variant:
+# Babel's "pt" is Brazilian Portuguese, Vigil's pt catalog is European Portuguese (pt_BR has its own).
+# It decides the plural rule the catalog must declare and how dates and numbers are written.
+CLDR_LOCALES: dict[str, str] = {"pt": "pt_PT"}
+
+
+def cldr_locale(language: str) -> str:
+    """The Babel locale for a catalog's language: 'pt' → 'pt_PT', 'pt_BR' → 'pt_BR', 'es' → 'es'."""
+    return CLDR_LOCALES.get(language, language)
+
+
 def N_(message: str) -> str:
     """Marks a string for extraction where it is defined; translate it later with gettext."""
     return message
@@ -176,12 +187,12 @@ class Translator:
         """
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=_utc_zone.utc)
-        shown = _babel_datetime(moment, format, tzinfo=self.tzinfo, locale=self.language)
+        shown = _babel_datetime(moment, format, tzinfo=self.tzinfo, locale=cldr_locale(self.language))
         return f"{shown} ({self.timezone_name})"
 
     def format_percent(self, fraction: float) -> str:
         """0.914 → '91%' (English) or '91 %' (Spanish)."""
-        return _babel_percent(max(0.0, min(1.0, float(fraction))), locale=self.language)
+        return _babel_percent(max(0.0, min(1.0, float(fraction))), locale=cldr_locale(self.language))
 
 
 # --- checks used by tests and by whoever updates the catalogs -------------------------
@@ -225,7 +236,7 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
     if catalog is None:
         return [f"no catalog at {po_path(language, locales_dir)}"]
     problems: list[str] = []
-    wanted_plurals = get_plural(language)
+    wanted_plurals = get_plural(cldr_locale(language))
     if (catalog.num_plurals, catalog.plural_expr) != (wanted_plurals.num_plurals, wanted_plurals.plural_expr):
         problems.append(
             f"{po_path(language, locales_dir)}: the Plural-Forms header says {catalog.plural_forms!r}; "

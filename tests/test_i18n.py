@@ -28,7 +28,7 @@ PLURAL = ("and {n} more finding (in the evidence record)", "and {n} more finding
 
 
 def write_po(root: Path, language: str, body: str, plural_forms: str | None = None) -> Path:
-    plural_forms = plural_forms or get_plural(language).plural_forms
+    plural_forms = plural_forms or get_plural(i18n.cldr_locale(language)).plural_forms
     path = root / language / "LC_MESSAGES" / "vigil.po"
     path.parent.mkdir(parents=True)
     header = (
@@ -43,7 +43,13 @@ def write_po(root: Path, language: str, body: str, plural_forms: str | None = No
 
 @pytest.mark.parametrize(
     "tag, expected",
-    [("es", "es"), ("es-ES", "es"), ("es_MX", "es"), ("ES", "es"), ("en-GB", "en"), ("fr", "en"), ("", "en"), (None, "en")],
+    [
+        ("es", "es"), ("es-ES", "es"), ("es_MX", "es"), ("ES", "es"), ("en-GB", "en"),
+        ("ja", "en"), ("", "en"), (None, "en"),
+        ("ca-ES", "ca"), ("eu", "eu"), ("gl-ES", "gl"), ("fr-CA", "fr"), ("it-CH", "it"), ("de-AT", "de"),
+        # Telegram sends "pt-br"; European Portuguese and a bare "pt" get the pt catalog
+        ("pt-br", "pt_BR"), ("pt-BR", "pt_BR"), ("pt_BR", "pt_BR"), ("pt-PT", "pt"), ("pt", "pt"), ("pt-AO", "pt"),
+    ],
 )
 def test_language_by_primary_subtag(tag, expected):
     assert language_of(tag) == expected
@@ -62,7 +68,7 @@ def test_spanish_translation_and_english_fallback():
 
 
 def test_unknown_language_gets_english():
-    assert Translator("fr").gettext("Delete") == "Delete"
+    assert Translator("ja").gettext("Delete") == "Delete"
 
 
 def test_plural_forms():
@@ -139,6 +145,47 @@ def test_every_catalog_present_is_complete(language):
     """Every msgid translated, nothing fuzzy, placeholders as in the source, the right plural forms."""
     problems = catalog_problems(language, extract_messages())
     assert problems == [], "\n".join(problems[:20]) + "\nrun: .venv/bin/python -m bot.i18n update, then translate"
+
+
+def test_the_shipped_languages():
+    assert set(LANGUAGES) >= {"en", "es", "ca", "eu", "gl", "pt", "pt_BR", "fr", "it", "de"}
+
+
+@pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
+def test_every_catalog_entry_is_used_and_keeps_the_source_line_breaks(language):
+    """No leftover entry the code no longer asks for, and a translation has as many lines as its source."""
+    wanted = {m.msgid if isinstance(m.msgid, str) else m.msgid[0] for m in extract_messages()}
+    for message in i18n.read_catalog(language):
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        assert ids[0] in wanted, f"{language}: {ids[0]!r} is not in the code any more"
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        for text in strings:
+            assert text.count("\n") == ids[0].count("\n"), f"{language}: {text!r}"
+
+
+def test_european_and_brazilian_portuguese_differ_where_usage_does():
+    pt, br = Translator("pt-PT"), Translator("pt-BR")
+    assert pt.gettext("Evidence record") == "Registo de provas"
+    assert br.gettext("Evidence record") == "Registro de provas"
+    # plural rules: in Portugal 0 takes the plural, in Brazil the singular (CLDR)
+    one, many = "You protect {n} photo:", "You protect {n} photos:"
+    assert pt.ngettext(one, many, 0) == "Protege 0 fotos:"
+    assert br.ngettext(one, many, 0) == "Você protege 0 foto:"
+    assert pt.ngettext(one, many, 1) == "Protege 1 foto:"
+    # dates follow the variant too
+    moment = datetime(2024, 3, 5, 14, 4, 5, tzinfo=timezone.utc)
+    assert "05/03/2024" in Translator("pt", timezone="Europe/Lisbon").format_datetime(moment)
+    assert "de mar" in Translator("pt_BR", timezone="America/Sao_Paulo").format_datetime(moment)
+
+
+def test_a_european_portuguese_catalog_with_the_brazilian_plural_rule_is_reported(tmp_path):
+    body = ('msgid "One {n}"\nmsgid_plural "Many {n}"\n'
+            'msgstr[0] "Um {n}"\nmsgstr[1] "Muitos {n}"\nmsgstr[2] "Muitos {n}"\n')
+    root = write_po(tmp_path, "pt", body, plural_forms=get_plural("pt_BR").plural_forms)
+    problems = catalog_problems("pt", [i18n.ExtractedMessage(("One {n}", "Many {n}"), "a.py", 1)], root)
+    assert len(problems) == 1 and "Plural-Forms" in problems[0]
 
 
 def test_the_languages_are_the_catalogs_present(tmp_path):

@@ -433,7 +433,7 @@ async def test_a_malformed_update_is_skipped_and_the_bot_keeps_going(emu, tmp_pa
 
 async def test_region_and_language_codes_and_the_admins_own_language(emu, tmp_path, marker_model, photo):
     """/vigil region takes the new codes in any spelling; an admin whose app language Vigil lacks gets the group's."""
-    owner = emu.add_user("Jordi", username="jordi", language_code="ca")  # no Catalan catalog (yet): the group's
+    owner = emu.add_user("Jordi", username="jordi", language_code="ja")  # no Japanese catalog: the group's language
     member = emu.add_user("Max", username="max")
     chat = emu.add_group("Escola 3r B", creator=owner, members=[member], bot_rights=FULL_RIGHTS)
     emu.start_private(owner)
@@ -441,7 +441,8 @@ async def test_region_and_language_codes_and_the_admins_own_language(emu, tmp_pa
         emu.post_text(chat, owner, "/vigil region XX")
         await emu.wait_for(lambda: any("ES-CT (Catalonia, Spain)" in (m.get("text") or "") for m in emu.messages_in(chat)))
         emu.post_text(chat, owner, "/vigil lang klingon")
-        await emu.wait_for(lambda: any("/vigil lang en|es" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        await emu.wait_for(lambda: any("/vigil lang ca|de|en|es|eu|fr|gl|it|pt|pt_BR" in (m.get("text") or "")
+                                       for m in emu.messages_in(chat)))
         emu.post_text(chat, owner, "/vigil lang es-ES")
         await emu.wait_for(lambda: any("Idioma" in (m.get("text") or "") for m in emu.messages_in(chat)))
         emu.post_text(chat, owner, "/vigil region es_ct")
@@ -488,3 +489,62 @@ async def test_an_admin_gets_alerts_in_their_apps_language(emu, tmp_path, marker
         emu.press_button(owner, first["message_id"], owner, data)
         await emu.wait_for(lambda: len(sent("export:")) == 1)
         assert t.gettext("What to do next:") in sent("export:")[0]["text"]
+
+
+# an admin's Telegram app language, the group's region, and what the alert must then say in that language:
+# the first message's heading, the emergency number and the main help line, and in the details a heading, the
+# region's name and one of its resources' texts from the language's resource_texts overlay
+ALERT_LANGUAGES = [
+    ("ca", "ES-CT", "Què cal fer ara:", "112", "017", "Tots els passos:", "Catalunya, Espanya",
+     "Denuncia-ho a qualsevol comissaria dels Mossos"),
+    ("eu", "ES-PV", "Zer egin orain:", "112", "017", "Urrats guztiak:", "Euskadi, Espainia",
+     "Salatu Ertzaintzaren etxerik hurbilenean"),
+    ("gl", "ES-GA", "Que facer agora:", "112", "017", "Todos os pasos:", "Galicia, España",
+     "Canle Prioritaria da AEPD (Axencia Española de Protección de Datos): Retirada urxente"),
+    ("pt", "PT", "O que fazer agora:", "112", "800 21 90 90", "Todos os passos:", "Portugal",
+     "Linha gratuita de apoio e de denúncia de conteúdos ilegais"),
+    ("pt-br", "BR", "O que fazer agora:", "190", "100", "Todos os passos:", "Brasil",
+     "A linha nacional de denúncias de direitos humanos: gratuita, anônima"),
+    ("fr", "FR", "Que faire maintenant\u00a0:", "17", "3018", "Toutes les étapes\u00a0:", "France",
+     "La victime porte plainte au commissariat ou à la gendarmerie."),
+    ("it", "IT", "Cosa fare adesso:", "112", "19696", "Tutti i passi:", "Italia",
+     "Garante Privacy – procedura contro il revenge porn"),
+    ("de", "DE", "Was jetzt zu tun ist:", "110", "0800 22 55 530", "Alle Schritte:", "Deutschland",
+     "Erstatten Sie Anzeige bei der Polizei oder bei der Onlinewache Ihres Bundeslandes."),
+]
+
+
+@pytest.mark.parametrize(
+    "app_language, region, now, emergency, helpline, next_steps, region_name, resource_text",
+    ALERT_LANGUAGES, ids=[row[0] for row in ALERT_LANGUAGES],
+)
+async def test_an_admin_gets_the_alert_in_their_apps_language_with_their_regions_help(
+    emu, tmp_path, marker_model, photo, app_language, region, now, emergency, helpline, next_steps, region_name,
+    resource_text,
+):
+    """The group speaks English; the admin's Telegram app is in another language Vigil has, so their alert is in it."""
+    owner = emu.add_user("Admin", username="admin1", language_code=app_language)
+    member = emu.add_user("Max", username="max")
+    chat = emu.add_group("Class 3B", creator=owner, members=[member], bot_rights=FULL_RIGHTS)
+    emu.start_private(owner)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
+        emu.post_text(chat, owner, f"/vigil region {region}")
+        await emu.wait_for(lambda: any(f"Region set to {region} (" in (m.get("text") or "")
+                                       for m in emu.messages_in(chat)))
+        mid = emu.post_photo(chat, member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: not any(m["message_id"] == mid for m in emu.messages_in(chat)))
+
+        def with_choice(prefix: str) -> list[dict]:
+            return [m for m in emu.sent_to(owner) if prefix in json.dumps(m.get("reply_markup") or {})]
+
+        await emu.wait_for(lambda: len(with_choice("details:")) == 1)
+        first = with_choice("details:")[0]
+        assert now in first["text"] and emergency in first["text"] and helpline in first["text"], first["text"]
+        assert "What to do now" not in first["text"]
+        data = next(b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row
+                    if b["callback_data"].startswith("details:"))
+        emu.press_button(owner, first["message_id"], owner, data)
+        await emu.wait_for(lambda: len(with_choice("export:")) == 1)
+        details = with_choice("export:")[0]["text"]
+        assert next_steps in details and region_name in details and resource_text in details, details
+        assert "What to do next" not in details

@@ -19,6 +19,8 @@ from typing import Any, Mapping
 from detectors.errors import ConfigError
 
 CATALOG = Path(__file__).resolve().parent / "resources.toml"
+# names, purposes and worded contacts in more languages: resource_texts/<language>.toml, keyed like the catalog
+TEXTS_DIR = Path(__file__).resolve().parent / "resource_texts"
 
 PLATFORMS: tuple[str, ...] = ("telegram", "matrix")
 WORLDWIDE = "worldwide"
@@ -393,13 +395,72 @@ def _regions(raw: Mapping[str, Any]) -> Mapping[str, Region]:
     return MappingProxyType(out)
 
 
-def load_resources(overrides: Mapping[str, Any] | None = None, *, catalog: Path = CATALOG) -> Resources:
-    """The catalog with the operator's overrides applied.
+_TEXT_FIELDS = ("name", "purpose", "contact")
+
+
+def _add_texts(raw: dict[str, Any], texts_dir: Path) -> None:
+    """Adds each resource_texts/<language>.toml to the catalog's text tables, in place.
+
+    An overlay is keyed like the catalog ([regions.<CODE>] name; [resources.<section>.<id>] name, purpose,
+    and contact where the catalog words it per language) and names only what the catalog has, so a
+    renamed or removed id is caught at start-up. A text the catalog itself has in that language wins.
+    """
+    regions, resources = raw.get("regions", {}), raw.get("resources", {})
+    for path in sorted(texts_dir.glob("*.toml")):
+        lang = path.stem
+        if not _LANG.match(lang) or lang == "en":
+            raise ConfigError(str(path), "is not named after a language",
+                              "name it <language>.toml, e.g. ca.toml or pt_BR.toml")
+        overlay = _read_catalog(path)
+        for key in overlay:
+            if key not in ("regions", "resources"):
+                raise ConfigError(f"{path}: {key}", "is not a table of the resources file",
+                                  "use [regions.<CODE>] and [resources.<section>.<id>]")
+        targets: list[tuple[str, dict[str, Any], Mapping[str, Any], tuple[str, ...]]] = []
+        for code, meta in overlay.get("regions", {}).items():
+            if code not in regions:
+                raise ConfigError(f"{path}: regions.{code}", "is not a region of resources.toml",
+                                  f"use one of {', '.join(regions)}")
+            targets.append((f"regions.{code}", regions[code], meta, ("name",)))
+        for section, entries in overlay.get("resources", {}).items():
+            if section not in resources or not isinstance(entries, Mapping):
+                raise ConfigError(f"{path}: resources.{section}", "is not a section of resources.toml",
+                                  f"use one of {', '.join(resources)}")
+            for rid, fields in entries.items():
+                if rid not in resources[section]:
+                    raise ConfigError(f"{path}: resources.{section}.{rid}", "is not a resource of resources.toml",
+                                      f"check the id against bot/guidance/resources.toml [resources.{section}]")
+                targets.append((f"resources.{section}.{rid}", resources[section][rid], fields, _TEXT_FIELDS))
+        for key, entry, fields, allowed in targets:
+            if not isinstance(fields, Mapping):
+                raise ConfigError(f"{path}: {key}", "is not a table",
+                                  f"write [{key}] with {' / '.join(allowed)} = \"...\"")
+            for field_name, value in fields.items():
+                where = f"{path}: {key}.{field_name}"
+                if field_name not in allowed:
+                    raise ConfigError(where, "is not a text field", f"use {', '.join(allowed)}")
+                if field_name == "contact" and not isinstance(entry.get("contact"), Mapping):
+                    raise ConfigError(where, "is the same in every language in resources.toml", "leave it out")
+                if isinstance(value, Mapping):
+                    raise ConfigError(where, "is a table", f"give the {lang} text only")
+                _check_text(where, value, allow_list=field_name == "contact")
+                entry[field_name] = {lang: value, **_texts(entry[field_name])}
+
+
+def load_resources(
+    overrides: Mapping[str, Any] | None = None, *, catalog: Path = CATALOG, texts_dir: Path | None = None
+) -> Resources:
+    """The catalog, with its texts in more languages and the operator's overrides applied.
 
     ``overrides`` is the config's ``[resources]`` table: ``{"ES": {"incibe_017": {"contact": "..."}}}``
-    (a mapping with a single "resources" key is unwrapped). Raises ``ConfigError`` naming the key.
+    (a mapping with a single "resources" key is unwrapped). ``texts_dir`` holds the <language>.toml
+    overlays (the shipped ones for the shipped catalog). Raises ``ConfigError`` naming the key.
     """
     raw = _read_catalog(catalog)
+    if texts_dir is None and catalog == CATALOG:
+        texts_dir = TEXTS_DIR
+    if texts_dir is not None and texts_dir.is_dir():
+        _add_texts(raw, texts_dir)
     region_meta = raw.get("regions", {})
     for code, meta in region_meta.items():
         _check_region(code, meta, catalog)
