@@ -15,7 +15,7 @@ from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil")
 
-STOP_TIMEOUT = 20.0  # seconds to finish in-flight work after SIGTERM
+STOP_TIMEOUT = 20.0  # seconds to finish the images in flight after SIGTERM
 
 
 class JsonFormatter(logging.Formatter):
@@ -97,11 +97,9 @@ class App:
         if core is not None:
             for platform in core.platforms.values():
                 await platform.stop()  # no new updates from here on
-            try:
-                await asyncio.wait_for(core.pipeline.drain(), STOP_TIMEOUT)
-            except asyncio.TimeoutError:
+            # the images in flight may finish; the rest waits in the store for the next start
+            if not await core.stop(STOP_TIMEOUT):
                 log.warning("stopping with work in flight; it stays pending and resumes at the next start")
-            await core.stop()
             for platform in core.platforms.values():
                 await platform.close()
         if self.store is not None:

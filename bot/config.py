@@ -98,8 +98,16 @@ class MatrixConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     workers: int = 2
-    queue_size: int = 256
+    queue_size: int = 256  # no longer used: waiting images stay in the store, not in memory
     scan_timeout: float = 60.0
+    # images in flight at once across all chats (downloads, then scans); one per chat at most
+    in_flight: int = 8
+    # seconds one image's download may take in all (retries included) before the attempt fails
+    download_timeout: float = 300.0
+    # attempts per image (counted when each starts), then the admins are told it was not checked
+    max_attempts: int = 3
+    # seconds before the first retry of a failed image; doubled for each further retry
+    retry_backoff: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -484,6 +492,10 @@ def _pipeline(root: _Table) -> PipelineConfig:
         workers=t.get("workers", int, d.workers, _between(1, 64)),
         queue_size=t.get("queue_size", int, d.queue_size, _between(1, 100_000)),
         scan_timeout=t.get("scan_timeout", float, d.scan_timeout, _between(1, 3600)),
+        in_flight=t.get("in_flight", int, d.in_flight, _between(1, 256)),
+        download_timeout=t.get("download_timeout", float, d.download_timeout, _between(1, 3600)),
+        max_attempts=t.get("max_attempts", int, d.max_attempts, _between(1, 20)),
+        retry_backoff=t.get("retry_backoff", float, d.retry_backoff, _between(0.1, 86400)),
     )
     t.done()
     return cfg
