@@ -65,6 +65,9 @@ class App:
             self.ops = OpsServer(self, self.metrics, cfg.ops.address)
             await self.ops.start()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        from detectors.memory import return_large_buffers
+
+        return_large_buffers()  # scans in parallel threads must not each keep their peak
         self.store = await Store.open(cfg.database)
         scanner = await asyncio.to_thread(Scanner, cfg.detectors)  # loads the models once
         core = Core(cfg, self.store, scanner)

@@ -251,6 +251,7 @@ def _detectors(root: _Table) -> DetectorSettings:
         max_bytes=lim.get("max_bytes", int, MediaLimits.max_bytes, lambda v: None if v > 0 else "must be positive"),
         max_pixels=lim.get("max_pixels", int, MediaLimits.max_pixels, lambda v: None if v > 0 else "must be positive"),
         max_frames=lim.get("max_frames", int, MediaLimits.max_frames, _between(1, 64)),
+        max_decoded_bytes=lim.get("max_decoded_bytes", int, MediaLimits.max_decoded_bytes, _between(2**20, 2**34)),
     )
     lim.done()
     thr = t.table("thresholds")

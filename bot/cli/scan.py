@@ -196,6 +196,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if args.protected:
         assert config is not None
         protector = load_protected(config)
+    from detectors.memory import return_large_buffers
+
+    return_large_buffers()  # decodes in parallel threads must not each keep their peak
     scanner = Scanner(settings)
     labels: Counter[str] = Counter()
     progress = None

@@ -44,9 +44,16 @@ def tiff_bomb(side: int = SIDE, mode: str = "F") -> bytes:
     return buf.getvalue()
 
 
+def _moving_square(i: int, side: int, mode: str) -> Image.Image:
+    im = Image.new(mode, (side, side), 0 if mode == "P" else (255, 255, 255, 255))
+    x = (i * 3) % (side - 8)
+    im.paste(1 + i % 200 if mode == "P" else (i % 256, 0, 0, 255), (x, x, x + 8, x + 8))
+    return im
+
+
 def gif_many_frames(frames: int = 5000, side: int = 64) -> bytes:
-    """An animated GIF with thousands of small frames."""
-    pics = [Image.new("P", (side, side), i % 256) for i in range(frames)]
+    """An animated GIF with thousands of small frames, each different."""
+    pics = [_moving_square(i, side, "P") for i in range(frames)]
     buf = io.BytesIO()
     pics[0].save(buf, "GIF", save_all=True, append_images=pics[1:], duration=20, loop=0)
     return buf.getvalue()
@@ -63,7 +70,7 @@ def gif_growing_canvas() -> bytes:
 
 
 def apng_many_frames(frames: int = 3000, side: int = 128) -> bytes:
-    pics = [Image.new("RGBA", (side, side), (i % 256, 0, 0, 255)) for i in range(frames)]
+    pics = [_moving_square(i, side, "RGBA") for i in range(frames)]
     buf = io.BytesIO()
     pics[0].save(buf, "PNG", save_all=True, append_images=pics[1:], duration=20)
     return buf.getvalue()
@@ -105,6 +112,10 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "png_grey_16bit_6300.png": lambda: png_bomb(colour=0, bit_depth=16),
     "png_rgb_16bit_6300.png": lambda: png_bomb(colour=2, bit_depth=16),
     "png_over_limit_7000.png": lambda: png_bomb(7000, colour=6),
+    # just under the default decoded-bytes limit (128 MiB): decoded, two at once share the budget
+    "png_rgba_8bit_5600.png": lambda: png_bomb(5600, colour=6, bit_depth=8),
+    "png_rgba_16bit_5600.png": lambda: png_bomb(5600, colour=6, bit_depth=16),
+    "tiff_float32_5600.tif": lambda: tiff_bomb(5600, mode="F"),
     "tiff_float32_6300.tif": lambda: tiff_bomb(mode="F"),
     "tiff_int32_6300.tif": lambda: tiff_bomb(mode="I"),
     "tiff_int16_6300.tif": lambda: tiff_bomb(mode="I;16"),
