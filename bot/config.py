@@ -66,7 +66,7 @@ class GroupDefaults:
 @dataclass(frozen=True)
 class TelegramConfig:
     enabled: bool = False
-    token: str = ""
+    token: str = field(default="", repr=False)  # VIGIL_TELEGRAM_TOKEN: a secret, kept out of repr()
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
     poll_timeout: int = 30
