@@ -104,7 +104,9 @@ class WorkMixin:
         """Counts an attempt as it starts (a crash during it still counts); returns the attempts
         so far including this one, or None when the item is finished or unknown."""
         wid = checks.record_id("work_id", work_id)
-        async with self._db.write(durable=True) as c:
+        # committed before the work starts: a process killed during it (out of memory) still
+        # counts it; WAL survives the death of the process without an fsync
+        async with self._db.write() as c:
             rows = await c.execute_fetchall(
                 "UPDATE work SET attempts = attempts + 1, last_attempt_at = ?, not_before = NULL"
                 " WHERE id = ? AND finished_at IS NULL RETURNING attempts",
