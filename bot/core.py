@@ -69,7 +69,7 @@ class Core:
         self._started = True
         # the inbox is the queue: chats with unfinished work get a turn (an adapter that polled
         # before this woke its chats already; a chat is never taken by two workers)
-        if chats := await self.pipeline.wake_pending():
+        if chats := await self.pipeline.wake_pending(self.platforms):
             log.info("resuming the images of %d chats that were not finished before the last stop", chats)
 
     async def stop(self, timeout: float = 0.0) -> bool:
@@ -115,12 +115,15 @@ class Core:
         """One work item, by the one worker that holds its chat: counted as an attempt when it
         starts, so an image that kills the process is given up after ``max_attempts`` starts."""
         p = self.config.pipeline
-        if item.platform not in self.platforms:
-            return  # its platform is off in this run: it waits in the store
         attempts = await self.store.start_work(item.id)
         if attempts is None:
             return  # finished meanwhile: never handled twice
-        event = MediaPosted.from_payload(item.platform, item.payload)
+        try:
+            event = MediaPosted.from_payload(item.platform, item.payload)
+        except Exception as exc:  # a record this version cannot read: nothing to check or alert with
+            log.error("work item %d cannot be read (%s: %s); it is dropped", item.id, type(exc).__name__, exc)
+            await self.store.give_up_work(item.id, f"unreadable record: {type(exc).__name__}")
+            return
         if attempts > p.max_attempts:
             await self._give_up(item.id, event, item.last_error or "the process stopped during each attempt")
             return

@@ -43,10 +43,12 @@ class Metrics:
         self.retention_deleted = Counter("vigil_retention_deleted", "Rows removed by the retention job, by kind", ["kind"], registry=r)
         self.retention_runs = Counter("vigil_retention_runs", "Runs of the retention job, by result (ok, error)", ["result"], registry=r)
         self.work_failures = Counter(
-            "vigil_work_failures", "Attempts at an image that failed (it is retried with backoff)", ["platform"], registry=r,
+            "vigil_work_failures", "Attempts at an image that failed (it is retried with backoff)",
+            ["platform"], registry=r,
         )
         self.work_given_up = Counter(
-            "vigil_work_given_up", "Images given up after too many attempts (the admins were told)", ["platform"], registry=r,
+            "vigil_work_given_up", "Images given up after too many attempts (the admins were told)",
+            ["platform"], registry=r,
         )
         self.list_entries = Gauge("vigil_list_entries", "Entries in hash lists, by kind and scope", ["kind", "scope"], registry=r)
         self.lists = Gauge("vigil_lists", "Hash lists, by kind and scope", ["kind", "scope"], registry=r)

@@ -21,12 +21,14 @@ import asyncio
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, TypeVar
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 T = TypeVar("T")
 ChatKey = tuple[str, str]  # (platform, chat id)
 log = logging.getLogger("vigil.pipeline")
+
+RETRY_BROKEN = 5.0  # seconds before a chat whose turn failed outside its item's handling (the store) is tried again
 
 
 def _now() -> datetime:
@@ -75,9 +77,11 @@ class Pipeline:
             self._idle.clear()
             self._signal.set()
 
-    async def wake_pending(self) -> int:
-        """Gives a turn to every chat with unfinished work in the store (at start); returns how many."""
-        chats = await self._store.pending_chats()
+    async def wake_pending(self, platforms: Iterable[str] | None = None) -> int:
+        """Gives a turn to every chat with unfinished work in the store (at start), on ``platforms``
+        only when given (a platform turned off keeps its work for a later run); returns how many."""
+        wanted = None if platforms is None else set(platforms)
+        chats = [c for c in await self._store.pending_chats() if wanted is None or c[0] in wanted]
         for platform, chat_id in chats:
             self.wake(platform, chat_id)
         return len(chats)
@@ -114,7 +118,7 @@ class Pipeline:
                 self._waiting.add(key)
                 return
             self._busy.add(key)
-            handled = False
+            handled = broken = False
             try:
                 item, later = await self._store.next_work(key[0], key[1], self._clock())
                 if item is not None:
@@ -124,11 +128,15 @@ class Pipeline:
                     self._wake_at(key, datetime.fromisoformat(later))
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the item stays in the store; its chat is tried again at its next turn
-                log.exception("chat %s: taking work from the inbox failed", key[1])
+            except Exception:  # the item stays in the store; the chat is tried again a little later
+                broken = True
+                log.exception("chat %s: handling work from the inbox failed; trying again in %.0f s",
+                              key[1], RETRY_BROKEN)
             finally:
                 self._busy.discard(key)
-                if handled or key in self._again:
+                if broken:
+                    self._wake_at(key, self._clock() + timedelta(seconds=RETRY_BROKEN))
+                elif handled or key in self._again:
                     self._again.discard(key)
                     self.wake(*key)  # to the end of the line: the other chats go first
                 if not self._ready and not self._busy:

@@ -97,8 +97,9 @@ class Groups:
         self.owner = emu.add_user("Olivia", username="olivia")
         self.admin = emu.add_user("Ana", username="ana")
         self.member = emu.add_user("Max", username="max")
-        self.a = emu.add_group("Flooded", creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=full_rights())
-        self.b = emu.add_group("Quiet", creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=full_rights())
+        people = dict(creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=full_rights())
+        self.a = emu.add_group("Flooded", **people)
+        self.b = emu.add_group("Quiet", **people)
         emu.start_private(self.owner)
         emu.start_private(self.admin)
 
@@ -129,10 +130,17 @@ def work_rows(tmp: Path) -> list[sqlite3.Row]:
         db.close()
 
 
+def all_finished(tmp: Path, count: int) -> bool:
+    rows = work_rows(tmp)
+    return len(rows) == count and all(r["finished_at"] for r in rows)
+
+
 # --- one chat cannot stall the others ------------------------------------------------------
 
 
-async def test_a_chat_whose_downloads_hang_does_not_delay_a_hit_in_another_chat(emu, tmp_path, marker_model, photo, other_photo):
+async def test_a_chat_whose_downloads_hang_does_not_delay_a_hit_in_another_chat(
+    emu, tmp_path, marker_model, photo, other_photo
+):
     g = Groups(emu)
     async with running_vigil(config(tmp_path, emu, marker_model, in_flight=2)) as app:
         # chat A floods: more images than any per-chat queue would hold, and each download hangs
@@ -206,7 +214,9 @@ async def test_a_failed_attempt_is_retried_with_backoff_while_vigil_runs(emu, tm
     assert g.delete_attempts(hit) == 1 and len(g.alerts(g.owner)) == 1
 
 
-async def test_an_image_that_fails_every_attempt_is_given_up_with_a_notice_without_a_restart(emu, tmp_path, marker_model, photo):
+async def test_an_image_that_fails_every_attempt_is_given_up_with_a_notice_without_a_restart(
+    emu, tmp_path, marker_model, photo
+):
     g = Groups(emu)
     cfg = config(tmp_path, emu, marker_model, download_timeout=1.0, retry_backoff=0.2)
     async with running_vigil(cfg):
@@ -225,7 +235,9 @@ async def test_an_image_that_fails_every_attempt_is_given_up_with_a_notice_witho
 
 
 @pytest.mark.slow
-async def test_kill_9_during_a_burst_then_restart_repeats_no_delete_alert_or_record(emu, tmp_path, marker_model, photo, other_photo):
+async def test_kill_9_during_a_burst_then_restart_repeats_no_delete_alert_or_record(
+    emu, tmp_path, marker_model, photo, other_photo
+):
     g = Groups(emu)
     proc = VigilProcess(config(tmp_path, emu, marker_model), tmp_path / "vigil.log")
     proc.start()
@@ -243,8 +255,7 @@ async def test_kill_9_during_a_burst_then_restart_repeats_no_delete_alert_or_rec
         proc.start()
         for chat, mid in hits:
             await emu.wait_for(lambda: not g.present(chat, mid), timeout=90)
-        await emu.wait_for(lambda: all(r["finished_at"] for r in work_rows(tmp_path)) and len(work_rows(tmp_path)) == 12,
-                           timeout=90)
+        await emu.wait_for(lambda: all_finished(tmp_path, 12), timeout=90)
         assert await asyncio.to_thread(proc.terminate, 30) == 0
     finally:
         if proc.proc and proc.proc.poll() is None:
@@ -254,7 +265,9 @@ async def test_kill_9_during_a_burst_then_restart_repeats_no_delete_alert_or_rec
     assert len(g.alerts(g.owner)) == len(hits) and len(g.alerts(g.admin)) == len(hits)
     db = sqlite3.connect(tmp_path / "data" / "vigil.sqlite3")
     try:
-        scans = db.execute("SELECT chat_id, message_id, count(*) FROM audit WHERE kind = 'scan' GROUP BY 1, 2").fetchall()
+        scans = db.execute(
+            "SELECT chat_id, message_id, count(*) FROM audit WHERE kind = 'scan' GROUP BY 1, 2"
+        ).fetchall()
     finally:
         db.close()
     assert len(scans) == 12 and all(n == 1 for _, _, n in scans)
@@ -290,7 +303,7 @@ async def test_debug_logs_carry_no_image_metadata_and_no_token(emu, tmp_path, ma
     try:
         async with running_vigil(cfg):
             doc = emu.post_document(g.a, g.member, png_with_metadata(secret), file_name="p.png", mime="image/png")
-            await emu.wait_for(lambda: all(r["finished_at"] for r in work_rows(tmp_path)) and work_rows(tmp_path), timeout=30)
+            await emu.wait_for(lambda: all_finished(tmp_path, 1), timeout=30)
             logging.getLogger("vigil.test").debug("a download link %s/file/bot%s/documents/x.png", emu.url, TOKEN)
             logging.getLogger("vigil.test").info("removed mxc://example.org/AbCdEf123 from the room")
             assert logging.getLogger("vigil").isEnabledFor(logging.DEBUG)
