@@ -148,8 +148,11 @@ async def test_a_chat_whose_downloads_hang_does_not_delay_a_hit_in_another_chat(
         flood = [emu.post_photo(g.a, g.member, jpeg(other_photo, 60 + i % 30)) for i in range(60)]
         emu.hang_uploads = False
         await emu.wait_for(lambda: emu.hanging >= 1, timeout=30)
-        # then a hit in chat B, and a command in chat B
+        # then a command and a hit in chat B: both answered while A's downloads hang
+        emu.post_text(g.b, g.owner, "/vigil status")
         hit = emu.post_photo(g.b, g.member, jpeg(add_marker(photo)))
+        status = lambda: any("Mode: delete" in (m.get("text") or "") for m in emu.messages_in(g.b))  # noqa: E731
+        await emu.wait_for(status, timeout=30)
         await emu.wait_for(lambda: not g.present(g.b, hit), timeout=30)
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1, timeout=30)
         # B's hit was handled while A's download still hung and none of A's images was finished
