@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import signal
 import sys
 from typing import Any
 
 from bot.config import Config
 from bot.core import Core
+from bot.redact import redact
 from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil")
@@ -35,10 +35,6 @@ class JsonFormatter(logging.Formatter):
 OWN_LOGGERS = ("vigil", "detectors")
 # and these stay quieter still: at INFO they log every request URL, which carries the bot token
 WARNING_ONLY = ("httpx", "httpcore", "aiohttp.client", "aiohttp.access", "urllib3")
-_TOKEN_IN_URL = re.compile(r"bot\d{3,}:[\w-]{20,}")
-_MXC = re.compile(r"mxc://[^\s'\"<>,;)]+")
-
-
 class Redactor(logging.Filter):
     """Takes secrets and media links out of every line, whoever logs it.
 
@@ -49,26 +45,18 @@ class Redactor(logging.Filter):
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
         super().__init__()
-        self.secrets = tuple(s for s in secrets if s and len(s) >= 6)
+        self.secrets = tuple(s for s in secrets if s)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             text = record.getMessage()
         except Exception:  # a broken format string: let the handler report it as usual
             return True
-        clean = text
-        for secret in self.secrets:
-            clean = clean.replace(secret, "<secret>")
-        clean = _TOKEN_IN_URL.sub("bot<token>", clean)
-        if "quarantin" not in str(record.msg):
-            clean = _MXC.sub("mxc://<media>", clean)
+        clean = redact(text, self.secrets, media_links="quarantin" not in str(record.msg))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            exc = record.exc_text
-            for secret in self.secrets:
-                exc = exc.replace(secret, "<secret>")
-            record.exc_text = _MXC.sub("mxc://<media>", _TOKEN_IN_URL.sub("bot<token>", exc))
+            record.exc_text = redact(record.exc_text, self.secrets)
         if clean != text:
             record.msg, record.args = clean, None
         return True

@@ -17,6 +17,7 @@ from bot.lists import HashLists, ListInfo, ListMatch, entry_from_records, stored
 from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
+from bot.redact import redact
 from bot.policy import Decision, GroupSettings
 from detectors.errors import MediaError
 from detectors.scanner import Scan, Scanner
@@ -255,7 +256,7 @@ class Core:
             findings["lists"] = [{"list": m.list_name, "kind": m.kind, "entry": m.entry_id, "algorithm": m.algorithm, "distance": m.distance} for m in matches]
         if error is not None:
             findings["error"] = getattr(error, "reason", type(error).__name__)
-            findings["error_detail"] = str(error)
+            findings["error_detail"] = redact(str(error))  # exported: no media link, no token
         audit_id = await self.store.add_audit(
             platform=event.chat.platform,
             chat_id=event.chat.chat_id,
