@@ -68,6 +68,7 @@ UNSCANNABLE_REASONS: Mapping[str, str] = {
     "unsupported": N_("the file type is not supported"),
     "corrupt": N_("the file is damaged or incomplete"),
     "timeout": N_("checking it took too long"),
+    "gave_up": N_("every attempt to check it failed (the file may be made to break image readers)"),
 }
 
 UNKNOWN_REASON = N_("an error while checking it")

@@ -11,33 +11,77 @@ from typing import Any
 
 from bot.config import Config
 from bot.core import Core
+from bot.redact import redact
 from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil")
 
-STOP_TIMEOUT = 20.0  # seconds to finish in-flight work after SIGTERM
+STOP_TIMEOUT = 20.0  # seconds to finish the images in flight after SIGTERM
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:
+            # exc_text first: the Redactor leaves a cleaned copy there
+            entry["error"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
+
+
+# Vigil's own loggers follow log_level. Every other logger stays at INFO or above whatever
+# log_level says: at DEBUG, Pillow prints image metadata (EXIF Artist, ImageDescription, PNG
+# text), python-telegram-bot, httpx, aiohttp and nio print request URLs (the bot token, the
+# access token) and whole payloads (captions), aiosqlite prints SQL parameters.
+OWN_LOGGERS = ("vigil", "detectors")
+# and these stay quieter still: at INFO they log every request URL, which carries the bot token
+WARNING_ONLY = ("httpx", "httpcore", "aiohttp.client", "aiohttp.access", "urllib3")
+class Redactor(logging.Filter):
+    """Takes secrets and media links out of every line, whoever logs it.
+
+    The configured tokens and passwords, any Telegram bot token in a URL, and ``mxc://`` ids
+    (a removed image's id is a download link for anyone on the homeserver). The lines about
+    media that waits for an admin to quarantine it keep their ids: the operator needs them.
+    """
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken format string: let the handler report it as usual
+            return True
+        clean = redact(text, self.secrets, media_links="quarantin" not in str(record.msg))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.secrets)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
 
 
 def setup_logging(config: Config) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if config.log_format == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(Redactor((
+        config.telegram.token, config.matrix.password, config.matrix.access_token, config.matrix.admin_token,
+    )))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(config.log_level)
-    # httpx logs every request URL, which contains the bot token
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    # at DEBUG these log whole API payloads (captions, message text, the token in Telegram's URL)
-    # and SQL parameters: never below INFO, whatever log_level says
-    for name in ("telegram", "nio", "aiosqlite"):
+    level = logging.getLevelName(config.log_level) if isinstance(config.log_level, str) else config.log_level
+    root.setLevel(max(logging.INFO, level))  # libraries inherit this
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    for name in WARNING_ONLY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # libraries that set their own level below INFO (or were set so earlier) are clamped too
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and not name.startswith(OWN_LOGGERS) and name not in WARNING_ONLY:
+            if logger.level != logging.NOTSET and logger.level < logging.INFO:
+                logger.setLevel(logging.INFO)
+    for name in ("telegram", "nio", "aiosqlite", "PIL"):
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
 
@@ -65,6 +109,9 @@ class App:
             self.ops = OpsServer(self, self.metrics, cfg.ops.address)
             await self.ops.start()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        from detectors.memory import return_large_buffers
+
+        return_large_buffers()  # scans in parallel threads must not each keep their peak
         self.store = await Store.open(cfg.database)
         scanner = await asyncio.to_thread(Scanner, cfg.detectors)  # loads the models once
         core = Core(cfg, self.store, scanner)
@@ -97,11 +144,9 @@ class App:
         if core is not None:
             for platform in core.platforms.values():
                 await platform.stop()  # no new updates from here on
-            try:
-                await asyncio.wait_for(core.pipeline.drain(), STOP_TIMEOUT)
-            except asyncio.TimeoutError:
+            # the images in flight may finish; the rest waits in the store for the next start
+            if not await core.stop(STOP_TIMEOUT):
                 log.warning("stopping with work in flight; it stays pending and resumes at the next start")
-            await core.stop()
             for platform in core.platforms.values():
                 await platform.close()
         if self.store is not None:

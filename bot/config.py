@@ -67,7 +67,7 @@ class GroupDefaults:
 @dataclass(frozen=True)
 class TelegramConfig:
     enabled: bool = False
-    token: str = ""
+    token: str = field(default="", repr=False)  # VIGIL_TELEGRAM_TOKEN: a secret, kept out of repr()
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
     poll_timeout: int = 30
@@ -99,8 +99,16 @@ class MatrixConfig:
 @dataclass(frozen=True)
 class PipelineConfig:
     workers: int = 2
-    queue_size: int = 256
+    queue_size: int = 256  # no longer used: waiting images stay in the store, not in memory
     scan_timeout: float = 60.0
+    # images in flight at once across all chats (downloads, then scans); one per chat at most
+    in_flight: int = 8
+    # seconds one image's download may take in all (retries included) before the attempt fails
+    download_timeout: float = 300.0
+    # attempts per image (counted when each starts), then the admins are told it was not checked
+    max_attempts: int = 3
+    # seconds before the first retry of a failed image; doubled for each further retry
+    retry_backoff: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -244,6 +252,7 @@ def _detectors(root: _Table) -> DetectorSettings:
         max_bytes=lim.get("max_bytes", int, MediaLimits.max_bytes, lambda v: None if v > 0 else "must be positive"),
         max_pixels=lim.get("max_pixels", int, MediaLimits.max_pixels, lambda v: None if v > 0 else "must be positive"),
         max_frames=lim.get("max_frames", int, MediaLimits.max_frames, _between(1, 64)),
+        max_decoded_bytes=lim.get("max_decoded_bytes", int, MediaLimits.max_decoded_bytes, _between(2**20, 2**34)),
     )
     lim.done()
     thr = t.table("thresholds")
@@ -485,6 +494,10 @@ def _pipeline(root: _Table) -> PipelineConfig:
         workers=t.get("workers", int, d.workers, _between(1, 64)),
         queue_size=t.get("queue_size", int, d.queue_size, _between(1, 100_000)),
         scan_timeout=t.get("scan_timeout", float, d.scan_timeout, _between(1, 3600)),
+        in_flight=t.get("in_flight", int, d.in_flight, _between(1, 256)),
+        download_timeout=t.get("download_timeout", float, d.download_timeout, _between(1, 3600)),
+        max_attempts=t.get("max_attempts", int, d.max_attempts, _between(1, 20)),
+        retry_backoff=t.get("retry_backoff", float, d.retry_backoff, _between(0.1, 86400)),
     )
     t.done()
     return cfg

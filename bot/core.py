@@ -6,15 +6,18 @@ import asyncio
 import json
 import logging
 import time
+from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from bot.actions import Actions, SimulatedActions
 from bot.config import Config
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef, picture_role
+from bot.metrics import metrics_of
 from bot.lists import HashLists, ListInfo, ListMatch, entry_from_records, stored_fingerprint, stored_views
 from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
+from bot.redact import redact
 from bot.policy import Decision, GroupSettings
 from detectors.errors import MediaError
 from detectors.scanner import Scan, Scanner
@@ -40,9 +43,7 @@ class Core:
         self.notifier = Notifier(self)
         self.resources = load_resources(config.resources)
         p = config.pipeline
-        self.pipeline: Pipeline[tuple[int, MediaPosted]] = Pipeline(
-            self._handle_work, lanes=max(2, p.workers * 4), lane_size=max(1, p.queue_size // max(2, p.workers * 4)), workers=p.workers
-        )
+        self.pipeline = Pipeline(store, self._handle_work, in_flight=p.in_flight, workers=p.workers)
         # protected photos (bot/protect.py): fingerprinting and searching run in the scan pool
         from bot.protect import Protector
 
@@ -67,22 +68,19 @@ class Core:
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.pipeline.start()
         self._started = True
-        resumed = 0
-        for item in await self.store.pending_work():
-            if item.platform in self.platforms:
-                event = MediaPosted.from_payload(item.platform, item.payload)
-                await self.pipeline.submit(event.chat.chat_id, (item.id, event))
-                resumed += 1
-        if resumed:
-            log.info("resumed %d images that were not finished before the last stop", resumed)
+        # the inbox is the queue: chats with unfinished work get a turn (an adapter that polled
+        # before this woke its chats already; a chat is never taken by two workers)
+        if chats := await self.pipeline.wake_pending(self.platforms):
+            log.info("resuming the images of %d chats that were not finished before the last stop", chats)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 0.0) -> bool:
+        """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
         await self.protector.stop()
         if self._list_sync is not None:
             self._list_sync.cancel()
             await asyncio.gather(self._list_sync, return_exceptions=True)
             self._list_sync = None
-        await self.pipeline.stop()
+        return await self.pipeline.stop(timeout)
 
     async def load_lists(self) -> None:
         await self.lists.load(self.store)
@@ -103,7 +101,8 @@ class Core:
     # --- events from adapters ----------------------------------------------------
 
     async def submit(self, event: MediaPosted) -> None:
-        """Record the event durably, then queue it; returns once it cannot be lost."""
+        """Record the event durably and wake its chat; returns once it cannot be lost, without
+        waiting for any chat's backlog (the adapters' loops call this)."""
         work_id = await self.store.enqueue_work(
             event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
         )
@@ -111,15 +110,49 @@ class Core:
         if item is not None and item.finished:
             return  # a replayed update (stopped after the work but before confirming it): done already
         await self.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
-        await self.pipeline.submit(event.chat.chat_id, (work_id, event))
+        self.pipeline.wake(event.chat.platform, event.chat.chat_id)
 
-    async def _handle_work(self, item: tuple[int, MediaPosted]) -> None:
-        work_id, event = item
+    async def _handle_work(self, item: Any) -> None:
+        """One work item, by the one worker that holds its chat: counted as an attempt when it
+        starts, so an image that kills the process is given up after ``max_attempts`` starts."""
+        p = self.config.pipeline
+        attempts = await self.store.start_work(item.id)
+        if attempts is None:
+            return  # finished meanwhile: never handled twice
         try:
-            await self.moderator.handle(work_id, event)
+            event = MediaPosted.from_payload(item.platform, item.payload)
+        except Exception as exc:  # a record this version cannot read: nothing to check or alert with
+            log.error("work item %d cannot be read (%s: %s); it is dropped", item.id, type(exc).__name__, exc)
+            await self.store.give_up_work(item.id, f"unreadable record: {type(exc).__name__}")
+            return
+        if attempts > p.max_attempts:
+            await self._give_up(item.id, event, item.last_error or "the process stopped during each attempt")
+            return
+        try:
+            await self.moderator.handle(item.id, event)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.store.release_work(item.id))  # a stop cut it short: not its fault
+            raise
         except Exception as exc:
-            attempts = await self.store.fail_work(work_id, f"{type(exc).__name__}: {exc}")
-            log.exception("chat %s message %s: handling failed (attempt %d)", event.chat.chat_id, event.message_id, attempts)
+            error = f"{type(exc).__name__}: {exc}"
+            metrics_of(self).work_failed(event.chat.platform)
+            log.exception("chat %s message %s: handling failed (attempt %d of %d)",
+                          event.chat.chat_id, event.message_id, attempts, p.max_attempts)
+            if attempts >= p.max_attempts:
+                await self._give_up(item.id, event, error)
+            else:
+                delay = p.retry_backoff * 2 ** (attempts - 1)
+                await self.store.defer_work(item.id, error, datetime.now(timezone.utc) + timedelta(seconds=delay))
+                log.info("chat %s message %s: retrying in %.0f s", event.chat.chat_id, event.message_id, delay)
+
+    async def _give_up(self, work_id: int, event: MediaPosted, error: str) -> None:
+        """Too many attempts: the admins are told the image could not be checked (once), then it is finished."""
+        log.error("chat %s message %s: given up after %d attempts; the admins are told to look at it",
+                  event.chat.chat_id, event.message_id, self.config.pipeline.max_attempts)
+        await self.moderator.gave_up(work_id, event, error)
+        await self.store.give_up_work(work_id, error)
+        await self.store.delete_state(f"work:{work_id}:audit")
+        metrics_of(self).work_gave_up(event.chat.platform)
 
     async def command(self, cmd: CommandIssued) -> None:
         from bot.commands import Commands
@@ -230,7 +263,7 @@ class Core:
             findings["lists"] = [{"list": m.list_name, "kind": m.kind, "entry": m.entry_id, "algorithm": m.algorithm, "distance": m.distance} for m in matches]
         if error is not None:
             findings["error"] = getattr(error, "reason", type(error).__name__)
-            findings["error_detail"] = str(error)
+            findings["error_detail"] = redact(str(error))  # exported: no media link, no token
         audit_id = await self.store.add_audit(
             platform=event.chat.platform,
             chat_id=event.chat.chat_id,

@@ -26,3 +26,25 @@ class UnknownRecord(StoreError, LookupError):
     def __init__(self, what: str, record_id: object) -> None:
         self.what, self.record_id = what, record_id
         super().__init__(f"store: no {what} with id {record_id!r} (it was deleted or never existed)")
+
+
+class GaveUp(VigilError):
+    """An image whose check failed (or stopped the process) on every attempt: the admins must look at it."""
+
+    reason = "gave_up"
+
+    def __init__(self, attempts: int, last_error: str) -> None:
+        self.attempts, self.last_error = attempts, last_error
+        super().__init__(f"checking failed on {attempts} attempts (last: {last_error[:200]})")
+
+
+class DownloadTimedOut(VigilError):
+    """A download took longer than [pipeline] download_timeout in all; the image is retried later."""
+
+    reason = "timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the download took longer than {seconds:.0f} s (retries included); it is tried again later "
+            f"(raise [pipeline] download_timeout if the platform's server is slow)"
+        )

@@ -42,6 +42,14 @@ class Metrics:
         self.scan_seconds = Histogram("vigil_scan_seconds", "Time to decode, hash and run the models on one image", buckets=SCAN_BUCKETS, registry=r)
         self.retention_deleted = Counter("vigil_retention_deleted", "Rows removed by the retention job, by kind", ["kind"], registry=r)
         self.retention_runs = Counter("vigil_retention_runs", "Runs of the retention job, by result (ok, error)", ["result"], registry=r)
+        self.work_failures = Counter(
+            "vigil_work_failures", "Attempts at an image that failed (it is retried with backoff)",
+            ["platform"], registry=r,
+        )
+        self.work_given_up = Counter(
+            "vigil_work_given_up", "Images given up after too many attempts (the admins were told)",
+            ["platform"], registry=r,
+        )
         self.list_entries = Gauge("vigil_list_entries", "Entries in hash lists, by kind and scope", ["kind", "scope"], registry=r)
         self.lists = Gauge("vigil_lists", "Hash lists, by kind and scope", ["kind", "scope"], registry=r)
         self._live: _LiveGauges = _LiveGauges()
@@ -72,6 +80,12 @@ class Metrics:
         self.alerts.labels(platform, result).inc()
         if result != "sent":
             self.alert_failures.labels(platform).inc()
+
+    def work_failed(self, platform: str) -> None:
+        self.work_failures.labels(platform).inc()
+
+    def work_gave_up(self, platform: str) -> None:
+        self.work_given_up.labels(platform).inc()
 
     def retention(self, deleted: Mapping[str, int], ok: bool = True) -> None:
         self.retention_runs.labels("ok" if ok else "error").inc()
@@ -137,6 +151,12 @@ class _NoMetrics(Metrics):
         pass
 
     def alert(self, platform: str, result: str) -> None:
+        pass
+
+    def work_failed(self, platform: str) -> None:
+        pass
+
+    def work_gave_up(self, platform: str) -> None:
         pass
 
     def retention(self, deleted: Mapping[str, int], ok: bool = True) -> None:

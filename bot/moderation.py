@@ -16,6 +16,7 @@ from functools import partial
 from datetime import datetime
 from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
+from bot.errors import DownloadTimedOut, GaveUp
 from bot.events import MediaPosted
 from bot.lists import ListMatch, as_signals
 from bot.metrics import metrics_of
@@ -144,6 +145,21 @@ class Moderator:
             decision.verdict, " (dry run)" if decision.dry_run else "",
         )
 
+    async def gave_up(self, work_id: int, event: MediaPosted, last_error: str) -> None:
+        """The image could not be checked in ``max_attempts`` attempts: the admins are told to look at
+        it themselves (once; the record and the alerts are reused if this is replayed)."""
+        core = self.core
+        settings = await core.group_settings(event.chat)
+        if settings.mode == "off":
+            return
+        error = GaveUp(core.config.pipeline.max_attempts, last_error)
+        decision = decide(Evidence(label=CLEAN, unscannable=True), settings, exempt=False)
+        audit_id = await core.record_scan(work_id, event, None, error, (), CLEAN, decision)
+        outcome = Outcome(None, error, (), CLEAN, decision, False, None, "none", None)
+        metrics_of(core).outcome(event.chat.platform, outcome)
+        if decision.alert and await self._first_report_of_message(work_id, event, outcome):
+            await core.notifier.alert_admins(event, outcome, settings, audit_id)
+
     async def _first_report_of_message(self, work_id: int, event: MediaPosted, outcome: Outcome) -> bool:
         """One alert per message: a message's pictures (file, thumbnail, cover) and versions are
         separate work items, and two of them can hit. The first to report claims the message
@@ -179,12 +195,17 @@ class Moderator:
     async def _scan(self, platform, event: MediaPosted, *, list_signals: bool = False) -> tuple[Scan | None, MediaError | PlatformError | None]:
         core = self.core
         limit = core.config.detectors.limits.max_bytes
+        seconds = core.config.pipeline.download_timeout
         try:
             if event.media.size is not None and event.media.size > limit:
                 raise MediaTooLarge(event.media.size, limit)
-            data = await with_retries(
+            # a bound on the whole download, retries included: a hanging server costs this chat
+            # one failed attempt (retried later), never a worker for good
+            data = await asyncio.wait_for(with_retries(
                 f"download in chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit)
-            )
+            ), seconds)
+        except asyncio.TimeoutError:
+            raise DownloadTimedOut(seconds) from None
         except (MediaTooLarge, PlatformError) as exc:
             log.warning("chat %s message %s: not downloaded: %s", event.chat.chat_id, event.message_id, exc)
             return None, exc

@@ -74,7 +74,8 @@ class OpsServer:
         self.app, self.metrics, self.address = app, metrics, address
         self._runner: web.AppRunner | None = None
         self.port = 0
-        metrics.watch("vigil_queue_depth", "Images waiting in the pipeline's queues", self._queue_depth)
+        metrics.watch("vigil_queue_depth", "Chats with images waiting or in flight (the images wait in the store)",
+                      self._queue_depth)
         metrics.watch("vigil_platform_connected", "1 while the platform's connection works", self._connected)
 
     def _queue_depth(self) -> list[tuple[dict[str, str], float]]:

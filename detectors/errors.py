@@ -52,6 +52,20 @@ class TooManyPixels(MediaError):
         )
 
 
+class TooManyDecodedBytes(TooManyPixels):
+    """The picture would take more memory once decoded than Vigil allows (deep colour, many
+    channels), however few pixels it has; refused before decoding."""
+
+    def __init__(self, width: int, height: int, mode: str, decoded: int, limit: int) -> None:
+        self.width, self.height, self.limit, self.decoded, self.mode = width, height, limit, decoded, mode
+        MediaError.__init__(
+            self,
+            f"the image ({width}x{height}, {mode}) would take {decoded // 2**20} MiB once decoded, over "
+            f"the limit of {limit // 2**20} MiB (refused before decoding; raise [detectors.limits] "
+            f"max_decoded_bytes to accept it, with the memory it needs)",
+        )
+
+
 class UnsupportedFormat(MediaError):
     reason = "unsupported"
 

@@ -26,8 +26,17 @@ including VP8/VP9 video stickers.
 Frames are read-only arrays: one decoded picture is shared by the hashers and the
 detectors, and none of them may change it for the others.
 
+Memory: besides the pixel count, the memory a picture takes once decoded is checked from
+its header (``max_decoded_bytes``: width x height x the bytes per pixel of its colour mode,
+twice that for animations that draw on the previous frame), so a small deflate file of deep
+colour cannot take a gigabyte. The decodes running at once share that same budget (a decode
+waits for its share), so the total stays bounded whatever the number of threads. Colour
+conversion and reduction then run in strips of rows: the full-size picture is held once, never
+in several converted copies.
+
 Thread safety: no module state is written after import except the one-time HEIF
-plugin registration (under a lock); Pillow's global limits are never changed.
+plugin registration and the shared decode budgets (under locks); Pillow's global limits are
+never changed.
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ from PIL import (  # noqa: F401
 )
 
 from detectors.errors import (
+    TooManyDecodedBytes,
     CorruptMedia,
     EmptyMedia,
     MediaError,
@@ -137,6 +147,62 @@ _BROKEN = (
 
 _heif_lock = threading.Lock()
 _heif_registered = False
+
+# Rows converted and reduced at a time: the temporaries of a colour conversion stay a strip
+# high, whatever the picture's height (a multiple of the reduction factor is used).
+STRIP_ROWS = 256
+
+
+def _bytes_per_pixel(mode: str, animated: bool) -> int:
+    """What Pillow holds per pixel in memory: 1 byte for 1/L/P, 2 for 16-bit grey, 4 otherwise
+    (RGB is stored in 4 bytes too). Animated frames after the first are held as RGB(A)."""
+    if animated:
+        return 4
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+class _Budget:
+    """Decoded bytes that the decodes running at once may hold together (one per limit value)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.used = capacity, 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        amount = min(amount, self.capacity)  # the caller refused anything larger
+        with self._cond:
+            self._cond.wait_for(lambda: self.used + amount <= self.capacity)
+            self.used += amount
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= amount
+                self._cond.notify_all()
+
+
+_budgets: dict[int, _Budget] = {}
+_budgets_lock = threading.Lock()
+
+
+def _budget(limits: MediaLimits) -> _Budget:
+    with _budgets_lock:
+        found = _budgets.get(limits.max_decoded_bytes)
+        if found is None:
+            found = _budgets[limits.max_decoded_bytes] = _Budget(limits.max_decoded_bytes)
+        return found
+
+
+def _check_decoded(width: int, height: int, mode: str, held: int, limits: MediaLimits) -> int:
+    """The bytes the decoded picture will take; refuses it above ``max_decoded_bytes``."""
+    if held > limits.max_decoded_bytes:
+        raise TooManyDecodedBytes(width, height, mode, held, limits.max_decoded_bytes)
+    return held
 
 
 @dataclass(frozen=True)
@@ -458,13 +524,21 @@ def _as_rgb(im: Image.Image) -> Image.Image:
 
 
 def _frame_pixels(im: Image.Image, orientation: int, min_side: int | None) -> np.ndarray:
-    rgb = _as_rgb(im)
-    factor = _reduction(rgb.width, rgb.height, min_side)
-    if factor > 1:
-        rgb = rgb.reduce(factor)
+    """The frame as reduced RGB, converted strip by strip: the full-size picture is never copied
+    whole (a strip's height is a multiple of the factor, so the reduction is the same as in one go)."""
+    width, height = im.size
+    factor = _reduction(width, height, min_side)
+    step = factor * max(1, STRIP_ROWS // factor)
+    out = np.empty((-(-height // factor), -(-width // factor), 3), np.uint8)
+    for top in range(0, height, step):
+        strip = _as_rgb(im.crop((0, top, width, min(height, top + step))))
+        if factor > 1:
+            strip = strip.reduce(factor)
+        out[top // factor : top // factor + strip.height] = np.asarray(strip)
+        del strip
     if orientation in _ORIENT:
-        rgb = rgb.transpose(_ORIENT[orientation])
-    return _frozen(np.asarray(rgb))
+        return _frozen(np.asarray(Image.fromarray(out, "RGB").transpose(_ORIENT[orientation])))
+    return _frozen(out)
 
 
 def _frozen(rgb: np.ndarray) -> np.ndarray:
@@ -483,15 +557,21 @@ def _decode_image(im: Image.Image, data: bytes, limits: MediaLimits, min_side: i
     if min_side is not None and fmt in ("JPEG", "MPO"):
         # DCT scaling: decode at 1/2, 1/4 or 1/8 straight away
         im.draft(None, (min_side, min_side))
-    im.load()  # before reading EXIF: PNG keeps it after the pixels
-    orientation = _orientation(im)
+    animated = count > 1 and fmt in _SEQUENTIAL
+    held_w, held_h = (canvas_w, canvas_h) if count > 1 else im.size
+    per_frame = held_w * held_h * _bytes_per_pixel(im.mode, animated)
+    held = _check_decoded(held_w, held_h, im.mode, per_frame * (2 if animated else 1), limits)
     frames = []
-    for index in sample_indices(count, max(1, limits.max_frames)):
-        if index:
-            im.seek(index)
-            _check_pixels(im.size[0], im.size[1], limits)  # a GIF frame may grow the canvas
-            im.load()
-        frames.append(Frame(_frame_pixels(im, orientation, min_side), index))
+    with _budget(limits).hold(held):
+        im.load()  # before reading EXIF: PNG keeps it after the pixels
+        orientation = _orientation(im)
+        for index in sample_indices(count, max(1, limits.max_frames)):
+            if index:
+                im.seek(index)
+                _check_pixels(im.size[0], im.size[1], limits)  # a GIF frame may grow the canvas
+                im.load()
+            frames.append(Frame(_frame_pixels(im, orientation, min_side), index))
+        im.close()  # the full-size picture goes before the budget is given back
     if orientation >= 5:
         width, height = height, width
     return DecodedMedia(
@@ -542,7 +622,10 @@ def _decode_video(data: bytes, kind: str, limits: MediaLimits, min_side: int | N
         stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
         stamps, keyframes = _frame_stamps(container, stream, width, height)
         targets = _plan_samples(stamps, keyframes, max(1, limits.max_frames), width, height)
-        frames, shown = _decode_at(container, stream, stamps, keyframes, targets, limits, min_side)
+        # a decoded frame, and its RGB(A) conversion: about 4 bytes a pixel (size unknown: the cap)
+        held = _check_decoded(width, height, "video", 4 * width * height, limits) if width and height else None
+        with _budget(limits).hold(held if held is not None else limits.max_decoded_bytes):
+            frames, shown = _decode_at(container, stream, stamps, keyframes, targets, limits, min_side)
         return DecodedMedia(
             format=kind,
             width=shown[0],

@@ -100,6 +100,9 @@ def session_options(threads: int) -> ort.SessionOptions:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
+    # no memory arena: it keeps each run's peak for good (tens of MB per model and thread);
+    # freed buffers go back to the system instead (detectors/memory.py), at no measured cost
+    opts.enable_cpu_mem_arena = False
     # Idle pool threads would otherwise spin after every run; with two models run
     # one after the other on a small box, one session's spinning starves the
     # other's work (measured 2x slower per image on 2 cores, bench/bench_models.py).

@@ -47,6 +47,10 @@ class MediaLimits:
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_frames: int = 8  # frames sampled from an animation or video
+    # memory one file may take once decoded (width x height x bytes per pixel of its colour
+    # mode, x2 for animations that draw on the previous frame); also the budget all the
+    # decodes running at once share
+    max_decoded_bytes: int = 128 * 2**20
 
 
 @dataclass(frozen=True)

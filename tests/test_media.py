@@ -725,3 +725,70 @@ def test_heif_support_is_registered_lazily_on_first_use():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(gen.IMAGES_DIR.parent.parent))
     assert done.returncode == 0, done.stderr
+
+
+# --- memory: decoded bytes, strips, the shared budget --------------------------------------
+
+
+def test_deep_colour_is_refused_by_decoded_bytes_from_the_header():
+    from detectors.errors import TooManyDecodedBytes
+    from tests.support.hostile_files import png_bomb, tiff_bomb
+
+    limits = MediaLimits(max_decoded_bytes=16 * 2**20)  # 4 Mpx of RGBA, 16 Mpx of grey
+    for data in (png_bomb(2500, colour=6), png_bomb(2500, colour=6, bit_depth=16), tiff_bomb(2500, "F")):
+        with pytest.raises(TooManyDecodedBytes) as err:
+            decode(data, limits, min_side=320)
+        assert err.value.reason == "too_many_pixels" and "once decoded" in str(err.value)
+    # the same pixel count in 8-bit grey takes a quarter of the memory: decoded
+    assert decode(png_bomb(2500, colour=0), limits, min_side=320).frames[0].rgb.shape == (625, 625, 3)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "I;16", "P", "LA", "F"])
+def test_conversion_in_strips_gives_the_same_pixels_as_in_one_go(mode):
+    rng = np.random.default_rng(3)
+    h, w = 1000, 700  # several strips, and a height that is not a multiple of the factor
+    if mode == "RGBA":
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
+    elif mode == "LA":
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 2), dtype=np.uint8), "LA")
+    elif mode == "I;16":
+        im = Image.frombytes("I;16", (w, h), rng.integers(0, 65536, (h, w), dtype=np.uint16).tobytes())
+    elif mode == "F":
+        im = Image.fromarray(rng.random((h, w), dtype=np.float32), "F")
+    else:
+        im = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L").convert("P")
+        im.info["transparency"] = 7
+    for min_side in (None, 64, 300):
+        factor = media._reduction(w, h, min_side)
+        whole = media._as_rgb(im)
+        expected = np.asarray(whole.reduce(factor) if factor > 1 else whole)
+        got = media._frame_pixels(im, 1, min_side)
+        assert got.shape == expected.shape and np.array_equal(got, expected), (mode, min_side)
+
+
+def test_concurrent_decodes_share_one_budget():
+    from contextlib import contextmanager
+
+    from tests.support.hostile_files import png_bomb
+
+    limits = MediaLimits(max_decoded_bytes=12 * 2**20 + 1)  # one 1600x1600 RGBA (10 MiB) at a time
+    data = png_bomb(1600, colour=6)
+    budget = media._budget(limits)
+    most = []
+    real_hold = budget.hold
+
+    @contextmanager
+    def watching(amount):
+        with real_hold(amount):
+            most.append(budget.used)  # held by all the decodes running now
+            yield
+
+    budget.hold = watching  # type: ignore[method-assign]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: decode(data, limits, min_side=320), range(8)))
+    finally:
+        del budget.hold
+    assert all(r.frames[0].rgb.shape == (400, 400, 3) for r in results)
+    assert budget.used == 0
+    assert len(most) == 8 and max(most) <= limits.max_decoded_bytes  # one 10 MiB picture at a time

@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line on stdout")
     p.add_argument("--config", type=Path, metavar="FILE", help="take thresholds, limits and models from this config")
+    p.add_argument("--workers", type=int, metavar="N", help="files scanned at once (default: one per core)")
     p.add_argument(
         "--protected", action="store_true",
         help="also look each image up among the protected photos in the store (the config's data_dir): "
@@ -195,6 +196,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if args.protected:
         assert config is not None
         protector = load_protected(config)
+    from detectors.memory import return_large_buffers
+
+    return_large_buffers()  # decodes in parallel threads must not each keep their peak
     scanner = Scanner(settings)
     labels: Counter[str] = Counter()
     progress = None
@@ -203,7 +207,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 
         progress = tqdm(total=len(files), unit="img", file=err, leave=False)
     started = time.perf_counter()
-    for outcome in scan_files(scanner, files, signals=protector is not None):
+    for outcome in scan_files(scanner, files, args.workers, signals=protector is not None):
         labels[outcome.scan.label if outcome.scan else "error"] += 1
         derived = derived_of(protector, outcome.scan) if protector is not None and outcome.scan else ()
         line = json.dumps(as_json(outcome, derived), ensure_ascii=False) if args.json else as_text(outcome, derived)

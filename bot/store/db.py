@@ -201,27 +201,38 @@ class Database:
                 raise self._failed(exc) from exc
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One short write transaction: committed at the end, rolled back on any error."""
+    async def write(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One short write transaction: committed at the end, rolled back on any error.
+
+        ``durable``: the commit is on the disk when this returns, so it survives a power loss or
+        an OS crash, not only a crash of Vigil (synchronous=FULL syncs the WAL at commit). Other
+        writes come after it in the WAL, so none of them can survive while it is lost.
+        """
         async with self._lock:
+            if durable:
+                await self.conn.execute("PRAGMA synchronous = FULL")
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._failed(exc) from exc
-            try:
-                yield self.conn
-            except BaseException as exc:
-                if self.conn.in_transaction:
-                    await self.conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
+                try:
+                    await self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
                     raise self._failed(exc) from exc
-                raise
-            try:
-                await self.conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self.conn.in_transaction:
-                    await self.conn.execute("ROLLBACK")
-                raise self._failed(exc) from exc
+                try:
+                    yield self.conn
+                except BaseException as exc:
+                    if self.conn.in_transaction:
+                        await self.conn.execute("ROLLBACK")
+                    if isinstance(exc, sqlite3.Error):
+                        raise self._failed(exc) from exc
+                    raise
+                try:
+                    await self.conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if self.conn.in_transaction:
+                        await self.conn.execute("ROLLBACK")
+                    raise self._failed(exc) from exc
+            finally:
+                if durable:
+                    await self.conn.execute("PRAGMA synchronous = NORMAL")
 
     def _failed(self, exc: sqlite3.Error) -> StoreError:
         return StoreError(

@@ -185,6 +185,8 @@ class WorkItem:
     last_error: str | None
     last_attempt_at: str | None
     finished_at: str | None
+    not_before: str | None = None  # a failed item waits until then before its next attempt
+    gave_up: bool = False  # finished without a check after too many attempts
 
     @property
     def finished(self) -> bool:

@@ -24,7 +24,7 @@ def _work(row: sqlite3.Row) -> WorkItem:
         id=row["id"], platform=row["platform"], chat_id=row["chat_id"], message_id=row["message_id"],
         variant=row["variant"], payload=load_json(row["payload"]), enqueued_at=row["enqueued_at"],
         attempts=row["attempts"], last_error=row["last_error"], last_attempt_at=row["last_attempt_at"],
-        finished_at=row["finished_at"],
+        finished_at=row["finished_at"], not_before=row["not_before"], gave_up=bool(row["gave_up"]),
     )
 
 
@@ -57,7 +57,9 @@ class WorkMixin:
         p, cid, mid = checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("message_id", message_id)
         text = checks.json_text("payload", payload, MAX_PAYLOAD_JSON)
         variant = checks.text("payload['variant']", payload.get("variant") or "", MAX_VARIANT)
-        async with self._db.write() as c:
+        # durable=True: the platform's offset moves on right after this returns, so the row
+        # must survive a power loss, not only a crash of Vigil (an fsync of the WAL)
+        async with self._db.write(durable=True) as c:
             await c.execute(
                 "INSERT INTO work (platform, chat_id, message_id, variant, payload, enqueued_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -97,6 +99,74 @@ class WorkMixin:
                 (self._db.now(), wid),
             )
             return cur.rowcount == 1
+
+    async def start_work(self, work_id: int) -> int | None:
+        """Counts an attempt as it starts (a crash during it still counts); returns the attempts
+        so far including this one, or None when the item is finished or unknown."""
+        wid = checks.record_id("work_id", work_id)
+        # committed before the work starts: a process killed during it (out of memory) still
+        # counts it; WAL survives the death of the process without an fsync
+        async with self._db.write() as c:
+            rows = await c.execute_fetchall(
+                "UPDATE work SET attempts = attempts + 1, last_attempt_at = ?, not_before = NULL"
+                " WHERE id = ? AND finished_at IS NULL RETURNING attempts",
+                (self._db.now(), wid),
+            )
+        return rows[0][0] if rows else None
+
+    async def release_work(self, work_id: int) -> None:
+        """Takes back the attempt of a run that a clean stop interrupted (it is not the item's fault)."""
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.write() as c:
+            await c.execute(
+                "UPDATE work SET attempts = max(0, attempts - 1) WHERE id = ? AND finished_at IS NULL", (wid,)
+            )
+
+    async def defer_work(self, work_id: int, error: object, not_before: datetime) -> None:
+        """A failed attempt (already counted by ``start_work``): the item waits until ``not_before``."""
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.write() as c:
+            await c.execute(
+                "UPDATE work SET last_error = ?, not_before = ? WHERE id = ? AND finished_at IS NULL",
+                (_error_text(error), checks.timestamp(not_before), wid),
+            )
+
+    async def give_up_work(self, work_id: int, error: object) -> bool:
+        """Finishes an item without a check (too many attempts); True the first time."""
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.write() as c:
+            cur = await c.execute(
+                "UPDATE work SET finished_at = ?, gave_up = 1, payload = '{}', last_error = ?"
+                " WHERE id = ? AND finished_at IS NULL",
+                (self._db.now(), _error_text(error), wid),
+            )
+            return cur.rowcount == 1
+
+    async def next_work(self, platform: str, chat_id: str | int, now: datetime) -> tuple[WorkItem | None, str | None]:
+        """The chat's oldest unfinished item that is due at ``now``, and when the next deferred
+        one is due (None: nothing is waiting for a retry time)."""
+        p, cid, at = checks.platform(platform), checks.ident("chat_id", chat_id), checks.timestamp(now)
+        async with self._db.read() as c:
+            row = await (await c.execute(
+                "SELECT * FROM work WHERE platform = ? AND chat_id = ? AND finished_at IS NULL"
+                " AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT 1",
+                (p, cid, at),
+            )).fetchone()
+            later = await (await c.execute(
+                "SELECT min(not_before) FROM work WHERE platform = ? AND chat_id = ? AND finished_at IS NULL"
+                " AND not_before > ?",
+                (p, cid, at),
+            )).fetchone()
+        return (None if row is None else _work(row)), later[0]
+
+    async def pending_chats(self) -> list[tuple[str, str]]:
+        """(platform, chat) pairs with unfinished work, the chat with the oldest item first."""
+        async with self._db.read() as c:
+            rows = await c.execute_fetchall(
+                "SELECT platform, chat_id, min(id) AS first FROM work WHERE finished_at IS NULL"
+                " GROUP BY platform, chat_id ORDER BY first"
+            )
+        return [(r[0], r[1]) for r in rows]
 
     async def fail_work(self, work_id: int, error: object) -> int:
         """Counts a failed attempt (the item stays pending); returns the number of attempts so far."""

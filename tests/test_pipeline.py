@@ -1,0 +1,146 @@
+"""The scheduler (bot/pipeline.py) over a real SQLite inbox: chats in turn, order within a chat,
+one item per chat in flight, retries when due, attempts counted at start."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.pipeline import Pipeline
+from bot.store import Store
+
+T = "telegram"
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await Store.open(tmp_path / "vigil.sqlite3")
+    yield s
+    await s.close()
+
+
+async def enqueue(store: Store, chat: str, message: int) -> int:
+    return await store.enqueue_work(T, chat, message, {"variant": ""})
+
+
+class Recorder:
+    """A handler that records what it handles and finishes it; ``gate`` holds chosen chats."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.order: list[tuple[str, str]] = []
+        self.running: dict[str, int] = {}
+        self.most_at_once: dict[str, int] = {}
+        self.gates: dict[str, asyncio.Event] = {}
+
+    async def __call__(self, item) -> None:
+        self.running[item.chat_id] = self.running.get(item.chat_id, 0) + 1
+        self.most_at_once[item.chat_id] = max(self.most_at_once.get(item.chat_id, 0), self.running[item.chat_id])
+        try:
+            assert await self.store.start_work(item.id) is not None
+            if item.chat_id in self.gates:
+                await self.gates[item.chat_id].wait()
+            self.order.append((item.chat_id, item.message_id))
+            await self.store.finish_work(item.id)
+        finally:
+            self.running[item.chat_id] -= 1
+
+
+async def test_chats_take_turns_and_each_keeps_its_order(store):
+    rec = Recorder(store)
+    pipeline = Pipeline(store, rec, in_flight=1, workers=1)
+    for m in range(1, 6):
+        await enqueue(store, "flood", m)
+    await enqueue(store, "quiet", 1)
+    pipeline.wake(T, "flood")
+    pipeline.wake(T, "quiet")
+    pipeline.start()
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    # one worker: the quiet chat's image comes after one image of the flood, not after all five
+    assert rec.order.index(("quiet", "1")) == 1
+    assert [m for c, m in rec.order if c == "flood"] == ["1", "2", "3", "4", "5"]
+    assert await store.pending_work() == []
+
+
+async def test_a_held_chat_has_one_item_in_flight_and_holds_only_itself(store):
+    rec = Recorder(store)
+    rec.gates["stuck"] = asyncio.Event()
+    pipeline = Pipeline(store, rec, in_flight=4, workers=1)
+    for m in range(1, 4):
+        await enqueue(store, "stuck", m)
+    for chat in ("a", "b", "c"):
+        await enqueue(store, chat, 1)
+    pipeline.start()
+    assert await pipeline.wake_pending() == 4
+    for _ in range(200):
+        if {("a", "1"), ("b", "1"), ("c", "1")} <= set(rec.order):
+            break
+        await asyncio.sleep(0.01)
+    assert {c for c, _ in rec.order} == {"a", "b", "c"}  # all done while "stuck" is held
+    assert rec.running["stuck"] == 1
+    rec.gates["stuck"].set()
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    assert rec.most_at_once["stuck"] == 1
+    assert [m for c, m in rec.order if c == "stuck"] == ["1", "2", "3"]
+
+
+async def test_waking_a_chat_twice_or_while_it_runs_never_handles_an_item_twice(store):
+    rec = Recorder(store)
+    pipeline = Pipeline(store, rec, in_flight=4, workers=1)
+    first = await enqueue(store, "g", 1)
+    pipeline.start()
+    for _ in range(5):
+        pipeline.wake(T, "g")
+    await pipeline.wake_pending()
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await enqueue(store, "g", 1)  # a replayed update: the same item, finished
+    pipeline.wake(T, "g")
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    assert rec.order == [("g", "1")]
+    assert (await store.work_item(first)).attempts == 1
+
+
+async def test_a_deferred_item_waits_for_its_time_and_later_items_go_first(store):
+    calls: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(item) -> None:
+        attempts = await store.start_work(item.id)
+        calls.append(f"{item.message_id}#{attempts}")
+        if item.message_id == "1" and attempts == 1:
+            await store.defer_work(item.id, "Transient: try later", datetime.now(timezone.utc) + timedelta(seconds=0.3))
+            return
+        await store.finish_work(item.id)
+        if item.message_id == "1":
+            done.set()
+
+    pipeline = Pipeline(store, handler, in_flight=1, workers=1)
+    await enqueue(store, "g", 1)
+    await enqueue(store, "g", 2)
+    pipeline.start()
+    pipeline.wake(T, "g")
+    await asyncio.wait_for(done.wait(), 10)  # the timer woke the chat again
+    await pipeline.stop()
+    assert calls == ["1#1", "2#1", "1#2"]
+    item = (await store.pending_work()) or None
+    assert item is None
+
+
+async def test_start_work_counts_before_the_work_and_refuses_finished_items(store):
+    wid = await enqueue(store, "g", 1)
+    assert await store.start_work(wid) == 1
+    await store.release_work(wid)  # a clean stop cut it short
+    assert (await store.work_item(wid)).attempts == 0
+    assert await store.start_work(wid) == 1
+    assert await store.start_work(wid) == 2  # the process died in between: it still counts
+    assert await store.give_up_work(wid, "killed") is True
+    assert await store.give_up_work(wid, "killed") is False
+    item = await store.work_item(wid)
+    assert item.finished and item.gave_up and item.payload == {}
+    assert await store.start_work(wid) is None
+    assert await store.next_work(T, "g", datetime.now(timezone.utc)) == (None, None)
