@@ -126,7 +126,7 @@ class Moderator:
         deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
         outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until, derived=derived)
         metrics_of(core).outcome(event.chat.platform, outcome)
-        if decision.alert:
+        if decision.alert and await core.first_alert_of_message(work_id, event, unchecked=error is not None):
             await core.notifier.alert_admins(event, outcome, settings, audit_id)
         if derived:
             await core.notifier.owner_notices(event, outcome, settings, audit_id)
