@@ -34,6 +34,7 @@ from nio import AsyncClient, Event, MegolmEvent, RoomSendResponse
 
 from bot.config import MatrixConfig
 from bot.events import ButtonPressed, ChatRef, MediaPosted
+from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import OutgoingMessage, Rights
 from bot.platforms.errors import MediaTooLarge, MissingRight, PlatformError, Transient
 from bot.platforms.matrix_direct import DirectRooms, RawApi
@@ -319,7 +320,7 @@ class MatrixPlatform(MatrixIntake):
                 await self._redact(chat_id, edit)
             except PlatformError as exc:
                 log.warning("matrix: room %s: could not redact edit %s of %s: %s", chat_id, edit, message_id, exc)
-        await self._quarantine(chat_id, message_id, related.mxcs)
+        await self._quarantine(chat_id, message_id, related.mxcs, related.sender)
 
     async def _find_related(self, room_id: str, message_id: str) -> Related:
         related = Related()
@@ -350,14 +351,24 @@ class MatrixPlatform(MatrixIntake):
         self._related.put((room_id, message_id), related)
         return related
 
-    async def _quarantine(self, room_id: str, message_id: str, mxcs: list[str]) -> None:
-        """A redaction hides the message; the file stays downloadable until quarantined."""
+    async def _quarantine(self, room_id: str, message_id: str, mxcs: list[str], sender: str) -> None:
+        """A redaction hides the message; the file stays downloadable until quarantined.
+
+        Only media the redacted events themselves carried (strictly valid mxc URIs), and not a file
+        the homeserver says someone else uploaded: a member cannot get a moderator's file taken
+        down by naming it as the thumbnail of a blocked image.
+        """
+        mxcs = [m for m in mxcs if bounds.mxc(m)]
         if not mxcs:
             return
         left: list[str] = []
         if self.config.admin_token:
             assert self.media is not None
             for mxc in mxcs:
+                uploader = await self.media.uploader(mxc, self.config.admin_token)
+                if uploader is not None and sender and uploader != sender:
+                    log.warning("matrix: room %s: message %s named a file uploaded by someone else; not quarantined", room_id, message_id)
+                    continue
                 try:
                     await self.media.quarantine(mxc, self.config.admin_token)
                 except PlatformError as exc:

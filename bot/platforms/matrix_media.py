@@ -130,6 +130,21 @@ class MediaFetcher:
                 raise Transient(f"download {mxc}: {type(exc).__name__} {exc}".strip()) from None
         raise last or PlatformError(f"download {mxc} failed")
 
+    async def uploader(self, mxc: str, admin_token: str) -> str | None:
+        """Who uploaded a file on this homeserver (Synapse's admin API); None when unknown (remote media,
+        or a homeserver that cannot tell)."""
+        server, media_id = _parts(mxc)
+        url = f"{self.homeserver}/_synapse/admin/v1/media/{quote(server, safe='')}/{quote(media_id, safe='')}"
+        try:
+            async with self.session.get(url, headers={"Authorization": f"Bearer {admin_token}"}) as reply:
+                if reply.status != 200:
+                    return None
+                body = await self._json_error(reply)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+            return None
+        user = body.get("user_id")
+        return user if isinstance(user, str) else None
+
     async def quarantine(self, mxc: str, admin_token: str) -> None:
         """Synapse's admin API: the file can no longer be downloaded by anyone (it stays for the admin)."""
         server, media_id = _parts(mxc)

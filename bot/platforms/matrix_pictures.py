@@ -25,7 +25,7 @@ INLINE_IN = ("m.text", "m.notice", "m.emote")  # msgtypes whose formatted_body m
 
 @dataclass(frozen=True)
 class Picture:
-    role: str  # "" the main file, "thumb", "inline:<n>"
+    role: str  # "" the main file, "thumb", "inline:<n>" ("url", "thumb_url": a plain file beside an encrypted one)
     media: MediaRef
 
 
@@ -33,24 +33,32 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _media(kind: str, holder: Mapping[str, Any], url_key: str, file_key: str, info: Mapping[str, Any]) -> MediaRef | None:
-    """A plain ``url`` or an encrypted ``file`` (with its key, iv and hash), strictly read."""
-    size = bounds.size(info.get("size"))
-    mime = bounds.mimetype(info.get("mimetype"))
-    file = holder.get(file_key)
-    if isinstance(file, Mapping):
-        url = bounds.mxc(file.get("url"))
-        key = bounds.key_field(_mapping(file.get("key")).get("k"))
-        sha = bounds.key_field(_mapping(file.get("hashes")).get("sha256"))
-        iv = bounds.key_field(file.get("iv"))
-        if not (url and key and sha and iv):
-            return None  # an encrypted file without its keys cannot be opened by anyone
-        mime = mime or bounds.mimetype(file.get("mimetype"))
-        return MediaRef(kind, url, size, mime, {"mxc": url, "encrypted": {"key": key, "iv": iv, "sha256": sha}})
-    url = bounds.mxc(holder.get(url_key))
-    if url is None:
+def _encrypted(kind: str, file: Any, info: Mapping[str, Any]) -> MediaRef | None:
+    """An encrypted ``file`` (with its key, iv and hash), strictly read."""
+    if not isinstance(file, Mapping):
         return None
-    return MediaRef(kind, url, size, mime, {"mxc": url})
+    url = bounds.mxc(file.get("url"))
+    key = bounds.key_field(_mapping(file.get("key")).get("k"))
+    sha = bounds.key_field(_mapping(file.get("hashes")).get("sha256"))
+    iv = bounds.key_field(file.get("iv"))
+    if not (url and key and sha and iv):
+        return None  # an encrypted file without its keys cannot be opened by anyone
+    mime = bounds.mimetype(info.get("mimetype")) or bounds.mimetype(file.get("mimetype"))
+    return MediaRef(kind, url, bounds.size(info.get("size")), mime, {"mxc": url, "encrypted": {"key": key, "iv": iv, "sha256": sha}})
+
+
+def _plain(kind: str, url: Any, info: Mapping[str, Any]) -> MediaRef | None:
+    valid = bounds.mxc(url)
+    if valid is None:
+        return None
+    return MediaRef(kind, valid, bounds.size(info.get("size")), bounds.mimetype(info.get("mimetype")), {"mxc": valid})
+
+
+def _media(kind: str, holder: Mapping[str, Any], url_key: str, file_key: str, info: Mapping[str, Any]) -> list[MediaRef]:
+    """The encrypted ``file`` and the plain ``url`` of one picture: clients differ in which they show
+    when an event carries both, so each valid one is a picture to check (the encrypted one first)."""
+    found = [m for m in (_encrypted(kind, holder.get(file_key), info), _plain(kind, holder.get(url_key), info)) if m is not None]
+    return found if len(found) < 2 or found[0].file_id != found[1].file_id else found[:1]
 
 
 def _kind(event_type: str, content: Mapping[str, Any]) -> str | None:
@@ -71,20 +79,26 @@ def _kind(event_type: str, content: Mapping[str, Any]) -> str | None:
     return None
 
 
-def media_ref(event_type: str, content: Mapping[str, Any]) -> MediaRef | None:
-    """The main file of one message content (plain ``url`` or encrypted ``file``), with what a restart needs."""
+def main_files(event_type: str, content: Mapping[str, Any]) -> list[MediaRef]:
+    """The main file of one message content (encrypted ``file`` and/or plain ``url``), with what a restart needs."""
     if not isinstance(content, Mapping):
-        return None
+        return []
     kind = _kind(event_type, content)
     if kind is None:
-        return None
+        return []
     return _media(kind, content, "url", "file", _mapping(content.get("info")))
 
 
-def thumbnail_ref(event_type: str, content: Mapping[str, Any]) -> MediaRef | None:
-    """The thumbnail a client shows for a file, video, image or sticker (``thumbnail_url`` or ``thumbnail_file``)."""
+def media_ref(event_type: str, content: Mapping[str, Any]) -> MediaRef | None:
+    """The main file of one message content, or None when it shows no image or video."""
+    found = main_files(event_type, content)
+    return found[0] if found else None
+
+
+def thumbnails(event_type: str, content: Mapping[str, Any]) -> list[MediaRef]:
+    """The thumbnail a client shows for a file, video, image or sticker (``thumbnail_file`` and/or ``thumbnail_url``)."""
     if event_type != "m.sticker" and content.get("msgtype") not in THUMBNAIL_OF:
-        return None
+        return []
     info = _mapping(content.get("info"))
     return _media("image", info, "thumbnail_url", "thumbnail_file", _mapping(info.get("thumbnail_info")))
 
@@ -144,8 +158,10 @@ def pictures_of(event_type: str, content: Mapping[str, Any]) -> tuple[list[Pictu
             seen.add(media.file_id)
             found.append(Picture(role, media))
 
-    add("", media_ref(event_type, content))
-    add("thumb", thumbnail_ref(event_type, content))
+    for n, media in enumerate(main_files(event_type, content)):
+        add("url" if n else "", media)  # "url": the plain file beside an encrypted one
+    for n, media in enumerate(thumbnails(event_type, content)):
+        add("thumb_url" if n else "thumb", media)
     inline, more = inline_images(content) if event_type == "m.room.message" else ([], 0)
     for n, url in enumerate(inline):
         add(f"inline:{n}", MediaRef("image", url, None, None, {"mxc": url}))
