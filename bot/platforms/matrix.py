@@ -50,6 +50,7 @@ from bot.platforms.matrix_undecryptable import UndecryptableNotices
 
 log = logging.getLogger("vigil.matrix")
 
+QUARANTINE_WAIT = 300.0  # seconds a quarantine waits for the other pictures of its message to be checked
 REDACT_REASON = "Removed by Vigil (image moderation)"
 BAN_REASON = "Banned by Vigil (image moderation)"
 OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
@@ -320,7 +321,22 @@ class MatrixPlatform(MatrixIntake):
                 await self._redact(chat_id, edit)
             except PlatformError as exc:
                 log.warning("matrix: room %s: could not redact edit %s of %s: %s", chat_id, edit, message_id, exc)
-        await self._quarantine(chat_id, message_id, related.mxcs, related.sender)
+        if self.config.admin_token:
+            # its other pictures may still wait to be checked: quarantine once they are (Synapse
+            # quarantines every copy of a file at once, so a download would fail and go unchecked)
+            self._spawn(self._quarantine_when_checked(chat_id, message_id, related.mxcs, related.sender), "quarantine")
+        else:
+            await self._quarantine(chat_id, message_id, related.mxcs, related.sender)
+
+    async def _quarantine_when_checked(self, room_id: str, message_id: str, mxcs: list[str], sender: str) -> None:
+        waited = 0.0
+        while waited < QUARANTINE_WAIT:
+            pending = await self.store.pending_work(NAME)
+            if not any(item.chat_id == room_id and item.message_id == message_id for item in pending):
+                break
+            await asyncio.sleep(0.5)
+            waited += 0.5
+        await self._quarantine(room_id, message_id, mxcs, sender)
 
     async def _find_related(self, room_id: str, message_id: str) -> Related:
         related = Related()

@@ -61,6 +61,22 @@ def sync_filter(me: str) -> dict:
     }
 
 
+def _as_megolm(event: Any) -> Any:
+    """An encrypted event matrix-nio could not read for want of a timestamp, read again with one.
+
+    Without it the event would pass as an unknown one and its image would never be checked;
+    the timestamp only dates the message, so "now" stands in for it.
+    """
+    source = getattr(event, "source", None)
+    if not isinstance(source, dict) or source.get("type") != "m.room.encrypted":
+        return event
+    ts = source.get("origin_server_ts")
+    if isinstance(ts, int) and not isinstance(ts, bool) and ts >= 0:
+        return event
+    reparsed = Event.parse_event({**source, "origin_server_ts": int(time.time() * 1000)})
+    return reparsed if isinstance(reparsed, MegolmEvent) else event
+
+
 class _SubmitFailed(Exception):
     """The core could not record an event: the sync is retried and its token not saved."""
 
@@ -196,7 +212,9 @@ class MatrixIntake:
     def _decrypted(self, room_id: str, event: Any) -> Any | None:
         """The event, decrypted when it was encrypted; None (and kept for later) when its key is missing."""
         if not isinstance(event, MegolmEvent):
-            return event
+            event = _as_megolm(event)
+            if not isinstance(event, MegolmEvent):
+                return event
         event.room_id = room_id
         try:
             return self.client.decrypt_event(event)

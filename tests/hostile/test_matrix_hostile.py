@@ -6,6 +6,7 @@ proxy in front of it playing what other homeservers could send (tests/support/ma
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 
@@ -71,6 +72,17 @@ async def vigil(synapse, proxy, marker_model, tmp_path_factory):
         yield app
 
 
+_made = itertools.count()
+
+
+def fresh(base, *, hit: bool = False) -> bytes:
+    """JPEG bytes no earlier test sent: Synapse quarantines every copy of a file (by its hash) at once."""
+    n = next(_made)
+    pixels = add_marker(base, 0.2 + 0.004 * (n % 25)) if hit else base.copy()
+    pixels[:16, :16] = (n * 37) % 256, (n * 11) % 256, n // 256 % 256  # a corner of its own
+    return jpeg(pixels, 90)
+
+
 def bot_of(app) -> str:
     return app.bot.user_id
 
@@ -132,7 +144,7 @@ async def test_two_media_edits_with_the_same_or_no_timestamp_are_each_checked(sy
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=encrypted)
         r = room.room_id
-        original = await member.send_image(r, jpeg(other_photo, 80), "image/jpeg", encrypted_room=encrypted)
+        original = await member.send_image(r, fresh(other_photo), "image/jpeg", encrypted_room=encrypted)
         await checked(vigil, original)
         edits: set[str] = set()
 
@@ -145,9 +157,9 @@ async def test_two_media_edits_with_the_same_or_no_timestamp_are_each_checked(sy
 
         proxy.rewrite(same_time)
         # both edits are sent before Vigil's next sync returns them: one sync, the same timestamp
-        first = await member.edit_media(r, original, jpeg(other_photo, 60), encrypted_room=encrypted)
+        first = await member.edit_media(r, original, fresh(other_photo), encrypted_room=encrypted)
         edits.add(first)
-        second = await member.edit_media(r, original, jpeg(add_marker(photo)), encrypted_room=encrypted)
+        second = await member.edit_media(r, original, fresh(photo, hit=True), encrypted_room=encrypted)
         edits.add(second)
         await wait_redacted(owner, r, second)
         await wait_redacted(owner, r, original)
@@ -155,7 +167,7 @@ async def test_two_media_edits_with_the_same_or_no_timestamp_are_each_checked(sy
 
 @shared_loop
 async def test_a_video_poster_a_file_thumbnail_and_an_encrypted_thumbnail_are_checked(synapse, vigil, photo, other_photo):
-    marked = jpeg(add_marker(photo))
+    marked = fresh(photo, hit=True)
     async with people(synapse, "owner", "member") as (owner, member):
         plain = await protected_room(owner, bot_of(vigil), members=[member])
         r = plain.room_id
@@ -166,15 +178,17 @@ async def test_a_video_poster_a_file_thumbnail_and_an_encrypted_thumbnail_are_ch
         poster = await member.send(r, "m.room.message", video)
         pdf = {"msgtype": "m.file", "body": "minutes.pdf", "info": {"mimetype": "application/pdf"}}
         pdf.update(await member.upload(b"%PDF-1.4\n%%EOF\n", "application/pdf", "minutes.pdf"))
-        pdf["info"]["thumbnail_url"] = (await member.upload(marked, "image/jpeg", "thumb.jpg"))["url"]
+        # other bytes: Synapse quarantines every copy of a file (by hash) with the poster above
+        pdf["info"]["thumbnail_url"] = (await member.upload(fresh(other_photo, hit=True), "image/jpeg", "thumb.jpg"))["url"]
         document = await member.send(r, "m.room.message", pdf)
         await wait_redacted(owner, r, poster)
         await wait_redacted(owner, r, document)
 
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=True)
-        content = await member.media_content("m.image", jpeg(other_photo), "image/jpeg", "holiday.jpg", encrypt=True)
+        content = await member.media_content("m.image", fresh(other_photo), "image/jpeg", "holiday.jpg", encrypt=True)
         content["info"]["thumbnail_file"] = (await member.upload(marked, "image/jpeg", "thumb.jpg", encrypt=True))["file"]
+        # (encrypted: other bytes on the server than the quarantined poster)
         content["info"]["thumbnail_info"] = {"mimetype": "image/jpeg", "size": len(marked)}
         image = await member.send(room.room_id, "m.room.message", content)
         await wait_redacted(owner, room.room_id, image)
@@ -187,9 +201,9 @@ async def test_inline_images_in_a_text_are_checked_and_two_hits_make_one_alert(s
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
         inbox = Inbox(owner, bot_of(vigil))
-        first = (await member.upload(jpeg(add_marker(photo)), "image/jpeg", "a.jpg"))["url"]
-        second = (await member.upload(jpeg(add_marker(other_photo)), "image/jpeg", "b.jpg"))["url"]
-        benign = (await member.upload(jpeg(other_photo), "image/jpeg", "c.jpg"))["url"]
+        first = (await member.upload(fresh(photo, hit=True), "image/jpeg", "a.jpg"))["url"]
+        second = (await member.upload(fresh(other_photo, hit=True), "image/jpeg", "b.jpg"))["url"]
+        benign = (await member.upload(fresh(other_photo), "image/jpeg", "c.jpg"))["url"]
         markup = (
             f'<p>look</p><img src="{benign}" alt="cat"><img alt="x" src="{first}" width="1">'
             f'<img src="mxc://../delete"><img src="{"x" * 5000}"><p><img src="{second}"/></p>'
@@ -209,7 +223,7 @@ async def test_a_custom_emoji_reaction_showing_a_blocked_image_is_redacted(synap
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
         target = await owner.send_text(r, "Welcome to the class group")
-        emoji = (await member.upload(jpeg(add_marker(photo)), "image/jpeg", "emoji.jpg"))["url"]
+        emoji = (await member.upload(fresh(photo, hit=True), "image/jpeg", "emoji.jpg"))["url"]
         reaction = await member.send(r, "m.reaction", {
             "m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": emoji}, "shortcode": ":wave:",
         })
@@ -240,7 +254,7 @@ async def test_poison_events_are_skipped_counted_and_the_sync_goes_on_without_re
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
-        benign = (await member.upload(jpeg(other_photo), "image/jpeg", "x.jpg"))["url"]
+        benign = (await member.upload(fresh(other_photo), "image/jpeg", "x.jpg"))["url"]
         image = {"msgtype": "m.image", "body": "x.jpg", "url": benign}
         poison = [
             # an edit whose target id is 300 characters: the store caps ids at 255
@@ -258,7 +272,7 @@ async def test_poison_events_are_skipped_counted_and_the_sync_goes_on_without_re
         await owner.send_text(r, "!vigil")  # the status: a command in the same or the next sync
         await bot_says(owner, r, bot_of(vigil), "Sensitivity:")
         # moderation goes on after the poison: the sync token moved past it
-        hit = await member.send_image(r, jpeg(add_marker(photo)), "image/jpeg")
+        hit = await member.send_image(r, fresh(photo, hit=True), "image/jpeg")
         await wait_redacted(owner, r, hit)
         assert await vigil.core.store.get_state(SYNC_KEY) != token_before
         for reason in ("bad_event_id", "too_deep", "bad_sender", "too_large"):
@@ -272,7 +286,7 @@ async def test_a_replayed_sync_does_not_repeat_its_commands(synapse, proxy, vigi
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
-        benign = (await member.upload(jpeg(other_photo), "image/jpeg", "x.jpg"))["url"]
+        benign = (await member.upload(fresh(other_photo), "image/jpeg", "x.jpg"))["url"]
         injected = "$" + "r" * 43
         failures = [1]
         submit = vigil.core.submit
@@ -310,7 +324,7 @@ async def test_a_members_edit_of_a_moderators_text_redacts_only_the_edit(synapse
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
         notice = await owner.send_text(r, "The trip is on Friday")
-        edit = await foreign_edit(member, r, notice, jpeg(add_marker(photo)))
+        edit = await foreign_edit(member, r, notice, fresh(photo, hit=True))
         await wait_redacted(owner, r, edit)  # the "edit" shows an image: judged as a message of its own
         await checked(vigil, edit)
         assert not await owner.redacted(r, notice)
@@ -323,7 +337,7 @@ async def test_a_members_edit_of_a_moderators_text_redacts_only_the_edit(synapse
             await asyncio.sleep(0.1)
         platform._senders.clear()
         platform._related.clear()
-        edit2 = await foreign_edit(member, r, second, jpeg(add_marker(photo, 0.3)))
+        edit2 = await foreign_edit(member, r, second, fresh(photo, hit=True))
         await wait_redacted(owner, r, edit2)
         await checked(vigil, edit2)
         assert not await owner.redacted(r, second)
@@ -337,8 +351,8 @@ async def test_quarantine_takes_only_the_events_own_media_by_a_strict_media_id(s
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
-        theirs = (await owner.upload(jpeg(photo), "image/jpeg", "class-photo.jpg"))["url"]  # a moderator's file
-        content = await member.media_content("m.image", jpeg(add_marker(photo)), "image/jpeg", "x.jpg")
+        theirs = (await owner.upload(fresh(photo), "image/jpeg", "class-photo.jpg"))["url"]  # a moderator's file
+        content = await member.media_content("m.image", fresh(photo, hit=True), "image/jpeg", "x.jpg")
         content["info"]["thumbnail_url"] = theirs  # shown as the thumbnail, but the sender did not upload it
         content["info"]["thumbnail_file"] = {"url": "mxc://../delete", "key": {"k": "a"}, "iv": "b", "hashes": {"sha256": "c"}}
         hit = await member.send(r, "m.room.message", content)
@@ -374,8 +388,8 @@ async def test_moderators_are_told_once_per_member_session_when_messages_cannot_
         assert devices
         for device in devices:
             member.nio.blacklist_device(device)
-        first = await member.send_image(r, jpeg(add_marker(photo)), "image/jpeg", encrypted_room=True)
-        second = await member.send_image(r, jpeg(add_marker(other_photo)), "image/jpeg", encrypted_room=True)
+        first = await member.send_image(r, fresh(photo, hit=True), "image/jpeg", encrypted_room=True)
+        second = await member.send_image(r, fresh(other_photo, hit=True), "image/jpeg", encrypted_room=True)
 
         def notices(i: Inbox) -> list[str]:
             return [t for t in i.texts() if member.user_id in t and "verify" in t]
@@ -409,12 +423,12 @@ async def test_a_download_that_never_answers_gives_up_at_the_deadline_and_is_rep
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
         inbox = Inbox(owner, bot_of(vigil))
-        content = await member.media_content("m.image", jpeg(photo), "image/jpeg", "far.jpg")
+        content = await member.media_content("m.image", fresh(photo), "image/jpeg", "far.jpg")
         proxy.stall(media_id(content["url"]))
         stuck = await member.send(r, "m.room.message", content)
         await checked(vigil, stuck, timeout=30)  # 6 tries x 120 s before
         await inbox.wait(lambda i: len(alerts_about(i, stuck)) == 1)
         assert "could not" in alerts_about(inbox, stuck)[0].lower()
         assert proxy.stalls_seen >= 1
-        hit = await member.send_image(r, jpeg(add_marker(photo)), "image/jpeg")
+        hit = await member.send_image(r, fresh(photo, hit=True), "image/jpeg")
         await wait_redacted(owner, r, hit)
