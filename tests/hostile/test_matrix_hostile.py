@@ -432,3 +432,30 @@ async def test_a_download_that_never_answers_gives_up_at_the_deadline_and_is_rep
         assert proxy.stalls_seen >= 1
         hit = await member.send_image(r, fresh(photo, hit=True), "image/jpeg")
         await wait_redacted(owner, r, hit)
+
+
+# --- the edge's rules on their own ---------------------------------------------------------------------
+
+
+def test_ids_and_mxc_uris_are_read_by_the_specs_grammar():
+    from bot.platforms import matrix_bounds as bounds
+
+    assert bounds.parse_mxc("mxc://matrix.example.org:8448/AbC_12-x") == ("matrix.example.org:8448", "AbC_12-x")
+    assert bounds.parse_mxc("mxc://[::1]:8008/abc") == ("[::1]:8008", "abc")
+    for bad in ("mxc://../delete", "mxc://localhost/..%2Fdelete", "mxc://localhost/a/b", "mxc://localhost/a?x=1",
+                "mxc://local host/a", "mxc://localhost:99999/a", "mxc://-bad.example/a", "https://x/a", "mxc://x/" + "a" * 256):
+        with pytest.raises(ValueError):
+            bounds.parse_mxc(bad)
+    assert bounds.event_id("$" + "a" * 43) and not bounds.event_id("$" + "a" * 299) and not bounds.event_id("$a b")
+    assert bounds.user_id("@m:localhost") and not bounds.user_id("@" + "m" * 300 + ":localhost") and not bounds.user_id("@m:..")
+    assert bounds.event_problem({"event_id": "$e", "sender": "@a:s", "type": "m.room.message", "content": nested(60)}) == "too_deep"
+
+
+def test_variants_of_long_edit_ids_stay_distinct_and_fit_the_store():
+    from bot.events import MAX_VARIANT
+    from bot.platforms.matrix_pictures import variant_of
+
+    long_a, long_b = "$" + "a" * 254, "$" + "a" * 253 + "b"
+    variants = {variant_of(e, role) for e in (long_a, long_b, "$short") for role in ("", "thumb", "inline:15")}
+    assert len(variants) == 9 and all(len(v) <= MAX_VARIANT for v in variants)
+    assert variant_of("$short", "thumb") == "edit:$short/thumb" and variant_of(None, "inline:0") == "inline:0"
