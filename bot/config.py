@@ -383,7 +383,9 @@ def _matrix(root: _Table, env: Mapping[str, str]) -> MatrixConfig:
         sync_timeout=t.get("sync_timeout", int, d.sync_timeout, _between(0, 120)),
         mute_check_interval=t.get("mute_check_interval", int, d.mute_check_interval, _between(1, 86400)),
         download_deadline=t.get("download_deadline", float, d.download_deadline, _between(1, 600)),
-        undecryptable_notice_after=t.get("undecryptable_notice_after", int, d.undecryptable_notice_after, _between(0, 86400)),
+        undecryptable_notice_after=t.get(
+            "undecryptable_notice_after", int, d.undecryptable_notice_after, _between(0, 86400)
+        ),
     )
     t.done()
     if not cfg.enabled:

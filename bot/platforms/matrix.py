@@ -45,7 +45,8 @@ from bot.platforms.matrix_memory import CACHE, Lru, Related
 from bot.platforms.matrix_power import RoomPower, room_power
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
-from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401 - SYNC_KEY for tests
+# SYNC_KEY: re-exported for tests and tools that read the saved sync position
+from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401
 from bot.platforms.matrix_undecryptable import UndecryptableNotices
 
 log = logging.getLogger("vigil.matrix")
@@ -286,7 +287,8 @@ class MatrixPlatform(MatrixIntake):
         assert self.media is not None
         extra = media.extra or {}
         picture = (event.chat.chat_id, event.message_id, event.variant)  # its retries share one deadline
-        data = await self.media.download(str(extra.get("mxc") or media.file_id), self.client.access_token, max_bytes, picture=picture)
+        mxc = str(extra.get("mxc") or media.file_id)
+        data = await self.media.download(mxc, self.client.access_token, max_bytes, picture=picture)
         encrypted = extra.get("encrypted")
         if isinstance(encrypted, dict):
             data = decrypt(data, encrypted)
@@ -383,7 +385,8 @@ class MatrixPlatform(MatrixIntake):
             for mxc in mxcs:
                 uploader = await self.media.uploader(mxc, self.config.admin_token)
                 if uploader is not None and sender and uploader != sender:
-                    log.warning("matrix: room %s: message %s named a file uploaded by someone else; not quarantined", room_id, message_id)
+                    log.warning("matrix: room %s: message %s named a file uploaded by someone else; not quarantined",
+                                room_id, message_id)
                     continue
                 try:
                     await self.media.quarantine(mxc, self.config.admin_token)

@@ -59,7 +59,9 @@ def server_name(value: object) -> bool:
 
 
 def _sigil_id(value: object, sigil: str) -> bool:
-    return isinstance(value, str) and 1 < len(value.encode()) <= MAX_ID and value[0] == sigil and bool(_PRINTABLE.fullmatch(value))
+    if not isinstance(value, str) or not 1 < len(value.encode()) <= MAX_ID:
+        return False
+    return value[0] == sigil and bool(_PRINTABLE.fullmatch(value))
 
 
 def event_id(value: object) -> bool:

@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 from bot.events import MediaRef
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import Button, OutgoingMessage
-from bot.platforms.matrix_bounds import parse_mxc  # noqa: F401 - re-exported for the adapter's modules
-from bot.platforms.matrix_pictures import Picture, media_ref, pictures_of, reaction_picture, variant_of  # noqa: F401
+from bot.platforms.matrix_pictures import media_ref  # noqa: F401 - read by tests and tools from here
+from bot.platforms.matrix_pictures import Picture, pictures_of, reaction_picture, variant_of
 
 COMMAND_PREFIX = "!vigil"
 # a button's data ("del:12", "set:!room:mode:off") typed as a command: a word, a colon, the rest
@@ -61,7 +61,9 @@ def _posted_at(source: Mapping[str, Any]) -> datetime:
     ts = source.get("origin_server_ts")
     ok = isinstance(ts, int) and not isinstance(ts, bool) and 0 < ts < 2**53
     try:
-        return datetime.fromtimestamp(ts / 1000, timezone.utc) if ok else datetime.now(timezone.utc)  # type: ignore[operator]
+        if ok:
+            return datetime.fromtimestamp(ts / 1000, timezone.utc)  # type: ignore[operator]
+        return datetime.now(timezone.utc)
     except (OverflowError, OSError, ValueError):
         return datetime.now(timezone.utc)
 
@@ -88,31 +90,34 @@ def event_pictures(source: Mapping[str, Any]) -> EventPictures:
     posted_at = _posted_at(source)
     if event_type == "m.reaction":
         media = reaction_picture(source)
-        return EventPictures((PostedMedia(event_id, event_id, media, "", sender, posted_at, None, ""),) if media else ())
+        if media is None:
+            return EventPictures(())
+        return EventPictures((PostedMedia(event_id, event_id, media, "", sender, posted_at),))
     if event_type not in ("m.room.message", "m.sticker"):
         return EventPictures(())
     content = source.get("content")
     if not isinstance(content, Mapping):
         return EventPictures(())
     rel_type, target = relation(content)
+
+    def own(p: Picture) -> PostedMedia:
+        return PostedMedia(event_id, event_id, p.media, variant_of(None, p.role), sender, posted_at, None, p.role)
+
     if rel_type != "m.replace":
         found, more = pictures_of(event_type, content)
-        return EventPictures(
-            tuple(PostedMedia(event_id, event_id, p.media, variant_of(None, p.role), sender, posted_at, None, p.role) for p in found), more
-        )
+        return EventPictures(tuple(own(p) for p in found), more)
     new = content.get("m.new_content")
     shown, more = pictures_of(event_type, new) if isinstance(new, Mapping) else ([], 0)
     fallback, more_fallback = pictures_of(event_type, content)
     files = {p.media.file_id for p in shown}
     # what clients without edits show: only files the new content does not show already
-    shown += [Picture("fallback" + (f"/{p.role}" if p.role else ""), p.media) for p in fallback if p.media.file_id not in files]
+    shown += [Picture(f"fallback/{p.role}" if p.role else "fallback", p.media)
+              for p in fallback if p.media.file_id not in files]
     if target is None:  # an edit of nothing valid: a message of its own
-        return EventPictures(
-            tuple(PostedMedia(event_id, event_id, p.media, variant_of(None, p.role), sender, posted_at, None, p.role) for p in shown),
-            more + more_fallback,
-        )
+        return EventPictures(tuple(own(p) for p in shown), more + more_fallback)
     return EventPictures(
-        tuple(PostedMedia(target, event_id, p.media, variant_of(event_id, p.role), sender, posted_at, target, p.role) for p in shown),
+        tuple(PostedMedia(target, event_id, p.media, variant_of(event_id, p.role), sender, posted_at, target, p.role)
+              for p in shown),
         more + more_fallback,
     )
 

@@ -1,4 +1,4 @@
-"""What the Matrix adapter remembers in memory about recent events (bounded), shared by its inbound and outbound halves."""
+"""What the Matrix adapter remembers about recent events (bounded), shared by its inbound and outbound halves."""
 
 from __future__ import annotations
 

@@ -17,7 +17,10 @@ from typing import Any, Mapping
 from bot.events import MAX_VARIANT, MediaRef
 from bot.platforms import matrix_bounds as bounds
 
-MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".mp4", ".webm", ".mov", ".mkv"}
+MEDIA_SUFFIXES = {
+    ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif",
+    ".mp4", ".webm", ".mov", ".mkv",
+}
 MAX_INLINE = 16  # distinct inline images checked per message; more are counted and logged
 THUMBNAIL_OF = ("m.image", "m.video", "m.file", "m.audio")  # msgtypes whose info may carry a thumbnail
 INLINE_IN = ("m.text", "m.notice", "m.emote")  # msgtypes whose formatted_body may carry <img>
@@ -44,7 +47,8 @@ def _encrypted(kind: str, file: Any, info: Mapping[str, Any]) -> MediaRef | None
     if not (url and key and sha and iv):
         return None  # an encrypted file without its keys cannot be opened by anyone
     mime = bounds.mimetype(info.get("mimetype")) or bounds.mimetype(file.get("mimetype"))
-    return MediaRef(kind, url, bounds.size(info.get("size")), mime, {"mxc": url, "encrypted": {"key": key, "iv": iv, "sha256": sha}})
+    extra = {"mxc": url, "encrypted": {"key": key, "iv": iv, "sha256": sha}}
+    return MediaRef(kind, url, bounds.size(info.get("size")), mime, extra)
 
 
 def _plain(kind: str, url: Any, info: Mapping[str, Any]) -> MediaRef | None:
@@ -54,10 +58,12 @@ def _plain(kind: str, url: Any, info: Mapping[str, Any]) -> MediaRef | None:
     return MediaRef(kind, valid, bounds.size(info.get("size")), bounds.mimetype(info.get("mimetype")), {"mxc": valid})
 
 
-def _media(kind: str, holder: Mapping[str, Any], url_key: str, file_key: str, info: Mapping[str, Any]) -> list[MediaRef]:
+def _media(kind: str, holder: Mapping[str, Any], url_key: str, file_key: str, info: Mapping[str, Any]
+           ) -> list[MediaRef]:
     """The encrypted ``file`` and the plain ``url`` of one picture: clients differ in which they show
     when an event carries both, so each valid one is a picture to check (the encrypted one first)."""
-    found = [m for m in (_encrypted(kind, holder.get(file_key), info), _plain(kind, holder.get(url_key), info)) if m is not None]
+    both = (_encrypted(kind, holder.get(file_key), info), _plain(kind, holder.get(url_key), info))
+    found = [m for m in both if m is not None]
     return found if len(found) < 2 or found[0].file_id != found[1].file_id else found[:1]
 
 
@@ -96,7 +102,7 @@ def media_ref(event_type: str, content: Mapping[str, Any]) -> MediaRef | None:
 
 
 def thumbnails(event_type: str, content: Mapping[str, Any]) -> list[MediaRef]:
-    """The thumbnail a client shows for a file, video, image or sticker (``thumbnail_file`` and/or ``thumbnail_url``)."""
+    """The thumbnail a client shows for a file, video, image or sticker (``thumbnail_file``, ``thumbnail_url``)."""
     if event_type != "m.sticker" and content.get("msgtype") not in THUMBNAIL_OF:
         return []
     info = _mapping(content.get("info"))

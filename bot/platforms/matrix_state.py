@@ -119,13 +119,16 @@ class PendingEncrypted:
         self.items: dict[str, Pending] = {}
         for event_id, value in raw.items() if isinstance(raw, dict) else []:
             # [room, first seen] (older files) or [room, first seen, sender, session, device]
-            if isinstance(value, list) and len(value) in (2, 5) and all(isinstance(v, str) for v in value[:1] + value[2:]):
+            texts = value[:1] + value[2:] if isinstance(value, list) else []
+            if isinstance(value, list) and len(value) in (2, 5) and all(isinstance(v, str) for v in texts):
                 try:
                     self.items[str(event_id)] = Pending(str(event_id), value[0], float(value[1]), *value[2:])
                 except (TypeError, ValueError):
                     continue
 
-    def add(self, event_id: str, room_id: str, now: float, *, sender: str = "", session: str = "", device: str = "") -> list[Pending]:
+    def add(
+        self, event_id: str, room_id: str, now: float, *, sender: str = "", session: str = "", device: str = ""
+    ) -> list[Pending]:
         """Keep the event for later; returns the events that gave way to it (the oldest beyond MAX)."""
         if event_id in self.items:
             return []

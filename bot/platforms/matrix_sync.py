@@ -144,7 +144,8 @@ class MatrixIntake:
 
     def _skip(self, room_id: str, event_id: object, reason: str) -> None:
         """An event Vigil cannot take: logged by its ids and counted, never retried."""
-        log.warning("matrix: room %s: skipped event %s (%s)", bounds.shown_id(room_id), bounds.shown_id(event_id), reason)
+        log.warning("matrix: room %s: skipped event %s (%s)",
+                    bounds.shown_id(room_id), bounds.shown_id(event_id), reason)
         metrics_of(self.core).rejected_event(NAME, reason)
 
     async def _keys_maintenance(self) -> None:
@@ -290,7 +291,8 @@ class MatrixIntake:
         except _SubmitFailed:
             raise
         except Exception:
-            log.exception("matrix: room %s: handling event %s failed", room_id, bounds.shown_id(getattr(event, "event_id", "?")))
+            event_id = bounds.shown_id(getattr(event, "event_id", "?"))
+            log.exception("matrix: room %s: handling event %s failed", room_id, event_id)
 
     async def _dispatch(self, room_id: str, source: dict, arrived: float) -> None:
         """One valid event (ids checked by ``matrix_bounds``): pictures now, everything else after the sync."""
@@ -318,7 +320,8 @@ class MatrixIntake:
         self._senders.put((room_id, event_id), sender)  # whose message it is, for edits of it
         if private and sender not in self._reachable:
             self._reachable.add(sender)  # any message in the direct room makes the person reachable
-            self._after_sync(None, partial(self.core.private_started, self._user(room_id, sender)), "marking a contact reachable")
+            started = partial(self.core.private_started, self._user(room_id, sender))
+            self._after_sync(None, started, "marking a contact reachable")
         # commands are typed text; notices are what bots write, and answering them could loop
         if kind == "m.room.message" and content.get("msgtype") == "m.text" and relation(content)[0] != "m.replace":
             typed = parse_command(plain_body(content), private=private)

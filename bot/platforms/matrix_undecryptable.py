@@ -80,7 +80,8 @@ class UndecryptableNotices:
         try:
             moderators = await platform.admins(item.room)
         except PlatformError as exc:
-            log.error("matrix: room %s: could not read its moderators to tell them about undecryptable messages: %s", item.room, exc)
+            log.error("matrix: room %s: could not read its moderators to tell them about undecryptable messages: %s",
+                      item.room, exc)
             return 0
         chat = platform._chat(item.room)
         member = platform._user(item.room, item.sender)
@@ -103,5 +104,6 @@ class UndecryptableNotices:
                 await platform.send_private(contact.user_id, OutgoingMessage(text))
                 sent += 1
             except PlatformError as exc:
-                log.error("matrix: room %s: could not tell moderator %s about undecryptable messages: %s", item.room, contact.user_id, exc)
+                log.error("matrix: room %s: could not tell moderator %s about undecryptable messages: %s",
+                          item.room, contact.user_id, exc)
         return sent
