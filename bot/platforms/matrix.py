@@ -85,6 +85,10 @@ class MatrixPlatform(MatrixIntake):
         # nio logs every room event at INFO, and normal key exchange ("missing session") as warnings
         logging.getLogger("nio").setLevel(max(logging.WARNING, logging.getLogger("nio").level))
         logging.getLogger("nio.crypto").setLevel(max(logging.ERROR, logging.getLogger("nio.crypto").level))
+        # nio's schema errors quote the whole event or value (bodies, captions, mxc ids): Vigil logs its own
+        # skip lines with ids only (matrix_sync._skip)
+        for quoting in ("nio.events", "nio.responses"):
+            logging.getLogger(quoting).setLevel(max(logging.CRITICAL, logging.getLogger(quoting).level))
         self.config = config
         self.store = store
         self.directory = Path(directory)

@@ -23,7 +23,7 @@ from bot.errors import BadStoreValue
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
 from bot.metrics import metrics_of
 from bot.platforms import matrix_bounds as bounds
-from bot.platforms.errors import PlatformError, RetryLater
+from bot.platforms.errors import MessageGone, PlatformError, RetryLater
 from bot.platforms.matrix_errors import call
 from bot.platforms.matrix_events import (
     Typed,
@@ -344,13 +344,15 @@ class MatrixIntake:
         """Who sent a message: remembered from the sync, else read from the homeserver (bounded); None if unknown."""
         known = self._senders.get((room_id, event_id))
         if known is not None:
-            return known
+            return known or None
         try:
             got = await asyncio.wait_for(
                 call("fetch the edited event", self.client.room_get_event(room_id, event_id)), SENDER_LOOKUP_SECONDS
             )
         except (PlatformError, asyncio.TimeoutError) as exc:
             log.info("matrix: room %s: the sender of %s is unknown: %s", room_id, event_id, type(exc).__name__)
+            if isinstance(exc, MessageGone):
+                self._senders.put((room_id, event_id), "")  # no such message: not asked again
             return None
         sender = getattr(got.event, "sender", None)
         if not bounds.user_id(sender):
