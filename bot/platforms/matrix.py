@@ -286,6 +286,9 @@ class MatrixPlatform(MatrixIntake):
 
     async def fetch_media(self, event: MediaPosted, max_bytes: int) -> bytes:
         media = event.media
+        unchecked = (media.extra or {}).get("unchecked")
+        if unchecked:
+            raise PlatformError(str(unchecked))  # e.g. inline images beyond the bound: reported, not fetched
         if media.size is not None and media.size > max_bytes:
             raise MediaTooLarge(media.size, max_bytes)  # as the event declares it: nothing downloaded
         assert self.media is not None

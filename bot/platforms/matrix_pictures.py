@@ -21,9 +21,12 @@ MEDIA_SUFFIXES = {
     ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif",
     ".mp4", ".webm", ".mov", ".mkv",
 }
-MAX_INLINE = 16  # distinct inline images checked per message; more are counted and logged
-THUMBNAIL_OF = ("m.image", "m.video", "m.file", "m.audio")  # msgtypes whose info may carry a thumbnail
-INLINE_IN = ("m.text", "m.notice", "m.emote")  # msgtypes whose formatted_body may carry <img>
+MAX_INLINE = 16  # distinct inline images checked per message; beyond, it is reported as not fully checked
+TOO_MANY_INLINE = f"the message shows more than {MAX_INLINE} inline images; Vigil checked the first {MAX_INLINE}"
+# msgtypes whose info may carry a thumbnail
+THUMBNAIL_OF = ("m.image", "m.video", "m.file", "m.audio", "m.location")
+# msgtypes whose formatted_body may carry <img>: texts, and the captions of files
+INLINE_IN = ("m.text", "m.notice", "m.emote", "m.image", "m.video", "m.file", "m.audio")
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class _ImageSources(HTMLParser):
         self.limit = limit
         self.found: list[str] = []
         self.more = 0  # distinct valid images beyond the limit
+        self.first_beyond: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag != "img":
@@ -130,25 +134,26 @@ class _ImageSources(HTMLParser):
                     self.found.append(url)
                 else:
                     self.more += 1
+                    self.first_beyond = self.first_beyond or url
                 return
 
     handle_startendtag = handle_starttag
 
 
-def inline_images(content: Mapping[str, Any], limit: int = MAX_INLINE) -> tuple[list[str], int]:
-    """(mxc URIs of the first ``limit`` distinct inline images, how many more there were)."""
+def inline_images(content: Mapping[str, Any], limit: int = MAX_INLINE) -> tuple[list[str], int, str | None]:
+    """(mxc URIs of the first ``limit`` distinct inline images, how many more there were, the first of those)."""
     if content.get("msgtype") not in INLINE_IN or content.get("format") != "org.matrix.custom.html":
-        return [], 0
+        return [], 0, None
     markup = content.get("formatted_body")
     if not isinstance(markup, str) or "<" not in markup:
-        return [], 0
+        return [], 0, None
     parser = _ImageSources(limit)
     try:
         parser.feed(markup[: bounds.MAX_HTML])
         parser.close()
     except Exception:  # html.parser is lenient; whatever it still refuses, what was found stands
         pass
-    return parser.found, parser.more
+    return parser.found, parser.more, parser.first_beyond
 
 
 def pictures_of(event_type: str, content: Mapping[str, Any]) -> tuple[list[Picture], int]:
@@ -168,9 +173,12 @@ def pictures_of(event_type: str, content: Mapping[str, Any]) -> tuple[list[Pictu
         add("url" if n else "", media)  # "url": the plain file beside an encrypted one
     for n, media in enumerate(thumbnails(event_type, content)):
         add("thumb_url" if n else "thumb", media)
-    inline, more = inline_images(content) if event_type == "m.room.message" else ([], 0)
+    inline, more, beyond = inline_images(content) if event_type == "m.room.message" else ([], 0, None)
     for n, url in enumerate(inline):
         add(f"inline:{n}", MediaRef("image", url, None, None, {"mxc": url}))
+    if beyond is not None:
+        # not downloaded: it stands for the images left unchecked, so the moderators hear of them
+        add("inline:more", MediaRef("image", beyond, None, None, {"mxc": beyond, "unchecked": TOO_MANY_INLINE}))
     return found, more
 
 

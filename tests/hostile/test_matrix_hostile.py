@@ -65,7 +65,8 @@ async def vigil(synapse, proxy, marker_model, tmp_path_factory):
     """Vigil behind the proxy, with a Synapse admin token (it quarantines what it redacts)."""
     bot = new_user(synapse, "vigil")
     cfg = write_matrix_config(
-        tmp_path_factory.mktemp("vigil"), synapse, bot, marker_model, homeserver=proxy.url, matrix_extra=HOSTILE_SETTINGS
+        tmp_path_factory.mktemp("vigil"), synapse, bot, marker_model,
+        homeserver=proxy.url, matrix_extra=HOSTILE_SETTINGS,
     )
     async with running_matrix_vigil(cfg, matrix_env(bot, admin_token=synapse.admin_token)) as app:
         app.bot = bot  # type: ignore[attr-defined]
@@ -120,9 +121,10 @@ def rejected(app, reason: str) -> float:
 
 
 async def bot_says(client: HumanClient, room_id: str, bot_id: str, words: str, timeout: float = 30) -> None:
-    await client.sync_until(
-        lambda r, e: r == room_id and getattr(e, "sender", None) == bot_id and words in (getattr(e, "body", "") or ""), timeout
-    )
+    def said(r: str, e) -> bool:
+        return r == room_id and getattr(e, "sender", None) == bot_id and words in (getattr(e, "body", "") or "")
+
+    await client.sync_until(said, timeout)
 
 
 async def status_replies(client: HumanClient, room_id: str, bot_id: str) -> list[str]:
@@ -140,7 +142,9 @@ def media_id(mxc: str) -> str:
 
 @shared_loop
 @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
-async def test_two_media_edits_with_the_same_or_no_timestamp_are_each_checked(synapse, proxy, vigil, photo, other_photo, encrypted):
+async def test_two_media_edits_with_the_same_or_no_timestamp_are_each_checked(
+    synapse, proxy, vigil, photo, other_photo, encrypted
+):
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=encrypted)
         r = room.room_id
@@ -166,7 +170,9 @@ async def test_two_media_edits_with_the_same_or_no_timestamp_are_each_checked(sy
 
 
 @shared_loop
-async def test_a_video_poster_a_file_thumbnail_and_an_encrypted_thumbnail_are_checked(synapse, vigil, photo, other_photo):
+async def test_a_video_poster_a_file_thumbnail_and_an_encrypted_thumbnail_are_checked(
+    synapse, vigil, photo, other_photo
+):
     marked = fresh(photo, hit=True)
     async with people(synapse, "owner", "member") as (owner, member):
         plain = await protected_room(owner, bot_of(vigil), members=[member])
@@ -179,7 +185,8 @@ async def test_a_video_poster_a_file_thumbnail_and_an_encrypted_thumbnail_are_ch
         pdf = {"msgtype": "m.file", "body": "minutes.pdf", "info": {"mimetype": "application/pdf"}}
         pdf.update(await member.upload(b"%PDF-1.4\n%%EOF\n", "application/pdf", "minutes.pdf"))
         # other bytes: Synapse quarantines every copy of a file (by hash) with the poster above
-        pdf["info"]["thumbnail_url"] = (await member.upload(fresh(other_photo, hit=True), "image/jpeg", "thumb.jpg"))["url"]
+        thumb = await member.upload(fresh(other_photo, hit=True), "image/jpeg", "thumb.jpg")
+        pdf["info"]["thumbnail_url"] = thumb["url"]
         document = await member.send(r, "m.room.message", pdf)
         await wait_redacted(owner, r, poster)
         await wait_redacted(owner, r, document)
@@ -187,7 +194,8 @@ async def test_a_video_poster_a_file_thumbnail_and_an_encrypted_thumbnail_are_ch
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=True)
         content = await member.media_content("m.image", fresh(other_photo), "image/jpeg", "holiday.jpg", encrypt=True)
-        content["info"]["thumbnail_file"] = (await member.upload(marked, "image/jpeg", "thumb.jpg", encrypt=True))["file"]
+        thumb = await member.upload(marked, "image/jpeg", "thumb.jpg", encrypt=True)
+        content["info"]["thumbnail_file"] = thumb["file"]
         # (encrypted: other bytes on the server than the quarantined poster)
         content["info"]["thumbnail_info"] = {"mimetype": "image/jpeg", "size": len(marked)}
         image = await member.send(room.room_id, "m.room.message", content)
@@ -196,7 +204,9 @@ async def test_a_video_poster_a_file_thumbnail_and_an_encrypted_thumbnail_are_ch
 
 @shared_loop
 @pytest.mark.parametrize("msgtype", ["m.text", "m.notice", "m.emote"])
-async def test_inline_images_in_a_text_are_checked_and_two_hits_make_one_alert(synapse, vigil, photo, other_photo, msgtype):
+async def test_inline_images_in_a_text_are_checked_and_two_hits_make_one_alert(
+    synapse, vigil, photo, other_photo, msgtype
+):
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
@@ -208,13 +218,33 @@ async def test_inline_images_in_a_text_are_checked_and_two_hits_make_one_alert(s
             f'<p>look</p><img src="{benign}" alt="cat"><img alt="x" src="{first}" width="1">'
             f'<img src="mxc://../delete"><img src="{"x" * 5000}"><p><img src="{second}"/></p>'
         )
-        text = await member.send(r, "m.room.message", {"msgtype": msgtype, "body": "look", "format": "org.matrix.custom.html",
-                                                        "formatted_body": markup})
+        text = await member.send(r, "m.room.message", {
+            "msgtype": msgtype, "body": "look", "format": "org.matrix.custom.html", "formatted_body": markup,
+        })
         await wait_redacted(owner, r, text)
         await checked(vigil, text)  # every inline image was checked: two hits
         await inbox.wait(lambda i: len(alerts_about(i, text)) >= 1)
         await settle(inbox)
         assert len(alerts_about(inbox, text)) == 1
+
+
+@shared_loop
+async def test_inline_images_beyond_the_bound_make_the_message_reported_as_not_fully_checked(
+    synapse, vigil, photo, other_photo
+):
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        inbox = Inbox(owner, bot_of(vigil))
+        benign = fresh(other_photo)
+        urls = [(await member.upload(benign, "image/jpeg", f"{n}.jpg"))["url"] for n in range(16)]
+        urls.append((await member.upload(fresh(photo, hit=True), "image/jpeg", "17.jpg"))["url"])  # the 17th
+        markup = "".join(f'<img src="{url}">' for url in urls)
+        text = await member.send(room.room_id, "m.room.message", {
+            "msgtype": "m.text", "body": "gallery", "format": "org.matrix.custom.html", "formatted_body": markup,
+        })
+        await checked(vigil, text)
+        await inbox.wait(lambda i: len(alerts_about(i, text)) == 1)
+        assert "could not" in alerts_about(inbox, text)[0].lower()
 
 
 @shared_loop
@@ -258,8 +288,9 @@ async def test_poison_events_are_skipped_counted_and_the_sync_goes_on_without_re
         image = {"msgtype": "m.image", "body": "x.jpg", "url": benign}
         poison = [
             # an edit whose target id is 300 characters: the store caps ids at 255
-            crafted(member.user_id, "$" + "p" * 43, {**image, "m.new_content": image,
-                                                     "m.relates_to": {"rel_type": "m.replace", "event_id": "$" + "a" * 299}}),
+            crafted(member.user_id, "$" + "p" * 43, {
+                **image, "m.new_content": image, "m.relates_to": {"rel_type": "m.replace", "event_id": "$" + "a" * 299},
+            }),
             crafted(member.user_id, "$" + "b" * 299, image),  # an event id of 300 characters
             crafted(member.user_id, "$" + "c" * 43, {**image, "extra": nested(60)}),  # nesting beyond any real event
             crafted(member.user_id, "$" + "d" * 43, {**image, "url": "mxc://../delete"}),  # a path, not a media id
@@ -299,7 +330,8 @@ async def test_a_replayed_sync_does_not_repeat_its_commands(synapse, proxy, vigi
 
         monkeypatch.setattr(vigil.core, "submit", flaky_submit)
         command = await owner.send_text(r, "!vigil")
-        proxy.inject_after(command, [crafted(member.user_id, injected, {"msgtype": "m.image", "body": "x.jpg", "url": benign})])
+        image = {"msgtype": "m.image", "body": "x.jpg", "url": benign}
+        proxy.inject_after(command, [crafted(member.user_id, injected, image)])
         await checked(vigil, injected)  # recorded at the second reading of the sync, and finished
         assert not failures
         await owner.send_text(r, "!vigil sensitivity 0.9")
@@ -313,7 +345,8 @@ async def test_a_replayed_sync_does_not_repeat_its_commands(synapse, proxy, vigi
 async def foreign_edit(member: HumanClient, room_id: str, target: str, data: bytes) -> str:
     new = await member.media_content("m.image", data, "image/jpeg", "image.jpg")
     return await member.send(room_id, "m.room.message", {
-        **new, "body": "* image.jpg", "m.new_content": new, "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+        **new, "body": "* image.jpg", "m.new_content": new,
+        "m.relates_to": {"rel_type": "m.replace", "event_id": target},
     })
 
 
@@ -354,7 +387,9 @@ async def test_quarantine_takes_only_the_events_own_media_by_a_strict_media_id(s
         theirs = (await owner.upload(fresh(photo), "image/jpeg", "class-photo.jpg"))["url"]  # a moderator's file
         content = await member.media_content("m.image", fresh(photo, hit=True), "image/jpeg", "x.jpg")
         content["info"]["thumbnail_url"] = theirs  # shown as the thumbnail, but the sender did not upload it
-        content["info"]["thumbnail_file"] = {"url": "mxc://../delete", "key": {"k": "a"}, "iv": "b", "hashes": {"sha256": "c"}}
+        content["info"]["thumbnail_file"] = {
+            "url": "mxc://../delete", "key": {"k": "a"}, "iv": "b", "hashes": {"sha256": "c"},
+        }
         hit = await member.send(r, "m.room.message", content)
         await wait_redacted(owner, r, hit)
         await checked(vigil, hit)
@@ -366,7 +401,8 @@ async def test_quarantine_takes_only_the_events_own_media_by_a_strict_media_id(s
         assert not isinstance(gone, bytes) and gone.status == 404
         admin = proxy.paths("/_synapse/admin/")  # every admin call this Vigil made, in this test and before
         assert f"/_synapse/admin/v1/media/quarantine/localhost/{media_id(content['url'])}" in admin
-        assert all(re.fullmatch(r"/_synapse/admin/v1/media/(quarantine/)?localhost/[A-Za-z0-9_-]+", p) for p in admin), admin
+        allowed = re.compile(r"/_synapse/admin/v1/media/(quarantine/)?localhost/[A-Za-z0-9_-]+")
+        assert all(allowed.fullmatch(p) for p in admin), admin
         assert isinstance(synapse.download(theirs, owner.user.access_token), bytes)  # the moderator's file stays
 
 
@@ -374,7 +410,9 @@ async def test_quarantine_takes_only_the_events_own_media_by_a_strict_media_id(s
 
 
 @shared_loop
-async def test_moderators_are_told_once_per_member_session_when_messages_cannot_be_decrypted(synapse, vigil, photo, other_photo):
+async def test_moderators_are_told_once_per_member_session_when_messages_cannot_be_decrypted(
+    synapse, vigil, photo, other_photo
+):
     platform = platform_of(vigil)
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=True)
@@ -400,7 +438,8 @@ async def test_moderators_are_told_once_per_member_session_when_messages_cannot_
                 break
             await asyncio.sleep(0.1)
         assert {first, second} <= set(platform.pending.items)  # still waiting for keys, not dropped
-        await asyncio.sleep(1.1)  # both now older than undecryptable_notice_after: each sync retries and decides on them
+        # both older than undecryptable_notice_after: from now on each sync retries them and decides
+        await asyncio.sleep(1.1)
         for n in range(2):  # two syncs later (Vigil has read these), every decision on both was taken
             seen = await owner.send_text(r, f"still there? {n}")
             for _ in range(300):
@@ -443,12 +482,15 @@ def test_ids_and_mxc_uris_are_read_by_the_specs_grammar():
     assert bounds.parse_mxc("mxc://matrix.example.org:8448/AbC_12-x") == ("matrix.example.org:8448", "AbC_12-x")
     assert bounds.parse_mxc("mxc://[::1]:8008/abc") == ("[::1]:8008", "abc")
     for bad in ("mxc://../delete", "mxc://localhost/..%2Fdelete", "mxc://localhost/a/b", "mxc://localhost/a?x=1",
-                "mxc://local host/a", "mxc://localhost:99999/a", "mxc://-bad.example/a", "https://x/a", "mxc://x/" + "a" * 256):
+                "mxc://local host/a", "mxc://localhost:99999/a", "mxc://-bad.example/a", "https://x/a",
+                "mxc://x/" + "a" * 256):
         with pytest.raises(ValueError):
             bounds.parse_mxc(bad)
     assert bounds.event_id("$" + "a" * 43) and not bounds.event_id("$" + "a" * 299) and not bounds.event_id("$a b")
-    assert bounds.user_id("@m:localhost") and not bounds.user_id("@" + "m" * 300 + ":localhost") and not bounds.user_id("@m:..")
-    assert bounds.event_problem({"event_id": "$e", "sender": "@a:s", "type": "m.room.message", "content": nested(60)}) == "too_deep"
+    assert bounds.user_id("@m:localhost") and not bounds.user_id("@" + "m" * 300 + ":localhost")
+    assert not bounds.user_id("@m:..")
+    deep = {"event_id": "$e", "sender": "@a:s", "type": "m.room.message", "content": nested(60)}
+    assert bounds.event_problem(deep) == "too_deep"
 
 
 def test_variants_of_long_edit_ids_stay_distinct_and_fit_the_store():
