@@ -142,7 +142,8 @@ class MediaFetcher:
                 body = await self._json_error(reply)
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
             return None
-        user = body.get("user_id")
+        info = body.get("media_info") if isinstance(body.get("media_info"), dict) else body  # Synapse nests it
+        user = info.get("user_id")
         return user if isinstance(user, str) else None
 
     async def quarantine(self, mxc: str, admin_token: str) -> None:

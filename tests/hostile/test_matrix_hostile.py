@@ -393,10 +393,13 @@ async def test_quarantine_takes_only_the_events_own_media_by_a_strict_media_id(s
         hit = await member.send(r, "m.room.message", content)
         await wait_redacted(owner, r, hit)
         await checked(vigil, hit)
-        for _ in range(100):
-            if not isinstance(synapse.download(content["url"], member.user.access_token), bytes):
+        # Vigil's decision on each file: it asked who uploaded it, and its quarantine task ended
+        asked = f"/_synapse/admin/v1/media/localhost/{media_id(theirs)}"
+        for _ in range(200):
+            if asked in proxy.paths(asked) and not platform_of(vigil)._tasks:
                 break
             await asyncio.sleep(0.1)
+        assert asked in proxy.paths(asked) and not platform_of(vigil)._tasks
         gone = synapse.download(content["url"], member.user.access_token)
         assert not isinstance(gone, bytes) and gone.status == 404
         admin = proxy.paths("/_synapse/admin/")  # every admin call this Vigil made, in this test and before
