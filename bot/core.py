@@ -167,21 +167,6 @@ class Core:
     def forget_admins(self, chat: ChatRef) -> None:
         self._admins.pop((chat.platform, chat.chat_id), None)
 
-    async def first_alert_of_message(self, work_id: int, event: MediaPosted, *, unchecked: bool) -> bool:
-        """Whether this work item may alert the admins about its message.
-
-        A message shows several pictures (a file, its thumbnail, inline images, edits); a hit in
-        any is a hit for the message, and the admins hear of it once: the first item to alert
-        claims the message (an action record per message), and only that item (also when it is
-        replayed) alerts. A picture that could not be checked has its own claim, so a "not
-        checked" alert never hides a hit.
-        """
-        action = "alert_unchecked" if unchecked else "alert"
-        record = await self.store.record_action(
-            event.chat.platform, event.chat.chat_id, event.message_id, action, {"work": work_id}
-        )
-        return record.params.get("work") == work_id
-
     async def is_exempt(self, chat: ChatRef, user_id: str) -> bool:
         return user_id in await self.admins(chat) or await self.store.is_exempt(chat.platform, chat.chat_id, user_id)
 

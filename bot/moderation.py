@@ -126,8 +126,11 @@ class Moderator:
         deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
         outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until, derived=derived)
         metrics_of(core).outcome(event.chat.platform, outcome)
-        if decision.alert and await core.first_alert_of_message(work_id, event, unchecked=error is not None):
+        if decision.alert and await self._first_report_of_message(work_id, event, outcome):
             await core.notifier.alert_admins(event, outcome, settings, audit_id)
+        elif decision.alert:
+            log.info("chat %s message %s: already reported for another of its pictures or versions; "
+                     "audit record %d, no second alert", event.chat.chat_id, event.message_id, audit_id)
         if derived:
             await core.notifier.owner_notices(event, outcome, settings, audit_id)
         elif settings.group_photos and decision.verdict == ALLOW and not matches and scan is not None:
@@ -139,6 +142,23 @@ class Moderator:
             event.chat.chat_id, event.message_id, label if error is None else "unscannable",
             decision.verdict, " (dry run)" if decision.dry_run else "",
         )
+
+    async def _first_report_of_message(self, work_id: int, event: MediaPosted, outcome: Outcome) -> bool:
+        """One alert per message: a message's pictures (file, thumbnail, cover) and versions are
+        separate work items, and two of them can hit. The first to report claims the message
+        (a replay of that item still owns it); a later one alerts only when it says more (the
+        message deleted now, where it was only put to review or reported before)."""
+        from bot.notify import outcome_word
+
+        word = outcome_word(outcome)
+        claim = await self.core.store.record_action(
+            event.chat.platform, event.chat.chat_id, event.message_id, "alert", {"work": work_id, "outcome": word}
+        )
+        if claim.params.get("work") == work_id:
+            if claim.state == "pending":  # settled, so that retention prunes it like any action
+                await self.core.store.action_done(claim.id)
+            return True
+        return word == "deleted" and claim.params.get("outcome") != "deleted"
 
     async def _keep_group_photo(self, event: MediaPosted, scan: Scan, settings: GroupSettings) -> None:
         """The group keeps group photos: a member's ordinary photo is protected for a while, owner = the sender."""

@@ -36,7 +36,7 @@ from bot.config import MatrixConfig
 from bot.events import ButtonPressed, ChatRef, MediaPosted
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import OutgoingMessage, Rights
-from bot.platforms.errors import MediaTooLarge, MissingRight, PlatformError, Transient
+from bot.platforms.errors import MediaTooLarge, MessageGone, MissingRight, PlatformError, Transient
 from bot.platforms.matrix_direct import DirectRooms, RawApi
 from bot.platforms.matrix_errors import call, check
 from bot.platforms.matrix_events import mxcs_of, render
@@ -503,6 +503,21 @@ class MatrixPlatform(MatrixIntake):
 
     async def owner(self, chat_id: str) -> str | None:
         return (await self._power(chat_id)).owner
+
+    async def is_member(self, chat_id: str, user_id: str) -> bool:
+        """Whether the user has joined the room now (invited, left, banned or never there: False),
+        from the homeserver's current state rather than what the last sync brought."""
+        if not user_id.startswith("@") or len(user_id) > 255:
+            return False
+        try:
+            got = await call(
+                f"read the membership of {user_id} in {chat_id}",
+                self.client.room_get_state_event(chat_id, "m.room.member", user_id),
+            )
+        except MessageGone:  # M_NOT_FOUND: no membership event, never in the room
+            return False
+        content = getattr(got, "content", None)
+        return isinstance(content, dict) and content.get("membership") == "join"
 
     async def rights(self, chat_id: str) -> Rights:
         return (await self._power(chat_id)).rights(self.me)
