@@ -30,7 +30,7 @@ class MatrixProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.requests: list[tuple[str, str]] = []
-        self._injections: list[tuple[str, list[dict[str, Any]]]] = []
+        self._injections: list[tuple[Callable[[str, dict[str, Any]], bool], list[dict[str, Any]]]] = []
         self._rewrites: list[Callable[[str, dict[str, Any]], None]] = []
         self._stalled: set[str] = set()
         self.stalls_seen = 0
@@ -43,7 +43,14 @@ class MatrixProxy:
 
     def inject_after(self, event_id: str, events: list[dict[str, Any]]) -> None:
         """Each /sync response whose timeline holds ``event_id`` gets ``events`` right after it."""
-        self._injections.append((event_id, events))
+        self._injections.append((lambda _room, e: e.get("event_id") == event_id, events))
+
+    def inject_after_text(self, room_id: str, body: str, events: list[dict[str, Any]]) -> None:
+        """As ``inject_after``, anchored on a message with this body in a plain room: arm it before
+        sending the message, so no sync can carry the message before the proxy knows."""
+        self._injections.append(
+            (lambda room, e: room == room_id and (e.get("content") or {}).get("body") == body, events)
+        )
 
     def rewrite(self, change: Callable[[str, dict[str, Any]], None]) -> None:
         """``change(room_id, event)`` may alter each timeline event of every /sync response in place."""
@@ -110,7 +117,7 @@ class MatrixProxy:
                     change(room_id, event)
             for anchor, events in self._injections:
                 for i, event in enumerate(timeline):
-                    if event.get("event_id") == anchor:
+                    if anchor(room_id, event):
                         timeline[i + 1 : i + 1] = [dict(e) for e in events]
                         break
         return json.dumps(body).encode()
