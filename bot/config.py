@@ -90,6 +90,8 @@ class MatrixConfig:
     invite_from: tuple[str, ...] = ()
     sync_timeout: int = 30  # seconds a sync long-poll waits for events
     mute_check_interval: int = 60  # seconds between checks for timed mutes that have run out
+    download_deadline: float = 30.0  # seconds all downloads of one picture (retries included) may take
+    undecryptable_notice_after: int = 60  # seconds an event may stay undecryptable before moderators are told
 
     @property
     def server_name(self) -> str:
@@ -393,6 +395,10 @@ def _matrix(root: _Table, env: Mapping[str, str]) -> MatrixConfig:
         invite_from=tuple(e.lstrip(":") if not e.startswith("@") else e for e in invite_from),
         sync_timeout=t.get("sync_timeout", int, d.sync_timeout, _between(0, 120)),
         mute_check_interval=t.get("mute_check_interval", int, d.mute_check_interval, _between(1, 86400)),
+        download_deadline=t.get("download_deadline", float, d.download_deadline, _between(1, 600)),
+        undecryptable_notice_after=t.get(
+            "undecryptable_notice_after", int, d.undecryptable_notice_after, _between(0, 86400)
+        ),
     )
     t.done()
     if not cfg.enabled:

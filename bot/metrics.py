@@ -52,6 +52,12 @@ class Metrics:
         )
         self.list_entries = Gauge("vigil_list_entries", "Entries in hash lists, by kind and scope", ["kind", "scope"], registry=r)
         self.lists = Gauge("vigil_lists", "Hash lists, by kind and scope", ["kind", "scope"], registry=r)
+        self.events_rejected = Counter(
+            "vigil_events_rejected",
+            "Platform events skipped at the adapter's edge, by platform and reason (bad_event_id, too_deep, "
+            "not_recordable, undecryptable, …): logged by id and never retried",
+            ["platform", "reason"], registry=r,
+        )
         self._live: _LiveGauges = _LiveGauges()
         r.register(self._live)
 
@@ -86,6 +92,10 @@ class Metrics:
 
     def work_gave_up(self, platform: str) -> None:
         self.work_given_up.labels(platform).inc()
+
+    def rejected_event(self, platform: str, reason: str) -> None:
+        """An event the adapter skipped (malformed, out of bounds, or not recordable)."""
+        self.events_rejected.labels(platform, reason).inc()
 
     def retention(self, deleted: Mapping[str, int], ok: bool = True) -> None:
         self.retention_runs.labels("ok" if ok else "error").inc()
@@ -160,6 +170,9 @@ class _NoMetrics(Metrics):
         pass
 
     def retention(self, deleted: Mapping[str, int], ok: bool = True) -> None:
+        pass
+
+    def rejected_event(self, platform: str, reason: str) -> None:
         pass
 
 

@@ -1,8 +1,8 @@
-"""The Matrix adapter, on matrix-nio with end-to-end encryption, and Vigil's own sync loop.
+"""The Matrix adapter, on matrix-nio with end-to-end encryption: its life cycle and what it does.
 
-Nothing lost: each sync's media events are handed to the core (``core.submit`` returns once the
-work is recorded in the store) before the sync token is saved in the store, so a crash replays
-that sync instead of skipping it. The device, its keys and the session stay in
+Events come in through ``matrix_sync.MatrixIntake`` (Vigil's own sync loop, the inbound half);
+this module is the outbound half: messages, redactions, quarantine, mutes and bans, and who
+moderates a room. The two are split so each can be read on its own. The device, its keys and the session stay in
 ``<data_dir>/matrix``, so a restart is the same device with the same keys.
 
 What Matrix lacks and how Vigil makes up for it:
@@ -24,98 +24,49 @@ import io
 import json
 import logging
 import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable
 from urllib.parse import quote
 
 import aiohttp
-from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEvent, RoomSendResponse
+from nio import AsyncClient, Event, MegolmEvent, RoomSendResponse
 
 from bot.config import MatrixConfig
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.events import ButtonPressed, ChatRef, MediaPosted
+from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import OutgoingMessage, Rights
-from bot.platforms.errors import MediaTooLarge, MessageGone, MissingRight, PlatformError, RetryLater, Transient
-from bot.platforms.matrix_errors import call, check
+from bot.platforms.errors import MediaTooLarge, MessageGone, MissingRight, PlatformError, Transient
 from bot.platforms.matrix_direct import DirectRooms, RawApi
-from bot.platforms.matrix_events import (
-    Typed,
-    mxcs_of,
-    parse_command,
-    plain_body,
-    posted_media,
-    reaction,
-    relation,
-    render,
-    reply_target,
-    same_key,
-)
+from bot.platforms.matrix_errors import call, check
+from bot.platforms.matrix_events import mxcs_of, render
 from bot.platforms.matrix_media import MediaFetcher, decrypt
+from bot.platforms.matrix_memory import CACHE, Lru, Related
 from bot.platforms.matrix_power import RoomPower, room_power
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
+# SYNC_KEY: re-exported for tests and tools that read the saved sync position
+from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401
+from bot.platforms.matrix_undecryptable import UndecryptableNotices
 
 log = logging.getLogger("vigil.matrix")
 
-NAME = "matrix"
-SYNC_KEY = "matrix:sync_token"
-BUTTONS_KEY = "matrix:buttons:"
+QUARANTINE_WAIT = 300.0  # seconds a quarantine waits for the other pictures of its message to be checked
 REDACT_REASON = "Removed by Vigil (image moderation)"
 BAN_REASON = "Banned by Vigil (image moderation)"
-UNDECRYPTABLE_FOR = 24 * 3600  # seconds an encrypted event is retried before Vigil gives up on it
-
-
-def sync_filter(me: str) -> dict:
-    """What Vigil reads: every room's timeline (but its own events, which only cost it a sync each),
-    full member lists, and no presence, typing or receipts."""
-    return {
-        "presence": {"not_types": ["*"]},
-        "room": {
-            "timeline": {"limit": 100, "not_senders": [me]},  # a gap beyond the limit is filled from /messages
-            "ephemeral": {"not_types": ["*"]},
-            "state": {"lazy_load_members": False},
-        },
-    }
-
-
-CACHE = 5000  # events remembered for replies, edits and redactions
 OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
 
-class _SubmitFailed(Exception):
-    """The core could not record an event: the sync is retried and its token not saved."""
-
-
-class _Lru(OrderedDict):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def put(self, key: Any, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
-
-
-@dataclass
-class _Related:
-    """What a redaction of one message must also cover: its edits and every file they showed."""
-
-    sender: str = ""
-    edits: list[str] = field(default_factory=list)
-    mxcs: list[str] = field(default_factory=list)
-    complete: bool = False  # the original message itself was seen (not only an edit of it)
-
-
-class MatrixPlatform:
+class MatrixPlatform(MatrixIntake):
     name = NAME
 
     def __init__(self, config: MatrixConfig, store: Any, directory: Path) -> None:
         # nio logs every room event at INFO, and normal key exchange ("missing session") as warnings
         logging.getLogger("nio").setLevel(max(logging.WARNING, logging.getLogger("nio").level))
         logging.getLogger("nio.crypto").setLevel(max(logging.ERROR, logging.getLogger("nio.crypto").level))
+        # nio's schema errors quote the whole event or value (bodies, captions, mxc ids): Vigil logs its own
+        # skip lines with ids only (matrix_sync._skip)
+        for quoting in ("nio.events", "nio.responses"):
+            logging.getLogger(quoting).setLevel(max(logging.CRITICAL, logging.getLogger(quoting).level))
         self.config = config
         self.store = store
         self.directory = Path(directory)
@@ -129,12 +80,16 @@ class MatrixPlatform:
         self.mutes = MuteBook(self.directory)
         self.pending = PendingEncrypted(self.directory)
         # when each media event reached Vigil (its sync returned) and when it was redacted, by event id
-        self.timings: _Lru = _Lru(20_000)
+        self.timings: Lru = Lru(20_000)
         self._undecrypted: dict[str, MegolmEvent] = {}
-        self._posted: _Lru = _Lru(CACHE)  # (room, message id) -> MediaPosted (latest version)
-        self._related: _Lru = _Lru(CACHE)  # (room, message id) -> _Related
-        self._buttons: _Lru = _Lru(CACHE)  # event id -> {reaction key: button data}
-        self._unquarantined: _Lru = _Lru(CACHE)  # message id -> media still on the server
+        self._posted: Lru = Lru(CACHE)  # (room, message id) -> MediaPosted (latest version)
+        self._related: Lru = Lru(CACHE)  # (room, message id) -> Related
+        self._buttons: Lru = Lru(CACHE)  # event id -> {reaction key: button data}
+        self._unquarantined: Lru = Lru(CACHE)  # message id -> media still on the server
+        self._senders: Lru = Lru(20_000)  # (room, event id) -> sender of each message seen, for edits of it
+        self._acted: Lru = Lru(20_000)  # event ids whose command, choice or photo was started in this run
+        self._deferred: list[tuple[str | None, Any, str]] = []  # started once the current sync's token is saved
+        self.undecryptable = UndecryptableNotices(self)
         self._rights: dict[str, Rights] = {}
         # each room's power rules, dropped when the sync shows any state event there (levels,
         # members, creators) and after Vigil's own changes: as fresh as the sync itself
@@ -163,7 +118,7 @@ class MatrixPlatform:
     async def start(self, core: Any) -> None:
         self.core = core
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=15))
-        self.media = MediaFetcher(self.http, self.config.homeserver)
+        self.media = MediaFetcher(self.http, self.config.homeserver, self.config.download_deadline)
         await log_in(self.client, self.config, self.directory)
         await self.direct.load()
         self._stopping.clear()
@@ -200,385 +155,6 @@ class MatrixPlatform:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("matrix: %s failed", what, exc_info=task.exception())
-
-    # --- the sync loop ---------------------------------------------------------------------
-
-    async def _sync_loop(self) -> None:
-        token: str | None = None
-        loaded, first, backoff = False, True, 1.0
-        while not self._stopping.is_set():
-            try:
-                if not loaded:
-                    token, loaded = await self.store.get_state(SYNC_KEY), True
-                token, first = await self._sync_once(token, first)
-                backoff = 1.0
-            except asyncio.CancelledError:
-                raise
-            except RetryLater as exc:
-                await asyncio.sleep(exc.retry_after)
-            except Exception as exc:  # whatever fails, the loop goes on from the last saved token
-                self.connected = False
-                if isinstance(exc, _SubmitFailed):
-                    log.error("matrix: could not record this sync's events (%s); reading them again in %.0f s", exc.__cause__, backoff)
-                elif isinstance(exc, PlatformError):
-                    log.warning("matrix: sync failed (%s); retrying in %.0f s", exc, backoff)
-                else:
-                    log.exception("matrix: the sync loop failed; retrying in %.0f s", backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60)
-
-    async def _sync_once(self, token: str | None, first: bool) -> tuple[str | None, bool]:
-        """One sync: hand its events over, then (only then) save its token. Returns the new token."""
-        response = await call(
-            "sync",
-            self.client.sync(
-                timeout=self.config.sync_timeout * 1000, since=token, full_state=True if first else None, sync_filter=self._filter
-            ),
-        )
-        arrived = time.perf_counter()
-        self.connected = True
-        self._ready.set()  # nio has read the rooms' state: direct rooms can be looked up
-        # _SubmitFailed leaves the token as it was: the same events come again (the store's work is idempotent)
-        await self._handle_sync(response, token, arrived)
-        await self.store.set_state(SYNC_KEY, response.next_batch)
-        await self._keys_maintenance()
-        return response.next_batch, False
-
-    async def _keys_maintenance(self) -> None:
-        """What matrix-nio's sync_forever does between syncs: keep the device's encryption going."""
-        client = self.client
-        steps = []
-        if client.outgoing_to_device_messages:
-            steps.append(("send to-device messages", client.send_to_device_messages))
-        if client.should_upload_keys:
-            steps.append(("upload keys", client.keys_upload))
-        if client.should_query_keys:
-            steps.append(("query device keys", client.keys_query))
-        if client.should_claim_keys:
-            steps.append(("claim keys", lambda: client.keys_claim(client.get_users_for_key_claiming())))
-        for what, step in steps:
-            try:
-                await step()
-            except Exception as exc:  # encryption upkeep must never stop the sync
-                log.warning("matrix: %s failed: %s", what, exc)
-
-    async def _handle_sync(self, response: Any, since: str | None, arrived: float) -> None:
-        for room_id, info in response.rooms.invite.items():
-            if room_id not in self._joining:
-                self._joining.add(room_id)
-                self._spawn(self._on_invite(room_id, info.invite_state), f"joining {room_id}")
-        for room_id in response.rooms.leave:
-            self._forget_room(room_id)
-        for room_id, info in response.rooms.join.items():
-            if info.state:
-                self._invalidate(room_id)
-            events = list(info.timeline.events)
-            if info.timeline.limited and since:
-                events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
-            for event in events:
-                await self._on_timeline_event(room_id, event, arrived)
-        await self._retry_undecrypted(arrived)
-
-    async def _backfill(self, room_id: str, prev_batch: str | None, since: str) -> list[Event]:
-        """Events a limited sync left out (more than the filter's limit since the last sync), oldest first."""
-        gathered: list[Event] = []
-        start = prev_batch
-        for _ in range(50):
-            if not start:
-                break
-            try:
-                page = await call("read missed events", self.client.room_messages(room_id, start=start, end=since, limit=100))
-            except PlatformError as exc:
-                log.error("matrix: room %s: could not read the events missed while away: %s", room_id, exc)
-                break
-            gathered.extend(page.chunk)
-            if not page.chunk or not page.end or page.end == start:
-                break
-            start = page.end
-        gathered.reverse()
-        if gathered:
-            log.info("matrix: room %s: read %d events the sync left out", room_id, len(gathered))
-        return gathered
-
-    # --- events ----------------------------------------------------------------------------
-
-    def _decrypted(self, room_id: str, event: Any) -> Any | None:
-        """The event, decrypted when it was encrypted; None (and kept for later) when its key is missing."""
-        if not isinstance(event, MegolmEvent):
-            return event
-        event.room_id = room_id
-        try:
-            return self.client.decrypt_event(event)
-        except EncryptionError:
-            self._undecrypted[event.event_id] = event
-            self.pending.add(event.event_id, room_id, time.time())
-            log.info("matrix: room %s: event %s waits for its room key", room_id, event.event_id)
-            return None
-
-    async def _retry_undecrypted(self, arrived: float) -> None:
-        if not self.pending.items:
-            return
-        done, now = [], time.time()
-        for event_id, (room_id, first_seen) in list(self.pending.items.items()):
-            event = self._undecrypted.get(event_id)
-            if event is None:  # after a restart: fetch it again
-                try:
-                    got = await call("fetch event", self.client.room_get_event(room_id, event_id))
-                    event = got.event
-                except PlatformError as exc:
-                    log.warning("matrix: could not fetch undecrypted event %s: %s", event_id, exc)
-                    done.append(event_id)
-                    continue
-            if not isinstance(event, MegolmEvent):  # room_get_event decrypted it
-                done.append(event_id)
-                await self._on_timeline_event(room_id, event, arrived)
-                continue
-            event.room_id = room_id
-            try:
-                clear = self.client.decrypt_event(event)
-            except EncryptionError:
-                self._undecrypted[event_id] = event
-                if now - first_seen > UNDECRYPTABLE_FOR:
-                    log.error("matrix: room %s: gave up on event %s: its room key never arrived", room_id, event_id)
-                    done.append(event_id)
-                continue
-            done.append(event_id)
-            await self._on_timeline_event(room_id, clear, arrived)
-        for e in done:
-            self._undecrypted.pop(e, None)
-        self.pending.remove(done)
-
-    async def _on_timeline_event(self, room_id: str, event: Any, arrived: float) -> None:
-        """One event; a failing handler is logged and the sync goes on (except recording media)."""
-        try:
-            clear = self._decrypted(room_id, event)
-            if clear is None:
-                return
-            source = getattr(clear, "source", None)
-            if isinstance(source, dict):
-                await self._dispatch(room_id, source, arrived)
-        except _SubmitFailed:
-            raise
-        except Exception:
-            log.exception("matrix: room %s: handling event %s failed", room_id, getattr(event, "event_id", "?"))
-
-    async def _dispatch(self, room_id: str, source: dict, arrived: float) -> None:
-        if "state_key" in source:  # before anything reads it: a demoted moderator loses control at once
-            self._invalidate(room_id)
-        sender = source.get("sender")
-        if not isinstance(sender, str) or sender == self.me:
-            return
-        if (source.get("unsigned") or {}).get("redacted_because"):
-            return
-        kind = source.get("type")
-        content = source.get("content") if isinstance(source.get("content"), dict) else {}
-        if kind == "m.reaction":
-            self._spawn(self._on_reaction(room_id, source), "a reaction")
-            return
-        if kind == "m.room.power_levels" and source.get("state_key") == "":
-            self._spawn(self._on_power_change(room_id, sender), "a power level change")
-            return
-        if kind not in ("m.room.message", "m.sticker"):
-            return
-        private = room_id in self.direct.user_of
-        if private and sender not in self._reachable:
-            self._reachable.add(sender)  # any message in the direct room makes the person reachable
-            self._spawn(self.core.private_started(self._user(room_id, sender)), "marking a contact reachable")
-        # commands are typed text; notices are what bots write, and answering them could loop
-        if kind == "m.room.message" and content.get("msgtype") == "m.text" and relation(content)[0] != "m.replace":
-            typed = parse_command(plain_body(content), private=private)
-            if typed is not None:
-                self._spawn(self._on_command(room_id, source, typed, private), "a command")
-                return
-        if private:
-            # an image in a direct room is a member's photo to protect (when a /protect session is open)
-            found = posted_media(source)
-            if found is not None:
-                event = MediaPosted(
-                    chat=self._chat(room_id), message_id=found.event_id, sender=self._user(room_id, found.sender),
-                    posted_at=found.posted_at, media=found.media,
-                )
-                self._spawn(self.core.private_media(event), "a photo sent privately")
-            return
-        await self._on_media(room_id, source, arrived)
-
-    async def _on_media(self, room_id: str, source: dict, arrived: float) -> None:
-        found = posted_media(source)
-        if found is None:
-            return
-        message_id, variant = found.message_id, found.variant
-        related = self._related.get((room_id, message_id))
-        if variant and related is not None and related.sender and related.sender != found.sender:
-            # clients ignore an "edit" by someone else; it is still a message showing an image
-            message_id, variant = found.event_id, ""
-            related = None
-        if related is None:
-            related = _Related(sender=found.sender)
-            self._related.put((room_id, message_id), related)
-        if variant:
-            related.edits.append(found.event_id)
-        else:
-            related.complete = True
-        for mxc in mxcs_of(source):
-            if mxc not in related.mxcs:
-                related.mxcs.append(mxc)
-        event = MediaPosted(
-            chat=self._chat(room_id),
-            message_id=message_id,
-            sender=self._user(room_id, found.sender),
-            posted_at=found.posted_at,
-            media=found.media,
-            variant=variant,
-            link=None,  # a link would lead to the image: alerts carry ids instead
-        )
-        self._posted.put((room_id, message_id), event)
-        if message_id not in self.timings:
-            self.timings.put(message_id, [arrived, None])
-        try:
-            await self.core.submit(event)
-        except Exception as exc:
-            raise _SubmitFailed(str(exc)) from exc
-
-    def _chat(self, room_id: str) -> ChatRef:
-        room = self.client.rooms.get(room_id)
-        return ChatRef(NAME, room_id, room.display_name if room is not None else "")
-
-    def _user(self, room_id: str, user_id: str) -> UserRef:
-        room = self.client.rooms.get(room_id)
-        name = ""
-        if room is not None and user_id in room.users:
-            name = room.users[user_id].display_name or ""
-        return UserRef(NAME, user_id, name, None, None)
-
-    def _forget_room(self, room_id: str) -> None:
-        self._rights.pop(room_id, None)
-        self._invalidate(room_id)
-        self._joining.discard(room_id)
-
-    # --- commands, reactions, invites ------------------------------------------------------------
-
-    async def _on_command(self, room_id: str, source: dict, typed: Typed, private: bool) -> None:
-        sender = self._user(room_id, source["sender"])
-        chat = self._chat(room_id)
-        event_id = str(source.get("event_id") or "")
-        if typed.button is not None:
-            await self.core.button(ButtonPressed(chat, sender, typed.button, event_id, event_id))
-            return
-        reply_to = reply_sender = None
-        reply_id = reply_target(source.get("content") or {})
-        if reply_id and not private:
-            reply_to, reply_author = await self._posted_for(room_id, reply_id)
-            reply_sender = self._user(room_id, reply_author) if reply_author else None
-        await self.core.command(CommandIssued(
-            chat=chat,
-            message_id=event_id,
-            sender=sender,
-            private=private,
-            verb=typed.verb,
-            args=typed.args,
-            reply_to=reply_to,
-            reply_to_id=reply_id,
-            reply_sender=reply_sender,
-        ))
-
-    async def _posted_for(self, room_id: str, event_id: str) -> tuple[MediaPosted | None, str | None]:
-        """The media message a command replies to (from memory, else fetched), and its sender."""
-        cached = self._posted.get((room_id, event_id))
-        if cached is not None:
-            return cached, cached.sender.user_id
-        try:
-            got = await call("fetch the replied-to event", self.client.room_get_event(room_id, event_id))
-        except PlatformError as exc:
-            log.warning("matrix: room %s: could not fetch replied-to event %s: %s", room_id, event_id, exc)
-            return None, None
-        source = getattr(got.event, "source", None) or {}
-        if isinstance(got.event, MegolmEvent):
-            return None, source.get("sender")
-        found = posted_media(source)
-        if found is None:
-            return None, source.get("sender")
-        cached = self._posted.get((room_id, found.message_id))  # a reply to an edit: the message it edits
-        if cached is not None:
-            return cached, cached.sender.user_id
-        posted = MediaPosted(
-            self._chat(room_id), found.message_id, self._user(room_id, found.sender), found.posted_at, found.media, found.variant
-        )
-        return posted, found.sender
-
-    async def _on_reaction(self, room_id: str, source: dict) -> None:
-        found = reaction(source)
-        if found is None:
-            return
-        target, key = found
-        keys = self._buttons.get(target)
-        if keys is None:
-            stored = await self.store.get_state(BUTTONS_KEY + target)
-            if stored is None:
-                return  # a reaction to something that offers no choice
-            keys = json.loads(stored)
-            self._buttons.put(target, keys)
-        data = next((d for k, d in keys.items() if same_key(k, key)), None)
-        if data is None:
-            return
-        sender = self._user(room_id, source["sender"])
-        await self.core.button(ButtonPressed(self._chat(room_id), sender, data, str(source.get("event_id") or ""), target))
-
-    def _may_invite(self, user_id: str) -> bool:
-        allowed = self.config.invite_from or (self.config.server_name,)
-        server = user_id.partition(":")[2]
-        return "*" in allowed or user_id in allowed or server in allowed
-
-    async def _on_invite(self, room_id: str, invite_state: list[Any]) -> None:
-        inviter, direct = None, False
-        for event in invite_state:
-            # nio moves the content out of an invite event's source: read its attributes
-            if isinstance(event, InviteMemberEvent) and event.state_key == self.me and event.membership == "invite":
-                inviter, direct = event.sender, bool((event.content or {}).get("is_direct"))
-        try:
-            if not inviter or not self._may_invite(inviter):
-                log.warning("matrix: declining the invite to %s from %s (not in matrix.invite_from)", room_id, inviter)
-                await call("decline invite", self.client.room_leave(room_id))
-                return
-            await call("join room", self.client.join(room_id))
-        except PlatformError as exc:
-            self._joining.discard(room_id)  # tried again at the next sync that still shows the invite
-            log.error("matrix: could not answer the invite to %s: %s", room_id, exc)
-            return
-        log.info("matrix: joined %s (invited by %s%s)", room_id, inviter, ", direct" if direct else "")
-        if direct:
-            await self.direct.remember(inviter, room_id)
-            self._reachable.add(inviter)
-            await self.core.private_started(UserRef(NAME, inviter))
-            return
-        power = await self._power(room_id)
-        rights = power.rights(self.me)
-        self._rights[room_id] = rights
-        title = self._chat(room_id).title or await self._room_name(room_id)
-        await self.core.bot_added(BotAdded(
-            ChatRef(NAME, room_id, title), UserRef(NAME, inviter, power.members.get(inviter, "")),
-            can_delete=rights.can_delete, can_restrict=rights.can_restrict, is_admin=rights.is_admin,
-        ))
-
-    async def _room_name(self, room_id: str) -> str:
-        try:
-            got = await self.client.room_get_state_event(room_id, "m.room.name")
-            return str(getattr(got, "content", {}).get("name") or "")
-        except Exception:
-            return ""
-
-    async def _on_power_change(self, room_id: str, by: str) -> None:
-        """Levels changed: the core's moderator list is stale, and Vigil's own rights may be short now."""
-        chat = self._chat(room_id)
-        self.core.forget_admins(chat)
-        if room_id in self.direct.user_of:
-            return
-        rights = (await self._power(room_id, fresh=True)).rights(self.me)
-        before = self._rights.get(room_id)
-        self._rights[room_id] = rights
-        if before is not None and rights != before:
-            await self.core.bot_added(BotAdded(
-                chat, self._user(room_id, by), can_delete=rights.can_delete, can_restrict=rights.can_restrict, is_admin=rights.is_admin
-            ))
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -685,11 +261,16 @@ class MatrixPlatform:
 
     async def fetch_media(self, event: MediaPosted, max_bytes: int) -> bytes:
         media = event.media
+        unchecked = (media.extra or {}).get("unchecked")
+        if unchecked:
+            raise PlatformError(str(unchecked))  # e.g. inline images beyond the bound: reported, not fetched
         if media.size is not None and media.size > max_bytes:
             raise MediaTooLarge(media.size, max_bytes)  # as the event declares it: nothing downloaded
         assert self.media is not None
         extra = media.extra or {}
-        data = await self.media.download(str(extra.get("mxc") or media.file_id), self.client.access_token, max_bytes)
+        picture = (event.chat.chat_id, event.message_id, event.variant)  # its retries share one deadline
+        mxc = str(extra.get("mxc") or media.file_id)
+        data = await self.media.download(mxc, self.client.access_token, max_bytes, picture=picture)
         encrypted = extra.get("encrypted")
         if isinstance(encrypted, dict):
             data = decrypt(data, encrypted)
@@ -724,10 +305,25 @@ class MatrixPlatform:
                 await self._redact(chat_id, edit)
             except PlatformError as exc:
                 log.warning("matrix: room %s: could not redact edit %s of %s: %s", chat_id, edit, message_id, exc)
-        await self._quarantine(chat_id, message_id, related.mxcs)
+        if self.config.admin_token:
+            # its other pictures may still wait to be checked: quarantine once they are (Synapse
+            # quarantines every copy of a file at once, so a download would fail and go unchecked)
+            self._spawn(self._quarantine_when_checked(chat_id, message_id, related.mxcs, related.sender), "quarantine")
+        else:
+            await self._quarantine(chat_id, message_id, related.mxcs, related.sender)
 
-    async def _find_related(self, room_id: str, message_id: str) -> _Related:
-        related = _Related()
+    async def _quarantine_when_checked(self, room_id: str, message_id: str, mxcs: list[str], sender: str) -> None:
+        waited = 0.0
+        while waited < QUARANTINE_WAIT:
+            pending = await self.store.pending_work(NAME)
+            if not any(item.chat_id == room_id and item.message_id == message_id for item in pending):
+                break
+            await asyncio.sleep(0.5)
+            waited += 0.5
+        await self._quarantine(room_id, message_id, mxcs, sender)
+
+    async def _find_related(self, room_id: str, message_id: str) -> Related:
+        related = Related()
         try:
             got = await call("fetch event", self.client.room_get_event(room_id, message_id))
             source = getattr(got.event, "source", {}) or {}
@@ -755,14 +351,25 @@ class MatrixPlatform:
         self._related.put((room_id, message_id), related)
         return related
 
-    async def _quarantine(self, room_id: str, message_id: str, mxcs: list[str]) -> None:
-        """A redaction hides the message; the file stays downloadable until quarantined."""
+    async def _quarantine(self, room_id: str, message_id: str, mxcs: list[str], sender: str) -> None:
+        """A redaction hides the message; the file stays downloadable until quarantined.
+
+        Only media the redacted events themselves carried (strictly valid mxc URIs), and not a file
+        the homeserver says someone else uploaded: a member cannot get a moderator's file taken
+        down by naming it as the thumbnail of a blocked image.
+        """
+        mxcs = [m for m in mxcs if bounds.mxc(m)]
         if not mxcs:
             return
         left: list[str] = []
         if self.config.admin_token:
             assert self.media is not None
             for mxc in mxcs:
+                uploader = await self.media.uploader(mxc, self.config.admin_token)
+                if uploader is not None and sender and uploader != sender:
+                    log.warning("matrix: room %s: message %s named a file uploaded by someone else; not quarantined",
+                                room_id, message_id)
+                    continue
                 try:
                     await self.media.quarantine(mxc, self.config.admin_token)
                 except PlatformError as exc:

@@ -79,3 +79,13 @@ async def call(what: str, coro: Awaitable[T], **kw: Any) -> T:
     except LocalProtocolError as exc:
         raise PlatformError(f"{what}: {exc}") from None
     return check(response, what, **kw)
+
+
+class DownloadDeadline(PlatformError):
+    """A picture's downloads (retries included) took longer than ``matrix.download_deadline``: not worth retrying."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"download: no answer within {seconds:g} s (a slow or unreachable remote homeserver); the picture is "
+            "reported as not checked. Raise matrix.download_deadline if your homeserver is slow for every file"
+        )

@@ -9,29 +9,20 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from pathlib import PurePath
 from typing import Any, Mapping, Sequence
-from urllib.parse import urlparse
 
 from bot.events import MediaRef
+from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import Button, OutgoingMessage
+from bot.platforms.matrix_pictures import media_ref  # noqa: F401 - read by tests and tools from here
+from bot.platforms.matrix_pictures import Picture, pictures_of, reaction_picture, variant_of
 
-MEDIA_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".mp4", ".webm", ".mov", ".mkv"}
 COMMAND_PREFIX = "!vigil"
 # a button's data ("del:12", "set:!room:mode:off") typed as a command: a word, a colon, the rest
 BUTTON_DATA = re.compile(r"^[a-z]+:\S+$")
 KEYCAPS = tuple(f"{d}\ufe0f\u20e3" for d in "123456789") + ("\U0001f51f",)  # 1️⃣ … 9️⃣ 🔟
-
-
-def parse_mxc(uri: str) -> tuple[str, str]:
-    """``mxc://server/media_id`` -> (server, media_id); ValueError for anything else."""
-    parsed = urlparse(uri or "")
-    media_id = parsed.path.lstrip("/")
-    if parsed.scheme != "mxc" or not parsed.netloc or not media_id or "/" in media_id:
-        raise ValueError(f"not an mxc://server/media_id URI: {uri!r}")
-    return parsed.netloc, media_id
 
 
 # --- media ------------------------------------------------------------------------------------
@@ -39,128 +30,107 @@ def parse_mxc(uri: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class PostedMedia:
-    """The media one event shows, and which message it belongs to."""
+    """One picture one event shows, and which message it belongs to."""
 
-    message_id: str  # the event to redact: the original one for an edit
-    event_id: str  # the event that carried this media (the edit itself for an edit)
+    message_id: str  # the event to redact: the original one for an edit (or the reaction itself)
+    event_id: str  # the event that carried this picture (the edit itself for an edit)
     media: MediaRef
-    variant: str  # "", or "edit:<event id>" when an edit swapped the media in
+    variant: str  # composed by matrix_pictures.variant_of: "", "thumb", "inline:0", "edit:<id>", "edit:<id>/thumb" …
     sender: str
     posted_at: datetime
+    edit_of: str | None = None  # the message an edit replaces (message_id then), None for a message of its own
+    role: str = ""  # which picture of the event: "" its file, "thumb", "inline:0", "fallback/thumb" …
 
 
-def _kind(event_type: str, content: Mapping[str, Any]) -> str | None:
-    """Vigil's media kind for this content, or None when it shows no image or video."""
-    if event_type == "m.sticker":
-        return "sticker"
-    msgtype = content.get("msgtype")
-    info = content.get("info") if isinstance(content.get("info"), Mapping) else {}
-    mime = str(info.get("mimetype") or (content.get("file") or {}).get("mimetype") or "").lower()
-    if msgtype == "m.image":
-        return "image"
-    if msgtype == "m.video":
-        return "video"
-    if msgtype == "m.file":
-        name = str(content.get("filename") or content.get("body") or "")
-        if mime.startswith(("image/", "video/")) or PurePath(name).suffix.lower() in MEDIA_SUFFIXES:
-            return "document"
-    return None
-
-
-def media_ref(event_type: str, content: Mapping[str, Any]) -> MediaRef | None:
-    """The media in one message content (plain ``url`` or encrypted ``file``), with what a restart needs."""
-    if not isinstance(content, Mapping):
-        return None
-    kind = _kind(event_type, content)
-    if kind is None:
-        return None
-    info = content.get("info") if isinstance(content.get("info"), Mapping) else {}
-    size = info.get("size")
-    size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
-    mime = info.get("mimetype") if isinstance(info.get("mimetype"), str) else None
-    file = content.get("file")
-    if isinstance(file, Mapping):
-        url = file.get("url")
-        key = (file.get("key") or {}).get("k") if isinstance(file.get("key"), Mapping) else None
-        sha = (file.get("hashes") or {}).get("sha256") if isinstance(file.get("hashes"), Mapping) else None
-        iv = file.get("iv")
-        if not all(isinstance(v, str) and v for v in (url, key, sha, iv)):
-            return None  # an encrypted file without its keys cannot be opened by anyone
-        try:
-            parse_mxc(url)
-        except ValueError:
-            return None
-        mime = mime or (file.get("mimetype") if isinstance(file.get("mimetype"), str) else None)
-        extra = {"mxc": url, "encrypted": {"key": key, "iv": iv, "sha256": sha}}
-        return MediaRef(kind, url, size, mime, extra)
-    url = content.get("url")
-    if not isinstance(url, str):
-        return None
-    try:
-        parse_mxc(url)
-    except ValueError:
-        return None
-    return MediaRef(kind, url, size, mime, {"mxc": url})
+def own_message(picture: PostedMedia) -> PostedMedia:
+    """An "edit" taken as a message of its own (its sender did not write the original): judged and redacted alone."""
+    return replace(picture, message_id=picture.event_id, variant=variant_of(None, picture.role), edit_of=None)
 
 
 def relation(content: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(rel_type, event_id) of an m.relates_to, or (None, None)."""
+    """(rel_type, event_id) of an m.relates_to, or (None, None); an event id out of grammar reads as None."""
     rel = content.get("m.relates_to") if isinstance(content, Mapping) else None
     if not isinstance(rel, Mapping):
         return None, None
     rel_type, target = rel.get("rel_type"), rel.get("event_id")
-    return (rel_type if isinstance(rel_type, str) else None), (target if isinstance(target, str) else None)
+    rel_type = rel_type if isinstance(rel_type, str) and len(rel_type) <= 255 else None
+    return rel_type, (target if bounds.event_id(target) else None)
+
+
+def _posted_at(source: Mapping[str, Any]) -> datetime:
+    ts = source.get("origin_server_ts")
+    ok = isinstance(ts, int) and not isinstance(ts, bool) and 0 < ts < 2**53
+    try:
+        if ok:
+            return datetime.fromtimestamp(ts / 1000, timezone.utc)  # type: ignore[operator]
+        return datetime.now(timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class EventPictures:
+    """Every picture one event shows, and how many inline images were left unchecked (beyond the bound)."""
+
+    pictures: tuple[PostedMedia, ...]
+    unchecked: int = 0
+
+
+def event_pictures(source: Mapping[str, Any]) -> EventPictures:
+    """Every picture an m.room.message, m.sticker or custom-emoji m.reaction shows.
+
+    An edit (m.replace) belongs to the message it replaces: what edit-aware clients show
+    (``m.new_content``), and its fallback content where that shows other files. An "edit" whose
+    target id is out of grammar is judged as a message of its own. The event's own ids must
+    have passed ``matrix_bounds.event_problem`` already.
+    """
+    event_type = source.get("type")
+    event_id = str(source.get("event_id") or "")
+    sender = str(source.get("sender") or "")
+    posted_at = _posted_at(source)
+    if event_type == "m.reaction":
+        media = reaction_picture(source)
+        if media is None:
+            return EventPictures(())
+        return EventPictures((PostedMedia(event_id, event_id, media, "", sender, posted_at),))
+    if event_type not in ("m.room.message", "m.sticker"):
+        return EventPictures(())
+    content = source.get("content")
+    if not isinstance(content, Mapping):
+        return EventPictures(())
+    rel_type, target = relation(content)
+
+    def own(p: Picture) -> PostedMedia:
+        return PostedMedia(event_id, event_id, p.media, variant_of(None, p.role), sender, posted_at, None, p.role)
+
+    if rel_type != "m.replace":
+        found, more = pictures_of(event_type, content)
+        return EventPictures(tuple(own(p) for p in found), more)
+    new = content.get("m.new_content")
+    shown, more = pictures_of(event_type, new) if isinstance(new, Mapping) else ([], 0)
+    fallback, more_fallback = pictures_of(event_type, content)
+    files = {p.media.file_id for p in shown}
+    # what clients without edits show: only files the new content does not show already
+    shown += [Picture(f"fallback/{p.role}" if p.role else "fallback", p.media)
+              for p in fallback if p.media.file_id not in files]
+    if target is None:  # an edit of nothing valid: a message of its own
+        return EventPictures(tuple(own(p) for p in shown), more + more_fallback)
+    return EventPictures(
+        tuple(PostedMedia(target, event_id, p.media, variant_of(event_id, p.role), sender, posted_at, target, p.role)
+              for p in shown),
+        more + more_fallback,
+    )
 
 
 def posted_media(source: Mapping[str, Any]) -> PostedMedia | None:
-    """The media an m.room.message / m.sticker event shows; an edit that swaps media counts too."""
-    event_type = source.get("type")
-    if event_type not in ("m.room.message", "m.sticker"):
-        return None
-    content = source.get("content")
-    if not isinstance(content, Mapping):
-        return None
-    event_id = str(source.get("event_id") or "")
-    ts = source.get("origin_server_ts")
-    ts = ts if isinstance(ts, int) and ts > 0 else 0
-    posted_at = datetime.fromtimestamp(ts / 1000, timezone.utc) if ts else datetime.now(timezone.utc)
-    rel_type, target = relation(content)
-    if rel_type == "m.replace" and target:
-        new = content.get("m.new_content")
-        media = media_ref(event_type, new) if isinstance(new, Mapping) else None
-        if media is None:
-            return None  # a text edit, or an edit without new content
-        # an edit is known by its own event id: timestamps can be equal or missing
-        return PostedMedia(target, event_id, media, f"edit:{event_id}", str(source.get("sender") or ""), posted_at)
-    media = media_ref(event_type, content)
-    if media is None:
-        return None
-    return PostedMedia(event_id, event_id, media, "", str(source.get("sender") or ""), posted_at)
+    """The main picture an event shows (its file, else its first other picture), or None."""
+    found = event_pictures(source).pictures
+    return found[0] if found else None
 
 
 def mxcs_of(source: Mapping[str, Any]) -> list[str]:
-    """Every media URI an event carries (content, new content of an edit, thumbnails)."""
-    found: list[str] = []
-
-    def visit(content: Any) -> None:
-        if not isinstance(content, Mapping):
-            return
-        for holder in (content, content.get("file"), (content.get("info") or {}) if isinstance(content.get("info"), Mapping) else {}):
-            if not isinstance(holder, Mapping):
-                continue
-            for key in ("url", "thumbnail_url"):
-                value = holder.get(key)
-                if isinstance(value, str) and value.startswith("mxc://") and value not in found:
-                    found.append(value)
-        info = content.get("info")
-        if isinstance(info, Mapping) and isinstance(info.get("thumbnail_file"), Mapping):
-            value = info["thumbnail_file"].get("url")
-            if isinstance(value, str) and value.startswith("mxc://") and value not in found:
-                found.append(value)
-        visit(content.get("m.new_content"))
-
-    visit(source.get("content"))
-    return found
+    """Every valid media URI this event itself shows (files, thumbnails, inline images, a custom emoji)."""
+    return list(dict.fromkeys(p.media.file_id for p in event_pictures(source).pictures))
 
 
 # --- text: commands and reactions -----------------------------------------------------------
@@ -171,7 +141,7 @@ def plain_body(content: Mapping[str, Any]) -> str:
     body = content.get("body") if isinstance(content, Mapping) else None
     if not isinstance(body, str):
         return ""
-    lines = body.split("\n")
+    lines = body[: bounds.MAX_BODY].split("\n")
     if lines and lines[0].startswith("> "):
         # a reply fallback: "> <@someone> quoted…" lines, a blank line, then the reply
         while lines and lines[0].startswith(">"):
@@ -216,7 +186,7 @@ def reply_target(content: Mapping[str, Any]) -> str | None:
     rel = content.get("m.relates_to") if isinstance(content, Mapping) else None
     reply = rel.get("m.in_reply_to") if isinstance(rel, Mapping) else None
     target = reply.get("event_id") if isinstance(reply, Mapping) else None
-    return target if isinstance(target, str) else None
+    return target if bounds.event_id(target) else None
 
 
 def reaction(source: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -227,8 +197,8 @@ def reaction(source: Mapping[str, Any]) -> tuple[str, str] | None:
     if not isinstance(rel, Mapping) or rel.get("rel_type") != "m.annotation":
         return None
     target, key = rel.get("event_id"), rel.get("key")
-    if not isinstance(target, str) or not isinstance(key, str):
-        return None
+    if not bounds.event_id(target) or not isinstance(key, str) or len(key) > 64:
+        return None  # choice keys are emoji; a longer key (a custom emoji's mxc://) is a picture, not a choice
     return target, key
 
 

@@ -2,30 +2,63 @@
 
 The bytes never touch the disk: they are read in chunks into memory, and the download stops as
 soon as the cap is passed (matrix-nio's own download reads whole bodies, and may save to a file).
+
+A file on a slow remote server is fetched by the homeserver while Vigil waits: every download of
+one picture, retries included, shares one deadline (``matrix.download_deadline``), after which
+the picture is reported as not checked instead of holding the work for minutes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+import time
+from collections import OrderedDict
+from typing import Any, Hashable, Mapping
 from urllib.parse import quote
 
 import aiohttp
 from nio.crypto.attachments import decrypt_attachment
 
 from bot.platforms.errors import MediaTooLarge, MessageGone, PlatformError, Transient
-from bot.platforms.matrix_errors import translate
-from bot.platforms.matrix_events import parse_mxc
+from bot.platforms.matrix_bounds import parse_mxc
+from bot.platforms.matrix_errors import DownloadDeadline, translate
 
 CHUNK = 64 * 1024
+DEADLINES_KEPT = 10_000  # pictures whose first download try is remembered
+
+
+class Deadlines:
+    """When each picture's first download try began, so retries share one total deadline.
+
+    A chain of tries older than twice the deadline plus a minute is forgotten: a retry of the
+    whole work item later on gets a fresh deadline.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._started: OrderedDict[Hashable, float] = OrderedDict()
+
+    def remaining(self, key: Hashable) -> float:
+        now = time.monotonic()
+        started = self._started.get(key)
+        if started is None or now - started > 2 * self.seconds + 60:
+            started = self._started[key] = now
+            self._started.move_to_end(key)
+            while len(self._started) > DEADLINES_KEPT:
+                self._started.popitem(last=False)
+        return self.seconds - (now - started)
+
+    def forget(self, key: Hashable) -> None:
+        self._started.pop(key, None)
 
 
 class MediaFetcher:
     """Downloads (authenticated media endpoints, with the legacy ones as a fallback) and quarantines."""
 
-    def __init__(self, session: aiohttp.ClientSession, homeserver: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession, homeserver: str, deadline: float = 30.0) -> None:
         self.session = session
         self.homeserver = homeserver.rstrip("/")
+        self.deadlines = Deadlines(deadline)
 
     async def _json_error(self, reply: aiohttp.ClientResponse) -> dict:
         try:
@@ -34,9 +67,34 @@ class MediaFetcher:
         except (ValueError, aiohttp.ClientError):
             return {}
 
-    async def download(self, mxc: str, token: str, max_bytes: int) -> bytes:
-        """The file's bytes, at most ``max_bytes`` of them; MediaTooLarge past that."""
-        server, media_id = parse_mxc(mxc)
+    async def download(self, mxc: str, token: str, max_bytes: int, *, picture: Hashable | None = None) -> bytes:
+        """The file's bytes, at most ``max_bytes`` of them; MediaTooLarge past that.
+
+        ``picture`` names the picture across retries: all its tries share one deadline, after
+        which DownloadDeadline (not worth retrying) is raised.
+        """
+        key = picture if picture is not None else mxc
+        remaining = self.deadlines.remaining(key)
+        if remaining <= 0:
+            raise DownloadDeadline(self.deadlines.seconds)
+        deadline = asyncio.timeout(remaining)
+        try:
+            async with deadline:
+                data = await self._download(mxc, token, max_bytes)
+        except TimeoutError:
+            if deadline.expired():
+                raise DownloadDeadline(self.deadlines.seconds) from None
+            raise Transient(f"download {mxc}: timed out") from None
+        except Transient:
+            raise  # retried by the caller within what is left of the deadline
+        except PlatformError:
+            self.deadlines.forget(key)
+            raise
+        self.deadlines.forget(key)
+        return data
+
+    async def _download(self, mxc: str, token: str, max_bytes: int) -> bytes:
+        server, media_id = _parts(mxc)
         path = f"{quote(server, safe='')}/{quote(media_id, safe='')}"
         urls = (
             f"{self.homeserver}/_matrix/client/v1/media/download/{path}?allow_redirect=true",
@@ -68,13 +126,29 @@ class MediaFetcher:
                     if isinstance(err, MessageGone):
                         raise PlatformError(f"download {mxc}: the file is no longer on the homeserver (removed or quarantined)")
                     raise err
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (aiohttp.ClientError, ConnectionError) as exc:
                 raise Transient(f"download {mxc}: {type(exc).__name__} {exc}".strip()) from None
         raise last or PlatformError(f"download {mxc} failed")
 
+    async def uploader(self, mxc: str, admin_token: str) -> str | None:
+        """Who uploaded a file on this homeserver (Synapse's admin API); None when unknown (remote media,
+        or a homeserver that cannot tell)."""
+        server, media_id = _parts(mxc)
+        url = f"{self.homeserver}/_synapse/admin/v1/media/{quote(server, safe='')}/{quote(media_id, safe='')}"
+        try:
+            async with self.session.get(url, headers={"Authorization": f"Bearer {admin_token}"}) as reply:
+                if reply.status != 200:
+                    return None
+                body = await self._json_error(reply)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+            return None
+        info = body.get("media_info") if isinstance(body.get("media_info"), dict) else body  # Synapse nests it
+        user = info.get("user_id")
+        return user if isinstance(user, str) else None
+
     async def quarantine(self, mxc: str, admin_token: str) -> None:
         """Synapse's admin API: the file can no longer be downloaded by anyone (it stays for the admin)."""
-        server, media_id = parse_mxc(mxc)
+        server, media_id = _parts(mxc)
         url = f"{self.homeserver}/_synapse/admin/v1/media/quarantine/{quote(server, safe='')}/{quote(media_id, safe='')}"
         try:
             async with self.session.post(url, headers={"Authorization": f"Bearer {admin_token}"}, json={}) as reply:
@@ -84,6 +158,14 @@ class MediaFetcher:
                 raise translate(error, f"quarantine {mxc}", status=reply.status, right="quarantine media (a Synapse admin token)")
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             raise Transient(f"quarantine {mxc}: {type(exc).__name__} {exc}".strip()) from None
+
+
+def _parts(mxc: str) -> tuple[str, str]:
+    """(server, media id) of a strictly valid mxc URI; anything else never reaches a URL."""
+    try:
+        return parse_mxc(mxc)
+    except ValueError as exc:
+        raise PlatformError(f"{exc}: Vigil neither downloads nor quarantines it") from None
 
 
 def decrypt(ciphertext: bytes, encrypted: Mapping[str, Any]) -> bytes:

@@ -93,28 +93,53 @@ class MuteBook:
         self.file.save([asdict(m) for m in self._mutes.values()])
 
 
+@dataclass(frozen=True)
+class Pending:
+    """One encrypted event Vigil could not decrypt yet, and whose device's session it needs."""
+
+    event_id: str
+    room: str
+    first_seen: float  # UNIX time
+    sender: str = ""
+    session: str = ""  # the Megolm session id the sender's device encrypted it with
+    device: str = ""  # the sender's device id
+
+
 class PendingEncrypted:
-    """Encrypted events whose room key has not arrived yet: retried after each sync and after a restart."""
+    """Encrypted events whose room key has not arrived yet: retried after each sync and after a restart.
+
+    Bounded: beyond MAX the oldest give way, and ``add`` returns them so their moderators can be told.
+    """
 
     MAX = 2000
 
     def __init__(self, directory: Path) -> None:
         self.file = JsonFile(directory / "undecrypted.json")
         raw = self.file.load() or {}
-        # event id -> (room id, first seen as a UNIX time)
-        self.items: dict[str, tuple[str, float]] = {
-            k: (str(v[0]), float(v[1])) for k, v in (raw.items() if isinstance(raw, dict) else []) if isinstance(v, list) and len(v) == 2
-        }
+        self.items: dict[str, Pending] = {}
+        for event_id, value in raw.items() if isinstance(raw, dict) else []:
+            # [room, first seen] (older files) or [room, first seen, sender, session, device]
+            texts = value[:1] + value[2:] if isinstance(value, list) else []
+            if isinstance(value, list) and len(value) in (2, 5) and all(isinstance(v, str) for v in texts):
+                try:
+                    self.items[str(event_id)] = Pending(str(event_id), value[0], float(value[1]), *value[2:])
+                except (TypeError, ValueError):
+                    continue
 
-    def add(self, event_id: str, room_id: str, now: float) -> None:
+    def add(
+        self, event_id: str, room_id: str, now: float, *, sender: str = "", session: str = "", device: str = ""
+    ) -> list[Pending]:
+        """Keep the event for later; returns the events that gave way to it (the oldest beyond MAX)."""
         if event_id in self.items:
-            return
-        self.items[event_id] = (room_id, now)
-        if len(self.items) > self.MAX:  # the oldest give way; logged so the loss is visible
-            oldest = min(self.items, key=lambda k: self.items[k][1])
-            log.error("matrix: too many undecryptable events; giving up on %s in %s", oldest, self.items[oldest][0])
-            del self.items[oldest]
+            return []
+        self.items[event_id] = Pending(event_id, room_id, now, sender, session, device)
+        evicted = []
+        while len(self.items) > self.MAX:
+            oldest = min(self.items.values(), key=lambda p: p.first_seen)
+            log.error("matrix: too many undecryptable events; giving up on %s in %s", oldest.event_id, oldest.room)
+            evicted.append(self.items.pop(oldest.event_id))
         self._save()
+        return evicted
 
     def remove(self, event_ids: list[str]) -> None:
         changed = False
@@ -124,4 +149,4 @@ class PendingEncrypted:
             self._save()
 
     def _save(self) -> None:
-        self.file.save({k: [v[0], v[1]] for k, v in self.items.items()})
+        self.file.save({k: [p.room, p.first_seen, p.sender, p.session, p.device] for k, p in self.items.items()})

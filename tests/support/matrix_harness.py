@@ -43,8 +43,11 @@ def write_matrix_config(
     matrix_extra: str = "",
     telegram_url: str | None = None,
     name: str = "config.toml",
+    homeserver: str | None = None,
 ) -> Path:
-    """A config with Synapse as the Matrix homeserver (and Telegram off unless an emulator URL is given)."""
+    """A config with Synapse as the Matrix homeserver (and Telegram off unless an emulator URL is given).
+
+    ``homeserver``: another address for it, e.g. a ``MatrixProxy`` in front of Synapse."""
     path = tmp / name
     telegram = (
         f'[telegram]\nbase_url = "{telegram_url}/bot"\nbase_file_url = "{telegram_url}/file/bot"\npoll_timeout = 1\n'
@@ -58,7 +61,7 @@ data_dir = "{tmp / 'data'}"
 log_level = "INFO"
 
 [matrix]
-homeserver = "{synapse.base_url}"
+homeserver = "{homeserver or synapse.base_url}"
 user_id = "{bot.user_id}"
 sync_timeout = 5
 mute_check_interval = 1
