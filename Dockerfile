@@ -58,7 +58,7 @@ RUN --mount=type=secret,id=pipcert --mount=type=cache,target=/root/.cache/pip \
     if [ ! -d "$pkg/store/migrations" ]; then cp -r bot/store/migrations "$pkg/store/"; fi; \
     python3 /usr/local/bin/slim-venv /opt/vigil; \
     /opt/vigil/bin/vigil --help > /dev/null; \
-    python3 /usr/local/bin/make-rootfs /opt/vigil /rootfs
+    /opt/vigil/bin/python /usr/local/bin/make-rootfs /opt/vigil /rootfs
 
 FROM scratch
 # The builder laid out everything; /data (the vigil user's, 0700) is copied again to own it.
