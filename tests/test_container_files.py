@@ -154,6 +154,8 @@ def test_the_container_check_is_a_valid_script_run_by_ci_after_the_tests():
     assert re.search(r"^MAX_UNPACKED_MB=\$\{VIGIL_CHECK_MAX_UNPACKED_MB:-450\}", text, re.M)
     assert re.search(r"^MAX_MB=\$\{VIGIL_CHECK_MAX_MB:-\d+\}", text, re.M)
     assert "exec \"$NAME\" id" not in text, "the image has no coreutils: ask Python"
+    # decoding in the trimmed image compared with the venv's
+    assert "scripts/lib/media_parity.py make" in text and "media_parity.py check" in text
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip() and not line.startswith("#")]
     test_step = next(i for i, line in enumerate(ci) if "scripts/test" in line)
     check_step = next(i for i, line in enumerate(ci) if "scripts/container-check" in line)
