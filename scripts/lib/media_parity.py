@@ -19,6 +19,12 @@ import sys
 from pathlib import Path
 
 
+# Transparent WebM decodes to pixels that vary from one decode to the next in the venv as well
+# (the transparency comes from a second, libvpx, decoder): for these only what was decoded, not the
+# pixels, is compared. Other files found to vary while making the expectations join them.
+UNSTABLE = {"webm-vp8-transparent", "webm-vp9-transparent"}
+
+
 def corpus() -> dict[str, bytes]:
     """One file of each kind Vigil decodes, made with the test suite's generators."""
     import numpy as np
@@ -96,9 +102,8 @@ def main(argv: list[str]) -> int:
         for name, data in corpus().items():
             (folder / f"{name}.bin").write_bytes(data)
             runs = [outcome(data) for _ in range(3)]
-            # pixels that differ from one decode to the next here (seen: transparent WebM) cannot
-            # be compared with the image's: only what was decoded, not the pixels, is compared then
-            expected[name] = runs[0] if runs.count(runs[0]) == 3 else {**structure(runs[0]), "unstable": True}
+            stable = name not in UNSTABLE and runs.count(runs[0]) == 3
+            expected[name] = runs[0] if stable else {**structure(runs[0]), "unstable": True}
         (folder / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True))
         print(f"media-parity: {len(expected)} files in {folder}")
         return 0
