@@ -16,10 +16,11 @@ import hashlib
 from dataclasses import dataclass
 
 import cv2
-import imagehash
 import numpy as np
 import pdqhash
 from PIL import Image
+
+from detectors import perceptual
 
 WORK_SIDE = 320
 
@@ -31,8 +32,8 @@ WORK_SIDE = 320
 class ImageHashes:
     pdq: str  # 64 hex digits
     pdq_quality: int  # 0..100; below ~50 PDQ is unreliable (flat or tiny images)
-    phash: str  # 16 hex digits (imagehash)
-    dhash: str  # 16 hex digits (imagehash)
+    phash: str  # 16 hex digits (as imagehash writes them)
+    dhash: str  # 16 hex digits (as imagehash writes them)
     sha256: str  # of the file's bytes: exact copies only
 
 
@@ -70,7 +71,7 @@ def perceptual_hashes(rgb: np.ndarray) -> tuple[str, int, str, str]:
     work = working_copy(rgb)
     pdq, quality = pdq_hash(work)
     gray = Image.fromarray(cv2.cvtColor(work, cv2.COLOR_RGB2GRAY))
-    return pdq, quality, str(imagehash.phash(gray)), str(imagehash.dhash(gray))
+    return pdq, quality, perceptual.phash(gray), perceptual.dhash(gray)
 
 
 def compute_hashes(data: bytes, rgb: np.ndarray) -> ImageHashes:

@@ -38,10 +38,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Sequence
 
-import imagehash
 import numpy as np
 from PIL import Image
 
+from detectors import perceptual
 from detectors.hashindex import HammingIndex
 from detectors.hashing import ImageHashes, pdq_dihedral, pdq_hash, perceptual_hashes, working_copy
 from detectors.localmatch import one_omp_thread
@@ -112,7 +112,7 @@ def _view(crop_name: str, box: Box, rgb: np.ndarray, dihedral: bool) -> View:
         pdq, quality = pdq_hash(work)
         pdqs = (pdq,)
     gray = Image.fromarray(np.ascontiguousarray(work)).convert("L")
-    return View(crop_name, box, pdqs, quality, str(imagehash.phash(gray)))
+    return View(crop_name, box, pdqs, quality, perceptual.phash(gray))
 
 
 def frame_views(rgb: np.ndarray, *, dihedral: bool = True, trim: bool = True) -> tuple[View, ...]:

@@ -53,20 +53,24 @@ def test_the_base_image_is_a_build_argument_defaulting_to_official_python_slim(d
     args = [rest for w, rest in dockerfile[:first_from] if w == "ARG"]
     assert any(re.fullmatch(r"BASE_IMAGE=python:3\.11-slim(-bookworm)?", a) for a in args), args
     froms = [rest for w, rest in dockerfile if w == "FROM"]
-    assert len(froms) >= 2, "multi-stage: a builder and a runtime stage"
-    assert all(f.split()[0] == "${BASE_IMAGE}" for f in froms), froms
-    assert froms[0].lower().endswith("as builder")
+    assert len(froms) == 2, "multi-stage: a builder and a runtime stage"
+    assert froms[0].split()[0] == "${BASE_IMAGE}" and froms[0].lower().endswith("as builder")
+    # the runtime is the file system the builder laid out, nothing under it
+    assert froms[1] == "scratch"
 
 
-def test_the_builder_makes_wheels_and_the_runtime_gets_only_the_virtualenv(dockerfile):
+def test_the_builder_makes_wheels_and_the_runtime_gets_only_the_laid_out_file_system(dockerfile):
     builder, runtime = stages(dockerfile)[0], stages(dockerfile)[-1]
     builder_runs = " ".join(rest for w, rest in builder if w == "RUN")
     assert "pip wheel" in builder_runs and "g++" in builder_runs
+    # trimmed, then laid out (the warm-up scan inside it proves nothing it needs was left out)
+    assert builder_runs.index("slim-venv /opt/vigil") < builder_runs.index("make-rootfs /opt/vigil /rootfs")
     runtime_text = " ".join(rest for _, rest in runtime)
     for absent in ("apt-get install", "g++", "pip install", "pip wheel", "/wheels"):
         assert absent not in runtime_text
+    assert not [rest for w, rest in runtime if w == "RUN"], "no shell in the runtime image to run anything with"
     copies = [rest for w, rest in runtime if w == "COPY"]
-    assert copies == ["--from=builder /opt/vigil /opt/vigil"]
+    assert copies == ["--from=builder /rootfs /", "--from=builder --chown=10001:10001 /rootfs/data /data"]
 
 
 def test_the_runtime_stage_runs_vigil_as_a_non_root_user_with_data_in_a_volume(dockerfile):
@@ -146,6 +150,12 @@ def test_the_container_check_is_a_valid_script_run_by_ci_after_the_tests():
     for needed in ("--isolation chroot", "debootstrap", "podman import", "trap cleanup EXIT", "/healthz", "/readyz",
                    "vigil scan", "check-config", "--runtime runc", "--network host"):
         assert needed in text, needed
+    # the image's size limits, so that it cannot grow back unnoticed
+    assert re.search(r"^MAX_UNPACKED_MB=\$\{VIGIL_CHECK_MAX_UNPACKED_MB:-450\}", text, re.M)
+    assert re.search(r"^MAX_MB=\$\{VIGIL_CHECK_MAX_MB:-\d+\}", text, re.M)
+    assert "exec \"$NAME\" id" not in text, "the image has no coreutils: ask Python"
+    # decoding in the trimmed image compared with the venv's
+    assert "scripts/lib/media_parity.py make" in text and "media_parity.py check" in text
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip() and not line.startswith("#")]
     test_step = next(i for i, line in enumerate(ci) if "scripts/test" in line)
     check_step = next(i for i, line in enumerate(ci) if "scripts/container-check" in line)
