@@ -45,17 +45,8 @@ def _utc_now() -> datetime:
 
 
 async def clear_fingerprints_before(store: Any, cutoff: datetime) -> int:
-    """Empties the ``hashes`` of audit records older than ``cutoff``; returns how many changed.
-
-    The store has no method for this yet, so this is the one statement here that goes to its
-    database directly (through its write transaction, like the store's own methods).
-    """
-    from bot.store.checks import timestamp
-
-    at = timestamp(cutoff)
-    async with store._db.write() as c:
-        cur = await c.execute("UPDATE audit SET hashes = '{}' WHERE at < ? AND hashes != '{}'", (at,))
-        return cur.rowcount
+    """Empties the ``hashes`` of audit records older than ``cutoff``; returns how many changed."""
+    return int(await store.clear_audit_hashes_before(cutoff))
 
 
 async def apply_retention(store: Any, settings: RetentionConfig, now: datetime | None = None) -> RetentionResult:

@@ -58,9 +58,16 @@ class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin):
         """
         return cls(await Database.open(path, migrations_dir=migrations_dir, clock=clock, check=check))
 
+    backend = "sqlite"
+
     @property
     def path(self) -> Path:
         return self._db.path
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, fit for messages: the file's path."""
+        return str(self._db.path)
 
     async def schema_version(self) -> int:
         async with self._db.read() as c:
