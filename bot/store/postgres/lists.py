@@ -11,6 +11,7 @@ from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
 from bot.store.lists import (
     ACTIONS,
+    BULK_CHUNK,
     ENTRY_CHUNK,
     KINDS,
     SCOPES,
@@ -23,7 +24,7 @@ from bot.store.postgres.db import PgDatabase, fetchall, fetchone, rowcount
 from bot.store.postgres.groups import ensure_group
 from bot.store.records import EntryFeatures, EntryRecord, ImportCounts, ListChange, ListRecord
 
-COPY_CHUNK = 20_000  # rows per COPY transaction of a bulk import
+COPY_CHUNK = BULK_CHUNK  # rows per COPY transaction: as SQLite, so the bot's list writes never wait long
 _E = rows.ENTRY_COLUMNS
 
 

@@ -246,7 +246,11 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER lists_changed AFTER INSERT OR UPDATE OR DELETE ON lists
+CREATE TRIGGER lists_changed AFTER INSERT OR UPDATE ON lists
+    FOR EACH ROW EXECUTE FUNCTION vigil_lists_changed();
+-- deferred to the commit, so that 'unlist' comes after the 'remove' of each entry the cascade
+-- deleted, in the order SQLite logs them
+CREATE CONSTRAINT TRIGGER lists_removed AFTER DELETE ON lists DEFERRABLE INITIALLY DEFERRED
     FOR EACH ROW EXECUTE FUNCTION vigil_lists_changed();
 
 -- Protected photos: local-feature fingerprints of people's photos (never the photos).
