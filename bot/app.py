@@ -37,7 +37,7 @@ def setup_logging(config: Config) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     # at DEBUG these log whole API payloads (captions, message text, the token in Telegram's URL)
     # and SQL parameters: never below INFO, whatever log_level says
-    for name in ("telegram", "nio", "aiosqlite"):
+    for name in ("telegram", "nio", "aiosqlite", "psycopg"):
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
 
@@ -55,7 +55,7 @@ class App:
         self.stopping = False
 
     async def start(self) -> Core:
-        from bot.store import Store
+        from bot.store.factory import open_store
 
         cfg = self.config
         if cfg.ops.enabled:
@@ -65,7 +65,7 @@ class App:
             self.ops = OpsServer(self, self.metrics, cfg.ops.address)
             await self.ops.start()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = await Store.open(cfg.database)
+        self.store = await open_store(cfg)
         scanner = await asyncio.to_thread(Scanner, cfg.detectors)  # loads the models once
         core = Core(cfg, self.store, scanner)
         core.metrics = core.actions.metrics = self.metrics  # type: ignore[attr-defined]

@@ -114,11 +114,10 @@ def _run(func, args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
 
 async def _with_store(func, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.config import load_config
-    from bot.store import Store
+    from bot.store.factory import open_store
 
     config = load_config(args.config)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(config.database)
+    store = await open_store(config)
     try:
         return await func(store, config, args, out, err)
     except CliError as exc:
