@@ -18,7 +18,6 @@ from typing import Any, Awaitable, Callable, Sequence
 import pytest
 
 from bot.store import Store
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 
 BACKENDS = ("sqlite", "postgresql")
 
