@@ -64,7 +64,8 @@ class PostgresServer:
     user: str | None  # the system user the server runs as (None: the current one)
 
     @classmethod
-    def start(cls) -> "PostgresServer":
+    def start(cls, *, fsync: bool = False) -> "PostgresServer":
+        """A new cluster in a temp folder, started; ``fsync`` off unless asked (tests need no durability)."""
         bin_dir = find_binaries()
         if bin_dir is None:
             raise RuntimeError(HOW_TO_GET_IT)
@@ -84,8 +85,8 @@ class PostgresServer:
         if user is not None:
             entry = pwd.getpwnam(user)
             os.chown(root / "sock", entry.pw_uid, entry.pw_gid)
-        options = (f"-h 127.0.0.1 -p {server.port} -k {root / 'sock'} -c fsync=off -c synchronous_commit=off "
-                   f"-c full_page_writes=off -c max_connections=200")
+        durability = "" if fsync else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        options = f"-h 127.0.0.1 -p {server.port} -k {root / 'sock'} {durability}-c max_connections=200"
         server._run("pg_ctl", "-D", str(root / "data"), "-w", "-t", "60", "-l", str(root / "server.log"),
                     "-o", options, "start")
         return server
