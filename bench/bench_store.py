@@ -35,11 +35,25 @@ HASHES = {"pdq": "f" * 64, "sha256": "0123456789abcdef" * 4}
 
 async def one_image(store, i: int) -> None:
     chat = str(-1000 - i % 50)
-    payload = {"chat": {"id": chat}, "message_id": str(i), "sender": {"id": str(7 + i % 300)},
-               "media": {"kind": "photo", "file_id": f"F{i}"}, "variant": ""}
+    payload = {
+        "chat": {"id": chat},
+        "message_id": str(i),
+        "sender": {"id": str(7 + i % 300)},
+        "media": {"kind": "photo", "file_id": f"F{i}"},
+        "variant": "",
+    }
     wid = await store.enqueue_work("telegram", chat, str(i), payload)
-    await store.add_audit(platform="telegram", chat_id=chat, message_id=str(i), sender_id=str(7 + i % 300),
-                          kind="scan", label="clean", findings=FINDINGS, hashes=HASHES, decision="keep")
+    await store.add_audit(
+        platform="telegram",
+        chat_id=chat,
+        message_id=str(i),
+        sender_id=str(7 + i % 300),
+        kind="scan",
+        label="clean",
+        findings=FINDINGS,
+        hashes=HASHES,
+        decision="keep",
+    )
     await store.finish_work(wid)
 
 
@@ -58,8 +72,11 @@ async def run(store, images: int, concurrency: int, offset: int) -> float:
 
 
 def report(name: str, images: int, concurrency: int, seconds: float) -> None:
-    print(f"{name:<10} writers {concurrency:>3}: {images / seconds:8.0f} images/s  "
-          f"{seconds / images * 1000:6.2f} ms per image", flush=True)
+    print(
+        f"{name:<10} writers {concurrency:>3}: {images / seconds:8.0f} images/s  "
+        f"{seconds / images * 1000:6.2f} ms per image",
+        flush=True,
+    )
 
 
 async def main(args: argparse.Namespace) -> None:

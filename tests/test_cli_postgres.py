@@ -76,8 +76,16 @@ def test_hash_import_export_remove_and_lists_on_postgresql(pg, tmp_path, capsys)
 
 async def _seed_person(store, user: str, n: int) -> None:
     lst = await store.group_list(T, "-100", "block")
-    await store.add_audit(platform=T, chat_id="-100", message_id=f"m{user}", sender_id=user, kind="scan",
-                          label="nudity", hashes={"pdq": PDQ}, decision="delete")
+    await store.add_audit(
+        platform=T,
+        chat_id="-100",
+        message_id=f"m{user}",
+        sender_id=user,
+        kind="scan",
+        label="nudity",
+        hashes={"pdq": PDQ},
+        decision="delete",
+    )
     await store.set_contact(T, user, can_dm=True, display_name=f"user {user}")
     await store.add_entry(lst.id, sha256=f"{n}" * 64, added_by=user, source_platform=T, source_chat="-100")
 
@@ -155,14 +163,35 @@ async def _seed_sqlite(path: Path) -> None:
         await s.follow(T, "-100", ncii.id)
         frame = media_signals(jpeg(TF.photos()["coffee"]))[0]
         h = frame.hashes
-        e = await s.add_entry(own.id, pdq=h.pdq, pdq_quality=h.pdq_quality, phash=h.phash, sha256=h.sha256,
-                              added_by="1", source_platform=T, source_chat="-100", note="blocked")
-        await s.set_entry_features(e.id, views=stored_views(frame.views), fingerprint=stored_fingerprint(frame.fingerprint))
+        e = await s.add_entry(
+            own.id,
+            pdq=h.pdq,
+            pdq_quality=h.pdq_quality,
+            phash=h.phash,
+            sha256=h.sha256,
+            added_by="1",
+            source_platform=T,
+            source_chat="-100",
+            note="blocked",
+        )
+        await s.set_entry_features(
+            e.id, views=stored_views(frame.views), fingerprint=stored_fingerprint(frame.fingerprint)
+        )
         await s.add_entries_bulk(ncii.id, [{"pdq": f"{i:064x}"} for i in range(1, 300)])
         await s.remove_entry(e.id + 1)  # a gap in the ids, which must stay
-        aid = await s.add_audit(platform=T, chat_id="-100", message_id="55", sender_id="7", sender_name="Ana",
-                                kind="scan", label="nudity", findings={"nudity": [{"score": 0.9}]},
-                                hashes={"pdq": PDQ}, decision="review", dry_run=True)
+        aid = await s.add_audit(
+            platform=T,
+            chat_id="-100",
+            message_id="55",
+            sender_id="7",
+            sender_name="Ana",
+            kind="scan",
+            label="nudity",
+            findings={"nudity": [{"score": 0.9}]},
+            hashes={"pdq": PDQ},
+            decision="review",
+            dry_run=True,
+        )
         review = await s.open_review(aid, T, "-100", "55")
         await s.decide_review(review.id, "kept", "1")
         await s.record_alert(aid, T, "1", "900")
@@ -175,21 +204,35 @@ async def _seed_sqlite(path: Path) -> None:
         await s.set_state("telegram:offset", "12345")
         owner = await s.member_owner(T, "7", name="Ana", create=True)
         await s.add_protected_photo(owner.id, "QUJD" * 8, source="private", pdq=PDQ)
-        await s.add_protected_photo(owner.id, "REVG" * 8, source="group", platform=T, chat_id="-100",
-                                    expires_at=__import__("datetime").datetime(2030, 1, 1))
+        await s.add_protected_photo(
+            owner.id,
+            "REVG" * 8,
+            source="group",
+            platform=T,
+            chat_id="-100",
+            expires_at=__import__("datetime").datetime(2030, 1, 1),
+        )
 
 
 async def _everything(s) -> dict:
     lists = await s.all_lists()
     return {
-        "groups": await s.list_groups(), "contact": await s.get_contact(T, "1"),
-        "exemptions": await s.exemptions(T, "-100"), "lists": lists,
-        "entries": [await s.entries(lst.id) for lst in lists], "followers": dict(await s.followers()),
+        "groups": await s.list_groups(),
+        "contact": await s.get_contact(T, "1"),
+        "exemptions": await s.exemptions(T, "-100"),
+        "lists": lists,
+        "entries": [await s.entries(lst.id) for lst in lists],
+        "followers": dict(await s.followers()),
         "features": [f async for f in s.iter_all_features()],
-        "audit": await s.audit_for_group(T, "-100"), "reviews": await s.get_review(1), "alerts": await s.alerts_for(1),
-        "work": [await s.work_item(i) for i in (1, 2)], "actions": [await s.get_action(i) for i in (1, 2)],
-        "state": await s.get_state("telegram:offset"), "owners": await s.protected_owners(),
-        "photos": [p async for p in s.iter_protected_photos()], "generation": await s.protected_generation(),
+        "audit": await s.audit_for_group(T, "-100"),
+        "reviews": await s.get_review(1),
+        "alerts": await s.alerts_for(1),
+        "work": [await s.work_item(i) for i in (1, 2)],
+        "actions": [await s.get_action(i) for i in (1, 2)],
+        "state": await s.get_state("telegram:offset"),
+        "owners": await s.protected_owners(),
+        "photos": [p async for p in s.iter_protected_photos()],
+        "generation": await s.protected_generation(),
         "sizes": dict(await s.list_sizes()),
     }
 
@@ -225,7 +268,9 @@ def test_migrate_store_refuses_what_it_cannot_use(tmp_path, capsys, monkeypatch)
     monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
     code = vigil_main(["migrate-store", "--from", f"sqlite:{tmp_path / 'none.sqlite3'}"])
     assert code == 2 and "--to postgresql://" in capsys.readouterr().err
-    code = vigil_main(["migrate-store", "--from", f"sqlite:{tmp_path / 'none.sqlite3'}", "--to", "postgresql://x@127.0.0.1/v"])
+    code = vigil_main(
+        ["migrate-store", "--from", f"sqlite:{tmp_path / 'none.sqlite3'}", "--to", "postgresql://x@127.0.0.1/v"]
+    )
     assert code == 2 and "no SQLite database at" in capsys.readouterr().err
     code = vigil_main(["migrate-store", "--from", "mysql:x", "--to", "postgresql://x@127.0.0.1/v"])
     assert code == 2 and "write sqlite:PATH" in capsys.readouterr().err

@@ -36,28 +36,61 @@ def applied(url: str) -> list[tuple[int, str]]:
 async def test_no_column_can_hold_image_bytes(postgres_url: str) -> None:
     async with await PostgresStore.open(postgres_url):
         pass
-    columns = query(postgres_url, "SELECT table_name, column_name, data_type FROM information_schema.columns"
-                                  " WHERE table_schema = current_schema() ORDER BY table_name, column_name")
+    columns = query(
+        postgres_url,
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = current_schema() ORDER BY table_name, column_name",
+    )
     tables = {t for t, _, _ in columns}
-    assert {"groups", "contacts", "exemptions", "lists", "entries", "follows", "audit", "reviews", "alerts", "work",
-            "actions", "state", "entry_features", "list_changes", "protected_owners", "protected_photos",
-            "schema_migrations"} <= tables
+    assert {
+        "groups",
+        "contacts",
+        "exemptions",
+        "lists",
+        "entries",
+        "follows",
+        "audit",
+        "reviews",
+        "alerts",
+        "work",
+        "actions",
+        "state",
+        "entry_features",
+        "list_changes",
+        "protected_owners",
+        "protected_photos",
+        "schema_migrations",
+    } <= tables
     checks: dict[str, str] = {}
-    for table, definition in query(postgres_url, "SELECT conrelid::regclass::text, pg_get_constraintdef(oid)"
-                                                 " FROM pg_constraint WHERE contype = 'c'"):
+    for table, definition in query(
+        postgres_url,
+        "SELECT conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'c'",
+    ):
         checks[table] = checks.get(table, "") + " " + definition
     for table, column, kind in columns:
-        assert kind in ("text", "bigint", "integer", "boolean", "jsonb", "timestamp with time zone"), (table, column, kind)
+        assert kind in ("text", "bigint", "integer", "boolean", "jsonb", "timestamp with time zone"), (
+            table,
+            column,
+            kind,
+        )
         if kind in ("text", "jsonb"):
             sql = checks.get(table, "")
-            bounded = (f"length({column}" in sql or f"({column} ~ " in sql or f"{column} = ANY" in sql
-                       or f"length(({column})::text)" in sql)
+            bounded = (
+                f"length({column}" in sql
+                or f"({column} ~ " in sql
+                or f"{column} = ANY" in sql
+                or f"length(({column})::text)" in sql
+            )
             assert bounded, f"{table}.{column} ({kind}) has no bound"
     with pytest.raises(psycopg.errors.CheckViolation):
         query(postgres_url, "INSERT INTO state (key, value, updated_at) VALUES ('k', %s, now())", ("A" * 100_000,))
     with pytest.raises(psycopg.errors.CheckViolation):
-        query(postgres_url, "INSERT INTO audit (at, platform, chat_id, kind, label, findings) VALUES"
-                            " (now(), 'telegram', '1', 'scan', 'x', %s::jsonb)", ('{"image": "' + "A" * 40_000 + '"}',))
+        query(
+            postgres_url,
+            "INSERT INTO audit (at, platform, chat_id, kind, label, findings) VALUES"
+            " (now(), 'telegram', '1', 'scan', 'x', %s::jsonb)",
+            ('{"image": "' + "A" * 40_000 + '"}',),
+        )
 
 
 async def test_migrations_apply_once_and_a_failed_one_changes_nothing(postgres_url: str, tmp_path: Path) -> None:
@@ -68,7 +101,9 @@ async def test_migrations_apply_once_and_a_failed_one_changes_nothing(postgres_u
     async with await PostgresStore.open(postgres_url):
         pass
     assert applied(postgres_url) == first
-    bad = migrations_with(tmp_path, {f"{NEXT:04d}_broken.sql": "CREATE TABLE half (x integer);\nINSERT INTO nowhere VALUES (1);"})
+    bad = migrations_with(
+        tmp_path, {f"{NEXT:04d}_broken.sql": "CREATE TABLE half (x integer);\nINSERT INTO nowhere VALUES (1);"}
+    )
     with pytest.raises(StoreError, match="broken.sql failed and was rolled back"):
         await PostgresStore.open(postgres_url, migrations_dir=bad)
     assert applied(postgres_url) == first

@@ -19,10 +19,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and start it again. The SQLite file is only read. Give the password in VIGIL_DATABASE_URL rather "
         "than on the command line, where other users of the machine can see it.",
     )
-    p.add_argument("--from", dest="source", metavar="sqlite:PATH",
-                   help="the SQLite file (default: the one in the config's data_dir)")
-    p.add_argument("--to", dest="target", metavar="postgresql://...",
-                   help="the PostgreSQL database (default: [database] url or VIGIL_DATABASE_URL)")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="sqlite:PATH",
+        help="the SQLite file (default: the one in the config's data_dir)",
+    )
+    p.add_argument(
+        "--to",
+        dest="target",
+        metavar="postgresql://...",
+        help="the PostgreSQL database (default: [database] url or VIGIL_DATABASE_URL)",
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="the bot's config file")
     p.set_defaults(func=run)
 
@@ -62,14 +70,20 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 2
     target = args.target or config.database_url
     if not target or not is_postgres(target):
-        print("vigil migrate-store: give --to postgresql://USER@HOST/DATABASE (or set VIGIL_DATABASE_URL)"
-              + (f"; {redacted(target)!r} is not a PostgreSQL URL" if target else ""), file=sys.stderr)
+        print(
+            "vigil migrate-store: give --to postgresql://USER@HOST/DATABASE (or set VIGIL_DATABASE_URL)"
+            + (f"; {redacted(target)!r} is not a PostgreSQL URL" if target else ""),
+            file=sys.stderr,
+        )
         return 2
     if not source.is_file():
         raise StoreError(f"no SQLite database at {source}; check --from (or data_dir in the config)")
     counts = asyncio.run(migrate(source, target, out))
     detail = ", ".join(f"{table} {n}" for table, n in counts.items() if n)
-    print(f"copied {sum(counts.values())} rows ({detail or 'an empty database'}). Now set [database] url or "
-          f"VIGIL_DATABASE_URL and start Vigil; keep "
-          f"{source} as a backup until the new setup has run for a while", file=out)
+    print(
+        f"copied {sum(counts.values())} rows ({detail or 'an empty database'}). Now set [database] url or "
+        f"VIGIL_DATABASE_URL and start Vigil; keep "
+        f"{source} as a backup until the new setup has run for a while",
+        file=out,
+    )
     return 0

@@ -43,12 +43,17 @@ from bot.store.records import (
 class GroupsStore(Protocol):
     """Groups and their settings, contacts, exempt members, a group that changed its id."""
 
-    async def get_group(self, platform: str, chat_id: str | int) -> GroupRecord | None:
-        ...
+    async def get_group(self, platform: str, chat_id: str | int) -> GroupRecord | None: ...
 
-    async def upsert_group(self, platform: str, chat_id: str | int, title: str | None = None, *,
-                           added_by: str | int | None = None,
-                           bot_rights: Mapping[str, Any] | None = None) -> GroupRecord:
+    async def upsert_group(
+        self,
+        platform: str,
+        chat_id: str | int,
+        title: str | None = None,
+        *,
+        added_by: str | int | None = None,
+        bot_rights: Mapping[str, Any] | None = None,
+    ) -> GroupRecord:
         """Create the group or refresh it; a None argument leaves the stored value as it is."""
         ...
 
@@ -56,8 +61,7 @@ class GroupsStore(Protocol):
         """Merge ``changes`` into the group's settings; a None value removes that key (the default applies)."""
         ...
 
-    async def list_groups(self, platform: str | None = None) -> list[GroupRecord]:
-        ...
+    async def list_groups(self, platform: str | None = None) -> list[GroupRecord]: ...
 
     async def owner_hint_sent(self, platform: str, chat_id: str | int) -> bool:
         """Whether the group's owner was already told how to start the bot (told once only)."""
@@ -67,14 +71,20 @@ class GroupsStore(Protocol):
         """Remember that the hint was sent; True the first time."""
         ...
 
-    async def set_contact(self, platform: str, user_id: str | int, *, can_dm: bool = UNSET,
-                          language: str | None = UNSET, dm_room: str | None = UNSET,
-                          display_name: str | None = UNSET) -> ContactRecord:
+    async def set_contact(
+        self,
+        platform: str,
+        user_id: str | int,
+        *,
+        can_dm: bool = UNSET,
+        language: str | None = UNSET,
+        dm_room: str | None = UNSET,
+        display_name: str | None = UNSET,
+    ) -> ContactRecord:
         """Create or change a contact; fields not given keep their stored value (new contacts: cannot DM)."""
         ...
 
-    async def get_contact(self, platform: str, user_id: str | int) -> ContactRecord | None:
-        ...
+    async def get_contact(self, platform: str, user_id: str | int) -> ContactRecord | None: ...
 
     async def contacts(self, platform: str, user_ids: Iterable[str | int]) -> list[ContactRecord]:
         """The known contacts among ``user_ids``, sorted by user id; unknown ids are left out."""
@@ -88,11 +98,9 @@ class GroupsStore(Protocol):
         """True if the member was exempt."""
         ...
 
-    async def exemptions(self, platform: str, chat_id: str | int) -> list[ExemptionRecord]:
-        ...
+    async def exemptions(self, platform: str, chat_id: str | int) -> list[ExemptionRecord]: ...
 
-    async def is_exempt(self, platform: str, chat_id: str | int, user_id: str | int) -> bool:
-        ...
+    async def is_exempt(self, platform: str, chat_id: str | int, user_id: str | int) -> bool: ...
 
     async def migrate_group(self, platform: str, old_chat_id: str | int, new_chat_id: str | int) -> bool:
         """The group now lives at ``new_chat_id`` (a Telegram group upgraded to a supergroup): its settings,
@@ -104,8 +112,9 @@ class GroupsStore(Protocol):
 class ListsStore(Protocol):
     """Hash lists, entries, follows, entry features, bulk imports and the list change log."""
 
-    async def set_entry_features(self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (),
-                                 fingerprint: bytes | None = None) -> EntryFeatures:
+    async def set_entry_features(
+        self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (), fingerprint: bytes | None = None
+    ) -> EntryFeatures:
         """Stores (or replaces) the trimmed views and local fingerprint of an entry's image."""
         ...
 
@@ -121,9 +130,15 @@ class ListsStore(Protocol):
         """Every entry's features, by entry id, in chunks (start-up loads them with the entries)."""
         ...
 
-    async def add_entries_bulk(self, list_id: int, hashes: Sequence[Mapping[str, Any]], *,
-                               added_by: str | int | None = None, note: str | None = None,
-                               progress: Callable[[int], None] | None = None) -> ImportCounts:
+    async def add_entries_bulk(
+        self,
+        list_id: int,
+        hashes: Sequence[Mapping[str, Any]],
+        *,
+        added_by: str | int | None = None,
+        note: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportCounts:
         """Adds many entries: all of them or, on any error, none."""
         ...
 
@@ -143,9 +158,17 @@ class ListsStore(Protocol):
         """For each followed instance list, the (platform, chat_id) of the groups that follow it."""
         ...
 
-    async def create_list(self, name: str, *, kind: str, label: str = "local", action: str = "delete",
-                          scope: str = "instance", platform: str | None = None,
-                          chat_id: str | int | None = None) -> ListRecord:
+    async def create_list(
+        self,
+        name: str,
+        *,
+        kind: str,
+        label: str = "local",
+        action: str = "delete",
+        scope: str = "instance",
+        platform: str | None = None,
+        chat_id: str | int | None = None,
+    ) -> ListRecord:
         """A new list. Instance lists have no platform or chat; group lists need both."""
         ...
 
@@ -153,35 +176,38 @@ class ListsStore(Protocol):
         """The group's own block or allow list, created on first use."""
         ...
 
-    async def get_list(self, list_id: int) -> ListRecord | None:
-        ...
+    async def get_list(self, list_id: int) -> ListRecord | None: ...
 
-    async def list_by_name(self, name: str) -> ListRecord | None:
-        ...
+    async def list_by_name(self, name: str) -> ListRecord | None: ...
 
-    async def all_lists(self) -> list[ListRecord]:
-        ...
+    async def all_lists(self) -> list[ListRecord]: ...
 
     async def delete_list(self, list_id: int) -> bool:
         """Removes the list with its entries and follows; True if it existed."""
         ...
 
-    async def add_entry(self, list_id: int, *, pdq: str | None = None, pdq_quality: int | None = None,
-                        phash: str | None = None, sha256: str | None = None, added_by: str | int | None = None,
-                        source_platform: str | None = None, source_chat: str | int | None = None,
-                        note: str | None = None) -> EntryRecord:
+    async def add_entry(
+        self,
+        list_id: int,
+        *,
+        pdq: str | None = None,
+        pdq_quality: int | None = None,
+        phash: str | None = None,
+        sha256: str | None = None,
+        added_by: str | int | None = None,
+        source_platform: str | None = None,
+        source_chat: str | int | None = None,
+        note: str | None = None,
+    ) -> EntryRecord:
         """Adds hashes to a list. The same image (same SHA-256, or same PDQ) added again returns the first
         entry."""
         ...
 
-    async def get_entry(self, entry_id: int) -> EntryRecord | None:
-        ...
+    async def get_entry(self, entry_id: int) -> EntryRecord | None: ...
 
-    async def remove_entry(self, entry_id: int) -> bool:
-        ...
+    async def remove_entry(self, entry_id: int) -> bool: ...
 
-    async def entries(self, list_id: int) -> list[EntryRecord]:
-        ...
+    async def entries(self, list_id: int) -> list[EntryRecord]: ...
 
     def iter_all_entries(self, chunk_size: int = ENTRY_CHUNK) -> AsyncIterator[EntryRecord]:
         """Every entry of every list, by id, fetched in chunks so other work can run in between."""
@@ -195,8 +221,7 @@ class ListsStore(Protocol):
         """The group starts using an instance list; True if it did not follow it before."""
         ...
 
-    async def unfollow(self, platform: str, chat_id: str | int, list_id: int) -> bool:
-        ...
+    async def unfollow(self, platform: str, chat_id: str | int, list_id: int) -> bool: ...
 
     async def list_sizes(self) -> Mapping[int, int]:
         """Entries per list id, 0 for empty lists."""
@@ -206,20 +231,31 @@ class ListsStore(Protocol):
 class AuditStore(Protocol):
     """The audit log, reviews, alerts, retention and per-person purge."""
 
-    async def add_audit(self, *, platform: str, chat_id: str | int, kind: str, label: str,
-                        message_id: str | int | None = None, sender_id: str | int | None = None,
-                        sender_name: str | None = None, findings: Mapping[str, Any] | None = None,
-                        hashes: Mapping[str, Any] | None = None, decision: str | None = None,
-                        actions: Mapping[str, Any] | None = None, actor: str | int | None = None,
-                        dry_run: bool = False) -> int:
+    async def add_audit(
+        self,
+        *,
+        platform: str,
+        chat_id: str | int,
+        kind: str,
+        label: str,
+        message_id: str | int | None = None,
+        sender_id: str | int | None = None,
+        sender_name: str | None = None,
+        findings: Mapping[str, Any] | None = None,
+        hashes: Mapping[str, Any] | None = None,
+        decision: str | None = None,
+        actions: Mapping[str, Any] | None = None,
+        actor: str | int | None = None,
+        dry_run: bool = False,
+    ) -> int:
         """Appends one record and returns its id. Ids and hashes only: never image bytes or message text."""
         ...
 
-    async def audit_record(self, audit_id: int) -> AuditRecord | None:
-        ...
+    async def audit_record(self, audit_id: int) -> AuditRecord | None: ...
 
-    async def audit_for_group(self, platform: str, chat_id: str | int, since: datetime | None = None,
-                              limit: int | None = None) -> list[AuditRecord]:
+    async def audit_for_group(
+        self, platform: str, chat_id: str | int, since: datetime | None = None, limit: int | None = None
+    ) -> list[AuditRecord]:
         """The group's records, oldest first; ``since`` keeps those at or after that moment."""
         ...
 
@@ -240,8 +276,9 @@ class AuditStore(Protocol):
         """A data-protection request: removes what Vigil keeps about one person."""
         ...
 
-    async def open_review(self, audit_id: int, platform: str, chat_id: str | int,
-                          message_id: str | int) -> ReviewRecord:
+    async def open_review(
+        self, audit_id: int, platform: str, chat_id: str | int, message_id: str | int
+    ) -> ReviewRecord:
         """A record waiting for an admin decision; opening it again returns the same review."""
         ...
 
@@ -249,35 +286,33 @@ class AuditStore(Protocol):
         """The review of an audit record (buttons carry the audit id)."""
         ...
 
-    async def review(self, review_id: int) -> ReviewRecord | None:
-        ...
+    async def review(self, review_id: int) -> ReviewRecord | None: ...
 
-    async def open_reviews(self, platform: str, chat_id: str | int) -> list[ReviewRecord]:
-        ...
+    async def open_reviews(self, platform: str, chat_id: str | int) -> list[ReviewRecord]: ...
 
     async def decide_review(self, review_id: int, decision: str, by: str | int) -> bool:
         """Records an admin's decision; only the first one counts (a second returns False)."""
         ...
 
-    async def record_alert(self, audit_id: int, platform: str, user_id: str | int,
-                           message_id: str | int | None = None) -> bool:
+    async def record_alert(
+        self, audit_id: int, platform: str, user_id: str | int, message_id: str | int | None = None
+    ) -> bool:
         """Remembers that ``user_id`` was alerted about a record; False if they already were."""
         ...
 
-    async def alerts_for(self, audit_id: int) -> list[AlertRecord]:
-        ...
+    async def alerts_for(self, audit_id: int) -> list[AlertRecord]: ...
 
 
 class WorkStore(Protocol):
     """The inbox of media events, platform actions and small state values."""
 
-    async def enqueue_work(self, platform: str, chat_id: str | int, message_id: str | int,
-                           payload: Mapping[str, Any]) -> int:
+    async def enqueue_work(
+        self, platform: str, chat_id: str | int, message_id: str | int, payload: Mapping[str, Any]
+    ) -> int:
         """Keeps a received media event until ``finish_work``; returns its id."""
         ...
 
-    async def work_item(self, work_id: int) -> WorkItem | None:
-        ...
+    async def work_item(self, work_id: int) -> WorkItem | None: ...
 
     async def pending_work(self, platform: str | None = None, *, max_attempts: int | None = None) -> list[WorkItem]:
         """Unfinished items, oldest first; ``max_attempts`` leaves out items that failed that often."""
@@ -291,19 +326,22 @@ class WorkStore(Protocol):
         """Counts a failed attempt (the item stays pending); returns the number of attempts so far."""
         ...
 
-    async def record_action(self, platform: str, chat_id: str | int, message_id: str | int, action: str,
-                            params: Mapping[str, Any] | None = None) -> ActionRecord:
+    async def record_action(
+        self,
+        platform: str,
+        chat_id: str | int,
+        message_id: str | int,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> ActionRecord:
         """Records an action before it is tried; a repeat returns the first record (with its state)."""
         ...
 
-    async def action_done(self, action_id: int) -> None:
-        ...
+    async def action_done(self, action_id: int) -> None: ...
 
-    async def action_failed(self, action_id: int, error: object) -> None:
-        ...
+    async def action_failed(self, action_id: int, error: object) -> None: ...
 
-    async def get_action(self, action_id: int) -> ActionRecord | None:
-        ...
+    async def get_action(self, action_id: int) -> ActionRecord | None: ...
 
     async def pending_actions(self, platform: str | None = None) -> list[ActionRecord]:
         """Actions recorded but never settled (Vigil stopped in between), oldest first."""
@@ -313,35 +351,37 @@ class WorkStore(Protocol):
         """Retention for the inbox: finished items and settled actions older than ``cutoff``."""
         ...
 
-    async def get_state(self, key: str) -> str | None:
-        ...
+    async def get_state(self, key: str) -> str | None: ...
 
-    async def set_state(self, key: str, value: str) -> None:
-        ...
+    async def set_state(self, key: str, value: str) -> None: ...
 
-    async def delete_state(self, key: str) -> bool:
-        ...
+    async def delete_state(self, key: str) -> bool: ...
 
 
 class ProtectedStore(Protocol):
     """Protected photos: owners and fingerprints."""
 
-    async def member_owner(self, platform: str, user_id: str | int, *, name: str | None = None,
-                           create: bool = False) -> ProtectedOwner | None:
+    async def member_owner(
+        self, platform: str, user_id: str | int, *, name: str | None = None, create: bool = False
+    ) -> ProtectedOwner | None:
         """A member's owner row; with ``create``, made (or renamed to ``name``) if needed."""
         ...
 
-    async def operator_owner(self, name: str, *, create: bool = False, notify_platform: str | None = None,
-                             notify_user: str | int | None = None) -> ProtectedOwner | None:
+    async def operator_owner(
+        self,
+        name: str,
+        *,
+        create: bool = False,
+        notify_platform: str | None = None,
+        notify_user: str | int | None = None,
+    ) -> ProtectedOwner | None:
         """An owner the operator named; with ``create``, made if needed. A notify user given here turns
         notices on for that user (None leaves the setting as it is)."""
         ...
 
-    async def get_protected_owner(self, owner_id: int) -> ProtectedOwner | None:
-        ...
+    async def get_protected_owner(self, owner_id: int) -> ProtectedOwner | None: ...
 
-    async def protected_owners(self) -> list[ProtectedOwner]:
-        ...
+    async def protected_owners(self) -> list[ProtectedOwner]: ...
 
     async def set_owner_notify(self, owner_id: int, notify: bool) -> ProtectedOwner:
         """A member's answer to "tell me if a manipulated copy is found": the notice goes to them on their
@@ -352,16 +392,30 @@ class ProtectedStore(Protocol):
         """Removes the owner with every fingerprint of theirs; returns how many photos went."""
         ...
 
-    async def add_protected_photo(self, owner_id: int, fingerprint: str, *, source: str,
-                                  pdq: str | None = None, platform: str | None = None,
-                                  chat_id: str | int | None = None, label: str | None = None,
-                                  expires_at: datetime | None = None) -> ProtectedPhoto:
+    async def add_protected_photo(
+        self,
+        owner_id: int,
+        fingerprint: str,
+        *,
+        source: str,
+        pdq: str | None = None,
+        platform: str | None = None,
+        chat_id: str | int | None = None,
+        label: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> ProtectedPhoto:
         """One photo's fingerprint. Group photos ('group') need their group and an expiry."""
         ...
 
     async def add_member_photo(
-        self, platform: str, user_id: str | int, name: str | None, fingerprint: str, *,
-        max_photos: int, pdq: str | None = None,
+        self,
+        platform: str,
+        user_id: str | int,
+        name: str | None,
+        fingerprint: str,
+        *,
+        max_photos: int,
+        pdq: str | None = None,
     ) -> tuple[ProtectedOwner, ProtectedPhoto, int, int]:
         """A photo a member registered privately, in one write transaction: the owner row made (or renamed),
         the member's private photos counted and the photo added only while fewer than ``max_photos`` (so an
@@ -374,17 +428,16 @@ class ProtectedStore(Protocol):
         """Photos (without fingerprints), of one owner or of all, by id."""
         ...
 
-    async def get_protected_photo(self, photo_id: int) -> ProtectedPhoto | None:
-        ...
+    async def get_protected_photo(self, photo_id: int) -> ProtectedPhoto | None: ...
 
-    def iter_protected_photos(self, *, after: int = 0, ids: list[int] | None = None,
-                                    chunk_size: int = PHOTO_CHUNK) -> AsyncIterator[ProtectedPhoto]:
+    def iter_protected_photos(
+        self, *, after: int = 0, ids: list[int] | None = None, chunk_size: int = PHOTO_CHUNK
+    ) -> AsyncIterator[ProtectedPhoto]:
         """Photos with their fingerprints, by id, in chunks (start-up, and reloads after a change). ``ids``:
         only these photos."""
         ...
 
-    async def protected_photo_ids(self) -> set[int]:
-        ...
+    async def protected_photo_ids(self) -> set[int]: ...
 
     async def remove_protected_photo(self, photo_id: int) -> bool:
         """Removes one photo; an owner left without photos goes too."""
@@ -398,8 +451,7 @@ class ProtectedStore(Protocol):
         """Retention: group photos past their expiry go; returns how many."""
         ...
 
-    async def protected_generation(self) -> int:
-        ...
+    async def protected_generation(self) -> int: ...
 
     async def protected_counts(self) -> dict[str, int]:
         """Photos per source, and owners."""
@@ -416,19 +468,16 @@ class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, Prot
         """Where the data lives, fit for messages and logs (never a password)."""
         ...
 
-    async def schema_version(self) -> int:
-        ...
+    async def schema_version(self) -> int: ...
 
     async def backup(self, dest_path: str | os.PathLike[str]) -> Path:
         """A consistent copy at ``dest_path`` (SQLite: the online backup API; PostgreSQL: pg_dump)."""
         ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...
 
-    async def __aenter__(self) -> Any:
-        ...
+    async def __aenter__(self) -> Any: ...
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...

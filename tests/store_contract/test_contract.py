@@ -158,7 +158,13 @@ async def test_group_lists_are_created_on_first_use(store: Any) -> None:
     assert await store.lists_for_group(T, "-100123") == []
     block = await store.group_list(T, "-100123", "block")
     assert (block.name, block.kind, block.scope, block.label, block.platform, block.chat_id) == (
-        "group:telegram:-100123:block", "block", "group", "local", T, "-100123")
+        "group:telegram:-100123:block",
+        "block",
+        "group",
+        "local",
+        T,
+        "-100123",
+    )
     assert await store.group_list(T, "-100123", "block") == block
     allow = await store.group_list(T, "-100123", "allow")
     assert allow.id != block.id and allow.name == "group:telegram:-100123:allow"
@@ -168,8 +174,17 @@ async def test_group_lists_are_created_on_first_use(store: Any) -> None:
 
 async def test_entries_add_remove_and_repeat(store: Any) -> None:
     lst = await store.group_list(T, "-100", "block")
-    e = await store.add_entry(lst.id, pdq=PDQ.upper(), pdq_quality=88, phash="abcd" * 4, sha256=SHA,
-                              added_by="7", source_platform=T, source_chat="-100", note="reported")
+    e = await store.add_entry(
+        lst.id,
+        pdq=PDQ.upper(),
+        pdq_quality=88,
+        phash="abcd" * 4,
+        sha256=SHA,
+        added_by="7",
+        source_platform=T,
+        source_chat="-100",
+        note="reported",
+    )
     assert (e.pdq, e.pdq_quality, e.phash, e.sha256, e.added_by, e.note) == (PDQ, 88, "abcd" * 4, SHA, "7", "reported")
     assert (await store.add_entry(lst.id, sha256=SHA)).id == e.id  # same image again: same entry
     assert (await store.add_entry(lst.id, pdq=PDQ, pdq_quality=88)).id == e.id
@@ -261,9 +276,18 @@ async def test_iter_all_entries_over_50k_rows(store: Any, backend: Backend) -> N
 
 async def _scan(store: Any, chat: str = "-100", sender: str = "7", label: str = "nudity", **kw) -> int:
     return await store.add_audit(
-        platform=T, chat_id=chat, message_id=kw.pop("message_id", "55"), sender_id=sender, sender_name="Ana",
-        kind="scan", label=label, findings={"nudity": [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.91}]},
-        hashes={"pdq": PDQ, "sha256": SHA}, decision="delete", actions={"delete": True}, **kw,
+        platform=T,
+        chat_id=chat,
+        message_id=kw.pop("message_id", "55"),
+        sender_id=sender,
+        sender_name="Ana",
+        kind="scan",
+        label=label,
+        findings={"nudity": [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.91}]},
+        hashes={"pdq": PDQ, "sha256": SHA},
+        decision="delete",
+        actions={"delete": True},
+        **kw,
     )
 
 
@@ -271,13 +295,23 @@ async def test_audit_records_round_trip(store: Any) -> None:
     aid = await _scan(store, dry_run=True)
     r = await store.audit_record(aid)
     assert (r.platform, r.chat_id, r.message_id, r.sender_id, r.kind, r.label, r.decision, r.dry_run) == (
-        T, "-100", "55", "7", "scan", "nudity", "delete", True)
+        T,
+        "-100",
+        "55",
+        "7",
+        "scan",
+        "nudity",
+        "delete",
+        True,
+    )
     assert r.findings == {"nudity": [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.91}]}
     assert r.hashes == {"pdq": PDQ, "sha256": SHA}
     assert json.loads(json.dumps(r.findings)) == r.findings  # exportable as is
     assert await store.audit_record(aid + 1) is None
     long_id = "@" + "x" * 240 + ":example.org"  # Matrix ids run to 255 characters
-    cmd = await store.add_audit(platform=M, chat_id="!r:example.org", kind="admin_command", label=f"exempt {long_id}", actor=long_id)
+    cmd = await store.add_audit(
+        platform=M, chat_id="!r:example.org", kind="admin_command", label=f"exempt {long_id}", actor=long_id
+    )
     assert (await store.audit_record(cmd)).label == f"exempt {long_id}"
     with pytest.raises(TypeError):
         r.findings["nudity"].append("x")  # type: ignore[union-attr]
@@ -298,7 +332,15 @@ async def test_audit_for_group_and_counts(store: Any, backend: Backend) -> None:
     m = await store.record_action(T, "-100", "55", "mute", {"user": "7"})
     await store.action_done(m.id)
     counts = await store.counts(T, "-100")
-    assert counts == {"scans": 4, "clean": 2, "nudity": 1, "review": 1, "deleted": 1, "action:delete": 1, "action:mute": 1}
+    assert counts == {
+        "scans": 4,
+        "clean": 2,
+        "nudity": 1,
+        "review": 1,
+        "deleted": 1,
+        "action:delete": 1,
+        "action:mute": 1,
+    }
     assert (await store.counts(T, "-999")) == {"scans": 0, "deleted": 0}
     records = await store.audit_for_group(T, "-100")
     assert [r.id for r in records][:4] == ids and len(records) == 5
@@ -375,17 +417,33 @@ async def test_purge_removes_that_users_data_and_nothing_else(store: Any, backen
     review = await store.open_review(nine, T, "-100", "55")
     await store.decide_review(review.id, "kept", "7")
 
-    before = {t: backend.count(t) for t in ("audit", "contacts", "exemptions", "entries", "alerts", "actions", "reviews")}
+    before = {
+        t: backend.count(t) for t in ("audit", "contacts", "exemptions", "entries", "alerts", "actions", "reviews")
+    }
     counts = await store.purge_user(T, "7")
-    assert (counts.audit, counts.contacts, counts.exemptions, counts.entries, counts.alerts, counts.actions, counts.anonymised) == (1, 1, 1, 2, 1, 1, 2)
+    assert (
+        counts.audit,
+        counts.contacts,
+        counts.exemptions,
+        counts.entries,
+        counts.alerts,
+        counts.actions,
+        counts.anonymised,
+    ) == (1, 1, 1, 2, 1, 1, 2)
     after = {t: backend.count(t) for t in before}
     assert backend.count("audit", "sender_id = '7' OR actor = '7'") == 0
     assert backend.count("entries", "added_by = '7'") == 0
     assert backend.count("reviews", "decided_by = '7'") == 0
     # the alert to admin 1 about user 7's record went with the record
-    assert after == {"audit": before["audit"] - 1, "contacts": before["contacts"] - 1, "exemptions": before["exemptions"] - 1,
-                     "entries": before["entries"] - 2, "alerts": before["alerts"] - 2, "actions": before["actions"] - 1,
-                     "reviews": before["reviews"] - 1}
+    assert after == {
+        "audit": before["audit"] - 1,
+        "contacts": before["contacts"] - 1,
+        "exemptions": before["exemptions"] - 1,
+        "entries": before["entries"] - 2,
+        "alerts": before["alerts"] - 2,
+        "actions": before["actions"] - 1,
+        "reviews": before["reviews"] - 1,
+    }
     assert (await store.audit_record(cmd)).actor is None
     assert await store.get_contact(T, "8") is not None and await store.get_contact(M, "7") is not None
     assert await store.is_exempt(T, "-100", "8")
@@ -395,8 +453,13 @@ async def test_purge_removes_that_users_data_and_nothing_else(store: Any, backen
 
 
 def payload(message: str, variant: str = "") -> dict:
-    return {"chat": {"id": "-100", "title": "Club"}, "message_id": message, "sender": {"id": "7", "name": "Ana"},
-            "media": {"kind": "photo", "file_id": f"F{message}", "extra": {"sizes": [90, 320]}}, "variant": variant}
+    return {
+        "chat": {"id": "-100", "title": "Club"},
+        "message_id": message,
+        "sender": {"id": "7", "name": "Ana"},
+        "media": {"kind": "photo", "file_id": f"F{message}", "extra": {"sizes": [90, 320]}},
+        "variant": variant,
+    }
 
 
 async def test_enqueue_is_idempotent_per_variant(store: Any) -> None:
@@ -492,4 +555,3 @@ async def test_state_values(store: Any) -> None:
     assert await store.get_state("matrix:since") is None
     with pytest.raises(BadStoreValue):
         await store.set_state("k", "v" * 5000)
-

@@ -29,8 +29,9 @@ async def test_migrate_group_moves_everything_once_and_keeps_what_the_new_id_has
     shared = await store.create_list("shared", kind="block")
     await store.follow(T, "-41", shared.id)
     owner = await store.member_owner(T, "7", name="Tess", create=True)
-    photo = await store.add_protected_photo(owner.id, FP, source="group", platform=T, chat_id="-41",
-                                            expires_at=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    photo = await store.add_protected_photo(
+        owner.id, FP, source="group", platform=T, chat_id="-41", expires_at=datetime(2030, 1, 1, tzinfo=timezone.utc)
+    )
     await store.update_settings(T, "-99", {"logchat": "-41"})  # a group whose log chat it is
     await store.update_settings(T, "-10042", {"language": "en"})  # the new id already has a row
     await store.add_exemption(T, "-10042", "7")
@@ -66,8 +67,9 @@ async def test_owners_photos_notices_and_the_generation(store: Any) -> None:
     g0 = await store.protected_generation()
     p1 = await store.add_protected_photo(ana.id, FP, source="private", pdq=PDQ)
     p2 = await store.add_protected_photo(op.id, FP, source="operator", label="bea.jpg")
-    p3 = await store.add_protected_photo(ana.id, FP, source="group", platform=T, chat_id="-100",
-                                         expires_at=datetime(2024, 5, 2, tzinfo=timezone.utc))
+    p3 = await store.add_protected_photo(
+        ana.id, FP, source="group", platform=T, chat_id="-100", expires_at=datetime(2024, 5, 2, tzinfo=timezone.utc)
+    )
     assert await store.protected_generation() == g0 + 3
     assert (p1.source, p1.pdq, p1.fingerprint) == ("private", PDQ, None)
     assert [p.id for p in await store.protected_photos(ana.id)] == [p1.id, p3.id]
@@ -95,7 +97,8 @@ async def test_owners_photos_notices_and_the_generation(store: Any) -> None:
 
 
 async def test_a_members_limit_holds_for_photos_arriving_at_once_through_two_connections(
-        store: Any, backend: Backend) -> None:
+    store: Any, backend: Backend
+) -> None:
     other = await backend.open()  # as a second process would
     tries = [s.add_member_photo(T, "9", "Ana", FP, max_photos=5) for s in (store, other) for _ in range(12)]
     results = await asyncio.gather(*tries, return_exceptions=True)
@@ -107,8 +110,9 @@ async def test_a_members_limit_holds_for_photos_arriving_at_once_through_two_con
 
 async def test_settings_merged_through_two_connections_lose_nothing(store: Any, backend: Backend) -> None:
     other = await backend.open()
-    await asyncio.gather(*(s.update_settings(T, "-100", {f"k{i}{n}": i}) for i in range(15)
-                           for n, s in enumerate((store, other))))
+    await asyncio.gather(
+        *(s.update_settings(T, "-100", {f"k{i}{n}": i}) for i in range(15) for n, s in enumerate((store, other)))
+    )
     assert dict((await store.get_group(T, "-100")).settings) == {f"k{i}{n}": i for i in range(15) for n in (0, 1)}
 
 
@@ -129,6 +133,11 @@ async def test_retention_clears_old_hashes_and_deletes_old_records(store: Any, b
     result = await apply_retention(store, RetentionConfig(audit_days=5, fingerprint_days=3, work_days=0), now)
     assert (result.audit, result.fingerprints) == (1, 2)  # day 0 deleted; days 1 and 2 lose their hashes
     assert [(r.id, dict(r.hashes)) for r in await store.audit_for_group(T, "-1")] == [
-        (ids[1], {}), (ids[2], {}), (ids[3], {"pdq": PDQ}), (ids[4], {"pdq": PDQ}), (ids[5], {"pdq": PDQ})]
+        (ids[1], {}),
+        (ids[2], {}),
+        (ids[3], {"pdq": PDQ}),
+        (ids[4], {"pdq": PDQ}),
+        (ids[5], {"pdq": PDQ}),
+    ]
     assert await store.clear_audit_hashes_before(now) == 3
     assert await store.clear_audit_hashes_before(now) == 0

@@ -27,7 +27,9 @@ async def add_image(store: Any, list_id: int, name: str) -> int:
     frame = media_signals(jpeg(T.photos()[name]))[0]
     h = frame.hashes
     entry = await store.add_entry(list_id, pdq=h.pdq, pdq_quality=h.pdq_quality, phash=h.phash, sha256=h.sha256)
-    await store.set_entry_features(entry.id, views=stored_views(frame.views), fingerprint=stored_fingerprint(frame.fingerprint))
+    await store.set_entry_features(
+        entry.id, views=stored_views(frame.views), fingerprint=stored_fingerprint(frame.fingerprint)
+    )
     return entry.id
 
 
@@ -43,14 +45,17 @@ async def test_features_are_kept_as_text_and_go_with_their_entry(store):
     assert await store.entry_features([entry_id]) == {}
 
 
-@pytest.mark.parametrize("views, fingerprint, field", [
-    ([{"crop": "full", "pdq": "0" * 64, "quality": 90, "phash": None}], None, "crop"),
-    ([{"crop": "border", "pdq": "xyz", "quality": 90, "phash": None}], None, "pdq"),
-    ([{"crop": "border", "pdq": None, "quality": 90, "phash": None}], None, "views"),
-    ([{"crop": "border", "pdq": "0" * 64, "quality": 90, "phash": None, "pixels": "..."}], None, "views"),
-    ([], "not bytes", "fingerprint"),
-    ([], b"x" * 300_000, "fingerprint"),
-])
+@pytest.mark.parametrize(
+    "views, fingerprint, field",
+    [
+        ([{"crop": "full", "pdq": "0" * 64, "quality": 90, "phash": None}], None, "crop"),
+        ([{"crop": "border", "pdq": "xyz", "quality": 90, "phash": None}], None, "pdq"),
+        ([{"crop": "border", "pdq": None, "quality": 90, "phash": None}], None, "views"),
+        ([{"crop": "border", "pdq": "0" * 64, "quality": 90, "phash": None, "pixels": "..."}], None, "views"),
+        ([], "not bytes", "fingerprint"),
+        ([], b"x" * 300_000, "fingerprint"),
+    ],
+)
 async def test_bad_features_are_refused_and_change_nothing(store, views, fingerprint, field):
     lst = await store.create_list("l", kind="block")
     entry = await store.add_entry(lst.id, sha256="a" * 64)
@@ -114,5 +119,3 @@ async def test_every_change_is_logged_whoever_makes_it(store):
     assert sum(op == "remove" for op, _ in ops) == 2
     assert await store.forget_list_changes(changes[-1].seq) == len(changes)
     assert await store.list_changes_since(start) == []
-
-

@@ -30,7 +30,8 @@ def test_every_protocol_method_exists_on_both_stores_with_the_same_parameters() 
                 assert isinstance(got, property), f"{impl.__name__}.{name} is not a property"
                 continue
             assert list(inspect.signature(got).parameters) == list(inspect.signature(want).parameters), (
-                f"{impl.__name__}.{name}{inspect.signature(got)} differs from the protocol's {inspect.signature(want)}")
+                f"{impl.__name__}.{name}{inspect.signature(got)} differs from the protocol's {inspect.signature(want)}"
+            )
             assert inspect.iscoroutinefunction(got) == inspect.iscoroutinefunction(want), name
             assert inspect.isasyncgenfunction(got) == (not inspect.iscoroutinefunction(want)), name
 
@@ -43,8 +44,19 @@ def test_the_sqlite_store_has_no_public_method_the_protocol_leaves_out() -> None
 
 def test_mypy_accepts_both_stores_as_the_protocol() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary",
-         "--cache-dir=/dev/null", "tests/store_contract/typecheck_stores.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--follow-imports=silent",
+            "--ignore-missing-imports",
+            "--no-error-summary",
+            "--cache-dir=/dev/null",
+            "tests/store_contract/typecheck_stores.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr

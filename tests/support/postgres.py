@@ -76,19 +76,32 @@ class PostgresServer:
             try:
                 entry = pwd.getpwnam(user)
             except KeyError:
-                raise RuntimeError(f"running as root, but there is no '{user}' system user to run the server; {HOW_TO_GET_IT}") from None
+                raise RuntimeError(
+                    f"running as root, but there is no '{user}' system user to run the server; {HOW_TO_GET_IT}"
+                ) from None
             os.chown(root, entry.pw_uid, entry.pw_gid)
         server = cls(bin_dir, root, _free_port(), user)
-        server._run("initdb", "-D", str(root / "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                    "--no-sync", "--locale=C")
+        server._run(
+            "initdb",
+            "-D",
+            str(root / "data"),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
         (root / "sock").mkdir()
         if user is not None:
             entry = pwd.getpwnam(user)
             os.chown(root / "sock", entry.pw_uid, entry.pw_gid)
         durability = "" if fsync else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         options = f"-h 127.0.0.1 -p {server.port} -k {root / 'sock'} {durability}-c max_connections=200"
-        server._run("pg_ctl", "-D", str(root / "data"), "-w", "-t", "60", "-l", str(root / "server.log"),
-                    "-o", options, "start")
+        server._run(
+            "pg_ctl", "-D", str(root / "data"), "-w", "-t", "60", "-l", str(root / "server.log"), "-o", options, "start"
+        )
         return server
 
     def _run(self, tool: str, *args: str) -> None:

@@ -44,8 +44,14 @@ class PostgresStore(PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgPr
         self._db = db
 
     @classmethod
-    async def open(cls, url: str, *, migrations_dir: Path | None = None, clock: Clock = utc_now,
-                   pool_size: tuple[int, int] = DEFAULT_POOL) -> "PostgresStore":
+    async def open(
+        cls,
+        url: str,
+        *,
+        migrations_dir: Path | None = None,
+        clock: Clock = utc_now,
+        pool_size: tuple[int, int] = DEFAULT_POOL,
+    ) -> "PostgresStore":
         """Connects and applies new migrations (one process at a time, under an advisory lock)."""
         return cls(await PgDatabase.open(url, migrations_dir=migrations_dir, clock=clock, pool_size=pool_size))
 
@@ -90,8 +96,13 @@ class PostgresStore(PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgPr
         fd = os.open(partial, os.O_CREAT | os.O_WRONLY, 0o600)  # the dump names people: owner only
         os.close(fd)
         proc = await asyncio.create_subprocess_exec(
-            tool, "--format=custom", f"--file={partial}", f"--dbname={url}",
-            env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            tool,
+            "--format=custom",
+            f"--file={partial}",
+            f"--dbname={url}",
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             _, err = await asyncio.wait_for(proc.communicate(), PG_DUMP_TIMEOUT)
@@ -112,6 +123,7 @@ class PostgresStore(PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgPr
     async def __aenter__(self) -> "PostgresStore":
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()

@@ -20,15 +20,29 @@ from bot.store.postgres.db import fetchall, fetchone
 
 # foreign-key order; list_changes is left out on purpose (see above), schema_migrations belongs to each
 TABLES = (
-    "groups", "contacts", "exemptions", "lists", "entries", "entry_features", "follows", "audit", "reviews",
-    "alerts", "work", "actions", "state", "protected_owners", "protected_photos",
+    "groups",
+    "contacts",
+    "exemptions",
+    "lists",
+    "entries",
+    "entry_features",
+    "follows",
+    "audit",
+    "reviews",
+    "alerts",
+    "work",
+    "actions",
+    "state",
+    "protected_owners",
+    "protected_photos",
 )
 WITH_IDS = ("lists", "entries", "audit", "reviews", "alerts", "work", "actions", "protected_owners", "protected_photos")
 BATCH = 5000
 
 
-async def copy_from_sqlite(source: Path, target: PostgresStore,
-                           progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+async def copy_from_sqlite(
+    source: Path, target: PostgresStore, progress: Callable[[str, int], None] | None = None
+) -> dict[str, int]:
     """Copies every table of the SQLite file ``source`` (already at this Vigil's schema) into
     ``target``, which must hold no data yet; returns the rows copied per table."""
     conn = sqlite3.connect(f"file:{source}?mode=ro", uri=True, check_same_thread=False)
@@ -38,8 +52,9 @@ async def copy_from_sqlite(source: Path, target: PostgresStore,
         conn.close()
 
 
-async def _copy(src: sqlite3.Connection, target: PostgresStore,
-                progress: Callable[[str, int], None] | None) -> dict[str, int]:
+async def _copy(
+    src: sqlite3.Connection, target: PostgresStore, progress: Callable[[str, int], None] | None
+) -> dict[str, int]:
     db = target._db
     await asyncio.to_thread(src.execute, "BEGIN")  # one snapshot of the whole file
     counts: dict[str, int] = {}
@@ -52,11 +67,18 @@ async def _copy(src: sqlite3.Connection, target: PostgresStore,
                     f"migrate-store copies into an empty database only: create a new one"
                 )
         for table in TABLES:
-            pg_columns = [r["column_name"] for r in await fetchall(
-                c, "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
-                " AND table_schema = current_schema() ORDER BY ordinal_position", (table,))]
-            sqlite_columns = [r[1] for r in await asyncio.to_thread(
-                lambda: src.execute(f"PRAGMA table_info({table})").fetchall())]
+            pg_columns = [
+                r["column_name"]
+                for r in await fetchall(
+                    c,
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                    " AND table_schema = current_schema() ORDER BY ordinal_position",
+                    (table,),
+                )
+            ]
+            sqlite_columns = [
+                r[1] for r in await asyncio.to_thread(lambda: src.execute(f"PRAGMA table_info({table})").fetchall())
+            ]
             if sorted(pg_columns) != sorted(sqlite_columns):
                 raise StoreError(
                     f"table {table} differs between the SQLite file ({', '.join(sorted(sqlite_columns))}) and "

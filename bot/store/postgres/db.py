@@ -68,8 +68,14 @@ class PgDatabase:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str, *, migrations_dir: Path | None = None, clock: Clock = utc_now,
-                   pool_size: tuple[int, int] = DEFAULT_POOL) -> "PgDatabase":
+    async def open(
+        cls,
+        url: str,
+        *,
+        migrations_dir: Path | None = None,
+        clock: Clock = utc_now,
+        pool_size: tuple[int, int] = DEFAULT_POOL,
+    ) -> "PgDatabase":
         migrations = find_migrations(migrations_dir or MIGRATIONS_DIR)
         shown = redacted(url)
         try:
@@ -86,7 +92,11 @@ class PgDatabase:
         finally:
             await conn.close()
         pool = AsyncConnectionPool(
-            url, min_size=pool_size[0], max_size=pool_size[1], open=False, name="vigil-store",
+            url,
+            min_size=pool_size[0],
+            max_size=pool_size[1],
+            open=False,
+            name="vigil-store",
             kwargs={"autocommit": True, "row_factory": _row_factory, "connect_timeout": CONNECT_TIMEOUT},
         )
         try:

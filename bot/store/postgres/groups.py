@@ -33,9 +33,15 @@ class PgGroupsMixin:
             row = await fetchone(c, _ONE_GROUP, key)
         return None if row is None else rows.group(row)
 
-    async def upsert_group(self, platform: str, chat_id: str | int, title: str | None = None, *,
-                           added_by: str | int | None = None,
-                           bot_rights: Mapping[str, Any] | None = None) -> GroupRecord:
+    async def upsert_group(
+        self,
+        platform: str,
+        chat_id: str | int,
+        title: str | None = None,
+        *,
+        added_by: str | int | None = None,
+        bot_rights: Mapping[str, Any] | None = None,
+    ) -> GroupRecord:
         """Create the group or refresh it; a None argument leaves the stored value as it is."""
         p, cid = checks.platform(platform), checks.ident("chat_id", chat_id)
         t = checks.display("title", title)
@@ -71,8 +77,9 @@ class PgGroupsMixin:
         async with self._db.write() as c:
             await ensure_group(c, p, cid, now)
             # the row lock makes concurrent merges wait for each other instead of losing one
-            row = await fetchone(c, "SELECT settings FROM groups WHERE platform = %s AND chat_id = %s FOR UPDATE",
-                                 (p, cid))
+            row = await fetchone(
+                c, "SELECT settings FROM groups WHERE platform = %s AND chat_id = %s FOR UPDATE", (p, cid)
+            )
             assert row is not None
             settings = dict(row["settings"])
             for key, value in changes.items():
@@ -92,10 +99,13 @@ class PgGroupsMixin:
     async def list_groups(self, platform: str | None = None) -> list[GroupRecord]:
         async with self._db.read() as c:
             if platform is None:
-                found = await fetchall(c, "SELECT * FROM groups ORDER BY platform, chat_id COLLATE \"C\"")
+                found = await fetchall(c, 'SELECT * FROM groups ORDER BY platform, chat_id COLLATE "C"')
             else:
-                found = await fetchall(c, "SELECT * FROM groups WHERE platform = %s ORDER BY chat_id COLLATE \"C\"",
-                                       (checks.platform(platform),))
+                found = await fetchall(
+                    c,
+                    'SELECT * FROM groups WHERE platform = %s ORDER BY chat_id COLLATE "C"',
+                    (checks.platform(platform),),
+                )
         return [rows.group(r) for r in found]
 
     async def owner_hint_sent(self, platform: str, chat_id: str | int) -> bool:
@@ -109,16 +119,28 @@ class PgGroupsMixin:
         now = self._db.now()
         async with self._db.write() as c:
             await ensure_group(c, p, cid, now)
-            return await rowcount(
-                c, "UPDATE groups SET owner_hint_sent_at = %s WHERE platform = %s AND chat_id = %s"
-                " AND owner_hint_sent_at IS NULL", (now, p, cid),
-            ) == 1
+            return (
+                await rowcount(
+                    c,
+                    "UPDATE groups SET owner_hint_sent_at = %s WHERE platform = %s AND chat_id = %s"
+                    " AND owner_hint_sent_at IS NULL",
+                    (now, p, cid),
+                )
+                == 1
+            )
 
     # --- contacts ----------------------------------------------------------------------
 
-    async def set_contact(self, platform: str, user_id: str | int, *, can_dm: bool = UNSET,
-                          language: str | None = UNSET, dm_room: str | None = UNSET,
-                          display_name: str | None = UNSET) -> ContactRecord:
+    async def set_contact(
+        self,
+        platform: str,
+        user_id: str | int,
+        *,
+        can_dm: bool = UNSET,
+        language: str | None = UNSET,
+        dm_room: str | None = UNSET,
+        display_name: str | None = UNSET,
+    ) -> ContactRecord:
         """Create or change a contact; fields not given keep their stored value (new contacts: cannot DM)."""
         p, uid = checks.platform(platform), checks.ident("user_id", user_id)
         fields: dict[str, Any] = {}
@@ -170,24 +192,30 @@ class PgGroupsMixin:
         now = self._db.now()
         async with self._db.write() as c:
             await ensure_group(c, p, cid, now)
-            return await rowcount(
-                c, "INSERT INTO exemptions (platform, chat_id, user_id, added_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING", (p, cid, uid, now),
-            ) == 1
+            return (
+                await rowcount(
+                    c,
+                    "INSERT INTO exemptions (platform, chat_id, user_id, added_at) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (p, cid, uid, now),
+                )
+                == 1
+            )
 
     async def remove_exemption(self, platform: str, chat_id: str | int, user_id: str | int) -> bool:
         """True if the member was exempt."""
         key = (checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("user_id", user_id))
         async with self._db.write() as c:
-            return await rowcount(
-                c, "DELETE FROM exemptions WHERE platform = %s AND chat_id = %s AND user_id = %s", key
-            ) == 1
+            return (
+                await rowcount(c, "DELETE FROM exemptions WHERE platform = %s AND chat_id = %s AND user_id = %s", key)
+                == 1
+            )
 
     async def exemptions(self, platform: str, chat_id: str | int) -> list[ExemptionRecord]:
         key = (checks.platform(platform), checks.ident("chat_id", chat_id))
         async with self._db.read() as c:
             found = await fetchall(
-                c, "SELECT * FROM exemptions WHERE platform = %s AND chat_id = %s ORDER BY user_id COLLATE \"C\"", key
+                c, 'SELECT * FROM exemptions WHERE platform = %s AND chat_id = %s ORDER BY user_id COLLATE "C"', key
             )
         return [ExemptionRecord(r["platform"], r["chat_id"], r["user_id"], r["added_at"]) for r in found]
 
@@ -224,12 +252,21 @@ class PgGroupsMixin:
             settings = {**row["settings"], **current["settings"]}
             bot_rights = None if row["bot_rights"] is None else checks.json_text("bot_rights", row["bot_rights"], 10**6)
             await c.execute(
-                "UPDATE groups SET settings = %s::jsonb, title = coalesce(title, %s), added_by = coalesce(added_by, %s),"
+                "UPDATE groups SET settings = %s::jsonb, title = coalesce(title, %s),"
+                " added_by = coalesce(added_by, %s),"
                 " bot_rights = coalesce(bot_rights, %s::jsonb),"
                 " owner_hint_sent_at = coalesce(owner_hint_sent_at, %s::timestamptz),"
                 " updated_at = %s WHERE platform = %s AND chat_id = %s",
-                (checks.json_text("settings", settings, MAX_SETTINGS_JSON), row["title"], row["added_by"],
-                 bot_rights, row["owner_hint_sent_at"], now, p, new),
+                (
+                    checks.json_text("settings", settings, MAX_SETTINGS_JSON),
+                    row["title"],
+                    row["added_by"],
+                    bot_rights,
+                    row["owner_hint_sent_at"],
+                    now,
+                    p,
+                    new,
+                ),
             )
             for table, key in (("exemptions", "user_id"), ("follows", "list_id")):
                 # a row the new id already has wins; the old one goes with the old group below
@@ -239,8 +276,9 @@ class PgGroupsMixin:
                     f" AND n.{key} = t.{key})",
                     (new, p, old, new),
                 )
-            await c.execute("UPDATE lists SET chat_id = %s WHERE scope = 'group' AND platform = %s AND chat_id = %s",
-                            (new, p, old))
+            await c.execute(
+                "UPDATE lists SET chat_id = %s WHERE scope = 'group' AND platform = %s AND chat_id = %s", (new, p, old)
+            )
             await c.execute(
                 "UPDATE protected_photos SET chat_id = %s WHERE source = 'group' AND platform = %s AND chat_id = %s",
                 (new, p, old),

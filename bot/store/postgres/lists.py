@@ -37,8 +37,9 @@ class PgListMatchingMixin:
 
     _db: PgDatabase
 
-    async def set_entry_features(self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (),
-                                 fingerprint: bytes | None = None) -> EntryFeatures:
+    async def set_entry_features(
+        self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (), fingerprint: bytes | None = None
+    ) -> EntryFeatures:
         """Stores (or replaces) the trimmed views and local fingerprint of an entry's image."""
         eid = checks.record_id("entry_id", entry_id)
         values = (_check_views(views), _check_fingerprint(fingerprint))
@@ -83,9 +84,15 @@ class PgListMatchingMixin:
                 return
             after = found[-1]["entry_id"]
 
-    async def add_entries_bulk(self, list_id: int, hashes: Sequence[Mapping[str, Any]], *,
-                               added_by: str | int | None = None, note: str | None = None,
-                               progress: Callable[[int], None] | None = None) -> ImportCounts:
+    async def add_entries_bulk(
+        self,
+        list_id: int,
+        hashes: Sequence[Mapping[str, Any]],
+        *,
+        added_by: str | int | None = None,
+        note: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportCounts:
         """Adds many entries, all or none; see ``bot.store.lists.ListMatchingMixin.add_entries_bulk``.
 
         Rows go in with COPY, in transactions of ``COPY_CHUNK``; on a failure the rows this call
@@ -98,8 +105,10 @@ class PgListMatchingMixin:
             if not isinstance(h, Mapping):
                 raise BadStoreValue(f"hashes[{i}]", h, "a mapping of pdq, pdq_quality, phash, sha256, note")
             item = (
-                checks.hex_hash("pdq", h.get("pdq"), 64), checks.quality(h.get("pdq_quality")),
-                checks.hex_hash("phash", h.get("phash"), None), checks.hex_hash("sha256", h.get("sha256"), 64),
+                checks.hex_hash("pdq", h.get("pdq"), 64),
+                checks.quality(h.get("pdq_quality")),
+                checks.hex_hash("phash", h.get("phash"), None),
+                checks.hex_hash("sha256", h.get("sha256"), 64),
                 checks.text("note", h.get("note", default_note), 500),
             )
             if item[0] is None and item[2] is None and item[3] is None:
@@ -135,8 +144,9 @@ class PgListMatchingMixin:
                     progress(min(len(fresh), start + COPY_CHUNK))
         except BaseException:
             async with self._db.write() as c:
-                await c.execute("DELETE FROM entries WHERE list_id = %s AND added_at = %s AND id > %s",
-                                (lid, stamp, first))
+                await c.execute(
+                    "DELETE FROM entries WHERE list_id = %s AND added_at = %s AND id > %s", (lid, stamp, first)
+                )
             raise
         return ImportCounts(added=len(fresh), duplicates=len(items) - len(fresh))
 
@@ -154,7 +164,8 @@ class PgListMatchingMixin:
         size = checks.record_id("limit", limit)
         async with self._db.read() as c:
             found = await fetchall(
-                c, "SELECT seq, op, list_id, entry_id FROM list_changes WHERE seq > %s ORDER BY seq LIMIT %s",
+                c,
+                "SELECT seq, op, list_id, entry_id FROM list_changes WHERE seq > %s ORDER BY seq LIMIT %s",
                 (seq, size),
             )
         return [ListChange(r["seq"], r["op"], r["list_id"], r["entry_id"]) for r in found]
@@ -181,13 +192,23 @@ class PgListMatchingMixin:
 class PgListsMixin(PgListMatchingMixin):
     _db: PgDatabase
 
-    async def create_list(self, name: str, *, kind: str, label: str = "local", action: str = "delete",
-                          scope: str = "instance", platform: str | None = None,
-                          chat_id: str | int | None = None) -> ListRecord:
+    async def create_list(
+        self,
+        name: str,
+        *,
+        kind: str,
+        label: str = "local",
+        action: str = "delete",
+        scope: str = "instance",
+        platform: str | None = None,
+        chat_id: str | int | None = None,
+    ) -> ListRecord:
         """A new list. Instance lists have no platform or chat; group lists need both."""
         n = checks.text("name", name, 200, optional=False)
         values = (
-            checks.choice("kind", kind, KINDS), checks.label(label), checks.choice("action", action, ACTIONS),
+            checks.choice("kind", kind, KINDS),
+            checks.label(label),
+            checks.choice("action", action, ACTIONS),
             checks.choice("scope", scope, SCOPES),
         )
         p: str | None
@@ -204,7 +225,8 @@ class PgListsMixin(PgListMatchingMixin):
                 await ensure_group(c, p, cid, now)
             try:
                 row = await fetchone(
-                    c, "INSERT INTO lists (name, kind, label, action, scope, platform, chat_id, created_at)"
+                    c,
+                    "INSERT INTO lists (name, kind, label, action, scope, platform, chat_id, created_at)"
                     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
                     (n, *values, p, cid, now),
                 )
@@ -251,14 +273,25 @@ class PgListsMixin(PgListMatchingMixin):
         async with self._db.write() as c:
             return await rowcount(c, "DELETE FROM lists WHERE id = %s", (lid,)) == 1
 
-    async def add_entry(self, list_id: int, *, pdq: str | None = None, pdq_quality: int | None = None,
-                        phash: str | None = None, sha256: str | None = None, added_by: str | int | None = None,
-                        source_platform: str | None = None, source_chat: str | int | None = None,
-                        note: str | None = None) -> EntryRecord:
+    async def add_entry(
+        self,
+        list_id: int,
+        *,
+        pdq: str | None = None,
+        pdq_quality: int | None = None,
+        phash: str | None = None,
+        sha256: str | None = None,
+        added_by: str | int | None = None,
+        source_platform: str | None = None,
+        source_chat: str | int | None = None,
+        note: str | None = None,
+    ) -> EntryRecord:
         """Adds hashes to a list. The same image (same SHA-256, or same PDQ) added again returns the first entry."""
         lid = checks.record_id("list_id", list_id)
         values = (
-            checks.hex_hash("pdq", pdq, 64), checks.quality(pdq_quality), checks.hex_hash("phash", phash, None),
+            checks.hex_hash("pdq", pdq, 64),
+            checks.quality(pdq_quality),
+            checks.hex_hash("phash", phash, None),
             checks.hex_hash("sha256", sha256, 64),
         )
         if values[0] is None and values[2] is None and values[3] is None:
@@ -277,7 +310,8 @@ class PgListsMixin(PgListMatchingMixin):
             row = await self._same_entry(c, lid, values[0], values[3])
             if row is None:
                 row = await fetchone(
-                    c, "INSERT INTO entries (list_id, pdq, pdq_quality, phash, sha256, added_by, added_at,"
+                    c,
+                    "INSERT INTO entries (list_id, pdq, pdq_quality, phash, sha256, added_by, added_at,"
                     " source_platform, source_chat, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     f" RETURNING {_E}",
                     (lid, *values, extra[0], self._db.now(), *extra[1:]),
@@ -288,13 +322,15 @@ class PgListsMixin(PgListMatchingMixin):
     @staticmethod
     async def _same_entry(c: Any, list_id: int, pdq: str | None, sha256: str | None) -> dict[str, Any] | None:
         if sha256 is not None:
-            row = await fetchone(c, f"SELECT {_E} FROM entries WHERE sha256 = %s AND list_id = %s ORDER BY id LIMIT 1",
-                                 (sha256, list_id))
+            row = await fetchone(
+                c, f"SELECT {_E} FROM entries WHERE sha256 = %s AND list_id = %s ORDER BY id LIMIT 1", (sha256, list_id)
+            )
             if row is not None:
                 return row
         if pdq is not None:
-            return await fetchone(c, f"SELECT {_E} FROM entries WHERE list_id = %s AND pdq = %s ORDER BY id LIMIT 1",
-                                  (list_id, pdq))
+            return await fetchone(
+                c, f"SELECT {_E} FROM entries WHERE list_id = %s AND pdq = %s ORDER BY id LIMIT 1", (list_id, pdq)
+            )
         return None
 
     async def get_entry(self, entry_id: int) -> EntryRecord | None:
@@ -332,7 +368,8 @@ class PgListsMixin(PgListMatchingMixin):
         key = {"p": checks.platform(platform), "c": checks.ident("chat_id", chat_id)}
         async with self._db.read() as c:
             found = await fetchall(
-                c, "SELECT * FROM lists WHERE scope = 'group' AND platform = %(p)s AND chat_id = %(c)s"
+                c,
+                "SELECT * FROM lists WHERE scope = 'group' AND platform = %(p)s AND chat_id = %(c)s"
                 " UNION SELECT l.* FROM lists l JOIN follows f ON f.list_id = l.id"
                 "  WHERE f.platform = %(p)s AND f.chat_id = %(c)s AND l.scope = 'instance'"
                 " ORDER BY id",
@@ -351,21 +388,28 @@ class PgListsMixin(PgListMatchingMixin):
             if row["scope"] != "instance":
                 raise BadStoreValue("list_id", lid, "an instance list (a group's own list cannot be followed)")
             await ensure_group(c, p, cid, now)
-            return await rowcount(
-                c, "INSERT INTO follows (platform, chat_id, list_id, followed_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING", (p, cid, lid, now),
-            ) == 1
+            return (
+                await rowcount(
+                    c,
+                    "INSERT INTO follows (platform, chat_id, list_id, followed_at) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (p, cid, lid, now),
+                )
+                == 1
+            )
 
     async def unfollow(self, platform: str, chat_id: str | int, list_id: int) -> bool:
         key = (checks.platform(platform), checks.ident("chat_id", chat_id), checks.record_id("list_id", list_id))
         async with self._db.write() as c:
-            return await rowcount(c, "DELETE FROM follows WHERE platform = %s AND chat_id = %s AND list_id = %s",
-                                  key) == 1
+            return (
+                await rowcount(c, "DELETE FROM follows WHERE platform = %s AND chat_id = %s AND list_id = %s", key) == 1
+            )
 
     async def list_sizes(self) -> Mapping[int, int]:
         """Entries per list id, 0 for empty lists."""
         async with self._db.read() as c:
             found = await fetchall(
-                c, "SELECT l.id, (SELECT count(*) FROM entries e WHERE e.list_id = l.id) AS n FROM lists l ORDER BY l.id"
+                c,
+                "SELECT l.id, (SELECT count(*) FROM entries e WHERE e.list_id = l.id) AS n FROM lists l ORDER BY l.id",
             )
         return {r["id"]: r["n"] for r in found}

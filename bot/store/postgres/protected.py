@@ -64,8 +64,9 @@ class PgProtectedMixin:
 
     # --- owners -------------------------------------------------------------------------
 
-    async def member_owner(self, platform: str, user_id: str | int, *, name: str | None = None,
-                           create: bool = False) -> ProtectedOwner | None:
+    async def member_owner(
+        self, platform: str, user_id: str | int, *, name: str | None = None, create: bool = False
+    ) -> ProtectedOwner | None:
         """A member's owner row; with ``create``, made (or renamed to ``name``) if needed."""
         p, uid = checks.platform(platform), checks.ident("user_id", user_id)
         if not create:
@@ -80,8 +81,14 @@ class PgProtectedMixin:
         assert row is not None
         return rows.owner(row)
 
-    async def operator_owner(self, name: str, *, create: bool = False, notify_platform: str | None = None,
-                             notify_user: str | int | None = None) -> ProtectedOwner | None:
+    async def operator_owner(
+        self,
+        name: str,
+        *,
+        create: bool = False,
+        notify_platform: str | None = None,
+        notify_user: str | int | None = None,
+    ) -> ProtectedOwner | None:
         """An owner the operator named; with ``create``, made if needed (see the SQLite twin)."""
         n = _name(name)
         if not create:
@@ -129,11 +136,15 @@ class PgProtectedMixin:
             row = await fetchone(c, "SELECT * FROM protected_owners WHERE id = %s FOR UPDATE", (oid,))
             if row is None:
                 raise UnknownRecord("protected owner", oid)
-            target = ((row["platform"], row["user_id"]) if row["kind"] == "member"
-                      else (row["notify_platform"], row["notify_user"]))
+            target = (
+                (row["platform"], row["user_id"])
+                if row["kind"] == "member"
+                else (row["notify_platform"], row["notify_user"])
+            )
             if notify and target[1] is None:
-                raise BadStoreValue("notify", notify,
-                                    "False for an operator's owner without a notify user (give --notify USER)")
+                raise BadStoreValue(
+                    "notify", notify, "False for an operator's owner without a notify user (give --notify USER)"
+                )
             await c.execute(
                 "UPDATE protected_owners SET notify = %s, notify_platform = %s, notify_user = %s, updated_at = %s"
                 " WHERE id = %s",
@@ -157,10 +168,18 @@ class PgProtectedMixin:
 
     # --- photos -------------------------------------------------------------------------
 
-    async def add_protected_photo(self, owner_id: int, fingerprint: str, *, source: str,
-                                  pdq: str | None = None, platform: str | None = None,
-                                  chat_id: str | int | None = None, label: str | None = None,
-                                  expires_at: datetime | None = None) -> ProtectedPhoto:
+    async def add_protected_photo(
+        self,
+        owner_id: int,
+        fingerprint: str,
+        *,
+        source: str,
+        pdq: str | None = None,
+        platform: str | None = None,
+        chat_id: str | int | None = None,
+        label: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> ProtectedPhoto:
         """One photo's fingerprint. Group photos ('group') need their group and an expiry."""
         oid = checks.record_id("owner_id", owner_id)
         src = checks.choice("source", source, SOURCES)
@@ -176,15 +195,17 @@ class PgProtectedMixin:
                 raise BadStoreValue("expires_at", expires_at, "a datetime for a group photo (its retention period)")
             exp = checks.timestamp(expires_at)
         elif platform is not None or chat_id is not None or expires_at is not None:
-            raise BadStoreValue("chat_id", chat_id,
-                                f"None for a '{src}' photo (only group photos belong to a group and expire)")
+            raise BadStoreValue(
+                "chat_id", chat_id, f"None for a '{src}' photo (only group photos belong to a group and expire)"
+            )
         else:
             p = cid = exp = None
         now = self._db.now()
         async with self._db.write() as c:
             try:
                 row = await fetchone(
-                    c, "INSERT INTO protected_photos AS p (owner_id, source, platform, chat_id, label, pdq, fingerprint,"
+                    c,
+                    "INSERT INTO protected_photos AS p (owner_id, source, platform, chat_id, label, pdq, fingerprint,"
                     f" added_at, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_P}",
                     (oid, src, p, cid, lab, h, fp, now, exp),
                 )
@@ -195,8 +216,14 @@ class PgProtectedMixin:
         return rows.photo(row)
 
     async def add_member_photo(
-        self, platform: str, user_id: str | int, name: str | None, fingerprint: str, *,
-        max_photos: int, pdq: str | None = None,
+        self,
+        platform: str,
+        user_id: str | int,
+        name: str | None,
+        fingerprint: str,
+        *,
+        max_photos: int,
+        pdq: str | None = None,
     ) -> tuple[ProtectedOwner, ProtectedPhoto, int, int]:
         """A photo a member registered privately, within ``max_photos``; see the SQLite twin.
         Raises ``PhotoLimitReached``."""
@@ -213,7 +240,8 @@ class PgProtectedMixin:
             assert found is not None
             owner = rows.owner(found)
             counted = await fetchone(
-                c, "SELECT count(*) FILTER (WHERE source = 'private') AS mine,"
+                c,
+                "SELECT count(*) FILTER (WHERE source = 'private') AS mine,"
                 " count(*) FILTER (WHERE source != 'private') AS others FROM protected_photos WHERE owner_id = %s",
                 (owner.id,),
             )
@@ -222,7 +250,8 @@ class PgProtectedMixin:
             if before >= limit:
                 raise PhotoLimitReached(limit)  # rolls back: not even the owner row is left behind
             row = await fetchone(
-                c, "INSERT INTO protected_photos AS p (owner_id, source, pdq, fingerprint, added_at)"
+                c,
+                "INSERT INTO protected_photos AS p (owner_id, source, pdq, fingerprint, added_at)"
                 f" VALUES (%s, 'private', %s, %s, %s) RETURNING {_P}",
                 (owner.id, h, fp, now),
             )
@@ -237,8 +266,9 @@ class PgProtectedMixin:
                 found = await fetchall(c, f"SELECT {_P} FROM protected_photos p ORDER BY p.id")
             else:
                 oid = checks.record_id("owner_id", owner_id)
-                found = await fetchall(c, f"SELECT {_P} FROM protected_photos p WHERE p.owner_id = %s ORDER BY p.id",
-                                       (oid,))
+                found = await fetchall(
+                    c, f"SELECT {_P} FROM protected_photos p WHERE p.owner_id = %s ORDER BY p.id", (oid,)
+                )
         return [rows.photo(r) for r in found]
 
     async def get_protected_photo(self, photo_id: int) -> ProtectedPhoto | None:
@@ -247,8 +277,9 @@ class PgProtectedMixin:
             row = await fetchone(c, f"SELECT {_P} FROM protected_photos p WHERE p.id = %s", (pid,))
         return None if row is None else rows.photo(row)
 
-    async def iter_protected_photos(self, *, after: int = 0, ids: list[int] | None = None,
-                                    chunk_size: int = PHOTO_CHUNK) -> AsyncIterator[ProtectedPhoto]:
+    async def iter_protected_photos(
+        self, *, after: int = 0, ids: list[int] | None = None, chunk_size: int = PHOTO_CHUNK
+    ) -> AsyncIterator[ProtectedPhoto]:
         """Photos with their fingerprints, by id, in chunks; ``ids``: only these photos."""
         size = checks.record_id("chunk_size", chunk_size)
         if ids is not None:
@@ -256,7 +287,8 @@ class PgProtectedMixin:
             for start in range(0, len(wanted), size):
                 async with self._db.read() as c:
                     found = await fetchall(
-                        c, f"SELECT {_P}, p.fingerprint FROM protected_photos p WHERE p.id = ANY(%s) ORDER BY p.id",
+                        c,
+                        f"SELECT {_P}, p.fingerprint FROM protected_photos p WHERE p.id = ANY(%s) ORDER BY p.id",
                         (wanted[start : start + size],),
                     )
                 for r in found:
@@ -266,7 +298,8 @@ class PgProtectedMixin:
         while True:
             async with self._db.read() as c:
                 found = await fetchall(
-                    c, f"SELECT {_P}, p.fingerprint FROM protected_photos p WHERE p.id > %s ORDER BY p.id LIMIT %s",
+                    c,
+                    f"SELECT {_P}, p.fingerprint FROM protected_photos p WHERE p.id > %s ORDER BY p.id LIMIT %s",
                     (last, size),
                 )
             for r in found:

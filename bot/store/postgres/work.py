@@ -19,10 +19,15 @@ class PgWorkMixin:
 
     # --- inbox of media events ------------------------------------------------------------
 
-    async def enqueue_work(self, platform: str, chat_id: str | int, message_id: str | int,
-                           payload: Mapping[str, Any]) -> int:
+    async def enqueue_work(
+        self, platform: str, chat_id: str | int, message_id: str | int, payload: Mapping[str, Any]
+    ) -> int:
         """Keeps a received media event until ``finish_work``; returns its id (the first id on a replay)."""
-        p, cid, mid = checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("message_id", message_id)
+        p, cid, mid = (
+            checks.platform(platform),
+            checks.ident("chat_id", chat_id),
+            checks.ident("message_id", message_id),
+        )
         text = checks.json_text("payload", payload, MAX_PAYLOAD_JSON)
         variant = checks.text("payload['variant']", payload.get("variant") or "", MAX_VARIANT)
         async with self._db.write() as c:
@@ -32,7 +37,8 @@ class PgWorkMixin:
                 (p, cid, mid, variant, text, self._db.now()),
             )
             row = await fetchone(
-                c, "SELECT id FROM work WHERE platform = %s AND chat_id = %s AND message_id = %s AND variant = %s",
+                c,
+                "SELECT id FROM work WHERE platform = %s AND chat_id = %s AND message_id = %s AND variant = %s",
                 (p, cid, mid, variant),
             )
         assert row is not None
@@ -61,18 +67,24 @@ class PgWorkMixin:
         """Marks the item handled and drops its payload; True the first time."""
         wid = checks.record_id("work_id", work_id)
         async with self._db.write() as c:
-            return await rowcount(
-                c, "UPDATE work SET finished_at = %s, payload = '{}' WHERE id = %s AND finished_at IS NULL",
-                (self._db.now(), wid),
-            ) == 1
+            return (
+                await rowcount(
+                    c,
+                    "UPDATE work SET finished_at = %s, payload = '{}' WHERE id = %s AND finished_at IS NULL",
+                    (self._db.now(), wid),
+                )
+                == 1
+            )
 
     async def fail_work(self, work_id: int, error: object) -> int:
         """Counts a failed attempt (the item stays pending); returns the number of attempts so far."""
         wid = checks.record_id("work_id", work_id)
         async with self._db.write() as c:
             row = await fetchone(
-                c, "UPDATE work SET attempts = attempts + 1, last_error = %s, last_attempt_at = %s WHERE id = %s"
-                " RETURNING attempts", (_error_text(error), self._db.now(), wid),
+                c,
+                "UPDATE work SET attempts = attempts + 1, last_error = %s, last_attempt_at = %s WHERE id = %s"
+                " RETURNING attempts",
+                (_error_text(error), self._db.now(), wid),
             )
         if row is None:
             raise UnknownRecord("work item", wid)
@@ -80,11 +92,21 @@ class PgWorkMixin:
 
     # --- platform actions ----------------------------------------------------------------------
 
-    async def record_action(self, platform: str, chat_id: str | int, message_id: str | int, action: str,
-                            params: Mapping[str, Any] | None = None) -> ActionRecord:
+    async def record_action(
+        self,
+        platform: str,
+        chat_id: str | int,
+        message_id: str | int,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> ActionRecord:
         """Records an action before it is tried; a repeat returns the first record (with its state)."""
-        key = (checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("message_id", message_id),
-               checks.text("action", action, 32, optional=False))
+        key = (
+            checks.platform(platform),
+            checks.ident("chat_id", chat_id),
+            checks.ident("message_id", message_id),
+            checks.text("action", action, 32, optional=False),
+        )
         text = checks.json_text("params", params, MAX_PARAMS_JSON)
         now = self._db.now()
         async with self._db.write() as c:
@@ -103,8 +125,10 @@ class PgWorkMixin:
         aid = checks.record_id("action_id", action_id)
         async with self._db.write() as c:
             changed = await rowcount(
-                c, "UPDATE actions SET state = %s, attempts = attempts + 1, last_error = %s, updated_at = %s"
-                " WHERE id = %s", (state, error, self._db.now(), aid),
+                c,
+                "UPDATE actions SET state = %s, attempts = attempts + 1, last_error = %s, updated_at = %s"
+                " WHERE id = %s",
+                (state, error, self._db.now(), aid),
             )
         if changed != 1:
             raise UnknownRecord("action", aid)
@@ -127,8 +151,11 @@ class PgWorkMixin:
             if platform is None:
                 found = await fetchall(c, "SELECT * FROM actions WHERE state = 'pending' ORDER BY id")
             else:
-                found = await fetchall(c, "SELECT * FROM actions WHERE state = 'pending' AND platform = %s ORDER BY id",
-                                       (checks.platform(platform),))
+                found = await fetchall(
+                    c,
+                    "SELECT * FROM actions WHERE state = 'pending' AND platform = %s ORDER BY id",
+                    (checks.platform(platform),),
+                )
         return [rows.action(r) for r in found]
 
     async def prune_work_before(self, cutoff: datetime) -> PruneCounts:
