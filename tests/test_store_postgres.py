@@ -123,3 +123,35 @@ async def test_two_processes_opening_at_once_migrate_once(postgres_url: str) -> 
     for s in stores:
         await s.close()
     assert [v for v, _ in applied(postgres_url)] == list(range(1, SHIPPED + 1))
+
+
+async def test_list_changes_are_numbered_in_commit_order(postgres_url: str) -> None:
+    """A reader that has seen change N must never later find a change below N: a second list
+    writer waits for the first one's commit before it takes its number."""
+    import asyncio
+
+    async with await PostgresStore.open(postgres_url) as store:
+        lst = await store.create_list("l", kind="block")
+        start = await store.last_list_change()
+        with psycopg.connect(postgres_url) as slow:  # a writer whose transaction stays open a while
+            slow.execute("INSERT INTO entries (list_id, sha256, added_at) VALUES (%s, %s, now())", (lst.id, "a" * 64))
+            slow_pid = slow.info.backend_pid
+            second = asyncio.create_task(store.add_entry(lst.id, sha256="b" * 64))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while True:  # the second writer is waiting for the first one's lock, not numbering ahead of it
+                waiting = query(
+                    postgres_url,
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE l.locktype = 'advisory' AND NOT l.granted AND a.pid != %s",
+                    (slow_pid,),
+                )[0][0]
+                if waiting:
+                    break
+                assert not second.done() and loop.time() < deadline, "the second writer did not wait"
+                await asyncio.sleep(0.02)
+            assert await store.list_changes_since(start) == []  # nothing committed yet
+            slow.commit()
+            entry = await second
+        changes = await store.list_changes_since(start)
+        assert [c.entry_id for c in changes] == [entry.id - 1, entry.id]
