@@ -16,10 +16,11 @@ import asyncio
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Callable
 
 from bot.config import RetentionConfig
 from bot.metrics import NO_METRICS, Metrics
+from bot.store.protocol import Store
 
 log = logging.getLogger("vigil.retention")
 
@@ -44,12 +45,12 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def clear_fingerprints_before(store: Any, cutoff: datetime) -> int:
+async def clear_fingerprints_before(store: Store, cutoff: datetime) -> int:
     """Empties the ``hashes`` of audit records older than ``cutoff``; returns how many changed."""
     return int(await store.clear_audit_hashes_before(cutoff))
 
 
-async def apply_retention(store: Any, settings: RetentionConfig, now: datetime | None = None) -> RetentionResult:
+async def apply_retention(store: Store, settings: RetentionConfig, now: datetime | None = None) -> RetentionResult:
     """One retention pass as of ``now`` (default: the current time)."""
     now = now or _utc_now()
     audit = fingerprints = work = actions = 0
@@ -66,7 +67,7 @@ async def apply_retention(store: Any, settings: RetentionConfig, now: datetime |
 class RetentionJob:
     """Runs ``apply_retention`` now and then every ``interval`` seconds until stopped."""
 
-    def __init__(self, store: Any, settings: RetentionConfig, *, metrics: Metrics = NO_METRICS,
+    def __init__(self, store: Store, settings: RetentionConfig, *, metrics: Metrics = NO_METRICS,
                  interval: float = INTERVAL, clock: Callable[[], datetime] = _utc_now) -> None:
         self.store, self.settings, self.metrics = store, settings, metrics
         self.interval, self.clock = interval, clock

@@ -52,7 +52,8 @@ class PgWorkMixin:
 
     async def pending_work(self, platform: str | None = None, *, max_attempts: int | None = None) -> list[WorkItem]:
         """Unfinished items, oldest first; ``max_attempts`` leaves out items that failed that often."""
-        where, params = ["finished_at IS NULL"], []
+        where: list[str] = ["finished_at IS NULL"]
+        params: list[Any] = []
         if platform is not None:
             where.append("platform = %s")
             params.append(checks.platform(platform))
