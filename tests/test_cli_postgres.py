@@ -275,3 +275,17 @@ def test_migrate_store_refuses_what_it_cannot_use(tmp_path, capsys, monkeypatch)
     code = vigil_main(["migrate-store", "--from", "mysql:x", "--to", "postgresql://x@127.0.0.1/v"])
     assert code == 2 and "write sqlite:PATH" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_check_config_names_the_database_without_its_password(tmp_path, capsys, monkeypatch):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[database]\nurl = "postgresql://vigil@db.example.org/vigil"\npool_size = 4\n')
+    assert vigil_main(["check-config", str(cfg)]) == 0
+    assert "data in PostgreSQL at postgresql://vigil@db.example.org/vigil;" in capsys.readouterr().out
+    monkeypatch.setenv("VIGIL_DATABASE_URL", "postgresql://vigil:s3cr3t-pw@db2.example.org:5433/vigil")
+    assert vigil_main(["check-config", str(cfg)]) == 0  # the environment wins over the file
+    out = capsys.readouterr().out
+    assert "postgresql://vigil:***@db2.example.org:5433/vigil" in out and "s3cr3t-pw" not in out
+    cfg.write_text("[database]\npool_size = 0\n")
+    assert vigil_main(["check-config", str(cfg)]) == 2
+    assert "database.pool_size" in capsys.readouterr().err
