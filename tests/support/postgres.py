@@ -108,7 +108,8 @@ class PostgresServer:
         cmd = [str(self.bin_dir / tool), *args]
         if self.user is not None:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        # cwd: a folder the server's user can enter (the checkout may be in a home it cannot read)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.root)
         if done.returncode != 0:
             log = self.root / "server.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
