@@ -1,7 +1,7 @@
 """`vigil hash ...`: the operator's hash lists, while the bot runs or not.
 
-Every subcommand opens the database in the config's data_dir (SQLite in WAL mode, so
-the running bot keeps working) and changes it only through the store; the running bot
+Every subcommand opens the configured database (SQLite in WAL mode in data_dir, or PostgreSQL
+with [database] url; the running bot keeps working) and changes it only through the store; the running bot
 follows the store's list change log, so an entry added or removed here is matched (or
 no longer matched) within seconds, without a restart.
 

@@ -4,6 +4,10 @@ message text.
 
     store = await Store.open(config.database)
     async with store: ...   # or: await store.close()
+
+The same store on PostgreSQL is ``bot.store.postgres.PostgresStore``; both satisfy the
+``bot.store.protocol.Store`` protocol, and ``bot.store.factory.open_store(config)`` opens the
+one the configuration names.
 """
 
 from __future__ import annotations
