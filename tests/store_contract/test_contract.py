@@ -315,6 +315,11 @@ async def test_audit_records_round_trip(store: Any) -> None:
     assert (await store.audit_record(cmd)).label == f"exempt {long_id}"
     with pytest.raises(TypeError):
         r.findings["nudity"].append("x")  # type: ignore[union-attr]
+    ordered = await store.add_audit(platform=T, chat_id="-100", kind="scan", label="x",
+                                    findings={"b": 1, "a": {"d": 1, "c": 2}, "aa": [{"z": 0, "y": 1}]})
+    findings = (await store.audit_record(ordered)).findings  # keys in the same (sorted) order everywhere
+    assert list(findings) == ["a", "aa", "b"] and list(findings["a"]) == ["c", "d"]
+    assert list(findings["aa"][0]) == ["y", "z"]
 
 
 async def test_audit_for_group_and_counts(store: Any, backend: Backend) -> None:

@@ -23,14 +23,28 @@ from bot.store.records import (
 Row = dict[str, Any]
 
 
+def _sorted(value: Any) -> Any:
+    """jsonb keeps an object's keys ordered by length, SQLite's JSON text keeps them sorted (the store
+    writes them with sort_keys): sorting here gives both backends the same order (exports, alerts)."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def _json(value: Any) -> Any:
+    return freeze(_sorted(value))
+
+
 def group(r: Row) -> GroupRecord:
     return GroupRecord(
         platform=r["platform"],
         chat_id=r["chat_id"],
         title=r["title"],
-        settings=freeze(r["settings"]),
+        settings=_json(r["settings"]),
         added_by=r["added_by"],
-        bot_rights=freeze(r["bot_rights"]),
+        bot_rights=_json(r["bot_rights"]),
         owner_hint_sent_at=r["owner_hint_sent_at"],
         created_at=r["created_at"],
         updated_at=r["updated_at"],
@@ -91,10 +105,10 @@ def audit(r: Row) -> AuditRecord:
         sender_name=r["sender_name"],
         kind=r["kind"],
         label=r["label"],
-        findings=freeze(r["findings"]),
-        hashes=freeze(r["hashes"]),
+        findings=_json(r["findings"]),
+        hashes=_json(r["hashes"]),
         decision=r["decision"],
-        actions=freeze(r["actions"]),
+        actions=_json(r["actions"]),
         actor=r["actor"],
         dry_run=r["dry_run"],
     )
@@ -132,7 +146,7 @@ def work(r: Row) -> WorkItem:
         chat_id=r["chat_id"],
         message_id=r["message_id"],
         variant=r["variant"],
-        payload=freeze(r["payload"]),
+        payload=_json(r["payload"]),
         enqueued_at=r["enqueued_at"],
         attempts=r["attempts"],
         last_error=r["last_error"],
@@ -148,7 +162,7 @@ def action(r: Row) -> ActionRecord:
         chat_id=r["chat_id"],
         message_id=r["message_id"],
         action=r["action"],
-        params=freeze(r["params"]),
+        params=_json(r["params"]),
         state=r["state"],
         attempts=r["attempts"],
         last_error=r["last_error"],
