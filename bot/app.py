@@ -81,7 +81,7 @@ def setup_logging(config: Config) -> None:
         if isinstance(logger, logging.Logger) and not name.startswith(OWN_LOGGERS) and name not in WARNING_ONLY:
             if logger.level != logging.NOTSET and logger.level < logging.INFO:
                 logger.setLevel(logging.INFO)
-    for name in ("telegram", "nio", "aiosqlite", "PIL"):
+    for name in ("telegram", "nio", "aiosqlite", "psycopg", "PIL"):
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
 
@@ -99,7 +99,7 @@ class App:
         self.stopping = False
 
     async def start(self) -> Core:
-        from bot.store import Store
+        from bot.store.factory import open_store
 
         cfg = self.config
         if cfg.ops.enabled:
@@ -112,7 +112,7 @@ class App:
         from detectors.memory import return_large_buffers
 
         return_large_buffers()  # scans in parallel threads must not each keep their peak
-        self.store = await Store.open(cfg.database)
+        self.store = await open_store(cfg)
         scanner = await asyncio.to_thread(Scanner, cfg.detectors)  # loads the models once
         core = Core(cfg, self.store, scanner)
         core.metrics = core.actions.metrics = self.metrics  # type: ignore[attr-defined]

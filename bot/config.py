@@ -169,9 +169,14 @@ class Config:
     protect: ProtectConfig = ProtectConfig()
     resources: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
+    # [database]: PostgreSQL instead of the SQLite file; the URL may hold a password, so it is
+    # kept out of repr() and VIGIL_DATABASE_URL is the place for it
+    database_url: str = field(default="", repr=False)
+    database_pool: int = 10
 
     @property
     def database(self) -> Path:
+        """The SQLite file (used when no database URL is set)."""
         return self.data_dir / "vigil.sqlite3"
 
 
@@ -509,6 +514,26 @@ def _pipeline(root: _Table) -> PipelineConfig:
     return cfg
 
 
+def _database(root: _Table, env: Mapping[str, str]) -> tuple[str, int]:
+    """[database] url (or VIGIL_DATABASE_URL, which wins) and pool_size."""
+    from bot.store.urls import is_postgres, redacted
+
+    t = root.table("database")
+    url = t.get("url", str, "").strip()
+    pool = t.get("pool_size", int, 10, _between(1, 100))
+    t.done()
+    where = "database.url"
+    if env.get("VIGIL_DATABASE_URL", "").strip():
+        url, where = env["VIGIL_DATABASE_URL"].strip(), "VIGIL_DATABASE_URL"
+    if url and not is_postgres(url):
+        raise ConfigError(
+            where, f"'{redacted(url)[:200]}' is not a PostgreSQL URL",
+            "write postgresql://USER@HOST:PORT/DATABASE (put the password in VIGIL_DATABASE_URL, not in the "
+            "file), or leave it out to use the SQLite file in data_dir",
+        )
+    return url, pool
+
+
 def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file (None: the defaults, plus the environment)."""
     env = os.environ if env is None else env
@@ -526,6 +551,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
     data_dir = v.get("data_dir", str, "data")
     # VIGIL_DATA_DIR: the container image sets it to its /data volume, whatever the file says
     data_dir = env.get("VIGIL_DATA_DIR") or data_dir
+    database_url, database_pool = _database(root, env)
     cfg = Config(
         data_dir=Path(data_dir).expanduser(),
         log_format=v.choice("log_format", LOG_FORMATS, "text"),
@@ -541,6 +567,8 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         protect=_protect(root),
         resources=root.get("resources", dict, {}),
         source=path,
+        database_url=database_url,
+        database_pool=database_pool,
     )
     v.done()
     root.done()

@@ -16,10 +16,11 @@ import asyncio
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Callable
 
 from bot.config import RetentionConfig
 from bot.metrics import NO_METRICS, Metrics
+from bot.store.protocol import Store
 
 log = logging.getLogger("vigil.retention")
 
@@ -44,21 +45,12 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-async def clear_fingerprints_before(store: Any, cutoff: datetime) -> int:
-    """Empties the ``hashes`` of audit records older than ``cutoff``; returns how many changed.
-
-    The store has no method for this yet, so this is the one statement here that goes to its
-    database directly (through its write transaction, like the store's own methods).
-    """
-    from bot.store.checks import timestamp
-
-    at = timestamp(cutoff)
-    async with store._db.write() as c:
-        cur = await c.execute("UPDATE audit SET hashes = '{}' WHERE at < ? AND hashes != '{}'", (at,))
-        return cur.rowcount
+async def clear_fingerprints_before(store: Store, cutoff: datetime) -> int:
+    """Empties the ``hashes`` of audit records older than ``cutoff``; returns how many changed."""
+    return int(await store.clear_audit_hashes_before(cutoff))
 
 
-async def apply_retention(store: Any, settings: RetentionConfig, now: datetime | None = None) -> RetentionResult:
+async def apply_retention(store: Store, settings: RetentionConfig, now: datetime | None = None) -> RetentionResult:
     """One retention pass as of ``now`` (default: the current time)."""
     now = now or _utc_now()
     audit = fingerprints = work = actions = 0
@@ -75,7 +67,7 @@ async def apply_retention(store: Any, settings: RetentionConfig, now: datetime |
 class RetentionJob:
     """Runs ``apply_retention`` now and then every ``interval`` seconds until stopped."""
 
-    def __init__(self, store: Any, settings: RetentionConfig, *, metrics: Metrics = NO_METRICS,
+    def __init__(self, store: Store, settings: RetentionConfig, *, metrics: Metrics = NO_METRICS,
                  interval: float = INTERVAL, clock: Callable[[], datetime] = _utc_now) -> None:
         self.store, self.settings, self.metrics = store, settings, metrics
         self.interval, self.clock = interval, clock

@@ -1,6 +1,9 @@
 # The real Synapse homeserver, one per test session (tests/support/synapse.py).
 from tests.support.synapse import synapse  # noqa: F401
 
+# A real PostgreSQL server, one per test session, and an empty schema per test (tests/support/postgres.py).
+from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
+
 
 # --- a safety net: a test that fails with a store still open leaves aiosqlite's worker
 # thread running, and the interpreter would then wait for it forever at exit (a CI run

@@ -20,6 +20,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # a ConfigError stops here with the key and the fix
     resolve_model_path("nudity", config.detectors.nudity_model)
     resolve_model_path("nsfw", config.detectors.nsfw_model)
+    from bot.store.urls import redacted
+
     platforms = [name for name, on in (("telegram", config.telegram.enabled),) if on]
-    print(f"{args.config}: OK (data in {config.data_dir}; platforms: {', '.join(platforms) or 'none enabled'})", file=sys.stdout)
+    # the URL without its password: this line may end up in a ticket or a chat
+    data = f"PostgreSQL at {redacted(config.database_url)}" if config.database_url else str(config.data_dir)
+    print(f"{args.config}: OK (data in {data}; platforms: {', '.join(platforms) or 'none enabled'})", file=sys.stdout)
     return 0

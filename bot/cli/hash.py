@@ -1,7 +1,7 @@
 """`vigil hash ...`: the operator's hash lists, while the bot runs or not.
 
-Every subcommand opens the database in the config's data_dir (SQLite in WAL mode, so
-the running bot keeps working) and changes it only through the store; the running bot
+Every subcommand opens the configured database (SQLite in WAL mode in data_dir, or PostgreSQL
+with [database] url; the running bot keeps working) and changes it only through the store; the running bot
 follows the store's list change log, so an entry added or removed here is matched (or
 no longer matched) within seconds, without a restart.
 
@@ -114,11 +114,10 @@ def _run(func, args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
 
 async def _with_store(func, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.config import load_config
-    from bot.store import Store
+    from bot.store.factory import open_store
 
     config = load_config(args.config)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await Store.open(config.database)
+    store = await open_store(config)
     try:
         return await func(store, config, args, out, err)
     except CliError as exc:

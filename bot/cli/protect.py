@@ -80,15 +80,10 @@ def member_target(text: str) -> tuple[str, str]:
 
 
 async def _with_store(config, job, *, create: bool = False):
-    from bot.errors import StoreError
     from bot.protect import Protector
-    from bot.store import Store
+    from bot.store.factory import open_store
 
-    if create:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    elif not config.database.exists():
-        raise StoreError(f"no database at {config.database}; check data_dir in the config (or pass --config)")
-    store = await Store.open(config.database)
+    store = await open_store(config, must_exist=not create)
     try:
         return await job(Protector(store, config.protect, config.detectors.limits), store)
     finally:

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 PLATFORMS = ("telegram", "matrix")
 
@@ -27,10 +27,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-async def purge(database: Path, platform: str, user_id: str):
-    from bot.store import Store
+async def purge(config: Any, platform: str, user_id: str):
+    from bot.store.factory import open_store
 
-    store = await Store.open(database)
+    store = await open_store(config, must_exist=True)
     try:
         return await store.purge_user(platform, user_id)
     finally:
@@ -40,16 +40,13 @@ async def purge(database: Path, platform: str, user_id: str):
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     from bot.config import load_config
-    from bot.errors import StoreError
 
     user = args.user.strip()
     if not user:
         print("vigil purge: --user must not be empty", file=sys.stderr)
         return 2
     config = load_config(args.config)
-    if not config.database.exists():
-        raise StoreError(f"no database at {config.database}; check data_dir in the config (or pass --config)")
-    counts = asyncio.run(purge(config.database, args.platform, user))
+    counts = asyncio.run(purge(config, args.platform, user))
     detail = ", ".join(f"{name} {value}" for name, value in asdict(counts).items())
     print(f"purged {args.platform} user {user}: {counts.total} rows ({detail})", file=out)
     if counts.entries:

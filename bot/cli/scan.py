@@ -154,13 +154,13 @@ def load_protected(config):
 
     from bot.errors import StoreError
     from bot.protect import Protector
-    from bot.store import Store
+    from bot.store.factory import open_store
 
-    if not config.database.exists():
+    if not config.database_url and not config.database.exists():
         raise StoreError(f"--protected: no database at {config.database}; pass the bot's --config (its data_dir holds the store)")
 
     async def load():
-        store = await Store.open(config.database)
+        store = await open_store(config)
         try:
             protector = Protector(store, config.protect, config.detectors.limits)
             await protector.load()

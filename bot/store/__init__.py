@@ -4,6 +4,10 @@ message text.
 
     store = await Store.open(config.database)
     async with store: ...   # or: await store.close()
+
+The same store on PostgreSQL is ``bot.store.postgres.PostgresStore``; both satisfy the
+``bot.store.protocol.Store`` protocol, and ``bot.store.factory.open_store(config)`` opens the
+one the configuration names.
 """
 
 from __future__ import annotations
@@ -58,9 +62,16 @@ class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin):
         """
         return cls(await Database.open(path, migrations_dir=migrations_dir, clock=clock, check=check))
 
+    backend = "sqlite"
+
     @property
     def path(self) -> Path:
         return self._db.path
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, fit for messages: the file's path."""
+        return str(self._db.path)
 
     async def schema_version(self) -> int:
         async with self._db.read() as c:

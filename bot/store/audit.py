@@ -125,6 +125,14 @@ class AuditMixin:
             cur = await c.execute("DELETE FROM audit WHERE at < ?", (at,))
             return cur.rowcount
 
+    async def clear_audit_hashes_before(self, cutoff: datetime) -> int:
+        """Retention: empties the image hashes of records older than ``cutoff`` (the records
+        stay); returns how many changed."""
+        at = checks.timestamp(cutoff)
+        async with self._db.write() as c:
+            cur = await c.execute("UPDATE audit SET hashes = '{}' WHERE at < ? AND hashes != '{}'", (at,))
+            return cur.rowcount
+
     async def purge_user(self, platform: str, user_id: str | int) -> PurgeCounts:
         """A data-protection request: removes what Vigil keeps about one person.
 

@@ -1,0 +1,193 @@
+"""The inbox of media not yet handled, platform actions and small state values: the PostgreSQL
+twin of bot/store/work.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from bot.errors import BadStoreValue, UnknownRecord
+from bot.store import checks
+from bot.store.postgres import rows
+from bot.store.postgres.db import PgDatabase, fetchall, fetchone, rowcount
+from bot.store.records import ActionRecord, PruneCounts, WorkItem
+from bot.store.work import MAX_PARAMS_JSON, MAX_PAYLOAD_JSON, MAX_STATE_KEY, MAX_STATE_VALUE, MAX_VARIANT, _error_text
+
+
+class PgWorkMixin:
+    _db: PgDatabase
+
+    # --- inbox of media events ------------------------------------------------------------
+
+    async def enqueue_work(
+        self, platform: str, chat_id: str | int, message_id: str | int, payload: Mapping[str, Any]
+    ) -> int:
+        """Keeps a received media event until ``finish_work``; returns its id (the first id on a replay)."""
+        p, cid, mid = (
+            checks.platform(platform),
+            checks.ident("chat_id", chat_id),
+            checks.ident("message_id", message_id),
+        )
+        text = checks.json_text("payload", payload, MAX_PAYLOAD_JSON)
+        variant = checks.text("payload['variant']", payload.get("variant") or "", MAX_VARIANT)
+        async with self._db.write() as c:
+            await c.execute(
+                "INSERT INTO work (platform, chat_id, message_id, variant, payload, enqueued_at)"
+                " VALUES (%s, %s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
+                (p, cid, mid, variant, text, self._db.now()),
+            )
+            row = await fetchone(
+                c,
+                "SELECT id FROM work WHERE platform = %s AND chat_id = %s AND message_id = %s AND variant = %s",
+                (p, cid, mid, variant),
+            )
+        assert row is not None
+        return int(row["id"])
+
+    async def work_item(self, work_id: int) -> WorkItem | None:
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.read() as c:
+            row = await fetchone(c, "SELECT * FROM work WHERE id = %s", (wid,))
+        return None if row is None else rows.work(row)
+
+    async def pending_work(self, platform: str | None = None, *, max_attempts: int | None = None) -> list[WorkItem]:
+        """Unfinished items, oldest first; ``max_attempts`` leaves out items that failed that often."""
+        where: list[str] = ["finished_at IS NULL"]
+        params: list[Any] = []
+        if platform is not None:
+            where.append("platform = %s")
+            params.append(checks.platform(platform))
+        if max_attempts is not None:
+            where.append("attempts < %s")
+            params.append(checks.record_id("max_attempts", max_attempts))
+        async with self._db.read() as c:
+            found = await fetchall(c, f"SELECT * FROM work WHERE {' AND '.join(where)} ORDER BY id", params)
+        return [rows.work(r) for r in found]
+
+    async def finish_work(self, work_id: int) -> bool:
+        """Marks the item handled and drops its payload; True the first time."""
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.write() as c:
+            return (
+                await rowcount(
+                    c,
+                    "UPDATE work SET finished_at = %s, payload = '{}' WHERE id = %s AND finished_at IS NULL",
+                    (self._db.now(), wid),
+                )
+                == 1
+            )
+
+    async def fail_work(self, work_id: int, error: object) -> int:
+        """Counts a failed attempt (the item stays pending); returns the number of attempts so far."""
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.write() as c:
+            row = await fetchone(
+                c,
+                "UPDATE work SET attempts = attempts + 1, last_error = %s, last_attempt_at = %s WHERE id = %s"
+                " RETURNING attempts",
+                (_error_text(error), self._db.now(), wid),
+            )
+        if row is None:
+            raise UnknownRecord("work item", wid)
+        return int(row["attempts"])
+
+    # --- platform actions ----------------------------------------------------------------------
+
+    async def record_action(
+        self,
+        platform: str,
+        chat_id: str | int,
+        message_id: str | int,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> ActionRecord:
+        """Records an action before it is tried; a repeat returns the first record (with its state)."""
+        key = (
+            checks.platform(platform),
+            checks.ident("chat_id", chat_id),
+            checks.ident("message_id", message_id),
+            checks.text("action", action, 32, optional=False),
+        )
+        text = checks.json_text("params", params, MAX_PARAMS_JSON)
+        now = self._db.now()
+        async with self._db.write() as c:
+            await c.execute(
+                "INSERT INTO actions (platform, chat_id, message_id, action, params, created_at, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT DO NOTHING",
+                (*key, text, now, now),
+            )
+            row = await fetchone(
+                c, "SELECT * FROM actions WHERE platform = %s AND chat_id = %s AND message_id = %s AND action = %s", key
+            )
+        assert row is not None
+        return rows.action(row)
+
+    async def _settle(self, action_id: int, state: str, error: str | None) -> None:
+        aid = checks.record_id("action_id", action_id)
+        async with self._db.write() as c:
+            changed = await rowcount(
+                c,
+                "UPDATE actions SET state = %s, attempts = attempts + 1, last_error = %s, updated_at = %s"
+                " WHERE id = %s",
+                (state, error, self._db.now(), aid),
+            )
+        if changed != 1:
+            raise UnknownRecord("action", aid)
+
+    async def action_done(self, action_id: int) -> None:
+        await self._settle(action_id, "done", None)
+
+    async def action_failed(self, action_id: int, error: object) -> None:
+        await self._settle(action_id, "failed", _error_text(error))
+
+    async def get_action(self, action_id: int) -> ActionRecord | None:
+        aid = checks.record_id("action_id", action_id)
+        async with self._db.read() as c:
+            row = await fetchone(c, "SELECT * FROM actions WHERE id = %s", (aid,))
+        return None if row is None else rows.action(row)
+
+    async def pending_actions(self, platform: str | None = None) -> list[ActionRecord]:
+        """Actions recorded but never settled (Vigil stopped in between), oldest first."""
+        async with self._db.read() as c:
+            if platform is None:
+                found = await fetchall(c, "SELECT * FROM actions WHERE state = 'pending' ORDER BY id")
+            else:
+                found = await fetchall(
+                    c,
+                    "SELECT * FROM actions WHERE state = 'pending' AND platform = %s ORDER BY id",
+                    (checks.platform(platform),),
+                )
+        return [rows.action(r) for r in found]
+
+    async def prune_work_before(self, cutoff: datetime) -> PruneCounts:
+        """Retention for the inbox: finished items and settled actions older than ``cutoff``."""
+        at = checks.timestamp(cutoff)
+        async with self._db.write() as c:
+            work = await rowcount(c, "DELETE FROM work WHERE finished_at < %s", (at,))
+            actions = await rowcount(c, "DELETE FROM actions WHERE state != 'pending' AND updated_at < %s", (at,))
+        return PruneCounts(work=work, actions=actions)
+
+    # --- state values -------------------------------------------------------------------------
+
+    async def get_state(self, key: str) -> str | None:
+        k = checks.text("key", key, MAX_STATE_KEY, optional=False)
+        async with self._db.read() as c:
+            row = await fetchone(c, "SELECT value FROM state WHERE key = %s", (k,))
+        return None if row is None else row["value"]
+
+    async def set_state(self, key: str, value: str) -> None:
+        k = checks.text("key", key, MAX_STATE_KEY, optional=False)
+        v = checks.text("value", value, MAX_STATE_VALUE)
+        if v is None:
+            raise BadStoreValue("value", value, "text (use delete_state to remove a key)")
+        async with self._db.write() as c:
+            await c.execute(
+                "INSERT INTO state (key, value, updated_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (k, v, self._db.now()),
+            )
+
+    async def delete_state(self, key: str) -> bool:
+        k = checks.text("key", key, MAX_STATE_KEY, optional=False)
+        async with self._db.write() as c:
+            return await rowcount(c, "DELETE FROM state WHERE key = %s", (k,)) == 1

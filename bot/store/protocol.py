@@ -1,0 +1,483 @@
+"""The store contract as a type: every method the code calls on a store, with its types.
+
+``bot.store.Store`` (SQLite) and ``bot.store.postgres.PostgresStore`` both satisfy ``Store``
+(checked by mypy: tests/store_contract/test_protocol.py), and both pass the same contract
+tests (tests/store_contract/). Code that needs only one concern can be typed with its part
+(``ListsStore``, ``WorkStore``, ...). Docstrings here are the first lines of the SQLite
+methods'; the full contract (idempotence, what a repeat returns) is in those methods.
+
+Adding a store method: write it in the SQLite mixin, its twin in bot/store/postgres/ (same
+module name, same order), declare it here, and test it in tests/store_contract/.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Protocol, Sequence
+
+from bot.store.groups import UNSET
+from bot.store.lists import ENTRY_CHUNK
+from bot.store.protected import PHOTO_CHUNK, ProtectedOwner, ProtectedPhoto
+from bot.store.records import (
+    ActionRecord,
+    AlertRecord,
+    AuditRecord,
+    ContactRecord,
+    EntryFeatures,
+    EntryRecord,
+    ExemptionRecord,
+    GroupRecord,
+    ImportCounts,
+    ListChange,
+    ListRecord,
+    PruneCounts,
+    PurgeCounts,
+    ReviewRecord,
+    WorkItem,
+)
+
+
+class GroupsStore(Protocol):
+    """Groups and their settings, contacts, exempt members, a group that changed its id."""
+
+    async def get_group(self, platform: str, chat_id: str | int) -> GroupRecord | None: ...
+
+    async def upsert_group(
+        self,
+        platform: str,
+        chat_id: str | int,
+        title: str | None = None,
+        *,
+        added_by: str | int | None = None,
+        bot_rights: Mapping[str, Any] | None = None,
+    ) -> GroupRecord:
+        """Create the group or refresh it; a None argument leaves the stored value as it is."""
+        ...
+
+    async def update_settings(self, platform: str, chat_id: str | int, changes: Mapping[str, Any]) -> GroupRecord:
+        """Merge ``changes`` into the group's settings; a None value removes that key (the default applies)."""
+        ...
+
+    async def list_groups(self, platform: str | None = None) -> list[GroupRecord]: ...
+
+    async def owner_hint_sent(self, platform: str, chat_id: str | int) -> bool:
+        """Whether the group's owner was already told how to start the bot (told once only)."""
+        ...
+
+    async def mark_owner_hint_sent(self, platform: str, chat_id: str | int) -> bool:
+        """Remember that the hint was sent; True the first time."""
+        ...
+
+    async def set_contact(
+        self,
+        platform: str,
+        user_id: str | int,
+        *,
+        can_dm: bool = UNSET,
+        language: str | None = UNSET,
+        dm_room: str | None = UNSET,
+        display_name: str | None = UNSET,
+    ) -> ContactRecord:
+        """Create or change a contact; fields not given keep their stored value (new contacts: cannot DM)."""
+        ...
+
+    async def get_contact(self, platform: str, user_id: str | int) -> ContactRecord | None: ...
+
+    async def contacts(self, platform: str, user_ids: Iterable[str | int]) -> list[ContactRecord]:
+        """The known contacts among ``user_ids``, sorted by user id; unknown ids are left out."""
+        ...
+
+    async def add_exemption(self, platform: str, chat_id: str | int, user_id: str | int) -> bool:
+        """True if the member was not exempt before."""
+        ...
+
+    async def remove_exemption(self, platform: str, chat_id: str | int, user_id: str | int) -> bool:
+        """True if the member was exempt."""
+        ...
+
+    async def exemptions(self, platform: str, chat_id: str | int) -> list[ExemptionRecord]: ...
+
+    async def is_exempt(self, platform: str, chat_id: str | int, user_id: str | int) -> bool: ...
+
+    async def migrate_group(self, platform: str, old_chat_id: str | int, new_chat_id: str | int) -> bool:
+        """The group now lives at ``new_chat_id`` (a Telegram group upgraded to a supergroup): its settings,
+        own lists, exemptions, followed lists and kept group photos move there in one transaction, and
+        groups whose admin log chat it was now send alerts to the new id."""
+        ...
+
+
+class ListsStore(Protocol):
+    """Hash lists, entries, follows, entry features, bulk imports and the list change log."""
+
+    async def set_entry_features(
+        self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (), fingerprint: bytes | None = None
+    ) -> EntryFeatures:
+        """Stores (or replaces) the trimmed views and local fingerprint of an entry's image."""
+        ...
+
+    async def entry_features(self, entry_ids: Iterable[int]) -> dict[int, EntryFeatures]:
+        """The features of those entries that have them, by entry id."""
+        ...
+
+    async def entries_by_id(self, entry_ids: Iterable[int]) -> dict[int, EntryRecord]:
+        """The entries that still exist among ``entry_ids``, by id."""
+        ...
+
+    def iter_all_features(self, chunk_size: int = ENTRY_CHUNK) -> AsyncIterator[EntryFeatures]:
+        """Every entry's features, by entry id, in chunks (start-up loads them with the entries)."""
+        ...
+
+    async def add_entries_bulk(
+        self,
+        list_id: int,
+        hashes: Sequence[Mapping[str, Any]],
+        *,
+        added_by: str | int | None = None,
+        note: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportCounts:
+        """Adds many entries: all of them or, on any error, none."""
+        ...
+
+    async def last_list_change(self) -> int:
+        """The sequence number of the latest list change (0: none logged)."""
+        ...
+
+    async def list_changes_since(self, seq: int, limit: int = ENTRY_CHUNK) -> list[ListChange]:
+        """Changes after ``seq``, oldest first, at most ``limit`` of them."""
+        ...
+
+    async def forget_list_changes(self, upto: int) -> int:
+        """Deletes the log up to and including ``upto`` (applied by the bot); returns how many rows."""
+        ...
+
+    async def followers(self) -> Mapping[int, tuple[tuple[str, str], ...]]:
+        """For each followed instance list, the (platform, chat_id) of the groups that follow it."""
+        ...
+
+    async def create_list(
+        self,
+        name: str,
+        *,
+        kind: str,
+        label: str = "local",
+        action: str = "delete",
+        scope: str = "instance",
+        platform: str | None = None,
+        chat_id: str | int | None = None,
+    ) -> ListRecord:
+        """A new list. Instance lists have no platform or chat; group lists need both."""
+        ...
+
+    async def group_list(self, platform: str, chat_id: str | int, kind: str) -> ListRecord:
+        """The group's own block or allow list, created on first use."""
+        ...
+
+    async def get_list(self, list_id: int) -> ListRecord | None: ...
+
+    async def list_by_name(self, name: str) -> ListRecord | None: ...
+
+    async def all_lists(self) -> list[ListRecord]: ...
+
+    async def delete_list(self, list_id: int) -> bool:
+        """Removes the list with its entries and follows; True if it existed."""
+        ...
+
+    async def add_entry(
+        self,
+        list_id: int,
+        *,
+        pdq: str | None = None,
+        pdq_quality: int | None = None,
+        phash: str | None = None,
+        sha256: str | None = None,
+        added_by: str | int | None = None,
+        source_platform: str | None = None,
+        source_chat: str | int | None = None,
+        note: str | None = None,
+    ) -> EntryRecord:
+        """Adds hashes to a list. The same image (same SHA-256, or same PDQ) added again returns the first
+        entry."""
+        ...
+
+    async def get_entry(self, entry_id: int) -> EntryRecord | None: ...
+
+    async def remove_entry(self, entry_id: int) -> bool: ...
+
+    async def entries(self, list_id: int) -> list[EntryRecord]: ...
+
+    def iter_all_entries(self, chunk_size: int = ENTRY_CHUNK) -> AsyncIterator[EntryRecord]:
+        """Every entry of every list, by id, fetched in chunks so other work can run in between."""
+        ...
+
+    async def lists_for_group(self, platform: str, chat_id: str | int) -> list[ListRecord]:
+        """The group's own lists and the instance lists it follows; never another group's list."""
+        ...
+
+    async def follow(self, platform: str, chat_id: str | int, list_id: int) -> bool:
+        """The group starts using an instance list; True if it did not follow it before."""
+        ...
+
+    async def unfollow(self, platform: str, chat_id: str | int, list_id: int) -> bool: ...
+
+    async def list_sizes(self) -> Mapping[int, int]:
+        """Entries per list id, 0 for empty lists."""
+        ...
+
+
+class AuditStore(Protocol):
+    """The audit log, reviews, alerts, retention and per-person purge."""
+
+    async def add_audit(
+        self,
+        *,
+        platform: str,
+        chat_id: str | int,
+        kind: str,
+        label: str,
+        message_id: str | int | None = None,
+        sender_id: str | int | None = None,
+        sender_name: str | None = None,
+        findings: Mapping[str, Any] | None = None,
+        hashes: Mapping[str, Any] | None = None,
+        decision: str | None = None,
+        actions: Mapping[str, Any] | None = None,
+        actor: str | int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Appends one record and returns its id. Ids and hashes only: never image bytes or message text."""
+        ...
+
+    async def audit_record(self, audit_id: int) -> AuditRecord | None: ...
+
+    async def audit_for_group(
+        self, platform: str, chat_id: str | int, since: datetime | None = None, limit: int | None = None
+    ) -> list[AuditRecord]:
+        """The group's records, oldest first; ``since`` keeps those at or after that moment."""
+        ...
+
+    async def counts(self, platform: str, chat_id: str | int) -> Mapping[str, int]:
+        """Figures for /vigil status."""
+        ...
+
+    async def delete_audit_before(self, cutoff: datetime) -> int:
+        """Retention: removes records older than ``cutoff`` (with their reviews and alerts)."""
+        ...
+
+    async def clear_audit_hashes_before(self, cutoff: datetime) -> int:
+        """Retention: empties the image hashes of records older than ``cutoff`` (the records stay); returns
+        how many changed."""
+        ...
+
+    async def purge_user(self, platform: str, user_id: str | int) -> PurgeCounts:
+        """A data-protection request: removes what Vigil keeps about one person."""
+        ...
+
+    async def open_review(
+        self, audit_id: int, platform: str, chat_id: str | int, message_id: str | int
+    ) -> ReviewRecord:
+        """A record waiting for an admin decision; opening it again returns the same review."""
+        ...
+
+    async def get_review(self, audit_id: int) -> ReviewRecord | None:
+        """The review of an audit record (buttons carry the audit id)."""
+        ...
+
+    async def review(self, review_id: int) -> ReviewRecord | None: ...
+
+    async def open_reviews(self, platform: str, chat_id: str | int) -> list[ReviewRecord]: ...
+
+    async def decide_review(self, review_id: int, decision: str, by: str | int) -> bool:
+        """Records an admin's decision; only the first one counts (a second returns False)."""
+        ...
+
+    async def record_alert(
+        self, audit_id: int, platform: str, user_id: str | int, message_id: str | int | None = None
+    ) -> bool:
+        """Remembers that ``user_id`` was alerted about a record; False if they already were."""
+        ...
+
+    async def alerts_for(self, audit_id: int) -> list[AlertRecord]: ...
+
+
+class WorkStore(Protocol):
+    """The inbox of media events, platform actions and small state values."""
+
+    async def enqueue_work(
+        self, platform: str, chat_id: str | int, message_id: str | int, payload: Mapping[str, Any]
+    ) -> int:
+        """Keeps a received media event until ``finish_work``; returns its id."""
+        ...
+
+    async def work_item(self, work_id: int) -> WorkItem | None: ...
+
+    async def pending_work(self, platform: str | None = None, *, max_attempts: int | None = None) -> list[WorkItem]:
+        """Unfinished items, oldest first; ``max_attempts`` leaves out items that failed that often."""
+        ...
+
+    async def finish_work(self, work_id: int) -> bool:
+        """Marks the item handled and drops its payload; True the first time."""
+        ...
+
+    async def fail_work(self, work_id: int, error: object) -> int:
+        """Counts a failed attempt (the item stays pending); returns the number of attempts so far."""
+        ...
+
+    async def record_action(
+        self,
+        platform: str,
+        chat_id: str | int,
+        message_id: str | int,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> ActionRecord:
+        """Records an action before it is tried; a repeat returns the first record (with its state)."""
+        ...
+
+    async def action_done(self, action_id: int) -> None: ...
+
+    async def action_failed(self, action_id: int, error: object) -> None: ...
+
+    async def get_action(self, action_id: int) -> ActionRecord | None: ...
+
+    async def pending_actions(self, platform: str | None = None) -> list[ActionRecord]:
+        """Actions recorded but never settled (Vigil stopped in between), oldest first."""
+        ...
+
+    async def prune_work_before(self, cutoff: datetime) -> PruneCounts:
+        """Retention for the inbox: finished items and settled actions older than ``cutoff``."""
+        ...
+
+    async def get_state(self, key: str) -> str | None: ...
+
+    async def set_state(self, key: str, value: str) -> None: ...
+
+    async def delete_state(self, key: str) -> bool: ...
+
+
+class ProtectedStore(Protocol):
+    """Protected photos: owners and fingerprints."""
+
+    async def member_owner(
+        self, platform: str, user_id: str | int, *, name: str | None = None, create: bool = False
+    ) -> ProtectedOwner | None:
+        """A member's owner row; with ``create``, made (or renamed to ``name``) if needed."""
+        ...
+
+    async def operator_owner(
+        self,
+        name: str,
+        *,
+        create: bool = False,
+        notify_platform: str | None = None,
+        notify_user: str | int | None = None,
+    ) -> ProtectedOwner | None:
+        """An owner the operator named; with ``create``, made if needed. A notify user given here turns
+        notices on for that user (None leaves the setting as it is)."""
+        ...
+
+    async def get_protected_owner(self, owner_id: int) -> ProtectedOwner | None: ...
+
+    async def protected_owners(self) -> list[ProtectedOwner]: ...
+
+    async def set_owner_notify(self, owner_id: int, notify: bool) -> ProtectedOwner:
+        """A member's answer to "tell me if a manipulated copy is found": the notice goes to them on their
+        own platform."""
+        ...
+
+    async def remove_protected_owner(self, owner_id: int) -> int:
+        """Removes the owner with every fingerprint of theirs; returns how many photos went."""
+        ...
+
+    async def add_protected_photo(
+        self,
+        owner_id: int,
+        fingerprint: str,
+        *,
+        source: str,
+        pdq: str | None = None,
+        platform: str | None = None,
+        chat_id: str | int | None = None,
+        label: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> ProtectedPhoto:
+        """One photo's fingerprint. Group photos ('group') need their group and an expiry."""
+        ...
+
+    async def add_member_photo(
+        self,
+        platform: str,
+        user_id: str | int,
+        name: str | None,
+        fingerprint: str,
+        *,
+        max_photos: int,
+        pdq: str | None = None,
+    ) -> tuple[ProtectedOwner, ProtectedPhoto, int, int]:
+        """A photo a member registered privately, in one write transaction: the owner row made (or renamed),
+        the member's private photos counted and the photo added only while fewer than ``max_photos`` (so an
+        album of many photos at once cannot pass the limit). Returns the owner, the photo, how many private
+        photos the member had before, and how many photos of every source they have now. Raises
+        ``PhotoLimitReached``."""
+        ...
+
+    async def protected_photos(self, owner_id: int | None = None) -> list[ProtectedPhoto]:
+        """Photos (without fingerprints), of one owner or of all, by id."""
+        ...
+
+    async def get_protected_photo(self, photo_id: int) -> ProtectedPhoto | None: ...
+
+    def iter_protected_photos(
+        self, *, after: int = 0, ids: list[int] | None = None, chunk_size: int = PHOTO_CHUNK
+    ) -> AsyncIterator[ProtectedPhoto]:
+        """Photos with their fingerprints, by id, in chunks (start-up, and reloads after a change). ``ids``:
+        only these photos."""
+        ...
+
+    async def protected_photo_ids(self) -> set[int]: ...
+
+    async def remove_protected_photo(self, photo_id: int) -> bool:
+        """Removes one photo; an owner left without photos goes too."""
+        ...
+
+    async def remove_group_photos(self, platform: str, chat_id: str | int) -> int:
+        """A group stopped keeping group photos: their fingerprints go at once."""
+        ...
+
+    async def expire_protected_photos(self, now: datetime) -> int:
+        """Retention: group photos past their expiry go; returns how many."""
+        ...
+
+    async def protected_generation(self) -> int: ...
+
+    async def protected_counts(self) -> dict[str, int]:
+        """Photos per source, and owners."""
+        ...
+
+
+class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, Protocol):
+    """A whole store: every concern, plus opening details, backup and closing."""
+
+    backend: str  # "sqlite" or "postgresql"
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, fit for messages and logs (never a password)."""
+        ...
+
+    async def schema_version(self) -> int: ...
+
+    async def backup(self, dest_path: str | os.PathLike[str]) -> Path:
+        """A consistent copy at ``dest_path`` (SQLite: the online backup API; PostgreSQL: pg_dump)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
