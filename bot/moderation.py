@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from functools import partial
 from datetime import datetime
-from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, TypeVar
 
 from bot.errors import DownloadTimedOut, GaveUp
 from bot.events import MediaPosted
@@ -77,6 +77,14 @@ class Outcome:
     derived: tuple[DerivedMatch, ...] = ()  # manipulated copies of protected photos (bot/protect.py)
 
 
+def judge_frames_label(core: "Core", scan: Scan, settings: GroupSettings, frames: Iterable[int]) -> str:
+    """The label of these frames of a scan, with the group's thresholds."""
+    thresholds = core.scanner.thresholds.shifted(settings.threshold_shift())
+    chosen = [scan.frames[i] for i in frames]
+    label, _ = judge_frames([(((d.label, d.score) for d in f.detections), f.nsfw) for f in chosen], thresholds)
+    return label
+
+
 class Moderator:
     def __init__(self, core: "Core") -> None:
         self.core = core
@@ -111,6 +119,8 @@ class Moderator:
             found = await core.protector.match_scan(scan)
             derived = derived_evidence(found, label=label, sender=(event.sender.platform, event.sender.user_id))
         allowed = any(m.kind == "allow" for m in matches)
+        if allowed and scan is not None and len(scan.frames) > 1:
+            label, matches, derived, allowed = await self._frames_not_allowed(scan, matches, derived, settings)
         blocks = [m for m in matches if m.kind == "block"]
         evidence = Evidence(
             label=label,
@@ -176,6 +186,37 @@ class Moderator:
                 await self.core.store.action_done(claim.id)
             return True
         return word == "deleted" and claim.params.get("outcome") != "deleted"
+
+    async def _frames_not_allowed(
+        self, scan: Scan, matches: tuple[ListMatch, ...], derived: tuple[DerivedMatch, ...], settings: GroupSettings,
+    ) -> tuple[str, tuple[ListMatch, ...], tuple[DerivedMatch, ...], bool]:
+        """An allow match excuses only the frames it covers: an animation whose first frame is an
+        allowed picture and whose next one is nudity or a blocked copy is judged by the rest.
+
+        Returns the label, list matches, protected-photo matches and whether the whole file is
+        allowed, each for the frames no allow list covers."""
+        core = self.core
+        allow_ids = sorted({m.list_id for m in matches if m.kind == "allow"})
+        timeout = core.config.pipeline.scan_timeout
+        signals = [as_signals(f) for f in scan.frames]
+
+        def covered(i: int) -> bool:
+            return bool(core.lists.match(allow_ids, [signals[i]], distance=settings.hash_distance,
+                                         min_quality=settings.pdq_min_quality))
+
+        rest = [i for i in range(len(signals))
+                if not await core.pipeline.run_cpu(partial(covered, i), timeout=timeout)]
+        if not rest:
+            return judge_frames_label(core, scan, settings, range(len(scan.frames))), matches, derived, True
+        others = sorted({m.list_id for m in matches if m.kind != "allow"})
+        blocks: tuple[ListMatch, ...] = ()
+        if others:
+            match = partial(core.lists.match, others, [signals[i] for i in rest],
+                            distance=settings.hash_distance, min_quality=settings.pdq_min_quality)
+            blocks = tuple(await core.pipeline.run_cpu(match, timeout=timeout))
+        kept = tuple(d for d in derived if d.frame in rest)
+        allows = tuple(m for m in matches if m.kind == "allow")  # kept for the record, no longer deciding
+        return judge_frames_label(core, scan, settings, rest), blocks + allows, kept, False
 
     async def _keep_group_photo(self, event: MediaPosted, scan: Scan, settings: GroupSettings) -> None:
         """The group keeps group photos: a member's ordinary photo is protected for a while, owner = the sender."""

@@ -459,3 +459,51 @@ async def test_the_emulator_models_chats_posting_covers_and_group_upgrades_as_te
         assert audio.audio.thumbnail.file_size <= 200 * 1024
     finally:
         await bot.shutdown()
+
+
+# --- an allow match excuses only the frames it covers ---------------------------------------
+
+
+def _animated_webp(*frames: np.ndarray) -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    out = BytesIO()
+    images[0].save(out, "WEBP", save_all=True, append_images=images[1:], lossless=True, duration=400, loop=0)
+    return out.getvalue()
+
+
+async def _allow_and_block(emu: BotApiEmulator, g: Group, allowed: np.ndarray, blocked: np.ndarray) -> None:
+    """The admins put one picture on the group's allow list and another on its block list."""
+    for picture, verb, word in ((allowed, "allow", "allow list"), (blocked, "block", "block list")):
+        posted = emu.post_photo(g.chat, g.owner, jpeg(picture))  # an admin's own post: checked, never deleted
+        emu.post_text(g.chat, g.owner, f"/{verb}", reply_to=posted)
+        await emu.wait_for(lambda: any(word in (m.get("text") or "") for m in emu.messages_in(g.chat)
+                                       if m["from"]["id"] == emu.bot_id), timeout=30)
+
+
+@pytest.mark.parametrize("second", ["nudity", "blocked_copy"])
+async def test_an_allowed_first_frame_does_not_excuse_the_next_one(emu, tmp_path, marker_model, photo, other_photo,
+                                                                   second):
+    import cv2
+
+    g = Group(emu)
+    allowed = photo
+    blocked = cv2.resize(other_photo, (allowed.shape[1], allowed.shape[0]))  # frames of one size
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await _allow_and_block(emu, g, allowed, blocked)
+        # every frame allowed: the whole file is allowed, and stays
+        fine = emu.post_document(g.chat, g.member, _animated_webp(allowed, allowed), file_name="fine.webp",
+                                 mime="image/webp")
+        await finished(app, g.chat, fine, 1)
+        assert g.present(fine)
+        # the first frame is the allowed picture, the next one is not: judged by the next one
+        third = next(v for k, v in file_images().items() if "chelsea" in k)  # on no list
+        hidden = add_marker(cv2.resize(third, allowed.shape[1::-1])) if second == "nudity" else blocked
+        mixed = emu.post_document(g.chat, g.member, _animated_webp(allowed, hidden), file_name="mixed.webp",
+                                  mime="image/webp")
+        await emu.wait_for(lambda: not g.present(mixed), timeout=30)
+        await finished(app, g.chat, mixed, 1)
+        assert g.present(fine)
