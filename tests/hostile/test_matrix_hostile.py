@@ -112,8 +112,52 @@ async def settle(inbox: Inbox, seconds: float = 1.0) -> None:
         await inbox.poll()
 
 
-def alerts_about(inbox: Inbox, event_id: str) -> list[str]:
-    return [e.body for _, e in inbox.alerts() if event_id in e.body]
+def choice(body: str, prefix: str) -> str:
+    """The data (``prefix:N``) of an alert's choice, as typed after `!vigil`."""
+    found = re.search(r"!vigil (" + re.escape(prefix) + r":\S+)$", body, re.MULTILINE)
+    if found is None:
+        raise AssertionError(f"no {prefix}: choice in {body[-600:]!r}")
+    return found.group(1)
+
+
+class AlertsAbout:
+    """The alerts about one message. An alert's first message names no ids: its details do, so each
+    alert's details are asked for once (its Details choice, typed in the DM) and kept by the alert's event."""
+
+    def __init__(self, client: HumanClient, inbox: Inbox) -> None:
+        self.client, self.inbox = client, inbox
+        self.details: dict[str, str] = {}  # alert event id -> its details' text
+
+    async def _details(self, dm: str, alert) -> str:
+        if alert.event_id not in self.details:
+            record = choice(alert.body, "details").split(":", 1)[1]
+            await self.client.send_text(dm, f"!vigil details:{record}")
+
+            def answered(i: Inbox) -> list[str]:
+                return [e.body for _, e in i.details() if f"!vigil export:{record}" in e.body]
+
+            await self.inbox.wait(lambda i: bool(answered(i)))
+            self.details[alert.event_id] = answered(self.inbox)[0]
+        return self.details[alert.event_id]
+
+    async def __call__(self, event_id: str) -> list[tuple[str, str]]:
+        """(first message, details) of each alert in the inbox (as last read) whose details name ``event_id``."""
+        found = []
+        for dm, alert in self.inbox.alerts():
+            details = await self._details(dm, alert)
+            if event_id in details:
+                found.append((alert.body, details))
+        return found
+
+    async def wait(self, event_id: str, count: int, timeout: float = 30) -> list[tuple[str, str]]:
+        """Until at least ``count`` alerts are about ``event_id``; returns them."""
+        deadline = time.monotonic() + timeout
+        while len(found := await self(event_id)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(found)} alerts about {event_id} after {timeout} s; inbox: "
+                                     f"{self.inbox.texts()[-3:]}")
+            await self.inbox.poll()
+        return found
 
 
 def rejected(app, reason: str) -> float:
@@ -209,6 +253,7 @@ async def test_inline_images_in_a_text_are_checked_and_two_hits_make_one_alert(
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
         inbox = Inbox(owner, bot_of(vigil))
+        alerts_about = AlertsAbout(owner, inbox)
         first = (await member.upload(fresh(photo, hit=True), "image/jpeg", "a.jpg"))["url"]
         second = (await member.upload(fresh(other_photo, hit=True), "image/jpeg", "b.jpg"))["url"]
         benign = (await member.upload(fresh(other_photo), "image/jpeg", "c.jpg"))["url"]
@@ -221,9 +266,9 @@ async def test_inline_images_in_a_text_are_checked_and_two_hits_make_one_alert(
         })
         await wait_redacted(owner, r, text)
         await checked(vigil, text)  # every inline image was checked: two hits
-        await inbox.wait(lambda i: len(alerts_about(i, text)) >= 1)
+        await alerts_about.wait(text, 1)
         await settle(inbox)
-        assert len(alerts_about(inbox, text)) == 1
+        assert len(await alerts_about(text)) == 1
 
 
 @shared_loop
@@ -233,6 +278,7 @@ async def test_inline_images_beyond_the_bound_make_the_message_reported_as_not_f
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member])
         inbox = Inbox(owner, bot_of(vigil))
+        alerts_about = AlertsAbout(owner, inbox)
         benign = fresh(other_photo)
         urls = [(await member.upload(benign, "image/jpeg", f"{n}.jpg"))["url"] for n in range(16)]
         urls.append((await member.upload(fresh(photo, hit=True), "image/jpeg", "17.jpg"))["url"])  # the 17th
@@ -241,8 +287,10 @@ async def test_inline_images_beyond_the_bound_make_the_message_reported_as_not_f
             "msgtype": "m.text", "body": "gallery", "format": "org.matrix.custom.html", "formatted_body": markup,
         })
         await checked(vigil, text)
-        await inbox.wait(lambda i: len(alerts_about(i, text)) == 1)
-        assert "could not" in alerts_about(inbox, text)[0].lower()
+        await alerts_about.wait(text, 1)
+        await settle(inbox)
+        ((alert, details),) = await alerts_about(text)
+        assert "could not" in alert.lower() and "could not" in details.lower()
 
 
 @shared_loop
@@ -463,12 +511,15 @@ async def test_a_download_that_never_answers_gives_up_at_the_deadline_and_is_rep
         room = await protected_room(owner, bot_of(vigil), members=[member])
         r = room.room_id
         inbox = Inbox(owner, bot_of(vigil))
+        alerts_about = AlertsAbout(owner, inbox)
         content = await member.media_content("m.image", fresh(photo), "image/jpeg", "far.jpg")
         proxy.stall(media_id(content["url"]))
         stuck = await member.send(r, "m.room.message", content)
         await checked(vigil, stuck, timeout=30)  # 6 tries x 120 s before
-        await inbox.wait(lambda i: len(alerts_about(i, stuck)) == 1)
-        assert "could not" in alerts_about(inbox, stuck)[0].lower()
+        await alerts_about.wait(stuck, 1)
+        await settle(inbox)
+        ((alert, details),) = await alerts_about(stuck)
+        assert "could not" in alert.lower() and "could not" in details.lower()
         assert proxy.stalls_seen >= 1
         hit = await member.send_image(r, fresh(photo, hit=True), "image/jpeg")
         await wait_redacted(owner, r, hit)
