@@ -42,6 +42,7 @@ from bot.platforms.matrix_errors import call, check
 from bot.platforms.matrix_events import mxcs_of, render
 from bot.platforms.matrix_media import MediaFetcher, decrypt
 from bot.platforms.matrix_memory import CACHE, Lru, Related
+from bot.platforms.matrix_policy_rooms import PolicyRooms
 from bot.platforms.matrix_power import RoomPower, room_power
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
@@ -108,6 +109,7 @@ class MatrixPlatform(MatrixIntake):
         self._lifter: asyncio.Task[None] | None = None
         self._offers: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
         self._offerer: asyncio.Task[None] | None = None
+        self.policy = PolicyRooms(self)
 
     @property
     def me(self) -> str:
@@ -121,11 +123,17 @@ class MatrixPlatform(MatrixIntake):
         self.media = MediaFetcher(self.http, self.config.homeserver, self.config.download_deadline)
         await log_in(self.client, self.config, self.directory)
         await self.direct.load()
+        await self.policy.load()
         self._stopping.clear()
         self._syncer = asyncio.create_task(self._sync_loop(), name="vigil-matrix-sync")
         self._lifter = asyncio.create_task(self._lift_mutes(), name="vigil-matrix-mutes")
         self._offerer = asyncio.create_task(self._offer_reactions(), name="vigil-matrix-reactions")
+        self._spawn(self._follow_policy_rooms(), "following the policy rooms")
         log.info("matrix: syncing as %s (device %s)", self.me, self.client.device_id)
+
+    async def _follow_policy_rooms(self) -> None:
+        await self._ready.wait()
+        await self.policy.start(self.config.policy_rooms)
 
     async def stop(self) -> None:
         """Stop taking events; calls out (alerts, redactions) keep working until ``close``."""

@@ -32,7 +32,7 @@ class RawApi:
         self.homeserver = homeserver.rstrip("/")
         self._session, self._token = session, token
 
-    async def __call__(self, method: str, path: str, body: Any = None, *, what: str = "") -> dict:
+    async def __call__(self, method: str, path: str, body: Any = None, *, what: str = "", expect: type = dict) -> Any:
         session = self._session()
         assert session is not None, "the platform is not started"
         headers = {"Authorization": f"Bearer {self._token()}"}
@@ -43,7 +43,7 @@ class RawApi:
                 except ValueError:
                     data = {}
                 if reply.status == 200:
-                    return data if isinstance(data, dict) else {}
+                    return data if isinstance(data, expect) else expect()
                 raise translate(data if isinstance(data, dict) else {}, what or path, status=reply.status)
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             raise Transient(f"{what or path}: {type(exc).__name__} {exc}".strip()) from None

@@ -300,6 +300,9 @@ class MatrixIntake:
             self._invalidate(room_id)
         sender = source["sender"]
         event_id = source["event_id"]
+        if self.policy.wants(room_id, source):
+            self.policy.changed(room_id)  # read the rules again from the room's state: nothing to replay
+            return
         if sender == self.me:
             return
         if (source.get("unsigned") or {}).get("redacted_because"):

@@ -1,0 +1,162 @@
+"""Matrix policy rooms end to end on the real Synapse: image-hash rules (MSC4113) become an instance list.
+
+A policy author keeps a public room of rules; a room's moderator makes Vigil follow it; a copy
+of a listed image is redacted, and once the rule is removed the next copy stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import secrets
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from nio import RoomPreset, RoomVisibility
+from PIL import Image
+
+from bot.platforms.matrix_policy import parse_media_hash
+from detectors.hashing import perceptual_hashes
+from tests.support.detector_images import file_images
+from tests.support.marker_model import write_marker_model
+from tests.support.matrix_client import HumanClient
+from tests.support.matrix_harness import (
+    matrix_env,
+    new_user,
+    people,
+    protected_room,
+    running_matrix_vigil,
+    wait_redacted,
+    write_matrix_config,
+)
+from tests.support.vigil_harness import jpeg
+from tests.test_matrix import bot_says, checked
+
+pytestmark = pytest.mark.synapse
+shared_loop = pytest.mark.asyncio(loop_scope="module")
+
+RULE = "m.policy.media_hash"
+
+
+@pytest.fixture(scope="module")
+def marker_model(tmp_path_factory):
+    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return next(v for k, v in file_images().items() if "coffee" in k)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def vigil(synapse, marker_model, tmp_path_factory):
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path_factory.mktemp("vigil"), synapse, bot, marker_model)
+    async with running_matrix_vigil(cfg, matrix_env(bot)) as app:
+        app.bot = bot  # type: ignore[attr-defined]
+        yield app
+
+
+def pdq_of(data: bytes) -> tuple[str, int]:
+    pdq, quality, _, _ = perceptual_hashes(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    return pdq, quality
+
+
+async def policy_room(author: HumanClient, *, encrypted: bool = False) -> tuple[str, str]:
+    """A public policy room with an alias, as Draupnir or Meowlnir keep them: (alias, room id)."""
+    local = f"bans-{secrets.token_hex(4)}"
+    initial = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}] if encrypted else []
+    got = await author.nio.room_create(
+        visibility=RoomVisibility.public, preset=RoomPreset.public_chat, alias=local, name="Shared bans",
+        initial_state=initial,
+    )
+    return f"#{local}:localhost", got.room_id
+
+
+async def put_rule(author: HumanClient, room_id: str, state_key: str, content: dict, kind: str = RULE) -> str:
+    got = await author.nio.room_put_state(room_id, kind, content, state_key=state_key)
+    return got.event_id
+
+
+async def policy_list_size(app, ref: str, want: int, timeout: float = 30) -> None:
+    """Until Vigil's list for the policy room holds ``want`` entries, in the store and in the running index."""
+    store = app.core.store
+    for _ in range(int(timeout * 10)):
+        lst = await store.list_by_name(f"policy:{ref}")
+        if lst is not None and len(await store.entries(lst.id)) == want and app.core.lists.size(lst.id) == want:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the list of {ref} does not hold {want} entries after {timeout} s")
+
+
+def test_media_hash_rules_are_read_in_one_shape_tolerant_of_quality_strict_on_the_rest():
+    h = "ab" * 32
+    rule = parse_media_hash(h, {"m.pdqhash": {"hash": h.upper(), "quality": "87"}, "reason": "spam"})
+    assert (rule.pdq, rule.quality, rule.reason) == (h, 87, "spam")
+    assert parse_media_hash(h, {"space.midnightthoughts.pdqhash": {"hash": h, "quality": 60}}).quality == 60
+    assert parse_media_hash(h, {"m.pdqhash": {"hash": h, "quality": 60.0}}).quality == 60
+    assert parse_media_hash(h, {}) is None  # removed (redacted or emptied)
+    from bot.platforms.matrix_policy import BadPolicyRule
+
+    for bad in (
+        {"m.pdqhash": {"hash": h[:-1], "quality": 50}},
+        {"m.pdqhash": {"hash": "zz" * 32, "quality": 50}},
+        {"m.pdqhash": {"hash": h, "quality": 101}},
+        {"m.pdqhash": {"hash": h, "quality": True}},
+        {"m.pdqhash": {"hash": h, "quality": "fifty"}},
+        {"m.pdqhash": {"hash": h, "quality": 50}, "reason": "x" * 501},
+        {"m.pdqhash": {"hash": "cd" * 32, "quality": 50}},  # differs from the state key
+        {"reason": "no hash"},
+    ):
+        with pytest.raises(BadPolicyRule):
+            parse_media_hash(h, bad)
+
+
+@shared_loop
+async def test_an_image_hash_rule_redacts_a_copy_and_its_removal_lets_the_next_copy_through(synapse, vigil, photo):
+    async with people(synapse, "owner", "member", "author") as (owner, member, author):
+        alias, policy_id = await policy_room(author)
+        data = jpeg(photo, 90)
+        pdq, quality = pdq_of(data)
+        # a malformed rule beside it is skipped, not fatal
+        await put_rule(author, policy_id, "0" * 64, {"m.pdqhash": {"hash": "0" * 63, "quality": "80"}})
+        rule = await put_rule(author, policy_id, pdq, {"m.pdqhash": {"hash": pdq, "quality": str(quality)}, "reason": "known spam"})
+        room = await protected_room(owner, vigil.bot.user_id, members=[member])
+        await owner.send_text(room.room_id, f"!vigil policy follow {alias}")
+        assert "1 image-hash rules" in await bot_says(owner, room.room_id, vigil.bot.user_id, "now follows")
+        lst = await vigil.core.store.list_by_name(f"policy:{alias}")
+        assert (lst.scope, lst.kind, lst.label) == ("instance", "block", "policy")
+        assert [e.note for e in await vigil.core.store.entries(lst.id)] == ["known spam"]
+
+        copy = await member.send_image(room.room_id, jpeg(photo, 70), "image/jpeg")
+        await wait_redacted(owner, room.room_id, copy)
+
+        await author.redact(policy_id, rule, "not spam after all")
+        await policy_list_size(vigil, alias, 0)
+        again = await member.send_image(room.room_id, jpeg(photo, 70), "image/jpeg")
+        await checked(vigil, again)
+        assert not await owner.redacted(room.room_id, again)
+
+        # a rule added while followed counts at once; emptying its content removes it
+        await put_rule(author, policy_id, pdq, {"space.midnightthoughts.pdqhash": {"hash": pdq, "quality": quality}})
+        await policy_list_size(vigil, alias, 1)
+        await put_rule(author, policy_id, pdq, {})
+        await policy_list_size(vigil, alias, 0)
+
+        # a Telegram group can follow the same instance list
+        assert await vigil.core.store.follow("telegram", "-1001234", lst.id)
+        await owner.send_text(room.room_id, "!vigil policy list")
+        assert f"policy:{alias}" in await bot_says(owner, room.room_id, vigil.bot.user_id, "Policy rooms followed here")
+
+
+@shared_loop
+async def test_an_encrypted_policy_room_is_refused_and_left(synapse, vigil):
+    async with people(synapse, "owner", "author") as (owner, author):
+        alias, policy_id = await policy_room(author, encrypted=True)
+        room = await protected_room(owner, vigil.bot.user_id)
+        await owner.send_text(room.room_id, f"!vigil policy follow {alias}")
+        said = await bot_says(owner, room.room_id, vigil.bot.user_id, "Not followed")
+        assert "encrypted" in said
+        assert await vigil.core.store.list_by_name(f"policy:{alias}") is None
+        assert policy_id not in vigil.core.platforms["matrix"].policy.rooms
