@@ -22,6 +22,7 @@ from tests.support.detector_images import file_images
 from tests.support.marker_model import write_marker_model
 from tests.support.matrix_client import HumanClient
 from tests.support.matrix_harness import (
+    Inbox,
     matrix_env,
     new_user,
     people,
@@ -160,3 +161,59 @@ async def test_an_encrypted_policy_room_is_refused_and_left(synapse, vigil):
         assert "encrypted" in said
         assert await vigil.core.store.list_by_name(f"policy:{alias}") is None
         assert policy_id not in vigil.core.platforms["matrix"].policy.rooms
+
+
+async def membership(client: HumanClient, room_id: str, user_id: str) -> str | None:
+    got = await client.nio.room_get_state_event(room_id, "m.room.member", user_id)
+    return getattr(got, "content", {}).get("membership")
+
+
+async def decided(app, room_id: str, user_id: str, timeout: float = 30) -> str:
+    """Until Vigil has recorded its decision on a member for a ban rule; returns it."""
+    from bot.platforms.matrix_policy_bans import done_key
+
+    for _ in range(int(timeout * 10)):
+        if (outcome := await app.core.store.get_state(done_key(room_id, user_id))) is not None:
+            return outcome
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no policy decision on {user_id} in {room_id} after {timeout} s")
+
+
+@shared_loop
+async def test_a_ban_rule_bans_a_matching_member_but_never_a_moderator_and_report_mode_only_tells(synapse, vigil):
+    bot = vigil.bot.user_id
+    async with people(synapse, "owner", "baddie", "baddie", "bystander", "author") as (owner, bad, bad_mod, good, author):
+        alias, policy_id = await policy_room(author)
+        entity = "@baddie-*:localhos?"
+        await put_rule(author, policy_id, "rule-1", {"entity": entity, "recommendation": "m.ban", "reason": "spam ring"},
+                       kind="m.policy.rule.user")
+        room = await protected_room(owner, bot, members=[bad, good], moderators=[bad_mod])
+        await owner.send_text(room.room_id, f"!vigil policy follow {alias}")
+        await bot_says(owner, room.room_id, bot, "now follows")
+        assert await decided(vigil, room.room_id, bad.user_id) == "banned"
+        assert await membership(owner, room.room_id, bad.user_id) == "ban"
+        assert await membership(owner, room.room_id, bad_mod.user_id) == "join"  # a moderator: never banned
+        assert await membership(owner, room.room_id, good.user_id) == "join"
+        inbox = Inbox(owner, bot)
+        await inbox.wait(lambda i: any(f"Vigil banned {bad.user_id}" in t for t in i.texts()))
+        assert "spam ring" in next(t for t in inbox.texts() if "Vigil banned" in t)
+
+        # report mode: a matching member who joins later is reported, not banned
+        other = await owner.create_room("Report only", invite=[bot], power_levels={bot: 50})
+        await owner.nio.room_put_state(other, "m.room.join_rules", {"join_rule": "public"})
+        async with people(synapse, "baddie") as (late,):
+            await wait_joined_bot(owner, other, bot)
+            await owner.send_text(other, "!vigil policy mode report")
+            await bot_says(owner, other, bot, "reported to the moderators")
+            await owner.send_text(other, f"!vigil policy follow {policy_id}")
+            await bot_says(owner, other, bot, "now follows")
+            await late.join(other)
+            assert await decided(vigil, other, late.user_id) == "reported"
+            assert await membership(owner, other, late.user_id) == "join"
+            await inbox.wait(lambda i: any(f"{late.user_id} in Report only matches a ban rule" in t for t in i.texts()))
+
+
+async def wait_joined_bot(owner: HumanClient, room_id: str, bot: str) -> None:
+    from tests.support.matrix_harness import wait_joined
+
+    await wait_joined(owner, room_id, bot)

@@ -21,6 +21,7 @@ from bot.errors import VigilError
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import PlatformError
 from bot.platforms.matrix_errors import call
+from bot.platforms.matrix_policy_bans import PolicyBans, user_rules
 from bot.platforms.matrix_policy import (
     MEDIA_HASH_TYPES,
     POLICY_TYPES,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vigil.matrix.policy")
 
-STATE_KEY = "matrix.policy_rooms"  # JSON {"rooms": {room id: list name}}
+STATE_KEY = "matrix.policy_rooms"  # JSON {"rooms": {room id: list name}, "report_only": [room ids]}
 LABEL = "policy"
 MAX_RULES = 100_000  # rules read from one room; beyond that the room is reported, not followed further
 MAX_REF = 255
@@ -59,6 +60,8 @@ class PolicyRooms:
     def __init__(self, platform: "MatrixPlatform") -> None:
         self.platform = platform
         self.rooms: dict[str, str] = {}  # policy room id -> list name
+        self.report_only: set[str] = set()  # rooms where a ban rule's match is reported, not banned
+        self.bans = PolicyBans(self)
         self._dirty: set[str] = set()
         self._runner: dict[str, asyncio.Task[None]] = {}
 
@@ -70,9 +73,10 @@ class PolicyRooms:
         raw = await self.store.get_state(STATE_KEY)
         data = json.loads(raw) if raw else {}
         self.rooms = {k: v for k, v in (data.get("rooms") or {}).items() if bounds.room_id(k) and isinstance(v, str)}
+        self.report_only = {r for r in data.get("report_only") or () if bounds.room_id(r)}
 
     async def _save(self) -> None:
-        await self.store.set_state(STATE_KEY, json.dumps({"rooms": self.rooms}, sort_keys=True))
+        await self.store.set_state(STATE_KEY, json.dumps({"rooms": self.rooms, "report_only": sorted(self.report_only)}, sort_keys=True))
 
     # --- following -------------------------------------------------------------------------
 
@@ -122,6 +126,7 @@ class PolicyRooms:
         rules = await self._reconcile(room_id, state)
         if chat_id is not None:
             await self.store.follow(self.platform.name, chat_id, lst.id)
+            await self.bans.enforce(chat_id)
         return Followed(room_id, name, rules)
 
     async def unfollow(self, ref: str, chat_id: str) -> bool:
@@ -129,6 +134,19 @@ class PolicyRooms:
         name = self.rooms.get(room_id)
         lst = await self.store.list_by_name(name) if name else None
         return bool(lst is not None and await self.store.unfollow(self.platform.name, chat_id, lst.id))
+
+    async def followers_of(self, policy_room: str) -> list[str]:
+        """The Matrix rooms following a policy room's list."""
+        lst = await self.store.list_by_name(self.rooms.get(policy_room, ""))
+        if lst is None:
+            return []
+        return [chat for platform, chat in (await self.store.followers()).get(lst.id, ()) if platform == self.platform.name]
+
+    async def followed_rooms(self, chat_id: str) -> list[str]:
+        """The policy rooms a Matrix room follows."""
+        by_name = {name: room for room, name in self.rooms.items()}
+        lists = await self.store.lists_for_group(self.platform.name, chat_id)
+        return [by_name[lst.name] for lst in lists if lst.name in by_name]
 
     async def followed_by(self, chat_id: str) -> list[tuple[str, int]]:
         """(list name, entries) of the policy rooms a room follows."""
@@ -149,6 +167,14 @@ class PolicyRooms:
                 if await self.unfollow(args[1], chat_id):
                     return f"This room no longer follows the policy room {args[1]}."
                 return f"This room does not follow the policy room {args[1]}."
+            if verb == "mode" and len(args) == 2 and args[1].lower() in ("ban", "report"):
+                if args[1].lower() == "report":
+                    self.report_only.add(chat_id)
+                else:
+                    self.report_only.discard(chat_id)
+                await self._save()
+                return (f"Members matching a ban rule of a followed policy room are now "
+                        f"{'reported to the moderators, not banned' if chat_id in self.report_only else 'banned'}.")
             if verb == "list" and len(args) == 1:
                 followed = await self.followed_by(chat_id)
                 if not followed:
@@ -208,6 +234,7 @@ class PolicyRooms:
                 )
         await self.platform.core.sync_lists()  # matched (or no longer) from now on, not in 2 s
         log.info("matrix: policy room %s: %d image-hash rules in list %s", room_id, len(rules), name)
+        await self.bans.update(room_id, user_rules(room_id, state))
         return len(rules)
 
 
@@ -245,5 +272,5 @@ def media_rules(room_id: str, state: list[dict]) -> dict[str, MediaHashRule]:
 
 USAGE = (
     "Policy rooms: !vigil policy follow #room:server (or !id:server), !vigil policy unfollow #room:server, "
-    "!vigil policy list. Only public, unencrypted policy rooms can be followed."
+    "!vigil policy list, !vigil policy mode ban|report (what a ban rule's match gets). Only public, unencrypted policy rooms can be followed."
 )

@@ -61,6 +61,13 @@ def sync_filter(me: str) -> dict:
     }
 
 
+def kind_of(source: dict) -> tuple[object, object]:
+    """(type, membership) of an event; membership None unless it is a member event."""
+    content = source.get("content")
+    membership = content.get("membership") if isinstance(content, dict) and source.get("type") == "m.room.member" else None
+    return source.get("type"), membership
+
+
 def _as_megolm(event: Any) -> Any:
     """An encrypted event matrix-nio could not read for want of a timestamp, read again with one.
 
@@ -303,6 +310,9 @@ class MatrixIntake:
         if self.policy.wants(room_id, source):
             self.policy.changed(room_id)  # read the rules again from the room's state: nothing to replay
             return
+        if kind_of(source) == ("m.room.member", "join") and self.policy.bans.active:
+            joined = partial(self.policy.bans.enforce, room_id, source["state_key"])
+            self._after_sync(event_id, joined, "checking a new member against the policy rooms' ban rules")
         if sender == self.me:
             return
         if (source.get("unsigned") or {}).get("redacted_because"):
