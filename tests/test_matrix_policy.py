@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import secrets
+import sys
 
 import numpy as np
 import pytest
@@ -31,7 +33,7 @@ from tests.support.matrix_harness import (
     wait_redacted,
     write_matrix_config,
 )
-from tests.support.vigil_harness import jpeg
+from tests.support.vigil_harness import ROOT, jpeg
 from tests.test_matrix import bot_says, checked
 
 pytestmark = pytest.mark.synapse
@@ -56,6 +58,7 @@ async def vigil(synapse, marker_model, tmp_path_factory):
     cfg = write_matrix_config(tmp_path_factory.mktemp("vigil"), synapse, bot, marker_model)
     async with running_matrix_vigil(cfg, matrix_env(bot)) as app:
         app.bot = bot  # type: ignore[attr-defined]
+        app.config_path = cfg  # type: ignore[attr-defined]
         yield app
 
 
@@ -217,3 +220,56 @@ async def wait_joined_bot(owner: HumanClient, room_id: str, bot: str) -> None:
     from tests.support.matrix_harness import wait_joined
 
     await wait_joined(owner, room_id, bot)
+
+
+async def publish(app, list_name: str, room: str) -> str:
+    """`vigil hash publish` as the operator runs it, beside the running bot (same data_dir and account)."""
+    env = {**os.environ, **matrix_env(app.bot)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "hash", "publish", list_name, "--room", room, "--config", str(app.config_path),
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return out.decode()
+
+
+@shared_loop
+async def test_a_published_list_is_seen_by_a_second_vigil_and_a_removed_entry_is_redacted(
+    synapse, vigil, photo, marker_model, tmp_path
+):
+    first = vigil.bot.user_id
+    async with people(synapse, "author", "owner", "member") as (author, owner, member):
+        alias, policy_id = await policy_room(author)
+        levels = (await author.nio.room_get_state_event(policy_id, "m.room.power_levels")).content
+        await author.set_power_levels(policy_id, {**levels, "users": {**levels.get("users", {}), first: 50}})
+        await vigil.core.platforms["matrix"].client.join(policy_id)
+        store = vigil.core.store
+        lst = await store.create_list(f"shared-{secrets.token_hex(3)}", kind="block", label="spam")
+        pdq, quality = pdq_of(jpeg(photo, 90))
+        listed = await store.add_entry(lst.id, pdq=pdq, pdq_quality=quality, note="seen in 3 rooms")
+        await store.add_entry(lst.id, pdq="f0" * 32, pdq_quality=80, phash="ab" * 8)
+        assert "2 rules sent, 0 redacted" in await publish(vigil, lst.name, alias)
+        state = await author.nio.room_get_state(policy_id)
+        rules = [e for e in state.events if e["type"] == RULE]
+        assert sorted(e["state_key"] for e in rules) == sorted([pdq, "f0" * 32])
+        assert all(set(e["content"]) == {"m.pdqhash", "reason"} for e in rules)  # PDQ only: no other hash leaves
+
+        second = new_user(synapse, "vigil2")
+        cfg = write_matrix_config(tmp_path, synapse, second, marker_model)
+        async with running_matrix_vigil(cfg, matrix_env(second)) as other:
+            room = await protected_room(owner, second.user_id, members=[member])
+            await owner.send_text(room.room_id, f"!vigil policy follow {alias}")
+            assert "2 image-hash rules" in await bot_says(owner, room.room_id, second.user_id, "now follows")
+            theirs = await other.core.store.list_by_name(f"policy:{alias}")
+            assert "seen in 3 rooms" in [e.note for e in await other.core.store.entries(theirs.id)]
+            copy = await member.send_image(room.room_id, jpeg(photo, 70), "image/jpeg")
+            await wait_redacted(owner, room.room_id, copy)
+
+            await store.remove_entry(listed.id)
+            assert "0 rules sent, 1 redacted, 1 already there" in await publish(vigil, lst.name, alias)
+            await policy_list_size(other, alias, 1)
+            assert "0 rules sent, 0 redacted, 1 already there" in await publish(vigil, lst.name, alias)  # idempotent
+            again = await member.send_image(room.room_id, jpeg(photo, 70), "image/jpeg")
+            await checked(other, again)
+            assert not await owner.redacted(room.room_id, again)
