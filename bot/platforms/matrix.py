@@ -37,6 +37,7 @@ from bot.events import ButtonPressed, ChatRef, MediaPosted
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import OutgoingMessage, Rights
 from bot.platforms.errors import MediaTooLarge, MessageGone, MissingRight, PlatformError, Transient
+from bot.platforms.matrix_bridges import BridgeBook
 from bot.platforms.matrix_direct import DirectRooms, RawApi
 from bot.platforms.matrix_errors import call, check
 from bot.platforms.matrix_events import mxcs_of, render
@@ -110,6 +111,7 @@ class MatrixPlatform(MatrixIntake):
         self._offers: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
         self._offerer: asyncio.Task[None] | None = None
         self.policy = PolicyRooms(self)
+        self.bridges = BridgeBook()
 
     @property
     def me(self) -> str:
@@ -483,6 +485,10 @@ class MatrixPlatform(MatrixIntake):
                 await self.store.set_contact(NAME, user_id, can_dm=True, display_name=power.members.get(user_id, ""))
             self._contacts_known.add(user_id)
         return moderators
+
+    def bridged(self, chat_id: str, user_id: str) -> str:
+        """The network of a sender bridged into the room (e.g. "whatsapp"), or ""."""
+        return self.bridges.network(chat_id, user_id)
 
     async def owner(self, chat_id: str) -> str | None:
         return (await self._power(chat_id)).owner

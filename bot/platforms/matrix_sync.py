@@ -187,6 +187,9 @@ class MatrixIntake:
                 continue
             if info.state:
                 self._invalidate(room_id)
+                for state in info.state:
+                    if isinstance(getattr(state, "source", None), dict):
+                        self.bridges.note(room_id, state.source)
             events = list(info.timeline.events)
             if info.timeline.limited and since:
                 events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
@@ -305,6 +308,7 @@ class MatrixIntake:
         """One valid event (ids checked by ``matrix_bounds``): pictures now, everything else after the sync."""
         if "state_key" in source:
             self._invalidate(room_id)
+            self.bridges.note(room_id, source)
         sender = source["sender"]
         event_id = source["event_id"]
         if self.policy.wants(room_id, source):
