@@ -117,6 +117,33 @@ def test_media_hash_rules_are_read_in_one_shape_tolerant_of_quality_strict_on_th
             parse_media_hash(h, bad)
 
 
+def test_ban_rules_take_globs_literally_and_only_ban_recommendations():
+    from bot.platforms.matrix_policy import BadPolicyRule, glob_match, parse_user_rule
+
+    assert glob_match("@spam-*:example.org", "@spam-42:example.org")
+    assert glob_match("@spam-?:example.org", "@spam-4:example.org")
+    assert not glob_match("@spam-?:example.org", "@spam-42:example.org")
+    assert not glob_match("@spam.*", "@spamX")  # no regular expressions from the network
+    assert glob_match("*", "@anyone:example.org")
+    rule = parse_user_rule("r", {"entity": "@a*:x", "recommendation": "m.ban", "reason": "spam"})
+    assert rule.matches("@abc:x") and not rule.matches("@b:x")
+    assert parse_user_rule("r", {"entity": "@a:x", "recommendation": "m.mute"}) is None  # not a ban
+    assert parse_user_rule("r", {}) is None
+    with pytest.raises(BadPolicyRule):
+        parse_user_rule("r", {"entity": 5, "recommendation": "m.ban"})
+
+
+def test_policy_rooms_in_the_config_are_checked(tmp_path):
+    from bot.config import ConfigError, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[matrix]\npolicy_rooms = ["#bans:example.org", "!abc:example.org"]\n')
+    assert load_config(path, env={}).matrix.policy_rooms == ("#bans:example.org", "!abc:example.org")
+    path.write_text('[matrix]\npolicy_rooms = ["bans"]\n')
+    with pytest.raises(ConfigError, match="policy_rooms"):
+        load_config(path, env={})
+
+
 @shared_loop
 async def test_an_image_hash_rule_redacts_a_copy_and_its_removal_lets_the_next_copy_through(synapse, vigil, photo):
     async with people(synapse, "owner", "member", "author") as (owner, member, author):

@@ -39,6 +39,7 @@ STATE_KEY = "matrix.policy_rooms"  # JSON {"rooms": {room id: list name}, "repor
 LABEL = "policy"
 MAX_RULES = 100_000  # rules read from one room; beyond that the room is reported, not followed further
 MAX_REF = 255
+MAX_STATE_BYTES = 64 * 1024 * 1024  # a policy room's whole state, as read at once
 
 
 class PolicyRoomRefused(VigilError):
@@ -198,7 +199,10 @@ class PolicyRooms:
         self._dirty.add(room_id)
         task = self._runner.get(room_id)
         if task is None or task.done():
-            self._runner[room_id] = asyncio.ensure_future(self._catch_up(room_id))
+            task = asyncio.ensure_future(self._catch_up(room_id))
+            self._runner[room_id] = task
+            self.platform._tasks.add(task)  # waited for when the platform stops
+            task.add_done_callback(lambda t: self.platform._done(t, f"reading the policy room {room_id}"))
 
     async def _catch_up(self, room_id: str) -> None:
         while room_id in self._dirty:
@@ -211,7 +215,8 @@ class PolicyRooms:
 
     async def _state(self, room_id: str) -> list[dict]:
         raw = self.platform.raw
-        events = await raw("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state", what="read the policy room", expect=list)
+        events = await raw("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state", what="read the policy room",
+                           expect=list, limit=MAX_STATE_BYTES)
         return [e for e in events if isinstance(e, dict)]
 
     async def _reconcile(self, room_id: str, state: list[dict]) -> int:

@@ -109,6 +109,9 @@ async def _publish(api: _Api, store: Any, list_name: str, room: str) -> Publishe
     if room.startswith("#"):
         room_id = (await api("GET", f"/_matrix/client/v3/directory/room/{quote(room)}", what=f"resolve {room}"))["room_id"]
     state = await api("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state", what="read the policy room (is Vigil in it?)")
+    if not isinstance(state, list):
+        raise PublishFailed("the policy room's state could not be read")
+    state = [e for e in state if isinstance(e, dict)]
     if any(e.get("type") == "m.room.encryption" for e in state):
         raise PublishFailed("the room is encrypted: encrypted policy rooms are not supported; use a public room")
     current: dict[str, tuple[str, Any]] = {}  # state key -> (event id, rule or None)
