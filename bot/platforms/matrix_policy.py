@@ -19,7 +19,7 @@ from bot.errors import VigilError
 
 MEDIA_HASH_TYPES = ("m.policy.media_hash", "space.midnightthoughts.policy.media_hash")
 PDQ_KEYS = ("m.pdqhash", "space.midnightthoughts.pdqhash")
-USER_RULE_TYPES = ("m.policy.rule.user", "org.matrix.mjolnir.rule.user")
+USER_RULE_TYPES = ("m.policy.rule.user", "m.room.rule.user", "org.matrix.mjolnir.rule.user")  # the older names too
 BAN = ("m.ban", "org.matrix.mjolnir.ban")
 POLICY_TYPES = MEDIA_HASH_TYPES + USER_RULE_TYPES
 MAX_REASON = 500  # characters kept as the entry's note
