@@ -7,6 +7,8 @@ WhatsApp and what the WhatsApp group's admins must do.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import pytest_asyncio
 
@@ -25,6 +27,7 @@ from tests.support.matrix_harness import (
     write_matrix_config,
 )
 from tests.support.vigil_harness import jpeg
+from tests.test_matrix import choice
 
 pytestmark = pytest.mark.synapse
 shared_loop = pytest.mark.asyncio(loop_scope="module")
@@ -73,6 +76,18 @@ async def test_a_puppets_image_in_a_bridged_room_is_redacted_and_the_alert_says_
         _, alert = inbox.alerts()[0]
         assert BRIDGED in alert.body and "admin of the WhatsApp group" in alert.body
         assert len(alert.body.splitlines()) <= 15  # still one phone screen, the choices included
+
+        # a ban acts on the puppet, in the Matrix room (the WhatsApp membership is the group admins' to change)
+        dm, _ = inbox.alerts()[0]
+        _, data = choice(alert.body, "ban")
+        await owner.send_text(dm, f"!vigil {data}")
+        for _ in range(300):
+            got = await owner.nio.room_get_state_event(room.room_id, "m.room.member", puppet)
+            if getattr(got, "content", {}).get("membership") == "ban":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the puppet was not banned")
 
         # a Matrix member's hit in the same room is not called bridged
         own = await member.send_image(room.room_id, jpeg(add_marker(photo), 80), "image/jpeg")
