@@ -311,9 +311,10 @@ class MatrixIntake:
             self.bridges.note(room_id, source)
         sender = source["sender"]
         event_id = source["event_id"]
-        if self.policy.wants(room_id, source):
-            self.policy.changed(room_id)  # read the rules again from the room's state: nothing to replay
-            return
+        if room_id in self.policy.rooms:
+            if self.policy.wants(room_id, source):
+                self.policy.changed(room_id)  # read the rules again from the room's state: nothing to replay
+            return  # Vigil only reads a policy room: it does not moderate it, nor take commands there
         if kind_of(source) == ("m.room.member", "join") and self.policy.bans.active:
             joined = partial(self.policy.bans.enforce, room_id, source["state_key"])
             self._after_sync(event_id, joined, "checking a new member against the policy rooms' ban rules")
