@@ -327,7 +327,8 @@ class Commands:
         policy = getattr(self.core.platforms[cmd.chat.platform], "policy", None)
         if policy is None:
             await self._say(cmd.chat, "Policy rooms are a Matrix feature. A group here can still follow a policy "
-                                      "room's list: the operator runs `vigil hash follow policy:#room:server --group ...`.")
+                                      "room's list: the operator runs `vigil hash follow policy:#room:server "
+                                      "--group ...`.")
             return
         answer = await policy.command(cmd.chat.chat_id, list(args))
         await self._audit_command(cmd.chat, cmd.sender.user_id, ("policy " + " ".join(args))[:300])

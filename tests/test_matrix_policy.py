@@ -70,7 +70,8 @@ def pdq_of(data: bytes) -> tuple[str, int]:
 async def policy_room(author: HumanClient, *, encrypted: bool = False) -> tuple[str, str]:
     """A public policy room with an alias, as Draupnir or Meowlnir keep them: (alias, room id)."""
     local = f"bans-{secrets.token_hex(4)}"
-    initial = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}] if encrypted else []
+    encryption = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+    initial = [encryption] if encrypted else []
     got = await author.nio.room_create(
         visibility=RoomVisibility.public, preset=RoomPreset.public_chat, alias=local, name="Shared bans",
         initial_state=initial,
@@ -152,7 +153,8 @@ async def test_an_image_hash_rule_redacts_a_copy_and_its_removal_lets_the_next_c
         pdq, quality = pdq_of(data)
         # a malformed rule beside it is skipped, not fatal
         await put_rule(author, policy_id, "0" * 64, {"m.pdqhash": {"hash": "0" * 63, "quality": "80"}})
-        rule = await put_rule(author, policy_id, pdq, {"m.pdqhash": {"hash": pdq, "quality": str(quality)}, "reason": "known spam"})
+        content = {"m.pdqhash": {"hash": pdq, "quality": str(quality)}, "reason": "known spam"}
+        rule = await put_rule(author, policy_id, pdq, content)
         room = await protected_room(owner, vigil.bot.user_id, members=[member])
         await owner.send_text(room.room_id, f"!vigil policy follow {alias}")
         assert "1 image-hash rules" in await bot_says(owner, room.room_id, vigil.bot.user_id, "now follows")
@@ -212,11 +214,12 @@ async def decided(app, room_id: str, user_id: str, timeout: float = 30) -> str:
 @shared_loop
 async def test_a_ban_rule_bans_a_matching_member_but_never_a_moderator_and_report_mode_only_tells(synapse, vigil):
     bot = vigil.bot.user_id
-    async with people(synapse, "owner", "baddie", "baddie", "bystander", "author") as (owner, bad, bad_mod, good, author):
+    names = ("owner", "baddie", "baddie", "bystander", "author")
+    async with people(synapse, *names) as (owner, bad, bad_mod, good, author):
         alias, policy_id = await policy_room(author)
         entity = "@baddie-*:localhos?"
-        await put_rule(author, policy_id, "rule-1", {"entity": entity, "recommendation": "m.ban", "reason": "spam ring"},
-                       kind="m.policy.rule.user")
+        rule = {"entity": entity, "recommendation": "m.ban", "reason": "spam ring"}
+        await put_rule(author, policy_id, "rule-1", rule, kind="m.policy.rule.user")
         room = await protected_room(owner, bot, members=[bad, good], moderators=[bad_mod])
         await owner.send_text(room.room_id, f"!vigil policy follow {alias}")
         await bot_says(owner, room.room_id, bot, "now follows")

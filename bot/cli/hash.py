@@ -107,7 +107,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c = command("publish", "publish a block list's PDQ hashes to a Matrix policy room (removed entries are redacted)",
                 publish)
     c.add_argument("list_name", metavar="NAME")
-    c.add_argument("--room", required=True, metavar="#ROOM:SERVER", help="the policy room (alias or id) Vigil's account may write to")
+    c.add_argument("--room", required=True, metavar="#ROOM:SERVER",
+                   help="the policy room (alias or id) Vigil's account may write to")
 
     c = command("delete-list", "delete a list and all its entries", delete_list)
     c.add_argument("list_name", metavar="NAME")

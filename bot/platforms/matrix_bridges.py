@@ -9,7 +9,8 @@ room are read from the sync (the first sync of a run brings the whole state).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 BRIDGE_TYPES = ("m.bridge", "uk.half-shot.bridge")
 # the default puppet user-id prefixes of the bridges Vigil knows

@@ -12,8 +12,9 @@ recommendation; their entity is a glob (``*`` and ``?``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from bot.errors import VigilError
 
@@ -106,7 +107,7 @@ def parse_user_rule(state_key: object, content: object) -> UserBanRule | None:
     if content.get("recommendation") not in BAN:
         return None
     entity = content.get("entity")
-    if not isinstance(entity, str) or not entity or len(entity) > MAX_ENTITY or not entity.isprintable() or " " in entity:
+    if not isinstance(entity, str) or not 0 < len(entity) <= MAX_ENTITY or not entity.isprintable() or " " in entity:
         raise BadPolicyRule("the entity is not a user id or a glob of them")
     return UserBanRule(state_key, entity, _reason(content))
 

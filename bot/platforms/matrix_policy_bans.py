@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 
 from bot.platforms.base import OutgoingMessage
 from bot.platforms.errors import PlatformError
-from bot.platforms.matrix_policy import BadPolicyRule, UserBanRule, parse_user_rule, USER_RULE_TYPES
+from bot.platforms.matrix_errors import call
+from bot.platforms.matrix_policy import (
+    USER_RULE_TYPES,
+    BadPolicyRule,
+    UserBanRule,
+    parse_user_rule,
+)
 
 if TYPE_CHECKING:
     from bot.platforms.matrix_policy_rooms import PolicyRooms
@@ -46,7 +52,7 @@ def user_rules(room_id: str, state: list[dict]) -> tuple[UserBanRule, ...]:
 
 
 class PolicyBans:
-    def __init__(self, rooms: "PolicyRooms") -> None:
+    def __init__(self, rooms: PolicyRooms) -> None:
         self.rooms = rooms
         self.rules: dict[str, tuple[UserBanRule, ...]] = {}  # policy room id -> its ban rules
         self._lock = asyncio.Lock()  # one room's members at a time: no member judged twice at once
@@ -90,10 +96,12 @@ class PolicyBans:
         outcome = "reported"
         if not report:
             try:
-                await platform.client.room_ban(chat_id, user_id, reason=POLICY_BAN_REASON.format(room=policy_room))
+                reason = POLICY_BAN_REASON.format(room=policy_room)
+                banning = platform.client.room_ban(chat_id, user_id, reason=reason)
+                await call(f"ban {user_id}", banning, right="ban members")
                 platform._invalidate(chat_id)
                 outcome = "banned"
-            except Exception as exc:  # told to the moderators: they can ban by hand
+            except PlatformError as exc:  # told to the moderators: they can ban by hand
                 log.error("matrix: room %s: banning %s by policy failed: %s", chat_id, user_id, exc)
                 outcome = "ban failed"
         await platform.store.add_audit(
@@ -112,7 +120,8 @@ class PolicyBans:
         if outcome == "banned":
             first = f"Vigil banned {user_id} from {title}: a ban rule of the policy room {policy_room} matches them"
         elif outcome == "reported":
-            first = f"{user_id} in {title} matches a ban rule of the policy room {policy_room}; not banned (mode report)"
+            first = (f"{user_id} in {title} matches a ban rule of the policy room {policy_room}; "
+                     "not banned (mode report)")
         else:
             first = f"{user_id} in {title} matches a ban rule of the policy room {policy_room}, but the ban failed"
         text = f"{first}: {rule.entity}{why}."

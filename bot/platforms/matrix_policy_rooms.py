@@ -21,7 +21,6 @@ from bot.errors import VigilError
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import PlatformError
 from bot.platforms.matrix_errors import call
-from bot.platforms.matrix_policy_bans import PolicyBans, user_rules
 from bot.platforms.matrix_policy import (
     MEDIA_HASH_TYPES,
     POLICY_TYPES,
@@ -29,6 +28,7 @@ from bot.platforms.matrix_policy import (
     MediaHashRule,
     parse_media_hash,
 )
+from bot.platforms.matrix_policy_bans import PolicyBans, user_rules
 
 if TYPE_CHECKING:
     from bot.platforms.matrix import MatrixPlatform
@@ -58,7 +58,7 @@ def list_name_for(ref: str) -> str:
 
 
 class PolicyRooms:
-    def __init__(self, platform: "MatrixPlatform") -> None:
+    def __init__(self, platform: MatrixPlatform) -> None:
         self.platform = platform
         self.rooms: dict[str, str] = {}  # policy room id -> list name
         self.report_only: set[str] = set()  # rooms where a ban rule's match is reported, not banned
@@ -77,7 +77,8 @@ class PolicyRooms:
         self.report_only = {r for r in data.get("report_only") or () if bounds.room_id(r)}
 
     async def _save(self) -> None:
-        await self.store.set_state(STATE_KEY, json.dumps({"rooms": self.rooms, "report_only": sorted(self.report_only)}, sort_keys=True))
+        data = {"rooms": self.rooms, "report_only": sorted(self.report_only)}
+        await self.store.set_state(STATE_KEY, json.dumps(data, sort_keys=True))
 
     # --- following -------------------------------------------------------------------------
 
@@ -141,7 +142,8 @@ class PolicyRooms:
         lst = await self.store.list_by_name(self.rooms.get(policy_room, ""))
         if lst is None:
             return []
-        return [chat for platform, chat in (await self.store.followers()).get(lst.id, ()) if platform == self.platform.name]
+        following = (await self.store.followers()).get(lst.id, ())
+        return [chat for platform, chat in following if platform == self.platform.name]
 
     async def followed_rooms(self, chat_id: str) -> list[str]:
         """The policy rooms a Matrix room follows."""
@@ -180,7 +182,8 @@ class PolicyRooms:
                 followed = await self.followed_by(chat_id)
                 if not followed:
                     return "This room follows no policy room. " + USAGE
-                return "Policy rooms followed here:\n" + "\n".join(f"- {n}: {size} image hashes" for n, size in followed)
+                lines = [f"- {name}: {size} image hashes" for name, size in followed]
+                return "Policy rooms followed here:\n" + "\n".join(lines)
         except PolicyRoomRefused as exc:
             return f"Not followed: {exc}."
         except PlatformError as exc:
@@ -192,7 +195,7 @@ class PolicyRooms:
 
     def wants(self, room_id: str, source: dict) -> bool:
         """Whether an event of a followed policy room changes its rules (a rule, or a redaction)."""
-        return room_id in self.rooms and (source.get("type") in POLICY_TYPES or source.get("type") == "m.room.redaction")
+        return room_id in self.rooms and source.get("type") in (*POLICY_TYPES, "m.room.redaction")
 
     def changed(self, room_id: str) -> None:
         """Read the room's rules again soon; changes coming in a burst are read once."""
@@ -209,7 +212,7 @@ class PolicyRooms:
             self._dirty.discard(room_id)
             try:
                 await self._reconcile(room_id, await self._state(room_id))
-            except Exception as exc:  # retried at the next change or start-up
+            except Exception as exc:  # noqa: BLE001 - whatever failed, it is read again at the next change or start-up
                 log.error("matrix: policy room %s: reading its rules failed: %s", room_id, exc)
                 return
 
@@ -231,7 +234,8 @@ class PolicyRooms:
         for entry in entries:
             if entry.pdq not in rules:
                 await self.store.remove_entry(entry.id)
-        fresh = [{"pdq": pdq, "pdq_quality": r.quality, "note": r.reason or None} for pdq, r in rules.items() if pdq not in have]
+        fresh = [{"pdq": pdq, "pdq_quality": r.quality, "note": r.reason or None}
+                 for pdq, r in rules.items() if pdq not in have]
         if fresh:  # one bulk write: a room of thousands of rules is read in seconds
             await self.store.add_entries_bulk(lst.id, fresh, added_by=room_id)
         await self.platform.core.sync_lists()  # matched (or no longer) from now on, not in 2 s
@@ -243,7 +247,8 @@ class PolicyRooms:
 def refusal(state: list[dict]) -> str | None:
     """Why a room cannot be followed as a policy room, or None."""
     join_rule = next(
-        (e.get("content", {}).get("join_rule") for e in state if e.get("type") == "m.room.join_rules" and e.get("state_key") == ""),
+        (e.get("content", {}).get("join_rule") for e in state
+         if e.get("type") == "m.room.join_rules" and e.get("state_key") == ""),
         None,
     )
     if any(e.get("type") == "m.room.encryption" for e in state):
@@ -263,7 +268,8 @@ def media_rules(room_id: str, state: list[dict]) -> dict[str, MediaHashRule]:
         try:
             rule = parse_media_hash(event.get("state_key"), event.get("content"))
         except BadPolicyRule as exc:
-            log.warning("matrix: policy room %s: skipped rule %s (%s)", room_id, bounds.shown_id(event.get("event_id")), exc)
+            shown = bounds.shown_id(event.get("event_id"))
+            log.warning("matrix: policy room %s: skipped rule %s (%s)", room_id, shown, exc)
             continue
         if rule is not None:
             rules.setdefault(rule.pdq, rule)
@@ -274,5 +280,6 @@ def media_rules(room_id: str, state: list[dict]) -> dict[str, MediaHashRule]:
 
 USAGE = (
     "Policy rooms: !vigil policy follow #room:server (or !id:server), !vigil policy unfollow #room:server, "
-    "!vigil policy list, !vigil policy mode ban|report (what a ban rule's match gets). Only public, unencrypted policy rooms can be followed."
+    "!vigil policy list, !vigil policy mode ban|report (what a ban rule's match gets). "
+    "Only public, unencrypted policy rooms can be followed."
 )

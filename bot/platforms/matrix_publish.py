@@ -15,16 +15,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from bot.config import MatrixConfig
 from bot.errors import VigilError
-from bot.platforms.matrix_policy import MEDIA_HASH_TYPES, BadPolicyRule, parse_media_hash
+from bot.platforms.matrix_policy import (
+    MEDIA_HASH_TYPES,
+    BadPolicyRule,
+    parse_media_hash,
+)
 from bot.platforms.matrix_session import read_session
 
 log = logging.getLogger("vigil.matrix.publish")
@@ -107,8 +112,10 @@ async def _publish(api: _Api, store: Any, list_name: str, room: str) -> Publishe
         raise PublishFailed(f"'{list_name}' is an allow list: only block lists become policy rules")
     room_id = room
     if room.startswith("#"):
-        room_id = (await api("GET", f"/_matrix/client/v3/directory/room/{quote(room)}", what=f"resolve {room}"))["room_id"]
-    state = await api("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state", what="read the policy room (is Vigil in it?)")
+        resolved = await api("GET", f"/_matrix/client/v3/directory/room/{quote(room)}", what=f"resolve {room}")
+        room_id = resolved["room_id"]
+    state = await api("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state",
+                      what="read the policy room (is Vigil in it?)")
     if not isinstance(state, list):
         raise PublishFailed("the policy room's state could not be read")
     state = [e for e in state if isinstance(e, dict)]
@@ -158,5 +165,5 @@ def rule_content(pdq: str, quality: int | None, reason: str) -> dict:
 
 
 def summary(got: Published, list_name: str) -> Sequence[str]:
-    return [f"published '{list_name}' to {got.room_id}: {got.added} rules sent, {got.redacted} redacted, "
-            f"{got.unchanged} already there"]
+    return [(f"published '{list_name}' to {got.room_id}: {got.added} rules sent, {got.redacted} redacted, "
+             f"{got.unchanged} already there")]

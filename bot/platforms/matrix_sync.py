@@ -64,7 +64,8 @@ def sync_filter(me: str) -> dict:
 def kind_of(source: dict) -> tuple[object, object]:
     """(type, membership) of an event; membership None unless it is a member event."""
     content = source.get("content")
-    membership = content.get("membership") if isinstance(content, dict) and source.get("type") == "m.room.member" else None
+    member = isinstance(content, dict) and source.get("type") == "m.room.member"
+    membership = content.get("membership") if member else None
     return source.get("type"), membership
 
 

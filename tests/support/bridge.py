@@ -26,19 +26,20 @@ class PuppetBridge:
         self.service = synapse.bridge
         self.bot_id = synapse.user_id(self.service.sender_localpart)
 
-    async def _call(self, method: str, path: str, body: Any = None, *, as_user: str | None = None, data: bytes | None = None,
-                    content_type: str | None = None) -> dict:
+    async def _call(self, method: str, path: str, body: Any = None, *, as_user: str | None = None,
+                    data: bytes | None = None, content_type: str | None = None) -> dict:
         params = {"user_id": as_user} if as_user else {}
         headers = {"Authorization": f"Bearer {self.service.as_token}"}
         if content_type:
             headers["Content-Type"] = content_type
-        async with aiohttp.ClientSession() as http:
-            async with http.request(method, self.synapse.base_url + path, params=params, headers=headers,
-                                    json=body if data is None else None, data=data) as reply:
-                got = await reply.json(content_type=None)
-                if reply.status != 200:
-                    raise AssertionError(f"bridge {method} {path}: {reply.status} {got}")
-                return got
+        async with aiohttp.ClientSession() as http, http.request(
+            method, self.synapse.base_url + path, params=params, headers=headers,
+            json=body if data is None else None, data=data,
+        ) as reply:
+            got = await reply.json(content_type=None)
+            if reply.status != 200:
+                raise AssertionError(f"bridge {method} {path}: {reply.status} {got}")
+            return got
 
     async def puppet(self, number: str, name: str | None = None) -> str:
         """Registers the puppet of a WhatsApp number (mautrix-whatsapp's default template whatsapp_{number})."""
@@ -53,7 +54,8 @@ class PuppetBridge:
         await self._call("POST", f"/_matrix/client/v3/join/{quote(room_id)}", {}, as_user=user_id)
 
     async def send_image(self, user_id: str, room_id: str, data: bytes, mimetype: str = "image/jpeg") -> str:
-        uploaded = await self._call("POST", "/_matrix/media/v3/upload", as_user=user_id, data=data, content_type=mimetype)
+        uploaded = await self._call("POST", "/_matrix/media/v3/upload", as_user=user_id, data=data,
+                                    content_type=mimetype)
         content = {"msgtype": "m.image", "body": "image.jpg", "url": uploaded["content_uri"],
                    "info": {"mimetype": mimetype, "size": len(data)}}
         txn = secrets.token_hex(8)

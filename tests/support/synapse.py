@@ -139,7 +139,9 @@ class Synapse:
         self.process: subprocess.Popen[bytes] | None = None
         self._admin: RegisteredUser | None = None
         # an application service standing in for mautrix-whatsapp: its puppets are @whatsapp_<number>
-        self.bridge = AppService("whatsapp", secrets.token_hex(16), secrets.token_hex(16), "whatsappbot", "@whatsapp_.*")
+        self.bridge = AppService(
+            "whatsapp", secrets.token_hex(16), secrets.token_hex(16), "whatsappbot", "@whatsapp_.*"
+        )
 
     # --- paths and addresses ---------------------------------------------------------------
 
