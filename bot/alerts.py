@@ -25,6 +25,7 @@ from bot.guidance.resources import REGIONS, Resource, Resources
 from bot.i18n import N_, Translator
 from detectors.errors import BadAlertFacts
 
+BRIDGED_NETWORKS = ("", "whatsapp")  # networks a Matrix bridge may bring senders from (bot.platforms.matrix_bridges)
 FINDING_KINDS = ("nudity", "nsfw", "hash", "derived", "provenance", "unscannable")
 OUTCOMES = ("deleted", "review", "reported", "delete_failed", "not_checked")
 FAILURES = ("too_old", "no_right", "error")
@@ -129,10 +130,12 @@ class AlertFacts:
     media_left: tuple[str, ...] = ()  # Matrix: files (mxc URIs) still on the homeserver after the redaction
     sender_kind: str = "user"  # or a chat posting as itself: bot.events.SENDER_KINDS
     picture: str = ""  # where in the message: "" its file, "thumb", "cover", "quoted" (a quoted message's)
+    bridged: str = ""  # Matrix: the network of a sender bridged into the room ("whatsapp"), "" if none
 
     def __post_init__(self) -> None:
         _one_of("AlertFacts.sender_kind", self.sender_kind, SENDER_KINDS)
         _one_of("AlertFacts.picture", self.picture, ("", *PICTURE_ROLES))
+        _one_of("AlertFacts.bridged", self.bridged, BRIDGED_NETWORKS)
         _one_of("AlertFacts.platform", self.platform, PLATFORMS)
         _one_of("AlertFacts.outcome", self.outcome, OUTCOMES)
         _one_of("AlertFacts.sender_action", self.sender_action, SENDER_ACTIONS)
@@ -433,6 +436,16 @@ def _media_left(w: _Writer, f: AlertFacts) -> _Line | None:
         return None
     return w.gettext(
         "The message is hidden, but the file stays on the Matrix server until its admin deletes it (see the details)."
+    )
+
+
+def _bridged(w: _Writer, f: AlertFacts) -> _Line | None:
+    if f.bridged != "whatsapp":
+        return None
+    return w.gettext(
+        "The sender is a WhatsApp user bridged into this room. The removal reaches WhatsApp only if the bridge's "
+        "WhatsApp account is an admin of the WhatsApp group; if it is not, the WhatsApp group's admins must delete "
+        "the message in WhatsApp and remove the sender there."
     )
 
 
@@ -760,7 +773,7 @@ def render_alert(facts: AlertFacts, translator: Translator, resources: Resources
     lines: list[_Line | None] = [_bold(_headline(w, facts, _group(facts)))]
     if facts.dry_run:
         lines.append(w.gettext("Nothing was changed in the group: this only shows what Vigil would have done."))
-    lines += [_media_left(w, facts), _what(w, facts), _picture(w, facts), _sender_done(w, facts)]
+    lines += [_media_left(w, facts), _bridged(w, facts), _what(w, facts), _picture(w, facts), _sender_done(w, facts)]
     lines += _urgent(w, facts)
     lines += [()] + _do_now(w, facts, resources)
     return _render([x for x in lines if x is not None])

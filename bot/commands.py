@@ -322,6 +322,18 @@ class Commands:
             lines.append(t.gettext("none yet: /block or /allow (reply to an image) starts this group's lists"))
         await self._say(cmd.chat, "\n".join(lines))
 
+    async def cmd_policy(self, cmd, args, t, settings) -> None:
+        """Matrix policy rooms, answered by the Matrix adapter (English: its texts are not in the catalogs yet)."""
+        policy = getattr(self.core.platforms[cmd.chat.platform], "policy", None)
+        if policy is None:
+            await self._say(cmd.chat, "Policy rooms are a Matrix feature. A group here can still follow a policy "
+                                      "room's list: the operator runs `vigil hash follow policy:#room:server "
+                                      "--group ...`.")
+            return
+        answer = await policy.command(cmd.chat.chat_id, list(args))
+        await self._audit_command(cmd.chat, cmd.sender.user_id, ("policy " + " ".join(args))[:300])
+        await self._say(cmd.chat, answer)
+
     # --- private chat ------------------------------------------------------------------
 
     async def private(self, cmd: CommandIssued) -> None:

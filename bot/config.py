@@ -92,6 +92,8 @@ class MatrixConfig:
     mute_check_interval: int = 60  # seconds between checks for timed mutes that have run out
     download_deadline: float = 30.0  # seconds all downloads of one picture (retries included) may take
     undecryptable_notice_after: int = 60  # seconds an event may stay undecryptable before moderators are told
+    # policy rooms the instance follows (aliases or room ids): their image-hash rules become instance lists
+    policy_rooms: tuple[str, ...] = ()
 
     @property
     def server_name(self) -> str:
@@ -372,6 +374,9 @@ _MATRIX_USER = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]:]+$")
 _MATRIX_SERVER = re.compile(r"^:?[A-Za-z0-9.\-\[\]]+(:\d+)?$")
 
 
+_POLICY_ROOM = re.compile(r"[#!][^\s:]{1,200}:[A-Za-z0-9.\-\[\]:]{1,250}")
+
+
 def _inviter(v: Any) -> str | None:
     if not isinstance(v, str) or not (v == "*" or _MATRIX_USER.match(v) or _MATRIX_SERVER.match(v)):
         return f"{v!r} is neither a user id like @alice:example.org, a server name like example.org, nor \"*\""
@@ -389,6 +394,11 @@ def _matrix(root: _Table, env: Mapping[str, str]) -> MatrixConfig:
     for i, entry in enumerate(invite_from):
         if problem := _inviter(entry):
             raise ConfigError(t.key(f"invite_from[{i}]"), problem, "list user ids and server names, e.g. [\"@alice:example.org\", \"example.org\"]")
+    policy_rooms = t.get("policy_rooms", list, [])
+    for i, entry in enumerate(policy_rooms):
+        if not isinstance(entry, str) or not _POLICY_ROOM.fullmatch(entry):
+            raise ConfigError(t.key(f"policy_rooms[{i}]"), f"{entry!r} is not a room alias or id",
+                              "list aliases and room ids, e.g. [\"#bans:example.org\", \"!abc:example.org\"]")
     cfg = MatrixConfig(
         enabled=t.get("enabled", bool, bool(password or token)),
         homeserver=t.get("homeserver", str, d.homeserver).rstrip("/"),
@@ -398,6 +408,7 @@ def _matrix(root: _Table, env: Mapping[str, str]) -> MatrixConfig:
         admin_token=admin_token,
         device_name=t.get("device_name", str, d.device_name, lambda v: None if v.strip() else "must not be empty"),
         invite_from=tuple(e.lstrip(":") if not e.startswith("@") else e for e in invite_from),
+        policy_rooms=tuple(policy_rooms),
         sync_timeout=t.get("sync_timeout", int, d.sync_timeout, _between(0, 120)),
         mute_check_interval=t.get("mute_check_interval", int, d.mute_check_interval, _between(1, 86400)),
         download_deadline=t.get("download_deadline", float, d.download_deadline, _between(1, 600)),

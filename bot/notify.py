@@ -119,6 +119,7 @@ class Notifier:
         s = event.sender
         platform = self.core.platforms.get(event.chat.platform)
         left = getattr(platform, "media_left", None)  # Matrix: files a redaction left on the homeserver
+        bridged = getattr(platform, "bridged", None)  # Matrix: a person of another network, through a bridge
         return AlertFacts(
             platform=event.chat.platform,
             group_title=event.chat.title or event.chat.chat_id,
@@ -139,6 +140,7 @@ class Notifier:
             media_left=tuple(left(event.message_id)) if left is not None and outcome.deleted else (),
             sender_kind=s.kind,
             picture=picture_role(event.variant),
+            bridged=bridged(event.chat.chat_id, s.user_id) if bridged is not None else "",
         )
 
     @staticmethod

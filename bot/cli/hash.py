@@ -13,6 +13,7 @@ no longer matched) within seconds, without a restart.
     vigil hash lists
     vigil hash follow NAME --group PLATFORM:CHAT_ID   (and unfollow)
     vigil hash delete-list NAME --yes
+    vigil hash publish NAME --room #room:server   (MSC4113 image-hash rules in a Matrix policy room)
 
 File formats:
 * ``te``: python-threatexchange's local file exchange, one signal a line: ``pdq <64 hex
@@ -102,6 +103,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         c = command(verb, f"make a group {verb} an instance list", follow if verb == "follow" else unfollow)
         c.add_argument("list_name", metavar="NAME")
         c.add_argument("--group", required=True, metavar="PLATFORM:CHAT_ID", help="e.g. telegram:-1001234567890")
+
+    c = command("publish", "publish a block list's PDQ hashes to a Matrix policy room (removed entries are redacted)",
+                publish)
+    c.add_argument("list_name", metavar="NAME")
+    c.add_argument("--room", required=True, metavar="#ROOM:SERVER",
+                   help="the policy room (alias or id) Vigil's account may write to")
 
     c = command("delete-list", "delete a list and all its entries", delete_list)
     c.add_argument("list_name", metavar="NAME")
@@ -458,4 +465,19 @@ async def delete_list(store: Any, config: Any, args: argparse.Namespace, out: Te
         return 1
     await store.delete_list(lst.id)
     print(f"deleted '{lst.name}' and its {size} entries", file=out)
+    return 0
+
+
+async def publish(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.platforms.matrix_publish import PublishFailed, summary
+    from bot.platforms.matrix_publish import publish as publish_list
+
+    if not config.matrix.user_id or not config.matrix.homeserver:
+        raise CliError("set [matrix] homeserver and user_id (and the account's secret in the environment)")
+    try:
+        got = await publish_list(config.matrix, config.data_dir / "matrix", store, args.list_name, args.room)
+    except PublishFailed as exc:
+        raise CliError(str(exc)) from None
+    for line in summary(got, args.list_name):
+        print(line, file=out)
     return 0

@@ -37,11 +37,13 @@ from bot.events import ButtonPressed, ChatRef, MediaPosted
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import OutgoingMessage, Rights
 from bot.platforms.errors import MediaTooLarge, MessageGone, MissingRight, PlatformError, Transient
+from bot.platforms.matrix_bridges import BridgeBook
 from bot.platforms.matrix_direct import DirectRooms, RawApi
 from bot.platforms.matrix_errors import call, check
 from bot.platforms.matrix_events import mxcs_of, render
 from bot.platforms.matrix_media import MediaFetcher, decrypt
 from bot.platforms.matrix_memory import CACHE, Lru, Related
+from bot.platforms.matrix_policy_rooms import PolicyRooms
 from bot.platforms.matrix_power import RoomPower, room_power
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
@@ -108,6 +110,8 @@ class MatrixPlatform(MatrixIntake):
         self._lifter: asyncio.Task[None] | None = None
         self._offers: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
         self._offerer: asyncio.Task[None] | None = None
+        self.policy = PolicyRooms(self)
+        self.bridges = BridgeBook()
 
     @property
     def me(self) -> str:
@@ -121,11 +125,17 @@ class MatrixPlatform(MatrixIntake):
         self.media = MediaFetcher(self.http, self.config.homeserver, self.config.download_deadline)
         await log_in(self.client, self.config, self.directory)
         await self.direct.load()
+        await self.policy.load()
         self._stopping.clear()
         self._syncer = asyncio.create_task(self._sync_loop(), name="vigil-matrix-sync")
         self._lifter = asyncio.create_task(self._lift_mutes(), name="vigil-matrix-mutes")
         self._offerer = asyncio.create_task(self._offer_reactions(), name="vigil-matrix-reactions")
+        self._spawn(self._follow_policy_rooms(), "following the policy rooms")
         log.info("matrix: syncing as %s (device %s)", self.me, self.client.device_id)
+
+    async def _follow_policy_rooms(self) -> None:
+        await self._ready.wait()
+        await self.policy.start(self.config.policy_rooms)
 
     async def stop(self) -> None:
         """Stop taking events; calls out (alerts, redactions) keep working until ``close``."""
@@ -475,6 +485,10 @@ class MatrixPlatform(MatrixIntake):
                 await self.store.set_contact(NAME, user_id, can_dm=True, display_name=power.members.get(user_id, ""))
             self._contacts_known.add(user_id)
         return moderators
+
+    def bridged(self, chat_id: str, user_id: str) -> str:
+        """The network of a sender bridged into the room (e.g. "whatsapp"), or ""."""
+        return self.bridges.network(chat_id, user_id)
 
     async def owner(self, chat_id: str) -> str | None:
         return (await self._power(chat_id)).owner

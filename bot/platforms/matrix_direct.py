@@ -8,6 +8,7 @@ unreachable until they write to Vigil again, as someone who blocked a bot on Tel
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any, Callable
 from urllib.parse import quote
@@ -32,18 +33,27 @@ class RawApi:
         self.homeserver = homeserver.rstrip("/")
         self._session, self._token = session, token
 
-    async def __call__(self, method: str, path: str, body: Any = None, *, what: str = "") -> dict:
+    async def __call__(
+        self, method: str, path: str, body: Any = None, *, what: str = "", expect: type = dict, limit: int | None = None
+    ) -> Any:
+        """The reply's JSON (``expect``: dict or list); ``limit``: the most bytes read, beyond which it is refused."""
         session = self._session()
         assert session is not None, "the platform is not started"
         headers = {"Authorization": f"Bearer {self._token()}"}
         try:
             async with session.request(method, self.homeserver + path, headers=headers, json=body) as reply:
                 try:
-                    data = await reply.json(content_type=None)
+                    if limit is None:
+                        data = await reply.json(content_type=None)
+                    else:
+                        raw = await reply.content.read(limit + 1)
+                        if len(raw) > limit:
+                            raise PlatformError(f"{what or path}: the answer is larger than {limit} bytes")
+                        data = json.loads(raw)
                 except ValueError:
                     data = {}
                 if reply.status == 200:
-                    return data if isinstance(data, dict) else {}
+                    return data if isinstance(data, expect) else expect()
                 raise translate(data if isinstance(data, dict) else {}, what or path, status=reply.status)
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
             raise Transient(f"{what or path}: {type(exc).__name__} {exc}".strip()) from None

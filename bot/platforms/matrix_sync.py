@@ -61,6 +61,14 @@ def sync_filter(me: str) -> dict:
     }
 
 
+def kind_of(source: dict) -> tuple[object, object]:
+    """(type, membership) of an event; membership None unless it is a member event."""
+    content = source.get("content")
+    member = isinstance(content, dict) and source.get("type") == "m.room.member"
+    membership = content.get("membership") if member else None
+    return source.get("type"), membership
+
+
 def _as_megolm(event: Any) -> Any:
     """An encrypted event matrix-nio could not read for want of a timestamp, read again with one.
 
@@ -180,6 +188,9 @@ class MatrixIntake:
                 continue
             if info.state:
                 self._invalidate(room_id)
+                for state in info.state:
+                    if isinstance(getattr(state, "source", None), dict):
+                        self.bridges.note(room_id, state.source)
             events = list(info.timeline.events)
             if info.timeline.limited and since:
                 events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
@@ -298,8 +309,16 @@ class MatrixIntake:
         """One valid event (ids checked by ``matrix_bounds``): pictures now, everything else after the sync."""
         if "state_key" in source:
             self._invalidate(room_id)
+            self.bridges.note(room_id, source)
         sender = source["sender"]
         event_id = source["event_id"]
+        if room_id in self.policy.rooms:
+            if self.policy.wants(room_id, source):
+                self.policy.changed(room_id)  # read the rules again from the room's state: nothing to replay
+            return  # Vigil only reads a policy room: it does not moderate it, nor take commands there
+        if kind_of(source) == ("m.room.member", "join") and self.policy.bans.active:
+            joined = partial(self.policy.bans.enforce, room_id, source["state_key"])
+            self._after_sync(event_id, joined, "checking a new member against the policy rooms' ban rules")
         if sender == self.me:
             return
         if (source.get("unsigned") or {}).get("redacted_because"):

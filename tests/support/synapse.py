@@ -101,6 +101,24 @@ def _signing_key_line() -> str:
     return f"ed25519 a_{secrets.token_hex(2)} {seed}\n"
 
 
+@dataclass(frozen=True)
+class AppService:
+    """An application-service registration (as a bridge has): no URL, so Synapse pushes it nothing."""
+
+    id: str
+    as_token: str
+    hs_token: str
+    sender_localpart: str
+    users: str  # the regex of its puppets' user ids
+
+    def registration(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "url": None, "as_token": self.as_token, "hs_token": self.hs_token,
+            "sender_localpart": self.sender_localpart, "rate_limited": False,
+            "namespaces": {"users": [{"exclusive": True, "regex": self.users}], "aliases": [], "rooms": []},
+        }
+
+
 class Synapse:
     """One Synapse process with its config, database, media store and logs under ``workdir``."""
 
@@ -120,6 +138,10 @@ class Synapse:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._admin: RegisteredUser | None = None
+        # an application service standing in for mautrix-whatsapp: its puppets are @whatsapp_<number>
+        self.bridge = AppService(
+            "whatsapp", secrets.token_hex(16), secrets.token_hex(16), "whatsappbot", "@whatsapp_.*"
+        )
 
     # --- paths and addresses ---------------------------------------------------------------
 
@@ -197,6 +219,7 @@ class Synapse:
             "federation_domain_whitelist": [],
             "trusted_key_servers": [],
             "suppress_key_server_warning": True,
+            "app_service_config_files": [str(self.workdir / "whatsapp-registration.yaml")],
             **_RATE_LIMITS,
         }
         config.update(self.extra_config)
@@ -223,6 +246,7 @@ class Synapse:
         self.media_store.mkdir(exist_ok=True)
         (self.workdir / "signing.key").write_text(_signing_key_line())
         (self.workdir / "log_config.yaml").write_text(json.dumps(self._log_config(), indent=1))
+        (self.workdir / "whatsapp-registration.yaml").write_text(json.dumps(self.bridge.registration(), indent=1))
         self.config_path.write_text(json.dumps(self.config(), indent=1))
 
     # --- life cycle ----------------------------------------------------------------------------
