@@ -8,6 +8,7 @@ import asyncio
 import io
 import os
 import stat
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +199,13 @@ async def _seed_sqlite(path: Path) -> None:
         done = await s.enqueue_work(T, "-100", "55", {"variant": "", "media": {"file_id": "F"}})
         await s.finish_work(done)
         await s.enqueue_work(T, "-100", "56", {"variant": "edit:2", "media": {"file_id": "G"}})
+        # the scheduler's columns: an item waiting for its retry, one given up
+        deferred = await s.enqueue_work(T, "-100", "57", {"variant": "", "media": {"file_id": "H"}})
+        await s.start_work(deferred)
+        await s.defer_work(deferred, "Transient: try later", datetime(2030, 1, 1, 12, 30, tzinfo=timezone.utc))
+        given_up = await s.enqueue_work(T, "-100", "58", {"variant": "", "media": {"file_id": "I"}})
+        await s.start_work(given_up)
+        await s.give_up_work(given_up, "killed")
         act = await s.record_action(T, "-100", "55", "mute", {"user": "7"})
         await s.action_done(act.id)
         await s.record_action(T, "-100", "56", "delete")
@@ -227,7 +235,9 @@ async def _everything(s) -> dict:
         "audit": await s.audit_for_group(T, "-100"),
         "reviews": await s.get_review(1),
         "alerts": await s.alerts_for(1),
-        "work": [await s.work_item(i) for i in (1, 2)],
+        "work": [await s.work_item(i) for i in (1, 2, 3, 4)],
+        "due": await s.next_work(T, "-100", datetime(2030, 1, 1, tzinfo=timezone.utc)),
+        "chats": await s.pending_chats(),
         "actions": [await s.get_action(i) for i in (1, 2)],
         "state": await s.get_state("telegram:offset"),
         "owners": await s.protected_owners(),

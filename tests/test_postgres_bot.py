@@ -72,7 +72,8 @@ async def test_the_bot_moderates_with_its_store_on_postgresql(emu, tmp_path, mar
         nude = emu.post_photo(chat, member, jpeg(add_marker(photos["astronaut"])))
         await emu.wait_for(lambda: not any(m["message_id"] == nude for m in emu.messages_in(chat)), timeout=30)
         await checked(app, chat, 2)
-        alerted = [u for u in (owner, admin) for m in emu.sent_to(u) if "export:" in str(m.get("reply_markup"))]
+        # an alert's first message carries the details button (the evidence record comes on request)
+        alerted = [u for u in (owner, admin) for m in emu.sent_to(u) if "details:" in str(m.get("reply_markup"))]
         assert sorted(alerted) == sorted([owner, admin])  # one alert each
 
         # the operator blocks an image from the command line while the bot runs
@@ -89,3 +90,5 @@ async def test_the_bot_moderates_with_its_store_on_postgresql(emu, tmp_path, mar
     with psycopg.connect(postgres_url) as c:
         assert c.execute("SELECT count(*) FROM audit WHERE kind = 'scan'").fetchone() == (3,)
         assert c.execute("SELECT count(*) FROM actions WHERE action = 'delete' AND state = 'done'").fetchone() == (2,)
+        # every attempt ended: one counted each, no claim left on an item
+        assert c.execute("SELECT attempts, taken_by, gave_up FROM work").fetchall() == [(1, None, False)] * 3

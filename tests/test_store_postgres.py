@@ -3,6 +3,7 @@ pool, against the real server the suite starts. The shared behaviour is in tests
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -155,3 +156,35 @@ async def test_list_changes_are_numbered_in_commit_order(postgres_url: str) -> N
             entry = await second
         changes = await store.list_changes_since(start)
         assert [c.entry_id for c in changes] == [entry.id - 1, entry.id]
+
+
+# --- several processes on one inbox -----------------------------------------------------------
+
+
+async def test_two_processes_never_take_the_same_item_and_a_dead_ones_claim_lapses(postgres_url: str) -> None:
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    async with await PostgresStore.open(postgres_url) as a, await PostgresStore.open(postgres_url) as b:
+        first = await a.enqueue_work("telegram", "g", 1, {"variant": ""})
+        second = await a.enqueue_work("telegram", "g", 2, {"variant": ""})
+        item, _ = await a.next_work("telegram", "g", now)
+        assert item.id == first and await a.start_work(first) == 1
+        # b sees the chat held: no item (not even the next one: the chat's order holds), a time to look again
+        held, again = await b.next_work("telegram", "g", now)
+        assert held is None and again is not None and datetime.fromisoformat(again) > now
+        assert await b.start_work(first) is None
+        assert (await a.work_item(first)).attempts == 1  # b's try counted nothing
+        assert await a.finish_work(first) is True
+        item, _ = await b.next_work("telegram", "g", now)
+        assert item.id == second and await b.start_work(second) == 1
+        # both racing for the same fresh items: exactly one gets each
+        ids = [await a.enqueue_work("telegram", "race", m, {"variant": ""}) for m in range(20)]
+        got = await asyncio.gather(*(s.start_work(i) for i in ids for s in (a, b)))
+        assert [sorted(got[2 * k: 2 * k + 2], key=str) for k in range(len(ids))] == [[1, None]] * len(ids)
+    # b's process is gone (its connections closed, its claims not cleared): another takes its item at once
+    async with await PostgresStore.open(postgres_url) as c:
+        assert query(postgres_url, "SELECT taken_by IS NOT NULL FROM work WHERE id = %s", (second,)) == [(True,)]
+        item, later = await c.next_work("telegram", "g", now)
+        assert (item.id, later) == (second, None)
+        assert await c.start_work(second) == 2  # the dead attempt still counts

@@ -322,6 +322,33 @@ class WorkStore(Protocol):
         """Marks the item handled and drops its payload; True the first time."""
         ...
 
+    async def start_work(self, work_id: int) -> int | None:
+        """Counts an attempt as it starts (a crash during it still counts); returns the attempts
+        so far including this one, or None when the item is finished or unknown (PostgreSQL: or
+        another process is handling it)."""
+        ...
+
+    async def release_work(self, work_id: int) -> None:
+        """Takes back the attempt of a run that a clean stop interrupted (it is not the item's fault)."""
+        ...
+
+    async def defer_work(self, work_id: int, error: object, not_before: datetime) -> None:
+        """A failed attempt (already counted by ``start_work``): the item waits until ``not_before``."""
+        ...
+
+    async def give_up_work(self, work_id: int, error: object) -> bool:
+        """Finishes an item without a check (too many attempts); True the first time."""
+        ...
+
+    async def next_work(self, platform: str, chat_id: str | int, now: datetime) -> tuple[WorkItem | None, str | None]:
+        """The chat's oldest unfinished item that is due at ``now``, and when the next deferred
+        one is due (None: nothing is waiting for a retry time)."""
+        ...
+
+    async def pending_chats(self) -> list[tuple[str, str]]:
+        """(platform, chat) pairs with unfinished work, the chat with the oldest item first."""
+        ...
+
     async def fail_work(self, work_id: int, error: object) -> int:
         """Counts a failed attempt (the item stays pending); returns the number of attempts so far."""
         ...

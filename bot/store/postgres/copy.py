@@ -36,6 +36,8 @@ TABLES = (
     "protected_owners",
     "protected_photos",
 )
+# columns PostgreSQL has and SQLite has not: they take their default in the copy
+PG_ONLY = {"work": {"taken_by"}}  # a process's claim on an item: none in a stopped install
 WITH_IDS = ("lists", "entries", "audit", "reviews", "alerts", "work", "actions", "protected_owners", "protected_photos")
 BATCH = 5000
 
@@ -67,6 +69,7 @@ async def _copy(
                     f"migrate-store copies into an empty database only: create a new one"
                 )
         for table in TABLES:
+            pg_only = PG_ONLY.get(table, set())
             pg_columns = [
                 r["column_name"]
                 for r in await fetchall(
@@ -75,6 +78,7 @@ async def _copy(
                     " AND table_schema = current_schema() ORDER BY ordinal_position",
                     (table,),
                 )
+                if r["column_name"] not in pg_only
             ]
             sqlite_columns = [
                 r[1] for r in await asyncio.to_thread(lambda: src.execute(f"PRAGMA table_info({table})").fetchall())

@@ -8,7 +8,9 @@ text (``checks.timestamp``), so records are the same on both backends.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from bot.store.urls import redacted
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 7367447965300000  # advisory lock: one process migrates at a time
+CLAIM_LOCK = 73674479  # advisory lock (CLAIM_LOCK, token): the token's claims on work items count
 CONNECT_TIMEOUT = 10  # seconds
 DEFAULT_POOL = (1, 10)  # connections kept open, at most
 
@@ -66,6 +69,9 @@ class PgDatabase:
         self.shown = redacted(url)  # what messages and logs may show
         self._clock = clock
         self._closed = False
+        self._claims: AsyncConnection[Any] | None = None  # holds this process's claim lock
+        self._claim_token = 0
+        self._claim_guard = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -128,6 +134,37 @@ class PgDatabase:
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
 
+    async def claim_token(self) -> int:
+        """This process's token for claiming work items (``work.taken_by``). It counts while this
+        process holds the session advisory lock (CLAIM_LOCK, token) on a connection of its own,
+        opened at first use: when the process dies the connection goes, and with it the claims.
+        A broken connection is replaced, with a new token (the old one's claims lapse)."""
+        async with self._claim_guard:
+            conn = self._claims
+            if conn is not None:
+                try:
+                    await conn.execute("SELECT 1")  # alive: our lock, and so our claims, still hold
+                    return self._claim_token
+                except psycopg.Error:
+                    await conn.close()
+                    self._claims = None
+                    log.warning("store: the connection holding this process's work claims broke; new token")
+            conn = None
+            try:
+                conn = await AsyncConnection.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+                while True:  # random tokens: another process may hold the one drawn
+                    token = secrets.randbelow(2**31 - 1) + 1
+                    cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (CLAIM_LOCK, token))
+                    got = await cur.fetchone()
+                    if got is not None and got[0]:
+                        break
+            except psycopg.Error as exc:
+                if conn is not None:
+                    await conn.close()
+                raise self._failed(exc) from exc
+            self._claims, self._claim_token = conn, token
+            return token
+
     def _failed(self, exc: psycopg.Error) -> StoreError:
         return StoreError(
             f"PostgreSQL at {self.shown}: {_first_line(exc)}. If it repeats, check that the server runs "
@@ -138,6 +175,8 @@ class PgDatabase:
         """Waits for the connections in use, then closes the pool; closing twice is harmless."""
         if not self._closed:
             self._closed = True
+            if self._claims is not None:
+                await self._claims.close()  # the claims lapse with it
             await self.pool.close()
 
 

@@ -152,6 +152,8 @@ def work(r: Row) -> WorkItem:
         last_error=r["last_error"],
         last_attempt_at=r["last_attempt_at"],
         finished_at=r["finished_at"],
+        not_before=r["not_before"],
+        gave_up=r["gave_up"],
     )
 
 

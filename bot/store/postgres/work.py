@@ -3,15 +3,26 @@ twin of bot/store/work.py."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
 from bot.store.postgres import rows
-from bot.store.postgres.db import PgDatabase, fetchall, fetchone, rowcount
+from bot.store.postgres.db import CLAIM_LOCK, PgDatabase, fetchall, fetchone, rowcount
 from bot.store.records import ActionRecord, PruneCounts, WorkItem
 from bot.store.work import MAX_PARAMS_JSON, MAX_PAYLOAD_JSON, MAX_STATE_KEY, MAX_STATE_VALUE, MAX_VARIANT, _error_text
+
+HELD_RECHECK = timedelta(seconds=5)  # a chat another process is handling is looked at again after this
+
+
+def _alive(token: str) -> str:
+    """SQL: the claim ``token`` (a column) still counts, its process holding the lock (CLAIM_LOCK, token)."""
+    return (
+        "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+        f" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        f" AND l.classid = {CLAIM_LOCK}::oid AND l.objid = {token}::oid AND l.objsubid = 2)"
+    )
 
 
 class PgWorkMixin:
@@ -71,11 +82,105 @@ class PgWorkMixin:
             return (
                 await rowcount(
                     c,
-                    "UPDATE work SET finished_at = %s, payload = '{}' WHERE id = %s AND finished_at IS NULL",
+                    "UPDATE work SET finished_at = %s, payload = '{}', taken_by = NULL"
+                    " WHERE id = %s AND finished_at IS NULL",
                     (self._db.now(), wid),
                 )
                 == 1
             )
+
+    # SQLite has one process, and its pipeline gives a chat to one worker at a time. Here several
+    # processes may share the inbox: start_work claims the item for this process (taken_by, under a
+    # row lock, skipping a row another process is claiming), the end of the attempt (finish, defer,
+    # give up, release) clears the claim, and a claim lapses the moment its process dies.
+
+    async def start_work(self, work_id: int) -> int | None:
+        """Counts an attempt as it starts (a crash during it still counts); returns the attempts
+        so far including this one, or None when the item is finished, unknown, or another process
+        is handling it."""
+        wid = checks.record_id("work_id", work_id)
+        me = await self._db.claim_token()
+        async with self._db.write() as c:
+            row = await fetchone(
+                c,
+                "WITH free AS (SELECT id FROM work WHERE id = %s AND finished_at IS NULL"
+                f" AND (taken_by IS NULL OR taken_by = %s OR NOT {_alive('taken_by')}) FOR UPDATE SKIP LOCKED)"
+                " UPDATE work SET attempts = attempts + 1, last_attempt_at = %s, not_before = NULL, taken_by = %s"
+                " FROM free WHERE work.id = free.id RETURNING attempts",
+                (wid, me, self._db.now(), me),
+            )
+        return None if row is None else int(row["attempts"])
+
+    async def release_work(self, work_id: int) -> None:
+        """Takes back the attempt of a run that a clean stop interrupted (it is not the item's fault)."""
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.write() as c:
+            await c.execute(
+                "UPDATE work SET attempts = greatest(0, attempts - 1), taken_by = NULL"
+                " WHERE id = %s AND finished_at IS NULL",
+                (wid,),
+            )
+
+    async def defer_work(self, work_id: int, error: object, not_before: datetime) -> None:
+        """A failed attempt (already counted by ``start_work``): the item waits until ``not_before``."""
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.write() as c:
+            await c.execute(
+                "UPDATE work SET last_error = %s, not_before = %s, taken_by = NULL"
+                " WHERE id = %s AND finished_at IS NULL",
+                (_error_text(error), checks.timestamp(not_before), wid),
+            )
+
+    async def give_up_work(self, work_id: int, error: object) -> bool:
+        """Finishes an item without a check (too many attempts); True the first time."""
+        wid = checks.record_id("work_id", work_id)
+        async with self._db.write() as c:
+            changed = await rowcount(
+                c,
+                "UPDATE work SET finished_at = %s, gave_up = true, payload = '{}', last_error = %s, taken_by = NULL"
+                " WHERE id = %s AND finished_at IS NULL",
+                (self._db.now(), _error_text(error), wid),
+            )
+        return changed == 1
+
+    async def next_work(self, platform: str, chat_id: str | int, now: datetime) -> tuple[WorkItem | None, str | None]:
+        """The chat's oldest unfinished item that is due at ``now``, and when the next deferred
+        one is due (None: nothing is waiting for a retry time). While another process handles one
+        of the chat's items: none, and a time to look again (the chat's order holds across processes)."""
+        p, cid, at = checks.platform(platform), checks.ident("chat_id", chat_id), checks.timestamp(now)
+        me = await self._db.claim_token()
+        async with self._db.read() as c:
+            held = await fetchone(
+                c,
+                "SELECT 1 AS held FROM work WHERE platform = %s AND chat_id = %s AND finished_at IS NULL"
+                f" AND taken_by <> %s AND {_alive('taken_by')} LIMIT 1",
+                (p, cid, me),
+            )
+            if held is not None:
+                return None, checks.timestamp(now + HELD_RECHECK)
+            row = await fetchone(
+                c,
+                "SELECT * FROM work WHERE platform = %s AND chat_id = %s AND finished_at IS NULL"
+                " AND (not_before IS NULL OR not_before <= %s) ORDER BY id LIMIT 1",
+                (p, cid, at),
+            )
+            later = await fetchone(
+                c,
+                "SELECT min(not_before) AS later FROM work WHERE platform = %s AND chat_id = %s"
+                " AND finished_at IS NULL AND not_before > %s",
+                (p, cid, at),
+            )
+        return (None if row is None else rows.work(row)), (None if later is None else later["later"])
+
+    async def pending_chats(self) -> list[tuple[str, str]]:
+        """(platform, chat) pairs with unfinished work, the chat with the oldest item first."""
+        async with self._db.read() as c:
+            found = await fetchall(
+                c,
+                "SELECT platform, chat_id, min(id) AS first FROM work WHERE finished_at IS NULL"
+                " GROUP BY platform, chat_id ORDER BY first",
+            )
+        return [(r["platform"], r["chat_id"]) for r in found]
 
     async def fail_work(self, work_id: int, error: object) -> int:
         """Counts a failed attempt (the item stays pending); returns the number of attempts so far."""

@@ -1,34 +1,28 @@
-"""The scheduler (bot/pipeline.py) over a real SQLite inbox: chats in turn, order within a chat,
-one item per chat in flight, retries when due, attempts counted at start."""
+"""The scheduler (bot/pipeline.py) over the inbox, on both backends: chats in turn, order within a
+chat, one item per chat in flight, retries when due, attempts counted at start; and the store
+methods it stands on (next_work, start_work, defer_work, release_work, give_up_work, pending_chats)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from bot.pipeline import Pipeline
-from bot.store import Store
+from bot.store.checks import timestamp
+from bot.store.records import WorkItem
 
 T = "telegram"
+M = "matrix"
 
 
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "vigil.sqlite3")
-    yield s
-    await s.close()
-
-
-async def enqueue(store: Store, chat: str, message: int) -> int:
+async def enqueue(store, chat: str, message: int) -> int:
     return await store.enqueue_work(T, chat, message, {"variant": ""})
 
 
 class Recorder:
     """A handler that records what it handles and finishes it; ``gate`` holds chosen chats."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store) -> None:
         self.store = store
         self.order: list[tuple[str, str]] = []
         self.running: dict[str, int] = {}
@@ -131,6 +125,9 @@ async def test_a_deferred_item_waits_for_its_time_and_later_items_go_first(store
     assert item is None
 
 
+# --- the store methods ---------------------------------------------------------------------
+
+
 async def test_start_work_counts_before_the_work_and_refuses_finished_items(store):
     wid = await enqueue(store, "g", 1)
     assert await store.start_work(wid) == 1
@@ -144,3 +141,68 @@ async def test_start_work_counts_before_the_work_and_refuses_finished_items(stor
     assert item.finished and item.gave_up and item.payload == {}
     assert await store.start_work(wid) is None
     assert await store.next_work(T, "g", datetime.now(timezone.utc)) == (None, None)
+
+
+async def test_next_work_is_the_chats_oldest_due_item_and_says_when_a_deferred_one_is_due(store, backend):
+    now = backend.clock.now
+    due = timestamp(now + timedelta(seconds=30))  # the store's time text
+    first, second = await enqueue(store, "g", 1), await enqueue(store, "g", 2)
+    other = await enqueue(store, "h", 1)
+    item, later = await store.next_work(T, "g", now)
+    assert (item.id, later) == (first, None)
+    assert await store.start_work(first) == 1
+    await store.defer_work(first, "Transient: " + "x" * 3000, now + timedelta(seconds=30))
+    waiting = await store.work_item(first)
+    assert waiting.not_before == due and len(waiting.last_error) == 2000
+    assert waiting.attempts == 1 and not waiting.finished
+    # the deferred item steps aside: the next one goes first, and the retry time is reported
+    item, later = await store.next_work(T, "g", now)
+    assert (item.id, later) == (second, due)
+    await store.start_work(second)
+    assert await store.finish_work(second) is True
+    assert await store.next_work(T, "g", now) == (None, due)
+    item, later = await store.next_work(T, "g", now + timedelta(seconds=30))  # due at its time
+    assert (item.id, later) == (first, None)
+    assert await store.start_work(first) == 2  # the retry time is cleared as the attempt starts
+    assert (await store.work_item(first)).not_before is None
+    assert (await store.next_work(T, "h", now))[0].id == other  # another chat's items are its own
+    assert await store.next_work(M, "g", now) == (None, None)  # and so are another platform's
+
+
+async def test_pending_chats_lists_each_chat_with_work_oldest_first(store):
+    await enqueue(store, "b", 1)
+    await enqueue(store, "a", 1)
+    await enqueue(store, "b", 2)
+    done = await store.enqueue_work(M, "!room:x", "$e", {"variant": ""})
+    assert await store.pending_chats() == [(T, "b"), (T, "a"), (M, "!room:x")]
+    await store.finish_work(done)
+    gone = (await store.next_work(T, "b", datetime.now(timezone.utc)))[0]
+    await store.give_up_work(gone.id, "too many attempts")
+    assert await store.pending_chats() == [(T, "a"), (T, "b")]  # b's oldest pending item is now 3
+
+
+async def test_release_takes_back_only_the_attempt_it_counted(store):
+    wid = await enqueue(store, "g", 1)
+    await store.release_work(wid)  # never started: stays at 0, never below
+    assert (await store.work_item(wid)).attempts == 0
+    assert await store.start_work(wid) == 1
+    assert await store.start_work(wid) == 2
+    await store.release_work(wid)
+    item = await store.work_item(wid)
+    assert isinstance(item, WorkItem) and item.attempts == 1 and not item.gave_up
+    await store.finish_work(wid)
+    await store.release_work(wid)  # finished: nothing changes
+    assert (await store.work_item(wid)).attempts == 1
+
+
+async def test_a_given_up_item_is_finished_with_its_reason_and_a_replay_is_not_redone(store):
+    wid = await enqueue(store, "g", 1)
+    await store.start_work(wid)
+    await store.defer_work(wid, "first failure", datetime(2024, 5, 1, 13, tzinfo=timezone.utc))
+    assert await store.give_up_work(wid, "ScanTimeout: 30 s") is True
+    item = await store.work_item(wid)
+    assert item.gave_up and item.finished and item.last_error == "ScanTimeout: 30 s" and item.payload == {}
+    assert await enqueue(store, "g", 1) == wid  # the same update again: the finished item
+    assert await store.pending_work() == [] and await store.pending_chats() == []
+    await store.defer_work(wid, "late", datetime(2024, 5, 2, tzinfo=timezone.utc))  # after the end: no change
+    assert (await store.work_item(wid)).last_error == "ScanTimeout: 30 s"
