@@ -18,6 +18,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import onnxruntime as ort
 
@@ -52,6 +53,7 @@ class LoadedModel:
 
 _lock = threading.Lock()
 _sessions: dict[tuple[str, int], LoadedModel] = {}
+_derived: dict[tuple[str, int, str, str], ort.InferenceSession | None] = {}
 
 
 def packaged_model_path(name: str) -> Path:
@@ -155,6 +157,37 @@ def _load(name: str, path: Path, opts: ort.SessionOptions, threads: int, expecte
     return LoadedModel(name, path, actual, threads, session)
 
 
+def derived_session(
+    model: LoadedModel, variant: str, build: Callable[[bytes], bytes | None]
+) -> ort.InferenceSession | None:
+    """A session for a graph derived from a loaded model's verified bytes, once per process.
+
+    ``build(bytes)`` makes the derived ONNX graph (e.g. one stage of the model), or None
+    when the model does not have the shape the variant needs (then None is returned, and
+    remembered). It runs on the bytes whose SHA-256 the model was loaded with, re-read and
+    checked again, so a file replaced since cannot slip in. Cached per (file, threads, variant).
+    """
+    key = (os.path.realpath(model.path), model.threads, variant, model.sha256)
+    with _lock:
+        if key not in _derived:
+            try:
+                data = model.path.read_bytes()
+            except OSError as exc:
+                raise ModelInvalid(
+                    model.name, str(model.path), f"it cannot be read ({exc.strerror or exc}); check its permissions"
+                ) from exc
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != model.sha256:
+                raise ModelChecksumMismatch(model.name, str(model.path), model.sha256, actual)
+            graph = build(data)
+            opts = session_options(model.threads)
+            _derived[key] = (
+                None if graph is None
+                else ort.InferenceSession(graph, sess_options=opts, providers=["CPUExecutionProvider"])
+            )
+        return _derived[key]
+
+
 def loaded_models() -> tuple[LoadedModel, ...]:
     """Sessions loaded so far in this process (for status output and tests)."""
     with _lock:
@@ -165,3 +198,4 @@ def forget_sessions() -> None:
     """Drop every cached session (tests; a config reload that changed model files)."""
     with _lock:
         _sessions.clear()
+        _derived.clear()

@@ -3,19 +3,32 @@
 Matches nudenet 3.4.2's ``NudeDetector.detect`` (pad right/bottom to a square,
 bilinear resize, /255, candidate filter, clip, class-agnostic NMS) but runs on
 batches, vectorised in numpy, and never imports nudenet.
+
+Screening (``screen_batch``): the model runs in two stages (``detectors.headsplit``):
+class scores first, then boxes only for the images where a class that counts scored
+above the NMS floor somewhere. Decision: an image in which no row gives any class that
+counts a score above ``NMS_SCORE`` cannot hold a detection of such a class (a detection
+is a row whose best class scores above that floor, labelled with that class), so no
+threshold, review band or sensitivity can turn it into a hit, and its boxes are not
+computed. This is a proof, not an estimate: for every other image both stages together
+are the original graph and give its exact output (checked bit for bit when the detector
+is built). What is lost on a screened image is only the list of detections of classes
+that never count (faces, feet, covered parts): they are not computed.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import cv2
 import numpy as np
 
+from detectors import headsplit
 from detectors.errors import ModelInvalid, UnsupportedFormat
-from detectors.models import load_model
+from detectors.models import derived_session, load_model
 from detectors.settings import NUDENET_CLASSES, ModelSource
 
 CANDIDATE_SCORE = 0.2  # rows below this never become candidates (as nudenet)
@@ -26,6 +39,9 @@ DEFAULT_INPUT_SIZE = 320
 MAX_BATCH = 8  # larger batches gain little on small CPUs and cost memory
 
 _OUTPUT_ROWS = 4 + len(NUDENET_CLASSES)
+# A class logit at or below this cannot become a detection: the sigmoid of it is below
+# NMS_SCORE with a margin (1e-3 in logit, about 2e-4 in score) far above any float error.
+SCREEN_LOGIT = math.log(NMS_SCORE / (1 - NMS_SCORE)) - 1e-3
 
 
 @dataclass(frozen=True)
@@ -112,6 +128,51 @@ class NudityDetector:
         if self.input_size < 32 or self.input_size % 32:
             raise ModelInvalid("nudity", path, f"input size {self.input_size} is not a positive multiple of 32")
         self._bgr = channels == "bgr"
+        self._stages = self._head_stages()
+
+    def _head_stages(self):
+        """The screen and boxes sessions when the model splits at a YOLOv8 head and the two
+        stages give the whole graph's output bit for bit; else None (no screening)."""
+        classes = len(NUDENET_CLASSES)
+        try:
+            screen = derived_session(self._model, "screen", lambda b: headsplit.screen_graph(b, classes))
+            boxes = derived_session(self._model, "boxes", lambda b: headsplit.boxes_graph(b, classes))
+        except ModelInvalid:
+            raise
+        except Exception:  # onnx or onnxruntime refusing the derived graph: run the whole model
+            return None
+        if screen is None or boxes is None:
+            return None
+        meta = screen.get_modelmeta().custom_metadata_map
+        logits = meta[headsplit.META_CLASS_LOGITS].split("\n")
+        features = meta[headsplit.META_FEATURES].split("\n")
+        stages = (screen, boxes, logits, features)
+        probe = np.random.default_rng(0).random((1, 3, self.input_size, self.input_size), dtype=np.float32)
+        (whole,) = self._model.session.run([self._output_name], {self._input_name: probe})
+        cls, feats = self._run_stages(stages, probe)
+        if not np.array_equal(whole, self._boxes(stages, cls, feats, np.arange(1))):
+            return None
+        return stages
+
+    @staticmethod
+    def _run_stages(stages, blob: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The screen stage: (class logits per stride, neck features)."""
+        screen, _, logits, _ = stages
+        out = screen.run(None, {screen.get_inputs()[0].name: blob})
+        return out[: len(logits)], out[len(logits) :]
+
+    def _boxes(self, stages, cls: list[np.ndarray], feats: list[np.ndarray], need: np.ndarray) -> np.ndarray:
+        """The whole graph's output for the images ``need`` (indices into the batch)."""
+        _, boxes, logits, features = stages
+        feed = {name: t[need] for name, t in zip(features, feats)}
+        feed.update({name: t[need] for name, t in zip(logits, cls)})
+        (whole,) = boxes.run([self._output_name], feed)
+        return whole
+
+    @property
+    def screens(self) -> bool:
+        """Whether ``screen_batch`` can skip boxes (the model splits at a YOLOv8 head)."""
+        return self._stages is not None
 
     @property
     def model_path(self) -> str:
@@ -132,13 +193,45 @@ class NudityDetector:
             chunk = checked[start : start + MAX_BATCH]
             blob = np.stack([self.preprocess(im) for im in chunk])
             (out,) = self._model.session.run([self._output_name], {self._input_name: blob})
-            if out.ndim != 3 or out.shape[0] != len(chunk) or out.shape[1] != _OUTPUT_ROWS:
-                raise ModelInvalid(
-                    "nudity", self.model_path, f"output has shape {out.shape}, expected ({len(chunk)}, {_OUTPUT_ROWS}, N)"
-                )
+            self._check_output(out, len(chunk))
             for im, rows in zip(chunk, out):
                 results.append(self.postprocess(rows, im.shape[1], im.shape[0]))
         return results
+
+    def screen_batch(
+        self, images: Sequence[np.ndarray], counting: Collection[str]
+    ) -> list[tuple[Detection, ...] | None]:
+        """Like ``detect_batch``, but None for an image proven to hold no detection of a class
+        in ``counting`` (its boxes are then not computed; see the module docstring). Images
+        that are not proven clean get every detection, exactly as ``detect_batch``."""
+        if self._stages is None:
+            return list(self.detect_batch(images))
+        idx = np.array([i for i, c in enumerate(NUDENET_CLASSES) if c in counting], dtype=np.int64)
+        checked = [check_rgb(im) for im in images]
+        results: list[tuple[Detection, ...] | None] = []
+        for start in range(0, len(checked), MAX_BATCH):
+            chunk = checked[start : start + MAX_BATCH]
+            blob = np.stack([self.preprocess(im) for im in chunk])
+            cls, feats = self._run_stages(self._stages, blob)
+            n = len(chunk)
+            top = np.full(n, -np.inf)
+            if idx.size:
+                for t in cls:
+                    top = np.maximum(top, t[:, idx].reshape(n, -1).max(axis=1))
+            need = np.flatnonzero(top > SCREEN_LOGIT)
+            found: dict[int, tuple[Detection, ...]] = {}
+            if need.size:
+                whole = self._boxes(self._stages, cls, feats, need)
+                self._check_output(whole, need.size)
+                found = {int(i): self.postprocess(rows, chunk[i].shape[1], chunk[i].shape[0]) for i, rows in zip(need, whole)}
+            results.extend(found.get(i) for i in range(n))
+        return results
+
+    def _check_output(self, out: np.ndarray, n: int) -> None:
+        if out.ndim != 3 or out.shape[0] != n or out.shape[1] != _OUTPUT_ROWS:
+            raise ModelInvalid(
+                "nudity", self.model_path, f"output has shape {out.shape}, expected ({n}, {_OUTPUT_ROWS}, N)"
+            )
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """One image as the model's CHW float32 input: pad right/bottom to a square, resize, /255."""
