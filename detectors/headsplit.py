@@ -11,22 +11,62 @@ into two stages that together are the original graph, node for node:
 - ``boxes``: those tensors in; out comes the model's original output, computed by the
   original nodes (box branches, decoding, sigmoid, concatenation).
 
-Running ``screen`` then ``boxes`` gives exactly the output of the whole graph (checked when
-a detector is built: ``detectors.nudity``), so the second stage can be skipped for an image
-whose class logits prove that nothing it could find would count. The graph is found by its
-structure, not by node names; a model without this structure is not split.
+Both stages keep the original nodes, weights and metadata, so running one after the other
+gives the whole graph's output bit for bit (tests/test_nudity.py checks it on every test
+image). The graph is found by its structure, not by node names; a model without this
+structure is not split. Only onnxruntime's own dependency, protobuf, is used: the few ONNX
+fields read here are declared below, and every other field passes through untouched.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import onnx
-from onnx.utils import Extractor
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-# Read back from the derived graphs' metadata: which outputs/inputs are class logits.
+# Metadata of the derived graphs: which tensors are the class logits and the neck features.
 META_CLASS_LOGITS = "vigil.class_logits"
 META_FEATURES = "vigil.features"
+_FLOAT = 1  # ONNX TensorProto.FLOAT
+_SUBGRAPH_OPS = {"If", "Loop", "Scan"}  # nodes that carry graphs of their own: never split
+
+
+def _schema():
+    """Message classes for the ONNX fields this module reads or writes (onnx.proto numbers)."""
+    F = descriptor_pb2.FieldDescriptorProto
+    opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
+    messages = {
+        "Tensor": [("dims", 1, rep, F.TYPE_INT64, None), ("name", 8, opt, F.TYPE_STRING, None)],
+        "Attribute": [("name", 1, opt, F.TYPE_STRING, None), ("i", 3, opt, F.TYPE_INT64, None)],
+        "Node": [
+            ("input", 1, rep, F.TYPE_STRING, None), ("output", 2, rep, F.TYPE_STRING, None),
+            ("name", 3, opt, F.TYPE_STRING, None), ("op_type", 4, opt, F.TYPE_STRING, None),
+            ("attribute", 5, rep, F.TYPE_MESSAGE, "Attribute"),
+        ],
+        "TensorType": [("elem_type", 1, opt, F.TYPE_INT32, None)],
+        "Type": [("tensor_type", 1, opt, F.TYPE_MESSAGE, "TensorType")],
+        "ValueInfo": [("name", 1, opt, F.TYPE_STRING, None), ("type", 2, opt, F.TYPE_MESSAGE, "Type")],
+        "Graph": [
+            ("node", 1, rep, F.TYPE_MESSAGE, "Node"), ("initializer", 5, rep, F.TYPE_MESSAGE, "Tensor"),
+            ("input", 11, rep, F.TYPE_MESSAGE, "ValueInfo"), ("output", 12, rep, F.TYPE_MESSAGE, "ValueInfo"),
+            ("value_info", 13, rep, F.TYPE_MESSAGE, "ValueInfo"),
+        ],
+        "Entry": [("key", 1, opt, F.TYPE_STRING, None), ("value", 2, opt, F.TYPE_STRING, None)],
+        "Model": [("graph", 7, opt, F.TYPE_MESSAGE, "Graph"), ("metadata_props", 14, rep, F.TYPE_MESSAGE, "Entry")],
+    }
+    fd = descriptor_pb2.FileDescriptorProto(name="vigil_onnx_subset.proto", package="vigil_onnx_subset", syntax="proto2")
+    for msg, fields in messages.items():
+        m = fd.message_type.add(name=msg)
+        for name, number, label, kind, ref in fields:
+            f = m.field.add(name=name, number=number, label=label, type=kind)
+            if ref:
+                f.type_name = f".vigil_onnx_subset.{ref}"
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("vigil_onnx_subset.Model"))
+
+
+_Model = _schema()
 
 
 @dataclass(frozen=True)
@@ -37,17 +77,18 @@ class HeadPlan:
     features: tuple[str, ...]  # the neck tensors the box branches read
 
 
-def plan(model: onnx.ModelProto, classes: int, box_channels: int = 64) -> HeadPlan | None:
+def plan(model, classes: int, box_channels: int = 64) -> HeadPlan | None:
     """Where to cut, or None if the graph is not a single-output YOLOv8 detector with that head."""
     g = model.graph
     inits = {i.name: tuple(i.dims) for i in g.initializer}
     inputs = [i.name for i in g.input if i.name not in inits]
-    if len(inputs) != 1 or len(g.output) != 1:
+    if len(inputs) != 1 or len(g.output) != 1 or any(n.op_type in _SUBGRAPH_OPS for n in g.node):
         return None
-    producer = {t: n for n in g.node for t in n.output}
+    producer = {t: k for k, n in enumerate(g.node) for t in n.output}
 
     def conv_channels(tensor: str) -> int | None:
-        node = producer.get(tensor)
+        k = producer.get(tensor)
+        node = g.node[k] if k is not None else None
         if node is None or node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in inits:
             return None
         return inits[node.input[1]][0]
@@ -62,60 +103,68 @@ def plan(model: onnx.ModelProto, classes: int, box_channels: int = 64) -> HeadPl
             heads.append((a, b))
     if not heads:
         return None
-
-    def ancestors(tensors) -> set[int]:
-        seen: set[int] = set()
-        stack = list(tensors)
-        while stack:
-            node = producer.get(stack.pop())
-            if node is None or id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.extend(node.input)
-        return seen
-
-    class_side = ancestors(c for _, c in heads)
-    box_only = ancestors(b for b, _ in heads) - class_side
-    produced_box_only = {t for n in g.node if id(n) in box_only for t in n.output}
+    class_side = _ancestors(g, producer, [c for _, c in heads])
+    box_only = _ancestors(g, producer, [b for b, _ in heads]) - class_side
+    made_box_only = {t for k in box_only for t in g.node[k].output}
     features: list[str] = []
-    for n in g.node:
-        if id(n) not in box_only:
-            continue
-        for t in n.input:
-            if t and t not in inits and t not in produced_box_only and t not in features:
+    for k in sorted(box_only):
+        for t in g.node[k].input:
+            if t and t not in inits and t not in made_box_only and t not in features:
                 features.append(t)
     if not features or inputs[0] in features:
         return None
     return HeadPlan(inputs[0], g.output[0].name, tuple(c for _, c in heads), tuple(features))
 
 
-def screen_graph(data: bytes, classes: int) -> bytes | None:
-    """The first stage (image in; class logits and neck features out), serialised."""
-    model = onnx.load_from_string(data)
+def split(data: bytes, classes: int) -> tuple[bytes, bytes] | None:
+    """(screen, boxes) graphs, serialised, or None when the model does not split."""
+    model = _Model.FromString(data)
     p = plan(model, classes)
     if p is None:
         return None
-    stage = Extractor(model).extract_model([p.image], [*p.class_logits, *p.features])
-    return _tagged(stage, model, p)
-
-
-def boxes_graph(data: bytes, classes: int) -> bytes | None:
-    """The second stage (neck features and class logits in; the model's output out), serialised."""
-    model = onnx.load_from_string(data)
-    p = plan(model, classes)
-    if p is None:
+    screen = _stage(model, p, inputs=[p.image], outputs=[*p.class_logits, *p.features])
+    boxes = _stage(model, p, inputs=[*p.features, *p.class_logits], outputs=[p.output])
+    if screen is None or boxes is None:
         return None
-    stage = Extractor(model).extract_model([*p.features, *p.class_logits], [p.output])
-    if {i.name for i in stage.graph.input} - {*p.features, *p.class_logits}:
-        return None  # the tail needs something else (e.g. the image's own shape): not split
-    return _tagged(stage, model, p)
+    return screen.SerializeToString(), boxes.SerializeToString()
 
 
-def _tagged(stage: onnx.ModelProto, source: onnx.ModelProto, p: HeadPlan) -> bytes:
-    # the extracted graph keeps the source's opsets; its metadata names the cut's tensors
-    del stage.metadata_props[:]
-    for key, value in ((META_CLASS_LOGITS, p.class_logits), (META_FEATURES, p.features)):
-        entry = stage.metadata_props.add()
-        entry.key, entry.value = key, "\n".join(value)
-    stage.ir_version = source.ir_version
-    return stage.SerializeToString()
+def _ancestors(g, producer: dict[str, int], tensors: list[str], stop: frozenset[str] = frozenset()) -> set[int]:
+    """Indices of the nodes the tensors are computed from (not past the ``stop`` tensors)."""
+    seen: set[int] = set()
+    stack = [t for t in tensors if t not in stop]
+    while stack:
+        k = producer.get(stack.pop())
+        if k is None or k in seen:
+            continue
+        seen.add(k)
+        stack.extend(t for t in g.node[k].input if t and t not in stop)
+    return seen
+
+
+def _stage(model, p: HeadPlan, inputs: list[str], outputs: list[str]):
+    """The part of the graph that computes ``outputs`` from ``inputs`` (and the weights)."""
+    g = model.graph
+    producer = {t: k for k, n in enumerate(g.node) for t in n.output}
+    keep = _ancestors(g, producer, outputs, stop=frozenset(inputs))
+    inits = {i.name for i in g.initializer}
+    available = set(inputs) | inits | {t for k in keep for t in g.node[k].output}
+    if any(t and t not in available for k in keep for t in g.node[k].input):
+        return None  # the part needs something else (e.g. the image's own shape): not split
+    used = {t for k in keep for t in g.node[k].input}
+    originals = {v.name: v for v in [*g.input, *g.output]}
+    stage = _Model()
+    stage.CopyFrom(model)
+    sg = stage.graph
+    del sg.node[:], sg.initializer[:], sg.input[:], sg.output[:], sg.value_info[:]
+    sg.node.extend(g.node[k] for k in sorted(keep))  # the original order is a topological one
+    sg.initializer.extend(i for i in g.initializer if i.name in used)
+    for field, names in ((sg.input, inputs), (sg.output, outputs)):
+        for name in names:
+            if name in originals:
+                field.add().CopyFrom(originals[name])
+            else:  # a tensor inside the graph: float, shape left to onnxruntime
+                field.add(name=name).type.tensor_type.elem_type = _FLOAT
+    for key, names in ((META_CLASS_LOGITS, p.class_logits), (META_FEATURES, p.features)):
+        stage.metadata_props.add(key=key, value="\n".join(names))
+    return stage

@@ -18,7 +18,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import onnxruntime as ort
 
@@ -53,7 +53,6 @@ class LoadedModel:
 
 _lock = threading.Lock()
 _sessions: dict[tuple[str, int], LoadedModel] = {}
-_derived: dict[tuple[str, int, str, str], ort.InferenceSession | None] = {}
 
 
 def packaged_model_path(name: str) -> Path:
@@ -157,35 +156,66 @@ def _load(name: str, path: Path, opts: ort.SessionOptions, threads: int, expecte
     return LoadedModel(name, path, actual, threads, session)
 
 
-def derived_session(
-    model: LoadedModel, variant: str, build: Callable[[bytes], bytes | None]
-) -> ort.InferenceSession | None:
-    """A session for a graph derived from a loaded model's verified bytes, once per process.
+@dataclass(frozen=True)
+class LoadedStages:
+    """A model run as several graphs cut from its verified bytes (e.g. ``detectors.headsplit``)."""
 
-    ``build(bytes)`` makes the derived ONNX graph (e.g. one stage of the model), or None
-    when the model does not have the shape the variant needs (then None is returned, and
-    remembered). It runs on the bytes whose SHA-256 the model was loaded with, re-read and
-    checked again, so a file replaced since cannot slip in. Cached per (file, threads, variant).
+    name: str
+    path: Path
+    sha256: str  # of the bytes the stages were cut from
+    threads: int
+    sessions: tuple[ort.InferenceSession, ...]
+
+
+_staged: dict[tuple[str, int, str], LoadedStages | None] = {}
+
+
+def load_stages(
+    name: str,
+    source: ModelSource,
+    *,
+    threads: int,
+    variant: str,
+    cut: Callable[[bytes], Sequence[bytes] | None],
+) -> LoadedStages | None:
+    """The process-wide sessions of a model cut into stages, loading them on first use.
+
+    ``cut(bytes)`` returns the stages' ONNX graphs, or None when the model does not have the
+    shape the variant needs: then None is returned (and remembered) and the caller loads the
+    whole model with ``load_model``, which reports any problem with the file. The bytes are
+    verified exactly as ``load_model`` verifies them, and the whole model is never loaded.
     """
-    key = (os.path.realpath(model.path), model.threads, variant, model.sha256)
+    opts = session_options(threads)
+    path = resolve_model_path(name, source)
+    key = (os.path.realpath(path), threads, variant)
+    expected = source.sha256.lower() if source.sha256 else None
     with _lock:
-        if key not in _derived:
-            try:
-                data = model.path.read_bytes()
-            except OSError as exc:
-                raise ModelInvalid(
-                    model.name, str(model.path), f"it cannot be read ({exc.strerror or exc}); check its permissions"
-                ) from exc
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != model.sha256:
-                raise ModelChecksumMismatch(model.name, str(model.path), model.sha256, actual)
-            graph = build(data)
-            opts = session_options(model.threads)
-            _derived[key] = (
-                None if graph is None
-                else ort.InferenceSession(graph, sess_options=opts, providers=["CPUExecutionProvider"])
-            )
-        return _derived[key]
+        if key not in _staged:
+            _staged[key] = _load_stages(name, path, opts, threads, expected, cut)
+        loaded = _staged[key]
+    if loaded is not None and expected is not None and loaded.sha256 != expected:
+        raise ModelChecksumMismatch(name, str(path), expected, loaded.sha256)
+    return loaded
+
+
+def _load_stages(name, path, opts, threads, expected, cut) -> LoadedStages | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None  # load_model reports it
+    actual = hashlib.sha256(data).hexdigest()
+    if expected is not None and actual != expected:
+        raise ModelChecksumMismatch(name, str(path), expected, actual)
+    try:
+        graphs = cut(data) if data else None
+        if graphs is None:
+            return None
+        sessions = tuple(
+            ort.InferenceSession(g, sess_options=opts, providers=["CPUExecutionProvider"]) for g in graphs
+        )
+    except Exception:  # not an ONNX file, or a graph onnxruntime refuses: load_model says what is wrong
+        return None
+    return LoadedStages(name, path, actual, threads, sessions)
 
 
 def loaded_models() -> tuple[LoadedModel, ...]:
@@ -198,4 +228,4 @@ def forget_sessions() -> None:
     """Drop every cached session (tests; a config reload that changed model files)."""
     with _lock:
         _sessions.clear()
-        _derived.clear()
+        _staged.clear()

@@ -11,9 +11,11 @@ counts a score above ``NMS_SCORE`` cannot hold a detection of such a class (a de
 is a row whose best class scores above that floor, labelled with that class), so no
 threshold, review band or sensitivity can turn it into a hit, and its boxes are not
 computed. This is a proof, not an estimate: for every other image both stages together
-are the original graph and give its exact output (checked bit for bit when the detector
-is built). What is lost on a screened image is only the list of detections of classes
-that never count (faces, feet, covered parts): they are not computed.
+are the original graph and give its exact output (tests/test_nudity.py checks it bit for
+bit on every test image). What is lost on a screened image is only the list of
+detections of classes that never count (faces, feet, covered parts): they are not
+computed. A model that does not split (another architecture, the tests' marker model)
+runs whole, and ``screen_batch`` is then ``detect_batch``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 
 from detectors import headsplit
 from detectors.errors import ModelInvalid, UnsupportedFormat
-from detectors.models import derived_session, load_model
+from detectors.models import LoadedModel, LoadedStages, load_model, load_stages
 from detectors.settings import NUDENET_CLASSES, ModelSource
 
 CANDIDATE_SCORE = 0.2  # rows below this never become candidates (as nudenet)
@@ -106,9 +108,25 @@ class NudityDetector:
         the default stays nudenet's behaviour (see bench/bench_models.py)."""
         if channels not in ("bgr", "rgb"):
             raise ValueError(f"channels must be 'bgr' or 'rgb', not {channels!r}")
-        self._model = load_model("nudity", source, threads=threads)
-        session = self._model.session
-        inputs, outputs = session.get_inputs(), session.get_outputs()
+        classes = len(NUDENET_CLASSES)
+        staged = load_stages(
+            "nudity", source, threads=threads, variant="head", cut=lambda data: headsplit.split(data, classes)
+        )
+        self._model: LoadedModel | LoadedStages
+        if staged is not None:
+            self._model = staged
+            screen, boxes = staged.sessions
+            meta = screen.get_modelmeta().custom_metadata_map
+            # (screen, boxes, class logit names, neck feature names); see detectors.headsplit
+            self._stages = (
+                screen, boxes, meta[headsplit.META_CLASS_LOGITS].split("\n"), meta[headsplit.META_FEATURES].split("\n")
+            )
+            session, inputs, outputs = screen, screen.get_inputs(), boxes.get_outputs()
+        else:
+            self._model = load_model("nudity", source, threads=threads)
+            self._stages = None
+            session = self._model.session
+            inputs, outputs = session.get_inputs(), session.get_outputs()
         path = str(self._model.path)
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] not in (3, "3"):
             raise ModelInvalid(
@@ -128,42 +146,24 @@ class NudityDetector:
         if self.input_size < 32 or self.input_size % 32:
             raise ModelInvalid("nudity", path, f"input size {self.input_size} is not a positive multiple of 32")
         self._bgr = channels == "bgr"
-        self._stages = self._head_stages()
 
-    def _head_stages(self):
-        """The screen and boxes sessions when the model splits at a YOLOv8 head and the two
-        stages give the whole graph's output bit for bit; else None (no screening)."""
-        classes = len(NUDENET_CLASSES)
-        try:
-            screen = derived_session(self._model, "screen", lambda b: headsplit.screen_graph(b, classes))
-            boxes = derived_session(self._model, "boxes", lambda b: headsplit.boxes_graph(b, classes))
-        except ModelInvalid:
-            raise
-        except Exception:  # onnx or onnxruntime refusing the derived graph: run the whole model
-            return None
-        if screen is None or boxes is None:
-            return None
-        meta = screen.get_modelmeta().custom_metadata_map
-        logits = meta[headsplit.META_CLASS_LOGITS].split("\n")
-        features = meta[headsplit.META_FEATURES].split("\n")
-        stages = (screen, boxes, logits, features)
-        probe = np.random.default_rng(0).random((1, 3, self.input_size, self.input_size), dtype=np.float32)
-        (whole,) = self._model.session.run([self._output_name], {self._input_name: probe})
-        cls, feats = self._run_stages(stages, probe)
-        if not np.array_equal(whole, self._boxes(stages, cls, feats, np.arange(1))):
-            return None
-        return stages
+    def _run(self, blob: np.ndarray) -> np.ndarray:
+        """The whole model's output for a batch: one session, or both stages one after the other."""
+        if self._stages is None:
+            (out,) = self._model.session.run([self._output_name], {self._input_name: blob})  # type: ignore[union-attr]
+            return out
+        cls, feats = self._screen(blob)
+        return self._boxes(cls, feats, np.arange(blob.shape[0]))
 
-    @staticmethod
-    def _run_stages(stages, blob: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The screen stage: (class logits per stride, neck features)."""
-        screen, _, logits, _ = stages
-        out = screen.run(None, {screen.get_inputs()[0].name: blob})
+    def _screen(self, blob: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The first stage: (class logits per stride, neck features)."""
+        screen, _, logits, _ = self._stages  # type: ignore[misc]
+        out = screen.run(None, {self._input_name: blob})
         return out[: len(logits)], out[len(logits) :]
 
-    def _boxes(self, stages, cls: list[np.ndarray], feats: list[np.ndarray], need: np.ndarray) -> np.ndarray:
-        """The whole graph's output for the images ``need`` (indices into the batch)."""
-        _, boxes, logits, features = stages
+    def _boxes(self, cls: list[np.ndarray], feats: list[np.ndarray], need: np.ndarray) -> np.ndarray:
+        """The second stage: the whole model's output for the images ``need`` (indices into the batch)."""
+        _, boxes, logits, features = self._stages  # type: ignore[misc]
         feed = {name: t[need] for name, t in zip(features, feats)}
         feed.update({name: t[need] for name, t in zip(logits, cls)})
         (whole,) = boxes.run([self._output_name], feed)
@@ -191,8 +191,7 @@ class NudityDetector:
         results: list[tuple[Detection, ...]] = []
         for start in range(0, len(checked), MAX_BATCH):
             chunk = checked[start : start + MAX_BATCH]
-            blob = np.stack([self.preprocess(im) for im in chunk])
-            (out,) = self._model.session.run([self._output_name], {self._input_name: blob})
+            out = self._run(np.stack([self.preprocess(im) for im in chunk]))
             self._check_output(out, len(chunk))
             for im, rows in zip(chunk, out):
                 results.append(self.postprocess(rows, im.shape[1], im.shape[0]))
@@ -212,7 +211,7 @@ class NudityDetector:
         for start in range(0, len(checked), MAX_BATCH):
             chunk = checked[start : start + MAX_BATCH]
             blob = np.stack([self.preprocess(im) for im in chunk])
-            cls, feats = self._run_stages(self._stages, blob)
+            cls, feats = self._screen(blob)
             n = len(chunk)
             top = np.full(n, -np.inf)
             if idx.size:
@@ -221,7 +220,7 @@ class NudityDetector:
             need = np.flatnonzero(top > SCREEN_LOGIT)
             found: dict[int, tuple[Detection, ...]] = {}
             if need.size:
-                whole = self._boxes(self._stages, cls, feats, need)
+                whole = self._boxes(cls, feats, need)
                 self._check_output(whole, need.size)
                 found = {int(i): self.postprocess(rows, chunk[i].shape[1], chunk[i].shape[0]) for i, rows in zip(need, whole)}
             results.extend(found.get(i) for i in range(n))
