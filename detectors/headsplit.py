@@ -11,11 +11,12 @@ into two stages that together are the original graph, node for node:
 - ``boxes``: those tensors in; out comes the model's original output, computed by the
   original nodes (box branches, decoding, sigmoid, concatenation).
 
-Both stages keep the original nodes, weights and metadata, so running one after the other
-gives the whole graph's output bit for bit (tests/test_nudity.py checks it on every test
-image). The graph is found by its structure, not by node names; a model without this
-structure is not split. Only onnxruntime's own dependency, protobuf, is used: the few ONNX
-fields read here are declared below, and every other field passes through untouched.
+Both stages keep the original nodes (every field of them), weights, opsets and metadata, so
+running one after the other gives the whole graph's output bit for bit (tests/test_nudity.py
+checks it on every test image). The graph is found by its structure, not by node names; a
+model without this structure (or with functions, custom operators or subgraphs) is not split.
+Only onnxruntime's own dependency, protobuf, is used: the few ONNX fields read or written here
+are declared below, and the other fields of the nodes and weights pass through untouched.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def _schema():
         "Node": [
             ("input", 1, rep, F.TYPE_STRING, None), ("output", 2, rep, F.TYPE_STRING, None),
             ("name", 3, opt, F.TYPE_STRING, None), ("op_type", 4, opt, F.TYPE_STRING, None),
-            ("attribute", 5, rep, F.TYPE_MESSAGE, "Attribute"),
+            ("attribute", 5, rep, F.TYPE_MESSAGE, "Attribute"), ("domain", 7, opt, F.TYPE_STRING, None),
         ],
+        "OpsetId": [("domain", 1, opt, F.TYPE_STRING, None), ("version", 2, opt, F.TYPE_INT64, None)],
         "TensorType": [("elem_type", 1, opt, F.TYPE_INT32, None)],
         "Type": [("tensor_type", 1, opt, F.TYPE_MESSAGE, "TensorType")],
         "ValueInfo": [("name", 1, opt, F.TYPE_STRING, None), ("type", 2, opt, F.TYPE_MESSAGE, "Type")],
@@ -52,7 +54,11 @@ def _schema():
             ("value_info", 13, rep, F.TYPE_MESSAGE, "ValueInfo"),
         ],
         "Entry": [("key", 1, opt, F.TYPE_STRING, None), ("value", 2, opt, F.TYPE_STRING, None)],
-        "Model": [("graph", 7, opt, F.TYPE_MESSAGE, "Graph"), ("metadata_props", 14, rep, F.TYPE_MESSAGE, "Entry")],
+        "Model": [
+            ("ir_version", 1, opt, F.TYPE_INT64, None), ("producer_name", 2, opt, F.TYPE_STRING, None),
+            ("producer_version", 3, opt, F.TYPE_STRING, None), ("graph", 7, opt, F.TYPE_MESSAGE, "Graph"),
+            ("opset_import", 8, rep, F.TYPE_MESSAGE, "OpsetId"), ("metadata_props", 14, rep, F.TYPE_MESSAGE, "Entry"),
+        ],
     }
     fd = descriptor_pb2.FileDescriptorProto(name="vigil_onnx_subset.proto", package="vigil_onnx_subset", syntax="proto2")
     for msg, fields in messages.items():
@@ -82,8 +88,10 @@ def plan(model, classes: int, box_channels: int = 64) -> HeadPlan | None:
     g = model.graph
     inits = {i.name: tuple(i.dims) for i in g.initializer}
     inputs = [i.name for i in g.input if i.name not in inits]
-    if len(inputs) != 1 or len(g.output) != 1 or any(n.op_type in _SUBGRAPH_OPS for n in g.node):
+    if len(inputs) != 1 or len(g.output) != 1:
         return None
+    if any(n.op_type in _SUBGRAPH_OPS or n.domain not in ("", "ai.onnx") for n in g.node):
+        return None  # subgraphs, functions or custom operators: not a plain YOLOv8 export
     producer = {t: k for k, n in enumerate(g.node) for t in n.output}
 
     def conv_channels(tensor: str) -> int | None:
@@ -117,16 +125,22 @@ def plan(model, classes: int, box_channels: int = 64) -> HeadPlan | None:
 
 
 def split(data: bytes, classes: int) -> tuple[bytes, bytes] | None:
-    """(screen, boxes) graphs, serialised, or None when the model does not split."""
+    """(screen, boxes) graphs, serialised, or None when the model does not split.
+
+    Memory: each stage is built from scratch (never a copy of the whole model) and serialised
+    at once, so at most the parsed model, one stage and the serialised stages are alive."""
     model = _Model.FromString(data)
     p = plan(model, classes)
     if p is None:
         return None
-    screen = _stage(model, p, inputs=[p.image], outputs=[*p.class_logits, *p.features])
-    boxes = _stage(model, p, inputs=[*p.features, *p.class_logits], outputs=[p.output])
-    if screen is None or boxes is None:
-        return None
-    return screen.SerializeToString(), boxes.SerializeToString()
+    out = []
+    for inputs, outputs in (([p.image], [*p.class_logits, *p.features]), ([*p.features, *p.class_logits], [p.output])):
+        stage = _stage(model, p, inputs=inputs, outputs=outputs)
+        if stage is None:
+            return None
+        out.append(stage.SerializeToString())
+        del stage
+    return out[0], out[1]
 
 
 def _ancestors(g, producer: dict[str, int], tensors: list[str], stop: frozenset[str] = frozenset()) -> set[int]:
@@ -153,10 +167,10 @@ def _stage(model, p: HeadPlan, inputs: list[str], outputs: list[str]):
         return None  # the part needs something else (e.g. the image's own shape): not split
     used = {t for k in keep for t in g.node[k].input}
     originals = {v.name: v for v in [*g.input, *g.output]}
-    stage = _Model()
-    stage.CopyFrom(model)
+    stage = _Model(ir_version=model.ir_version, producer_name=model.producer_name, producer_version=model.producer_version)
+    stage.opset_import.extend(model.opset_import)
+    stage.metadata_props.extend(model.metadata_props)
     sg = stage.graph
-    del sg.node[:], sg.initializer[:], sg.input[:], sg.output[:], sg.value_info[:]
     sg.node.extend(g.node[k] for k in sorted(keep))  # the original order is a topological one
     sg.initializer.extend(i for i in g.initializer if i.name in used)
     for field, names in ((sg.input, inputs), (sg.output, outputs)):

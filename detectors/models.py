@@ -12,6 +12,7 @@ and ``InferenceSession.run`` is safe to call from several threads at once.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import os
@@ -216,6 +217,15 @@ def _load_stages(name, path, opts, threads, expected, cut) -> LoadedStages | Non
     except Exception:  # not an ONNX file, or a graph onnxruntime refuses: load_model says what is wrong
         return None
     return LoadedStages(name, path, actual, threads, sessions)
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by Python back to the OS (glibc's malloc_trim), so a transient peak
+    does not stay resident; a no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def loaded_models() -> tuple[LoadedModel, ...]:

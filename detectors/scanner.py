@@ -28,6 +28,7 @@ import numpy as np
 from detectors.errors import MediaError
 from detectors.hashing import ImageHashes, perceptual_hashes, sha256_hex
 from detectors.media import DecodedMedia, decode
+from detectors.models import release_freed_memory
 from detectors.nsfw import NsfwClassifier
 from detectors.nudity import Detection, NudityDetector
 from detectors.provenance import ProvenanceFinding, ProvenanceScanner
@@ -122,6 +123,7 @@ class Scanner:
             from detectors.synthetic import SyntheticDetector
 
             self.synthetic = SyntheticDetector(settings.synthetic, threads=threads)  # type: ignore[arg-type]
+        release_freed_memory()  # loading read and parsed whole model files: give back what was freed
 
     def scan(self, data: bytes, *, list_signals: bool = False) -> Scan:
         """Scan one file's bytes; raises a ``MediaError`` for input Vigil refuses.
