@@ -4,9 +4,10 @@ Reference, per image: nudenet's NudeDetector.detect on the file's bytes, opennsf
 NSFWClassifier.classify, pdqhash on a full OpenCV decode, and imagehash pHash and dHash on a
 PIL decode. Vigil: ``vigil scan``'s own path (detectors.scanner.Scanner.scan_many in chunks).
 Same process, same images, same machine, timed in rounds interleaved a few images at a time
-(the machine is shared, so only a ratio measured side by side means anything). Prints images/s for each, the ratio of every
-round (min/median/max) against the 4x target, the CPU each side spent per image, whether every
-image got the same label in every round (both labelled with the same thresholds), and the memory.
+(the machine is shared, so only a ratio measured side by side means anything). Prints images/s
+for each, the ratio of every round (min/median/max) against the 4x target, the CPU each side
+spent per image, whether every image got the same label in every round (both labelled with the
+same thresholds), what Vigil skipped, and the memory.
 
     .venv/bin/python bench/bench_scan.py [--count 48] [--size 1280x960] [--rounds 4] [--slice 8]
 """
@@ -159,7 +160,8 @@ def main() -> int:
         ips = sorted(n / w for w in wall[name])
         cpu_ms = statistics.median(c * 1000 / n for c in cpu[name])
         cores = statistics.median(c / w for c, w in zip(cpu[name], wall[name]))
-        print(f"{name + ':':11s}{ips[0]:5.1f} to {ips[-1]:5.1f} images/s; CPU {cpu_ms:.0f} ms/image, {cores:.2f} cores busy")
+        print(f"{name + ':':11s}{ips[0]:5.1f} to {ips[-1]:5.1f} images/s; "
+              f"CPU {cpu_ms:.0f} ms/image, {cores:.2f} cores busy")
     med = statistics.median(ratios)
     met = sum(x >= TARGET for x in ratios)
     print(f"ratio:     min {ratios[0]:.2f}x, median {med:.2f}x, max {ratios[-1]:.2f}x over {len(ratios)} rounds "

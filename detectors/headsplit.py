@@ -60,7 +60,9 @@ def _schema():
             ("opset_import", 8, rep, F.TYPE_MESSAGE, "OpsetId"), ("metadata_props", 14, rep, F.TYPE_MESSAGE, "Entry"),
         ],
     }
-    fd = descriptor_pb2.FileDescriptorProto(name="vigil_onnx_subset.proto", package="vigil_onnx_subset", syntax="proto2")
+    fd = descriptor_pb2.FileDescriptorProto(
+        name="vigil_onnx_subset.proto", package="vigil_onnx_subset", syntax="proto2"
+    )
     for msg, fields in messages.items():
         m = fd.message_type.add(name=msg)
         for name, number, label, kind, ref in fields:
@@ -167,7 +169,9 @@ def _stage(model, p: HeadPlan, inputs: list[str], outputs: list[str]):
         return None  # the part needs something else (e.g. the image's own shape): not split
     used = {t for k in keep for t in g.node[k].input}
     originals = {v.name: v for v in [*g.input, *g.output]}
-    stage = _Model(ir_version=model.ir_version, producer_name=model.producer_name, producer_version=model.producer_version)
+    stage = _Model(
+        ir_version=model.ir_version, producer_name=model.producer_name, producer_version=model.producer_version
+    )
     stage.opset_import.extend(model.opset_import)
     stage.metadata_props.extend(model.metadata_props)
     sg = stage.graph

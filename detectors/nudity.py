@@ -222,7 +222,9 @@ class NudityDetector:
             if need.size:
                 whole = self._boxes(cls, feats, need)
                 self._check_output(whole, need.size)
-                found = {int(i): self.postprocess(rows, chunk[i].shape[1], chunk[i].shape[0]) for i, rows in zip(need, whole)}
+                found = {
+                    int(i): self.postprocess(rows, chunk[i].shape[1], chunk[i].shape[0]) for i, rows in zip(need, whole)
+                }
             results.extend(found.get(i) for i in range(n))
         return results
 

@@ -350,7 +350,8 @@ def test_screening_with_no_counting_class_skips_everything(detector: NudityDetec
 def test_screening_a_batch_equals_one_by_one(detector: NudityDetector):
     names = sorted(IMAGES)[: MAX_BATCH + 3]
     rgbs = [IMAGES[n] for n in names]
-    assert detector.screen_batch(rgbs, NUDENET_CLASSES) == [detector.screen_batch([r], NUDENET_CLASSES)[0] for r in rgbs]
+    one_by_one = [detector.screen_batch([r], NUDENET_CLASSES)[0] for r in rgbs]
+    assert detector.screen_batch(rgbs, NUDENET_CLASSES) == one_by_one
 
 
 def test_the_screen_threshold_sits_just_under_the_nms_floor():

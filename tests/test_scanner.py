@@ -229,7 +229,8 @@ def test_repeated_frames_reuse_the_earlier_frames_results(marker_settings, astro
     decoded = decode(data, scanner.settings.limits, min_side=scanner.nudity.input_size).frames
     for f, d in zip(scan.frames, decoded):
         alone = scanner.scan(png_bytes(d.rgb)).frames[0]  # the same pixels as a still image
-        assert (f.detections, f.nsfw, f.hashes.pdq, f.hashes.phash) == (alone.detections, alone.nsfw, alone.hashes.pdq, alone.hashes.phash)
+        assert (f.detections, f.nsfw) == (alone.detections, alone.nsfw)
+        assert (f.hashes.pdq, f.hashes.phash) == (alone.hashes.pdq, alone.hashes.phash)
         if f.same_as is not None:
             assert np.array_equal(decoded[f.same_as].rgb, d.rgb)
 
