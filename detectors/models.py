@@ -12,12 +12,14 @@ and ``InferenceSession.run`` is safe to call from several threads at once.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import onnxruntime as ort
 
@@ -155,6 +157,77 @@ def _load(name: str, path: Path, opts: ort.SessionOptions, threads: int, expecte
     return LoadedModel(name, path, actual, threads, session)
 
 
+@dataclass(frozen=True)
+class LoadedStages:
+    """A model run as several graphs cut from its verified bytes (e.g. ``detectors.headsplit``)."""
+
+    name: str
+    path: Path
+    sha256: str  # of the bytes the stages were cut from
+    threads: int
+    sessions: tuple[ort.InferenceSession, ...]
+
+
+_staged: dict[tuple[str, int, str], LoadedStages | None] = {}
+
+
+def load_stages(
+    name: str,
+    source: ModelSource,
+    *,
+    threads: int,
+    variant: str,
+    cut: Callable[[bytes], Sequence[bytes] | None],
+) -> LoadedStages | None:
+    """The process-wide sessions of a model cut into stages, loading them on first use.
+
+    ``cut(bytes)`` returns the stages' ONNX graphs, or None when the model does not have the
+    shape the variant needs: then None is returned (and remembered) and the caller loads the
+    whole model with ``load_model``, which reports any problem with the file. The bytes are
+    verified exactly as ``load_model`` verifies them, and the whole model is never loaded.
+    """
+    opts = session_options(threads)
+    path = resolve_model_path(name, source)
+    key = (os.path.realpath(path), threads, variant)
+    expected = source.sha256.lower() if source.sha256 else None
+    with _lock:
+        if key not in _staged:
+            _staged[key] = _load_stages(name, path, opts, threads, expected, cut)
+        loaded = _staged[key]
+    if loaded is not None and expected is not None and loaded.sha256 != expected:
+        raise ModelChecksumMismatch(name, str(path), expected, loaded.sha256)
+    return loaded
+
+
+def _load_stages(name, path, opts, threads, expected, cut) -> LoadedStages | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None  # load_model reports it
+    actual = hashlib.sha256(data).hexdigest()
+    if expected is not None and actual != expected:
+        raise ModelChecksumMismatch(name, str(path), expected, actual)
+    try:
+        graphs = cut(data) if data else None
+        if graphs is None:
+            return None
+        sessions = tuple(
+            ort.InferenceSession(g, sess_options=opts, providers=["CPUExecutionProvider"]) for g in graphs
+        )
+    except Exception:  # not an ONNX file, or a graph onnxruntime refuses: load_model says what is wrong
+        return None
+    return LoadedStages(name, path, actual, threads, sessions)
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by Python back to the OS (glibc's malloc_trim), so a transient peak
+    does not stay resident; a no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def loaded_models() -> tuple[LoadedModel, ...]:
     """Sessions loaded so far in this process (for status output and tests)."""
     with _lock:
@@ -165,3 +238,4 @@ def forget_sessions() -> None:
     """Drop every cached session (tests; a config reload that changed model files)."""
     with _lock:
         _sessions.clear()
+        _staged.clear()

@@ -3,19 +3,34 @@
 Matches nudenet 3.4.2's ``NudeDetector.detect`` (pad right/bottom to a square,
 bilinear resize, /255, candidate filter, clip, class-agnostic NMS) but runs on
 batches, vectorised in numpy, and never imports nudenet.
+
+Screening (``screen_batch``): the model runs in two stages (``detectors.headsplit``):
+class scores first, then boxes only for the images where a class that counts scored
+above the NMS floor somewhere. Decision: an image in which no row gives any class that
+counts a score above ``NMS_SCORE`` cannot hold a detection of such a class (a detection
+is a row whose best class scores above that floor, labelled with that class), so no
+threshold, review band or sensitivity can turn it into a hit, and its boxes are not
+computed. This is a proof, not an estimate: for every other image both stages together
+are the original graph and give its exact output (tests/test_nudity.py checks it bit for
+bit on every test image). What is lost on a screened image is only the list of
+detections of classes that never count (faces, feet, covered parts): they are not
+computed. A model that does not split (another architecture, the tests' marker model)
+runs whole, and ``screen_batch`` is then ``detect_batch``.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import cv2
 import numpy as np
 
+from detectors import headsplit
 from detectors.errors import ModelInvalid, UnsupportedFormat
-from detectors.models import load_model
+from detectors.models import LoadedModel, LoadedStages, load_model, load_stages
 from detectors.settings import NUDENET_CLASSES, ModelSource
 
 CANDIDATE_SCORE = 0.2  # rows below this never become candidates (as nudenet)
@@ -26,6 +41,9 @@ DEFAULT_INPUT_SIZE = 320
 MAX_BATCH = 8  # larger batches gain little on small CPUs and cost memory
 
 _OUTPUT_ROWS = 4 + len(NUDENET_CLASSES)
+# A class logit at or below this cannot become a detection: the sigmoid of it is below
+# NMS_SCORE with a margin (1e-3 in logit, about 2e-4 in score) far above any float error.
+SCREEN_LOGIT = math.log(NMS_SCORE / (1 - NMS_SCORE)) - 1e-3
 
 
 @dataclass(frozen=True)
@@ -90,9 +108,25 @@ class NudityDetector:
         the default stays nudenet's behaviour (see bench/bench_models.py)."""
         if channels not in ("bgr", "rgb"):
             raise ValueError(f"channels must be 'bgr' or 'rgb', not {channels!r}")
-        self._model = load_model("nudity", source, threads=threads)
-        session = self._model.session
-        inputs, outputs = session.get_inputs(), session.get_outputs()
+        classes = len(NUDENET_CLASSES)
+        staged = load_stages(
+            "nudity", source, threads=threads, variant="head", cut=lambda data: headsplit.split(data, classes)
+        )
+        self._model: LoadedModel | LoadedStages
+        if staged is not None:
+            self._model = staged
+            screen, boxes = staged.sessions
+            meta = screen.get_modelmeta().custom_metadata_map
+            # (screen, boxes, class logit names, neck feature names); see detectors.headsplit
+            self._stages = (
+                screen, boxes, meta[headsplit.META_CLASS_LOGITS].split("\n"), meta[headsplit.META_FEATURES].split("\n")
+            )
+            session, inputs, outputs = screen, screen.get_inputs(), boxes.get_outputs()
+        else:
+            self._model = load_model("nudity", source, threads=threads)
+            self._stages = None
+            session = self._model.session
+            inputs, outputs = session.get_inputs(), session.get_outputs()
         path = str(self._model.path)
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or inputs[0].shape[1] not in (3, "3"):
             raise ModelInvalid(
@@ -113,6 +147,33 @@ class NudityDetector:
             raise ModelInvalid("nudity", path, f"input size {self.input_size} is not a positive multiple of 32")
         self._bgr = channels == "bgr"
 
+    def _run(self, blob: np.ndarray) -> np.ndarray:
+        """The whole model's output for a batch: one session, or both stages one after the other."""
+        if self._stages is None:
+            (out,) = self._model.session.run([self._output_name], {self._input_name: blob})  # type: ignore[union-attr]
+            return out
+        cls, feats = self._screen(blob)
+        return self._boxes(cls, feats, np.arange(blob.shape[0]))
+
+    def _screen(self, blob: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The first stage: (class logits per stride, neck features)."""
+        screen, _, logits, _ = self._stages  # type: ignore[misc]
+        out = screen.run(None, {self._input_name: blob})
+        return out[: len(logits)], out[len(logits) :]
+
+    def _boxes(self, cls: list[np.ndarray], feats: list[np.ndarray], need: np.ndarray) -> np.ndarray:
+        """The second stage: the whole model's output for the images ``need`` (indices into the batch)."""
+        _, boxes, logits, features = self._stages  # type: ignore[misc]
+        feed = {name: t[need] for name, t in zip(features, feats)}
+        feed.update({name: t[need] for name, t in zip(logits, cls)})
+        (whole,) = boxes.run([self._output_name], feed)
+        return whole
+
+    @property
+    def screens(self) -> bool:
+        """Whether ``screen_batch`` can skip boxes (the model splits at a YOLOv8 head)."""
+        return self._stages is not None
+
     @property
     def model_path(self) -> str:
         return str(self._model.path)
@@ -130,15 +191,48 @@ class NudityDetector:
         results: list[tuple[Detection, ...]] = []
         for start in range(0, len(checked), MAX_BATCH):
             chunk = checked[start : start + MAX_BATCH]
-            blob = np.stack([self.preprocess(im) for im in chunk])
-            (out,) = self._model.session.run([self._output_name], {self._input_name: blob})
-            if out.ndim != 3 or out.shape[0] != len(chunk) or out.shape[1] != _OUTPUT_ROWS:
-                raise ModelInvalid(
-                    "nudity", self.model_path, f"output has shape {out.shape}, expected ({len(chunk)}, {_OUTPUT_ROWS}, N)"
-                )
+            out = self._run(np.stack([self.preprocess(im) for im in chunk]))
+            self._check_output(out, len(chunk))
             for im, rows in zip(chunk, out):
                 results.append(self.postprocess(rows, im.shape[1], im.shape[0]))
         return results
+
+    def screen_batch(
+        self, images: Sequence[np.ndarray], counting: Collection[str]
+    ) -> list[tuple[Detection, ...] | None]:
+        """Like ``detect_batch``, but None for an image proven to hold no detection of a class
+        in ``counting`` (its boxes are then not computed; see the module docstring). Images
+        that are not proven clean get every detection, exactly as ``detect_batch``."""
+        if self._stages is None:
+            return list(self.detect_batch(images))
+        idx = np.array([i for i, c in enumerate(NUDENET_CLASSES) if c in counting], dtype=np.int64)
+        checked = [check_rgb(im) for im in images]
+        results: list[tuple[Detection, ...] | None] = []
+        for start in range(0, len(checked), MAX_BATCH):
+            chunk = checked[start : start + MAX_BATCH]
+            blob = np.stack([self.preprocess(im) for im in chunk])
+            cls, feats = self._screen(blob)
+            n = len(chunk)
+            top = np.full(n, -np.inf)
+            if idx.size:
+                for t in cls:
+                    top = np.maximum(top, t[:, idx].reshape(n, -1).max(axis=1))
+            need = np.flatnonzero(top > SCREEN_LOGIT)
+            found: dict[int, tuple[Detection, ...]] = {}
+            if need.size:
+                whole = self._boxes(cls, feats, need)
+                self._check_output(whole, need.size)
+                found = {
+                    int(i): self.postprocess(rows, chunk[i].shape[1], chunk[i].shape[0]) for i, rows in zip(need, whole)
+                }
+            results.extend(found.get(i) for i in range(n))
+        return results
+
+    def _check_output(self, out: np.ndarray, n: int) -> None:
+        if out.ndim != 3 or out.shape[0] != n or out.shape[1] != _OUTPUT_ROWS:
+            raise ModelInvalid(
+                "nudity", self.model_path, f"output has shape {out.shape}, expected ({n}, {_OUTPUT_ROWS}, N)"
+            )
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """One image as the model's CHW float32 input: pad right/bottom to a square, resize, /255."""

@@ -2,6 +2,19 @@
 
 Safe to call from worker threads: the models are loaded once per process (see
 ``detectors.models``) and nothing here keeps mutable state between calls.
+
+Work that cannot change the label is skipped; each skip is a proof, not an estimate
+(parity with running everything is measured in bench/bench_scan.py and tests/test_scanner.py):
+
+- boxes: NudeNet's box stage runs only for frames where a class that counts scored above
+  the NMS floor (``NudityDetector.screen_batch``); elsewhere ``detections`` is empty and
+  ``FrameScan.screened`` says why (faces and other classes that never count are not listed);
+- Open-NSFW runs only for images whose detections leave the label ``clean`` under the
+  loosest thresholds any caller can judge with (``verdict.nsfw_can_matter``): the NSFW score
+  can only raise a clean label to review. Elsewhere ``nsfw`` is None;
+- frames of one animation that are pixel for pixel the same as an earlier frame reuse its
+  hashes and model outputs (deterministic models on the same input give the same output).
+  Frames that are only alike are all computed: nothing proves a model would agree on them.
 """
 
 from __future__ import annotations
@@ -10,14 +23,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from detectors.errors import MediaError
 from detectors.hashing import ImageHashes, perceptual_hashes, sha256_hex
 from detectors.media import DecodedMedia, decode
+from detectors.models import release_freed_memory
 from detectors.nsfw import NsfwClassifier
 from detectors.nudity import Detection, NudityDetector
 from detectors.provenance import ProvenanceFinding, ProvenanceScanner
 from detectors.settings import DetectorSettings
-from detectors.verdict import Hit, Thresholds, judge_frames
+from detectors.verdict import Hit, Thresholds, judge_frames, nsfw_can_matter
 
 # How many frames go through a model in one call: larger batches gain little on
 # two cores and cost memory.
@@ -28,7 +44,7 @@ BATCH = 4
 class FrameScan:
     index: int  # frame index in the source
     detections: tuple[Detection, ...]  # boxes in the source image's pixels
-    nsfw: float | None
+    nsfw: float | None  # None: Open-NSFW is off, or not run because it could not change the label
     hashes: ImageHashes
     synthetic: float | None = None  # the operator's learned AI-image detector, when configured
     # list-matching signals, computed only when asked (scan(..., list_signals=True)) while
@@ -36,6 +52,12 @@ class FrameScan:
     # and the local-feature fingerprint (detectors.localmatch.Fingerprint)
     views: tuple[Any, ...] = ()
     fingerprint: Any | None = None
+    # True when NudeNet's class scores proved that no class that counts is in the frame:
+    # its boxes were not computed, so ``detections`` is empty even of classes that never count
+    screened: bool = False
+    # the index (in ``Scan.frames``) of an earlier frame with the very same pixels whose
+    # results this frame reuses, else None
+    same_as: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +123,7 @@ class Scanner:
             from detectors.synthetic import SyntheticDetector
 
             self.synthetic = SyntheticDetector(settings.synthetic, threads=threads)  # type: ignore[arg-type]
+        release_freed_memory()  # loading read and parsed whole model files: give back what was freed
 
     def scan(self, data: bytes, *, list_signals: bool = False) -> Scan:
         """Scan one file's bytes; raises a ``MediaError`` for input Vigil refuses.
@@ -125,23 +148,38 @@ class Scanner:
 
         frames = [(i, f) for i, m in enumerate(decoded) if not isinstance(m, MediaError) for f in m.frames]
         pixels = [f.rgb for _, f in frames]
-        hashes = [perceptual_hashes(p) for p in pixels]
-        signals = [list_signals_of(p) if list_signals else ((), None) for p in pixels]
+        same = _repeated_frames(frames)  # frame k -> the earlier frame with the same pixels
+        unique = [k for k in range(len(frames)) if k not in same]
+        upix = [pixels[k] for k in unique]
+        uhashes = [perceptual_hashes(p) for p in upix]
+        usignals = [list_signals_of(p) if list_signals else ((), None) for p in upix]
         t_hash = time.perf_counter()
-        detections: list[tuple[Detection, ...]] = []
-        for start in range(0, len(pixels), BATCH):
-            detections.extend(self.nudity.detect_batch(pixels[start : start + BATCH]))
+        udets: list[tuple[Detection, ...] | None] = []
+        counting = tuple(self.thresholds.classes)
+        for start in range(0, len(upix), BATCH):
+            udets.extend(self.nudity.screen_batch(upix[start : start + BATCH], counting))
         t_nudity = time.perf_counter()
-        nsfw: list[float | None] = [None] * len(pixels)
+        # Open-NSFW only where it could change the label (verdict.nsfw_can_matter)
+        by_item: dict[int, list[int]] = {}
+        for u, k in enumerate(unique):
+            by_item.setdefault(frames[k][0], []).append(u)
+        wanted = [
+            u
+            for us in by_item.values()
+            if nsfw_can_matter([((d.label, d.score) for d in udets[u] or ()) for u in us], self.thresholds)
+            for u in us
+        ]
+        unsfw: list[float | None] = [None] * len(upix)
         if self.nsfw is not None:
-            nsfw = []
-            for start in range(0, len(pixels), BATCH):
-                nsfw.extend(self.nsfw.score_batch(pixels[start : start + BATCH]))
-        synthetic: list[float | None] = [None] * len(pixels)
+            for start in range(0, len(wanted), BATCH):
+                part = wanted[start : start + BATCH]
+                for u, score in zip(part, self.nsfw.score_batch([upix[u] for u in part])):
+                    unsfw[u] = score
+        usynthetic: list[float | None] = [None] * len(upix)
         if self.synthetic is not None:
-            synthetic = []
-            for start in range(0, len(pixels), BATCH):
-                synthetic.extend(self.synthetic.score_batch(pixels[start : start + BATCH]))
+            usynthetic = []
+            for start in range(0, len(upix), BATCH):
+                usynthetic.extend(self.synthetic.score_batch(upix[start : start + BATCH]))
         t_nsfw = time.perf_counter()
         provenance = {
             i: self.provenance.scan(items[i]) if self.provenance is not None else ()
@@ -150,22 +188,29 @@ class Scanner:
         }
         t_provenance = time.perf_counter()
 
+        slot = {k: u for u, k in enumerate(unique)}
+        first_of_item: dict[int, int] = {}
         per_item: dict[int, list[FrameScan]] = {}
         sha = {i: sha256_hex(items[i]) for i in {i for i, _ in frames}}
         for k, (i, frame) in enumerate(frames):
             media = decoded[i]
             assert not isinstance(media, MediaError)
+            first_of_item.setdefault(i, k)
+            u = slot[same.get(k, k)]
             scale = media.width / frame.rgb.shape[1]
-            pdq, quality, phash, dhash = hashes[k]
+            pdq, quality, phash, dhash = uhashes[u]
+            dets = udets[u]
             per_item.setdefault(i, []).append(
                 FrameScan(
                     index=frame.index,
-                    detections=tuple(_scaled(d, scale, media.width, media.height) for d in detections[k]),
-                    nsfw=nsfw[k],
+                    detections=tuple(_scaled(d, scale, media.width, media.height) for d in dets or ()),
+                    nsfw=unsfw[u],
                     hashes=ImageHashes(pdq, quality, phash, dhash, sha[i]),
-                    synthetic=synthetic[k],
-                    views=signals[k][0],
-                    fingerprint=signals[k][1],
+                    synthetic=usynthetic[u],
+                    views=usignals[u][0],
+                    fingerprint=usignals[u][1],
+                    screened=dets is None,
+                    same_as=same[k] - first_of_item[i] if k in same else None,
                 )
             )
         n = max(1, len(items))
@@ -200,6 +245,25 @@ class Scanner:
                 )
             )
         return results
+
+
+def _repeated_frames(frames: Sequence[tuple[int, Any]]) -> dict[int, int]:
+    """Frame k -> the first earlier frame of the same file with exactly the same pixels.
+
+    A sparse sample is compared first, so frames that differ cost next to nothing; the whole
+    arrays are compared before anything is reused."""
+    same: dict[int, int] = {}
+    seen: dict[tuple[int, tuple[int, ...], bytes], list[int]] = {}
+    for k, (i, frame) in enumerate(frames):
+        rgb = frame.rgb
+        key = (i, rgb.shape, np.ascontiguousarray(rgb[::17, ::13]).tobytes())
+        for j in seen.get(key, ()):
+            if np.array_equal(frames[j][1].rgb, rgb):
+                same[k] = j
+                break
+        else:
+            seen.setdefault(key, []).append(k)
+    return same
 
 
 def list_signals_of(rgb: Any) -> tuple[tuple[Any, ...], Any | None]:

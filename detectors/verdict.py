@@ -7,6 +7,8 @@ from typing import Iterable, Mapping, Sequence
 
 CLEAN, REVIEW, NUDITY = "clean", "review", "nudity"
 _RANK = {CLEAN: 0, REVIEW: 1, NUDITY: 2}
+# Bounds of a shifted threshold (``Thresholds.shifted``): a sensitivity never moves one outside.
+THRESHOLD_FLOOR, THRESHOLD_CEILING = 0.05, 0.99
 
 
 @dataclass(frozen=True)
@@ -18,10 +20,23 @@ class Thresholds:
     def shifted(self, delta: float) -> "Thresholds":
         """Every class threshold moved by ``delta`` (sensitivity), kept within (0, 1)."""
         return Thresholds(
-            classes={k: min(0.99, max(0.05, v + delta)) for k, v in self.classes.items()},
+            classes={k: _clamp(v + delta) for k, v in self.classes.items()},
             review_band=self.review_band,
-            nsfw_review=min(0.99, max(0.05, self.nsfw_review + delta)),
+            nsfw_review=_clamp(self.nsfw_review + delta),
         )
+
+    def loosest(self) -> "Thresholds":
+        """The least sensitive thresholds a caller can judge with: these, or any ``shifted``
+        from them (every class threshold at the higher of its own value and the ceiling)."""
+        return Thresholds(
+            classes={k: max(v, THRESHOLD_CEILING) for k, v in self.classes.items()},
+            review_band=self.review_band,
+            nsfw_review=max(self.nsfw_review, THRESHOLD_CEILING),
+        )
+
+
+def _clamp(value: float) -> float:
+    return min(THRESHOLD_CEILING, max(THRESHOLD_FLOOR, value))
 
 
 @dataclass(frozen=True)
@@ -69,3 +84,30 @@ def judge_frames(
         hits.extend(frame_hits)
     hits.sort(key=lambda h: (-_RANK[h.level], -h.score))
     return label, tuple(hits)
+
+
+def nsfw_can_matter(
+    frames: Sequence[Iterable[tuple[str, float]]], thresholds: Thresholds
+) -> bool:
+    """Whether the Open-NSFW score could change the label of an image with these detections
+    (one iterable of (class, score) per frame), under these thresholds or any shifted from them.
+
+    Decision (why the second model may be skipped): the NSFW score can only raise a label
+    to ``review`` (``judge``: at or above ``nsfw_review`` the label becomes at least review,
+    it never deletes). So it is irrelevant exactly when the detections alone already give
+    ``review`` or ``nudity``. Judged with ``loosest()`` thresholds, a label reached there is
+    reached under every sensitivity a group can set (judging is monotone in the thresholds),
+    so a scan made once stays right for every group it is judged for. The table:
+
+    ======================================  ==========================  ===================
+    detections (loosest thresholds)         NSFW score                  label
+    ======================================  ==========================  ===================
+    none, or below every review band        needed: it decides          clean or review
+    a class in its review band or above     cannot change the label     review or nudity
+    ======================================  ==========================  ===================
+    """
+    label = CLEAN
+    loose = thresholds.loosest()
+    for dets in frames:
+        label = worst((label, judge(dets, None, loose)[0]))
+    return label == CLEAN

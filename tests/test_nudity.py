@@ -10,7 +10,7 @@ import pytest
 from detectors import models
 from detectors.errors import ModelInvalid, UnsupportedFormat
 from detectors.nudity import MAX_BATCH, Detection, NudityDetector, candidate_rows, scale_boxes
-from detectors.settings import NUDENET_CLASSES, ModelSource
+from detectors.settings import DEFAULT_CLASS_THRESHOLDS, NUDENET_CLASSES, ModelSource
 from tests.support.detector_images import benign_images
 from tests.support.marker_model import add_marker, marker_box, marker_rows, write_marker_model
 
@@ -278,3 +278,109 @@ def test_config_file_points_the_detector_at_the_marker_model(tmp_path: Path, mar
     rgb = add_marker(IMAGES["chelsea"], 0.3)
     assert [d.label for d in detector.detect(rgb)] == ["FEMALE_BREAST_EXPOSED"]
     assert detector.model_sha256 == digest
+
+
+# --- the two stages (detectors.headsplit) and screening ----------------------------------
+
+COUNTING = tuple(DEFAULT_CLASS_THRESHOLDS)
+
+
+@pytest.fixture(scope="module")
+def whole_session():
+    """The unsplit model, exactly as nudenet runs it (Vigil no longer loads it when it splits)."""
+    import onnxruntime as ort
+
+    data = models.packaged_model_path("nudity").read_bytes()
+    return ort.InferenceSession(data, sess_options=models.session_options(1), providers=["CPUExecutionProvider"])
+
+
+def test_the_packaged_model_splits_at_its_head(detector: NudityDetector):
+    assert detector.screens
+    staged = [m for m in models._staged.values() if m is not None]
+    assert staged and all(len(m.sessions) == 2 for m in staged)
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_the_two_stages_give_the_whole_models_output_bit_for_bit(detector: NudityDetector, whole_session, name: str):
+    blob = detector.preprocess(IMAGES[name])[None]
+    (whole,) = whole_session.run(None, {"images": blob})
+    np.testing.assert_array_equal(detector._run(blob), whole)
+
+
+def test_the_stages_of_a_batch_are_the_whole_model_too(detector: NudityDetector, whole_session):
+    blob = np.stack([detector.preprocess(IMAGES[n]) for n in sorted(IMAGES)[:5]])
+    (whole,) = whole_session.run(None, {"images": blob})
+    np.testing.assert_array_equal(detector._run(blob), whole)
+    cls, feats = detector._screen(blob)
+    some = np.array([1, 3])  # the box stage on a subset of the batch: the same rows
+    np.testing.assert_array_equal(detector._boxes(cls, feats, some), whole[some])
+
+
+def test_screening_skips_only_images_that_hold_no_counting_class(detector: NudityDetector, reference):
+    """The table of the screen's decision on every parity image: skipped (None) only where the
+    full detector finds no class that counts; elsewhere exactly what detect gives."""
+    skipped = kept = 0
+    for name, rgb in IMAGES.items():
+        full = detector.detect(rgb)
+        got = detector.screen_batch([rgb], COUNTING)[0]
+        if got is None:
+            skipped += 1
+            assert not [d for d in full if d.label in COUNTING], name
+            assert not [d for d in reference.detect(bgr(rgb)) if d["class"] in COUNTING], name
+        else:
+            kept += 1
+            assert got == full, name
+    assert skipped >= len(IMAGES) // 2  # the benign set: the box stage is mostly skipped
+
+
+def test_screening_for_every_class_keeps_every_image_with_a_detection(detector: NudityDetector):
+    """With every class counting, an image is skipped only when it has no detection at all."""
+    names = sorted(IMAGES)
+    got = detector.screen_batch([IMAGES[n] for n in names], NUDENET_CLASSES)
+    for name, dets in zip(names, got):
+        full = detector.detect(IMAGES[name])
+        assert dets == full if dets is not None else full == (), name
+    assert any(d for d in got)  # faces: the set is not vacuous
+
+
+def test_screening_with_no_counting_class_skips_everything(detector: NudityDetector):
+    assert detector.screen_batch([IMAGES["astronaut"]], ()) == [None]
+
+
+def test_screening_a_batch_equals_one_by_one(detector: NudityDetector):
+    names = sorted(IMAGES)[: MAX_BATCH + 3]
+    rgbs = [IMAGES[n] for n in names]
+    one_by_one = [detector.screen_batch([r], NUDENET_CLASSES)[0] for r in rgbs]
+    assert detector.screen_batch(rgbs, NUDENET_CLASSES) == one_by_one
+
+
+def test_the_screen_threshold_sits_just_under_the_nms_floor():
+    """A class scoring above NMS_SCORE must pass the screen; the margin is tiny."""
+    from detectors.nudity import NMS_SCORE, SCREEN_LOGIT
+
+    assert 1 / (1 + np.exp(-SCREEN_LOGIT)) < NMS_SCORE < 1 / (1 + np.exp(-SCREEN_LOGIT)) + 1e-3
+
+
+def test_a_model_that_does_not_split_runs_whole_and_screens_nothing_away(marker_path: Path):
+    """The marker model has no YOLOv8 head: screen_batch is detect_batch."""
+    detector = NudityDetector(ModelSource(path=marker_path))
+    assert not detector.screens
+    rgbs = [add_marker(IMAGES["chelsea"], 0.3), IMAGES["astronaut"]]
+    assert detector.screen_batch(rgbs, COUNTING) == detector.detect_batch(rgbs)
+    assert [d.label for d in detector.screen_batch(rgbs, COUNTING)[0]] == ["FEMALE_BREAST_EXPOSED"]
+
+
+def test_the_split_model_is_verified_like_the_whole_one():
+    from detectors.errors import ModelChecksumMismatch
+
+    with pytest.raises(ModelChecksumMismatch):
+        NudityDetector(ModelSource(sha256="0" * 64))
+    good = NudityDetector(ModelSource(sha256=NudityDetector().model_sha256.upper()))
+    assert good.screens
+
+
+def test_headsplit_leaves_a_graph_without_the_head_alone(marker_path: Path):
+    from detectors import headsplit
+
+    assert headsplit.split(marker_path.read_bytes(), len(NUDENET_CLASSES)) is None
+    assert headsplit.split(models.packaged_model_path("nsfw").read_bytes(), len(NUDENET_CLASSES)) is None

@@ -56,6 +56,9 @@ def test_json_lines_for_a_folder_with_the_config(folder):
     assert rows["holiday.jpg"]["label"] == "clean" and rows["lies.gif"]["label"] == "clean"
     assert rows["marked.png"]["label"] == "nudity"
     assert {"class", "score", "box"} == set(rows["marked.png"]["nudity"][0])
+    # the marker settles the label under every sensitivity: Open-NSFW was not run for it
+    assert rows["marked.png"]["nsfw"] is None
+    assert all(isinstance(rows[n]["nsfw"], float) for n in ("holiday.jpg", "lies.gif"))
     assert set(rows["broken.jpg"]) == {"path", "error"} and "decoded" in rows["broken.jpg"]["error"]
     assert "scanned 4 files" in r.stderr and "1 nudity" in r.stderr and "1 error" in r.stderr
 
@@ -90,3 +93,11 @@ def test_provenance_evidence_in_the_json(tmp_path):
     assert all("lighthouse" not in p["detail"] for p in m["provenance"])  # no prompt text
     plain = vigil("scan", "--json", str(ROOT / "tests" / "images" / "coffee.jpg"))
     assert json.loads(plain.stdout)["manipulation"] == {"provenance": [], "derived_from": []}
+
+
+def test_json_of_a_benign_photo_with_the_real_models():
+    """No class that counts scored: the box stage is skipped, so "nudity" is empty (the face
+    the full model finds is not listed), and the NSFW score, which decides, is reported."""
+    r = vigil("scan", "--json", str(ROOT / "tests" / "images" / "astronaut.jpg"))
+    row = json.loads(r.stdout)
+    assert row["label"] == "clean" and row["nudity"] == [] and 0.0 <= row["nsfw"] < 0.5
