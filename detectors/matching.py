@@ -129,11 +129,29 @@ def frame_views(rgb: np.ndarray, *, dihedral: bool = True, trim: bool = True) ->
     return tuple(views)
 
 
-def fingerprint_of(rgb: np.ndarray) -> Any | None:
-    """The frame's local-feature fingerprint (a query fingerprint: with mirrored descriptors)."""
+INSET_MAX_AREA = 0.8  # a picture inside chrome or borders taking less of the frame is fingerprinted apart too
+
+
+def fingerprint_of(rgb: np.ndarray, views: Sequence[View] | None = None) -> Any | None:
+    """The frame's local-feature fingerprint (a query fingerprint: with mirrored descriptors).
+
+    When the frame holds a picture inside screenshot chrome or borders (the content or
+    border view: ``views`` if given, else found here), the picture's own points are added
+    (``localmatch.with_inset``): shown small, it would otherwise get few points and only
+    coarse ones. Most photos have no such view and cost nothing more.
+    """
     from detectors import localmatch
 
-    return localmatch.fingerprint(rgb)
+    fp = localmatch.fingerprint(rgb)
+    h, w = rgb.shape[:2]
+    if views is None:
+        boxes = [b for b in (content_box(rgb), border_box(rgb)) if b is not None]
+    else:
+        boxes = [v.box for v in views if v.crop == CONTENT] + [v.box for v in views if v.crop == BORDER]
+    for box in boxes[:1]:  # the tightest: content first
+        if box[2] * box[3] <= INSET_MAX_AREA * w * h:
+            fp = localmatch.with_inset(fp, localmatch.fingerprint(crop(rgb, box)), box, (w, h))
+    return fp
 
 
 def frame_signals(
@@ -141,10 +159,9 @@ def frame_signals(
 ) -> FrameSignals:
     """Hashes, views and local fingerprint of one RGB frame; ``sha256`` is of the file's bytes."""
     pdq, quality, phash, dhash = perceptual_hashes(rgb)
+    views = frame_views(rgb, dihedral=dihedral, trim=trim)
     return FrameSignals(
-        ImageHashes(pdq, quality, phash, dhash, sha256),
-        frame_views(rgb, dihedral=dihedral, trim=trim),
-        fingerprint_of(rgb) if local else None,
+        ImageHashes(pdq, quality, phash, dhash, sha256), views, fingerprint_of(rgb, views if trim else None) if local else None
     )
 
 
