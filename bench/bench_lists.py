@@ -211,9 +211,9 @@ def report(runs: dict[str, Run], n_photos: int, verbose: bool) -> None:
     print(f"{'overall':<{width}}" + "".join(f"{_pct(overall(runs[n])):>18}    " for n in names))
     best = runs[names[-1]]
     short = []
-    for family, edits in rows:
-        hits = [h for e in edits for h in best.hits[e]]
-        if family in FAMILIES and hits and sum(hits) / len(hits) < TARGET_RECALL:
+    for family in FAMILIES:
+        hits = [h for e in edits_by_family.get(family, ()) for h in best.hits[e]]
+        if hits and sum(hits) / len(hits) < TARGET_RECALL:
             short.append(f"{family} {_pct(hits).strip()}")
     print(f"target ({names[-1]}): {TARGET_RECALL:.0%} of the copies of every family: "
           + ("met" if not short else "BELOW in " + ", ".join(short)))

@@ -304,3 +304,21 @@ def test_an_entry_added_again_replaces_its_hashes():
     assert index.candidates(media_signals(jpeg(photos()["rocket"], 70), local=False), local=False) == []
     assert {c.entry_id for c in index.candidates([b], local=False)} == {5}
 
+
+
+# --- issue 15: evasions missed before --------------------------------------------------------
+
+
+def test_a_phone_screenshot_recompressed_at_jpeg_70_is_matched():
+    """The picture is small inside the chrome: its own points are added to the frame's
+    fingerprint (missed before on these photos: few, coarse points after recompression)."""
+    pics = {name: photos()[name] for name in ("motorcycle", "retina_2")}
+    index = ListIndex()
+    for i, rgb in enumerate(pics.values(), start=1):
+        frame = media_signals(jpeg(rgb, 95))[0]
+        index.add(entry_of(i, 1, frame), frame.fingerprint)
+    shots = [v for v in T.evasion_variants()["screenshot_jpeg"] if v.name in ("phone_jpeg70", "phone_small_jpeg70")]
+    for i, rgb in enumerate(pics.values(), start=1):
+        for shot in shots:
+            found = {c.entry_id for c in index.candidates(media_signals(jpeg(shot(rgb), 95)))}
+            assert found == {i}, shot.name
