@@ -65,6 +65,8 @@ LOCAL_MIN_FRACTION = 0.5  # share of a list image a local-feature match must cov
 ALLOW_MIN_COVER = 0.8
 
 PDQ_SURE = 8  # PDQ matches this close, as is, need no confirmation by local features
+PDQ_NEAR = 50  # entries this near in PDQ (as is) but past its threshold are checked by local features
+NEAR_VERIFY = 8  # of those, at most this many per frame
 CONFIRM_POINTS = 64  # keypoints each side needs for local features to confirm (or refuse) a PDQ match
 PHASH_MIN_BITS = 12  # a pHash with fewer set (or clear) bits comes from a degenerate picture: not matched
 LOCAL_SHORTLIST = 64  # best-voted entries considered for local verification, before the list filter
@@ -313,6 +315,9 @@ class ListIndex:
                 for c in self._local_candidates(frame.fingerprint, keep, local_min_fraction):
                     verified[c.entry_id] = True
                     offer(c)
+                for c in self._near_pdq_candidates(frame, verified, keep, distance, min_quality, local_min_fraction):
+                    verified[c.entry_id] = True
+                    offer(c)
             for c, orientation, view in found:
                 if use_local and view is not None and self._needs_confirmation(c, orientation, view, frame.fingerprint):
                     if c.entry_id not in verified:
@@ -347,6 +352,44 @@ class ListIndex:
             return False
         m = verify(fp, known)
         return m is not None and m.fraction >= min_fraction
+
+    def _near_pdq_candidates(self, frame: FrameSignals, verified: dict[int, bool], keep: frozenset[int] | None,
+                             distance: int, min_quality: int, min_fraction: float) -> list[Candidate]:
+        """Entries whose PDQ is near but beyond ``distance`` (up to ``PDQ_NEAR``), verified by local features.
+
+        A strong colour edit (a hue shift turns greens to purples) moves the luminance PDQ
+        reads and the local descriptors: PDQ lands just past its threshold, and the
+        descriptors too far apart for the index's votes, but the geometric check on the
+        pair still finds the shared picture. Only the few entries this near are verified.
+        """
+        out: list[Candidate] = []
+        tried = 0
+        for view in frame.views:
+            if not view.whole or view.quality < min_quality:
+                continue
+            for m in self._pdq.search(view.pdq[0], PDQ_NEAR):
+                entry_id, _ = divmod(m.entry_id, SLOTS)
+                list_id = self.list_of(entry_id)
+                if (m.distance <= distance or entry_id in verified or list_id == 0
+                        or (keep is not None and list_id not in keep) or entry_id not in self._local_keys
+                        or not self._quality_ok(self._quality, m.entry_id, min_quality)):
+                    continue
+                if tried >= NEAR_VERIFY:
+                    return out
+                tried += 1
+                match = self._verify(frame.fingerprint, entry_id)
+                verified[entry_id] = match is not None and match.fraction >= min_fraction
+                if verified[entry_id]:
+                    out.append(Candidate(entry_id, list_id, "local", int(round(100 * (1 - match.fraction))),
+                                         "local features" + (", mirrored" if match.mirrored else ""),
+                                         match.match_fraction >= ALLOW_MIN_COVER))
+        return out
+
+    def _verify(self, fp: Any, entry_id: int) -> Any | None:
+        from detectors.localmatch import verify
+
+        known = self._local.fingerprint_of(entry_id)
+        return None if known is None else verify(fp, known)
 
     def _sha_lookup(self, sha256: str) -> tuple[int, ...]:
         try:
