@@ -24,6 +24,13 @@ Entries keep the views of their own image too (an image blocked with a border ma
 copy without it). Views that drop more than flat bars (``content``) never make an
 allow-list match, see ``Candidate.whole``.
 
+A picture shown small inside screenshot chrome or wide borders is fingerprinted apart
+too, and its points join the frame's (``fingerprint_of``): otherwise it gets few points,
+all coarse, and a screenshot recompressed at JPEG 70 keeps too little of them (bench:
+screenshot copies 59-76 % before on the tuning photos). Entries whose PDQ is near
+(``PDQ_NEAR``) but past the threshold are verified by local features: a strong hue
+shift moves both PDQ and the descriptors just out of reach, not the geometry.
+
 A PDQ match that is not near-certain (beyond ``PDQ_SURE`` bits, or through a rotation or
 mirror) is confirmed by local features when both images have enough keypoints: pictures
 with one layout (the quarters of a round photograph, two portraits on plain backgrounds)
