@@ -340,3 +340,15 @@ def test_a_strong_hue_shift_is_matched():
     for i, (name, rgb) in enumerate(pics.items(), start=1):
         found = {c.entry_id for c in index.candidates(media_signals(jpeg(hue90(rgb))))}
         assert found == {i}, name
+
+
+def test_screenshots_and_hue_shifts_of_unlisted_pictures_match_nothing(listed):
+    """The picture's own points (screenshots) and the near-PDQ check (hue) find no false
+    match: flat, repetitive and unrelated pictures, framed or recoloured, stay unmatched."""
+    index, _ = listed
+    pics = {name: rgb for name, rgb in T.hard_negatives().items() if name in ("grass", "text_page_1", "checker_12")}
+    pics["retina_2"] = photos()["retina_2"]  # a photo that is not in the list
+    edits = [v for v in T.evasion_variants()["screenshot_jpeg"][:1] + T.evasion_variants()["hue"][2:3]]
+    for name, rgb in pics.items():
+        for edit in edits:
+            assert index.candidates(media_signals(jpeg(edit(rgb)))) == [], (name, edit.name)
