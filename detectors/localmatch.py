@@ -370,7 +370,8 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
                        None if mirror is None else np.ascontiguousarray(mirror, np.uint8))
 
 
-def with_inset(outer: Fingerprint, inner: Fingerprint, box: tuple[int, int, int, int], size: tuple[int, int]) -> Fingerprint:
+def with_inset(outer: Fingerprint, inner: Fingerprint, box: tuple[int, int, int, int],
+               size: tuple[int, int]) -> Fingerprint:
     """The query fingerprint of a frame (``outer``) with the points of a picture inside it
     (``inner``, the fingerprint of the frame's ``box`` = x, y, width, height in pixels of
     a ``size`` = (width, height) frame) added after its own, in the frame's coordinates.

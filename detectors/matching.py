@@ -174,7 +174,9 @@ def frame_signals(
     pdq, quality, phash, dhash = perceptual_hashes(rgb)
     views = frame_views(rgb, dihedral=dihedral, trim=trim)
     return FrameSignals(
-        ImageHashes(pdq, quality, phash, dhash, sha256), views, fingerprint_of(rgb, views if trim else None) if local else None
+        ImageHashes(pdq, quality, phash, dhash, sha256),
+        views,
+        fingerprint_of(rgb, views if trim else None) if local else None,
     )
 
 

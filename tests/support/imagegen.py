@@ -381,7 +381,8 @@ def scene(kind: str, seed: int, size: tuple[int, int] = (2000, 1500)) -> np.ndar
         top, cloud = np.array([70, 130, 215], np.float32), np.array([240, 242, 245], np.float32)
         img[:horizon] = top * (1 - sky) + cloud * sky
         ground = _noise_field(rng, h - horizon, w, 6, 3)[..., None]
-        img[horizon:] = np.array([40, 90, 30], np.float32) * (1 - ground) + np.array([140, 170, 60], np.float32) * ground
+        dark, light = np.array([40, 90, 30], np.float32), np.array([140, 170, 60], np.float32)
+        img[horizon:] = dark * (1 - ground) + light * ground
         for _ in range(int(w * h / 250)):  # grass blades, longer towards the viewer
             x, y = rng.uniform(0, w), rng.uniform(horizon, h)
             depth = (y - horizon) / max(1, h - horizon)
@@ -394,14 +395,17 @@ def scene(kind: str, seed: int, size: tuple[int, int] = (2000, 1500)) -> np.ndar
         for _ in range(int(w * h / 6000)):  # flowers in the grass
             x, y = int(rng.uniform(0, w)), int(rng.uniform(horizon, h))
             r = 2 + int(8 * (y - horizon) / max(1, h - horizon))
-            colour = tuple(float(c) for c in rng.choice([(240, 240, 240), (250, 220, 40), (220, 60, 90), (160, 90, 200)]))
+            palette = [(240, 240, 240), (250, 220, 40), (220, 60, 90), (160, 90, 200)]
+            colour = tuple(float(c) for c in rng.choice(palette))
             cv2.circle(img, (x, y), r, colour, -1, cv2.LINE_AA)
     elif kind == "raindrops":
         bg = np.stack([_noise_field(rng, h, w, 3, 2) for _ in range(3)], axis=2)
         img[:] = 40 + 180 * bg
         for _ in range(60):  # out-of-focus lights behind the glass
             c = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
-            cv2.circle(img, c, int(rng.uniform(15, 60)), tuple(float(v) for v in rng.uniform(120, 255, 3)), -1, cv2.LINE_AA)
+            radius = int(rng.uniform(15, 60))
+            light = tuple(float(v) for v in rng.uniform(120, 255, 3))
+            cv2.circle(img, c, radius, light, -1, cv2.LINE_AA)
         img = cv2.GaussianBlur(img, (0, 0), 12)
         base = img.copy()
         for _ in range(int(w * h / 3000)):  # drops: a flipped, shrunk view of what is behind, a dark rim, a glint
@@ -422,7 +426,8 @@ def scene(kind: str, seed: int, size: tuple[int, int] = (2000, 1500)) -> np.ndar
             c = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
             ax = (int(rng.uniform(6, 30)), int(rng.uniform(2, 8)))
             g = rng.uniform(0.6, 1.4)
-            cv2.ellipse(img, c, ax, rng.uniform(0, 180), 0, 360, tuple(float(v) for v in np.array([40, 100, 30]) * g), -1, cv2.LINE_AA)
+            leaf = tuple(float(v) for v in np.array([40, 100, 30]) * g)
+            cv2.ellipse(img, c, ax, rng.uniform(0, 180), 0, 360, leaf, -1, cv2.LINE_AA)
         for _ in range(int(w * h / 9000)):  # blossoms: petals around a centre
             cx, cy = rng.uniform(0, w), rng.uniform(0, h)
             r = rng.uniform(10, 45)
@@ -466,7 +471,8 @@ def scene(kind: str, seed: int, size: tuple[int, int] = (2000, 1500)) -> np.ndar
             c = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
             ax = (int(rng.uniform(10, 40)), int(rng.uniform(4, 16)))
             tone = np.array([rng.uniform(60, 140), rng.uniform(110, 200), rng.uniform(20, 60)]) * rng.uniform(0.5, 1.2)
-            cv2.ellipse(img, c, ax, rng.uniform(0, 180), 0, 360, tuple(float(v) for v in np.clip(tone, 0, 255)), -1, cv2.LINE_AA)
-            cv2.line(img, (c[0] - ax[0] // 2, c[1]), (c[0] + ax[0] // 2, c[1]), tuple(float(v) for v in tone * 0.7), 1, cv2.LINE_AA)
+            leaf, vein = tuple(float(v) for v in np.clip(tone, 0, 255)), tuple(float(v) for v in tone * 0.7)
+            cv2.ellipse(img, c, ax, rng.uniform(0, 180), 0, 360, leaf, -1, cv2.LINE_AA)
+            cv2.line(img, (c[0] - ax[0] // 2, c[1]), (c[0] + ax[0] // 2, c[1]), vein, 1, cv2.LINE_AA)
         img *= (0.6 + 0.6 * _noise_field(rng, h, w, 4, 2))[..., None]
     return _grain(rng, np.clip(img, 0, 255), 3.0)

@@ -283,8 +283,8 @@ def region_mask(h: int, w: int, region: str, share: float) -> np.ndarray:
         elif region == "blob":  # a rounded irregular shape: a body in an unusual pose, a pasted object
             for cx, cy, ax, ay in ((0.5, 0.55, 0.3, 0.28), (0.38, 0.4, 0.16, 0.2), (0.63, 0.68, 0.18, 0.16),
                                    (0.55, 0.3, 0.12, 0.14)):
-                cv2.ellipse(mask, (round(w * cx), round(h * cy)), (max(1, round(w * ax * k)), max(1, round(h * ay * k))),
-                            30, 0, 360, 1, -1)
+                axes = (max(1, round(w * ax * k)), max(1, round(h * ay * k)))
+                cv2.ellipse(mask, (round(w * cx), round(h * cy)), axes, 30, 0, 360, 1, -1)
         elif region == "centre":
             rw, rh = w * 0.5 * k, h * 0.5 * k
             cv2.rectangle(mask, (round(w / 2 - rw), round(h / 2 - rh)), (round(w / 2 + rw), round(h / 2 + rh)), 1, -1)
@@ -440,7 +440,8 @@ def evasion_variants() -> dict[str, list[Variant]]:
             for p, side in ((0.05, "left"), (0.10, "right"), (0.075, "top"), (0.10, "bottom"))
         ],
         "screenshot_jpeg": [
-            _v("screenshot_jpeg", "phone_jpeg70", lambda x: jpeg(resize_long_side(screenshot(x, kind="phone"), 1280), 70)),
+            _v("screenshot_jpeg", "phone_jpeg70",
+               lambda x: jpeg(resize_long_side(screenshot(x, kind="phone"), 1280), 70)),
             _v("screenshot_jpeg", "phone_dark_jpeg70",
                lambda x: jpeg(resize_long_side(screenshot(x, kind="phone", dark=True), 1280), 70)),
             _v("screenshot_jpeg", "phone_small_jpeg70",
