@@ -370,6 +370,33 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
                        None if mirror is None else np.ascontiguousarray(mirror, np.uint8))
 
 
+def with_inset(outer: Fingerprint, inner: Fingerprint, box: tuple[int, int, int, int],
+               size: tuple[int, int]) -> Fingerprint:
+    """The query fingerprint of a frame (``outer``) with the points of a picture inside it
+    (``inner``, the fingerprint of the frame's ``box`` = x, y, width, height in pixels of
+    a ``size`` = (width, height) frame) added after its own, in the frame's coordinates.
+
+    A screenshot or a wide border shows the picture small: in the frame's working copy
+    it has few points, found at a coarse scale (and recompression leaves little of its
+    fine detail). The inset's points were found at the working copy's full size; they
+    keep the frame's pixel size (so their tolerance is, if anything, looser). The
+    frame's own points come first, so a known-image prefix (``as_known``) is unchanged.
+    """
+    if not len(inner):
+        return outer
+    w, h = size
+    x, y, bw, bh = box
+    k = FRAME / max(w, h)
+    pts = inner.keypoints * (max(bw, bh) / FRAME) * k + np.array([x * k, y * k], np.float32)
+    pts = np.clip(np.round(pts * _POS_SCALE) / _POS_SCALE, 0, [outer.width, outer.height]).astype(np.float32)
+    both = outer.mirror_descriptors is not None and inner.mirror_descriptors is not None
+    return Fingerprint(
+        np.concatenate([outer.keypoints, pts]), np.concatenate([outer.descriptors, inner.descriptors]),
+        outer.width, outer.height, np.concatenate([outer.angles, inner.angles]),
+        np.concatenate([outer.octaves, inner.octaves]), outer.source_side,
+        np.concatenate([outer.mirror_descriptors, inner.mirror_descriptors]) if both else None)
+
+
 # --- verification ----------------------------------------------------------------------
 
 

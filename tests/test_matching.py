@@ -304,3 +304,51 @@ def test_an_entry_added_again_replaces_its_hashes():
     assert index.candidates(media_signals(jpeg(photos()["rocket"], 70), local=False), local=False) == []
     assert {c.entry_id for c in index.candidates([b], local=False)} == {5}
 
+
+
+# --- issue 15: evasions missed before --------------------------------------------------------
+
+
+def test_a_phone_screenshot_recompressed_at_jpeg_70_is_matched():
+    """The picture is small inside the chrome: its own points are added to the frame's
+    fingerprint (missed before on these photos: few, coarse points after recompression)."""
+    pics = {name: photos()[name] for name in ("motorcycle", "retina_2")}
+    index = ListIndex()
+    for i, rgb in enumerate(pics.values(), start=1):
+        frame = media_signals(jpeg(rgb, 95))[0]
+        index.add(entry_of(i, 1, frame), frame.fingerprint)
+    shots = [v for v in T.evasion_variants()["screenshot_jpeg"] if v.name in ("phone_jpeg70", "phone_small_jpeg70")]
+    for i, rgb in enumerate(pics.values(), start=1):
+        for shot in shots:
+            found = {c.entry_id for c in index.candidates(media_signals(jpeg(shot(rgb), 95)))}
+            assert found == {i}, shot.name
+
+
+def test_a_strong_hue_shift_is_matched():
+    """Greens turned purple (a meadow): PDQ lands just past 31 and the descriptors too far
+    apart for the index's votes; the near PDQ entry is verified geometrically. A retina on
+    black: PDQ within 31 needs confirmation, which the picture's own points now give.
+    Both missed before."""
+    from tests.support.imagegen import scene
+
+    pics = {"meadow": scene("meadow", 1, (1600, 1200)), "retina_2": photos()["retina_2"]}
+    index = ListIndex()
+    for i, rgb in enumerate(pics.values(), start=1):
+        frame = media_signals(jpeg(rgb, 95))[0]
+        index.add(entry_of(i, 1, frame), frame.fingerprint)
+    hue90 = next(v for v in T.evasion_variants()["hue"] if v.name == "hue90")
+    for i, (name, rgb) in enumerate(pics.items(), start=1):
+        found = {c.entry_id for c in index.candidates(media_signals(jpeg(hue90(rgb))))}
+        assert found == {i}, name
+
+
+def test_screenshots_and_hue_shifts_of_unlisted_pictures_match_nothing(listed):
+    """The picture's own points (screenshots) and the near-PDQ check (hue) find no false
+    match: flat, repetitive and unrelated pictures, framed or recoloured, stay unmatched."""
+    index, _ = listed
+    pics = {name: rgb for name, rgb in T.hard_negatives().items() if name in ("grass", "text_page_1", "checker_12")}
+    pics["retina_2"] = photos()["retina_2"]  # a photo that is not in the list
+    edits = [v for v in T.evasion_variants()["screenshot_jpeg"][:1] + T.evasion_variants()["hue"][2:3]]
+    for name, rgb in pics.items():
+        for edit in edits:
+            assert index.candidates(media_signals(jpeg(edit(rgb)))) == [], (name, edit.name)

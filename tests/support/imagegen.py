@@ -330,3 +330,149 @@ def transparent_webm_bytes(frames_rgba: Sequence[np.ndarray], fps: int = 10, *, 
             out.mux(stream.encode(av.VideoFrame.from_ndarray(even, format="rgba")))
         out.mux(stream.encode(None))
     return buf.getvalue()
+
+
+# --- synthetic photos ----------------------------------------------------------
+
+SCENES = ("meadow", "raindrops", "flowers", "pebbles", "city", "foliage")
+
+
+def _noise_field(rng: np.random.Generator, h: int, w: int, octaves: int = 5, base: int = 4) -> np.ndarray:
+    """Smooth random field in 0..1 made of a few octaves of upscaled noise (clouds, shading)."""
+    import cv2
+
+    out = np.zeros((h, w), np.float32)
+    amp, total = 1.0, 0.0
+    for o in range(octaves):
+        cells = base * 2**o
+        small = rng.random((cells, max(1, cells * w // h))).astype(np.float32)
+        out += amp * cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+        total += amp
+        amp *= 0.55
+    out /= total
+    return (out - out.min()) / max(1e-6, float(out.max() - out.min()))
+
+
+def _grain(rng: np.random.Generator, img: np.ndarray, sigma: float) -> np.ndarray:
+    """Sensor-like grain, then a slight lens blur: what every camera photo has."""
+    import cv2
+
+    out = img.astype(np.float32) + rng.normal(0, sigma, img.shape).astype(np.float32)
+    out = cv2.GaussianBlur(out, (3, 3), 0.7)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def scene(kind: str, seed: int, size: tuple[int, int] = (2000, 1500)) -> np.ndarray:
+    """A synthetic photo-like picture (RGB uint8, width x height ``size``) of one of
+    ``SCENES``: a meadow under a sky, raindrops on a window, a flower bed, pebbles, a
+    street of buildings, leaves. Detail at many scales, as in a camera photo, and large
+    (a phone photo's size) so that edits can downscale it as chat apps do. Deterministic
+    in ``seed``; distinct seeds share no content."""
+    import cv2
+
+    if kind not in SCENES:
+        raise ValueError(f"unknown scene {kind!r}; one of {SCENES}")
+    rng = np.random.default_rng(seed * 7919 + SCENES.index(kind))
+    w, h = size
+    img = np.zeros((h, w, 3), np.float32)
+    if kind == "meadow":
+        horizon = int(h * rng.uniform(0.25, 0.45))
+        sky = _noise_field(rng, horizon, w, 4, 2)[..., None]
+        top, cloud = np.array([70, 130, 215], np.float32), np.array([240, 242, 245], np.float32)
+        img[:horizon] = top * (1 - sky) + cloud * sky
+        ground = _noise_field(rng, h - horizon, w, 6, 3)[..., None]
+        dark, light = np.array([40, 90, 30], np.float32), np.array([140, 170, 60], np.float32)
+        img[horizon:] = dark * (1 - ground) + light * ground
+        for _ in range(int(w * h / 250)):  # grass blades, longer towards the viewer
+            x, y = rng.uniform(0, w), rng.uniform(horizon, h)
+            depth = (y - horizon) / max(1, h - horizon)
+            length = 4 + 40 * depth * rng.uniform(0.5, 1.5)
+            a = rng.uniform(-0.5, 0.5) - np.pi / 2
+            g = rng.uniform(0.5, 1.3)
+            colour = tuple(float(c) for c in np.clip(np.array([50, 120, 35]) * g, 0, 255))
+            cv2.line(img, (int(x), int(y)), (int(x + length * np.cos(a)), int(y + length * np.sin(a))), colour,
+                     1 + int(depth * 2), cv2.LINE_AA)
+        for _ in range(int(w * h / 6000)):  # flowers in the grass
+            x, y = int(rng.uniform(0, w)), int(rng.uniform(horizon, h))
+            r = 2 + int(8 * (y - horizon) / max(1, h - horizon))
+            palette = [(240, 240, 240), (250, 220, 40), (220, 60, 90), (160, 90, 200)]
+            colour = tuple(float(c) for c in rng.choice(palette))
+            cv2.circle(img, (x, y), r, colour, -1, cv2.LINE_AA)
+    elif kind == "raindrops":
+        bg = np.stack([_noise_field(rng, h, w, 3, 2) for _ in range(3)], axis=2)
+        img[:] = 40 + 180 * bg
+        for _ in range(60):  # out-of-focus lights behind the glass
+            c = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+            radius = int(rng.uniform(15, 60))
+            light = tuple(float(v) for v in rng.uniform(120, 255, 3))
+            cv2.circle(img, c, radius, light, -1, cv2.LINE_AA)
+        img = cv2.GaussianBlur(img, (0, 0), 12)
+        base = img.copy()
+        for _ in range(int(w * h / 3000)):  # drops: a flipped, shrunk view of what is behind, a dark rim, a glint
+            r = int(rng.uniform(4, 28) * (1.6 if rng.random() < 0.1 else 1))
+            x, y = int(rng.uniform(r, w - r)), int(rng.uniform(r, h - r))
+            y0, y1, x0, x1 = max(0, y - 3 * r), min(h, y + 3 * r), max(0, x - 3 * r), min(w, x + 3 * r)
+            patch = cv2.resize(base[y0:y1, x0:x1][::-1, ::-1], (2 * r, 2 * r), interpolation=cv2.INTER_AREA)
+            mask = np.zeros((2 * r, 2 * r), np.float32)
+            cv2.circle(mask, (r, r), r - 1, 1.0, -1, cv2.LINE_AA)
+            dst = img[y - r : y + r, x - r : x + r]
+            dst[:] = dst * (1 - mask[..., None]) + patch * mask[..., None] * 1.1
+            cv2.circle(img, (x, y), r, (20, 20, 25), max(1, r // 6), cv2.LINE_AA)
+            cv2.circle(img, (x - r // 3, y - r // 3), max(1, r // 5), (250, 250, 250), -1, cv2.LINE_AA)
+    elif kind == "flowers":
+        f = _noise_field(rng, h, w, 5, 3)[..., None]
+        img[:] = np.array([15, 45, 15], np.float32) * (1 - f) + np.array([60, 110, 40], np.float32) * f
+        for _ in range(int(w * h / 400)):  # leaves
+            c = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+            ax = (int(rng.uniform(6, 30)), int(rng.uniform(2, 8)))
+            g = rng.uniform(0.6, 1.4)
+            leaf = tuple(float(v) for v in np.array([40, 100, 30]) * g)
+            cv2.ellipse(img, c, ax, rng.uniform(0, 180), 0, 360, leaf, -1, cv2.LINE_AA)
+        for _ in range(int(w * h / 9000)):  # blossoms: petals around a centre
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+            r = rng.uniform(10, 45)
+            petal = np.clip(rng.uniform(80, 255, 3), 0, 255)
+            n = int(rng.integers(5, 9))
+            turn = rng.uniform(0, 2 * np.pi)
+            for k in range(n):
+                a = turn + 2 * np.pi * k / n
+                c = (int(cx + 0.6 * r * np.cos(a)), int(cy + 0.6 * r * np.sin(a)))
+                shade = tuple(float(v) for v in petal * rng.uniform(0.8, 1.1))
+                cv2.ellipse(img, c, (int(0.6 * r), int(0.28 * r)), np.degrees(a), 0, 360, shade, -1, cv2.LINE_AA)
+            cv2.circle(img, (int(cx), int(cy)), int(0.22 * r), (230, 190, 30), -1, cv2.LINE_AA)
+    elif kind == "pebbles":
+        img[:] = 90 + 60 * _noise_field(rng, h, w, 6, 4)[..., None]
+        for _ in range(int(w * h / 1500)):
+            c = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+            ax = (int(rng.uniform(8, 40)), int(rng.uniform(6, 30)))
+            tone = rng.uniform(60, 220) * np.array([1.0, rng.uniform(0.85, 1.0), rng.uniform(0.7, 1.0)])
+            cv2.ellipse(img, c, ax, rng.uniform(0, 180), 0, 360, tuple(float(v) for v in tone * 0.6), -1, cv2.LINE_AA)
+            cv2.ellipse(img, (c[0] - 2, c[1] - 2), (max(1, ax[0] - 3), max(1, ax[1] - 3)), rng.uniform(0, 180), 0, 360,
+                        tuple(float(v) for v in tone), -1, cv2.LINE_AA)
+    elif kind == "city":
+        sky = _noise_field(rng, h, w, 3, 2)[..., None]
+        img[:] = np.array([150, 180, 220], np.float32) * (1 - sky) + np.array([235, 235, 240], np.float32) * sky
+        x = 0
+        while x < w:  # buildings of windows
+            bw, top = int(rng.uniform(w / 14, w / 5)), int(rng.uniform(0.05, 0.6) * h)
+            wall = rng.uniform(70, 210, 3)
+            cv2.rectangle(img, (x, top), (x + bw, h), tuple(float(v) for v in wall), -1)
+            ww, wh = int(rng.uniform(8, 22)), int(rng.uniform(12, 30))
+            for yy in range(top + 10, h - wh, wh + int(rng.uniform(8, 20))):
+                for xx in range(x + 8, x + bw - ww, ww + int(rng.uniform(6, 16))):
+                    lit = rng.random() < 0.3
+                    colour = (250, 230, 150) if lit else tuple(float(v) for v in wall * rng.uniform(0.25, 0.5))
+                    cv2.rectangle(img, (xx, yy), (xx + ww, yy + wh), colour, -1)
+            x += bw + int(rng.uniform(0, 30))
+        img *= (0.75 + 0.35 * _noise_field(rng, h, w, 3, 2))[..., None]
+    else:  # foliage
+        img[:] = 30
+        for _ in range(int(w * h / 350)):
+            c = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+            ax = (int(rng.uniform(10, 40)), int(rng.uniform(4, 16)))
+            tone = np.array([rng.uniform(60, 140), rng.uniform(110, 200), rng.uniform(20, 60)]) * rng.uniform(0.5, 1.2)
+            leaf, vein = tuple(float(v) for v in np.clip(tone, 0, 255)), tuple(float(v) for v in tone * 0.7)
+            cv2.ellipse(img, c, ax, rng.uniform(0, 180), 0, 360, leaf, -1, cv2.LINE_AA)
+            cv2.line(img, (c[0] - ax[0] // 2, c[1]), (c[0] + ax[0] // 2, c[1]), vein, 1, cv2.LINE_AA)
+        img *= (0.6 + 0.6 * _noise_field(rng, h, w, 4, 2))[..., None]
+    return _grain(rng, np.clip(img, 0, 255), 3.0)

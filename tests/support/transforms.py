@@ -118,6 +118,21 @@ def crop(rgb: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return rgb[top : h - (cut_h - top), left : w - (cut_w - left)]
 
 
+def crop_side(rgb: np.ndarray, fraction: float, side: str) -> np.ndarray:
+    """Removes ``fraction`` of the picture from one side only ("left", "right", "top", "bottom")."""
+    h, w = rgb.shape[:2]
+    cut_w, cut_h = round(w * fraction), round(h * fraction)
+    if side == "left":
+        return rgb[:, cut_w:]
+    if side == "right":
+        return rgb[:, : w - cut_w]
+    if side == "top":
+        return rgb[cut_h:]
+    if side == "bottom":
+        return rgb[: h - cut_h]
+    raise ValueError(f"unknown side {side!r}; one of left, right, top, bottom")
+
+
 def border(rgb: np.ndarray, fraction: float, colour: tuple[int, int, int]) -> np.ndarray:
     """A uniform border ``fraction`` of the size wide on every side."""
     h, w = rgb.shape[:2]
@@ -237,7 +252,7 @@ def screenshot(rgb: np.ndarray, *, kind: str = "phone", dark: bool = False) -> n
 
 # --- undress-like edits ----------------------------------------------------------
 
-REGIONS = ("torso", "trunk", "centre")
+REGIONS = ("torso", "trunk", "centre", "blob")
 FILLS = ("texture", "smooth", "noise")
 
 
@@ -265,6 +280,11 @@ def region_mask(h: int, w: int, region: str, share: float) -> np.ndarray:
             )
             cv2.fillPoly(mask, [pts], 1)
             cv2.ellipse(mask, (round(w * 0.5), round(top + h * 0.08 * k)), (round(w * 0.42 * k), round(h * 0.08 * k)), 0, 180, 360, 1, -1)
+        elif region == "blob":  # a rounded irregular shape: a body in an unusual pose, a pasted object
+            for cx, cy, ax, ay in ((0.5, 0.55, 0.3, 0.28), (0.38, 0.4, 0.16, 0.2), (0.63, 0.68, 0.18, 0.16),
+                                   (0.55, 0.3, 0.12, 0.14)):
+                axes = (max(1, round(w * ax * k)), max(1, round(h * ay * k)))
+                cv2.ellipse(mask, (round(w * cx), round(h * cy)), axes, 30, 0, 360, 1, -1)
         elif region == "centre":
             rw, rh = w * 0.5 * k, h * 0.5 * k
             cv2.rectangle(mask, (round(w / 2 - rw), round(h / 2 - rh)), (round(w / 2 + rw), round(h / 2 + rh)), 1, -1)
@@ -313,6 +333,25 @@ def undress_like(rgb: np.ndarray, *, region: str = "torso", share: float = 0.4, 
     content = _fill(h, w, fill, texture, seed).astype(np.float32)
     out = rgb.astype(np.float32) * (1 - mask) + content * mask
     return chat_recompress(out.round().astype(np.uint8), side, quality)
+
+
+def blur_replace(rgb: np.ndarray, *, region: str = "centre", share: float = 0.4, blur: float = 0.03,
+                 scale: float = 0.6, quality: int = 75) -> np.ndarray:
+    """``share`` of the picture (a central or torso-shaped region) replaced by a heavy
+    blur of itself (Gaussian, sigma ``blur`` of the long side), then scaled by ``scale``
+    and saved as JPEG ``quality``: an undress edit whose new body is smooth, on a large
+    original that a chat app shrinks. The ring around the region is the photo unchanged."""
+    h, w = rgb.shape[:2]
+    mask = region_mask(h, w, region, share)
+    feather = max(1, min(h, w) // 100) * 2 + 1
+    mask = cv2.GaussianBlur(mask, (feather, feather), 0)[..., None]
+    # blurred on a reduced copy (the same look; a sigma of 100 pixels at full size is slow)
+    k = max(1, round(blur * max(h, w) / 8))
+    small = cv2.resize(rgb, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), max(1.0, blur * max(h, w) / k))
+    smooth = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    out = rgb.astype(np.float32) * (1 - mask) + smooth * mask
+    return jpeg(resize(out.round().astype(np.uint8), scale), quality)
 
 
 # --- the families ----------------------------------------------------------------
@@ -366,6 +405,7 @@ def variants(*, fillers: tuple[np.ndarray, ...] | None = None) -> dict[str, list
         ],
         "webp": [_v("webp", f"webp{q}", lambda x, q=q: webp(x, q)) for q in (50, 80)],
     }
+    fam.update(evasion_variants())
     undress = []
     for i, (region, share, fill) in enumerate(
         (("torso", 0.25, "smooth"), ("torso", 0.4, "texture"), ("torso", 0.5, "noise"),
@@ -379,6 +419,40 @@ def variants(*, fillers: tuple[np.ndarray, ...] | None = None) -> dict[str, list
                           undress_like(x, region=r, share=s, fill=f, texture=t, side=sd, quality=q, seed=seed)))
     fam["undress"] = undress
     return fam
+
+
+# Families of issue 15: evasions that whole-image hashes and the first local matcher
+# missed on photos other than the bench's. Each is a family of its own so benches report it.
+EVASION_FAMILIES = ("rotation_3_5", "crop_one_side", "screenshot_jpeg", "hue", "mirror_crop_jpeg")
+
+
+def evasion_variants() -> dict[str, list[Variant]]:
+    """Small rotations of 3-5 degrees either way (trimmed or expanded), crops of 5-10 %
+    from one side only, phone screenshots recompressed at JPEG 70, hue shifts, and a
+    mirror image cropped by 5 % and saved at JPEG 60."""
+    return {
+        "rotation_3_5": [
+            _v("rotation_3_5", f"rot{d}_{'trim' if t else 'expand'}", lambda x, d=d, t=t: rotate_small(x, d, trim=t))
+            for d, t in ((3, True), (-4, True), (4.5, False), (-5, True), (5, False))
+        ],
+        "crop_one_side": [
+            _v("crop_one_side", f"crop{round(p * 100)}_{side}", lambda x, p=p, side=side: crop_side(x, p, side))
+            for p, side in ((0.05, "left"), (0.10, "right"), (0.075, "top"), (0.10, "bottom"))
+        ],
+        "screenshot_jpeg": [
+            _v("screenshot_jpeg", "phone_jpeg70",
+               lambda x: jpeg(resize_long_side(screenshot(x, kind="phone"), 1280), 70)),
+            _v("screenshot_jpeg", "phone_dark_jpeg70",
+               lambda x: jpeg(resize_long_side(screenshot(x, kind="phone", dark=True), 1280), 70)),
+            _v("screenshot_jpeg", "phone_small_jpeg70",
+               lambda x: jpeg(resize_long_side(screenshot(x, kind="phone"), 960), 70)),
+        ],
+        "hue": [_v("hue", f"hue{h}", lambda x, h=h: colour_shift(x, hue=h)) for h in (15, 45, 90, 150)],
+        "mirror_crop_jpeg": [
+            _v("mirror_crop_jpeg", f"mirror_crop5_{s}_jpeg60", lambda x, s=s: jpeg(crop(mirror(x), 0.05, s), 60))
+            for s in (21, 22)
+        ],
+    }
 
 
 def all_variants(**kw: object) -> list[Variant]:
