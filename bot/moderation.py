@@ -81,13 +81,16 @@ class Moderator:
     def __init__(self, core: "Core") -> None:
         self.core = core
 
-    async def handle(self, work_id: int, event: MediaPosted) -> None:
+    async def handle(self, work_id: int, event: MediaPosted, *, detach: bool = False) -> Awaitable[None] | None:
+        """Handles one item. ``detach``: when the decision is a delete, returns the rest (the delete,
+        sent with the chat's other deletes, then alerts and finishing the item) to be run on its
+        own, so that the chat's next image need not wait for it; None when all was done here."""
         core = self.core
         platform = core.platforms[event.chat.platform]
         settings = await core.group_settings(event.chat)
         if settings.mode == "off":
             await core.store.finish_work(work_id)
-            return
+            return None
         list_ids = await core.list_ids_for(event.chat)
         # trimmed views, rotations and local features only when there is a list to match
         # (a local fingerprint is also needed to look protected photos up, or keep a group photo)
@@ -125,6 +128,17 @@ class Moderator:
             exempt = event.sender.kind == "anonymous_admin" or await core.is_exempt(event.chat, event.sender.user_id)
         decision = decide(evidence, settings, exempt=exempt)
         audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision, derived=derived)
+        rest = self._conclude(work_id, event, platform, settings, scan, error, matches, label, decision, derived, audit_id)
+        if detach and decision.verdict == DELETE and not decision.dry_run:
+            return rest
+        await rest
+        return None
+
+    async def _conclude(self, work_id: int, event: MediaPosted, platform, settings: GroupSettings, scan: Scan | None,
+                        error: MediaError | PlatformError | None, matches: tuple[ListMatch, ...], label: str,
+                        decision: Decision, derived: tuple[DerivedMatch, ...], audit_id: int) -> None:
+        """What follows a decision: act, alert, keep a group photo, finish the item."""
+        core = self.core
         deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
         outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until, derived=derived)
         metrics_of(core).outcome(event.chat.platform, outcome)
