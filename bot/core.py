@@ -19,6 +19,7 @@ from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
 from bot.redact import redact
+from bot.repeats import RepeatCache
 from bot.policy import Decision, GroupSettings
 from detectors.errors import MediaError
 from detectors.scanner import Scan, Scanner
@@ -43,6 +44,8 @@ class Core:
         self.actions = Actions(store, DeleteBatcher() if self.batching else None)
         self.simulated = SimulatedActions()
         self.moderator = Moderator(self)
+        # verdicts of files seen recently (bot/repeats.py): a repeat is not downloaded or scanned again
+        self.repeats = RepeatCache(config.pipeline.repeat_cache_entries, config.pipeline.repeat_cache_mb * 1024 * 1024)
         self.notifier = Notifier(self)
         self.resources = load_resources(config.resources)
         p = config.pipeline

@@ -28,6 +28,7 @@ from bot.platforms.errors import (
 )
 from bot.policy import ALLOW, ASK, DELETE, Decision, Evidence, GroupSettings, decide
 from bot.protect import DerivedMatch, derived_evidence
+from bot.repeats import platform_key, sha256_of
 from detectors.errors import MediaError
 from detectors.scanner import Scan
 from detectors.verdict import CLEAN, judge_frames
@@ -210,6 +211,12 @@ class Moderator:
         core = self.core
         limit = core.config.detectors.limits.max_bytes
         seconds = core.config.pipeline.download_timeout
+        repeats = core.repeats
+        file_key = platform_key(event.chat.platform, event.media)
+        if (seen := repeats.by_file(file_key, signals=list_signals)) is not None:
+            log.debug("chat %s message %s: a file seen before; its verdict is reused, not downloaded",
+                      event.chat.chat_id, event.message_id)
+            return seen.scan, None
         try:
             if event.media.size is not None and event.media.size > limit:
                 raise MediaTooLarge(event.media.size, limit)
@@ -224,8 +231,16 @@ class Moderator:
             log.warning("chat %s message %s: not downloaded: %s", event.chat.chat_id, event.message_id, exc)
             return None, exc
         try:
+            sha = ""
+            if repeats.enabled:  # a large file is hashed in the pool, off the event loop
+                sha = sha256_of(data) if len(data) <= 1 << 20 else await core.pipeline.run_cpu(
+                    sha256_of, data, timeout=core.config.pipeline.scan_timeout)
+            if sha and (seen := repeats.by_sha(sha, file_key, signals=list_signals)) is not None:
+                return seen.scan, None  # the same bytes as a file seen before: no model runs again
             scan = await core.pipeline.run_cpu(partial(core.scanner.scan, list_signals=list_signals), data,
                                                timeout=core.config.pipeline.scan_timeout)
+            if sha:  # only a file that was checked: an unscannable one is checked again next time
+                repeats.remember(sha, file_key, scan, signals=list_signals)
             return scan, None
         except MediaError as exc:
             log.warning("chat %s message %s: not checked: %s", event.chat.chat_id, event.message_id, exc.reason)
