@@ -82,13 +82,49 @@ class DeleteBatcher:
         self._chats.clear()
 
     async def _send(self, platform: Any, key: tuple[str, str], chat: _Chat) -> None:
+        limited = transient = 0  # failed tries of the batch at the head of the queue
+        delay = 0.5
         try:
             while chat.queue:
                 await self.gate.wait(key)
-                batch, chat.queue = chat.queue[:MAX_BATCH], chat.queue[MAX_BATCH:]
+                size = MAX_BATCH if getattr(platform, "delete_many", None) is not None else 1
+                batch, chat.queue = chat.queue[:size], chat.queue[size:]
                 batch = [(m, f) for m, f in batch if not f.done()]  # a caller cancelled: not sent
-                if batch:
-                    await self._batch(platform, key, batch)
+                if not batch:
+                    continue
+                try:
+                    await self._once(platform, key, [m for m, _ in batch])
+                except (RetryLater, Transient) as exc:
+                    if isinstance(exc, RetryLater):
+                        limited += 1
+                        self.gate.close_for(key, exc.retry_after)  # the chat waits once, for all
+                        log.warning("chat %s: deletes rate limited; the chat waits %.1f s", key[1], exc.retry_after)
+                    else:
+                        transient += 1
+                        log.warning("chat %s: deletes: %s; retry in %.1f s", key[1], exc, delay)
+                        await asyncio.sleep(delay * (0.75 + random.random() / 2))
+                        delay = min(delay * 2, 15.0)
+                    if max(limited, transient) >= ATTEMPTS:
+                        for _, done in batch:
+                            _settle(done, exc)
+                        limited = transient = 0
+                    else:  # again after the wait, with whatever of the chat's deletes came meanwhile
+                        chat.queue[:0] = batch
+                    continue
+                except MessageGone:
+                    pass  # deleteMessages skips missing ones; a single one gone is done as well
+                except PlatformError as exc:
+                    limited = transient = 0
+                    await self._one_by_one(platform, key, batch, exc)
+                    continue
+                except Exception as exc:  # a bug: every caller gets it, the sender goes on with the queue
+                    for _, done in batch:
+                        _settle(done, exc)
+                    continue
+                limited = transient = 0
+                delay = 0.5
+                for _, done in batch:
+                    _settle(done, None)
         except BaseException as exc:  # cancelled at stop: every caller still waiting learns it
             for _, f in chat.queue:
                 if not f.done():
@@ -98,36 +134,31 @@ class DeleteBatcher:
             if self._chats.get(key) is chat and not chat.queue:
                 del self._chats[key]
 
-    async def _batch(self, platform: Any, key: tuple[str, str], batch: list[tuple[str, asyncio.Future[None]]]) -> None:
-        many = getattr(platform, "delete_many", None)
-        ids = [m for m, _ in batch]
-        try:
-            if len(ids) > 1 and many is not None:
-                await self._retried(key, lambda: many(key[1], ids), f"delete {len(ids)} messages")
-            else:
-                await self._retried(key, lambda: platform.delete(key[1], ids[0]), "delete message")
-        except MessageGone:
-            pass  # deleteMessages skips missing ones; a single one gone is done as well
-        except PlatformError as exc:
-            if len(ids) == 1:
-                _settle(batch[0][1], exc)
-                return
-            log.warning("chat %s: deleting %d messages at once failed (%s); one by one", key[1], len(ids), exc)
-            for message_id, done in batch:
-                try:
-                    await self._retried(key, lambda m=message_id: platform.delete(key[1], m), "delete message")
-                except MessageGone:
-                    pass
-                except PlatformError as one:
-                    _settle(done, one)
-                    continue
-                _settle(done, None)
+    @staticmethod
+    async def _once(platform: Any, key: tuple[str, str], ids: list[str]) -> None:
+        if len(ids) > 1:
+            await platform.delete_many(key[1], ids)
+        else:  # one message, or a platform without batches (Matrix): one call
+            await platform.delete(key[1], ids[0])
+
+    async def _one_by_one(self, platform: Any, key: tuple[str, str], batch: list[tuple[str, asyncio.Future[None]]],
+                          error: PlatformError) -> None:
+        """A batch failed as a whole: each message on its own, so one that cannot go takes no other."""
+        if len(batch) == 1:
+            _settle(batch[0][1], error)
             return
-        except Exception as exc:  # a bug: every caller gets it, the sender goes on with the queue
-            for _, done in batch:
-                _settle(done, exc)
-            return
-        for _, done in batch:
+        log.warning("chat %s: deleting %d messages at once failed (%s); one by one", key[1], len(batch), error)
+        for message_id, done in batch:
+            try:
+                await self._retried(key, lambda m=message_id: platform.delete(key[1], m), "delete message")
+            except MessageGone:
+                pass
+            except PlatformError as one:
+                _settle(done, one)
+                continue
+            except Exception as bug:
+                _settle(done, bug)
+                continue
             _settle(done, None)
 
     async def _retried(self, key: tuple[str, str], call: Any, what: str) -> None:

@@ -743,6 +743,7 @@ class BotApiEmulator:
         self._allowed: frozenset[str] = DEFAULT_UPDATES
         self._failures: dict[str, list[_Failure]] = {}
         self._flood_after: int | None = None  # see flood_new_deletes
+        self._held: dict[str, asyncio.Event] = {}  # see hold
         self._flood_seen: set[tuple[int, int]] = set()
         self._queries: dict[str, _CallbackQuery] = {}
         self._commands: dict[tuple[str, str], list[dict]] = {}
@@ -820,6 +821,9 @@ class BotApiEmulator:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             params = await self._read_params(request)
+            held = self._held.get(method.lower())
+            if held is not None:  # the test holds this method: its calls wait, then go on as sent
+                await held.wait()
             self._maybe_fail(method)
             self._maybe_flood(method, params)
             handler = self._handlers.get(name.lower())
@@ -1764,6 +1768,16 @@ class BotApiEmulator:
             except ValueError:
                 description = "Error"
         self._failures.setdefault(method.lower(), []).append(_Failure(status, description, parameters, times))
+
+    def hold(self, method: str) -> None:
+        """Calls of ``method`` wait (unanswered, as on a slow link) until ``release(method)``; then
+        each is answered in turn, injected failures included."""
+        self._held[method.lower()] = asyncio.Event()
+
+    def release(self, method: str) -> None:
+        held = self._held.pop(method.lower(), None)
+        if held is not None:
+            held.set()
 
     def flood_new_deletes(self, retry_after: int = 1) -> None:
         """From now on, a delete call (deleteMessage or deleteMessages) that names a message no
