@@ -129,7 +129,8 @@ class Moderator:
             exempt = event.sender.kind == "anonymous_admin" or await core.is_exempt(event.chat, event.sender.user_id)
         decision = decide(evidence, settings, exempt=exempt)
         audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision, derived=derived)
-        rest = self._conclude(work_id, event, platform, settings, scan, error, matches, label, decision, derived, audit_id)
+        rest = self._conclude(work_id, event, platform, settings, scan, error, matches, label, decision, derived,
+                              audit_id)
         if detach and decision.verdict == DELETE and not decision.dry_run:
             return rest
         await rest
