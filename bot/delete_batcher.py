@@ -2,7 +2,7 @@
 
 Under a burst every hit of a chat needs a delete. One call per message, each retried on its own
 after a 429, makes the chat wait once per message. Here a chat has one queue and one sender:
-deletes that arrive while a call is out go together in the next call (``delete_many``, up to
+deletes that arrive while a call is out (or waits) go together in the next call (``delete_many``, up to
 ``MAX_BATCH`` ids, where the platform has it), and a 429 closes the chat's gate for the time the
 platform asks; everything of that chat waits on the gate once, then goes out in one call.
 
@@ -85,10 +85,14 @@ class DeleteBatcher:
         limited = transient = 0  # failed tries of the batch at the head of the queue
         delay = 0.5
         try:
-            while chat.queue:
+            retry: list[tuple[str, asyncio.Future[None]]] = []
+            while chat.queue or retry:
                 await self.gate.wait(key)
                 size = MAX_BATCH if getattr(platform, "delete_many", None) is not None else 1
-                batch, chat.queue = chat.queue[:size], chat.queue[size:]
+                if retry:
+                    batch, retry = retry, []
+                else:
+                    batch, chat.queue = chat.queue[:size], chat.queue[size:]
                 batch = [(m, f) for m, f in batch if not f.done()]  # a caller cancelled: not sent
                 if not batch:
                     continue
@@ -108,8 +112,8 @@ class DeleteBatcher:
                         for _, done in batch:
                             _settle(done, exc)
                         limited = transient = 0
-                    else:  # again after the wait, with whatever of the chat's deletes came meanwhile
-                        chat.queue[:0] = batch
+                    else:  # the same call again after the wait; what came meanwhile goes in the next one
+                        retry = batch
                     continue
                 except MessageGone:
                     pass  # deleteMessages skips missing ones; a single one gone is done as well
@@ -126,7 +130,7 @@ class DeleteBatcher:
                 for _, done in batch:
                     _settle(done, None)
         except BaseException as exc:  # cancelled at stop: every caller still waiting learns it
-            for _, f in chat.queue:
+            for _, f in chat.queue + retry:
                 if not f.done():
                     f.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
             raise
