@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from bot.config import parse_duration
+from bot.delete_batcher import DeleteBatcher
 from bot.metrics import metrics_of
 from bot.platforms.errors import MessageGone, MessageTooOld, MissingRight, PlatformError
 
@@ -29,17 +30,25 @@ class ActionResult:
 
 
 class Actions:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, batcher: DeleteBatcher | None = None) -> None:
         self.store = store
+        self.batcher = batcher  # None: each delete is its own call, retried on its own
 
-    async def _once(self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call) -> ActionResult:
+    async def _once(self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call,
+                    *, retried: bool = False) -> ActionResult:
+        """``retried``: ``call`` waits out rate limits and retries by itself (the delete batcher)."""
         from bot.moderation import with_retries
 
         record = await self.store.record_action(platform.name, chat_id, message_id, action, params)
         if record.state == "done":
             return ActionResult(True)
         try:
-            await with_retries(f"{action} in chat {chat_id}", call)
+            if retried:
+                await call()
+            else:
+                if self.batcher is not None:  # a rate limit the chat's deletes met holds its sanctions too
+                    await self.batcher.gate.wait((platform.name, str(chat_id)))
+                await with_retries(f"{action} in chat {chat_id}", call)
         except MessageGone:
             pass  # someone deleted it first: the goal is reached
         except MessageTooOld as exc:
@@ -60,6 +69,10 @@ class Actions:
         return ActionResult(True)
 
     async def delete(self, platform: Any, chat_id: str, message_id: str) -> ActionResult:
+        if self.batcher is not None:
+            batcher = self.batcher
+            return await self._once(platform, chat_id, message_id, "delete", {},
+                                    lambda: batcher.delete(platform, chat_id, message_id), retried=True)
         return await self._once(platform, chat_id, message_id, "delete", {}, lambda: platform.delete(chat_id, message_id))
 
     async def mute(self, platform: Any, chat_id: str, user_id: str, message_id: str, duration: str) -> ActionResult:
@@ -86,7 +99,9 @@ class SimulatedActions(Actions):
 
     def __init__(self) -> None:
         self.would: list[tuple[str, str, str]] = []
+        self.batcher = None
 
-    async def _once(self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call) -> ActionResult:
+    async def _once(self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call,
+                    *, retried: bool = False) -> ActionResult:
         self.would.append((action, chat_id, message_id))
         return ActionResult(True)

@@ -14,6 +14,7 @@ from bot.i18n import supported
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued
 from bot.platforms.base import Button, OutgoingMessage
 from bot.platforms.errors import PlatformError, Unreachable
+from bot.repeats import platform_key, sha256_of
 from detectors.errors import MediaError
 
 if TYPE_CHECKING:
@@ -264,11 +265,21 @@ class Commands:
             await self._say(cmd.chat, t.gettext("Reply to an image with /{verb}.", verb=verb))
             return
         platform = core.platforms[cmd.chat.platform]
+        data = b""
+        # a file seen before with its list signals is not fetched again; the one fetched here is
+        # remembered, so that its next repeat is known before download (bot/repeats.py)
+        file_key = platform_key(cmd.chat.platform, cmd.reply_to.media)
+        seen = core.repeats.by_file(file_key, signals=True)
         try:
-            data = await platform.fetch_media(cmd.reply_to, core.config.detectors.limits.max_bytes)
-            # with the views and local features that let trimmed, rotated and cropped copies match
-            scan = await core.pipeline.run_cpu(partial(core.scanner.scan, list_signals=True), data,
-                                               timeout=core.config.pipeline.scan_timeout)
+            if seen is not None:
+                scan = seen.scan
+            else:
+                data = await platform.fetch_media(cmd.reply_to, core.config.detectors.limits.max_bytes)
+                # with the views and local features that let trimmed, rotated and cropped copies match
+                scan = await core.pipeline.run_cpu(partial(core.scanner.scan, list_signals=True), data,
+                                                   timeout=core.config.pipeline.scan_timeout)
+                if core.repeats.enabled:
+                    core.repeats.remember(sha256_of(data), file_key, scan, signals=True)
         except (PlatformError, MediaError) as exc:
             await self._say(cmd.chat, t.gettext("Vigil could not read that image: {reason}", reason=str(exc)))
             return

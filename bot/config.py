@@ -113,6 +113,13 @@ class PipelineConfig:
     max_attempts: int = 3
     # seconds before the first retry of a failed image; doubled for each further retry
     retry_backoff: float = 30.0
+    # a chat's deletions go out in batches (Telegram deleteMessages) while its next images are
+    # scanned; off: each image waits for its own delete (the behaviour before batching)
+    batch_deletes: bool = True
+    # files seen recently, recognised before download (the platform's file id) or before the
+    # models (SHA-256): their verdict is reused, the lists are matched again. 0 turns it off
+    repeat_cache_entries: int = 4096
+    repeat_cache_mb: int = 64  # memory the remembered verdicts, hashes and fingerprints may take
 
 
 @dataclass(frozen=True)
@@ -520,6 +527,9 @@ def _pipeline(root: _Table) -> PipelineConfig:
         download_timeout=t.get("download_timeout", float, d.download_timeout, _between(1, 3600)),
         max_attempts=t.get("max_attempts", int, d.max_attempts, _between(1, 20)),
         retry_backoff=t.get("retry_backoff", float, d.retry_backoff, _between(0.1, 86400)),
+        batch_deletes=t.get("batch_deletes", bool, d.batch_deletes),
+        repeat_cache_entries=t.get("repeat_cache_entries", int, d.repeat_cache_entries, _between(0, 1_000_000)),
+        repeat_cache_mb=t.get("repeat_cache_mb", int, d.repeat_cache_mb, _between(1, 4096)),
     )
     t.done()
     return cfg

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from bot.actions import Actions, SimulatedActions
 from bot.config import Config
+from bot.delete_batcher import DeleteBatcher
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef, picture_role
 from bot.metrics import metrics_of
 from bot.lists import HashLists, ListInfo, ListMatch, entry_from_records, stored_fingerprint, stored_views
@@ -18,6 +19,7 @@ from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
 from bot.redact import redact
+from bot.repeats import RepeatCache
 from bot.policy import Decision, GroupSettings
 from detectors.errors import MediaError
 from detectors.scanner import Scan, Scanner
@@ -37,9 +39,13 @@ class Core:
         self.scanner = scanner
         self.platforms: dict[str, Any] = {}
         self.lists = HashLists()
-        self.actions = Actions(store)
+        # a chat's deletes in batches behind one rate-limit gate, while its next images are scanned
+        self.batching = config.pipeline.batch_deletes
+        self.actions = Actions(store, DeleteBatcher() if self.batching else None)
         self.simulated = SimulatedActions()
         self.moderator = Moderator(self)
+        # verdicts of files seen recently (bot/repeats.py): a repeat is not downloaded or scanned again
+        self.repeats = RepeatCache(config.pipeline.repeat_cache_entries, config.pipeline.repeat_cache_mb * 1024 * 1024)
         self.notifier = Notifier(self)
         self.resources = load_resources(config.resources)
         p = config.pipeline
@@ -80,7 +86,10 @@ class Core:
             self._list_sync.cancel()
             await asyncio.gather(self._list_sync, return_exceptions=True)
             self._list_sync = None
-        return await self.pipeline.stop(timeout)
+        clean = await self.pipeline.stop(timeout)
+        if self.actions.batcher is not None:
+            await self.actions.batcher.close()
+        return clean
 
     async def load_lists(self) -> None:
         await self.lists.load(self.store)
@@ -129,21 +138,39 @@ class Core:
             await self._give_up(item.id, event, item.last_error or "the process stopped during each attempt")
             return
         try:
-            await self.moderator.handle(item.id, event)
+            tail = await self.moderator.handle(item.id, event, detach=self.batching and self.pipeline.can_detach)
         except asyncio.CancelledError:
             await asyncio.shield(self.store.release_work(item.id))  # a stop cut it short: not its fault
             raise
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            metrics_of(self).work_failed(event.chat.platform)
-            log.exception("chat %s message %s: handling failed (attempt %d of %d)",
-                          event.chat.chat_id, event.message_id, attempts, p.max_attempts)
-            if attempts >= p.max_attempts:
-                await self._give_up(item.id, event, error)
-            else:
-                delay = p.retry_backoff * 2 ** (attempts - 1)
-                await self.store.defer_work(item.id, error, datetime.now(timezone.utc) + timedelta(seconds=delay))
-                log.info("chat %s message %s: retrying in %.0f s", event.chat.chat_id, event.message_id, delay)
+            await self._attempt_failed(item.id, event, attempts, exc)
+            return
+        if tail is not None:  # its delete goes out with the chat's others; the chat's next image meanwhile
+            self.pipeline.detach(event.chat.platform, event.chat.chat_id, item.id,
+                                 self._tail(item.id, event, attempts, tail))
+
+    async def _tail(self, work_id: int, event: MediaPosted, attempts: int, tail: Any) -> None:
+        """The rest of an item's handling (actions, alerts, finishing it), failing as the item would."""
+        try:
+            await tail
+        except asyncio.CancelledError:
+            await asyncio.shield(self.store.release_work(work_id))
+            raise
+        except Exception as exc:
+            await self._attempt_failed(work_id, event, attempts, exc)
+
+    async def _attempt_failed(self, work_id: int, event: MediaPosted, attempts: int, exc: Exception) -> None:
+        p = self.config.pipeline
+        error = f"{type(exc).__name__}: {exc}"
+        metrics_of(self).work_failed(event.chat.platform)
+        log.exception("chat %s message %s: handling failed (attempt %d of %d)",
+                      event.chat.chat_id, event.message_id, attempts, p.max_attempts, exc_info=exc)
+        if attempts >= p.max_attempts:
+            await self._give_up(work_id, event, error)
+        else:
+            delay = p.retry_backoff * 2 ** (attempts - 1)
+            await self.store.defer_work(work_id, error, datetime.now(timezone.utc) + timedelta(seconds=delay))
+            log.info("chat %s message %s: retrying in %.0f s", event.chat.chat_id, event.message_id, delay)
 
     async def _give_up(self, work_id: int, event: MediaPosted, error: str) -> None:
         """Too many attempts: the admins are told the image could not be checked (once), then it is finished."""

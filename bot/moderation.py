@@ -28,6 +28,7 @@ from bot.platforms.errors import (
 )
 from bot.policy import ALLOW, ASK, DELETE, Decision, Evidence, GroupSettings, decide
 from bot.protect import DerivedMatch, derived_evidence
+from bot.repeats import platform_key, sha256_of
 from detectors.errors import MediaError
 from detectors.scanner import Scan
 from detectors.verdict import CLEAN, judge_frames
@@ -89,13 +90,16 @@ class Moderator:
     def __init__(self, core: "Core") -> None:
         self.core = core
 
-    async def handle(self, work_id: int, event: MediaPosted) -> None:
+    async def handle(self, work_id: int, event: MediaPosted, *, detach: bool = False) -> Awaitable[None] | None:
+        """Handles one item. ``detach``: when the decision is a delete, returns the rest (the delete,
+        sent with the chat's other deletes, then alerts and finishing the item) to be run on its
+        own, so that the chat's next image need not wait for it; None when all was done here."""
         core = self.core
         platform = core.platforms[event.chat.platform]
         settings = await core.group_settings(event.chat)
         if settings.mode == "off":
             await core.store.finish_work(work_id)
-            return
+            return None
         list_ids = await core.list_ids_for(event.chat)
         # trimmed views, rotations and local features only when there is a list to match
         # (a local fingerprint is also needed to look protected photos up, or keep a group photo)
@@ -135,6 +139,18 @@ class Moderator:
             exempt = event.sender.kind == "anonymous_admin" or await core.is_exempt(event.chat, event.sender.user_id)
         decision = decide(evidence, settings, exempt=exempt)
         audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision, derived=derived)
+        rest = self._conclude(work_id, event, platform, settings, scan, error, matches, label, decision, derived,
+                              audit_id)
+        if detach and decision.verdict == DELETE and not decision.dry_run:
+            return rest
+        await rest
+        return None
+
+    async def _conclude(self, work_id: int, event: MediaPosted, platform, settings: GroupSettings, scan: Scan | None,
+                        error: MediaError | PlatformError | None, matches: tuple[ListMatch, ...], label: str,
+                        decision: Decision, derived: tuple[DerivedMatch, ...], audit_id: int) -> None:
+        """What follows a decision: act, alert, keep a group photo, finish the item."""
+        core = self.core
         deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
         outcome = Outcome(scan, error, matches, label, decision, deleted, failure, sanction, until, derived=derived)
         metrics_of(core).outcome(event.chat.platform, outcome)
@@ -237,6 +253,12 @@ class Moderator:
         core = self.core
         limit = core.config.detectors.limits.max_bytes
         seconds = core.config.pipeline.download_timeout
+        repeats = core.repeats
+        file_key = platform_key(event.chat.platform, event.media)
+        if (seen := repeats.by_file(file_key, signals=list_signals)) is not None:
+            log.debug("chat %s message %s: a file seen before; its verdict is reused, not downloaded",
+                      event.chat.chat_id, event.message_id)
+            return seen.scan, None
         try:
             if event.media.size is not None and event.media.size > limit:
                 raise MediaTooLarge(event.media.size, limit)
@@ -251,8 +273,16 @@ class Moderator:
             log.warning("chat %s message %s: not downloaded: %s", event.chat.chat_id, event.message_id, exc)
             return None, exc
         try:
+            sha = ""
+            if repeats.enabled:  # a large file is hashed in the pool, off the event loop
+                sha = sha256_of(data) if len(data) <= 1 << 20 else await core.pipeline.run_cpu(
+                    sha256_of, data, timeout=core.config.pipeline.scan_timeout)
+            if sha and (seen := repeats.by_sha(sha, file_key, signals=list_signals)) is not None:
+                return seen.scan, None  # the same bytes as a file seen before: no model runs again
             scan = await core.pipeline.run_cpu(partial(core.scanner.scan, list_signals=list_signals), data,
                                                timeout=core.config.pipeline.scan_timeout)
+            if sha:  # only a file that was checked: an unscannable one is checked again next time
+                repeats.remember(sha, file_key, scan, signals=list_signals)
             return scan, None
         except MediaError as exc:
             log.warning("chat %s message %s: not checked: %s", event.chat.chat_id, event.message_id, exc.reason)

@@ -11,6 +11,12 @@ it, and puts the chat back at the end of the line. So:
   other chats (a flood delays only the flooding chat, by one turn per image of the others);
 - one item is handled by one worker at a time, since a chat is never held by two workers.
 
+An item whose decision is made may ``detach`` the rest of its handling (its delete, which the
+chat's delete batcher sends together with the chat's other deletes, then its alerts): the chat
+is free for its next image while that goes out. The item stays unfinished in the store (a crash
+replays it; its actions were recorded before they were tried) and is skipped by the chat's turns
+until its tail ends; at most ``MAX_DETACHED`` such items per chat.
+
 Scans run in one thread pool of ``workers`` threads with a timeout, so the event loop keeps
 serving the platforms; at most ``in_flight`` images wait for it.
 """
@@ -18,6 +24,7 @@ serving the platforms; at most ``in_flight`` images wait for it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +35,7 @@ T = TypeVar("T")
 ChatKey = tuple[str, str]  # (platform, chat id)
 log = logging.getLogger("vigil.pipeline")
 
+MAX_DETACHED = 100  # items of one chat whose actions are going out while its next images are taken
 RETRY_BROKEN = 5.0  # seconds before a chat whose turn failed outside its item's handling (the store) is tried again
 
 
@@ -55,11 +63,15 @@ class Pipeline:
         self._busy: set[ChatKey] = set()  # chats a worker holds
         self._again: set[ChatKey] = set()  # woken while held: look again after the current item
         self._timers: dict[ChatKey, tuple[datetime, asyncio.TimerHandle]] = {}
+        self._detached: dict[ChatKey, set[int]] = {}  # work ids whose tail is running, per chat
+        self._tails: set[asyncio.Task[None]] = set()
         self._signal = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        # a store whose next_work cannot skip detached items: every item is handled to its end in turn
+        self.can_detach = "exclude" in inspect.signature(store.next_work).parameters
         self.executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vigil-scan")
 
     def start(self) -> None:
@@ -93,9 +105,37 @@ class Pipeline:
 
     async def drain(self) -> None:
         """Until no chat has due work left (tests, and a stop that may finish what is due)."""
-        while self._ready or self._busy:
+        while self._ready or self._busy or self._tails:
             self._idle.clear()
             await self._idle.wait()
+
+    def detach(self, platform: str, chat_id: str, work_id: int, tail: Awaitable[None]) -> None:
+        """Runs ``tail`` (the rest of one item's handling) on its own; the chat's next item may be
+        taken meanwhile, never this one again until the tail ends."""
+        key = (platform, str(chat_id))
+        self._detached.setdefault(key, set()).add(work_id)
+
+        async def run() -> None:
+            try:
+                await tail
+            finally:
+                ids = self._detached.get(key)
+                if ids is not None:
+                    ids.discard(work_id)
+                    if not ids:
+                        del self._detached[key]
+                self.wake(*key)  # a chat held back by MAX_DETACHED, or one that left, goes on
+
+        task = asyncio.create_task(run(), name=f"vigil-tail-{work_id}")
+        self._tails.add(task)
+        task.add_done_callback(self._tail_done)
+
+    def _tail_done(self, task: asyncio.Task[None]) -> None:
+        self._tails.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the actions of a work item failed outside its handler", exc_info=task.exception())
+        if not self._ready and not self._busy and not self._tails:
+            self._idle.set()
 
     async def run_cpu(self, fn: Callable[..., T], *args: object, timeout: float) -> T:
         """Run CPU-bound work in the pool; raises TimeoutError after ``timeout`` seconds."""
@@ -119,8 +159,14 @@ class Pipeline:
                 return
             self._busy.add(key)
             handled = broken = False
+            detached = self._detached.get(key, set())
             try:
-                item, later = await self._store.next_work(key[0], key[1], self._clock())
+                if len(detached) >= MAX_DETACHED:
+                    item, later = None, None  # woken again when one of its tails ends
+                elif detached:
+                    item, later = await self._store.next_work(key[0], key[1], self._clock(), tuple(detached))
+                else:
+                    item, later = await self._store.next_work(key[0], key[1], self._clock())
                 if item is not None:
                     handled = True
                     await self._handler(item)
@@ -139,7 +185,7 @@ class Pipeline:
                 elif handled or key in self._again:
                     self._again.discard(key)
                     self.wake(*key)  # to the end of the line: the other chats go first
-                if not self._ready and not self._busy:
+                if not self._ready and not self._busy and not self._tails:
                     self._idle.set()
 
     def _wake_at(self, key: ChatKey, when: datetime) -> None:
@@ -167,20 +213,25 @@ class Pipeline:
             timer.cancel()
         self._timers.clear()
         clean = True
-        if self._busy and timeout > 0:
+        if (self._busy or self._tails) and timeout > 0:
             try:
                 await asyncio.wait_for(self._until_no_busy(), timeout)
             except asyncio.TimeoutError:
                 clean = False
-        elif self._busy:
+        elif self._busy or self._tails:
             clean = False
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        tails = list(self._tails)
+        for t in tails:  # the tail takes its attempt back; the item is replayed at the next start
+            t.cancel()
+        await asyncio.gather(*tails, return_exceptions=True)
+        self._detached.clear()
         self.executor.shutdown(wait=False, cancel_futures=True)
         return clean
 
     async def _until_no_busy(self) -> None:
-        while self._busy:
+        while self._busy or self._tails:
             await asyncio.sleep(0.05)

@@ -368,6 +368,12 @@ class TelegramPlatform:
     async def delete(self, chat_id: str, message_id: str) -> None:
         await self._call("delete message", self.bot.delete_message(int(chat_id), int(message_id)))
 
+    async def delete_many(self, chat_id: str, message_ids: list[str]) -> None:
+        """Up to 100 messages of one chat in one call; those already gone are skipped by Telegram."""
+        if not 0 < len(message_ids) <= 100:
+            raise PlatformError(f"delete messages: {len(message_ids)} ids; Telegram takes 1 to 100 a call")
+        await self._call("delete messages", self.bot.delete_messages(int(chat_id), [int(m) for m in message_ids]))
+
     @staticmethod
     def _a_person(user_id: str, what: str) -> int:
         """A person's id: a chat that posted as itself cannot be muted, and a placeholder user

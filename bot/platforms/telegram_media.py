@@ -22,6 +22,7 @@ MEDIA_SUFFIXES = {
     ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".mp4", ".webm", ".mov",
 }
 MAX_FILE_ID = 255  # Telegram's ids are about 80 characters; the store keeps ids of up to 255
+MAX_UNIQUE_ID = 64  # Telegram's file_unique_id is about 16 characters
 MAX_FILE_SIZE = 4 * 1024**3  # the largest file Telegram stores: a larger declared size is a lie
 MAX_PHOTO_SIZES = 16  # a PhotoSize list holds a handful of sizes; more is not Telegram
 MAX_MIME = 127
@@ -56,7 +57,10 @@ def media_ref(kind: str, file: Any, mime: str | None, where: str) -> MediaRef | 
     if not isinstance(file_id, str) or not 0 < len(file_id) <= MAX_FILE_ID or not _FILE_ID.fullmatch(file_id):
         log.warning("telegram: %s has a malformed file_id; this picture is skipped", where)
         return None
-    return MediaRef(kind, file_id, _size(getattr(file, "file_size", None), where), _mime(mime))
+    unique = getattr(file, "file_unique_id", None)  # the same file, whoever posts or forwards it
+    extra = {"unique_id": unique} if isinstance(unique, str) and 0 < len(unique) <= MAX_UNIQUE_ID \
+        and _FILE_ID.fullmatch(unique) else {}
+    return MediaRef(kind, file_id, _size(getattr(file, "file_size", None), where), _mime(mime), extra)
 
 
 def largest(sizes: Sequence[Any] | None) -> Any | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
@@ -142,15 +142,19 @@ class WorkMixin:
             )
             return cur.rowcount == 1
 
-    async def next_work(self, platform: str, chat_id: str | int, now: datetime) -> tuple[WorkItem | None, str | None]:
-        """The chat's oldest unfinished item that is due at ``now``, and when the next deferred
-        one is due (None: nothing is waiting for a retry time)."""
+    async def next_work(self, platform: str, chat_id: str | int, now: datetime,
+                        exclude: Collection[int] = ()) -> tuple[WorkItem | None, str | None]:
+        """The chat's oldest unfinished item that is due at ``now`` and not in ``exclude`` (items
+        whose actions are still going out), and when the next deferred one is due (None: nothing
+        is waiting for a retry time)."""
         p, cid, at = checks.platform(platform), checks.ident("chat_id", chat_id), checks.timestamp(now)
+        skip = [checks.record_id("work_id", i) for i in exclude]
+        not_in = f" AND id NOT IN ({','.join('?' * len(skip))})" if skip else ""
         async with self._db.read() as c:
             row = await (await c.execute(
                 "SELECT * FROM work WHERE platform = ? AND chat_id = ? AND finished_at IS NULL"
-                " AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT 1",
-                (p, cid, at),
+                " AND (not_before IS NULL OR not_before <= ?)" + not_in + " ORDER BY id LIMIT 1",
+                (p, cid, at, *skip),
             )).fetchone()
             later = await (await c.execute(
                 "SELECT min(not_before) FROM work WHERE platform = ? AND chat_id = ? AND finished_at IS NULL"

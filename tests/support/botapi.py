@@ -742,6 +742,9 @@ class BotApiEmulator:
         self._updates: list[tuple[int, str, dict]] = []
         self._allowed: frozenset[str] = DEFAULT_UPDATES
         self._failures: dict[str, list[_Failure]] = {}
+        self._flood_after: int | None = None  # see flood_new_deletes
+        self._held: dict[str, asyncio.Event] = {}  # see hold
+        self._flood_seen: set[tuple[int, int]] = set()
         self._queries: dict[str, _CallbackQuery] = {}
         self._commands: dict[tuple[str, str], list[dict]] = {}
         self._poll: asyncio.Future | None = None
@@ -818,7 +821,11 @@ class BotApiEmulator:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             params = await self._read_params(request)
+            held = self._held.get(method.lower())
+            if held is not None:  # the test holds this method: its calls wait, then go on as sent
+                await held.wait()
             self._maybe_fail(method)
+            self._maybe_flood(method, params)
             handler = self._handlers.get(name.lower())
             if handler is None:
                 raise ApiError(404, "Not Found")
@@ -909,6 +916,19 @@ class BotApiEmulator:
                 if failure.times <= 0:
                     queue.pop(0)
                 raise ApiError(failure.status, failure.description, failure.parameters)
+
+    def _maybe_flood(self, method: str, params: dict) -> None:
+        if self._flood_after is None or method not in ("deleteMessage", "deleteMessages"):
+            return
+        chat = params.get("chat_id")
+        ids = params.get("message_ids") if method == "deleteMessages" else [params.get("message_id")]
+        if not isinstance(ids, list):
+            return
+        keys = {(int(chat), int(i)) for i in ids if isinstance(i, int) or (isinstance(i, str) and i.isdigit())}
+        if keys - self._flood_seen:
+            self._flood_seen |= keys
+            raise ApiError(429, f"Too Many Requests: retry after {self._flood_after}",
+                           {"retry_after": self._flood_after})
 
     def _record(self, call: Call) -> None:
         self.calls.append(call)
@@ -1748,6 +1768,22 @@ class BotApiEmulator:
             except ValueError:
                 description = "Error"
         self._failures.setdefault(method.lower(), []).append(_Failure(status, description, parameters, times))
+
+    def hold(self, method: str) -> None:
+        """Calls of ``method`` wait (unanswered, as on a slow link) until ``release(method)``; then
+        each is answered in turn, injected failures included."""
+        self._held[method.lower()] = asyncio.Event()
+
+    def release(self, method: str) -> None:
+        held = self._held.pop(method.lower(), None)
+        if held is not None:
+            held.set()
+
+    def flood_new_deletes(self, retry_after: int = 1) -> None:
+        """From now on, a delete call (deleteMessage or deleteMessages) that names a message no
+        delete call named before is answered 429 with ``retry_after`` (and deletes nothing), as a
+        group under flood control answers: each message's first delete meets one rate limit."""
+        self._flood_after = retry_after
 
     # --- test-control API: inspection -------------------------------------------------------------
 
