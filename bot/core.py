@@ -138,7 +138,7 @@ class Core:
             await self._give_up(item.id, event, item.last_error or "the process stopped during each attempt")
             return
         try:
-            tail = await self.moderator.handle(item.id, event, detach=self.batching and self.pipeline.can_detach)
+            tail = await self.moderator.handle(item.id, event, detach=self.batching)
         except asyncio.CancelledError:
             await asyncio.shield(self.store.release_work(item.id))  # a stop cut it short: not its fault
             raise

@@ -24,7 +24,6 @@ serving the platforms; at most ``in_flight`` images wait for it.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -70,8 +69,6 @@ class Pipeline:
         self._idle.set()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
-        # a store whose next_work cannot skip detached items: every item is handled to its end in turn
-        self.can_detach = "exclude" in inspect.signature(store.next_work).parameters
         self.executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vigil-scan")
 
     def start(self) -> None:

@@ -16,7 +16,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, AsyncIterator, Callable, Collection, Iterable, Mapping, Protocol, Sequence
 
 from bot.store.groups import UNSET
 from bot.store.lists import ENTRY_CHUNK
@@ -340,9 +340,10 @@ class WorkStore(Protocol):
         """Finishes an item without a check (too many attempts); True the first time."""
         ...
 
-    async def next_work(self, platform: str, chat_id: str | int, now: datetime) -> tuple[WorkItem | None, str | None]:
-        """The chat's oldest unfinished item that is due at ``now``, and when the next deferred
-        one is due (None: nothing is waiting for a retry time)."""
+    async def next_work(self, platform: str, chat_id: str | int, now: datetime,
+                        exclude: Collection[int] = ()) -> tuple[WorkItem | None, str | None]:
+        """The chat's oldest unfinished item that is due at ``now`` and not in ``exclude``, and
+        when the next deferred one is due (None: nothing is waiting for a retry time)."""
         ...
 
     async def pending_chats(self) -> list[tuple[str, str]]:

@@ -206,3 +206,12 @@ async def test_a_given_up_item_is_finished_with_its_reason_and_a_replay_is_not_r
     assert await store.pending_work() == [] and await store.pending_chats() == []
     await store.defer_work(wid, "late", datetime(2024, 5, 2, tzinfo=timezone.utc))  # after the end: no change
     assert (await store.work_item(wid)).last_error == "ScanTimeout: 30 s"
+
+
+async def test_next_work_skips_the_items_it_is_told_to(store, backend):
+    """Items whose deletes are still going out (detached by the pipeline) are passed over."""
+    now = backend.clock.now
+    first, second = await enqueue(store, "g", 1), await enqueue(store, "g", 2)
+    assert (await store.next_work(T, "g", now, exclude=[first]))[0].id == second
+    assert (await store.next_work(T, "g", now, exclude=[first, second]))[0] is None
+    assert (await store.next_work(T, "g", now, exclude=()))[0].id == first

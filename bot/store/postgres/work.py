@@ -4,7 +4,7 @@ twin of bot/store/work.py."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
@@ -143,11 +143,14 @@ class PgWorkMixin:
             )
         return changed == 1
 
-    async def next_work(self, platform: str, chat_id: str | int, now: datetime) -> tuple[WorkItem | None, str | None]:
-        """The chat's oldest unfinished item that is due at ``now``, and when the next deferred
-        one is due (None: nothing is waiting for a retry time). While another process handles one
-        of the chat's items: none, and a time to look again (the chat's order holds across processes)."""
+    async def next_work(self, platform: str, chat_id: str | int, now: datetime,
+                        exclude: Collection[int] = ()) -> tuple[WorkItem | None, str | None]:
+        """The chat's oldest unfinished item that is due at ``now`` and not in ``exclude`` (items
+        whose actions are still going out), and when the next deferred one is due (None: nothing
+        is waiting for a retry time). While another process handles one of the chat's items: none,
+        and a time to look again (the chat's order holds across processes)."""
         p, cid, at = checks.platform(platform), checks.ident("chat_id", chat_id), checks.timestamp(now)
+        skip = [checks.record_id("work_id", i) for i in exclude]
         me = await self._db.claim_token()
         async with self._db.read() as c:
             held = await fetchone(
@@ -161,8 +164,8 @@ class PgWorkMixin:
             row = await fetchone(
                 c,
                 "SELECT * FROM work WHERE platform = %s AND chat_id = %s AND finished_at IS NULL"
-                " AND (not_before IS NULL OR not_before <= %s) ORDER BY id LIMIT 1",
-                (p, cid, at),
+                " AND (not_before IS NULL OR not_before <= %s) AND NOT (id = ANY(%s)) ORDER BY id LIMIT 1",
+                (p, cid, at, skip),
             )
             later = await fetchone(
                 c,
