@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 from bot.alerts import (
     AlertFacts,
@@ -272,25 +272,25 @@ class Notifier:
             log.warning("chat %s: membership unknown (%s); not named", chat.chat_id, type(exc).__name__)
             return False
 
+    def _member_check(self, chat: ChatRef) -> Callable[[str, str], Awaitable[bool]]:
+        """``_is_member`` for this group, in the shape the protector asks with."""
+        async def check(chat_id: str, user_id: str) -> bool:
+            return await self._is_member(chat, user_id)
+
+        return check
+
     async def nameable(self, chat: ChatRef, outcome: "Outcome") -> frozenset[int]:
         """Owners of the protected photos this image was made from whom this group's admins may
         read the name of: the group is trusted, or the owner belongs to it (asked now)."""
         derived = getattr(outcome, "derived", ())
         if not derived:
             return frozenset()
-
-        async def check(chat_id: str, user_id: str) -> bool:
-            return await self._is_member(chat, user_id)
-
-        return await self.core.protector.nameable((chat.platform, chat.chat_id), derived, check)
+        return await self.core.protector.nameable((chat.platform, chat.chat_id), derived, self._member_check(chat))
 
     async def _may_name(self, chat: ChatRef, owner: Any) -> bool:
-        """The same rule as ``nameable``, for an owner record (the details of an alert)."""
-        if self.core.protector.trusts((chat.platform, chat.chat_id)):
-            return True
-        if owner.kind != "member" or owner.platform != chat.platform or not owner.user_id:
-            return False
-        return await self._is_member(chat, owner.user_id)
+        """``nameable``'s rule for an owner record (the details of an alert)."""
+        member = (owner.platform, owner.user_id) if owner.kind == "member" and owner.user_id else None
+        return await self.core.protector.may_name((chat.platform, chat.chat_id), member, self._member_check(chat))
 
     async def _fallback(self, platform, chat: ChatRef, facts: AlertFacts, settings: GroupSettings, audit_id: int, outcome) -> None:
         """No admin can be reached privately: the admin log chat, and a one-time hint to the owner."""

@@ -520,19 +520,23 @@ class Protector:
         owners: dict[int, KnownPhoto] = {}
         for m in matches:
             owners.setdefault(m.photo.owner_id, m.photo)
+        return frozenset([owner_id for owner_id, photo in owners.items()
+                          if await self.may_name(chat, photo.member, is_member)])
+
+    async def may_name(self, chat: tuple[str, str], member: tuple[str, str] | None,
+                       is_member: Callable[[str, str], Awaitable[bool]]) -> bool:
+        """Whether ``chat``'s admins may read the name of one owner: ``member`` is the owner's
+        (platform, user id), None for an owner the operator added. The rule of ``nameable``."""
         if self.trusts(chat):
-            return frozenset(owners)
-        named = set()
-        for owner_id, photo in owners.items():
-            if photo.member is None or photo.member[0] != chat[0]:
-                continue
-            try:
-                if await is_member(chat[1], photo.member[1]):
-                    named.add(owner_id)
-            except Exception as exc:  # the platform could not say: do not name
-                log.warning("chat %s: membership of a protected photo's owner unknown (%s); not named",
-                            chat[1], type(exc).__name__)
-        return frozenset(named)
+            return True
+        if member is None or member[0] != chat[0]:
+            return False
+        try:
+            return bool(await is_member(chat[1], member[1]))
+        except Exception as exc:  # the platform could not say: do not name
+            log.warning("chat %s: membership of a protected photo's owner unknown (%s); not named",
+                        chat[1], type(exc).__name__)
+            return False
 
     # --- members' own photos ------------------------------------------------------------------
 
