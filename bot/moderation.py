@@ -110,10 +110,7 @@ class Moderator:
         matches: tuple[ListMatch, ...] = ()
         label = CLEAN
         if scan is not None:
-            thresholds = core.scanner.thresholds.shifted(settings.threshold_shift())
-            label, _ = judge_frames(
-                [(((d.label, d.score) for d in f.detections), f.nsfw) for f in scan.frames], thresholds
-            )
+            label = judge_frames_label(core, scan, settings, range(len(scan.frames)))
             if list_ids:
                 match = partial(core.lists.match, list_ids, [as_signals(f) for f in scan.frames],
                                 distance=settings.hash_distance, min_quality=settings.pdq_min_quality)
@@ -124,7 +121,7 @@ class Moderator:
             derived = derived_evidence(found, label=label, sender=(event.sender.platform, event.sender.user_id))
         allowed = any(m.kind == "allow" for m in matches)
         if allowed and scan is not None and len(scan.frames) > 1:
-            label, matches, derived, allowed = await self._frames_not_allowed(scan, matches, derived, settings)
+            label, matches, derived, allowed = await self._frames_not_allowed(scan, label, matches, derived, settings)
         blocks = [m for m in matches if m.kind == "block"]
         evidence = Evidence(
             label=label,
@@ -204,7 +201,8 @@ class Moderator:
         return word == "deleted" and claim.params.get("outcome") != "deleted"
 
     async def _frames_not_allowed(
-        self, scan: Scan, matches: tuple[ListMatch, ...], derived: tuple[DerivedMatch, ...], settings: GroupSettings,
+        self, scan: Scan, label: str, matches: tuple[ListMatch, ...], derived: tuple[DerivedMatch, ...],
+        settings: GroupSettings,
     ) -> tuple[str, tuple[ListMatch, ...], tuple[DerivedMatch, ...], bool]:
         """An allow match excuses only the frames it covers: an animation whose first frame is an
         allowed picture and whose next one is nudity or a blocked copy is judged by the rest.
@@ -223,7 +221,7 @@ class Moderator:
         rest = [i for i in range(len(signals))
                 if not await core.pipeline.run_cpu(partial(covered, i), timeout=timeout)]
         if not rest:
-            return judge_frames_label(core, scan, settings, range(len(scan.frames))), matches, derived, True
+            return label, matches, derived, True  # every frame is allowed: the whole file is
         others = sorted({m.list_id for m in matches if m.kind != "allow"})
         blocks: tuple[ListMatch, ...] = ()
         if others:
