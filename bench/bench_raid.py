@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_telegram import jpeg, originals  # noqa: E402
+from bench.common import telegram_config  # noqa: E402
 from tests.support.botapi import BotApiEmulator, full_rights  # noqa: E402
 from tests.support.vigil_harness import TOKEN, running_vigil  # noqa: E402
 
@@ -33,22 +34,7 @@ PER_POST = 5
 
 
 def write_config(tmp: Path, url: str, workers: int, cache: bool) -> Path:
-    path = tmp / "config.toml"
-    path.write_text(
-        f"""
-[vigil]
-data_dir = "{tmp / 'data'}"
-log_level = "ERROR"
-[telegram]
-base_url = "{url}/bot"
-base_file_url = "{url}/file/bot"
-poll_timeout = 1
-[pipeline]
-workers = {workers}
-{'' if cache else 'repeat_cache_entries = 0'}
-"""
-    )
-    return path
+    return telegram_config(tmp, url, workers, '' if cache else 'repeat_cache_entries = 0')
 
 
 async def finished(app) -> bool:

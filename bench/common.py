@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def rss_mb() -> float:
     """This process's resident memory now, in MB."""
@@ -48,3 +50,24 @@ def photo_set(which: str, *, scene_size: tuple[int, int] = (1600, 1200), scenes:
             for kind in imagegen.SCENES:
                 out[f"{kind}_{seed}"] = imagegen.scene(kind, seed, scene_size)
     return out
+
+
+def telegram_config(tmp: Path, url: str, workers: int, pipeline: str = "") -> Path:
+    """A quiet config for a Telegram bench against the Bot API emulator at ``url``; ``pipeline``:
+    extra lines for the [pipeline] table."""
+    path = tmp / "config.toml"
+    path.write_text(
+        f"""
+[vigil]
+data_dir = "{tmp / 'data'}"
+log_level = "ERROR"
+[telegram]
+base_url = "{url}/bot"
+base_file_url = "{url}/file/bot"
+poll_timeout = 1
+[pipeline]
+workers = {workers}
+{pipeline}
+"""
+    )
+    return path
