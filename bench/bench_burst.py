@@ -77,22 +77,36 @@ async def one_run(args: argparse.Namespace, batch: bool) -> dict:
                     posted[emu.post_photo(chat, member, ref)] = time.time()
                 await emu.wait_for(lambda: set(posted) <= set(deleted_at(emu, chat)), timeout=900)
                 done = deleted_at(emu, chat)
-                calls = [c for c in emu.calls if c.method in ("deleteMessage", "deleteMessages")
-                         and c.time >= min(posted.values())]
+                calls = [
+                    c
+                    for c in emu.calls
+                    if c.method in ("deleteMessage", "deleteMessages") and c.time >= min(posted.values())
+                ]
     lat = sorted(done[m] - t for m, t in posted.items())
     q = statistics.quantiles(lat, n=100)
-    return {"p50": q[49], "p99": q[98], "max": lat[-1], "within": sum(v <= TARGET_S for v in lat), "n": len(lat),
-            "calls": len(calls), "limited": sum(c.status == 429 for c in calls)}
+    return {
+        "p50": q[49],
+        "p99": q[98],
+        "max": lat[-1],
+        "within": sum(v <= TARGET_S for v in lat),
+        "n": len(lat),
+        "calls": len(calls),
+        "limited": sum(c.status == 429 for c in calls),
+    }
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"{args.images} copies of a blocked image posted at once in one group; the first delete call naming "
-          f"each message is answered 429 retry_after={args.retry_after}; {args.workers} scan workers")
+    print(
+        f"{args.images} copies of a blocked image posted at once in one group; the first delete call naming "
+        f"each message is answered 429 retry_after={args.retry_after}; {args.workers} scan workers"
+    )
     for name, batch in (("one by one (before)", False), ("batched per chat (after)", True)):
         r = await one_run(args, batch)
-        print(f"{name:>26}: arrival -> delete p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s; "
-              f"{r['within']}/{r['n']} within {TARGET_S:.0f} s (target: all); "
-              f"{r['calls']} delete calls, {r['limited']} answered 429")
+        print(
+            f"{name:>26}: arrival -> delete p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s; "
+            f"{r['within']}/{r['n']} within {TARGET_S:.0f} s (target: all); "
+            f"{r['calls']} delete calls, {r['limited']} answered 429"
+        )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import io
 import statistics
 import sys
@@ -100,16 +99,34 @@ def edits(photos: dict[str, np.ndarray], extra: int, blur: int = 0) -> list[tupl
             side = int(rng.choice([960, 1280]))
             quality = int(rng.integers(70, 86))
             tex = fillers[int(rng.integers(len(fillers)))] if fill == "texture" else None
-            out.append((name, f"rand{i}_{region}{round(share * 100)}_{fill}",
-                        tf.undress_like(rgb, region=region, share=share, fill=fill, texture=tex, side=side, quality=quality, seed=i)))
+            out.append(
+                (
+                    name,
+                    f"rand{i}_{region}{round(share * 100)}_{fill}",
+                    tf.undress_like(
+                        rgb, region=region, share=share, fill=fill, texture=tex, side=side, quality=quality, seed=i
+                    ),
+                )
+            )
         for i in range(blur):  # the middle replaced by a heavy blur of itself, shrunk from a large original
             region = str(rng.choice(("centre", "centre", "torso", "blob")))
             share = float(rng.uniform(1 / 3, 0.5))
             scale = float(rng.uniform(0.45, 0.8))
             quality = int(rng.integers(60, 86))
-            out.append((name, f"blur{i}_{region}{round(share * 100)}_x{scale:.2f}_q{quality}",
-                        tf.blur_replace(rgb, region=region, share=share, blur=float(rng.uniform(0.02, 0.05)),
-                                        scale=scale, quality=quality)))
+            out.append(
+                (
+                    name,
+                    f"blur{i}_{region}{round(share * 100)}_x{scale:.2f}_q{quality}",
+                    tf.blur_replace(
+                        rgb,
+                        region=region,
+                        share=share,
+                        blur=float(rng.uniform(0.02, 0.05)),
+                        scale=scale,
+                        quality=quality,
+                    ),
+                )
+            )
     return out
 
 
@@ -146,8 +163,16 @@ def synthetic_prints(n: int, pool: np.ndarray, seed: int = 3):
         desc = desc ^ np.packbits(flips, axis=1)
         pts = np.round(rng.uniform([0, 0], [1000, 750], (k, 2)).astype(np.float32) * 32) / 32
         angles = (rng.integers(0, 256, k) * (360.0 / 256)).astype(np.float32)
-        yield lm.Fingerprint(pts.astype(np.float32), np.ascontiguousarray(desc, np.uint8), 1000, 750, angles,
-                             rng.integers(0, 4, k).astype(np.uint8), 1280, None)
+        yield lm.Fingerprint(
+            pts.astype(np.float32),
+            np.ascontiguousarray(desc, np.uint8),
+            1000,
+            750,
+            angles,
+            rng.integers(0, 4, k).astype(np.uint8),
+            1280,
+            None,
+        )
 
 
 async def bulk_insert(store: Store, n: int, pool: np.ndarray, chunk: int = 2000) -> None:
@@ -203,8 +228,10 @@ async def run(args: argparse.Namespace) -> None:
     # the whole panorama holds its registered third: not an unrelated photo
     held = {**{n: photos[n] for n in HELD_OUT if n != PANORAMA}, **unrelated_scenes}
     print(f"photo set: {args.set} ({', '.join(known_plus)})")
-    print(f"known photos: {len(known_plus)} real; unrelated photos: {len(held)}; "
-          f"{8 + args.extra + args.blur} undress-like edits of each ({args.blur} of them blurred middles)")
+    print(
+        f"known photos: {len(known_plus)} real; unrelated photos: {len(held)}; "
+        f"{8 + args.extra + args.blur} undress-like edits of each ({args.blur} of them blurred middles)"
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-derived-"))
     store = await Store.open(tmp / "vigil.sqlite3")
@@ -221,7 +248,7 @@ async def measure(args, store, photos, known_plus, held, right, pano_right) -> N
     writer = Protector(store, ProtectConfig(min_fraction=args.min_fraction, max_photos=10_000))
     ids: dict[int, str] = {}
     t0 = time.perf_counter()
-    for k, (name, rgb) in enumerate(known_plus.items()):
+    for name, rgb in known_plus.items():
         done = await writer.register_member_photo("telegram", "1", "Member", jpeg(rgb))
         ids[done.photo_id] = name
     register_ms = (time.perf_counter() - t0) * 1000 / len(known_plus)
@@ -238,8 +265,10 @@ async def measure(args, store, photos, known_plus, held, right, pano_right) -> N
     loaded = await reader.load()
     load_s = time.perf_counter() - t0
     rss1 = rss_mb()
-    print(f"store: {loaded} known photos loaded in {load_s:.1f} s ({bulk} synthetic inserted in {insert_s:.1f} s; "
-          f"registering a real photo through bot/protect.py: {register_ms:.0f} ms each)")
+    print(
+        f"store: {loaded} known photos loaded in {load_s:.1f} s ({bulk} synthetic inserted in {insert_s:.1f} s; "
+        f"registering a real photo through bot/protect.py: {register_ms:.0f} ms each)"
+    )
 
     # --- tracing -------------------------------------------------------------------------------
     name_to_id = {v: k for k, v in ids.items()}
@@ -263,9 +292,16 @@ async def measure(args, store, photos, known_plus, held, right, pano_right) -> N
         stats["local"][0] += hit
         stats["local"][1] += len(wrong)
         if wrong and args.verbose:
-            print(f"  wrong trace: {source}/{edit_name} -> {[(ids.get(m.photo.id), round(m.match_fraction, 3), m.inliers) for m in wrong]}")
+            print(
+                f"  wrong trace: {source}/{edit_name} -> "
+                f"{[(ids.get(m.photo.id), round(m.match_fraction, 3), m.inliers) for m in wrong]}"
+            )
         counted += bool(derived_evidence([m for m in found if m.photo.id == own], label="clean", sender=None))
-        kind = edit_name.split("_")[0].rstrip("0123456789") if not edit_name.startswith("rand") else edit_name.split("_")[1].rstrip("0123456789")
+        kind = (
+            edit_name.split("_")[0].rstrip("0123456789")
+            if not edit_name.startswith("rand")
+            else edit_name.split("_")[1].rstrip("0123456789")
+        )
         per_kind.setdefault(kind, [0, 0])
         per_kind[kind][0] += hit
         per_kind[kind][1] += 1
@@ -290,16 +326,21 @@ async def measure(args, store, photos, known_plus, held, right, pano_right) -> N
     unrelated: list[tuple[str, np.ndarray]] = list(held.items())
     unrelated += [(f"{s}/{e}", rgb) for s, e, rgb in edits(held, 0)]
     unrelated += list(tf.hard_negatives().items())
-    unrelated += [("stereo_right", right), ("stereo_right_chat", tf.chat_recompress(right, 960, 75)),
-                  (f"{PANORAMA}_right_third", pano_right)]
+    unrelated += [
+        ("stereo_right", right),
+        ("stereo_right_chat", tf.chat_recompress(right, 960, 75)),
+        (f"{PANORAMA}_right_third", pano_right),
+    ]
     false_unrelated = {"local": [], "pdq": 0, "phash": 0}
     for label, rgb in unrelated:
         data = jpeg(rgb, 88)
         found = reader.match(query_of_bytes(data))
         if found:
-            false_unrelated["local"].append((label, [(ids.get(m.photo.id, m.photo.id), round(m.match_fraction, 3)) for m in found]))
+            false_unrelated["local"].append(
+                (label, [(ids.get(m.photo.id, m.photo.id), round(m.match_fraction, 3)) for m in found])
+            )
         pdq, phash = whole_hashes(decode(data, MediaLimits(), min_side=320).frames[0].rgb)
-        for name, (kp, kh) in whole_known.items():
+        for kp, kh in whole_known.values():
             false_unrelated["pdq"] += bool(pdq and kp and hamming_hex(pdq, kp) <= PDQ_MATCH)
             false_unrelated["phash"] += bool(hamming_hex(phash, kh) <= PHASH_MATCH)
 
@@ -310,7 +351,10 @@ async def measure(args, store, photos, known_plus, held, right, pano_right) -> N
     print(f"{'local features (Vigil)':<28}{stats['local'][0] / n:>10.1%}{stats['local'][1]:>24}{local_false_unrel:>28}")
     print(f"{'  counted when clean':<28}{counted / n:>10.1%}{'':>24}{'':>28}  (not a re-post unchanged by PDQ)")
     print(f"{'whole-image PDQ <= 31':<28}{stats['pdq'][0] / n:>10.1%}{stats['pdq'][1]:>24}{false_unrelated['pdq']:>28}")
-    print(f"{'whole-image pHash <= 8':<28}{stats['phash'][0] / n:>10.1%}{stats['phash'][1]:>24}{false_unrelated['phash']:>28}")
+    print(
+        f"{'whole-image pHash <= 8':<28}{stats['phash'][0] / n:>10.1%}"
+        f"{stats['phash'][1]:>24}{false_unrelated['phash']:>28}"
+    )
     print("traced by kind: " + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(per_kind.items())))
     blur = per_kind.get("blur", [0, 0])
     fills = [sum(per_kind.get(k, [0, 0])[i] for k in per_kind if k not in ("blur",)) for i in (0, 1)]
@@ -321,11 +365,16 @@ async def measure(args, store, photos, known_plus, held, right, pano_right) -> N
     false_all = stats["local"][1] + len(false_unrelated["local"])
     print(f"target: false traces: {false_all} ({'meets' if not false_all else 'MISSES'} the target of none)")
     sparse = set(tf.SPARSE_PHOTOS) | {f"{PANORAMA}_left_third"}
-    for title, group in (("scene photos", [k for k in per_photo if k not in sparse]), ("sparse photos", [k for k in per_photo if k in sparse])):
+    for title, group in (
+        ("scene photos", [k for k in per_photo if k not in sparse]),
+        ("sparse photos", [k for k in per_photo if k in sparse]),
+    ):
         hits, total = sum(per_photo[k][0] for k in group), sum(per_photo[k][1] for k in group)
         if total:
-            print(f"traced, {title} ({len(group)}): {hits}/{total} = {hits / total:.1%}  "
-                  + ", ".join(f"{k} {per_photo[k][0]}/{per_photo[k][1]}" for k in group))
+            print(
+                f"traced, {title} ({len(group)}): {hits}/{total} = {hits / total:.1%}  "
+                + ", ".join(f"{k} {per_photo[k][0]}/{per_photo[k][1]}" for k in group)
+            )
     if misses:
         print(f"missed ({len(misses)}): " + ", ".join(misses[:20]) + (" ..." if len(misses) > 20 else ""))
     for label, found in false_unrelated["local"][:10]:
@@ -338,15 +387,23 @@ async def measure(args, store, photos, known_plus, held, right, pano_right) -> N
     query_fp_ms = timed(lambda x: lm.fingerprint(x), photo)
     q = sorted(query_ms)
     p50, p95 = q[len(q) // 2], q[min(len(q) - 1, int(len(q) * 0.95))]
-    print(f"\nspeed (median of 5, this shared 2-core machine; ratio to PDQ of the same image in this run):")
-    print(f"  fingerprint of a 1280x960 photo, known form: {known_ms:.1f} ms ({known_ms / pdq_ms:.1f}x PDQ's {pdq_ms:.1f} ms)")
+    print("\nspeed (median of 5, this shared 2-core machine; ratio to PDQ of the same image in this run):")
+    print(
+        f"  fingerprint of a 1280x960 photo, known form: {known_ms:.1f} ms ({known_ms / pdq_ms:.1f}x PDQ's "
+        f"{pdq_ms:.1f} ms)"
+    )
     print(f"  fingerprint of a 1280x960 photo, query form: {query_fp_ms:.1f} ms ({query_fp_ms / pdq_ms:.1f}x PDQ)")
-    print(f"  query against {loaded} known photos: median {p50:.1f} ms, p95 {p95:.1f} ms, max {q[-1]:.1f} ms "
-          f"({p50 / pdq_ms:.1f}x PDQ), one thread")
+    print(
+        f"  query against {loaded} known photos: median {p50:.1f} ms, p95 {p95:.1f} ms, max {q[-1]:.1f} ms "
+        f"({p50 / pdq_ms:.1f}x PDQ), one thread"
+    )
     index_bytes = reader.index.memory_bytes
-    print(f"memory: index {index_bytes / max(1, loaded):.0f} bytes per known photo ({index_bytes / 2**20:.0f} MB in all); "
-          f"process RSS grew {(rss1 - rss0) / max(1, loaded) * 2**20 / 1024:.1f} kB per known photo while loading "
-          f"({rss1 - rss0:.0f} MB)")
+    print(
+        f"memory: index {index_bytes / max(1, loaded):.0f} bytes per known photo ({index_bytes / 2**20:.0f} MB in "
+        "all); "
+        f"process RSS grew {(rss1 - rss0) / max(1, loaded) * 2**20 / 1024:.1f} kB per known photo while loading "
+        f"({rss1 - rss0:.0f} MB)"
+    )
     db = store.path.stat().st_size
     print(f"store: {db / max(1, loaded) / 1024:.1f} kB per known photo on disk")
 
@@ -354,13 +411,21 @@ async def measure(args, store, photos, known_plus, held, right, pano_right) -> N
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="8 photos, 10,000 known photos: under a minute")
-    p.add_argument("--known", type=int, default=None, help="known photos in the index (default 100,000; --quick 10,000)")
+    p.add_argument(
+        "--known", type=int, default=None, help="known photos in the index (default 100,000; --quick 10,000)"
+    )
     p.add_argument("--photos", type=int, default=0, help="real photos to register (default: all but the held-out ones)")
-    p.add_argument("--extra", type=int, default=None, help="random undress-like edits per photo beyond the 8 fixed ones")
+    p.add_argument(
+        "--extra", type=int, default=None, help="random undress-like edits per photo beyond the 8 fixed ones"
+    )
     p.add_argument("--verbose", action="store_true", help="print every wrong trace")
     p.add_argument("--min-fraction", type=float, default=ProtectConfig().min_fraction)
-    p.add_argument("--set", choices=("held-out", "tuning"), default="held-out",
-                   help="photos to register (bench/common.py photo_set): held-out (default; report these) or tuning")
+    p.add_argument(
+        "--set",
+        choices=("held-out", "tuning"),
+        default="held-out",
+        help="photos to register (bench/common.py photo_set): held-out (default; report these) or tuning",
+    )
     p.add_argument("--blur", type=int, default=None, help="blurred-middle edits per photo (default 6; --quick 3)")
     args = p.parse_args(argv)
     if args.known is None:

@@ -28,14 +28,23 @@ def run_scan(folder: Path) -> tuple[int, int, float]:
     """(files answered, peak RSS in MB of the scan process, seconds)."""
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c",
-         "import resource, sys\n"
-         "from bot.__main__ import main\n"
-         "code = main(sys.argv[1:])\n"
-         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-         "sys.exit(code)\n",
-         "scan", "--json", "--workers", "2", str(folder)],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import resource, sys\n"
+            "from bot.__main__ import main\n"
+            "code = main(sys.argv[1:])\n"
+            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(code)\n",
+            "scan",
+            "--json",
+            "--workers",
+            "2",
+            str(folder),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
@@ -60,8 +69,10 @@ def main() -> int:
         print(f"{len(names)} hostile files, {size:.1f} MB on disk")
         for _ in range(args.repeat):
             answered, peak, seconds = run_scan(folder)
-            print(f"answered {answered}/{len(names)} files in {seconds:.1f} s; peak RSS {peak} MB "
-                  f"(budget {BUDGET_MB} MB: {'ok' if peak <= BUDGET_MB else 'OVER'})")
+            print(
+                f"answered {answered}/{len(names)} files in {seconds:.1f} s; peak RSS {peak} MB "
+                f"(budget {BUDGET_MB} MB: {'ok' if peak <= BUDGET_MB else 'OVER'})"
+            )
     return 0
 
 

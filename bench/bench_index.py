@@ -103,8 +103,10 @@ class Vigil:
 
     def stats(self):
         segs = self.index._state.segments
-        return {"memory_bytes": self.index.memory_bytes,
-                "tables": [list(s.tables.widths) for s in segs if s.tables is not None]}
+        return {
+            "memory_bytes": self.index.memory_bytes,
+            "tables": [list(s.tables.widths) for s in segs if s.tables is not None],
+        }
 
 
 class NumpyFlat:
@@ -152,9 +154,7 @@ class FaissRange:
         self.kind = kind
 
     def load(self, ids, codes):
-        if isinstance(self.index, __import__("faiss").IndexBinaryIDMap2):
-            self.index.add_with_ids(codes, ids)
-        elif self.kind == "faiss-hash":
+        if isinstance(self.index, __import__("faiss").IndexBinaryIDMap2) or self.kind == "faiss-hash":
             self.index.add_with_ids(codes, ids)
         else:
             self.index.add(codes)
@@ -224,14 +224,20 @@ def run_one(impl: str, n: int, kind: str, queries: int, radius: int) -> dict:
         results += len(got)
     lat_ms = np.array(lat) * 1e3
     return {
-        "impl": impl, "n": n, "data": kind, "queries": queries, "radius": radius,
+        "impl": impl,
+        "n": n,
+        "data": kind,
+        "queries": queries,
+        "radius": radius,
         "load_s": round(load_s, 2),
         "rss_delta_mb": round((rss1 - rss0) / 1e6, 1),
         "peak_delta_mb": round((max(peak + [rss1]) - rss0) / 1e6, 1),
         "p50_ms": round(float(np.median(lat_ms)), 3),
         "p99_ms": round(float(np.percentile(lat_ms, 99)), 3),
         "first_ms": round(first_ms, 3),
-        "recall": found / wanted, "leaks": leaks, "mean_results": results / queries,
+        "recall": found / wanted,
+        "leaks": leaks,
+        "mean_results": results / queries,
         **index.stats(),
     }
 
@@ -248,8 +254,9 @@ def child(spec: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000000,10000000", help="comma-separated list sizes")
-    ap.add_argument("--impls", default="vigil,faiss-flat,vigil-flat,numpy-flat,faiss-mih,faiss-hash",
-                    help=", ".join(IMPLS))
+    ap.add_argument(
+        "--impls", default="vigil,faiss-flat,vigil-flat,numpy-flat,faiss-mih,faiss-hash", help=", ".join(IMPLS)
+    )
     ap.add_argument("--data", default="random,clustered,dense", help="random, clustered, dense")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--radius", type=int, default=31)
@@ -270,8 +277,9 @@ def main() -> None:
                 slow = impl in ("vigil-flat", "numpy-flat", "faiss-flat", "faiss-mih") and n > 10**6
                 queries = min(args.queries, 40) if slow else args.queries
                 spec = json.dumps({"impl": impl, "n": n, "kind": kind, "queries": queries, "radius": args.radius})
-                proc = subprocess.run([sys.executable, __file__, "--child", spec],
-                                      env=env, capture_output=True, text=True)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", spec], env=env, capture_output=True, text=True
+                )
                 if proc.returncode:
                     row = {"impl": impl, "n": n, "data": kind, "error": proc.stderr.strip().splitlines()[-1:]}
                 else:
@@ -285,8 +293,10 @@ def main() -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'impl':<11} {'n':>9} {'data':<9} {'load s':>7} {'RSS MB':>7} {'peak MB':>7} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'recall':>7} {'leaks':>5} {'p50 vs faiss-flat':>18}")
+    print(
+        f"\n{'impl':<11} {'n':>9} {'data':<9} {'load s':>7} {'RSS MB':>7} {'peak MB':>7} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'recall':>7} {'leaks':>5} {'p50 vs faiss-flat':>18}"
+    )
     peers = {(r["n"], r["data"]): r["p50_ms"] for r in rows if r.get("impl") == "faiss-flat" and "p50_ms" in r}
     for r in rows:
         if "error" in r:
@@ -294,9 +304,11 @@ def print_table(rows: list[dict]) -> None:
             continue
         peer = peers.get((r["n"], r["data"]))
         ratio = f"{peer / r['p50_ms']:.1f}x faster" if peer and r["p50_ms"] else "-"
-        print(f"{r['impl']:<11} {r['n']:>9} {r['data']:<9} {r['load_s']:>7} {r['rss_delta_mb']:>7} "
-              f"{r['peak_delta_mb']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['recall']:>7.1%} {r['leaks']:>5} "
-              f"{ratio:>18}")
+        print(
+            f"{r['impl']:<11} {r['n']:>9} {r['data']:<9} {r['load_s']:>7} {r['rss_delta_mb']:>7} "
+            f"{r['peak_delta_mb']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['recall']:>7.1%} {r['leaks']:>5} "
+            f"{ratio:>18}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -56,8 +55,24 @@ from detectors.matching import EntryHashes, FrameSignals, ListIndex, media_signa
 # The shared transform families (tests/support/transforms.py), plus one screenshot of a
 # chat where the picture sits in a message bubble with a caption (frames inside frames).
 
-FAMILIES = ("jpeg", "resize", "mirror", "rotate90", "small_rotation", "crop_small", "border", "screenshot",
-            "overlay", "colour", "webp", "rotation_3_5", "crop_one_side", "screenshot_jpeg", "hue", "mirror_crop_jpeg")
+FAMILIES = (
+    "jpeg",
+    "resize",
+    "mirror",
+    "rotate90",
+    "small_rotation",
+    "crop_small",
+    "border",
+    "screenshot",
+    "overlay",
+    "colour",
+    "webp",
+    "rotation_3_5",
+    "crop_one_side",
+    "screenshot_jpeg",
+    "hue",
+    "mirror_crop_jpeg",
+)
 TARGET_RECALL = 0.99  # issue 15: of altered copies, per family, with no false match
 EXTRA_FAMILIES = ("crop_large",)  # reported, not part of the overall target
 CODEC_FAMILIES = ("jpeg", "webp", "screenshot")  # their edits already went through a lossy codec
@@ -121,8 +136,13 @@ def edits(families: tuple[str, ...]) -> list[tuple[str, str, Callable[[np.ndarra
             out.append((family, v.name, lambda rgb, v=v, encode=encode: encode(v(rgb))))
     if "screenshot" in families:
         for dark in (False, True):
-            out.append(("screenshot", "chat_bubble" + ("_dark" if dark else ""),
-                        lambda rgb, dark=dark: jpeg(bubble_screenshot(rgb, dark=dark), 85)))
+            out.append(
+                (
+                    "screenshot",
+                    "chat_bubble" + ("_dark" if dark else ""),
+                    lambda rgb, dark=dark: jpeg(bubble_screenshot(rgb, dark=dark), 85),
+                )
+            )
     return out
 
 
@@ -153,8 +173,13 @@ class Run:
     ms_match: float = 0.0
 
 
-def run_matcher(name: str, pictures: list[tuple[str, bytes]], n_photos: int,
-                copies: list[tuple[int, str, str, bytes]], negatives: list[tuple[str, bytes]]) -> Run:
+def run_matcher(
+    name: str,
+    pictures: list[tuple[str, bytes]],
+    n_photos: int,
+    copies: list[tuple[int, str, str, bytes]],
+    negatives: list[tuple[str, bytes]],
+) -> Run:
     """Entries: every picture (photos first, then hard negatives). Copies must find their photo only."""
     options = MATCHERS[name]
     index = ListIndex(local=options["local"])
@@ -222,14 +247,20 @@ def report(runs: dict[str, Run], n_photos: int, verbose: bool) -> None:
         hits = [h for e in edits_by_family.get(family, ()) for h in best.hits[e]]
         if hits and sum(hits) / len(hits) < TARGET_RECALL:
             short.append(f"{family} {_pct(hits).strip()}")
-    print(f"target ({names[-1]}): {TARGET_RECALL:.0%} of the copies of every family: "
-          + ("met" if not short else "BELOW in " + ", ".join(short)))
+    print(
+        f"target ({names[-1]}): {TARGET_RECALL:.0%} of the copies of every family: "
+        + ("met" if not short else "BELOW in " + ", ".join(short))
+    )
     print(f"{'false (copies)':<{width}}" + "".join(f"{sum(runs[n].false.values()):>18}    " for n in names))
     print(f"{'false (pictures)':<{width}}" + "".join(f"{runs[n].false_negatives:>18}    " for n in names))
     for key, label in (("ms_signals", "signals ms/image"), ("ms_match", "match ms/image")):
         base = getattr(first, key)
-        print(f"{label:<{width}}" + "".join(
-            f"{getattr(runs[n], key):>12.2f} ({getattr(runs[n], key) / max(base, 1e-9):4.1f}x)" for n in names))
+        print(
+            f"{label:<{width}}"
+            + "".join(
+                f"{getattr(runs[n], key):>12.2f} ({getattr(runs[n], key) / max(base, 1e-9):4.1f}x)" for n in names
+            )
+        )
     if verbose:
         for n in names:
             for edit, who in runs[n].missed.items():
@@ -268,8 +299,10 @@ def dihedral_side(n: int, queries: int = 200) -> None:
     base = out["query side"]
     print(f"\nrotations and mirrors for {n} entries (one process, same run; ratios to the query side)")
     for side, (mb, load, ms) in out.items():
-        print(f"  {side:<11} index {mb:8.1f} MB ({mb / base[0]:.1f}x), load {load:6.2f} s, "
-              f"{ms:7.3f} ms per image ({ms / base[2]:.2f}x)")
+        print(
+            f"  {side:<11} index {mb:8.1f} MB ({mb / base[0]:.1f}x), load {load:6.2f} s, "
+            f"{ms:7.3f} ms per image ({ms / base[2]:.2f}x)"
+        )
 
 
 def scale(n: int, queries: int = 100) -> None:
@@ -290,14 +323,33 @@ def scale(n: int, queries: int = 100) -> None:
     t0 = time.perf_counter()
     batch = 50_000
     for lo in range(0, n, batch):
-        index.add_many([EntryHashes(i + 1, 1 + i % 100, pdq[i].tobytes().hex(), 90, ph[i].tobytes().hex(),
-                                    sha[i].tobytes().hex() if i % 2 else None) for i in range(lo, min(n, lo + batch))])
+        index.add_many(
+            [
+                EntryHashes(
+                    i + 1,
+                    1 + i % 100,
+                    pdq[i].tobytes().hex(),
+                    90,
+                    ph[i].tobytes().hex(),
+                    sha[i].tobytes().hex() if i % 2 else None,
+                )
+                for i in range(lo, min(n, lo + batch))
+            ]
+        )
     load = time.perf_counter() - t0
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     frames = []
-    for q in range(queries):
-        views = tuple(View(c, (0, 0, 1, 1), tuple(rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() for _ in range(8)),
-                           90, rng.integers(0, 256, 8, dtype=np.uint8).tobytes().hex()) for c in ("full", "border", "content"))
+    for _ in range(queries):
+        views = tuple(
+            View(
+                c,
+                (0, 0, 1, 1),
+                tuple(rng.integers(0, 256, 32, dtype=np.uint8).tobytes().hex() for _ in range(8)),
+                90,
+                rng.integers(0, 256, 8, dtype=np.uint8).tobytes().hex(),
+            )
+            for c in ("full", "border", "content")
+        )
         frames.append(FrameSignals(ImageHashes(views[0].pdq[0], 90, views[0].phash, "0" * 16, "ab" * 32), views))
     t0 = time.perf_counter()
     for f in frames:
@@ -310,19 +362,35 @@ def scale(n: int, queries: int = 100) -> None:
                 q = np.frombuffer(bytes.fromhex(code), np.uint8)
                 np.flatnonzero(np.bitwise_count(pdq ^ q).sum(axis=1) <= 31)
     brute = (time.perf_counter() - t0) / max(1, queries // 10) * 1000
-    print(f"\nscale: {n} entries: load {load:.1f} s, peak RSS +{rss:.0f} MB; one image (24 PDQ codes + pHash + SHA-256): "
-          f"{ours:.2f} ms; numpy brute force of the PDQ codes alone {brute:.1f} ms ({brute / ours:.0f}x slower), same run")
+    print(
+        f"\nscale: {n} entries: load {load:.1f} s, peak RSS +{rss:.0f} MB; one image (24 PDQ codes + pHash + SHA-256): "
+        f"{ours:.2f} ms; numpy brute force of the PDQ codes alone {brute:.1f} ms ({brute / ours:.0f}x slower), same run"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--matchers", default=",".join(MATCHERS), help="comma-separated: " + ", ".join(MATCHERS))
-    parser.add_argument("--families", default="", help="comma-separated subset of: " + ", ".join(FAMILIES + EXTRA_FAMILIES))
+    parser.add_argument(
+        "--families", default="", help="comma-separated subset of: " + ", ".join(FAMILIES + EXTRA_FAMILIES)
+    )
     parser.add_argument("--photos", type=int, default=0, help="use only the first N photos")
-    parser.add_argument("--set", choices=("held-out", "tuning"), default="held-out",
-                        help="photos (bench/common.py photo_set): held-out (default; report these) or tuning")
-    parser.add_argument("--dihedral-side", type=int, default=0, metavar="N", help="also compare list-side and query-side rotations for N entries")
-    parser.add_argument("--scale", type=int, default=0, metavar="N", help="only measure the index with N random entries")
+    parser.add_argument(
+        "--set",
+        choices=("held-out", "tuning"),
+        default="held-out",
+        help="photos (bench/common.py photo_set): held-out (default; report these) or tuning",
+    )
+    parser.add_argument(
+        "--dihedral-side",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare list-side and query-side rotations for N entries",
+    )
+    parser.add_argument(
+        "--scale", type=int, default=0, metavar="N", help="only measure the index with N random entries"
+    )
     parser.add_argument("--verbose", action="store_true", help="recall per edit, each missed copy and each false match")
     args = parser.parse_args(argv)
     import faiss
@@ -343,9 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     hard = list(transforms.hard_negatives().items())
     pictures = [(name, jpeg(p, 95)) for name, p in pics] + [(name, png(p)) for name, p in hard]
     negatives = [("stereo right view", jpeg(transforms.stereo_pair()[1], 90))]
-    copies = [(i, family, edit, make(p)) for i, (_, p) in enumerate(pics, start=1) for family, edit, make in edits(families)]
-    print(f"{len(pics)} photos x {len(copies) // max(1, len(pics))} edits = {len(copies)} copies; "
-          f"{len(hard)} hard negatives also listed")
+    copies = [
+        (i, family, edit, make(p)) for i, (_, p) in enumerate(pics, start=1) for family, edit, make in edits(families)
+    ]
+    print(
+        f"{len(pics)} photos x {len(copies) // max(1, len(pics))} edits = {len(copies)} copies; "
+        f"{len(hard)} hard negatives also listed"
+    )
     runs = {name: run_matcher(name, pictures, len(pics), copies, negatives) for name in names}
     report(runs, len(pics), args.verbose)
     if args.dihedral_side:

@@ -39,7 +39,6 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -74,7 +73,7 @@ def rss_bytes() -> int:
 class Clock:
     """Wall and CPU time of a block."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 
@@ -136,7 +135,12 @@ def run_pairs(photo_names: list[str] | None, out: dict) -> None:
         kp, kph, _ = known_hash[k_name]
         d_pdq = hamming_hex(pdq, kp)
         d8 = min(hamming_hex(h, kp) for h in dihedral)
-        res = {"local": local, "pdq": d_pdq <= PDQ_MAX, "pdq8": d8 <= PDQ_MAX, "phash": hamming_hex(phash, kph) <= PHASH_MAX}
+        res = {
+            "local": local,
+            "pdq": d_pdq <= PDQ_MAX,
+            "pdq8": d8 <= PDQ_MAX,
+            "phash": hamming_hex(phash, kph) <= PHASH_MAX,
+        }
         res["pdq+local"] = res["pdq"] or res["local"]
         res["pdq8+local"] = res["pdq8"] or res["local"]
         return res
@@ -194,9 +198,12 @@ def run_pairs(photo_names: list[str] | None, out: dict) -> None:
     for label, q, k in scene_pairs:
         q_fp, k_fp = lm.fingerprint(q), lm.fingerprint(k, query=False)
         qh, kh = hashes(q), hashes(k)
-        res = {"local": traced(q_fp, k_fp), "pdq": hamming_hex(qh[0], kh[0]) <= PDQ_MAX,
-               "pdq8": min(hamming_hex(h, kh[0]) for h in qh[2]) <= PDQ_MAX,
-               "phash": hamming_hex(qh[1], kh[1]) <= PHASH_MAX}
+        res = {
+            "local": traced(q_fp, k_fp),
+            "pdq": hamming_hex(qh[0], kh[0]) <= PDQ_MAX,
+            "pdq8": min(hamming_hex(h, kh[0]) for h in qh[2]) <= PDQ_MAX,
+            "phash": hamming_hex(qh[1], kh[1]) <= PHASH_MAX,
+        }
         res["pdq+local"] = res["pdq"] or res["local"]
         res["pdq8+local"] = res["pdq8"] or res["local"]
         for m in methods:
@@ -227,25 +234,42 @@ def run_pairs(photo_names: list[str] | None, out: dict) -> None:
                 summary[f"{grp}/{scope}/{m}"] = [hits, tot]
             if line[0][1]:
                 print(f"{grp:7s} {scope:22s}" + "".join(f"{pct(*c):>20s}" for c in line))
-    print(f"\nFalse matches among distinct images ({pairs_false} edit x other-image pairs, "
-          f"{neg_pairs} flat/repetitive query pairs, {len(scene_pairs)} same-scene pairs):")
+    print(
+        f"\nFalse matches among distinct images ({pairs_false} edit x other-image pairs, "
+        f"{neg_pairs} flat/repetitive query pairs, {len(scene_pairs)} same-scene pairs):"
+    )
     for m in methods:
         print(f"  {m:12s} edits {false[m]:4d}   flat/repetitive {neg_false[m]:4d}   same scene {scene_false[m]:3d}")
     print("\n== 2. Undress-like edits")
     for grp in ("scenes", "sparse", "all"):
-        line = "  ".join(f"{m} {pct(*summary[f'{grp}/undress/{m}'])}" for m in methods if f"{grp}/undress/{m}" in summary)
+        line = "  ".join(
+            f"{m} {pct(*summary[f'{grp}/undress/{m}'])}" for m in methods if f"{grp}/undress/{m}" in summary
+        )
         print(f"  traced, {grp:7s}: {line}")
-    print(f"  false traces ({pairs_false_undress} edit x unrelated photo pairs): "
-          + "  ".join(f"{m} {false_undress[m]}" for m in methods))
+    print(
+        f"  false traces ({pairs_false_undress} edit x unrelated photo pairs): "
+        + "  ".join(f"{m} {false_undress[m]}" for m in methods)
+    )
     if false_examples:
         print("  local false matches:", ", ".join(false_examples[:20]))
-    print(f"\n  {verifies} verifies, {1000 * verify_time.wall / verifies:.2f} ms wall / "
-          f"{1000 * verify_time.cpu / verifies:.2f} ms CPU each; section took {elapsed:.0f} s")
-    out["pairs"] = {"rows": rows, "summary": summary, "false": false, "false_flat": neg_false,
-                    "false_scene": scene_false, "false_undress": false_undress, "pairs": pairs_false,
-                    "pairs_flat": neg_pairs, "pairs_undress": pairs_false_undress,
-                    "verify_ms_wall": 1000 * verify_time.wall / verifies, "verify_ms_cpu": 1000 * verify_time.cpu / verifies,
-                    "false_examples": false_examples}
+    print(
+        f"\n  {verifies} verifies, {1000 * verify_time.wall / verifies:.2f} ms wall / "
+        f"{1000 * verify_time.cpu / verifies:.2f} ms CPU each; section took {elapsed:.0f} s"
+    )
+    out["pairs"] = {
+        "rows": rows,
+        "summary": summary,
+        "false": false,
+        "false_flat": neg_false,
+        "false_scene": scene_false,
+        "false_undress": false_undress,
+        "pairs": pairs_false,
+        "pairs_flat": neg_pairs,
+        "pairs_undress": pairs_false_undress,
+        "verify_ms_wall": 1000 * verify_time.wall / verifies,
+        "verify_ms_cpu": 1000 * verify_time.cpu / verifies,
+        "false_examples": false_examples,
+    }
 
 
 # --- 3: speed --------------------------------------------------------------------------------
@@ -253,10 +277,12 @@ def run_pairs(photo_names: list[str] | None, out: dict) -> None:
 
 def run_speed(out: dict, repeats: int) -> None:
     photos = tf.photos()
-    big = [np.ascontiguousarray(cv2.resize(rgb, (1280, 960), interpolation=cv2.INTER_CUBIC))
-           for rgb in photos.values()]
-    modes = {"query (600 points + mirror)": dict(query=True), "query without mirror": dict(query=True, mirror=False),
-             "known (300 points)": dict(query=False)}
+    big = [np.ascontiguousarray(cv2.resize(rgb, (1280, 960), interpolation=cv2.INTER_CUBIC)) for rgb in photos.values()]
+    modes = {
+        "query (600 points + mirror)": dict(query=True),
+        "query without mirror": dict(query=True, mirror=False),
+        "known (300 points)": dict(query=False),
+    }
     print("\n== 3. Fingerprinting a 1280x960 photo, one thread")
     res = {}
     for label, kw in modes.items():
@@ -270,13 +296,20 @@ def run_speed(out: dict, repeats: int) -> None:
                 walls.append(c.wall)
                 cpus.append(c.cpu)
         walls, cpus = np.array(walls) * 1000, np.array(cpus) * 1000
-        res[label] = {"wall_median_ms": float(np.median(walls)), "wall_p95_ms": float(np.percentile(walls, 95)),
-                      "cpu_median_ms": float(np.median(cpus))}
-        print(f"  {label:30s} median {np.median(walls):5.1f} ms wall (p95 {np.percentile(walls, 95):5.1f}), "
-              f"{np.median(cpus):5.1f} ms CPU")
+        res[label] = {
+            "wall_median_ms": float(np.median(walls)),
+            "wall_p95_ms": float(np.percentile(walls, 95)),
+            "cpu_median_ms": float(np.median(cpus)),
+        }
+        print(
+            f"  {label:30s} median {np.median(walls):5.1f} ms wall (p95 {np.percentile(walls, 95):5.1f}), "
+            f"{np.median(cpus):5.1f} ms CPU"
+        )
     fp = lm.fingerprint(big[0])
-    print(f"  bytes: query {len(fp.to_bytes())}, known {len(fp.as_known().to_bytes())} "
-          f"({len(fp)} and {len(fp.as_known())} points; 38 bytes a point, +32 with mirror descriptors)")
+    print(
+        f"  bytes: query {len(fp.to_bytes())}, known {len(fp.as_known().to_bytes())} "
+        f"({len(fp)} and {len(fp.as_known())} points; 38 bytes a point, +32 with mirror descriptors)"
+    )
     out["speed"] = res
 
 
@@ -292,8 +325,11 @@ def _pool_images() -> list[np.ndarray]:
 
     photos = tf.photos()
     imgs = [photos[k] for k in tf.SPARSE_PHOTOS] + list(tf.hard_negatives().values())
-    imgs += [tf._rgb(data.horse()), np.ascontiguousarray(data.logo()[..., :3]),
-             tf._rgb((data.shepp_logan_phantom() * 255).astype(np.uint8))]
+    imgs += [
+        tf._rgb(data.horse()),
+        np.ascontiguousarray(data.logo()[..., :3]),
+        tf._rgb((data.shepp_logan_phantom() * 255).astype(np.uint8)),
+    ]
     return imgs
 
 
@@ -317,7 +353,8 @@ def synthetic_picture(imgs: list[np.ndarray], seed: int) -> np.ndarray:
         for i in range(2):
             for j in range(2):
                 out[i * side // 2 : (i + 1) * side // 2, j * side // 2 : (j + 1) * side // 2] = cv2.resize(
-                    piece(), (side // 2, side // 2), interpolation=cv2.INTER_AREA)
+                    piece(), (side // 2, side // 2), interpolation=cv2.INTER_AREA
+                )
     return tf.colour_shift(out, brightness=rng.uniform(-0.1, 0.1), contrast=rng.uniform(0.8, 1.2))
 
 
@@ -372,8 +409,10 @@ def run_index(size: int, workers: int, out: dict, queries_per_photo: int | None,
     del fps
     rss1 = rss_bytes()
     mem = idx.memory_bytes
-    print(f"  build {build.wall:.1f} s; memory {mem / 1e6:.0f} MB by the index's count = {mem / len(idx):.0f} bytes a "
-          f"known image (RSS grew {(rss1 - rss0) / 1e6:.0f} MB, which includes freed-but-kept allocator pages)")
+    print(
+        f"  build {build.wall:.1f} s; memory {mem / 1e6:.0f} MB by the index's count = {mem / len(idx):.0f} bytes a "
+        f"known image (RSS grew {(rss1 - rss0) / 1e6:.0f} MB, which includes freed-but-kept allocator pages)"
+    )
     # a few one-by-one adds and removes, as a running bot does
     with Clock() as upd:
         for i in range(20):
@@ -401,34 +440,52 @@ def run_index(size: int, workers: int, out: dict, queries_per_photo: int | None,
 
     single = [one(item) for item in queries]
     bare = [one((key, fam, replace(q, mirror_descriptors=None))) for key, fam, q in queries]
-    with Clock() as par_clock:
-        with ThreadPoolExecutor(2) as pool:
-            paired = list(pool.map(one, queries))
+    with Clock() as par_clock, ThreadPoolExecutor(2) as pool:
+        paired = list(pool.map(one, queries))
     walls = np.array([r[3] for r in single]) * 1000
     cpus = np.array([r[4] for r in single]) * 1000
     pwalls = np.array([r[3] for r in paired]) * 1000
     bwalls = np.array([r[3] for r in bare]) * 1000
     bcpus = np.array([r[4] for r in bare]) * 1000
     hits = sum(1 for key, _f, found, _w, _c in single if found and found[0].key == key)
-    others = [(key, fam, [m.key for m in found if m.key != key]) for key, fam, found, _w, _c in single
-              if any(m.key != key for m in found)]
+    others = [
+        (key, fam, [m.key for m in found if m.key != key])
+        for key, fam, found, _w, _c in single
+        if any(m.key != key for m in found)
+    ]
     und = [(key, found) for key, fam, found, _w, _c in single if fam == "undress"]
     und_hits = sum(1 for key, found in und if found and found[0].key == key)
     print(f"  {len(queries)} searches (every edit of every planted photo):")
-    print(f"    one thread:  median {np.median(walls):5.1f} ms wall, p95 {np.percentile(walls, 95):5.1f}, "
-          f"max {walls.max():5.1f}; median {np.median(cpus):5.1f} ms CPU")
-    print(f"    without the mirror descriptors: median {np.median(bwalls):5.1f} ms wall, {np.median(bcpus):5.1f} ms CPU "
-          f"(mirrored copies are then missed)")
-    print(f"    two threads: median {np.median(pwalls):5.1f} ms wall per search, p95 {np.percentile(pwalls, 95):5.1f}; "
-          f"{len(queries) / par_clock.wall:.0f} searches/s (one thread: {len(queries) / (walls.sum() / 1000):.0f}/s)")
+    print(
+        f"    one thread:  median {np.median(walls):5.1f} ms wall, p95 {np.percentile(walls, 95):5.1f}, "
+        f"max {walls.max():5.1f}; median {np.median(cpus):5.1f} ms CPU"
+    )
+    print(
+        f"    without the mirror descriptors: median {np.median(bwalls):5.1f} ms wall, {np.median(bcpus):5.1f} ms CPU "
+        f"(mirrored copies are then missed)"
+    )
+    print(
+        f"    two threads: median {np.median(pwalls):5.1f} ms wall per search, p95 {np.percentile(pwalls, 95):5.1f}; "
+        f"{len(queries) / par_clock.wall:.0f} searches/s (one thread: {len(queries) / (walls.sum() / 1000):.0f}/s)"
+    )
     print(f"    recall (source ranked first): {pct(hits, len(queries))}; undress-like: {pct(und_hits, len(und))}")
     print(f"    other keys returned: {len(others)} searches" + (f", e.g. {others[:5]}" if others else ""))
-    out["index"] = {"size": len(idx), "memory_bytes": mem, "bytes_per_image": mem / len(idx),
-                    "rss_growth": rss1 - rss0, "build_s": build.wall, "search_ms_median": float(np.median(walls)),
-                    "search_ms_p95": float(np.percentile(walls, 95)), "search_cpu_ms_median": float(np.median(cpus)),
-                    "two_threads_ms_median": float(np.median(pwalls)),
-                    "no_mirror_ms_median": float(np.median(bwalls)), "no_mirror_cpu_ms_median": float(np.median(bcpus)), "recall": [hits, len(queries)],
-                    "undress_recall": [und_hits, len(und)], "other_keys": len(others)}
+    out["index"] = {
+        "size": len(idx),
+        "memory_bytes": mem,
+        "bytes_per_image": mem / len(idx),
+        "rss_growth": rss1 - rss0,
+        "build_s": build.wall,
+        "search_ms_median": float(np.median(walls)),
+        "search_ms_p95": float(np.percentile(walls, 95)),
+        "search_cpu_ms_median": float(np.median(cpus)),
+        "two_threads_ms_median": float(np.median(pwalls)),
+        "no_mirror_ms_median": float(np.median(bwalls)),
+        "no_mirror_cpu_ms_median": float(np.median(bcpus)),
+        "recall": [hits, len(queries)],
+        "undress_recall": [und_hits, len(und)],
+        "other_keys": len(others),
+    }
 
 
 def main() -> None:
@@ -452,8 +509,10 @@ def main() -> None:
         per_photo = 8
         args.repeats = 1
     out: dict = {"args": vars(args)}
-    print(f"localmatch bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start "
-          "(a shared machine: compare figures within one run)")
+    print(
+        f"localmatch bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start "
+        "(a shared machine: compare figures within one run)"
+    )
     if not args.skip_pairs:
         run_pairs(photo_names, out)
     run_speed(out, args.repeats)

@@ -65,7 +65,7 @@ def write_config(tmp: Path, synapse: Synapse, bot_id: str, workers: int) -> Path
     path.write_text(
         f"""
 [vigil]
-data_dir = "{tmp / 'data'}"
+data_dir = "{tmp / "data"}"
 log_level = "WARNING"
 [matrix]
 homeserver = "{synapse.base_url}"
@@ -116,13 +116,17 @@ async def main(args: argparse.Namespace) -> None:
                 for r in range(args.rooms)
             ]
             async with HumanClient(synapse, owner_user) as owner, HumanClient(synapse, member_user) as member:
-                async with running_matrix_vigil(write_config(tmp, synapse, bot.user_id, args.workers), {"VIGIL_MATRIX_PASSWORD": password}) as app:
+                async with running_matrix_vigil(
+                    write_config(tmp, synapse, bot.user_id, args.workers), {"VIGIL_MATRIX_PASSWORD": password}
+                ) as app:
                     platform = app.core.platforms["matrix"]
                     platform.offer_reactions = not args.no_reactions
                     say("vigil started; making rooms")
                     rooms = []
                     for r in range(args.rooms):
-                        room_id = await owner.create_room(f"Room {r}", invite=[bot.user_id, member.user_id], power_levels={bot.user_id: 50})
+                        room_id = await owner.create_room(
+                            f"Room {r}", invite=[bot.user_id, member.user_id], power_levels={bot.user_id: 50}
+                        )
                         await member.join(room_id)
                         rooms.append(room_id)
                     for room_id in rooms:
@@ -139,7 +143,10 @@ async def main(args: argparse.Namespace) -> None:
                     await asyncio.sleep(1)
                     say("blocked; uploading the burst's files")
                     # the files are uploaded before the burst: the burst is the events
-                    contents = [[await member.media_content("m.image", c, "image/jpeg", "photo.jpg") for c in row] for row in copies]
+                    contents = [
+                        [await member.media_content("m.image", c, "image/jpeg", "photo.jpg") for c in row]
+                        for row in copies
+                    ]
                     await member.sync()
                     sent: list[str] = []
                     gap = 1.0 / args.rate if args.rate else 0.0
@@ -168,7 +175,9 @@ async def main(args: argparse.Namespace) -> None:
                     elapsed = time.perf_counter() - started
                     cpu_vigil = cpu_seconds() - cpu_before[0]
                     cpu_synapse = cpu_seconds(synapse.process.pid) - cpu_before[1]
-                    latencies = sorted((t[1] - t[0]) * 1000 for e in sent if (t := platform.timings.get(e)) and t[1] is not None)
+                    latencies = sorted(
+                        (t[1] - t[0]) * 1000 for e in sent if (t := platform.timings.get(e)) and t[1] is not None
+                    )
                     rss = rss_mb()
                     # peers in the same run: one scan alone, and a plain redaction round trip
                     scanner = app.core.scanner
@@ -193,10 +202,19 @@ async def main(args: argparse.Namespace) -> None:
     print(f"throughput: {total / elapsed:.1f} images/s over the burst ({elapsed:.1f} s)")
     scan_ms, redact_ms = statistics.median(scans), statistics.median(redacts)
     q = statistics.quantiles(latencies, n=100)
-    print(f"peers in this run: one scan alone {scan_ms:.0f} ms (median), a client's redaction round trip {redact_ms:.0f} ms (median)")
-    print(f"ratios: p50 / (scan + redaction) = {q[49] / (scan_ms + redact_ms):.1f}x; p99 / (scan + redaction) = {q[98] / (scan_ms + redact_ms):.1f}x")
-    print(f"CPU time over the burst: this process (Vigil and the test clients) {1000 * cpu_vigil / total:.0f} ms per image, "
-          f"Synapse {1000 * cpu_synapse / total:.0f} ms per image (2 cores shared by both, and by other work)")
+    print(
+        f"peers in this run: one scan alone {scan_ms:.0f} ms (median), a client's redaction round trip "
+        f"{redact_ms:.0f} ms (median)"
+    )
+    print(
+        f"ratios: p50 / (scan + redaction) = {q[49] / (scan_ms + redact_ms):.1f}x; p99 / (scan + redaction) = "
+        f"{q[98] / (scan_ms + redact_ms):.1f}x"
+    )
+    print(
+        f"CPU time over the burst: this process (Vigil and the test clients) {1000 * cpu_vigil / total:.0f} ms per "
+        "image, "
+        f"Synapse {1000 * cpu_synapse / total:.0f} ms per image (2 cores shared by both, and by other work)"
+    )
     print(f"resident memory of the process (bot, models, test clients; Synapse apart): {rss:.0f} MB")
 
 

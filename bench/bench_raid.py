@@ -34,7 +34,7 @@ PER_POST = 5
 
 
 def write_config(tmp: Path, url: str, workers: int, cache: bool) -> Path:
-    return telegram_config(tmp, url, workers, '' if cache else 'repeat_cache_entries = 0')
+    return telegram_config(tmp, url, workers, "" if cache else "repeat_cache_entries = 0")
 
 
 async def finished(app) -> bool:
@@ -51,8 +51,9 @@ async def one_run(args: argparse.Namespace, cache: bool) -> dict:
             groups = []
             for g in range(args.groups):
                 member = emu.add_user(f"Raider {g}")
-                groups.append((emu.add_group(f"Group {g}", creator=owner, members=[member],
-                                             bot_rights=full_rights()), member))
+                groups.append(
+                    (emu.add_group(f"Group {g}", creator=owner, members=[member], bot_rights=full_rights()), member)
+                )
             kit = [jpeg(im.resize((1024, 768)), 80) for im in originals(args.kit)]
             forwarded = [emu.upload(b, kind="photo", mime="image/jpeg") for b in kit]
             posts = []
@@ -71,8 +72,10 @@ async def one_run(args: argparse.Namespace, cache: bool) -> dict:
                     mid = emu.post_photo(chat, member, kit[g % args.kit])
                     emu.post_text(chat, owner, "/block", reply_to=mid)
                 await emu.wait_for(lambda: emu.pending_updates() == 0, timeout=120)
-                await emu.wait_for(lambda: sum(c.ok for c in emu.calls if c.method.startswith("deleteMessage"))
-                                   >= args.groups, timeout=300)
+                await emu.wait_for(
+                    lambda: sum(c.ok for c in emu.calls if c.method.startswith("deleteMessage")) >= args.groups,
+                    timeout=300,
+                )
                 while not await finished(app):
                     await asyncio.sleep(0.1)
                 scans = [0]
@@ -92,19 +95,31 @@ async def one_run(args: argparse.Namespace, cache: bool) -> dict:
                 while not await finished(app):
                     await asyncio.sleep(0.05)
                 elapsed = time.time() - started
-                deleted = sum(len(c.params.get("message_ids", [1])) for c in emu.calls
-                              if c.ok and c.method in ("deleteMessage", "deleteMessages") and c.time >= started)
-                return {"images": args.posts * PER_POST, "elapsed": elapsed, "scans": scans[0],
-                        "downloads": len(emu.calls_to("getFile")) - downloads, "deleted": deleted}
+                deleted = sum(
+                    len(c.params.get("message_ids", [1]))
+                    for c in emu.calls
+                    if c.ok and c.method in ("deleteMessage", "deleteMessages") and c.time >= started
+                )
+                return {
+                    "images": args.posts * PER_POST,
+                    "elapsed": elapsed,
+                    "scans": scans[0],
+                    "downloads": len(emu.calls_to("getFile")) - downloads,
+                    "deleted": deleted,
+                }
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"raid: {args.posts} posts of {PER_POST} pictures over {args.groups} groups, from a kit of {args.kit} "
-          f"(one post in four uploaded anew); {args.workers} scan workers")
+    print(
+        f"raid: {args.posts} posts of {PER_POST} pictures over {args.groups} groups, from a kit of {args.kit} "
+        f"(one post in four uploaded anew); {args.workers} scan workers"
+    )
     for name, cache in (("without the repeat cache", False), ("with the repeat cache", True)):
         r = await one_run(args, cache)
-        print(f"{name:>25}: {r['images'] / r['elapsed']:.1f} images/s ({r['images']} in {r['elapsed']:.1f} s), "
-              f"{r['scans']} model runs, {r['downloads']} downloads, {r['deleted']} blocked copies deleted")
+        print(
+            f"{name:>25}: {r['images'] / r['elapsed']:.1f} images/s ({r['images']} in {r['elapsed']:.1f} s), "
+            f"{r['scans']} model runs, {r['downloads']} downloads, {r['deleted']} blocked copies deleted"
+        )
 
 
 if __name__ == "__main__":

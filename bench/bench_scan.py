@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import rss_mb  # noqa: E402
-
 from detectors.scanner import Scanner  # noqa: E402
 from detectors.settings import DetectorSettings  # noqa: E402
 from detectors.verdict import judge  # noqa: E402
@@ -37,7 +36,9 @@ from detectors.verdict import judge  # noqa: E402
 
 def photos() -> list[Image.Image]:
     folder = ROOT / "tests" / "images"
-    found = [Image.open(p).convert("RGB") for p in sorted(folder.glob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}]
+    found = [
+        Image.open(p).convert("RGB") for p in sorted(folder.glob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
+    ]
     if not found:
         from skimage import data
 
@@ -100,7 +101,10 @@ def main() -> int:
     args = ap.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     images = make_images(args.count, size)  # type: ignore[arg-type]
-    print(f"{len(images)} JPEG photos at {size[0]}x{size[1]}, {sum(map(len, images)) / len(images) / 1024:.0f} KB on average")
+    print(
+        f"{len(images)} JPEG photos at {size[0]}x{size[1]}, {sum(map(len, images)) / len(images) / 1024:.0f} KB on "
+        "average"
+    )
 
     before = rss_mb()
     vigil = Scanner(DetectorSettings())
@@ -142,7 +146,7 @@ def main() -> int:
         spent = {k: [0.0, 0.0] for k in sides}
         for j, start in enumerate(range(0, len(images), step)):
             part = images[start : start + step]
-            for name in (("reference", "vigil") if (r + j) % 2 == 0 else ("vigil", "reference")):
+            for name in ("reference", "vigil") if (r + j) % 2 == 0 else ("vigil", "reference"):
                 c, t = time.process_time(), time.perf_counter()
                 labels[name].extend(sides[name](part))
                 spent[name][0] += time.perf_counter() - t
@@ -150,22 +154,26 @@ def main() -> int:
         for name in sides:
             wall[name].append(spent[name][0])
             cpu[name].append(spent[name][1])
-        for i, (a, b) in enumerate(zip(labels["vigil"], labels["reference"])):
+        for i, (a, b) in enumerate(zip(labels["vigil"], labels["reference"], strict=False)):
             if a != b:
                 differ[i] = (a, b)
     pool.shutdown()
     n = len(images)
-    ratios = sorted(w_ref / w_vig for w_ref, w_vig in zip(wall["reference"], wall["vigil"]))
+    ratios = sorted(w_ref / w_vig for w_ref, w_vig in zip(wall["reference"], wall["vigil"], strict=False))
     for name in sides:
         ips = sorted(n / w for w in wall[name])
         cpu_ms = statistics.median(c * 1000 / n for c in cpu[name])
-        cores = statistics.median(c / w for c, w in zip(cpu[name], wall[name]))
-        print(f"{name + ':':11s}{ips[0]:5.1f} to {ips[-1]:5.1f} images/s; "
-              f"CPU {cpu_ms:.0f} ms/image, {cores:.2f} cores busy")
+        cores = statistics.median(c / w for c, w in zip(cpu[name], wall[name], strict=False))
+        print(
+            f"{name + ':':11s}{ips[0]:5.1f} to {ips[-1]:5.1f} images/s; "
+            f"CPU {cpu_ms:.0f} ms/image, {cores:.2f} cores busy"
+        )
     med = statistics.median(ratios)
     met = sum(x >= TARGET for x in ratios)
-    print(f"ratio:     min {ratios[0]:.2f}x, median {med:.2f}x, max {ratios[-1]:.2f}x over {len(ratios)} rounds "
-          f"(target {TARGET:.0f}x: met in {met}/{len(ratios)})")
+    print(
+        f"ratio:     min {ratios[0]:.2f}x, median {med:.2f}x, max {ratios[-1]:.2f}x over {len(ratios)} rounds "
+        f"(target {TARGET:.0f}x: met in {met}/{len(ratios)})"
+    )
     print(f"labels:    {n - len(differ)}/{n} the same in every round")
     for i, (a, b) in sorted(differ.items()):
         print(f"  image {i}: vigil {a}, reference {b}")
@@ -174,8 +182,10 @@ def main() -> int:
     boxes = sum(not f.screened for sc in scans for f in sc.frames)
     nsfw_runs = sum(f.nsfw is not None for sc in scans for f in sc.frames)
     frames = sum(len(sc.frames) for sc in scans)
-    print(f"skipped:   NudeNet's box stage ran on {boxes}/{frames} images (no class that counts scored "
-          f"elsewhere); Open-NSFW ran on {nsfw_runs}/{frames} (elsewhere it could not change the label)")
+    print(
+        f"skipped:   NudeNet's box stage ran on {boxes}/{frames} images (no class that counts scored "
+        f"elsewhere); Open-NSFW ran on {nsfw_runs}/{frames} (elsewhere it could not change the label)"
+    )
     print(f"memory:    {vigil_rss:.0f} MB resident with Vigil's models loaded ({before:.0f} MB before loading them)")
     print(f"load:      {os.getloadavg()[0]:.1f} (1-minute load average at the end, {os.cpu_count()} cores)")
     return 0

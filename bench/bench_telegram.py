@@ -29,11 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import rss_mb  # noqa: E402
-
 from tests.support.botapi import BotApiEmulator, full_rights  # noqa: E402
 from tests.support.vigil_harness import TOKEN, running_vigil  # noqa: E402
-
-
 
 
 def jpeg(im: Image.Image, quality: int) -> bytes:
@@ -60,7 +57,7 @@ def write_config(tmp: Path, url: str, workers: int, threads: int) -> Path:
     path.write_text(
         f"""
 [vigil]
-data_dir = "{tmp / 'data'}"
+data_dir = "{tmp / "data"}"
 log_level = "WARNING"
 [telegram]
 base_url = "{url}/bot"
@@ -120,13 +117,20 @@ async def main(args: argparse.Namespace) -> None:
                 total = len(posted)
                 await emu.wait_for(lambda: len(emu.calls_to("deleteMessage")) >= before + total, timeout=900)
                 elapsed = time.time() - started
-                deleted = {(int(c.params["chat_id"]), int(c.params["message_id"])): c.time for c in emu.calls_to("deleteMessage") if c.ok}
+                deleted = {
+                    (int(c.params["chat_id"]), int(c.params["message_id"])): c.time
+                    for c in emu.calls_to("deleteMessage")
+                    if c.ok
+                }
                 latencies = sorted((deleted[key] - t) * 1000 for key, t in posted.items() if key in deleted)
                 rss = rss_mb()
     q = statistics.quantiles(latencies, n=100)
     arrival = f"arriving at {args.rate:g} images/s" if args.rate else "all posted at once"
     print(f"{len(latencies)}/{total} images deleted, over {args.groups} groups, {arrival}, {args.workers} scan workers")
-    print(f"latency from the update to deleteMessage: p50 {q[49]:.0f} ms, p90 {q[89]:.0f} ms, p99 {q[98]:.0f} ms, max {latencies[-1]:.0f} ms")
+    print(
+        f"latency from the update to deleteMessage: p50 {q[49]:.0f} ms, p90 {q[89]:.0f} ms, p99 {q[98]:.0f} ms, "
+        f"max {latencies[-1]:.0f} ms"
+    )
     print(f"throughput: {total / elapsed:.1f} images/s over the burst ({elapsed:.1f} s)")
     print(f"resident memory of the process (bot, models, emulator): {rss:.0f} MB")
 

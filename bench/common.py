@@ -59,7 +59,7 @@ def telegram_config(tmp: Path, url: str, workers: int, pipeline: str = "") -> Pa
     path.write_text(
         f"""
 [vigil]
-data_dir = "{tmp / 'data'}"
+data_dir = "{tmp / "data"}"
 log_level = "ERROR"
 [telegram]
 base_url = "{url}/bot"

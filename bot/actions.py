@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.config import parse_duration
@@ -34,8 +34,9 @@ class Actions:
         self.store = store
         self.batcher = batcher  # None: each delete is its own call, retried on its own
 
-    async def _once(self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call,
-                    *, retried: bool = False) -> ActionResult:
+    async def _once(
+        self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call, *, retried: bool = False
+    ) -> ActionResult:
         """``retried``: ``call`` waits out rate limits and retries by itself (the delete batcher)."""
         from bot.moderation import with_retries
 
@@ -71,22 +72,39 @@ class Actions:
     async def delete(self, platform: Any, chat_id: str, message_id: str) -> ActionResult:
         if self.batcher is not None:
             batcher = self.batcher
-            return await self._once(platform, chat_id, message_id, "delete", {},
-                                    lambda: batcher.delete(platform, chat_id, message_id), retried=True)
-        return await self._once(platform, chat_id, message_id, "delete", {}, lambda: platform.delete(chat_id, message_id))
+            return await self._once(
+                platform,
+                chat_id,
+                message_id,
+                "delete",
+                {},
+                lambda: batcher.delete(platform, chat_id, message_id),
+                retried=True,
+            )
+        return await self._once(
+            platform, chat_id, message_id, "delete", {}, lambda: platform.delete(chat_id, message_id)
+        )
 
     async def mute(self, platform: Any, chat_id: str, user_id: str, message_id: str, duration: str) -> ActionResult:
-        until = datetime.now(timezone.utc) + parse_duration(duration)
+        until = datetime.now(UTC) + parse_duration(duration)
         result = await self._once(
-            platform, chat_id, message_id, "mute", {"user": user_id, "until": until.isoformat()},
+            platform,
+            chat_id,
+            message_id,
+            "mute",
+            {"user": user_id, "until": until.isoformat()},
             lambda: platform.restrict(chat_id, user_id, until),
         )
         return ActionResult(result.done, result.failure, until)
 
     async def ban(self, platform: Any, chat_id: str, user_id: str, message_id: str) -> ActionResult:
-        return await self._once(platform, chat_id, message_id, "ban", {"user": user_id}, lambda: platform.ban(chat_id, user_id))
+        return await self._once(
+            platform, chat_id, message_id, "ban", {"user": user_id}, lambda: platform.ban(chat_id, user_id)
+        )
 
-    async def sanction(self, platform: Any, chat_id: str, user_id: str, message_id: str, settings: "GroupSettings") -> ActionResult:
+    async def sanction(
+        self, platform: Any, chat_id: str, user_id: str, message_id: str, settings: GroupSettings
+    ) -> ActionResult:
         if settings.action == "mute":
             return await self.mute(platform, chat_id, user_id, message_id, settings.mute_duration)
         if settings.action == "ban":
@@ -101,7 +119,8 @@ class SimulatedActions(Actions):
         self.would: list[tuple[str, str, str]] = []
         self.batcher = None
 
-    async def _once(self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call,
-                    *, retried: bool = False) -> ActionResult:
+    async def _once(
+        self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call, *, retried: bool = False
+    ) -> ActionResult:
         self.would.append((action, chat_id, message_id))
         return ActionResult(True)

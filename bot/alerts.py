@@ -16,9 +16,9 @@ import html
 import re
 import string
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Mapping
 
 from bot.events import PICTURE_ROLES, SENDER_KINDS
 from bot.guidance.resources import REGIONS, Resource, Resources
@@ -237,7 +237,14 @@ def _merged(line: _Line) -> _Line:
     """Joins neighbouring segments of the same style, so the HTML has one <b> per bold run."""
     out: list[_Seg] = []
     for s in line:
-        if out and not s.href and not out[-1].href and s.style == out[-1].style and s.plain is None and out[-1].plain is None:
+        if (
+            out
+            and not s.href
+            and not out[-1].href
+            and s.style == out[-1].style
+            and s.plain is None
+            and out[-1].plain is None
+        ):
             out[-1] = _Seg(out[-1].text + s.text, s.style)
         else:
             out.append(s)
@@ -322,9 +329,15 @@ def _headline(w: _Writer, f: AlertFacts, group: _Seg) -> _Line:
     if f.dry_run:
         return {
             "deleted": lambda: w.gettext("Test mode: Vigil would have deleted an image in {group}.", group=group),
-            "review": lambda: w.gettext("Test mode: Vigil would have asked you to decide about an image in {group}.", group=group),
-            "reported": lambda: w.gettext("Test mode: Vigil would have reported an image in {group} and left it there.", group=group),
-            "delete_failed": lambda: w.gettext("Test mode: Vigil would have tried to delete an image in {group}, but could not have.", group=group),
+            "review": lambda: w.gettext(
+                "Test mode: Vigil would have asked you to decide about an image in {group}.", group=group
+            ),
+            "reported": lambda: w.gettext(
+                "Test mode: Vigil would have reported an image in {group} and left it there.", group=group
+            ),
+            "delete_failed": lambda: w.gettext(
+                "Test mode: Vigil would have tried to delete an image in {group}, but could not have.", group=group
+            ),
             "not_checked": lambda: w.gettext("Test mode: Vigil could not check an image in {group}.", group=group),
         }[f.outcome]()
     return {
@@ -342,21 +355,34 @@ def _failure_reason(w: _Writer, f: AlertFacts) -> _Line | None:
     if f.failure == "too_old":
         return w.gettext("Telegram does not let bots delete messages older than 48 hours.")
     if f.failure == "no_right":
-        return w.gettext("Vigil is not an admin with the right to delete messages. Give it that right so it can act next time.")
+        return w.gettext(
+            "Vigil is not an admin with the right to delete messages. Give it that right so it can act next time."
+        )
     return w.gettext("The platform refused or failed. If it happens again, check Vigil's admin rights.")
 
 
 def _urgent(w: _Writer, f: AlertFacts) -> list[_Line | None]:
     """The one thing to do first, in bold, when the image may still be there."""
     if f.outcome == "not_checked":
-        return [_bold(w.gettext("An admin should check this message with care. If it may be sexual, do not open or enlarge it: delete it."))]
+        return [
+            _bold(
+                w.gettext(
+                    "An admin should check this message with care. If it may be sexual, do not open or enlarge it: "
+                    "delete it."
+                )
+            )
+        ]
     if f.outcome == "delete_failed" and not f.dry_run:
         return [_bold(w.gettext("Delete the message by hand now, without opening the image.")), _failure_reason(w, f)]
     if f.outcome == "review" and not f.dry_run:
-        return [_bold(w.gettext(
-            "The image is still in the group. Decide with the buttons below; you do not need to open it. "
-            "If in doubt, delete it."
-        ))]
+        return [
+            _bold(
+                w.gettext(
+                    "The image is still in the group. Decide with the buttons below; you do not need to open it. "
+                    "If in doubt, delete it."
+                )
+            )
+        ]
     if f.dry_run or f.outcome == "reported":  # nothing was deleted
         why = None
         if f.outcome == "reported" and not f.dry_run:
@@ -388,8 +414,9 @@ def _what(w: _Writer, f: AlertFacts) -> _Line | None:
     kinds = {x.kind for x in f.findings}
     if owner is not None:
         # named only where the person belongs, or in a group the operator trusts (bot/protect.py)
-        return w.gettext("It looks like a fake made from a photo of {owner}. Only admins see this name.",
-                         owner=_b(owner))
+        return w.gettext(
+            "It looks like a fake made from a photo of {owner}. Only admins see this name.", owner=_b(owner)
+        )
     if "derived" in kinds:
         # no name, and nothing that tells whether or how the person is known to Vigil
         return w.gettext(
@@ -416,8 +443,11 @@ def _sender_done(w: _Writer, f: AlertFacts) -> _Line | None:
     would = f.dry_run
     if f.sender_action == "muted" and f.muted_until is not None:
         until = w.t.format_datetime(f.muted_until)
-        return (w.gettext("Vigil would have muted the sender until {time}.", time=until) if would
-                else w.gettext("Vigil muted the sender until {time}.", time=until))
+        return (
+            w.gettext("Vigil would have muted the sender until {time}.", time=until)
+            if would
+            else w.gettext("Vigil muted the sender until {time}.", time=until)
+        )
     if f.sender_action == "muted":
         return w.gettext("Vigil would have muted the sender.") if would else w.gettext("Vigil muted the sender.")
     if f.sender_action == "banned":
@@ -427,7 +457,8 @@ def _sender_done(w: _Writer, f: AlertFacts) -> _Line | None:
     if f.sender_kind != "user":
         return w.gettext(
             "A chat posting as itself cannot be muted on Telegram, and Vigil never sanctions your own linked channel "
-            "or anonymous admins; a channel can be banned from the group with the ban button.")
+            "or anonymous admins; a channel can be banned from the group with the ban button."
+        )
     return None
 
 
@@ -466,8 +497,11 @@ def _now_help(w: _Writer, f: AlertFacts, resources: Resources) -> _Line | None:
     """The emergency number and the one help line that matters most in the region."""
     emergency, lead = resources.emergency(f.region), resources.lead(f.region)
     if emergency is not None and lead is not None:
-        return w.gettext("In danger now: {emergency}. Help and advice: {helpline}.",
-                         emergency=_b(_contact_text(emergency, w.lang)), helpline=_b(_named(lead, w.lang)))
+        return w.gettext(
+            "In danger now: {emergency}. Help and advice: {helpline}.",
+            emergency=_b(_contact_text(emergency, w.lang)),
+            helpline=_b(_named(lead, w.lang)),
+        )
     if emergency is not None:
         return w.gettext("In danger now: {emergency}.", emergency=_b(_contact_text(emergency, w.lang)))
     if lead is not None:
@@ -510,7 +544,9 @@ def _finding_line(w: _Writer, x: Finding) -> _Line:
         if x.distance is not None and x.algorithm in HASH_BITS:
             return w.gettext(
                 "On {list}: a copy, perhaps resized or recompressed ({distance} of {bits} points differ)",
-                list=where, distance=x.distance, bits=HASH_BITS[x.algorithm],
+                list=where,
+                distance=x.distance,
+                bits=HASH_BITS[x.algorithm],
             )
         return w.gettext("On {list}: a copy, perhaps changed", list=where)
     if x.kind == "derived":
@@ -519,7 +555,9 @@ def _finding_line(w: _Writer, x: Finding) -> _Line:
             return w.gettext("A manipulated copy of a photo of {owner}", owner=_b(owner))
         return w.gettext("Made from a real person's photo and changed")
     if x.kind == "provenance":
-        return w.gettext("Signs that the image was edited or made by AI: {signal}", signal=_code(clean_name(x.label) or "?"))
+        return w.gettext(
+            "Signs that the image was edited or made by AI: {signal}", signal=_code(clean_name(x.label) or "?")
+        )
     reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)
     return w.gettext("Could not be checked: {reason}", reason=reason)
 
@@ -532,7 +570,8 @@ def _picture(w: _Writer, f: AlertFacts) -> _Line | None:
         return w.gettext("It was in the message's cover picture (a video's cover or an audio file's cover art).")
     if f.picture == "quoted":
         return w.gettext(
-            "It was in a message from another chat that this message quotes: members see it above the reply.")
+            "It was in a message from another chat that this message quotes: members see it above the reply."
+        )
     return None
 
 
@@ -547,7 +586,15 @@ def _found(w: _Writer, f: AlertFacts) -> list[_Line]:
         lines.append(_bullet(w.gettext("no details were recorded")))
     hidden = len(f.findings) - len(shown)
     if hidden > 0:
-        lines.append(_bullet(w.ngettext("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)", hidden)))
+        lines.append(
+            _bullet(
+                w.ngettext(
+                    "and {n} more finding (in the evidence record)",
+                    "and {n} more findings (in the evidence record)",
+                    hidden,
+                )
+            )
+        )
     return lines
 
 
@@ -561,13 +608,21 @@ def _sent_by(w: _Writer, f: AlertFacts) -> _Line:
     elif f.sender_kind == "linked_channel":
         sent_by = w.gettext(
             "Sent by: your group's linked channel {name} (id {id}), forwarded automatically from a post in the "
-            "channel: delete that post in the channel too", name=name, id=sender_id)
+            "channel: delete that post in the channel too",
+            name=name,
+            id=sender_id,
+        )
     elif f.sender_kind == "channel" and username:
-        sent_by = w.gettext("Sent by: the channel {name} (@{username}, id {id}), posting in the group as itself",
-                            name=name, username=username, id=sender_id)
+        sent_by = w.gettext(
+            "Sent by: the channel {name} (@{username}, id {id}), posting in the group as itself",
+            name=name,
+            username=username,
+            id=sender_id,
+        )
     elif f.sender_kind == "channel":
-        sent_by = w.gettext("Sent by: the channel {name} (id {id}), posting in the group as itself",
-                            name=name, id=sender_id)
+        sent_by = w.gettext(
+            "Sent by: the channel {name} (id {id}), posting in the group as itself", name=name, id=sender_id
+        )
     elif username:
         sent_by = w.gettext("Sent by: {name} (@{username}, id {id})", name=name, username=username, id=sender_id)
     else:
@@ -579,7 +634,9 @@ def _ids(w: _Writer, f: AlertFacts) -> list[_Line]:
     sent_by = _sent_by(w, f)
     lines = [
         sent_by,
-        w.gettext("Group: {group} (id {id})", group=clean_name(f.group_title) or "?", id=_code(clean_name(f.group_id, 128))),
+        w.gettext(
+            "Group: {group} (id {id})", group=clean_name(f.group_title) or "?", id=_code(clean_name(f.group_id, 128))
+        ),
         w.gettext("Message: {id}", id=_code(clean_name(f.message_id, 128))),
     ]
     if f.message_link and _SAFE_HREF.match(f.message_link):
@@ -614,15 +671,21 @@ def _steps(w: _Writer, f: AlertFacts, resources: Resources, labels: Mapping[str,
     derived = any(x.kind == "derived" for x in f.findings)
     info = resources.info(f.region)
 
-    dont = w.gettext(
-        "Do not open, save, forward or screenshot the image, and do not ask anyone to send it, not even to report it."
-    ) + (_Seg(" "),) + (
-        w.gettext("For anyone under 18 that is a crime in itself, whether the image is real or AI-made.")
-        if info.minor_images_crime
-        else w.gettext("If the person shown is under 18, that can be a crime in itself, real or AI-made.")
+    dont = (
+        w.gettext(
+            "Do not open, save, forward or screenshot the image, and do not ask anyone to send it, not even to "
+            "report it."
+        )
+        + (_Seg(" "),)
+        + (
+            w.gettext("For anyone under 18 that is a crime in itself, whether the image is real or AI-made.")
+            if info.minor_images_crime
+            else w.gettext("If the person shown is under 18, that can be a crime in itself, real or AI-made.")
+        )
     )
     evidence = w.gettext(
-        "You do not need the image. This alert and the evidence record ({export} button) have what police and the platform need: group, message, sender and time.",
+        "You do not need the image. This alert and the evidence record ({export} button) have what police and the "
+        "platform need: group, message, sender and time.",
         export=_b(labels["export"]),
     )
     if f.sender_action == "banned" and not f.dry_run:
@@ -631,20 +694,29 @@ def _steps(w: _Writer, f: AlertFacts, resources: Resources, labels: Mapping[str,
         restrict = w.gettext("Contain it: the sender is muted.")
     else:
         restrict = w.gettext("Contain it: consider restricting the sender ({ban} button).", ban=_b(labels["ban"]))
-    contain = restrict + (_Seg(" "),) + w.gettext(
-        "Report the sender to {platform} (see below), so it keeps what police need. Ask members not to share the image again.",
-        platform=platform,
+    contain = (
+        restrict
+        + (_Seg(" "),)
+        + w.gettext(
+            "Report the sender to {platform} (see below), so it keeps what police need. Ask members not to share "
+            "the image again.",
+            platform=platform,
+        )
     )
     # where only the emergency number reaches the police (e.g. Brazil's 190), name that
     police = resources.of_role(f.region, "police")[:1] or tuple(filter(None, [resources.emergency(f.region)]))
     hotlines = resources.of_role(f.region, "hotline")[:2]
     if hotlines:
-        report = w.gettext("Report it to the police ({police}) and to {hotline}. "
-                           "Neither needs the image: never send or bring it.",
-                           police=_b(_names(police, w.lang) or "?"), hotline=_b(_names(hotlines, w.lang)))
+        report = w.gettext(
+            "Report it to the police ({police}) and to {hotline}. Neither needs the image: never send or bring it.",
+            police=_b(_names(police, w.lang) or "?"),
+            hotline=_b(_names(hotlines, w.lang)),
+        )
     else:
-        report = w.gettext("Report it to the police ({police}); they do not need the image: never send or bring it.",
-                           police=_b(_names(police, w.lang) or "?"))
+        report = w.gettext(
+            "Report it to the police ({police}); they do not need the image: never send or bring it.",
+            police=_b(_names(police, w.lang) or "?"),
+        )
     regulators = resources.of_role(f.region, "regulator")
     if regulators:
         routes = _b(_names(regulators, w.lang))
@@ -684,8 +756,11 @@ def _steps(w: _Writer, f: AlertFacts, resources: Resources, labels: Mapping[str,
         "real or AI-made. Vigil does not guess anyone's age."
     )
 
-    order = [dont, support, evidence, contain, report, hashing, minor_note] if derived \
+    order = (
+        [dont, support, evidence, contain, report, hashing, minor_note]
+        if derived
         else [dont, evidence, contain, report, hashing, support, minor_note]
+    )
     lines = [_bold(w.gettext("What to do next:"))]
     if f.outcome in ("review", "not_checked"):
         lines.append(w.gettext("If it is a nude or sexual image:"))
@@ -737,18 +812,37 @@ def _buttons_help(w: _Writer, f: AlertFacts, labels: Mapping[str, str]) -> list[
     shown = {k for row in first_buttons(f) + details_buttons(f) for k in row}
     lines = [_bold(w.gettext("Buttons:"))]
     if "delete" in shown:
-        lines.append(_bullet(w.gettext("{delete}: deletes the message. {keep}: leaves it in the group.", delete=_b(labels["delete"]), keep=_b(labels["keep"]))))
+        lines.append(
+            _bullet(
+                w.gettext(
+                    "{delete}: deletes the message. {keep}: leaves it in the group.",
+                    delete=_b(labels["delete"]),
+                    keep=_b(labels["keep"]),
+                )
+            )
+        )
     lines.append(_bullet(w.gettext("{ban}: removes the sender from the group for good.", ban=_b(labels["ban"]))))
     if "unrestrict" in shown:
-        lines.append(_bullet(w.gettext("{unrestrict}: lets the sender post again.", unrestrict=_b(labels["unrestrict"]))))
+        lines.append(
+            _bullet(w.gettext("{unrestrict}: lets the sender post again.", unrestrict=_b(labels["unrestrict"])))
+        )
     if "false_positive" in shown:
-        lines.append(_bullet(w.gettext(
-            "{false_positive}: the image is fine; Vigil will allow it in this group from now on.",
-            false_positive=_b(labels["false_positive"]),
-        )))
-    lines.append(_bullet(w.gettext(
-        "{export}: sends you the evidence record (ids, times, findings; never the image).", export=_b(labels["export"])
-    )))
+        lines.append(
+            _bullet(
+                w.gettext(
+                    "{false_positive}: the image is fine; Vigil will allow it in this group from now on.",
+                    false_positive=_b(labels["false_positive"]),
+                )
+            )
+        )
+    lines.append(
+        _bullet(
+            w.gettext(
+                "{export}: sends you the evidence record (ids, times, findings; never the image).",
+                export=_b(labels["export"]),
+            )
+        )
+    )
     return lines
 
 
@@ -798,8 +892,14 @@ def render_details(facts: AlertFacts, translator: Translator, resources: Resourc
         lines += [()] + media
     lines += [()] + _steps(w, facts, resources, labels)
     rendered = RenderedAlert("", "")
-    for compact, buttons, help_list in ((0, True, True), (0, False, True), (1, True, True), (1, False, True),
-                                        (2, False, True), (2, False, False)):
+    for compact, buttons, help_list in (
+        (0, True, True),
+        (0, False, True),
+        (1, True, True),
+        (1, False, True),
+        (2, False, True),
+        (2, False, False),
+    ):
         tail: list[_Line] = []
         if help_list:
             tail += [()] + _help(w, facts, resources, compact)
@@ -856,17 +956,28 @@ def render_owner_notice(
         group = _b(title)
         opening: list[_Line] = [
             _bold(w.gettext("A message from Vigil, the safety bot in {group}.", group=group)),
-            w.gettext("Someone posted an image in {group} that was made from one of your photos and changed. "
-                      "Vigil removed the message and told the group's admins.", group=group),
+            w.gettext(
+                "Someone posted an image in {group} that was made from one of your photos and changed. "
+                "Vigil removed the message and told the group's admins.",
+                group=group,
+            ),
         ]
     elif member:
-        opening = [_bold(w.gettext("A message from Vigil, a safety bot.")), w.gettext(
-            "Someone posted an image in a group you are in that was made from one of your photos and changed. "
-            "Vigil removed it and told the group's admins.")]
+        opening = [
+            _bold(w.gettext("A message from Vigil, a safety bot.")),
+            w.gettext(
+                "Someone posted an image in a group you are in that was made from one of your photos and changed. "
+                "Vigil removed it and told the group's admins."
+            ),
+        ]
     else:
-        opening = [_bold(w.gettext("A message from Vigil, a safety bot.")), w.gettext(
-            "Someone posted an image in a group Vigil watches that was made from one of your photos and changed. "
-            "Vigil removed it and told the group's admins.")]
+        opening = [
+            _bold(w.gettext("A message from Vigil, a safety bot.")),
+            w.gettext(
+                "Someone posted an image in a group Vigil watches that was made from one of your photos and changed. "
+                "Vigil removed it and told the group's admins."
+            ),
+        ]
     lines: list[_Line] = opening + [
         w.gettext("It is not your fault. This message does not show the image, and you do not need to look for it."),
         (),
@@ -880,16 +991,26 @@ def render_owner_notice(
         lines.append(_bullet(w.gettext("If you are in danger now, call {emergency}.", emergency=number)))
     police = resources.of_role(region, "police")[:1]
     if police:
-        lines.append(_bullet(w.gettext("You can report it to the police without having the image: {police}.",
-                                       police=_b(_names(police, w.lang)))))
+        lines.append(
+            _bullet(
+                w.gettext(
+                    "You can report it to the police without having the image: {police}.",
+                    police=_b(_names(police, w.lang)),
+                )
+            )
+        )
     tools = resources.of_role(region, "hash_tool")
     if tools:
-        lines.append(_bullet(w.gettext(
-            "Only if you have the image on your own device: {tools} can stop it being shared on the sites that "
-            "take part. "
-            "They do not remove it from Telegram or Matrix.",
-            tools=_b(_names(tools, w.lang)),
-        )))
+        lines.append(
+            _bullet(
+                w.gettext(
+                    "Only if you have the image on your own device: {tools} can stop it being shared on the sites that "
+                    "take part. "
+                    "They do not remove it from Telegram or Matrix.",
+                    tools=_b(_names(tools, w.lang)),
+                )
+            )
+        )
     order = ("emergency", "police", "hotline", "regulator", "helpline")
     support = sorted((r for r in resources.region(region) if r.role in order), key=lambda r: order.index(r.role))
     if support:

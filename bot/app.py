@@ -21,7 +21,12 @@ STOP_TIMEOUT = 20.0  # seconds to finish the images in flight after SIGTERM
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info or record.exc_text:
             # exc_text first: the Redactor leaves a cleaned copy there
             entry["error"] = record.exc_text or self.formatException(record.exc_info)
@@ -35,6 +40,8 @@ class JsonFormatter(logging.Formatter):
 OWN_LOGGERS = ("vigil", "detectors")
 # and these stay quieter still: at INFO they log every request URL, which carries the bot token
 WARNING_ONLY = ("httpx", "httpcore", "aiohttp.client", "aiohttp.access", "urllib3")
+
+
 class Redactor(logging.Filter):
     """Takes secrets and media links out of every line, whoever logs it.
 
@@ -64,10 +71,21 @@ class Redactor(logging.Filter):
 
 def setup_logging(config: Config) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if config.log_format == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(Redactor((
-        config.telegram.token, config.matrix.password, config.matrix.access_token, config.matrix.admin_token,
-    )))
+    handler.setFormatter(
+        JsonFormatter()
+        if config.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.addFilter(
+        Redactor(
+            (
+                config.telegram.token,
+                config.matrix.password,
+                config.matrix.access_token,
+                config.matrix.admin_token,
+            )
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     level = logging.getLevelName(config.log_level) if isinstance(config.log_level, str) else config.log_level
@@ -78,9 +96,9 @@ def setup_logging(config: Config) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # libraries that set their own level below INFO (or were set so earlier) are clamped too
     for name, logger in list(logging.root.manager.loggerDict.items()):
-        if isinstance(logger, logging.Logger) and not name.startswith(OWN_LOGGERS) and name not in WARNING_ONLY:
-            if logger.level != logging.NOTSET and logger.level < logging.INFO:
-                logger.setLevel(logging.INFO)
+        own = name.startswith(OWN_LOGGERS) or name in WARNING_ONLY
+        if isinstance(logger, logging.Logger) and not own and logging.NOTSET < logger.level < logging.INFO:
+            logger.setLevel(logging.INFO)
     for name in ("telegram", "nio", "aiosqlite", "psycopg", "PIL"):
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
 
@@ -125,7 +143,10 @@ class App:
 
             core.add_platform(MatrixPlatform(cfg.matrix, self.store, cfg.data_dir / "matrix"))
         if not core.platforms:
-            log.warning("no platform is enabled: set VIGIL_TELEGRAM_TOKEN or VIGIL_MATRIX_PASSWORD, or enable a platform in the config")
+            log.warning(
+                "no platform is enabled: set VIGIL_TELEGRAM_TOKEN or VIGIL_MATRIX_PASSWORD, or enable a platform "
+                "in the config"
+            )
         for platform in core.platforms.values():
             await platform.start(core)
         await core.start()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ACTIONS, LANGUAGES, MODES, REGIONS, SENSITIVITIES, parse_duration
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued
 from bot.guidance.resources import region_code
 from bot.i18n import supported
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued
 from bot.platforms.base import Button, OutgoingMessage
 from bot.platforms.errors import PlatformError, Unreachable
 from bot.repeats import platform_key, sha256_of
@@ -26,7 +26,7 @@ SETTABLE = {"mode": MODES, "lang": LANGUAGES, "region": REGIONS}
 
 
 class Commands:
-    def __init__(self, core: "Core") -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
 
     # --- plumbing -----------------------------------------------------------------
@@ -43,8 +43,19 @@ class Commands:
 
     async def _audit_command(self, chat: ChatRef, actor: str, what: str, dry_run: bool = False) -> None:
         await self.core.store.add_audit(
-            platform=chat.platform, chat_id=chat.chat_id, message_id=None, sender_id=None, sender_name=None,
-            kind="admin_command", label=what, findings={}, hashes={}, decision=None, actions={}, actor=actor, dry_run=dry_run,
+            platform=chat.platform,
+            chat_id=chat.chat_id,
+            message_id=None,
+            sender_id=None,
+            sender_name=None,
+            kind="admin_command",
+            label=what,
+            findings={},
+            hashes={},
+            decision=None,
+            actions={},
+            actor=actor,
+            dry_run=dry_run,
         )
 
     # --- commands -------------------------------------------------------------------
@@ -83,16 +94,22 @@ class Commands:
         try:
             rights = await platform.rights(cmd.chat.chat_id)
             rights_text = ", ".join(
-                name for ok, name in (
+                name
+                for ok, name in (
                     (rights.is_admin, t.gettext("admin")),
                     (rights.can_delete, t.gettext("can delete messages")),
                     (rights.can_restrict, t.gettext("can restrict members")),
-                ) if ok
+                )
+                if ok
             ) or t.gettext("no admin rights: Vigil cannot see or delete images")
         except PlatformError:
             rights_text = t.gettext("unknown")
         counts = await core.store.counts(cmd.chat.platform, cmd.chat.chat_id)
-        sizes = {lst.kind: core.lists.size(lst.id) for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id) if lst.scope == "group"}
+        sizes = {
+            lst.kind: core.lists.size(lst.id)
+            for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id)
+            if lst.scope == "group"
+        }
         action = settings.action + (f" {settings.mute_duration}" if settings.action == "mute" else "")
         lines = [
             t.gettext("Vigil in this group"),
@@ -101,9 +118,16 @@ class Commands:
             t.gettext("Sensitivity: {sensitivity}", sensitivity=settings.sensitivity),
             t.gettext("Action on the sender: {action}", action=action),
             t.gettext("Language: {lang}, region: {region}", lang=settings.language, region=settings.region),
-            t.gettext("Block list: {block} images; allow list: {allow} images", block=sizes.get("block", 0), allow=sizes.get("allow", 0)),
-            t.gettext("Images checked: {scans}; removed: {deleted}; sent to admins for review: {review}", 
-                scans=counts.get("scans", 0), deleted=counts.get("deleted", 0), review=counts.get("review", 0)
+            t.gettext(
+                "Block list: {block} images; allow list: {allow} images",
+                block=sizes.get("block", 0),
+                allow=sizes.get("allow", 0),
+            ),
+            t.gettext(
+                "Images checked: {scans}; removed: {deleted}; sent to admins for review: {review}",
+                scans=counts.get("scans", 0),
+                deleted=counts.get("deleted", 0),
+                review=counts.get("review", 0),
             ),
         ]
         await self._say(cmd.chat, "\n".join(lines))
@@ -122,21 +146,35 @@ class Commands:
             except ValueError:
                 number = -1.0
             if not 0.05 <= number <= 0.95:
-                await self._say(cmd.chat, t.gettext("Use: /vigil sensitivity low|medium|high, or a number from 0.05 to 0.95"))
+                await self._say(
+                    cmd.chat, t.gettext("Use: /vigil sensitivity low|medium|high, or a number from 0.05 to 0.95")
+                )
                 return
             value = f"{number:.2f}"
         await self._set(cmd, {"sensitivity": value}, t, t.gettext("Sensitivity set to {value}.", value=value))
 
     async def cmd_action(self, cmd, args, t, settings) -> None:
-        if not args or args[0] not in ACTIONS or (args[0] == "mute" and len(args) != 2) or (args[0] != "mute" and len(args) != 1):
-            await self._say(cmd.chat, t.gettext("Use: /vigil action none|mute DURATION|ban (a duration is like 30m, 12h or 7d)"))
+        if (
+            not args
+            or args[0] not in ACTIONS
+            or (args[0] == "mute" and len(args) != 2)
+            or (args[0] != "mute" and len(args) != 1)
+        ):
+            await self._say(
+                cmd.chat, t.gettext("Use: /vigil action none|mute DURATION|ban (a duration is like 30m, 12h or 7d)")
+            )
             return
         changes: dict[str, Any] = {"action": args[0]}
         if args[0] == "mute":
             try:
                 parse_duration(args[1])
             except ValueError:
-                await self._say(cmd.chat, t.gettext("'{value}' is not a duration: use a number and a unit, like 30m, 12h or 7d.", value=args[1]))
+                await self._say(
+                    cmd.chat,
+                    t.gettext(
+                        "'{value}' is not a duration: use a number and a unit, like 30m, 12h or 7d.", value=args[1]
+                    ),
+                )
                 return
             changes["mute_duration"] = args[1]
         await self._set(cmd, changes, t, t.gettext("Action on the sender set to {action}.", action=" ".join(args)))
@@ -193,15 +231,24 @@ class Commands:
             await self._say(cmd.chat, usage)
             return
         if exempt and user in self._shared_sender_ids(cmd.chat.platform):  # unexempting it stays possible
-            await self._say(cmd.chat, t.gettext(
-                "That id is shared by every channel, anonymous admin or automatic forward: Vigil does not exempt it. "
-                "Reply to the channel's post instead, to exempt that channel."))
+            await self._say(
+                cmd.chat,
+                t.gettext(
+                    "That id is shared by every channel, anonymous admin or automatic forward: Vigil does not "
+                    "exempt it. "
+                    "Reply to the channel's post instead, to exempt that channel."
+                ),
+            )
             return
         store = self.core.store
         await (store.add_exemption if exempt else store.remove_exemption)(cmd.chat.platform, cmd.chat.chat_id, user)
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"{'exempt' if exempt else 'unexempt'} {user}")
         done = (
-            t.gettext("Member {user} is exempt: their images are still checked, and hits are reported to admins instead of deleted.", user=user)
+            t.gettext(
+                "Member {user} is exempt: their images are still checked, and hits are reported to admins instead "
+                "of deleted.",
+                user=user,
+            )
             if exempt
             else t.gettext("Member {user} is no longer exempt.", user=user)
         )
@@ -210,7 +257,14 @@ class Commands:
     async def cmd_logchat(self, cmd, args, t, settings) -> None:
         """Typed in the admins' own chat with a group's id: that group's alerts also go here."""
         if len(args) != 1:
-            await self._say(cmd.chat, t.gettext("To send this group's alerts to a private admin chat, add Vigil to that chat and type there: /vigil logchat {chat_id}", chat_id=cmd.chat.chat_id))
+            await self._say(
+                cmd.chat,
+                t.gettext(
+                    "To send this group's alerts to a private admin chat, add Vigil to that chat and type there: "
+                    "/vigil logchat {chat_id}",
+                    chat_id=cmd.chat.chat_id,
+                ),
+            )
             return
         group = ChatRef(cmd.chat.platform, args[0])
         try:
@@ -222,7 +276,13 @@ class Commands:
             return
         await self.core.store.update_settings(group.platform, group.chat_id, {"logchat": cmd.chat.chat_id})
         await self._audit_command(group, cmd.sender.user_id, f"logchat {cmd.chat.chat_id}")
-        await self._say(cmd.chat, t.gettext("This chat now receives Vigil's alerts for group {group} when no admin can be reached privately.", group=group.chat_id))
+        await self._say(
+            cmd.chat,
+            t.gettext(
+                "This chat now receives Vigil's alerts for group {group} when no admin can be reached privately.",
+                group=group.chat_id,
+            ),
+        )
 
     async def cmd_export(self, cmd, args, t, settings) -> None:
         await self.export(cmd.chat, cmd.sender.user_id, None, t)
@@ -240,24 +300,36 @@ class Commands:
         await self._say(cmd.chat, self.help_text(t))
 
     def help_text(self, t) -> str:
-        return "\n".join([
-            t.gettext("Vigil checks every image posted here and removes nude and known harmful images. Admins only:"),
-            t.gettext("/vigil status - rights, settings and counts"),
-            t.gettext("/vigil mode delete|review|dryrun|off"),
-            t.gettext("/vigil sensitivity low|medium|high"),
-            t.gettext("/vigil action none|mute 24h|ban - what happens to the sender"),
-            t.gettext("/block (reply to an image) - remove it and block copies of it"),
-            t.gettext("/allow (reply to an image) - never act on this image again"),
-            t.gettext("/vigil lists - the hash lists used here; /vigil remove ENTRY - take an image off them"),
-            t.gettext("/vigil lang {languages} - the group's language; an admin whose app is in a language "
-                      "Vigil has gets alerts in it", languages="|".join(LANGUAGES)),
-            t.gettext("/vigil region CODE - where to report and get help, e.g. ES, ES-CT, GB, FR, MX "
-                      "(/vigil region lists them all)"),
-            t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
-            t.gettext("/vigil logchat, /vigil export, /vigil help"),
-            t.gettext("/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made from them"),
-            t.gettext("Alerts come in a private chat: each admin should open a chat with the bot and press Start."),
-        ])
+        return "\n".join(
+            [
+                t.gettext(
+                    "Vigil checks every image posted here and removes nude and known harmful images. Admins only:"
+                ),
+                t.gettext("/vigil status - rights, settings and counts"),
+                t.gettext("/vigil mode delete|review|dryrun|off"),
+                t.gettext("/vigil sensitivity low|medium|high"),
+                t.gettext("/vigil action none|mute 24h|ban - what happens to the sender"),
+                t.gettext("/block (reply to an image) - remove it and block copies of it"),
+                t.gettext("/allow (reply to an image) - never act on this image again"),
+                t.gettext("/vigil lists - the hash lists used here; /vigil remove ENTRY - take an image off them"),
+                t.gettext(
+                    "/vigil lang {languages} - the group's language; an admin whose app is in a language "
+                    "Vigil has gets alerts in it",
+                    languages="|".join(LANGUAGES),
+                ),
+                t.gettext(
+                    "/vigil region CODE - where to report and get help, e.g. ES, ES-CT, GB, FR, MX "
+                    "(/vigil region lists them all)"
+                ),
+                t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
+                t.gettext("/vigil logchat, /vigil export, /vigil help"),
+                t.gettext(
+                    "/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made "
+                    "from them"
+                ),
+                t.gettext("Alerts come in a private chat: each admin should open a chat with the bot and press Start."),
+            ]
+        )
 
     async def block_or_allow(self, cmd: CommandIssued, verb: str, t) -> None:
         core = self.core
@@ -276,8 +348,9 @@ class Commands:
             else:
                 data = await platform.fetch_media(cmd.reply_to, core.config.detectors.limits.max_bytes)
                 # with the views and local features that let trimmed, rotated and cropped copies match
-                scan = await core.pipeline.run_cpu(partial(core.scanner.scan, list_signals=True), data,
-                                                   timeout=core.config.pipeline.scan_timeout)
+                scan = await core.pipeline.run_cpu(
+                    partial(core.scanner.scan, list_signals=True), data, timeout=core.config.pipeline.scan_timeout
+                )
                 if core.repeats.enabled:
                     core.repeats.remember(sha256_of(data), file_key, scan, signals=True)
         except (PlatformError, MediaError) as exc:
@@ -291,29 +364,54 @@ class Commands:
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"{verb} message {cmd.reply_to.message_id}")
         if kind == "block":
             result = await core.actions.delete(platform, cmd.chat.chat_id, cmd.reply_to.message_id)
-            text = t.gettext("Image removed and added to this group's block list: copies of it will be removed too.") if result.done else t.gettext("Added to the block list, but Vigil could not delete the message: please delete it by hand.")
+            text = (
+                t.gettext("Image removed and added to this group's block list: copies of it will be removed too.")
+                if result.done
+                else t.gettext(
+                    "Added to the block list, but Vigil could not delete the message: please delete it by hand."
+                )
+            )
         else:
             text = t.gettext("Image added to this group's allow list: Vigil will not act on it again.")
         if ids:
-            text += "\n" + t.gettext("Entry {entries}. To take it off the list: /vigil remove {entry}",
-                                     entries=", ".join(str(i) for i in ids), entry=ids[0])
+            text += "\n" + t.gettext(
+                "Entry {entries}. To take it off the list: /vigil remove {entry}",
+                entries=", ".join(str(i) for i in ids),
+                entry=ids[0],
+            )
         await self._say(cmd.chat, text)
 
     async def cmd_remove(self, cmd, args, t, settings) -> None:
         """Takes an entry off one of this group's own lists (ids are shown by /block, /allow and alerts)."""
         core = self.core
         if len(args) != 1 or not args[0].isdigit() or int(args[0]) < 1:
-            await self._say(cmd.chat, t.gettext("Use: /vigil remove ENTRY (the entry number Vigil gave when the image was added)"))
+            await self._say(
+                cmd.chat, t.gettext("Use: /vigil remove ENTRY (the entry number Vigil gave when the image was added)")
+            )
             return
         entry_id = int(args[0])
         entry = await core.store.get_entry(entry_id)
-        own = {lst.id for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id) if lst.scope == "group"}
+        own = {
+            lst.id
+            for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id)
+            if lst.scope == "group"
+        }
         if entry is None or entry.list_id not in own:
-            await self._say(cmd.chat, t.gettext("Entry {entry} is not on this group's lists (lists shared by the operator are changed by the operator).", entry=entry_id))
+            await self._say(
+                cmd.chat,
+                t.gettext(
+                    "Entry {entry} is not on this group's lists (lists shared by the operator are changed by the "
+                    "operator).",
+                    entry=entry_id,
+                ),
+            )
             return
         await core.remove_entry(entry_id)
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"remove entry {entry_id}")
-        await self._say(cmd.chat, t.gettext("Entry {entry} removed: its image and copies of it are no longer matched.", entry=entry_id))
+        await self._say(
+            cmd.chat,
+            t.gettext("Entry {entry} removed: its image and copies of it are no longer matched.", entry=entry_id),
+        )
 
     cmd_unblock = cmd_remove
 
@@ -324,11 +422,21 @@ class Commands:
         for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id):
             size = core.lists.size(lst.id)
             if lst.scope == "group":
-                name = t.gettext("this group's block list") if lst.kind == "block" else t.gettext("this group's allow list")
+                name = (
+                    t.gettext("this group's block list")
+                    if lst.kind == "block"
+                    else t.gettext("this group's allow list")
+                )
             else:
                 name = t.gettext("{name} (shared list, {label})", name=lst.name, label=lst.label)
-            action = t.gettext("allow") if lst.kind == "allow" else (t.gettext("delete") if lst.action == "delete" else t.gettext("ask admins"))
-            lines.append(t.gettext("- {name}: {count} images, on a match: {action}", name=name, count=size, action=action))
+            action = (
+                t.gettext("allow")
+                if lst.kind == "allow"
+                else (t.gettext("delete") if lst.action == "delete" else t.gettext("ask admins"))
+            )
+            lines.append(
+                t.gettext("- {name}: {count} images, on a match: {action}", name=name, count=size, action=action)
+            )
         if len(lines) == 1:
             lines.append(t.gettext("none yet: /block or /allow (reply to an image) starts this group's lists"))
         await self._say(cmd.chat, "\n".join(lines))
@@ -337,9 +445,12 @@ class Commands:
         """Matrix policy rooms, answered by the Matrix adapter (English: its texts are not in the catalogs yet)."""
         policy = getattr(self.core.platforms[cmd.chat.platform], "policy", None)
         if policy is None:
-            await self._say(cmd.chat, "Policy rooms are a Matrix feature. A group here can still follow a policy "
-                                      "room's list: the operator runs `vigil hash follow policy:#room:server "
-                                      "--group ...`.")
+            await self._say(
+                cmd.chat,
+                "Policy rooms are a Matrix feature. A group here can still follow a policy "
+                "room's list: the operator runs `vigil hash follow policy:#room:server "
+                "--group ...`.",
+            )
             return
         answer = await policy.command(cmd.chat.chat_id, list(args))
         await self._audit_command(cmd.chat, cmd.sender.user_id, ("policy " + " ".join(args))[:300])
@@ -357,7 +468,17 @@ class Commands:
             return
         if cmd.verb == "start":
             await core.private_started(cmd.sender)
-            await self._say(cmd.chat, t.gettext("Vigil will send you its alerts here for the groups where you are an admin. Nothing in them shows the images.") + "\n\n" + t.gettext("/groups - your groups and their settings\n/help - what Vigil does") + "\n" + t.gettext("/protect - protect photos of yourself from fakes"))
+            await self._say(
+                cmd.chat,
+                t.gettext(
+                    "Vigil will send you its alerts here for the groups where you are an admin. Nothing in them "
+                    "shows the images."
+                )
+                + "\n\n"
+                + t.gettext("/groups - your groups and their settings\n/help - what Vigil does")
+                + "\n"
+                + t.gettext("/protect - protect photos of yourself from fakes"),
+            )
         elif cmd.verb == "groups":
             await self.groups(cmd, t)
         elif cmd.verb in ("help", "vigil"):
@@ -375,8 +496,21 @@ class Commands:
             except PlatformError:
                 continue
             s = await core.group_settings(chat)
-            lines.append(t.gettext("{title}: mode {mode}, sensitivity {sensitivity}", title=group.title or group.chat_id, mode=s.mode, sensitivity=s.sensitivity))
-            rows.append(tuple(Button(f"{(group.title or group.chat_id)[:16]}: {m}", f"set:{group.chat_id}:mode:{m}") for m in MODES if m != s.mode))
+            lines.append(
+                t.gettext(
+                    "{title}: mode {mode}, sensitivity {sensitivity}",
+                    title=group.title or group.chat_id,
+                    mode=s.mode,
+                    sensitivity=s.sensitivity,
+                )
+            )
+            rows.append(
+                tuple(
+                    Button(f"{(group.title or group.chat_id)[:16]}: {m}", f"set:{group.chat_id}:mode:{m}")
+                    for m in MODES
+                    if m != s.mode
+                )
+            )
         text = "\n".join(lines) if lines else t.gettext("You are not an admin of any group that Vigil protects.")
         await core.platforms[cmd.chat.platform].send_chat(cmd.chat.chat_id, OutgoingMessage(text, buttons=tuple(rows)))
 
@@ -420,8 +554,9 @@ class Commands:
             settings = await core.group_settings(group)
             # a protected person is never named in a group chat (the group itself, or its admin log chat)
             in_group = press.chat.chat_id in (group.chat_id, settings.logchat)
-            message = await core.notifier.details(record, core.translator(press.sender.language, settings.language),
-                                                  may_name=not in_group)
+            message = await core.notifier.details(
+                record, core.translator(press.sender.language, settings.language), may_name=not in_group
+            )
             await self._audit_command(group, press.sender.user_id, f"button {verb} on record {record.id}")
             await platform.answer(press, "")  # only acknowledges: the answer is the message below
             try:
@@ -450,7 +585,11 @@ class Commands:
             return t.gettext("Kept.")
         if verb == "ban" and record.sender_id:
             result = await core.actions.ban(platform, group.chat_id, record.sender_id, record.message_id)
-            return t.gettext("The sender was banned.") if result.done else t.gettext("Vigil could not ban the sender: check its rights.")
+            return (
+                t.gettext("The sender was banned.")
+                if result.done
+                else t.gettext("Vigil could not ban the sender: check its rights.")
+            )
         if verb == "unmute" and record.sender_id:
             try:
                 await platform.unrestrict(group.chat_id, record.sender_id)
@@ -462,7 +601,9 @@ class Commands:
             if not hashes:
                 return t.gettext("There is nothing to add for this record.")
             lst = await core.store.group_list(group.platform, group.chat_id, "allow")
-            await core.add_entry_hashes(lst, hashes, added_by=press.sender.user_id, chat=group, note=f"false positive, record {record.id}")
+            await core.add_entry_hashes(
+                lst, hashes, added_by=press.sender.user_id, chat=group, note=f"false positive, record {record.id}"
+            )
             return t.gettext("Marked as a false positive: this image is on the group's allow list now.")
         if verb == "export":
             return await self.export(group, press.sender.user_id, record.id, t, reply=False)
@@ -471,23 +612,45 @@ class Commands:
     async def export(self, group: ChatRef, user_id: str, record_id: int | None, t, *, reply: bool = True) -> str:
         """The evidence records as a JSON file, sent privately: ids, times, findings and hashes only."""
         core = self.core
-        records = [await core.store.audit_record(record_id)] if record_id else await core.store.audit_for_group(group.platform, group.chat_id)
+        records = (
+            [await core.store.audit_record(record_id)]
+            if record_id
+            else await core.store.audit_for_group(group.platform, group.chat_id)
+        )
         items = [evidence_record(r) for r in records if r is not None and r.kind == "scan" and r.label != "clean"]
         doc = {
-            "exported_at": datetime.now(timezone.utc).isoformat(),
+            "exported_at": datetime.now(UTC).isoformat(),
             "platform": group.platform,
             "group": group.chat_id,
-            "note": "Evidence records kept by Vigil: identifiers, times, findings and hashes. No image is kept or included.",
+            "note": (
+                "Evidence records kept by Vigil: identifiers, times, findings and hashes. No image is kept or included."
+            ),
             "records": items,
         }
         data = json.dumps(doc, indent=2, ensure_ascii=False).encode()
         name = f"vigil-evidence-{group.chat_id}{'-' + str(record_id) if record_id else ''}.json"
         try:
-            await core.platforms[group.platform].send_file(user_id, name, data, t.gettext("Vigil evidence records ({count})", count=len(items)))
+            await core.platforms[group.platform].send_file(
+                user_id, name, data, t.gettext("Vigil evidence records ({count})", count=len(items))
+            )
             text = t.gettext("The evidence records were sent to you privately.")
         except Unreachable:
             text = t.gettext("Open a private chat with the bot and press Start, then ask again.")
-        await core.store.add_audit(platform=group.platform, chat_id=group.chat_id, message_id=None, sender_id=None, sender_name=None, kind="admin_command", label="export", findings={"records": len(items)}, hashes={}, decision=None, actions={}, actor=user_id, dry_run=False)
+        await core.store.add_audit(
+            platform=group.platform,
+            chat_id=group.chat_id,
+            message_id=None,
+            sender_id=None,
+            sender_name=None,
+            kind="admin_command",
+            label="export",
+            findings={"records": len(items)},
+            hashes={},
+            decision=None,
+            actions={},
+            actor=user_id,
+            dry_run=False,
+        )
         if reply:
             await self._say(group, text)
         return text
@@ -501,15 +664,24 @@ class Commands:
         t, settings = await self._group_t(event.chat)
         missing = []
         if not event.is_admin:
-            missing.append(t.gettext("make Vigil an admin (as a plain member it cannot see the images posted in the group)"))
+            missing.append(
+                t.gettext("make Vigil an admin (as a plain member it cannot see the images posted in the group)")
+            )
         if not event.can_delete:
             missing.append(t.gettext("the right to delete messages"))
         if settings.action != "none" and not event.can_restrict:
             missing.append(t.gettext("the right to ban or restrict members"))
         if not missing:
             return
-        text = t.gettext("Vigil needs more rights in {group} to protect it:", group=event.chat.title or event.chat.chat_id)
-        text += "\n- " + "\n- ".join(missing) + "\n" + t.gettext("Open the group's settings, Administrators, choose Vigil and turn these on.")
+        text = t.gettext(
+            "Vigil needs more rights in {group} to protect it:", group=event.chat.title or event.chat.chat_id
+        )
+        text += (
+            "\n- "
+            + "\n- ".join(missing)
+            + "\n"
+            + t.gettext("Open the group's settings, Administrators, choose Vigil and turn these on.")
+        )
         platform = core.platforms[event.chat.platform]
         if event.by is not None:
             if event.by.language:

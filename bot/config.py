@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from bot.guidance.resources import REGIONS  # the regions of bot/guidance/resources.toml
 from bot.i18n import LANGUAGES  # the languages with a catalog in bot/guidance/locales
@@ -82,8 +83,12 @@ class MatrixConfig:
     user_id: str = ""  # @vigil:example.org
     # secrets: kept out of repr() so a logged config never shows them
     password: str = field(default="", repr=False)  # VIGIL_MATRIX_PASSWORD
-    access_token: str = field(default="", repr=False)  # VIGIL_MATRIX_ACCESS_TOKEN (used instead of the password when set)
-    admin_token: str = field(default="", repr=False)  # VIGIL_MATRIX_ADMIN_TOKEN: a Synapse admin's token, to quarantine removed media
+    access_token: str = field(
+        default="", repr=False
+    )  # VIGIL_MATRIX_ACCESS_TOKEN (used instead of the password when set)
+    admin_token: str = field(
+        default="", repr=False
+    )  # VIGIL_MATRIX_ADMIN_TOKEN: a Synapse admin's token, to quarantine removed media
     device_name: str = "Vigil"
     # who may invite Vigil into rooms: user ids (@a:example.org) and server names (example.org);
     # empty: users of Vigil's own homeserver; "*": anyone
@@ -209,7 +214,8 @@ class _Table:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(
-                self.key(name), f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
+                self.key(name),
+                f"expected {kind.__name__}, got {type(value).__name__} {value!r}",
                 f"set it to a {kind.__name__} (see config.example.toml)",
             )
         if check is not None and (problem := check(value)):
@@ -217,9 +223,11 @@ class _Table:
         return value
 
     def choice(self, name: str, options: tuple[str, ...] | Mapping[str, Any], default: str) -> str:
-        return self.get(name, str, default, lambda v: None if v in options else f"'{v}' is not one of {', '.join(options)}")
+        return self.get(
+            name, str, default, lambda v: None if v in options else f"'{v}' is not one of {', '.join(options)}"
+        )
 
-    def table(self, name: str) -> "_Table":
+    def table(self, name: str) -> _Table:
         self.used.add(name)
         return _Table(self.data.get(name, {}), self.key(name))
 
@@ -227,7 +235,8 @@ class _Table:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
             raise ConfigError(
-                self.key(unknown[0]), "is not a setting Vigil knows",
+                self.key(unknown[0]),
+                "is not a setting Vigil knows",
                 f"remove it or fix its spelling; settings here: {', '.join(sorted(self.used)) or 'none'}",
             )
 
@@ -256,7 +265,9 @@ def _timezone(v: str) -> str | None:
 
 def _model(t: _Table) -> ModelSource:
     path = t.get("path", str, "")
-    sha = t.get("sha256", str, "", lambda v: None if not v or re.fullmatch(r"[0-9a-fA-F]{64}", v) else "not 64 hex digits")
+    sha = t.get(
+        "sha256", str, "", lambda v: None if not v or re.fullmatch(r"[0-9a-fA-F]{64}", v) else "not 64 hex digits"
+    )
     t.done()
     return ModelSource(path=Path(path).expanduser() if path else None, sha256=sha.lower() or None)
 
@@ -315,14 +326,29 @@ def _synthetic(t: _Table) -> Any:
 
     path = t.get("path", str, "")
     d = ClassifierSpec(path=Path())
-    triple = lambda v: None if len(v) == 3 and all(isinstance(x, (int, float)) for x in v) else "needs three numbers (R, G, B)"  # noqa: E731
+
+    def triple(v: list) -> str | None:
+        return None if len(v) == 3 and all(isinstance(x, (int, float)) for x in v) else "needs three numbers (R, G, B)"
+
     spec = ClassifierSpec(
         path=Path(path).expanduser(),
-        sha256=t.get("sha256", str, "", lambda v: None if not v or re.fullmatch(r"[0-9a-fA-F]{64}", v) else "not 64 hex digits").lower() or None,
+        sha256=t.get(
+            "sha256", str, "", lambda v: None if not v or re.fullmatch(r"[0-9a-fA-F]{64}", v) else "not 64 hex digits"
+        ).lower()
+        or None,
         input_size=t.get("input_size", int, d.input_size, _between(16, 2048)),
         mean=tuple(float(x) for x in t.get("mean", list, list(d.mean), triple)),  # type: ignore[arg-type]
         std=tuple(float(x) for x in t.get("std", list, list(d.std), triple)),  # type: ignore[arg-type]
-        labels=tuple(t.get("labels", list, list(d.labels), lambda v: None if len(v) >= 2 and all(isinstance(x, str) for x in v) else "needs two or more label names")),
+        labels=tuple(
+            t.get(
+                "labels",
+                list,
+                list(d.labels),
+                lambda v: (
+                    None if len(v) >= 2 and all(isinstance(x, str) for x in v) else "needs two or more label names"
+                ),
+            )
+        ),
         positive=t.get("positive", str, d.positive),
         layout=t.choice("layout", ("NCHW", "NHWC"), d.layout),
         softmax=t.get("softmax", bool, d.softmax),
@@ -332,7 +358,11 @@ def _synthetic(t: _Table) -> Any:
     if not path:
         return None
     if spec.positive not in spec.labels:
-        raise ConfigError("models.synthetic.positive", f"'{spec.positive}' is not one of the labels {list(spec.labels)}", "name the label that means 'generated'")
+        raise ConfigError(
+            "models.synthetic.positive",
+            f"'{spec.positive}' is not one of the labels {list(spec.labels)}",
+            "name the label that means 'generated'",
+        )
     return spec
 
 
@@ -370,7 +400,8 @@ def _telegram(root: _Table, env: Mapping[str, str]) -> TelegramConfig:
     t.done()
     if cfg.enabled and not re.fullmatch(r"\d+:[\w-]{20,}", cfg.token):
         raise ConfigError(
-            "telegram.token", "is missing or not a bot token" if cfg.token else "is missing",
+            "telegram.token",
+            "is missing or not a bot token" if cfg.token else "is missing",
             "set the VIGIL_TELEGRAM_TOKEN environment variable to the token BotFather gave you "
             "(or [telegram] token in the config file, which is less safe)",
         )
@@ -386,7 +417,7 @@ _POLICY_ROOM = re.compile(r"[#!][^\s:]{1,200}:[A-Za-z0-9.\-\[\]:]{1,250}")
 
 def _inviter(v: Any) -> str | None:
     if not isinstance(v, str) or not (v == "*" or _MATRIX_USER.match(v) or _MATRIX_SERVER.match(v)):
-        return f"{v!r} is neither a user id like @alice:example.org, a server name like example.org, nor \"*\""
+        return f'{v!r} is neither a user id like @alice:example.org, a server name like example.org, nor "*"'
     return None
 
 
@@ -400,12 +431,19 @@ def _matrix(root: _Table, env: Mapping[str, str]) -> MatrixConfig:
     invite_from = t.get("invite_from", list, [])
     for i, entry in enumerate(invite_from):
         if problem := _inviter(entry):
-            raise ConfigError(t.key(f"invite_from[{i}]"), problem, "list user ids and server names, e.g. [\"@alice:example.org\", \"example.org\"]")
+            raise ConfigError(
+                t.key(f"invite_from[{i}]"),
+                problem,
+                'list user ids and server names, e.g. ["@alice:example.org", "example.org"]',
+            )
     policy_rooms = t.get("policy_rooms", list, [])
     for i, entry in enumerate(policy_rooms):
         if not isinstance(entry, str) or not _POLICY_ROOM.fullmatch(entry):
-            raise ConfigError(t.key(f"policy_rooms[{i}]"), f"{entry!r} is not a room alias or id",
-                              "list aliases and room ids, e.g. [\"#bans:example.org\", \"!abc:example.org\"]")
+            raise ConfigError(
+                t.key(f"policy_rooms[{i}]"),
+                f"{entry!r} is not a room alias or id",
+                'list aliases and room ids, e.g. ["#bans:example.org", "!abc:example.org"]',
+            )
     cfg = MatrixConfig(
         enabled=t.get("enabled", bool, bool(password or token)),
         homeserver=t.get("homeserver", str, d.homeserver).rstrip("/"),
@@ -428,15 +466,22 @@ def _matrix(root: _Table, env: Mapping[str, str]) -> MatrixConfig:
         return cfg
     if not re.match(r"^https?://[^\s/]+", cfg.homeserver):
         raise ConfigError(
-            "matrix.homeserver", "is missing or not an http(s) URL" if cfg.homeserver else "is missing",
+            "matrix.homeserver",
+            "is missing or not an http(s) URL" if cfg.homeserver else "is missing",
             "set it to your homeserver's client API address, e.g. https://matrix.example.org",
         )
     if not _MATRIX_USER.match(cfg.user_id):
-        raise ConfigError("matrix.user_id", f"{cfg.user_id!r} is not a Matrix user id", "set it to the bot account's full id, e.g. @vigil:example.org")
+        raise ConfigError(
+            "matrix.user_id",
+            f"{cfg.user_id!r} is not a Matrix user id",
+            "set it to the bot account's full id, e.g. @vigil:example.org",
+        )
     if not (cfg.password or cfg.access_token):
         raise ConfigError(
-            "matrix.password", "is missing (and so is the access token)",
-            "set VIGIL_MATRIX_PASSWORD (or VIGIL_MATRIX_ACCESS_TOKEN) in the environment to the bot account's password or token",
+            "matrix.password",
+            "is missing (and so is the access token)",
+            "set VIGIL_MATRIX_PASSWORD (or VIGIL_MATRIX_ACCESS_TOKEN) in the environment to the bot account's "
+            "password or token",
         )
     return cfg
 
@@ -467,7 +512,11 @@ def _ops(root: _Table, env: Mapping[str, str]) -> OpsConfig:
     if "VIGIL_OPS_LISTEN" in env:
         listen = env["VIGIL_OPS_LISTEN"].strip()
         if problem := _listen(listen):
-            raise ConfigError("VIGIL_OPS_LISTEN", problem, "set the environment variable to host:port, or to an empty value to turn the endpoint off")
+            raise ConfigError(
+                "VIGIL_OPS_LISTEN",
+                problem,
+                "set the environment variable to host:port, or to an empty value to turn the endpoint off",
+            )
     return OpsConfig(listen=listen)
 
 
@@ -509,7 +558,8 @@ def _trusted_groups(t: _Table) -> tuple[tuple[str, str], ...]:
         m = _TRUSTED_GROUP.fullmatch(entry) if isinstance(entry, str) else None
         if m is None:
             raise ConfigError(
-                t.key(f"trusted_groups[{i}]"), f"{entry!r} is not a group",
+                t.key(f"trusted_groups[{i}]"),
+                f"{entry!r} is not a group",
                 'write "telegram:CHAT_ID" (e.g. "telegram:-1001234567890") or "matrix:!ROOM_ID:SERVER"',
             )
         out.append(("telegram", m.group(1)) if m.group(1) is not None else ("matrix", m.group(2)))
@@ -548,7 +598,8 @@ def _database(root: _Table, env: Mapping[str, str]) -> tuple[str, int]:
         url, where = env["VIGIL_DATABASE_URL"].strip(), "VIGIL_DATABASE_URL"
     if url and not is_postgres(url):
         raise ConfigError(
-            where, f"'{redacted(url)[:200]}' is not a PostgreSQL URL",
+            where,
+            f"'{redacted(url)[:200]}' is not a PostgreSQL URL",
             "write postgresql://USER@HOST:PORT/DATABASE (put the password in VIGIL_DATABASE_URL, not in the "
             "file), or leave it out to use the SQLite file in data_dir",
         )
@@ -564,7 +615,9 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(str(path), "the config file does not exist", "check the path, or copy config.example.toml") from None
+            raise ConfigError(
+                str(path), "the config file does not exist", "check the path, or copy config.example.toml"
+            ) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(str(path), f"is not valid TOML ({exc})", "fix the syntax at the line named") from None
     root = _Table(data, "")

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.actions import Actions, SimulatedActions
 from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef, picture_role
-from bot.metrics import metrics_of
 from bot.lists import HashLists, ListInfo, ListMatch, entry_from_records, stored_fingerprint, stored_views
+from bot.metrics import metrics_of
 from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
+from bot.policy import Decision, GroupSettings
 from bot.redact import redact
 from bot.repeats import RepeatCache
-from bot.policy import Decision, GroupSettings
-from detectors.errors import MediaError
 from detectors.scanner import Scan, Scanner
 
 log = logging.getLogger("vigil.core")
@@ -54,7 +53,9 @@ class Core:
         from bot.protect import Protector
 
         self.protector = Protector(
-            store, config.protect, config.detectors.limits,
+            store,
+            config.protect,
+            config.detectors.limits,
             cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
         )
         self._admins: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
@@ -146,8 +147,9 @@ class Core:
             await self._attempt_failed(item.id, event, attempts, exc)
             return
         if tail is not None:  # its delete goes out with the chat's others; the chat's next image meanwhile
-            self.pipeline.detach(event.chat.platform, event.chat.chat_id, item.id,
-                                 self._tail(item.id, event, attempts, tail))
+            self.pipeline.detach(
+                event.chat.platform, event.chat.chat_id, item.id, self._tail(item.id, event, attempts, tail)
+            )
 
     async def _tail(self, work_id: int, event: MediaPosted, attempts: int, tail: Any) -> None:
         """The rest of an item's handling (actions, alerts, finishing it), failing as the item would."""
@@ -163,19 +165,29 @@ class Core:
         p = self.config.pipeline
         error = f"{type(exc).__name__}: {exc}"
         metrics_of(self).work_failed(event.chat.platform)
-        log.exception("chat %s message %s: handling failed (attempt %d of %d)",
-                      event.chat.chat_id, event.message_id, attempts, p.max_attempts, exc_info=exc)
+        log.exception(
+            "chat %s message %s: handling failed (attempt %d of %d)",
+            event.chat.chat_id,
+            event.message_id,
+            attempts,
+            p.max_attempts,
+            exc_info=exc,
+        )
         if attempts >= p.max_attempts:
             await self._give_up(work_id, event, error)
         else:
             delay = p.retry_backoff * 2 ** (attempts - 1)
-            await self.store.defer_work(work_id, error, datetime.now(timezone.utc) + timedelta(seconds=delay))
+            await self.store.defer_work(work_id, error, datetime.now(UTC) + timedelta(seconds=delay))
             log.info("chat %s message %s: retrying in %.0f s", event.chat.chat_id, event.message_id, delay)
 
     async def _give_up(self, work_id: int, event: MediaPosted, error: str) -> None:
         """Too many attempts: the admins are told the image could not be checked (once), then it is finished."""
-        log.error("chat %s message %s: given up after %d attempts; the admins are told to look at it",
-                  event.chat.chat_id, event.message_id, self.config.pipeline.max_attempts)
+        log.error(
+            "chat %s message %s: given up after %d attempts; the admins are told to look at it",
+            event.chat.chat_id,
+            event.message_id,
+            self.config.pipeline.max_attempts,
+        )
         await self.moderator.gave_up(work_id, event, error)
         await self.store.give_up_work(work_id, error)
         await self.store.delete_state(f"work:{work_id}:audit")
@@ -205,7 +217,9 @@ class Core:
         await ProtectChat(self).media(event, command=command)
 
     async def private_started(self, user: UserRef) -> None:
-        await self.store.set_contact(user.platform, user.user_id, can_dm=True, language=user.language, display_name=user.display_name)
+        await self.store.set_contact(
+            user.platform, user.user_id, can_dm=True, language=user.language, display_name=user.display_name
+        )
 
     # --- helpers the pieces share ---------------------------------------------------
 
@@ -220,7 +234,9 @@ class Core:
             return cached[1]
         from bot.moderation import with_retries
 
-        ids = await with_retries(f"admins of chat {chat.chat_id}", lambda: self.platforms[chat.platform].admins(chat.chat_id))
+        ids = await with_retries(
+            f"admins of chat {chat.chat_id}", lambda: self.platforms[chat.platform].admins(chat.chat_id)
+        )
         self._admins[key] = (time.monotonic(), frozenset(ids))
         return frozenset(ids)
 
@@ -275,7 +291,12 @@ class Core:
                 findings["provenance"] = [p.signal for p in scan.provenance]
             if not clean:
                 # hashes only for images that matter: a clean member photo leaves no trace
-                hashes = {"pdq": scan.hashes.pdq, "pdq_quality": scan.hashes.pdq_quality, "phash": scan.hashes.phash, "sha256": scan.hashes.sha256}
+                hashes = {
+                    "pdq": scan.hashes.pdq,
+                    "pdq_quality": scan.hashes.pdq_quality,
+                    "phash": scan.hashes.phash,
+                    "sha256": scan.hashes.sha256,
+                }
         if event.sender.kind != "user":  # a post made as a chat: the details say which kind
             findings["sender_kind"] = event.sender.kind
         if picture := picture_role(event.variant):  # a thumbnail, a cover or a quoted message's picture
@@ -283,11 +304,25 @@ class Core:
         if derived:
             # which protected photo (ids only): the owner's name stays out of the record
             findings["derived"] = [
-                {"photo": d.photo.id, "owner": d.photo.owner_id, "match_fraction": round(d.match_fraction, 3), "frame": d.frame}
+                {
+                    "photo": d.photo.id,
+                    "owner": d.photo.owner_id,
+                    "match_fraction": round(d.match_fraction, 3),
+                    "frame": d.frame,
+                }
                 for d in derived
             ]
         if matches:
-            findings["lists"] = [{"list": m.list_name, "kind": m.kind, "entry": m.entry_id, "algorithm": m.algorithm, "distance": m.distance} for m in matches]
+            findings["lists"] = [
+                {
+                    "list": m.list_name,
+                    "kind": m.kind,
+                    "entry": m.entry_id,
+                    "algorithm": m.algorithm,
+                    "distance": m.distance,
+                }
+                for m in matches
+            ]
         if error is not None:
             findings["error"] = getattr(error, "reason", type(error).__name__)
             findings["error_detail"] = redact(str(error))  # exported: no media link, no token
@@ -311,8 +346,17 @@ class Core:
 
     # --- list entries ---------------------------------------------------------------------
 
-    async def add_entry_hashes(self, lst: Any, hashes: Mapping[str, Any], *, added_by: str, chat: ChatRef,
-                               note: str | None = None, views: Any = (), fingerprint: Any | None = None) -> int:
+    async def add_entry_hashes(
+        self,
+        lst: Any,
+        hashes: Mapping[str, Any],
+        *,
+        added_by: str,
+        chat: ChatRef,
+        note: str | None = None,
+        views: Any = (),
+        fingerprint: Any | None = None,
+    ) -> int:
         """Adds one entry to a list, in the store and in memory at once.
 
         ``views``/``fingerprint``: the trimmed views and local fingerprint of the entry's
@@ -338,7 +382,9 @@ class Core:
         self.lists.add(entry_from_records(entry, features), None if fingerprint is None else fingerprint.as_known())
         return entry.id
 
-    async def add_entries(self, lst: Any, scan: Scan, *, added_by: str, chat: ChatRef, note: str | None = None) -> list[int]:
+    async def add_entries(
+        self, lst: Any, scan: Scan, *, added_by: str, chat: ChatRef, note: str | None = None
+    ) -> list[int]:
         """One entry per distinct sampled frame (an animation is blocked by any of its frames)."""
         ids, seen = [], set()
         for frame in scan.frames:
@@ -346,10 +392,17 @@ class Core:
             if h.pdq in seen:
                 continue
             seen.add(h.pdq)
-            ids.append(await self.add_entry_hashes(
-                lst, {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "sha256": h.sha256},
-                added_by=added_by, chat=chat, note=note, views=frame.views, fingerprint=frame.fingerprint,
-            ))
+            ids.append(
+                await self.add_entry_hashes(
+                    lst,
+                    {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "sha256": h.sha256},
+                    added_by=added_by,
+                    chat=chat,
+                    note=note,
+                    views=frame.views,
+                    fingerprint=frame.fingerprint,
+                )
+            )
         return ids
 
     async def remove_entry(self, entry_id: int) -> bool:

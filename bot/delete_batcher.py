@@ -145,8 +145,9 @@ class DeleteBatcher:
         else:  # one message, or a platform without batches (Matrix): one call
             await platform.delete(key[1], ids[0])
 
-    async def _one_by_one(self, platform: Any, key: tuple[str, str], batch: list[tuple[str, asyncio.Future[None]]],
-                          error: PlatformError) -> None:
+    async def _one_by_one(
+        self, platform: Any, key: tuple[str, str], batch: list[tuple[str, asyncio.Future[None]]], error: PlatformError
+    ) -> None:
         """A batch failed as a whole: each message on its own, so one that cannot go takes no other."""
         if len(batch) == 1:
             _settle(batch[0][1], error)

@@ -85,13 +85,19 @@ class MediaPosted:
         }
 
     @classmethod
-    def from_payload(cls, platform: str, p: dict) -> "MediaPosted":
+    def from_payload(cls, platform: str, p: dict) -> MediaPosted:
         s, m = p["sender"], p["media"]
         return cls(
             chat=ChatRef(platform, p["chat"]["id"], p["chat"].get("title", "")),
             message_id=p["message_id"],
-            sender=UserRef(platform, s["id"], s.get("name") or "", s.get("username"), s.get("language"),
-                           s.get("kind") if s.get("kind") in SENDER_KINDS else "user"),
+            sender=UserRef(
+                platform,
+                s["id"],
+                s.get("name") or "",
+                s.get("username"),
+                s.get("language"),
+                s.get("kind") if s.get("kind") in SENDER_KINDS else "user",
+            ),
             posted_at=datetime.fromisoformat(p["posted_at"]),
             media=MediaRef(m["kind"], m["file_id"], m.get("size"), m.get("mime"), m.get("extra") or {}),
             variant=_variant_of(p),

@@ -15,10 +15,11 @@ import gettext as _gettext
 import io
 import string
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone as _utc_zone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_datetime as _babel_datetime
@@ -160,7 +161,9 @@ def _safe_format(translated: str, source: str, fmt: dict[str, Any]) -> str:
 class Translator:
     """Texts, dates and numbers in one admin's language. Cheap to make; catalogs are shared."""
 
-    def __init__(self, language: str | None = DEFAULT_LANGUAGE, timezone: str = "UTC", *, locales_dir: Path = LOCALES_DIR) -> None:
+    def __init__(
+        self, language: str | None = DEFAULT_LANGUAGE, timezone: str = "UTC", *, locales_dir: Path = LOCALES_DIR
+    ) -> None:
         self.language = language_of(language, locales_dir)
         self.timezone_name = timezone or "UTC"
         self.tzinfo = zone(self.timezone_name)
@@ -186,7 +189,7 @@ class Translator:
         A naive datetime is taken as UTC, which is what Vigil stores.
         """
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=_utc_zone.utc)
+            moment = moment.replace(tzinfo=UTC)
         shown = _babel_datetime(moment, format, tzinfo=self.tzinfo, locale=cldr_locale(self.language))
         return f"{shown} ({self.timezone_name})"
 
@@ -254,8 +257,9 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
         if entry.fuzzy:
             problems.append(f"{where}: the {language} translation of {ids[0]!r} is marked fuzzy")
         if len(ids) > 1 and len(strings) != wanted_plurals.num_plurals:
-            problems.append(f"{where}: {ids[0]!r} has {len(strings)} plural forms; "
-                            f"{language} needs {wanted_plurals.num_plurals}")
+            problems.append(
+                f"{where}: {ids[0]!r} has {len(strings)} plural forms; {language} needs {wanted_plurals.num_plurals}"
+            )
         try:
             wanted = frozenset().union(*(placeholders(i) for i in ids))
             for s in strings:
@@ -295,7 +299,9 @@ def update_catalogs(root: Path = BOT_DIR, locales_dir: Path = LOCALES_DIR) -> di
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
             write_po(fh, catalog, width=100, no_location=True, sort_output=False, omit_header=False)
-        missing[language] = sum(1 for msg in catalog if msg.id and not (all(msg.string) if isinstance(msg.string, tuple) else msg.string))
+        missing[language] = sum(
+            1 for msg in catalog if msg.id and not (all(msg.string) if isinstance(msg.string, tuple) else msg.string)
+        )
     clear_cache()
     return missing
 

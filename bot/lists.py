@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable, Sequence
+from typing import Any
 
 from detectors.hashing import ImageHashes
 from detectors.matching import (
@@ -180,8 +181,13 @@ class HashLists:
         if not ids:
             return []
         candidates = self.index.candidates(
-            [as_signals(f) for f in frames], list_ids=ids, distance=distance, min_quality=min_quality,
-            phash_distance=phash_distance, local=local, local_min_fraction=local_min_fraction,
+            [as_signals(f) for f in frames],
+            list_ids=ids,
+            distance=distance,
+            min_quality=min_quality,
+            phash_distance=phash_distance,
+            local=local,
+            local_min_fraction=local_min_fraction,
         )
         found: dict[int, ListMatch] = {}
         for c in candidates:  # the most exact algorithm first, then the closest
@@ -190,8 +196,9 @@ class HashLists:
                 continue
             if info.kind == "allow" and not c.whole:
                 continue  # part of the picture is allowed; the rest may not be
-            found[c.list_id] = ListMatch(c.list_id, info.name, info.kind, info.action, c.entry_id,
-                                         c.algorithm, c.distance, c.view)
+            found[c.list_id] = ListMatch(
+                c.list_id, info.name, info.kind, info.action, c.entry_id, c.algorithm, c.distance, c.view
+            )
         return sorted(found.values(), key=lambda m: (ALGORITHMS.index(m.algorithm), m.distance, m.list_id))
 
     # -- following the store ------------------------------------------------------------
@@ -214,8 +221,12 @@ class HashLists:
                 batch = []
         await asyncio.to_thread(self._add_batch, batch)
         await store.forget_list_changes(self.seen_change)
-        log.info("hash lists loaded: %d lists, %d entries (%d with local features)",
-                 len(self._lists), len(self.index), self.index.local_size)
+        log.info(
+            "hash lists loaded: %d lists, %d entries (%d with local features)",
+            len(self._lists),
+            len(self.index),
+            self.index.local_size,
+        )
 
     async def sync(self, store: Any) -> int:
         """Applies the store's change log since the last call; returns how many changes."""
@@ -260,7 +271,9 @@ class HashLists:
         try:
             return entry, fingerprint_from_bytes(None if features is None else features.fingerprint)
         except Exception as exc:  # a damaged fingerprint must not keep the hashes out
-            log.warning("entry %d: its local fingerprint cannot be read (%s); matching it by hashes only", record.id, exc)
+            log.warning(
+                "entry %d: its local fingerprint cannot be read (%s); matching it by hashes only", record.id, exc
+            )
             return entry, None
 
     def _add_batch(self, batch: list[tuple[Any, Any | None]]) -> None:

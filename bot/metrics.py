@@ -8,7 +8,8 @@ the ops endpoint. Labels carry kinds and platforms only: never a chat, user or m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -25,45 +26,79 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.images_scanned = Counter(
-            "vigil_images_scanned", "Images checked, by platform and outcome (clean, review, nudity, unscannable)",
-            ["platform", "outcome"], registry=r,
+            "vigil_images_scanned",
+            "Images checked, by platform and outcome (clean, review, nudity, unscannable)",
+            ["platform", "outcome"],
+            registry=r,
         )
         self.hits = Counter(
-            "vigil_hits", "Images with a finding, by kind (nudity, review, hash, unscannable)",
-            ["kind"], registry=r,
+            "vigil_hits",
+            "Images with a finding, by kind (nudity, review, hash, unscannable)",
+            ["kind"],
+            registry=r,
         )
-        self.decisions = Counter("vigil_decisions", "Decisions, by verdict and whether it was a dry run", ["verdict", "dry_run"], registry=r)
+        self.decisions = Counter(
+            "vigil_decisions", "Decisions, by verdict and whether it was a dry run", ["verdict", "dry_run"], registry=r
+        )
         self.actions = Counter(
-            "vigil_actions", "Platform actions (delete, mute, ban), by result (done, too_old, no_right, error)",
-            ["action", "result"], registry=r,
+            "vigil_actions",
+            "Platform actions (delete, mute, ban), by result (done, too_old, no_right, error)",
+            ["action", "result"],
+            registry=r,
         )
-        self.alerts = Counter("vigil_alerts", "Private alerts to admins, by platform and result (sent, unreachable, failed)", ["platform", "result"], registry=r)
-        self.alert_failures = Counter("vigil_alert_failures", "Alerts that could not be delivered (unreachable admins included)", ["platform"], registry=r)
-        self.scan_seconds = Histogram("vigil_scan_seconds", "Time to decode, hash and run the models on one image", buckets=SCAN_BUCKETS, registry=r)
-        self.retention_deleted = Counter("vigil_retention_deleted", "Rows removed by the retention job, by kind", ["kind"], registry=r)
-        self.retention_runs = Counter("vigil_retention_runs", "Runs of the retention job, by result (ok, error)", ["result"], registry=r)
+        self.alerts = Counter(
+            "vigil_alerts",
+            "Private alerts to admins, by platform and result (sent, unreachable, failed)",
+            ["platform", "result"],
+            registry=r,
+        )
+        self.alert_failures = Counter(
+            "vigil_alert_failures",
+            "Alerts that could not be delivered (unreachable admins included)",
+            ["platform"],
+            registry=r,
+        )
+        self.scan_seconds = Histogram(
+            "vigil_scan_seconds",
+            "Time to decode, hash and run the models on one image",
+            buckets=SCAN_BUCKETS,
+            registry=r,
+        )
+        self.retention_deleted = Counter(
+            "vigil_retention_deleted", "Rows removed by the retention job, by kind", ["kind"], registry=r
+        )
+        self.retention_runs = Counter(
+            "vigil_retention_runs", "Runs of the retention job, by result (ok, error)", ["result"], registry=r
+        )
         self.work_failures = Counter(
-            "vigil_work_failures", "Attempts at an image that failed (it is retried with backoff)",
-            ["platform"], registry=r,
+            "vigil_work_failures",
+            "Attempts at an image that failed (it is retried with backoff)",
+            ["platform"],
+            registry=r,
         )
         self.work_given_up = Counter(
-            "vigil_work_given_up", "Images given up after too many attempts (the admins were told)",
-            ["platform"], registry=r,
+            "vigil_work_given_up",
+            "Images given up after too many attempts (the admins were told)",
+            ["platform"],
+            registry=r,
         )
-        self.list_entries = Gauge("vigil_list_entries", "Entries in hash lists, by kind and scope", ["kind", "scope"], registry=r)
+        self.list_entries = Gauge(
+            "vigil_list_entries", "Entries in hash lists, by kind and scope", ["kind", "scope"], registry=r
+        )
         self.lists = Gauge("vigil_lists", "Hash lists, by kind and scope", ["kind", "scope"], registry=r)
         self.events_rejected = Counter(
             "vigil_events_rejected",
             "Platform events skipped at the adapter's edge, by platform and reason (bad_event_id, too_deep, "
             "not_recordable, undecryptable, …): logged by id and never retried",
-            ["platform", "reason"], registry=r,
+            ["platform", "reason"],
+            registry=r,
         )
         self._live: _LiveGauges = _LiveGauges()
         r.register(self._live)
 
     # --- from the core ------------------------------------------------------------------------
 
-    def outcome(self, platform: str, outcome: "Outcome") -> None:
+    def outcome(self, platform: str, outcome: Outcome) -> None:
         """One image handled: its outcome, what was found, how long the scan took."""
         name = "unscannable" if outcome.error is not None else outcome.label
         self.images_scanned.labels(platform, name).inc()
@@ -154,7 +189,7 @@ class _NoMetrics(Metrics):
     def __init__(self) -> None:  # no registry, no metric objects
         pass
 
-    def outcome(self, platform: str, outcome: "Outcome") -> None:
+    def outcome(self, platform: str, outcome: Outcome) -> None:
         pass
 
     def action(self, action: str, result: str) -> None:

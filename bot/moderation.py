@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.errors import DownloadTimedOut, GaveUp
 from bot.events import MediaPosted
@@ -78,7 +79,7 @@ class Outcome:
     derived: tuple[DerivedMatch, ...] = ()  # manipulated copies of protected photos (bot/protect.py)
 
 
-def judge_frames_label(core: "Core", scan: Scan, settings: GroupSettings, frames: Iterable[int]) -> str:
+def judge_frames_label(core: Core, scan: Scan, settings: GroupSettings, frames: Iterable[int]) -> str:
     """The label of these frames of a scan, with the group's thresholds."""
     thresholds = core.scanner.thresholds.shifted(settings.threshold_shift())
     chosen = [scan.frames[i] for i in frames]
@@ -87,7 +88,7 @@ def judge_frames_label(core: "Core", scan: Scan, settings: GroupSettings, frames
 
 
 class Moderator:
-    def __init__(self, core: "Core") -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
 
     async def handle(self, work_id: int, event: MediaPosted, *, detach: bool = False) -> Awaitable[None] | None:
@@ -104,7 +105,8 @@ class Moderator:
         # trimmed views, rotations and local features only when there is a list to match
         # (a local fingerprint is also needed to look protected photos up, or keep a group photo)
         scan, error = await self._scan(
-            platform, event,
+            platform,
+            event,
             list_signals=core.lists.wants_signals(list_ids) or core.protector.wants_fingerprints(settings.group_photos),
         )
         matches: tuple[ListMatch, ...] = ()
@@ -112,8 +114,13 @@ class Moderator:
         if scan is not None:
             label = judge_frames_label(core, scan, settings, range(len(scan.frames)))
             if list_ids:
-                match = partial(core.lists.match, list_ids, [as_signals(f) for f in scan.frames],
-                                distance=settings.hash_distance, min_quality=settings.pdq_min_quality)
+                match = partial(
+                    core.lists.match,
+                    list_ids,
+                    [as_signals(f) for f in scan.frames],
+                    distance=settings.hash_distance,
+                    min_quality=settings.pdq_min_quality,
+                )
                 matches = tuple(await core.pipeline.run_cpu(match, timeout=core.config.pipeline.scan_timeout))
         derived: tuple[DerivedMatch, ...] = ()
         if scan is not None:
@@ -136,16 +143,28 @@ class Moderator:
             exempt = event.sender.kind == "anonymous_admin" or await core.is_exempt(event.chat, event.sender.user_id)
         decision = decide(evidence, settings, exempt=exempt)
         audit_id = await core.record_scan(work_id, event, scan, error, matches, label, decision, derived=derived)
-        rest = self._conclude(work_id, event, platform, settings, scan, error, matches, label, decision, derived,
-                              audit_id)
+        rest = self._conclude(
+            work_id, event, platform, settings, scan, error, matches, label, decision, derived, audit_id
+        )
         if detach and decision.verdict == DELETE and not decision.dry_run:
             return rest
         await rest
         return None
 
-    async def _conclude(self, work_id: int, event: MediaPosted, platform, settings: GroupSettings, scan: Scan | None,
-                        error: MediaError | PlatformError | None, matches: tuple[ListMatch, ...], label: str,
-                        decision: Decision, derived: tuple[DerivedMatch, ...], audit_id: int) -> None:
+    async def _conclude(
+        self,
+        work_id: int,
+        event: MediaPosted,
+        platform,
+        settings: GroupSettings,
+        scan: Scan | None,
+        error: MediaError | PlatformError | None,
+        matches: tuple[ListMatch, ...],
+        label: str,
+        decision: Decision,
+        derived: tuple[DerivedMatch, ...],
+        audit_id: int,
+    ) -> None:
         """What follows a decision: act, alert, keep a group photo, finish the item."""
         core = self.core
         deleted, failure, sanction, until = await self._act(platform, event, decision, settings, audit_id)
@@ -154,8 +173,13 @@ class Moderator:
         if decision.alert and await self._first_report_of_message(work_id, event, outcome):
             await core.notifier.alert_admins(event, outcome, settings, audit_id)
         elif decision.alert:
-            log.info("chat %s message %s: already reported for another of its pictures or versions; "
-                     "audit record %d, no second alert", event.chat.chat_id, event.message_id, audit_id)
+            log.info(
+                "chat %s message %s: already reported for another of its pictures or versions; "
+                "audit record %d, no second alert",
+                event.chat.chat_id,
+                event.message_id,
+                audit_id,
+            )
         if derived:
             await core.notifier.owner_notices(event, outcome, settings, audit_id)
         elif settings.group_photos and decision.verdict == ALLOW and not matches and scan is not None:
@@ -164,8 +188,11 @@ class Moderator:
         await core.store.delete_state(f"work:{work_id}:audit")
         log.info(
             "chat %s message %s: %s -> %s%s",
-            event.chat.chat_id, event.message_id, label if error is None else "unscannable",
-            decision.verdict, " (dry run)" if decision.dry_run else "",
+            event.chat.chat_id,
+            event.message_id,
+            label if error is None else "unscannable",
+            decision.verdict,
+            " (dry run)" if decision.dry_run else "",
         )
 
     async def gave_up(self, work_id: int, event: MediaPosted, last_error: str) -> None:
@@ -201,7 +228,11 @@ class Moderator:
         return word == "deleted" and claim.params.get("outcome") != "deleted"
 
     async def _frames_not_allowed(
-        self, scan: Scan, label: str, matches: tuple[ListMatch, ...], derived: tuple[DerivedMatch, ...],
+        self,
+        scan: Scan,
+        label: str,
+        matches: tuple[ListMatch, ...],
+        derived: tuple[DerivedMatch, ...],
         settings: GroupSettings,
     ) -> tuple[str, tuple[ListMatch, ...], tuple[DerivedMatch, ...], bool]:
         """An allow match excuses only the frames it covers: an animation whose first frame is an
@@ -215,18 +246,25 @@ class Moderator:
         signals = [as_signals(f) for f in scan.frames]
 
         def covered(i: int) -> bool:
-            return bool(core.lists.match(allow_ids, [signals[i]], distance=settings.hash_distance,
-                                         min_quality=settings.pdq_min_quality))
+            return bool(
+                core.lists.match(
+                    allow_ids, [signals[i]], distance=settings.hash_distance, min_quality=settings.pdq_min_quality
+                )
+            )
 
-        rest = [i for i in range(len(signals))
-                if not await core.pipeline.run_cpu(partial(covered, i), timeout=timeout)]
+        rest = [i for i in range(len(signals)) if not await core.pipeline.run_cpu(partial(covered, i), timeout=timeout)]
         if not rest:
             return label, matches, derived, True  # every frame is allowed: the whole file is
         others = sorted({m.list_id for m in matches if m.kind != "allow"})
         blocks: tuple[ListMatch, ...] = ()
         if others:
-            match = partial(core.lists.match, others, [signals[i] for i in rest],
-                            distance=settings.hash_distance, min_quality=settings.pdq_min_quality)
+            match = partial(
+                core.lists.match,
+                others,
+                [signals[i] for i in rest],
+                distance=settings.hash_distance,
+                min_quality=settings.pdq_min_quality,
+            )
             blocks = tuple(await core.pipeline.run_cpu(match, timeout=timeout))
         kept = tuple(d for d in derived if d.frame in rest)
         allows = tuple(m for m in matches if m.kind == "allow")  # kept for the record, no longer deciding
@@ -243,29 +281,39 @@ class Moderator:
         days = settings.group_photos_days or core.config.protect.group_photo_days
         pdq = frame.hashes.pdq if frame.hashes.pdq_quality >= 50 else None
         await core.protector.keep_group_photo(
-            (event.chat.platform, event.chat.chat_id), (event.sender.platform, event.sender.user_id),
-            event.sender.display_name or event.sender.username or "", frame.fingerprint, pdq, days,
+            (event.chat.platform, event.chat.chat_id),
+            (event.sender.platform, event.sender.user_id),
+            event.sender.display_name or event.sender.username or "",
+            frame.fingerprint,
+            pdq,
+            days,
         )
 
-    async def _scan(self, platform, event: MediaPosted, *, list_signals: bool = False) -> tuple[Scan | None, MediaError | PlatformError | None]:
+    async def _scan(
+        self, platform, event: MediaPosted, *, list_signals: bool = False
+    ) -> tuple[Scan | None, MediaError | PlatformError | None]:
         core = self.core
         limit = core.config.detectors.limits.max_bytes
         seconds = core.config.pipeline.download_timeout
         repeats = core.repeats
         file_key = platform_key(event.chat.platform, event.media)
         if (seen := repeats.by_file(file_key, signals=list_signals)) is not None:
-            log.debug("chat %s message %s: a file seen before; its verdict is reused, not downloaded",
-                      event.chat.chat_id, event.message_id)
+            log.debug(
+                "chat %s message %s: a file seen before; its verdict is reused, not downloaded",
+                event.chat.chat_id,
+                event.message_id,
+            )
             return seen.scan, None
         try:
             if event.media.size is not None and event.media.size > limit:
                 raise MediaTooLarge(event.media.size, limit)
             # a bound on the whole download, retries included: a hanging server costs this chat
             # one failed attempt (retried later), never a worker for good
-            data = await asyncio.wait_for(with_retries(
-                f"download in chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit)
-            ), seconds)
-        except asyncio.TimeoutError:
+            data = await asyncio.wait_for(
+                with_retries(f"download in chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit)),
+                seconds,
+            )
+        except TimeoutError:
             raise DownloadTimedOut(seconds) from None
         except (MediaTooLarge, PlatformError) as exc:
             log.warning("chat %s message %s: not downloaded: %s", event.chat.chat_id, event.message_id, exc)
@@ -273,19 +321,23 @@ class Moderator:
         try:
             sha = ""
             if repeats.enabled:  # a large file is hashed in the pool, off the event loop
-                sha = sha256_of(data) if len(data) <= 1 << 20 else await core.pipeline.run_cpu(
-                    sha256_of, data, timeout=core.config.pipeline.scan_timeout)
+                sha = (
+                    sha256_of(data)
+                    if len(data) <= 1 << 20
+                    else await core.pipeline.run_cpu(sha256_of, data, timeout=core.config.pipeline.scan_timeout)
+                )
             if sha and (seen := repeats.by_sha(sha, file_key, signals=list_signals)) is not None:
                 return seen.scan, None  # the same bytes as a file seen before: no model runs again
-            scan = await core.pipeline.run_cpu(partial(core.scanner.scan, list_signals=list_signals), data,
-                                               timeout=core.config.pipeline.scan_timeout)
+            scan = await core.pipeline.run_cpu(
+                partial(core.scanner.scan, list_signals=list_signals), data, timeout=core.config.pipeline.scan_timeout
+            )
             if sha:  # only a file that was checked: an unscannable one is checked again next time
                 repeats.remember(sha, file_key, scan, signals=list_signals)
             return scan, None
         except MediaError as exc:
             log.warning("chat %s message %s: not checked: %s", event.chat.chat_id, event.message_id, exc.reason)
             return None, exc
-        except asyncio.TimeoutError:
+        except TimeoutError:
             from detectors.errors import CorruptMedia
 
             return None, CorruptMedia(f"the scan took longer than {core.config.pipeline.scan_timeout:.0f} s")
@@ -299,7 +351,9 @@ class Moderator:
         kind = event.sender.kind
         return kind == "user" or (kind == "channel" and action == "ban")
 
-    async def _act(self, platform, event: MediaPosted, decision: Decision, settings: GroupSettings, audit_id: int) -> tuple[bool, str | None, str, datetime | None]:
+    async def _act(
+        self, platform, event: MediaPosted, decision: Decision, settings: GroupSettings, audit_id: int
+    ) -> tuple[bool, str | None, str, datetime | None]:
         """Carry out the decision (or simulate it in dry-run); returns deleted, failure, sender action, until."""
         core = self.core
         actions = core.simulated if decision.dry_run else core.actions
@@ -308,12 +362,15 @@ class Moderator:
         if decision.verdict == DELETE:
             if not decision.dry_run:  # another picture or version of this message deleted it already?
                 prior = await core.store.record_action(
-                    event.chat.platform, event.chat.chat_id, event.message_id, "delete", {})
+                    event.chat.platform, event.chat.chat_id, event.message_id, "delete", {}
+                )
                 removed_before = prior.state == "done"
             result = await actions.delete(platform, event.chat.chat_id, event.message_id)
             deleted, failure = result.done, result.failure
             if decision.sender_action != "none" and self._can_sanction(event, decision.sender_action):
-                done = await actions.sanction(platform, event.chat.chat_id, event.sender.user_id, event.message_id, settings)
+                done = await actions.sanction(
+                    platform, event.chat.chat_id, event.sender.user_id, event.message_id, settings
+                )
                 if done.done:
                     sanction, until = {"mute": "muted", "ban": "banned"}[decision.sender_action], done.until
         if decision.verdict == ASK:

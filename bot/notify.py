@@ -9,8 +9,9 @@ the details are rebuilt from the audit record, so they work after a restart too.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from bot.alerts import (
     AlertFacts,
@@ -31,8 +32,13 @@ from bot.policy import ASK, DELETE, GroupSettings
 
 # the data a choice carries back (``verb:audit id``), by button
 BUTTON_VERBS = {
-    "delete": "del", "keep": "keep", "ban": "ban", "unrestrict": "unmute",
-    "false_positive": "fp", "export": "export", "details": "details",
+    "delete": "del",
+    "keep": "keep",
+    "ban": "ban",
+    "unrestrict": "unmute",
+    "false_positive": "fp",
+    "export": "export",
+    "details": "details",
 }
 
 if TYPE_CHECKING:
@@ -47,8 +53,9 @@ def _one_known(value: object, known: Iterable[str], default: str) -> str:
     return value if isinstance(value, str) and value in known else default
 
 
-def findings_of(outcome: "Outcome", synthetic_threshold: float | None = None,
-                named: frozenset[int] = frozenset()) -> tuple[Finding, ...]:
+def findings_of(
+    outcome: Outcome, synthetic_threshold: float | None = None, named: frozenset[int] = frozenset()
+) -> tuple[Finding, ...]:
     """What the alert lists. ``named``: the owners of protected photos whom this alert may name
     (``Protector.nameable``); the others make one unnamed finding, whatever their number."""
     found: list[Finding] = []
@@ -85,7 +92,7 @@ def findings_of(outcome: "Outcome", synthetic_threshold: float | None = None,
     return tuple(found)
 
 
-def outcome_word(outcome: "Outcome") -> str:
+def outcome_word(outcome: Outcome) -> str:
     d = outcome.decision
     if outcome.error is not None:
         return "not_checked"
@@ -100,8 +107,8 @@ def _record_time(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text or "")
     except ValueError:
-        return datetime.now(timezone.utc)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+        return datetime.now(UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _outcome_of_record(record: Any) -> str:
@@ -111,11 +118,12 @@ def _outcome_of_record(record: Any) -> str:
 
 
 class Notifier:
-    def __init__(self, core: "Core") -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
 
-    def facts(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings,
-              named: frozenset[int] = frozenset()) -> AlertFacts:
+    def facts(
+        self, event: MediaPosted, outcome: Outcome, settings: GroupSettings, named: frozenset[int] = frozenset()
+    ) -> AlertFacts:
         s = event.sender
         platform = self.core.platforms.get(event.chat.platform)
         left = getattr(platform, "media_left", None)  # Matrix: files a redaction left on the homeserver
@@ -206,8 +214,11 @@ class Notifier:
                 out.append(Finding("derived", score=fraction))
         for m in found.get("lists") or ():
             if m.get("kind") == "block":
-                out.append(Finding("hash", label=str(m.get("list") or ""), distance=m.get("distance"),
-                                   algorithm=m.get("algorithm")))
+                out.append(
+                    Finding(
+                        "hash", label=str(m.get("list") or ""), distance=m.get("distance"), algorithm=m.get("algorithm")
+                    )
+                )
         for h in found.get("nudity") or ():
             out.append(Finding("nudity", label=str(h.get("class") or ""), score=h.get("score")))
         if found.get("nsfw") is not None and record.label != "clean":
@@ -216,7 +227,7 @@ class Notifier:
             out.append(Finding("provenance", label=str(signal)))
         return tuple(out)
 
-    async def alert_admins(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings, audit_id: int) -> int:
+    async def alert_admins(self, event: MediaPosted, outcome: Outcome, settings: GroupSettings, audit_id: int) -> int:
         """Alert every reachable admin once; returns how many were alerted."""
         core = self.core
         platform = core.platforms[event.chat.platform]
@@ -265,21 +276,24 @@ class Notifier:
         from bot.moderation import with_retries
 
         try:
-            return bool(await with_retries(
-                f"membership in chat {chat.chat_id}", lambda: platform.is_member(chat.chat_id, user_id)
-            ))
+            return bool(
+                await with_retries(
+                    f"membership in chat {chat.chat_id}", lambda: platform.is_member(chat.chat_id, user_id)
+                )
+            )
         except Exception as exc:
             log.warning("chat %s: membership unknown (%s); not named", chat.chat_id, type(exc).__name__)
             return False
 
     def _member_check(self, chat: ChatRef) -> Callable[[str, str], Awaitable[bool]]:
         """``_is_member`` for this group, in the shape the protector asks with."""
+
         async def check(chat_id: str, user_id: str) -> bool:
             return await self._is_member(chat, user_id)
 
         return check
 
-    async def nameable(self, chat: ChatRef, outcome: "Outcome") -> frozenset[int]:
+    async def nameable(self, chat: ChatRef, outcome: Outcome) -> frozenset[int]:
         """Owners of the protected photos this image was made from whom this group's admins may
         read the name of: the group is trusted, or the owner belongs to it (asked now)."""
         derived = getattr(outcome, "derived", ())
@@ -292,7 +306,9 @@ class Notifier:
         member = (owner.platform, owner.user_id) if owner.kind == "member" and owner.user_id else None
         return await self.core.protector.may_name((chat.platform, chat.chat_id), member, self._member_check(chat))
 
-    async def _fallback(self, platform, chat: ChatRef, facts: AlertFacts, settings: GroupSettings, audit_id: int, outcome) -> None:
+    async def _fallback(
+        self, platform, chat: ChatRef, facts: AlertFacts, settings: GroupSettings, audit_id: int, outcome
+    ) -> None:
         """No admin can be reached privately: the admin log chat, and a one-time hint to the owner."""
         core = self.core
         translator = core.translator(settings.language, settings.language)
@@ -317,7 +333,7 @@ class Notifier:
         except PlatformError as exc:
             log.error("owner hint in chat %s failed: %s", chat.chat_id, exc)
 
-    async def owner_notices(self, event: MediaPosted, outcome: "Outcome", settings: GroupSettings, audit_id: int) -> int:
+    async def owner_notices(self, event: MediaPosted, outcome: Outcome, settings: GroupSettings, audit_id: int) -> int:
         """Tell the owners of protected photos who opted in that a manipulated copy of one of
         their photos was removed: where, that it is not their fault, where to get help; never the
         image, and not who posted it. Once per record and owner; only when the copy was deleted."""
@@ -336,18 +352,25 @@ class Notifier:
             if platform is None or await core.store.get_state(key):
                 continue
             contact = await core.store.get_contact(target[0], target[1])
-            translator = core.translator(contact.language if contact and contact.language else settings.language, settings.language)
+            translator = core.translator(
+                contact.language if contact and contact.language else settings.language, settings.language
+            )
             # the group is named only to a member of it: anyone can make a group and give it a title
             member = target[0] == event.chat.platform and await self._is_member(event.chat, target[1])
             rendered = render_owner_notice(
-                translator, core.resources, group_title=event.chat.title if member else None, member=member,
-                platform=target[0], region=settings.region,
+                translator,
+                core.resources,
+                group_title=event.chat.title if member else None,
+                member=member,
+                platform=target[0],
+                region=settings.region,
             )
             try:
                 from bot.moderation import with_retries
 
                 await with_retries(
-                    f"notice to owner {target[1]}", lambda: platform.send_private(target[1], OutgoingMessage(rendered.text, rendered.html))
+                    f"notice to owner {target[1]}",
+                    lambda: platform.send_private(target[1], OutgoingMessage(rendered.text, rendered.html)),
                 )
             except PlatformError as exc:  # never started the bot, or blocked it: nothing more to do
                 log.warning("notice to the owner of protected photo %d failed: %s", d.photo.id, exc)
@@ -359,7 +382,8 @@ class Notifier:
     async def neutral_notice(self, platform, chat: ChatRef, settings: GroupSettings) -> None:
         translator = self.core.translator(settings.language, settings.language)
         try:
-            await platform.send_chat(chat.chat_id, OutgoingMessage(translator.gettext("An image was removed by Vigil.")))
+            await platform.send_chat(
+                chat.chat_id, OutgoingMessage(translator.gettext("An image was removed by Vigil."))
+            )
         except PlatformError as exc:
             log.warning("neutral notice in chat %s failed: %s", chat.chat_id, exc)
-

@@ -20,9 +20,10 @@ import logging
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -57,7 +58,7 @@ async def readiness(app: Any) -> Readiness:
         try:
             await asyncio.wait_for(store.schema_version(), STORE_TIMEOUT)
             checks["store"] = "ok"
-        except asyncio.TimeoutError:
+        except TimeoutError:
             checks["store"] = f"no answer within {STORE_TIMEOUT:.0f} s (busy, or a backup is running)"
         except Exception as exc:  # closed or broken: say so instead of failing the probe
             checks["store"] = f"error: {type(exc).__name__}"
@@ -74,8 +75,11 @@ class OpsServer:
         self.app, self.metrics, self.address = app, metrics, address
         self._runner: web.AppRunner | None = None
         self.port = 0
-        metrics.watch("vigil_queue_depth", "Chats with images waiting or in flight (the images wait in the store)",
-                      self._queue_depth)
+        metrics.watch(
+            "vigil_queue_depth",
+            "Chats with images waiting or in flight (the images wait in the store)",
+            self._queue_depth,
+        )
         metrics.watch("vigil_platform_connected", "1 while the platform's connection works", self._connected)
 
     def _queue_depth(self) -> list[tuple[dict[str, str], float]]:
@@ -105,8 +109,9 @@ class OpsServer:
             from detectors.errors import ConfigError
 
             raise ConfigError(
-                "ops.listen", f"cannot listen on {host}:{port} ({exc.strerror or exc})",
-                "choose a free port, or set listen = \"\" to turn the endpoint off",
+                "ops.listen",
+                f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+                'choose a free port, or set listen = "" to turn the endpoint off',
             ) from None
         self.port = self._runner.addresses[0][1]
         log.info("ops endpoint on http://%s:%d (/healthz, /readyz, /metrics)", host, self.port)
@@ -156,7 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bot.config import load_config
     from detectors.errors import ConfigError
 
-    p = argparse.ArgumentParser(prog="python -m bot.ops", description="Probe Vigil's ops endpoint (exit 0 when it answers 200).")
+    p = argparse.ArgumentParser(
+        prog="python -m bot.ops", description="Probe Vigil's ops endpoint (exit 0 when it answers 200)."
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="the config whose [ops] listen to probe")
     p.add_argument("--path", default="/healthz", choices=("/healthz", "/readyz"))
     args = p.parse_args(argv)
@@ -166,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vigil probe: {exc}", file=sys.stderr)
         return 1
     if not ops.enabled:
-        print("vigil probe: the ops endpoint is off ([ops] listen = \"\"): nothing to check")
+        print('vigil probe: the ops endpoint is off ([ops] listen = ""): nothing to check')
         return 0
     status, body = probe(ops.address, args.path)
     print(f"vigil probe: {args.path} -> {status or 'no answer'} {body.strip()[:300]}")

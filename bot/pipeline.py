@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 ChatKey = tuple[str, str]  # (platform, chat id)
@@ -39,7 +40,7 @@ RETRY_BROKEN = 5.0  # seconds before a chat whose turn failed outside its item's
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Pipeline:
@@ -173,8 +174,9 @@ class Pipeline:
                 raise
             except Exception:  # the item stays in the store; the chat is tried again a little later
                 broken = True
-                log.exception("chat %s: handling work from the inbox failed; trying again in %.0f s",
-                              key[1], RETRY_BROKEN)
+                log.exception(
+                    "chat %s: handling work from the inbox failed; trying again in %.0f s", key[1], RETRY_BROKEN
+                )
             finally:
                 self._busy.discard(key)
                 if broken:
@@ -213,7 +215,7 @@ class Pipeline:
         if (self._busy or self._tails) and timeout > 0:
             try:
                 await asyncio.wait_for(self._until_no_busy(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 clean = False
         elif self._busy or self._tails:
             clean = False

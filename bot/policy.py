@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Mapping
 
 from bot.config import SENSITIVITIES, GroupDefaults
 from detectors.verdict import NUDITY, REVIEW
@@ -18,7 +18,7 @@ class GroupSettings(GroupDefaults):
     logchat: str | None = None  # the admins' chat that gets alerts when none can be reached privately
 
     @classmethod
-    def from_defaults(cls, d: GroupDefaults, stored: Mapping[str, object] | None = None) -> "GroupSettings":
+    def from_defaults(cls, d: GroupDefaults, stored: Mapping[str, object] | None = None) -> GroupSettings:
         base = cls(**asdict(d))
         known = {k: v for k, v in (stored or {}).items() if k in cls.__dataclass_fields__}
         return replace(base, **known)

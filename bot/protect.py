@@ -43,9 +43,10 @@ import base64
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from detectors.errors import VigilError
 from detectors.hashing import hamming_hex, pdq_hash, working_copy
@@ -175,7 +176,9 @@ def print_of_bytes(data: bytes, limits: MediaLimits, query: bool = False) -> Pho
     made = print_of_pixels(media.frames[0].rgb, query)
     del media
     if made.points == 0:
-        raise ProtectError("no_features", "the picture is too small or too flat to recognise later: use a clearer photo")
+        raise ProtectError(
+            "no_features", "the picture is too small or too flat to recognise later: use a clearer photo"
+        )
     return made
 
 
@@ -190,11 +193,15 @@ def query_of_bytes(data: bytes, limits: MediaLimits = MediaLimits()) -> list[tup
     return out
 
 
-def _notify_of(owner: "ProtectedOwner") -> tuple[str, str] | None:
-    return (owner.notify_platform, owner.notify_user) if owner.notify and owner.notify_platform and owner.notify_user else None
+def _notify_of(owner: ProtectedOwner) -> tuple[str, str] | None:
+    return (
+        (owner.notify_platform, owner.notify_user)
+        if owner.notify and owner.notify_platform and owner.notify_user
+        else None
+    )
 
 
-def _known(photo: "ProtectedPhoto", owner: "ProtectedOwner") -> KnownPhoto:
+def _known(photo: ProtectedPhoto, owner: ProtectedOwner) -> KnownPhoto:
     member = (owner.platform, owner.user_id) if owner.kind == "member" and owner.platform and owner.user_id else None
     notify = _notify_of(owner)
     group = (photo.platform, photo.chat_id) if photo.platform and photo.chat_id else None
@@ -277,8 +284,9 @@ class ProtectedIndex:
             self._local.remove(photo_id)
             return True
 
-    def search(self, frames: Sequence[tuple[int, Fingerprint, str | None]], *, min_fraction: float,
-               limit: int = SEARCH_LIMIT) -> list[DerivedMatch]:
+    def search(
+        self, frames: Sequence[tuple[int, Fingerprint, str | None]], *, min_fraction: float, limit: int = SEARCH_LIMIT
+    ) -> list[DerivedMatch]:
         """Protected photos that scanned frames ``(index, fingerprint, pdq)`` were made from,
         the best match per photo, largest shared region first."""
         if not self._photos or self._local is None:
@@ -292,8 +300,9 @@ class ProtectedIndex:
                 if photo is None:  # removed while we searched
                     continue
                 near = bool(pdq and photo.pdq and hamming_hex(pdq, photo.pdq) <= NEAR_COPY_DISTANCE)
-                found = DerivedMatch(photo, index, m.match_fraction, m.source_fraction, m.inliers,
-                                     tuple(m.transform), m.mirrored, near)
+                found = DerivedMatch(
+                    photo, index, m.match_fraction, m.source_fraction, m.inliers, tuple(m.transform), m.mirrored, near
+                )
                 old = best.get(photo.id)
                 if old is None or found.match_fraction > old.match_fraction:
                     best[photo.id] = found
@@ -310,7 +319,9 @@ def scan_frames(scan: Any) -> list[tuple[int, Fingerprint, str | None]]:
     return out
 
 
-def derived_evidence(matches: Iterable[DerivedMatch], *, label: str, sender: tuple[str, str] | None) -> tuple[DerivedMatch, ...]:
+def derived_evidence(
+    matches: Iterable[DerivedMatch], *, label: str, sender: tuple[str, str] | None
+) -> tuple[DerivedMatch, ...]:
     """The matches that count as a manipulated copy of someone's photo.
 
     Left out: the owner posting their own photo, and a photo re-posted unchanged (a near
@@ -351,14 +362,21 @@ class Protector:
     by default a thread.
     """
 
-    def __init__(self, store: Any, settings: "ProtectConfig", limits: MediaLimits = MediaLimits(), *,
-                 cpu: Callable[..., Any] | None = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        settings: ProtectConfig,
+        limits: MediaLimits = MediaLimits(),
+        *,
+        cpu: Callable[..., Any] | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.limits = limits
         self.index = ProtectedIndex()
         self._cpu = cpu
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._generation = -1
         self._sessions: dict[tuple[str, str], float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -409,11 +427,11 @@ class Protector:
                 batch = []
         return count + await self._add_loaded(batch, owners)
 
-    async def _add_loaded(self, photos: list["ProtectedPhoto"], owners: dict) -> int:
+    async def _add_loaded(self, photos: list[ProtectedPhoto], owners: dict) -> int:
         """Stored photos into the index (decoding off the event loop); returns how many."""
         return await asyncio.to_thread(self._add_decoded, photos, owners)
 
-    def _add_decoded(self, photos: list["ProtectedPhoto"], owners: dict) -> int:
+    def _add_decoded(self, photos: list[ProtectedPhoto], owners: dict) -> int:
         items = []
         for photo in photos:
             owner = owners.get(photo.owner_id)
@@ -477,7 +495,9 @@ class Protector:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a locked or full disk: try again next time
-                log.exception("protected photos: %s failed; retrying in %.0f s", getattr(job, "__name__", "job"), seconds)
+                log.exception(
+                    "protected photos: %s failed; retrying in %.0f s", getattr(job, "__name__", "job"), seconds
+                )
             await asyncio.sleep(seconds)
 
     async def stop(self) -> None:
@@ -509,8 +529,9 @@ class Protector:
         """The operator trusts this group's admins with any protected person's name."""
         return tuple(chat) in self.settings.trusted_groups
 
-    async def nameable(self, chat: tuple[str, str], matches: Iterable[DerivedMatch],
-                       is_member: Callable[[str, str], Awaitable[bool]]) -> frozenset[int]:
+    async def nameable(
+        self, chat: tuple[str, str], matches: Iterable[DerivedMatch], is_member: Callable[[str, str], Awaitable[bool]]
+    ) -> frozenset[int]:
         """The owners (ids) of these matches whom the alert to ``chat``'s admins may name.
 
         A trusted group: all of them. Otherwise a member owner only if they belong to the group
@@ -520,11 +541,13 @@ class Protector:
         owners: dict[int, KnownPhoto] = {}
         for m in matches:
             owners.setdefault(m.photo.owner_id, m.photo)
-        return frozenset([owner_id for owner_id, photo in owners.items()
-                          if await self.may_name(chat, photo.member, is_member)])
+        return frozenset(
+            [owner_id for owner_id, photo in owners.items() if await self.may_name(chat, photo.member, is_member)]
+        )
 
-    async def may_name(self, chat: tuple[str, str], member: tuple[str, str] | None,
-                       is_member: Callable[[str, str], Awaitable[bool]]) -> bool:
+    async def may_name(
+        self, chat: tuple[str, str], member: tuple[str, str] | None, is_member: Callable[[str, str], Awaitable[bool]]
+    ) -> bool:
         """Whether ``chat``'s admins may read the name of one owner: ``member`` is the owner's
         (platform, user id), None for an owner the operator added. The rule of ``nameable``."""
         if self.trusts(chat):
@@ -534,8 +557,9 @@ class Protector:
         try:
             return bool(await is_member(chat[1], member[1]))
         except Exception as exc:  # the platform could not say: do not name
-            log.warning("chat %s: membership of a protected photo's owner unknown (%s); not named",
-                        chat[1], type(exc).__name__)
+            log.warning(
+                "chat %s: membership of a protected photo's owner unknown (%s); not named", chat[1], type(exc).__name__
+            )
             return False
 
     # --- members' own photos ------------------------------------------------------------------
@@ -606,8 +630,12 @@ class Protector:
                     )
             try:
                 owner, photo, before, total = await self.store.add_member_photo(
-                    platform, user_id, name or user_id, encode_fingerprint(made.fingerprint),
-                    max_photos=self.settings.max_photos, pdq=made.pdq,
+                    platform,
+                    user_id,
+                    name or user_id,
+                    encode_fingerprint(made.fingerprint),
+                    max_photos=self.settings.max_photos,
+                    pdq=made.pdq,
                 )
             except PhotoLimitReached:
                 raise self._too_many() from None
@@ -624,10 +652,10 @@ class Protector:
         self._update_owner(owner)
         return True
 
-    def _update_owner(self, owner: "ProtectedOwner") -> None:
+    def _update_owner(self, owner: ProtectedOwner) -> None:
         self.index.update_owner(owner.id, owner.name, _notify_of(owner))
 
-    async def member_photos(self, platform: str, user_id: str) -> tuple["ProtectedOwner | None", list["ProtectedPhoto"]]:
+    async def member_photos(self, platform: str, user_id: str) -> tuple[ProtectedOwner | None, list[ProtectedPhoto]]:
         owner = await self.store.member_owner(platform, user_id)
         if owner is None:
             return None, []
@@ -662,8 +690,15 @@ class Protector:
 
     # --- group photos ----------------------------------------------------------------------------
 
-    async def keep_group_photo(self, chat: tuple[str, str], sender: tuple[str, str], sender_name: str,
-                               fp: Fingerprint, pdq: str | None, days: int) -> int | None:
+    async def keep_group_photo(
+        self,
+        chat: tuple[str, str],
+        sender: tuple[str, str],
+        sender_name: str,
+        fp: Fingerprint,
+        pdq: str | None,
+        days: int,
+    ) -> int | None:
         """Keep a member photo posted in a group that keeps group photos, for ``days``.
         Returns the photo id, or None when the photo is already protected (it matched)."""
         if not len(fp):
@@ -675,8 +710,13 @@ class Protector:
             expires = self._clock() + timedelta(days=days)
             known = fp.as_known()
             photo = await self.store.add_protected_photo(
-                owner.id, encode_fingerprint(known), source="group", pdq=pdq,
-                platform=chat[0], chat_id=chat[1], expires_at=expires,
+                owner.id,
+                encode_fingerprint(known),
+                source="group",
+                pdq=pdq,
+                platform=chat[0],
+                chat_id=chat[1],
+                expires_at=expires,
             )
             await self._index_add(_known(photo, owner), known)
         return photo.id
@@ -698,12 +738,16 @@ class Protector:
 
     # --- the operator ------------------------------------------------------------------------------
 
-    async def add_operator_photo(self, owner_name: str, data: bytes, *, label: str | None = None,
-                                 notify: tuple[str, str] | None = None) -> int:
+    async def add_operator_photo(
+        self, owner_name: str, data: bytes, *, label: str | None = None, notify: tuple[str, str] | None = None
+    ) -> int:
         made = await self._run_cpu(print_of_bytes, data, self.limits)
         del data
         owner = await self.store.operator_owner(
-            owner_name, create=True, notify_platform=notify[0] if notify else None, notify_user=notify[1] if notify else None
+            owner_name,
+            create=True,
+            notify_platform=notify[0] if notify else None,
+            notify_user=notify[1] if notify else None,
         )
         photo = await self.store.add_protected_photo(
             owner.id, encode_fingerprint(made.fingerprint), source="operator", pdq=made.pdq, label=label

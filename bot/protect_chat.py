@@ -36,7 +36,7 @@ def private_verb(cmd: CommandIssued) -> str | None:
 
 
 class ProtectChat:
-    def __init__(self, core: "Core") -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
         self.protector = core.protector
 
@@ -65,30 +65,41 @@ class ProtectChat:
         elif verb == "done":
             self.protector.close_session(*user)
             _, photos = await self.protector.member_photos(*user)
-            await self._say(cmd.chat, t.ngettext(
-                "Done: you protect {n} photo. Send /protect to add more.",
-                "Done: you protect {n} photos. Send /protect to add more.", len(photos),
-            ))
+            await self._say(
+                cmd.chat,
+                t.ngettext(
+                    "Done: you protect {n} photo. Send /protect to add more.",
+                    "Done: you protect {n} photos. Send /protect to add more.",
+                    len(photos),
+                ),
+            )
         elif verb == "protected":
             await self.listing(cmd.chat, user, t)
         elif verb == "unprotect":
             await self.unprotect(cmd.chat, user, args, t)
 
     def intro(self, t: Any) -> str:
-        return "\n\n".join([
-            t.gettext("Protect your photos from fakes."),
-            t.gettext(
-                "Send me one or more photos of yourself, the kind anyone could take from your profile or a group. "
-                "For each one Vigil keeps a fingerprint (points and patterns that recognise the photo, not the picture) "
-                "and your name, and deletes the photo at once."
-            ),
-            t.gettext(
-                "If someone later posts a manipulated copy of one of them in a group Vigil watches, for example a fake "
-                "nude made with an AI app, Vigil removes it and tells that group's admins privately that it is very likely "
-                "a fake of you, so they can support you."
-            ),
-            t.gettext("When you have sent your photos, send /done. /protected lists them, /unprotect removes them all."),
-        ])
+        return "\n\n".join(
+            [
+                t.gettext("Protect your photos from fakes."),
+                t.gettext(
+                    "Send me one or more photos of yourself, the kind anyone could take from your profile or a group. "
+                    "For each one Vigil keeps a fingerprint (points and patterns that recognise the photo, not the "
+                    "picture) "
+                    "and your name, and deletes the photo at once."
+                ),
+                t.gettext(
+                    "If someone later posts a manipulated copy of one of them in a group Vigil watches, for "
+                    "example a fake "
+                    "nude made with an AI app, Vigil removes it and tells that group's admins privately that it is "
+                    "very likely "
+                    "a fake of you, so they can support you."
+                ),
+                t.gettext(
+                    "When you have sent your photos, send /done. /protected lists them, /unprotect removes them all."
+                ),
+            ]
+        )
 
     async def listing(self, chat: ChatRef, user: tuple[str, str], t: Any) -> None:
         owner, photos = await self.protector.member_photos(*user)
@@ -100,7 +111,11 @@ class ProtectChat:
             added = t.format_datetime(datetime.fromisoformat(p.added_at), "short")
             if p.source == "group":
                 until = t.format_datetime(datetime.fromisoformat(p.expires_at), "short") if p.expires_at else "?"
-                lines.append(t.gettext("#{id}: posted in a group on {added}, kept until {until}", id=p.id, added=added, until=until))
+                lines.append(
+                    t.gettext(
+                        "#{id}: posted in a group on {added}, kept until {until}", id=p.id, added=added, until=until
+                    )
+                )
             else:
                 lines.append(t.gettext("#{id}: sent on {added}", id=p.id, added=added))
         lines.append("")
@@ -110,26 +125,40 @@ class ProtectChat:
             else t.gettext("If a manipulated copy is removed, Vigil does not tell you.")
         )
         lines.append(t.gettext("/unprotect removes them all; /unprotect followed by a number removes one."))
-        lines.append(t.gettext("Do you want to be told privately if a manipulated copy of one of your photos is removed?"))
+        lines.append(
+            t.gettext("Do you want to be told privately if a manipulated copy of one of your photos is removed?")
+        )
         await self._say(chat, "\n".join(lines), self._notify_buttons(t))
 
     async def unprotect(self, chat: ChatRef, user: tuple[str, str], args: list[str], t: Any) -> None:
         if args:
             number = args[0].lstrip("#")
             if not number.isdigit() or int(number) < 1:
-                await self._say(chat, t.gettext("Use: /unprotect to remove all your photos, or /unprotect NUMBER (see /protected)."))
+                await self._say(
+                    chat, t.gettext("Use: /unprotect to remove all your photos, or /unprotect NUMBER (see /protected).")
+                )
                 return
             done = await self.protector.remove_member_photo(*user, int(number))
-            await self._say(chat, t.gettext("Photo #{id} removed.", id=number) if done else t.gettext("You have no photo #{id}.", id=number))
+            await self._say(
+                chat,
+                t.gettext("Photo #{id} removed.", id=number)
+                if done
+                else t.gettext("You have no photo #{id}.", id=number),
+            )
             return
         self.protector.close_session(*user)
         removed = await self.protector.remove_member(*user)
         if removed:
-            await self._say(chat, t.ngettext(
-                "Removed the fingerprint of {n} photo, and your name with it. Vigil keeps nothing of your photos now.",
-                "Removed the fingerprints of {n} photos, and your name with them. Vigil keeps nothing of your photos now.",
-                removed,
-            ))
+            await self._say(
+                chat,
+                t.ngettext(
+                    "Removed the fingerprint of {n} photo, and your name with it. Vigil keeps nothing of your "
+                    "photos now.",
+                    "Removed the fingerprints of {n} photos, and your name with them. Vigil keeps nothing of your "
+                    "photos now.",
+                    removed,
+                ),
+            )
         else:
             await self._say(chat, t.gettext("You do not protect any photos. Send /protect to start."))
 
@@ -144,19 +173,27 @@ class ProtectChat:
         if command == "protect":
             self.protector.open_session(*user)
         elif not self.protector.session_open(*user):
-            await self._say(event.chat, t.gettext("To protect a photo of yourself from fakes, send /protect first, then the photo."))
+            await self._say(
+                event.chat, t.gettext("To protect a photo of yourself from fakes, send /protect first, then the photo.")
+            )
             return
         if event.media.kind not in PHOTO_KINDS:
-            await self._say(event.chat, t.gettext("Send photos only: videos, animations and stickers cannot be protected."))
+            await self._say(
+                event.chat, t.gettext("Send photos only: videos, animations and stickers cannot be protected.")
+            )
             return
         platform = core.platforms[event.chat.platform]
         limit = core.config.detectors.limits.max_bytes
         try:
             from bot.moderation import with_retries
 
-            data = await with_retries(f"download in private chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit))
+            data = await with_retries(
+                f"download in private chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit)
+            )
             try:
-                done = await self.protector.register_member_photo(*user, event.sender.display_name or event.sender.username or "", data)
+                done = await self.protector.register_member_photo(
+                    *user, event.sender.display_name or event.sender.username or "", data
+                )
             finally:
                 del data  # the bytes live only as long as the fingerprinting
         except ProtectError as exc:
@@ -174,7 +211,10 @@ class ProtectChat:
         if removed:
             text += " " + t.gettext("Vigil also deleted it from this chat.")
         if done.first:
-            text += "\n\n" + t.gettext("Do you want to be told privately if a manipulated copy of one of your photos is removed? The message never shows the image.")
+            text += "\n\n" + t.gettext(
+                "Do you want to be told privately if a manipulated copy of one of your photos is removed? The "
+                "message never shows the image."
+            )
             await self._say(event.chat, text, self._notify_buttons(t))
         else:
             await self._say(event.chat, text)
@@ -182,7 +222,8 @@ class ProtectChat:
     def _refusal(self, exc: ProtectError, t: Any) -> str:
         if exc.reason == "too_many":
             return t.gettext(
-                "You already protect {n} photos, the most Vigil keeps for one person. Remove some with /unprotect first.",
+                "You already protect {n} photos, the most Vigil keeps for one person. Remove some with /unprotect "
+                "first.",
                 n=self.core.config.protect.max_photos,
             )
         if exc.reason == "taken":
@@ -212,7 +253,10 @@ class ProtectChat:
         if not known:
             await platform.answer(press, t.gettext("You do not protect any photos. Send /protect to start."))
         elif on:
-            await platform.answer(press, t.gettext("Vigil will tell you privately if it removes a manipulated copy of one of your photos."))
+            await platform.answer(
+                press,
+                t.gettext("Vigil will tell you privately if it removes a manipulated copy of one of your photos."),
+            )
         else:
             await platform.answer(press, t.gettext("Vigil will not tell you. You can change this with /protected."))
 
@@ -233,21 +277,34 @@ class ProtectChat:
             if not self.core.config.protect.enabled:
                 await self._say(cmd.chat, t.gettext("Photo protection is turned off on this Vigil."))
             else:
-                await self._say(cmd.chat, t.gettext("Use: /vigil groupphotos on|off [DAYS] (days from 1 to 3650, {days} if not given)", days=default_days))
+                await self._say(
+                    cmd.chat,
+                    t.gettext(
+                        "Use: /vigil groupphotos on|off [DAYS] (days from 1 to 3650, {days} if not given)",
+                        days=default_days,
+                    ),
+                )
             return None
         if choice == "off":
             removed = await self.protector.drop_group(cmd.chat.platform, cmd.chat.chat_id)
-            await self._say(cmd.chat, t.ngettext(
-                "Vigil no longer keeps fingerprints of photos posted here; the {n} it kept was deleted.",
-                "Vigil no longer keeps fingerprints of photos posted here; the {n} it kept were deleted.",
-                removed,
-            ))
+            await self._say(
+                cmd.chat,
+                t.ngettext(
+                    "Vigil no longer keeps fingerprints of photos posted here; the {n} it kept was deleted.",
+                    "Vigil no longer keeps fingerprints of photos posted here; the {n} it kept were deleted.",
+                    removed,
+                ),
+            )
             return {"group_photos": False}
-        await self._say(cmd.chat, t.gettext(
-            "From now on Vigil keeps a fingerprint of each photo members post here (never the photo itself) for {days} days, "
-            "so that a manipulated copy, such as a fake nude, can be traced to the person in it. "
-            "Members can see and remove theirs in a private chat with Vigil: /protected and /unprotect. "
-            "Admins: /vigil groupphotos off stops this and deletes them.",
-            days=days,
-        ))
+        await self._say(
+            cmd.chat,
+            t.gettext(
+                "From now on Vigil keeps a fingerprint of each photo members post here (never the photo itself) "
+                "for {days} days, "
+                "so that a manipulated copy, such as a fake nude, can be traced to the person in it. "
+                "Members can see and remove theirs in a private chat with Vigil: /protected and /unprotect. "
+                "Admins: /vigil groupphotos off stops this and deletes them.",
+                days=days,
+            ),
+        )
         return {"group_photos": True, "group_photos_days": days}

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from bot.config import RetentionConfig
 from bot.metrics import NO_METRICS, Metrics
@@ -42,7 +42,7 @@ class RetentionResult:
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 async def clear_fingerprints_before(store: Store, cutoff: datetime) -> int:
@@ -67,8 +67,15 @@ async def apply_retention(store: Store, settings: RetentionConfig, now: datetime
 class RetentionJob:
     """Runs ``apply_retention`` now and then every ``interval`` seconds until stopped."""
 
-    def __init__(self, store: Store, settings: RetentionConfig, *, metrics: Metrics = NO_METRICS,
-                 interval: float = INTERVAL, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: RetentionConfig,
+        *,
+        metrics: Metrics = NO_METRICS,
+        interval: float = INTERVAL,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
         self.store, self.settings, self.metrics = store, settings, metrics
         self.interval, self.clock = interval, clock
         self.last: RetentionResult | None = None
@@ -84,8 +91,12 @@ class RetentionJob:
         self.last = result
         if result.total:
             log.info(
-                "retention: removed %d audit records, cleared hashes of %d, removed %d finished work items and %d actions",
-                result.audit, result.fingerprints, result.work, result.actions,
+                "retention: removed %d audit records, cleared hashes of %d, removed %d finished work items and %d "
+                "actions",
+                result.audit,
+                result.fingerprints,
+                result.work,
+                result.actions,
             )
         return result
 

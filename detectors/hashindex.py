@@ -53,11 +53,11 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import combinations
 from math import comb
-from typing import Iterable, Sequence
 
 import faiss
 import numpy as np
@@ -118,10 +118,7 @@ def _check_codes(codes: object, nbytes: int) -> np.ndarray:
     if not isinstance(codes, np.ndarray):
         raise BadHash(f"expected a numpy uint8 array, got {type(codes).__name__}")
     if codes.dtype != np.uint8:
-        raise BadHash(
-            f"expected dtype uint8 (packed bytes), got {codes.dtype}; "
-            f"pack bit arrays with np.packbits"
-        )
+        raise BadHash(f"expected dtype uint8 (packed bytes), got {codes.dtype}; pack bit arrays with np.packbits")
     if codes.ndim != 2 or codes.shape[1] != nbytes:
         raise BadHash(f"expected shape (n, {nbytes}) for {8 * nbytes}-bit codes, got {codes.shape}")
     return np.ascontiguousarray(codes)
@@ -193,8 +190,7 @@ def _distances(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     """
     out = np.empty(len(codes), np.int32)
     if len(codes):
-        faiss.hammings(faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), codes.shape[1],
-                       faiss.swig_ptr(out))
+        faiss.hammings(faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), codes.shape[1], faiss.swig_ptr(out))
     return out
 
 
@@ -202,8 +198,9 @@ def _scan(codes: np.ndarray, query: np.ndarray, radius: int) -> tuple[np.ndarray
     """(rows, distances) of C-contiguous (n, nbytes) uint8 codes within ``radius`` of ``query``."""
     found = faiss.RangeSearchResult(1)
     # faiss keeps distances strictly below its radius
-    faiss.hamming_range_search(faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), radius + 1,
-                               codes.shape[1], found)
+    faiss.hamming_range_search(
+        faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), radius + 1, codes.shape[1], found
+    )
     k = int(faiss.rev_swig_ptr(found.lims, 2)[1])
     if not k:
         return np.empty(0, np.int64), np.empty(0, np.int32)
@@ -294,7 +291,7 @@ class _Tables:
         directory = np.empty(m * stride + 1, np.uint32 if m * n < 2**32 else np.int64)
         postings = np.empty(m * n, np.uint32 if n < 2**32 else np.int64)
         directory[0] = 0
-        for j, (start, width) in enumerate(zip(starts, widths)):
+        for j, (start, width) in enumerate(zip(starts, widths, strict=False)):
             keys = _substrings(words, start, width)
             counts = np.bincount(keys, minlength=stride)
             # Slots past 2**width stay at the table's end: empty buckets.
@@ -316,15 +313,17 @@ class _Tables:
             return _Plan(flat=True)
         used = [(j, r) for j, r in enumerate(spread[0]) if r >= 0]
         masks = [_flip_masks(self.widths[j], r) for j, r in used]
-        tables = [np.full(len(mk), j, np.int64) for (j, _), mk in zip(used, masks)]
+        tables = [np.full(len(mk), j, np.int64) for (j, _), mk in zip(used, masks, strict=False)]
         return _Plan(flat=False, tables=np.concatenate(tables), masks=np.concatenate(masks))
 
     def candidates(self, query: int, plan: _Plan, limit: float) -> np.ndarray | None:
         """Rows sharing a near substring with ``query``; None if over ``limit`` (scan flat)."""
         assert plan.tables is not None and plan.masks is not None
         base = np.array(
-            [j * self.stride + ((query >> s) & ((1 << b) - 1))
-             for j, (s, b) in enumerate(zip(self.starts, self.widths))],
+            [
+                j * self.stride + ((query >> s) & ((1 << b) - 1))
+                for j, (s, b) in enumerate(zip(self.starts, self.widths, strict=False))
+            ],
             dtype=np.int64,
         )
         slots = base[plan.tables] ^ plan.masks  # masks only touch a table's own key bits
@@ -557,7 +556,7 @@ class HammingIndex:
         ids = np.concatenate(found_ids)
         dist = np.concatenate(found_dist)
         order = np.lexsort((ids, dist))
-        return [IndexMatch(int(i), int(d)) for i, d in zip(ids[order], dist[order])]
+        return [IndexMatch(int(i), int(d)) for i, d in zip(ids[order], dist[order], strict=False)]
 
     # -- writing ---------------------------------------------------------------
 

@@ -102,9 +102,9 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import cv2
 import faiss
@@ -190,13 +190,21 @@ class Fingerprint:
         """One working-copy pixel, in frame units."""
         return FRAME / max(1, min(self.source_side, WORK_SIDE))
 
-    def as_known(self, keypoints: int = KNOWN_KEYPOINTS) -> "Fingerprint":
+    def as_known(self, keypoints: int = KNOWN_KEYPOINTS) -> Fingerprint:
         """What an index keeps of a known image: the first ``keypoints`` points, no mirror."""
         n = min(len(self), keypoints)
         if n == len(self) and self.mirror_descriptors is None:
             return self
-        return Fingerprint(self.keypoints[:n], self.descriptors[:n], self.width, self.height,
-                           self.angles[:n], self.octaves[:n], self.source_side, None)
+        return Fingerprint(
+            self.keypoints[:n],
+            self.descriptors[:n],
+            self.width,
+            self.height,
+            self.angles[:n],
+            self.octaves[:n],
+            self.source_side,
+            None,
+        )
 
     def to_bytes(self) -> bytes:
         """A compact, versioned encoding: 38 bytes a point, 70 with mirror descriptors."""
@@ -205,14 +213,19 @@ class Fingerprint:
         head = _HEADER.pack(_MAGIC, _VERSION, flags, self.width, self.height, self.source_side, n)
         pos = np.round(self.keypoints * _POS_SCALE).astype("<u2")
         ang = (np.round(self.angles / _ANGLE_STEP).astype(np.int64) % 256).astype(np.uint8)
-        parts = [head, pos.tobytes(), ang.tobytes(), self.octaves.astype(np.uint8).tobytes(),
-                 np.ascontiguousarray(self.descriptors, np.uint8).tobytes()]
+        parts = [
+            head,
+            pos.tobytes(),
+            ang.tobytes(),
+            self.octaves.astype(np.uint8).tobytes(),
+            np.ascontiguousarray(self.descriptors, np.uint8).tobytes(),
+        ]
         if self.mirror_descriptors is not None:
             parts.append(np.ascontiguousarray(self.mirror_descriptors, np.uint8).tobytes())
         return b"".join(parts)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Fingerprint":
+    def from_bytes(cls, data: bytes) -> Fingerprint:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise BadFingerprint(f"expected bytes, got {type(data).__name__}")
         data = bytes(data)
@@ -227,8 +240,9 @@ class Fingerprint:
             raise BadFingerprint(f"unknown flags {flags:#x}")
         per_point = 4 + 1 + 1 + 32 + (32 if flags & 1 else 0)
         if len(data) != _HEADER.size + n * per_point:
-            raise BadFingerprint(f"{len(data)} bytes, but the header announces {n} points "
-                                 f"({_HEADER.size + n * per_point} bytes)")
+            raise BadFingerprint(
+                f"{len(data)} bytes, but the header announces {n} points ({_HEADER.size + n * per_point} bytes)"
+            )
         if max(width, height) > FRAME or min(width, height) < 1 or side < 1:
             raise BadFingerprint(f"frame {width}x{height} from a {side}-pixel image is out of range")
         off = _HEADER.size
@@ -251,8 +265,16 @@ class Fingerprint:
 
 
 def empty_fingerprint(width: int = FRAME, height: int = FRAME, source_side: int = FRAME) -> Fingerprint:
-    return Fingerprint(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), width, height,
-                       np.zeros(0, np.float32), np.zeros(0, np.uint8), source_side, None)
+    return Fingerprint(
+        np.zeros((0, 2), np.float32),
+        np.zeros((0, 32), np.uint8),
+        width,
+        height,
+        np.zeros(0, np.float32),
+        np.zeros(0, np.uint8),
+        source_side,
+        None,
+    )
 
 
 def _check_rgb(rgb: object) -> np.ndarray:
@@ -279,8 +301,13 @@ def _orb(fast_threshold: int = ORB_FAST_THRESHOLD) -> cv2.ORB:
     orb = cache.get(fast_threshold)
     if orb is None:
         orb = cache[fast_threshold] = cv2.ORB_create(
-            nfeatures=DETECT_KEYPOINTS, scaleFactor=1.2, nlevels=8, edgeThreshold=ORB_PATCH,
-            patchSize=ORB_PATCH, fastThreshold=fast_threshold)
+            nfeatures=DETECT_KEYPOINTS,
+            scaleFactor=1.2,
+            nlevels=8,
+            edgeThreshold=ORB_PATCH,
+            patchSize=ORB_PATCH,
+            fastThreshold=fast_threshold,
+        )
     return orb
 
 
@@ -323,8 +350,9 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     else:  # small pictures are enlarged, so ORB's pyramid sees them at the usual scale
-        grey = cv2.resize(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), size,
-                          interpolation=cv2.INTER_LINEAR)
+        grey = cv2.resize(
+            cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_LINEAR
+        )
     gh, gw = grey.shape
     orb = _orb()
     kps = orb.detect(grey, None)
@@ -348,8 +376,12 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
     mirror = None
     if query if mirror_too is None else mirror_too:
         flipped = np.ascontiguousarray(grey[:, ::-1])
-        mirrored = [cv2.KeyPoint(gw - 1 - kp.pt[0], kp.pt[1], kp.size, (180.0 - kp.angle) % 360.0,
-                                 kp.response, kp.octave, kp.class_id) for kp in chosen]
+        mirrored = [
+            cv2.KeyPoint(
+                gw - 1 - kp.pt[0], kp.pt[1], kp.size, (180.0 - kp.angle) % 360.0, kp.response, kp.octave, kp.class_id
+            )
+            for kp in chosen
+        ]
         mirrored, mdesc = orb.compute(flipped, mirrored)
         if mdesc is None:
             mirrored, mdesc = [], np.zeros((0, 32), np.uint8)
@@ -359,19 +391,28 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
         both = np.isin(ids, mids)
         row_of = {c: r for r, c in enumerate(mids.tolist())}
         desc = desc[both]
-        chosen = [kp for kp, b in zip(chosen, both) if b]
+        chosen = [kp for kp, b in zip(chosen, both, strict=False) if b]
         mirror = mdesc[[row_of[kp.class_id] for kp in chosen]] if chosen else np.zeros((0, 32), np.uint8)
     to_frame = FRAME / max(gw, gh)
     pts = np.array([kp.pt for kp in chosen], np.float32).reshape(-1, 2) * to_frame
     pts = np.clip(np.round(pts * _POS_SCALE) / _POS_SCALE, 0, [fw, fh]).astype(np.float32)
     angles = np.array([kp.angle for kp in chosen], np.float32)
     octaves = np.array([kp.octave for kp in chosen], np.uint8)
-    return Fingerprint(pts, np.ascontiguousarray(desc, np.uint8), fw, fh, angles, octaves, long_side,
-                       None if mirror is None else np.ascontiguousarray(mirror, np.uint8))
+    return Fingerprint(
+        pts,
+        np.ascontiguousarray(desc, np.uint8),
+        fw,
+        fh,
+        angles,
+        octaves,
+        long_side,
+        None if mirror is None else np.ascontiguousarray(mirror, np.uint8),
+    )
 
 
-def with_inset(outer: Fingerprint, inner: Fingerprint, box: tuple[int, int, int, int],
-               size: tuple[int, int]) -> Fingerprint:
+def with_inset(
+    outer: Fingerprint, inner: Fingerprint, box: tuple[int, int, int, int], size: tuple[int, int]
+) -> Fingerprint:
     """The query fingerprint of a frame (``outer``) with the points of a picture inside it
     (``inner``, the fingerprint of the frame's ``box`` = x, y, width, height in pixels of
     a ``size`` = (width, height) frame) added after its own, in the frame's coordinates.
@@ -391,10 +432,15 @@ def with_inset(outer: Fingerprint, inner: Fingerprint, box: tuple[int, int, int,
     pts = np.clip(np.round(pts * _POS_SCALE) / _POS_SCALE, 0, [outer.width, outer.height]).astype(np.float32)
     both = outer.mirror_descriptors is not None and inner.mirror_descriptors is not None
     return Fingerprint(
-        np.concatenate([outer.keypoints, pts]), np.concatenate([outer.descriptors, inner.descriptors]),
-        outer.width, outer.height, np.concatenate([outer.angles, inner.angles]),
-        np.concatenate([outer.octaves, inner.octaves]), outer.source_side,
-        np.concatenate([outer.mirror_descriptors, inner.mirror_descriptors]) if both else None)
+        np.concatenate([outer.keypoints, pts]),
+        np.concatenate([outer.descriptors, inner.descriptors]),
+        outer.width,
+        outer.height,
+        np.concatenate([outer.angles, inner.angles]),
+        np.concatenate([outer.octaves, inner.octaves]),
+        outer.source_side,
+        np.concatenate([outer.mirror_descriptors, inner.mirror_descriptors]) if both else None,
+    )
 
 
 # --- verification ----------------------------------------------------------------------
@@ -453,8 +499,15 @@ def _complex(pts: np.ndarray) -> np.ndarray:
     return pts[:, 0].astype(np.float64) + 1j * pts[:, 1]
 
 
-def _shared_share(own: np.ndarray, other: np.ndarray, inliers: np.ndarray, to_other: tuple[complex, complex],
-                  from_other: tuple[complex, complex], own_fp: Fingerprint, other_fp: Fingerprint) -> float:
+def _shared_share(
+    own: np.ndarray,
+    other: np.ndarray,
+    inliers: np.ndarray,
+    to_other: tuple[complex, complex],
+    from_other: tuple[complex, complex],
+    own_fp: Fingerprint,
+    other_fp: Fingerprint,
+) -> float:
     """The share of this image's area that the other image holds too.
 
     The area of this frame that the transform puts inside the other frame, less the
@@ -529,8 +582,9 @@ class _Geometry:
     sharpness: float  # see _ransac
 
 
-def _ransac(qp: np.ndarray, cp: np.ndarray, turn: np.ndarray, qpix: np.ndarray, cpix: np.ndarray,
-            seed: int) -> _Geometry | None:
+def _ransac(
+    qp: np.ndarray, cp: np.ndarray, turn: np.ndarray, qpix: np.ndarray, cpix: np.ndarray, seed: int
+) -> _Geometry | None:
     """The similarity most matches agree with, in position and orientation.
 
     ``turn`` holds each match's change of keypoint orientation as a unit complex number;
@@ -591,8 +645,15 @@ def _ransac(qp: np.ndarray, cp: np.ndarray, turn: np.ndarray, qpix: np.ndarray, 
     return _Geometry(n, ab[0], ab[1], qp[inl], cp[inl], close / max(1, around))
 
 
-def _verify_one(qpts: np.ndarray, qdesc: np.ndarray, qang: np.ndarray, query: Fingerprint,
-                cand: Fingerprint, mirrored: bool, notes: dict | None = None) -> RegionMatch | None:
+def _verify_one(
+    qpts: np.ndarray,
+    qdesc: np.ndarray,
+    qang: np.ndarray,
+    query: Fingerprint,
+    cand: Fingerprint,
+    mirrored: bool,
+    notes: dict | None = None,
+) -> RegionMatch | None:
     qi, ci = _matches(qdesc, cand.descriptors)
     if notes is not None:
         notes.update(matches=len(qi))
@@ -689,10 +750,11 @@ class _Segment:
         return sum(a.nbytes for a in arrays)
 
     @classmethod
-    def build(cls, first: int, last: int, words: list[np.ndarray], slots: list[np.ndarray],
-              sigs: list[np.ndarray]) -> "_Segment":
+    def build(
+        cls, first: int, last: int, words: list[np.ndarray], slots: list[np.ndarray], sigs: list[np.ndarray]
+    ) -> _Segment:
         ws, ss, gs, ds = [], [], [], []
-        for w, s, g in zip(words, slots, sigs):
+        for w, s, g in zip(words, slots, sigs, strict=False):
             order = np.argsort(w, kind="stable")
             ws.append(w[order])
             ss.append(s[order])
@@ -702,7 +764,7 @@ class _Segment:
         return cls(first, last, tuple(ws), tuple(ss), tuple(gs), tuple(ds) if ds else None)
 
     @classmethod
-    def merge(cls, parts: list["_Segment"], alive: np.ndarray | None = None) -> "_Segment":
+    def merge(cls, parts: list[_Segment], alive: np.ndarray | None = None) -> _Segment:
         """One segment holding the parts' postings (of live slots only, if ``alive``)."""
         words, slots, sigs = [], [], []
         for t in range(TABLES):
@@ -788,7 +850,7 @@ class LocalIndex:
             slots: list[list[np.ndarray]] = [[] for _ in range(TABLES)]
             sigs: list[list[np.ndarray]] = [[] for _ in range(TABLES)]
             last_by_key: dict[int, int] = {}
-            for i, (key, fp) in enumerate(checked):
+            for i, (key, _fp) in enumerate(checked):
                 last_by_key[key] = i  # the same key twice in one call: the last one wins
             for i, (key, fp) in enumerate(checked):
                 slot = first + i
@@ -802,8 +864,13 @@ class LocalIndex:
                 self._fps[key] = fp.to_bytes()
                 self._slot_of[key] = slot
                 slot_keys[slot] = key
-            seg = _Segment.build(first, need, [np.concatenate(x) for x in words],
-                                 [np.concatenate(x) for x in slots], [np.concatenate(x) for x in sigs])
+            seg = _Segment.build(
+                first,
+                need,
+                [np.concatenate(x) for x in words],
+                [np.concatenate(x) for x in slots],
+                [np.concatenate(x) for x in sigs],
+            )
             segments = [*snap.segments, seg]
             # merge like a binary counter: each posting is re-sorted O(log n) times
             while len(segments) >= 2 and segments[-2].postings <= 2 * segments[-1].postings:
@@ -870,7 +937,7 @@ class LocalIndex:
             top = np.argpartition(-votes, shortlist - 1)[:shortlist]
             slots, mirrored, votes = slots[top], mirrored[top], votes[top]
         out = []
-        for slot, m, v in zip(slots.tolist(), mirrored.tolist(), votes.tolist()):
+        for slot, m, v in zip(slots.tolist(), mirrored.tolist(), votes.tolist(), strict=False):
             key = int(snap.slot_keys[slot])
             if key != _NO_KEY:
                 out.append((key, bool(m), int(v)))
@@ -913,8 +980,9 @@ class LocalIndex:
                     continue
                 old = found.get(key)
                 if old is None or match.inliers > old.inliers:
-                    found[key] = RegionMatch(key, match.inliers, match.match_fraction, match.source_fraction,
-                                             match.transform, match.mirrored)
+                    found[key] = RegionMatch(
+                        key, match.inliers, match.match_fraction, match.source_fraction, match.transform, match.mirrored
+                    )
         return sorted(found.values(), key=lambda m: (-m.inliers, -m.fraction, m.key))[:limit]
 
 
@@ -970,8 +1038,12 @@ def _check_fp(fp: object) -> Fingerprint:
     if not isinstance(fp, Fingerprint):
         raise BadFingerprint(f"expected a Fingerprint, got {type(fp).__name__}")
     n = len(fp.descriptors)
-    shapes = {"keypoints": (fp.keypoints, (n, 2)), "descriptors": (fp.descriptors, (n, 32)),
-              "angles": (fp.angles, (n,)), "octaves": (fp.octaves, (n,))}
+    shapes = {
+        "keypoints": (fp.keypoints, (n, 2)),
+        "descriptors": (fp.descriptors, (n, 32)),
+        "angles": (fp.angles, (n,)),
+        "octaves": (fp.octaves, (n,)),
+    }
     if fp.mirror_descriptors is not None:
         shapes["mirror_descriptors"] = (fp.mirror_descriptors, (n, 32))
     for name, (arr, shape) in shapes.items():

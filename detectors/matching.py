@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -284,11 +285,26 @@ class ListIndex:
         Ordered by algorithm (``ALGORITHMS``, the most exact first), then distance.
         """
         with one_omp_thread():
-            return self._candidates(frames, None if list_ids is None else frozenset(list_ids), distance,
-                                    min_quality, phash_distance, local, local_min_fraction)
+            return self._candidates(
+                frames,
+                None if list_ids is None else frozenset(list_ids),
+                distance,
+                min_quality,
+                phash_distance,
+                local,
+                local_min_fraction,
+            )
 
-    def _candidates(self, frames: Sequence[FrameSignals], keep: frozenset[int] | None, distance: int,
-                    min_quality: int, phash_distance: int, local: bool, local_min_fraction: float) -> list[Candidate]:
+    def _candidates(
+        self,
+        frames: Sequence[FrameSignals],
+        keep: frozenset[int] | None,
+        distance: int,
+        min_quality: int,
+        phash_distance: int,
+        local: bool,
+        local_min_fraction: float,
+    ) -> list[Candidate]:
         best: dict[tuple[int, str, bool], Candidate] = {}
 
         def offer(c: Candidate) -> None:
@@ -303,7 +319,9 @@ class ListIndex:
             found: list[tuple[Candidate, int, View | None]] = []  # candidate, orientation, view
             for entry_id in self._sha_lookup(frame.hashes.sha256):
                 found.append((Candidate(entry_id, self._list(list_of, entry_id), "sha256", 0, "file", True), 0, None))
-            views = frame.views or (View(FULL, (0, 0, 0, 0), (frame.hashes.pdq,), frame.hashes.pdq_quality, frame.hashes.phash),)
+            views = frame.views or (
+                View(FULL, (0, 0, 0, 0), (frame.hashes.pdq,), frame.hashes.pdq_quality, frame.hashes.phash),
+            )
             for view in views:
                 pdq_usable = view.quality >= min_quality
                 if pdq_usable:
@@ -311,16 +329,40 @@ class ListIndex:
                         for m in self._pdq.search(code, distance):
                             entry_id, _ = divmod(m.entry_id, SLOTS)
                             if self._quality_ok(quality, m.entry_id, min_quality):
-                                found.append((Candidate(entry_id, self._list(list_of, entry_id), "pdq", m.distance,
-                                                        _describe(view.crop, k), view.whole), k, view))
+                                found.append(
+                                    (
+                                        Candidate(
+                                            entry_id,
+                                            self._list(list_of, entry_id),
+                                            "pdq",
+                                            m.distance,
+                                            _describe(view.crop, k),
+                                            view.whole,
+                                        ),
+                                        k,
+                                        view,
+                                    )
+                                )
                 if phash_usable(view.phash):
                     for m in self._phash.search(view.phash, phash_distance):
                         # pHash only where PDQ cannot be trusted, on either side
                         if pdq_usable and self._quality_ok(quality, m.entry_id, min_quality, has_pdq=True):
                             continue
                         entry_id, _ = divmod(m.entry_id, SLOTS)
-                        found.append((Candidate(entry_id, self._list(list_of, entry_id), "phash", m.distance,
-                                                _describe(view.crop, 0), view.whole), 0, None))
+                        found.append(
+                            (
+                                Candidate(
+                                    entry_id,
+                                    self._list(list_of, entry_id),
+                                    "phash",
+                                    m.distance,
+                                    _describe(view.crop, 0),
+                                    view.whole,
+                                ),
+                                0,
+                                None,
+                            )
+                        )
             found = [f for f in found if keep is None or f[0].list_id in keep]
             use_local = local and frame.fingerprint is not None and self._local is not None and bool(self._local_keys)
             verified: dict[int, bool] = {}
@@ -366,8 +408,15 @@ class ListIndex:
         m = verify(fp, known)
         return m is not None and m.fraction >= min_fraction
 
-    def _near_pdq_candidates(self, frame: FrameSignals, verified: dict[int, bool], keep: frozenset[int] | None,
-                             distance: int, min_quality: int, min_fraction: float) -> list[Candidate]:
+    def _near_pdq_candidates(
+        self,
+        frame: FrameSignals,
+        verified: dict[int, bool],
+        keep: frozenset[int] | None,
+        distance: int,
+        min_quality: int,
+        min_fraction: float,
+    ) -> list[Candidate]:
         """Entries whose PDQ is near but beyond ``distance`` (up to ``PDQ_NEAR``), verified by local features.
 
         A strong colour edit (a hue shift turns greens to purples) moves the luminance PDQ
@@ -383,9 +432,14 @@ class ListIndex:
             for m in self._pdq.search(view.pdq[0], PDQ_NEAR):
                 entry_id, _ = divmod(m.entry_id, SLOTS)
                 list_id = self.list_of(entry_id)
-                if (m.distance <= distance or entry_id in verified or list_id == 0
-                        or (keep is not None and list_id not in keep) or entry_id not in self._local_keys
-                        or not self._quality_ok(self._quality, m.entry_id, min_quality)):
+                if (
+                    m.distance <= distance
+                    or entry_id in verified
+                    or list_id == 0
+                    or (keep is not None and list_id not in keep)
+                    or entry_id not in self._local_keys
+                    or not self._quality_ok(self._quality, m.entry_id, min_quality)
+                ):
                     continue
                 if tried >= NEAR_VERIFY:
                     return out
@@ -393,9 +447,16 @@ class ListIndex:
                 match = self._verify(frame.fingerprint, entry_id)
                 verified[entry_id] = match is not None and match.fraction >= min_fraction
                 if verified[entry_id]:
-                    out.append(Candidate(entry_id, list_id, "local", int(round(100 * (1 - match.fraction))),
-                                         "local features" + (", mirrored" if match.mirrored else ""),
-                                         match.match_fraction >= ALLOW_MIN_COVER))
+                    out.append(
+                        Candidate(
+                            entry_id,
+                            list_id,
+                            "local",
+                            int(round(100 * (1 - match.fraction))),
+                            "local features" + (", mirrored" if match.mirrored else ""),
+                            match.match_fraction >= ALLOW_MIN_COVER,
+                        )
+                    )
         return out
 
     def _verify(self, fp: Any, entry_id: int) -> Any | None:
@@ -448,9 +509,16 @@ class ListIndex:
             verified += 1
             m = verify(fp, known)
             if m is not None and m.fraction >= min_fraction:
-                out.append(Candidate(key, list_id, "local", int(round(100 * (1 - m.fraction))),
-                                     "local features" + (", mirrored" if m.mirrored else ""),
-                                     m.match_fraction >= ALLOW_MIN_COVER))
+                out.append(
+                    Candidate(
+                        key,
+                        list_id,
+                        "local",
+                        int(round(100 * (1 - m.fraction))),
+                        "local features" + (", mirrored" if m.mirrored else ""),
+                        m.match_fraction >= ALLOW_MIN_COVER,
+                    )
+                )
             if verified >= LOCAL_VERIFY:
                 break
         return out
@@ -465,7 +533,9 @@ class ListIndex:
         if not entries:
             return
         if fingerprints is not None and len(fingerprints) != len(entries):
-            raise ValueError(f"{len(fingerprints)} fingerprints for {len(entries)} entries; give one (or None) per entry")
+            raise ValueError(
+                f"{len(fingerprints)} fingerprints for {len(entries)} entries; give one (or None) per entry"
+            )
         for e in entries:
             if e.entry_id < 1 or e.list_id < 1:
                 raise ValueError(f"entry {e.entry_id} of list {e.list_id}: ids are positive record ids")
@@ -494,11 +564,15 @@ class ListIndex:
                     held = self._sha.get(key)
                     self._sha[key] = e.entry_id if held is None else (*_ids(held), e.entry_id)
             if pdq_keys:
-                self._pdq.add(np.array(pdq_keys, np.int64), np.frombuffer(b"".join(pdq_codes), np.uint8).reshape(-1, 32))
+                self._pdq.add(
+                    np.array(pdq_keys, np.int64), np.frombuffer(b"".join(pdq_codes), np.uint8).reshape(-1, 32)
+                )
             if ph_keys:
                 self._phash.add(np.array(ph_keys, np.int64), np.frombuffer(b"".join(ph_codes), np.uint8).reshape(-1, 8))
             if fingerprints is not None and self._local_enabled:
-                pairs = [(e.entry_id, fp) for e, fp in zip(entries, fingerprints) if fp is not None and len(fp)]
+                pairs = [
+                    (e.entry_id, fp) for e, fp in zip(entries, fingerprints, strict=False) if fp is not None and len(fp)
+                ]
                 if pairs:
                     self._local_index().add_many(pairs)
                     self._local_keys.update(k for k, _ in pairs)

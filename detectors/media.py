@@ -46,19 +46,19 @@ import struct
 import threading
 import zlib
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import av
 import av.error
 import numpy as np
-from PIL import Image
 
 # Importing a plugin registers it with Pillow; these are the formats Vigil reads.
 from PIL import (  # noqa: F401
     BmpImagePlugin,
     GifImagePlugin,
+    Image,
     JpegImagePlugin,
     MpoImagePlugin,
     PngImagePlugin,
@@ -67,12 +67,12 @@ from PIL import (  # noqa: F401
 )
 
 from detectors.errors import (
-    TooManyDecodedBytes,
     CorruptMedia,
     EmptyMedia,
     MediaError,
     OversizedRegion,
     TooManyBytes,
+    TooManyDecodedBytes,
     TooManyFrames,
     TooManyPixels,
     UnsupportedFormat,
@@ -504,9 +504,7 @@ def _as_rgb(im: Image.Image) -> Image.Image:
     mode = im.mode
     if mode == "RGB" and "transparency" not in im.info:
         return im
-    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (
-        "transparency" in im.info and mode in ("P", "L", "RGB", "1")
-    ):
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or ("transparency" in im.info and mode in ("P", "L", "RGB", "1")):
         return _over_white(im if mode == "RGBA" else im.convert("RGBA"))
     if mode.startswith("I;16") or mode == "I":
         # 16-bit samples: keep the high byte (Pillow's own conversion would clip).

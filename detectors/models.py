@@ -17,9 +17,9 @@ import hashlib
 import importlib.util
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import onnxruntime as ort
 
@@ -140,7 +140,9 @@ def _load(name: str, path: Path, opts: ort.SessionOptions, threads: int, expecte
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ModelInvalid(name, str(path), f"it cannot be read ({exc.strerror or exc}); check its permissions") from exc
+        raise ModelInvalid(
+            name, str(path), f"it cannot be read ({exc.strerror or exc}); check its permissions"
+        ) from exc
     actual = hashlib.sha256(data).hexdigest()
     if expected is not None and actual != expected:
         raise ModelChecksumMismatch(name, str(path), expected, actual)
@@ -211,9 +213,7 @@ def _load_stages(name, path, opts, threads, expected, cut) -> LoadedStages | Non
         graphs = cut(data) if data else None
         if graphs is None:
             return None
-        sessions = tuple(
-            ort.InferenceSession(g, sess_options=opts, providers=["CPUExecutionProvider"]) for g in graphs
-        )
+        sessions = tuple(ort.InferenceSession(g, sess_options=opts, providers=["CPUExecutionProvider"]) for g in graphs)
     except Exception:  # not an ONNX file, or a graph onnxruntime refuses: load_model says what is wrong
         return None
     return LoadedStages(name, path, actual, threads, sessions)

@@ -7,8 +7,8 @@ quality (in memory, never on disk), RGB->BGR, minus the dataset mean, NHWC float
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from io import BytesIO
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -42,7 +42,9 @@ class NsfwClassifier:
         classes = outputs[0].shape[1] if len(outputs) == 1 and len(outputs[0].shape) == 2 else -1
         if classes == -1 or (isinstance(classes, int) and classes != 2):
             raise ModelInvalid(
-                "nsfw", str(self._model.path), f"expected one [batch, 2] output (sfw, nsfw), found {[o.shape for o in outputs]}"
+                "nsfw",
+                str(self._model.path),
+                f"expected one [batch, 2] output (sfw, nsfw), found {[o.shape for o in outputs]}",
             )
         self._input_name = inputs[0].name
         self._output_name = outputs[0].name

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Collection, Sequence
 
 import cv2
 import numpy as np
@@ -58,9 +58,7 @@ def check_rgb(rgb: object) -> np.ndarray:
     if not isinstance(rgb, np.ndarray):
         raise UnsupportedFormat(f"expected a numpy RGB array, got {type(rgb).__name__}")
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise UnsupportedFormat(
-            f"expected an RGB uint8 array of shape (height, width, 3), got {rgb.dtype} {rgb.shape}"
-        )
+        raise UnsupportedFormat(f"expected an RGB uint8 array of shape (height, width, 3), got {rgb.dtype} {rgb.shape}")
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise UnsupportedFormat(f"the image has no pixels ({rgb.shape[1]}x{rgb.shape[0]})")
     return rgb
@@ -119,7 +117,10 @@ class NudityDetector:
             meta = screen.get_modelmeta().custom_metadata_map
             # (screen, boxes, class logit names, neck feature names); see detectors.headsplit
             self._stages = (
-                screen, boxes, meta[headsplit.META_CLASS_LOGITS].split("\n"), meta[headsplit.META_FEATURES].split("\n")
+                screen,
+                boxes,
+                meta[headsplit.META_CLASS_LOGITS].split("\n"),
+                meta[headsplit.META_FEATURES].split("\n"),
             )
             session, inputs, outputs = screen, screen.get_inputs(), boxes.get_outputs()
         else:
@@ -164,8 +165,8 @@ class NudityDetector:
     def _boxes(self, cls: list[np.ndarray], feats: list[np.ndarray], need: np.ndarray) -> np.ndarray:
         """The second stage: the whole model's output for the images ``need`` (indices into the batch)."""
         _, boxes, logits, features = self._stages  # type: ignore[misc]
-        feed = {name: t[need] for name, t in zip(features, feats)}
-        feed.update({name: t[need] for name, t in zip(logits, cls)})
+        feed = {name: t[need] for name, t in zip(features, feats, strict=False)}
+        feed.update({name: t[need] for name, t in zip(logits, cls, strict=False)})
         (whole,) = boxes.run([self._output_name], feed)
         return whole
 
@@ -193,7 +194,7 @@ class NudityDetector:
             chunk = checked[start : start + MAX_BATCH]
             out = self._run(np.stack([self.preprocess(im) for im in chunk]))
             self._check_output(out, len(chunk))
-            for im, rows in zip(chunk, out):
+            for im, rows in zip(chunk, out, strict=False):
                 results.append(self.postprocess(rows, im.shape[1], im.shape[0]))
         return results
 
@@ -223,7 +224,8 @@ class NudityDetector:
                 whole = self._boxes(cls, feats, need)
                 self._check_output(whole, need.size)
                 found = {
-                    int(i): self.postprocess(rows, chunk[i].shape[1], chunk[i].shape[0]) for i, rows in zip(need, whole)
+                    int(i): self.postprocess(rows, chunk[i].shape[1], chunk[i].shape[0])
+                    for i, rows in zip(need, whole, strict=False)
                 }
             results.extend(found.get(i) for i in range(n))
         return results
@@ -278,9 +280,7 @@ class NudityDetector:
         out = []
         for i in np.asarray(picked, dtype=np.int64).reshape(-1):
             bx, by, bww, bhh = boxes[i]
-            out.append(
-                Detection(NUDENET_CLASSES[int(cls[i])], float(conf[i]), (int(bx), int(by), int(bww), int(bhh)))
-            )
+            out.append(Detection(NUDENET_CLASSES[int(cls[i])], float(conf[i]), (int(bx), int(by), int(bww), int(bhh))))
         return tuple(out)
 
 

@@ -57,17 +57,17 @@ import struct
 import threading
 import tomllib
 import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping, Sequence
-
-from PIL import Image
+from typing import Any
 
 # Importing a plugin registers it with Pillow; metadata is read only from these.
 from PIL import (  # noqa: F401
     GifImagePlugin,
+    Image,
     JpegImagePlugin,
     TiffImagePlugin,
     WebPImagePlugin,
@@ -175,11 +175,7 @@ def _names(value: object, key: str) -> tuple[str, ...]:
 def _strings(value: object, key: str, *, required: bool) -> tuple[str, ...]:
     if value is None and not required:
         return ()
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(v, str) and v.strip() for v in value)
-    ):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
         field = key.rsplit(".", 1)[-1]
         raise ConfigError(key, "must be a non-empty list of non-empty strings", f'write e.g. {field} = ["..."]')
     return tuple(value)
@@ -279,9 +275,7 @@ class _NameMatcher:
                 self._by_name.setdefault(_norm_name(name), gen)
         # longest first, so "DALL-E mini" wins over "DALL-E" at the same place
         alternatives = sorted(self._by_name, key=len, reverse=True)
-        body = "|".join(
-            r"[\s_-]+".join(re.escape(part) for part in name.split(" ")) for name in alternatives
-        )
+        body = "|".join(r"[\s_-]+".join(re.escape(part) for part in name.split(" ")) for name in alternatives)
         self._pattern = re.compile(rf"(?<![^\W_])(?:{body})(?![^\W_])", re.IGNORECASE) if body else None
 
     def find(self, text: str) -> list[Generator]:
@@ -511,14 +505,12 @@ _XMP_NAMES = "|".join((*_XMP_SOURCE_TYPE, *_XMP_TOOL_PROPERTIES, *_XMP_AI_PROPER
 # A property with any namespace prefix (bounded, so long words cost little), as an
 # attribute with a quoted value, or as an element opening. Two passes over the packet.
 _XMP_PREFIX = r"(?<![\w.:-])(?:[\w.-]{1,40}:)?"
-_XMP_ATTRIBUTE = re.compile(
-    rf"{_XMP_PREFIX}({_XMP_NAMES})\s*=\s*(?:\"([^\"<]{{0,4096}})\"|'([^'<]{{0,4096}})')"
-)
+_XMP_ATTRIBUTE = re.compile(rf"{_XMP_PREFIX}({_XMP_NAMES})\s*=\s*(?:\"([^\"<]{{0,4096}})\"|'([^'<]{{0,4096}})')")
 _XMP_ELEMENT = re.compile(rf"<{_XMP_PREFIX}({_XMP_NAMES})(\s[^<>]{{0,1024}})?>")
 _XMP_RESOURCE = re.compile(r"resource\s*=\s*\"([^\"<]{0,4096})\"")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _xmp_end(local: str) -> re.Pattern[str]:
     return re.compile(rf"</(?:[\w.-]{{1,40}}:)?{local}\s*>")
 
@@ -678,9 +670,7 @@ def _source_type_term(value: str | None) -> str | None:
     return None
 
 
-def _walk_actions(
-    node: object, agent: str | None, depth: int = 0
-) -> Iterator[tuple[str | None, str | None]]:
+def _walk_actions(node: object, agent: str | None, depth: int = 0) -> Iterator[tuple[str | None, str | None]]:
     """(digitalSourceType, softwareAgent nearest to it) for every object in an assertion's
     data that has either (actions, templates, ...), at any depth up to a bound."""
     if depth > 12:

@@ -20,8 +20,9 @@ Work that cannot change the label is skipped; each skip is a proof, not an estim
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -110,11 +111,7 @@ class Scanner:
         # keeps both cores busy without onnxruntime's threads fighting each other.
         threads = settings.threads or 1
         self.nudity = NudityDetector(settings.nudity_model, threads=threads)
-        self.nsfw = (
-            NsfwClassifier(settings.nsfw_model, threads=threads)
-            if settings.nsfw_enabled
-            else None
-        )
+        self.nsfw = NsfwClassifier(settings.nsfw_model, threads=threads) if settings.nsfw_enabled else None
         self.provenance = (
             ProvenanceScanner(settings.generator_files, c2pa=settings.c2pa) if settings.provenance else None
         )
@@ -173,7 +170,7 @@ class Scanner:
         if self.nsfw is not None:
             for start in range(0, len(wanted), BATCH):
                 part = wanted[start : start + BATCH]
-                for u, score in zip(part, self.nsfw.score_batch([upix[u] for u in part])):
+                for u, score in zip(part, self.nsfw.score_batch([upix[u] for u in part]), strict=False):
                     unsfw[u] = score
         usynthetic: list[float | None] = [None] * len(upix)
         if self.synthetic is not None:
@@ -280,4 +277,3 @@ def _scaled(d: Detection, scale: float, width: int, height: int) -> Detection:
     x, y, w, h = (int(round(v * scale)) for v in d.box)
     x, y = min(max(0, x), width), min(max(0, y), height)
     return Detection(d.label, d.score, (x, y, min(w, width - x), min(h, height - y)))
-

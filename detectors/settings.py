@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 # NudeNet 3.x classes, in the model's output order.
 NUDENET_CLASSES: tuple[str, ...] = (
@@ -68,9 +68,7 @@ class DetectorSettings:
     nsfw_model: ModelSource = ModelSource()
     nsfw_enabled: bool = True
     # per-class delete thresholds; a class absent here never counts
-    class_thresholds: Mapping[str, float] = field(
-        default_factory=lambda: DEFAULT_CLASS_THRESHOLDS
-    )
+    class_thresholds: Mapping[str, float] = field(default_factory=lambda: DEFAULT_CLASS_THRESHOLDS)
     # a score this far below a class's delete threshold asks the admins
     review_band: float = 0.2
     # Open-NSFW alone never deletes: at or above this it asks the admins

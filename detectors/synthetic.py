@@ -8,9 +8,9 @@ A score is evidence for the admins, never proof, and never acts on its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -39,7 +39,9 @@ class SyntheticDetector:
     def __init__(self, spec: ClassifierSpec, *, threads: int = 1) -> None:
         self.spec = spec
         if spec.positive not in spec.labels:
-            raise ModelInvalid("synthetic", str(spec.path), f"the label '{spec.positive}' is not among {list(spec.labels)}")
+            raise ModelInvalid(
+                "synthetic", str(spec.path), f"the label '{spec.positive}' is not among {list(spec.labels)}"
+            )
         loaded = load_model("synthetic", ModelSource(path=spec.path, sha256=spec.sha256), threads=threads)
         self.session = loaded.session
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -47,7 +49,9 @@ class SyntheticDetector:
             raise ModelInvalid("synthetic", str(spec.path), "expected one image input of rank 4 (a batch of images)")
         width = outputs[0].shape[-1]
         if isinstance(width, int) and width != len(spec.labels):
-            raise ModelInvalid("synthetic", str(spec.path), f"it has {width} outputs but {len(spec.labels)} labels are configured")
+            raise ModelInvalid(
+                "synthetic", str(spec.path), f"it has {width} outputs but {len(spec.labels)} labels are configured"
+            )
         self.input_name = inputs[0].name
         self.index = spec.labels.index(spec.positive)
         self.mean = np.asarray(spec.mean, np.float32)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 CLEAN, REVIEW, NUDITY = "clean", "review", "nudity"
 _RANK = {CLEAN: 0, REVIEW: 1, NUDITY: 2}
@@ -17,7 +17,7 @@ class Thresholds:
     review_band: float  # how far below a class threshold still asks the admins
     nsfw_review: float  # an Open-NSFW score at or above this asks the admins (never deletes alone)
 
-    def shifted(self, delta: float) -> "Thresholds":
+    def shifted(self, delta: float) -> Thresholds:
         """Every class threshold moved by ``delta`` (sensitivity), kept within (0, 1)."""
         return Thresholds(
             classes={k: _clamp(v + delta) for k, v in self.classes.items()},
@@ -25,7 +25,7 @@ class Thresholds:
             nsfw_review=_clamp(self.nsfw_review + delta),
         )
 
-    def loosest(self) -> "Thresholds":
+    def loosest(self) -> Thresholds:
         """The least sensitive thresholds a caller can judge with: these, or any ``shifted``
         from them (every class threshold at the higher of its own value and the ceiling)."""
         return Thresholds(
@@ -86,9 +86,7 @@ def judge_frames(
     return label, tuple(hits)
 
 
-def nsfw_can_matter(
-    frames: Sequence[Iterable[tuple[str, float]]], thresholds: Thresholds
-) -> bool:
+def nsfw_can_matter(frames: Sequence[Iterable[tuple[str, float]]], thresholds: Thresholds) -> bool:
     """Whether the Open-NSFW score could change the label of an image with these detections
     (one iterable of (class, score) per frame), under these thresholds or any shifted from them.
 

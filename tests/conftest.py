@@ -1,16 +1,14 @@
 # The real Synapse homeserver, one per test session (tests/support/synapse.py).
-from tests.support.synapse import synapse  # noqa: F401
-
-# A real PostgreSQL server, one per test session, and an empty schema per test (tests/support/postgres.py).
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
-
-
 # --- a safety net: a test that fails with a store still open leaves aiosqlite's worker
 # thread running, and the interpreter would then wait for it forever at exit (a CI run
 # that hangs instead of failing). Exit with pytest's own status once it has reported.
 import os
 import sys
 import threading
+
+# A real PostgreSQL server, one per test session, and an empty schema per test (tests/support/postgres.py).
+from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
+from tests.support.synapse import synapse  # noqa: F401
 
 _exit_status: list[int] = []
 
@@ -23,7 +21,9 @@ def pytest_unconfigure(config):  # noqa: D103
     leaked = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
     if leaked and _exit_status:
         names = ", ".join(sorted({t.name for t in leaked}))
-        sys.stderr.write(f"\nconftest: {len(leaked)} threads still running after the tests ({names}); exiting without waiting\n")
+        sys.stderr.write(
+            f"\nconftest: {len(leaked)} threads still running after the tests ({names}); exiting without waiting\n"
+        )
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -33,7 +33,7 @@ from detectors.errors import BadAlertFacts, ConfigError
 RESOURCES = load_resources()
 EN = Translator("en", timezone="Europe/Madrid")
 ES = Translator("es", timezone="Europe/Madrid")
-POSTED = datetime(2024, 3, 5, 14, 4, tzinfo=timezone.utc)
+POSTED = datetime(2024, 3, 5, 14, 4, tzinfo=UTC)
 
 FINDINGS = {
     "nudity": Finding("nudity", label="FEMALE_BREAST_EXPOSED", score=0.91),
@@ -141,7 +141,9 @@ def first_screen(f: AlertFacts, t: Translator) -> str:
     labels = button_labels(t)
     rows = tuple(tuple(Button(labels[k], f"{k}:123456") for k in row) for row in first_buttons(f))
     choose = t.gettext("To choose, react with the number or send the command:")
-    return matrix_render(OutgoingMessage(alert.text, alert.html, rows), notice=False, choose_line=choose).content["body"]
+    return matrix_render(OutgoingMessage(alert.text, alert.html, rows), notice=False, choose_line=choose).content[
+        "body"
+    ]
 
 
 # --- every kind × outcome × language ------------------------------------------------------------------
@@ -163,9 +165,9 @@ def test_every_kind_outcome_and_language_renders(lang, kind, outcome, dry_run):
     for alert in (first, details):
         parser = parse_html(alert.html)
         # the HTML says the same as the text, apart from the link targets
-        assert "".join(parser.data).replace("open in the group", "").replace("abrir en el grupo", "") == alert.text.replace(
-            "https://t.me/c/1234/42", ""
-        )
+        assert "".join(parser.data).replace("open in the group", "").replace(
+            "abrir en el grupo", ""
+        ) == alert.text.replace("https://t.me/c/1234/42", "")
         assert len(alert.text.encode("utf-16-le")) // 2 <= MAX_CHARS
     # the first message names the group; ids and the sender are in the details
     assert "3ºB Families" in first.text and "777" not in first.text
@@ -197,11 +199,16 @@ def _kinds_of_alert():
             for dry_run in (False, True):
                 for platform in ("telegram", "matrix"):
                     f = facts(
-                        platform=platform, findings=(FINDINGS[kind], FINDINGS["nudity"]), outcome=outcome,
-                        failure="no_right" if outcome == "delete_failed" else None, dry_run=dry_run,
+                        platform=platform,
+                        findings=(FINDINGS[kind], FINDINGS["nudity"]),
+                        outcome=outcome,
+                        failure="no_right" if outcome == "delete_failed" else None,
+                        dry_run=dry_run,
                         sender_action="muted" if outcome == "deleted" else "none",
                         muted_until=until if outcome == "deleted" else None,
-                        media_left=("mxc://example.org/abcdefghijklmnop",) if platform == "matrix" and outcome == "deleted" else (),
+                        media_left=("mxc://example.org/abcdefghijklmnop",)
+                        if platform == "matrix" and outcome == "deleted"
+                        else (),
                         message_link=None if platform == "matrix" else "https://t.me/c/1234/42",
                         group_title="y" * 500,
                     )
@@ -286,8 +293,31 @@ def test_every_region_has_every_kind_of_resource_or_says_why():
             assert kind in have or len(info.gaps.get(kind, "")) > 20
         assert RESOURCES.emergency(region) is not None and RESOURCES.lead(region) is not None
         assert {r.id for r in RESOURCES.region(region)} >= {"take_it_down", "stopncii"}
-    assert set(REGIONS) >= {"PT", "FR", "IT", "DE", "AT", "CH", "BE", "IE", "MX", "AR", "CO", "CL", "BR", "CA", "AU",
-                            "ES", "ES-CT", "ES-PV", "ES-GA", "GB", "US", "EU", "OTHER"}
+    assert set(REGIONS) >= {
+        "PT",
+        "FR",
+        "IT",
+        "DE",
+        "AT",
+        "CH",
+        "BE",
+        "IE",
+        "MX",
+        "AR",
+        "CO",
+        "CL",
+        "BR",
+        "CA",
+        "AU",
+        "ES",
+        "ES-CT",
+        "ES-PV",
+        "ES-GA",
+        "GB",
+        "US",
+        "EU",
+        "OTHER",
+    }
 
 
 def test_every_shipped_entry_records_its_source_and_check_date():
@@ -362,14 +392,27 @@ def test_take_it_down_and_stopncii_say_when_they_apply():
 
 
 def test_regulators_removal_route_is_named_where_it_exists():
-    assert "To have it removed quickly: AEPD Canal Prioritario" in render_details(facts(region="ES"), EN, RESOURCES).text
+    assert (
+        "To have it removed quickly: AEPD Canal Prioritario" in render_details(facts(region="ES"), EN, RESOURCES).text
+    )
     assert "Garante Privacy" in render_details(facts(region="IT"), EN, RESOURCES).text.split("Where to report")[0]
     assert "eSafety Commissioner" in render_details(facts(region="AU"), EN, RESOURCES).text.split("Where to report")[0]
     assert "To have it removed quickly" not in render_details(facts(region="DE"), EN, RESOURCES).text
 
 
-@pytest.mark.parametrize("region, crime", [("ES", True), ("ES-CT", True), ("GB", True), ("US", True),
-                                           ("FR", False), ("DE", False), ("EU", False), ("OTHER", False)])
+@pytest.mark.parametrize(
+    "region, crime",
+    [
+        ("ES", True),
+        ("ES-CT", True),
+        ("GB", True),
+        ("US", True),
+        ("FR", False),
+        ("DE", False),
+        ("EU", False),
+        ("OTHER", False),
+    ],
+)
 def test_the_legal_sentence_holds_where_a_source_says_so(region, crime):
     text = render_details(facts(region=region), EN, RESOURCES).text
     assert ("For anyone under 18 that is a crime in itself" in text) == crime
@@ -388,8 +431,15 @@ def test_eu_list_is_right():
 
 def test_spain_lists_091_and_never_attach_the_image_even_when_shortened():
     many = tuple(FINDINGS.values()) * 3
-    f = facts(findings=many, outcome="review", region="ES", sender_name="x" * 500, group_title="y" * 500,
-              sender_action="muted", muted_until=POSTED)
+    f = facts(
+        findings=many,
+        outcome="review",
+        region="ES",
+        sender_name="x" * 500,
+        group_title="y" * 500,
+        sender_action="muted",
+        muted_until=POSTED,
+    )
     for t, words in ((EN, "never attach the image"), (ES, "nunca adjuntes la imagen")):
         text = render_details(f, t, RESOURCES).text
         assert "091" in text and words in text
@@ -397,11 +447,22 @@ def test_spain_lists_091_and_never_attach_the_image_even_when_shortened():
 
 
 def test_spanish_wording():
-    text = "\n".join(render_alert(f, ES, RESOURCES).text + render_details(f, ES, RESOURCES).text
-                     for f in (facts(), facts(findings=(FINDINGS["derived"],)), facts(outcome="review")))
+    text = "\n".join(
+        render_alert(f, ES, RESOURCES).text + render_details(f, ES, RESOURCES).text
+        for f in (facts(), facts(findings=(FINDINGS["derived"],)), facts(outcome="review"))
+    )
     text += render_owner_notice(ES, RESOURCES, group_title="Club", region="ES").text
-    for wrong in ("salga con", "salía con", "créele", "adulto de confianza", "responsable de protección",
-                  "desnuda propia", "Denunciar en Telegram", "abran ", "envíen "):
+    for wrong in (
+        "salga con",
+        "salía con",
+        "créele",
+        "adulto de confianza",
+        "responsable de protección",
+        "desnuda propia",
+        "Denunciar en Telegram",
+        "abran ",
+        "envíen ",
+    ):
         assert wrong not in text, wrong
     assert "coordinador o coordinadora de bienestar y protección" in text
     assert "Reporta al remitente en Telegram" in text
@@ -411,7 +472,9 @@ def test_spanish_wording():
 
 
 def test_findings_in_plain_words_with_percentages():
-    f = facts(findings=(FINDINGS["nudity"], FINDINGS["nsfw"], Finding("hash", label="known", algorithm="sha256", distance=0)))
+    f = facts(
+        findings=(FINDINGS["nudity"], FINDINGS["nsfw"], Finding("hash", label="known", algorithm="sha256", distance=0))
+    )
     en, es = render_details(f, EN, RESOURCES).text, render_details(f, ES, RESOURCES).text
     assert "exposed breasts (confidence 91%)" in en and "FEMALE_BREAST_EXPOSED" not in en
     assert "88%" in en and "On the shared list known: an exact copy (the same file)" in en
@@ -459,19 +522,23 @@ def test_derived_names_the_owner_and_puts_support_first():
     first = render_alert(f, EN, RESOURCES).text
     assert "a fake made from a photo of Ana García" in first and "Support Ana García privately" in first
     text = render_details(f, EN, RESOURCES).text
-    steps = text[text.index("What to do next:"):]
+    steps = text[text.index("What to do next:") :]
     assert steps.index("2. Support Ana García first") < steps.index("You do not need the image")
     plain = render_details(facts(), EN, RESOURCES).text
-    steps = plain[plain.index("What to do next:"):]
+    steps = plain[plain.index("What to do next:") :]
     assert steps.index("Support the person shown") > steps.index("You do not need the image")
 
 
 def test_review_explains_the_buttons():
     labels = button_labels(EN)
     first = render_alert(facts(outcome="review"), EN, RESOURCES).text
-    assert "Decide with the buttons below" in first and "If in doubt, delete it" in first and "still in the group" in first
+    assert (
+        "Decide with the buttons below" in first and "If in doubt, delete it" in first and "still in the group" in first
+    )
     details = render_details(facts(outcome="review", region="US"), EN, RESOURCES).text
-    assert f"{labels['delete']}: deletes the message" in details and f"{labels['keep']}: leaves it in the group" in details
+    assert (
+        f"{labels['delete']}: deletes the message" in details and f"{labels['keep']}: leaves it in the group" in details
+    )
     # a live deletion has no decision to make
     assert f"{labels['keep']}:" not in render_details(facts(region="US"), EN, RESOURCES).text
     assert f"{labels['ban']}:" in render_details(facts(region="US"), EN, RESOURCES).text
@@ -483,13 +550,19 @@ def test_not_checked_says_why_and_to_look_with_care():
     assert "could not check" in en and "the file is too large to check" in en
     assert "with care" in en and "do not open or enlarge it" in en
     assert "el archivo es demasiado grande" in es
-    odd = render_alert(facts(findings=(Finding("unscannable", detail="weird"),), outcome="not_checked"), EN, RESOURCES).text
+    odd = render_alert(
+        facts(findings=(Finding("unscannable", detail="weird"),), outcome="not_checked"), EN, RESOURCES
+    ).text
     assert "an error while checking it" in odd
 
 
 @pytest.mark.parametrize(
     "failure, words",
-    [("too_old", "older than 48 hours"), ("no_right", "right to delete messages"), ("error", "check Vigil's admin rights")],
+    [
+        ("too_old", "older than 48 hours"),
+        ("no_right", "right to delete messages"),
+        ("error", "check Vigil's admin rights"),
+    ],
 )
 def test_delete_failed_says_delete_by_hand_now(failure, words):
     text = render_alert(facts(outcome="delete_failed", failure=failure), EN, RESOURCES).text
@@ -538,7 +611,7 @@ def test_hostile_names_are_escaped():
         findings=(Finding("hash", label="<a href='x'>list</a>", distance=3, algorithm="phash"),),
     )
     for alert in (render_alert(f, EN, RESOURCES), render_details(f, EN, RESOURCES)):
-        assert "<script" not in alert.html and "Class \"A\" &amp; &lt;i&gt;B&lt;/i&gt;" in alert.html
+        assert "<script" not in alert.html and 'Class "A" &amp; &lt;i&gt;B&lt;/i&gt;' in alert.html
         parse_html(alert.html)
     alert = render_details(f, EN, RESOURCES)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in alert.html
@@ -575,9 +648,17 @@ def test_worst_case_fits_one_message():
     for region in REGIONS:
         for lang in LANGUAGES:
             t = Translator(lang, timezone="Europe/Madrid")
-            f = facts(findings=many, outcome="review", region=region, sender_name="x" * 500, group_title="y" * 500,
-                      sender_action="muted", muted_until=POSTED, platform="matrix",
-                      media_left=tuple(f"mxc://example.org/{'m' * 40}{i}" for i in range(4)))
+            f = facts(
+                findings=many,
+                outcome="review",
+                region=region,
+                sender_name="x" * 500,
+                group_title="y" * 500,
+                sender_action="muted",
+                muted_until=POSTED,
+                platform="matrix",
+                media_left=tuple(f"mxc://example.org/{'m' * 40}{i}" for i in range(4)),
+            )
             for alert in (render_alert(f, t, RESOURCES), render_details(f, t, RESOURCES)):
                 assert len(alert.text.encode("utf-16-le")) // 2 <= MAX_CHARS
                 parse_html(alert.html)
@@ -657,26 +738,39 @@ def test_override_changes_a_contact():
 
 
 def test_override_disables_a_resource_and_adds_one():
-    resources = load_resources({
-        "ES": {
-            "aepd_canal_prioritario": {"enabled": False},
-            "school_line": {
-                "name": "School counsellor",
-                "purpose": {"en": "Our school's counsellor.", "es": "La orientadora del colegio."},
-                "contact": "+34 600 000 000",
-                "audience": "minor",
-                "kind": "helpline",
-            },
+    resources = load_resources(
+        {
+            "ES": {
+                "aepd_canal_prioritario": {"enabled": False},
+                "school_line": {
+                    "name": "School counsellor",
+                    "purpose": {"en": "Our school's counsellor.", "es": "La orientadora del colegio."},
+                    "contact": "+34 600 000 000",
+                    "audience": "minor",
+                    "kind": "helpline",
+                },
+            }
         }
-    })
+    )
     en, es = render_details(facts(), EN, resources).text, render_details(facts(), ES, resources).text
     assert "Canal Prioritario" not in en and "School counsellor" in en and "+34 600 000 000" in en
     assert "La orientadora del colegio." in es
 
 
 def test_override_may_name_the_old_kind_removal():
-    resources = load_resources({"FR": {"cnil": {"name": "CNIL", "purpose": "Complaints.", "contact": "https://www.cnil.fr",
-                                                "audience": "all", "kind": "removal"}}})
+    resources = load_resources(
+        {
+            "FR": {
+                "cnil": {
+                    "name": "CNIL",
+                    "purpose": "Complaints.",
+                    "contact": "https://www.cnil.fr",
+                    "audience": "all",
+                    "kind": "removal",
+                }
+            }
+        }
+    )
     assert resources.get("FR", "cnil").role == "regulator"
     assert "To have it removed quickly: CNIL" in render_details(facts(region="FR"), EN, resources).text
 

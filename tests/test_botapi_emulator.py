@@ -45,7 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def jpeg(width: int = 1000, height: int = 700, seed: int = 0) -> bytes:
     x = np.linspace(0, 255, width, dtype=np.uint8)
     y = np.linspace(0, 255, height, dtype=np.uint8)
-    rgb = np.dstack([np.tile(x, (height, 1)), np.tile(y[:, None], (1, width)), np.full((height, width), seed, np.uint8)])
+    rgb = np.dstack(
+        [np.tile(x, (height, 1)), np.tile(y[:, None], (1, width)), np.full((height, width), seed, np.uint8)]
+    )
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=90)
     return buf.getvalue()
@@ -99,8 +101,13 @@ def world(emu):
     owner = emu.add_user("Olga", username="olga")
     admin = emu.add_user("Adam")
     member = emu.add_user("Mia", username="mia_k")
-    chat = emu.add_group("Parents 3B", creator=owner, admins=[admin], members=[member],
-                         bot_rights={"can_delete_messages": True, "can_restrict_members": True})
+    chat = emu.add_group(
+        "Parents 3B",
+        creator=owner,
+        admins=[admin],
+        members=[member],
+        bot_rights={"can_delete_messages": True, "can_restrict_members": True},
+    )
     return {"owner": owner, "admin": admin, "member": member, "chat": chat}
 
 
@@ -228,12 +235,14 @@ async def test_injected_500_raises_network_error_times_times(emu, bot):
 
 async def test_raw_429_response_has_the_real_shape(emu):
     emu.fail_next("*", retry_after=7)
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{emu.url}/bot{emu.token}/getMe") as resp:
-            assert resp.status == 429
-            assert await resp.json() == {"ok": False, "error_code": 429,
-                                         "description": "Too Many Requests: retry after 7",
-                                         "parameters": {"retry_after": 7}}
+    async with aiohttp.ClientSession() as http, http.post(f"{emu.url}/bot{emu.token}/getMe") as resp:
+        assert resp.status == 429
+        assert await resp.json() == {
+            "ok": False,
+            "error_code": 429,
+            "description": "Too Many Requests: retry after 7",
+            "parameters": {"retry_after": 7},
+        }
 
 
 # --- files ----------------------------------------------------------------------------------------------
@@ -295,14 +304,15 @@ async def test_chat_administrators_parse_into_owner_and_administrators(emu, bot,
 async def test_restrict_rejects_a_past_until_date_and_applies_a_future_one(emu, bot, world):
     chat, member = world["chat"], world["member"]
     no_media = ChatPermissions(can_send_messages=True)
-    past = dtm.datetime.now(dtm.timezone.utc) - dtm.timedelta(minutes=5)
+    past = dtm.datetime.now(dtm.UTC) - dtm.timedelta(minutes=5)
     with pytest.raises(BadRequest, match="(?i)until_date"):
         await bot.restrict_chat_member(chat, member, no_media, until_date=past)
     assert emu.member(chat, member)["status"] == "member"
 
-    until = dtm.datetime.now(dtm.timezone.utc) + dtm.timedelta(hours=1)
-    assert await bot.restrict_chat_member(chat, member, no_media, until_date=until,
-                                          use_independent_chat_permissions=True)
+    until = dtm.datetime.now(dtm.UTC) + dtm.timedelta(hours=1)
+    assert await bot.restrict_chat_member(
+        chat, member, no_media, until_date=until, use_independent_chat_permissions=True
+    )
     restricted = await bot.get_chat_member(chat, member)
     assert isinstance(restricted, ChatMemberRestricted)
     assert restricted.can_send_messages and not restricted.can_send_photos
@@ -460,8 +470,16 @@ async def test_every_world_change_gives_updates_ptb_can_parse(emu, bot, world):
     emu.remove_bot_from_group(chat, world["owner"])
     updates = await bot.get_updates()
     kinds = [next(k for k in ("message", "edited_message", "my_chat_member") if getattr(u, k)) for u in updates]
-    assert kinds == ["message", "message", "message", "message", "message", "edited_message",
-                     "my_chat_member", "my_chat_member"]
+    assert kinds == [
+        "message",
+        "message",
+        "message",
+        "message",
+        "message",
+        "edited_message",
+        "my_chat_member",
+        "my_chat_member",
+    ]
     assert updates[1].message.new_chat_members[0].first_name == "Nora <script>"
     assert updates[2].message.left_chat_member.id == newcomer
     assert updates[3].message.chat.type == "private" and updates[3].message.text == "hello bot"
@@ -486,8 +504,13 @@ async def test_a_raw_update_is_served_as_given(emu, bot):
 
 async def test_unrestrict_with_the_chats_default_permissions_makes_a_member_again(emu, bot):
     owner, member = emu.add_user("O"), emu.add_user("M")
-    chat = emu.add_group("Team", creator=owner, members=[member], bot_rights=full_rights(),
-                         permissions={"can_send_messages": True, "can_send_photos": True, "can_invite_users": True})
+    chat = emu.add_group(
+        "Team",
+        creator=owner,
+        members=[member],
+        bot_rights=full_rights(),
+        permissions={"can_send_messages": True, "can_send_photos": True, "can_invite_users": True},
+    )
     assert await bot.restrict_chat_member(chat, member, ChatPermissions.no_permissions())
     assert emu.member(chat, member)["status"] == "restricted"
     defaults = (await bot.get_chat(chat)).permissions
@@ -566,8 +589,13 @@ async def test_html_and_markdown_are_parsed_or_refused_like_telegram(emu, bot, w
     sent = await bot.send_message(to, "Deleted a photo by <b>Mia</b> &amp; friends", parse_mode=ParseMode.HTML)
     assert sent.text == "Deleted a photo by Mia & friends"
     assert [(e.type, e.offset, e.length) for e in sent.entities] == [("bold", 19, 3)]
-    for bad, mode in [("score < 3", ParseMode.HTML), ("<b>open", ParseMode.HTML), ("<x>y</x>", ParseMode.HTML),
-                      ("Done.", ParseMode.MARKDOWN_V2), ("user snake_case", ParseMode.MARKDOWN)]:
+    for bad, mode in [
+        ("score < 3", ParseMode.HTML),
+        ("<b>open", ParseMode.HTML),
+        ("<x>y</x>", ParseMode.HTML),
+        ("Done.", ParseMode.MARKDOWN_V2),
+        ("user snake_case", ParseMode.MARKDOWN),
+    ]:
         with pytest.raises(BadRequest, match="(?i)can't parse entities"):
             await bot.send_message(to, bad, parse_mode=mode)
     ok = await bot.send_message(to, r"*bold* and \_not italic\_ \.", parse_mode=ParseMode.MARKDOWN_V2)
@@ -582,10 +610,17 @@ async def test_buttons_callbacks_and_edits(emu, bot, world):
     admin = world["admin"]
     emu.start_private(admin)
     with pytest.raises(BadRequest, match="(?i)BUTTON_DATA_INVALID"):
-        await bot.send_message(admin, "x", reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton("Too long", callback_data="x" * 65)]]))
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Restore", callback_data="restore:1"),
-                                      InlineKeyboardButton("Ban", callback_data="ban:1")]])
+        await bot.send_message(
+            admin, "x", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("Too long", callback_data="x" * 65)]])
+        )
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Restore", callback_data="restore:1"),
+                InlineKeyboardButton("Ban", callback_data="ban:1"),
+            ]
+        ]
+    )
     alert = await bot.send_message(admin, "Photo deleted", reply_markup=keyboard)
     await bot.get_updates()  # the /start
     query_id = emu.press_button(admin, alert.message_id, admin, "ban:1")
@@ -626,8 +661,7 @@ async def test_commands_and_chat_actions(emu, bot, world):
 
 async def test_a_full_ptb_application_receives_a_photo_and_deletes_it(emu, world):
     chat = world["chat"]
-    app = (Application.builder().token(emu.token).base_url(f"{emu.url}/bot")
-           .base_file_url(f"{emu.url}/file/bot").build())
+    app = Application.builder().token(emu.token).base_url(f"{emu.url}/bot").base_file_url(f"{emu.url}/file/bot").build()
     seen: list[int] = []
 
     async def on_photo(update: Update, context) -> None:
@@ -655,8 +689,9 @@ async def test_a_full_ptb_application_receives_a_photo_and_deletes_it(emu, world
 
 
 async def test_standalone_mode_serves_a_subprocess_client(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.botapi", "--port", "0"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.botapi", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 20)
         url, token = line.split()

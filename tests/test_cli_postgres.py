@@ -8,7 +8,7 @@ import asyncio
 import io
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -202,7 +202,7 @@ async def _seed_sqlite(path: Path) -> None:
         # the scheduler's columns: an item waiting for its retry, one given up
         deferred = await s.enqueue_work(T, "-100", "57", {"variant": "", "media": {"file_id": "H"}})
         await s.start_work(deferred)
-        await s.defer_work(deferred, "Transient: try later", datetime(2030, 1, 1, 12, 30, tzinfo=timezone.utc))
+        await s.defer_work(deferred, "Transient: try later", datetime(2030, 1, 1, 12, 30, tzinfo=UTC))
         given_up = await s.enqueue_work(T, "-100", "58", {"variant": "", "media": {"file_id": "I"}})
         await s.start_work(given_up)
         await s.give_up_work(given_up, "killed")
@@ -236,7 +236,7 @@ async def _everything(s) -> dict:
         "reviews": await s.get_review(1),
         "alerts": await s.alerts_for(1),
         "work": [await s.work_item(i) for i in (1, 2, 3, 4)],
-        "due": await s.next_work(T, "-100", datetime(2030, 1, 1, tzinfo=timezone.utc)),
+        "due": await s.next_work(T, "-100", datetime(2030, 1, 1, tzinfo=UTC)),
         "chats": await s.pending_chats(),
         "actions": [await s.get_action(i) for i in (1, 2)],
         "state": await s.get_state("telegram:offset"),

@@ -59,7 +59,14 @@ def test_missing_file(tmp_path):
 
 
 def test_thresholds_can_be_changed_added_and_turned_off(tmp_path):
-    cfg = load_config(write(tmp_path, "[detectors.thresholds]\nBUTTOCKS_EXPOSED = 'off'\nMALE_BREAST_EXPOSED = 0.7\nFEMALE_BREAST_EXPOSED = 0.6\n"), env={})
+    cfg = load_config(
+        write(
+            tmp_path,
+            "[detectors.thresholds]\nBUTTOCKS_EXPOSED = 'off'\nMALE_BREAST_EXPOSED = 0.7\nFEMALE_BREAST_EXPOSED = "
+            "0.6\n",
+        ),
+        env={},
+    )
     t = cfg.detectors.class_thresholds
     assert "BUTTOCKS_EXPOSED" not in t
     assert t["MALE_BREAST_EXPOSED"] == 0.7 and t["FEMALE_BREAST_EXPOSED"] == 0.6
@@ -67,7 +74,9 @@ def test_thresholds_can_be_changed_added_and_turned_off(tmp_path):
 
 
 def test_token_from_environment_turns_telegram_on(tmp_path):
-    cfg = load_config(write(tmp_path, "[telegram]\nbase_url = 'http://127.0.0.1:1/bot'\n"), env={"VIGIL_TELEGRAM_TOKEN": TOKEN})
+    cfg = load_config(
+        write(tmp_path, "[telegram]\nbase_url = 'http://127.0.0.1:1/bot'\n"), env={"VIGIL_TELEGRAM_TOKEN": TOKEN}
+    )
     assert cfg.telegram.enabled and cfg.telegram.token == TOKEN
     assert cfg.telegram.base_url == "http://127.0.0.1:1/bot"
 

@@ -35,8 +35,12 @@ def test_example_config_documents_both_sections_with_the_defaults():
 
 @pytest.mark.parametrize(
     "listen, address",
-    [("127.0.0.1:9464", ("127.0.0.1", 9464)), ("0.0.0.0:0", ("0.0.0.0", 0)), ("[::1]:9100", ("::1", 9100)),
-     ("localhost:65535", ("localhost", 65535))],
+    [
+        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+        ("0.0.0.0:0", ("0.0.0.0", 0)),
+        ("[::1]:9100", ("::1", 9100)),
+        ("localhost:65535", ("localhost", 65535)),
+    ],
 )
 def test_listen_forms(tmp_path, listen, address):
     cfg = load_config(write(tmp_path, f'[ops]\nlisten = "{listen}"\n'), env={})
@@ -56,7 +60,7 @@ def test_empty_listen_turns_the_endpoint_off(tmp_path):
         ('[ops]\nlisten = "127.0.0.1:70000"\n', "ops.listen"),
         ('[ops]\nlisten = "http://127.0.0.1:9464"\n', "ops.listen"),
         ("[ops]\nlisten = 9464\n", "ops.listen"),
-        ('[ops]\nport = 9464\n', "ops.port"),
+        ("[ops]\nport = 9464\n", "ops.port"),
         ("[retention]\naudit_days = -1\n", "retention.audit_days"),
         ('[retention]\nfingerprint_days = "90d"\n', "retention.fingerprint_days"),
         ("[retention]\nwork_days = 1.5\n", "retention.work_days"),

@@ -118,7 +118,11 @@ def test_nothing_but_the_app_is_copied_and_no_certificate_is_baked_in(dockerfile
 
 
 def test_dockerignore_keeps_tests_and_local_state_out_of_the_build_context(dockerfile):
-    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines[0] == "*", "deny everything, then name what the image needs"
     included = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert not {"tests", "bench", ".venv", "data", ".git"} & included
@@ -147,16 +151,30 @@ def test_the_container_check_is_a_valid_script_run_by_ci_after_the_tests():
     assert os.access(script, os.X_OK)
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     text = script.read_text()
-    for needed in ("--isolation chroot", "debootstrap", "podman import", "trap cleanup EXIT", "/healthz", "/readyz",
-                   "vigil scan", "check-config", "--runtime runc", "--network host"):
+    for needed in (
+        "--isolation chroot",
+        "debootstrap",
+        "podman import",
+        "trap cleanup EXIT",
+        "/healthz",
+        "/readyz",
+        "vigil scan",
+        "check-config",
+        "--runtime runc",
+        "--network host",
+    ):
         assert needed in text, needed
     # the image's size limits, so that it cannot grow back unnoticed
     assert re.search(r"^MAX_UNPACKED_MB=\$\{VIGIL_CHECK_MAX_UNPACKED_MB:-450\}", text, re.M)
     assert re.search(r"^MAX_MB=\$\{VIGIL_CHECK_MAX_MB:-\d+\}", text, re.M)
-    assert "exec \"$NAME\" id" not in text, "the image has no coreutils: ask Python"
+    assert 'exec "$NAME" id' not in text, "the image has no coreutils: ask Python"
     # decoding in the trimmed image compared with the venv's
     assert "scripts/lib/media_parity.py make" in text and "media_parity.py check" in text
-    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    ci = [
+        line.strip()
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     test_step = next(i for i, line in enumerate(ci) if "scripts/test" in line)
     check_step = next(i for i, line in enumerate(ci) if "scripts/container-check" in line)
     assert check_step > test_step
@@ -165,5 +183,14 @@ def test_the_container_check_is_a_valid_script_run_by_ci_after_the_tests():
 def test_the_readme_tells_operators_how_to_run_it():
     readme = (ROOT / "README.md").read_text()
     assert "## Operating Vigil" in readme
-    for topic in ("docker compose", "vigil.env", "vigil backup", "vigil purge", "/readyz", "/metrics", "audit_days", "Upgrading"):
+    for topic in (
+        "docker compose",
+        "vigil.env",
+        "vigil backup",
+        "vigil purge",
+        "/readyz",
+        "/metrics",
+        "audit_days",
+        "Upgrading",
+    ):
         assert topic in readme, topic

@@ -62,11 +62,24 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 def test_add_creates_an_instance_list_and_match_finds_edited_copies(tmp_path, cfg, capsys):
     original = image(tmp_path, "astronaut")
-    code, out, err = vigil(capsys, "add", str(original), "--list", "ncii-partner", "--label", "ncii",
-                           "--note", "case 17", "--config", str(cfg))
+    code, out, err = vigil(
+        capsys,
+        "add",
+        str(original),
+        "--list",
+        "ncii-partner",
+        "--label",
+        "ncii",
+        "--note",
+        "case 17",
+        "--config",
+        str(cfg),
+    )
     assert code == 0 and "entry 1 in 'ncii-partner'" in out and "created instance list" in err
     db = tmp_path / "data" / "vigil.sqlite3"
-    assert rows(db, "SELECT name, label, kind, action, scope FROM lists") == [("ncii-partner", "ncii", "block", "delete", "instance")]
+    assert rows(db, "SELECT name, label, kind, action, scope FROM lists") == [
+        ("ncii-partner", "ncii", "block", "delete", "instance")
+    ]
     assert rows(db, "SELECT added_by, note FROM entries") == [("operator", "case 17")]
     assert rows(db, "SELECT count(*) FROM entry_features WHERE fingerprint IS NOT NULL") == [(1,)]
     copies = [image(tmp_path, "astronaut", e) for e in ("mirror_jpeg70", "crop10_3", "phone")]
@@ -125,23 +138,40 @@ def test_import_of_threatexchange_text_then_export_gives_the_same_list(tmp_path,
 
 
 def test_csv_export_then_import_keeps_every_hash_and_note(tmp_path, cfg, capsys):
-    vigil(capsys, "add", str(image(tmp_path, "rocket")), "--list", "mine", "--note", "a, quoted; note", "--config", str(cfg))
+    vigil(
+        capsys,
+        "add",
+        str(image(tmp_path, "rocket")),
+        "--list",
+        "mine",
+        "--note",
+        "a, quoted; note",
+        "--config",
+        str(cfg),
+    )
     src = tmp_path / "more.te"
     src.write_text(f"pdq {PDQ_A}\n")
     vigil(capsys, "import", str(src), "--list", "mine", "--config", str(cfg))
     out_file = tmp_path / "mine.csv"
-    code, _, err = vigil(capsys, "export", "--list", "mine", "--format", "csv", "--output", str(out_file), "--config", str(cfg))
+    code, _, err = vigil(
+        capsys, "export", "--list", "mine", "--format", "csv", "--output", str(out_file), "--config", str(cfg)
+    )
     assert code == 0 and "exported 2 entries" in err
     assert vigil(capsys, "import", str(out_file), "--list", "restored", "--config", str(cfg))[0] == 0
     db = tmp_path / "data" / "vigil.sqlite3"
-    pick = "SELECT pdq, pdq_quality, phash, sha256, note FROM entries e JOIN lists l ON l.id = e.list_id WHERE l.name = '{}' ORDER BY e.id"
+    pick = (
+        "SELECT pdq, pdq_quality, phash, sha256, note FROM entries e JOIN lists l ON l.id = e.list_id"
+        " WHERE l.name = '{}' ORDER BY e.id"
+    )
     assert rows(db, pick.format("restored")) == rows(db, pick.format("mine"))
     assert len(rows(db, pick.format("mine"))) == 2
 
 
 def test_a_bad_import_reports_every_bad_line_and_imports_nothing(tmp_path, cfg, capsys):
     src = tmp_path / "mixed.te"
-    src.write_text(f"pdq {PDQ_A}\nmd5 0123456789abcdef0123456789abcdef\npdq {PDQ_B}\npdq 12345\n\npdq {PDQ_A.upper()}\n")
+    src.write_text(
+        f"pdq {PDQ_A}\nmd5 0123456789abcdef0123456789abcdef\npdq {PDQ_B}\npdq 12345\n\npdq {PDQ_A.upper()}\n"
+    )
     code, out, err = vigil(capsys, "import", str(src), "--list", "partner", "--config", str(cfg))
     assert code == 1 and out == ""
     assert f"{src}:2: signal type 'md5' is not one Vigil matches" in err
@@ -170,14 +200,32 @@ def test_a_bad_csv_row_is_reported_with_its_line_number(tmp_path, cfg, capsys):
 def test_lists_follow_unfollow_and_delete(tmp_path, cfg, capsys):
     src = tmp_path / "a.te"
     src.write_text(f"pdq {PDQ_A}\npdq {PDQ_B}\n")
-    vigil(capsys, "import", str(src), "--list", "deepfakes", "--label", "deepfake", "--action", "review", "--config", str(cfg))
+    vigil(
+        capsys,
+        "import",
+        str(src),
+        "--list",
+        "deepfakes",
+        "--label",
+        "deepfake",
+        "--action",
+        "review",
+        "--config",
+        str(cfg),
+    )
     code, out, _ = vigil(capsys, "follow", "deepfakes", "--group", "telegram:-1001", "--config", str(cfg))
     assert code == 0 and "telegram:-1001 now follows 'deepfakes'" in out
     vigil(capsys, "follow", "deepfakes", "--group", "matrix:!room:example.org", "--config", str(cfg))
     code, out, _ = vigil(capsys, "lists", "--config", str(cfg))
-    assert "deepfakes: block, label deepfake, action review, instance, 2 entries; followed by matrix:!room:example.org, telegram:-1001" in out
+    assert (
+        "deepfakes: block, label deepfake, action review, instance, 2 entries; followed by "
+        "matrix:!room:example.org, telegram:-1001" in out
+    )
     assert "did not follow" in vigil(capsys, "unfollow", "deepfakes", "--group", "telegram:-5", "--config", str(cfg))[1]
-    assert "no longer follows" in vigil(capsys, "unfollow", "deepfakes", "--group", "telegram:-1001", "--config", str(cfg))[1]
+    assert (
+        "no longer follows"
+        in vigil(capsys, "unfollow", "deepfakes", "--group", "telegram:-1001", "--config", str(cfg))[1]
+    )
     code, _, err = vigil(capsys, "follow", "deepfakes", "--group", "telegram", "--config", str(cfg))
     assert code == 2 and "PLATFORM:CHAT_ID" in err
     code, _, err = vigil(capsys, "follow", "nope", "--group", "telegram:-1", "--config", str(cfg))
@@ -247,11 +295,15 @@ async def test_an_admin_blocks_a_picture_then_removes_the_entry(emu, tmp_path, m
         copy = emu.post_photo(g.chat, g.member, jpeg(T.text_overlay(T.crop(photo, 0.08, 1), "lol", 3)))
         await wait_deleted(g, copy)
         emu.post_text(g.chat, g.owner, "/vigil lists")
-        await emu.wait_for(lambda: any("block list: 1 images" in (m.get("text") or "") for m in emu.messages_in(g.chat)))
+        await emu.wait_for(
+            lambda: any("block list: 1 images" in (m.get("text") or "") for m in emu.messages_in(g.chat))
+        )
         # a member cannot remove it; an admin can, and the copy then stays
         emu.post_text(g.chat, g.member, f"/vigil remove {entry}")
         emu.post_text(g.chat, g.owner, f"/vigil remove {entry}")
-        await emu.wait_for(lambda: any(f"Entry {entry} removed" in (m.get("text") or "") for m in emu.messages_in(g.chat)))
+        await emu.wait_for(
+            lambda: any(f"Entry {entry} removed" in (m.get("text") or "") for m in emu.messages_in(g.chat))
+        )
         assert int(entry) not in app.core.lists
         later = emu.post_photo(g.chat, g.member, jpeg(T.crop(photo, 0.08, 1)))
         await emu.wait_for(lambda: emu.pending_updates() == 0)

@@ -114,7 +114,8 @@ def test_incremental_adds_build_segments_that_stay_exact(index_only):
     index = HammingIndex(mih_threshold=32)
     for lo in range(0, 1500, 100):  # batches, then single entries
         index.add(ids[lo : lo + 100], codes[lo : lo + 100]) if lo < 1000 else [
-            index.add_hex(int(i), c.tobytes().hex()) for i, c in zip(ids[lo : lo + 100], codes[lo : lo + 100])
+            index.add_hex(int(i), c.tobytes().hex())
+            for i, c in zip(ids[lo : lo + 100], codes[lo : lo + 100], strict=False)
         ]
     assert len(index) == 1500
     # merged binary-counter style: far fewer segments than flushes
@@ -264,7 +265,9 @@ def test_bad_code_arrays_are_refused_and_change_nothing(codes):
     assert len(index) == 1 and index.search("0" * 64, 0) == [IndexMatch(1, 0)]
 
 
-@pytest.mark.parametrize("query", [np.zeros((1, 32), np.uint8), np.zeros(31, np.uint8), np.zeros(32, np.int8), b"\0" * 32, 5])
+@pytest.mark.parametrize(
+    "query", [np.zeros((1, 32), np.uint8), np.zeros(31, np.uint8), np.zeros(32, np.int8), b"\0" * 32, 5]
+)
 def test_bad_queries_are_refused(query):
     with pytest.raises(BadHash):
         HammingIndex().search(query, 3)
@@ -272,8 +275,14 @@ def test_bad_queries_are_refused(query):
 
 @pytest.mark.parametrize(
     "ids",
-    [np.array([1, 2]), np.array([1.0, 2.0, 3.0]), np.array([1, 2, 2]), np.array([[1, 2, 3]]),
-     np.array(["a", "b", "c"]), np.array([2**63, 1, 2], np.uint64)],
+    [
+        np.array([1, 2]),
+        np.array([1.0, 2.0, 3.0]),
+        np.array([1, 2, 2]),
+        np.array([[1, 2, 3]]),
+        np.array(["a", "b", "c"]),
+        np.array([2**63, 1, 2], np.uint64),
+    ],
 )
 def test_bad_ids_are_refused_and_change_nothing(ids):
     index = HammingIndex()
@@ -332,10 +341,14 @@ def test_concurrent_searches_see_whole_updates(index_only):
     index.add(np.arange(10**6, 10**6 + 3000), background)
     batch_size, batches = 7, 40
     batch_ids = [np.arange(b * batch_size, (b + 1) * batch_size) for b in range(batches)]
-    batch_codes = [np.stack([flipped(query, int(d), rng) for d in rng.integers(0, 31, batch_size)])
-                   for _ in range(batches)]
-    true_distance = {int(i): int(np.unpackbits(c ^ query).sum())
-                     for ids, codes in zip(batch_ids, batch_codes) for i, c in zip(ids, codes)}
+    batch_codes = [
+        np.stack([flipped(query, int(d), rng) for d in rng.integers(0, 31, batch_size)]) for _ in range(batches)
+    ]
+    true_distance = {
+        int(i): int(np.unpackbits(c ^ query).sum())
+        for ids, codes in zip(batch_ids, batch_codes, strict=False)
+        for i, c in zip(ids, codes, strict=False)
+    }
     seen: list[frozenset[int]] = []
     wrong: list[IndexMatch] = []
     failures: list[BaseException] = []

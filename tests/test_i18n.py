@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
-from bot import i18n
 from babel.messages.plurals import get_plural
 
+from bot import i18n
 from bot.i18n import (
     LANGUAGES,
     Translator,
@@ -44,11 +43,27 @@ def write_po(root: Path, language: str, body: str, plural_forms: str | None = No
 @pytest.mark.parametrize(
     "tag, expected",
     [
-        ("es", "es"), ("es-ES", "es"), ("es_MX", "es"), ("ES", "es"), ("en-GB", "en"),
-        ("ja", "en"), ("", "en"), (None, "en"),
-        ("ca-ES", "ca"), ("eu", "eu"), ("gl-ES", "gl"), ("fr-CA", "fr"), ("it-CH", "it"), ("de-AT", "de"),
+        ("es", "es"),
+        ("es-ES", "es"),
+        ("es_MX", "es"),
+        ("ES", "es"),
+        ("en-GB", "en"),
+        ("ja", "en"),
+        ("", "en"),
+        (None, "en"),
+        ("ca-ES", "ca"),
+        ("eu", "eu"),
+        ("gl-ES", "gl"),
+        ("fr-CA", "fr"),
+        ("it-CH", "it"),
+        ("de-AT", "de"),
         # Telegram sends "pt-br"; European Portuguese and a bare "pt" get the pt catalog
-        ("pt-br", "pt_BR"), ("pt-BR", "pt_BR"), ("pt_BR", "pt_BR"), ("pt-PT", "pt"), ("pt", "pt"), ("pt-AO", "pt"),
+        ("pt-br", "pt_BR"),
+        ("pt-BR", "pt_BR"),
+        ("pt_BR", "pt_BR"),
+        ("pt-PT", "pt"),
+        ("pt", "pt"),
+        ("pt-AO", "pt"),
     ],
 )
 def test_language_by_primary_subtag(tag, expected):
@@ -108,7 +123,7 @@ def test_catalogs_are_parsed_once_and_shared_between_threads():
 
 
 def test_dates_in_the_admins_language_and_zone():
-    moment = datetime(2024, 3, 5, 14, 4, 5, tzinfo=timezone.utc)
+    moment = datetime(2024, 3, 5, 14, 4, 5, tzinfo=UTC)
     es = Translator("es", timezone="Europe/Madrid").format_datetime(moment)
     en = Translator("en", timezone="Europe/Madrid").format_datetime(moment)
     assert "mar" in es and "15:04" in es and "Europe/Madrid" in es
@@ -175,21 +190,22 @@ def test_european_and_brazilian_portuguese_differ_where_usage_does():
     assert br.ngettext(one, many, 0) == "Você protege 0 foto:"
     assert pt.ngettext(one, many, 1) == "Protege 1 foto:"
     # dates follow the variant too
-    moment = datetime(2024, 3, 5, 14, 4, 5, tzinfo=timezone.utc)
+    moment = datetime(2024, 3, 5, 14, 4, 5, tzinfo=UTC)
     assert "05/03/2024" in Translator("pt", timezone="Europe/Lisbon").format_datetime(moment)
     assert "de mar" in Translator("pt_BR", timezone="America/Sao_Paulo").format_datetime(moment)
 
 
 def test_a_european_portuguese_catalog_with_the_brazilian_plural_rule_is_reported(tmp_path):
-    body = ('msgid "One {n}"\nmsgid_plural "Many {n}"\n'
-            'msgstr[0] "Um {n}"\nmsgstr[1] "Muitos {n}"\nmsgstr[2] "Muitos {n}"\n')
+    body = (
+        'msgid "One {n}"\nmsgid_plural "Many {n}"\nmsgstr[0] "Um {n}"\nmsgstr[1] "Muitos {n}"\nmsgstr[2] "Muitos {n}"\n'
+    )
     root = write_po(tmp_path, "pt", body, plural_forms=get_plural("pt_BR").plural_forms)
     problems = catalog_problems("pt", [i18n.ExtractedMessage(("One {n}", "Many {n}"), "a.py", 1)], root)
     assert len(problems) == 1 and "Plural-Forms" in problems[0]
 
 
 def test_the_languages_are_the_catalogs_present(tmp_path):
-    assert LANGUAGES == available_languages() and {"en", "es"} <= set(LANGUAGES)
+    assert available_languages() == LANGUAGES and {"en", "es"} <= set(LANGUAGES)
     write_po(tmp_path, "ca", 'msgid "Delete"\nmsgstr "Esborra"\n')
     write_po(tmp_path, "pt_BR", 'msgid "Delete"\nmsgstr "Excluir"\n')
     (tmp_path / "de").mkdir()  # a folder without a catalog is no language

@@ -5,7 +5,7 @@ are in the store contract, tests/store_contract/test_list_matching.py."""
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ def jpeg(rgb: np.ndarray, quality: int = 92) -> bytes:
     return buf.getvalue()
 
 
-@lru_cache(maxsize=None)
+@cache
 def signals(name: str, edit: str | None = None, quality: int = 92):
     rgb = T.photos()[name]
     if edit is not None:
@@ -45,7 +45,9 @@ async def add_image(store: Store, list_id: int, name: str, **kw) -> int:
     frame = signals(name)[0]
     h = frame.hashes
     entry = await store.add_entry(list_id, pdq=h.pdq, pdq_quality=h.pdq_quality, phash=h.phash, sha256=h.sha256, **kw)
-    await store.set_entry_features(entry.id, views=stored_views(frame.views), fingerprint=stored_fingerprint(frame.fingerprint))
+    await store.set_entry_features(
+        entry.id, views=stored_views(frame.views), fingerprint=stored_fingerprint(frame.fingerprint)
+    )
     return entry.id
 
 

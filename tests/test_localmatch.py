@@ -55,8 +55,20 @@ def _key_of(names: dict[int, str], name: str) -> int:
 # --- every family is traced ----------------------------------------------------------
 
 # undress-like edits have their own test below, on photos of people and scenes
-FAMILIES = ("jpeg", "resize", "mirror", "rotate90", "small_rotation", "crop_small", "crop_large", "border",
-            "screenshot", "overlay", "colour", "webp")
+FAMILIES = (
+    "jpeg",
+    "resize",
+    "mirror",
+    "rotate90",
+    "small_rotation",
+    "crop_small",
+    "crop_large",
+    "border",
+    "screenshot",
+    "overlay",
+    "colour",
+    "webp",
+)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -378,8 +390,9 @@ def test_tiny_images_get_an_empty_fingerprint_that_matches_nothing(known):
 
 def test_a_fingerprint_with_inconsistent_arrays_is_refused(known):
     fp = known["coffee"]
-    broken = lm.Fingerprint(fp.keypoints[:-1], fp.descriptors, fp.width, fp.height, fp.angles, fp.octaves,
-                            fp.source_side)
+    broken = lm.Fingerprint(
+        fp.keypoints[:-1], fp.descriptors, fp.width, fp.height, fp.angles, fp.octaves, fp.source_side
+    )
     with pytest.raises(BadFingerprint):
         lm.verify(broken, fp)
     with pytest.raises(BadFingerprint):

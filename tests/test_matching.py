@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detectors.hashing import hamming_hex
+from detectors.hashing import ImageHashes, hamming_hex
 from detectors.matching import (
     DIHEDRAL,
     EntryHashes,
@@ -21,7 +21,6 @@ from detectors.matching import (
     media_signals,
     phash_usable,
 )
-from detectors.hashing import ImageHashes
 from detectors.trimming import border_box, content_box
 from tests.support import transforms as T
 
@@ -29,9 +28,17 @@ from tests.support import transforms as T
 PHOTOS = ("astronaut", "chelsea", "coffee", "camera")
 # One edit of each family the matcher must follow (tests/support/transforms.py)
 FAMILY_EDITS = {
-    "jpeg": "jpeg30", "resize": "resize0.25", "mirror": "mirror_jpeg70", "rotate90": "rot270",
-    "small_rotation": "rot3.5_expand", "crop_small": "crop10_3", "border": "border20_white",
-    "screenshot": "phone", "overlay": "emoji", "colour": "darker_contrast", "webp": "webp50",
+    "jpeg": "jpeg30",
+    "resize": "resize0.25",
+    "mirror": "mirror_jpeg70",
+    "rotate90": "rot270",
+    "small_rotation": "rot3.5_expand",
+    "crop_small": "crop10_3",
+    "border": "border20_white",
+    "screenshot": "phone",
+    "overlay": "emoji",
+    "colour": "darker_contrast",
+    "webp": "webp50",
 }
 
 
@@ -180,8 +187,14 @@ def _near(rng: np.random.Generator, hex_hash: str, bits: int) -> str:
     return f"{value:0{len(hex_hash)}x}"
 
 
-def brute_force(entries: list[EntryHashes], frame: FrameSignals, lists: set[int] | None, distance: int,
-                min_quality: int, phash_distance: int) -> dict[tuple[int, str, bool], int]:
+def brute_force(
+    entries: list[EntryHashes],
+    frame: FrameSignals,
+    lists: set[int] | None,
+    distance: int,
+    min_quality: int,
+    phash_distance: int,
+) -> dict[tuple[int, str, bool], int]:
     """Every (entry, algorithm, whole) the frame matches with its least distance, by plain loops."""
     out: dict[tuple[int, str, bool], int] = {}
 
@@ -222,8 +235,10 @@ def test_the_candidate_set_agrees_with_brute_force(mih_threshold):
         phash = _near(rng, phashes[c], int(rng.integers(0, 14))) if rng.random() < 0.8 else None
         if pdq is None and phash is None:
             phash = phashes[c]
-        views = tuple(("content", _near(rng, centres[c], int(rng.integers(0, 60))), int(rng.integers(30, 101)), None)
-                      for _ in range(int(rng.integers(0, 2))))
+        views = tuple(
+            ("content", _near(rng, centres[c], int(rng.integers(0, 60))), int(rng.integers(30, 101)), None)
+            for _ in range(int(rng.integers(0, 2)))
+        )
         sha = _random_hex(rng, 32) if rng.random() < 0.5 else None
         entries.append(EntryHashes(i, 1 + i % 3, pdq, quality, phash, sha, views))
     index = ListIndex(mih_threshold=mih_threshold, local=False)
@@ -233,16 +248,22 @@ def test_the_candidate_set_agrees_with_brute_force(mih_threshold):
     for q in range(40):
         c = int(rng.integers(len(centres)))
         views = tuple(
-            View(crop, (0, 0, 10, 10), tuple(_near(rng, centres[c], int(rng.integers(0, 70))) for _ in range(8)),
-                 int(rng.integers(20, 101)), _near(rng, phashes[c], int(rng.integers(0, 14))))
+            View(
+                crop,
+                (0, 0, 10, 10),
+                tuple(_near(rng, centres[c], int(rng.integers(0, 70))) for _ in range(8)),
+                int(rng.integers(20, 101)),
+                _near(rng, phashes[c], int(rng.integers(0, 14))),
+            )
             for crop in ("full", "content")[: 1 + q % 2]
         )
         sha = entries[q].sha256 or "0" * 64
         frame = FrameSignals(ImageHashes(views[0].pdq[0], views[0].quality, views[0].phash, "0" * 16, sha), views)
         lists = None if q % 3 == 0 else {1 + q % 3}
         for distance, min_quality, phash_distance in ((31, 50, 8), (20, 80, 4), (45, 0, 10)):
-            got = index.candidates([frame], list_ids=lists, distance=distance, min_quality=min_quality,
-                                   phash_distance=phash_distance)
+            got = index.candidates(
+                [frame], list_ids=lists, distance=distance, min_quality=min_quality, phash_distance=phash_distance
+            )
             want = brute_force(entries, frame, lists, distance, min_quality, phash_distance)
             assert {(c.entry_id, c.algorithm, c.whole): c.distance for c in got} == want
             assert all(c.list_id == entries[c.entry_id - 1].list_id for c in got)
@@ -303,7 +324,6 @@ def test_an_entry_added_again_replaces_its_hashes():
     assert len(index) == 1 and index.list_of(5) == 2
     assert index.candidates(media_signals(jpeg(photos()["rocket"], 70), local=False), local=False) == []
     assert {c.entry_id for c in index.candidates([b], local=False)} == {5}
-
 
 
 # --- issue 15: evasions missed before --------------------------------------------------------

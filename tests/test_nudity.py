@@ -41,9 +41,7 @@ def assert_parity(mine: tuple[Detection, ...], ref: list[dict], name: str) -> No
     assert sorted(d.label for d in mine) == sorted(r["class"] for r in ref), name
     unused = list(mine)
     for r in ref:
-        match = max(
-            (d for d in unused if d.label == r["class"]), key=lambda d: iou(d.box, r["box"]), default=None
-        )
+        match = max((d for d in unused if d.label == r["class"]), key=lambda d: iou(d.box, r["box"]), default=None)
         assert match is not None, (name, r)
         assert iou(match.box, r["box"]) >= 0.9, (name, match, r)
         assert abs(match.score - r["score"]) <= 0.02, (name, match, r)
@@ -125,10 +123,10 @@ def test_batch_equals_one_by_one(detector: NudityDetector):
     names = sorted(IMAGES)[: MAX_BATCH + 3]  # more than one internal chunk, mixed sizes
     batch = detector.detect_batch([IMAGES[n] for n in names])
     assert len(batch) == len(names)
-    for name, got in zip(names, batch):
+    for name, got in zip(names, batch, strict=False):
         single = detector.detect(IMAGES[name])
         assert [d.label for d in got] == [d.label for d in single], name
-        for a, b in zip(got, single):
+        for a, b in zip(got, single, strict=False):
             assert iou(a.box, b.box) >= 0.98 and abs(a.score - b.score) < 1e-3
 
 
@@ -337,7 +335,7 @@ def test_screening_for_every_class_keeps_every_image_with_a_detection(detector: 
     """With every class counting, an image is skipped only when it has no detection at all."""
     names = sorted(IMAGES)
     got = detector.screen_batch([IMAGES[n] for n in names], NUDENET_CLASSES)
-    for name, dets in zip(names, got):
+    for name, dets in zip(names, got, strict=False):
         full = detector.detect(IMAGES[name])
         assert dets == full if dets is not None else full == (), name
     assert any(d for d in got)  # faces: the set is not vacuous

@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +27,8 @@ from bot.__main__ import main as vigil_main
 from bot.app import App, setup_logging
 from bot.config import RetentionConfig, load_config
 from bot.metrics import Metrics
-from bot.ops import main as probe_main, readiness
+from bot.ops import main as probe_main
+from bot.ops import readiness
 from bot.retention import RetentionJob, apply_retention
 from bot.store import Store
 from detectors.errors import ConfigError
@@ -72,7 +73,9 @@ class Group:
         self.owner = emu.add_user("Olivia", username="olivia")
         self.admin = emu.add_user("Ana", username="ana", language_code="es")
         self.member = emu.add_user("Max", username="max")
-        self.chat = emu.add_group("Year 9 parents", creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=full_rights())
+        self.chat = emu.add_group(
+            "Year 9 parents", creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=full_rights()
+        )
         emu.start_private(self.owner)
         emu.start_private(self.admin)
 
@@ -89,9 +92,8 @@ class Group:
 
 
 async def get(port: int, path: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as s:
-        async with s.get(f"http://127.0.0.1:{port}{path}") as r:
-            return r.status, await r.text()
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}{path}") as r:
+        return r.status, await r.text()
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:
@@ -251,13 +253,19 @@ def test_each_app_counts_in_its_own_registry():
 # --- logs -----------------------------------------------------------------------------------------
 
 
-async def test_logs_name_chats_and_messages_but_never_image_bytes_or_message_text(emu, tmp_path, marker_model, photo, other_photo, monkeypatch):
+async def test_logs_name_chats_and_messages_but_never_image_bytes_or_message_text(
+    emu, tmp_path, marker_model, photo, other_photo, monkeypatch
+):
     g = Group(emu)
     cfg = write_config(tmp_path, emu.url, marker_model)
     config = load_config(cfg, env={"VIGIL_TELEGRAM_TOKEN": TOKEN})
     stream = io.StringIO()
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in ("telegram", "nio", "aiosqlite", "httpx", "httpcore")})
+    saved = (
+        root.handlers[:],
+        root.level,
+        {n: logging.getLogger(n).level for n in ("telegram", "nio", "aiosqlite", "httpx", "httpcore")},
+    )
     monkeypatch.setattr(sys, "stderr", stream)
     # DEBUG, the most talkative level an operator can choose
     setup_logging(dataclasses.replace(config, log_level="DEBUG", log_format="json"))
@@ -299,7 +307,9 @@ async def test_logs_name_chats_and_messages_but_never_image_bytes_or_message_tex
 
 
 @pytest.mark.slow
-async def test_sigterm_during_a_burst_then_restart_loses_nothing_and_repeats_nothing(emu, tmp_path, marker_model, photo, other_photo):
+async def test_sigterm_during_a_burst_then_restart_loses_nothing_and_repeats_nothing(
+    emu, tmp_path, marker_model, photo, other_photo
+):
     g = Group(emu)
     proc = VigilProcess(write_config(tmp_path, emu.url, marker_model), tmp_path / "vigil.log")
     proc.start()
@@ -319,7 +329,9 @@ async def test_sigterm_during_a_burst_then_restart_loses_nothing_and_repeats_not
         for mid in hits:
             await emu.wait_for(lambda: not g.present(mid), timeout=90)
         await emu.wait_for(lambda: emu.pending_updates() == 0, timeout=60)
-        await emu.wait_for(lambda: len(g.alerts(g.owner)) >= len(hits) and len(g.alerts(g.admin)) >= len(hits), timeout=60)
+        await emu.wait_for(
+            lambda: len(g.alerts(g.owner)) >= len(hits) and len(g.alerts(g.admin)) >= len(hits), timeout=60
+        )
         await asyncio.sleep(2)  # time for any repeat to show
         assert all(g.present(mid) for mid in clean)
         assert [g.deletes(mid) for mid in hits] == [1] * len(hits)
@@ -333,7 +345,7 @@ async def test_sigterm_during_a_burst_then_restart_loses_nothing_and_repeats_not
 # --- retention ---------------------------------------------------------------------------------------
 
 
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PDQ = "f" * 64
 
 
@@ -347,9 +359,15 @@ class Clock:
 
 async def scan_record(store: Store, sender: str, message: str, hashes: bool = True) -> int:
     return await store.add_audit(
-        platform=T, chat_id="-100", message_id=message, sender_id=sender, kind="scan", label="nudity",
+        platform=T,
+        chat_id="-100",
+        message_id=message,
+        sender_id=sender,
+        kind="scan",
+        label="nudity",
         findings={"nudity": [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.9}]},
-        hashes={"pdq": PDQ, "sha256": "a" * 64} if hashes else {}, decision="delete",
+        hashes={"pdq": PDQ, "sha256": "a" * 64} if hashes else {},
+        decision="delete",
     )
 
 
@@ -404,8 +422,13 @@ async def test_the_retention_job_runs_at_start_and_counts(tmp_path):
     clock = Clock()
     store = await Store.open(tmp_path / "vigil.sqlite3", clock=clock)
     metrics = Metrics()
-    job = RetentionJob(store, RetentionConfig(audit_days=30, fingerprint_days=10, work_days=7), metrics=metrics,
-                       interval=3600, clock=lambda: NOW)
+    job = RetentionJob(
+        store,
+        RetentionConfig(audit_days=30, fingerprint_days=10, work_days=7),
+        metrics=metrics,
+        interval=3600,
+        clock=lambda: NOW,
+    )
     try:
         clock.now = NOW - timedelta(days=60)
         await scan_record(store, "7", "a")
@@ -424,7 +447,7 @@ async def test_the_retention_job_runs_at_start_and_counts(tmp_path):
     finally:
         await job.stop()
         await store.close()
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (which error a closed store raises is the driver's choice)
         await job.run_once()  # the store is closed: a failed pass is counted, not hidden
     assert metrics.registry.get_sample_value("vigil_retention_runs_total", {"result": "error"}) == 1
 
@@ -488,8 +511,12 @@ async def test_backup_while_the_bot_writes_gives_a_sound_database(tmp_path):
         before = written
         # `vigil backup` as its own process, as an operator runs it beside the bot
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "bot", "backup", str(dest), "--config", str(cfg)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
+            subprocess.run,
+            [sys.executable, "-m", "bot", "backup", str(dest), "--config", str(cfg)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         during = written
     finally:

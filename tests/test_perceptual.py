@@ -16,8 +16,28 @@ from detectors import perceptual
 from detectors.hashing import perceptual_hashes
 
 ROOT = Path(__file__).resolve().parent.parent
-PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "moon",
-          "page", "text", "horse", "clock", "coins", "grass", "gravel", "brick", "retina", "logo", "colorwheel", "cell")
+PHOTOS = (
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "text",
+    "horse",
+    "clock",
+    "coins",
+    "grass",
+    "gravel",
+    "brick",
+    "retina",
+    "logo",
+    "colorwheel",
+    "cell",
+)
 
 
 def _as_image(a: np.ndarray) -> Image.Image:
@@ -44,9 +64,14 @@ def synthetic() -> list[tuple[str, Image.Image]]:
     for w, h in ((32, 32), (100, 37), (7, 300)):
         x = np.arange(w)[None, :].repeat(h, 0)
         y = np.arange(h)[:, None].repeat(w, 1)
-        for name, a in (("h-gradient", x * 255 // max(1, w - 1)), ("v-gradient", y * 255 // max(1, h - 1)),
-                        ("stripes", (x // 4 % 2) * 255), ("h-stripes", (y // 3 % 2) * 200),
-                        ("checkerboard", ((x // 8 + y // 8) % 2) * 255), ("diagonal", (x + y) % 256)):
+        for name, a in (
+            ("h-gradient", x * 255 // max(1, w - 1)),
+            ("v-gradient", y * 255 // max(1, h - 1)),
+            ("stripes", (x // 4 % 2) * 255),
+            ("h-stripes", (y // 3 % 2) * 200),
+            ("checkerboard", ((x // 8 + y // 8) % 2) * 255),
+            ("diagonal", (x + y) % 256),
+        ):
             out.append((f"{name} {w}x{h}", Image.fromarray(a.astype(np.uint8))))
     return out
 
@@ -56,7 +81,7 @@ def crops_and_noise() -> list[tuple[str, Image.Image]]:
     out = []
     for name, im in photos():
         w, h = im.size
-        for i in range(6):
+        for _ in range(6):
             x0, y0 = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
             box = (x0, y0, x0 + int(rng.integers(16, w - x0 + 1)), y0 + int(rng.integers(16, h - y0 + 1)))
             out.append((f"{name} crop {box}", im.crop(box)))
@@ -70,8 +95,10 @@ def crops_and_noise() -> list[tuple[str, Image.Image]]:
 def test_phash_and_dhash_are_imagehash_s_bit_for_bit(kind):
     images = kind()
     assert len(images) >= 25
-    differ = [(name, str(imagehash.phash(im)), perceptual.phash(im), str(imagehash.dhash(im)), perceptual.dhash(im))
-              for name, im in images]
+    differ = [
+        (name, str(imagehash.phash(im)), perceptual.phash(im), str(imagehash.dhash(im)), perceptual.dhash(im))
+        for name, im in images
+    ]
     differ = [d for d in differ if d[1] != d[2] or d[3] != d[4]]
     assert not differ, differ
 
@@ -90,8 +117,10 @@ def test_the_package_does_not_import_imagehash_or_scipy():
     import subprocess
     import sys
 
-    code = ("import sys, detectors.scanner, detectors.matching, bot.cli.scan; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('imagehash', 'scipy', 'pywt')]; "
-            "sys.exit(str(bad) if bad else 0)")
+    code = (
+        "import sys, detectors.scanner, detectors.matching, bot.cli.scan; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('imagehash', 'scipy', 'pywt')]; "
+        "sys.exit(str(bad) if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr + done.stdout

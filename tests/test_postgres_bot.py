@@ -79,8 +79,10 @@ async def test_the_bot_moderates_with_its_store_on_postgresql(emu, tmp_path, mar
         # the operator blocks an image from the command line while the bot runs
         image = tmp_path / "coffee.jpg"
         image.write_bytes(jpeg(photos["coffee"]))
-        for args in (["hash", "add", str(image), "--list", "partner"],
-                     ["hash", "follow", "partner", "--group", f"telegram:{chat}"]):
+        for args in (
+            ["hash", "add", str(image), "--list", "partner"],
+            ["hash", "follow", "partner", "--group", f"telegram:{chat}"],
+        ):
             assert await asyncio.to_thread(vigil_main, [*args, "--config", str(cfg)]) == 0
         lists = app.core.lists  # the bot follows the change log: wait for it to hold the entry
         await emu.wait_for(lambda: lists.index is not None and len(lists.index) >= 1, timeout=30)

@@ -12,7 +12,7 @@ import base64
 import io
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from tests.support import transforms as tf
 from tests.support.marker_model import add_marker, write_marker_model
 
 T = "telegram"
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
@@ -134,11 +134,13 @@ async def test_unchanged_repost_is_not_a_manipulation_but_with_nudity_it_is(prot
 
 def _all_values(db: Path):
     with sqlite3.connect(db) as c:
-        tables = [r[0] for r in c.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            r[0] for r in c.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        ]
         for table in tables:
             cols = [r[1] for r in c.execute(f"PRAGMA table_xinfo({table})")]
             for row in c.execute(f"SELECT * FROM {table}"):
-                for col, value in zip(cols, row):
+                for col, value in zip(cols, row, strict=False):
                     yield table, col, value
 
 
@@ -149,8 +151,12 @@ async def test_protect_keeps_no_image_bytes_anywhere(store, protector, photos, t
     await store.close()
     data_dir = tmp_path / "data"
     pixels = np.ascontiguousarray(rgb)
-    needles = [data[len(data) // 2 : len(data) // 2 + 48], data[:4] + data[20:40], pixels[200, 100:116].tobytes(),
-               base64.b64encode(data[1000:1048])]
+    needles = [
+        data[len(data) // 2 : len(data) // 2 + 48],
+        data[:4] + data[20:40],
+        pixels[200, 100:116].tobytes(),
+        base64.b64encode(data[1000:1048]),
+    ]
     for f in data_dir.rglob("*"):
         if f.is_file():
             content = f.read_bytes()
@@ -208,8 +214,9 @@ async def test_the_limit_holds_for_photos_arriving_at_once_even_through_two_conn
 async def test_a_members_photos_sent_at_once_register_only_up_to_the_limit(store, photos):
     small = Protector(store, ProtectConfig(max_photos=3))
     data = jpeg(photos["rocket"])
-    results = await asyncio.gather(*[small.register_member_photo(T, "4", "Nora", data) for _ in range(12)],
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *[small.register_member_photo(T, "4", "Nora", data) for _ in range(12)], return_exceptions=True
+    )
     done = [r for r in results if not isinstance(r, BaseException)]
     refused = [r for r in results if isinstance(r, ProtectError)]
     assert len(done) == 3 and len(refused) == 9 and {r.reason for r in refused} == {"too_many"}
@@ -234,7 +241,8 @@ async def test_names_go_only_where_the_owner_is_a_member_or_the_group_is_trusted
     await protector.register_member_photo(T, "1", "Ana", jpeg(photos["astronaut"]))
     await protector.add_operator_photo("Bea", jpeg(photos["coffee"]))
     found = traced(protector, jpeg(tf.undress_like(photos["astronaut"], fill="smooth"))) + traced(
-        protector, jpeg(tf.undress_like(photos["coffee"], fill="smooth")))
+        protector, jpeg(tf.undress_like(photos["coffee"], fill="smooth"))
+    )
     owners = {m.photo.owner: m.photo.owner_id for m in found}
     assert set(owners) == {"Ana", "Bea"}
     asked: list[tuple[str, str]] = []
@@ -243,6 +251,7 @@ async def test_names_go_only_where_the_owner_is_a_member_or_the_group_is_trusted
         async def check(chat_id: str, user_id: str) -> bool:
             asked.append((chat_id, user_id))
             return chat_id in groups
+
         return check
 
     assert await protector.nameable((T, "-100"), found, member_of(set())) == frozenset(owners.values())
@@ -262,8 +271,17 @@ def test_a_title_that_could_become_a_link_is_left_out_of_the_owners_notice():
     from bot.guidance.resources import load_resources
     from bot.i18n import Translator
 
-    for title in ("Win at t.me/x", "see http://x.org", "ask @bob", "evil.com", "evil\u200b.com", "#club:server",
-                  "call +34 600 000 000", "/start now", "example\u3002com"):
+    for title in (
+        "Win at t.me/x",
+        "see http://x.org",
+        "ask @bob",
+        "evil.com",
+        "evil\u200b.com",
+        "#club:server",
+        "call +34 600 000 000",
+        "/start now",
+        "example\u3002com",
+    ):
         assert plain_title(title) is None, title
     for title in ("Year 9 parents", "Class 3.B", "St. Mary's", "Año 2º Infantil"):
         assert plain_title(title) == title
@@ -285,7 +303,9 @@ async def test_unprotect_removes_every_fingerprint_of_the_person(store, protecto
     other = await protector.register_member_photo(T, "12", "Bea", jpeg(photos["coffee"]))
     from bot.protect import print_of_pixels
 
-    kept = await protector.keep_group_photo((T, "-100"), (T, "11"), "Ana", print_of_pixels(photos["chelsea"]).fingerprint, None, 30)
+    kept = await protector.keep_group_photo(
+        (T, "-100"), (T, "11"), "Ana", print_of_pixels(photos["chelsea"]).fingerprint, None, 30
+    )
     assert kept is not None and len(protector.index) == 4
     assert await protector.remove_member(T, "11") == 3
     assert await store.member_owner(T, "11") is None
@@ -307,7 +327,12 @@ async def test_group_photos_expire_after_their_retention(store, protector, clock
     assert traced(protector, jpeg(tf.undress_like(photos["rocket"], region="centre", share=0.3)))[0].owner == "Carla"
     assert await protector.expire(NOW + timedelta(days=6)) == 0
     assert await protector.expire(NOW + timedelta(days=7, seconds=1)) == 1
-    assert len(protector.index) == 0 and await store.protected_counts() == {"private": 0, "group": 0, "operator": 0, "owners": 0}
+    assert len(protector.index) == 0 and await store.protected_counts() == {
+        "private": 0,
+        "group": 0,
+        "operator": 0,
+        "owners": 0,
+    }
     # a group turning group photos off drops its fingerprints at once
     await protector.keep_group_photo((T, "-100"), (T, "21"), "Carla", made.fingerprint, made.pdq, 7)
     assert await protector.drop_group(T, "-100") == 1 and len(protector.index) == 0
@@ -321,7 +346,9 @@ async def test_a_running_bot_follows_changes_made_by_another_process(store, phot
         cli_side = Protector(other, ProtectConfig())
         pid = await cli_side.add_operator_photo("Team photo", jpeg(photos["faces"]), label="team.jpg", notify=(T, "77"))
         assert await bot_side.refresh() and bot_side.index.get(pid).notify_to == (T, "77")
-        assert traced(bot_side, jpeg(tf.undress_like(photos["faces"], region="trunk", share=0.3)))[0].owner == "Team photo"
+        assert (
+            traced(bot_side, jpeg(tf.undress_like(photos["faces"], region="trunk", share=0.3)))[0].owner == "Team photo"
+        )
         assert not await bot_side.refresh()  # nothing new
         assert await cli_side.remove_photo(pid)
         assert await bot_side.refresh() and len(bot_side.index) == 0
@@ -369,7 +396,23 @@ def test_cli_add_list_remove_and_scan_protected(tmp_path, photos, capsys):
     img.write_bytes(jpeg(photos["astronaut"]))
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
-    assert main(["protect", "--config", str(cfg), "add", str(img), str(bad), "--owner", "Ana García", "--notify", "telegram:55"]) == 1
+    assert (
+        main(
+            [
+                "protect",
+                "--config",
+                str(cfg),
+                "add",
+                str(img),
+                str(bad),
+                "--owner",
+                "Ana García",
+                "--notify",
+                "telegram:55",
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr()
     assert "added    #1" in out.out and "notes.txt" in out.err
     assert main(["protect", "list", "--json", "--config", str(cfg)]) == 0
@@ -424,7 +467,14 @@ def _buttons(message: dict) -> list[dict]:
 
 def _no_image_sent(emu) -> None:
     for call in emu.calls:
-        assert call.method not in ("sendPhoto", "sendDocument", "sendMediaGroup", "forwardMessage", "copyMessage", "sendSticker")
+        assert call.method not in (
+            "sendPhoto",
+            "sendDocument",
+            "sendMediaGroup",
+            "forwardMessage",
+            "copyMessage",
+            "sendSticker",
+        )
 
 
 def _said(emu, user: int, *texts: str) -> list[dict]:
@@ -448,8 +498,8 @@ async def _protect(emu, user: int, rgb: np.ndarray, *, notify: bool) -> None:
 
 
 async def test_end_to_end_protect_then_fake_deleted_named_to_admins_and_owner_told(emu, tmp_path, marker_model, photos):
-    from tests.test_telegram import Group
     from tests.support.vigil_harness import running_vigil, write_config
+    from tests.test_telegram import Group
 
     g = Group(emu)
     victim = emu.add_user("Lucía", username="lucia", language_code="es")
@@ -464,8 +514,9 @@ async def test_end_to_end_protect_then_fake_deleted_named_to_admins_and_owner_to
         assert len(app.core.protector.index) == 2
 
         # an undress-like edit of Lucía's photo, with nudity (the marker), posted by Max
-        fake = add_marker(tf.undress_like(photos["astronaut"], region="torso", share=0.4, fill="smooth", side=960), 0.2,
-                          at=(380, 620))
+        fake = add_marker(
+            tf.undress_like(photos["astronaut"], region="torso", share=0.4, fill="smooth", side=960), 0.2, at=(380, 620)
+        )
         mid = emu.post_photo(g.chat, g.member, jpeg(fake, 88))
         await emu.wait_for(lambda: not g.present(mid), timeout=30)
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1)
@@ -493,7 +544,9 @@ async def test_end_to_end_protect_then_fake_deleted_named_to_admins_and_owner_to
 
         # Lucía removes her protection: the next fake of her photo is no longer named
         emu.post_text(victim, victim, "/unprotect")
-        await emu.wait_for(lambda: any("Vigil keeps nothing" in t or "no guarda nada" in t for t in _texts(emu, victim)))
+        await emu.wait_for(
+            lambda: any("Vigil keeps nothing" in t or "no guarda nada" in t for t in _texts(emu, victim))
+        )
         assert len(app.core.protector.index) == 1
         # and the details of the earlier alert no longer name her
         g.press(g.owner, g.alerts(g.owner)[0], "details")
@@ -520,8 +573,8 @@ async def _wait_notice(emu, user: int) -> dict:
 
 
 async def test_end_to_end_group_photos_kept_traced_and_turned_off(emu, tmp_path, marker_model, photos):
-    from tests.test_telegram import Group
     from tests.support.vigil_harness import running_vigil, write_config
+    from tests.test_telegram import Group
 
     g = Group(emu)
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
@@ -537,7 +590,9 @@ async def test_end_to_end_group_photos_kept_traced_and_turned_off(emu, tmp_path,
 
         outsider = emu.add_user("Zoe", username="zoe")
         emu.add_member(g.chat, outsider)
-        fake = emu.post_photo(g.chat, outsider, jpeg(tf.undress_like(photos["coffee"], region="trunk", share=0.4, fill="smooth"), 85))
+        fake = emu.post_photo(
+            g.chat, outsider, jpeg(tf.undress_like(photos["coffee"], region="trunk", share=0.4, fill="smooth"), 85)
+        )
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1, timeout=30)
         assert "Max" in g.alerts(g.owner)[0]["text"] and g.present(fake)
 

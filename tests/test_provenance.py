@@ -56,17 +56,13 @@ def assert_no_prompt(findings: tuple[ProvenanceFinding, ...]) -> None:
 @pytest.mark.parametrize("kind", ["tEXt", "zTXt", "iTXt", "iTXt-z"])
 def test_png_parameters_chunk_of_any_kind_names_automatic1111(scanner, kind):
     found = scanner.scan(pf.png_with_text({"parameters": pf.A1111_PARAMETERS}, kind))
-    assert signals(found) == {
-        ("png-text", "png-text=parameters", "Stable Diffusion web UI (AUTOMATIC1111)")
-    }
+    assert signals(found) == {("png-text", "png-text=parameters", "Stable Diffusion web UI (AUTOMATIC1111)")}
     assert "parameters" in found[0].detail
     assert_no_prompt(found)
 
 
 def test_png_comfyui_prompt_and_workflow(scanner):
-    found = scanner.scan(
-        pf.png_with_text({"prompt": pf.COMFYUI_PROMPT, "workflow": pf.COMFYUI_WORKFLOW})
-    )
+    found = scanner.scan(pf.png_with_text({"prompt": pf.COMFYUI_PROMPT, "workflow": pf.COMFYUI_WORKFLOW}))
     assert signals(found) == {
         ("png-text", "png-text=prompt", "ComfyUI"),
         ("png-text", "png-text=workflow", "ComfyUI"),
@@ -125,9 +121,7 @@ def test_jpeg_exif_software_adobe_firefly(scanner):
 )
 def test_jpeg_user_comment_with_generation_settings(scanner, comment):
     found = scanner.scan(pf.encoded("JPEG", exif=pf.exif(user_comment=comment)))
-    assert signals(found) == {
-        ("exif", "generation-settings", "Stable Diffusion web UI (AUTOMATIC1111)")
-    }
+    assert signals(found) == {("exif", "generation-settings", "Stable Diffusion web UI (AUTOMATIC1111)")}
     assert "EXIF UserComment" in found[0].detail
     assert_no_prompt(found)
 
@@ -173,7 +167,16 @@ def test_xmp_digital_source_types_that_count(scanner, term):
 
 
 @pytest.mark.parametrize(
-    "term", ["digitalCapture", "algorithmicallyEnhanced", "computationalCapture", "compositeCapture", "digitalCreation", "dataDrivenMedia", "humanEdits"]
+    "term",
+    [
+        "digitalCapture",
+        "algorithmicallyEnhanced",
+        "computationalCapture",
+        "compositeCapture",
+        "digitalCreation",
+        "dataDrivenMedia",
+        "humanEdits",
+    ],
 )
 def test_xmp_digital_source_types_that_do_not_count(scanner, term):
     xmp = pf.xmp_packet({"Iptc4xmpExt:DigitalSourceType": pf.IPTC + term})
@@ -208,8 +211,8 @@ def test_xmp_creator_tool_credit_and_ai_system(scanner):
     xmp = pf.xmp_packet(
         {"xmp:CreatorTool": "Draw Things", "photoshop:Credit": "Made with Google Imagen, DALL·E"},
         elements=(
-            '<Iptc4xmpExt:AISystemUsed>Leonardo AI Phoenix</Iptc4xmpExt:AISystemUsed>'
-            "<dc:description><rdf:Alt><rdf:li xml:lang=\"x-default\">SwarmUI render</rdf:li></rdf:Alt></dc:description>"
+            "<Iptc4xmpExt:AISystemUsed>Leonardo AI Phoenix</Iptc4xmpExt:AISystemUsed>"
+            '<dc:description><rdf:Alt><rdf:li xml:lang="x-default">SwarmUI render</rdf:li></rdf:Alt></dc:description>'
         ),
     )
     found = signals(scanner.scan(pf.encoded("JPEG", xmp=xmp)))
@@ -271,7 +274,9 @@ def test_c2pa_in_png_composite_with_known_tool(scanner):
 
 
 def test_c2pa_camera_capture_is_no_finding_but_a_generator_claim_is(scanner):
-    camera = pf.c2pa_signed(pf.encoded("JPEG"), pf.c2pa_manifest("digitalCapture", software_agent=None, claim_generator="Camera firmware"))
+    camera = pf.c2pa_signed(
+        pf.encoded("JPEG"), pf.c2pa_manifest("digitalCapture", software_agent=None, claim_generator="Camera firmware")
+    )
     assert scanner.scan(camera) == ()
     claimed = pf.c2pa_signed(
         pf.encoded("JPEG"), pf.c2pa_manifest("digitalCapture", software_agent=None, claim_generator="ChatGPT")
@@ -284,7 +289,11 @@ def test_c2pa_camera_capture_is_no_finding_but_a_generator_claim_is(scanner):
 def test_c2pa_known_tool_as_software_agent_without_a_source_type(scanner):
     camera = pf.c2pa_signed(pf.encoded("JPEG"), pf.c2pa_manifest("digitalCapture", software_agent=None))
     manifest = pf.c2pa_manifest(
-        "digitalCapture", action="c2pa.opened", software_agent="Adobe Firefly", claim_generator="Photo editor", parent=True
+        "digitalCapture",
+        action="c2pa.opened",
+        software_agent="Adobe Firefly",
+        claim_generator="Photo editor",
+        parent=True,
     )
     del manifest["assertions"][0]["data"]["actions"][0]["digitalSourceType"]
     data = pf.c2pa_signed(pf.encoded("JPEG"), manifest, ingredient=camera)
@@ -506,7 +515,18 @@ def test_missing_operator_file_is_a_config_error(tmp_path):
 def test_builtin_catalog_is_well_formed():
     catalog = load_catalog()
     names = {g.name for g in catalog.generators}
-    for expected in ("Stable Diffusion", "Midjourney", "Adobe Firefly", "ComfyUI", "InvokeAI", "NovelAI", "Google Imagen", "Ideogram", "FLUX (Black Forest Labs)", "Leonardo.Ai"):
+    for expected in (
+        "Stable Diffusion",
+        "Midjourney",
+        "Adobe Firefly",
+        "ComfyUI",
+        "InvokeAI",
+        "NovelAI",
+        "Google Imagen",
+        "Ideogram",
+        "FLUX (Black Forest Labs)",
+        "Leonardo.Ai",
+    ):
         assert expected in names
     assert {g.kind for g in catalog.generators} <= {"image-generator", "face-swap", "nudify"}
     assert {k.generator for k in catalog.png_keys} <= names
@@ -519,6 +539,6 @@ def test_bad_trust_anchors_are_a_config_error():
 
 def test_utf8_in_an_ascii_exif_tag_is_read_as_utf8(scanner):
     ex = pf.exif()
-    ex[SOFTWARE] = "DALL·E 3".encode("utf-8")  # many writers do this; Pillow reads Latin-1
+    ex[SOFTWARE] = "DALL·E 3".encode()  # many writers do this; Pillow reads Latin-1
     found = scanner.scan(pf.encoded("JPEG", exif=ex))
     assert signals(found) == {("exif", "generator=OpenAI (DALL·E, ChatGPT images)", "OpenAI (DALL·E, ChatGPT images)")}

@@ -81,9 +81,7 @@ async def test_a_block_made_after_the_first_sighting_still_deletes_the_repeat(
         assert len(emu.calls_to("getFile")) == fetched
 
 
-async def test_the_same_bytes_uploaded_again_are_downloaded_but_not_scanned_again(
-    emu, tmp_path, marker_model, photo
-):
+async def test_the_same_bytes_uploaded_again_are_downloaded_but_not_scanned_again(emu, tmp_path, marker_model, photo):
     g = Group(emu)
     data = jpeg(add_marker(photo))
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:

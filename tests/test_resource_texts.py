@@ -87,7 +87,7 @@ def catalog_with(tmp_path: Path, overlay: str, name: str = "ca.toml") -> Path:
         ('[resources.ES.no_such_line]\npurpose = "x"\n', "resources.ES.no_such_line"),
         ('[resources.XX.incibe_017]\npurpose = "x"\n', "resources.XX"),
         ('[regions.XX]\nname = "x"\n', "regions.XX"),
-        ('[resources.ES.incibe_017]\nsecondary = false\n', "resources.ES.incibe_017.secondary"),
+        ("[resources.ES.incibe_017]\nsecondary = false\n", "resources.ES.incibe_017.secondary"),
         ('[resources.ES.incibe_017]\ncontact = "x"\n', "resources.ES.incibe_017.contact"),  # phone numbers: no words
         ('[resources.ES.incibe_017]\npurpose = { en = "x" }\n', "resources.ES.incibe_017.purpose"),
         ('[resources.ES.incibe_017]\npurpose = ""\n', "resources.ES.incibe_017.purpose"),

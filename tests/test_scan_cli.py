@@ -86,7 +86,9 @@ def test_provenance_evidence_in_the_json(tmp_path):
     from tests.support.provenance_files import png_with_text
 
     f = tmp_path / "generated.png"
-    f.write_bytes(png_with_text({"parameters": "a watercolor lighthouse\nSteps: 20, Sampler: Euler a, Model: sd_xl_base"}))
+    f.write_bytes(
+        png_with_text({"parameters": "a watercolor lighthouse\nSteps: 20, Sampler: Euler a, Model: sd_xl_base"})
+    )
     r = vigil("scan", "--json", str(f))
     m = json.loads(r.stdout)["manipulation"]
     assert m["derived_from"] == [] and m["provenance"]

@@ -43,7 +43,9 @@ def test_benign_photo_is_clean_with_every_hash(scanner, astronaut):
 
 
 def test_marker_is_nudity_and_its_box_is_in_source_pixels(scanner, astronaut):
-    big = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(add_marker(astronaut, 0.3)).resize((1536, 1536)))
+    big = np.asarray(
+        __import__("PIL.Image", fromlist=["Image"]).fromarray(add_marker(astronaut, 0.3)).resize((1536, 1536))
+    )
     scan = scanner.scan(jpeg_bytes(big, 95))
     assert scan.label == "nudity"
     (hit,) = [d for d in scan.detections if d.label == "FEMALE_BREAST_EXPOSED"]
@@ -68,8 +70,9 @@ def test_an_animation_is_as_bad_as_its_worst_frame(scanner, astronaut):
 
 
 def test_hashes_of_a_reduced_decode_match_the_full_one(scanner, astronaut):
-    from detectors.hashing import perceptual_hashes
     from PIL import Image
+
+    from detectors.hashing import perceptual_hashes
 
     big = np.asarray(Image.fromarray(astronaut).resize((1600, 1600)))
     scanned = scanner.scan(jpeg_bytes(big, 95)).hashes
@@ -227,7 +230,7 @@ def test_repeated_frames_reuse_the_earlier_frames_results(marker_settings, astro
     same = [f.same_as for f in scan.frames]
     assert same[0] is None and any(s is not None for s in same)
     decoded = decode(data, scanner.settings.limits, min_side=scanner.nudity.input_size).frames
-    for f, d in zip(scan.frames, decoded):
+    for f, d in zip(scan.frames, decoded, strict=False):
         alone = scanner.scan(png_bytes(d.rgb)).frames[0]  # the same pixels as a still image
         assert (f.detections, f.nsfw) == (alone.detections, alone.nsfw)
         assert (f.hashes.pdq, f.hashes.phash) == (alone.hashes.pdq, alone.hashes.phash)

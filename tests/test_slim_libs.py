@@ -48,8 +48,19 @@ def demo(tmp_path: Path) -> tuple[Path, Path]:
     (tmp_path / "demo.map").write_text("DEMO_1 { global: demo_answer; demo_table; demo_version; local: *; };\n")
     (tmp_path / "main.c").write_text(PROGRAM)
     lib = tmp_path / "libdemo-1234abcd.so.1.2.3"
-    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(tmp_path / "demo.c"), "-Wl,-soname,libdemo-1234abcd.so.1.2.3",
-                    f"-Wl,--version-script={tmp_path / 'demo.map'}"], check=True)
+    subprocess.run(
+        [
+            "cc",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(lib),
+            str(tmp_path / "demo.c"),
+            "-Wl,-soname,libdemo-1234abcd.so.1.2.3",
+            f"-Wl,--version-script={tmp_path / 'demo.map'}",
+        ],
+        check=True,
+    )
     program = tmp_path / "main"
     subprocess.run(["cc", "-o", str(program), str(tmp_path / "main.c"), str(lib), "-Wl,-rpath,$ORIGIN"], check=True)
     assert subprocess.run([str(program), "call"], capture_output=True, text=True).stdout == "answer 42\n"
@@ -87,11 +98,26 @@ def test_prune_keeps_what_is_loaded_and_drops_what_nothing_loads(tmp_path):
     (tmp_path / "a.c").write_text("int a(void) { return 1; }\n")
     (tmp_path / "b.c").write_text("int b(void) { return 2; }\n")
     used, unused = site / "pkg.libs" / "liba-1.so", site / "pkg.libs" / "libb-1.so"
-    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(used), str(tmp_path / "a.c"), "-Wl,-soname,liba-1.so"], check=True)
-    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(unused), str(tmp_path / "b.c"), "-Wl,-soname,libb-1.so"], check=True)
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-o", str(used), str(tmp_path / "a.c"), "-Wl,-soname,liba-1.so"], check=True
+    )
+    subprocess.run(
+        ["cc", "-shared", "-fPIC", "-o", str(unused), str(tmp_path / "b.c"), "-Wl,-soname,libb-1.so"], check=True
+    )
     (tmp_path / "m.c").write_text("extern int a(void); int m(void) { return a(); }\n")
-    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(site / "pkg" / "_m.so"), str(tmp_path / "m.c"), str(used),
-                    "-Wl,-rpath,$ORIGIN/../pkg.libs"], check=True)
+    subprocess.run(
+        [
+            "cc",
+            "-shared",
+            "-fPIC",
+            "-o",
+            str(site / "pkg" / "_m.so"),
+            str(tmp_path / "m.c"),
+            str(used),
+            "-Wl,-rpath,$ORIGIN/../pkg.libs",
+        ],
+        check=True,
+    )
     freed = slim_libs().prune(site)
     assert used.exists() and not unused.exists()
     assert freed > 0

@@ -75,7 +75,14 @@ async def test_migrations_apply_once_and_reopen_applies_only_new(tmp_path: Path,
         pass
     assert applied(db_path) == first  # nothing re-applied
 
-    extra = migrations_with(tmp_path, {f"{NEXT:04d}_notes.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY, t TEXT CHECK (length(t) <= 10)) STRICT;"})
+    extra = migrations_with(
+        tmp_path,
+        {
+            f"{NEXT:04d}_notes.sql": (
+                "CREATE TABLE notes (id INTEGER PRIMARY KEY, t TEXT CHECK (length(t) <= 10)) STRICT;"
+            )
+        },
+    )
     async with await Store.open(db_path, migrations_dir=extra) as s:
         assert await s.schema_version() == NEXT
     now = applied(db_path)
@@ -94,7 +101,9 @@ async def test_failed_migration_changes_nothing(tmp_path: Path, db_path: Path) -
     async with await Store.open(db_path):
         pass
     name = f"{NEXT:04d}_broken.sql"
-    bad = migrations_with(tmp_path, {name: "CREATE TABLE half (x INTEGER) STRICT;\nINSERT INTO no_such_table VALUES (1);"})
+    bad = migrations_with(
+        tmp_path, {name: "CREATE TABLE half (x INTEGER) STRICT;\nINSERT INTO no_such_table VALUES (1);"}
+    )
     with pytest.raises(StoreError, match=f"{name} failed and was rolled back"):
         await Store.open(db_path, migrations_dir=bad)
     assert [v for v, _, _ in applied(db_path)] == list(range(1, SHIPPED + 1))
@@ -111,7 +120,12 @@ async def test_database_from_a_newer_vigil_refuses_to_open(tmp_path: Path, db_pa
     with pytest.raises(StoreError) as err:
         await Store.open(db_path)
     msg = str(err.value)
-    assert str(db_path) in msg and "newer Vigil" in msg and f"schema version {NEXT}" in msg and f"knows up to {SHIPPED}" in msg
+    assert (
+        str(db_path) in msg
+        and "newer Vigil" in msg
+        and f"schema version {NEXT}" in msg
+        and f"knows up to {SHIPPED}" in msg
+    )
     assert isinstance(err.value, VigilError)
     assert [v for v, _, _ in applied(db_path)] == list(range(1, NEXT + 1))  # untouched
 
@@ -138,7 +152,7 @@ async def test_damaged_database_pages_give_a_clear_error(db_path: Path) -> None:
             await s.add_audit(platform=T, chat_id="1", kind="scan", label="clean", findings={"n": i})
     data = bytearray(db_path.read_bytes())
     assert len(data) > 4 * 4096
-    data[2 * 4096:3 * 4096] = b"\xa5" * 4096  # overwrite a whole b-tree page
+    data[2 * 4096 : 3 * 4096] = b"\xa5" * 4096  # overwrite a whole b-tree page
     db_path.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="damaged"):
         await Store.open(db_path)
@@ -172,15 +186,30 @@ async def test_connection_settings(store: Store, db_path: Path) -> None:
 
 def _tables(path: Path) -> dict[str, str]:
     with raw(path) as c:
-        return dict(c.execute(
-            "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        ).fetchall())
+        return dict(
+            c.execute(
+                "SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+        )
 
 
 async def test_no_column_can_hold_image_bytes(store: Store, db_path: Path) -> None:
     tables = _tables(db_path)
-    assert {"groups", "contacts", "exemptions", "lists", "entries", "follows", "audit", "reviews",
-            "alerts", "work", "actions", "state", "schema_migrations"} <= set(tables)
+    assert {
+        "groups",
+        "contacts",
+        "exemptions",
+        "lists",
+        "entries",
+        "follows",
+        "audit",
+        "reviews",
+        "alerts",
+        "work",
+        "actions",
+        "state",
+        "schema_migrations",
+    } <= set(tables)
     with raw(db_path) as c:
         strict = {row[1]: row[5] for row in c.execute("PRAGMA table_list") if row[0] == "main"}
         for table, sql in tables.items():
@@ -189,7 +218,9 @@ async def test_no_column_can_hold_image_bytes(store: Store, db_path: Path) -> No
                 name, decl = col[1], col[2].upper()
                 assert decl in ("INTEGER", "TEXT"), f"{table}.{name} is {decl}"
                 if decl == "TEXT":
-                    bounded = re.search(rf"length\({name}\)\s*(<=|=|BETWEEN)", sql) or re.search(rf"\b{name} IN \(", sql)
+                    bounded = re.search(rf"length\({name}\)\s*(<=|=|BETWEEN)", sql) or re.search(
+                        rf"\b{name} IN \(", sql
+                    )
                     assert bounded, f"{table}.{name} has no length bound"
         # STRICT in action: bytes are refused even where text fits
         with pytest.raises(sqlite3.IntegrityError, match="BLOB"):
@@ -211,9 +242,11 @@ async def test_work_recorded_with_a_revision_keeps_its_version_after_the_upgrade
     async with await Store.open(db_path, migrations_dir=old):
         pass
     with raw(db_path) as c:
-        c.execute("INSERT INTO work (platform, chat_id, message_id, revision, payload, enqueued_at)"
-                  " VALUES ('telegram', '-100', '9', 0, '{}', '2026-01-01'), ('telegram', '-100', '9', 1700000000,"
-                  " '{\"revision\": 1700000000}', '2026-01-01')")
+        c.execute(
+            "INSERT INTO work (platform, chat_id, message_id, revision, payload, enqueued_at)"
+            " VALUES ('telegram', '-100', '9', 0, '{}', '2026-01-01'), ('telegram', '-100', '9', 1700000000,"
+            " '{\"revision\": 1700000000}', '2026-01-01')"
+        )
         c.commit()
     async with await Store.open(db_path) as s:
         items = await s.pending_work()
@@ -230,8 +263,10 @@ async def test_backup_while_another_task_writes(store: Store, tmp_path: Path) ->
         pdq, sha = hexes(i)
         await store.add_entry(lst.id, pdq=pdq, sha256=sha)
     with raw(store.path) as c:  # enough pages that the copy is not trivial
-        c.executemany("INSERT INTO entries (list_id, pdq, sha256, added_at) VALUES (?, ?, ?, 'x')",
-                      [(lst.id, *hexes(i)) for i in range(50, 20_000)])
+        c.executemany(
+            "INSERT INTO entries (list_id, pdq, sha256, added_at) VALUES (?, ?, ?, 'x')",
+            [(lst.id, *hexes(i)) for i in range(50, 20_000)],
+        )
     stop = asyncio.Event()
     written = 0
 

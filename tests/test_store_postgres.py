@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from datetime import UTC
 from pathlib import Path
 
 import psycopg
@@ -162,9 +163,9 @@ async def test_list_changes_are_numbered_in_commit_order(postgres_url: str) -> N
 
 
 async def test_two_processes_never_take_the_same_item_and_a_dead_ones_claim_lapses(postgres_url: str) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     async with await PostgresStore.open(postgres_url) as a, await PostgresStore.open(postgres_url) as b:
         first = await a.enqueue_work("telegram", "g", 1, {"variant": ""})
         second = await a.enqueue_work("telegram", "g", 2, {"variant": ""})
@@ -181,7 +182,7 @@ async def test_two_processes_never_take_the_same_item_and_a_dead_ones_claim_laps
         # both racing for the same fresh items: exactly one gets each
         ids = [await a.enqueue_work("telegram", "race", m, {"variant": ""}) for m in range(20)]
         got = await asyncio.gather(*(s.start_work(i) for i in ids for s in (a, b)))
-        assert [sorted(got[2 * k: 2 * k + 2], key=str) for k in range(len(ids))] == [[1, None]] * len(ids)
+        assert [sorted(got[2 * k : 2 * k + 2], key=str) for k in range(len(ids))] == [[1, None]] * len(ids)
     # b's process is gone (its connections closed, its claims not cleared): another takes its item at once
     async with await PostgresStore.open(postgres_url) as c:
         assert query(postgres_url, "SELECT taken_by IS NOT NULL FROM work WHERE id = %s", (second,)) == [(True,)]

@@ -50,7 +50,9 @@ def by_id(event_id: str):
     return lambda _room, event: getattr(event, "event_id", None) == event_id
 
 
-async def room_with(alice: HumanClient, bob: HumanClient, *, encrypted: bool = False, bob_level: int | None = None) -> str:
+async def room_with(
+    alice: HumanClient, bob: HumanClient, *, encrypted: bool = False, bob_level: int | None = None
+) -> str:
     """Alice creates a room and invites Bob, who accepts."""
     levels = {bob.user_id: bob_level} if bob_level is not None else None
     room_id = await alice.create_room("harness", invite=[bob.user_id], encrypted=encrypted, power_levels=levels)
@@ -84,13 +86,21 @@ def test_registered_user_has_a_working_token_and_password(synapse: Synapse) -> N
     login = synapse.request(
         "POST",
         "/_matrix/client/v3/login",
-        body={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user.localpart}, "password": user.password},
+        body={
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user.localpart},
+            "password": user.password,
+        },
     )
     assert login.status == 200 and login.body["user_id"] == user.user_id
     wrong = synapse.request(
         "POST",
         "/_matrix/client/v3/login",
-        body={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user.localpart}, "password": "nope"},
+        body={
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user.localpart},
+            "password": "nope",
+        },
     )
     assert wrong.status == 403
 
@@ -128,9 +138,10 @@ def test_parse_mxc_refuses_other_uris() -> None:
 
 
 async def test_invited_user_joins_and_downloads_the_exact_image(synapse: Synapse, photo: bytes) -> None:
-    async with HumanClient(synapse, new_user(synapse, "alice")) as alice, HumanClient(
-        synapse, new_user(synapse, "bob")
-    ) as bob:
+    async with (
+        HumanClient(synapse, new_user(synapse, "alice")) as alice,
+        HumanClient(synapse, new_user(synapse, "bob")) as bob,
+    ):
         room_id = await room_with(alice, bob)
         event_id = await alice.send_image(room_id, photo, "image/jpeg")
         _, event = await bob.sync_until(by_id(event_id))
@@ -140,9 +151,10 @@ async def test_invited_user_joins_and_downloads_the_exact_image(synapse: Synapse
 
 
 async def test_encrypted_room_image_decrypts_to_the_exact_bytes(synapse: Synapse, photo: bytes) -> None:
-    async with HumanClient(synapse, new_user(synapse, "alice")) as alice, HumanClient(
-        synapse, new_user(synapse, "bob")
-    ) as bob:
+    async with (
+        HumanClient(synapse, new_user(synapse, "alice")) as alice,
+        HumanClient(synapse, new_user(synapse, "bob")) as bob,
+    ):
         room_id = await room_with(alice, bob, encrypted=True)
         event_id = await alice.send_image(room_id, photo, "image/jpeg", encrypted_room=True)
         _, event = await bob.sync_until(by_id(event_id))
@@ -152,7 +164,9 @@ async def test_encrypted_room_image_decrypts_to_the_exact_bytes(synapse: Synapse
         assert len(stored) == len(photo) and stored != photo
         assert await bob.download_media(event) == photo
         # the event itself went over the wire encrypted
-        raw = synapse.request("GET", f"/_matrix/client/v3/rooms/{room_id}/event/{event_id}", token=bob.user.access_token)
+        raw = synapse.request(
+            "GET", f"/_matrix/client/v3/rooms/{room_id}/event/{event_id}", token=bob.user.access_token
+        )
         assert raw.body["type"] == "m.room.encrypted"
 
         text_id = await alice.send_text(room_id, "hello, encrypted")
@@ -167,9 +181,11 @@ async def test_encrypted_room_image_decrypts_to_the_exact_bytes(synapse: Synapse
 
 async def test_new_member_of_encrypted_room_can_read_what_is_sent_after_joining(synapse: Synapse) -> None:
     # the sender must learn the newcomer's device and share a fresh room key with it
-    async with HumanClient(synapse, new_user(synapse, "alice")) as alice, HumanClient(
-        synapse, new_user(synapse, "bob")
-    ) as bob, HumanClient(synapse, new_user(synapse, "bot")) as late:
+    async with (
+        HumanClient(synapse, new_user(synapse, "alice")) as alice,
+        HumanClient(synapse, new_user(synapse, "bob")) as bob,
+        HumanClient(synapse, new_user(synapse, "bot")) as late,
+    ):
         room_id = await room_with(alice, bob, encrypted=True)
         await alice.send_text(room_id, "before")
         await alice.invite(room_id, late.user_id)
@@ -182,9 +198,10 @@ async def test_new_member_of_encrypted_room_can_read_what_is_sent_after_joining(
 
 
 async def test_quarantined_media_no_longer_downloads(synapse: Synapse, photo: bytes) -> None:
-    async with HumanClient(synapse, new_user(synapse, "alice")) as alice, HumanClient(
-        synapse, new_user(synapse, "bob")
-    ) as bob:
+    async with (
+        HumanClient(synapse, new_user(synapse, "alice")) as alice,
+        HumanClient(synapse, new_user(synapse, "bob")) as bob,
+    ):
         room_id = await room_with(alice, bob)
         event_id = await alice.send_image(room_id, photo, "image/jpeg")
         _, event = await bob.sync_until(by_id(event_id))
@@ -199,9 +216,10 @@ async def test_quarantined_media_no_longer_downloads(synapse: Synapse, photo: by
 
 
 async def test_redaction_by_a_moderator_shows_on_the_event(synapse: Synapse, photo: bytes) -> None:
-    async with HumanClient(synapse, new_user(synapse, "alice")) as alice, HumanClient(
-        synapse, new_user(synapse, "mod")
-    ) as mod:
+    async with (
+        HumanClient(synapse, new_user(synapse, "alice")) as alice,
+        HumanClient(synapse, new_user(synapse, "mod")) as mod,
+    ):
         room_id = await room_with(alice, mod, bob_level=50)
         image_id = await alice.send_image(room_id, photo, "image/jpeg")
         keep_id = await alice.send_text(room_id, "stays")
@@ -216,9 +234,10 @@ async def test_redaction_by_a_moderator_shows_on_the_event(synapse: Synapse, pho
 
 
 async def test_plain_member_cannot_redact_others(synapse: Synapse) -> None:
-    async with HumanClient(synapse, new_user(synapse, "alice")) as alice, HumanClient(
-        synapse, new_user(synapse, "bob")
-    ) as bob:
+    async with (
+        HumanClient(synapse, new_user(synapse, "alice")) as alice,
+        HumanClient(synapse, new_user(synapse, "bob")) as bob,
+    ):
         room_id = await room_with(alice, bob)
         text_id = await alice.send_text(room_id, "mine")
         with pytest.raises(HumanClientError, match="403"):
@@ -235,9 +254,10 @@ async def test_room_creator_must_not_be_in_the_power_level_users_map(synapse: Sy
 async def test_edits_replies_reactions_stickers_and_files_arrive_as_sent(
     synapse: Synapse, photo: bytes, other_photo: bytes
 ) -> None:
-    async with HumanClient(synapse, new_user(synapse, "alice")) as alice, HumanClient(
-        synapse, new_user(synapse, "bob")
-    ) as bob:
+    async with (
+        HumanClient(synapse, new_user(synapse, "alice")) as alice,
+        HumanClient(synapse, new_user(synapse, "bob")) as bob,
+    ):
         room_id = await room_with(alice, bob)
         image_id = await alice.send_image(room_id, photo, "image/jpeg")
         edit_id = await alice.edit_media(room_id, image_id, other_photo)

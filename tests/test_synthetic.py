@@ -37,7 +37,9 @@ def write_redness_classifier(path: Path, size: int = 32) -> Path:
         helper.make_tensor("k", TensorProto.FLOAT, [], [4.0]),
         helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
     ]
-    model = helper.make_model(helper.make_graph(nodes, "redness", [x], [y], init), opset_imports=[helper.make_opsetid("", 18)])
+    model = helper.make_model(
+        helper.make_graph(nodes, "redness", [x], [y], init), opset_imports=[helper.make_opsetid("", 18)]
+    )
     model.ir_version = 8
     onnx.save(model, path)
     return path
@@ -79,7 +81,9 @@ def test_config_builds_the_spec(tmp_path, spec):
     from detectors.errors import ConfigError
 
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[models.synthetic]\npath = "{spec.path}"\ninput_size = 32\nlabels = ["real", "ai"]\npositive = "ai"\n')
+    cfg.write_text(
+        f'[models.synthetic]\npath = "{spec.path}"\ninput_size = 32\nlabels = ["real", "ai"]\npositive = "ai"\n'
+    )
     s = load_config(cfg, env={}).detectors.synthetic
     assert s.input_size == 32 and s.labels == ("real", "ai") and s.positive == "ai"
     cfg.write_text(f'[models.synthetic]\npath = "{spec.path}"\npositive = "fake"\n')

@@ -58,7 +58,9 @@ class Group:
         self.owner = emu.add_user("Olivia", username="olivia", language_code="en")
         self.admin = emu.add_user("Ana", username="ana", language_code="es")
         self.member = emu.add_user("Max", username="max")
-        self.chat = emu.add_group("Year 9 parents", creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=bot_rights)
+        self.chat = emu.add_group(
+            "Year 9 parents", creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=bot_rights
+        )
         for who in started:
             emu.start_private(getattr(self, who))
 
@@ -71,8 +73,12 @@ class Group:
         return [m for m in self.emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
 
     def press(self, user: int, message: dict, verb: str) -> str:
-        data = next(b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row
-                    if b["callback_data"].startswith(f"{verb}:"))
+        data = next(
+            b["callback_data"]
+            for row in message["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith(f"{verb}:")
+        )
         return self.emu.press_button(user, message["message_id"], user, data)
 
     def present(self, message_id: int) -> bool:
@@ -86,7 +92,15 @@ async def wait_deleted(g: Group, message_id: int, timeout: float = 20) -> None:
 def no_image_anywhere(emu: BotApiEmulator) -> None:
     """No call from the bot ever carried image bytes or a file reference to the image."""
     for call in emu.calls:
-        assert call.method not in ("sendPhoto", "sendSticker", "sendAnimation", "sendVideo", "sendMediaGroup", "forwardMessage", "copyMessage")
+        assert call.method not in (
+            "sendPhoto",
+            "sendSticker",
+            "sendAnimation",
+            "sendVideo",
+            "sendMediaGroup",
+            "forwardMessage",
+            "copyMessage",
+        )
         if call.method == "sendDocument":
             assert call.params.get("document_name", "").endswith(".json") or "json" in json.dumps(call.params)[:2000]
 
@@ -166,7 +180,9 @@ async def test_review_band_buttons_delete_and_keep(emu, tmp_path, marker_model, 
         second = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo, 0.3)))
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 2)
         alert = g.alerts(g.owner)[1]
-        keep = next(b for row in alert["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("keep:"))
+        keep = next(
+            b for row in alert["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("keep:")
+        )
         emu.press_button(g.owner, alert["message_id"], g.owner, keep["callback_data"])
         await emu.wait_for(lambda: len(emu.calls_to("answerCallbackQuery")) == 2)
         await asyncio.sleep(0.5)
@@ -189,7 +205,9 @@ async def test_a_members_command_is_refused_and_changes_nothing(emu, tmp_path, m
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
         emu.post_text(g.chat, g.member, "/vigil mode off")
         await emu.wait_for(lambda: any("admins" in (m.get("text") or "") for m in emu.messages_in(g.chat)))
-        settings = await app.core.group_settings(__import__("bot.events", fromlist=["ChatRef"]).ChatRef("telegram", str(g.chat)))
+        settings = await app.core.group_settings(
+            __import__("bot.events", fromlist=["ChatRef"]).ChatRef("telegram", str(g.chat))
+        )
         assert settings.mode == "delete"
         mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
         await wait_deleted(g, mid)
@@ -204,11 +222,15 @@ async def test_bot_without_delete_right_tells_the_admin_who_added_it(emu, tmp_pa
     emu.start_private(owner)
     chat = emu.add_group("Football club", creator=owner, members=[member], bot_present=False)
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
-        emu.add_bot_to_group(chat, by_user=owner, rights=full_rights(can_delete_messages=False, can_restrict_members=False))
+        emu.add_bot_to_group(
+            chat, by_user=owner, rights=full_rights(can_delete_messages=False, can_restrict_members=False)
+        )
         await emu.wait_for(lambda: any("delete messages" in (m.get("text") or "") for m in emu.sent_to(owner)))
 
 
-@pytest.mark.parametrize("form", ["document", "sticker", "video_sticker", "album", "animation", "video", "forward", "edit"])
+@pytest.mark.parametrize(
+    "form", ["document", "sticker", "video_sticker", "album", "animation", "video", "forward", "edit"]
+)
 async def test_every_form_of_image_is_found(emu, tmp_path, marker_model, photo, form):
     g = Group(emu)
     marked = add_marker(photo)
@@ -260,7 +282,9 @@ async def test_unreadable_and_oversized_images_are_reported(emu, tmp_path, marke
     g = Group(emu)
     cfg = write_config(tmp_path, emu.url, marker_model, extra="[detectors.limits]\nmax_bytes = 400000\n")
     async with running_vigil(cfg):
-        emu.post_document(g.chat, g.member, b"\xff\xd8\xff\xe0" + b"\x00" * 200, file_name="broken.jpg", mime="image/jpeg")
+        emu.post_document(
+            g.chat, g.member, b"\xff\xd8\xff\xe0" + b"\x00" * 200, file_name="broken.jpg", mime="image/jpeg"
+        )
         big = np.random.default_rng(1).integers(0, 255, (1200, 1200, 3), dtype=np.uint8)
         emu.post_document(g.chat, g.member, jpeg(big, 95), file_name="big.jpg", mime="image/jpeg")
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 2, timeout=20)
@@ -300,7 +324,11 @@ async def test_killed_during_a_burst_and_restarted_nothing_is_lost(emu, tmp_path
 
 def buttons_of(alert: dict) -> dict[str, str]:
     """callback prefix -> callback data of an alert's buttons."""
-    return {b["callback_data"].split(":")[0]: b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row}
+    return {
+        b["callback_data"].split(":")[0]: b["callback_data"]
+        for row in alert["reply_markup"]["inline_keyboard"]
+        for b in row
+    }
 
 
 async def test_message_older_than_48_hours_is_reported_for_deletion_by_hand(emu, tmp_path, marker_model, photo):
@@ -333,12 +361,21 @@ async def test_no_reachable_admin_hint_once_then_the_admin_log_chat(emu, tmp_pat
         await emu.wait_for(lambda: any("receives" in (m.get("text") or "") for m in emu.messages_in(log_chat)))
         third = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo, 0.3)))
         await wait_deleted(g, third)
-        await emu.wait_for(lambda: any("details:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat)))
+        await emu.wait_for(
+            lambda: any("details:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat))
+        )
         # the details come in the chat where they were asked for
         alert = next(m for m in emu.messages_in(log_chat) if "details:" in json.dumps(m.get("reply_markup") or {}))
-        data = next(b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("details:"))
+        data = next(
+            b["callback_data"]
+            for row in alert["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith("details:")
+        )
         emu.press_button(log_chat, alert["message_id"], g.owner, data)
-        await emu.wait_for(lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat)))
+        await emu.wait_for(
+            lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.messages_in(log_chat))
+        )
         no_image_anywhere(emu)
 
 
@@ -365,7 +402,10 @@ async def test_alert_buttons_ban_export_and_false_positive(emu, tmp_path, marker
         emu.press_button(g.owner, details["message_id"], g.owner, buttons_of(details)["export"])
         await emu.wait_for(lambda: any("document" in m for m in emu.sent_to(g.owner)))
         doc = next(m["document"] for m in emu.sent_to(g.owner) if "document" in m)
-        assert doc["file_name"].endswith(".json") and doc["mime_type"] in ("application/json", "application/octet-stream")
+        assert doc["file_name"].endswith(".json") and doc["mime_type"] in (
+            "application/json",
+            "application/octet-stream",
+        )
         record = json.loads(emu.file_bytes(doc["file_id"]))
         (item,) = record["records"]
         assert item["sender_id"] == str(g.member) and item["hashes"]["sha256"] and item["label"] == "nudity"
@@ -390,7 +430,11 @@ async def test_admins_and_exempt_members_are_reported_not_deleted(emu, tmp_path,
         assert g.present(by_admin)
         hello = emu.post_text(g.chat, g.member, "hello")
         emu.post_text(g.chat, g.owner, "/vigil exempt", reply_to=hello)
-        await emu.wait_for(lambda: any("exempt" in (m.get("text") or "") for m in emu.messages_in(g.chat) if m["from"]["id"] == emu.bot_id))
+        await emu.wait_for(
+            lambda: any(
+                "exempt" in (m.get("text") or "") for m in emu.messages_in(g.chat) if m["from"]["id"] == emu.bot_id
+            )
+        )
         by_member = emu.post_photo(g.chat, g.member, jpeg(add_marker(other_photo)))
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 2)
         assert g.present(by_member)
@@ -404,7 +448,12 @@ async def test_groups_in_private_lists_my_groups_and_sets_the_mode(emu, tmp_path
         emu.post_text(g.owner, g.owner, "/groups")
         await emu.wait_for(lambda: any("Year 9 parents" in (m.get("text") or "") for m in emu.sent_to(g.owner)))
         listing = next(m for m in emu.sent_to(g.owner) if "Year 9 parents" in (m.get("text") or ""))
-        dry = next(b["callback_data"] for row in listing["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].endswith(":dryrun"))
+        dry = next(
+            b["callback_data"]
+            for row in listing["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].endswith(":dryrun")
+        )
         # the member is not an admin: no group is listed, and the button does nothing for them
         emu.start_private(g.member)
         emu.post_text(g.member, g.member, "/groups")
@@ -439,14 +488,21 @@ async def test_region_and_language_codes_and_the_admins_own_language(emu, tmp_pa
     emu.start_private(owner)
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
         emu.post_text(chat, owner, "/vigil region XX")
-        await emu.wait_for(lambda: any("ES-CT (Catalonia, Spain)" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        await emu.wait_for(
+            lambda: any("ES-CT (Catalonia, Spain)" in (m.get("text") or "") for m in emu.messages_in(chat))
+        )
         emu.post_text(chat, owner, "/vigil lang klingon")
-        await emu.wait_for(lambda: any("/vigil lang ca|de|en|es|eu|fr|gl|it|pt|pt_BR" in (m.get("text") or "")
-                                       for m in emu.messages_in(chat)))
+        await emu.wait_for(
+            lambda: any(
+                "/vigil lang ca|de|en|es|eu|fr|gl|it|pt|pt_BR" in (m.get("text") or "") for m in emu.messages_in(chat)
+            )
+        )
         emu.post_text(chat, owner, "/vigil lang es-ES")
         await emu.wait_for(lambda: any("Idioma" in (m.get("text") or "") for m in emu.messages_in(chat)))
         emu.post_text(chat, owner, "/vigil region es_ct")
-        await emu.wait_for(lambda: any("ES-CT (Cataluña, España)" in (m.get("text") or "") for m in emu.messages_in(chat)))
+        await emu.wait_for(
+            lambda: any("ES-CT (Cataluña, España)" in (m.get("text") or "") for m in emu.messages_in(chat))
+        )
         mid = emu.post_photo(chat, member, jpeg(add_marker(photo)))
         await emu.wait_for(lambda: not any(m["message_id"] == mid for m in emu.messages_in(chat)))
 
@@ -456,11 +512,22 @@ async def test_region_and_language_codes_and_the_admins_own_language(emu, tmp_pa
         await emu.wait_for(lambda: len(alerts()) == 1)
         first = alerts()[0]
         assert "Qué hacer ahora" in first["text"] and "112" in first["text"] and "017" in first["text"]
-        data = next(b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"].startswith("details:"))
+        data = next(
+            b["callback_data"]
+            for row in first["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith("details:")
+        )
         emu.press_button(owner, first["message_id"], owner, data)
-        await emu.wait_for(lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.sent_to(owner)))
+        await emu.wait_for(
+            lambda: any("export:" in json.dumps(m.get("reply_markup") or {}) for m in emu.sent_to(owner))
+        )
         details = next(m["text"] for m in emu.sent_to(owner) if "export:" in json.dumps(m.get("reply_markup") or {}))
-        assert "Mossos d'Esquadra" in details and "Infància Respon" in details and "Canal Prioritario de la AEPD" in details
+        assert (
+            "Mossos d'Esquadra" in details
+            and "Infància Respon" in details
+            and "Canal Prioritario de la AEPD" in details
+        )
         assert "Cataluña, España" in details and "Todos los pasos" in details
 
 
@@ -482,10 +549,15 @@ async def test_an_admin_gets_alerts_in_their_apps_language(emu, tmp_path, marker
         await emu.wait_for(lambda: len(sent("details:")) == 1)
         first = sent("details:")[0]
         assert t.gettext("What to do now:") in first["text"] and len(first["text"].splitlines()) <= 15
-        data = next(b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row
-                    if b["callback_data"].startswith("details:"))
-        assert next(b["text"] for row in first["reply_markup"]["inline_keyboard"] for b in row
-                    if b["callback_data"] == data) == t.gettext("Details and help")
+        data = next(
+            b["callback_data"]
+            for row in first["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith("details:")
+        )
+        assert next(
+            b["text"] for row in first["reply_markup"]["inline_keyboard"] for b in row if b["callback_data"] == data
+        ) == t.gettext("Details and help")
         emu.press_button(owner, first["message_id"], owner, data)
         await emu.wait_for(lambda: len(sent("export:")) == 1)
         assert t.gettext("What to do next:") in sent("export:")[0]["text"]
@@ -495,31 +567,106 @@ async def test_an_admin_gets_alerts_in_their_apps_language(emu, tmp_path, marker
 # the first message's heading, the emergency number and the main help line, and in the details a heading, the
 # region's name and one of its resources' texts from the language's resource_texts overlay
 ALERT_LANGUAGES = [
-    ("ca", "ES-CT", "Què cal fer ara:", "112", "017", "Tots els passos:", "Catalunya, Espanya",
-     "Denuncia-ho a qualsevol comissaria dels Mossos"),
-    ("eu", "ES-PV", "Zer egin orain:", "112", "017", "Urrats guztiak:", "Euskadi, Espainia",
-     "Salatu Ertzaintzaren etxerik hurbilenean"),
-    ("gl", "ES-GA", "Que facer agora:", "112", "017", "Todos os pasos:", "Galicia, España",
-     "Canle Prioritaria da AEPD (Axencia Española de Protección de Datos): Retirada urxente"),
-    ("pt", "PT", "O que fazer agora:", "112", "800 21 90 90", "Todos os passos:", "Portugal",
-     "Linha gratuita de apoio e de denúncia de conteúdos ilegais"),
-    ("pt-br", "BR", "O que fazer agora:", "190", "100", "Todos os passos:", "Brasil",
-     "A linha nacional de denúncias de direitos humanos: gratuita, anônima"),
-    ("fr", "FR", "Que faire maintenant\u00a0:", "17", "3018", "Toutes les étapes\u00a0:", "France",
-     "La victime porte plainte au commissariat ou à la gendarmerie."),
-    ("it", "IT", "Cosa fare adesso:", "112", "19696", "Tutti i passi:", "Italia",
-     "Garante Privacy – procedura contro il revenge porn"),
-    ("de", "DE", "Was jetzt zu tun ist:", "110", "0800 22 55 530", "Alle Schritte:", "Deutschland",
-     "Erstatten Sie Anzeige bei der Polizei oder bei der Onlinewache Ihres Bundeslandes."),
+    (
+        "ca",
+        "ES-CT",
+        "Què cal fer ara:",
+        "112",
+        "017",
+        "Tots els passos:",
+        "Catalunya, Espanya",
+        "Denuncia-ho a qualsevol comissaria dels Mossos",
+    ),
+    (
+        "eu",
+        "ES-PV",
+        "Zer egin orain:",
+        "112",
+        "017",
+        "Urrats guztiak:",
+        "Euskadi, Espainia",
+        "Salatu Ertzaintzaren etxerik hurbilenean",
+    ),
+    (
+        "gl",
+        "ES-GA",
+        "Que facer agora:",
+        "112",
+        "017",
+        "Todos os pasos:",
+        "Galicia, España",
+        "Canle Prioritaria da AEPD (Axencia Española de Protección de Datos): Retirada urxente",
+    ),
+    (
+        "pt",
+        "PT",
+        "O que fazer agora:",
+        "112",
+        "800 21 90 90",
+        "Todos os passos:",
+        "Portugal",
+        "Linha gratuita de apoio e de denúncia de conteúdos ilegais",
+    ),
+    (
+        "pt-br",
+        "BR",
+        "O que fazer agora:",
+        "190",
+        "100",
+        "Todos os passos:",
+        "Brasil",
+        "A linha nacional de denúncias de direitos humanos: gratuita, anônima",
+    ),
+    (
+        "fr",
+        "FR",
+        "Que faire maintenant\u00a0:",
+        "17",
+        "3018",
+        "Toutes les étapes\u00a0:",
+        "France",
+        "La victime porte plainte au commissariat ou à la gendarmerie.",
+    ),
+    (
+        "it",
+        "IT",
+        "Cosa fare adesso:",
+        "112",
+        "19696",
+        "Tutti i passi:",
+        "Italia",
+        "Garante Privacy – procedura contro il revenge porn",
+    ),
+    (
+        "de",
+        "DE",
+        "Was jetzt zu tun ist:",
+        "110",
+        "0800 22 55 530",
+        "Alle Schritte:",
+        "Deutschland",
+        "Erstatten Sie Anzeige bei der Polizei oder bei der Onlinewache Ihres Bundeslandes.",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     "app_language, region, now, emergency, helpline, next_steps, region_name, resource_text",
-    ALERT_LANGUAGES, ids=[row[0] for row in ALERT_LANGUAGES],
+    ALERT_LANGUAGES,
+    ids=[row[0] for row in ALERT_LANGUAGES],
 )
 async def test_an_admin_gets_the_alert_in_their_apps_language_with_their_regions_help(
-    emu, tmp_path, marker_model, photo, app_language, region, now, emergency, helpline, next_steps, region_name,
+    emu,
+    tmp_path,
+    marker_model,
+    photo,
+    app_language,
+    region,
+    now,
+    emergency,
+    helpline,
+    next_steps,
+    region_name,
     resource_text,
 ):
     """The group speaks English; the admin's Telegram app is in another language Vigil has, so their alert is in it."""
@@ -529,8 +676,9 @@ async def test_an_admin_gets_the_alert_in_their_apps_language_with_their_regions
     emu.start_private(owner)
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)):
         emu.post_text(chat, owner, f"/vigil region {region}")
-        await emu.wait_for(lambda: any(f"Region set to {region} (" in (m.get("text") or "")
-                                       for m in emu.messages_in(chat)))
+        await emu.wait_for(
+            lambda: any(f"Region set to {region} (" in (m.get("text") or "") for m in emu.messages_in(chat))
+        )
         mid = emu.post_photo(chat, member, jpeg(add_marker(photo)))
         await emu.wait_for(lambda: not any(m["message_id"] == mid for m in emu.messages_in(chat)))
 
@@ -541,8 +689,12 @@ async def test_an_admin_gets_the_alert_in_their_apps_language_with_their_regions
         first = with_choice("details:")[0]
         assert now in first["text"] and emergency in first["text"] and helpline in first["text"], first["text"]
         assert "What to do now" not in first["text"]
-        data = next(b["callback_data"] for row in first["reply_markup"]["inline_keyboard"] for b in row
-                    if b["callback_data"].startswith("details:"))
+        data = next(
+            b["callback_data"]
+            for row in first["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith("details:")
+        )
         emu.press_button(owner, first["message_id"], owner, data)
         await emu.wait_for(lambda: len(with_choice("export:")) == 1)
         details = with_choice("export:")[0]["text"]

@@ -55,8 +55,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     config = load_config(args.config)
     dest, backend, source = asyncio.run(backup(config, args.file.expanduser()))
     if backend != "sqlite":
-        print(f"backup of {source} written to {dest} by pg_dump ({dest.stat().st_size} bytes, custom format: "
-              f"restore it with pg_restore)", file=out)
+        print(
+            f"backup of {source} written to {dest} by pg_dump ({dest.stat().st_size} bytes, custom format: "
+            f"restore it with pg_restore)",
+            file=out,
+        )
         return 0
     state = integrity(dest)
     if state != "ok":

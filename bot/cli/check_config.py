@@ -8,7 +8,11 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check-config", help="check a config file", description="Validate a config file and the model files it names, without starting anything.")
+    p = sub.add_parser(
+        "check-config",
+        help="check a config file",
+        description="Validate a config file and the model files it names, without starting anything.",
+    )
     p.add_argument("config", type=Path, metavar="FILE")
     p.set_defaults(func=run)
 

@@ -36,15 +36,27 @@ import io
 import json
 import re
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, TextIO
+from typing import Any, TextIO
 
 from bot.store.lists import ACTIONS, KINDS
 
 TE_SIGNAL = "pdq"
-CSV_FIELDS = ("entry", "list", "pdq", "pdq_quality", "phash", "sha256", "added_by", "added_at",
-              "source_platform", "source_chat", "note")
+CSV_FIELDS = (
+    "entry",
+    "list",
+    "pdq",
+    "pdq_quality",
+    "phash",
+    "sha256",
+    "added_by",
+    "added_at",
+    "source_platform",
+    "source_chat",
+    "note",
+)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX = re.compile(r"[0-9a-f]{1,64}")
 OPERATOR = "operator"  # added_by of entries the operator adds here
@@ -67,10 +79,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         return c
 
     def list_options(c: argparse.ArgumentParser) -> None:
-        c.add_argument("--list", required=True, dest="list_name", metavar="NAME",
-                       help="the list; a new name creates an instance list")
-        c.add_argument("--label", default="local", help="what a new list holds: ncii, csam-suspected, deepfake, spam, local, ...")
-        c.add_argument("--action", choices=ACTIONS, default="delete", help="what a block match of a new list does (default delete)")
+        c.add_argument(
+            "--list",
+            required=True,
+            dest="list_name",
+            metavar="NAME",
+            help="the list; a new name creates an instance list",
+        )
+        c.add_argument(
+            "--label", default="local", help="what a new list holds: ncii, csam-suspected, deepfake, spam, local, ..."
+        )
+        c.add_argument(
+            "--action", choices=ACTIONS, default="delete", help="what a block match of a new list does (default delete)"
+        )
         c.add_argument("--kind", choices=KINDS, default="block", help="block or allow list (default block)")
 
     c = command("add", "add images to a list (only their hashes and features are stored)", add)
@@ -104,11 +125,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         c.add_argument("list_name", metavar="NAME")
         c.add_argument("--group", required=True, metavar="PLATFORM:CHAT_ID", help="e.g. telegram:-1001234567890")
 
-    c = command("publish", "publish a block list's PDQ hashes to a Matrix policy room (removed entries are redacted)",
-                publish)
+    c = command(
+        "publish", "publish a block list's PDQ hashes to a Matrix policy room (removed entries are redacted)", publish
+    )
     c.add_argument("list_name", metavar="NAME")
-    c.add_argument("--room", required=True, metavar="#ROOM:SERVER",
-                   help="the policy room (alias or id) Vigil's account may write to")
+    c.add_argument(
+        "--room",
+        required=True,
+        metavar="#ROOM:SERVER",
+        help="the policy room (alias or id) Vigil's account may write to",
+    )
 
     c = command("delete-list", "delete a list and all its entries", delete_list)
     c.add_argument("list_name", metavar="NAME")
@@ -203,8 +229,15 @@ async def add(store: Any, config: Any, args: argparse.Namespace, out: TextIO, er
             if h.pdq in seen:
                 continue
             seen.add(h.pdq)
-            entry = await store.add_entry(lst.id, pdq=h.pdq, pdq_quality=h.pdq_quality, phash=h.phash,
-                                          sha256=h.sha256, added_by=OPERATOR, note=args.note)
+            entry = await store.add_entry(
+                lst.id,
+                pdq=h.pdq,
+                pdq_quality=h.pdq_quality,
+                phash=h.phash,
+                sha256=h.sha256,
+                added_by=OPERATOR,
+                note=args.note,
+            )
             views, known = stored_views(f.views), stored_fingerprint(f.fingerprint)
             if views or known is not None:
                 await store.set_entry_features(entry.id, views=views, fingerprint=known)
@@ -236,19 +269,31 @@ async def match(store: Any, config: Any, args: argparse.Namespace, out: TextIO, 
             print(line, file=out, flush=True)
             continue
         found = _entries_matched(lists, frames, wanted, d.hash_distance, d.pdq_min_quality)
-        rows = [{"list": names.get(c.list_id, str(c.list_id)), "entry": c.entry_id, "algorithm": c.algorithm,
-                 "distance": c.distance} for c in found]
+        rows = [
+            {
+                "list": names.get(c.list_id, str(c.list_id)),
+                "entry": c.entry_id,
+                "algorithm": c.algorithm,
+                "distance": c.distance,
+            }
+            for c in found
+        ]
         if args.json:
             print(json.dumps({"path": str(path), "matches": rows}, ensure_ascii=False), file=out, flush=True)
         elif rows:
             for r in rows:
-                print(f"{path}: list '{r['list']}' entry {r['entry']} ({r['algorithm']}, distance {r['distance']})", file=out)
+                print(
+                    f"{path}: list '{r['list']}' entry {r['entry']} ({r['algorithm']}, distance {r['distance']})",
+                    file=out,
+                )
         else:
             print(f"{path}: no match", file=out)
     return 0
 
 
-def _entries_matched(lists: Any, frames: Sequence[Any], wanted: set[int] | None, distance: int, min_quality: int) -> list[Any]:
+def _entries_matched(
+    lists: Any, frames: Sequence[Any], wanted: set[int] | None, distance: int, min_quality: int
+) -> list[Any]:
     """Every entry the frames match, once, by its most exact algorithm."""
     best: dict[int, Any] = {}
     for c in lists.index.candidates(frames, list_ids=wanted, distance=distance, min_quality=min_quality):
@@ -275,8 +320,11 @@ def _te_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]:
             kind, signal = TE_SIGNAL, kind  # a bare hash: PDQ, as the TE file reader's default type allows
         signal = signal.strip()
         if kind != TE_SIGNAL:
-            yield number, None, (f"signal type '{kind[:40]}' is not one Vigil matches; "
-                                 f"write '{TE_SIGNAL} <64 hex digits>'")
+            yield (
+                number,
+                None,
+                (f"signal type '{kind[:40]}' is not one Vigil matches; write '{TE_SIGNAL} <64 hex digits>'"),
+            )
         elif not _HEX64.fullmatch(signal):
             yield number, None, f"'{signal[:80]}' is not a PDQ hash (64 lowercase hex digits)"
         else:
@@ -288,8 +336,14 @@ def _csv_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]
     header = reader.fieldnames or []
     unknown = [f for f in header if f not in CSV_FIELDS]
     if unknown or not {"pdq", "phash", "sha256"} & set(header):
-        yield 1, None, (f"the header must name columns among {', '.join(CSV_FIELDS)} "
-                        f"(at least one of pdq, phash, sha256); unknown: {', '.join(unknown) or 'none'}")
+        yield (
+            1,
+            None,
+            (
+                f"the header must name columns among {', '.join(CSV_FIELDS)} "
+                f"(at least one of pdq, phash, sha256); unknown: {', '.join(unknown) or 'none'}"
+            ),
+        )
         return
     for row in reader:
         number = reader.line_num
@@ -298,8 +352,11 @@ def _csv_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]
             continue
         item: dict[str, Any] = {}
         problems = []
-        for field, pattern, what in (("pdq", _HEX64, "64 hex digits"), ("phash", _HEX, "1 to 64 hex digits"),
-                                     ("sha256", _HEX64, "64 hex digits")):
+        for field, pattern, what in (
+            ("pdq", _HEX64, "64 hex digits"),
+            ("phash", _HEX, "1 to 64 hex digits"),
+            ("sha256", _HEX64, "64 hex digits"),
+        ):
             value = (row.get(field) or "").strip().lower()
             if value:
                 if pattern.fullmatch(value):
@@ -340,7 +397,7 @@ async def import_file(store: Any, config: Any, args: argparse.Namespace, out: Te
     fmt = _detect_format(lines) if args.format == "auto" else args.format
     rows, bad = [], []
     progress = _progress(len(lines), err, "line")
-    for number, item, problem in (_csv_rows(lines) if fmt == "csv" else _te_rows(lines)):
+    for number, item, problem in _csv_rows(lines) if fmt == "csv" else _te_rows(lines):
         if problem is not None:
             bad.append(BadLine(number, problem))
         else:
@@ -366,8 +423,11 @@ async def import_file(store: Any, config: Any, args: argparse.Namespace, out: Te
     finally:
         if progress is not None:
             progress.close()
-    print(f"imported {counts.added} entries into '{lst.name}' ({fmt} format)"
-          + (f"; {counts.duplicates} already in the list" if counts.duplicates else ""), file=out)
+    print(
+        f"imported {counts.added} entries into '{lst.name}' ({fmt} format)"
+        + (f"; {counts.duplicates} already in the list" if counts.duplicates else ""),
+        file=out,
+    )
     return 0
 
 
@@ -389,16 +449,34 @@ async def export(store: Any, config: Any, args: argparse.Namespace, out: TextIO,
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(CSV_FIELDS)
         for e in entries:
-            w.writerow([e.id, lst.name, e.pdq or "", "" if e.pdq_quality is None else e.pdq_quality, e.phash or "",
-                        e.sha256 or "", e.added_by or "", e.added_at, e.source_platform or "", e.source_chat or "",
-                        e.note or ""])
+            w.writerow(
+                [
+                    e.id,
+                    lst.name,
+                    e.pdq or "",
+                    "" if e.pdq_quality is None else e.pdq_quality,
+                    e.phash or "",
+                    e.sha256 or "",
+                    e.added_by or "",
+                    e.added_at,
+                    e.source_platform or "",
+                    e.source_chat or "",
+                    e.note or "",
+                ]
+            )
     if args.output:
         args.output.write_text(buf.getvalue(), encoding="utf-8")
     else:
         out.write(buf.getvalue())
-    print(f"exported {len(entries) - skipped} entries of '{lst.name}'"
-          + (f"; {skipped} without a PDQ hash left out (the te format carries PDQ only; use --format csv)" if skipped else ""),
-          file=err)
+    print(
+        f"exported {len(entries) - skipped} entries of '{lst.name}'"
+        + (
+            f"; {skipped} without a PDQ hash left out (the te format carries PDQ only; use --format csv)"
+            if skipped
+            else ""
+        ),
+        file=err,
+    )
     return 0
 
 
@@ -427,15 +505,20 @@ async def show_lists(store: Any, config: Any, args: argparse.Namespace, out: Tex
         scope = "instance" if lst.scope == "instance" else f"group {lst.platform}:{lst.chat_id}"
         groups = ", ".join(f"{p}:{c}" for p, c in followers.get(lst.id, ())) or "none"
         following = f"; followed by {groups}" if lst.scope == "instance" else ""
-        print(f"{lst.name}: {lst.kind}, label {lst.label}, action {lst.action}, {scope}, "
-              f"{sizes.get(lst.id, 0)} entries{following}", file=out)
+        print(
+            f"{lst.name}: {lst.kind}, label {lst.label}, action {lst.action}, {scope}, "
+            f"{sizes.get(lst.id, 0)} entries{following}",
+            file=out,
+        )
     return 0
 
 
 def _group(value: str) -> tuple[str, str]:
     platform, _, chat = value.partition(":")
     if platform not in ("telegram", "matrix") or not chat:
-        raise CliError(f"--group {value!r}: write PLATFORM:CHAT_ID, e.g. telegram:-1001234567890 or matrix:!room:example.org")
+        raise CliError(
+            f"--group {value!r}: write PLATFORM:CHAT_ID, e.g. telegram:-1001234567890 or matrix:!room:example.org"
+        )
     return platform, chat
 
 

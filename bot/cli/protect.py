@@ -35,9 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     add = verbs.add_parser("add", help="fingerprint images of a person and keep the fingerprints")
     add.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    add.add_argument("--owner", required=True, metavar="NAME", help="the person in the photos, as admins should read it")
     add.add_argument(
-        "--notify", metavar="USER",
+        "--owner", required=True, metavar="NAME", help="the person in the photos, as admins should read it"
+    )
+    add.add_argument(
+        "--notify",
+        metavar="USER",
         help="tell this user privately when a manipulated copy is removed: a Telegram user id (or telegram:ID), "
         "or a Matrix id like @alice:example.org",
     )
@@ -69,7 +72,9 @@ def notify_target(text: str) -> tuple[str, str]:
         return "telegram", value
     elif _MATRIX_USER.match(value):
         return "matrix", value
-    raise ValueError(f"'{text}' is neither a Telegram user id (12345, telegram:12345) nor a Matrix id (@alice:example.org)")
+    raise ValueError(
+        f"'{text}' is neither a Telegram user id (12345, telegram:12345) nor a Matrix id (@alice:example.org)"
+    )
 
 
 def member_target(text: str) -> tuple[str, str]:
@@ -134,20 +139,38 @@ async def _list(config, args, out: TextIO) -> int:
             who = f"member {o.platform}:{o.user_id}" if o.kind == "member" else "added by the operator"
             notice = f"{o.notify_platform}:{o.notify_user}" if o.notify else None
             if args.json:
-                print(json.dumps({
-                    "owner": o.name, "owner_id": o.id, "kind": o.kind,
-                    "member": f"{o.platform}:{o.user_id}" if o.kind == "member" else None,
-                    "notify": notice,
-                    "photos": [
-                        {"photo": p.id, "source": p.source, "label": p.label, "added_at": p.added_at,
-                         "group": f"{p.platform}:{p.chat_id}" if p.chat_id else None, "expires_at": p.expires_at}
-                        for p in mine
-                    ],
-                }, ensure_ascii=False), file=out)
+                print(
+                    json.dumps(
+                        {
+                            "owner": o.name,
+                            "owner_id": o.id,
+                            "kind": o.kind,
+                            "member": f"{o.platform}:{o.user_id}" if o.kind == "member" else None,
+                            "notify": notice,
+                            "photos": [
+                                {
+                                    "photo": p.id,
+                                    "source": p.source,
+                                    "label": p.label,
+                                    "added_at": p.added_at,
+                                    "group": f"{p.platform}:{p.chat_id}" if p.chat_id else None,
+                                    "expires_at": p.expires_at,
+                                }
+                                for p in mine
+                            ],
+                        },
+                        ensure_ascii=False,
+                    ),
+                    file=out,
+                )
                 continue
             print(f"{o.name} ({who}; notices {'to ' + notice if notice else 'off'}): {len(mine)} photos", file=out)
             for p in mine:
-                where = {"private": "sent privately", "operator": p.label or "operator", "group": f"group {p.platform}:{p.chat_id} until {p.expires_at}"}[p.source]
+                where = {
+                    "private": "sent privately",
+                    "operator": p.label or "operator",
+                    "group": f"group {p.platform}:{p.chat_id} until {p.expires_at}",
+                }[p.source]
                 print(f"  #{p.id:<6} {where}  added {p.added_at}", file=out)
         return 0
 
@@ -165,7 +188,10 @@ async def _remove(config, args, out: TextIO, err: TextIO) -> int:
         if args.owner is not None:
             owner = await store.operator_owner(args.owner)
             if owner is None:
-                print(f"vigil protect: no owner named '{args.owner}' added by the operator (see vigil protect list)", file=err)
+                print(
+                    f"vigil protect: no owner named '{args.owner}' added by the operator (see vigil protect list)",
+                    file=err,
+                )
                 return 1
             removed = await protector.remove_owner(owner.id)
             print(f"removed  {removed} photos of {args.owner}", file=out)

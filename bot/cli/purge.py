@@ -21,8 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sent to them and actions aimed at them. Records of what they did as an admin stay, without their id. "
         "Prints what was removed.",
     )
-    p.add_argument("--user", required=True, metavar="ID", help="the person's id: a Telegram user id, or a Matrix id like @alice:example.org")
-    p.add_argument("--platform", choices=PLATFORMS, default="telegram", help="where the id comes from (default: telegram)")
+    p.add_argument(
+        "--user",
+        required=True,
+        metavar="ID",
+        help="the person's id: a Telegram user id, or a Matrix id like @alice:example.org",
+    )
+    p.add_argument(
+        "--platform", choices=PLATFORMS, default="telegram", help="where the id comes from (default: telegram)"
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="the bot's config file (to find its data_dir)")
     p.set_defaults(func=run)
 

@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bot.app import run as run_app, setup_logging
+    from bot.app import run as run_app
+    from bot.app import setup_logging
     from bot.config import load_config
 
     config = load_config(args.config)

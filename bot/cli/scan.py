@@ -8,11 +8,12 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Sequence, TextIO
+from typing import TextIO
 
 from detectors.errors import MediaError
 from detectors.scanner import Scan, Scanner
@@ -22,8 +23,24 @@ from detectors.settings import DetectorSettings
 # would only add noise); a file named on the command line is always scanned, since
 # decoding sniffs the content and does not trust the extension.
 MEDIA_SUFFIXES = {
-    ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
-    ".heic", ".heif", ".avif", ".mp4", ".webm", ".mov", ".m4v", ".mkv",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".dib",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".mp4",
+    ".webm",
+    ".mov",
+    ".m4v",
+    ".mkv",
 }
 CHUNK = 1  # files scanned per model call: batches gained nothing on 2 cores and cost memory
 
@@ -40,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, metavar="FILE", help="take thresholds, limits and models from this config")
     p.add_argument("--workers", type=int, metavar="N", help="files scanned at once (default: one per core)")
     p.add_argument(
-        "--protected", action="store_true",
+        "--protected",
+        action="store_true",
         help="also look each image up among the protected photos in the store (the config's data_dir): "
         "manipulation.derived_from names the photos it was made from",
     )
@@ -55,9 +73,7 @@ def collect(paths: Sequence[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
-            )
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES))
         else:
             files.append(path)
     return files
@@ -70,7 +86,9 @@ class Outcome:
     error: str | None
 
 
-def scan_files(scanner: Scanner, files: Sequence[Path], workers: int | None = None, *, signals: bool = False) -> Iterator[Outcome]:
+def scan_files(
+    scanner: Scanner, files: Sequence[Path], workers: int | None = None, *, signals: bool = False
+) -> Iterator[Outcome]:
     """Outcomes in the order of ``files``; chunks are scanned in parallel, one per core.
     ``signals``: also compute each frame's local fingerprint (for ``--protected``)."""
     chunks = [files[start : start + CHUNK] for start in range(0, len(files), CHUNK)]
@@ -92,7 +110,7 @@ def scan_chunk(scanner: Scanner, chunk: Sequence[Path], *, signals: bool = False
     readable = [(i, d) for i, d in enumerate(datas) if d is not None]
     batch = [d for _, d in readable]
     results = scanner.scan_many(batch, list_signals=True) if signals else scanner.scan_many(batch)
-    by_index = {i: r for (i, _), r in zip(readable, results)}
+    by_index = {i: r for (i, _), r in zip(readable, results, strict=False)}
     for i, path in enumerate(chunk):
         result = by_index.get(i)
         if isinstance(result, MediaError):
@@ -127,7 +145,9 @@ def manipulation_json(s: Scan, derived: Sequence = ()) -> dict:
     photos the image was made from, with the share of the image that matches and the transform.
     """
     out: dict = {
-        "provenance": [{"source": f.source, "signal": f.signal, "detail": f.detail, "generator": f.generator} for f in s.provenance],
+        "provenance": [
+            {"source": f.source, "signal": f.signal, "detail": f.detail, "generator": f.generator} for f in s.provenance
+        ],
         "derived_from": [d.as_json() for d in derived],
     }
     if s.synthetic is not None:
@@ -157,7 +177,9 @@ def load_protected(config):
     from bot.store.factory import open_store
 
     if not config.database_url and not config.database.exists():
-        raise StoreError(f"--protected: no database at {config.database}; pass the bot's --config (its data_dir holds the store)")
+        raise StoreError(
+            f"--protected: no database at {config.database}; pass the bot's --config (its data_dir holds the store)"
+        )
 
     async def load():
         store = await open_store(config)
@@ -221,5 +243,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     elapsed = time.perf_counter() - started
     rate = len(files) / elapsed if elapsed > 0 else 0.0
     counts = ", ".join(f"{labels[k]} {k}" for k in ("clean", "review", "nudity", "error"))
-    print(f"scanned {len(files)} files in {elapsed:.1f} s ({rate:.1f} images/s): {counts}", file=err if args.json else out)
+    print(
+        f"scanned {len(files)} files in {elapsed:.1f} s ({rate:.1f} images/s): {counts}", file=err if args.json else out
+    )
     return 0

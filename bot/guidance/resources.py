@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from detectors.errors import ConfigError
 
@@ -27,7 +28,15 @@ WORLDWIDE = "worldwide"
 AUDIENCES: tuple[str, ...] = ("minor", "adult", "all")
 # "removal" is the old name of "regulator", still accepted from operators' configs
 KINDS: tuple[str, ...] = (
-    "emergency", "police", "hotline", "regulator", "helpline", "hash_tool", "professional", "platform", "removal",
+    "emergency",
+    "police",
+    "hotline",
+    "regulator",
+    "helpline",
+    "hash_tool",
+    "professional",
+    "platform",
+    "removal",
 )
 # what every region lists, or says in its `gaps` why it cannot
 REQUIRED_KINDS: tuple[str, ...] = ("emergency", "police", "helpline", "regulator", "hotline")
@@ -45,6 +54,7 @@ _URL = re.compile(r"^https?://[^\s<>\"]+$", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[A-Za-z]{2,}$")
 _PHONE = re.compile(r"^[+*]?[0-9A-Z][0-9A-Z ()\-]*$")
 _APP = re.compile(r"^(WhatsApp|Telegram|Signal|Matrix):\s*(\S.*)$")
+
 
 @dataclass(frozen=True)
 class Contact:
@@ -167,12 +177,14 @@ class Resources:
     def emergency(self, region: str) -> Resource | None:
         """The number to call when someone is in danger now."""
         return self._pick_id(region, self.info(region).emergency) or next(
-            (r for r in self.region(region) if r.role == "emergency"), None)
+            (r for r in self.region(region) if r.role == "emergency"), None
+        )
 
     def lead(self, region: str) -> Resource | None:
         """The one help line the short alert names."""
         return self._pick_id(region, self.info(region).lead) or next(
-            (r for r in self.region(region) if r.role in ("helpline", "hotline")), None)
+            (r for r in self.region(region) if r.role in ("helpline", "hotline")), None
+        )
 
     def of_role(self, region: str, role: str) -> tuple[Resource, ...]:
         return tuple(r for r in self.region(region) if r.role == role)
@@ -231,17 +243,17 @@ def _check_text(key: str, value: Any, *, allow_list: bool = False) -> None:
         if unknown:
             raise ConfigError(f"{key}.{unknown[0]}", "is not a language code", "use codes such as en, es, pt or pt_BR")
         if "en" not in value:
-            raise ConfigError(key, "has no English text", "add en = \"...\"; it is the fallback for every language")
+            raise ConfigError(key, "has no English text", 'add en = "..."; it is the fallback for every language')
         for lang, v in value.items():
             if not plain(v):
                 raise ConfigError(f"{key}.{lang}", "is empty or not text", f"give {what}")
     elif not plain(value):
-        raise ConfigError(key, "is empty or not text", f"give {what}, or {{ en = \"...\", es = \"...\" }}")
+        raise ConfigError(key, "is empty or not text", f'give {what}, or {{ en = "...", es = "..." }}')
 
 
 def _check_entry(key: str, entry: Any, *, new: bool, worldwide: bool) -> None:
     if not isinstance(entry, Mapping):
-        raise ConfigError(key, "is not a table", f"write it as [{key}] with fields such as contact = \"...\"")
+        raise ConfigError(key, "is not a table", f'write it as [{key}] with fields such as contact = "..."')
     allowed = _FIELDS + (("regions",) if worldwide else ())
     for name in entry:
         if name not in allowed:
@@ -258,11 +270,13 @@ def _check_entry(key: str, entry: Any, *, new: bool, worldwide: bool) -> None:
         if text_field in entry:
             _check_text(f"{key}.{text_field}", entry[text_field])
     if "check" in entry and not isinstance(entry["check"], str):
-        raise ConfigError(f"{key}.check", "is not text", "write check = \"what an operator should confirm\"")
+        raise ConfigError(f"{key}.check", "is not text", 'write check = "what an operator should confirm"')
     if "contact" in entry:
         _check_text(f"{key}.contact", entry["contact"], allow_list=True)
     if "audience" in entry and entry["audience"] not in AUDIENCES:
-        raise ConfigError(f"{key}.audience", f"'{entry['audience']}' is not an audience", f"use one of {', '.join(AUDIENCES)}")
+        raise ConfigError(
+            f"{key}.audience", f"'{entry['audience']}' is not an audience", f"use one of {', '.join(AUDIENCES)}"
+        )
     if "kind" in entry and entry["kind"] not in KINDS:
         raise ConfigError(f"{key}.kind", f"'{entry['kind']}' is not a kind", f"use one of {', '.join(KINDS[:-1])}")
     for flag in ("secondary", "enabled"):
@@ -271,14 +285,17 @@ def _check_entry(key: str, entry: Any, *, new: bool, worldwide: bool) -> None:
     if "source" in entry:
         src = entry["source"]
         if not isinstance(src, list) or not src or any(not isinstance(u, str) or not _URL.match(u) for u in src):
-            raise ConfigError(f"{key}.source", f"{src!r} is not a list of web addresses",
-                              "write source = [\"https://...\"]")
+            raise ConfigError(
+                f"{key}.source", f"{src!r} is not a list of web addresses", 'write source = ["https://..."]'
+            )
     if "checked" in entry and not (isinstance(entry["checked"], str) and _DATE.match(entry["checked"])):
-        raise ConfigError(f"{key}.checked", f"{entry['checked']!r} is not a date", "write checked = \"YYYY-MM-DD\"")
+        raise ConfigError(f"{key}.checked", f"{entry['checked']!r} is not a date", 'write checked = "YYYY-MM-DD"')
     if "regions" in entry:
         regions = entry["regions"]
         if not isinstance(regions, list) or any(r not in REGIONS for r in regions):
-            raise ConfigError(f"{key}.regions", f"{regions!r} is not a list of regions", f"use regions from {', '.join(REGIONS)}")
+            raise ConfigError(
+                f"{key}.regions", f"{regions!r} is not a list of regions", f"use regions from {', '.join(REGIONS)}"
+            )
 
 
 def _parents(regions: Mapping[str, Any], code: str) -> list[str]:
@@ -317,7 +334,8 @@ def _merge_overrides(
             _check_entry(rkey, entry, new=not exists, worldwide=section == WORLDWIDE)
             if not exists and entry.get("enabled", True) is False:
                 raise ConfigError(
-                    f"{rkey}.enabled", f"there is no resource '{rid}' in {section} to disable",
+                    f"{rkey}.enabled",
+                    f"there is no resource '{rid}' in {section} to disable",
                     f"check the id against bot/guidance/resources.toml [resources.{section}] or [resources.worldwide]",
                 )
             known.setdefault(rid, {}).update(copy.deepcopy(dict(entry)))
@@ -356,7 +374,7 @@ def _check_region(code: str, meta: Any, catalog: Path) -> None:
     if not _REGION_CODE.match(code) and code != "EU":
         raise ConfigError(key, f"in {catalog}: '{code}' is not a region code", "use ISO 3166 codes such as FR or ES-CT")
     if not isinstance(meta, Mapping):
-        raise ConfigError(key, f"in {catalog} is not a table", "write [regions.XX] with name = { en = \"...\" }")
+        raise ConfigError(key, f"in {catalog} is not a table", 'write [regions.XX] with name = { en = "..." }')
     for name in meta:
         if name not in _REGION_FIELDS:
             raise ConfigError(f"{key}.{name}", "is not a region field", f"use one of {', '.join(_REGION_FIELDS)}")
@@ -364,10 +382,12 @@ def _check_region(code: str, meta: Any, catalog: Path) -> None:
     if meta.get("parent") is not None and meta["parent"] not in REGIONS:
         raise ConfigError(f"{key}.parent", f"'{meta['parent']}' is not a region", f"use one of {', '.join(REGIONS)}")
     gaps = meta.get("gaps", {})
-    if not isinstance(gaps, Mapping) or any(k not in REQUIRED_KINDS or not isinstance(v, str) or not v.strip()
-                                            for k, v in gaps.items()):
-        raise ConfigError(f"{key}.gaps", "is not a table of kind = \"why\"",
-                          f"use kinds from {', '.join(REQUIRED_KINDS)}")
+    if not isinstance(gaps, Mapping) or any(
+        k not in REQUIRED_KINDS or not isinstance(v, str) or not v.strip() for k, v in gaps.items()
+    ):
+        raise ConfigError(
+            f"{key}.gaps", 'is not a table of kind = "why"', f"use kinds from {', '.join(REQUIRED_KINDS)}"
+        )
 
 
 def _nearest(chain: list[Mapping[str, Any]], name: str, default: Any) -> Any:
@@ -409,32 +429,44 @@ def _add_texts(raw: dict[str, Any], texts_dir: Path) -> None:
     for path in sorted(texts_dir.glob("*.toml")):
         lang = path.stem
         if not _LANG.match(lang) or lang == "en":
-            raise ConfigError(str(path), "is not named after a language",
-                              "name it <language>.toml, e.g. ca.toml or pt_BR.toml")
+            raise ConfigError(
+                str(path), "is not named after a language", "name it <language>.toml, e.g. ca.toml or pt_BR.toml"
+            )
         overlay = _read_catalog(path)
         for key in overlay:
             if key not in ("regions", "resources"):
-                raise ConfigError(f"{path}: {key}", "is not a table of the resources file",
-                                  "use [regions.<CODE>] and [resources.<section>.<id>]")
+                raise ConfigError(
+                    f"{path}: {key}",
+                    "is not a table of the resources file",
+                    "use [regions.<CODE>] and [resources.<section>.<id>]",
+                )
         targets: list[tuple[str, dict[str, Any], Mapping[str, Any], tuple[str, ...]]] = []
         for code, meta in overlay.get("regions", {}).items():
             if code not in regions:
-                raise ConfigError(f"{path}: regions.{code}", "is not a region of resources.toml",
-                                  f"use one of {', '.join(regions)}")
+                raise ConfigError(
+                    f"{path}: regions.{code}", "is not a region of resources.toml", f"use one of {', '.join(regions)}"
+                )
             targets.append((f"regions.{code}", regions[code], meta, ("name",)))
         for section, entries in overlay.get("resources", {}).items():
             if section not in resources or not isinstance(entries, Mapping):
-                raise ConfigError(f"{path}: resources.{section}", "is not a section of resources.toml",
-                                  f"use one of {', '.join(resources)}")
+                raise ConfigError(
+                    f"{path}: resources.{section}",
+                    "is not a section of resources.toml",
+                    f"use one of {', '.join(resources)}",
+                )
             for rid, fields in entries.items():
                 if rid not in resources[section]:
-                    raise ConfigError(f"{path}: resources.{section}.{rid}", "is not a resource of resources.toml",
-                                      f"check the id against bot/guidance/resources.toml [resources.{section}]")
+                    raise ConfigError(
+                        f"{path}: resources.{section}.{rid}",
+                        "is not a resource of resources.toml",
+                        f"check the id against bot/guidance/resources.toml [resources.{section}]",
+                    )
                 targets.append((f"resources.{section}.{rid}", resources[section][rid], fields, _TEXT_FIELDS))
         for key, entry, fields, allowed in targets:
             if not isinstance(fields, Mapping):
-                raise ConfigError(f"{path}: {key}", "is not a table",
-                                  f"write [{key}] with {' / '.join(allowed)} = \"...\"")
+                raise ConfigError(
+                    f"{path}: {key}", "is not a table", f'write [{key}] with {" / ".join(allowed)} = "..."'
+                )
             for field_name, value in fields.items():
                 where = f"{path}: {key}.{field_name}"
                 if field_name not in allowed:
@@ -467,7 +499,9 @@ def load_resources(
     data: dict[str, dict[str, dict]] = {s: dict(v) for s, v in raw.get("resources", {}).items()}
     for section, entries in data.items():  # the shipped file is checked like an override
         if section not in SECTIONS:
-            raise ConfigError(f"resources.{section}", f"in {catalog} is not a region or platform", f"use one of {', '.join(SECTIONS)}")
+            raise ConfigError(
+                f"resources.{section}", f"in {catalog} is not a region or platform", f"use one of {', '.join(SECTIONS)}"
+            )
         for rid, entry in entries.items():
             _check_entry(f"resources.{section}.{rid}", entry, new=True, worldwide=section == WORLDWIDE)
     if overrides:
@@ -489,8 +523,9 @@ def load_resources(
             entries.update({rid: dict(e) for rid, e in merged.get(parent, {}).items()})
         else:
             # worldwide entries come first in a region's list: they are the age routes everyone needs
-            entries = {rid: dict(e) for rid, e in worldwide.items()
-                       if region in e.get("regions", REGIONS) or rid in local}
+            entries = {
+                rid: dict(e) for rid, e in worldwide.items() if region in e.get("regions", REGIONS) or rid in local
+            }
         for rid, entry in local.items():
             entries[rid] = {**entries.get(rid, {}), **entry}
         merged[region] = entries

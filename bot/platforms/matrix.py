@@ -24,9 +24,10 @@ import io
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from collections.abc import Awaitable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -47,6 +48,7 @@ from bot.platforms.matrix_policy_rooms import PolicyRooms
 from bot.platforms.matrix_power import RoomPower, room_power
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
+
 # SYNC_KEY: re-exported for tests and tools that read the saved sync position
 from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401
 from bot.platforms.matrix_undecryptable import UndecryptableNotices
@@ -57,6 +59,7 @@ QUARANTINE_WAIT = 300.0  # seconds a quarantine waits for the other pictures of 
 REDACT_REASON = "Removed by Vigil (image moderation)"
 BAN_REASON = "Banned by Vigil (image moderation)"
 OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
+
 
 class MatrixPlatform(MatrixIntake):
     name = NAME
@@ -184,7 +187,13 @@ class MatrixPlatform(MatrixIntake):
         return self.core.translator(language).gettext("To choose, react with the number or send the command:")
 
     async def _send(
-        self, room_id: str, message: OutgoingMessage, *, notice: bool, reply_to: str | None = None, txn: str | None = None
+        self,
+        room_id: str,
+        message: OutgoingMessage,
+        *,
+        notice: bool,
+        reply_to: str | None = None,
+        txn: str | None = None,
     ) -> str:
         language = message.language or await self._language(room_id)
         rendered = render(message, notice=notice, choose_line=self._choose_line(language) if message.buttons else "")
@@ -219,7 +228,10 @@ class MatrixPlatform(MatrixIntake):
             for key in keys:
                 content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
                 try:
-                    await call("offer a reaction", self.client.room_send(room_id, "m.reaction", content, ignore_unverified_devices=True))
+                    await call(
+                        "offer a reaction",
+                        self.client.room_send(room_id, "m.reaction", content, ignore_unverified_devices=True),
+                    )
                 except PlatformError as exc:
                     log.warning("matrix: could not add the choice reactions to %s: %s", event_id, exc)
                     break
@@ -245,18 +257,23 @@ class MatrixPlatform(MatrixIntake):
             uploaded, keys = await self.client.upload(
                 io.BytesIO(data), content_type=mime, filename=filename, encrypt=encrypted, filesize=len(data)
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise Transient(f"upload {filename}: {exc}") from None
         uploaded = check(uploaded, f"upload {filename}")
         content: dict[str, Any] = {
-            "msgtype": "m.file", "body": caption or filename, "filename": filename, "info": {"mimetype": mime, "size": len(data)},
+            "msgtype": "m.file",
+            "body": caption or filename,
+            "filename": filename,
+            "info": {"mimetype": mime, "size": len(data)},
         }
         if encrypted and keys:
             content["file"] = {**keys, "url": uploaded.content_uri, "mimetype": mime}
         else:
             content["url"] = uploaded.content_uri
         await call(
-            f"send {filename}", self.client.room_send(room_id, "m.room.message", content, ignore_unverified_devices=True), right="send messages"
+            f"send {filename}",
+            self.client.room_send(room_id, "m.room.message", content, ignore_unverified_devices=True),
+            right="send messages",
         )
 
     async def answer(self, press: ButtonPressed, text: str) -> None:
@@ -293,7 +310,9 @@ class MatrixPlatform(MatrixIntake):
     async def _redact(self, room_id: str, event_id: str) -> None:
         await call(
             f"redact {event_id}",
-            self.client.room_redact(room_id, event_id, reason=REDACT_REASON, tx_id=self._txn("redact", room_id, event_id)),
+            self.client.room_redact(
+                room_id, event_id, reason=REDACT_REASON, tx_id=self._txn("redact", room_id, event_id)
+            ),
             right="remove messages (redact)",
         )
 
@@ -345,13 +364,19 @@ class MatrixPlatform(MatrixIntake):
             return related
         try:
             page = await self.raw(
-                "GET", f"/_matrix/client/v1/rooms/{quote(room_id)}/relations/{quote(message_id)}/m.replace?limit=100", what="read edits"
+                "GET",
+                f"/_matrix/client/v1/rooms/{quote(room_id)}/relations/{quote(message_id)}/m.replace?limit=100",
+                what="read edits",
             )
         except PlatformError as exc:
             log.warning("matrix: room %s: could not read the edits of %s: %s", room_id, message_id, exc)
             return related
         for raw in page.get("chunk") or []:
-            if not isinstance(raw, dict) or raw.get("sender") != related.sender or not isinstance(raw.get("event_id"), str):
+            if (
+                not isinstance(raw, dict)
+                or raw.get("sender") != related.sender
+                or not isinstance(raw.get("event_id"), str)
+            ):
                 continue
             related.edits.append(raw["event_id"])
             clear = self._decrypted(room_id, Event.parse_event(raw)) if raw.get("type") == "m.room.encrypted" else None
@@ -377,8 +402,11 @@ class MatrixPlatform(MatrixIntake):
             for mxc in mxcs:
                 uploader = await self.media.uploader(mxc, self.config.admin_token)
                 if uploader is not None and sender and uploader != sender:
-                    log.warning("matrix: room %s: message %s named a file uploaded by someone else; not quarantined",
-                                room_id, message_id)
+                    log.warning(
+                        "matrix: room %s: message %s named a file uploaded by someone else; not quarantined",
+                        room_id,
+                        message_id,
+                    )
                     continue
                 try:
                     await self.media.quarantine(mxc, self.config.admin_token)
@@ -389,8 +417,13 @@ class MatrixPlatform(MatrixIntake):
             left = list(mxcs)
         if left:
             self._unquarantined.put(message_id, left)
-            log.warning("matrix: room %s: message %s was redacted but its media stays on the homeserver until an admin quarantines it: %s",
-                        room_id, message_id, " ".join(left))
+            log.warning(
+                "matrix: room %s: message %s was redacted but its media stays on the homeserver until an admin "
+                "quarantines it: %s",
+                room_id,
+                message_id,
+                " ".join(left),
+            )
 
     def media_left(self, message_id: str) -> tuple[str, ...]:
         """The files (mxc URIs) a redaction of this message left on the homeserver, for the alert:
@@ -425,11 +458,15 @@ class MatrixPlatform(MatrixIntake):
         earlier = self.mutes.get(chat_id, user_id)
         previous = earlier.previous if earlier is not None else users.get(user_id)
         level = power.mute_level
-        self.mutes.put(Mute(chat_id, user_id, level, previous, until.astimezone(timezone.utc).isoformat()))
+        self.mutes.put(Mute(chat_id, user_id, level, previous, until.astimezone(UTC).isoformat()))
         users[user_id] = level
         levels["users"] = users
         self._invalidate(chat_id)  # Vigil's own changes do not come back through its sync
-        await call(f"mute {user_id}", self.client.room_put_state(chat_id, "m.room.power_levels", levels), right="change power levels (to mute)")
+        await call(
+            f"mute {user_id}",
+            self.client.room_put_state(chat_id, "m.room.power_levels", levels),
+            right="change power levels (to mute)",
+        )
 
     async def unrestrict(self, chat_id: str, user_id: str) -> None:
         """Give back the level the member had before Vigil muted them (unless an admin changed it since)."""
@@ -449,7 +486,11 @@ class MatrixPlatform(MatrixIntake):
             users.pop(user_id, None)
         levels["users"] = users
         self._invalidate(chat_id)
-        await call(f"unmute {user_id}", self.client.room_put_state(chat_id, "m.room.power_levels", levels), right="change power levels (to unmute)")
+        await call(
+            f"unmute {user_id}",
+            self.client.room_put_state(chat_id, "m.room.power_levels", levels),
+            right="change power levels (to unmute)",
+        )
         self.mutes.remove(chat_id, user_id)
 
     async def _lift_mutes(self) -> None:
@@ -461,7 +502,9 @@ class MatrixPlatform(MatrixIntake):
                     await self.unrestrict(mute.room, mute.user)
                     log.info("matrix: room %s: the mute of %s ran out and was lifted", mute.room, mute.user)
                 except PlatformError as exc:
-                    log.warning("matrix: room %s: lifting the mute of %s failed (retried later): %s", mute.room, mute.user, exc)
+                    log.warning(
+                        "matrix: room %s: lifting the mute of %s failed (retried later): %s", mute.room, mute.user, exc
+                    )
             await asyncio.sleep(self.config.mute_check_interval)
 
     async def ban(self, chat_id: str, user_id: str) -> None:
@@ -471,7 +514,9 @@ class MatrixPlatform(MatrixIntake):
 
     async def kick(self, chat_id: str, user_id: str) -> None:
         self._invalidate(chat_id)
-        await call(f"kick {user_id}", self.client.room_kick(chat_id, user_id, reason=BAN_REASON), right="remove members (kick)")
+        await call(
+            f"kick {user_id}", self.client.room_kick(chat_id, user_id, reason=BAN_REASON), right="remove members (kick)"
+        )
 
     # --- who is who -----------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 MAX_ID = 255  # the spec's limit, in bytes, for event, room and user ids
 MAX_EVENT_JSON = 65_536  # the spec's limit for a whole event (federation refuses bigger ones)
@@ -30,9 +31,9 @@ _DNS_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
 _PORT = re.compile(r"\d{1,5}")
-_MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_MEDIA_ID)
+_MEDIA_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_MEDIA_ID}}}")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
-_BASE64 = re.compile(r"[A-Za-z0-9+/_=-]{1,%d}" % MAX_KEY_FIELD)
+_BASE64 = re.compile(rf"[A-Za-z0-9+/_=-]{{1,{MAX_KEY_FIELD}}}")
 
 
 def server_name(value: object) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -29,7 +30,9 @@ READY_WAIT = 30.0  # seconds a lookup waits, after a start, for the first sync t
 class RawApi:
     """Client-API calls matrix-nio has no method for, on Vigil's own HTTP session."""
 
-    def __init__(self, homeserver: str, session: Callable[[], aiohttp.ClientSession | None], token: Callable[[], str]) -> None:
+    def __init__(
+        self, homeserver: str, session: Callable[[], aiohttp.ClientSession | None], token: Callable[[], str]
+    ) -> None:
         self.homeserver = homeserver.rstrip("/")
         self._session, self._token = session, token
 
@@ -55,7 +58,7 @@ class RawApi:
                 if reply.status == 200:
                     return data if isinstance(data, expect) else expect()
                 raise translate(data if isinstance(data, dict) else {}, what or path, status=reply.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise Transient(f"{what or path}: {type(exc).__name__} {exc}".strip()) from None
 
 
@@ -76,7 +79,9 @@ class DirectRooms:
             data = await self.raw("GET", self._path, what="read m.direct")
         except PlatformError:  # never set yet (M_NOT_FOUND), or unreadable: start empty
             data = {}
-        self.by_user = {u: [r for r in rooms if isinstance(r, str)] for u, rooms in data.items() if isinstance(rooms, list)}
+        self.by_user = {
+            u: [r for r in rooms if isinstance(r, str)] for u, rooms in data.items() if isinstance(rooms, list)
+        }
         self.user_of = {r: u for u, rooms in self.by_user.items() for r in rooms}
 
     async def remember(self, user_id: str, room_id: str) -> None:
@@ -98,7 +103,7 @@ class DirectRooms:
         if not self.ready.is_set():  # right after a start, before the first sync: rooms are unknown yet
             try:
                 await asyncio.wait_for(self.ready.wait(), READY_WAIT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         async with self._locks.setdefault(user_id, asyncio.Lock()):
             rooms = self.by_user.get(user_id, [])
@@ -117,7 +122,9 @@ class DirectRooms:
         state = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}] if encrypted else []
         created = await call(
             f"open a direct room with {user_id}",
-            self.client.room_create(is_direct=True, invite=[user_id], preset=RoomPreset.private_chat, initial_state=state, name="Vigil"),
+            self.client.room_create(
+                is_direct=True, invite=[user_id], preset=RoomPreset.private_chat, initial_state=state, name="Vigil"
+            ),
             unreachable=True,
         )
         room_id = created.room_id

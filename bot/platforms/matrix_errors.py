@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Awaitable, TypeVar
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import aiohttp
 from nio import ErrorResponse
@@ -72,7 +72,7 @@ async def call(what: str, coro: Awaitable[T], **kw: Any) -> T:
     """Await a nio call; error objects and transport failures come out as Vigil's errors."""
     try:
         response = await coro
-    except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ConnectionError) as exc:
+    except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
         raise Transient(f"{what}: {type(exc).__name__} {exc}".strip()) from None
     except OlmTrustError as exc:
         raise PlatformError(f"{what}: encryption refused to send ({exc})") from None

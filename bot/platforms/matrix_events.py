@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from bot.events import MediaRef
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import Button, OutgoingMessage
-from bot.platforms.matrix_pictures import media_ref  # noqa: F401 - read by tests and tools from here
-from bot.platforms.matrix_pictures import Picture, pictures_of, reaction_picture, variant_of
+from bot.platforms.matrix_pictures import (
+    Picture,
+    media_ref,  # noqa: F401 - read by tests and tools from here
+    pictures_of,
+    reaction_picture,
+    variant_of,
+)
 
 COMMAND_PREFIX = "!vigil"
 # a button's data ("del:12", "set:!room:mode:off") typed as a command: a word, a colon, the rest
@@ -62,10 +68,10 @@ def _posted_at(source: Mapping[str, Any]) -> datetime:
     ok = isinstance(ts, int) and not isinstance(ts, bool) and 0 < ts < 2**53
     try:
         if ok:
-            return datetime.fromtimestamp(ts / 1000, timezone.utc)  # type: ignore[operator]
-        return datetime.now(timezone.utc)
+            return datetime.fromtimestamp(ts / 1000, UTC)  # type: ignore[operator]
+        return datetime.now(UTC)
     except (OverflowError, OSError, ValueError):
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -111,13 +117,18 @@ def event_pictures(source: Mapping[str, Any]) -> EventPictures:
     fallback, more_fallback = pictures_of(event_type, content)
     files = {p.media.file_id for p in shown}
     # what clients without edits show: only files the new content does not show already
-    shown += [Picture(f"fallback/{p.role}" if p.role else "fallback", p.media)
-              for p in fallback if p.media.file_id not in files]
+    shown += [
+        Picture(f"fallback/{p.role}" if p.role else "fallback", p.media)
+        for p in fallback
+        if p.media.file_id not in files
+    ]
     if target is None:  # an edit of nothing valid: a message of its own
         return EventPictures(tuple(own(p) for p in shown), more + more_fallback)
     return EventPictures(
-        tuple(PostedMedia(target, event_id, p.media, variant_of(event_id, p.role), sender, posted_at, target, p.role)
-              for p in shown),
+        tuple(
+            PostedMedia(target, event_id, p.media, variant_of(event_id, p.role), sender, posted_at, target, p.role)
+            for p in shown
+        ),
         more + more_fallback,
     )
 
@@ -213,7 +224,14 @@ def same_key(a: str, b: str) -> bool:
 # The core writes commands the Telegram way; on Matrix a leading "/" is a client command (Element
 # would not even send "/vigil"), so Vigil's commands are spelled "!vigil …" here.
 _SLASH_COMMAND = re.compile(r"(?<![\w/])/(vigil|block|allow|groups|help|start)\b")
-_AS_MATRIX = {"vigil": "!vigil", "block": "!vigil block", "allow": "!vigil allow", "groups": "!vigil groups", "help": "!vigil help", "start": "!vigil start"}
+_AS_MATRIX = {
+    "vigil": "!vigil",
+    "block": "!vigil block",
+    "allow": "!vigil allow",
+    "groups": "!vigil groups",
+    "help": "!vigil help",
+    "start": "!vigil start",
+}
 
 
 def matrix_commands(text: str) -> str:
@@ -245,7 +263,10 @@ def render(message: OutgoingMessage, *, notice: bool, choose_line: str) -> Matri
             command = f"{COMMAND_PREFIX} {button.data}"
             prefix = f"{key} " if key else "• "
             plain_lines.append(f"{prefix}{button.label} — {command}")
-            html_lines.append(f"{prefix}<b>{html.escape(button.label, quote=False)}</b> — <code>{html.escape(command, quote=False)}</code>")
+            html_lines.append(
+                f"{prefix}<b>{html.escape(button.label, quote=False)}</b> — "
+                f"<code>{html.escape(command, quote=False)}</code>"
+            )
             if key:
                 keys[key] = button.data
         text = f"{text}\n\n" + "\n".join(plain_lines)

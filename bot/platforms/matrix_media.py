@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from typing import Any, Hashable, Mapping
+from collections.abc import Hashable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -117,14 +118,18 @@ class MediaFetcher:
                         return bytes(data)
                     error = await self._json_error(reply)
                     # a homeserver without authenticated media answers M_UNRECOGNIZED (or 404 without errcode)
-                    if error.get("errcode") == "M_UNRECOGNIZED" or (reply.status in (404, 405) and not error.get("errcode")):
+                    if error.get("errcode") == "M_UNRECOGNIZED" or (
+                        reply.status in (404, 405) and not error.get("errcode")
+                    ):
                         last = PlatformError(f"download {mxc}: the homeserver does not serve {url.split('?')[0]}")
                         continue
                     if error.get("errcode") == "M_TOO_LARGE" or reply.status == 413:
                         raise MediaTooLarge(reply.content_length or max_bytes + 1, max_bytes)
                     err = translate(error, f"download {mxc}", status=reply.status)
                     if isinstance(err, MessageGone):
-                        raise PlatformError(f"download {mxc}: the file is no longer on the homeserver (removed or quarantined)")
+                        raise PlatformError(
+                            f"download {mxc}: the file is no longer on the homeserver (removed or quarantined)"
+                        )
                     raise err
             except (aiohttp.ClientError, ConnectionError) as exc:
                 raise Transient(f"download {mxc}: {type(exc).__name__} {exc}".strip()) from None
@@ -140,7 +145,7 @@ class MediaFetcher:
                 if reply.status != 200:
                     return None
                 body = await self._json_error(reply)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
             return None
         info = body.get("media_info") if isinstance(body.get("media_info"), dict) else body  # Synapse nests it
         user = info.get("user_id")
@@ -149,14 +154,18 @@ class MediaFetcher:
     async def quarantine(self, mxc: str, admin_token: str) -> None:
         """Synapse's admin API: the file can no longer be downloaded by anyone (it stays for the admin)."""
         server, media_id = _parts(mxc)
-        url = f"{self.homeserver}/_synapse/admin/v1/media/quarantine/{quote(server, safe='')}/{quote(media_id, safe='')}"
+        url = (
+            f"{self.homeserver}/_synapse/admin/v1/media/quarantine/{quote(server, safe='')}/{quote(media_id, safe='')}"
+        )
         try:
             async with self.session.post(url, headers={"Authorization": f"Bearer {admin_token}"}, json={}) as reply:
                 if reply.status == 200:
                     return
                 error = await self._json_error(reply)
-                raise translate(error, f"quarantine {mxc}", status=reply.status, right="quarantine media (a Synapse admin token)")
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                raise translate(
+                    error, f"quarantine {mxc}", status=reply.status, right="quarantine media (a Synapse admin token)"
+                )
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise Transient(f"quarantine {mxc}: {type(exc).__name__} {exc}".strip()) from None
 
 

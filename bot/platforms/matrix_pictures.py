@@ -9,17 +9,31 @@ a hit for the message.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import PurePath
-from typing import Any, Mapping
+from typing import Any
 
 from bot.events import MAX_VARIANT, MediaRef
 from bot.platforms import matrix_bounds as bounds
 
 MEDIA_SUFFIXES = {
-    ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif",
-    ".mp4", ".webm", ".mov", ".mkv",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".mp4",
+    ".webm",
+    ".mov",
+    ".mkv",
 }
 MAX_INLINE = 16  # distinct inline images checked per message; beyond, it is reported as not fully checked
 TOO_MANY_INLINE = f"the message shows more than {MAX_INLINE} inline images; Vigil checked the first {MAX_INLINE}"
@@ -61,8 +75,9 @@ def _plain(kind: str, url: Any, info: Mapping[str, Any]) -> MediaRef | None:
     return MediaRef(kind, valid, bounds.size(info.get("size")), bounds.mimetype(info.get("mimetype")), {"mxc": valid})
 
 
-def _media(kind: str, holder: Mapping[str, Any], url_key: str, file_key: str, info: Mapping[str, Any]
-           ) -> list[MediaRef]:
+def _media(
+    kind: str, holder: Mapping[str, Any], url_key: str, file_key: str, info: Mapping[str, Any]
+) -> list[MediaRef]:
     """The encrypted ``file`` and the plain ``url`` of one picture: clients differ in which they show
     when an event carries both, so each valid one is a picture to check (the encrypted one first)."""
     both = (_encrypted(kind, holder.get(file_key), info), _plain(kind, holder.get(url_key), info))

@@ -105,9 +105,15 @@ class PolicyBans:
                 log.error("matrix: room %s: banning %s by policy failed: %s", chat_id, user_id, exc)
                 outcome = "ban failed"
         await platform.store.add_audit(
-            platform=platform.name, chat_id=chat_id, kind="action", label="policy_ban", sender_id=user_id,
+            platform=platform.name,
+            chat_id=chat_id,
+            kind="action",
+            label="policy_ban",
+            sender_id=user_id,
             findings={"policy_room": policy_room, "entity": rule.entity, "reason": rule.reason[:200]},
-            decision="report" if report else "ban", actions={"ban": outcome}, actor=platform.me,
+            decision="report" if report else "ban",
+            actions={"ban": outcome},
+            actor=platform.me,
         )
         await platform.store.set_state(done_key(chat_id, user_id), outcome)
         log.info("matrix: room %s: member %s %s by a rule of policy room %s", chat_id, user_id, outcome, policy_room)
@@ -120,8 +126,9 @@ class PolicyBans:
         if outcome == "banned":
             first = f"Vigil banned {user_id} from {title}: a ban rule of the policy room {policy_room} matches them"
         elif outcome == "reported":
-            first = (f"{user_id} in {title} matches a ban rule of the policy room {policy_room}; "
-                     "not banned (mode report)")
+            first = (
+                f"{user_id} in {title} matches a ban rule of the policy room {policy_room}; not banned (mode report)"
+            )
         else:
             first = f"{user_id} in {title} matches a ban rule of the policy room {policy_room}, but the ban failed"
         text = f"{first}: {rule.entity}{why}."

@@ -164,8 +164,10 @@ class PolicyRooms:
         try:
             if verb == "follow" and len(args) == 2:
                 got = await self.follow(args[1], chat_id)
-                return (f"This room now follows the policy room {args[1]}: {got.rules} image-hash rules, "
-                        f"kept as the list {got.list_name}.")
+                return (
+                    f"This room now follows the policy room {args[1]}: {got.rules} image-hash rules, "
+                    f"kept as the list {got.list_name}."
+                )
             if verb == "unfollow" and len(args) == 2:
                 if await self.unfollow(args[1], chat_id):
                     return f"This room no longer follows the policy room {args[1]}."
@@ -176,8 +178,10 @@ class PolicyRooms:
                 else:
                     self.report_only.discard(chat_id)
                 await self._save()
-                return (f"Members matching a ban rule of a followed policy room are now "
-                        f"{'reported to the moderators, not banned' if chat_id in self.report_only else 'banned'}.")
+                return (
+                    f"Members matching a ban rule of a followed policy room are now "
+                    f"{'reported to the moderators, not banned' if chat_id in self.report_only else 'banned'}."
+                )
             if verb == "list" and len(args) == 1:
                 followed = await self.followed_by(chat_id)
                 if not followed:
@@ -218,8 +222,13 @@ class PolicyRooms:
 
     async def _state(self, room_id: str) -> list[dict]:
         raw = self.platform.raw
-        events = await raw("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state", what="read the policy room",
-                           expect=list, limit=MAX_STATE_BYTES)
+        events = await raw(
+            "GET",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/state",
+            what="read the policy room",
+            expect=list,
+            limit=MAX_STATE_BYTES,
+        )
         return [e for e in events if isinstance(e, dict)]
 
     async def _reconcile(self, room_id: str, state: list[dict]) -> int:
@@ -234,8 +243,11 @@ class PolicyRooms:
         for entry in entries:
             if entry.pdq not in rules:
                 await self.store.remove_entry(entry.id)
-        fresh = [{"pdq": pdq, "pdq_quality": r.quality, "note": r.reason or None}
-                 for pdq, r in rules.items() if pdq not in have]
+        fresh = [
+            {"pdq": pdq, "pdq_quality": r.quality, "note": r.reason or None}
+            for pdq, r in rules.items()
+            if pdq not in have
+        ]
         if fresh:  # one bulk write: a room of thousands of rules is read in seconds
             await self.store.add_entries_bulk(lst.id, fresh, added_by=room_id)
         await self.platform.core.sync_lists()  # matched (or no longer) from now on, not in 2 s
@@ -247,13 +259,18 @@ class PolicyRooms:
 def refusal(state: list[dict]) -> str | None:
     """Why a room cannot be followed as a policy room, or None."""
     join_rule = next(
-        (e.get("content", {}).get("join_rule") for e in state
-         if e.get("type") == "m.room.join_rules" and e.get("state_key") == ""),
+        (
+            e.get("content", {}).get("join_rule")
+            for e in state
+            if e.get("type") == "m.room.join_rules" and e.get("state_key") == ""
+        ),
         None,
     )
     if any(e.get("type") == "m.room.encryption" for e in state):
-        return ("the room is encrypted: encrypted policy rooms are not supported (policy rooms are public state by "
-                "design); use a public, unencrypted policy room")
+        return (
+            "the room is encrypted: encrypted policy rooms are not supported (policy rooms are public state by "
+            "design); use a public, unencrypted policy room"
+        )
     if join_rule != "public":
         return "the room is not public: only public policy rooms are followed; make it public (join rule public)"
     return None

@@ -9,8 +9,9 @@ create event itself, so the person who made the room counts as a moderator.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from bot.platforms.base import Rights
 
@@ -46,7 +47,9 @@ class RoomPower:
     def _get(self, key: str) -> int:
         if self.levels is None:
             # no power-levels event: the spec's defaults apply (creators 100 in classic rooms)
-            return {"redact": 50, "ban": 50, "kick": 50, "state_default": 0, "events_default": 0, "users_default": 0}[key]
+            return {"redact": 50, "ban": 50, "kick": 50, "state_default": 0, "events_default": 0, "users_default": 0}[
+                key
+            ]
         return _int(self.levels.get(key), DEFAULT_LEVELS[key])
 
     def level(self, user_id: str) -> float:
@@ -124,11 +127,10 @@ def room_power(state: Iterable[Mapping[str, Any]]) -> RoomPower:
             levels = content
         elif kind == "m.room.create" and key == "":
             create = event
-        elif kind == "m.room.member" and isinstance(key, str):
-            if content.get("membership") == "join":
-                joined.add(key)
-                if isinstance(content.get("displayname"), str):
-                    names[key] = content["displayname"]
+        elif kind == "m.room.member" and isinstance(key, str) and content.get("membership") == "join":
+            joined.add(key)
+            if isinstance(content.get("displayname"), str):
+                names[key] = content["displayname"]
     creators: set[str] = set()
     version = "1"
     sender = ""

@@ -96,10 +96,17 @@ async def _authenticate(api: _Api, config: MatrixConfig, directory: Path) -> boo
         return False
     if not config.password:
         raise PublishFailed("no Matrix credentials: set VIGIL_MATRIX_ACCESS_TOKEN or VIGIL_MATRIX_PASSWORD")
-    got = await api("POST", "/_matrix/client/v3/login", {
-        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": config.user_id},
-        "password": config.password, "initial_device_display_name": "Vigil (publishing)",
-    }, what="log in")
+    got = await api(
+        "POST",
+        "/_matrix/client/v3/login",
+        {
+            "type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": config.user_id},
+            "password": config.password,
+            "initial_device_display_name": "Vigil (publishing)",
+        },
+        what="log in",
+    )
     api.token = str(got.get("access_token", ""))
     return True
 
@@ -114,8 +121,9 @@ async def _publish(api: _Api, store: Any, list_name: str, room: str) -> Publishe
     if room.startswith("#"):
         resolved = await api("GET", f"/_matrix/client/v3/directory/room/{quote(room)}", what=f"resolve {room}")
         room_id = resolved["room_id"]
-    state = await api("GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state",
-                      what="read the policy room (is Vigil in it?)")
+    state = await api(
+        "GET", f"/_matrix/client/v3/rooms/{quote(room_id)}/state", what="read the policy room (is Vigil in it?)"
+    )
     if not isinstance(state, list):
         raise PublishFailed("the policy room's state could not be read")
     state = [e for e in state if isinstance(e, dict)]
@@ -136,13 +144,20 @@ async def _publish(api: _Api, store: Any, list_name: str, room: str) -> Publishe
     for pdq, entry in sorted(wanted.items()):
         content = rule_content(pdq, entry.pdq_quality, entry.note or f"Vigil list {lst.name} ({lst.label})")
         have = current.get(pdq)
-        if have is not None and have[1] is not None and (have[1].quality, have[1].reason) == (
-                int(content["m.pdqhash"]["quality"]), content["reason"]):
+        if (
+            have is not None
+            and have[1] is not None
+            and (have[1].quality, have[1].reason) == (int(content["m.pdqhash"]["quality"]), content["reason"])
+        ):
             record[pdq] = have[0]
             unchanged += 1
             continue
-        sent = await api("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{quote(RULE_TYPE)}/{pdq}", content,
-                         what="send a rule (Vigil's account must be able to send state events in the policy room)")
+        sent = await api(
+            "PUT",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/state/{quote(RULE_TYPE)}/{pdq}",
+            content,
+            what="send a rule (Vigil's account must be able to send state events in the policy room)",
+        )
         record[pdq] = str(sent.get("event_id", ""))
         await store.set_state(key, json.dumps(record, sort_keys=True))  # each rule recorded as soon as it is out
         added += 1
@@ -150,8 +165,12 @@ async def _publish(api: _Api, store: Any, list_name: str, room: str) -> Publishe
         have = current.get(pdq)
         if have is not None and have[1] is not None:
             txn = f"vigil-unpublish-{have[0]}".replace("$", "").replace(":", "_")
-            await api("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(have[0])}/{quote(txn)}",
-                      {"reason": "removed from the list"}, what="redact a rule (Vigil needs the power to redact)")
+            await api(
+                "PUT",
+                f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(have[0])}/{quote(txn)}",
+                {"reason": "removed from the list"},
+                what="redact a rule (Vigil needs the power to redact)",
+            )
             redacted += 1
         del record[pdq]
         await store.set_state(key, json.dumps(record, sort_keys=True))
@@ -165,5 +184,9 @@ def rule_content(pdq: str, quality: int | None, reason: str) -> dict:
 
 
 def summary(got: Published, list_name: str) -> Sequence[str]:
-    return [(f"published '{list_name}' to {got.room_id}: {got.added} rules sent, {got.redacted} redacted, "
-             f"{got.unchanged} already there")]
+    return [
+        (
+            f"published '{list_name}' to {got.room_id}: {got.added} rules sent, {got.redacted} redacted, "
+            f"{got.unchanged} already there"
+        )
+    ]

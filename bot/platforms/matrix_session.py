@@ -73,7 +73,12 @@ async def log_in(client: AsyncClient, config: MatrixConfig, directory: Path) -> 
     """Restore the saved device, or log in (reusing the saved device id), then publish device keys."""
     saved = read_session(directory)
     if saved and (saved.homeserver != config.homeserver or saved.user_id != config.user_id):
-        log.warning("matrix: the saved session is for %s on %s; logging in as %s", saved.user_id, saved.homeserver, config.user_id)
+        log.warning(
+            "matrix: the saved session is for %s on %s; logging in as %s",
+            saved.user_id,
+            saved.homeserver,
+            config.user_id,
+        )
         saved = None
     if config.access_token:
         client.access_token = config.access_token
@@ -85,7 +90,9 @@ async def log_in(client: AsyncClient, config: MatrixConfig, directory: Path) -> 
                 f"matrix.user_id {config.user_id}: fix one of them"
             )
         if not who.device_id:
-            raise PlatformError("the access token has no device (an appservice token?): use a user's login token or a password")
+            raise PlatformError(
+                "the access token has no device (an appservice token?): use a user's login token or a password"
+            )
         client.restore_login(config.user_id, who.device_id, config.access_token)
         write_session(directory, Session(config.homeserver, config.user_id, who.device_id, config.access_token))
     else:
@@ -99,17 +106,23 @@ async def log_in(client: AsyncClient, config: MatrixConfig, directory: Path) -> 
                 await call("whoami", client.whoami())  # a network error: raise it as such
         if not restored:
             if not config.password:
-                raise PlatformError("the saved Matrix session was refused and no password is set: set VIGIL_MATRIX_PASSWORD")
+                raise PlatformError(
+                    "the saved Matrix session was refused and no password is set: set VIGIL_MATRIX_PASSWORD"
+                )
             if saved is not None:
                 client.device_id = saved.device_id  # the same device again, so its keys stay valid
             try:
                 response = await call("login", client.login(config.password, device_name=config.device_name))
             except PlatformError as exc:
                 if "M_FORBIDDEN" in str(exc):
-                    raise PlatformError(f"the homeserver refused the password for {config.user_id}: check VIGIL_MATRIX_PASSWORD") from None
+                    raise PlatformError(
+                        f"the homeserver refused the password for {config.user_id}: check VIGIL_MATRIX_PASSWORD"
+                    ) from None
                 raise
             assert isinstance(response, LoginResponse)
-            write_session(directory, Session(config.homeserver, config.user_id, response.device_id, response.access_token))
+            write_session(
+                directory, Session(config.homeserver, config.user_id, response.device_id, response.access_token)
+            )
             log.info("matrix: logged in as %s, device %s", config.user_id, response.device_id)
     if client.should_upload_keys:
         await call("upload device keys", client.keys_upload())

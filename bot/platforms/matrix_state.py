@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ class MuteBook:
             self._save()
 
     def expired(self, now: datetime | None = None) -> list[Mute]:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return [m for m in self._mutes.values() if m.until_time <= now]
 
     def all(self) -> list[Mute]:

@@ -14,8 +14,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from nio import EncryptionError, Event, InviteMemberEvent, MegolmEvent
 
@@ -110,7 +111,11 @@ class MatrixIntake:
             except Exception as exc:  # whatever fails, the loop goes on from the last saved token
                 self.connected = False
                 if isinstance(exc, _SubmitFailed):
-                    log.error("matrix: could not record this sync's events (%s); reading them again in %.0f s", exc.__cause__, backoff)
+                    log.error(
+                        "matrix: could not record this sync's events (%s); reading them again in %.0f s",
+                        exc.__cause__,
+                        backoff,
+                    )
                 elif isinstance(exc, PlatformError):
                     log.warning("matrix: sync failed (%s); retrying in %.0f s", exc, backoff)
                 else:
@@ -123,7 +128,10 @@ class MatrixIntake:
         response = await call(
             "sync",
             self.client.sync(
-                timeout=self.config.sync_timeout * 1000, since=token, full_state=True if first else None, sync_filter=self._filter
+                timeout=self.config.sync_timeout * 1000,
+                since=token,
+                full_state=True if first else None,
+                sync_filter=self._filter,
             ),
         )
         arrived = time.perf_counter()
@@ -152,8 +160,9 @@ class MatrixIntake:
 
     def _skip(self, room_id: str, event_id: object, reason: str) -> None:
         """An event Vigil cannot take: logged by its ids and counted, never retried."""
-        log.warning("matrix: room %s: skipped event %s (%s)",
-                    bounds.shown_id(room_id), bounds.shown_id(event_id), reason)
+        log.warning(
+            "matrix: room %s: skipped event %s (%s)", bounds.shown_id(room_id), bounds.shown_id(event_id), reason
+        )
         metrics_of(self.core).rejected_event(NAME, reason)
 
     async def _keys_maintenance(self) -> None:
@@ -206,7 +215,9 @@ class MatrixIntake:
             if not start:
                 break
             try:
-                page = await call("read missed events", self.client.room_messages(room_id, start=start, end=since, limit=100))
+                page = await call(
+                    "read missed events", self.client.room_messages(room_id, start=start, end=since, limit=100)
+                )
             except PlatformError as exc:
                 log.error("matrix: room %s: could not read the events missed while away: %s", room_id, exc)
                 break
@@ -233,8 +244,12 @@ class MatrixIntake:
         except EncryptionError:
             self._undecrypted[event.event_id] = event
             evicted = self.pending.add(
-                event.event_id, room_id, time.time(), sender=event.sender,
-                session=bounds.text(event.session_id, 128), device=bounds.text(event.device_id, 128),
+                event.event_id,
+                room_id,
+                time.time(),
+                sender=event.sender,
+                session=bounds.text(event.session_id, 128),
+                device=bounds.text(event.device_id, 128),
             )
             log.info("matrix: room %s: event %s waits for its room key", room_id, event.event_id)
             for item in evicted:  # too many waiting: the oldest give way, and their moderators are told
@@ -352,8 +367,11 @@ class MatrixIntake:
             found = posted_media(source)
             if found is not None:
                 event = MediaPosted(
-                    chat=self._chat(room_id), message_id=found.event_id, sender=self._user(room_id, found.sender),
-                    posted_at=found.posted_at, media=found.media,
+                    chat=self._chat(room_id),
+                    message_id=found.event_id,
+                    sender=self._user(room_id, found.sender),
+                    posted_at=found.posted_at,
+                    media=found.media,
                 )
                 self._after_sync(event_id, partial(self.core.private_media, event), "a photo sent privately")
             return
@@ -368,7 +386,7 @@ class MatrixIntake:
             got = await asyncio.wait_for(
                 call("fetch the edited event", self.client.room_get_event(room_id, event_id)), SENDER_LOOKUP_SECONDS
             )
-        except (PlatformError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, PlatformError) as exc:
             log.info("matrix: room %s: the sender of %s is unknown: %s", room_id, event_id, type(exc).__name__)
             if isinstance(exc, MessageGone):
                 self._senders.put((room_id, event_id), "")  # no such message: not asked again
@@ -455,17 +473,19 @@ class MatrixIntake:
         if reply_id and not private:
             reply_to, reply_author = await self._posted_for(room_id, reply_id)
             reply_sender = self._user(room_id, reply_author) if reply_author else None
-        await self.core.command(CommandIssued(
-            chat=chat,
-            message_id=event_id,
-            sender=sender,
-            private=private,
-            verb=typed.verb,
-            args=typed.args,
-            reply_to=reply_to,
-            reply_to_id=reply_id,
-            reply_sender=reply_sender,
-        ))
+        await self.core.command(
+            CommandIssued(
+                chat=chat,
+                message_id=event_id,
+                sender=sender,
+                private=private,
+                verb=typed.verb,
+                args=typed.args,
+                reply_to=reply_to,
+                reply_to_id=reply_id,
+                reply_sender=reply_sender,
+            )
+        )
 
     async def _posted_for(self, room_id: str, event_id: str) -> tuple[MediaPosted | None, str | None]:
         """The media message a command replies to (from memory, else fetched), and its sender."""
@@ -489,7 +509,12 @@ class MatrixIntake:
         if cached is not None:
             return cached, cached.sender.user_id
         posted = MediaPosted(
-            self._chat(room_id), found.message_id, self._user(room_id, found.sender), found.posted_at, found.media, found.variant
+            self._chat(room_id),
+            found.message_id,
+            self._user(room_id, found.sender),
+            found.posted_at,
+            found.media,
+            found.variant,
         )
         return posted, found.sender
 
@@ -509,7 +534,9 @@ class MatrixIntake:
         if data is None:
             return
         sender = self._user(room_id, source["sender"])
-        await self.core.button(ButtonPressed(self._chat(room_id), sender, data, str(source.get("event_id") or ""), target))
+        await self.core.button(
+            ButtonPressed(self._chat(room_id), sender, data, str(source.get("event_id") or ""), target)
+        )
 
     def _may_invite(self, user_id: str) -> bool:
         allowed = self.config.invite_from or (self.config.server_name,)
@@ -546,10 +573,15 @@ class MatrixIntake:
         rights = power.rights(self.me)
         self._rights[room_id] = rights
         title = self._chat(room_id).title or bounds.name(await self._room_name(room_id))
-        await self.core.bot_added(BotAdded(
-            ChatRef(NAME, room_id, title), UserRef(NAME, inviter, power.members.get(inviter, "")),
-            can_delete=rights.can_delete, can_restrict=rights.can_restrict, is_admin=rights.is_admin,
-        ))
+        await self.core.bot_added(
+            BotAdded(
+                ChatRef(NAME, room_id, title),
+                UserRef(NAME, inviter, power.members.get(inviter, "")),
+                can_delete=rights.can_delete,
+                can_restrict=rights.can_restrict,
+                is_admin=rights.is_admin,
+            )
+        )
 
     async def _room_name(self, room_id: str) -> str:
         try:
@@ -568,7 +600,12 @@ class MatrixIntake:
         before = self._rights.get(room_id)
         self._rights[room_id] = rights
         if before is not None and rights != before:
-            await self.core.bot_added(BotAdded(
-                chat, self._user(room_id, by), can_delete=rights.can_delete, can_restrict=rights.can_restrict, is_admin=rights.is_admin
-            ))
-
+            await self.core.bot_added(
+                BotAdded(
+                    chat,
+                    self._user(room_id, by),
+                    can_delete=rights.can_delete,
+                    can_restrict=rights.can_restrict,
+                    is_admin=rights.is_admin,
+                )
+            )

@@ -35,7 +35,7 @@ NOTICE = N_(
     "are not checked.\n\n"
     "To fix it, {member} can verify Vigil's session ({vigil_device}, account {vigil}) in their app, or allow "
     "their app to send encrypted messages to unverified sessions (in Element: Settings, Security & Privacy, "
-    "turn off \"Never send encrypted messages to unverified sessions\")."
+    'turn off "Never send encrypted messages to unverified sessions").'
 )
 
 
@@ -46,7 +46,7 @@ def told_key(item: Pending) -> str:
 
 
 class UndecryptableNotices:
-    def __init__(self, platform: "MatrixPlatform") -> None:
+    def __init__(self, platform: MatrixPlatform) -> None:
         self.platform = platform
         self._told: set[str] = set()
         self._lock = asyncio.Lock()  # one notice at a time, so two retries of one session never both send
@@ -70,7 +70,10 @@ class UndecryptableNotices:
             self._told.add(key)
             log.warning(
                 "matrix: room %s: messages of %s from session %s cannot be decrypted; %d moderators told",
-                item.room, item.sender, item.device or item.session, sent,
+                item.room,
+                item.sender,
+                item.device or item.session,
+                sent,
             )
             return sent > 0
 
@@ -80,8 +83,11 @@ class UndecryptableNotices:
         try:
             moderators = await platform.admins(item.room)
         except PlatformError as exc:
-            log.error("matrix: room %s: could not read its moderators to tell them about undecryptable messages: %s",
-                      item.room, exc)
+            log.error(
+                "matrix: room %s: could not read its moderators to tell them about undecryptable messages: %s",
+                item.room,
+                exc,
+            )
             return 0
         chat = platform._chat(item.room)
         member = platform._user(item.room, item.sender)
@@ -97,13 +103,21 @@ class UndecryptableNotices:
                 continue
             translator = core.translator(contact.language or settings_language, settings_language or "en")
             text = translator.gettext(
-                NOTICE, member=shown_member, room=chat.title or item.room, device=item.device or item.session or "?",
-                vigil_device=platform.client.device_id or "?", vigil=platform.me,
+                NOTICE,
+                member=shown_member,
+                room=chat.title or item.room,
+                device=item.device or item.session or "?",
+                vigil_device=platform.client.device_id or "?",
+                vigil=platform.me,
             )
             try:
                 await platform.send_private(contact.user_id, OutgoingMessage(text))
                 sent += 1
             except PlatformError as exc:
-                log.error("matrix: room %s: could not tell moderator %s about undecryptable messages: %s",
-                          item.room, contact.user_id, exc)
+                log.error(
+                    "matrix: room %s: could not tell moderator %s about undecryptable messages: %s",
+                    item.room,
+                    contact.user_id,
+                    exc,
+                )
         return sent

@@ -11,7 +11,7 @@ import asyncio
 import html
 import logging
 import warnings
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Bot, ChatPermissions, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
@@ -86,8 +86,10 @@ def translate_error(exc: TelegramError, what: str) -> PlatformError:
     """PTB's errors, mapped onto the ones the core understands."""
     text = str(exc).lower()
     if isinstance(exc, ChatMigrated):
-        return PlatformError(f"{what}: the group became a supergroup (new id {exc.new_chat_id}); "
-                             "Vigil follows it there when Telegram reports the move")
+        return PlatformError(
+            f"{what}: the group became a supergroup (new id {exc.new_chat_id}); "
+            "Vigil follows it there when Telegram reports the move"
+        )
     if isinstance(exc, RetryAfter):
         return RetryLater(_retry_after(exc), what)
     if isinstance(exc, BadRequest):
@@ -103,7 +105,11 @@ def translate_error(exc: TelegramError, what: str) -> PlatformError:
             return Unreachable(f"{what}: {exc}")
         return PlatformError(f"{what}: {exc}")
     if isinstance(exc, Forbidden):
-        return Unreachable(f"{what}: {exc}") if "user" in text or "initiate" in text or "blocked" in text else MissingRight(what, str(exc))
+        return (
+            Unreachable(f"{what}: {exc}")
+            if "user" in text or "initiate" in text or "blocked" in text
+            else MissingRight(what, str(exc))
+        )
     if isinstance(exc, InvalidToken):
         return PlatformError(f"{what}: the Telegram token was refused; check VIGIL_TELEGRAM_TOKEN")
     if isinstance(exc, (TimedOut, NetworkError)):
@@ -197,7 +203,11 @@ class TelegramPlatform:
             try:
                 raw = await self.bot.do_api_request(
                     "getUpdates",
-                    api_kwargs={"offset": offset, "timeout": self.config.poll_timeout, "allowed_updates": ALLOWED_UPDATES},
+                    api_kwargs={
+                        "offset": offset,
+                        "timeout": self.config.poll_timeout,
+                        "allowed_updates": ALLOWED_UPDATES,
+                    },
                     read_timeout=self.config.poll_timeout + 15,
                 )
                 self.connected, backoff = True, 1.0
@@ -248,23 +258,38 @@ class TelegramPlatform:
     async def dispatch(self, update: Update) -> None:
         if update.my_chat_member is not None:
             m = update.my_chat_member
-            if m.chat.type in ("group", "supergroup") and m.new_chat_member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER):
+            if m.chat.type in ("group", "supergroup") and m.new_chat_member.status in (
+                ChatMemberStatus.ADMINISTRATOR,
+                ChatMemberStatus.MEMBER,
+            ):
                 new = m.new_chat_member
                 is_admin = new.status == ChatMemberStatus.ADMINISTRATOR
-                self._spawn(self.core.bot_added(BotAdded(
-                    chat_of(m.chat), user_of(m.from_user) if m.from_user else None,
-                    can_delete=bool(getattr(new, "can_delete_messages", False)),
-                    can_restrict=bool(getattr(new, "can_restrict_members", False)),
-                    is_admin=is_admin,
-                )))
+                self._spawn(
+                    self.core.bot_added(
+                        BotAdded(
+                            chat_of(m.chat),
+                            user_of(m.from_user) if m.from_user else None,
+                            can_delete=bool(getattr(new, "can_delete_messages", False)),
+                            can_restrict=bool(getattr(new, "can_restrict_members", False)),
+                            is_admin=is_admin,
+                        )
+                    )
+                )
             return
         if update.callback_query is not None:
             q = update.callback_query
             chat = chat_of(q.message.chat) if q.message else ChatRef(NAME, str(q.from_user.id))
-            self._spawn(self.core.button(ButtonPressed(
-                chat, user_of(q.from_user), (q.data or "")[:MAX_CALLBACK_DATA], q.id,
-                str(q.message.message_id) if q.message else "",
-            )))
+            self._spawn(
+                self.core.button(
+                    ButtonPressed(
+                        chat,
+                        user_of(q.from_user),
+                        (q.data or "")[:MAX_CALLBACK_DATA],
+                        q.id,
+                        str(q.message.message_id) if q.message else "",
+                    )
+                )
+            )
             return
         message = update.message or update.edited_message
         if message is None or message.chat.type == "channel":
@@ -281,25 +306,32 @@ class TelegramPlatform:
         if command is not None:
             reply = message.reply_to_message
             reply_posted = self._posted(reply) if reply is not None else []
-            self._spawn(self.core.command(CommandIssued(
-                chat=chat_of(message.chat),
-                message_id=str(message.message_id),
-                # a placeholder user (a channel, an anonymous admin) is never an admin: refused
-                sender=user_of(message.from_user),
-                private=private,
-                verb=command[0],
-                args=command[1],
-                reply_to=reply_posted[0] if reply_posted else None,
-                reply_to_id=str(reply.message_id) if reply is not None else None,
-                # the real sender of the replied-to message: never a shared placeholder user
-                reply_sender=sender_of(reply) if reply is not None else None,
-            )))
+            self._spawn(
+                self.core.command(
+                    CommandIssued(
+                        chat=chat_of(message.chat),
+                        message_id=str(message.message_id),
+                        # a placeholder user (a channel, an anonymous admin) is never an admin: refused
+                        sender=user_of(message.from_user),
+                        private=private,
+                        verb=command[0],
+                        args=command[1],
+                        reply_to=reply_posted[0] if reply_posted else None,
+                        reply_to_id=str(reply.message_id) if reply is not None else None,
+                        # the real sender of the replied-to message: never a shared placeholder user
+                        reply_sender=sender_of(reply) if reply is not None else None,
+                    )
+                )
+            )
             if not pictures_of(message):
                 return
         if private:
             # a photo sent to Vigil privately: one to protect, while the member's /protect is open
-            posted = [p for p in self._posted(message, edited=edited, update_id=update.update_id)
-                      if not picture_role(p.variant)]
+            posted = [
+                p
+                for p in self._posted(message, edited=edited, update_id=update.update_id)
+                if not picture_role(p.variant)
+            ]
             if posted:
                 self._spawn(self.core.private_media(posted[0], command=command[0] if command else None))
             return
@@ -316,7 +348,7 @@ class TelegramPlatform:
         # whole seconds, so two edits in one second would share it and the second go unchecked
         version = f"edit:{update_id}" if edited else ""
         chat = chat_of(message.chat)
-        posted_at = message.date.astimezone(timezone.utc)
+        posted_at = message.date.astimezone(UTC)
         return [
             MediaPosted(
                 chat=chat,
@@ -343,8 +375,12 @@ class TelegramPlatform:
         moved = await self.store.migrate_group(NAME, str(old), str(new))
         if self.core is not None:
             self.core.forget_admins(ChatRef(NAME, str(old)))
-        log.info("telegram: group %s became supergroup %s; %s", old, new,
-                 "its settings, lists and exemptions moved" if moved else "nothing left to move")
+        log.info(
+            "telegram: group %s became supergroup %s; %s",
+            old,
+            new,
+            "its settings, lists and exemptions moved" if moved else "nothing left to move",
+        )
 
     # --- calls ---------------------------------------------------------------------------
 
@@ -379,15 +415,19 @@ class TelegramPlatform:
         """A person's id: a chat that posted as itself cannot be muted, and a placeholder user
         stands for every channel and anonymous admin at once."""
         if user_id.startswith("-") or user_id in SHARED_SENDER_IDS:
-            raise PlatformError(f"{what}: {user_id} is a chat posting as itself or a placeholder shared by such "
-                                "chats; Telegram cannot restrict it (Vigil bans a channel instead)")
+            raise PlatformError(
+                f"{what}: {user_id} is a chat posting as itself or a placeholder shared by such "
+                "chats; Telegram cannot restrict it (Vigil bans a channel instead)"
+            )
         return int(user_id)
 
     async def restrict(self, chat_id: str, user_id: str, until: datetime) -> None:
         self._a_person(user_id, "restrict members")
         await self._call(
             "restrict members",
-            self.bot.restrict_chat_member(int(chat_id), int(user_id), ChatPermissions.no_permissions(), until_date=until),
+            self.bot.restrict_chat_member(
+                int(chat_id), int(user_id), ChatPermissions.no_permissions(), until_date=until
+            ),
         )
 
     async def unrestrict(self, chat_id: str, user_id: str) -> None:
@@ -398,8 +438,10 @@ class TelegramPlatform:
 
     async def ban(self, chat_id: str, user_id: str) -> None:
         if user_id == chat_id:
-            raise PlatformError("ban members: the sender is an anonymous admin, posting as the group itself; "
-                                "a group cannot be banned from itself (ask the admins who it was)")
+            raise PlatformError(
+                "ban members: the sender is an anonymous admin, posting as the group itself; "
+                "a group cannot be banned from itself (ask the admins who it was)"
+            )
         if user_id.startswith("-"):  # a channel posting as itself: ban the chat, never its placeholder user
             await self._call("ban members", self.bot.ban_chat_sender_chat(int(chat_id), int(user_id)))
             return
@@ -408,7 +450,9 @@ class TelegramPlatform:
     def _markup(self, message: OutgoingMessage) -> InlineKeyboardMarkup | None:
         if not message.buttons:
             return None
-        return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in message.buttons])
+        return InlineKeyboardMarkup(
+            [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in message.buttons]
+        )
 
     async def _send(self, chat_id: str, message: OutgoingMessage) -> str:
         sent = await self._call(
@@ -434,7 +478,10 @@ class TelegramPlatform:
 
     async def send_file(self, user_id: str, filename: str, data: bytes, caption: str) -> None:
         try:
-            await self._call("send document", self.bot.send_document(int(user_id), InputFile(data, filename=filename), caption=caption))
+            await self._call(
+                "send document",
+                self.bot.send_document(int(user_id), InputFile(data, filename=filename), caption=caption),
+            )
         except MissingRight as exc:
             raise Unreachable(str(exc)) from None
 
@@ -465,7 +512,9 @@ class TelegramPlatform:
     async def rights(self, chat_id: str) -> Rights:
         me = await self._call("getChatMember", self.bot.get_chat_member(int(chat_id), self.bot.id))
         is_admin = me.status == ChatMemberStatus.ADMINISTRATOR
-        return Rights(is_admin, bool(getattr(me, "can_delete_messages", False)), bool(getattr(me, "can_restrict_members", False)))
+        return Rights(
+            is_admin, bool(getattr(me, "can_delete_messages", False)), bool(getattr(me, "can_restrict_members", False))
+        )
 
     async def answer(self, press: ButtonPressed, text: str) -> None:
         try:

@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, Sequence
+from typing import Any
 
 from bot.events import MediaRef
 
 log = logging.getLogger("vigil.telegram")
 
 MEDIA_SUFFIXES = {
-    ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".mp4", ".webm", ".mov",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+    ".mp4",
+    ".webm",
+    ".mov",
 }
 MAX_FILE_ID = 255  # Telegram's ids are about 80 characters; the store keeps ids of up to 255
 MAX_UNIQUE_ID = 64  # Telegram's file_unique_id is about 16 characters
@@ -58,8 +71,11 @@ def media_ref(kind: str, file: Any, mime: str | None, where: str) -> MediaRef | 
         log.warning("telegram: %s has a malformed file_id; this picture is skipped", where)
         return None
     unique = getattr(file, "file_unique_id", None)  # the same file, whoever posts or forwards it
-    extra = {"unique_id": unique} if isinstance(unique, str) and 0 < len(unique) <= MAX_UNIQUE_ID \
-        and _FILE_ID.fullmatch(unique) else {}
+    extra = (
+        {"unique_id": unique}
+        if isinstance(unique, str) and 0 < len(unique) <= MAX_UNIQUE_ID and _FILE_ID.fullmatch(unique)
+        else {}
+    )
     return MediaRef(kind, file_id, _size(getattr(file, "file_size", None), where), _mime(mime), extra)
 
 

@@ -50,7 +50,7 @@ def user_of(u: Any) -> UserRef:
 
 
 def sender_kind(message: Any) -> str:
-    """"user", or how a chat posted the message (see bot.events.SENDER_KINDS)."""
+    """ "user", or how a chat posted the message (see bot.events.SENDER_KINDS)."""
     chat = message.sender_chat
     if chat is None:
         return "user"
@@ -67,8 +67,9 @@ def sender_of(message: Any) -> UserRef | None:
     if chat is not None:
         kind = sender_kind(message)
         title = clip(chat.title) or clip(getattr(chat, "full_name", None))
-        return UserRef(NAME, str(checked_id(chat.id, "sender_chat.id", high=-1)), title, username(chat.username),
-                       None, kind=kind)
+        return UserRef(
+            NAME, str(checked_id(chat.id, "sender_chat.id", high=-1)), title, username(chat.username), None, kind=kind
+        )
     if message.from_user is None:
         return None
     return user_of(message.from_user)

@@ -39,10 +39,25 @@ from bot.store.records import (
 from bot.store.work import WorkMixin
 
 __all__ = [
-    "Store", "UNSET", "MIGRATIONS_DIR", "group_list_name",
-    "ActionRecord", "AlertRecord", "AuditRecord", "ContactRecord", "EntryRecord", "ExemptionRecord",
-    "FrozenJSON", "GroupRecord", "ListRecord", "PruneCounts", "PurgeCounts", "ReviewRecord", "WorkItem",
-    "ProtectedOwner", "ProtectedPhoto",
+    "Store",
+    "UNSET",
+    "MIGRATIONS_DIR",
+    "group_list_name",
+    "ActionRecord",
+    "AlertRecord",
+    "AuditRecord",
+    "ContactRecord",
+    "EntryRecord",
+    "ExemptionRecord",
+    "FrozenJSON",
+    "GroupRecord",
+    "ListRecord",
+    "PruneCounts",
+    "PurgeCounts",
+    "ReviewRecord",
+    "WorkItem",
+    "ProtectedOwner",
+    "ProtectedPhoto",
 ]
 
 
@@ -53,8 +68,14 @@ class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin):
         self._db = db
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, migrations_dir: Path | None = None,
-                   clock: Clock = utc_now, check: bool = True) -> "Store":
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        migrations_dir: Path | None = None,
+        clock: Clock = utc_now,
+        check: bool = True,
+    ) -> Store:
         """Opens (or creates) the database and applies new migrations.
 
         ``migrations_dir`` replaces the shipped migrations (tests); ``clock`` gives the time
@@ -85,9 +106,10 @@ class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin):
     async def close(self) -> None:
         await self._db.close()
 
-    async def __aenter__(self) -> "Store":
+    async def __aenter__(self) -> Store:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()

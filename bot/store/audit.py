@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
@@ -20,26 +21,46 @@ MAX_ACTIONS_JSON = 4096
 
 def _audit(row: sqlite3.Row) -> AuditRecord:
     return AuditRecord(
-        id=row["id"], at=row["at"], platform=row["platform"], chat_id=row["chat_id"],
-        message_id=row["message_id"], sender_id=row["sender_id"], sender_name=row["sender_name"],
-        kind=row["kind"], label=row["label"], findings=load_json(row["findings"]),
-        hashes=load_json(row["hashes"]), decision=row["decision"], actions=load_json(row["actions"]),
-        actor=row["actor"], dry_run=bool(row["dry_run"]),
+        id=row["id"],
+        at=row["at"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        sender_id=row["sender_id"],
+        sender_name=row["sender_name"],
+        kind=row["kind"],
+        label=row["label"],
+        findings=load_json(row["findings"]),
+        hashes=load_json(row["hashes"]),
+        decision=row["decision"],
+        actions=load_json(row["actions"]),
+        actor=row["actor"],
+        dry_run=bool(row["dry_run"]),
     )
 
 
 def _review(row: sqlite3.Row) -> ReviewRecord:
     return ReviewRecord(
-        id=row["id"], audit_id=row["audit_id"], platform=row["platform"], chat_id=row["chat_id"],
-        message_id=row["message_id"], state=row["state"], opened_at=row["opened_at"],
-        decided_by=row["decided_by"], decided_at=row["decided_at"],
+        id=row["id"],
+        audit_id=row["audit_id"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        state=row["state"],
+        opened_at=row["opened_at"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
     )
 
 
 def _alert(row: sqlite3.Row) -> AlertRecord:
     return AlertRecord(
-        id=row["id"], audit_id=row["audit_id"], platform=row["platform"], user_id=row["user_id"],
-        message_id=row["message_id"], sent_at=row["sent_at"],
+        id=row["id"],
+        audit_id=row["audit_id"],
+        platform=row["platform"],
+        user_id=row["user_id"],
+        message_id=row["message_id"],
+        sent_at=row["sent_at"],
     )
 
 
@@ -48,23 +69,39 @@ class AuditMixin:
 
     # --- audit log ----------------------------------------------------------------------
 
-    async def add_audit(self, *, platform: str, chat_id: str | int, kind: str, label: str,
-                        message_id: str | int | None = None, sender_id: str | int | None = None,
-                        sender_name: str | None = None, findings: Mapping[str, Any] | None = None,
-                        hashes: Mapping[str, Any] | None = None, decision: str | None = None,
-                        actions: Mapping[str, Any] | None = None, actor: str | int | None = None,
-                        dry_run: bool = False) -> int:
+    async def add_audit(
+        self,
+        *,
+        platform: str,
+        chat_id: str | int,
+        kind: str,
+        label: str,
+        message_id: str | int | None = None,
+        sender_id: str | int | None = None,
+        sender_name: str | None = None,
+        findings: Mapping[str, Any] | None = None,
+        hashes: Mapping[str, Any] | None = None,
+        decision: str | None = None,
+        actions: Mapping[str, Any] | None = None,
+        actor: str | int | None = None,
+        dry_run: bool = False,
+    ) -> int:
         """Appends one record and returns its id. Ids and hashes only: never image bytes or message text."""
         if not isinstance(dry_run, bool):
             raise BadStoreValue("dry_run", dry_run, "True or False")
         row = (
-            checks.platform(platform), checks.ident("chat_id", chat_id),
-            checks.optional_ident("message_id", message_id), checks.optional_ident("sender_id", sender_id),
-            checks.display("sender_name", sender_name), checks.choice("kind", kind, AUDIT_KINDS),
+            checks.platform(platform),
+            checks.ident("chat_id", chat_id),
+            checks.optional_ident("message_id", message_id),
+            checks.optional_ident("sender_id", sender_id),
+            checks.display("sender_name", sender_name),
+            checks.choice("kind", kind, AUDIT_KINDS),
             checks.text("label", label, 512, optional=False),
             checks.json_text("findings", findings, MAX_FINDINGS_JSON),
-            checks.json_text("hashes", hashes, MAX_HASHES_JSON), checks.text("decision", decision, 64),
-            checks.json_text("actions", actions, MAX_ACTIONS_JSON), checks.optional_ident("actor", actor),
+            checks.json_text("hashes", hashes, MAX_HASHES_JSON),
+            checks.text("decision", decision, 64),
+            checks.json_text("actions", actions, MAX_ACTIONS_JSON),
+            checks.optional_ident("actor", actor),
             int(dry_run),
         )
         async with self._db.write() as c:
@@ -82,8 +119,9 @@ class AuditMixin:
             row = await (await c.execute("SELECT * FROM audit WHERE id = ?", (aid,))).fetchone()
         return None if row is None else _audit(row)
 
-    async def audit_for_group(self, platform: str, chat_id: str | int, since: datetime | None = None,
-                              limit: int | None = None) -> list[AuditRecord]:
+    async def audit_for_group(
+        self, platform: str, chat_id: str | int, since: datetime | None = None, limit: int | None = None
+    ) -> list[AuditRecord]:
         """The group's records, oldest first; ``since`` keeps those at or after that moment."""
         p, cid = checks.platform(platform), checks.ident("chat_id", chat_id)
         start = "" if since is None else checks.timestamp(since)
@@ -105,14 +143,15 @@ class AuditMixin:
         out: dict[str, int] = {"scans": 0, "deleted": 0}
         async with self._db.read() as c:
             for r in await c.execute_fetchall(
-                "SELECT label, count(*) FROM audit WHERE platform = ? AND chat_id = ? AND kind = 'scan'"
-                " GROUP BY label", key
+                "SELECT label, count(*) FROM audit WHERE platform = ? AND chat_id = ? AND kind = 'scan' GROUP BY label",
+                key,
             ):
                 out[r[0]] = r[1]
                 out["scans"] += r[1]
             for r in await c.execute_fetchall(
                 "SELECT action, count(*) FROM actions WHERE platform = ? AND chat_id = ? AND state = 'done'"
-                " GROUP BY action", key
+                " GROUP BY action",
+                key,
             ):
                 out[f"action:{r[0]}"] = r[1]
         out["deleted"] = out.get("action:delete", 0)
@@ -142,6 +181,7 @@ class AuditMixin:
         """
         p, uid = checks.platform(platform), checks.ident("user_id", user_id)
         async with self._db.write() as c:
+
             async def run(sql: str, params: tuple = (p, uid)) -> int:
                 return (await c.execute(sql, params)).rowcount
 
@@ -149,21 +189,18 @@ class AuditMixin:
                 audit=await run("DELETE FROM audit WHERE platform = ? AND sender_id = ?"),
                 contacts=await run("DELETE FROM contacts WHERE platform = ? AND user_id = ?"),
                 exemptions=await run("DELETE FROM exemptions WHERE platform = ? AND user_id = ?"),
-                entries=await run(
-                    "DELETE FROM entries WHERE added_by = ?2 AND coalesce(source_platform, ?1) = ?1"
-                ),
+                entries=await run("DELETE FROM entries WHERE added_by = ?2 AND coalesce(source_platform, ?1) = ?1"),
                 alerts=await run("DELETE FROM alerts WHERE platform = ? AND user_id = ?"),
-                actions=await run(
-                    "DELETE FROM actions WHERE platform = ? AND json_extract(params, '$.user') = ?"
-                ),
+                actions=await run("DELETE FROM actions WHERE platform = ? AND json_extract(params, '$.user') = ?"),
                 anonymised=await run("UPDATE audit SET actor = NULL WHERE platform = ? AND actor = ?")
                 + await run("UPDATE reviews SET decided_by = NULL WHERE platform = ? AND decided_by = ?"),
             )
 
     # --- reviews ------------------------------------------------------------------------
 
-    async def open_review(self, audit_id: int, platform: str, chat_id: str | int,
-                          message_id: str | int) -> ReviewRecord:
+    async def open_review(
+        self, audit_id: int, platform: str, chat_id: str | int, message_id: str | int
+    ) -> ReviewRecord:
         """A record waiting for an admin decision; opening it again returns the same review."""
         aid = checks.record_id("audit_id", audit_id)
         values = (checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("message_id", message_id))
@@ -212,11 +249,16 @@ class AuditMixin:
 
     # --- alerts -------------------------------------------------------------------------
 
-    async def record_alert(self, audit_id: int, platform: str, user_id: str | int,
-                           message_id: str | int | None = None) -> bool:
+    async def record_alert(
+        self, audit_id: int, platform: str, user_id: str | int, message_id: str | int | None = None
+    ) -> bool:
         """Remembers that ``user_id`` was alerted about a record; False if they already were."""
         aid = checks.record_id("audit_id", audit_id)
-        values = (checks.platform(platform), checks.ident("user_id", user_id), checks.optional_ident("message_id", message_id))
+        values = (
+            checks.platform(platform),
+            checks.ident("user_id", user_id),
+            checks.optional_ident("message_id", message_id),
+        )
         async with self._db.write() as c:
             if await (await c.execute("SELECT 1 FROM audit WHERE id = ?", (aid,))).fetchone() is None:
                 raise UnknownRecord("audit record", aid)

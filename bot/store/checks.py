@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from bot.errors import BadStoreValue
 
@@ -105,7 +106,9 @@ def json_text(field: str, value: Mapping[str, Any] | None, limit: int) -> str:
     try:
         out = json.dumps(dict(value), ensure_ascii=False, sort_keys=True, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
-        raise BadStoreValue(field, value, f"JSON values only (text, numbers, booleans, lists, mappings): {exc}") from None
+        raise BadStoreValue(
+            field, value, f"JSON values only (text, numbers, booleans, lists, mappings): {exc}"
+        ) from None
     if len(out) > limit:
         raise BadStoreValue(field, f"<{len(out)} characters of JSON>", f"at most {limit} characters of JSON")
     return out
@@ -119,5 +122,5 @@ def timestamp(value: datetime) -> str:
     if not isinstance(value, datetime):
         raise BadStoreValue("time", value, "a datetime")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")

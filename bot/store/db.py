@@ -10,11 +10,11 @@ import asyncio
 import os
 import re
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 import aiosqlite
 
@@ -29,7 +29,7 @@ Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,14 @@ class Database:
     # --- opening --------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, migrations_dir: Path | None = None,
-                   clock: Clock = utc_now, check: bool = True) -> "Database":
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        migrations_dir: Path | None = None,
+        clock: Clock = utc_now,
+        check: bool = True,
+    ) -> Database:
         path = Path(path)
         migrations = find_migrations(migrations_dir or MIGRATIONS_DIR)
         if path.is_dir():
@@ -102,7 +108,9 @@ class Database:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the folder for the database {path}: {exc}; create it or change data_dir") from None
+            raise StoreError(
+                f"cannot create the folder for the database {path}: {exc}; create it or change data_dir"
+            ) from None
         try:
             _create_private(path)
             conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from bot.errors import BadStoreValue
 from bot.store import checks
@@ -26,17 +27,26 @@ UNSET: Any = _Unset()  # "leave this field as it is"
 
 def _group(row: sqlite3.Row) -> GroupRecord:
     return GroupRecord(
-        platform=row["platform"], chat_id=row["chat_id"], title=row["title"],
-        settings=load_json(row["settings"]), added_by=row["added_by"],
-        bot_rights=load_json(row["bot_rights"]), owner_hint_sent_at=row["owner_hint_sent_at"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        title=row["title"],
+        settings=load_json(row["settings"]),
+        added_by=row["added_by"],
+        bot_rights=load_json(row["bot_rights"]),
+        owner_hint_sent_at=row["owner_hint_sent_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
 def _contact(row: sqlite3.Row) -> ContactRecord:
     return ContactRecord(
-        platform=row["platform"], user_id=row["user_id"], can_dm=bool(row["can_dm"]),
-        language=row["language"], dm_room=row["dm_room"], display_name=row["display_name"],
+        platform=row["platform"],
+        user_id=row["user_id"],
+        can_dm=bool(row["can_dm"]),
+        language=row["language"],
+        dm_room=row["dm_room"],
+        display_name=row["display_name"],
         updated_at=row["updated_at"],
     )
 
@@ -44,8 +54,7 @@ def _contact(row: sqlite3.Row) -> ContactRecord:
 async def ensure_group(conn: Any, platform: str, chat_id: str, now: str) -> None:
     """Inside a write transaction: the group row that other rows refer to."""
     await conn.execute(
-        "INSERT INTO groups (platform, chat_id, created_at, updated_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT DO NOTHING",
+        "INSERT INTO groups (platform, chat_id, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (platform, chat_id, now, now),
     )
 
@@ -61,9 +70,15 @@ class GroupsMixin:
             row = await (await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", key)).fetchone()
         return None if row is None else _group(row)
 
-    async def upsert_group(self, platform: str, chat_id: str | int, title: str | None = None, *,
-                           added_by: str | int | None = None,
-                           bot_rights: Mapping[str, Any] | None = None) -> GroupRecord:
+    async def upsert_group(
+        self,
+        platform: str,
+        chat_id: str | int,
+        title: str | None = None,
+        *,
+        added_by: str | int | None = None,
+        bot_rights: Mapping[str, Any] | None = None,
+    ) -> GroupRecord:
         """Create the group or refresh it; a None argument leaves the stored value as it is."""
         p, cid = checks.platform(platform), checks.ident("chat_id", chat_id)
         t = checks.display("title", title)
@@ -85,7 +100,9 @@ class GroupsMixin:
                 "  OR coalesce(excluded.bot_rights, bot_rights) IS NOT bot_rights",
                 (p, cid, t, by, rights, now, now),
             )
-            row = await (await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))).fetchone()
+            row = await (
+                await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))
+            ).fetchone()
         return _group(row)
 
     async def update_settings(self, platform: str, chat_id: str | int, changes: Mapping[str, Any]) -> GroupRecord:
@@ -97,7 +114,9 @@ class GroupsMixin:
         now = self._db.now()
         async with self._db.write() as c:
             await ensure_group(c, p, cid, now)
-            row = await (await c.execute("SELECT settings FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))).fetchone()
+            row = await (
+                await c.execute("SELECT settings FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))
+            ).fetchone()
             settings = json.loads(row["settings"])
             for key, value in changes.items():
                 if value is None:
@@ -109,7 +128,9 @@ class GroupsMixin:
                 "UPDATE groups SET settings = ?, updated_at = ? WHERE platform = ? AND chat_id = ?",
                 (text, now, p, cid),
             )
-            row = await (await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))).fetchone()
+            row = await (
+                await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))
+            ).fetchone()
         return _group(row)
 
     async def list_groups(self, platform: str | None = None) -> list[GroupRecord]:
@@ -142,9 +163,16 @@ class GroupsMixin:
 
     # --- contacts ----------------------------------------------------------------------
 
-    async def set_contact(self, platform: str, user_id: str | int, *, can_dm: bool = UNSET,
-                          language: str | None = UNSET, dm_room: str | None = UNSET,
-                          display_name: str | None = UNSET) -> ContactRecord:
+    async def set_contact(
+        self,
+        platform: str,
+        user_id: str | int,
+        *,
+        can_dm: bool = UNSET,
+        language: str | None = UNSET,
+        dm_room: str | None = UNSET,
+        display_name: str | None = UNSET,
+    ) -> ContactRecord:
         """Create or change a contact; fields not given keep their stored value (new contacts: cannot DM)."""
         p, uid = checks.platform(platform), checks.ident("user_id", user_id)
         fields: dict[str, Any] = {}
@@ -170,7 +198,9 @@ class GroupsMixin:
                     f"UPDATE contacts SET {assignments}, updated_at = ? WHERE platform = ? AND user_id = ?",
                     (*fields.values(), now, p, uid),
                 )
-            row = await (await c.execute("SELECT * FROM contacts WHERE platform = ? AND user_id = ?", (p, uid))).fetchone()
+            row = await (
+                await c.execute("SELECT * FROM contacts WHERE platform = ? AND user_id = ?", (p, uid))
+            ).fetchone()
         return _contact(row)
 
     async def get_contact(self, platform: str, user_id: str | int) -> ContactRecord | None:
@@ -186,7 +216,7 @@ class GroupsMixin:
         out: list[ContactRecord] = []
         async with self._db.read() as c:
             for i in range(0, len(ids), _IN_CHUNK):
-                part = ids[i:i + _IN_CHUNK]
+                part = ids[i : i + _IN_CHUNK]
                 rows = await c.execute_fetchall(
                     f"SELECT * FROM contacts WHERE platform = ? AND user_id IN ({','.join('?' * len(part))})",
                     (p, *part),
@@ -227,9 +257,9 @@ class GroupsMixin:
     async def is_exempt(self, platform: str, chat_id: str | int, user_id: str | int) -> bool:
         key = (checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("user_id", user_id))
         async with self._db.read() as c:
-            row = await (await c.execute(
-                "SELECT 1 FROM exemptions WHERE platform = ? AND chat_id = ? AND user_id = ?", key
-            )).fetchone()
+            row = await (
+                await c.execute("SELECT 1 FROM exemptions WHERE platform = ? AND chat_id = ? AND user_id = ?", key)
+            ).fetchone()
         return row is not None
 
     # --- a group that changed its id --------------------------------------------------------
@@ -267,17 +297,26 @@ class GroupsMixin:
                 "UPDATE groups SET settings = ?, title = coalesce(title, ?), added_by = coalesce(added_by, ?),"
                 " bot_rights = coalesce(bot_rights, ?), owner_hint_sent_at = coalesce(owner_hint_sent_at, ?),"
                 " updated_at = ? WHERE platform = ? AND chat_id = ?",
-                (checks.json_text("settings", settings, MAX_SETTINGS_JSON), row["title"], row["added_by"],
-                 row["bot_rights"], row["owner_hint_sent_at"], now, p, new),
+                (
+                    checks.json_text("settings", settings, MAX_SETTINGS_JSON),
+                    row["title"],
+                    row["added_by"],
+                    row["bot_rights"],
+                    row["owner_hint_sent_at"],
+                    now,
+                    p,
+                    new,
+                ),
             )
-            for table, key in (("exemptions", "user_id"), ("follows", "list_id")):
+            for table in ("exemptions", "follows"):
                 # a row the new id already has wins; the old one goes with the old group below
                 await c.execute(
                     f"UPDATE OR IGNORE {table} SET chat_id = ? WHERE platform = ? AND chat_id = ?",  # fixed names
                     (new, p, old),
                 )
-            await c.execute("UPDATE lists SET chat_id = ? WHERE scope = 'group' AND platform = ? AND chat_id = ?",
-                            (new, p, old))
+            await c.execute(
+                "UPDATE lists SET chat_id = ? WHERE scope = 'group' AND platform = ? AND chat_id = ?", (new, p, old)
+            )
             await c.execute(
                 "UPDATE protected_photos SET chat_id = ? WHERE source = 'group' AND platform = ? AND chat_id = ?",
                 (new, p, old),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
@@ -23,9 +24,7 @@ MAX_VIEWS = 4
 BULK_CHUNK = 2000  # rows per write transaction of a bulk import: the bot's writes wait well under a second
 MAX_FINGERPRINT = 262144  # characters of base64: the schema's bound
 
-_ENTRY_COLUMNS = (
-    "id, list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, source_platform, source_chat, note"
-)
+_ENTRY_COLUMNS = "id, list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, source_platform, source_chat, note"
 
 
 def group_list_name(platform: str, chat_id: str, kind: str) -> str:
@@ -34,8 +33,15 @@ def group_list_name(platform: str, chat_id: str, kind: str) -> str:
 
 def _list(row: sqlite3.Row) -> ListRecord:
     return ListRecord(
-        id=row["id"], name=row["name"], label=row["label"], kind=row["kind"], action=row["action"],
-        scope=row["scope"], platform=row["platform"], chat_id=row["chat_id"], created_at=row["created_at"],
+        id=row["id"],
+        name=row["name"],
+        label=row["label"],
+        kind=row["kind"],
+        action=row["action"],
+        scope=row["scope"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        created_at=row["created_at"],
     )
 
 
@@ -80,8 +86,11 @@ def _check_fingerprint(fingerprint: object) -> str | None:
         raise BadStoreValue("fingerprint", type(fingerprint).__name__, "bytes (Fingerprint.to_bytes()) or None")
     text = base64.b64encode(bytes(fingerprint)).decode("ascii")
     if not 16 <= len(text) <= MAX_FINGERPRINT:
-        raise BadStoreValue("fingerprint", f"<{len(fingerprint)} bytes>",
-                            f"12 to {MAX_FINGERPRINT * 3 // 4} bytes (keep fewer keypoints)")
+        raise BadStoreValue(
+            "fingerprint",
+            f"<{len(fingerprint)} bytes>",
+            f"12 to {MAX_FINGERPRINT * 3 // 4} bytes (keep fewer keypoints)",
+        )
     return text
 
 
@@ -101,8 +110,9 @@ class ListMatchingMixin:
 
     _db: Database
 
-    async def set_entry_features(self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (),
-                                 fingerprint: bytes | None = None) -> EntryFeatures:
+    async def set_entry_features(
+        self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (), fingerprint: bytes | None = None
+    ) -> EntryFeatures:
         """Stores (or replaces) the trimmed views and local fingerprint of an entry's image."""
         eid = checks.record_id("entry_id", entry_id)
         values = (_check_views(views), _check_fingerprint(fingerprint))
@@ -154,9 +164,15 @@ class ListMatchingMixin:
                 return
             after = rows[-1]["entry_id"]
 
-    async def add_entries_bulk(self, list_id: int, hashes: Sequence[Mapping[str, Any]], *,
-                               added_by: str | int | None = None, note: str | None = None,
-                               progress: Callable[[int], None] | None = None) -> ImportCounts:
+    async def add_entries_bulk(
+        self,
+        list_id: int,
+        hashes: Sequence[Mapping[str, Any]],
+        *,
+        added_by: str | int | None = None,
+        note: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportCounts:
         """Adds many entries: all of them or, on any error, none.
 
         Each item has any of pdq, pdq_quality, phash, sha256 (and optionally its own note);
@@ -176,8 +192,10 @@ class ListMatchingMixin:
             if not isinstance(h, Mapping):
                 raise BadStoreValue(f"hashes[{i}]", h, "a mapping of pdq, pdq_quality, phash, sha256, note")
             row = (
-                checks.hex_hash("pdq", h.get("pdq"), 64), checks.quality(h.get("pdq_quality")),
-                checks.hex_hash("phash", h.get("phash"), None), checks.hex_hash("sha256", h.get("sha256"), 64),
+                checks.hex_hash("pdq", h.get("pdq"), 64),
+                checks.quality(h.get("pdq_quality")),
+                checks.hex_hash("phash", h.get("phash"), None),
+                checks.hex_hash("sha256", h.get("sha256"), 64),
                 checks.text("note", h.get("note", default_note), 500),
             )
             if row[0] is None and row[2] is None and row[3] is None:
@@ -211,7 +229,9 @@ class ListMatchingMixin:
                     progress(min(len(fresh), start + BULK_CHUNK))
         except BaseException:
             async with self._db.write() as c:
-                await c.execute("DELETE FROM entries WHERE list_id = ? AND added_at = ? AND id > ?", (lid, stamp, first))
+                await c.execute(
+                    "DELETE FROM entries WHERE list_id = ? AND added_at = ? AND id > ?", (lid, stamp, first)
+                )
             raise
         return ImportCounts(added=len(fresh), duplicates=len(rows) - len(fresh))
 
@@ -243,7 +263,9 @@ class ListMatchingMixin:
     async def followers(self) -> Mapping[int, tuple[tuple[str, str], ...]]:
         """For each followed instance list, the (platform, chat_id) of the groups that follow it."""
         async with self._db.read() as c:
-            rows = await c.execute_fetchall("SELECT list_id, platform, chat_id FROM follows ORDER BY list_id, platform, chat_id")
+            rows = await c.execute_fetchall(
+                "SELECT list_id, platform, chat_id FROM follows ORDER BY list_id, platform, chat_id"
+            )
         out: dict[int, list[tuple[str, str]]] = {}
         for r in rows:
             out.setdefault(r[0], []).append((r[1], r[2]))
@@ -253,13 +275,23 @@ class ListMatchingMixin:
 class ListsMixin(ListMatchingMixin):
     _db: Database
 
-    async def create_list(self, name: str, *, kind: str, label: str = "local", action: str = "delete",
-                          scope: str = "instance", platform: str | None = None,
-                          chat_id: str | int | None = None) -> ListRecord:
+    async def create_list(
+        self,
+        name: str,
+        *,
+        kind: str,
+        label: str = "local",
+        action: str = "delete",
+        scope: str = "instance",
+        platform: str | None = None,
+        chat_id: str | int | None = None,
+    ) -> ListRecord:
         """A new list. Instance lists have no platform or chat; group lists need both."""
         n = checks.text("name", name, 200, optional=False)
         values = (
-            checks.choice("kind", kind, KINDS), checks.label(label), checks.choice("action", action, ACTIONS),
+            checks.choice("kind", kind, KINDS),
+            checks.label(label),
+            checks.choice("action", action, ACTIONS),
             checks.choice("scope", scope, SCOPES),
         )
         if scope == "group":
@@ -321,14 +353,25 @@ class ListsMixin(ListMatchingMixin):
             cur = await c.execute("DELETE FROM lists WHERE id = ?", (lid,))
             return cur.rowcount == 1
 
-    async def add_entry(self, list_id: int, *, pdq: str | None = None, pdq_quality: int | None = None,
-                        phash: str | None = None, sha256: str | None = None, added_by: str | int | None = None,
-                        source_platform: str | None = None, source_chat: str | int | None = None,
-                        note: str | None = None) -> EntryRecord:
+    async def add_entry(
+        self,
+        list_id: int,
+        *,
+        pdq: str | None = None,
+        pdq_quality: int | None = None,
+        phash: str | None = None,
+        sha256: str | None = None,
+        added_by: str | int | None = None,
+        source_platform: str | None = None,
+        source_chat: str | int | None = None,
+        note: str | None = None,
+    ) -> EntryRecord:
         """Adds hashes to a list. The same image (same SHA-256, or same PDQ) added again returns the first entry."""
         lid = checks.record_id("list_id", list_id)
         values = (
-            checks.hex_hash("pdq", pdq, 64), checks.quality(pdq_quality), checks.hex_hash("phash", phash, None),
+            checks.hex_hash("pdq", pdq, 64),
+            checks.quality(pdq_quality),
+            checks.hex_hash("phash", phash, None),
             checks.hex_hash("sha256", sha256, 64),
         )
         if values[0] is None and values[2] is None and values[3] is None:
@@ -349,21 +392,25 @@ class ListsMixin(ListMatchingMixin):
                     " source_platform, source_chat, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (lid, *values, extra[0], self._db.now(), *extra[1:]),
                 )
-                row = await (await c.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (cur.lastrowid,))).fetchone()
+                row = await (
+                    await c.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (cur.lastrowid,))
+                ).fetchone()
         return _entry(row)
 
     @staticmethod
     async def _same_entry(c: Any, list_id: int, pdq: str | None, sha256: str | None) -> sqlite3.Row | None:
         if sha256 is not None:
-            row = await (await c.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE sha256 = ? AND list_id = ?", (sha256, list_id)
-            )).fetchone()
+            row = await (
+                await c.execute(
+                    f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE sha256 = ? AND list_id = ?", (sha256, list_id)
+                )
+            ).fetchone()
             if row is not None:
                 return row
         if pdq is not None:
-            return await (await c.execute(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE list_id = ? AND pdq = ?", (list_id, pdq)
-            )).fetchone()
+            return await (
+                await c.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE list_id = ? AND pdq = ?", (list_id, pdq))
+            ).fetchone()
         return None
 
     async def get_entry(self, entry_id: int) -> EntryRecord | None:
@@ -381,7 +428,9 @@ class ListsMixin(ListMatchingMixin):
     async def entries(self, list_id: int) -> list[EntryRecord]:
         lid = checks.record_id("list_id", list_id)
         async with self._db.read() as c:
-            rows = await c.execute_fetchall(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE list_id = ? ORDER BY id", (lid,))
+            rows = await c.execute_fetchall(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE list_id = ? ORDER BY id", (lid,)
+            )
         return [_entry(r) for r in rows]
 
     async def iter_all_entries(self, chunk_size: int = ENTRY_CHUNK) -> AsyncIterator[EntryRecord]:
@@ -443,4 +492,3 @@ class ListsMixin(ListMatchingMixin):
                 "SELECT l.id, (SELECT count(*) FROM entries e WHERE e.list_id = l.id) FROM lists l ORDER BY l.id"
             )
         return {r[0]: r[1] for r in rows}
-

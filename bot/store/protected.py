@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import unicodedata
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, AsyncIterator
+from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
@@ -27,9 +28,7 @@ GENERATION_KEY = "protected:generation"
 PHOTO_CHUNK = 2000  # rows per query when streaming every fingerprint at start-up
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
-_PHOTO_COLUMNS = (
-    "p.id, p.owner_id, p.source, p.platform, p.chat_id, p.label, p.pdq, p.added_at, p.expires_at"
-)
+_PHOTO_COLUMNS = "p.id, p.owner_id, p.source, p.platform, p.chat_id, p.label, p.pdq, p.added_at, p.expires_at"
 
 
 @dataclass(frozen=True)
@@ -62,17 +61,31 @@ class ProtectedPhoto:
 
 def _owner(row: sqlite3.Row) -> ProtectedOwner:
     return ProtectedOwner(
-        id=row["id"], kind=row["kind"], platform=row["platform"], user_id=row["user_id"], name=row["name"],
-        notify=bool(row["notify"]), notify_platform=row["notify_platform"], notify_user=row["notify_user"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        id=row["id"],
+        kind=row["kind"],
+        platform=row["platform"],
+        user_id=row["user_id"],
+        name=row["name"],
+        notify=bool(row["notify"]),
+        notify_platform=row["notify_platform"],
+        notify_user=row["notify_user"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
 def _photo(row: sqlite3.Row, with_fingerprint: bool = False) -> ProtectedPhoto:
     return ProtectedPhoto(
-        id=row["id"], owner_id=row["owner_id"], source=row["source"], platform=row["platform"],
-        chat_id=row["chat_id"], label=row["label"], pdq=row["pdq"], added_at=row["added_at"],
-        expires_at=row["expires_at"], fingerprint=row["fingerprint"] if with_fingerprint else None,
+        id=row["id"],
+        owner_id=row["owner_id"],
+        source=row["source"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        label=row["label"],
+        pdq=row["pdq"],
+        added_at=row["added_at"],
+        expires_at=row["expires_at"],
+        fingerprint=row["fingerprint"] if with_fingerprint else None,
     )
 
 
@@ -80,7 +93,8 @@ def _fingerprint_text(value: object) -> str:
     if not isinstance(value, str) or not 16 <= len(value) <= MAX_FINGERPRINT or not _BASE64.fullmatch(value):
         shown = f"<{len(value)} characters>" if isinstance(value, (str, bytes)) else value
         raise BadStoreValue(
-            "fingerprint", shown,
+            "fingerprint",
+            shown,
             f"base64 text of 16 to {MAX_FINGERPRINT} characters (an encoded local-feature fingerprint, never an image)",
         )
     return value
@@ -125,15 +139,19 @@ class ProtectedMixin:
 
     # --- owners -------------------------------------------------------------------------
 
-    async def member_owner(self, platform: str, user_id: str | int, *, name: str | None = None,
-                           create: bool = False) -> ProtectedOwner | None:
+    async def member_owner(
+        self, platform: str, user_id: str | int, *, name: str | None = None, create: bool = False
+    ) -> ProtectedOwner | None:
         """A member's owner row; with ``create``, made (or renamed to ``name``) if needed."""
         p, uid = checks.platform(platform), checks.ident("user_id", user_id)
         if not create:
             async with self._db.read() as c:
-                row = await (await c.execute(
-                    "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?", (p, uid)
-                )).fetchone()
+                row = await (
+                    await c.execute(
+                        "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?",
+                        (p, uid),
+                    )
+                ).fetchone()
             return None if row is None else _owner(row)
         n = _name(name if name else uid)
         now = self._db.now()
@@ -145,21 +163,29 @@ class ProtectedMixin:
                 "  name = excluded.name, updated_at = excluded.updated_at WHERE name != excluded.name",
                 (p, uid, n, now, now),
             )
-            row = await (await c.execute(
-                "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?", (p, uid)
-            )).fetchone()
+            row = await (
+                await c.execute(
+                    "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?", (p, uid)
+                )
+            ).fetchone()
         return _owner(row)
 
-    async def operator_owner(self, name: str, *, create: bool = False, notify_platform: str | None = None,
-                             notify_user: str | int | None = None) -> ProtectedOwner | None:
+    async def operator_owner(
+        self,
+        name: str,
+        *,
+        create: bool = False,
+        notify_platform: str | None = None,
+        notify_user: str | int | None = None,
+    ) -> ProtectedOwner | None:
         """An owner the operator named; with ``create``, made if needed. A notify user given
         here turns notices on for that user (None leaves the setting as it is)."""
         n = _name(name)
         if not create:
             async with self._db.read() as c:
-                row = await (await c.execute(
-                    "SELECT * FROM protected_owners WHERE kind = 'operator' AND name = ?", (n,)
-                )).fetchone()
+                row = await (
+                    await c.execute("SELECT * FROM protected_owners WHERE kind = 'operator' AND name = ?", (n,))
+                ).fetchone()
             return None if row is None else _owner(row)
         np_ = None if notify_user is None else checks.platform(notify_platform)
         nu = checks.optional_ident("notify_user", notify_user)
@@ -177,9 +203,9 @@ class ProtectedMixin:
                     (np_, nu, now, n),
                 )
                 await _bump(c, now)
-            row = await (await c.execute(
-                "SELECT * FROM protected_owners WHERE kind = 'operator' AND name = ?", (n,)
-            )).fetchone()
+            row = await (
+                await c.execute("SELECT * FROM protected_owners WHERE kind = 'operator' AND name = ?", (n,))
+            ).fetchone()
         return _owner(row)
 
     async def get_protected_owner(self, owner_id: int) -> ProtectedOwner | None:
@@ -204,11 +230,18 @@ class ProtectedMixin:
             row = await (await c.execute("SELECT * FROM protected_owners WHERE id = ?", (oid,))).fetchone()
             if row is None:
                 raise UnknownRecord("protected owner", oid)
-            target = (row["platform"], row["user_id"]) if row["kind"] == "member" else (row["notify_platform"], row["notify_user"])
+            target = (
+                (row["platform"], row["user_id"])
+                if row["kind"] == "member"
+                else (row["notify_platform"], row["notify_user"])
+            )
             if notify and target[1] is None:
-                raise BadStoreValue("notify", notify, "False for an operator's owner without a notify user (give --notify USER)")
+                raise BadStoreValue(
+                    "notify", notify, "False for an operator's owner without a notify user (give --notify USER)"
+                )
             await c.execute(
-                "UPDATE protected_owners SET notify = ?, notify_platform = ?, notify_user = ?, updated_at = ? WHERE id = ?",
+                "UPDATE protected_owners SET notify = ?, notify_platform = ?, notify_user = ?, updated_at = ? "
+                "WHERE id = ?",
                 (int(notify), target[0], target[1], now, oid),
             )
             await _bump(c, now)
@@ -219,9 +252,9 @@ class ProtectedMixin:
         """Removes the owner with every fingerprint of theirs; returns how many photos went."""
         oid = checks.record_id("owner_id", owner_id)
         async with self._db.write() as c:
-            photos = (await (await c.execute(
-                "SELECT count(*) FROM protected_photos WHERE owner_id = ?", (oid,)
-            )).fetchone())[0]
+            photos = (
+                await (await c.execute("SELECT count(*) FROM protected_photos WHERE owner_id = ?", (oid,))).fetchone()
+            )[0]
             cur = await c.execute("DELETE FROM protected_owners WHERE id = ?", (oid,))
             if cur.rowcount:
                 await _bump(c, self._db.now())
@@ -229,10 +262,18 @@ class ProtectedMixin:
 
     # --- photos -------------------------------------------------------------------------
 
-    async def add_protected_photo(self, owner_id: int, fingerprint: str, *, source: str,
-                                  pdq: str | None = None, platform: str | None = None,
-                                  chat_id: str | int | None = None, label: str | None = None,
-                                  expires_at: datetime | None = None) -> ProtectedPhoto:
+    async def add_protected_photo(
+        self,
+        owner_id: int,
+        fingerprint: str,
+        *,
+        source: str,
+        pdq: str | None = None,
+        platform: str | None = None,
+        chat_id: str | int | None = None,
+        label: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> ProtectedPhoto:
         """One photo's fingerprint. Group photos ('group') need their group and an expiry."""
         oid = checks.record_id("owner_id", owner_id)
         src = checks.choice("source", source, SOURCES)
@@ -245,28 +286,37 @@ class ProtectedMixin:
                 raise BadStoreValue("expires_at", expires_at, "a datetime for a group photo (its retention period)")
             exp: str | None = checks.timestamp(expires_at)
         elif platform is not None or chat_id is not None or expires_at is not None:
-            raise BadStoreValue("chat_id", chat_id, f"None for a '{src}' photo (only group photos belong to a group and expire)")
+            raise BadStoreValue(
+                "chat_id", chat_id, f"None for a '{src}' photo (only group photos belong to a group and expire)"
+            )
         else:
             p = cid = exp = None
         now = self._db.now()
         async with self._db.write() as c:
             try:
                 cur = await c.execute(
-                    "INSERT INTO protected_photos (owner_id, source, platform, chat_id, label, pdq, fingerprint, added_at, expires_at)"
+                    "INSERT INTO protected_photos (owner_id, source, platform, chat_id, label, pdq, fingerprint, "
+                    "added_at, expires_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (oid, src, p, cid, lab, h, fp, now, exp),
                 )
             except sqlite3.IntegrityError:
                 raise UnknownRecord("protected owner", oid) from None
             await _bump(c, now)
-            row = await (await c.execute(
-                f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,)
-            )).fetchone()
+            row = await (
+                await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,))
+            ).fetchone()
         return _photo(row)
 
     async def add_member_photo(
-        self, platform: str, user_id: str | int, name: str | None, fingerprint: str, *,
-        max_photos: int, pdq: str | None = None,
+        self,
+        platform: str,
+        user_id: str | int,
+        name: str | None,
+        fingerprint: str,
+        *,
+        max_photos: int,
+        pdq: str | None = None,
     ) -> tuple[ProtectedOwner, ProtectedPhoto, int, int]:
         """A photo a member registered privately, in one write transaction: the owner row made (or
         renamed), the member's private photos counted and the photo added only while fewer than
@@ -287,13 +337,21 @@ class ProtectedMixin:
                 "  name = excluded.name, updated_at = excluded.updated_at WHERE name != excluded.name",
                 (p, uid, n, now, now),
             )
-            owner = _owner(await (await c.execute(
-                "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?", (p, uid)
-            )).fetchone())
-            before, others = await (await c.execute(
-                "SELECT count(*) FILTER (WHERE source = 'private'), count(*) FILTER (WHERE source != 'private')"
-                " FROM protected_photos WHERE owner_id = ?", (owner.id,)
-            )).fetchone()
+            owner = _owner(
+                await (
+                    await c.execute(
+                        "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?",
+                        (p, uid),
+                    )
+                ).fetchone()
+            )
+            before, others = await (
+                await c.execute(
+                    "SELECT count(*) FILTER (WHERE source = 'private'), count(*) FILTER (WHERE source != 'private')"
+                    " FROM protected_photos WHERE owner_id = ?",
+                    (owner.id,),
+                )
+            ).fetchone()
             if before >= limit:
                 raise PhotoLimitReached(limit)  # rolls back: not even the owner row is left behind
             cur = await c.execute(
@@ -302,9 +360,9 @@ class ProtectedMixin:
                 (owner.id, h, fp, now),
             )
             await _bump(c, now)
-            row = await (await c.execute(
-                f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,)
-            )).fetchone()
+            row = await (
+                await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,))
+            ).fetchone()
         return owner, _photo(row), int(before), int(before) + int(others) + 1
 
     async def protected_photos(self, owner_id: int | None = None) -> list[ProtectedPhoto]:
@@ -322,11 +380,14 @@ class ProtectedMixin:
     async def get_protected_photo(self, photo_id: int) -> ProtectedPhoto | None:
         pid = checks.record_id("photo_id", photo_id)
         async with self._db.read() as c:
-            row = await (await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (pid,))).fetchone()
+            row = await (
+                await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (pid,))
+            ).fetchone()
         return None if row is None else _photo(row)
 
-    async def iter_protected_photos(self, *, after: int = 0, ids: list[int] | None = None,
-                                    chunk_size: int = PHOTO_CHUNK) -> AsyncIterator[ProtectedPhoto]:
+    async def iter_protected_photos(
+        self, *, after: int = 0, ids: list[int] | None = None, chunk_size: int = PHOTO_CHUNK
+    ) -> AsyncIterator[ProtectedPhoto]:
         """Photos with their fingerprints, by id, in chunks (start-up, and reloads after a change).
         ``ids``: only these photos."""
         size = checks.record_id("chunk_size", chunk_size)
@@ -337,7 +398,8 @@ class ProtectedMixin:
                 async with self._db.read() as c:
                     rows = await c.execute_fetchall(
                         f"SELECT {_PHOTO_COLUMNS}, p.fingerprint FROM protected_photos p"
-                        f" WHERE p.id IN ({','.join('?' * len(part))}) ORDER BY p.id", part,
+                        f" WHERE p.id IN ({','.join('?' * len(part))}) ORDER BY p.id",
+                        part,
                     )
                 for r in rows:
                     yield _photo(r, True)
@@ -346,7 +408,8 @@ class ProtectedMixin:
         while True:
             async with self._db.read() as c:
                 rows = await c.execute_fetchall(
-                    f"SELECT {_PHOTO_COLUMNS}, p.fingerprint FROM protected_photos p WHERE p.id > ? ORDER BY p.id LIMIT ?",
+                    f"SELECT {_PHOTO_COLUMNS}, p.fingerprint FROM protected_photos p WHERE p.id > ? ORDER BY p.id "
+                    "LIMIT ?",
                     (last, size),
                 )
             for r in rows:

@@ -13,10 +13,11 @@ module name, same order), declare it here, and test it in tests/store_contract/.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, AsyncIterator, Callable, Collection, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from bot.store.groups import UNSET
 from bot.store.lists import ENTRY_CHUNK
@@ -340,8 +341,9 @@ class WorkStore(Protocol):
         """Finishes an item without a check (too many attempts); True the first time."""
         ...
 
-    async def next_work(self, platform: str, chat_id: str | int, now: datetime,
-                        exclude: Collection[int] = ()) -> tuple[WorkItem | None, str | None]:
+    async def next_work(
+        self, platform: str, chat_id: str | int, now: datetime, exclude: Collection[int] = ()
+    ) -> tuple[WorkItem | None, str | None]:
         """The chat's oldest unfinished item that is due at ``now`` and not in ``exclude``, and
         when the next deferred one is due (None: nothing is waiting for a retry time)."""
         ...

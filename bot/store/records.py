@@ -9,8 +9,9 @@ Timestamps are ISO-8601 UTC strings, as stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 
 class FrozenJSON(dict):
@@ -25,10 +26,10 @@ class FrozenJSON(dict):
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(sorted(self.items(), key=lambda kv: kv[0])))
 
-    def __copy__(self) -> "FrozenJSON":
+    def __copy__(self) -> FrozenJSON:
         return self
 
-    def __deepcopy__(self, memo: dict) -> "FrozenJSON":
+    def __deepcopy__(self, memo: dict) -> FrozenJSON:
         return self
 
     def __reduce__(self):  # pickling a read-only dict
@@ -47,10 +48,10 @@ class FrozenList(list):
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(self))
 
-    def __copy__(self) -> "FrozenList":
+    def __copy__(self) -> FrozenList:
         return self
 
-    def __deepcopy__(self, memo: dict) -> "FrozenList":
+    def __deepcopy__(self, memo: dict) -> FrozenList:
         return self
 
     def __reduce__(self):
@@ -222,7 +223,9 @@ class PurgeCounts:
 
     @property
     def total(self) -> int:
-        return self.audit + self.contacts + self.exemptions + self.entries + self.alerts + self.actions + self.anonymised
+        return (
+            self.audit + self.contacts + self.exemptions + self.entries + self.alerts + self.actions + self.anonymised
+        )
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection, Mapping
 from datetime import datetime
-from typing import Any, Collection, Mapping
+from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
@@ -21,18 +22,35 @@ MAX_VARIANT = 200  # bot.events.MAX_VARIANT
 
 def _work(row: sqlite3.Row) -> WorkItem:
     return WorkItem(
-        id=row["id"], platform=row["platform"], chat_id=row["chat_id"], message_id=row["message_id"],
-        variant=row["variant"], payload=load_json(row["payload"]), enqueued_at=row["enqueued_at"],
-        attempts=row["attempts"], last_error=row["last_error"], last_attempt_at=row["last_attempt_at"],
-        finished_at=row["finished_at"], not_before=row["not_before"], gave_up=bool(row["gave_up"]),
+        id=row["id"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        variant=row["variant"],
+        payload=load_json(row["payload"]),
+        enqueued_at=row["enqueued_at"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        last_attempt_at=row["last_attempt_at"],
+        finished_at=row["finished_at"],
+        not_before=row["not_before"],
+        gave_up=bool(row["gave_up"]),
     )
 
 
 def _action(row: sqlite3.Row) -> ActionRecord:
     return ActionRecord(
-        id=row["id"], platform=row["platform"], chat_id=row["chat_id"], message_id=row["message_id"],
-        action=row["action"], params=load_json(row["params"]), state=row["state"], attempts=row["attempts"],
-        last_error=row["last_error"], created_at=row["created_at"], updated_at=row["updated_at"],
+        id=row["id"],
+        platform=row["platform"],
+        chat_id=row["chat_id"],
+        message_id=row["message_id"],
+        action=row["action"],
+        params=load_json(row["params"]),
+        state=row["state"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -47,14 +65,19 @@ class WorkMixin:
 
     # --- inbox of media events ------------------------------------------------------------
 
-    async def enqueue_work(self, platform: str, chat_id: str | int, message_id: str | int,
-                           payload: Mapping[str, Any]) -> int:
+    async def enqueue_work(
+        self, platform: str, chat_id: str | int, message_id: str | int, payload: Mapping[str, Any]
+    ) -> int:
         """Keeps a received media event until ``finish_work``; returns its id.
 
         Idempotent on (platform, chat, message, payload['variant'] or ""): a replayed update
         returns the id it got the first time (check ``work_item(id).finished`` before redoing it).
         """
-        p, cid, mid = checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("message_id", message_id)
+        p, cid, mid = (
+            checks.platform(platform),
+            checks.ident("chat_id", chat_id),
+            checks.ident("message_id", message_id),
+        )
         text = checks.json_text("payload", payload, MAX_PAYLOAD_JSON)
         variant = checks.text("payload['variant']", payload.get("variant") or "", MAX_VARIANT)
         # durable=True: the platform's offset moves on right after this returns, so the row
@@ -65,10 +88,12 @@ class WorkMixin:
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (p, cid, mid, variant, text, self._db.now()),
             )
-            row = await (await c.execute(
-                "SELECT id FROM work WHERE platform = ? AND chat_id = ? AND message_id = ? AND variant = ?",
-                (p, cid, mid, variant),
-            )).fetchone()
+            row = await (
+                await c.execute(
+                    "SELECT id FROM work WHERE platform = ? AND chat_id = ? AND message_id = ? AND variant = ?",
+                    (p, cid, mid, variant),
+                )
+            ).fetchone()
         return row[0]
 
     async def work_item(self, work_id: int) -> WorkItem | None:
@@ -142,8 +167,9 @@ class WorkMixin:
             )
             return cur.rowcount == 1
 
-    async def next_work(self, platform: str, chat_id: str | int, now: datetime,
-                        exclude: Collection[int] = ()) -> tuple[WorkItem | None, str | None]:
+    async def next_work(
+        self, platform: str, chat_id: str | int, now: datetime, exclude: Collection[int] = ()
+    ) -> tuple[WorkItem | None, str | None]:
         """The chat's oldest unfinished item that is due at ``now`` and not in ``exclude`` (items
         whose actions are still going out), and when the next deferred one is due (None: nothing
         is waiting for a retry time)."""
@@ -151,16 +177,20 @@ class WorkMixin:
         skip = [checks.record_id("work_id", i) for i in exclude]
         not_in = f" AND id NOT IN ({','.join('?' * len(skip))})" if skip else ""
         async with self._db.read() as c:
-            row = await (await c.execute(
-                "SELECT * FROM work WHERE platform = ? AND chat_id = ? AND finished_at IS NULL"
-                " AND (not_before IS NULL OR not_before <= ?)" + not_in + " ORDER BY id LIMIT 1",
-                (p, cid, at, *skip),
-            )).fetchone()
-            later = await (await c.execute(
-                "SELECT min(not_before) FROM work WHERE platform = ? AND chat_id = ? AND finished_at IS NULL"
-                " AND not_before > ?",
-                (p, cid, at),
-            )).fetchone()
+            row = await (
+                await c.execute(
+                    "SELECT * FROM work WHERE platform = ? AND chat_id = ? AND finished_at IS NULL"
+                    " AND (not_before IS NULL OR not_before <= ?)" + not_in + " ORDER BY id LIMIT 1",
+                    (p, cid, at, *skip),
+                )
+            ).fetchone()
+            later = await (
+                await c.execute(
+                    "SELECT min(not_before) FROM work WHERE platform = ? AND chat_id = ? AND finished_at IS NULL"
+                    " AND not_before > ?",
+                    (p, cid, at),
+                )
+            ).fetchone()
         return (None if row is None else _work(row)), later[0]
 
     async def pending_chats(self) -> list[tuple[str, str]]:
@@ -187,11 +217,21 @@ class WorkMixin:
 
     # --- platform actions ----------------------------------------------------------------------
 
-    async def record_action(self, platform: str, chat_id: str | int, message_id: str | int, action: str,
-                            params: Mapping[str, Any] | None = None) -> ActionRecord:
+    async def record_action(
+        self,
+        platform: str,
+        chat_id: str | int,
+        message_id: str | int,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> ActionRecord:
         """Records an action before it is tried; a repeat returns the first record (with its state)."""
-        key = (checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("message_id", message_id),
-               checks.text("action", action, 32, optional=False))
+        key = (
+            checks.platform(platform),
+            checks.ident("chat_id", chat_id),
+            checks.ident("message_id", message_id),
+            checks.text("action", action, 32, optional=False),
+        )
         text = checks.json_text("params", params, MAX_PARAMS_JSON)
         now = self._db.now()
         async with self._db.write() as c:
@@ -200,9 +240,11 @@ class WorkMixin:
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (*key, text, now, now),
             )
-            row = await (await c.execute(
-                "SELECT * FROM actions WHERE platform = ? AND chat_id = ? AND message_id = ? AND action = ?", key
-            )).fetchone()
+            row = await (
+                await c.execute(
+                    "SELECT * FROM actions WHERE platform = ? AND chat_id = ? AND message_id = ? AND action = ?", key
+                )
+            ).fetchone()
         return _action(row)
 
     async def _settle(self, action_id: int, state: str, error: str | None) -> None:
@@ -244,9 +286,9 @@ class WorkMixin:
         at = checks.timestamp(cutoff)
         async with self._db.write() as c:
             work = (await c.execute("DELETE FROM work WHERE finished_at < ?", (at,))).rowcount
-            actions = (await c.execute(
-                "DELETE FROM actions WHERE state != 'pending' AND updated_at < ?", (at,)
-            )).rowcount
+            actions = (
+                await c.execute("DELETE FROM actions WHERE state != 'pending' AND updated_at < ?", (at,))
+            ).rowcount
         return PruneCounts(work=work, actions=actions)
 
     # --- state values -------------------------------------------------------------------------

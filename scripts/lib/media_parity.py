@@ -18,7 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-
 # Transparent WebM decodes to pixels that vary from one decode to the next in the venv as well
 # (the transparency comes from a second, libvpx, decoder): for these only what was decoded, not the
 # pixels, is compared. Other files found to vary while making the expectations join them.
@@ -77,10 +76,13 @@ def outcome(data: bytes) -> dict[str, object]:
     except Exception as e:  # the same refusal in both places is parity too
         return {"error": f"{type(e).__name__}: {e}"}
     return {
-        "format": media.format, "size": [media.width, media.height], "frame_count": media.frame_count,
+        "format": media.format,
+        "size": [media.width, media.height],
+        "frame_count": media.frame_count,
         "animated": media.animated,
-        "frames": [[f.index, hashlib.sha256(f.rgb.tobytes()).hexdigest(), *perceptual_hashes(f.rgb)]
-                   for f in media.frames],
+        "frames": [
+            [f.index, hashlib.sha256(f.rgb.tobytes()).hexdigest(), *perceptual_hashes(f.rgb)] for f in media.frames
+        ],
     }
 
 
@@ -117,8 +119,10 @@ def main(argv: list[str]) -> int:
             differ.append(name)
             print(f"media-parity: {name}: expected {json.dumps(want)[:300]}, got {json.dumps(got)[:300]}")
     decoded = sum(1 for want in expected.values() if "error" not in want)
-    print(f"media-parity: {len(expected) - len(differ)} of {len(expected)} files as expected, {decoded} decoded "
-          f"({', '.join(sorted(expected))})")
+    print(
+        f"media-parity: {len(expected) - len(differ)} of {len(expected)} files as expected, {decoded} decoded "
+        f"({', '.join(sorted(expected))})"
+    )
     return 1 if differ else 0
 
 

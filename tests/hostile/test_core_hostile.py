@@ -338,7 +338,10 @@ def test_vigil_scan_answers_every_hostile_file(tmp_path):
     names = write_hostile_folder(folder)
     proc = subprocess.run(
         [sys.executable, "-m", "bot", "scan", "--json", "--workers", "2", str(folder)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     answers = {Path(item["path"]).name: item for item in map(json.loads, proc.stdout.splitlines())}

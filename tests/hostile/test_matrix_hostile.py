@@ -65,8 +65,12 @@ async def vigil(synapse, proxy, marker_model, tmp_path_factory):
     """Vigil behind the proxy, with a Synapse admin token (it quarantines what it redacts)."""
     bot = new_user(synapse, "vigil")
     cfg = write_matrix_config(
-        tmp_path_factory.mktemp("vigil"), synapse, bot, marker_model,
-        homeserver=proxy.url, matrix_extra=HOSTILE_SETTINGS,
+        tmp_path_factory.mktemp("vigil"),
+        synapse,
+        bot,
+        marker_model,
+        homeserver=proxy.url,
+        matrix_extra=HOSTILE_SETTINGS,
     )
     async with running_matrix_vigil(cfg, matrix_env(bot, admin_token=synapse.admin_token)) as app:
         app.bot = bot  # type: ignore[attr-defined]
@@ -154,8 +158,9 @@ class AlertsAbout:
         deadline = time.monotonic() + timeout
         while len(found := await self(event_id)) < count:
             if time.monotonic() > deadline:
-                raise AssertionError(f"{len(found)} alerts about {event_id} after {timeout} s; inbox: "
-                                     f"{self.inbox.texts()[-3:]}")
+                raise AssertionError(
+                    f"{len(found)} alerts about {event_id} after {timeout} s; inbox: {self.inbox.texts()[-3:]}"
+                )
             await self.inbox.poll()
         return found
 
@@ -173,8 +178,11 @@ async def bot_says(client: HumanClient, room_id: str, bot_id: str, words: str, t
 
 async def status_replies(client: HumanClient, room_id: str, bot_id: str) -> list[str]:
     """Vigil's answers to `!vigil` (the group's status) in the room's history."""
-    return [e.body for e in await client.messages(room_id, limit=200)
-            if getattr(e, "sender", None) == bot_id and "Sensitivity:" in (getattr(e, "body", "") or "")]
+    return [
+        e.body
+        for e in await client.messages(room_id, limit=200)
+        if getattr(e, "sender", None) == bot_id and "Sensitivity:" in (getattr(e, "body", "") or "")
+    ]
 
 
 def media_id(mxc: str) -> str:
@@ -261,9 +269,16 @@ async def test_inline_images_in_a_text_are_checked_and_two_hits_make_one_alert(
             f'<p>look</p><img src="{benign}" alt="cat"><img alt="x" src="{first}" width="1">'
             f'<img src="mxc://../delete"><img src="{"x" * 5000}"><p><img src="{second}"/></p>'
         )
-        text = await member.send(r, "m.room.message", {
-            "msgtype": msgtype, "body": "look", "format": "org.matrix.custom.html", "formatted_body": markup,
-        })
+        text = await member.send(
+            r,
+            "m.room.message",
+            {
+                "msgtype": msgtype,
+                "body": "look",
+                "format": "org.matrix.custom.html",
+                "formatted_body": markup,
+            },
+        )
         await wait_redacted(owner, r, text)
         await checked(vigil, text)  # every inline image was checked: two hits
         await alerts_about.wait(text, 1)
@@ -283,9 +298,16 @@ async def test_inline_images_beyond_the_bound_make_the_message_reported_as_not_f
         urls = [(await member.upload(benign, "image/jpeg", f"{n}.jpg"))["url"] for n in range(16)]
         urls.append((await member.upload(fresh(photo, hit=True), "image/jpeg", "17.jpg"))["url"])  # the 17th
         markup = "".join(f'<img src="{url}">' for url in urls)
-        text = await member.send(room.room_id, "m.room.message", {
-            "msgtype": "m.text", "body": "gallery", "format": "org.matrix.custom.html", "formatted_body": markup,
-        })
+        text = await member.send(
+            room.room_id,
+            "m.room.message",
+            {
+                "msgtype": "m.text",
+                "body": "gallery",
+                "format": "org.matrix.custom.html",
+                "formatted_body": markup,
+            },
+        )
         await checked(vigil, text)
         await alerts_about.wait(text, 1)
         await settle(inbox)
@@ -300,9 +322,14 @@ async def test_a_custom_emoji_reaction_showing_a_blocked_image_is_redacted(synap
         r = room.room_id
         target = await owner.send_text(r, "Welcome to the class group")
         emoji = (await member.upload(fresh(photo, hit=True), "image/jpeg", "emoji.jpg"))["url"]
-        reaction = await member.send(r, "m.reaction", {
-            "m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": emoji}, "shortcode": ":wave:",
-        })
+        reaction = await member.send(
+            r,
+            "m.reaction",
+            {
+                "m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": emoji},
+                "shortcode": ":wave:",
+            },
+        )
         await wait_redacted(owner, r, reaction)
         assert not await owner.redacted(r, target)
 
@@ -312,8 +339,14 @@ async def test_a_custom_emoji_reaction_showing_a_blocked_image_is_redacted(synap
 
 def crafted(sender: str, event_id: str, content: dict, event_type: str = "m.room.message") -> dict:
     """An event as a (hostile) remote homeserver could relay it in a /sync response."""
-    return {"type": event_type, "event_id": event_id, "sender": sender, "origin_server_ts": int(time.time() * 1000),
-            "content": content, "unsigned": {"age": 1}}
+    return {
+        "type": event_type,
+        "event_id": event_id,
+        "sender": sender,
+        "origin_server_ts": int(time.time() * 1000),
+        "content": content,
+        "unsigned": {"age": 1},
+    }
 
 
 def nested(depth: int) -> dict:
@@ -334,9 +367,15 @@ async def test_poison_events_are_skipped_counted_and_the_sync_goes_on_without_re
         image = {"msgtype": "m.image", "body": "x.jpg", "url": benign}
         poison = [
             # an edit whose target id is 300 characters: the store caps ids at 255
-            crafted(member.user_id, "$" + "p" * 43, {
-                **image, "m.new_content": image, "m.relates_to": {"rel_type": "m.replace", "event_id": "$" + "a" * 299},
-            }),
+            crafted(
+                member.user_id,
+                "$" + "p" * 43,
+                {
+                    **image,
+                    "m.new_content": image,
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": "$" + "a" * 299},
+                },
+            ),
             crafted(member.user_id, "$" + "b" * 299, image),  # an event id of 300 characters
             crafted(member.user_id, "$" + "c" * 43, {**image, "extra": nested(60)}),  # nesting beyond any real event
             crafted(member.user_id, "$" + "d" * 43, {**image, "url": "mxc://../delete"}),  # a path, not a media id
@@ -390,10 +429,16 @@ async def test_a_replayed_sync_does_not_repeat_its_commands(synapse, proxy, vigi
 
 async def foreign_edit(member: HumanClient, room_id: str, target: str, data: bytes) -> str:
     new = await member.media_content("m.image", data, "image/jpeg", "image.jpg")
-    return await member.send(room_id, "m.room.message", {
-        **new, "body": "* image.jpg", "m.new_content": new,
-        "m.relates_to": {"rel_type": "m.replace", "event_id": target},
-    })
+    return await member.send(
+        room_id,
+        "m.room.message",
+        {
+            **new,
+            "body": "* image.jpg",
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": target},
+        },
+    )
 
 
 @shared_loop
@@ -434,7 +479,10 @@ async def test_quarantine_takes_only_the_events_own_media_by_a_strict_media_id(s
         content = await member.media_content("m.image", fresh(photo, hit=True), "image/jpeg", "x.jpg")
         content["info"]["thumbnail_url"] = theirs  # shown as the thumbnail, but the sender did not upload it
         content["info"]["thumbnail_file"] = {
-            "url": "mxc://../delete", "key": {"k": "a"}, "iv": "b", "hashes": {"sha256": "c"},
+            "url": "mxc://../delete",
+            "key": {"k": "a"},
+            "iv": "b",
+            "hashes": {"sha256": "c"},
         }
         hit = await member.send(r, "m.room.message", content)
         await wait_redacted(owner, r, hit)
@@ -533,9 +581,17 @@ def test_ids_and_mxc_uris_are_read_by_the_specs_grammar():
 
     assert bounds.parse_mxc("mxc://matrix.example.org:8448/AbC_12-x") == ("matrix.example.org:8448", "AbC_12-x")
     assert bounds.parse_mxc("mxc://[::1]:8008/abc") == ("[::1]:8008", "abc")
-    for bad in ("mxc://../delete", "mxc://localhost/..%2Fdelete", "mxc://localhost/a/b", "mxc://localhost/a?x=1",
-                "mxc://local host/a", "mxc://localhost:99999/a", "mxc://-bad.example/a", "https://x/a",
-                "mxc://x/" + "a" * 256):
+    for bad in (
+        "mxc://../delete",
+        "mxc://localhost/..%2Fdelete",
+        "mxc://localhost/a/b",
+        "mxc://localhost/a?x=1",
+        "mxc://local host/a",
+        "mxc://localhost:99999/a",
+        "mxc://-bad.example/a",
+        "https://x/a",
+        "mxc://x/" + "a" * 256,
+    ):
         with pytest.raises(ValueError):
             bounds.parse_mxc(bad)
     assert bounds.event_id("$" + "a" * 43) and not bounds.event_id("$" + "a" * 299) and not bounds.event_id("$a b")

@@ -51,12 +51,17 @@ def _alerts(emu: BotApiEmulator, user: int) -> list[dict]:
 
 
 def _button(message: dict, verb: str) -> str:
-    return next(b["callback_data"] for row in message["reply_markup"]["inline_keyboard"] for b in row
-                if b["callback_data"].startswith(f"{verb}:"))
+    return next(
+        b["callback_data"]
+        for row in message["reply_markup"]["inline_keyboard"]
+        for b in row
+        if b["callback_data"].startswith(f"{verb}:")
+    )
 
 
 async def _details(emu: BotApiEmulator, who: int, chat: int, alert: dict) -> dict:
     """Asks for an alert's second message where the alert is, as its admin would; returns it."""
+
     def shown() -> list[dict]:
         return [m for m in emu.messages_in(chat) if "export:" in json.dumps(m.get("reply_markup") or {})]
 
@@ -127,8 +132,11 @@ async def test_only_a_group_she_is_in_learns_her_name_and_only_while_she_is_in_i
         assert "Lucía" in g.alerts(g.owner)[0]["text"] and "Lucía" in g.alerts(g.admin)[0]["text"]
         assert "Lucía" in (await _details(emu, g.owner, g.owner, g.alerts(g.owner)[0]))["text"]
         # her display name is shown as text: escaped, not markup, and without its direction override
-        sent = next(c.params["text"] for c in emu.calls_to("sendMessage")
-                    if str(c.params.get("chat_id")) == str(g.owner) and "Lucía" in str(c.params.get("text")))
+        sent = next(
+            c.params["text"]
+            for c in emu.calls_to("sendMessage")
+            if str(c.params.get("chat_id")) == str(g.owner) and "Lucía" in str(c.params.get("text"))
+        )
         assert "Lucía &lt;i&gt;R&lt;/i&gt; &amp; co" in sent and "\u202e" not in sent
 
         # she leaves: asked again at the next alert, she is no longer named there
@@ -145,7 +153,8 @@ async def test_only_a_group_she_is_in_learns_her_name_and_only_while_she_is_in_i
 
 
 async def test_a_trusted_group_learns_the_name_of_someone_not_in_it_and_an_untrusted_one_does_not(
-        emu, tmp_path, marker_model, photos):
+    emu, tmp_path, marker_model, photos
+):
     mallory, trudy, theirs = _attacker(emu)
     safeguarding = emu.add_user("Sam", username="sam")
     trusted = emu.add_group("School safeguarding team", creator=safeguarding, bot_rights=FULL)
@@ -232,8 +241,11 @@ async def test_a_link_in_the_group_title_never_reaches_the_owners_notice(emu, tm
     assert "t.me" not in text and "@scammer" not in text and "Prizes" not in text
     assert "a group you are in" in text  # she is a member: told that much
     # the only links are the help lines' own
-    assert not [e for e in notice.get("entities", []) if e["type"] in ("url", "mention", "text_mention")
-                or "freeprizes" in e.get("url", "")]
+    assert not [
+        e
+        for e in notice.get("entities", [])
+        if e["type"] in ("url", "mention", "text_mention") or "freeprizes" in e.get("url", "")
+    ]
     sent = [c for c in emu.calls_to("sendMessage") if str(c.params.get("chat_id")) == str(victim)]
     assert not [c for c in sent if "freeprizes" in str(c.params.get("text"))]
 
@@ -263,14 +275,27 @@ async def test_the_admin_log_chat_never_gets_a_protected_persons_name(emu, tmp_p
 @pytest.mark.synapse
 async def test_on_matrix_only_a_room_she_has_joined_learns_her_name(synapse, tmp_path, marker_model, photos):
     from tests.support.matrix_harness import (
-        Inbox, matrix_env, new_user, people, protected_room, running_matrix_vigil, write_matrix_config,
+        Inbox,
+        matrix_env,
+        new_user,
+        people,
+        protected_room,
+        running_matrix_vigil,
+        write_matrix_config,
     )
 
     bot = new_user(synapse, "vigil")
     cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
-    async with running_matrix_vigil(cfg, matrix_env(bot)) as app, \
-            people(synapse, "owner", "stranger", "victim", "member", "accomplice") as (
-                owner, stranger, victim, member, accomplice):
+    async with (
+        running_matrix_vigil(cfg, matrix_env(bot)) as app,
+        people(synapse, "owner", "stranger", "victim", "member", "accomplice") as (
+            owner,
+            stranger,
+            victim,
+            member,
+            accomplice,
+        ),
+    ):
         ours = await protected_room(owner, bot.user_id, members=[victim, member])
         theirs = await protected_room(stranger, bot.user_id, members=[accomplice], name="Stranger's room")
         await app.core.protector.register_member_photo("matrix", victim.user_id, "Lucía", jpeg(photos["chelsea"]))

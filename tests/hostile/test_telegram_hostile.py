@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -57,8 +57,14 @@ class Group:
         self.owner = emu.add_user("Olivia", username="olivia", language_code="en")
         self.admin = emu.add_user("Ana", username="ana", language_code="en")
         self.member = emu.add_user("Max", username="max")
-        self.chat = emu.add_group("Year 9 parents", creator=self.owner, admins=[self.admin], members=[self.member],
-                                  bot_rights=FULL_RIGHTS, kind=kind)
+        self.chat = emu.add_group(
+            "Year 9 parents",
+            creator=self.owner,
+            admins=[self.admin],
+            members=[self.member],
+            bot_rights=FULL_RIGHTS,
+            kind=kind,
+        )
         emu.start_private(self.owner)
         emu.start_private(self.admin)
 
@@ -68,12 +74,17 @@ class Group:
 
     async def details(self, user: int, alert: dict) -> str:
         """Asks for an alert's second message (who posted it, ids, findings) and returns its text."""
+
         def shown() -> list[dict]:
             return [m for m in self.emu.sent_to(user) if "export:" in json.dumps(m.get("reply_markup") or {})]
 
         before = len(shown())
-        data = next(b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row
-                    if b["callback_data"].startswith("details:"))
+        data = next(
+            b["callback_data"]
+            for row in alert["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith("details:")
+        )
         self.emu.press_button(user, alert["message_id"], user, data)
         await self.emu.wait_for(lambda: len(shown()) > before, timeout=30)
         return shown()[-1]["text"]
@@ -107,7 +118,7 @@ async def scans_of(app, chat: int, message_id: int) -> list[dict]:
             " WHERE kind = 'scan' AND chat_id = ? AND message_id = ?",
             (str(chat), str(message_id)),
         )
-    return [dict(zip(("label", "decision", "sender_id", "sender_name"), r)) for r in rows]
+    return [dict(zip(("label", "decision", "sender_id", "sender_name"), r, strict=False)) for r in rows]
 
 
 def no_call_on_placeholders(emu: BotApiEmulator) -> None:
@@ -123,7 +134,7 @@ async def test_two_media_edits_in_one_second_are_both_checked(emu, tmp_path, mar
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
         mid = emu.post_photo(g.chat, g.member, jpeg(photo))
         await finished(app, g.chat, mid, 1)
-        second = int(datetime.now(timezone.utc).timestamp())
+        second = int(datetime.now(UTC).timestamp())
         emu.edit_media(g.chat, mid, jpeg(other_photo), edit_date=second)
         await finished(app, g.chat, mid, 2)  # the first edit was checked and its work is done
         assert g.present(mid)
@@ -141,8 +152,18 @@ def _tgs() -> bytes:
     return gzip.compress(json.dumps(lottie).encode())
 
 
-@pytest.mark.parametrize("form", ["video_thumbnail", "video_cover", "animation_thumbnail", "document_thumbnail",
-                                  "audio_cover_art", "video_note_thumbnail", "animated_sticker_thumbnail"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "video_thumbnail",
+        "video_cover",
+        "animation_thumbnail",
+        "document_thumbnail",
+        "audio_cover_art",
+        "video_note_thumbnail",
+        "animated_sticker_thumbnail",
+    ],
+)
 async def test_a_hit_in_any_picture_a_client_shows_deletes_the_message(emu, tmp_path, marker_model, photo, form):
     g = Group(emu)
     marked = jpeg(np.ascontiguousarray(add_marker(photo, 0.35)))
@@ -155,8 +176,14 @@ async def test_a_hit_in_any_picture_a_client_shows_deletes_the_message(emu, tmp_
         elif form == "animation_thumbnail":
             mid = emu.post_animation(g.chat, g.member, clean_video, thumbnail=marked)
         elif form == "document_thumbnail":  # not an image at all: only its thumbnail is a picture
-            mid = emu.post_document(g.chat, g.member, b"%PDF-1.4\n%\xe2\xe3\n" + b"0" * 500, file_name="homework.pdf",
-                                    mime="application/pdf", thumbnail=marked)
+            mid = emu.post_document(
+                g.chat,
+                g.member,
+                b"%PDF-1.4\n%\xe2\xe3\n" + b"0" * 500,
+                file_name="homework.pdf",
+                mime="application/pdf",
+                thumbnail=marked,
+            )
         elif form == "audio_cover_art":
             mid = emu.post_audio(g.chat, g.member, b"ID3\x04" + b"\x00" * 800, title="Song", thumbnail=marked)
         elif form == "video_note_thumbnail":
@@ -209,8 +236,9 @@ def _channel(emu: BotApiEmulator, g: Group, title: str, username: str | None = N
 
 
 @pytest.mark.parametrize("action", ["ban", "mute"])
-async def test_a_post_made_as_a_channel_names_the_channel_and_sanctions_the_chat(emu, tmp_path, marker_model, photo,
-                                                                               action):
+async def test_a_post_made_as_a_channel_names_the_channel_and_sanctions_the_chat(
+    emu, tmp_path, marker_model, photo, action
+):
     g = Group(emu)
     channel = _channel(emu, g, "Spicy memes", "spicymemes")
     groups = 'action = "ban"' if action == "ban" else 'action = "mute"\nmute_duration = "12h"'
@@ -241,8 +269,12 @@ async def test_the_ban_button_on_a_channels_post_bans_the_channel(emu, tmp_path,
         mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)), sender_chat=channel)
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1 and not g.present(mid), timeout=20)
         alert = g.alerts(g.owner)[0]
-        ban = next(b["callback_data"] for row in alert["reply_markup"]["inline_keyboard"] for b in row
-                   if b["callback_data"].startswith("ban:"))
+        ban = next(
+            b["callback_data"]
+            for row in alert["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith("ban:")
+        )
         emu.press_button(g.owner, alert["message_id"], g.owner, ban)
         await emu.wait_for(lambda: len(emu.calls_to("banChatSenderChat")) == 1)
         assert int(emu.calls_to("banChatSenderChat")[0].params["sender_chat_id"]) == channel
@@ -277,16 +309,20 @@ async def test_an_automatic_forward_from_the_linked_channel_is_checked_and_named
         no_call_on_placeholders(emu)
 
 
-async def test_exempting_by_reply_exempts_that_channel_never_the_placeholder(emu, tmp_path, marker_model, photo,
-                                                                           other_photo):
+async def test_exempting_by_reply_exempts_that_channel_never_the_placeholder(
+    emu, tmp_path, marker_model, photo, other_photo
+):
     g = Group(emu)
     friendly = _channel(emu, g, "School news")
     other = _channel(emu, g, "Someone else")
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
         hello = emu.post_text(g.chat, g.member, "hello", sender_chat=friendly)
         emu.post_text(g.chat, g.owner, "/vigil exempt", reply_to=hello)
-        await emu.wait_for(lambda: any("exempt" in (m.get("text") or "") for m in emu.messages_in(g.chat)
-                                       if m["from"]["id"] == emu.bot_id))
+        await emu.wait_for(
+            lambda: any(
+                "exempt" in (m.get("text") or "") for m in emu.messages_in(g.chat) if m["from"]["id"] == emu.bot_id
+            )
+        )
         assert await app.core.store.is_exempt("telegram", str(g.chat), str(friendly))
         assert not await app.core.store.is_exempt("telegram", str(g.chat), "136817688")
         # another channel shares the placeholder user: it is not exempt
@@ -307,7 +343,8 @@ async def test_exempting_by_reply_exempts_that_channel_never_the_placeholder(emu
 
 
 async def test_a_group_upgraded_to_a_supergroup_keeps_its_settings_list_and_exemptions(
-        emu, tmp_path, marker_model, photo, other_photo):
+    emu, tmp_path, marker_model, photo, other_photo
+):
     g = Group(emu, kind="group")
     trusted = emu.add_user("Tess")
     emu.add_member(g.chat, trusted)
@@ -324,7 +361,8 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_settings_list_and_exem
         await emu.wait_for(lambda: any("receives" in (m.get("text") or "") for m in emu.messages_in(admins_chat)))
         for _ in range(200):
             if (await app.core.group_settings(old)).action == "ban" and await app.core.store.is_exempt(
-                    "telegram", str(g.chat), str(trusted)):
+                "telegram", str(g.chat), str(trusted)
+            ):
                 break
             await asyncio.sleep(0.05)
 
@@ -341,8 +379,13 @@ async def test_a_group_upgraded_to_a_supergroup_keeps_its_settings_list_and_exem
 
         copy = emu.post_photo(new, g.member, jpeg(other_photo, 70))  # the blocked image, in the new supergroup
         await emu.wait_for(lambda: not g.present(copy, new), timeout=20)
-        await emu.wait_for(lambda: any(int(c.params["chat_id"]) == new and int(c.params["user_id"]) == g.member
-                                       for c in emu.calls_to("banChatMember") if c.ok))
+        await emu.wait_for(
+            lambda: any(
+                int(c.params["chat_id"]) == new and int(c.params["user_id"]) == g.member
+                for c in emu.calls_to("banChatMember")
+                if c.ok
+            )
+        )
         kept = emu.post_photo(new, trusted, jpeg(add_marker(photo)))
         await finished(app, new, kept, 1)
         assert g.present(kept, new)  # still exempt there
@@ -358,8 +401,14 @@ async def test_migrate_group_moves_everything_once_and_keeps_what_the_new_id_has
         shared = await store.create_list("shared", kind="block")
         await store.follow("telegram", "-41", shared.id)
         owner = await store.member_owner("telegram", "7", name="Tess", create=True)
-        photo = await store.add_protected_photo(owner.id, "A" * 32, source="group", platform="telegram", chat_id="-41",
-                                                expires_at=datetime.now(timezone.utc) + timedelta(days=3))
+        photo = await store.add_protected_photo(
+            owner.id,
+            "A" * 32,
+            source="group",
+            platform="telegram",
+            chat_id="-41",
+            expires_at=datetime.now(UTC) + timedelta(days=3),
+        )
         await store.update_settings("telegram", "-99", {"logchat": "-41"})  # a group whose log chat it is
         # the new supergroup already wrote a row (a message there came first) and has one setting of its own
         await store.update_settings("telegram", "-10042", {"language": "en"})
@@ -385,27 +434,59 @@ async def test_migrate_group_moves_everything_once_and_keeps_what_the_new_id_has
 
 
 async def test_impossible_values_are_skipped_and_a_lying_thumbnail_size_is_still_checked(
-        emu, tmp_path, marker_model, photo):
+    emu, tmp_path, marker_model, photo
+):
     g = Group(emu)
     chat_json = {"id": g.chat, "type": "supergroup", "title": "Year 9 parents"}
     member = {"id": g.member, "is_bot": False, "first_name": "Max"}
     bad = emu.upload(jpeg(add_marker(photo)), kind="photo", mime="image/jpeg")
     # a message id no Telegram message has: logged and skipped, its file never fetched
-    emu.queue_raw_update({"message": {"message_id": -5, "date": 1_700_000_000, "chat": chat_json, "from": member,
-                                      "photo": [{"file_id": bad.file_id, "file_unique_id": bad.file_unique_id,
-                                                 "width": 512, "height": 512, "file_size": bad.size}]}})
+    emu.queue_raw_update(
+        {
+            "message": {
+                "message_id": -5,
+                "date": 1_700_000_000,
+                "chat": chat_json,
+                "from": member,
+                "photo": [
+                    {
+                        "file_id": bad.file_id,
+                        "file_unique_id": bad.file_unique_id,
+                        "width": 512,
+                        "height": 512,
+                        "file_size": bad.size,
+                    }
+                ],
+            }
+        }
+    )
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
         # a document whose thumbnail declares an impossible size: the size is unknown, the download bounded
-        thumb = emu.upload(jpeg(np.ascontiguousarray(add_marker(photo, 0.35)[::2, ::2])), kind="thumbnail",
-                           mime="image/jpeg")
+        thumb = emu.upload(
+            jpeg(np.ascontiguousarray(add_marker(photo, 0.35)[::2, ::2])), kind="thumbnail", mime="image/jpeg"
+        )
         doc = emu.upload(b"%PDF-1.4\n" + b"0" * 300, kind="document", mime="application/pdf", file_name="a.pdf")
         mid = 4242
-        msg = {"message_id": mid, "date": int(datetime.now(timezone.utc).timestamp()), "chat": chat_json,
-               "from": member, "document": {"file_id": doc.file_id, "file_unique_id": doc.file_unique_id,
-                                            "file_name": "a.pdf", "mime_type": "application/pdf", "file_size": doc.size,
-                                            "thumbnail": {"file_id": thumb.file_id,
-                                                          "file_unique_id": thumb.file_unique_id,
-                                                          "width": 256, "height": 256, "file_size": 2**62}}}
+        msg = {
+            "message_id": mid,
+            "date": int(datetime.now(UTC).timestamp()),
+            "chat": chat_json,
+            "from": member,
+            "document": {
+                "file_id": doc.file_id,
+                "file_unique_id": doc.file_unique_id,
+                "file_name": "a.pdf",
+                "mime_type": "application/pdf",
+                "file_size": doc.size,
+                "thumbnail": {
+                    "file_id": thumb.file_id,
+                    "file_unique_id": thumb.file_unique_id,
+                    "width": 256,
+                    "height": 256,
+                    "file_size": 2**62,
+                },
+            },
+        }
         emu.queue_raw_update({"message": msg})
         await finished(app, g.chat, mid, 1)
         assert (await scans_of(app, g.chat, mid))[0]["decision"] == "delete"
@@ -443,8 +524,9 @@ async def test_the_emulator_models_chats_posting_covers_and_group_upgrades_as_te
         assert moved.value.new_chat_id == new
         with pytest.raises(BadRequest, match="(?i)invalid sender_chat_id"):
             await bot.ban_chat_sender_chat(new, g.member)
-        emu.post_video(new, g.member, mp4_bytes([photo] * 2, fps=2), cover=jpeg(photo), thumbnail=jpeg(photo),
-                       sender_chat=channel)
+        emu.post_video(
+            new, g.member, mp4_bytes([photo] * 2, fps=2), cover=jpeg(photo), thumbnail=jpeg(photo), sender_chat=channel
+        )
         emu.post_audio(new, g.member, b"ID3\x04" + b"\x00" * 64, thumbnail=jpeg(photo))
         assert await bot.ban_chat_sender_chat(new, channel)
         with pytest.raises(NotPermitted):  # a banned channel cannot post there
@@ -480,13 +562,18 @@ async def _allow_and_block(emu: BotApiEmulator, g: Group, allowed: np.ndarray, b
     for picture, verb, word in ((allowed, "allow", "allow list"), (blocked, "block", "block list")):
         posted = emu.post_photo(g.chat, g.owner, jpeg(picture))  # an admin's own post: checked, never deleted
         emu.post_text(g.chat, g.owner, f"/{verb}", reply_to=posted)
-        await emu.wait_for(lambda: any(word in (m.get("text") or "") for m in emu.messages_in(g.chat)
-                                       if m["from"]["id"] == emu.bot_id), timeout=30)
+        await emu.wait_for(
+            lambda: any(
+                word in (m.get("text") or "") for m in emu.messages_in(g.chat) if m["from"]["id"] == emu.bot_id
+            ),
+            timeout=30,
+        )
 
 
 @pytest.mark.parametrize("second", ["nudity", "blocked_copy"])
-async def test_an_allowed_first_frame_does_not_excuse_the_next_one(emu, tmp_path, marker_model, photo, other_photo,
-                                                                   second):
+async def test_an_allowed_first_frame_does_not_excuse_the_next_one(
+    emu, tmp_path, marker_model, photo, other_photo, second
+):
     import cv2
 
     g = Group(emu)
@@ -495,15 +582,17 @@ async def test_an_allowed_first_frame_does_not_excuse_the_next_one(emu, tmp_path
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
         await _allow_and_block(emu, g, allowed, blocked)
         # every frame allowed: the whole file is allowed, and stays
-        fine = emu.post_document(g.chat, g.member, _animated_webp(allowed, allowed), file_name="fine.webp",
-                                 mime="image/webp")
+        fine = emu.post_document(
+            g.chat, g.member, _animated_webp(allowed, allowed), file_name="fine.webp", mime="image/webp"
+        )
         await finished(app, g.chat, fine, 1)
         assert g.present(fine)
         # the first frame is the allowed picture, the next one is not: judged by the next one
         third = next(v for k, v in file_images().items() if "chelsea" in k)  # on no list
         hidden = add_marker(cv2.resize(third, allowed.shape[1::-1])) if second == "nudity" else blocked
-        mixed = emu.post_document(g.chat, g.member, _animated_webp(allowed, hidden), file_name="mixed.webp",
-                                  mime="image/webp")
+        mixed = emu.post_document(
+            g.chat, g.member, _animated_webp(allowed, hidden), file_name="mixed.webp", mime="image/webp"
+        )
         await emu.wait_for(lambda: not g.present(mixed), timeout=30)
         await finished(app, g.chat, mixed, 1)
         assert g.present(fine)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ class Clock:
     """A clock tests move by hand; the store stamps rows with its time."""
 
     def __init__(self) -> None:
-        self.now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -315,8 +315,13 @@ async def test_audit_records_round_trip(store: Any) -> None:
     assert (await store.audit_record(cmd)).label == f"exempt {long_id}"
     with pytest.raises(TypeError):
         r.findings["nudity"].append("x")  # type: ignore[union-attr]
-    ordered = await store.add_audit(platform=T, chat_id="-100", kind="scan", label="x",
-                                    findings={"b": 1, "a": {"d": 1, "c": 2}, "aa": [{"z": 0, "y": 1}]})
+    ordered = await store.add_audit(
+        platform=T,
+        chat_id="-100",
+        kind="scan",
+        label="x",
+        findings={"b": 1, "a": {"d": 1, "c": 2}, "aa": [{"z": 0, "y": 1}]},
+    )
     findings = (await store.audit_record(ordered)).findings  # keys in the same (sorted) order everywhere
     assert list(findings) == ["a", "aa", "b"] and list(findings["a"]) == ["c", "d"]
     assert list(findings["aa"][0]) == ["y", "z"]
@@ -349,7 +354,7 @@ async def test_audit_for_group_and_counts(store: Any, backend: Backend) -> None:
     assert (await store.counts(T, "-999")) == {"scans": 0, "deleted": 0}
     records = await store.audit_for_group(T, "-100")
     assert [r.id for r in records][:4] == ids and len(records) == 5
-    since = await store.audit_for_group(T, "-100", since=datetime(2024, 5, 1, 14, 0, tzinfo=timezone.utc))
+    since = await store.audit_for_group(T, "-100", since=datetime(2024, 5, 1, 14, 0, tzinfo=UTC))
     assert [r.id for r in since] == [ids[2], ids[3], records[-1].id]
     assert len(await store.audit_for_group(T, "-100", limit=2)) == 2
 

@@ -4,7 +4,7 @@ and their owners, retention of audit hashes, and writers on two connections at o
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,7 +30,7 @@ async def test_migrate_group_moves_everything_once_and_keeps_what_the_new_id_has
     await store.follow(T, "-41", shared.id)
     owner = await store.member_owner(T, "7", name="Tess", create=True)
     photo = await store.add_protected_photo(
-        owner.id, FP, source="group", platform=T, chat_id="-41", expires_at=datetime(2030, 1, 1, tzinfo=timezone.utc)
+        owner.id, FP, source="group", platform=T, chat_id="-41", expires_at=datetime(2030, 1, 1, tzinfo=UTC)
     )
     await store.update_settings(T, "-99", {"logchat": "-41"})  # a group whose log chat it is
     await store.update_settings(T, "-10042", {"language": "en"})  # the new id already has a row
@@ -68,7 +68,7 @@ async def test_owners_photos_notices_and_the_generation(store: Any) -> None:
     p1 = await store.add_protected_photo(ana.id, FP, source="private", pdq=PDQ)
     p2 = await store.add_protected_photo(op.id, FP, source="operator", label="bea.jpg")
     p3 = await store.add_protected_photo(
-        ana.id, FP, source="group", platform=T, chat_id="-100", expires_at=datetime(2024, 5, 2, tzinfo=timezone.utc)
+        ana.id, FP, source="group", platform=T, chat_id="-100", expires_at=datetime(2024, 5, 2, tzinfo=UTC)
     )
     assert await store.protected_generation() == g0 + 3
     assert (p1.source, p1.pdq, p1.fingerprint) == ("private", PDQ, None)
@@ -86,7 +86,7 @@ async def test_owners_photos_notices_and_the_generation(store: Any) -> None:
     with pytest.raises(BadStoreValue, match="chat_id"):
         await store.add_protected_photo(ana.id, FP, source="private", platform=T, chat_id="-1")
     # expiry: the group photo goes, Ana stays (she has a private one); groups' photos go at once
-    assert await store.expire_protected_photos(datetime(2024, 5, 3, tzinfo=timezone.utc)) == 1
+    assert await store.expire_protected_photos(datetime(2024, 5, 3, tzinfo=UTC)) == 1
     assert await store.get_protected_photo(p3.id) is None
     assert await store.remove_group_photos(T, "-100") == 0
     # an owner left without photos goes with the last one

@@ -5,7 +5,7 @@ methods it stands on (next_work, start_work, defer_work, release_work, give_up_w
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from bot.pipeline import Pipeline
 from bot.store.checks import timestamp
@@ -107,7 +107,7 @@ async def test_a_deferred_item_waits_for_its_time_and_later_items_go_first(store
         attempts = await store.start_work(item.id)
         calls.append(f"{item.message_id}#{attempts}")
         if item.message_id == "1" and attempts == 1:
-            await store.defer_work(item.id, "Transient: try later", datetime.now(timezone.utc) + timedelta(seconds=0.3))
+            await store.defer_work(item.id, "Transient: try later", datetime.now(UTC) + timedelta(seconds=0.3))
             return
         await store.finish_work(item.id)
         if item.message_id == "1":
@@ -140,7 +140,7 @@ async def test_start_work_counts_before_the_work_and_refuses_finished_items(stor
     item = await store.work_item(wid)
     assert item.finished and item.gave_up and item.payload == {}
     assert await store.start_work(wid) is None
-    assert await store.next_work(T, "g", datetime.now(timezone.utc)) == (None, None)
+    assert await store.next_work(T, "g", datetime.now(UTC)) == (None, None)
 
 
 async def test_next_work_is_the_chats_oldest_due_item_and_says_when_a_deferred_one_is_due(store, backend):
@@ -176,7 +176,7 @@ async def test_pending_chats_lists_each_chat_with_work_oldest_first(store):
     done = await store.enqueue_work(M, "!room:x", "$e", {"variant": ""})
     assert await store.pending_chats() == [(T, "b"), (T, "a"), (M, "!room:x")]
     await store.finish_work(done)
-    gone = (await store.next_work(T, "b", datetime.now(timezone.utc)))[0]
+    gone = (await store.next_work(T, "b", datetime.now(UTC)))[0]
     await store.give_up_work(gone.id, "too many attempts")
     assert await store.pending_chats() == [(T, "a"), (T, "b")]  # b's oldest pending item is now 3
 
@@ -198,13 +198,13 @@ async def test_release_takes_back_only_the_attempt_it_counted(store):
 async def test_a_given_up_item_is_finished_with_its_reason_and_a_replay_is_not_redone(store):
     wid = await enqueue(store, "g", 1)
     await store.start_work(wid)
-    await store.defer_work(wid, "first failure", datetime(2024, 5, 1, 13, tzinfo=timezone.utc))
+    await store.defer_work(wid, "first failure", datetime(2024, 5, 1, 13, tzinfo=UTC))
     assert await store.give_up_work(wid, "ScanTimeout: 30 s") is True
     item = await store.work_item(wid)
     assert item.gave_up and item.finished and item.last_error == "ScanTimeout: 30 s" and item.payload == {}
     assert await enqueue(store, "g", 1) == wid  # the same update again: the finished item
     assert await store.pending_work() == [] and await store.pending_chats() == []
-    await store.defer_work(wid, "late", datetime(2024, 5, 2, tzinfo=timezone.utc))  # after the end: no change
+    await store.defer_work(wid, "late", datetime(2024, 5, 2, tzinfo=UTC))  # after the end: no change
     assert (await store.work_item(wid)).last_error == "ScanTimeout: 30 s"
 
 

@@ -37,9 +37,10 @@ import re
 import secrets
 import signal
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -111,11 +112,28 @@ _MEDIA_PERMISSIONS = (
 
 ALL_UPDATE_TYPES = frozenset(
     {
-        "message", "edited_message", "channel_post", "edited_channel_post", "business_connection",
-        "business_message", "edited_business_message", "deleted_business_messages",
-        "message_reaction", "message_reaction_count", "inline_query", "chosen_inline_result",
-        "callback_query", "shipping_query", "pre_checkout_query", "purchased_paid_media", "poll",
-        "poll_answer", "my_chat_member", "chat_member", "chat_join_request", "chat_boost",
+        "message",
+        "edited_message",
+        "channel_post",
+        "edited_channel_post",
+        "business_connection",
+        "business_message",
+        "edited_business_message",
+        "deleted_business_messages",
+        "message_reaction",
+        "message_reaction_count",
+        "inline_query",
+        "chosen_inline_result",
+        "callback_query",
+        "shipping_query",
+        "pre_checkout_query",
+        "purchased_paid_media",
+        "poll",
+        "poll_answer",
+        "my_chat_member",
+        "chat_member",
+        "chat_join_request",
+        "chat_boost",
         "removed_chat_boost",
     }
 )
@@ -125,30 +143,65 @@ DEFAULT_UPDATES = ALL_UPDATE_TYPES - _OPT_IN_UPDATES
 
 _CHAT_ACTIONS = frozenset(
     {
-        "typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
-        "upload_document", "choose_sticker", "find_location", "record_video_note",
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
         "upload_video_note",
     }
 )
 _COMMAND_SCOPES = frozenset(
     {
-        "default", "all_private_chats", "all_group_chats", "all_chat_administrators", "chat",
-        "chat_administrators", "chat_member",
+        "default",
+        "all_private_chats",
+        "all_group_chats",
+        "all_chat_administrators",
+        "chat",
+        "chat_administrators",
+        "chat_member",
     }
 )
 _BUTTON_ACTIONS = (
-    "callback_data", "url", "web_app", "login_url", "switch_inline_query",
-    "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
-    "callback_game", "pay",
+    "callback_data",
+    "url",
+    "web_app",
+    "login_url",
+    "switch_inline_query",
+    "switch_inline_query_current_chat",
+    "switch_inline_query_chosen_chat",
+    "copy_text",
+    "callback_game",
+    "pay",
 )
 _MEDIA_KEYS = ("photo", "document", "animation", "sticker", "video", "audio", "video_note")
 # parameters the Bot API reads as strings: never JSON-decode these from a form
 _STRING_PARAMS = frozenset(
     {
-        "text", "caption", "parse_mode", "callback_query_id", "file_id", "action",
-        "language_code", "custom_title", "description", "short_description", "url", "title",
-        "name", "emoji", "secret_token", "business_connection_id", "message_effect_id",
-        "inline_message_id", "sticker_set_name",
+        "text",
+        "caption",
+        "parse_mode",
+        "callback_query_id",
+        "file_id",
+        "action",
+        "language_code",
+        "custom_title",
+        "description",
+        "short_description",
+        "url",
+        "title",
+        "name",
+        "emoji",
+        "secret_token",
+        "business_connection_id",
+        "message_effect_id",
+        "inline_message_id",
+        "sticker_set_name",
     }
 )
 _FILE_ID_PREFIX = {
@@ -353,10 +406,22 @@ class _Builder:
 
 
 _HTML_TAGS = {
-    "b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-    "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-    "tg-spoiler": "spoiler", "span": "spoiler", "a": "text_link", "code": "code", "pre": "pre",
-    "blockquote": "blockquote", "tg-emoji": "custom_emoji",
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
 }
 _HTML_NAMED = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _ATTR_RE = re.compile(r"""([a-zA-Z-]+)\s*(?:=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?""")
@@ -392,8 +457,10 @@ def _parse_html(src: str) -> tuple[str, list[dict]]:
                 name = name.strip().lower()
                 if name not in _HTML_TAGS:
                     raise _ParseError(f'Unsupported start tag "{name}" at byte offset {_byte_offset(src, i)}')
-                attrs = {m.group(1).lower(): html.unescape(m.group(2) or m.group(3) or m.group(4) or "")
-                         for m in _ATTR_RE.finditer(rest)}
+                attrs = {
+                    m.group(1).lower(): html.unescape(m.group(2) or m.group(3) or m.group(4) or "")
+                    for m in _ATTR_RE.finditer(rest)
+                }
                 extra: dict[str, Any] = {}
                 if name == "span" and attrs.get("class") != "tg-spoiler":
                     raise _ParseError(f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(src, i)}')
@@ -407,7 +474,9 @@ def _parse_html(src: str) -> tuple[str, list[dict]]:
                         extra["url"] = href
                 if name == "tg-emoji":
                     if not attrs.get("emoji-id"):
-                        raise _ParseError(f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {_byte_offset(src, i)}')
+                        raise _ParseError(
+                            f'Tag "tg-emoji" must have attribute "emoji-id" at byte offset {_byte_offset(src, i)}'
+                        )
                     extra["custom_emoji_id"] = attrs["emoji-id"]
                 if name == "code" and stack and stack[-1][0] == "pre" and stack[-1][1] == out.pos:
                     # <pre><code class="language-x"> is one pre entity with a language
@@ -444,8 +513,12 @@ def _parse_html(src: str) -> tuple[str, list[dict]]:
 
 _MDV2_RESERVED = frozenset("_*[]()~`>#+-=|{}.!")
 _MDV2_NAMES = {
-    "bold": "Bold", "italic": "Italic", "underline": "Underline", "strikethrough": "Strikethrough",
-    "spoiler": "Spoiler", "text_link": "TextUrl",
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "text_link": "TextUrl",
 }
 
 
@@ -555,7 +628,9 @@ def _parse_markdown_v2(src: str) -> tuple[str, list[dict]]:
             i += 1
     if stack:
         kind, _, at = stack[-1]
-        raise _ParseError(f"Can't find end of {_MDV2_NAMES.get(kind, kind)} entity at byte offset {_byte_offset(src, at)}")
+        raise _ParseError(
+            f"Can't find end of {_MDV2_NAMES.get(kind, kind)} entity at byte offset {_byte_offset(src, at)}"
+        )
     return out.result()
 
 
@@ -761,12 +836,34 @@ class BotApiEmulator:
         self._handlers: dict[str, Callable[[dict], Any]] = {}
         self._canonical: dict[str, str] = {}
         for name in (
-            "getMe", "logOut", "close", "deleteWebhook", "getWebhookInfo", "getUpdates",
-            "sendMessage", "editMessageText", "editMessageReplyMarkup", "deleteMessage",
-            "deleteMessages", "getFile", "getChat", "getChatAdministrators", "getChatMember",
-            "getChatMemberCount", "restrictChatMember", "banChatMember", "unbanChatMember",
-            "answerCallbackQuery", "sendDocument", "setMyCommands", "getMyCommands",
-            "deleteMyCommands", "sendChatAction", "leaveChat", "banChatSenderChat", "unbanChatSenderChat",
+            "getMe",
+            "logOut",
+            "close",
+            "deleteWebhook",
+            "getWebhookInfo",
+            "getUpdates",
+            "sendMessage",
+            "editMessageText",
+            "editMessageReplyMarkup",
+            "deleteMessage",
+            "deleteMessages",
+            "getFile",
+            "getChat",
+            "getChatAdministrators",
+            "getChatMember",
+            "getChatMemberCount",
+            "restrictChatMember",
+            "banChatMember",
+            "unbanChatMember",
+            "answerCallbackQuery",
+            "sendDocument",
+            "setMyCommands",
+            "getMyCommands",
+            "deleteMyCommands",
+            "sendChatAction",
+            "leaveChat",
+            "banChatSenderChat",
+            "unbanChatSenderChat",
         ):
             self._handlers[name.lower()] = getattr(self, "_m_" + name)
             self._canonical[name.lower()] = name
@@ -799,7 +896,7 @@ class BotApiEmulator:
             errors, self.internal_errors = self.internal_errors, []
             raise AssertionError(f"the Bot API emulator failed internally: {errors!r}") from errors[0]
 
-    async def __aenter__(self) -> "BotApiEmulator":
+    async def __aenter__(self) -> BotApiEmulator:
         await self.start()
         return self
 
@@ -927,8 +1024,9 @@ class BotApiEmulator:
         keys = {(int(chat), int(i)) for i in ids if isinstance(i, int) or (isinstance(i, str) and i.isdigit())}
         if keys - self._flood_seen:
             self._flood_seen |= keys
-            raise ApiError(429, f"Too Many Requests: retry after {self._flood_after}",
-                           {"retry_after": self._flood_after})
+            raise ApiError(
+                429, f"Too Many Requests: retry after {self._flood_after}", {"retry_after": self._flood_after}
+            )
 
     def _record(self, call: Call) -> None:
         self.calls.append(call)
@@ -994,9 +1092,18 @@ class BotApiEmulator:
             return False
         if not self.privacy_mode or bot.status in ("creator", "administrator"):
             return True
-        if any(k in msg for k in ("new_chat_members", "left_chat_member", "new_chat_title",
-                                   "new_chat_photo", "pinned_message", "migrate_to_chat_id",
-                                   "migrate_from_chat_id")):
+        if any(
+            k in msg
+            for k in (
+                "new_chat_members",
+                "left_chat_member",
+                "new_chat_title",
+                "new_chat_photo",
+                "pinned_message",
+                "migrate_to_chat_id",
+                "migrate_from_chat_id",
+            )
+        ):
             return True
         reply = msg.get("reply_to_message")
         if reply and reply.get("from", {}).get("id") == self.bot_id:
@@ -1101,9 +1208,18 @@ class BotApiEmulator:
             self._queue("chat_member", update)
         self._changed()
 
-    def _new_message(self, chat: _Chat, sender: int, content: dict, *, reply_to: int | None = None,
-                     forward_from: int | str | None = None, media_group_id: str | None = None,
-                     sender_chat: int | None = None, quote_from: tuple[int, int] | None = None) -> dict:
+    def _new_message(
+        self,
+        chat: _Chat,
+        sender: int,
+        content: dict,
+        *,
+        reply_to: int | None = None,
+        forward_from: int | str | None = None,
+        media_group_id: str | None = None,
+        sender_chat: int | None = None,
+        quote_from: tuple[int, int] | None = None,
+    ) -> dict:
         msg: dict[str, Any] = {
             "message_id": chat.next_message_id,
             "date": self._now(),
@@ -1145,8 +1261,12 @@ class BotApiEmulator:
         if target is None:
             raise ScenarioError(f"chat {source_id} has no message {message_id} to quote")
         if source.type == "channel":
-            origin = {"type": "channel", "chat": self._chat_json(source), "message_id": message_id,
-                      "date": target["date"]}
+            origin = {
+                "type": "channel",
+                "chat": self._chat_json(source),
+                "message_id": message_id,
+                "date": target["date"],
+            }
         else:
             origin = {"type": "user", "sender_user": copy.deepcopy(target["from"]), "date": target["date"]}
         info: dict[str, Any] = {"origin": origin, "chat": self._chat_json(source), "message_id": message_id}
@@ -1175,8 +1295,9 @@ class BotApiEmulator:
 
     # --- files -----------------------------------------------------------------------------
 
-    def upload(self, data: bytes, *, kind: str = "photo", mime: str | None = None,
-               file_name: str | None = None) -> FileRef:
+    def upload(
+        self, data: bytes, *, kind: str = "photo", mime: str | None = None, file_name: str | None = None
+    ) -> FileRef:
         """Store bytes as a Telegram file and return its ids (no message is posted)."""
         if kind not in _FILE_DIR:
             raise ScenarioError(f"unknown file kind {kind!r}; use one of {sorted(_FILE_DIR)}")
@@ -1249,14 +1370,26 @@ class BotApiEmulator:
                 doc["thumbnail"] = thumb
         return doc
 
-    def _video_like(self, data: bytes | FileRef, kind: str, mime: str, file_name: str | None,
-                    width: int | None, height: int | None, duration: int | None) -> dict:
+    def _video_like(
+        self,
+        data: bytes | FileRef,
+        kind: str,
+        mime: str,
+        file_name: str | None,
+        width: int | None,
+        height: int | None,
+        duration: int | None,
+    ) -> dict:
         ref = self._ref(data, kind, mime=mime, file_name=file_name)
         probe = _probe_video(self._files[ref.file_id].data)
         pw, ph, pd, frame = probe if probe else (0, 0, 0, None)
         out = _file_json(ref)
-        out.update(width=width if width is not None else pw, height=height if height is not None else ph,
-                   duration=duration if duration is not None else pd, mime_type=ref.mime or mime)
+        out.update(
+            width=width if width is not None else pw,
+            height=height if height is not None else ph,
+            duration=duration if duration is not None else pd,
+            mime_type=ref.mime or mime,
+        )
         if ref.file_name or file_name:
             out["file_name"] = ref.file_name or file_name
         thumb = self._thumbnail(frame)
@@ -1266,8 +1399,15 @@ class BotApiEmulator:
 
     # --- test-control API: world ---------------------------------------------------------
 
-    def add_user(self, first_name: str, *, username: str | None = None, language_code: str | None = "en",
-                 is_bot: bool = False, last_name: str | None = None) -> int:
+    def add_user(
+        self,
+        first_name: str,
+        *,
+        username: str | None = None,
+        language_code: str | None = "en",
+        is_bot: bool = False,
+        last_name: str | None = None,
+    ) -> int:
         user_id = next(self._user_ids)
         user: dict[str, Any] = {"id": user_id, "is_bot": is_bot, "first_name": first_name}
         if last_name:
@@ -1279,10 +1419,19 @@ class BotApiEmulator:
         self._users[user_id] = user
         return user_id
 
-    def add_group(self, title: str, *, creator: int, admins: Iterable[int] = (), members: Iterable[int] = (),
-                  bot_rights: dict[str, bool] | None = None, bot_present: bool = True,
-                  kind: str = "supergroup", username: str | None = None,
-                  permissions: dict[str, bool] | None = None) -> int:
+    def add_group(
+        self,
+        title: str,
+        *,
+        creator: int,
+        admins: Iterable[int] = (),
+        members: Iterable[int] = (),
+        bot_rights: dict[str, bool] | None = None,
+        bot_present: bool = True,
+        kind: str = "supergroup",
+        username: str | None = None,
+        permissions: dict[str, bool] | None = None,
+    ) -> int:
         """A group with its members already in it (no updates queued).
 
         ``bot_rights``: None makes the bot a plain member, a dict an administrator with those
@@ -1324,8 +1473,12 @@ class BotApiEmulator:
         chat = self._chat_or_fail(chat_id)
         if self._member(chat, user_id).status in ("left", "kicked", "creator"):
             raise ScenarioError(f"user {user_id} cannot be promoted in chat {chat_id}")
-        self._set_member(chat, user_id, _Member("administrator", rights=_checked_rights(rights or full_rights())),
-                         by=self._creator(chat))
+        self._set_member(
+            chat,
+            user_id,
+            _Member("administrator", rights=_checked_rights(rights or full_rights())),
+            by=self._creator(chat),
+        )
 
     def demote(self, chat_id: int, user_id: int) -> None:
         chat = self._chat_or_fail(chat_id)
@@ -1338,7 +1491,9 @@ class BotApiEmulator:
         chat = self._chat_or_fail(chat_id)
         self._user(user_id)
         if self._member(chat, user_id).status not in ("left",):
-            raise ScenarioError(f"user {user_id} cannot join chat {chat_id} (status {self._member(chat, user_id).status})")
+            raise ScenarioError(
+                f"user {user_id} cannot join chat {chat_id} (status {self._member(chat, user_id).status})"
+            )
         self._set_member(chat, user_id, _Member("member"), by=user_id)
         msg = self._new_message(chat, user_id, {"new_chat_members": [copy.deepcopy(self._users[user_id])]})
         self._queue_message(chat, msg)
@@ -1427,8 +1582,13 @@ class BotApiEmulator:
         if channel.type != "channel" or self._member(channel, user_id).status not in ("creator", "administrator"):
             raise NotPermitted(f"user {user_id} cannot post in channel {channel_id}")
         photo = self._photo(data)
-        post = {"message_id": channel.next_message_id, "date": self._now(), "chat": self._chat_json(channel),
-                "sender_chat": self._chat_json(channel), "photo": photo}
+        post = {
+            "message_id": channel.next_message_id,
+            "date": self._now(),
+            "chat": self._chat_json(channel),
+            "sender_chat": self._chat_json(channel),
+            "photo": photo,
+        }
         channel.next_message_id += 1
         channel.messages[post["message_id"]] = post
         group = self._chats.get(channel.linked_chat_id) if channel.linked_chat_id else None
@@ -1437,8 +1597,12 @@ class BotApiEmulator:
         msg = self._new_message(group, TELEGRAM_SERVICE["id"], {"photo": copy.deepcopy(photo)})
         msg["sender_chat"] = self._chat_json(channel)
         msg["is_automatic_forward"] = True
-        msg["forward_origin"] = {"type": "channel", "chat": self._chat_json(channel), "message_id": post["message_id"],
-                                 "date": post["date"]}
+        msg["forward_origin"] = {
+            "type": "channel",
+            "chat": self._chat_json(channel),
+            "message_id": post["message_id"],
+            "date": post["date"],
+        }
         self._queue_message(group, msg)
         return msg["message_id"]
 
@@ -1453,8 +1617,14 @@ class BotApiEmulator:
         if self._member(old, by_user).status != "creator":
             raise NotPermitted(f"only the creator can upgrade chat {chat_id}")
         n = next(self._supergroup_ids)
-        new = _Chat(int(f"-100{1_000_000_000 + n}"), "supergroup", old.title, username=old.username,
-                    members=copy.deepcopy(old.members), permissions=dict(old.permissions))
+        new = _Chat(
+            int(f"-100{1_000_000_000 + n}"),
+            "supergroup",
+            old.title,
+            username=old.username,
+            members=copy.deepcopy(old.members),
+            permissions=dict(old.permissions),
+        )
         self._chats[new.id] = new
         gone = self._new_message(old, by_user, {"migrate_to_chat_id": new.id})
         self._queue_message(old, gone)
@@ -1482,10 +1652,20 @@ class BotApiEmulator:
         if sender_chat in chat.banned_senders:
             raise NotPermitted(f"channel {sender_chat} is banned in chat {chat.id}")
 
-    def _post(self, chat_id: int, user_id: int, kind: str, content: dict, *, reply_to: int | None = None,
-              forward_from: int | str | None = None, media_group_id: str | None = None,
-              caption: str | None = None, sender_chat: int | None = None,
-              quote_from: tuple[int, int] | None = None) -> int:
+    def _post(
+        self,
+        chat_id: int,
+        user_id: int,
+        kind: str,
+        content: dict,
+        *,
+        reply_to: int | None = None,
+        forward_from: int | str | None = None,
+        media_group_id: str | None = None,
+        caption: str | None = None,
+        sender_chat: int | None = None,
+        quote_from: tuple[int, int] | None = None,
+    ) -> int:
         self._user(user_id)
         chat = self._chats.get(chat_id)
         if chat is None and chat_id == user_id and chat_id > 0:
@@ -1505,14 +1685,30 @@ class BotApiEmulator:
             entities = _command_entities(caption)
             if entities:
                 content["caption_entities"] = entities
-        msg = self._new_message(chat, user_id, content, reply_to=reply_to, forward_from=forward_from,
-                                media_group_id=media_group_id, sender_chat=sender_chat, quote_from=quote_from)
+        msg = self._new_message(
+            chat,
+            user_id,
+            content,
+            reply_to=reply_to,
+            forward_from=forward_from,
+            media_group_id=media_group_id,
+            sender_chat=sender_chat,
+            quote_from=quote_from,
+        )
         self._queue_message(chat, msg)
         return msg["message_id"]
 
-    def post_text(self, chat_id: int, user_id: int, text: str, *, reply_to: int | None = None,
-                  forward_from: int | str | None = None, sender_chat: int | None = None,
-                  quote_from: tuple[int, int] | None = None) -> int:
+    def post_text(
+        self,
+        chat_id: int,
+        user_id: int,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        forward_from: int | str | None = None,
+        sender_chat: int | None = None,
+        quote_from: tuple[int, int] | None = None,
+    ) -> int:
         """A text message; commands ("/cmd", "/cmd@bot") get bot_command entities.
 
         ``quote_from``: (chat id, message id) of a message in another chat this one replies to
@@ -1521,12 +1717,30 @@ class BotApiEmulator:
         entities = _command_entities(text)
         if entities:
             content["entities"] = entities
-        return self._post(chat_id, user_id, "text", content, reply_to=reply_to, forward_from=forward_from,
-                          sender_chat=sender_chat, quote_from=quote_from)
+        return self._post(
+            chat_id,
+            user_id,
+            "text",
+            content,
+            reply_to=reply_to,
+            forward_from=forward_from,
+            sender_chat=sender_chat,
+            quote_from=quote_from,
+        )
 
-    def post_photo(self, chat_id: int, user_id: int, data: bytes | FileRef, *, caption: str | None = None,
-                   media_group_id: str | None = None, forward_from: int | str | None = None,
-                   reply_to: int | None = None, spoiler: bool = False, sender_chat: int | None = None) -> int:
+    def post_photo(
+        self,
+        chat_id: int,
+        user_id: int,
+        data: bytes | FileRef,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        forward_from: int | str | None = None,
+        reply_to: int | None = None,
+        spoiler: bool = False,
+        sender_chat: int | None = None,
+    ) -> int:
         """A compressed photo: PhotoSize list (downscaled JPEGs, smallest first; the last is ``data``).
 
         ``forward_from``: a user id, a chat id (negative) or a hidden sender's name.
@@ -1535,23 +1749,45 @@ class BotApiEmulator:
         content: dict[str, Any] = {"photo": self._photo(data)}
         if spoiler:
             content["has_media_spoiler"] = True
-        return self._post(chat_id, user_id, "photo", content, caption=caption, media_group_id=media_group_id,
-                          forward_from=forward_from, reply_to=reply_to, sender_chat=sender_chat)
+        return self._post(
+            chat_id,
+            user_id,
+            "photo",
+            content,
+            caption=caption,
+            media_group_id=media_group_id,
+            forward_from=forward_from,
+            reply_to=reply_to,
+            sender_chat=sender_chat,
+        )
 
-    def post_album(self, chat_id: int, user_id: int, items: Iterable[bytes | FileRef], *,
-                   caption: str | None = None) -> list[int]:
+    def post_album(
+        self, chat_id: int, user_id: int, items: Iterable[bytes | FileRef], *, caption: str | None = None
+    ) -> list[int]:
         """Several photos sharing a media_group_id (the caption goes on the first)."""
         group = str(secrets.randbits(60))
         ids = []
         for k, item in enumerate(items):
-            ids.append(self.post_photo(chat_id, user_id, item, caption=caption if k == 0 else None,
-                                       media_group_id=group))
+            ids.append(
+                self.post_photo(chat_id, user_id, item, caption=caption if k == 0 else None, media_group_id=group)
+            )
         return ids
 
-    def post_document(self, chat_id: int, user_id: int, data: bytes | FileRef, *, file_name: str = "file.bin",
-                      mime: str | None = None, caption: str | None = None, media_group_id: str | None = None,
-                      forward_from: int | str | None = None, reply_to: int | None = None,
-                      thumbnail: bytes | None = None, sender_chat: int | None = None) -> int:
+    def post_document(
+        self,
+        chat_id: int,
+        user_id: int,
+        data: bytes | FileRef,
+        *,
+        file_name: str = "file.bin",
+        mime: str | None = None,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        forward_from: int | str | None = None,
+        reply_to: int | None = None,
+        thumbnail: bytes | None = None,
+        sender_chat: int | None = None,
+    ) -> int:
         """A file sent uncompressed (images sent this way get a thumbnail, as on Telegram).
 
         ``thumbnail``: the sender's own thumbnail for any file (an image; Telegram keeps a JPEG of
@@ -1559,14 +1795,32 @@ class BotApiEmulator:
         document = self._document(data, file_name, mime)
         if thumbnail is not None:
             document["thumbnail"] = self._custom_thumbnail(thumbnail)
-        return self._post(chat_id, user_id, "document", {"document": document}, caption=caption,
-                          media_group_id=media_group_id, forward_from=forward_from, reply_to=reply_to,
-                          sender_chat=sender_chat)
+        return self._post(
+            chat_id,
+            user_id,
+            "document",
+            {"document": document},
+            caption=caption,
+            media_group_id=media_group_id,
+            forward_from=forward_from,
+            reply_to=reply_to,
+            sender_chat=sender_chat,
+        )
 
-    def post_sticker(self, chat_id: int, user_id: int, data: bytes | FileRef, *, is_video: bool = False,
-                     is_animated: bool = False, emoji: str = "🙂", set_name: str | None = None,
-                     forward_from: int | str | None = None, reply_to: int | None = None,
-                     thumbnail: bytes | None = None) -> int:
+    def post_sticker(
+        self,
+        chat_id: int,
+        user_id: int,
+        data: bytes | FileRef,
+        *,
+        is_video: bool = False,
+        is_animated: bool = False,
+        emoji: str = "🙂",
+        set_name: str | None = None,
+        forward_from: int | str | None = None,
+        reply_to: int | None = None,
+        thumbnail: bytes | None = None,
+    ) -> int:
         """``thumbnail``: for an animated (Lottie) sticker, the picture Telegram renders from it."""
         mime = "video/webm" if is_video else "application/x-tgsticker" if is_animated else "image/webp"
         ref = self._ref(data, "sticker", mime=mime)
@@ -1580,21 +1834,34 @@ class BotApiEmulator:
             width, height = _image_size(raw) or (512, 512)
             frame = raw
         sticker: dict[str, Any] = _file_json(ref)
-        sticker.update(type="regular", width=width, height=height, is_animated=is_animated,
-                       is_video=is_video, emoji=emoji)
+        sticker.update(
+            type="regular", width=width, height=height, is_animated=is_animated, is_video=is_video, emoji=emoji
+        )
         if set_name:
             sticker["set_name"] = set_name
         thumb = self._thumbnail(frame, 128)
         if thumb:
             sticker["thumbnail"] = thumb
-        return self._post(chat_id, user_id, "sticker", {"sticker": sticker}, forward_from=forward_from,
-                          reply_to=reply_to)
+        return self._post(
+            chat_id, user_id, "sticker", {"sticker": sticker}, forward_from=forward_from, reply_to=reply_to
+        )
 
-    def post_animation(self, chat_id: int, user_id: int, data: bytes | FileRef, *, file_name: str = "animation.mp4",
-                       mime: str | None = None, caption: str | None = None, width: int | None = None,
-                       height: int | None = None, duration: int | None = None,
-                       forward_from: int | str | None = None, reply_to: int | None = None,
-                       thumbnail: bytes | None = None) -> int:
+    def post_animation(
+        self,
+        chat_id: int,
+        user_id: int,
+        data: bytes | FileRef,
+        *,
+        file_name: str = "animation.mp4",
+        mime: str | None = None,
+        caption: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        duration: int | None = None,
+        forward_from: int | str | None = None,
+        reply_to: int | None = None,
+        thumbnail: bytes | None = None,
+    ) -> int:
         """A GIF/silent video. Like Telegram, the message also carries it as ``document``.
 
         (Telegram converts GIFs to MP4; the emulator serves the bytes it was given.)
@@ -1603,16 +1870,39 @@ class BotApiEmulator:
         animation = self._video_like(data, "animation", mime, file_name, width, height, duration)
         if thumbnail is not None:
             animation["thumbnail"] = self._custom_thumbnail(thumbnail)
-        document = {k: v for k, v in animation.items() if k in ("file_id", "file_unique_id", "file_size",
-                                                                 "file_name", "mime_type", "thumbnail")}
-        return self._post(chat_id, user_id, "animation", {"animation": animation, "document": document},
-                          caption=caption, forward_from=forward_from, reply_to=reply_to)
+        document = {
+            k: v
+            for k, v in animation.items()
+            if k in ("file_id", "file_unique_id", "file_size", "file_name", "mime_type", "thumbnail")
+        }
+        return self._post(
+            chat_id,
+            user_id,
+            "animation",
+            {"animation": animation, "document": document},
+            caption=caption,
+            forward_from=forward_from,
+            reply_to=reply_to,
+        )
 
-    def post_video(self, chat_id: int, user_id: int, data: bytes | FileRef, *, caption: str | None = None,
-                   media_group_id: str | None = None, file_name: str | None = None, width: int | None = None,
-                   height: int | None = None, duration: int | None = None,
-                   forward_from: int | str | None = None, reply_to: int | None = None,
-                   thumbnail: bytes | None = None, cover: bytes | None = None, sender_chat: int | None = None) -> int:
+    def post_video(
+        self,
+        chat_id: int,
+        user_id: int,
+        data: bytes | FileRef,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        file_name: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        duration: int | None = None,
+        forward_from: int | str | None = None,
+        reply_to: int | None = None,
+        thumbnail: bytes | None = None,
+        cover: bytes | None = None,
+        sender_chat: int | None = None,
+    ) -> int:
         """``thumbnail``: the sender's own thumbnail; ``cover``: the video's cover (Bot API
         ``Video.cover``, a PhotoSize list), shown before the video plays."""
         video = self._video_like(data, "video", "video/mp4", file_name, width, height, duration)
@@ -1620,13 +1910,30 @@ class BotApiEmulator:
             video["thumbnail"] = self._custom_thumbnail(thumbnail)
         if cover is not None:
             video["cover"] = self._photo(cover)
-        return self._post(chat_id, user_id, "video", {"video": video}, caption=caption,
-                          media_group_id=media_group_id, forward_from=forward_from, reply_to=reply_to,
-                          sender_chat=sender_chat)
+        return self._post(
+            chat_id,
+            user_id,
+            "video",
+            {"video": video},
+            caption=caption,
+            media_group_id=media_group_id,
+            forward_from=forward_from,
+            reply_to=reply_to,
+            sender_chat=sender_chat,
+        )
 
-    def post_audio(self, chat_id: int, user_id: int, data: bytes | FileRef, *, file_name: str = "song.mp3",
-                   title: str | None = None, performer: str | None = None, thumbnail: bytes | None = None,
-                   caption: str | None = None) -> int:
+    def post_audio(
+        self,
+        chat_id: int,
+        user_id: int,
+        data: bytes | FileRef,
+        *,
+        file_name: str = "song.mp3",
+        title: str | None = None,
+        performer: str | None = None,
+        thumbnail: bytes | None = None,
+        caption: str | None = None,
+    ) -> int:
         """A music file; ``thumbnail`` is its cover art (the album cover clients show)."""
         ref = self._ref(data, "audio", mime="audio/mpeg", file_name=file_name)
         audio: dict[str, Any] = {**_file_json(ref), "duration": 1, "mime_type": "audio/mpeg", "file_name": file_name}
@@ -1638,12 +1945,16 @@ class BotApiEmulator:
             audio["thumbnail"] = self._custom_thumbnail(thumbnail)
         return self._post(chat_id, user_id, "audio", {"audio": audio}, caption=caption)
 
-    def post_video_note(self, chat_id: int, user_id: int, data: bytes | FileRef, *,
-                        thumbnail: bytes | None = None) -> int:
+    def post_video_note(
+        self, chat_id: int, user_id: int, data: bytes | FileRef, *, thumbnail: bytes | None = None
+    ) -> int:
         """A round video message (square, no caption); ``thumbnail`` replaces the first frame's."""
         note = self._video_like(data, "video_note", "video/mp4", None, None, None, None)
-        note = {k: v for k, v in note.items() if k in ("file_id", "file_unique_id", "file_size", "width",
-                                                        "duration", "thumbnail")}
+        note = {
+            k: v
+            for k, v in note.items()
+            if k in ("file_id", "file_unique_id", "file_size", "width", "duration", "thumbnail")
+        }
         note["length"] = note.pop("width")
         if thumbnail is not None:
             note["thumbnail"] = self._custom_thumbnail(thumbnail)
@@ -1657,8 +1968,15 @@ class BotApiEmulator:
             raise ScenarioError(f"a thumbnail must be at most {MAX_THUMBNAIL_BYTES} bytes")
         return thumb
 
-    def edit_media(self, chat_id: int, message_id: int, new_data: bytes | FileRef, kind: str = "photo", *,
-                   edit_date: int | None = None) -> None:
+    def edit_media(
+        self,
+        chat_id: int,
+        message_id: int,
+        new_data: bytes | FileRef,
+        kind: str = "photo",
+        *,
+        edit_date: int | None = None,
+    ) -> None:
         """The sender swaps the media of a message; queues edited_message (if the bot may see it).
 
         ``edit_date``: when (whole seconds, as Telegram gives it); two edits can share one."""
@@ -1674,8 +1992,10 @@ class BotApiEmulator:
             content = {"video": self._video_like(new_data, "video", "video/mp4", None, None, None, None)}
         elif kind == "animation":
             animation = self._video_like(new_data, "animation", "video/mp4", "animation.mp4", None, None, None)
-            content = {"animation": animation, "document": {k: v for k, v in animation.items()
-                                                            if k not in ("width", "height", "duration")}}
+            content = {
+                "animation": animation,
+                "document": {k: v for k, v in animation.items() if k not in ("width", "height", "duration")},
+            }
         else:
             raise ScenarioError(f"edit_media cannot make a {kind!r}; use photo, document, video or animation")
         for key in _MEDIA_KEYS:
@@ -1710,8 +2030,9 @@ class BotApiEmulator:
             raise NotPermitted(f"chat {chat.id} became supergroup {chat.migrated_to}")
         return msg
 
-    def press_button(self, chat_id: int, message_id: int, user_id: int, callback_data: str, *,
-                     check: bool = True) -> str:
+    def press_button(
+        self, chat_id: int, message_id: int, user_id: int, callback_data: str, *, check: bool = True
+    ) -> str:
         """The user presses an inline button of a bot message; returns the callback query id.
 
         ``check=False`` lets a test send data no button carries (a forged client).
@@ -1729,13 +2050,16 @@ class BotApiEmulator:
             raise NotPermitted(f"user {user_id} is not in chat {chat_id}")
         query_id = str(next(self._query_ids))
         self._queries[query_id] = _CallbackQuery(query_id, user_id, chat_id, message_id, callback_data)
-        self._queue("callback_query", {
-            "id": query_id,
-            "from": copy.deepcopy(user),
-            "chat_instance": chat.instance,
-            "message": copy.deepcopy(msg),
-            "data": callback_data,
-        })
+        self._queue(
+            "callback_query",
+            {
+                "id": query_id,
+                "from": copy.deepcopy(user),
+                "chat_instance": chat.instance,
+                "message": copy.deepcopy(msg),
+                "data": callback_data,
+            },
+        )
         return query_id
 
     def callback_answer(self, query_id: str) -> dict | None:
@@ -1752,8 +2076,16 @@ class BotApiEmulator:
             raise ScenarioError(f"chat {chat_id} has no message {message_id}")
         msg["date"] -= int(hours * 3600)
 
-    def fail_next(self, method: str, *, times: int = 1, status: int = 429, retry_after: int = 1,
-                  description: str | None = None, parameters: dict | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        *,
+        times: int = 1,
+        status: int = 429,
+        retry_after: int = 1,
+        description: str | None = None,
+        parameters: dict | None = None,
+    ) -> None:
         """Make the next ``times`` calls of ``method`` ("*": any method, "downloadFile": downloads) fail.
 
         429 answers carry ``parameters.retry_after``; other statuses get the HTTP reason as
@@ -1847,8 +2179,9 @@ class BotApiEmulator:
             if not fut.done():
                 fut.cancel()
 
-    async def wait_for_call(self, method: str, predicate: Callable[[Call], bool] = lambda c: True,
-                            timeout: float = 10) -> Call:
+    async def wait_for_call(
+        self, method: str, predicate: Callable[[Call], bool] = lambda c: True, timeout: float = 10
+    ) -> Call:
         """The first call of ``method`` (that satisfies ``predicate``)."""
         found = await self.wait_for(
             lambda: next((c for c in self.calls_to(method) if predicate(c)), None), timeout, what=f"a {method} call"
@@ -1914,16 +2247,19 @@ class BotApiEmulator:
                 if self._poll is fut:
                     self._poll = None
             if fut.done() and fut.result() == "conflict":
-                raise ApiError(409, "Conflict: terminated by other getUpdates request; "
-                                    "make sure that only one bot instance is running")
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                )
             if not fut.done():
                 fut.cancel()
         return [{"update_id": uid, kind: copy.deepcopy(payload)} for uid, kind, payload in self._updates[:limit]]
 
     def _m_sendMessage(self, p: dict) -> dict:
         chat = self._writable_chat(p)
-        text, entities = self._formatted(p, "text", "entities", MAX_TEXT,
-                                         empty="message text is empty", too_long="message is too long")
+        text, entities = self._formatted(
+            p, "text", "entities", MAX_TEXT, empty="message text is empty", too_long="message is too long"
+        )
         markup = _inline_markup(p.get("reply_markup"))
         reply_to = self._reply_target(chat, p)
         content: dict[str, Any] = {"text": text}
@@ -1946,8 +2282,9 @@ class BotApiEmulator:
             ref = self._files[document].ref
         else:
             raise _bad("wrong file identifier/HTTP URL specified")
-        caption, entities = self._formatted(p, "caption", "caption_entities", MAX_CAPTION,
-                                            empty=None, too_long="message caption is too long")
+        caption, entities = self._formatted(
+            p, "caption", "caption_entities", MAX_CAPTION, empty=None, too_long="message caption is too long"
+        )
         markup = _inline_markup(p.get("reply_markup"))
         reply_to = self._reply_target(chat, p)
         doc = _file_json(ref)
@@ -1964,8 +2301,9 @@ class BotApiEmulator:
         chat, msg = self._bot_own_message(p)
         if "text" not in msg:
             raise _bad("there is no text in the message to edit")
-        text, entities = self._formatted(p, "text", "entities", MAX_TEXT,
-                                         empty="message text is empty", too_long="message is too long")
+        text, entities = self._formatted(
+            p, "text", "entities", MAX_TEXT, empty="message text is empty", too_long="message is too long"
+        )
         markup = _inline_markup(p.get("reply_markup"))
         new = {"text": text, "entities": entities or None, "reply_markup": markup}
         self._apply_edit(msg, new)
@@ -1979,8 +2317,10 @@ class BotApiEmulator:
     def _apply_edit(self, msg: dict, new: dict) -> None:
         # leaving out reply_markup removes the keyboard, as on the real API
         if all(msg.get(k) == v for k, v in new.items()):
-            raise _bad("message is not modified: specified new message content and reply markup are exactly "
-                       "the same as a current content and reply markup of the message")
+            raise _bad(
+                "message is not modified: specified new message content and reply markup are exactly "
+                "the same as a current content and reply markup of the message"
+            )
         for key, value in new.items():
             if value is None:
                 msg.pop(key, None)
@@ -2053,8 +2393,12 @@ class BotApiEmulator:
         if stored.ref.size > MAX_DOWNLOAD_BYTES:
             raise _bad("file is too big")
         ref = stored.ref
-        return {"file_id": ref.file_id, "file_unique_id": ref.file_unique_id, "file_size": ref.size,
-                "file_path": ref.file_path}
+        return {
+            "file_id": ref.file_id,
+            "file_unique_id": ref.file_unique_id,
+            "file_size": ref.size,
+            "file_path": ref.file_path,
+        }
 
     def _m_getChat(self, p: dict) -> dict:
         chat = self._readable_chat(p)
@@ -2062,8 +2406,13 @@ class BotApiEmulator:
         out.update(
             accent_color_id=0,
             max_reaction_count=11,
-            accepted_gift_types={"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False,
-                                 "premium_subscription": False, "gifts_from_channels": False},
+            accepted_gift_types={
+                "unlimited_gifts": False,
+                "limited_gifts": False,
+                "unique_gifts": False,
+                "premium_subscription": False,
+                "gifts_from_channels": False,
+            },
         )
         if chat.type != "private":
             out["permissions"] = dict(chat.permissions)
@@ -2075,8 +2424,11 @@ class BotApiEmulator:
         chat = self._readable_chat(p)
         if chat.type == "private":
             raise _bad("there are no administrators in the private chat")
-        return [self._member_json(chat, uid) for uid in list(chat.members)
-                if self._member(chat, uid).status in ("creator", "administrator")]
+        return [
+            self._member_json(chat, uid)
+            for uid in list(chat.members)
+            if self._member(chat, uid).status in ("creator", "administrator")
+        ]
 
     def _m_getChatMember(self, p: dict) -> dict:
         chat = self._readable_chat(p)
@@ -2108,8 +2460,9 @@ class BotApiEmulator:
         if perms == chat.permissions:
             new = _Member("member") if current.status != "left" else _Member("left")
         else:
-            new = _Member("restricted", permissions=perms, until_date=until,
-                          is_member=current.status not in ("left", "kicked"))
+            new = _Member(
+                "restricted", permissions=perms, until_date=until, is_member=current.status not in ("left", "kicked")
+            )
         self._set_member(chat, user_id, new, by=self.bot_id)
         return True
 
@@ -2216,8 +2569,11 @@ class BotApiEmulator:
             if not re.fullmatch(r"[a-z0-9_]{1,32}", str(command.get("command", ""))):
                 raise _bad("BOT_COMMAND_INVALID")
             if not 1 <= len(str(command.get("description", "")).strip()) <= 256:
-                raise _bad("command description is empty" if not command.get("description")
-                           else "command description is too long")
+                raise _bad(
+                    "command description is empty"
+                    if not command.get("description")
+                    else "command description is too long"
+                )
         key = (self._scope_param(p), str(p.get("language_code") or ""))
         self._commands[key] = [{"command": c["command"], "description": c["description"]} for c in commands]
         return True
@@ -2279,8 +2635,11 @@ class BotApiEmulator:
                 raise _forbidden("bot was blocked by the user")
             return chat
         if chat.migrated_to is not None:
-            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
-                           {"migrate_to_chat_id": chat.migrated_to})
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": chat.migrated_to},
+            )
         label = "supergroup chat" if chat.type == "supergroup" else "group chat"
         status = self._member(chat, self.bot_id).status
         if status == "kicked":
@@ -2309,8 +2668,9 @@ class BotApiEmulator:
     def _creator(self, chat: _Chat) -> int:
         return next((uid for uid, m in chat.members.items() if m.status == "creator"), self.bot_id)
 
-    def _formatted(self, p: dict, name: str, entities_name: str, limit: int, *, empty: str | None,
-                   too_long: str) -> tuple[str, list[dict]]:
+    def _formatted(
+        self, p: dict, name: str, entities_name: str, limit: int, *, empty: str | None, too_long: str
+    ) -> tuple[str, list[dict]]:
         raw = p.get(name)
         if raw is None or raw == "":
             if empty is not None:
@@ -2320,8 +2680,9 @@ class BotApiEmulator:
         mode = p.get("parse_mode")
         explicit = p.get(entities_name)
         if explicit is not None:
-            if not isinstance(explicit, list) or not all(isinstance(e, dict) and {"type", "offset", "length"} <= e.keys()
-                                                         for e in explicit):
+            if not isinstance(explicit, list) or not all(
+                isinstance(e, dict) and {"type", "offset", "length"} <= e.keys() for e in explicit
+            ):
                 raise _bad(f"can't parse {entities_name} JSON object")
             entities = [dict(e) for e in explicit]
         elif mode:
@@ -2345,8 +2706,10 @@ class BotApiEmulator:
     def _reply_target(self, chat: _Chat, p: dict) -> dict | None:
         params = p.get("reply_parameters")
         if params is None and p.get("reply_to_message_id") is not None:
-            params = {"message_id": p["reply_to_message_id"],
-                      "allow_sending_without_reply": _bool(p, "allow_sending_without_reply")}
+            params = {
+                "message_id": p["reply_to_message_id"],
+                "allow_sending_without_reply": _bool(p, "allow_sending_without_reply"),
+            }
         if params is None:
             return None
         if not isinstance(params, dict) or not isinstance(params.get("message_id"), int):

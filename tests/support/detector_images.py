@@ -63,7 +63,9 @@ def _generated() -> tuple[tuple[str, np.ndarray], ...]:
         "astronaut_rot90": np.ascontiguousarray(np.rot90(astro)),
         "astronaut_rot180": np.ascontiguousarray(np.rot90(astro, 2)),
         "astronaut_mirror": np.ascontiguousarray(astro[:, ::-1]),
-        "astronaut_rot30": np.asarray(Image.fromarray(astro).rotate(30, resample=Image.Resampling.BILINEAR, expand=True)),
+        "astronaut_rot30": np.asarray(
+            Image.fromarray(astro).rotate(30, resample=Image.Resampling.BILINEAR, expand=True)
+        ),
         "astronaut_face": np.ascontiguousarray(face),
         "astronaut_face_big": _resize(face, 630, 720),
         "astronaut_face_padded": np.ascontiguousarray(np.pad(face, ((0, 0), (300, 300), (0, 0)), constant_values=230)),

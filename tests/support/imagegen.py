@@ -11,10 +11,10 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Sequence
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Sequence
 
 import av
 import numpy as np
@@ -29,7 +29,7 @@ INDEX_BITS = 16
 # --- photos ------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _photo(name: str) -> np.ndarray:
     matches = sorted(IMAGES_DIR.glob(f"{name}.*")) if "." not in name else [IMAGES_DIR / name]
     if not matches or not matches[0].is_file():
@@ -106,7 +106,12 @@ def png16_rgb_bytes(rgb16: np.ndarray) -> bytes:
     rows = rgb16.astype(">u2").reshape(height, width * 6 // 2).view(np.uint8).reshape(height, width * 6)
     raw = b"".join(b"\x00" + row.tobytes() for row in rows)
     ihdr = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(raw))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 # --- decompression bombs: huge declared size, tiny file --------------------------
@@ -219,8 +224,15 @@ def webp_animated_bytes(
     images = [Image.fromarray(np.asarray(f)) for f in frames]
     buf = io.BytesIO()
     images[0].save(
-        buf, "WEBP", save_all=True, append_images=images[1:], duration=duration_ms, loop=0,
-        lossless=lossless, method=0, **params,
+        buf,
+        "WEBP",
+        save_all=True,
+        append_images=images[1:],
+        duration=duration_ms,
+        loop=0,
+        lossless=lossless,
+        method=0,
+        **params,
     )
     return buf.getvalue()
 
@@ -390,8 +402,14 @@ def scene(kind: str, seed: int, size: tuple[int, int] = (2000, 1500)) -> np.ndar
             a = rng.uniform(-0.5, 0.5) - np.pi / 2
             g = rng.uniform(0.5, 1.3)
             colour = tuple(float(c) for c in np.clip(np.array([50, 120, 35]) * g, 0, 255))
-            cv2.line(img, (int(x), int(y)), (int(x + length * np.cos(a)), int(y + length * np.sin(a))), colour,
-                     1 + int(depth * 2), cv2.LINE_AA)
+            cv2.line(
+                img,
+                (int(x), int(y)),
+                (int(x + length * np.cos(a)), int(y + length * np.sin(a))),
+                colour,
+                1 + int(depth * 2),
+                cv2.LINE_AA,
+            )
         for _ in range(int(w * h / 6000)):  # flowers in the grass
             x, y = int(rng.uniform(0, w)), int(rng.uniform(horizon, h))
             r = 2 + int(8 * (y - horizon) / max(1, h - horizon))
@@ -447,8 +465,17 @@ def scene(kind: str, seed: int, size: tuple[int, int] = (2000, 1500)) -> np.ndar
             ax = (int(rng.uniform(8, 40)), int(rng.uniform(6, 30)))
             tone = rng.uniform(60, 220) * np.array([1.0, rng.uniform(0.85, 1.0), rng.uniform(0.7, 1.0)])
             cv2.ellipse(img, c, ax, rng.uniform(0, 180), 0, 360, tuple(float(v) for v in tone * 0.6), -1, cv2.LINE_AA)
-            cv2.ellipse(img, (c[0] - 2, c[1] - 2), (max(1, ax[0] - 3), max(1, ax[1] - 3)), rng.uniform(0, 180), 0, 360,
-                        tuple(float(v) for v in tone), -1, cv2.LINE_AA)
+            cv2.ellipse(
+                img,
+                (c[0] - 2, c[1] - 2),
+                (max(1, ax[0] - 3), max(1, ax[1] - 3)),
+                rng.uniform(0, 180),
+                0,
+                360,
+                tuple(float(v) for v in tone),
+                -1,
+                cv2.LINE_AA,
+            )
     elif kind == "city":
         sky = _noise_field(rng, h, w, 3, 2)[..., None]
         img[:] = np.array([150, 180, 220], np.float32) * (1 - sky) + np.array([235, 235, 240], np.float32) * sky

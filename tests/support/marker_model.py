@@ -9,8 +9,8 @@ How it works: a per-pixel magenta-ness map (min(R, B) - G, sharpened, so only
 near-pure magenta counts); average-pooled over the stride-8 cells it gives each
 cell's score (0.9 x the cell's magenta fraction) for the chosen class. Every row
 carries the same box: the marker's centroid and, for an upright rectangle,
-width = sqrt(12 var(x) + 1) (likewise height), all from sums over the map. NMS then keeps one detection. No magenta → all
-scores 0. Red and blue play the same part, so the channel order does not matter.
+width = sqrt(12 var(x) + 1) (likewise height), all from sums over the map. NMS then keeps one detection.
+No magenta → all scores 0. Red and blue play the same part, so the channel order does not matter.
 """
 
 from __future__ import annotations
@@ -129,7 +129,9 @@ def write_marker_model(path: Path, *, label: str = "FEMALE_BREAST_EXPOSED", inpu
     return path
 
 
-def marker_box(shape: tuple[int, ...], frac: float = 0.25, at: tuple[int, int] | None = None) -> tuple[int, int, int, int]:
+def marker_box(
+    shape: tuple[int, ...], frac: float = 0.25, at: tuple[int, int] | None = None
+) -> tuple[int, int, int, int]:
     """Where ``add_marker`` draws: x, y, w, h of a square of side frac * the shorter side,
     cut to the image if ``at`` puts part of it outside."""
     h, w = shape[:2]

@@ -1,9 +1,9 @@
 """Running Vigil against the test Synapse: config files, the app in-process or as a process, rooms of people.
 
-    bot = new_user(synapse, "vigil")
-    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
-    async with running_matrix_vigil(cfg, bot) as app, people(synapse, "owner", "member") as (owner, member):
-        room = await protected_room(owner, bot, members=[member])
+bot = new_user(synapse, "vigil")
+cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
+async with running_matrix_vigil(cfg, bot) as app, people(synapse, "owner", "member") as (owner, member):
+    room = await protected_room(owner, bot, members=[member])
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Callable, Sequence
 
 from nio import EncryptionError, Event, MegolmEvent
 
@@ -57,7 +57,7 @@ def write_matrix_config(
     path.write_text(
         f"""
 [vigil]
-data_dir = "{tmp / 'data'}"
+data_dir = "{tmp / "data"}"
 log_level = "INFO"
 
 [matrix]
@@ -120,7 +120,10 @@ class MatrixVigilProcess(VigilProcess):
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--config", str(self.config_path)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -166,7 +169,10 @@ async def protected_room(
     levels = {bot_id: bot_level, **{m.user_id: 50 for m in moderators}}
     others = [*moderators, *members]
     room_id = await owner.create_room(
-        name, invite=[bot_id, *(p.user_id for p in others)], encrypted=encrypted, power_levels=levels,
+        name,
+        invite=[bot_id, *(p.user_id for p in others)],
+        encrypted=encrypted,
+        power_levels=levels,
         power_level_content=power_level_content,
     )
     for person in others:
@@ -226,11 +232,13 @@ class Inbox:
         """The second messages of alerts, sent on request: they carry the evidence-record choice (`export:`)."""
         return [(r, e) for r, e in self.messages if "!vigil export:" in (getattr(e, "body", "") or "")]
 
-    async def wait(self, predicate: Callable[["Inbox"], bool], timeout: float = 30) -> None:
+    async def wait(self, predicate: Callable[[Inbox], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while not predicate(self):
             if time.monotonic() > deadline:
-                raise HumanClientError(f"inbox of {self.client.user_id}: condition not met within {timeout} s; got {self.texts()[-3:]}")
+                raise HumanClientError(
+                    f"inbox of {self.client.user_id}: condition not met within {timeout} s; got {self.texts()[-3:]}"
+                )
             await self.poll()
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -65,7 +66,7 @@ class MatrixProxy:
 
     # --- life cycle ------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> "MatrixProxy":
+    async def __aenter__(self) -> MatrixProxy:
         self._session = aiohttp.ClientSession(auto_decompress=True)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._forward)
@@ -97,8 +98,12 @@ class MatrixProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         body = await request.read()
         async with self._session.request(
-            request.method, self.upstream + str(request.rel_url), headers=headers, data=body or None,
-            allow_redirects=False, timeout=aiohttp.ClientTimeout(total=120),
+            request.method,
+            self.upstream + str(request.rel_url),
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=120),
         ) as reply:
             data = await reply.read()
             out_headers = {k: v for k, v in reply.headers.items() if k.lower() not in HOP_HEADERS}

@@ -64,7 +64,7 @@ class PostgresServer:
     user: str | None  # the system user the server runs as (None: the current one)
 
     @classmethod
-    def start(cls, *, fsync: bool = False) -> "PostgresServer":
+    def start(cls, *, fsync: bool = False) -> PostgresServer:
         """A new cluster in a temp folder, started; ``fsync`` off unless asked (tests need no durability)."""
         bin_dir = find_binaries()
         if bin_dir is None:

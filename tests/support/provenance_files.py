@@ -13,9 +13,10 @@ import datetime
 import io
 import struct
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from functools import cache
+from typing import Any
 
 from PIL import Image
 
@@ -104,9 +105,7 @@ def png_with_xmp(xmp: bytes) -> bytes:
 # --- EXIF and XMP ------------------------------------------------------------------------
 
 
-def exif(
-    ifd0: Mapping[int, str] | None = None, *, user_comment: bytes | None = None
-) -> Image.Exif:
+def exif(ifd0: Mapping[int, str] | None = None, *, user_comment: bytes | None = None) -> Image.Exif:
     """An EXIF block: IFD0 tags (e.g. 0x0131 Software) and an Exif-IFD UserComment."""
     ex = Image.Exif()
     for tag, value in (ifd0 or {}).items():
@@ -142,10 +141,12 @@ def xmp_packet(attributes: Mapping[str, str] = (), elements: str = "") -> bytes:
         " </rdf:RDF>\n"
         "</x:xmpmeta>\n"
         '<?xpacket end="w"?>'
-    ).encode("utf-8")
+    ).encode()
 
 
-def encoded(fmt: str, *, exif: Image.Exif | None = None, xmp: bytes | None = None, image: Image.Image | None = None) -> bytes:
+def encoded(
+    fmt: str, *, exif: Image.Exif | None = None, xmp: bytes | None = None, image: Image.Image | None = None
+) -> bytes:
     """The picture as JPEG / WEBP / TIFF / PNG with the given EXIF and XMP (via Pillow)."""
     im = image or small_image()
     kwargs: dict[str, Any] = {}
@@ -165,20 +166,19 @@ def encoded(fmt: str, *, exif: Image.Exif | None = None, xmp: bytes | None = Non
 class SigningChain:
     """An ES256 signer: leaf + root chain and the leaf's key, as PEM text."""
 
-
     chain_pem: str
     key_pem: str
     root_pem: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def signing_chain(common_name: str = "Vigil test signer") -> SigningChain:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def name(cn: str) -> x509.Name:
         return x509.Name(
@@ -191,9 +191,15 @@ def signing_chain(common_name: str = "Vigil test signer") -> SigningChain:
     def usage(**on: bool) -> x509.KeyUsage:
         flags = dict.fromkeys(
             (
-                "digital_signature", "content_commitment", "key_encipherment",
-                "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
-                "encipher_only", "decipher_only",
+                "digital_signature",
+                "content_commitment",
+                "key_encipherment",
+                "data_encipherment",
+                "key_agreement",
+                "key_cert_sign",
+                "crl_sign",
+                "encipher_only",
+                "decipher_only",
             ),
             False,
         )
@@ -226,9 +232,7 @@ def signing_chain(common_name: str = "Vigil test signer") -> SigningChain:
         .add_extension(usage(digital_signature=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
         .sign(root_key, hashes.SHA256())
     )
 
@@ -281,12 +285,16 @@ def c2pa_signed(
     import c2pa
 
     s = signer or signing_chain()
-    with c2pa.Signer.from_info(
-        c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, s.chain_pem.encode(), s.key_pem.encode(), None)
-    ) as c2pa_signer, c2pa.Builder(dict(manifest)) as builder:
+    with (
+        c2pa.Signer.from_info(
+            c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, s.chain_pem.encode(), s.key_pem.encode(), None)
+        ) as c2pa_signer,
+        c2pa.Builder(dict(manifest)) as builder,
+    ):
         if ingredient is not None:
             builder.add_ingredient(
-                {"title": "parent", "relationship": "parentOf", "label": PARENT_LABEL}, mime, io.BytesIO(ingredient))
+                {"title": "parent", "relationship": "parentOf", "label": PARENT_LABEL}, mime, io.BytesIO(ingredient)
+            )
         if remote_url is not None:
             builder.set_no_embed()
             builder.set_remote_url(remote_url)

@@ -113,8 +113,12 @@ class AppService:
 
     def registration(self) -> dict[str, Any]:
         return {
-            "id": self.id, "url": None, "as_token": self.as_token, "hs_token": self.hs_token,
-            "sender_localpart": self.sender_localpart, "rate_limited": False,
+            "id": self.id,
+            "url": None,
+            "as_token": self.as_token,
+            "hs_token": self.hs_token,
+            "sender_localpart": self.sender_localpart,
+            "rate_limited": False,
             "namespaces": {"users": [{"exclusive": True, "regex": self.users}], "aliases": [], "rooms": []},
         }
 
@@ -284,8 +288,7 @@ class Synapse:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise SynapseError(
-                    f"Synapse exited with code {self.process.returncode} before it was ready.\n"
-                    f"{self.diagnostics()}"
+                    f"Synapse exited with code {self.process.returncode} before it was ready.\n{self.diagnostics()}"
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as reply:
@@ -376,7 +379,9 @@ class Synapse:
             raise SynapseError(f"no registration nonce: HTTP {nonce_reply.status} {nonce_reply.body}")
         nonce = nonce_reply.body["nonce"]
         mac = hmac.new(self.shared_secret.encode(), digestmod=hashlib.sha1)
-        mac.update(b"\0".join([nonce.encode(), username.encode(), password.encode(), b"admin" if admin else b"notadmin"]))
+        mac.update(
+            b"\0".join([nonce.encode(), username.encode(), password.encode(), b"admin" if admin else b"notadmin"])
+        )
         reply = self.request(
             "POST",
             path,

@@ -26,9 +26,9 @@ the area), split between the two sides by the edit's seed.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -150,8 +150,15 @@ def letterbox(rgb: np.ndarray, aspect: float, colour: tuple[int, int, int] = (0,
     return cv2.copyMakeBorder(rgb, total // 2, total - total // 2, 0, 0, cv2.BORDER_CONSTANT, value=colour)
 
 
-def colour_shift(rgb: np.ndarray, *, brightness: float = 0.0, contrast: float = 1.0,
-                 saturation: float = 1.0, gamma: float = 1.0, hue: int = 0) -> np.ndarray:
+def colour_shift(
+    rgb: np.ndarray,
+    *,
+    brightness: float = 0.0,
+    contrast: float = 1.0,
+    saturation: float = 1.0,
+    gamma: float = 1.0,
+    hue: int = 0,
+) -> np.ndarray:
     x = rgb.astype(np.float32) / 255.0
     x = np.clip((x - 0.5) * contrast + 0.5 + brightness, 0, 1) ** gamma
     out = (x * 255).round().astype(np.uint8)
@@ -220,7 +227,9 @@ def emoji_overlay(rgb: np.ndarray, count: int, seed: int) -> np.ndarray:
 def screenshot(rgb: np.ndarray, *, kind: str = "phone", dark: bool = False) -> np.ndarray:
     """The picture as seen in a screenshot of a chat app: status bar, title bar, margins,
     message bubbles and an input box around it, the picture scaled to fit."""
-    bg, fg, chrome = ((18, 18, 22), (235, 235, 235), (40, 40, 48)) if dark else ((245, 245, 245), (20, 20, 20), (0, 120, 200))
+    bg, fg, chrome = (
+        ((18, 18, 22), (235, 235, 235), (40, 40, 48)) if dark else ((245, 245, 245), (20, 20, 20), (0, 120, 200))
+    )
     if kind == "phone":
         cw, ch, margin, status, title, inputh = 1080, 2340, 36, 72, 150, 140
     else:  # desktop window
@@ -234,10 +243,14 @@ def screenshot(rgb: np.ndarray, *, kind: str = "phone", dark: bool = False) -> n
     draw.rectangle((0, status, cw, status + title), fill=chrome)
     draw.ellipse((20, status + 20, 20 + title - 40, status + title - 20), fill=(250, 180, 90))
     draw.text((title + 10, status + title // 4), "Family group", fill="white", font=_font(title // 3))
-    draw.rounded_rectangle((20, ch - inputh + 15, cw - 20, ch - 15), radius=inputh // 3, fill=(255, 255, 255) if not dark else (50, 50, 60))
+    draw.rounded_rectangle(
+        (20, ch - inputh + 15, cw - 20, ch - 15), radius=inputh // 3, fill=(255, 255, 255) if not dark else (50, 50, 60)
+    )
     draw.text((60, ch - inputh + inputh // 3), "Message", fill=(150, 150, 150), font=_font(inputh // 4))
     top, bottom = status + title + 40, ch - inputh - 40
-    draw.rounded_rectangle((margin - 10, top, cw // 2, top + 80), radius=20, fill=(225, 240, 220) if not dark else (40, 60, 45))
+    draw.rounded_rectangle(
+        (margin - 10, top, cw // 2, top + 80), radius=20, fill=(225, 240, 220) if not dark else (40, 60, 45)
+    )
     draw.text((margin + 10, top + 20), "look at this!", fill=fg, font=_font(30))
     top += 110
     box_w, box_h = cw - 2 * margin, bottom - top - 120
@@ -279,10 +292,23 @@ def region_mask(h: int, w: int, region: str, share: float) -> np.ndarray:
                 np.int32,
             )
             cv2.fillPoly(mask, [pts], 1)
-            cv2.ellipse(mask, (round(w * 0.5), round(top + h * 0.08 * k)), (round(w * 0.42 * k), round(h * 0.08 * k)), 0, 180, 360, 1, -1)
+            cv2.ellipse(
+                mask,
+                (round(w * 0.5), round(top + h * 0.08 * k)),
+                (round(w * 0.42 * k), round(h * 0.08 * k)),
+                0,
+                180,
+                360,
+                1,
+                -1,
+            )
         elif region == "blob":  # a rounded irregular shape: a body in an unusual pose, a pasted object
-            for cx, cy, ax, ay in ((0.5, 0.55, 0.3, 0.28), (0.38, 0.4, 0.16, 0.2), (0.63, 0.68, 0.18, 0.16),
-                                   (0.55, 0.3, 0.12, 0.14)):
+            for cx, cy, ax, ay in (
+                (0.5, 0.55, 0.3, 0.28),
+                (0.38, 0.4, 0.16, 0.2),
+                (0.63, 0.68, 0.18, 0.16),
+                (0.55, 0.3, 0.12, 0.14),
+            ):
                 axes = (max(1, round(w * ax * k)), max(1, round(h * ay * k)))
                 cv2.ellipse(mask, (round(w * cx), round(h * cy)), axes, 30, 0, 360, 1, -1)
         elif region == "centre":
@@ -321,8 +347,17 @@ def _fill(h: int, w: int, fill: str, texture: np.ndarray | None, seed: int) -> n
     raise ValueError(f"unknown fill {fill!r}; one of {FILLS}")
 
 
-def undress_like(rgb: np.ndarray, *, region: str = "torso", share: float = 0.4, fill: str = "smooth",
-                 texture: np.ndarray | None = None, side: int = 1280, quality: int = 80, seed: int = 0) -> np.ndarray:
+def undress_like(
+    rgb: np.ndarray,
+    *,
+    region: str = "torso",
+    share: float = 0.4,
+    fill: str = "smooth",
+    texture: np.ndarray | None = None,
+    side: int = 1280,
+    quality: int = 80,
+    seed: int = 0,
+) -> np.ndarray:
     """``share`` of the picture (a torso-shaped or central region) replaced with other
     content, blended over a few pixels as inpainting does, then scaled to long side
     ``side`` and saved as JPEG ``quality``, as a chat app would."""
@@ -335,8 +370,15 @@ def undress_like(rgb: np.ndarray, *, region: str = "torso", share: float = 0.4, 
     return chat_recompress(out.round().astype(np.uint8), side, quality)
 
 
-def blur_replace(rgb: np.ndarray, *, region: str = "centre", share: float = 0.4, blur: float = 0.03,
-                 scale: float = 0.6, quality: int = 75) -> np.ndarray:
+def blur_replace(
+    rgb: np.ndarray,
+    *,
+    region: str = "centre",
+    share: float = 0.4,
+    blur: float = 0.03,
+    scale: float = 0.6,
+    quality: int = 75,
+) -> np.ndarray:
     """``share`` of the picture (a central or torso-shaped region) replaced by a heavy
     blur of itself (Gaussian, sigma ``blur`` of the long side), then scaled by ``scale``
     and saved as JPEG ``quality``: an undress edit whose new body is smooth, on a large
@@ -377,10 +419,14 @@ def variants(*, fillers: tuple[np.ndarray, ...] | None = None) -> dict[str, list
             _v("small_rotation", "rot3.5_expand", lambda x: rotate_small(x, -3.5, trim=False)),
             _v("small_rotation", "rot5_trim", lambda x: rotate_small(x, 5, trim=True)),
         ],
-        "crop_small": [_v("crop_small", f"crop{round(p * 100)}_{s}", lambda x, p=p, s=s: crop(x, p, s))
-                       for p, s in ((0.05, 1), (0.075, 2), (0.10, 3), (0.10, 4))],
-        "crop_large": [_v("crop_large", f"crop{round(p * 100)}_{s}", lambda x, p=p, s=s: crop(x, p, s))
-                       for p, s in ((0.20, 5), (0.25, 6), (0.30, 7))],
+        "crop_small": [
+            _v("crop_small", f"crop{round(p * 100)}_{s}", lambda x, p=p, s=s: crop(x, p, s))
+            for p, s in ((0.05, 1), (0.075, 2), (0.10, 3), (0.10, 4))
+        ],
+        "crop_large": [
+            _v("crop_large", f"crop{round(p * 100)}_{s}", lambda x, p=p, s=s: crop(x, p, s))
+            for p, s in ((0.20, 5), (0.25, 6), (0.30, 7))
+        ],
         "border": [
             _v("border", "border20_white", lambda x: border(x, 0.2, (255, 255, 255))),
             _v("border", "border20_black", lambda x: border(x, 0.2, (0, 0, 0))),
@@ -408,15 +454,28 @@ def variants(*, fillers: tuple[np.ndarray, ...] | None = None) -> dict[str, list
     fam.update(evasion_variants())
     undress = []
     for i, (region, share, fill) in enumerate(
-        (("torso", 0.25, "smooth"), ("torso", 0.4, "texture"), ("torso", 0.5, "noise"),
-         ("trunk", 0.3, "texture"), ("trunk", 0.45, "smooth"), ("centre", 0.25, "noise"),
-         ("centre", 0.35, "texture"), ("centre", 0.5, "smooth"))
+        (
+            ("torso", 0.25, "smooth"),
+            ("torso", 0.4, "texture"),
+            ("torso", 0.5, "noise"),
+            ("trunk", 0.3, "texture"),
+            ("trunk", 0.45, "smooth"),
+            ("centre", 0.25, "noise"),
+            ("centre", 0.35, "texture"),
+            ("centre", 0.5, "smooth"),
+        )
     ):
         side, quality = (1280, 80) if i % 2 else (960, 72 + i * 2)
         tex = textures[i % len(textures)] if fill == "texture" else None
-        undress.append(_v("undress", f"{region}{round(share * 100)}_{fill}",
-                          lambda x, r=region, s=share, f=fill, t=tex, sd=side, q=quality, seed=i:
-                          undress_like(x, region=r, share=s, fill=f, texture=t, side=sd, quality=q, seed=seed)))
+        undress.append(
+            _v(
+                "undress",
+                f"{region}{round(share * 100)}_{fill}",
+                lambda x, r=region, s=share, f=fill, t=tex, sd=side, q=quality, seed=i: undress_like(
+                    x, region=r, share=s, fill=f, texture=t, side=sd, quality=q, seed=seed
+                ),
+            )
+        )
     fam["undress"] = undress
     return fam
 
@@ -440,12 +499,21 @@ def evasion_variants() -> dict[str, list[Variant]]:
             for p, side in ((0.05, "left"), (0.10, "right"), (0.075, "top"), (0.10, "bottom"))
         ],
         "screenshot_jpeg": [
-            _v("screenshot_jpeg", "phone_jpeg70",
-               lambda x: jpeg(resize_long_side(screenshot(x, kind="phone"), 1280), 70)),
-            _v("screenshot_jpeg", "phone_dark_jpeg70",
-               lambda x: jpeg(resize_long_side(screenshot(x, kind="phone", dark=True), 1280), 70)),
-            _v("screenshot_jpeg", "phone_small_jpeg70",
-               lambda x: jpeg(resize_long_side(screenshot(x, kind="phone"), 960), 70)),
+            _v(
+                "screenshot_jpeg",
+                "phone_jpeg70",
+                lambda x: jpeg(resize_long_side(screenshot(x, kind="phone"), 1280), 70),
+            ),
+            _v(
+                "screenshot_jpeg",
+                "phone_dark_jpeg70",
+                lambda x: jpeg(resize_long_side(screenshot(x, kind="phone", dark=True), 1280), 70),
+            ),
+            _v(
+                "screenshot_jpeg",
+                "phone_small_jpeg70",
+                lambda x: jpeg(resize_long_side(screenshot(x, kind="phone"), 960), 70),
+            ),
         ],
         "hue": [_v("hue", f"hue{h}", lambda x, h=h: colour_shift(x, hue=h)) for h in (15, 45, 90, 150)],
         "mirror_crop_jpeg": [
@@ -472,8 +540,11 @@ def _rgb(a: np.ndarray) -> np.ndarray:
 
 def _tiles(rgb: np.ndarray, rows: int, cols: int) -> list[np.ndarray]:
     h, w = rgb.shape[:2]
-    return [np.ascontiguousarray(rgb[r * h // rows : (r + 1) * h // rows, c * w // cols : (c + 1) * w // cols])
-            for r in range(rows) for c in range(cols)]
+    return [
+        np.ascontiguousarray(rgb[r * h // rows : (r + 1) * h // rows, c * w // cols : (c + 1) * w // cols])
+        for r in range(rows)
+        for c in range(cols)
+    ]
 
 
 @lru_cache(maxsize=1)
@@ -516,8 +587,11 @@ def _fillers() -> tuple[np.ndarray, ...]:
 
     ihc = data.immunohistochemistry()
     skinlike = colour_shift(ihc, saturation=0.4, hue=170, brightness=0.1)
-    return (np.ascontiguousarray(ihc[:256, :256]), np.ascontiguousarray(skinlike[256:, 256:]),
-            np.ascontiguousarray(_rgb(data.lfw_subset()[150] * 255).astype(np.uint8)))
+    return (
+        np.ascontiguousarray(ihc[:256, :256]),
+        np.ascontiguousarray(skinlike[256:, 256:]),
+        np.ascontiguousarray(_rgb(data.lfw_subset()[150] * 255).astype(np.uint8)),
+    )
 
 
 def filler_textures() -> tuple[np.ndarray, ...]:
@@ -536,7 +610,32 @@ def _text_page(lines: list[str], seed: int, size: tuple[int, int] = (900, 1200))
     im = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(im)
     font = _font(26)
-    words = "the of and to in is that for it as was with be by on not he this are or his from at which".split()
+    words = [
+        "the",
+        "of",
+        "and",
+        "to",
+        "in",
+        "is",
+        "that",
+        "for",
+        "it",
+        "as",
+        "was",
+        "with",
+        "be",
+        "by",
+        "on",
+        "not",
+        "he",
+        "this",
+        "are",
+        "or",
+        "his",
+        "from",
+        "at",
+        "which",
+    ]
     y = 40
     while y < size[1] - 60:
         line = " ".join(rng.choice(words, size=int(rng.integers(6, 11))))
@@ -555,7 +654,9 @@ def _hard_negatives() -> tuple[tuple[str, np.ndarray], ...]:
         "gradient_h": _rgb((xx / 800 * 255).astype(np.uint8)),
         "gradient_colour": np.dstack([(xx / 800 * 255), (yy / 600 * 255), np.full_like(xx, 90)]).astype(np.uint8),
         "radial": _rgb((255 * np.clip(1 - np.hypot(xx - 400, yy - 300) / 500, 0, 1)).astype(np.uint8)),
-        "solid_noise": np.clip(np.full((600, 800, 3), (70, 130, 180), np.float32) + rng.normal(0, 6, (600, 800, 3)), 0, 255).astype(np.uint8),
+        "solid_noise": np.clip(
+            np.full((600, 800, 3), (70, 130, 180), np.float32) + rng.normal(0, 6, (600, 800, 3)), 0, 255
+        ).astype(np.uint8),
         "grey_noise": np.clip(rng.normal(128, 40, (480, 640, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2),
         "brick": _rgb(data.brick()),
         "grass": _rgb(data.grass()),
@@ -575,9 +676,9 @@ def _hard_negatives() -> tuple[tuple[str, np.ndarray], ...]:
 
 
 def _skimage_file(name: str):
-    import skimage.data
-
     from pathlib import Path
+
+    import skimage.data
 
     return Path(skimage.data.__file__).parent / name
 

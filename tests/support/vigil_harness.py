@@ -8,9 +8,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 import numpy as np
 from PIL import Image
@@ -28,7 +28,7 @@ def write_config(tmp: Path, base_url: str, marker_model: Path, *, groups: str = 
     path.write_text(
         f"""
 [vigil]
-data_dir = "{tmp / 'data'}"
+data_dir = "{tmp / "data"}"
 log_level = "INFO"
 
 [telegram]
@@ -78,7 +78,10 @@ class VigilProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--config", str(self.config_path)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def kill(self) -> None:

@@ -51,7 +51,7 @@ class PostgresStore(PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgPr
         migrations_dir: Path | None = None,
         clock: Clock = utc_now,
         pool_size: tuple[int, int] = DEFAULT_POOL,
-    ) -> "PostgresStore":
+    ) -> PostgresStore:
         """Connects and applies new migrations (one process at a time, under an advisory lock)."""
         return cls(await PgDatabase.open(url, migrations_dir=migrations_dir, clock=clock, pool_size=pool_size))
 
@@ -120,7 +120,7 @@ class PostgresStore(PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgPr
     async def close(self) -> None:
         await self._db.close()
 
-    async def __aenter__(self) -> "PostgresStore":
+    async def __aenter__(self) -> PostgresStore:
         return self
 
     async def __aexit__(

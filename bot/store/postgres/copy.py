@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bot.errors import StoreError
 from bot.store.postgres import PostgresStore
@@ -91,17 +91,16 @@ async def _copy(
             cols = ", ".join(pg_columns)
             cursor = await asyncio.to_thread(src.execute, f"SELECT {cols} FROM {table}")
             n = 0
-            async with c.cursor() as cur:
-                async with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                    while True:
-                        batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
-                        if not batch:
-                            break
-                        for values in batch:
-                            await copy.write_row(values)
-                        n += len(batch)
-                        if progress is not None:
-                            progress(table, n)
+            async with c.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                while True:
+                    batch = await asyncio.to_thread(cursor.fetchmany, BATCH)
+                    if not batch:
+                        break
+                    for values in batch:
+                        await copy.write_row(values)
+                    n += len(batch)
+                    if progress is not None:
+                        progress(table, n)
             counts[table] = n
             if table in WITH_IDS:
                 await c.execute(

@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor
@@ -41,7 +42,7 @@ def _row_factory(cursor: AsyncCursor[Any]) -> Callable[[Sequence[Any]], Row]:
     names = [d.name for d in cursor.description or ()]
 
     def make(values: Sequence[Any]) -> Row:
-        return {n: (timestamp(v) if isinstance(v, datetime) else v) for n, v in zip(names, values)}
+        return {n: (timestamp(v) if isinstance(v, datetime) else v) for n, v in zip(names, values, strict=False)}
 
     return make
 
@@ -81,7 +82,7 @@ class PgDatabase:
         migrations_dir: Path | None = None,
         clock: Clock = utc_now,
         pool_size: tuple[int, int] = DEFAULT_POOL,
-    ) -> "PgDatabase":
+    ) -> PgDatabase:
         migrations = find_migrations(migrations_dir or MIGRATIONS_DIR)
         shown = redacted(url)
         try:
@@ -128,9 +129,8 @@ class PgDatabase:
     async def write(self) -> AsyncIterator[AsyncConnection[Any]]:
         """One transaction: committed at the end, rolled back on any error."""
         try:
-            async with self.pool.connection() as conn:
-                async with conn.transaction():
-                    yield conn
+            async with self.pool.connection() as conn, conn.transaction():
+                yield conn
         except psycopg.Error as exc:
             raise self._failed(exc) from exc
 

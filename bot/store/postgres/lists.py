@@ -3,7 +3,8 @@ PostgreSQL twin of bot/store/lists.py. Bulk imports use COPY."""
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import psycopg
 
@@ -132,14 +133,15 @@ class PgListMatchingMixin:
             fresh.append((lid, pdq, quality, phash, sha, by, stamp, text))
         try:
             for start in range(0, len(fresh), COPY_CHUNK):
-                async with self._db.write() as c:
-                    async with c.cursor() as cur:
-                        async with cur.copy(
-                            "COPY entries (list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, note)"
-                            " FROM STDIN"
-                        ) as copy:
-                            for row in fresh[start : start + COPY_CHUNK]:
-                                await copy.write_row(row)
+                async with (
+                    self._db.write() as c,
+                    c.cursor() as cur,
+                    cur.copy(
+                        "COPY entries (list_id, pdq, pdq_quality, phash, sha256, added_by, added_at, note) FROM STDIN"
+                    ) as copy,
+                ):
+                    for row in fresh[start : start + COPY_CHUNK]:
+                        await copy.write_row(row)
                 if progress is not None:
                     progress(min(len(fresh), start + COPY_CHUNK))
         except BaseException:

@@ -3,8 +3,9 @@ bot/store/protected.py. Every change bumps ``protected:generation`` in the same 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, AsyncIterator
+from typing import Any
 
 import psycopg
 

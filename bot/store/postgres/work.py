@@ -3,8 +3,9 @@ twin of bot/store/work.py."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Collection, Mapping
+from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
@@ -143,8 +144,9 @@ class PgWorkMixin:
             )
         return changed == 1
 
-    async def next_work(self, platform: str, chat_id: str | int, now: datetime,
-                        exclude: Collection[int] = ()) -> tuple[WorkItem | None, str | None]:
+    async def next_work(
+        self, platform: str, chat_id: str | int, now: datetime, exclude: Collection[int] = ()
+    ) -> tuple[WorkItem | None, str | None]:
         """The chat's oldest unfinished item that is due at ``now`` and not in ``exclude`` (items
         whose actions are still going out), and when the next deferred one is due (None: nothing
         is waiting for a retry time). While another process handles one of the chat's items: none,
