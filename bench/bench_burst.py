@@ -9,13 +9,14 @@ by one, each image waiting for its own ([pipeline] batch_deletes = false, the be
 batching), then batched per chat behind one rate-limit gate (the default). Target: every hit
 deleted within 5 s of its arrival.
 
-    .venv/bin/python bench/bench_burst.py [--images 40] [--retry-after 1] [--workers 2]
+    .venv/bin/python bench/bench_burst.py [--images 40] [--retry-after 1] [--workers 2] [--runs 1] [--batched-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -100,13 +101,16 @@ async def main(args: argparse.Namespace) -> None:
         f"{args.images} copies of a blocked image posted at once in one group; the first delete call naming "
         f"each message is answered 429 retry_after={args.retry_after}; {args.workers} scan workers"
     )
-    for name, batch in (("one by one (before)", False), ("batched per chat (after)", True)):
-        r = await one_run(args, batch)
-        print(
-            f"{name:>26}: arrival -> delete p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s; "
-            f"{r['within']}/{r['n']} within {TARGET_S:.0f} s (target: all); "
-            f"{r['calls']} delete calls, {r['limited']} answered 429"
-        )
+    modes = (("one by one (before)", False), ("batched per chat (after)", True))
+    for _ in range(args.runs):
+        for name, batch in modes[1:] if args.batched_only else modes:
+            r = await one_run(args, batch)
+            print(
+                f"{name:>26}: arrival -> delete p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s; "
+                f"{r['within']}/{r['n']} within {TARGET_S:.0f} s (target: all); "
+                f"{r['calls']} delete calls, {r['limited']} answered 429; load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
@@ -114,4 +118,6 @@ if __name__ == "__main__":
     ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--retry-after", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=1, help="runs of each mode, one after the other")
+    ap.add_argument("--batched-only", action="store_true", help="only the batched mode (the default config)")
     asyncio.run(main(ap.parse_args()))

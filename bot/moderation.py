@@ -109,6 +109,8 @@ class Moderator:
             event,
             list_signals=core.lists.wants_signals(list_ids) or core.protector.wants_fingerprints(settings.group_photos),
         )
+        # the chat's images are scanned side by side, but decided and acted on in the order they came
+        await core.pipeline.turn(event.chat.platform, event.chat.chat_id, work_id)
         matches: tuple[ListMatch, ...] = ()
         label = CLEAN
         if scan is not None:

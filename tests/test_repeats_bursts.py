@@ -134,3 +134,119 @@ async def test_a_rate_limit_on_the_first_delete_of_a_burst_is_waited_once_then_o
         # decided meanwhile in one call
         assert [c.status for c in singles] == [429, 200] and int(singles[1].params["message_id"]) == ids[0]
         assert len(batches) == 1 and batches[0].ok and sorted(batches[0].params["message_ids"]) == sorted(ids[1:])
+
+
+# --- a burst in one chat: its images scanned side by side, decided in order ------------------
+
+
+class Staged:
+    """A handler in two parts, as the moderator's: a "scan" that a test holds per message, then
+    the decision after ``Pipeline.turn``; records when each happened."""
+
+    def __init__(self, store, pipeline_of) -> None:
+        self.store = store
+        self.pipeline_of = pipeline_of
+        self.scanning: dict[tuple[str, str], int] = {}
+        self.most_scanning: dict[str, int] = {}
+        self.scans: dict[tuple[str, str], asyncio.Event] = {}
+        self.started: list[tuple[str, str]] = []
+        self.decided: list[tuple[str, str]] = []
+
+    def hold(self, chat: str, message: int) -> asyncio.Event:
+        return self.scans.setdefault((chat, str(message)), asyncio.Event())
+
+    async def __call__(self, item) -> None:
+        key = (item.chat_id, item.message_id)
+        assert await self.store.start_work(item.id) is not None
+        self.started.append(key)
+        now = sum(1 for c, _ in self.scanning if c == item.chat_id) + 1
+        self.scanning[key] = 1
+        self.most_scanning[item.chat_id] = max(self.most_scanning.get(item.chat_id, 0), now)
+        try:
+            if key in self.scans:
+                await self.scans[key].wait()
+        finally:
+            del self.scanning[key]
+        await self.pipeline_of().turn(item.platform, item.chat_id, item.id)
+        self.decided.append(key)
+        await self.store.finish_work(item.id)
+
+
+@pytest.fixture
+async def inbox(tmp_path):
+    from bot.store import Store
+
+    store = await Store.open(tmp_path / "vigil.db")
+    yield store
+    await store.close()
+
+
+async def until(condition, what: str) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within 10 s: {what}")
+
+
+async def test_a_burst_has_two_images_scanned_at_once_and_decided_in_the_order_they_came(inbox):
+    from bot.pipeline import Pipeline
+
+    pipeline: Pipeline | None = None
+    handler = Staged(inbox, lambda: pipeline)
+    pipeline = Pipeline(inbox, handler, in_flight=8, workers=2)
+    assert pipeline.per_chat == 2
+    for m in range(1, 7):
+        await inbox.enqueue_work("telegram", "burst", m, {"variant": ""})
+    first = handler.hold("burst", 1)  # the first image's scan is slow: the second one's ends first
+    pipeline.start()
+    pipeline.wake("telegram", "burst")
+    await until(lambda: ("burst", "2") in handler.started, "the second image taken while the first is scanned")
+    assert ("burst", "3") not in handler.started  # two in flight at most
+    await until(lambda: "burst" in handler.most_scanning, "both scans running")
+    assert handler.decided == []  # the second one waits for the first one's decision
+    first.set()
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    assert handler.most_scanning["burst"] == 2
+    assert handler.decided == [("burst", str(m)) for m in range(1, 7)]
+    assert await inbox.pending_work() == []
+
+
+async def test_a_burst_holding_its_two_workers_stalls_no_other_chat(inbox):
+    from bot.pipeline import Pipeline
+
+    pipeline: Pipeline | None = None
+    handler = Staged(inbox, lambda: pipeline)
+    pipeline = Pipeline(inbox, handler, in_flight=3, workers=2)
+    for m in range(1, 11):
+        await inbox.enqueue_work("telegram", "flood", m, {"variant": ""})
+        handler.hold("flood", m)  # every scan of the flood hangs
+    await inbox.enqueue_work("telegram", "quiet", 1, {"variant": ""})
+    pipeline.start()
+    pipeline.wake("telegram", "flood")
+    await until(lambda: len(handler.started) == 2, "the flood's two images in flight")
+    pipeline.wake("telegram", "quiet")
+    await until(lambda: ("quiet", "1") in handler.decided, "the quiet chat's image decided")
+    assert handler.started[:2] == [("flood", "1"), ("flood", "2")] and handler.decided == [("quiet", "1")]
+    for event in handler.scans.values():
+        event.set()
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    assert [m for c, m in handler.decided if c == "flood"] == [str(m) for m in range(1, 11)]
+    assert handler.most_scanning["flood"] == 2
+
+
+async def test_one_scan_thread_keeps_one_image_of_a_chat_in_flight(inbox):
+    from bot.pipeline import Pipeline
+
+    pipeline: Pipeline | None = None
+    handler = Staged(inbox, lambda: pipeline)
+    pipeline = Pipeline(inbox, handler, in_flight=8, workers=1)
+    for m in range(1, 5):
+        await inbox.enqueue_work("telegram", "g", m, {"variant": ""})
+    pipeline.start()
+    pipeline.wake("telegram", "g")
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    assert handler.most_scanning["g"] == 1 and handler.decided == [("g", str(m)) for m in range(1, 5)]
