@@ -7,6 +7,7 @@ today's lists; a burst's deletes of one chat go out in batches behind one rate-l
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -93,6 +94,34 @@ async def test_the_same_bytes_uploaded_again_are_downloaded_but_not_scanned_agai
         again = emu.post_photo(g.chat, g.member, data)  # uploaded anew: another file_unique_id
         await wait_deleted(g, again)
         assert len(scans) == 1
+
+
+async def test_copies_posted_while_the_first_is_scanned_wait_for_its_verdict_instead_of_a_second_scan(
+    emu, tmp_path, marker_model, photo
+):
+    g = Group(emu)
+    data = jpeg(add_marker(photo))
+    copies = [emu.upload(data, kind="photo", mime="image/jpeg") for _ in range(3)]  # each its own file id
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        scans: list[int] = []
+        overlapped = threading.Event()
+        real = app.core.scanner.scan
+
+        def scan(*a, **k):
+            scans.append(1)
+            # the first scan lasts until the next copy is downloaded: both are in flight at once
+            overlapped.wait(10)
+            return real(*a, **k)
+
+        app.core.scanner.scan = scan
+        ids = [emu.post_photo(g.chat, g.member, ref) for ref in copies]
+        await emu.wait_for(lambda: len(emu.calls_to("getFile")) >= 2, timeout=10)
+        overlapped.set()
+        for mid in ids:
+            await wait_deleted(g, mid)
+        await settled(app, emu)
+        assert len(scans) == 1
+        assert app.core.repeats.hits_before_models == 2
 
 
 async def test_an_unscannable_file_is_checked_again_when_it_comes_back(emu, tmp_path, marker_model):
