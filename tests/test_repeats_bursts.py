@@ -279,3 +279,27 @@ async def test_one_scan_thread_keeps_one_image_of_a_chat_in_flight(inbox):
     await asyncio.wait_for(pipeline.drain(), 10)
     await pipeline.stop()
     assert handler.most_scanning["g"] == 1 and handler.decided == [("g", str(m)) for m in range(1, 5)]
+
+
+async def test_a_copy_waiting_on_a_check_that_failed_is_checked_itself():
+    from bot.repeats import RepeatCache
+
+    cache = RepeatCache(entries=16, max_bytes=1 << 20)
+    sha = "ab" * 32
+    started, failing = asyncio.Event(), asyncio.Event()
+
+    async def leader() -> None:
+        with cache.scanning(sha):
+            started.set()
+            await failing.wait()
+            raise RuntimeError("the scan timed out")
+
+    first = asyncio.create_task(leader())
+    await started.wait()
+    waiter = asyncio.create_task(cache.settled(sha))
+    failing.set()
+    await asyncio.wait_for(waiter, 5)  # the failed check ends the wait
+    with pytest.raises(RuntimeError):
+        await first
+    assert cache.by_sha(sha, None, signals=False) is None  # nothing remembered: the copy is checked itself
+    await asyncio.wait_for(cache.settled(sha), 1)  # and the mark is gone
