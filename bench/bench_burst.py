@@ -95,9 +95,11 @@ async def one_run(args: argparse.Namespace, batch: bool, per_chat: int | None) -
             for ref in refs:
                 emu.post_photo(elsewhere, owner, ref)
             async with running_vigil(write_config(tmp, emu.url, args.workers, batch)) as app:
+                core = app.core
+                assert core is not None
                 if per_chat is not None:  # 1: one image of a chat in flight, as before the chat's images overlapped
-                    app.core.pipeline.per_chat = per_chat
-                scans = ScanClock(app.core.scanner)
+                    core.pipeline.per_chat = per_chat
+                scans = ScanClock(core.scanner)
                 mid = emu.post_photo(chat, member, jpeg(image, 90))
                 emu.post_text(chat, owner, "/block", reply_to=mid)
                 await emu.wait_for(lambda: mid in deleted_at(emu, chat), timeout=300)
