@@ -6,14 +6,15 @@ however long its backlog); the backlog itself stays in the store. ``in_flight`` 
 chats in turn, round robin: a worker takes the chat's oldest due item from the store that is not
 in flight, starts handling it, and puts the chat back at the end of the line. So:
 
-- a chat has at most ``per_chat`` images in flight (by default as many as there are scan
-  threads, so that a burst in one chat keeps every core busy), taken in the order they came;
-  their downloads and scans overlap, but each item's decision and actions wait for its turn
-  (``turn``): the chat's earlier items in flight have finished first, so decisions, actions and
-  alerts keep the order of the images;
-- a chat that floods, or whose downloads hang, holds ``per_chat`` workers at most and gets its
-  second image in flight only after the chats already waiting had their turn: the other workers
-  serve the other chats;
+- a chat has one image in flight, and more (up to ``per_chat``, by default as many as there are
+  scan threads) only while fewer images than scan threads are in flight in all: a burst in one
+  chat keeps every core busy, and its extra images use only threads no other chat needs. They
+  are taken in the order they came; their downloads and scans overlap, but each item's decision
+  and actions wait for its turn (``turn``): the chat's earlier items in flight have finished
+  first, so decisions, actions and alerts keep the order of the images;
+- a chat that floods, or whose downloads hang, holds ``per_chat`` workers at most and gets an
+  extra image in flight only after the chats already waiting had their turn, and only for a
+  spare scan thread: the other workers and threads serve the other chats;
 - one item is handled by one worker at a time: the items in flight are excluded when the next
   one is taken, and only one worker takes from a chat at a time.
 
@@ -70,6 +71,8 @@ class Pipeline:
         self._in_flight = max(1, in_flight)
         wanted = max(1, workers if per_chat is None else per_chat)
         self.per_chat = min(wanted, self._in_flight - 1) if self._in_flight > 1 else 1
+        self._threads = max(1, workers)
+        self._spare: deque[ChatKey] = deque()  # chats that want an extra image in flight once a thread is spare
         self._ready: deque[ChatKey] = deque()  # chats waiting for a worker, each once
         self._waiting: set[ChatKey] = set()
         self._taking: set[ChatKey] = set()  # chats a worker is taking the next item of (one at a time)
@@ -114,6 +117,14 @@ class Pipeline:
     def depth(self) -> int:
         """Chats with work waiting for a worker or in flight."""
         return len(self._waiting | self._taking | self._flight.keys())
+
+    @property
+    def waiting_for_a_thread(self) -> tuple[ChatKey, ...]:
+        """Chats with an image in flight whose next one waits until a scan thread is spare."""
+        return tuple(self._spare)
+
+    def _flying(self) -> int:
+        return sum(len(ids) for ids in self._flight.values())
 
     @property
     def _busy(self) -> bool:
@@ -180,6 +191,10 @@ class Pipeline:
                 self._ready.appendleft(key)
                 self._waiting.add(key)
                 return
+            if self._flight.get(key) and self._flying() >= self._threads:
+                if key not in self._spare:  # an extra image only for a thread no other chat needs
+                    self._spare.append(key)
+                continue
             self._taking.add(key)
             item: Any = None
             handled = broken = False
@@ -229,6 +244,8 @@ class Pipeline:
         moved = self._moved.pop(key, None)
         if moved is not None:
             moved.set()
+        if self._spare and self._flying() < self._threads:
+            self.wake(*self._spare.popleft())
 
     def _wake_at(self, key: ChatKey, when: datetime) -> None:
         """A retry is due later: wake the chat then (one timer per chat, the earliest)."""

@@ -303,3 +303,31 @@ async def test_a_copy_waiting_on_a_check_that_failed_is_checked_itself():
         await first
     assert cache.by_sha(sha, None, signals=False) is None  # nothing remembered: the copy is checked itself
     await asyncio.wait_for(cache.settled(sha), 1)  # and the mark is gone
+
+
+async def test_a_bursts_extra_image_takes_only_a_scan_thread_no_other_chat_needs(inbox):
+    from bot.pipeline import Pipeline
+
+    pipeline: Pipeline | None = None
+    handler = Staged(inbox, lambda: pipeline)
+    pipeline = Pipeline(inbox, handler, in_flight=8, workers=2)
+    quiet = handler.hold("quiet", 1)
+    await inbox.enqueue_work("telegram", "quiet", 1, {"variant": ""})
+    for m in range(1, 5):
+        await inbox.enqueue_work("telegram", "burst", m, {"variant": ""})
+    first = handler.hold("burst", 1)
+    pipeline.start()
+    pipeline.wake("telegram", "quiet")
+    await until(lambda: ("quiet", "1") in handler.started, "the quiet chat's image in flight")
+    pipeline.wake("telegram", "burst")
+    # two images in flight (one per chat) fill the two scan threads: the burst's next one waits
+    await until(lambda: ("telegram", "burst") in pipeline.waiting_for_a_thread, "the burst waiting for a thread")
+    assert handler.started == [("quiet", "1"), ("burst", "1")]
+    quiet.set()  # the quiet chat's image is done: a thread is spare, the burst takes its second image
+    await until(lambda: ("burst", "2") in handler.started, "the burst's second image in flight")
+    assert handler.decided == [("quiet", "1")]
+    first.set()
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    assert handler.decided[1:] == [("burst", str(m)) for m in range(1, 5)]
+    assert handler.most_scanning["burst"] == 2
