@@ -331,3 +331,39 @@ async def test_a_bursts_extra_image_takes_only_a_scan_thread_no_other_chat_needs
     await pipeline.stop()
     assert handler.decided[1:] == [("burst", str(m)) for m in range(1, 5)]
     assert handler.most_scanning["burst"] == 2
+
+
+async def test_a_burst_in_one_chat_is_scanned_two_at_a_time_and_decided_in_the_order_it_came(
+    emu, tmp_path, marker_model, photo
+):
+    g = Group(emu)
+    copies = [emu.upload(jpeg(add_marker(photo), 70 + k), kind="photo", mime="image/jpeg") for k in range(6)]
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        lock, second = threading.Lock(), threading.Event()
+        state = {"calls": 0, "running": 0, "most": 0}
+        real = app.core.scanner.scan
+
+        def scan(*a, **k):
+            with lock:
+                state["calls"] += 1
+                state["running"] += 1
+                state["most"] = max(state["most"], state["running"])
+                first = state["calls"] == 1
+                if state["running"] >= 2:
+                    second.set()
+            try:
+                if first:  # the first scan lasts until another one has started beside it
+                    second.wait(10)
+                return real(*a, **k)
+            finally:
+                with lock:
+                    state["running"] -= 1
+
+        app.core.scanner.scan = scan
+        ids = [emu.post_photo(g.chat, g.member, ref) for ref in copies]
+        for mid in ids:
+            await wait_deleted(g, mid)
+        await settled(app, emu)
+        assert state["most"] == 2 and state["calls"] == len(ids)
+        records = [r for r in await app.core.store.audit_for_group("telegram", g.chat) if r.kind == "scan"]
+        assert [int(r.message_id) for r in records] == ids  # decided in the order the images came
