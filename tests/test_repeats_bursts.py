@@ -232,7 +232,7 @@ async def test_a_burst_has_two_images_scanned_at_once_and_decided_in_the_order_t
     pipeline.wake("telegram", "burst")
     await until(lambda: ("burst", "2") in handler.started, "the second image taken while the first is scanned")
     assert ("burst", "3") not in handler.started  # two in flight at most
-    await until(lambda: "burst" in handler.most_scanning, "both scans running")
+    await until(lambda: handler.most_scanning.get("burst") == 2, "both scans running")
     assert handler.decided == []  # the second one waits for the first one's decision
     first.set()
     await asyncio.wait_for(pipeline.drain(), 10)
