@@ -4,21 +4,28 @@ Vigil runs in-process with its real models against the Bot API emulator. An admi
 image; then a member posts 40 recompressed, resized copies of it in the same group at once. The
 emulator answers 429 (``retry_after``) to the first delete call naming each message, as a group
 under flood control does. Latency runs from the moment the emulator has the update to the
-successful delete call that removed that message. Two runs in the same conditions: deletes one
+successful delete call that removed that message. Runs in the same conditions: deletes one
 by one, each image waiting for its own ([pipeline] batch_deletes = false, the behaviour before
-batching), then batched per chat behind one rate-limit gate (the default). Target: every hit
-deleted within 5 s of its arrival.
+batching); batched per chat behind one rate-limit gate with one image of the chat in flight (the
+scheduling before a chat's images overlapped); then the default (batched, as many of the chat's
+images in flight as scan threads). Each line also says where the CPU went: the process's CPU
+seconds from the first post to the last delete, and how much of it was inside Scanner.scan (the
+rest: the event loop, the emulator, SQLite, list matching). Target: every hit deleted within 5 s
+of its arrival.
 
-    .venv/bin/python bench/bench_burst.py [--images 40] [--retry-after 1] [--workers 2]
+    .venv/bin/python bench/bench_burst.py [--images 40] [--retry-after 1] [--workers 2] [--runs 1]
+                                          [--batched-only] [--per-chat 1 2 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,7 +58,28 @@ def deleted_at(emu: BotApiEmulator, chat: int) -> dict[int, float]:
     return out
 
 
-async def one_run(args: argparse.Namespace, batch: bool) -> dict:
+class ScanClock:
+    """CPU seconds spent inside Scanner.scan (each call on its own thread: thread time)."""
+
+    def __init__(self, scanner) -> None:
+        self.cpu = 0.0
+        self.calls = 0
+        self._lock = threading.Lock()
+        real = scanner.scan
+
+        def timed(*a, **k):
+            start = time.thread_time()
+            try:
+                return real(*a, **k)
+            finally:
+                with self._lock:
+                    self.cpu += time.thread_time() - start
+                    self.calls += 1
+
+        scanner.scan = timed
+
+
+async def one_run(args: argparse.Namespace, batch: bool, per_chat: int | None) -> dict:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         async with BotApiEmulator(token=TOKEN) as emu:
@@ -66,16 +94,23 @@ async def one_run(args: argparse.Namespace, batch: bool) -> dict:
             refs = [emu.upload(c, kind="photo", mime="image/jpeg") for c in copies]
             for ref in refs:
                 emu.post_photo(elsewhere, owner, ref)
-            async with running_vigil(write_config(tmp, emu.url, args.workers, batch)):
+            async with running_vigil(write_config(tmp, emu.url, args.workers, batch)) as app:
+                core = app.core
+                assert core is not None
+                if per_chat is not None:  # 1: one image of a chat in flight, as before the chat's images overlapped
+                    core.pipeline.per_chat = per_chat
+                scans = ScanClock(core.scanner)
                 mid = emu.post_photo(chat, member, jpeg(image, 90))
                 emu.post_text(chat, owner, "/block", reply_to=mid)
                 await emu.wait_for(lambda: mid in deleted_at(emu, chat), timeout=300)
                 await asyncio.sleep(1)
                 emu.flood_new_deletes(args.retry_after)
                 posted: dict[int, float] = {}
+                cpu, scan_cpu, started = time.process_time(), scans.cpu, time.time()
                 for ref in refs:
                     posted[emu.post_photo(chat, member, ref)] = time.time()
                 await emu.wait_for(lambda: set(posted) <= set(deleted_at(emu, chat)), timeout=900)
+                cpu, scan_cpu, wall = time.process_time() - cpu, scans.cpu - scan_cpu, time.time() - started
                 done = deleted_at(emu, chat)
                 calls = [
                     c
@@ -92,6 +127,9 @@ async def one_run(args: argparse.Namespace, batch: bool) -> dict:
         "n": len(lat),
         "calls": len(calls),
         "limited": sum(c.status == 429 for c in calls),
+        "cpu": cpu,
+        "scan_cpu": scan_cpu,
+        "wall": wall,
     }
 
 
@@ -100,13 +138,30 @@ async def main(args: argparse.Namespace) -> None:
         f"{args.images} copies of a blocked image posted at once in one group; the first delete call naming "
         f"each message is answered 429 retry_after={args.retry_after}; {args.workers} scan workers"
     )
-    for name, batch in (("one by one (before)", False), ("batched per chat (after)", True)):
-        r = await one_run(args, batch)
-        print(
-            f"{name:>26}: arrival -> delete p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s; "
-            f"{r['within']}/{r['n']} within {TARGET_S:.0f} s (target: all); "
-            f"{r['calls']} delete calls, {r['limited']} answered 429"
-        )
+    # before: one delete per image, one image of the chat in flight; then batched deletes with one
+    # image of the chat in flight (main before its images overlapped), then the default
+    modes = [("one by one (before)", False, 1), ("batched, 1 in flight", True, 1), ("batched (default)", True, None)]
+    if args.per_chat:
+        modes = [(f"batched, {n} in flight", True, n) for n in args.per_chat]
+    p99s: dict[str, list[float]] = {}
+    for _ in range(args.runs):
+        for name, batch, per_chat in modes[1:] if args.batched_only else modes:
+            r = await one_run(args, batch, per_chat)
+            p99s.setdefault(name, []).append(r["p99"])
+            print(
+                f"{name:>22}: arrival -> delete p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s; "
+                f"{r['within']}/{r['n']} within {TARGET_S:.0f} s (target: all); "
+                f"{r['calls']} delete calls, {r['limited']} answered 429; CPU {r['cpu']:.1f} s in "
+                f"{r['wall']:.1f} s, {r['scan_cpu']:.1f} s of it in scans; load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    if args.runs > 1:
+        for name, values in p99s.items():
+            v = sorted(values)
+            print(
+                f"{name:>22}: p99 over {len(v)} runs: min {v[0]:.2f} s, median {statistics.median(v):.2f} s, "
+                f"max {v[-1]:.2f} s"
+            )
 
 
 if __name__ == "__main__":
@@ -114,4 +169,9 @@ if __name__ == "__main__":
     ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--retry-after", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=1, help="runs of each mode, one after the other")
+    ap.add_argument("--batched-only", action="store_true", help="only the batched modes")
+    ap.add_argument(
+        "--per-chat", type=int, nargs="*", help="images of the chat in flight to compare (batched), e.g. 1 2 3"
+    )
     asyncio.run(main(ap.parse_args()))

@@ -109,6 +109,8 @@ class Moderator:
             event,
             list_signals=core.lists.wants_signals(list_ids) or core.protector.wants_fingerprints(settings.group_photos),
         )
+        # the chat's images are scanned side by side, but decided and acted on in the order they came
+        await core.pipeline.turn(event.chat.platform, event.chat.chat_id, work_id)
         matches: tuple[ListMatch, ...] = ()
         label = CLEAN
         if scan is not None:
@@ -326,13 +328,18 @@ class Moderator:
                     if len(data) <= 1 << 20
                     else await core.pipeline.run_cpu(sha256_of, data, timeout=core.config.pipeline.scan_timeout)
                 )
+            if sha:
+                await repeats.settled(sha)  # a copy being scanned right now: its verdict, not a second scan
             if sha and (seen := repeats.by_sha(sha, file_key, signals=list_signals)) is not None:
                 return seen.scan, None  # the same bytes as a file seen before: no model runs again
-            scan = await core.pipeline.run_cpu(
-                partial(core.scanner.scan, list_signals=list_signals), data, timeout=core.config.pipeline.scan_timeout
-            )
-            if sha:  # only a file that was checked: an unscannable one is checked again next time
-                repeats.remember(sha, file_key, scan, signals=list_signals)
+            with repeats.scanning(sha):
+                scan = await core.pipeline.run_cpu(
+                    partial(core.scanner.scan, list_signals=list_signals),
+                    data,
+                    timeout=core.config.pipeline.scan_timeout,
+                )
+                if sha:  # only a file that was checked: an unscannable one is checked again next time
+                    repeats.remember(sha, file_key, scan, signals=list_signals)
             return scan, None
         except MediaError as exc:
             log.warning("chat %s message %s: not checked: %s", event.chat.chat_id, event.message_id, exc.reason)

@@ -3,13 +3,20 @@
 Intake never waits: an adapter's ``Core.submit`` records the image in the store's inbox and
 wakes its chat here. Memory holds only the keys of chats that have work (one entry per chat,
 however long its backlog); the backlog itself stays in the store. ``in_flight`` workers take
-chats in turn, round robin: a worker takes the chat's oldest due item from the store, handles
-it, and puts the chat back at the end of the line. So:
+chats in turn, round robin: a worker takes the chat's oldest due item from the store that is not
+in flight, starts handling it, and puts the chat back at the end of the line. So:
 
-- a chat has at most one image in flight, and its images are handled in the order they came;
-- a chat that floods, or whose downloads hang, holds one worker at most: the others serve the
-  other chats (a flood delays only the flooding chat, by one turn per image of the others);
-- one item is handled by one worker at a time, since a chat is never held by two workers.
+- a chat has one image in flight, and more (up to ``per_chat``, by default as many as there are
+  scan threads) only while fewer images than scan threads are in flight in all: a burst in one
+  chat keeps every core busy, and its extra images use only threads no other chat needs. They
+  are taken in the order they came; their downloads and scans overlap, but each item's decision
+  and actions wait for its turn (``turn``): the chat's earlier items in flight have finished
+  first, so decisions, actions and alerts keep the order of the images;
+- a chat that floods, or whose downloads hang, holds ``per_chat`` workers at most and gets an
+  extra image in flight only after the chats already waiting had their turn, and only for a
+  spare scan thread: the other workers and threads serve the other chats;
+- one item is handled by one worker at a time: the items in flight are excluded when the next
+  one is taken, and only one worker takes from a chat at a time.
 
 An item whose decision is made may ``detach`` the rest of its handling (its delete, which the
 chat's delete batcher sends together with the chat's other deletes, then its alerts): the chat
@@ -51,16 +58,26 @@ class Pipeline:
         *,
         in_flight: int,
         workers: int,
+        per_chat: int | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
-        """``handler`` gets each due ``WorkItem``; it must finish, defer or give up the item."""
+        """``handler`` gets each due ``WorkItem``; it must finish, defer or give up the item, and
+        await ``turn`` before it decides anything. ``per_chat``: images of one chat in flight at
+        once (default: ``workers``), never more than ``in_flight - 1`` when that leaves one for
+        the other chats."""
         self._store = store
         self._handler = handler
         self._clock = clock
         self._in_flight = max(1, in_flight)
+        wanted = max(1, workers if per_chat is None else per_chat)
+        self.per_chat = min(wanted, self._in_flight - 1) if self._in_flight > 1 else 1
+        self._threads = max(1, workers)
+        self._spare: deque[ChatKey] = deque()  # chats that want an extra image in flight once a thread is spare
         self._ready: deque[ChatKey] = deque()  # chats waiting for a worker, each once
         self._waiting: set[ChatKey] = set()
-        self._busy: set[ChatKey] = set()  # chats a worker holds
+        self._taking: set[ChatKey] = set()  # chats a worker is taking the next item of (one at a time)
+        self._flight: dict[ChatKey, list[int]] = {}  # work ids being handled, per chat, in the order taken
+        self._moved: dict[ChatKey, asyncio.Event] = {}  # set when an item of the chat leaves the flight
         self._again: set[ChatKey] = set()  # woken while held: look again after the current item
         self._timers: dict[ChatKey, tuple[datetime, asyncio.TimerHandle]] = {}
         self._detached: dict[ChatKey, set[int]] = {}  # work ids whose tail is running, per chat
@@ -79,7 +96,7 @@ class Pipeline:
     def wake(self, platform: str, chat_id: str) -> None:
         """The chat has (or may have) work due: give it a turn. Never waits."""
         key = (platform, str(chat_id))
-        if key in self._busy:
+        if key in self._taking or len(self._flight.get(key, ())) >= self.per_chat:
             self._again.add(key)
         elif key not in self._waiting:
             self._waiting.add(key)
@@ -99,7 +116,26 @@ class Pipeline:
     @property
     def depth(self) -> int:
         """Chats with work waiting for a worker or in flight."""
-        return len(self._waiting) + len(self._busy)
+        return len(self._waiting | self._taking | self._flight.keys())
+
+    @property
+    def waiting_for_a_thread(self) -> tuple[ChatKey, ...]:
+        """Chats with an image in flight whose next one waits until a scan thread is spare."""
+        return tuple(self._spare)
+
+    def _flying(self) -> int:
+        return sum(len(ids) for ids in self._flight.values())
+
+    @property
+    def _busy(self) -> bool:
+        return bool(self._taking or self._flight)
+
+    async def turn(self, platform: str, chat_id: str, work_id: int) -> None:
+        """Returns when every item of the chat taken before ``work_id`` has left the flight: the
+        handler awaits it between its scan and its decision, so a chat's decisions keep its order."""
+        key = (platform, str(chat_id))
+        while (ids := self._flight.get(key)) and work_id in ids and ids[0] != work_id:
+            await self._moved.setdefault(key, asyncio.Event()).wait()
 
     async def drain(self) -> None:
         """Until no chat has due work left (tests, and a stop that may finish what is due)."""
@@ -155,18 +191,27 @@ class Pipeline:
                 self._ready.appendleft(key)
                 self._waiting.add(key)
                 return
-            self._busy.add(key)
+            if self._flight.get(key) and self._flying() >= self._threads:
+                if key not in self._spare:  # an extra image only for a thread no other chat needs
+                    self._spare.append(key)
+                continue
+            self._taking.add(key)
+            item: Any = None
             handled = broken = False
-            detached = self._detached.get(key, set())
             try:
-                if len(detached) >= MAX_DETACHED:
-                    item, later = None, None  # woken again when one of its tails ends
-                elif detached:
-                    item, later = await self._store.next_work(key[0], key[1], self._clock(), tuple(detached))
+                flight = self._flight.get(key, [])
+                skip = tuple(self._detached.get(key, set())) + tuple(flight)
+                if len(self._detached.get(key, ())) >= MAX_DETACHED:
+                    later = None  # woken again when one of its tails ends
+                elif skip:
+                    item, later = await self._store.next_work(key[0], key[1], self._clock(), skip)
                 else:
                     item, later = await self._store.next_work(key[0], key[1], self._clock())
+                self._taking.discard(key)
                 if item is not None:
                     handled = True
+                    self._flight.setdefault(key, []).append(item.id)
+                    self.wake(*key)  # its next image may go in flight too, after the chats waiting now
                     await self._handler(item)
                 elif later is not None:
                     self._wake_at(key, datetime.fromisoformat(later))
@@ -178,7 +223,9 @@ class Pipeline:
                     "chat %s: handling work from the inbox failed; trying again in %.0f s", key[1], RETRY_BROKEN
                 )
             finally:
-                self._busy.discard(key)
+                self._taking.discard(key)
+                if item is not None:
+                    self._land(key, item.id)
                 if broken:
                     self._wake_at(key, self._clock() + timedelta(seconds=RETRY_BROKEN))
                 elif handled or key in self._again:
@@ -186,6 +233,19 @@ class Pipeline:
                     self.wake(*key)  # to the end of the line: the other chats go first
                 if not self._ready and not self._busy and not self._tails:
                     self._idle.set()
+
+    def _land(self, key: ChatKey, work_id: int) -> None:
+        """The item's handler returned: it leaves the flight, and the chat's next item has its turn."""
+        ids = self._flight.get(key)
+        if ids is not None and work_id in ids:
+            ids.remove(work_id)
+            if not ids:
+                del self._flight[key]
+        moved = self._moved.pop(key, None)
+        if moved is not None:
+            moved.set()
+        if self._spare and self._flying() < self._threads:
+            self.wake(*self._spare.popleft())
 
     def _wake_at(self, key: ChatKey, when: datetime) -> None:
         """A retry is due later: wake the chat then (one timer per chat, the earliest)."""

@@ -11,13 +11,19 @@ is checked again.
 
 Bounded by count and by an estimate of the bytes held; the least recently used goes first. In
 memory only: a restart forgets it all.
+
+Copies that arrive while the first is still being scanned (a raid or a burst has several images
+in flight at once) wait for that scan (``settled``) instead of running the models again beside it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +91,7 @@ class RepeatCache:
         self.bytes = 0
         self.hits_before_download = 0
         self.hits_before_models = 0
+        self._scanning: dict[str, asyncio.Future[None]] = {}  # sha256 -> done when its scan ends
 
     @property
     def enabled(self) -> bool:
@@ -126,6 +133,26 @@ class RepeatCache:
         while self._by_sha and (len(self._by_sha) > self.entries or self.bytes > self.max_bytes):
             _, dropped = self._by_sha.popitem(last=False)
             self.bytes -= dropped.size
+
+    async def settled(self, sha: str) -> None:
+        """Returns once no scan of these bytes is under way: then ``by_sha`` finds its verdict
+        (unless that scan failed, or lacked the list signals asked for: then scan it again)."""
+        while self.enabled and (done := self._scanning.get(sha)) is not None:
+            await asyncio.shield(done)
+
+    @contextmanager
+    def scanning(self, sha: str) -> Iterator[None]:
+        """Marks these bytes as being scanned until the block ends, however it ends."""
+        if not self.enabled or not sha or sha in self._scanning:
+            yield
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._scanning[sha] = done
+        try:
+            yield
+        finally:
+            del self._scanning[sha]
+            done.set_result(None)
 
     def _usable(self, sha: str, signals: bool) -> Remembered | None:
         found = self._by_sha.get(sha)
