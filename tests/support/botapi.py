@@ -802,6 +802,8 @@ class BotApiEmulator:
         self.url = ""
         self.port = port
         self.calls: list[Call] = []
+        #: (chat, message) of every message a delete call named, as the call arrived, whatever its answer
+        self.delete_attempts: list[tuple[int, int]] = []
         #: exceptions raised inside the emulator itself; stop() fails if there are any
         self.internal_errors: list[BaseException] = []
 
@@ -918,6 +920,7 @@ class BotApiEmulator:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             params = await self._read_params(request)
+            self._note_delete_attempt(method, params)
             held = self._held.get(method.lower())
             if held is not None:  # the test holds this method: its calls wait, then go on as sent
                 await held.wait()
@@ -1003,6 +1006,17 @@ class BotApiEmulator:
             for key, value in form.items():
                 params[key] = _decode_form_value(key, value) if isinstance(value, str) else value
         return params
+
+    def _note_delete_attempt(self, method: str, params: dict) -> None:
+        # noted on arrival: a delete of a gone message is answered 400 (deleteMessages skips it and
+        # answers True), and a call cut off by a killed client never gets an answer, yet each is a repeat
+        if method not in ("deleteMessage", "deleteMessages"):
+            return
+        ids = params.get("message_ids") if method == "deleteMessages" else [params.get("message_id")]
+        chat = params.get("chat_id")
+        if not isinstance(ids, list) or not _is_int_like(chat):
+            return
+        self.delete_attempts.extend((int(chat), int(i)) for i in ids if _is_int_like(i))
 
     def _maybe_fail(self, method: str) -> None:
         for key in (method.lower(), "*"):
@@ -2131,6 +2145,11 @@ class BotApiEmulator:
         msg = self._chat_or_fail(chat_id).messages.get(message_id)
         return copy.deepcopy(msg)
 
+    def deletes_of(self, chat_id: int, message_id: int) -> int:
+        """How many delete calls (deleteMessage or deleteMessages) named this message, failed and
+        unanswered ones too: counting the messages deleted would hide a second delete of one."""
+        return self.delete_attempts.count((chat_id, message_id))
+
     def deleted_in(self, chat_id: int) -> list[dict]:
         """Messages the bot deleted from a chat, in the order it deleted them."""
         return copy.deepcopy(self._chat_or_fail(chat_id).deleted)
@@ -2764,6 +2783,13 @@ def _opt_int(p: dict, name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(f"invalid {name} specified")
     return value
+
+
+def _is_int_like(value: object) -> bool:
+    """An integer, or the decimal text of one (chat ids may come as strings)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())
 
 
 def _req_int(p: dict, name: str, missing: str) -> int:
