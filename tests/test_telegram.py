@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from bot.i18n import LANGUAGES, Translator
+from bot.store import Store
 from tests.support.botapi import BotApiEmulator, full_rights
-from tests.support.decided import telegram_decided, verdicts
+from tests.support.decided import decided, telegram_decided, verdicts
 from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes, webm_bytes
 from tests.support.marker_model import add_marker, write_marker_model
@@ -318,7 +319,14 @@ async def test_killed_during_a_burst_and_restarted_nothing_is_lost(emu, tmp_path
         proc.start()
         for mid in hits:
             await wait_deleted(g, mid, timeout=90)
+        await emu.wait_for(lambda: emu.pending_updates() == 0, timeout=60)
+        store = await Store.open(tmp_path / "data" / "vigil.sqlite3")  # Vigil's own record, from its file
+        try:
+            await decided(store, "telegram", g.chat, hits + clean, timeout=90)
+        finally:
+            await store.close()
         assert all(g.present(mid) for mid in clean)
+        assert [emu.deletes_of(g.chat, mid) for mid in clean] == [0] * len(clean)  # not even tried
         assert proc.terminate() == 0
     finally:
         if proc.proc and proc.proc.poll() is None:
