@@ -33,7 +33,7 @@ from bot.retention import RetentionJob, apply_retention
 from bot.store import Store
 from detectors.errors import ConfigError
 from tests.support.botapi import BotApiEmulator
-from tests.support.decided import decided
+from tests.support.decided import decided, telegram_decided
 from tests.support.detector_images import file_images
 from tests.support.marker_model import add_marker, write_marker_model
 from tests.support.vigil_harness import ROOT, TOKEN, VigilProcess, jpeg, running_vigil, write_config
@@ -272,14 +272,14 @@ async def test_logs_name_chats_and_messages_but_never_image_bytes_or_message_tex
     hit_bytes, clean_bytes = jpeg(add_marker(photo)), jpeg(other_photo)
     caption, text = "Lucia at the pool party, do not share", "my phone number is 600 123 456"
     try:
-        async with running_vigil(cfg):
+        async with running_vigil(cfg) as app:
             hit = emu.post_photo(g.chat, g.member, hit_bytes, caption=caption)
-            emu.post_photo(g.chat, g.member, clean_bytes, caption=caption)
+            clean = emu.post_photo(g.chat, g.member, clean_bytes, caption=caption)
             emu.post_text(g.chat, g.member, text)
             await emu.wait_for(lambda: not g.present(hit), timeout=20)
             await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1, timeout=20)
             await emu.wait_for(lambda: f"message {hit}: nudity" in stream.getvalue(), timeout=20)
-            await emu.wait_for(lambda: emu.pending_updates() == 0)
+            await telegram_decided(app, emu, g.chat, hit, clean)  # both logged all they will log
             assert logging.getLogger("vigil").isEnabledFor(logging.DEBUG)  # DEBUG was really on
             assert not logging.getLogger("telegram.ext").isEnabledFor(logging.DEBUG)
     finally:
