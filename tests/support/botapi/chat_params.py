@@ -123,9 +123,10 @@ class ChatParams(Files):
             raise _bad("can't parse reply parameters JSON object")
         target_chat = chat
         if params.get("chat_id") is not None and params["chat_id"] != chat.id:
-            target_chat = self._chats.get(params["chat_id"])
-            if target_chat is None:
+            found = self._chats.get(params["chat_id"])
+            if found is None:
                 raise _bad("chat not found")
+            target_chat = found
         target = target_chat.messages.get(params["message_id"])
         if target is None:
             if params.get("allow_sending_without_reply"):

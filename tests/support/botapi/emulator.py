@@ -9,7 +9,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from tests.support.botapi.limits import MAX_DOWNLOAD_BYTES, MAX_UPLOAD_BYTES
 from tests.support.botapi.methods_messages import MessageMethods
@@ -181,6 +181,8 @@ class BotApiEmulator(MessageMethods):
             reader = await request.multipart()
             total = 0
             async for part in reader:
+                if not isinstance(part, BodyPartReader) or part.name is None:
+                    raise _bad("can't parse multipart form data")  # nested or nameless parts: no client sends them
                 data = await part.read()
                 total += len(data)
                 if total > MAX_UPLOAD_BYTES:
@@ -229,7 +231,7 @@ class BotApiEmulator(MessageMethods):
             return
         chat = params.get("chat_id")
         ids = params.get("message_ids") if method == "deleteMessages" else [params.get("message_id")]
-        if not isinstance(ids, list):
+        if not isinstance(ids, list) or not _is_int_like(chat):
             return
         keys = {(int(chat), int(i)) for i in ids if isinstance(i, int) or (isinstance(i, str) and i.isdigit())}
         if keys - self._flood_seen:

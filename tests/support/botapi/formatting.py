@@ -68,7 +68,7 @@ _ENTITY_RE = re.compile(r"&(#[0-9]{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]+);")
 
 def _parse_html(src: str) -> tuple[str, list[dict]]:
     out = _Builder()
-    stack: list[tuple[str, int, dict]] = []  # (tag, start, extra fields)
+    stack: list[tuple[str, int, dict[str, Any]]] = []  # (tag, start, extra fields)
     i = 0
     while i < len(src):
         c = src[i]
@@ -99,7 +99,7 @@ def _parse_html(src: str) -> tuple[str, list[dict]]:
                     m.group(1).lower(): html.unescape(m.group(2) or m.group(3) or m.group(4) or "")
                     for m in _ATTR_RE.finditer(rest)
                 }
-                extra: dict[str, Any] = {}
+                extra = {}
                 if name == "span" and attrs.get("class") != "tg-spoiler":
                     raise _ParseError(f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(src, i)}')
                 if name == "a":

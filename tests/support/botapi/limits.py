@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # --- limits of the real Bot API ----------------------------------------------------------
 
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile refuses larger files
@@ -183,9 +185,14 @@ _KIND_PERMISSION = {
 THUMBNAIL_SIDE = 320  # Telegram's thumbnails are JPEGs of at most 320 px a side
 MAX_THUMBNAIL_BYTES = 200 * 1024  # and at most 200 kB
 #: the placeholder users Telegram shows as the sender of posts made by a chat
-CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
-GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
-TELEGRAM_SERVICE = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
+CHANNEL_BOT: dict[str, Any] = {"id": 136817688, "is_bot": True, "first_name": "Channel", "username": "Channel_Bot"}
+GROUP_ANONYMOUS_BOT: dict[str, Any] = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+TELEGRAM_SERVICE: dict[str, Any] = {"id": 777000, "is_bot": False, "first_name": "Telegram"}
 
 
 def full_rights(**overrides: bool) -> dict[str, bool]:

@@ -46,7 +46,7 @@ def _probe_video(data: bytes) -> tuple[int, int, int, bytes | None] | None:
     try:
         import av
 
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
             seconds = int(container.duration / 1_000_000) if container.duration else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from tests.support.botapi.limits import _BUTTON_ACTIONS, _STRING_PARAMS, ADMIN_RIGHTS, MAX_CALLBACK_DATA
 from tests.support.botapi.model import FileRef, ScenarioError, Upload, _bad, _Member
@@ -31,7 +31,7 @@ def _opt_int(p: dict, name: str) -> int | None:
     return value
 
 
-def _is_int_like(value: object) -> bool:
+def _is_int_like(value: object) -> TypeGuard[int | str]:
     """An integer, or the decimal text of one (chat ids may come as strings)."""
     if isinstance(value, bool):
         return False

@@ -66,7 +66,7 @@ class State:
         self._files: dict[str, _Stored] = {}
         self._paths: dict[str, str] = {}  # file_path -> file_id
         self._photo_sets: dict[str, list[dict]] = {}  # original file_id -> PhotoSize list
-        self._updates: list[tuple[int, str, dict]] = []
+        self._updates: list[tuple[int, str, Any]] = []  # raw payloads: a test may queue malformed ones
         self._allowed: frozenset[str] = DEFAULT_UPDATES
         self._failures: dict[str, list[_Failure]] = {}
         self._flood_after: int | None = None  # see flood_new_deletes

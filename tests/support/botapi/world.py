@@ -201,7 +201,7 @@ class World(ChatParams):
         if channel.type != "channel" or self._member(channel, user_id).status not in ("creator", "administrator"):
             raise NotPermitted(f"user {user_id} cannot post in channel {channel_id}")
         photo = self._photo(data)
-        post = {
+        post: dict[str, Any] = {
             "message_id": channel.next_message_id,
             "date": self._now(),
             "chat": self._chat_json(channel),
