@@ -207,6 +207,21 @@ async def test_delete_messages_is_all_or_nothing_and_skips_missing(emu, bot, wor
     assert [m["message_id"] for m in emu.messages_in(chat)] == [b]
 
 
+async def test_every_delete_attempt_is_counted_whatever_the_answer(emu, bot, world):
+    """A repeated delete is visible: refused (400), skipped by deleteMessages, or failed by injection."""
+    chat = world["chat"]
+    a, b = emu.post_text(chat, world["member"], "a"), emu.post_text(chat, world["member"], "b")
+    assert await bot.delete_message(chat, a)
+    with pytest.raises(BadRequest, match="not found"):
+        await bot.delete_message(chat, a)
+    assert await bot.delete_messages(chat, [a, b])  # a is gone: skipped, and the call still answers True
+    emu.fail_next("deleteMessage", times=1, status=500)
+    with pytest.raises(NetworkError):
+        await bot.delete_message(chat, b)
+    assert (emu.deletes_of(chat, a), emu.deletes_of(chat, b), emu.deletes_of(chat, 999)) == (3, 2, 0)
+    assert [m["message_id"] for m in emu.deleted_in(chat)] == [a, b]  # what counting deletions would see
+
+
 # --- injected failures ------------------------------------------------------------------------------
 
 

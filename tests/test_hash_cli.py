@@ -16,6 +16,7 @@ from PIL import Image
 from bot.__main__ import main
 from tests.support import transforms as T
 from tests.support.botapi import BotApiEmulator
+from tests.support.decided import telegram_decided, verdicts
 from tests.support.marker_model import write_marker_model
 from tests.support.vigil_harness import TOKEN, running_vigil, write_config
 from tests.test_telegram import Group, wait_deleted
@@ -265,18 +266,19 @@ async def test_the_running_bot_follows_entries_added_and_removed_from_the_comman
     photo = T.photos()["coffee"]
     original = tmp_path / "original.jpg"
     original.write_bytes(jpeg(photo, 95))
-    async with running_vigil(config):
+    async with running_vigil(config) as app:
         assert await cli("add", str(original), "--list", "ncii", "--label", "ncii", "--config", str(config)) == 0
         assert await cli("follow", "ncii", "--group", f"telegram:{g.chat}", "--config", str(config)) == 0
-        await asyncio.sleep(3)  # the bot reads the store's change log every 2 s
+        # the bot reads the store's change log every 2 s: until its index holds the entry
+        await emu.wait_for(lambda: 1 in app.core.lists, timeout=30)
         mirrored = emu.post_photo(g.chat, g.member, jpeg(np.ascontiguousarray(photo[:, ::-1]), 80))
         await wait_deleted(g, mirrored)
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1)
         assert await cli("remove", "1", "--config", str(config)) == 0
-        await asyncio.sleep(3)
+        await emu.wait_for(lambda: 1 not in app.core.lists, timeout=30)
         again = emu.post_photo(g.chat, g.member, jpeg(np.ascontiguousarray(photo[:, ::-1]), 80))
-        await emu.wait_for(lambda: emu.pending_updates() == 0)
-        await asyncio.sleep(2)
+        records = await telegram_decided(app, emu, g.chat, again)
+        assert verdicts(records) == ["allow"] * len(records)
         assert g.present(again)
         assert len(g.alerts(g.owner)) == 1
 
@@ -306,6 +308,6 @@ async def test_an_admin_blocks_a_picture_then_removes_the_entry(emu, tmp_path, m
         )
         assert int(entry) not in app.core.lists
         later = emu.post_photo(g.chat, g.member, jpeg(T.crop(photo, 0.08, 1)))
-        await emu.wait_for(lambda: emu.pending_updates() == 0)
-        await asyncio.sleep(2)
+        records = await telegram_decided(app, emu, g.chat, later)
+        assert verdicts(records) == ["allow"] * len(records)
         assert g.present(later)

