@@ -190,7 +190,9 @@ def _distances(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     """
     out = np.empty(len(codes), np.int32)
     if len(codes):
-        faiss.hammings(faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), codes.shape[1], faiss.swig_ptr(out))
+        faiss.hammings(  # type: ignore[attr-defined]  # SWIG functions come through a loader mypy cannot follow
+            faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), codes.shape[1], faiss.swig_ptr(out)
+        )
     return out
 
 
@@ -198,7 +200,7 @@ def _scan(codes: np.ndarray, query: np.ndarray, radius: int) -> tuple[np.ndarray
     """(rows, distances) of C-contiguous (n, nbytes) uint8 codes within ``radius`` of ``query``."""
     found = faiss.RangeSearchResult(1)
     # faiss keeps distances strictly below its radius
-    faiss.hamming_range_search(
+    faiss.hamming_range_search(  # type: ignore[attr-defined]  # as in _distances
         faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), radius + 1, codes.shape[1], found
     )
     k = int(faiss.rev_swig_ptr(found.lims, 2)[1])
@@ -387,7 +389,7 @@ class _Segment:
             rows = np.flatnonzero(np.isin(self.ids, ids))
         if len(self.dead):
             rows = rows[~np.isin(rows, self.dead)]
-        return rows.astype(np.int64)
+        return np.asarray(rows, np.int64)
 
     def search(self, query: int, qbytes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, distances) of live codes within ``radius``."""
@@ -614,12 +616,13 @@ class HammingIndex:
         segments = []
         for segment in self._state.segments:
             rows = segment.rows_of(ids)
+            kept: _Segment | None = segment
             if len(rows):
-                segment = replace(segment, dead=np.union1d(segment.dead, rows))
-                if len(segment.dead) * 4 > len(segment.ids):
-                    segment = self._compact(segment)
-            if segment is not None:
-                segments.append(segment)
+                kept = replace(segment, dead=np.union1d(segment.dead, rows))
+                if len(kept.dead) * 4 > len(kept.ids):
+                    kept = self._compact(kept)
+            if kept is not None:
+                segments.append(kept)
         pending = self._buffer.view()
         rows = pending.rows_of(ids)
         if len(rows):

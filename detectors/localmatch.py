@@ -300,7 +300,7 @@ def _orb(fast_threshold: int = ORB_FAST_THRESHOLD) -> cv2.ORB:
         cache = _local.orbs = {}
     orb = cache.get(fast_threshold)
     if orb is None:
-        orb = cache[fast_threshold] = cv2.ORB_create(
+        orb = cache[fast_threshold] = cv2.ORB.create(
             nfeatures=DETECT_KEYPOINTS,
             scaleFactor=1.2,
             nlevels=8,
@@ -364,25 +364,25 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
     xy = np.array([kp.pt for kp in kps], np.float32)
     response = np.array([kp.response for kp in kps], np.float32)
     keep = _spread_order(xy, response, gw, gh)[: QUERY_KEYPOINTS if query else KNOWN_KEYPOINTS]
-    chosen = []
+    kept = []
     for i, j in enumerate(keep):
         kp = kps[j]
         # quantised as to_bytes stores it, so a round trip gives back the same fingerprint
         angle = (round(kp.angle / _ANGLE_STEP) % 256) * _ANGLE_STEP
-        chosen.append(cv2.KeyPoint(kp.pt[0], kp.pt[1], kp.size, angle, kp.response, kp.octave, i))
-    chosen, desc = orb.compute(grey, chosen)
+        kept.append(cv2.KeyPoint(kp.pt[0], kp.pt[1], kp.size, angle, kp.response, kp.octave, i))
+    chosen, desc = orb.compute(grey, kept)
     if desc is None or not chosen:
         return empty_fingerprint(fw, fh, long_side)
-    mirror = None
+    mirror_desc: np.ndarray | None = None
     if query if mirror_too is None else mirror_too:
         flipped = np.ascontiguousarray(grey[:, ::-1])
-        mirrored = [
+        flipped_points = [
             cv2.KeyPoint(
                 gw - 1 - kp.pt[0], kp.pt[1], kp.size, (180.0 - kp.angle) % 360.0, kp.response, kp.octave, kp.class_id
             )
             for kp in chosen
         ]
-        mirrored, mdesc = orb.compute(flipped, mirrored)
+        mirrored, mdesc = orb.compute(flipped, flipped_points)
         if mdesc is None:
             mirrored, mdesc = [], np.zeros((0, 32), np.uint8)
         # keep the points described in both orientations, in the same rows
@@ -392,7 +392,7 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
         row_of = {c: r for r, c in enumerate(mids.tolist())}
         desc = desc[both]
         chosen = [kp for kp, b in zip(chosen, both, strict=False) if b]
-        mirror = mdesc[[row_of[kp.class_id] for kp in chosen]] if chosen else np.zeros((0, 32), np.uint8)
+        mirror_desc = mdesc[[row_of[kp.class_id] for kp in chosen]] if chosen else np.zeros((0, 32), np.uint8)
     to_frame = FRAME / max(gw, gh)
     pts = np.array([kp.pt for kp in chosen], np.float32).reshape(-1, 2) * to_frame
     pts = np.clip(np.round(pts * _POS_SCALE) / _POS_SCALE, 0, [fw, fh]).astype(np.float32)
@@ -406,7 +406,7 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
         angles,
         octaves,
         long_side,
-        None if mirror is None else np.ascontiguousarray(mirror, np.uint8),
+        None if mirror_desc is None else np.ascontiguousarray(mirror_desc, np.uint8),
     )
 
 
@@ -652,7 +652,7 @@ def _verify_one(
     query: Fingerprint,
     cand: Fingerprint,
     mirrored: bool,
-    notes: dict | None = None,
+    notes: dict[str, float] | None = None,
 ) -> RegionMatch | None:
     qi, ci = _matches(qdesc, cand.descriptors)
     if notes is not None:
@@ -971,6 +971,8 @@ class LocalIndex:
                     continue
                 cand = Fingerprint.from_bytes(data)
                 if mirrored:
+                    if query.mirror_descriptors is None:  # never: mirrored votes come from them
+                        continue
                     if mirrored_pts is None:
                         mirrored_pts = _mirrored_points(query)
                     match = _verify_one(mirrored_pts[0], query.mirror_descriptors, mirrored_pts[1], query, cand, True)

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import av
 import av.error
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 
 # Importing a plugin registers it with Pillow; these are the formats Vigil reads.
 from PIL import (  # noqa: F401
@@ -743,7 +744,7 @@ def _decode_at(
     return picked, shown
 
 
-def _alpha_decoder(stream: av.video.stream.VideoStream, limits: MediaLimits) -> av.CodecContext | None:
+def _alpha_decoder(stream: av.video.stream.VideoStream, limits: MediaLimits) -> VideoCodecContext | None:
     """A decoder that reads the transparency VP8/VP9 in WebM keep beside the picture.
 
     Telegram's video stickers are VP9 with transparency; FFmpeg's own VP9 decoder
@@ -757,12 +758,14 @@ def _alpha_decoder(stream: av.video.stream.VideoStream, limits: MediaLimits) -> 
         decoder = av.CodecContext.create("libvpx" if name == "vp8" else "libvpx-vp9", "r")
     except (ValueError, av.error.FFmpegError):
         return None
+    if not isinstance(decoder, VideoCodecContext):  # a video codec's context always is one
+        return None
     decoder.options = {"max_pixels": str(limits.max_pixels)}
     return decoder
 
 
 def _decoded_frames(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, alpha: av.CodecContext | None
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, alpha: VideoCodecContext | None
 ) -> Iterator[av.VideoFrame]:
     """Frames from the demuxer's current position (it was just seeked)."""
     if alpha is None:
@@ -791,18 +794,24 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     return round((degrees or 0) / 90) % 4
 
 
+def _frame_array(frame: av.VideoFrame, pixel_format: str, factor: int) -> np.ndarray:
+    """The frame's pixels in ``pixel_format``, shrunk ``factor`` times (area averaging) when above 1."""
+    if factor > 1:
+        width, height = -(-frame.width // factor), -(-frame.height // factor)
+        return frame.to_ndarray(format=pixel_format, width=width, height=height, interpolation="AREA")
+    return frame.to_ndarray(format=pixel_format)
+
+
 def _video_pixels(frame: av.VideoFrame, quarter_turns: int, factor: int) -> np.ndarray:
     transparent = any(c.is_alpha for c in frame.format.components)
-    size: dict[str, object] = {}
-    if factor > 1:
-        size = {"width": -(-frame.width // factor), "height": -(-frame.height // factor), "interpolation": "AREA"}
+    rgb: np.ndarray
     if transparent:
-        rgba = frame.to_ndarray(format="rgba", **size).astype(np.uint16)
+        rgba = _frame_array(frame, "rgba", factor).astype(np.uint16)
         alpha = rgba[..., 3:4]
         # over white, as for images: (c * a + 255 * (255 - a)) / 255, rounded
         rgb = ((rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
     else:
-        rgb = frame.to_ndarray(format="rgb24", **size)
+        rgb = _frame_array(frame, "rgb24", factor)
     if quarter_turns:
         rgb = np.rot90(rgb, quarter_turns)
     return _frozen(rgb)

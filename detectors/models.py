@@ -201,7 +201,14 @@ def load_stages(
     return loaded
 
 
-def _load_stages(name, path, opts, threads, expected, cut) -> LoadedStages | None:
+def _load_stages(
+    name: str,
+    path: Path,
+    opts: ort.SessionOptions,
+    threads: int,
+    expected: str | None,
+    cut: Callable[[bytes], Sequence[bytes] | None],
+) -> LoadedStages | None:
     try:
         data = path.read_bytes()
     except OSError:

@@ -716,8 +716,8 @@ def _signer(manifest: dict[str, Any]) -> str | None:
 
 
 def _validation_text(store: dict[str, Any], state: str | None) -> str:
-    codes = [
-        s.get("code")
+    codes: list[str] = [
+        s["code"]
         for s in store.get("validation_status") or []
         if isinstance(s, dict) and isinstance(s.get("code"), str)
     ]
