@@ -73,7 +73,7 @@ from PIL import (  # noqa: F401
     WebPImagePlugin,
 )
 
-from detectors.errors import ConfigError
+from detectors.errors import SettingError
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def _names(value: object, key: str) -> tuple[str, ...]:
     names = _strings(value, key, required=True)
     for name in names:
         if sum(c.isalnum() for c in name) < 3:
-            raise ConfigError(
+            raise SettingError(
                 key,
                 f"has the name {name!r}, which is too short: it would match ordinary text",
                 "give names of at least 3 letters or digits, as the tool writes them",
@@ -177,13 +177,13 @@ def _strings(value: object, key: str, *, required: bool) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
         field = key.rsplit(".", 1)[-1]
-        raise ConfigError(key, "must be a non-empty list of non-empty strings", f'write e.g. {field} = ["..."]')
+        raise SettingError(key, "must be a non-empty list of non-empty strings", f'write e.g. {field} = ["..."]')
     return tuple(value)
 
 
 def _text(value: object, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(key, "is missing or not a non-empty string", "give it a name in quotes")
+        raise SettingError(key, "is missing or not a non-empty string", "give it a name in quotes")
     return value.strip()
 
 
@@ -191,7 +191,7 @@ def _read_catalog_file(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise ConfigError(
+        raise SettingError(
             f"provenance generators file {path}",
             f"cannot be read ({e.strerror or e})",
             "check the path, or remove it from the list of generator files",
@@ -199,7 +199,7 @@ def _read_catalog_file(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(
+        raise SettingError(
             f"provenance generators file {path}",
             f"is not valid UTF-8 TOML ({e})",
             "fix the syntax; see detectors/data/generators.toml for the format",
@@ -209,7 +209,7 @@ def _read_catalog_file(path: Path) -> dict[str, Any]:
 def load_catalog(extra_files: Sequence[Path] = ()) -> GeneratorCatalog:
     """The built-in catalog followed by each extra file's entries (which only add).
 
-    Raises ``ConfigError`` naming the file and entry for anything malformed.
+    Raises ``SettingError`` naming the file and entry for anything malformed.
     """
     if isinstance(extra_files, (str, Path)):  # one file given bare, not a list of them
         extra_files = [Path(extra_files)]
@@ -220,7 +220,7 @@ def load_catalog(extra_files: Sequence[Path] = ()) -> GeneratorCatalog:
         doc = _read_catalog_file(path)
         unknown = set(doc) - {"generator", "png_key", "settings_text"}
         if unknown:
-            raise ConfigError(
+            raise SettingError(
                 f"{path}: {sorted(unknown)[0]}",
                 "is not a known table",
                 "use [[generator]], [[png_key]] or [[settings_text]]",
@@ -229,7 +229,7 @@ def load_catalog(extra_files: Sequence[Path] = ()) -> GeneratorCatalog:
             where = f"{path}: generator[{i}]"
             kind = entry.get("kind", "image-generator")
             if kind not in _KIND_TEXT:
-                raise ConfigError(f"{where}.kind", f"is {kind!r}", f"use one of {sorted(_KIND_TEXT)}")
+                raise SettingError(f"{where}.kind", f"is {kind!r}", f"use one of {sorted(_KIND_TEXT)}")
             generators.append(
                 Generator(
                     name=_text(entry.get("name"), f"{where}.name"),
@@ -260,7 +260,7 @@ def load_catalog(extra_files: Sequence[Path] = ()) -> GeneratorCatalog:
 def _tables(doc: dict[str, Any], name: str, path: Path) -> list[dict[str, Any]]:
     tables = doc.get(name, [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise ConfigError(f"{path}: {name}", "must be an array of tables", f"write each entry as [[{name}]]")
+        raise SettingError(f"{path}: {name}", "must be an array of tables", f"write each entry as [[{name}]]")
     return tables
 
 
@@ -617,7 +617,7 @@ class _C2pa:
         try:
             import c2pa
         except ImportError:
-            raise ConfigError(
+            raise SettingError(
                 "provenance c2pa",
                 "is on, but the c2pa-python package is not installed",
                 "install c2pa-python into Vigil's environment, or turn C2PA reading off",
@@ -634,7 +634,7 @@ class _C2pa:
         try:
             self._context()  # fail at start-up, not on the first image
         except Exception as e:
-            raise ConfigError(
+            raise SettingError(
                 "provenance trust anchors" if trust_anchors else "provenance c2pa",
                 f"the C2PA library refused its settings ({e})",
                 "give trust anchors as PEM certificates, or none",
@@ -755,7 +755,7 @@ class ProvenanceScanner:
         ``trust_anchors``: PEM root certificates whose signers count as trusted (e.g. the
         C2PA trust list, saved by the operator; nothing is ever downloaded).
 
-        Raises ``ConfigError`` for a missing or malformed catalog, or C2PA settings the
+        Raises ``SettingError`` for a missing or malformed catalog, or C2PA settings the
         library refuses.
         """
         self.catalog = load_catalog(extra_files)
