@@ -102,7 +102,7 @@ class Vigil:
         return [m.entry_id for m in self.index.search(code, radius)]
 
     def stats(self):
-        segs = self.index._state.segments
+        segs = self.index._snapshots.current.segments
         return {
             "memory_bytes": self.index.memory_bytes,
             "tables": [list(s.tables.widths) for s in segs if s.tables is not None],

@@ -52,7 +52,6 @@ hash's hex form gives them; only their equality of convention matters for distan
 from __future__ import annotations
 
 import heapq
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -63,6 +62,7 @@ import faiss
 import numpy as np
 
 from detectors.errors import BadEntryIds, BadHash, BadRadius
+from detectors.segments import Snapshots, compaction_due, merge_tail
 
 # Rough per-item costs in nanoseconds on one core, measured with bench/bench_index.py;
 # they only steer choices (table layout, index or flat scan), never correctness.
@@ -510,26 +510,25 @@ class HammingIndex:
         self.target_radius = _check_radius(
             DEFAULT_TARGET_RADIUS.get(bits, bits // 8) if target_radius is None else target_radius
         )
-        self._write = threading.Lock()
         self._buffer = _Buffer(self.nwords)
-        self._state = _State((), self._buffer.view(), 0)
+        self._snapshots = Snapshots(_State((), self._buffer.view(), 0))
 
     # -- reading ---------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._state.size
+        return self._snapshots.current.size
 
     @property
     def memory_bytes(self) -> int:
         """Approximate resident size of the index's arrays."""
-        state = self._state
+        state = self._snapshots.current
         return sum(s.nbytes for s in state.segments) + self._buffer.nbytes
 
     def search(self, code: np.ndarray | str, radius: int) -> list[IndexMatch]:
         """Every entry within ``radius`` bits of ``code``, nearest first, then by id."""
         radius = _check_radius(radius)
         raw = _check_query(code, self.nbytes)
-        return self._search(self._state, raw, radius)
+        return self._search(self._snapshots.current, raw, radius)
 
     def search_many(self, codes: np.ndarray | Sequence[str], radius: int) -> list[list[IndexMatch]]:
         """``search`` for each code (rows of an (n, bits//8) uint8 array, or hex strings)."""
@@ -538,7 +537,7 @@ class HammingIndex:
             raws = [row.tobytes() for row in _check_codes(codes, self.nbytes)]
         else:
             raws = [_check_query(c, self.nbytes) for c in codes]
-        state = self._state  # one snapshot for the whole batch
+        state = self._snapshots.current  # one snapshot for the whole batch
         return [self._search(state, raw, radius) for raw in raws]
 
     def _search(self, state: _State, raw: bytes, radius: int) -> list[IndexMatch]:
@@ -572,8 +571,8 @@ class HammingIndex:
         if len(ascending) > 1 and bool(np.any(ascending[1:] == ascending[:-1])):
             raise BadEntryIds("the same id appears twice in one add; give each entry one code")
         words = _as_words(codes)
-        with self._write:
-            segments = self._drop(ascending) if self._state.size else self._state.segments
+        with self._snapshots.writing() as state:
+            segments = self._drop(ascending) if state.size else state.segments
             if self._buffer.used + len(ids) < self.mih_threshold:
                 self._buffer.append(ids, words)
             else:
@@ -601,8 +600,8 @@ class HammingIndex:
             raise BadEntryIds(f"expected an iterable of integer ids, got {type(entry_ids).__name__}") from None
         if not len(ids):
             return 0
-        with self._write:
-            before = self._state.size
+        with self._snapshots.writing() as state:
+            before = state.size
             ids = np.sort(ids)
             ids = ids[np.concatenate(([True], ids[1:] != ids[:-1]))]
             return before - self._publish(self._drop(ids)).size
@@ -614,12 +613,12 @@ class HammingIndex:
         keep theirs); the caller publishes the result.
         """
         segments = []
-        for segment in self._state.segments:
+        for segment in self._snapshots.current.segments:
             rows = segment.rows_of(ids)
             kept: _Segment | None = segment
             if len(rows):
                 kept = replace(segment, dead=np.union1d(segment.dead, rows))
-                if len(kept.dead) * 4 > len(kept.ids):
+                if compaction_due(len(kept.dead), len(kept.ids)):
                     kept = self._compact(kept)
             if kept is not None:
                 segments.append(kept)
@@ -634,9 +633,9 @@ class HammingIndex:
         return tuple(sorted(segments, key=lambda s: -s.alive))
 
     def _publish(self, segments: tuple[_Segment, ...]) -> _State:
-        state = _State(segments, self._buffer.view(), sum(s.alive for s in segments) + self._buffer.used)
-        self._state = state  # one assignment: readers see the old or the new state, whole
-        return state
+        return self._snapshots.publish(
+            _State(segments, self._buffer.view(), sum(s.alive for s in segments) + self._buffer.used)
+        )
 
     def _compact(self, segment: _Segment) -> _Segment | None:
         ids, words = segment.live_rows()
@@ -645,15 +644,13 @@ class HammingIndex:
         return _Segment.build(ids, words, self.target_radius)
 
     def _merge(self, segments: tuple[_Segment, ...]) -> tuple[_Segment, ...]:
-        """Merge the newest segment into older ones of similar size (binary-counter style)."""
-        segs = sorted(segments, key=lambda s: -s.alive)
-        while len(segs) >= 2 and segs[-2].alive < 2 * segs[-1].alive:
-            newer, older = segs.pop(), segs.pop()
+        """Merge the newest segment into older ones of similar size (``detectors.segments.merge_tail``)."""
+
+        def merge(older: _Segment, newer: _Segment) -> _Segment:
             ids_a, words_a = older.live_rows()
             ids_b, words_b = newer.live_rows()
-            merged = _Segment.build(
-                np.concatenate([ids_a, ids_b]), np.concatenate([words_a, words_b]), self.target_radius
-            )
-            segs.append(merged)
-            segs.sort(key=lambda s: -s.alive)
-        return tuple(segs)
+            ids, words = np.concatenate([ids_a, ids_b]), np.concatenate([words_a, words_b])
+            return _Segment.build(ids, words, self.target_radius)
+
+        merged = merge_tail(sorted(segments, key=lambda s: -s.alive), lambda s: s.alive, merge)
+        return tuple(sorted(merged, key=lambda s: -s.alive))

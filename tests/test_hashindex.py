@@ -64,7 +64,7 @@ def test_small_list_is_scanned_flat_and_exact(n):
     ids, codes = ids[:n], codes[:n]
     index = HammingIndex()
     index.add(ids, codes)
-    assert index._state.segments == ()  # below the threshold: the flat buffer only
+    assert index._snapshots.current.segments == ()  # below the threshold: the flat buffer only
     check_against_brute_force(index, ids, codes, [*qs, codes[0]], [0, 1, 7, 30, 31, 32, 33, 256])
 
 
@@ -74,7 +74,7 @@ def test_indexed_segments_agree_with_brute_force(index_only, n, threshold):
     ids, codes, qs = planted_data(rng, n, 32, 3, 40)
     index = HammingIndex(mih_threshold=threshold)
     index.add(ids, codes)
-    assert index._state.segments and all(s.tables is not None for s in index._state.segments)
+    assert index._snapshots.current.segments and all(s.tables is not None for s in index._snapshots.current.segments)
     check_against_brute_force(index, ids, codes, [*qs, codes[5]], [0, 1, 2, 15, 30, 31, 32, 40, 90])
 
 
@@ -119,7 +119,7 @@ def test_incremental_adds_build_segments_that_stay_exact(index_only):
         ]
     assert len(index) == 1500
     # merged binary-counter style: far fewer segments than flushes
-    assert 1 <= len(index._state.segments) <= 8
+    assert 1 <= len(index._snapshots.current.segments) <= 8
     check_against_brute_force(index, ids, codes, [*qs, codes[1234]], [0, 10, 31, 33])
 
 

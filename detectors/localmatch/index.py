@@ -33,7 +33,6 @@ or remove.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,6 +41,7 @@ import numpy as np
 from detectors.errors import BadEntryIds
 from detectors.localmatch.fingerprints import HEADER_BYTES, KNOWN_POINT_BYTES, Fingerprint, check_fingerprint
 from detectors.localmatch.verification import RegionMatch, mirrored_points, one_omp_thread, verify_one
+from detectors.segments import Snapshots, compaction_due, merge_tail
 
 # --- index parameters --------------------------------------------------------------
 
@@ -153,8 +153,7 @@ class LocalIndex:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._snap = _Snapshot((), np.full(1024, _NO_KEY, np.int64), 0)
+        self._snapshots = Snapshots(_Snapshot((), np.full(1024, _NO_KEY, np.int64), 0))
         self._fps: dict[int, bytes] = {}  # key -> known fingerprint bytes
         self._slot_of: dict[int, int] = {}  # key -> slot (writers only)
         self._dead: dict[int, int] = {}  # segment first slot -> dead postings (writers only)
@@ -172,11 +171,11 @@ class LocalIndex:
             checked.append((_check_key(key), check_fingerprint(fp).as_known()))
         if not checked:
             return
-        with self._lock:
+        with self._snapshots.writing():
             for key, _ in checked:
                 if key in self._slot_of:
                     self._remove_locked(key)
-            snap = self._snap
+            snap = self._snapshots.current
             first = snap.slots
             slot_keys = snap.slot_keys
             need = first + len(checked)
@@ -209,26 +208,26 @@ class LocalIndex:
                 [np.concatenate(x) for x in slots],
                 [np.concatenate(x) for x in sigs],
             )
-            segments = [*snap.segments, seg]
-            # merge like a binary counter: each posting is re-sorted O(log n) times
-            while len(segments) >= 2 and segments[-2].postings <= 2 * segments[-1].postings:
-                b, a = segments.pop(), segments.pop()
-                dead = self._dead.pop(a.first, 0) + self._dead.pop(b.first, 0)
-                merged = _Segment.merge([a, b], slot_keys != _NO_KEY if dead else None)
-                segments.append(merged)
-            self._snap = _Snapshot(tuple(segments), slot_keys, need)
+
+            def merge(older: _Segment, newer: _Segment) -> _Segment:
+                dead = self._dead.pop(older.first, 0) + self._dead.pop(newer.first, 0)
+                return _Segment.merge([older, newer], slot_keys != _NO_KEY if dead else None)
+
+            # each posting is re-sorted O(log n) times (detectors.segments.merge_tail)
+            segments = merge_tail([*snap.segments, seg], lambda g: g.postings, merge)
+            self._snapshots.publish(_Snapshot(tuple(segments), slot_keys, need))
 
     def remove(self, key: int) -> bool:
         """Forgets the known image ``key``; False if it was not there."""
         key = _check_key(key)
-        with self._lock:
+        with self._snapshots.writing():
             return self._remove_locked(key)
 
     def _remove_locked(self, key: int) -> bool:
         slot = self._slot_of.pop(key, None)
         if slot is None:
             return False
-        snap = self._snap
+        snap = self._snapshots.current
         snap.slot_keys[slot] = _NO_KEY
         data = self._fps.pop(key, b"")
         removed_points = max(0, len(data) - HEADER_BYTES) // KNOWN_POINT_BYTES
@@ -236,10 +235,10 @@ class LocalIndex:
         for i, seg in enumerate(segments):
             if seg.first <= slot < seg.last:
                 dead = self._dead.get(seg.first, 0) + removed_points * TABLES
-                if dead * 4 >= seg.postings:  # a quarter dead: rebuild it from its live slots
+                if compaction_due(dead, seg.postings):  # rebuild it from its live slots
                     self._dead.pop(seg.first, None)
                     segments[i] = _Segment.merge([seg], snap.slot_keys != _NO_KEY)
-                    self._snap = _Snapshot(tuple(segments), snap.slot_keys, snap.slots)
+                    self._snapshots.publish(_Snapshot(tuple(segments), snap.slot_keys, snap.slots))
                 else:
                     self._dead[seg.first] = dead
                 break
@@ -256,7 +255,7 @@ class LocalIndex:
     @property
     def memory_bytes(self) -> int:
         """Bytes held: fingerprints, postings, slot table and per-key bookkeeping (estimated)."""
-        snap = self._snap
+        snap = self._snapshots.current
         fps = sum(len(b) + 33 for b in list(self._fps.values()))
         return fps + sum(s.nbytes for s in snap.segments) + snap.slot_keys.nbytes + 200 * len(self._fps)
 
@@ -267,7 +266,7 @@ class LocalIndex:
     def candidates(self, query: Fingerprint, *, shortlist: int = SHORTLIST) -> list[tuple[int, bool, int]]:
         """The best-voted known images as (key, mirrored, votes), most votes first; unverified."""
         check_fingerprint(query)
-        snap = self._snap
+        snap = self._snapshots.current
         slots, mirrored, votes = _votes(snap, query)
         keep = votes >= MIN_VOTES
         slots, mirrored, votes = slots[keep], mirrored[keep], votes[keep]
