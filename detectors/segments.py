@@ -6,12 +6,12 @@ their entries in immutable sorted segments and change them the same way:
 
 * an add makes a new small segment (or, in the Hamming index, fills a flat buffer first);
 * segments are merged like a binary counter (``merge_tail``): the newest is merged into the
-  one before it while that one is at most twice its size, so an entry is re-sorted O(log n)
+  one before it while that one is less than twice its size, so an entry is re-sorted O(log n)
   times and a long list is loaded in one segment;
 * a removal marks entries dead; a segment is rebuilt from its live entries once a quarter of
   it is dead (``compaction_due``), so dead entries never cost more than a third more work;
 * the whole index state is one immutable snapshot (``Snapshots``) that writers, serialised
-  by one lock, replace with a single assignment: a search never locks and sees the index
+  by its lock, replace with a single assignment: a search never locks and sees the index
   after some complete add or remove.
 
 Decision: the scheme is shared, the segments are not. A Hamming segment holds its codes and
@@ -27,22 +27,22 @@ and compares source trees in one run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 S = TypeVar("S")
 T = TypeVar("T")
 
 DEAD_SHARE = 4  # a segment is rebuilt once 1/DEAD_SHARE of its entries are dead
-GROWTH = 2  # merge while the older segment is at most GROWTH times the newer one
+GROWTH = 2  # merge while the older segment is less than GROWTH times the newer one
 
 
 def merge_tail(segments: list[S], size: Callable[[S], int], merge: Callable[[S, S], S]) -> list[S]:
-    """Merges the last (newest) segment into the one before it while that one is at most
-    ``GROWTH`` times its size, like the carries of a binary counter; ``merge(older, newer)``
+    """Merges the last (newest) segment into the one before it while that one is less than
+    ``GROWTH`` times its size, like the carries of a binary counter (segments of equal size
+    merge; a segment twice the newest's size waits for the next carry); ``merge(older, newer)``
     makes the merged segment. Changes ``segments`` in place and returns it."""
-    while len(segments) >= 2 and size(segments[-2]) <= GROWTH * size(segments[-1]):
+    while len(segments) >= 2 and size(segments[-2]) < GROWTH * size(segments[-1]):
         newer = segments.pop()
         older = segments.pop()
         segments.append(merge(older, newer))
@@ -57,21 +57,16 @@ def compaction_due(dead: int, total: int) -> bool:
 class Snapshots(Generic[T]):
     """An index's current state: read without a lock, replaced whole by one writer at a time.
 
-    ``current`` is the snapshot searches use; a writer holds ``writing()`` while it builds the
-    next one and ``publish``es it with one assignment, so readers see the old or the new
-    state, never a mix."""
+    ``current`` is the snapshot searches use; a writer holds ``lock`` while it builds the next
+    one from ``current`` and ``publish``es it with one assignment, so readers see the old or the
+    new state, never a mix. (A plain lock, not a generator context: a removal from the local
+    index takes tens of microseconds, and the writers' path is not to grow.)"""
 
-    __slots__ = ("_lock", "current")
+    __slots__ = ("current", "lock")
 
     def __init__(self, first: T) -> None:
         self.current = first
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def writing(self) -> Iterator[T]:
-        """Holds the writers' lock; yields the snapshot to build the next one from."""
-        with self._lock:
-            yield self.current
+        self.lock = threading.Lock()
 
     def publish(self, snapshot: T) -> T:
         self.current = snapshot  # one assignment: searches see the old or the new snapshot, whole

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import detectors.hashindex as hashindex
+import detectors.multiindex as multiindex
 from detectors.errors import BadEntryIds, BadHash, BadRadius, VigilError
 from detectors.hashindex import HammingIndex, IndexMatch
 
@@ -45,7 +46,7 @@ def planted_data(rng: np.random.Generator, n: int, nbytes: int, queries: int, ma
 @pytest.fixture
 def index_only(monkeypatch):
     """Make flat scans look ruinous, so indexed segments always search through their tables."""
-    monkeypatch.setattr(hashindex, "COST_PER_FLAT_ROW", 1e12)
+    monkeypatch.setattr(multiindex, "COST_PER_FLAT_ROW", 1e12)
 
 
 def check_against_brute_force(index, ids, codes, qs, radii):
@@ -91,7 +92,7 @@ def test_planted_neighbours_are_found_exactly_at_the_pdq_threshold(index_only):
 
 def test_overfull_buckets_fall_back_to_an_exact_flat_scan(monkeypatch):
     """Near-duplicates crowd the buckets the uniform cost model expects to be small."""
-    monkeypatch.setattr(hashindex, "COST_PER_FLAT_ROW", 100.0)  # tables planned, scan bounded
+    monkeypatch.setattr(multiindex, "COST_PER_FLAT_ROW", 100.0)  # tables planned, scan bounded
     scans = []
     real_scan = hashindex._scan
     monkeypatch.setattr(hashindex, "_scan", lambda *a: scans.append(1) or real_scan(*a))

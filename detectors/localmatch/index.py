@@ -171,7 +171,7 @@ class LocalIndex:
             checked.append((_check_key(key), check_fingerprint(fp).as_known()))
         if not checked:
             return
-        with self._snapshots.writing():
+        with self._snapshots.lock:
             for key, _ in checked:
                 if key in self._slot_of:
                     self._remove_locked(key)
@@ -220,7 +220,7 @@ class LocalIndex:
     def remove(self, key: int) -> bool:
         """Forgets the known image ``key``; False if it was not there."""
         key = _check_key(key)
-        with self._snapshots.writing():
+        with self._snapshots.lock:
             return self._remove_locked(key)
 
     def _remove_locked(self, key: int) -> bool:
