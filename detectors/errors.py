@@ -167,7 +167,7 @@ class TooManyFrames(MediaError):
             f"the animation or video has {frames} frames of {width}x{height} pixels; Vigil "
             f"decodes at most {limit} frames of that size for one file (a fixed guard "
             f"against files made to be slow to check, see MAX_TOTAL_FRAMES and "
-            f"MAX_DECODED_PIXELS in detectors/media.py); a shorter or smaller clip is checked"
+            f"MAX_DECODED_PIXELS in detectors/media/guards.py); a shorter or smaller clip is checked"
         )
 
 

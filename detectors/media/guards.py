@@ -38,8 +38,8 @@ from detectors.settings import MediaLimits
 MAX_TOTAL_FRAMES = 20_000
 # Pixels Vigil decodes for one file. GIF, APNG and animated WebP frames build on
 # each other, so sampling the last frame means decoding every frame before it;
-# video decodes from the keyframe before each sampled frame. Measured at 90-300
-# Mpx/s (GIF) and 25-300 Mpx/s (H.264) on one shared core, so a few seconds at
+# video decodes from the keyframe before each sampled frame. At the decoding speeds
+# measured on one shared core (README, "Speed and memory") that is a few seconds at
 # most; e.g. 3000 frames of 400x400, or 250 frames of 1080p.
 MAX_DECODED_PIXELS = 500_000_000
 
