@@ -18,12 +18,12 @@ import av.error
 import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
+import detectors.media.guards as guards
 from detectors.errors import (
     CorruptMedia,
     TooManyFrames,
     UnsupportedFormat,
 )
-from detectors.media import guards
 from detectors.media.frames import DecodedMedia, Frame, frozen, reduction, sample_indices
 from detectors.media.guards import MAX_TOTAL_FRAMES, budget_for, check_decoded, check_pixels
 from detectors.settings import MediaLimits
