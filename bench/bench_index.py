@@ -25,8 +25,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
+
+# this checkout's detectors/, not whichever one the environment has installed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 BITS = 256
 NBYTES = BITS // 8
