@@ -25,8 +25,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
+
+# this checkout's detectors/, not whichever one the environment has installed
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 BITS = 256
 NBYTES = BITS // 8
@@ -102,7 +106,7 @@ class Vigil:
         return [m.entry_id for m in self.index.search(code, radius)]
 
     def stats(self):
-        segs = self.index._state.segments
+        segs = self.index._snapshots.current.segments
         return {
             "memory_bytes": self.index.memory_bytes,
             "tables": [list(s.tables.widths) for s in segs if s.tables is not None],

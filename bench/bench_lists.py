@@ -9,7 +9,7 @@ copy against all of them with three matchers measured in the same run:
 * ``pdq+trim+dihedral``: the same over the trimmed views (uniform borders, screenshot
   chrome) and the eight rotations and mirrors of each;
 * ``full``: that plus local features with a verified geometric transform
-  (detectors/localmatch.py).
+  (detectors/localmatch/).
 
 It prints recall per transform and overall, the false matches (a copy matched to an
 entry of another photo, and each original matched against the others), and the time

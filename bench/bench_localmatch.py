@@ -1,4 +1,4 @@
-"""Benchmark of local-feature matching (detectors/localmatch.py) against whole-image hashes.
+"""Benchmark of local-feature matching (detectors/localmatch/) against whole-image hashes.
 
 1. Pairs. Every photo of tests/support/transforms.photos() is edited by every transform
    family (transforms.variants()). For each edit: is it traced to its source by the

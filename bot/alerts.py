@@ -20,10 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.errors import BadAlertFacts
 from bot.events import PICTURE_ROLES, SENDER_KINDS
 from bot.guidance.resources import REGIONS, Resource, Resources
 from bot.i18n import N_, Translator
-from detectors.errors import BadAlertFacts
 
 BRIDGED_NETWORKS = ("", "whatsapp")  # networks a Matrix bridge may bring senders from (bot.platforms.matrix_bridges)
 FINDING_KINDS = ("nudity", "nsfw", "hash", "derived", "provenance", "unscannable")

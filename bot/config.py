@@ -15,9 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.errors import ConfigError
 from bot.guidance.resources import REGIONS  # the regions of bot/guidance/resources.toml
 from bot.i18n import LANGUAGES  # the languages with a catalog in bot/guidance/locales
-from detectors.errors import ConfigError
 from detectors.settings import (
     DEFAULT_CLASS_THRESHOLDS,
     NUDENET_CLASSES,

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from detectors.errors import VigilError
+from detectors.errors import SettingError, VigilError
+
+
+class ConfigError(SettingError):
+    """A wrong or missing setting in Vigil's config (file, environment, shipped catalogs); names the key and the fix."""
+
+
+class BadAlertFacts(VigilError):
+    """Facts for an admin alert that Vigil cannot render; a caller passed a wrong value."""
+
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        self.field, self.value = field, value
+        super().__init__(f"alert field '{field}' is {value!r}; it must be {allowed}")
 
 
 class StoreError(VigilError):

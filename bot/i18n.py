@@ -30,7 +30,7 @@ from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 from babel.numbers import format_percent as _babel_percent
 
-from detectors.errors import ConfigError
+from bot.errors import ConfigError
 
 DEFAULT_LANGUAGE = "en"
 DOMAIN = "vigil"

@@ -22,7 +22,6 @@ from bot.events import MediaPosted
 from bot.lists import ListMatch, as_signals
 from bot.metrics import metrics_of
 from bot.platforms.errors import (
-    MediaTooLarge,
     PlatformError,
     RetryLater,
     Transient,
@@ -30,7 +29,7 @@ from bot.platforms.errors import (
 from bot.policy import ALLOW, ASK, DELETE, Decision, Evidence, GroupSettings, decide
 from bot.protect import DerivedMatch, derived_evidence
 from bot.repeats import platform_key, sha256_of
-from detectors.errors import MediaError
+from detectors.errors import MediaError, TooManyBytes
 from detectors.scanner import Scan
 from detectors.verdict import CLEAN, judge_frames
 
@@ -308,7 +307,7 @@ class Moderator:
             return seen.scan, None
         try:
             if event.media.size is not None and event.media.size > limit:
-                raise MediaTooLarge(event.media.size, limit)
+                raise TooManyBytes(event.media.size, limit)
             # a bound on the whole download, retries included: a hanging server costs this chat
             # one failed attempt (retried later), never a worker for good
             data = await asyncio.wait_for(
@@ -317,7 +316,7 @@ class Moderator:
             )
         except TimeoutError:
             raise DownloadTimedOut(seconds) from None
-        except (MediaTooLarge, PlatformError) as exc:
+        except (TooManyBytes, PlatformError) as exc:
             log.warning("chat %s message %s: not downloaded: %s", event.chat.chat_id, event.message_id, exc)
             return None, exc
         try:

@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.errors import ConfigError
 from bot.metrics import Metrics
 
 log = logging.getLogger("vigil.ops")
@@ -106,8 +107,6 @@ class OpsServer:
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
-            from detectors.errors import ConfigError
-
             raise ConfigError(
                 "ops.listen",
                 f"cannot listen on {host}:{port} ({exc.strerror or exc})",
@@ -159,7 +158,6 @@ def probe(address: tuple[str, int], path: str = "/healthz", timeout: float = 5.0
 
 def main(argv: Sequence[str] | None = None) -> int:
     from bot.config import load_config
-    from detectors.errors import ConfigError
 
     p = argparse.ArgumentParser(
         prog="python -m bot.ops", description="Probe Vigil's ops endpoint (exit 0 when it answers 200)."

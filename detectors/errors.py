@@ -1,8 +1,11 @@
-"""One error hierarchy for all of Vigil.
+"""One error hierarchy for all of Vigil, and the errors of the detectors library.
 
 Every error Vigil raises on purpose derives from ``VigilError``; its message says
-what is wrong and how to fix it. ``bot`` subclasses these; ``detectors`` never
-imports ``bot``.
+what is wrong and how to fix it. This module holds the base and what ``detectors``
+itself raises (bad media, models, hashes, fingerprints, settings); the application's
+own errors (its config file, alerts, the store, platforms) are in ``bot/errors.py``
+and ``bot/platforms/errors.py``, which subclass these; ``detectors`` never imports
+``bot``.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ class EmptyMedia(MediaError):
 
 
 class TooManyBytes(MediaError):
+    """A file larger than Vigil accepts: refused before it is read, or while it is downloaded.
+
+    The one error for a file over a byte limit, whoever finds it: the decoder, or a platform
+    adapter before or during the download (``fix`` then says what the platform allows)."""
+
     reason = "too_large"
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(
+        self, size: int, limit: int, fix: str = "raise [detectors.limits] max_bytes to accept larger files"
+    ) -> None:
         self.size, self.limit = size, limit
-        super().__init__(
-            f"the file has {size} bytes, over the limit of {limit} bytes "
-            f"(raise [detectors.limits] max_bytes to accept larger files)"
-        )
+        super().__init__(f"the file has {size} bytes, over the limit of {limit} bytes ({fix})")
 
 
 class TooManyPixels(MediaError):
@@ -109,11 +116,14 @@ class ModelInvalid(ModelError):
         super().__init__(f"model '{name}': {path} cannot be used: {detail}")
 
 
-# --- configuration -------------------------------------------------------------
+# --- settings ------------------------------------------------------------------
 
 
-class ConfigError(VigilError):
-    """A wrong or missing setting; names the key and the fix."""
+class SettingError(VigilError):
+    """A wrong or missing setting of the detectors (a catalog file, a thread count); names the key and the fix.
+
+    The application's config errors (``bot.errors.ConfigError``) are a kind of it, so one
+    ``except SettingError`` catches both."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
         self.key, self.problem, self.fix = key, problem, fix
@@ -157,7 +167,7 @@ class TooManyFrames(MediaError):
             f"the animation or video has {frames} frames of {width}x{height} pixels; Vigil "
             f"decodes at most {limit} frames of that size for one file (a fixed guard "
             f"against files made to be slow to check, see MAX_TOTAL_FRAMES and "
-            f"MAX_DECODED_PIXELS in detectors/media.py); a shorter or smaller clip is checked"
+            f"MAX_DECODED_PIXELS in detectors/media/guards.py); a shorter or smaller clip is checked"
         )
 
 
@@ -176,17 +186,6 @@ class OversizedRegion(TooManyPixels):
             f"of {limit} (refused before decoding it; raise [detectors.limits] max_pixels "
             f"to accept larger images)",
         )
-
-
-# --- alerts --------------------------------------------------------------------
-
-
-class BadAlertFacts(VigilError):
-    """Facts for an admin alert that Vigil cannot render; a caller passed a wrong value."""
-
-    def __init__(self, field: str, value: object, allowed: str) -> None:
-        self.field, self.value = field, value
-        super().__init__(f"alert field '{field}' is {value!r}; it must be {allowed}")
 
 
 # --- local-feature fingerprints (detectors.localmatch) --------------------------

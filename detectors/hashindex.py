@@ -5,39 +5,27 @@ approximate misses. It holds block/allow lists from a few entries to tens of mil
 and takes adds and removes by entry id without rebuilding everything.
 
 How it searches (chosen by measuring with bench/bench_index.py, one core, shared
-machine, so compared within one run):
+machine, so compared within one run; the figures are in the README's "Speed and memory"):
 
 * Lists below ``mih_threshold`` (64 K) entries, and recent additions, are scanned
   flat with faiss's popcount kernel (``faiss.hamming_range_search``) straight over
-  the index's own arrays: about 1.3 ns per 256-bit code, 8-9x faster than the same
-  scan in numpy (``np.bitwise_count``); a search of a few hundred entries takes 10-20 us.
-* Larger lists use multi-index hashing (Norouzi et al.), written here in numpy:
-  the code is cut into ``m`` substrings of ``b`` bits, and one table per substring
-  maps each ``b``-bit value to the rows having it (a counting-sort directory of
-  bucket offsets plus a 4-byte posting per row). If every substring of a code
-  differed from the query's by more than ``r_j`` bits, the codes would differ by at
-  least ``sum(r_j + 1)`` bits; so with ``sum(r_j + 1) > d`` every code within ``d``
-  shares at least one substring within ``r_j`` of the query's. The search
-  enumerates those neighbours, gathers the rows in their buckets and checks each
-  with a full popcount (faiss's ``hammings``): exact by construction. A cost model
-  picks ``b`` and ``m`` for the list's size within a memory budget (11 tables of 21
-  bits for 10 M codes), spreads the ``r_j`` greedily per query radius, and falls
-  back to a flat scan when that is cheaper: for large radii, or when near-duplicate
-  clusters overfill the buckets.
-* Measured (one core, radius 31, 10 M random PDQ codes): load 10 s, RSS +910 MB
-  (peak +1.27 GB while building), median 0.56 ms, p99 0.9 ms, 100 % of planted
-  neighbours and none beyond 31; faiss ``IndexBinaryFlat`` in the same run: 16.6 ms
-  (30x slower). faiss ``IndexBinaryMultiHash`` (16 tables x 16 bits, ``nflip=1``,
-  exact at 31) needed 2.8 GB and 31 s to load, was slower than the flat scan
-  (32 ms), cannot remove entries, and like all faiss binary range searches keeps
-  distances strictly below the radius. ``IndexBinaryHash`` is fast but not exact
-  at 31 (67 % recall).
+  the index's own arrays, several times faster than the same scan in numpy.
+* Larger lists use multi-index hashing (``detectors.multiindex``), written in numpy: the
+  tables find the rows that share a near substring with the query, and each is checked
+  here with a full popcount (faiss's ``hammings``); when the tables would gather more rows
+  than a flat scan reads, the segment is scanned flat instead.
+* faiss's own binary indexes were measured and not used: ``IndexBinaryFlat`` is the flat
+  scan at every size; ``IndexBinaryMultiHash`` took more memory and time to load than these
+  tables, searched slower than the flat scan and cannot remove entries; ``IndexBinaryHash``
+  is not exact at 31; and all faiss binary range searches keep distances strictly below
+  the radius.
 
-Updates are log-structured: new entries go to a small flat buffer; a full buffer
-becomes an immutable indexed segment, and segments of similar size are merged, so
-each entry is re-indexed O(log n) times. Removal marks rows dead in their segment
-(filtered from results); a segment that is a quarter dead is rebuilt from its live
-rows. Adding an id that is already present replaces its code.
+Updates follow the log-structured scheme of ``detectors.segments`` (shared with the
+local-feature index): new entries go to a small flat buffer; a full buffer becomes an
+immutable indexed segment, and segments of similar size are merged, so each entry is
+re-indexed O(log n) times. Removal marks rows dead in their segment (filtered from
+results); a segment that is a quarter dead is rebuilt from its live rows. Adding an id that
+is already present replaces its code.
 
 Thread safety: readers never lock. All state lives in an immutable snapshot that
 writers (serialised by one lock) replace with a single attribute assignment, so a
@@ -51,33 +39,19 @@ hash's hex form gives them; only their equality of convention matters for distan
 
 from __future__ import annotations
 
-import heapq
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from itertools import combinations
-from math import comb
 
 import faiss
 import numpy as np
 
 from detectors.errors import BadEntryIds, BadHash, BadRadius
-
-# Rough per-item costs in nanoseconds on one core, measured with bench/bench_index.py;
-# they only steer choices (table layout, index or flat scan), never correctness.
-COST_PER_KEY = 12.0  # one directory lookup
-COST_PER_CANDIDATE = 40.0  # one posting read, code gather and popcount (cache misses)
-COST_PER_FLAT_ROW = 1.5  # one row of a flat scan (faiss), per 256 bits
-
-# Index memory beyond the codes and ids, in bytes per entry (directories + postings).
-TABLE_BYTES_PER_ENTRY = 56
-MAX_SUBSTRING_BITS = 24  # _group_rows sorts keys of at most 24 bits
+from detectors.multiindex import COST_PER_CANDIDATE, Tables, choose_widths, flat_cost
+from detectors.segments import Snapshots, compaction_due, merge_tail
 
 # The radius a list is usually searched at; the table layout is tuned for it.
 DEFAULT_TARGET_RADIUS = {256: 31, 64: 10}
 
-BUILD_CHUNK_ROWS = 1 << 16
 
 _INT32 = np.iinfo(np.int32)
 
@@ -153,36 +127,6 @@ def _as_words(codes: np.ndarray) -> np.ndarray:
     return codes.view("<u8")
 
 
-def _substrings(words: np.ndarray, start: int, width: int) -> np.ndarray:
-    """Bits [start, start + width) of each code as uint32; bit i is bit i % 64 of word i // 64."""
-    out = np.empty(len(words), np.uint32)
-    # In chunks that stay in cache: about 5x faster than whole-column passes.
-    for lo in range(0, len(words), BUILD_CHUNK_ROWS):
-        part = words[lo : lo + BUILD_CHUNK_ROWS]
-        k, off = divmod(start, 64)
-        value = part[:, k] >> np.uint64(off)
-        if off + width > 64:
-            value |= part[:, k + 1] << np.uint64(64 - off)
-        value &= np.uint64((1 << width) - 1)
-        out[lo : lo + BUILD_CHUNK_ROWS] = value
-    return out
-
-
-def _group_rows(keys: np.ndarray, width: int) -> np.ndarray:
-    """Row numbers ordered by key: a stable LSD radix sort in 8- and 16-bit passes.
-
-    numpy's stable argsort is a radix sort only for 8- and 16-bit keys; on uint32
-    keys it falls back to timsort, about twice as slow for 10 M rows.
-    """
-    if width <= 16:
-        return np.argsort(keys.astype(np.uint16), kind="stable")
-    low_bits = width - 16  # <= 8 since widths are at most 24
-    order = np.argsort((keys & ((1 << low_bits) - 1)).astype(np.uint8), kind="stable")
-    order = order.astype(np.uint32 if len(keys) < 2**32 else np.int64)  # halves the build's peak
-    high = (keys >> low_bits).astype(np.uint16)[order]
-    return order[np.argsort(high, kind="stable")]
-
-
 def _distances(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Bit distances (int32) of C-contiguous (k, nbytes) uint8 codes to one query.
 
@@ -190,7 +134,9 @@ def _distances(codes: np.ndarray, query: np.ndarray) -> np.ndarray:
     """
     out = np.empty(len(codes), np.int32)
     if len(codes):
-        faiss.hammings(faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), codes.shape[1], faiss.swig_ptr(out))
+        faiss.hammings(  # type: ignore[attr-defined]  # SWIG functions come through a loader mypy cannot follow
+            faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), codes.shape[1], faiss.swig_ptr(out)
+        )
     return out
 
 
@@ -198,7 +144,7 @@ def _scan(codes: np.ndarray, query: np.ndarray, radius: int) -> tuple[np.ndarray
     """(rows, distances) of C-contiguous (n, nbytes) uint8 codes within ``radius`` of ``query``."""
     found = faiss.RangeSearchResult(1)
     # faiss keeps distances strictly below its radius
-    faiss.hamming_range_search(
+    faiss.hamming_range_search(  # type: ignore[attr-defined]  # as in _distances
         faiss.swig_ptr(query), faiss.swig_ptr(codes), 1, len(codes), radius + 1, codes.shape[1], found
     )
     k = int(faiss.rev_swig_ptr(found.lims, 2)[1])
@@ -207,139 +153,6 @@ def _scan(codes: np.ndarray, query: np.ndarray, radius: int) -> tuple[np.ndarray
     rows = faiss.rev_swig_ptr(found.labels, k).astype(np.int64)
     dist = faiss.rev_swig_ptr(found.distances, k).astype(np.int32)
     return rows, dist
-
-
-@lru_cache(maxsize=256)
-def _flip_masks(width: int, radius: int) -> np.ndarray:
-    """Every ``width``-bit mask with at most ``radius`` bits set, fewest bits first."""
-    masks = [0]
-    for k in range(1, radius + 1):
-        masks.extend(sum(1 << i for i in c) for c in combinations(range(width), k))
-    out = np.array(masks, dtype=np.int64)
-    out.setflags(write=False)
-    return out
-
-
-# --- table layout and query plans ----------------------------------------------------
-
-
-def _spread_radii(widths: Sequence[int], n: int, radius: int) -> tuple[list[int], float] | None:
-    """Per-table radii with sum(r_j + 1) = radius + 1 at the least estimated cost.
-
-    Each step adds one to the table whose next radius costs least; a table's step
-    costs grow with its radius, so this greedy choice is optimal. None if the
-    tables cannot cover the radius (it exceeds what they index).
-    """
-    radii = [-1] * len(widths)
-    per_key = [COST_PER_KEY + COST_PER_CANDIDATE * n / (1 << b) for b in widths]
-    heap = [(per_key[j], j) for j in range(len(widths))]
-    heapq.heapify(heap)
-    total = 0.0
-    for _ in range(radius + 1):
-        if not heap:
-            return None
-        cost, j = heapq.heappop(heap)
-        total += cost
-        radii[j] += 1
-        if radii[j] < widths[j]:
-            heapq.heappush(heap, (comb(widths[j], radii[j] + 1) * per_key[j], j))
-    return radii, total
-
-
-def _flat_cost(n: int, nwords: int) -> float:
-    return COST_PER_FLAT_ROW * n * nwords / 4
-
-
-def _choose_widths(n: int, bits: int, target_radius: int) -> tuple[int, ...]:
-    """Substring widths for ``n`` codes: cheapest at the target radius within the memory budget."""
-    budget = TABLE_BYTES_PER_ENTRY * max(n, 1)
-    best: tuple[float, tuple[int, ...]] | None = None
-    for b in range(4, min(MAX_SUBSTRING_BITS, bits) + 1):
-        for m in range(1, min(bits // b, target_radius + 1) + 1):
-            if m * (4 * n + 4 * (1 << b)) > budget:
-                break
-            spread = _spread_radii([b] * m, n, target_radius)
-            if spread is not None and (best is None or spread[1] < best[0]):
-                best = (spread[1], (b,) * m)
-    return best[1] if best else (min(bits, 8),)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """How one segment searches at one radius: flat, or these neighbour keys."""
-
-    flat: bool
-    tables: np.ndarray | None = None  # table of each neighbour key
-    masks: np.ndarray | None = None  # flip mask of each neighbour key
-
-
-@dataclass(frozen=True)
-class _Tables:
-    starts: tuple[int, ...]  # first bit of each substring
-    widths: tuple[int, ...]
-    stride: int  # directory slots per table (2 ** max width)
-    directory: np.ndarray  # bucket start offsets into postings; slot j*stride + key
-    postings: np.ndarray  # row numbers, bucket by bucket, table by table
-    plans: dict[int, _Plan] = field(default_factory=dict, compare=False)
-
-    @staticmethod
-    def build(words: np.ndarray, widths: tuple[int, ...]) -> _Tables:
-        n = len(words)
-        starts = tuple(int(s) for s in np.cumsum((0,) + widths[:-1]))
-        stride = 1 << max(widths)
-        m = len(widths)
-        directory = np.empty(m * stride + 1, np.uint32 if m * n < 2**32 else np.int64)
-        postings = np.empty(m * n, np.uint32 if n < 2**32 else np.int64)
-        directory[0] = 0
-        for j, (start, width) in enumerate(zip(starts, widths, strict=False)):
-            keys = _substrings(words, start, width)
-            counts = np.bincount(keys, minlength=stride)
-            # Slots past 2**width stay at the table's end: empty buckets.
-            directory[j * stride + 1 : (j + 1) * stride + 1] = np.cumsum(counts) + j * n
-            postings[j * n : (j + 1) * n] = _group_rows(keys, width)
-            del keys, counts
-        return _Tables(starts, widths, stride, directory, postings)
-
-    def plan(self, n: int, nwords: int, radius: int) -> _Plan:
-        plan = self.plans.get(radius)
-        if plan is None:  # a race computes it twice, harmlessly
-            plan = self._make_plan(n, nwords, radius)
-            self.plans[radius] = plan
-        return plan
-
-    def _make_plan(self, n: int, nwords: int, radius: int) -> _Plan:
-        spread = _spread_radii(self.widths, n, radius)
-        if spread is None or spread[1] >= _flat_cost(n, nwords):
-            return _Plan(flat=True)
-        used = [(j, r) for j, r in enumerate(spread[0]) if r >= 0]
-        masks = [_flip_masks(self.widths[j], r) for j, r in used]
-        tables = [np.full(len(mk), j, np.int64) for (j, _), mk in zip(used, masks, strict=False)]
-        return _Plan(flat=False, tables=np.concatenate(tables), masks=np.concatenate(masks))
-
-    def candidates(self, query: int, plan: _Plan, limit: float) -> np.ndarray | None:
-        """Rows sharing a near substring with ``query``; None if over ``limit`` (scan flat)."""
-        assert plan.tables is not None and plan.masks is not None
-        base = np.array(
-            [
-                j * self.stride + ((query >> s) & ((1 << b) - 1))
-                for j, (s, b) in enumerate(zip(self.starts, self.widths, strict=False))
-            ],
-            dtype=np.int64,
-        )
-        slots = base[plan.tables] ^ plan.masks  # masks only touch a table's own key bits
-        begin = self.directory[slots].astype(np.int64)
-        sizes = self.directory[slots + 1].astype(np.int64) - begin
-        ends = np.cumsum(sizes)
-        total = int(ends[-1]) if len(ends) else 0
-        if total > limit:
-            return None
-        # positions begin[i] .. begin[i] + sizes[i] of every bucket, in one array
-        positions = np.repeat(begin - (ends - sizes), sizes) + np.arange(total)
-        return self.postings[positions].astype(np.intp)  # take() is fastest with intp
-
-    @property
-    def nbytes(self) -> int:
-        return self.directory.nbytes + self.postings.nbytes
 
 
 # --- segments --------------------------------------------------------------------------
@@ -351,7 +164,7 @@ class _Segment:
 
     ids: np.ndarray  # int64, or int32 when all fit; ascending when ``tables`` is set
     words: np.ndarray  # (n, nwords) uint64
-    tables: _Tables | None = None
+    tables: Tables | None = None
     dead: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # sorted rows
 
     @staticmethod
@@ -365,8 +178,8 @@ class _Segment:
             ids = ids.astype(np.int32)  # list ids are usually small: half the memory
         ids = np.ascontiguousarray(ids)
         words = np.ascontiguousarray(words)
-        widths = _choose_widths(len(ids), 64 * words.shape[1], target_radius)
-        tables = _Tables.build(words, widths)
+        widths = choose_widths(len(ids), 64 * words.shape[1], target_radius)
+        tables = Tables.build(words, widths)
         tables.plan(len(ids), words.shape[1], target_radius)  # ready for the usual radius
         return _Segment(ids, words, tables)
 
@@ -387,7 +200,7 @@ class _Segment:
             rows = np.flatnonzero(np.isin(self.ids, ids))
         if len(self.dead):
             rows = rows[~np.isin(rows, self.dead)]
-        return rows.astype(np.int64)
+        return np.asarray(rows, np.int64)
 
     def search(self, query: int, qbytes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, distances) of live codes within ``radius``."""
@@ -397,7 +210,7 @@ class _Segment:
             plan = self.tables.plan(n, nwords, radius)
             if not plan.flat:
                 # clustered data can fill buckets: past the flat scan's cost, scan flat
-                limit = _flat_cost(n, nwords) / COST_PER_CANDIDATE
+                limit = flat_cost(n, nwords) / COST_PER_CANDIDATE
                 rows = self.tables.candidates(query, plan, limit)
         if rows is None:
             return self._live(*_scan(self.words.view(np.uint8), qbytes, radius))
@@ -508,26 +321,25 @@ class HammingIndex:
         self.target_radius = _check_radius(
             DEFAULT_TARGET_RADIUS.get(bits, bits // 8) if target_radius is None else target_radius
         )
-        self._write = threading.Lock()
         self._buffer = _Buffer(self.nwords)
-        self._state = _State((), self._buffer.view(), 0)
+        self._snapshots = Snapshots(_State((), self._buffer.view(), 0))
 
     # -- reading ---------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._state.size
+        return self._snapshots.current.size
 
     @property
     def memory_bytes(self) -> int:
         """Approximate resident size of the index's arrays."""
-        state = self._state
+        state = self._snapshots.current
         return sum(s.nbytes for s in state.segments) + self._buffer.nbytes
 
     def search(self, code: np.ndarray | str, radius: int) -> list[IndexMatch]:
         """Every entry within ``radius`` bits of ``code``, nearest first, then by id."""
         radius = _check_radius(radius)
         raw = _check_query(code, self.nbytes)
-        return self._search(self._state, raw, radius)
+        return self._search(self._snapshots.current, raw, radius)
 
     def search_many(self, codes: np.ndarray | Sequence[str], radius: int) -> list[list[IndexMatch]]:
         """``search`` for each code (rows of an (n, bits//8) uint8 array, or hex strings)."""
@@ -536,7 +348,7 @@ class HammingIndex:
             raws = [row.tobytes() for row in _check_codes(codes, self.nbytes)]
         else:
             raws = [_check_query(c, self.nbytes) for c in codes]
-        state = self._state  # one snapshot for the whole batch
+        state = self._snapshots.current  # one snapshot for the whole batch
         return [self._search(state, raw, radius) for raw in raws]
 
     def _search(self, state: _State, raw: bytes, radius: int) -> list[IndexMatch]:
@@ -570,8 +382,9 @@ class HammingIndex:
         if len(ascending) > 1 and bool(np.any(ascending[1:] == ascending[:-1])):
             raise BadEntryIds("the same id appears twice in one add; give each entry one code")
         words = _as_words(codes)
-        with self._write:
-            segments = self._drop(ascending) if self._state.size else self._state.segments
+        with self._snapshots.lock:
+            state = self._snapshots.current
+            segments = self._drop(ascending) if state.size else state.segments
             if self._buffer.used + len(ids) < self.mih_threshold:
                 self._buffer.append(ids, words)
             else:
@@ -599,8 +412,9 @@ class HammingIndex:
             raise BadEntryIds(f"expected an iterable of integer ids, got {type(entry_ids).__name__}") from None
         if not len(ids):
             return 0
-        with self._write:
-            before = self._state.size
+        with self._snapshots.lock:
+            state = self._snapshots.current
+            before = state.size
             ids = np.sort(ids)
             ids = ids[np.concatenate(([True], ids[1:] != ids[:-1]))]
             return before - self._publish(self._drop(ids)).size
@@ -612,14 +426,15 @@ class HammingIndex:
         keep theirs); the caller publishes the result.
         """
         segments = []
-        for segment in self._state.segments:
+        for segment in self._snapshots.current.segments:
             rows = segment.rows_of(ids)
+            kept: _Segment | None = segment
             if len(rows):
-                segment = replace(segment, dead=np.union1d(segment.dead, rows))
-                if len(segment.dead) * 4 > len(segment.ids):
-                    segment = self._compact(segment)
-            if segment is not None:
-                segments.append(segment)
+                kept = replace(segment, dead=np.union1d(segment.dead, rows))
+                if compaction_due(len(kept.dead), len(kept.ids)):
+                    kept = self._compact(kept)
+            if kept is not None:
+                segments.append(kept)
         pending = self._buffer.view()
         rows = pending.rows_of(ids)
         if len(rows):
@@ -631,9 +446,9 @@ class HammingIndex:
         return tuple(sorted(segments, key=lambda s: -s.alive))
 
     def _publish(self, segments: tuple[_Segment, ...]) -> _State:
-        state = _State(segments, self._buffer.view(), sum(s.alive for s in segments) + self._buffer.used)
-        self._state = state  # one assignment: readers see the old or the new state, whole
-        return state
+        return self._snapshots.publish(
+            _State(segments, self._buffer.view(), sum(s.alive for s in segments) + self._buffer.used)
+        )
 
     def _compact(self, segment: _Segment) -> _Segment | None:
         ids, words = segment.live_rows()
@@ -642,15 +457,13 @@ class HammingIndex:
         return _Segment.build(ids, words, self.target_radius)
 
     def _merge(self, segments: tuple[_Segment, ...]) -> tuple[_Segment, ...]:
-        """Merge the newest segment into older ones of similar size (binary-counter style)."""
-        segs = sorted(segments, key=lambda s: -s.alive)
-        while len(segs) >= 2 and segs[-2].alive < 2 * segs[-1].alive:
-            newer, older = segs.pop(), segs.pop()
+        """Merge the newest segment into older ones of similar size (``detectors.segments.merge_tail``)."""
+
+        def merge(older: _Segment, newer: _Segment) -> _Segment:
             ids_a, words_a = older.live_rows()
             ids_b, words_b = newer.live_rows()
-            merged = _Segment.build(
-                np.concatenate([ids_a, ids_b]), np.concatenate([words_a, words_b]), self.target_radius
-            )
-            segs.append(merged)
-            segs.sort(key=lambda s: -s.alive)
-        return tuple(segs)
+            ids, words = np.concatenate([ids_a, ids_b]), np.concatenate([words_a, words_b])
+            return _Segment.build(ids, words, self.target_radius)
+
+        merged = merge_tail(sorted(segments, key=lambda s: -s.alive), lambda s: s.alive, merge)
+        return tuple(sorted(merged, key=lambda s: -s.alive))

@@ -22,6 +22,7 @@ are declared below, and the other fields of the nodes and weights pass through u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -32,11 +33,11 @@ _FLOAT = 1  # ONNX TensorProto.FLOAT
 _SUBGRAPH_OPS = {"If", "Loop", "Scan"}  # nodes that carry graphs of their own: never split
 
 
-def _schema():
+def _schema() -> Any:
     """Message classes for the ONNX fields this module reads or writes (onnx.proto numbers)."""
     F = descriptor_pb2.FieldDescriptorProto
     opt, rep = F.LABEL_OPTIONAL, F.LABEL_REPEATED
-    messages = {
+    messages: dict[str, list[tuple[str, int, int, int, str | None]]] = {
         "Tensor": [("dims", 1, rep, F.TYPE_INT64, None), ("name", 8, opt, F.TYPE_STRING, None)],
         "Attribute": [("name", 1, opt, F.TYPE_STRING, None), ("i", 3, opt, F.TYPE_INT64, None)],
         "Node": [
@@ -83,6 +84,8 @@ def _schema():
 
 
 _Model = _schema()
+# a message of that schema: its classes are made at run time, so no static type describes its fields
+_Message = Any
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ class HeadPlan:
     features: tuple[str, ...]  # the neck tensors the box branches read
 
 
-def plan(model, classes: int, box_channels: int = 64) -> HeadPlan | None:
+def plan(model: _Message, classes: int, box_channels: int = 64) -> HeadPlan | None:
     """Where to cut, or None if the graph is not a single-output YOLOv8 detector with that head."""
     g = model.graph
     inits = {i.name: tuple(i.dims) for i in g.initializer}
@@ -109,7 +112,7 @@ def plan(model, classes: int, box_channels: int = 64) -> HeadPlan | None:
         node = g.node[k] if k is not None else None
         if node is None or node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in inits:
             return None
-        return inits[node.input[1]][0]
+        return int(inits[node.input[1]][0])
 
     heads = []  # (box conv output, class conv output) per stride
     for n in g.node:
@@ -153,7 +156,9 @@ def split(data: bytes, classes: int) -> tuple[bytes, bytes] | None:
     return out[0], out[1]
 
 
-def _ancestors(g, producer: dict[str, int], tensors: list[str], stop: frozenset[str] = frozenset()) -> set[int]:
+def _ancestors(
+    g: _Message, producer: dict[str, int], tensors: list[str], stop: frozenset[str] = frozenset()
+) -> set[int]:
     """Indices of the nodes the tensors are computed from (not past the ``stop`` tensors)."""
     seen: set[int] = set()
     stack = [t for t in tensors if t not in stop]
@@ -166,7 +171,7 @@ def _ancestors(g, producer: dict[str, int], tensors: list[str], stop: frozenset[
     return seen
 
 
-def _stage(model, p: HeadPlan, inputs: list[str], outputs: list[str]):
+def _stage(model: _Message, p: HeadPlan, inputs: list[str], outputs: list[str]) -> _Message | None:
     """The part of the graph that computes ``outputs`` from ``inputs`` (and the weights)."""
     g = model.graph
     producer = {t: k for k, n in enumerate(g.node) for t in n.output}
@@ -191,6 +196,6 @@ def _stage(model, p: HeadPlan, inputs: list[str], outputs: list[str]):
                 field.add().CopyFrom(originals[name])
             else:  # a tensor inside the graph: float, shape left to onnxruntime
                 field.add(name=name).type.tensor_type.elem_type = _FLOAT
-    for key, names in ((META_CLASS_LOGITS, p.class_logits), (META_FEATURES, p.features)):
-        stage.metadata_props.add(key=key, value="\n".join(names))
+    for key, tensors in ((META_CLASS_LOGITS, p.class_logits), (META_FEATURES, p.features)):
+        stage.metadata_props.add(key=key, value="\n".join(tensors))
     return stage

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from detectors.errors import ConfigError, ModelChecksumMismatch, ModelInvalid, ModelNotFound
+from detectors.errors import ModelChecksumMismatch, ModelInvalid, ModelNotFound, SettingError
 from detectors.settings import ModelSource
 
 
@@ -98,7 +98,7 @@ def resolve_model_path(name: str, source: ModelSource) -> Path:
 
 def session_options(threads: int) -> ort.SessionOptions:
     if threads < 0:
-        raise ConfigError("detectors.threads", f"is {threads}", "use 0 (onnxruntime's default) or a positive count")
+        raise SettingError("detectors.threads", f"is {threads}", "use 0 (onnxruntime's default) or a positive count")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
@@ -201,7 +201,14 @@ def load_stages(
     return loaded
 
 
-def _load_stages(name, path, opts, threads, expected, cut) -> LoadedStages | None:
+def _load_stages(
+    name: str,
+    path: Path,
+    opts: ort.SessionOptions,
+    threads: int,
+    expected: str | None,
+    cut: Callable[[bytes], Sequence[bytes] | None],
+) -> LoadedStages | None:
     try:
         data = path.read_bytes()
     except OSError:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 
 from detectors import headsplit
 from detectors.errors import ModelInvalid, UnsupportedFormat
@@ -44,6 +45,16 @@ _OUTPUT_ROWS = 4 + len(NUDENET_CLASSES)
 # A class logit at or below this cannot become a detection: the sigmoid of it is below
 # NMS_SCORE with a margin (1e-3 in logit, about 2e-4 in score) far above any float error.
 SCREEN_LOGIT = math.log(NMS_SCORE / (1 - NMS_SCORE)) - 1e-3
+
+
+@dataclass(frozen=True)
+class _Stages:
+    """The model cut at its head (``detectors.headsplit``): the sessions and the tensors between them."""
+
+    screen: ort.InferenceSession  # image -> class logits per stride and neck features
+    boxes: ort.InferenceSession  # those -> the whole model's output
+    logits: tuple[str, ...]  # class logit tensors, per stride
+    features: tuple[str, ...]  # neck feature tensors the box branches read
 
 
 @dataclass(frozen=True)
@@ -111,16 +122,16 @@ class NudityDetector:
             "nudity", source, threads=threads, variant="head", cut=lambda data: headsplit.split(data, classes)
         )
         self._model: LoadedModel | LoadedStages
+        self._stages: _Stages | None
         if staged is not None:
             self._model = staged
             screen, boxes = staged.sessions
             meta = screen.get_modelmeta().custom_metadata_map
-            # (screen, boxes, class logit names, neck feature names); see detectors.headsplit
-            self._stages = (
+            self._stages = _Stages(
                 screen,
                 boxes,
-                meta[headsplit.META_CLASS_LOGITS].split("\n"),
-                meta[headsplit.META_FEATURES].split("\n"),
+                tuple(meta[headsplit.META_CLASS_LOGITS].split("\n")),
+                tuple(meta[headsplit.META_FEATURES].split("\n")),
             )
             session, inputs, outputs = screen, screen.get_inputs(), boxes.get_outputs()
         else:
@@ -151,24 +162,27 @@ class NudityDetector:
     def _run(self, blob: np.ndarray) -> np.ndarray:
         """The whole model's output for a batch: one session, or both stages one after the other."""
         if self._stages is None:
-            (out,) = self._model.session.run([self._output_name], {self._input_name: blob})  # type: ignore[union-attr]
-            return out
+            assert isinstance(self._model, LoadedModel)  # set together with _stages in __init__
+            (out,) = self._model.session.run([self._output_name], {self._input_name: blob})
+            return np.asarray(out)
         cls, feats = self._screen(blob)
         return self._boxes(cls, feats, np.arange(blob.shape[0]))
 
     def _screen(self, blob: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The first stage: (class logits per stride, neck features)."""
-        screen, _, logits, _ = self._stages  # type: ignore[misc]
-        out = screen.run(None, {self._input_name: blob})
-        return out[: len(logits)], out[len(logits) :]
+        assert self._stages is not None  # callers check ``screens`` first
+        stages = self._stages
+        out = stages.screen.run(None, {self._input_name: blob})
+        return out[: len(stages.logits)], out[len(stages.logits) :]
 
     def _boxes(self, cls: list[np.ndarray], feats: list[np.ndarray], need: np.ndarray) -> np.ndarray:
         """The second stage: the whole model's output for the images ``need`` (indices into the batch)."""
-        _, boxes, logits, features = self._stages  # type: ignore[misc]
-        feed = {name: t[need] for name, t in zip(features, feats, strict=False)}
-        feed.update({name: t[need] for name, t in zip(logits, cls, strict=False)})
-        (whole,) = boxes.run([self._output_name], feed)
-        return whole
+        assert self._stages is not None  # callers check ``screens`` first
+        stages = self._stages
+        feed = {name: t[need] for name, t in zip(stages.features, feats, strict=False)}
+        feed.update({name: t[need] for name, t in zip(stages.logits, cls, strict=False)})
+        (whole,) = stages.boxes.run([self._output_name], feed)
+        return np.asarray(whole)
 
     @property
     def screens(self) -> bool:
@@ -284,7 +298,7 @@ class NudityDetector:
         return tuple(out)
 
 
-def _declared_input_size(session, path: str) -> int | None:
+def _declared_input_size(session: ort.InferenceSession, path: str) -> int | None:
     """The square input size a model declares: static input dims, else Ultralytics' imgsz metadata."""
     dims = session.get_inputs()[0].shape[2:]
     if all(isinstance(d, int) and d > 0 for d in dims):

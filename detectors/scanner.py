@@ -22,13 +22,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from detectors.errors import MediaError
 from detectors.hashing import ImageHashes, perceptual_hashes, sha256_hex
-from detectors.media import DecodedMedia, decode
+from detectors.localmatch import Fingerprint
+from detectors.matching import View, fingerprint_of, frame_views
+from detectors.media import DecodedMedia, Frame, decode
 from detectors.models import release_freed_memory
 from detectors.nsfw import NsfwClassifier
 from detectors.nudity import Detection, NudityDetector
@@ -51,8 +52,8 @@ class FrameScan:
     # list-matching signals, computed only when asked (scan(..., list_signals=True)) while
     # the pixels are in memory: trimmed views with rotations (detectors.matching.View)
     # and the local-feature fingerprint (detectors.localmatch.Fingerprint)
-    views: tuple[Any, ...] = ()
-    fingerprint: Any | None = None
+    views: tuple[View, ...] = ()
+    fingerprint: Fingerprint | None = None
     # True when NudeNet's class scores proved that no class that counts is in the frame:
     # its boxes were not computed, so ``detections`` is empty even of classes that never count
     screened: bool = False
@@ -244,7 +245,7 @@ class Scanner:
         return results
 
 
-def _repeated_frames(frames: Sequence[tuple[int, Any]]) -> dict[int, int]:
+def _repeated_frames(frames: Sequence[tuple[int, Frame]]) -> dict[int, int]:
     """Frame k -> the first earlier frame of the same file with exactly the same pixels.
 
     A sparse sample is compared first, so frames that differ cost next to nothing; the whole
@@ -263,10 +264,8 @@ def _repeated_frames(frames: Sequence[tuple[int, Any]]) -> dict[int, int]:
     return same
 
 
-def list_signals_of(rgb: Any) -> tuple[tuple[Any, ...], Any | None]:
+def list_signals_of(rgb: np.ndarray) -> tuple[tuple[View, ...], Fingerprint | None]:
     """A frame's views (trimmed, with rotations) and local fingerprint, for list matching."""
-    from detectors.matching import fingerprint_of, frame_views
-
     return frame_views(rgb), fingerprint_of(rgb)
 
 

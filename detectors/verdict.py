@@ -77,7 +77,8 @@ def judge_frames(
     frames: Sequence[tuple[Iterable[tuple[str, float]], float | None]], thresholds: Thresholds
 ) -> tuple[str, tuple[Hit, ...]]:
     """An animation is as bad as its worst sampled frame."""
-    label, hits = CLEAN, []
+    label = CLEAN
+    hits: list[Hit] = []
     for dets, nsfw in frames:
         frame_label, frame_hits = judge(dets, nsfw, thresholds)
         label = worst((label, frame_label))

@@ -24,11 +24,11 @@ from bot.alerts import (
     render_owner_notice,
     render_unreachable_owner_hint,
 )
+from bot.errors import BadAlertFacts, ConfigError
 from bot.guidance.resources import REGIONS, REQUIRED_KINDS, load_resources, region_code
 from bot.i18n import LANGUAGES, Translator, extract_messages
 from bot.platforms.base import Button, OutgoingMessage
 from bot.platforms.matrix_events import render as matrix_render
-from detectors.errors import BadAlertFacts, ConfigError
 
 RESOURCES = load_resources()
 EN = Translator("en", timezone="Europe/Madrid")

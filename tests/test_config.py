@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Config, load_config, parse_duration
-from detectors.errors import ConfigError
+from bot.errors import ConfigError
 from detectors.settings import DEFAULT_CLASS_THRESHOLDS
 
 ROOT = Path(__file__).resolve().parent.parent

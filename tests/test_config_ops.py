@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import OpsConfig, RetentionConfig, load_config, parse_listen
-from detectors.errors import ConfigError
+from bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 

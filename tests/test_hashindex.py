@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import detectors.hashindex as hashindex
+import detectors.multiindex as multiindex
 from detectors.errors import BadEntryIds, BadHash, BadRadius, VigilError
 from detectors.hashindex import HammingIndex, IndexMatch
 
@@ -45,7 +46,7 @@ def planted_data(rng: np.random.Generator, n: int, nbytes: int, queries: int, ma
 @pytest.fixture
 def index_only(monkeypatch):
     """Make flat scans look ruinous, so indexed segments always search through their tables."""
-    monkeypatch.setattr(hashindex, "COST_PER_FLAT_ROW", 1e12)
+    monkeypatch.setattr(multiindex, "COST_PER_FLAT_ROW", 1e12)
 
 
 def check_against_brute_force(index, ids, codes, qs, radii):
@@ -64,7 +65,7 @@ def test_small_list_is_scanned_flat_and_exact(n):
     ids, codes = ids[:n], codes[:n]
     index = HammingIndex()
     index.add(ids, codes)
-    assert index._state.segments == ()  # below the threshold: the flat buffer only
+    assert index._snapshots.current.segments == ()  # below the threshold: the flat buffer only
     check_against_brute_force(index, ids, codes, [*qs, codes[0]], [0, 1, 7, 30, 31, 32, 33, 256])
 
 
@@ -74,7 +75,7 @@ def test_indexed_segments_agree_with_brute_force(index_only, n, threshold):
     ids, codes, qs = planted_data(rng, n, 32, 3, 40)
     index = HammingIndex(mih_threshold=threshold)
     index.add(ids, codes)
-    assert index._state.segments and all(s.tables is not None for s in index._state.segments)
+    assert index._snapshots.current.segments and all(s.tables is not None for s in index._snapshots.current.segments)
     check_against_brute_force(index, ids, codes, [*qs, codes[5]], [0, 1, 2, 15, 30, 31, 32, 40, 90])
 
 
@@ -91,7 +92,7 @@ def test_planted_neighbours_are_found_exactly_at_the_pdq_threshold(index_only):
 
 def test_overfull_buckets_fall_back_to_an_exact_flat_scan(monkeypatch):
     """Near-duplicates crowd the buckets the uniform cost model expects to be small."""
-    monkeypatch.setattr(hashindex, "COST_PER_FLAT_ROW", 100.0)  # tables planned, scan bounded
+    monkeypatch.setattr(multiindex, "COST_PER_FLAT_ROW", 100.0)  # tables planned, scan bounded
     scans = []
     real_scan = hashindex._scan
     monkeypatch.setattr(hashindex, "_scan", lambda *a: scans.append(1) or real_scan(*a))
@@ -119,7 +120,7 @@ def test_incremental_adds_build_segments_that_stay_exact(index_only):
         ]
     assert len(index) == 1500
     # merged binary-counter style: far fewer segments than flushes
-    assert 1 <= len(index._state.segments) <= 8
+    assert 1 <= len(index._snapshots.current.segments) <= 8
     check_against_brute_force(index, ids, codes, [*qs, codes[1234]], [0, 10, 31, 33])
 
 

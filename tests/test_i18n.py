@@ -10,6 +10,7 @@ import pytest
 from babel.messages.plurals import get_plural
 
 from bot import i18n
+from bot.errors import ConfigError
 from bot.i18n import (
     LANGUAGES,
     Translator,
@@ -21,7 +22,6 @@ from bot.i18n import (
     supported,
     translations,
 )
-from detectors.errors import ConfigError
 
 PLURAL = ("and {n} more finding (in the evidence record)", "and {n} more findings (in the evidence record)")
 

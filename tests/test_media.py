@@ -27,7 +27,7 @@ from detectors.errors import (
     TooManyPixels,
     UnsupportedFormat,
 )
-from detectors.media import DecodedMedia, decode, probe, sample_indices
+from detectors.media import DecodedMedia, decode, frames, guards, probe, sample_indices, still
 from detectors.settings import MediaLimits
 from tests.support import imagegen as gen
 
@@ -280,7 +280,7 @@ def test_flipped_bytes_end_in_corrupt_media_or_a_whole_image(coffee):
 )
 def test_webp_sizes_are_read_before_pillow_allocates_the_canvas(params):
     data = gen.webp_bytes(np.zeros((37, 53, 3), np.uint8), **params)
-    assert media._webp_canvas(data) == (53, 37)
+    assert still._webp_canvas(data) == (53, 37)
     with pytest.raises(TooManyPixels) as caught:
         probe(data, MediaLimits(max_pixels=53 * 37 - 1))
     assert (caught.value.width, caught.value.height) == (53, 37)
@@ -363,7 +363,7 @@ def test_a_file_with_more_frames_than_vigil_reads_is_refused():
 
 def test_decoding_work_is_bounded_for_animations_and_videos(monkeypatch):
     # 40 frames of 64x64 decode 163840 pixels; allow less than that
-    monkeypatch.setattr(media, "MAX_DECODED_PIXELS", 30 * 64 * 64)
+    monkeypatch.setattr(guards, "MAX_DECODED_PIXELS", 30 * 64 * 64)
     frames = gen.index_frames(40)
     for data in (
         gen.animated_gif_bytes(frames),
@@ -663,12 +663,12 @@ def test_video_sampling_jumps_between_keyframes(monkeypatch, encoder):
     # Allow 100, which decoding the whole clip from the start would exceed.
     frames = gen.index_frames(300, (96, 64))
     data = encoder(frames, gop=12)
-    monkeypatch.setattr(media, "MAX_DECODED_PIXELS", 100 * 96 * 64)
+    monkeypatch.setattr(guards, "MAX_DECODED_PIXELS", 100 * 96 * 64)
     result = decode(data, LIMITS)
     assert [gen.read_index(f.rgb) for f in result.frames] == sample_indices(300, 8)
 
     # Allow 30: not enough for those frames, so the keyframe before each is taken.
-    monkeypatch.setattr(media, "MAX_DECODED_PIXELS", 30 * 96 * 64)
+    monkeypatch.setattr(guards, "MAX_DECODED_PIXELS", 30 * 96 * 64)
     result = decode(data, LIMITS)
     keyframes = [12 * (i // 12) for i in sample_indices(300, 8)]
     assert keyframes == [0, 36, 84, 120, 168, 204, 252, 288]
@@ -855,10 +855,10 @@ def test_conversion_in_strips_gives_the_same_pixels_as_in_one_go(mode):
         im = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L").convert("P")
         im.info["transparency"] = 7
     for min_side in (None, 64, 300):
-        factor = media._reduction(w, h, min_side)
-        whole = media._as_rgb(im)
+        factor = frames.reduction(w, h, min_side)
+        whole = still._as_rgb(im)
         expected = np.asarray(whole.reduce(factor) if factor > 1 else whole)
-        got = media._frame_pixels(im, 1, min_side)
+        got = still._frame_pixels(im, 1, min_side)
         assert got.shape == expected.shape and np.array_equal(got, expected), (mode, min_side)
 
 
@@ -869,7 +869,7 @@ def test_concurrent_decodes_share_one_budget():
 
     limits = MediaLimits(max_decoded_bytes=12 * 2**20 + 1)  # one 1600x1600 RGBA (10 MiB) at a time
     data = png_bomb(1600, colour=6)
-    budget = media._budget(limits)
+    budget = guards.budget_for(limits)
     most = []
     real_hold = budget.hold
 

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 
 from detectors import models
-from detectors.errors import ConfigError, ModelChecksumMismatch, ModelInvalid, ModelNotFound
+from detectors.errors import ModelChecksumMismatch, ModelInvalid, ModelNotFound, SettingError
 from detectors.models import PackagedModel, load_model, packaged_model_path, resolve_model_path
 from detectors.settings import ModelSource
 from tests.support.marker_model import write_marker_model
@@ -174,7 +174,7 @@ def test_session_options_cpu_only_full_optimisation_and_threads(marker: Path):
 
 
 def test_negative_threads_is_a_config_error(marker: Path):
-    with pytest.raises(ConfigError, match="detectors.threads"):
+    with pytest.raises(SettingError, match="detectors.threads"):
         load_model("nudity", ModelSource(path=marker), threads=-1)
 
 

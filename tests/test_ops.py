@@ -26,12 +26,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.__main__ import main as vigil_main
 from bot.app import App, setup_logging
 from bot.config import RetentionConfig, load_config
+from bot.errors import ConfigError
 from bot.metrics import Metrics
 from bot.ops import main as probe_main
 from bot.ops import readiness
 from bot.retention import RetentionJob, apply_retention
 from bot.store import Store
-from detectors.errors import ConfigError
 from tests.support.botapi import BotApiEmulator
 from tests.support.decided import decided, telegram_decided
 from tests.support.detector_images import file_images

@@ -379,7 +379,7 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_trusted_groups_are_read_from_the_config_and_a_wrong_one_is_named(tmp_path):
-    from detectors.errors import ConfigError
+    from bot.errors import ConfigError
 
     good = _config(tmp_path, '[protect]\ntrusted_groups = ["telegram:-1001234567890", "matrix:!abc:example.org"]\n')
     trusted = load_config(good, env={}).protect.trusted_groups

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from detectors.errors import ConfigError
+from detectors.errors import SettingError
 from detectors.provenance import (
     GENERATIVE_SOURCE_TYPES,
     MAX_TEXT_BYTES,
@@ -502,13 +502,13 @@ def test_operator_file_adds_a_generator(tmp_path):
 def test_malformed_operator_file_is_a_config_error(tmp_path, text, problem):
     path = tmp_path / "bad.toml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SettingError) as err:
         ProvenanceScanner(extra_files=[path], c2pa=False)
     assert str(path) in str(err.value) and problem in str(err.value)
 
 
 def test_missing_operator_file_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(SettingError, match="cannot be read"):
         load_catalog([tmp_path / "absent.toml"])
 
 
@@ -533,7 +533,7 @@ def test_builtin_catalog_is_well_formed():
 
 
 def test_bad_trust_anchors_are_a_config_error():
-    with pytest.raises(ConfigError):
+    with pytest.raises(SettingError):
         ProvenanceScanner(trust_anchors="-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
 
 

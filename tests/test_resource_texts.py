@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import ConfigError
 from bot.guidance.resources import CATALOG, PLATFORMS, REGIONS, TEXTS_DIR, WORLDWIDE, load_resources
-from detectors.errors import ConfigError
 
 # the sections each language's overlay must cover in full: the regions where it is spoken, and everyone's
 SPOKEN_IN = {

@@ -78,7 +78,7 @@ def test_a_wrong_spec_is_refused(spec):
 
 def test_config_builds_the_spec(tmp_path, spec):
     from bot.config import load_config
-    from detectors.errors import ConfigError
+    from bot.errors import ConfigError
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(

@@ -294,6 +294,7 @@ async def test_unreadable_and_oversized_images_are_reported(emu, tmp_path, marke
         await emu.wait_for(lambda: len(g.alerts(g.owner)) == 2, timeout=20)
         texts = " ".join(a["text"] for a in g.alerts(g.owner)).lower()
         assert "could not be checked" in texts
+        assert "too large to check" in texts  # the size refusal names its reason, as the decoder's does
         # and it keeps going
         mid = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
         await wait_deleted(g, mid)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from detectors.errors import ConfigError
+from bot.errors import ConfigError
 
 CATALOG = Path(__file__).resolve().parent / "resources.toml"
 # names, purposes and worded contacts in more languages: resource_texts/<language>.toml, keyed like the catalog

@@ -43,12 +43,3 @@ class MessageGone(PlatformError):
 
 class Unreachable(PlatformError):
     """The user has not started a private chat with the bot, or blocked it."""
-
-
-class MediaTooLarge(PlatformError):
-    def __init__(self, size: int, limit: int) -> None:
-        self.size, self.limit = size, limit
-        super().__init__(
-            f"the file has {size} bytes; Vigil only downloads up to {limit} bytes "
-            "(the Telegram Bot API serves at most 20 MB to bots)"
-        )

@@ -37,7 +37,7 @@ from bot.config import MatrixConfig
 from bot.events import ButtonPressed, ChatRef, MediaPosted
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import OutgoingMessage, Rights
-from bot.platforms.errors import MediaTooLarge, MessageGone, MissingRight, PlatformError, Transient
+from bot.platforms.errors import MessageGone, MissingRight, PlatformError, Transient
 from bot.platforms.matrix_bridges import BridgeBook
 from bot.platforms.matrix_direct import DirectRooms, RawApi
 from bot.platforms.matrix_errors import call, check
@@ -52,6 +52,7 @@ from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
 # SYNC_KEY: re-exported for tests and tools that read the saved sync position
 from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401
 from bot.platforms.matrix_undecryptable import UndecryptableNotices
+from detectors.errors import TooManyBytes
 
 log = logging.getLogger("vigil.matrix")
 
@@ -292,7 +293,7 @@ class MatrixPlatform(MatrixIntake):
         if unchecked:
             raise PlatformError(str(unchecked))  # e.g. inline images beyond the bound: reported, not fetched
         if media.size is not None and media.size > max_bytes:
-            raise MediaTooLarge(media.size, max_bytes)  # as the event declares it: nothing downloaded
+            raise TooManyBytes(media.size, max_bytes)  # as the event declares it: nothing downloaded
         assert self.media is not None
         extra = media.extra or {}
         picture = (event.chat.chat_id, event.message_id, event.variant)  # its retries share one deadline

@@ -20,9 +20,10 @@ from urllib.parse import quote
 import aiohttp
 from nio.crypto.attachments import decrypt_attachment
 
-from bot.platforms.errors import MediaTooLarge, MessageGone, PlatformError, Transient
+from bot.platforms.errors import MessageGone, PlatformError, Transient
 from bot.platforms.matrix_bounds import parse_mxc
 from bot.platforms.matrix_errors import DownloadDeadline, translate
+from detectors.errors import TooManyBytes
 
 CHUNK = 64 * 1024
 DEADLINES_KEPT = 10_000  # pictures whose first download try is remembered
@@ -69,7 +70,7 @@ class MediaFetcher:
             return {}
 
     async def download(self, mxc: str, token: str, max_bytes: int, *, picture: Hashable | None = None) -> bytes:
-        """The file's bytes, at most ``max_bytes`` of them; MediaTooLarge past that.
+        """The file's bytes, at most ``max_bytes`` of them; TooManyBytes past that.
 
         ``picture`` names the picture across retries: all its tries share one deadline, after
         which DownloadDeadline (not worth retrying) is raised.
@@ -88,7 +89,7 @@ class MediaFetcher:
             raise Transient(f"download {mxc}: timed out") from None
         except Transient:
             raise  # retried by the caller within what is left of the deadline
-        except PlatformError:
+        except (PlatformError, TooManyBytes):
             self.deadlines.forget(key)
             raise
         self.deadlines.forget(key)
@@ -109,12 +110,12 @@ class MediaFetcher:
                     if reply.status == 200:
                         declared = reply.content_length
                         if declared is not None and declared > max_bytes:
-                            raise MediaTooLarge(declared, max_bytes)
+                            raise TooManyBytes(declared, max_bytes)
                         data = bytearray()
                         async for chunk in reply.content.iter_chunked(CHUNK):
                             data += chunk
                             if len(data) > max_bytes:
-                                raise MediaTooLarge(len(data), max_bytes)
+                                raise TooManyBytes(len(data), max_bytes)
                         return bytes(data)
                     error = await self._json_error(reply)
                     # a homeserver without authenticated media answers M_UNRECOGNIZED (or 404 without errcode)
@@ -124,7 +125,7 @@ class MediaFetcher:
                         last = PlatformError(f"download {mxc}: the homeserver does not serve {url.split('?')[0]}")
                         continue
                     if error.get("errcode") == "M_TOO_LARGE" or reply.status == 413:
-                        raise MediaTooLarge(reply.content_length or max_bytes + 1, max_bytes)
+                        raise TooManyBytes(reply.content_length or max_bytes + 1, max_bytes)
                     err = translate(error, f"download {mxc}", status=reply.status)
                     if isinstance(err, MessageGone):
                         raise PlatformError(

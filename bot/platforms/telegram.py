@@ -43,7 +43,6 @@ from bot.events import (
 )
 from bot.platforms.base import OutgoingMessage, Rights
 from bot.platforms.errors import (
-    MediaTooLarge,
     MessageGone,
     MessageTooOld,
     MissingRight,
@@ -62,6 +61,7 @@ from bot.platforms.telegram_senders import (
     sender_of,
     user_of,
 )
+from detectors.errors import TooManyBytes
 
 log = logging.getLogger("vigil.telegram")
 # Vigil reads getUpdates raw on purpose (to skip one malformed update instead of stalling)
@@ -82,7 +82,7 @@ def _retry_after(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def translate_error(exc: TelegramError, what: str) -> PlatformError:
+def translate_error(exc: TelegramError, what: str) -> PlatformError | TooManyBytes:
     """PTB's errors, mapped onto the ones the core understands."""
     text = str(exc).lower()
     if isinstance(exc, ChatMigrated):
@@ -100,7 +100,7 @@ def translate_error(exc: TelegramError, what: str) -> PlatformError:
         if "can't be deleted" in text or "not enough rights" in text or "rights" in text:
             return MissingRight("delete messages" if "delet" in what else what, str(exc))
         if "file is too big" in text:
-            return MediaTooLarge(0, 20 * 1024 * 1024)
+            return TooManyBytes(0, 20 * 1024 * 1024, "the Telegram Bot API serves at most 20 MB to bots")
         if "chat not found" in text or "user not found" in text:
             return Unreachable(f"{what}: {exc}")
         return PlatformError(f"{what}: {exc}")
@@ -392,13 +392,13 @@ class TelegramPlatform:
 
     async def fetch_media(self, event: MediaPosted, max_bytes: int) -> bytes:
         if event.media.size is not None and event.media.size > max_bytes:
-            raise MediaTooLarge(event.media.size, max_bytes)
+            raise TooManyBytes(event.media.size, max_bytes)
         file = await self._call("getFile", self.bot.get_file(event.media.file_id))
         if file.file_size is not None and file.file_size > max_bytes:
-            raise MediaTooLarge(file.file_size, max_bytes)
+            raise TooManyBytes(file.file_size, max_bytes)
         data = await self._call("download", file.download_as_bytearray())
         if len(data) > max_bytes:
-            raise MediaTooLarge(len(data), max_bytes)
+            raise TooManyBytes(len(data), max_bytes)
         return bytes(data)
 
     async def delete(self, chat_id: str, message_id: str) -> None:
