@@ -330,3 +330,18 @@ if __name__ == "__main__":
     import sys
 
     raise SystemExit(_main(sys.argv[1:]))
+
+
+class Translators:
+    """One Translator per language, made once: the admin's own language when Vigil has a catalog
+    for it, else ``fallback`` (the group's), else English."""
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        self.timezone = timezone
+        self._made: dict[str, Translator] = {}
+
+    def __call__(self, language: str | None, fallback: str = DEFAULT_LANGUAGE) -> Translator:
+        lang = supported(language) or supported(fallback) or DEFAULT_LANGUAGE
+        if lang not in self._made:
+            self._made[lang] = Translator(lang, timezone=self.timezone)
+        return self._made[lang]
