@@ -869,7 +869,7 @@ def render_alert(facts: AlertFacts, translator: Translator, resources: Resources
         lines.append(w.gettext("Nothing was changed in the group: this only shows what Vigil would have done."))
     lines += [_media_left(w, facts), _bridged(w, facts), _what(w, facts), _picture(w, facts), _sender_done(w, facts)]
     lines += _urgent(w, facts)
-    lines += [()] + _do_now(w, facts, resources)
+    lines += [(), *_do_now(w, facts, resources)]
     return _render([x for x in lines if x is not None])
 
 

@@ -34,7 +34,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info or record.exc_text:
             # exc_text first: the Redactor leaves a cleaned copy there
-            entry["error"] = record.exc_text or self.formatException(record.exc_info)
+            entry["error"] = record.exc_text or self.formatException(record.exc_info or (None, None, None))
         return json.dumps(entry, ensure_ascii=False)
 
 

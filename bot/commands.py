@@ -12,12 +12,12 @@ from typing import Any
 from bot.actions import Actions
 from bot.admins import Admins
 from bot.buttons import NoticeChoice, RecordChoice, RecordVerb, SetChoice, decode, encode
-from bot.config import ACTIONS, LANGUAGES, MODES, REGIONS, SENSITIVITIES, Config, parse_duration
+from bot.config import ACTIONS, MODES, SENSITIVITIES, Config, parse_duration
 from bot.entries import ListEntries
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, UserRef
 from bot.group_settings import SettingsLookup
-from bot.guidance.resources import Resources, region_code
-from bot.i18n import Translator, Translators, supported
+from bot.guidance.resources import REGIONS, Resources, region_code
+from bot.i18n import LANGUAGES, Translator, Translators, supported
 from bot.lists import HashLists
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
@@ -533,7 +533,7 @@ class Commands:
         rows: list[tuple[Button, ...]] = []
         lines: list[str] = []
         for group in await self.store.list_groups(cmd.chat.platform):
-            chat = ChatRef(group.platform, group.chat_id, group.title)
+            chat = ChatRef(group.platform, group.chat_id, group.title or "")
             try:
                 if cmd.sender.user_id not in await self.admins.of(chat):
                     continue

@@ -200,7 +200,8 @@ class _Table:
     def __init__(self, data: Mapping[str, Any], path: str) -> None:
         if not isinstance(data, Mapping):
             raise ConfigError(path, "must be a table", f"write it as [{path}] with key = value lines")
-        self.data, self.path, self.used = data, path, set()
+        self.data, self.path = data, path
+        self.used: set[str] = set()
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -223,9 +224,10 @@ class _Table:
         return value
 
     def choice(self, name: str, options: tuple[str, ...] | Mapping[str, Any], default: str) -> str:
-        return self.get(
+        chosen: str = self.get(
             name, str, default, lambda v: None if v in options else f"'{v}' is not one of {', '.join(options)}"
         )
+        return chosen
 
     def table(self, name: str) -> _Table:
         self.used.add(name)
@@ -315,7 +317,7 @@ def _detectors(root: _Table) -> DetectorSettings:
     return settings
 
 
-def _paths(v: list) -> str | None:
+def _paths(v: list[object]) -> str | None:
     bad = [p for p in v if not isinstance(p, str) or not Path(p).expanduser().is_file()]
     return f"{bad[0]!r} is not a file" if bad else None
 
@@ -327,7 +329,7 @@ def _synthetic(t: _Table) -> Any:
     path = t.get("path", str, "")
     d = ClassifierSpec(path=Path())
 
-    def triple(v: list) -> str | None:
+    def triple(v: list[object]) -> str | None:
         return None if len(v) == 3 and all(isinstance(x, (int, float)) for x in v) else "needs three numbers (R, G, B)"
 
     spec = ClassifierSpec(

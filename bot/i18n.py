@@ -249,8 +249,8 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
         ids = m.msgid if isinstance(m.msgid, tuple) else (m.msgid,)
         where = f"{m.path}:{m.line}"
         entry = catalog.get(ids[0])
-        strings = entry.string if entry is not None else None
-        strings = strings if isinstance(strings, tuple) else (strings,)
+        found = entry.string if entry is not None else None
+        strings: tuple[str | None, ...] = tuple(found) if isinstance(found, (tuple, list)) else (found,)
         if entry is None or not all(strings):
             problems.append(f"{where}: no {language} translation for {ids[0]!r}")
             continue
@@ -263,7 +263,7 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
         try:
             wanted = frozenset().union(*(placeholders(i) for i in ids))
             for s in strings:
-                got = placeholders(s)
+                got = placeholders(s or "")
                 # a plural form may leave out {n} (e.g. "one image"), never add or rename a field
                 if not got <= wanted or (len(ids) == 1 and got != wanted):
                     problems.append(

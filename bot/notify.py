@@ -100,18 +100,17 @@ def _record_time(text: str | None) -> datetime:
 def _outcome_of_record(record: AuditRecord) -> AlertOutcome:
     if record.label == "unscannable":
         return AlertOutcome.NOT_CHECKED
-    return {Verdict.DELETE: AlertOutcome.DELETED, Verdict.ASK: AlertOutcome.REVIEW}.get(
-        record.decision or "", AlertOutcome.REPORTED
-    )
+    if record.decision == Verdict.DELETE:
+        return AlertOutcome.DELETED
+    return AlertOutcome.REVIEW if record.decision == Verdict.ASK else AlertOutcome.REPORTED
 
 
 def _planned_sanction(record: AuditRecord) -> SanctionDone:
     """What the record says was to be done to the sender (the details of an alert)."""
     planned = (record.actions or {}).get("sender_action") if record.decision == Verdict.DELETE else None
-    try:
-        return DONE_BY_SANCTION.get(Sanction(planned), SanctionDone.NONE)
-    except ValueError:
+    if not isinstance(planned, str) or planned not in set(Sanction):
         return SanctionDone.NONE
+    return DONE_BY_SANCTION.get(Sanction(planned), SanctionDone.NONE)
 
 
 class Notifier:
@@ -319,7 +318,9 @@ class Notifier:
 
     async def _may_name(self, chat: ChatRef, owner: ProtectedOwner) -> bool:
         """``nameable``'s rule for an owner record (the details of an alert)."""
-        member = (owner.platform, owner.user_id) if owner.kind == "member" and owner.user_id else None
+        member = (
+            (owner.platform, owner.user_id) if owner.kind == "member" and owner.platform and owner.user_id else None
+        )
         return await self.protector.may_name((chat.platform, chat.chat_id), member, self._member_check(chat))
 
     async def _fallback(

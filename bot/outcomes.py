@@ -10,7 +10,7 @@ from bot.platforms.errors import PlatformError
 from bot.policy import Decision
 from bot.protect import DerivedMatch
 from bot.values import ActionFailure, AlertOutcome, SanctionDone, Verdict
-from detectors.errors import MediaError
+from detectors.errors import MediaError, VigilError
 from detectors.scanner import Scan
 
 
@@ -32,7 +32,7 @@ class Outcome:
     """What one work item came to, for the alert and the audit."""
 
     scan: Scan | None
-    error: MediaError | PlatformError | None
+    error: MediaError | PlatformError | VigilError | None  # why it could not be checked (a reason word on each)
     matches: tuple[ListMatch, ...]
     label: str  # the detectors' label of the frames that decide (detectors.verdict)
     decision: Decision

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from bot.config import SENSITIVITIES, GroupDefaults
 from bot.values import BlockAction, Sanction, Verdict
@@ -21,7 +22,7 @@ class GroupSettings(GroupDefaults):
     @classmethod
     def from_defaults(cls, d: GroupDefaults, stored: Mapping[str, object] | None = None) -> GroupSettings:
         base = cls(**asdict(d))
-        known = {k: v for k, v in (stored or {}).items() if k in cls.__dataclass_fields__}
+        known: dict[str, Any] = {k: v for k, v in (stored or {}).items() if k in cls.__dataclass_fields__}
         return replace(base, **known)
 
     def threshold_shift(self) -> float:
