@@ -46,9 +46,9 @@ class AlertOutcome(StrEnum):
     """What became of the image, in one word, for the alert (and the one-alert-per-message claim)."""
 
     DELETED = "deleted"
-    DELETE_FAILED = "delete_failed"
     REVIEW = "review"
     REPORTED = "reported"
+    DELETE_FAILED = "delete_failed"
     NOT_CHECKED = "not_checked"
 
 
