@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.guidance.resources import REGIONS  # the regions of bot/guidance/resources.toml
 from bot.i18n import LANGUAGES  # the languages with a catalog in bot/guidance/locales
@@ -256,8 +257,6 @@ def _duration(v: str) -> str | None:
 
 
 def _timezone(v: str) -> str | None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError):
@@ -324,7 +323,7 @@ def _paths(v: list[object]) -> str | None:
 
 def _synthetic(t: _Table) -> Any:
     """[models.synthetic]: an operator's ONNX classifier of AI-made images (off unless a path is set)."""
-    from detectors.synthetic import ClassifierSpec
+    from detectors.synthetic import ClassifierSpec  # here: it loads OpenCV, which reading a config needs not
 
     path = t.get("path", str, "")
     d = ClassifierSpec(path=Path())
@@ -589,7 +588,7 @@ def _pipeline(root: _Table) -> PipelineConfig:
 
 def _database(root: _Table, env: Mapping[str, str]) -> tuple[str, int]:
     """[database] url (or VIGIL_DATABASE_URL, which wins) and pool_size."""
-    from bot.store.urls import is_postgres, redacted
+    from bot.store.urls import is_postgres, redacted  # here: bot.store loads the database drivers
 
     t = root.table("database")
     url = t.get("url", str, "").strip()

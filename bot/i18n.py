@@ -14,6 +14,7 @@ from __future__ import annotations
 import gettext as _gettext
 import io
 import string
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.plurals import get_plural
-from babel.messages.pofile import read_po
+from babel.messages.pofile import read_po, write_po
 from babel.numbers import format_percent as _babel_percent
 
 from detectors.errors import ConfigError
@@ -277,8 +278,6 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
 def update_catalogs(root: Path = BOT_DIR, locales_dir: Path = LOCALES_DIR) -> dict[str, int]:
     """Brings every .po file in line with the code: new msgids are added untranslated, unused ones
     dropped, translations kept. Returns how many messages lack a translation per language."""
-    from babel.messages.pofile import write_po
-
     template = Catalog(domain=DOMAIN, project="Vigil")
     for m in extract_messages(root):
         template.add(m.msgid, locations=[(m.path, m.line)])
@@ -327,8 +326,6 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(_main(sys.argv[1:]))
 
 

@@ -27,9 +27,11 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from bot.config import load_config
 from bot.metrics import Metrics
 from bot.platforms.base import Platform
 from bot.store.protocol import Store
+from detectors.errors import ConfigError
 
 log = logging.getLogger("vigil.ops")
 
@@ -128,8 +130,6 @@ class OpsServer:
         except OSError as exc:
             await self._runner.cleanup()
             self._runner = None
-            from detectors.errors import ConfigError
-
             raise ConfigError(
                 "ops.listen",
                 f"cannot listen on {host}:{port} ({exc.strerror or exc})",
@@ -180,9 +180,6 @@ def probe(address: tuple[str, int], path: str = "/healthz", timeout: float = 5.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bot.config import load_config
-    from detectors.errors import ConfigError
-
     p = argparse.ArgumentParser(
         prog="python -m bot.ops", description="Probe Vigil's ops endpoint (exit 0 when it answers 200)."
     )

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
-
-if TYPE_CHECKING:
-    from bot.i18n import Translator
-    from bot.metrics import Metrics
-    from bot.policy import GroupSettings
+from bot.i18n import Translator
+from bot.metrics import Metrics
+from bot.policy import GroupSettings
 
 
 @dataclass(frozen=True)
