@@ -101,7 +101,7 @@ class Metrics:
 
     def outcome(self, platform: str, outcome: Outcome) -> None:
         """One image handled: its outcome, what was found, how long the scan took."""
-        name = "unscannable" if outcome.error is not None else outcome.label
+        name = "unscannable" if outcome.error is not None else outcome.severity
         self.images_scanned.labels(platform, name).inc()
         if outcome.scan is not None:
             seconds = outcome.scan.timings_ms.get("total")
@@ -110,8 +110,8 @@ class Metrics:
         self.decisions.labels(outcome.decision.verdict, str(outcome.decision.dry_run).lower()).inc()
         if outcome.error is not None:
             self.hits.labels("unscannable").inc()
-        elif outcome.label != "clean":
-            self.hits.labels(outcome.label).inc()
+        elif outcome.severity != "clean":
+            self.hits.labels(outcome.severity).inc()
         if any(m.kind == "block" for m in outcome.matches):
             self.hits.labels("hash").inc()
 

@@ -43,12 +43,12 @@ log = logging.getLogger("vigil.moderation")
 T = TypeVar("T")
 
 
-def judge_frames_label(scanner: Scanner, scan: Scan, settings: GroupSettings, frames: Iterable[int]) -> str:
-    """The label of these frames of a scan, with the group's thresholds."""
+def judge_severity(scanner: Scanner, scan: Scan, settings: GroupSettings, frames: Iterable[int]) -> str:
+    """The severity of these frames of a scan, with the group's thresholds."""
     thresholds = scanner.thresholds.shifted(settings.threshold_shift())
     chosen = [scan.frames[i] for i in frames]
-    label, _ = judge_frames([(((d.label, d.score) for d in f.detections), f.nsfw) for f in chosen], thresholds)
-    return label
+    severity, _ = judge_frames([(((d.label, d.score) for d in f.detections), f.nsfw) for f in chosen], thresholds)
+    return severity
 
 
 class Moderator:
@@ -108,9 +108,9 @@ class Moderator:
             list_signals=self.lists.wants_signals(list_ids) or self.protector.wants_fingerprints(settings.group_photos),
         )
         matches: tuple[ListMatch, ...] = ()
-        label = CLEAN
+        severity = CLEAN
         if scan is not None:
-            label = judge_frames_label(self.scanner, scan, settings, range(len(scan.frames)))
+            severity = judge_severity(self.scanner, scan, settings, range(len(scan.frames)))
             if list_ids:
                 match = partial(
                     self.lists.match,
@@ -123,32 +123,34 @@ class Moderator:
         derived: tuple[DerivedMatch, ...] = ()
         if scan is not None:
             found = await self.protector.match_scan(scan)
-            derived = derived_evidence(found, label=label, sender=(event.sender.platform, event.sender.user_id))
+            derived = derived_evidence(found, label=severity, sender=(event.sender.platform, event.sender.user_id))
         allowed = any(m.kind == ListKind.ALLOW for m in matches)
         if allowed and scan is not None and len(scan.frames) > 1:
-            label, matches, derived, allowed = await self._frames_not_allowed(scan, label, matches, derived, settings)
+            severity, matches, derived, allowed = await self._frames_not_allowed(
+                scan, severity, matches, derived, settings
+            )
         blocks = [m for m in matches if m.kind == ListKind.BLOCK]
         block_action = None
         if blocks:
             deletes = any(m.action == BlockAction.DELETE for m in blocks)
             block_action = BlockAction.DELETE if deletes else BlockAction.REVIEW
         evidence = Evidence(
-            label=label,
+            severity=severity,
             block_action=block_action,
             allowed=allowed,
             unscannable=error is not None,
             derived=bool(derived),
         )
         exempt = False
-        if evidence.label != CLEAN or blocks or derived or error is not None:
+        if evidence.severity != CLEAN or blocks or derived or error is not None:
             # an anonymous admin posts as the group itself: only the group's admins can
             exempt = event.sender.kind == "anonymous_admin" or await self.admins.is_exempt(
                 event.chat, event.sender.user_id
             )
         decision = decide(evidence, settings, exempt=exempt)
-        audit_id = await record_scan(self.store, work_id, event, scan, error, matches, label, decision, derived)
+        audit_id = await record_scan(self.store, work_id, event, scan, error, matches, severity, decision, derived)
         rest = self._conclude(
-            work_id, event, platform, settings, scan, error, matches, label, decision, derived, audit_id
+            work_id, event, platform, settings, scan, error, matches, severity, decision, derived, audit_id
         )
         if detach and decision.verdict == Verdict.DELETE and not decision.dry_run:
             return rest
@@ -164,14 +166,14 @@ class Moderator:
         scan: Scan | None,
         error: MediaError | PlatformError | None,
         matches: tuple[ListMatch, ...],
-        label: str,
+        severity: str,
         decision: Decision,
         derived: tuple[DerivedMatch, ...],
         audit_id: int,
     ) -> None:
         """What follows a decision: act, alert, keep a group photo, finish the item."""
         acted = await self._act(platform, event, decision, settings, audit_id)
-        outcome = Outcome(scan, error, matches, label, decision, acted, derived=derived)
+        outcome = Outcome(scan, error, matches, severity, decision, acted, derived=derived)
         self.metrics.outcome(event.chat.platform, outcome)
         if decision.alert and await self._first_report_of_message(work_id, event, outcome):
             await self.notifier.alert_admins(event, outcome, settings, audit_id)
@@ -193,7 +195,7 @@ class Moderator:
             "chat %s message %s: %s -> %s%s",
             event.chat.chat_id,
             event.message_id,
-            label if error is None else "unscannable",
+            severity if error is None else "unscannable",
             decision.verdict,
             " (dry run)" if decision.dry_run else "",
         )
@@ -205,7 +207,7 @@ class Moderator:
         if settings.mode == "off":
             return
         error = GaveUp(self.config.pipeline.max_attempts, last_error)
-        decision = decide(Evidence(label=CLEAN, unscannable=True), settings, exempt=False)
+        decision = decide(Evidence(severity=CLEAN, unscannable=True), settings, exempt=False)
         audit_id = await record_scan(self.store, work_id, event, None, error, (), CLEAN, decision)
         outcome = Outcome(None, error, (), CLEAN, decision)
         self.metrics.outcome(event.chat.platform, outcome)
@@ -230,7 +232,7 @@ class Moderator:
     async def _frames_not_allowed(
         self,
         scan: Scan,
-        label: str,
+        severity: str,
         matches: tuple[ListMatch, ...],
         derived: tuple[DerivedMatch, ...],
         settings: GroupSettings,
@@ -238,7 +240,7 @@ class Moderator:
         """An allow match excuses only the frames it covers: an animation whose first frame is an
         allowed picture and whose next one is nudity or a blocked copy is judged by the rest.
 
-        Returns the label, list matches, protected-photo matches and whether the whole file is
+        Returns the severity, list matches, protected-photo matches and whether the whole file is
         allowed, each for the frames no allow list covers."""
         allow_ids = sorted({m.list_id for m in matches if m.kind == ListKind.ALLOW})
         signals = [as_signals(f) for f in scan.frames]
@@ -252,7 +254,7 @@ class Moderator:
 
         rest = [i for i in range(len(signals)) if not await self._cpu(partial(covered, i))]
         if not rest:
-            return label, matches, derived, True  # every frame is allowed: the whole file is
+            return severity, matches, derived, True  # every frame is allowed: the whole file is
         others = sorted({m.list_id for m in matches if m.kind != ListKind.ALLOW})
         blocks: tuple[ListMatch, ...] = ()
         if others:
@@ -266,7 +268,7 @@ class Moderator:
             blocks = tuple(await self._cpu(match))
         kept = tuple(d for d in derived if d.frame in rest)
         allows = tuple(m for m in matches if m.kind == ListKind.ALLOW)  # kept for the record, no longer deciding
-        return judge_frames_label(self.scanner, scan, settings, rest), blocks + allows, kept, False
+        return judge_severity(self.scanner, scan, settings, rest), blocks + allows, kept, False
 
     async def _keep_group_photo(self, event: MediaPosted, scan: Scan, settings: GroupSettings) -> None:
         """The group keeps group photos: a member's ordinary photo is protected for a while, owner = the sender."""

@@ -78,7 +78,7 @@ def findings_of(
         for h in outcome.scan.hits:
             found.append(Finding("nudity", label=h.label, score=h.score))
         nsfw = outcome.scan.nsfw
-        if nsfw is not None and outcome.label != CLEAN:
+        if nsfw is not None and outcome.severity != CLEAN:
             found.append(Finding("nsfw", score=nsfw))
         # evidence of AI making or editing: shown with a hit, never a reason to act on its own
         for p in outcome.scan.provenance:

@@ -34,7 +34,7 @@ class Outcome:
     scan: Scan | None
     error: MediaError | PlatformError | VigilError | None  # why it could not be checked (a reason word on each)
     matches: tuple[ListMatch, ...]
-    label: str  # the detectors' label of the frames that decide (detectors.verdict)
+    severity: str  # the detectors' label of the frames that decide (detectors.verdict): clean, review, nudity
     decision: Decision
     acted: Acted = NOTHING_DONE
     derived: tuple[DerivedMatch, ...] = ()  # manipulated copies of protected photos (bot/protect.py)

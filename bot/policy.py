@@ -35,7 +35,7 @@ class GroupSettings(GroupDefaults):
 class Evidence:
     """What the detectors and lists found, reduced to what the policy needs."""
 
-    label: str  # a detectors.verdict label, judged with the group's thresholds
+    severity: str  # the image's label from the detectors (detectors.verdict), judged with the group's thresholds
     block_action: BlockAction | None = None  # when a block list matched
     allowed: bool = False  # an allow list matched: wins over everything
     unscannable: bool = False  # the image could not be checked
@@ -67,10 +67,10 @@ def decide(evidence: Evidence, settings: GroupSettings, *, exempt: bool) -> Deci
     dry = settings.mode == "dryrun"
     if evidence.unscannable:
         return Decision(REPORT, dry_run=dry, reason="could not be checked")
-    if evidence.block_action == BlockAction.DELETE or evidence.label == NUDITY:
+    if evidence.block_action == BlockAction.DELETE or evidence.severity == NUDITY:
         verdict, reason = DELETE, "block list" if evidence.block_action == BlockAction.DELETE else "nudity"
-    elif evidence.block_action == BlockAction.REVIEW or evidence.label == REVIEW or evidence.derived:
-        verdict, reason = ASK, "review band" if evidence.label == REVIEW else "needs review"
+    elif evidence.block_action == BlockAction.REVIEW or evidence.severity == REVIEW or evidence.derived:
+        verdict, reason = ASK, "review band" if evidence.severity == REVIEW else "needs review"
     else:
         return Decision(ALLOW, reason="clean")
     if settings.mode == "review" and verdict == DELETE:

@@ -26,7 +26,7 @@ async def record_scan(
     scan: Scan | None,
     error: Exception | None,
     matches: tuple[ListMatch, ...],
-    label: str,
+    severity: str,
     decision: Decision,
     derived: tuple[DerivedMatch, ...] = (),
 ) -> int:
@@ -91,7 +91,7 @@ async def record_scan(
         sender_id=None if clean else event.sender.user_id,
         sender_name=None if clean else event.sender.display_name,
         kind="scan",
-        label=label if error is None else "unscannable",
+        label=severity if error is None else "unscannable",  # the record's label: the image's severity
         findings=findings,
         hashes=hashes,
         decision=str(decision.verdict),  # a plain word for the store, whatever a driver makes of enums
