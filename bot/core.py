@@ -27,7 +27,7 @@ from bot.metrics import NO_METRICS, Metrics
 from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
-from bot.platforms.base import Platform
+from bot.platforms.base import EventSink, Platform, SharedReads
 from bot.policy import GroupSettings
 from bot.protect import Protector
 from bot.protect_chat import ProtectChat
@@ -295,3 +295,8 @@ class Core:
     @property
     def backlog(self) -> int:
         return self.pipeline.depth
+
+
+def seams_of(core: Core) -> tuple[EventSink, SharedReads]:
+    """The core as the adapters see it (mypy checks here that it has both protocols' shape)."""
+    return core, core
