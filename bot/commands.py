@@ -5,37 +5,33 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from bot.actions import Actions
 from bot.admins import Admins
-from bot.buttons import NoticeChoice, RecordChoice, RecordVerb, SetChoice, decode, encode
+from bot.buttons import SetChoice, encode
 from bot.config import ACTIONS, MODES, SENSITIVITIES, Config, parse_duration
 from bot.entries import ListEntries
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, UserRef
+from bot.events import BotAdded, ChatRef, CommandIssued, UserRef
+from bot.evidence import export_evidence
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import REGIONS, Resources, region_code
 from bot.i18n import LANGUAGES, Translator, Translators, supported
 from bot.lists import HashLists
-from bot.notify import Notifier
 from bot.pipeline import Pipeline
 from bot.platforms.base import Button, OutgoingMessage, Platform
-from bot.platforms.errors import PlatformError, Unreachable
+from bot.platforms.errors import PlatformError
 from bot.policy import GroupSettings
-from bot.protect import exported_findings
 from bot.protect_chat import ProtectChat, private_verb
 from bot.repeats import RepeatCache, platform_key, sha256_of
+from bot.scan_record import record_command
 from bot.store.protocol import Store
-from bot.store.records import AuditRecord
 from bot.values import ListKind
 from detectors.errors import MediaError
 from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil.commands")
-
-SETTABLE = {"mode": MODES, "lang": LANGUAGES, "region": REGIONS}
 
 
 class Commands:
@@ -57,7 +53,6 @@ class Commands:
         pipeline: Pipeline,
         scanner: Scanner,
         actions: Actions,
-        notifier: Notifier,
         protect_chat: ProtectChat,
         private_started: Callable[[UserRef], Awaitable[None]],
     ) -> None:
@@ -74,7 +69,6 @@ class Commands:
         self.pipeline = pipeline
         self.scanner = scanner
         self.actions = actions
-        self.notifier = notifier
         self.protect_chat = protect_chat
         self.private_started = private_started
 
@@ -90,22 +84,8 @@ class Commands:
         settings = await self.settings.of(chat)
         return self.translators(settings.language, settings.language), settings
 
-    async def _audit_command(self, chat: ChatRef, actor: str, what: str, dry_run: bool = False) -> None:
-        await self.store.add_audit(
-            platform=chat.platform,
-            chat_id=chat.chat_id,
-            message_id=None,
-            sender_id=None,
-            sender_name=None,
-            kind="admin_command",
-            label=what,
-            findings={},
-            hashes={},
-            decision=None,
-            actions={},
-            actor=actor,
-            dry_run=dry_run,
-        )
+    async def _audit_command(self, chat: ChatRef, actor: str, what: str) -> None:
+        await record_command(self.store, chat, actor, what)
 
     # --- commands -------------------------------------------------------------------
 
@@ -336,7 +316,8 @@ class Commands:
         )
 
     async def cmd_export(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
-        await self.export(cmd.chat, cmd.sender.user_id, None, t)
+        platform = self.platforms[cmd.chat.platform]
+        await self._say(cmd.chat, await export_evidence(self.store, platform, cmd.chat, cmd.sender.user_id, None, t))
 
     async def cmd_groupphotos(
         self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings
@@ -558,143 +539,6 @@ class Commands:
         text = "\n".join(lines) if lines else t.gettext("You are not an admin of any group that Vigil protects.")
         await self.platforms[cmd.chat.platform].send_chat(cmd.chat.chat_id, OutgoingMessage(text, buttons=tuple(rows)))
 
-    # --- buttons -------------------------------------------------------------------------
-
-    async def button(self, press: ButtonPressed) -> None:
-        platform = self.platforms[press.chat.platform]
-        t = self.translators(press.sender.language)
-        choice = decode(press.data)
-        if isinstance(choice, NoticeChoice):  # a member's answer about notices for their protected photos
-            await self.protect_chat.button(press, choice)
-            return
-        if isinstance(choice, SetChoice):
-            group = ChatRef(press.chat.platform, choice.chat_id)
-            if press.sender.user_id not in await self.admins.of(group, fresh=True):
-                await platform.answer(press, t.gettext("Only this group's admins can change Vigil's settings."))
-                return
-            if choice.key not in SETTABLE or choice.value not in SETTABLE[choice.key]:
-                await platform.answer(press, t.gettext("That button is out of date."))
-                return
-            await self.store.update_settings(group.platform, group.chat_id, {choice.key: choice.value})
-            await self._audit_command(group, press.sender.user_id, f"settings {choice.key}={choice.value}")
-            await platform.answer(press, t.gettext("Mode set to {mode}.", mode=choice.value))
-            return
-        record = await self.store.audit_record(choice.record_id) if choice is not None else None
-        if choice is None or record is None:
-            await platform.answer(press, t.gettext("That button is out of date."))
-            return
-        group = ChatRef(record.platform, record.chat_id)
-        if press.sender.user_id not in await self.admins.of(group, fresh=True):
-            await platform.answer(press, t.gettext("Only this group's admins can change Vigil's settings."))
-            return
-        if choice.verb == RecordVerb.DETAILS:  # the second message of an alert, where the choice was made
-            settings = await self.settings.of(group)
-            # a protected person is never named in a group chat (the group itself, or its admin log chat)
-            in_group = press.chat.chat_id in (group.chat_id, settings.logchat)
-            message = await self.notifier.details(
-                record, self.translators(press.sender.language, settings.language), may_name=not in_group
-            )
-            await self._audit_command(group, press.sender.user_id, f"button {choice.verb} on record {record.id}")
-            await platform.answer(press, "")  # only acknowledges: the answer is the message below
-            try:
-                await platform.send_chat(press.chat.chat_id, message)
-            except PlatformError as exc:
-                log.warning("details for record %s to %s failed: %s", record.id, press.chat.chat_id, exc)
-            return
-        text = await self._button_action(choice, record, group, press, t)
-        await self._audit_command(group, press.sender.user_id, f"button {choice.verb} on record {record.id}")
-        await platform.answer(press, text)
-
-    async def _button_action(
-        self, choice: RecordChoice, record: AuditRecord, group: ChatRef, press: ButtonPressed, t: Translator
-    ) -> str:
-        platform = self.platforms[group.platform]
-        verb = choice.verb
-        if verb in (RecordVerb.DELETE, RecordVerb.KEEP):
-            review = await self.store.get_review(record.id)
-            if review is None or review.state != "open" or record.message_id is None:
-                return t.gettext("Another admin already decided.")
-            if verb == RecordVerb.DELETE:
-                result = await self.actions.delete(platform, group.chat_id, record.message_id)
-                if not result.done:
-                    return t.gettext("Vigil could not delete the message: please delete it by hand.")
-                await self.store.decide_review(review.id, "deleted", press.sender.user_id)
-                return t.gettext("Deleted.")
-            await self.store.decide_review(review.id, "kept", press.sender.user_id)
-            return t.gettext("Kept.")
-        if verb == RecordVerb.BAN and record.sender_id:
-            result = await self.actions.ban(platform, group.chat_id, record.sender_id, record.message_id or "")
-            return (
-                t.gettext("The sender was banned.")
-                if result.done
-                else t.gettext("Vigil could not ban the sender: check its rights.")
-            )
-        if verb == RecordVerb.UNMUTE and record.sender_id:
-            try:
-                await platform.unrestrict(group.chat_id, record.sender_id)
-            except PlatformError:
-                return t.gettext("Vigil could not lift the restriction: check its rights.")
-            return t.gettext("The restriction was lifted.")
-        if verb == RecordVerb.FALSE_POSITIVE:
-            hashes = record.hashes or {}
-            if not hashes:
-                return t.gettext("There is nothing to add for this record.")
-            lst = await self.store.group_list(group.platform, group.chat_id, ListKind.ALLOW)
-            await self.entries.add_hashes(
-                lst, hashes, added_by=press.sender.user_id, chat=group, note=f"false positive, record {record.id}"
-            )
-            return t.gettext("Marked as a false positive: this image is on the group's allow list now.")
-        if verb == RecordVerb.EXPORT:
-            return await self.export(group, press.sender.user_id, record.id, t, reply=False)
-        return t.gettext("That button is out of date.")
-
-    async def export(
-        self, group: ChatRef, user_id: str, record_id: int | None, t: Translator, *, reply: bool = True
-    ) -> str:
-        """The evidence records as a JSON file, sent privately: ids, times, findings and hashes only."""
-        records = (
-            [await self.store.audit_record(record_id)]
-            if record_id
-            else await self.store.audit_for_group(group.platform, group.chat_id)
-        )
-        items = [evidence_record(r) for r in records if r is not None and r.kind == "scan" and r.label != "clean"]
-        doc = {
-            "exported_at": datetime.now(UTC).isoformat(),
-            "platform": group.platform,
-            "group": group.chat_id,
-            "note": (
-                "Evidence records kept by Vigil: identifiers, times, findings and hashes. No image is kept or included."
-            ),
-            "records": items,
-        }
-        data = json.dumps(doc, indent=2, ensure_ascii=False).encode()
-        name = f"vigil-evidence-{group.chat_id}{'-' + str(record_id) if record_id else ''}.json"
-        try:
-            await self.platforms[group.platform].send_file(
-                user_id, name, data, t.gettext("Vigil evidence records ({count})", count=len(items))
-            )
-            text = t.gettext("The evidence records were sent to you privately.")
-        except Unreachable:
-            text = t.gettext("Open a private chat with the bot and press Start, then ask again.")
-        await self.store.add_audit(
-            platform=group.platform,
-            chat_id=group.chat_id,
-            message_id=None,
-            sender_id=None,
-            sender_name=None,
-            kind="admin_command",
-            label="export",
-            findings={"records": len(items)},
-            hashes={},
-            decision=None,
-            actions={},
-            actor=user_id,
-            dry_run=False,
-        )
-        if reply:
-            await self._say(group, text)
-        return text
-
     # --- membership -------------------------------------------------------------------------
 
     async def bot_added(self, event: BotAdded) -> None:
@@ -731,19 +575,3 @@ class Commands:
             except PlatformError:
                 pass
         await self._say(event.chat, text)
-
-
-def evidence_record(r: AuditRecord) -> dict[str, Any]:
-    return {
-        "record": r.id,
-        "at": r.at,
-        "message_id": r.message_id,
-        "sender_id": r.sender_id,
-        "sender_name": r.sender_name,
-        "label": r.label,
-        "findings": exported_findings(r.findings),  # no protected photo's or owner's ids
-        "hashes": r.hashes,
-        "decision": r.decision,
-        "actions": r.actions,
-        "dry_run": r.dry_run,
-    }

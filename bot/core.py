@@ -29,6 +29,7 @@ from bot.notify import Notifier
 from bot.pipeline import Pipeline
 from bot.platforms.base import EventSink, Platform, SharedReads
 from bot.policy import GroupSettings
+from bot.presses import Presses
 from bot.protect import Protector
 from bot.protect_chat import ProtectChat
 from bot.repeats import RepeatCache
@@ -120,9 +121,19 @@ class Core:
             pipeline=self.pipeline,
             scanner=scanner,
             actions=self.actions,
-            notifier=self.notifier,
             protect_chat=self.protect_chat,
             private_started=self.private_started,
+        )
+        self.presses = Presses(
+            platforms=self.platforms,
+            store=store,
+            settings=self.settings,
+            admins=self.admin_roster,
+            translators=self.translators,
+            actions=self.actions,
+            notifier=self.notifier,
+            entries=self.entries,
+            protect_chat=self.protect_chat,
         )
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None
@@ -261,7 +272,7 @@ class Core:
         await self.commands.handle(cmd)
 
     async def button(self, press: ButtonPressed) -> None:
-        await self.commands.button(press)
+        await self.presses.button(press)
 
     async def bot_added(self, event: BotAdded) -> None:
         await self.commands.bot_added(event)

@@ -1,15 +1,16 @@
-"""The audit record of one work item: what was found and decided, ids and hashes only (never the image)."""
+"""The audit records the core writes: a work item's scan record (what was found and decided, ids and
+hashes only, never the image) and an admin's command."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.events import MediaPosted, picture_role
+from bot.events import ChatRef, MediaPosted, picture_role
 from bot.lists import ListMatch
 from bot.policy import Decision
 from bot.protect import DerivedMatch
 from bot.redact import redact
-from bot.store.protocol import Store
+from bot.store.protocol import AuditStore, Store
 from bot.values import Verdict
 from detectors.scanner import Scan
 
@@ -101,3 +102,22 @@ async def record_scan(
     )
     await store.set_state(key, str(audit_id))
     return audit_id
+
+
+async def record_command(store: AuditStore, chat: ChatRef, actor: str, what: str) -> None:
+    """An admin's command or choice, for the group's audit log."""
+    await store.add_audit(
+        platform=chat.platform,
+        chat_id=chat.chat_id,
+        message_id=None,
+        sender_id=None,
+        sender_name=None,
+        kind="admin_command",
+        label=what,
+        findings={},
+        hashes={},
+        decision=None,
+        actions={},
+        actor=actor,
+        dry_run=False,
+    )
