@@ -2,6 +2,10 @@
 
 A wrong or missing value raises ``ConfigError`` naming the key and the fix, so
 start-up stops before anything runs. Every key is documented in config.example.toml.
+
+Why one file of about 650 lines: each section is a dataclass and, below it, the reader that
+validates it; the readers share one small table reader (``_Table``). Split, a key's default
+and its check would sit apart from each other; the file is read section by section.
 """
 
 from __future__ import annotations
