@@ -529,13 +529,16 @@ class Commands:
                     sensitivity=s.sensitivity,
                 )
             )
-            rows.append(
-                tuple(
+            try:
+                row = tuple(
                     Button(f"{(group.title or group.chat_id)[:16]}: {m}", encode(SetChoice(group.chat_id, "mode", m)))
                     for m in MODES
                     if m != s.mode
                 )
-            )
+            except ValueError:  # an id too long for a button's data: the group is listed, without buttons
+                row = ()
+            if row:
+                rows.append(row)
         text = "\n".join(lines) if lines else t.gettext("You are not an admin of any group that Vigil protects.")
         await self.platforms[cmd.chat.platform].send_chat(cmd.chat.chat_id, OutgoingMessage(text, buttons=tuple(rows)))
 
