@@ -7,17 +7,20 @@ says what it would have done.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.config import parse_duration
 from bot.delete_batcher import DeleteBatcher
-from bot.metrics import metrics_of
+from bot.metrics import NO_METRICS, Metrics
+from bot.platforms.base import Platform
 from bot.platforms.errors import MessageGone, MessageTooOld, MissingRight, PlatformError
-
-if TYPE_CHECKING:
-    from bot.policy import GroupSettings
+from bot.platforms.retries import with_retries
+from bot.policy import GroupSettings
+from bot.store.protocol import WorkStore
+from bot.values import ActionFailure, Sanction
 
 log = logging.getLogger("vigil.actions")
 
@@ -25,21 +28,30 @@ log = logging.getLogger("vigil.actions")
 @dataclass(frozen=True)
 class ActionResult:
     done: bool
-    failure: str | None = None  # "too_old" | "no_right" | "error"
+    failure: ActionFailure | None = None
     until: datetime | None = None
 
 
 class Actions:
-    def __init__(self, store: Any, batcher: DeleteBatcher | None = None) -> None:
+    def __init__(
+        self, store: WorkStore, batcher: DeleteBatcher | None = None, *, metrics: Metrics = NO_METRICS
+    ) -> None:
         self.store = store
         self.batcher = batcher  # None: each delete is its own call, retried on its own
+        self.metrics = metrics
 
     async def _once(
-        self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call, *, retried: bool = False
+        self,
+        platform: Platform,
+        chat_id: str,
+        message_id: str,
+        action: str,
+        params: Mapping[str, Any],
+        call: Callable[[], Awaitable[object]],
+        *,
+        retried: bool = False,
     ) -> ActionResult:
         """``retried``: ``call`` waits out rate limits and retries by itself (the delete batcher)."""
-        from bot.moderation import with_retries
-
         record = await self.store.record_action(platform.name, chat_id, message_id, action, params)
         if record.state == "done":
             return ActionResult(True)
@@ -52,24 +64,24 @@ class Actions:
                 await with_retries(f"{action} in chat {chat_id}", call)
         except MessageGone:
             pass  # someone deleted it first: the goal is reached
-        except MessageTooOld as exc:
-            await self.store.action_failed(record.id, str(exc))
-            metrics_of(self).action(action, "too_old")
-            return ActionResult(False, "too_old")
-        except MissingRight as exc:
-            await self.store.action_failed(record.id, str(exc))
-            metrics_of(self).action(action, "no_right")
-            return ActionResult(False, "no_right")
         except PlatformError as exc:
-            log.error("%s of message %s in chat %s failed: %s", action, message_id, chat_id, exc)
+            failure = (
+                ActionFailure.TOO_OLD
+                if isinstance(exc, MessageTooOld)
+                else ActionFailure.NO_RIGHT
+                if isinstance(exc, MissingRight)
+                else ActionFailure.ERROR
+            )
+            if failure == ActionFailure.ERROR:
+                log.error("%s of message %s in chat %s failed: %s", action, message_id, chat_id, exc)
             await self.store.action_failed(record.id, str(exc))
-            metrics_of(self).action(action, "error")
-            return ActionResult(False, "error")
+            self.metrics.action(action, failure)
+            return ActionResult(False, failure)
         await self.store.action_done(record.id)
-        metrics_of(self).action(action, "done")
+        self.metrics.action(action, "done")
         return ActionResult(True)
 
-    async def delete(self, platform: Any, chat_id: str, message_id: str) -> ActionResult:
+    async def delete(self, platform: Platform, chat_id: str, message_id: str) -> ActionResult:
         if self.batcher is not None:
             batcher = self.batcher
             return await self._once(
@@ -85,7 +97,9 @@ class Actions:
             platform, chat_id, message_id, "delete", {}, lambda: platform.delete(chat_id, message_id)
         )
 
-    async def mute(self, platform: Any, chat_id: str, user_id: str, message_id: str, duration: str) -> ActionResult:
+    async def mute(
+        self, platform: Platform, chat_id: str, user_id: str, message_id: str, duration: str
+    ) -> ActionResult:
         until = datetime.now(UTC) + parse_duration(duration)
         result = await self._once(
             platform,
@@ -97,17 +111,17 @@ class Actions:
         )
         return ActionResult(result.done, result.failure, until)
 
-    async def ban(self, platform: Any, chat_id: str, user_id: str, message_id: str) -> ActionResult:
+    async def ban(self, platform: Platform, chat_id: str, user_id: str, message_id: str) -> ActionResult:
         return await self._once(
             platform, chat_id, message_id, "ban", {"user": user_id}, lambda: platform.ban(chat_id, user_id)
         )
 
     async def sanction(
-        self, platform: Any, chat_id: str, user_id: str, message_id: str, settings: GroupSettings
+        self, platform: Platform, chat_id: str, user_id: str, message_id: str, settings: GroupSettings
     ) -> ActionResult:
-        if settings.action == "mute":
+        if settings.action == Sanction.MUTE:
             return await self.mute(platform, chat_id, user_id, message_id, settings.mute_duration)
-        if settings.action == "ban":
+        if settings.action == Sanction.BAN:
             return await self.ban(platform, chat_id, user_id, message_id)
         return ActionResult(False)
 
@@ -118,9 +132,18 @@ class SimulatedActions(Actions):
     def __init__(self) -> None:
         self.would: list[tuple[str, str, str]] = []
         self.batcher = None
+        self.metrics = NO_METRICS
 
     async def _once(
-        self, platform: Any, chat_id: str, message_id: str, action: str, params: dict, call, *, retried: bool = False
+        self,
+        platform: Platform,
+        chat_id: str,
+        message_id: str,
+        action: str,
+        params: Mapping[str, Any],
+        call: Callable[[], Awaitable[object]],
+        *,
+        retried: bool = False,
     ) -> ActionResult:
         self.would.append((action, chat_id, message_id))
         return ActionResult(True)

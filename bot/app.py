@@ -7,11 +7,16 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
 
 from bot.config import Config
 from bot.core import Core
+from bot.metrics import Metrics
+from bot.ops import OpsServer
 from bot.redact import redact
+from bot.retention import RetentionJob
+from bot.store.factory import open_store
+from bot.store.protocol import Store
+from detectors.memory import return_large_buffers
 from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil")
@@ -29,7 +34,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info or record.exc_text:
             # exc_text first: the Redactor leaves a cleaned copy there
-            entry["error"] = record.exc_text or self.formatException(record.exc_info)
+            entry["error"] = record.exc_text or self.formatException(record.exc_info or (None, None, None))
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -106,34 +111,26 @@ def setup_logging(config: Config) -> None:
 class App:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.store: Any = None
+        self.store: Store | None = None
         self.core: Core | None = None
         # operations (bot/ops.py, bot/metrics.py, bot/retention.py)
-        from bot.metrics import Metrics
-
         self.metrics = Metrics()
-        self.ops: Any = None
-        self.retention: Any = None
+        self.ops: OpsServer | None = None
+        self.retention: RetentionJob | None = None
         self.stopping = False
 
     async def start(self) -> Core:
-        from bot.store.factory import open_store
-
         cfg = self.config
         if cfg.ops.enabled:
-            from bot.ops import OpsServer
-
             # first, so /healthz answers while the models load and /readyz says what is missing
             self.ops = OpsServer(self, self.metrics, cfg.ops.address)
             await self.ops.start()
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        from detectors.memory import return_large_buffers
-
         return_large_buffers()  # scans in parallel threads must not each keep their peak
         self.store = await open_store(cfg)
         scanner = await asyncio.to_thread(Scanner, cfg.detectors)  # loads the models once
-        core = Core(cfg, self.store, scanner)
-        core.metrics = core.actions.metrics = self.metrics  # type: ignore[attr-defined]
+        core = Core(cfg, self.store, scanner, metrics=self.metrics)
+        # each platform's SDK is loaded only when the platform is enabled
         if cfg.telegram.enabled:
             from bot.platforms.telegram import TelegramPlatform
 
@@ -151,8 +148,6 @@ class App:
             await platform.start(core)
         await core.start()
         self.core = core
-        from bot.retention import RetentionJob
-
         self.retention = RetentionJob(self.store, cfg.retention, metrics=self.metrics)
         self.retention.start()  # a pass now, then hourly
         return core

@@ -4,59 +4,88 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bot.config import ACTIONS, LANGUAGES, MODES, REGIONS, SENSITIVITIES, parse_duration
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued
-from bot.guidance.resources import region_code
-from bot.i18n import supported
-from bot.platforms.base import Button, OutgoingMessage
-from bot.platforms.errors import PlatformError, Unreachable
-from bot.repeats import platform_key, sha256_of
+from bot.actions import Actions
+from bot.admins import Admins
+from bot.buttons import SetChoice, encode
+from bot.config import ACTIONS, MODES, SENSITIVITIES, Config, parse_duration
+from bot.entries import ListEntries
+from bot.events import BotAdded, ChatRef, CommandIssued, UserRef
+from bot.evidence import export_evidence
+from bot.group_settings import SettingsLookup
+from bot.guidance.resources import REGIONS, Resources, region_code
+from bot.i18n import LANGUAGES, Translator, Translators, supported
+from bot.lists import HashLists
+from bot.pipeline import Pipeline
+from bot.platforms.base import Button, OutgoingMessage, Platform
+from bot.platforms.errors import PlatformError
+from bot.policy import GroupSettings
+from bot.protect_chat import ProtectChat, private_verb
+from bot.repeats import RepeatCache, platform_key, sha256_of
+from bot.scan_record import record_command
+from bot.store.protocol import Store
+from bot.values import ListKind
 from detectors.errors import MediaError
-
-if TYPE_CHECKING:
-    from bot.core import Core
+from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil.commands")
 
-SETTABLE = {"mode": MODES, "lang": LANGUAGES, "region": REGIONS}
-
 
 class Commands:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    """Admin commands and buttons, given the parts they use (bot/core.py wires them)."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        platforms: Mapping[str, Platform],
+        store: Store,
+        settings: SettingsLookup,
+        admins: Admins,
+        translators: Translators,
+        resources: Resources,
+        lists: HashLists,
+        entries: ListEntries,
+        repeats: RepeatCache,
+        pipeline: Pipeline,
+        scanner: Scanner,
+        actions: Actions,
+        protect_chat: ProtectChat,
+        private_started: Callable[[UserRef], Awaitable[None]],
+    ) -> None:
+        self.config = config
+        self.platforms = platforms
+        self.store = store
+        self.settings = settings
+        self.admins = admins
+        self.translators = translators
+        self.resources = resources
+        self.lists = lists
+        self.entries = entries
+        self.repeats = repeats
+        self.pipeline = pipeline
+        self.scanner = scanner
+        self.actions = actions
+        self.protect_chat = protect_chat
+        self.private_started = private_started
 
     # --- plumbing -----------------------------------------------------------------
 
     async def _say(self, chat: ChatRef, text: str) -> None:
         try:
-            await self.core.platforms[chat.platform].send_chat(chat.chat_id, OutgoingMessage(text))
+            await self.platforms[chat.platform].send_chat(chat.chat_id, OutgoingMessage(text))
         except PlatformError as exc:
             log.warning("reply in chat %s failed: %s", chat.chat_id, exc)
 
-    async def _group_t(self, chat: ChatRef):
-        settings = await self.core.group_settings(chat)
-        return self.core.translator(settings.language, settings.language), settings
+    async def _group_t(self, chat: ChatRef) -> tuple[Translator, GroupSettings]:
+        settings = await self.settings.of(chat)
+        return self.translators(settings.language, settings.language), settings
 
-    async def _audit_command(self, chat: ChatRef, actor: str, what: str, dry_run: bool = False) -> None:
-        await self.core.store.add_audit(
-            platform=chat.platform,
-            chat_id=chat.chat_id,
-            message_id=None,
-            sender_id=None,
-            sender_name=None,
-            kind="admin_command",
-            label=what,
-            findings={},
-            hashes={},
-            decision=None,
-            actions={},
-            actor=actor,
-            dry_run=dry_run,
-        )
+    async def _audit_command(self, chat: ChatRef, actor: str, what: str) -> None:
+        await record_command(self.store, chat, actor, what)
 
     # --- commands -------------------------------------------------------------------
 
@@ -68,13 +97,13 @@ class Commands:
             return
         t, settings = await self._group_t(cmd.chat)
         # fresh from the platform: a demoted admin loses control at once
-        if cmd.sender.user_id not in await self.core.admins(cmd.chat, fresh=True):
+        if cmd.sender.user_id not in await self.admins.of(cmd.chat, fresh=True):
             await self._say(cmd.chat, t.gettext("Only this group's admins can change Vigil's settings."))
             log.info("chat %s: refused a command from non-admin %s", cmd.chat.chat_id, cmd.sender.user_id)
             return
-        await self.core.store.upsert_group(cmd.chat.platform, cmd.chat.chat_id, cmd.chat.title)
+        await self.store.upsert_group(cmd.chat.platform, cmd.chat.chat_id, cmd.chat.title)
         if cmd.verb in ("block", "allow"):
-            await self.block_or_allow(cmd, cmd.verb, t)
+            await self.block_or_allow(cmd, ListKind(cmd.verb), t)
             return
         verb, args = (cmd.args[0].lower(), cmd.args[1:]) if cmd.args else ("status", ())
         handler = getattr(self, f"cmd_{verb}", None)
@@ -83,14 +112,13 @@ class Commands:
             return
         await handler(cmd, list(args), t, settings)
 
-    async def _set(self, cmd: CommandIssued, changes: dict[str, Any], t, confirmation: str) -> None:
-        await self.core.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
+    async def _set(self, cmd: CommandIssued, changes: dict[str, Any], t: Translator, confirmation: str) -> None:
+        await self.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
         await self._audit_command(cmd.chat, cmd.sender.user_id, "settings " + json.dumps(changes, sort_keys=True))
         await self._say(cmd.chat, confirmation)
 
-    async def cmd_status(self, cmd, args, t, settings) -> None:
-        core = self.core
-        platform = core.platforms[cmd.chat.platform]
+    async def cmd_status(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
+        platform = self.platforms[cmd.chat.platform]
         try:
             rights = await platform.rights(cmd.chat.chat_id)
             rights_text = ", ".join(
@@ -104,10 +132,10 @@ class Commands:
             ) or t.gettext("no admin rights: Vigil cannot see or delete images")
         except PlatformError:
             rights_text = t.gettext("unknown")
-        counts = await core.store.counts(cmd.chat.platform, cmd.chat.chat_id)
+        counts = await self.store.counts(cmd.chat.platform, cmd.chat.chat_id)
         sizes = {
-            lst.kind: core.lists.size(lst.id)
-            for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id)
+            lst.kind: self.lists.size(lst.id)
+            for lst in await self.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id)
             if lst.scope == "group"
         }
         action = settings.action + (f" {settings.mute_duration}" if settings.action == "mute" else "")
@@ -120,8 +148,8 @@ class Commands:
             t.gettext("Language: {lang}, region: {region}", lang=settings.language, region=settings.region),
             t.gettext(
                 "Block list: {block} images; allow list: {allow} images",
-                block=sizes.get("block", 0),
-                allow=sizes.get("allow", 0),
+                block=sizes.get(ListKind.BLOCK, 0),
+                allow=sizes.get(ListKind.ALLOW, 0),
             ),
             t.gettext(
                 "Images checked: {scans}; removed: {deleted}; sent to admins for review: {review}",
@@ -132,13 +160,15 @@ class Commands:
         ]
         await self._say(cmd.chat, "\n".join(lines))
 
-    async def cmd_mode(self, cmd, args, t, settings) -> None:
+    async def cmd_mode(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         if len(args) != 1 or args[0] not in MODES:
             await self._say(cmd.chat, t.gettext("Use: /vigil mode delete|review|dryrun|off"))
             return
         await self._set(cmd, {"mode": args[0]}, t, t.gettext("Mode set to {mode}.", mode=args[0]))
 
-    async def cmd_sensitivity(self, cmd, args, t, settings) -> None:
+    async def cmd_sensitivity(
+        self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings
+    ) -> None:
         value = args[0].lower() if len(args) == 1 else ""
         if value not in SENSITIVITIES:
             try:
@@ -153,7 +183,7 @@ class Commands:
             value = f"{number:.2f}"
         await self._set(cmd, {"sensitivity": value}, t, t.gettext("Sensitivity set to {value}.", value=value))
 
-    async def cmd_action(self, cmd, args, t, settings) -> None:
+    async def cmd_action(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         if (
             not args
             or args[0] not in ACTIONS
@@ -179,31 +209,32 @@ class Commands:
             changes["mute_duration"] = args[1]
         await self._set(cmd, changes, t, t.gettext("Action on the sender set to {action}.", action=" ".join(args)))
 
-    async def cmd_lang(self, cmd, args, t, settings) -> None:
+    async def cmd_lang(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         lang = supported(args[0]) if len(args) == 1 else None
         if lang is None:
             await self._say(cmd.chat, t.gettext("Use: /vigil lang {languages}", languages="|".join(LANGUAGES)))
             return
-        t2 = self.core.translator(lang, lang)
+        t2 = self.translators(lang, lang)
         await self._set(cmd, {"language": lang}, t2, t2.gettext("Language set to {lang}.", lang=lang))
 
-    def region_list(self, t) -> str:
+    def region_list(self, t: Translator) -> str:
         """Every region code with its name in the admin's language."""
-        resources = self.core.resources
+        resources = self.resources
         return ", ".join(f"{code} ({resources.info(code).name(t.language)})" for code in REGIONS)
 
-    async def cmd_region(self, cmd, args, t, settings) -> None:
+    async def cmd_region(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         code = region_code(args[0]) if len(args) == 1 else ""
         if code not in REGIONS:
             usage = t.gettext("Use: /vigil region CODE, one of: {regions}", regions=self.region_list(t))
             await self._say(cmd.chat, usage)
             return
-        name = self.core.resources.info(code).name(t.language)
+        name = self.resources.info(code).name(t.language)
         await self._set(cmd, {"region": code}, t, t.gettext("Region set to {region} ({name}).", region=code, name=name))
 
     def _shared_sender_ids(self, platform: str) -> frozenset[str]:
         """Placeholder user ids that stand for many senders (Telegram's channel and anonymous-admin users)."""
-        return getattr(self.core.platforms.get(platform), "shared_sender_ids", frozenset())
+        found: frozenset[str] = getattr(self.platforms.get(platform), "shared_sender_ids", frozenset())
+        return found
 
     def _target(self, cmd: CommandIssued, args: list[str]) -> str | None:
         if cmd.reply_sender is not None:
@@ -214,13 +245,13 @@ class Commands:
             return args[0]
         return None
 
-    async def cmd_exempt(self, cmd, args, t, settings) -> None:
+    async def cmd_exempt(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         await self._exemption(cmd, args, t, exempt=True)
 
-    async def cmd_unexempt(self, cmd, args, t, settings) -> None:
+    async def cmd_unexempt(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         await self._exemption(cmd, args, t, exempt=False)
 
-    async def _exemption(self, cmd: CommandIssued, args: list[str], t, *, exempt: bool) -> None:
+    async def _exemption(self, cmd: CommandIssued, args: list[str], t: Translator, *, exempt: bool) -> None:
         user = self._target(cmd, args)
         if user is None:
             usage = (
@@ -240,7 +271,7 @@ class Commands:
                 ),
             )
             return
-        store = self.core.store
+        store = self.store
         await (store.add_exemption if exempt else store.remove_exemption)(cmd.chat.platform, cmd.chat.chat_id, user)
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"{'exempt' if exempt else 'unexempt'} {user}")
         done = (
@@ -254,7 +285,7 @@ class Commands:
         )
         await self._say(cmd.chat, done)
 
-    async def cmd_logchat(self, cmd, args, t, settings) -> None:
+    async def cmd_logchat(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         """Typed in the admins' own chat with a group's id: that group's alerts also go here."""
         if len(args) != 1:
             await self._say(
@@ -268,13 +299,13 @@ class Commands:
             return
         group = ChatRef(cmd.chat.platform, args[0])
         try:
-            admins = await self.core.admins(group, fresh=True)
+            admins = await self.admins.of(group, fresh=True)
         except PlatformError:
             admins = frozenset()
         if cmd.sender.user_id not in admins:
             await self._say(cmd.chat, t.gettext("Only this group's admins can change Vigil's settings."))
             return
-        await self.core.store.update_settings(group.platform, group.chat_id, {"logchat": cmd.chat.chat_id})
+        await self.store.update_settings(group.platform, group.chat_id, {"logchat": cmd.chat.chat_id})
         await self._audit_command(group, cmd.sender.user_id, f"logchat {cmd.chat.chat_id}")
         await self._say(
             cmd.chat,
@@ -284,22 +315,23 @@ class Commands:
             ),
         )
 
-    async def cmd_export(self, cmd, args, t, settings) -> None:
-        await self.export(cmd.chat, cmd.sender.user_id, None, t)
+    async def cmd_export(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
+        platform = self.platforms[cmd.chat.platform]
+        await self._say(cmd.chat, await export_evidence(self.store, platform, cmd.chat, cmd.sender.user_id, None, t))
 
-    async def cmd_groupphotos(self, cmd, args, t, settings) -> None:
+    async def cmd_groupphotos(
+        self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings
+    ) -> None:
         """Keep fingerprints of members' photos posted here, to trace manipulated copies (bot/protect_chat.py)."""
-        from bot.protect_chat import ProtectChat
-
-        changes = await ProtectChat(self.core).group_photos(cmd, args, t, settings)
+        changes = await self.protect_chat.group_photos(cmd, args, t, settings)
         if changes is not None:
-            await self.core.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
+            await self.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
             await self._audit_command(cmd.chat, cmd.sender.user_id, "settings " + json.dumps(changes, sort_keys=True))
 
-    async def cmd_help(self, cmd, args, t, settings) -> None:
+    async def cmd_help(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         await self._say(cmd.chat, self.help_text(t))
 
-    def help_text(self, t) -> str:
+    def help_text(self, t: Translator) -> str:
         return "\n".join(
             [
                 t.gettext(
@@ -331,39 +363,38 @@ class Commands:
             ]
         )
 
-    async def block_or_allow(self, cmd: CommandIssued, verb: str, t) -> None:
-        core = self.core
+    async def block_or_allow(self, cmd: CommandIssued, kind: ListKind, t: Translator) -> None:
         if cmd.reply_to is None:
-            await self._say(cmd.chat, t.gettext("Reply to an image with /{verb}.", verb=verb))
+            await self._say(cmd.chat, t.gettext("Reply to an image with /{verb}.", verb=str(kind)))
             return
-        platform = core.platforms[cmd.chat.platform]
+        platform = self.platforms[cmd.chat.platform]
+        repeats = self.repeats
         data = b""
         # a file seen before with its list signals is not fetched again; the one fetched here is
         # remembered, so that its next repeat is known before download (bot/repeats.py)
         file_key = platform_key(cmd.chat.platform, cmd.reply_to.media)
-        seen = core.repeats.by_file(file_key, signals=True)
+        seen = repeats.by_file(file_key, signals=True)
         try:
             if seen is not None:
                 scan = seen.scan
             else:
-                data = await platform.fetch_media(cmd.reply_to, core.config.detectors.limits.max_bytes)
+                data = await platform.fetch_media(cmd.reply_to, self.config.detectors.limits.max_bytes)
                 # with the views and local features that let trimmed, rotated and cropped copies match
-                scan = await core.pipeline.run_cpu(
-                    partial(core.scanner.scan, list_signals=True), data, timeout=core.config.pipeline.scan_timeout
+                scan = await self.pipeline.run_cpu(
+                    partial(self.scanner.scan, list_signals=True), data, timeout=self.config.pipeline.scan_timeout
                 )
-                if core.repeats.enabled:
-                    core.repeats.remember(sha256_of(data), file_key, scan, signals=True)
+                if repeats.enabled:
+                    repeats.remember(sha256_of(data), file_key, scan, signals=True)
         except (PlatformError, MediaError) as exc:
             await self._say(cmd.chat, t.gettext("Vigil could not read that image: {reason}", reason=str(exc)))
             return
         finally:
             data = b""  # the bytes live only as long as the hashing
-        kind = "block" if verb == "block" else "allow"
-        lst = await core.store.group_list(cmd.chat.platform, cmd.chat.chat_id, kind)
-        ids = await core.add_entries(lst, scan, added_by=cmd.sender.user_id, chat=cmd.chat)
-        await self._audit_command(cmd.chat, cmd.sender.user_id, f"{verb} message {cmd.reply_to.message_id}")
-        if kind == "block":
-            result = await core.actions.delete(platform, cmd.chat.chat_id, cmd.reply_to.message_id)
+        lst = await self.store.group_list(cmd.chat.platform, cmd.chat.chat_id, kind)
+        ids = await self.entries.add_scan(lst, scan, added_by=cmd.sender.user_id, chat=cmd.chat)
+        await self._audit_command(cmd.chat, cmd.sender.user_id, f"{kind} message {cmd.reply_to.message_id}")
+        if kind == ListKind.BLOCK:
+            result = await self.actions.delete(platform, cmd.chat.chat_id, cmd.reply_to.message_id)
             text = (
                 t.gettext("Image removed and added to this group's block list: copies of it will be removed too.")
                 if result.done
@@ -381,19 +412,18 @@ class Commands:
             )
         await self._say(cmd.chat, text)
 
-    async def cmd_remove(self, cmd, args, t, settings) -> None:
+    async def cmd_remove(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         """Takes an entry off one of this group's own lists (ids are shown by /block, /allow and alerts)."""
-        core = self.core
         if len(args) != 1 or not args[0].isdigit() or int(args[0]) < 1:
             await self._say(
                 cmd.chat, t.gettext("Use: /vigil remove ENTRY (the entry number Vigil gave when the image was added)")
             )
             return
         entry_id = int(args[0])
-        entry = await core.store.get_entry(entry_id)
+        entry = await self.store.get_entry(entry_id)
         own = {
             lst.id
-            for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id)
+            for lst in await self.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id)
             if lst.scope == "group"
         }
         if entry is None or entry.list_id not in own:
@@ -406,7 +436,7 @@ class Commands:
                 ),
             )
             return
-        await core.remove_entry(entry_id)
+        await self.entries.remove(entry_id)
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"remove entry {entry_id}")
         await self._say(
             cmd.chat,
@@ -415,23 +445,22 @@ class Commands:
 
     cmd_unblock = cmd_remove
 
-    async def cmd_lists(self, cmd, args, t, settings) -> None:
+    async def cmd_lists(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         """The group's own lists and the instance lists it follows, with their sizes."""
-        core = self.core
         lines = [t.gettext("Hash lists used in this group:")]
-        for lst in await core.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id):
-            size = core.lists.size(lst.id)
+        for lst in await self.store.lists_for_group(cmd.chat.platform, cmd.chat.chat_id):
+            size = self.lists.size(lst.id)
             if lst.scope == "group":
                 name = (
                     t.gettext("this group's block list")
-                    if lst.kind == "block"
+                    if lst.kind == ListKind.BLOCK
                     else t.gettext("this group's allow list")
                 )
             else:
                 name = t.gettext("{name} (shared list, {label})", name=lst.name, label=lst.label)
             action = (
                 t.gettext("allow")
-                if lst.kind == "allow"
+                if lst.kind == ListKind.ALLOW
                 else (t.gettext("delete") if lst.action == "delete" else t.gettext("ask admins"))
             )
             lines.append(
@@ -441,9 +470,9 @@ class Commands:
             lines.append(t.gettext("none yet: /block or /allow (reply to an image) starts this group's lists"))
         await self._say(cmd.chat, "\n".join(lines))
 
-    async def cmd_policy(self, cmd, args, t, settings) -> None:
+    async def cmd_policy(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         """Matrix policy rooms, answered by the Matrix adapter (English: its texts are not in the catalogs yet)."""
-        policy = getattr(self.core.platforms[cmd.chat.platform], "policy", None)
+        policy = getattr(self.platforms[cmd.chat.platform], "policy", None)
         if policy is None:
             await self._say(
                 cmd.chat,
@@ -459,15 +488,12 @@ class Commands:
     # --- private chat ------------------------------------------------------------------
 
     async def private(self, cmd: CommandIssued) -> None:
-        core = self.core
-        t = core.translator(cmd.sender.language)
-        from bot.protect_chat import ProtectChat, private_verb
-
+        t = self.translators(cmd.sender.language)
         if private_verb(cmd) is not None:  # /protect, /unprotect, /protected, /done
-            await ProtectChat(core).command(cmd)
+            await self.protect_chat.command(cmd)
             return
         if cmd.verb == "start":
-            await core.private_started(cmd.sender)
+            await self.private_started(cmd.sender)
             await self._say(
                 cmd.chat,
                 t.gettext(
@@ -484,18 +510,17 @@ class Commands:
         elif cmd.verb in ("help", "vigil"):
             await self._say(cmd.chat, self.help_text(t))
 
-    async def groups(self, cmd: CommandIssued, t) -> None:
-        core = self.core
+    async def groups(self, cmd: CommandIssued, t: Translator) -> None:
         rows: list[tuple[Button, ...]] = []
         lines: list[str] = []
-        for group in await core.store.list_groups(cmd.chat.platform):
-            chat = ChatRef(group.platform, group.chat_id, group.title)
+        for group in await self.store.list_groups(cmd.chat.platform):
+            chat = ChatRef(group.platform, group.chat_id, group.title or "")
             try:
-                if cmd.sender.user_id not in await core.admins(chat):
+                if cmd.sender.user_id not in await self.admins.of(chat):
                     continue
             except PlatformError:
                 continue
-            s = await core.group_settings(chat)
+            s = await self.settings.of(chat)
             lines.append(
                 t.gettext(
                     "{title}: mode {mode}, sensitivity {sensitivity}",
@@ -504,163 +529,24 @@ class Commands:
                     sensitivity=s.sensitivity,
                 )
             )
-            rows.append(
-                tuple(
-                    Button(f"{(group.title or group.chat_id)[:16]}: {m}", f"set:{group.chat_id}:mode:{m}")
+            try:
+                row = tuple(
+                    Button(f"{(group.title or group.chat_id)[:16]}: {m}", encode(SetChoice(group.chat_id, "mode", m)))
                     for m in MODES
                     if m != s.mode
                 )
-            )
+            except ValueError:  # an id too long for a button's data: the group is listed, without buttons
+                row = ()
+            if row:
+                rows.append(row)
         text = "\n".join(lines) if lines else t.gettext("You are not an admin of any group that Vigil protects.")
-        await core.platforms[cmd.chat.platform].send_chat(cmd.chat.chat_id, OutgoingMessage(text, buttons=tuple(rows)))
-
-    # --- buttons -------------------------------------------------------------------------
-
-    async def button(self, press: ButtonPressed) -> None:
-        core = self.core
-        platform = core.platforms[press.chat.platform]
-        t = core.translator(press.sender.language)
-        verb, _, rest = press.data.partition(":")
-        if verb == "pnotify":  # a member's answer about notices for their protected photos
-            from bot.protect_chat import ProtectChat
-
-            await ProtectChat(core).button(press)
-            return
-        if verb == "set":
-            chat_id, key, value = (rest.split(":", 2) + ["", ""])[:3]
-            group = ChatRef(press.chat.platform, chat_id)
-            if press.sender.user_id not in await core.admins(group, fresh=True):
-                await platform.answer(press, t.gettext("Only this group's admins can change Vigil's settings."))
-                return
-            if key not in SETTABLE or value not in SETTABLE[key]:
-                await platform.answer(press, t.gettext("That button is out of date."))
-                return
-            await core.store.update_settings(group.platform, group.chat_id, {"mode" if key == "mode" else key: value})
-            await self._audit_command(group, press.sender.user_id, f"settings {key}={value}")
-            await platform.answer(press, t.gettext("Mode set to {mode}.", mode=value))
-            return
-        try:
-            record = await core.store.audit_record(int(rest))
-        except ValueError:
-            record = None
-        if record is None:
-            await platform.answer(press, t.gettext("That button is out of date."))
-            return
-        group = ChatRef(record.platform, record.chat_id)
-        if press.sender.user_id not in await core.admins(group, fresh=True):
-            await platform.answer(press, t.gettext("Only this group's admins can change Vigil's settings."))
-            return
-        if verb == "details":  # the second message of an alert, where the choice was made
-            settings = await core.group_settings(group)
-            # a protected person is never named in a group chat (the group itself, or its admin log chat)
-            in_group = press.chat.chat_id in (group.chat_id, settings.logchat)
-            message = await core.notifier.details(
-                record, core.translator(press.sender.language, settings.language), may_name=not in_group
-            )
-            await self._audit_command(group, press.sender.user_id, f"button {verb} on record {record.id}")
-            await platform.answer(press, "")  # only acknowledges: the answer is the message below
-            try:
-                await platform.send_chat(press.chat.chat_id, message)
-            except PlatformError as exc:
-                log.warning("details for record %s to %s failed: %s", record.id, press.chat.chat_id, exc)
-            return
-        text = await self._button_action(verb, record, group, press, t)
-        await self._audit_command(group, press.sender.user_id, f"button {verb} on record {record.id}")
-        await platform.answer(press, text)
-
-    async def _button_action(self, verb: str, record: Any, group: ChatRef, press: ButtonPressed, t) -> str:
-        core = self.core
-        platform = core.platforms[group.platform]
-        if verb in ("del", "keep"):
-            review = await core.store.get_review(record.id)
-            if review is None or review.state != "open":
-                return t.gettext("Another admin already decided.")
-            if verb == "del":
-                result = await core.actions.delete(platform, group.chat_id, record.message_id)
-                if not result.done:
-                    return t.gettext("Vigil could not delete the message: please delete it by hand.")
-                await core.store.decide_review(review.id, "deleted", press.sender.user_id)
-                return t.gettext("Deleted.")
-            await core.store.decide_review(review.id, "kept", press.sender.user_id)
-            return t.gettext("Kept.")
-        if verb == "ban" and record.sender_id:
-            result = await core.actions.ban(platform, group.chat_id, record.sender_id, record.message_id)
-            return (
-                t.gettext("The sender was banned.")
-                if result.done
-                else t.gettext("Vigil could not ban the sender: check its rights.")
-            )
-        if verb == "unmute" and record.sender_id:
-            try:
-                await platform.unrestrict(group.chat_id, record.sender_id)
-            except PlatformError:
-                return t.gettext("Vigil could not lift the restriction: check its rights.")
-            return t.gettext("The restriction was lifted.")
-        if verb == "fp":
-            hashes = record.hashes or {}
-            if not hashes:
-                return t.gettext("There is nothing to add for this record.")
-            lst = await core.store.group_list(group.platform, group.chat_id, "allow")
-            await core.add_entry_hashes(
-                lst, hashes, added_by=press.sender.user_id, chat=group, note=f"false positive, record {record.id}"
-            )
-            return t.gettext("Marked as a false positive: this image is on the group's allow list now.")
-        if verb == "export":
-            return await self.export(group, press.sender.user_id, record.id, t, reply=False)
-        return t.gettext("That button is out of date.")
-
-    async def export(self, group: ChatRef, user_id: str, record_id: int | None, t, *, reply: bool = True) -> str:
-        """The evidence records as a JSON file, sent privately: ids, times, findings and hashes only."""
-        core = self.core
-        records = (
-            [await core.store.audit_record(record_id)]
-            if record_id
-            else await core.store.audit_for_group(group.platform, group.chat_id)
-        )
-        items = [evidence_record(r) for r in records if r is not None and r.kind == "scan" and r.label != "clean"]
-        doc = {
-            "exported_at": datetime.now(UTC).isoformat(),
-            "platform": group.platform,
-            "group": group.chat_id,
-            "note": (
-                "Evidence records kept by Vigil: identifiers, times, findings and hashes. No image is kept or included."
-            ),
-            "records": items,
-        }
-        data = json.dumps(doc, indent=2, ensure_ascii=False).encode()
-        name = f"vigil-evidence-{group.chat_id}{'-' + str(record_id) if record_id else ''}.json"
-        try:
-            await core.platforms[group.platform].send_file(
-                user_id, name, data, t.gettext("Vigil evidence records ({count})", count=len(items))
-            )
-            text = t.gettext("The evidence records were sent to you privately.")
-        except Unreachable:
-            text = t.gettext("Open a private chat with the bot and press Start, then ask again.")
-        await core.store.add_audit(
-            platform=group.platform,
-            chat_id=group.chat_id,
-            message_id=None,
-            sender_id=None,
-            sender_name=None,
-            kind="admin_command",
-            label="export",
-            findings={"records": len(items)},
-            hashes={},
-            decision=None,
-            actions={},
-            actor=user_id,
-            dry_run=False,
-        )
-        if reply:
-            await self._say(group, text)
-        return text
+        await self.platforms[cmd.chat.platform].send_chat(cmd.chat.chat_id, OutgoingMessage(text, buttons=tuple(rows)))
 
     # --- membership -------------------------------------------------------------------------
 
     async def bot_added(self, event: BotAdded) -> None:
-        core = self.core
-        await core.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
-        core.forget_admins(event.chat)
+        await self.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
+        self.admins.forget(event.chat)
         t, settings = await self._group_t(event.chat)
         missing = []
         if not event.is_admin:
@@ -682,31 +568,13 @@ class Commands:
             + "\n"
             + t.gettext("Open the group's settings, Administrators, choose Vigil and turn these on.")
         )
-        platform = core.platforms[event.chat.platform]
+        platform = self.platforms[event.chat.platform]
         if event.by is not None:
             if event.by.language:
-                t = core.translator(event.by.language, settings.language)
+                t = self.translators(event.by.language, settings.language)
             try:
                 await platform.send_private(event.by.user_id, OutgoingMessage(text))
                 return
             except PlatformError:
                 pass
         await self._say(event.chat, text)
-
-
-def evidence_record(r: Any) -> dict:
-    from bot.protect import exported_findings
-
-    return {
-        "record": r.id,
-        "at": r.at,
-        "message_id": r.message_id,
-        "sender_id": r.sender_id,
-        "sender_name": r.sender_name,
-        "label": r.label,
-        "findings": exported_findings(r.findings),  # no protected photo's or owner's ids
-        "hashes": r.hashes,
-        "decision": r.decision,
-        "actions": r.actions,
-        "dry_run": r.dry_run,
-    }

@@ -2,6 +2,10 @@
 
 A wrong or missing value raises ``ConfigError`` naming the key and the fix, so
 start-up stops before anything runs. Every key is documented in config.example.toml.
+
+Why one file of about 650 lines: each section is a dataclass and, below it, the reader that
+validates it; the readers share one small table reader (``_Table``). Split, a key's default
+and its check would sit apart from each other; the file is read section by section.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
 from bot.guidance.resources import REGIONS  # the regions of bot/guidance/resources.toml
@@ -200,7 +205,8 @@ class _Table:
     def __init__(self, data: Mapping[str, Any], path: str) -> None:
         if not isinstance(data, Mapping):
             raise ConfigError(path, "must be a table", f"write it as [{path}] with key = value lines")
-        self.data, self.path, self.used = data, path, set()
+        self.data, self.path = data, path
+        self.used: set[str] = set()
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -223,9 +229,10 @@ class _Table:
         return value
 
     def choice(self, name: str, options: tuple[str, ...] | Mapping[str, Any], default: str) -> str:
-        return self.get(
+        chosen: str = self.get(
             name, str, default, lambda v: None if v in options else f"'{v}' is not one of {', '.join(options)}"
         )
+        return chosen
 
     def table(self, name: str) -> _Table:
         self.used.add(name)
@@ -254,8 +261,6 @@ def _duration(v: str) -> str | None:
 
 
 def _timezone(v: str) -> str | None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
         ZoneInfo(v)
     except (ZoneInfoNotFoundError, ValueError):
@@ -315,19 +320,19 @@ def _detectors(root: _Table) -> DetectorSettings:
     return settings
 
 
-def _paths(v: list) -> str | None:
+def _paths(v: list[object]) -> str | None:
     bad = [p for p in v if not isinstance(p, str) or not Path(p).expanduser().is_file()]
     return f"{bad[0]!r} is not a file" if bad else None
 
 
 def _synthetic(t: _Table) -> Any:
     """[models.synthetic]: an operator's ONNX classifier of AI-made images (off unless a path is set)."""
-    from detectors.synthetic import ClassifierSpec
+    from detectors.synthetic import ClassifierSpec  # here: it loads OpenCV, which reading a config needs not
 
     path = t.get("path", str, "")
     d = ClassifierSpec(path=Path())
 
-    def triple(v: list) -> str | None:
+    def triple(v: list[object]) -> str | None:
         return None if len(v) == 3 and all(isinstance(x, (int, float)) for x in v) else "needs three numbers (R, G, B)"
 
     spec = ClassifierSpec(
@@ -587,7 +592,7 @@ def _pipeline(root: _Table) -> PipelineConfig:
 
 def _database(root: _Table, env: Mapping[str, str]) -> tuple[str, int]:
     """[database] url (or VIGIL_DATABASE_URL, which wins) and pool_size."""
-    from bot.store.urls import is_postgres, redacted
+    from bot.store.urls import is_postgres, redacted  # here: bot.store loads the database drivers
 
     t = root.table("database")
     url = t.get("url", str, "").strip()

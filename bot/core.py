@@ -1,71 +1,146 @@
-"""The platform-neutral bot: adapters hand it events; it owns the store, the detectors and the pipeline."""
+"""The platform-neutral bot: it wires the parts (moderation, alerts, commands, the protected-photos
+chat) to their collaborators, takes the adapters' events (``EventSink``) and owns the life cycle.
+
+The parts never see the Core: each is given the store, the platforms, the settings lookup, the
+translators and the metrics it uses, so that any of them can be built and tested on its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Mapping
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from bot.actions import Actions, SimulatedActions
+from bot.admins import Admins
+from bot.commands import Commands
 from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef, picture_role
-from bot.lists import HashLists, ListInfo, ListMatch, entry_from_records, stored_fingerprint, stored_views
-from bot.metrics import metrics_of
+from bot.entries import ListEntries
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.group_settings import SettingsLookup
+from bot.guidance.resources import load_resources
+from bot.i18n import Translator, Translators
+from bot.lists import HashLists
+from bot.metrics import NO_METRICS, Metrics
 from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
-from bot.policy import Decision, GroupSettings
-from bot.redact import redact
+from bot.platforms.base import EventSink, Platform, SharedReads
+from bot.policy import GroupSettings
+from bot.presses import Presses
+from bot.protect import Protector
+from bot.protect_chat import ProtectChat
 from bot.repeats import RepeatCache
-from detectors.scanner import Scan, Scanner
+from bot.scan_record import audit_key
+from bot.store.protocol import Store
+from bot.store.records import WorkItem
+from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil.core")
 
-ADMIN_CACHE_SECONDS = 10.0  # admin rights are re-checked at least this often
 LIST_SYNC_SECONDS = 2.0  # how often the store's list change log is read (changes by `vigil hash`)
 
 
 class Core:
-    def __init__(self, config: Config, store: Any, scanner: Scanner) -> None:
-        from bot.guidance.resources import load_resources
+    """The ``EventSink`` and ``SharedReads`` the adapters are started with (bot/platforms/base.py)."""
 
+    def __init__(self, config: Config, store: Store, scanner: Scanner, *, metrics: Metrics = NO_METRICS) -> None:
         self.config = config
         self.store = store
         self.scanner = scanner
-        self.platforms: dict[str, Any] = {}
+        self.metrics = metrics
+        self.platforms: dict[str, Platform] = {}
         self.lists = HashLists()
+        self.entries = ListEntries(store, self.lists)
+        self.settings = SettingsLookup(store, config.groups)
+        self.admin_roster = Admins(self.platforms, store)
+        self.translators = Translators(config.timezone)
+        self.resources = load_resources(config.resources)
         # a chat's deletes in batches behind one rate-limit gate, while its next images are scanned
         self.batching = config.pipeline.batch_deletes
-        self.actions = Actions(store, DeleteBatcher() if self.batching else None)
+        self.actions = Actions(store, DeleteBatcher() if self.batching else None, metrics=metrics)
         self.simulated = SimulatedActions()
-        self.moderator = Moderator(self)
         # verdicts of files seen recently (bot/repeats.py): a repeat is not downloaded or scanned again
         self.repeats = RepeatCache(config.pipeline.repeat_cache_entries, config.pipeline.repeat_cache_mb * 1024 * 1024)
-        self.notifier = Notifier(self)
-        self.resources = load_resources(config.resources)
         p = config.pipeline
         self.pipeline = Pipeline(store, self._handle_work, in_flight=p.in_flight, workers=p.workers)
         # protected photos (bot/protect.py): fingerprinting and searching run in the scan pool
-        from bot.protect import Protector
-
         self.protector = Protector(
             store,
             config.protect,
             config.detectors.limits,
             cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
         )
-        self._admins: dict[tuple[str, str], tuple[float, frozenset[str]]] = {}
-        self._translators: dict[str, Any] = {}
+        self.notifier = Notifier(
+            platforms=self.platforms,
+            store=store,
+            admins=self.admin_roster,
+            settings=self.settings,
+            translators=self.translators,
+            resources=self.resources,
+            protector=self.protector,
+            synthetic_threshold=getattr(config.detectors.synthetic, "threshold", None),
+            metrics=metrics,
+        )
+        self.moderator = Moderator(
+            config=config,
+            platforms=self.platforms,
+            store=store,
+            settings=self.settings,
+            admins=self.admin_roster,
+            lists=self.lists,
+            protector=self.protector,
+            pipeline=self.pipeline,
+            scanner=scanner,
+            repeats=self.repeats,
+            actions=self.actions,
+            simulated=self.simulated,
+            notifier=self.notifier,
+            metrics=metrics,
+        )
+        self.protect_chat = ProtectChat(
+            platforms=self.platforms,
+            protector=self.protector,
+            translators=self.translators,
+            config=config.protect,
+            max_bytes=config.detectors.limits.max_bytes,
+        )
+        self.commands = Commands(
+            config=config,
+            platforms=self.platforms,
+            store=store,
+            settings=self.settings,
+            admins=self.admin_roster,
+            translators=self.translators,
+            resources=self.resources,
+            lists=self.lists,
+            entries=self.entries,
+            repeats=self.repeats,
+            pipeline=self.pipeline,
+            scanner=scanner,
+            actions=self.actions,
+            protect_chat=self.protect_chat,
+            private_started=self.private_started,
+        )
+        self.presses = Presses(
+            platforms=self.platforms,
+            store=store,
+            settings=self.settings,
+            admins=self.admin_roster,
+            translators=self.translators,
+            actions=self.actions,
+            notifier=self.notifier,
+            entries=self.entries,
+            protect_chat=self.protect_chat,
+        )
         self._started = False
-        self._list_sync: asyncio.Task | None = None
+        self._list_sync: asyncio.Task[None] | None = None
 
     # --- life cycle ---------------------------------------------------------
 
-    def add_platform(self, platform: Any) -> None:
+    def add_platform(self, platform: Platform) -> None:
         self.platforms[platform.name] = platform
 
     async def start(self) -> None:
@@ -122,7 +197,7 @@ class Core:
         await self.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
         self.pipeline.wake(event.chat.platform, event.chat.chat_id)
 
-    async def _handle_work(self, item: Any) -> None:
+    async def _handle_work(self, item: WorkItem) -> None:
         """One work item, by the one worker that holds its chat: counted as an attempt when it
         starts, so an image that kills the process is given up after ``max_attempts`` starts."""
         p = self.config.pipeline
@@ -151,7 +226,7 @@ class Core:
                 event.chat.platform, event.chat.chat_id, item.id, self._tail(item.id, event, attempts, tail)
             )
 
-    async def _tail(self, work_id: int, event: MediaPosted, attempts: int, tail: Any) -> None:
+    async def _tail(self, work_id: int, event: MediaPosted, attempts: int, tail: Awaitable[None]) -> None:
         """The rest of an item's handling (actions, alerts, finishing it), failing as the item would."""
         try:
             await tail
@@ -164,7 +239,7 @@ class Core:
     async def _attempt_failed(self, work_id: int, event: MediaPosted, attempts: int, exc: Exception) -> None:
         p = self.config.pipeline
         error = f"{type(exc).__name__}: {exc}"
-        metrics_of(self).work_failed(event.chat.platform)
+        self.metrics.work_failed(event.chat.platform)
         log.exception(
             "chat %s message %s: handling failed (attempt %d of %d)",
             event.chat.chat_id,
@@ -190,223 +265,49 @@ class Core:
         )
         await self.moderator.gave_up(work_id, event, error)
         await self.store.give_up_work(work_id, error)
-        await self.store.delete_state(f"work:{work_id}:audit")
-        metrics_of(self).work_gave_up(event.chat.platform)
+        await self.store.delete_state(audit_key(work_id))
+        self.metrics.work_gave_up(event.chat.platform)
 
     async def command(self, cmd: CommandIssued) -> None:
-        from bot.commands import Commands
-
-        await Commands(self).handle(cmd)
+        await self.commands.handle(cmd)
 
     async def button(self, press: ButtonPressed) -> None:
-        from bot.commands import Commands
-
-        await Commands(self).button(press)
+        await self.presses.button(press)
 
     async def bot_added(self, event: BotAdded) -> None:
-        from bot.commands import Commands
-
-        await Commands(self).bot_added(event)
+        await self.commands.bot_added(event)
 
     async def private_media(self, event: MediaPosted, *, command: str | None = None) -> None:
         """An image a user sent the bot in a private chat (Telegram, or a Matrix direct room):
         a photo to protect while a /protect session is open. ``command``: the verb of a
         command in its caption (``protect`` opens the session with this photo)."""
-        from bot.protect_chat import ProtectChat
-
-        await ProtectChat(self).media(event, command=command)
+        await self.protect_chat.media(event, command=command)
 
     async def private_started(self, user: UserRef) -> None:
         await self.store.set_contact(
             user.platform, user.user_id, can_dm=True, language=user.language, display_name=user.display_name
         )
 
-    # --- helpers the pieces share ---------------------------------------------------
+    def forget_admins(self, chat: ChatRef) -> None:
+        self.admin_roster.forget(chat)
+
+    # --- what adapters read (SharedReads) ------------------------------------------------
 
     async def group_settings(self, chat: ChatRef) -> GroupSettings:
-        group = await self.store.get_group(chat.platform, chat.chat_id)
-        return GroupSettings.from_defaults(self.config.groups, group.settings if group else None)
+        return await self.settings.of(chat)
 
-    async def admins(self, chat: ChatRef, *, fresh: bool = False) -> frozenset[str]:
-        key = (chat.platform, chat.chat_id)
-        cached = self._admins.get(key)
-        if not fresh and cached and time.monotonic() - cached[0] < ADMIN_CACHE_SECONDS:
-            return cached[1]
-        from bot.moderation import with_retries
-
-        ids = await with_retries(
-            f"admins of chat {chat.chat_id}", lambda: self.platforms[chat.platform].admins(chat.chat_id)
-        )
-        self._admins[key] = (time.monotonic(), frozenset(ids))
-        return frozenset(ids)
-
-    def forget_admins(self, chat: ChatRef) -> None:
-        self._admins.pop((chat.platform, chat.chat_id), None)
-
-    async def is_exempt(self, chat: ChatRef, user_id: str) -> bool:
-        return user_id in await self.admins(chat) or await self.store.is_exempt(chat.platform, chat.chat_id, user_id)
-
-    async def list_ids_for(self, chat: ChatRef) -> list[int]:
-        return [lst.id for lst in await self.store.lists_for_group(chat.platform, chat.chat_id)]
-
-    def translator(self, language: str | None, fallback: str = "en") -> Any:
+    def translator(self, language: str | None, fallback: str = "en") -> Translator:
         """The admin's own language when Vigil has a catalog for it, else ``fallback`` (the group's)."""
-        from bot.i18n import DEFAULT_LANGUAGE, Translator, supported
+        return self.translators(language, fallback)
 
-        lang = supported(language) or supported(fallback) or DEFAULT_LANGUAGE
-        if lang not in self._translators:
-            self._translators[lang] = Translator(lang, timezone=self.config.timezone)
-        return self._translators[lang]
+    def list_size(self, list_id: int) -> int:
+        return self.lists.size(list_id)
 
-    def bot_username(self, platform: str) -> str:
-        return getattr(self.platforms.get(platform), "username", "") or "Vigil"
+    @property
+    def backlog(self) -> int:
+        return self.pipeline.depth
 
-    async def record_scan(
-        self,
-        work_id: int,
-        event: MediaPosted,
-        scan: Scan | None,
-        error: Exception | None,
-        matches: tuple[ListMatch, ...],
-        label: str,
-        decision: Decision,
-        derived: tuple = (),
-    ) -> int:
-        """The audit record of one work item, reused when the item is replayed after a restart."""
-        key = f"work:{work_id}:audit"
-        existing = await self.store.get_state(key)
-        if existing:
-            return int(existing)
-        findings: dict[str, Any] = {}
-        hashes: dict[str, Any] = {}
-        clean = decision.verdict == "allow" and error is None
-        if scan is not None:
-            findings = {
-                "nudity": [{"class": h.label, "score": round(h.score, 4), "level": h.level} for h in scan.hits],
-                "nsfw": None if scan.nsfw is None else round(scan.nsfw, 4),
-                "format": scan.format,
-                "frames": len(scan.frames),
-            }
-            if scan.provenance:  # signals only (e.g. "c2pa.generative"), for the alert's details
-                findings["provenance"] = [p.signal for p in scan.provenance]
-            if not clean:
-                # hashes only for images that matter: a clean member photo leaves no trace
-                hashes = {
-                    "pdq": scan.hashes.pdq,
-                    "pdq_quality": scan.hashes.pdq_quality,
-                    "phash": scan.hashes.phash,
-                    "sha256": scan.hashes.sha256,
-                }
-        if event.sender.kind != "user":  # a post made as a chat: the details say which kind
-            findings["sender_kind"] = event.sender.kind
-        if picture := picture_role(event.variant):  # a thumbnail, a cover or a quoted message's picture
-            findings["picture"] = picture
-        if derived:
-            # which protected photo (ids only): the owner's name stays out of the record
-            findings["derived"] = [
-                {
-                    "photo": d.photo.id,
-                    "owner": d.photo.owner_id,
-                    "match_fraction": round(d.match_fraction, 3),
-                    "frame": d.frame,
-                }
-                for d in derived
-            ]
-        if matches:
-            findings["lists"] = [
-                {
-                    "list": m.list_name,
-                    "kind": m.kind,
-                    "entry": m.entry_id,
-                    "algorithm": m.algorithm,
-                    "distance": m.distance,
-                }
-                for m in matches
-            ]
-        if error is not None:
-            findings["error"] = getattr(error, "reason", type(error).__name__)
-            findings["error_detail"] = redact(str(error))  # exported: no media link, no token
-        audit_id = await self.store.add_audit(
-            platform=event.chat.platform,
-            chat_id=event.chat.chat_id,
-            message_id=event.message_id,
-            sender_id=None if clean else event.sender.user_id,
-            sender_name=None if clean else event.sender.display_name,
-            kind="scan",
-            label=label if error is None else "unscannable",
-            findings=findings,
-            hashes=hashes,
-            decision=decision.verdict,
-            actions={"sender_action": decision.sender_action, "reason": decision.reason},
-            actor=None,
-            dry_run=decision.dry_run,
-        )
-        await self.store.set_state(key, str(audit_id))
-        return audit_id
 
-    # --- list entries ---------------------------------------------------------------------
-
-    async def add_entry_hashes(
-        self,
-        lst: Any,
-        hashes: Mapping[str, Any],
-        *,
-        added_by: str,
-        chat: ChatRef,
-        note: str | None = None,
-        views: Any = (),
-        fingerprint: Any | None = None,
-    ) -> int:
-        """Adds one entry to a list, in the store and in memory at once.
-
-        ``views``/``fingerprint``: the trimmed views and local fingerprint of the entry's
-        image (``FrameScan.views``/``.fingerprint``), when the scan computed them.
-        """
-        entry = await self.store.add_entry(
-            lst.id,
-            pdq=hashes.get("pdq"),
-            pdq_quality=hashes.get("pdq_quality"),
-            phash=hashes.get("phash"),
-            sha256=hashes.get("sha256"),
-            added_by=added_by,
-            source_platform=chat.platform,
-            source_chat=chat.chat_id,
-            note=note,
-        )
-        kept = stored_views(views)
-        known = stored_fingerprint(fingerprint)
-        features = None
-        if kept or known is not None:
-            features = await self.store.set_entry_features(entry.id, views=kept, fingerprint=known)
-        self.lists.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
-        self.lists.add(entry_from_records(entry, features), None if fingerprint is None else fingerprint.as_known())
-        return entry.id
-
-    async def add_entries(
-        self, lst: Any, scan: Scan, *, added_by: str, chat: ChatRef, note: str | None = None
-    ) -> list[int]:
-        """One entry per distinct sampled frame (an animation is blocked by any of its frames)."""
-        ids, seen = [], set()
-        for frame in scan.frames:
-            h = frame.hashes
-            if h.pdq in seen:
-                continue
-            seen.add(h.pdq)
-            ids.append(
-                await self.add_entry_hashes(
-                    lst,
-                    {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "sha256": h.sha256},
-                    added_by=added_by,
-                    chat=chat,
-                    note=note,
-                    views=frame.views,
-                    fingerprint=frame.fingerprint,
-                )
-            )
-        return ids
-
-    async def remove_entry(self, entry_id: int) -> bool:
-        """Removes an entry from the store and from memory; True if it existed."""
-        removed = await self.store.remove_entry(entry_id)
-        self.lists.remove(entry_id)
-        return removed
+def seams_of(core: Core) -> tuple[EventSink, SharedReads]:
+    """The core as the adapters see it (mypy checks here that it has both protocols' shape)."""
+    return core, core

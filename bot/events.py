@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class MediaRef:
     file_id: str
     size: int | None = None  # bytes, as the platform declares it before download
     mime: str | None = None
-    extra: dict = field(default_factory=dict, compare=False)  # adapter-specific (e.g. Matrix encryption info)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # adapter-specific (e.g. Matrix encryption info)
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class MediaPosted:
     variant: str = ""
     link: str | None = None  # a link to the message for admins, when the platform has one
 
-    def payload(self) -> dict:
+    def payload(self) -> dict[str, Any]:
         """The durable form kept in the store until the work is done (ids only, no content)."""
         return {
             "chat": {"id": self.chat.chat_id, "title": self.chat.title},
@@ -85,7 +87,7 @@ class MediaPosted:
         }
 
     @classmethod
-    def from_payload(cls, platform: str, p: dict) -> MediaPosted:
+    def from_payload(cls, platform: str, p: Mapping[str, Any]) -> MediaPosted:
         s, m = p["sender"], p["media"]
         return cls(
             chat=ChatRef(platform, p["chat"]["id"], p["chat"].get("title", "")),
@@ -129,7 +131,7 @@ def picture_role(variant: str) -> str:
     return tail if tail in PICTURE_ROLES else ""
 
 
-def _variant_of(payload: dict) -> str:
+def _variant_of(payload: Mapping[str, Any]) -> str:
     # work recorded before variants existed carries an integer revision (0 = first version)
     if "variant" in payload:
         return str(payload["variant"] or "")

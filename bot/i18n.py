@@ -14,6 +14,7 @@ from __future__ import annotations
 import gettext as _gettext
 import io
 import string
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.plurals import get_plural
-from babel.messages.pofile import read_po
+from babel.messages.pofile import read_po, write_po
 from babel.numbers import format_percent as _babel_percent
 
 from bot.errors import ConfigError
@@ -249,8 +250,8 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
         ids = m.msgid if isinstance(m.msgid, tuple) else (m.msgid,)
         where = f"{m.path}:{m.line}"
         entry = catalog.get(ids[0])
-        strings = entry.string if entry is not None else None
-        strings = strings if isinstance(strings, tuple) else (strings,)
+        found = entry.string if entry is not None else None
+        strings: tuple[str | None, ...] = tuple(found) if isinstance(found, (tuple, list)) else (found,)
         if entry is None or not all(strings):
             problems.append(f"{where}: no {language} translation for {ids[0]!r}")
             continue
@@ -263,7 +264,7 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
         try:
             wanted = frozenset().union(*(placeholders(i) for i in ids))
             for s in strings:
-                got = placeholders(s)
+                got = placeholders(s or "")
                 # a plural form may leave out {n} (e.g. "one image"), never add or rename a field
                 if not got <= wanted or (len(ids) == 1 and got != wanted):
                     problems.append(
@@ -277,8 +278,6 @@ def catalog_problems(language: str, messages: Iterable[ExtractedMessage], locale
 def update_catalogs(root: Path = BOT_DIR, locales_dir: Path = LOCALES_DIR) -> dict[str, int]:
     """Brings every .po file in line with the code: new msgids are added untranslated, unused ones
     dropped, translations kept. Returns how many messages lack a translation per language."""
-    from babel.messages.pofile import write_po
-
     template = Catalog(domain=DOMAIN, project="Vigil")
     for m in extract_messages(root):
         template.add(m.msgid, locations=[(m.path, m.line)])
@@ -327,6 +326,19 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(_main(sys.argv[1:]))
+
+
+class Translators:
+    """One Translator per language, made once: the admin's own language when Vigil has a catalog
+    for it, else ``fallback`` (the group's), else English."""
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        self.timezone = timezone
+        self._made: dict[str, Translator] = {}
+
+    def __call__(self, language: str | None, fallback: str = DEFAULT_LANGUAGE) -> Translator:
+        lang = supported(language) or supported(fallback) or DEFAULT_LANGUAGE
+        if lang not in self._made:
+            self._made[lang] = Translator(lang, timezone=self.timezone)
+        return self._made[lang]

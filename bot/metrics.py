@@ -1,21 +1,22 @@
 """Vigil's Prometheus metrics, in a registry of their own (several apps can run in one process).
 
-The core reports through small calls (``metrics_of(core).outcome(...)``); a piece that was not
-given a ``Metrics`` gets ``NO_METRICS``, which does nothing, so the core runs the same without
-the ops endpoint. Labels carry kinds and platforms only: never a chat, user or message id
+Each part is given a ``Metrics`` and reports through small calls (``metrics.outcome(...)``); a
+part that was not given one gets ``NO_METRICS``, which does nothing, so the core runs the same
+without the ops endpoint. Labels carry kinds and platforms only: never a chat, user or message id
 (those belong in logs and the audit, and would make the series grow without bound).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-if TYPE_CHECKING:
-    from bot.moderation import Outcome
+if TYPE_CHECKING:  # the type only: the metrics stay importable without the detectors
+    from bot.outcomes import Outcome
+    from bot.store.records import ListRecord
 
 # scans take from a few ms (a small photo) to seconds (a video on a busy machine)
 SCAN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -100,7 +101,7 @@ class Metrics:
 
     def outcome(self, platform: str, outcome: Outcome) -> None:
         """One image handled: its outcome, what was found, how long the scan took."""
-        name = "unscannable" if outcome.error is not None else outcome.label
+        name = "unscannable" if outcome.error is not None else outcome.severity
         self.images_scanned.labels(platform, name).inc()
         if outcome.scan is not None:
             seconds = outcome.scan.timings_ms.get("total")
@@ -109,8 +110,8 @@ class Metrics:
         self.decisions.labels(outcome.decision.verdict, str(outcome.decision.dry_run).lower()).inc()
         if outcome.error is not None:
             self.hits.labels("unscannable").inc()
-        elif outcome.label != "clean":
-            self.hits.labels(outcome.label).inc()
+        elif outcome.severity != "clean":
+            self.hits.labels(outcome.severity).inc()
         if any(m.kind == "block" for m in outcome.matches):
             self.hits.labels("hash").inc()
 
@@ -144,7 +145,7 @@ class Metrics:
         """A gauge read when /metrics is scraped (queue depth, connections): ``read`` gives (labels, value)."""
         self._live.add(name, doc, read)
 
-    def set_lists(self, lists: Iterable[Any], sizes: Mapping[int, int]) -> None:
+    def set_lists(self, lists: Iterable[ListRecord], sizes: Mapping[int, int]) -> None:
         """List counts and sizes, from the store's lists and ``list_sizes()``."""
         entries: dict[tuple[str, str], int] = {}
         count: dict[tuple[str, str], int] = {}
@@ -170,7 +171,7 @@ class _LiveGauges:
     def add(self, name: str, doc: str, read: Callable[[], Iterable[tuple[Mapping[str, str], float]]]) -> None:
         self._gauges[name] = (doc, read)
 
-    def describe(self) -> list:
+    def describe(self) -> list[GaugeMetricFamily]:
         return []  # names are only known once watched; nothing to check up front
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
@@ -214,6 +215,6 @@ class _NoMetrics(Metrics):
 NO_METRICS: Metrics = _NoMetrics()
 
 
-def metrics_of(owner: Any) -> Metrics:
-    """The ``metrics`` an app gave to ``owner`` (the core, the actions), or NO_METRICS."""
+def metrics_of(owner: object) -> Metrics:
+    """The ``metrics`` an app gave to ``owner`` (an adapter reads the core's this way), or NO_METRICS."""
     return getattr(owner, "metrics", None) or NO_METRICS

@@ -9,10 +9,10 @@ the details are rebuilt from the audit record, so they work after a restart too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
+from bot.admins import Admins
 from bot.alerts import (
     AlertFacts,
     Finding,
@@ -24,26 +24,23 @@ from bot.alerts import (
     render_owner_notice,
     render_unreachable_owner_hint,
 )
+from bot.buttons import VERB_OF_KEY, RecordChoice, encode
 from bot.events import PICTURE_ROLES, SENDER_KINDS, ChatRef, MediaPosted, picture_role
-from bot.metrics import metrics_of
-from bot.platforms.base import Button, OutgoingMessage
+from bot.group_settings import SettingsLookup
+from bot.guidance.resources import Resources
+from bot.i18n import Translator, Translators
+from bot.metrics import NO_METRICS, Metrics
+from bot.outcomes import Outcome, alert_outcome
+from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError, Unreachable
-from bot.policy import ASK, DELETE, GroupSettings
-
-# the data a choice carries back (``verb:audit id``), by button
-BUTTON_VERBS = {
-    "delete": "del",
-    "keep": "keep",
-    "ban": "ban",
-    "unrestrict": "unmute",
-    "false_positive": "fp",
-    "export": "export",
-    "details": "details",
-}
-
-if TYPE_CHECKING:
-    from bot.core import Core
-    from bot.moderation import Outcome
+from bot.platforms.retries import with_retries
+from bot.policy import GroupSettings
+from bot.protect import Protector
+from bot.store.protected import ProtectedOwner
+from bot.store.protocol import Store
+from bot.store.records import AuditRecord
+from bot.values import DONE_BY_SANCTION, AlertOutcome, Sanction, SanctionDone, Verdict
+from detectors.verdict import CLEAN
 
 log = logging.getLogger("vigil.notify")
 
@@ -64,7 +61,7 @@ def findings_of(
     # a manipulated copy of a protected photo: the owner's name only where they may be named
     seen: set[int] = set()
     unnamed = False
-    for d in getattr(outcome, "derived", ()):
+    for d in outcome.derived:
         if d.photo.owner_id in seen:
             continue
         seen.add(d.photo.owner_id)
@@ -81,7 +78,7 @@ def findings_of(
         for h in outcome.scan.hits:
             found.append(Finding("nudity", label=h.label, score=h.score))
         nsfw = outcome.scan.nsfw
-        if nsfw is not None and outcome.label != "clean":
+        if nsfw is not None and outcome.severity != CLEAN:
             found.append(Finding("nsfw", score=nsfw))
         # evidence of AI making or editing: shown with a hit, never a reason to act on its own
         for p in outcome.scan.provenance:
@@ -92,17 +89,6 @@ def findings_of(
     return tuple(found)
 
 
-def outcome_word(outcome: Outcome) -> str:
-    d = outcome.decision
-    if outcome.error is not None:
-        return "not_checked"
-    if d.verdict == DELETE:
-        return "deleted" if outcome.deleted else "delete_failed"
-    if d.verdict == ASK:
-        return "review"
-    return "reported"
-
-
 def _record_time(text: str | None) -> datetime:
     try:
         moment = datetime.fromisoformat(text or "")
@@ -111,21 +97,55 @@ def _record_time(text: str | None) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _outcome_of_record(record: Any) -> str:
+def _outcome_of_record(record: AuditRecord) -> AlertOutcome:
     if record.label == "unscannable":
-        return "not_checked"
-    return {DELETE: "deleted", ASK: "review"}.get(record.decision, "reported")
+        return AlertOutcome.NOT_CHECKED
+    if record.decision == Verdict.DELETE:
+        return AlertOutcome.DELETED
+    return AlertOutcome.REVIEW if record.decision == Verdict.ASK else AlertOutcome.REPORTED
+
+
+def _planned_sanction(record: AuditRecord) -> SanctionDone:
+    """What the record says was to be done to the sender (the details of an alert)."""
+    planned = (record.actions or {}).get("sender_action") if record.decision == Verdict.DELETE else None
+    if not isinstance(planned, str) or planned not in set(Sanction):
+        return SanctionDone.NONE
+    return DONE_BY_SANCTION.get(Sanction(planned), SanctionDone.NONE)
 
 
 class Notifier:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(
+        self,
+        *,
+        platforms: Mapping[str, Platform],
+        store: Store,
+        admins: Admins,
+        settings: SettingsLookup,
+        translators: Translators,
+        resources: Resources,
+        protector: Protector,
+        synthetic_threshold: float | None = None,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
+        self.platforms = platforms
+        self.store = store
+        self.admins = admins
+        self.settings = settings
+        self.translators = translators
+        self.resources = resources
+        self.protector = protector
+        self.synthetic_threshold = synthetic_threshold
+        self.metrics = metrics
+
+    def bot_username(self, platform: str) -> str:
+        found = self.platforms.get(platform)
+        return (found.username if found is not None else "") or "Vigil"
 
     def facts(
         self, event: MediaPosted, outcome: Outcome, settings: GroupSettings, named: frozenset[int] = frozenset()
     ) -> AlertFacts:
         s = event.sender
-        platform = self.core.platforms.get(event.chat.platform)
+        platform = self.platforms.get(event.chat.platform)
         left = getattr(platform, "media_left", None)  # Matrix: files a redaction left on the homeserver
         bridged = getattr(platform, "bridged", None)  # Matrix: a person of another network, through a bridge
         return AlertFacts(
@@ -138,13 +158,13 @@ class Notifier:
             sender_username=s.username,
             sender_id=s.user_id,
             posted_at=event.posted_at,
-            findings=findings_of(outcome, getattr(self.core.config.detectors.synthetic, "threshold", None), named),
-            outcome=outcome_word(outcome),
+            findings=findings_of(outcome, self.synthetic_threshold, named),
+            outcome=alert_outcome(outcome),
             failure=outcome.delete_failure,
             sender_action=outcome.sender_action_done,
             muted_until=outcome.muted_until,
             dry_run=outcome.decision.dry_run,
-            region=self.core.resources.code(settings.region),
+            region=self.resources.code(settings.region),
             media_left=tuple(left(event.message_id)) if left is not None and outcome.deleted else (),
             sender_kind=s.kind,
             picture=picture_role(event.variant),
@@ -152,26 +172,26 @@ class Notifier:
         )
 
     @staticmethod
-    def buttons(translator, audit_id: int, rows: Iterable[Iterable[str]]) -> tuple[tuple[Button, ...], ...]:
+    def buttons(translator: Translator, audit_id: int, rows: Iterable[Iterable[str]]) -> tuple[tuple[Button, ...], ...]:
         """Button rows for an alert message, from the keys alerts.first_buttons / details_buttons chose."""
         labels = button_labels(translator)
-        return tuple(tuple(Button(labels[k], f"{BUTTON_VERBS[k]}:{audit_id}") for k in row) for row in rows)
+        return tuple(
+            tuple(Button(labels[k], encode(RecordChoice(VERB_OF_KEY[k], audit_id))) for k in row) for row in rows
+        )
 
-    async def details(self, record: Any, translator, *, may_name: bool = True) -> OutgoingMessage:
+    async def details(self, record: AuditRecord, translator: Translator, *, may_name: bool = True) -> OutgoingMessage:
         """The second message of an alert, rebuilt from its audit record and the group's current region.
 
         A protected member is named only while their protection lasts (the record keeps ids only),
         and only where the first message could name them (``_may_name``); never when ``may_name``
         is False (the details were asked for in a group chat, such as the admin log chat).
         """
-        core = self.core
         chat = ChatRef(record.platform, record.chat_id)
-        settings = await core.group_settings(chat)
-        group = await core.store.get_group(record.platform, record.chat_id)
-        platform = core.platforms.get(record.platform)
+        settings = await self.settings.of(chat)
+        group = await self.store.get_group(record.platform, record.chat_id)
+        platform = self.platforms.get(record.platform)
         left = getattr(platform, "media_left", None)
         media_left = tuple(left(record.message_id)) if left is not None and record.message_id else ()
-        planned = (record.actions or {}).get("sender_action") if record.decision == DELETE else None
         found = dict(record.findings or {})
         facts = AlertFacts(
             platform=record.platform,
@@ -185,18 +205,18 @@ class Notifier:
             posted_at=_record_time(record.at),
             findings=await self._findings_of_record(record, chat if may_name else None),
             outcome=_outcome_of_record(record),
-            sender_action={"mute": "muted", "ban": "banned"}.get(planned or "", "none"),
+            sender_action=_planned_sanction(record),
             dry_run=record.dry_run,
-            region=core.resources.code(settings.region),
+            region=self.resources.code(settings.region),
             media_left=media_left,
             sender_kind=_one_known(found.get("sender_kind"), SENDER_KINDS, "user"),
             picture=_one_known(found.get("picture"), PICTURE_ROLES, ""),
         )
-        rendered = render_details(facts, translator, core.resources)
+        rendered = render_details(facts, translator, self.resources)
         buttons = self.buttons(translator, record.id, details_buttons(facts))
         return OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
 
-    async def _findings_of_record(self, record: Any, chat: ChatRef | None) -> tuple[Finding, ...]:
+    async def _findings_of_record(self, record: AuditRecord, chat: ChatRef | None) -> tuple[Finding, ...]:
         """``chat``: the group whose admins asked, to check who may be named; None names nobody."""
         found = dict(record.findings or {})
         out: list[Finding] = []
@@ -204,7 +224,7 @@ class Notifier:
             out.append(Finding("unscannable", detail=str(found["error"])))
         unnamed = False
         for d in found.get("derived") or ():
-            owner = await self.core.store.get_protected_owner(int(d.get("owner", 0)))
+            owner = await self.store.get_protected_owner(int(d.get("owner", 0)))
             score = d.get("match_fraction")
             fraction = min(1.0, max(0.0, float(score))) if score is not None else None
             if owner is not None and chat is not None and await self._may_name(chat, owner):
@@ -229,52 +249,47 @@ class Notifier:
 
     async def alert_admins(self, event: MediaPosted, outcome: Outcome, settings: GroupSettings, audit_id: int) -> int:
         """Alert every reachable admin once; returns how many were alerted."""
-        core = self.core
-        platform = core.platforms[event.chat.platform]
-        admins = await core.admins(event.chat)
-        contacts = await core.store.contacts(event.chat.platform, sorted(admins))
-        already = {a.user_id for a in await core.store.alerts_for(audit_id)}
+        platform = self.platforms[event.chat.platform]
+        admins = await self.admins.of(event.chat)
+        contacts = await self.store.contacts(event.chat.platform, sorted(admins))
+        already = {a.user_id for a in await self.store.alerts_for(audit_id)}
         named = await self.nameable(event.chat, outcome)
         facts = self.facts(event, outcome, settings, named)
         delivered = len(already & admins)
         for contact in contacts:
             if not contact.can_dm or contact.user_id in already or contact.user_id not in admins:
                 continue
-            translator = core.translator(contact.language or settings.language, settings.language)
-            rendered = render_alert(facts, translator, core.resources)
+            translator = self.translators(contact.language or settings.language, settings.language)
+            rendered = render_alert(facts, translator, self.resources)
             buttons = self.buttons(translator, audit_id, first_buttons(facts))
             message = OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
             try:
-                from bot.moderation import with_retries
-
                 sent = await with_retries(
                     f"alert to admin {contact.user_id}", lambda: platform.send_private(contact.user_id, message)
                 )
             except Unreachable:
-                await core.store.set_contact(event.chat.platform, contact.user_id, can_dm=False)
-                metrics_of(core).alert(event.chat.platform, "unreachable")
+                await self.store.set_contact(event.chat.platform, contact.user_id, can_dm=False)
+                self.metrics.alert(event.chat.platform, "unreachable")
                 continue
             except PlatformError as exc:
                 log.error("alert for chat %s to admin %s failed: %s", event.chat.chat_id, contact.user_id, exc)
-                metrics_of(core).alert(event.chat.platform, "failed")
+                self.metrics.alert(event.chat.platform, "failed")
                 continue
-            await core.store.record_alert(audit_id, event.chat.platform, contact.user_id, sent)
-            metrics_of(core).alert(event.chat.platform, "sent")
+            await self.store.record_alert(audit_id, event.chat.platform, contact.user_id, sent)
+            self.metrics.alert(event.chat.platform, "sent")
             delivered += 1
         if delivered == 0:
             # the log chat is a group chat: nobody is named there
             unnamed = self.facts(event, outcome, settings)
-            await self._fallback(platform, event.chat, unnamed, settings, audit_id, outcome)
+            await self._fallback(platform, event.chat, unnamed, settings, audit_id)
         return delivered
 
     async def _is_member(self, chat: ChatRef, user_id: str) -> bool:
         """Whether the user is in the group now, asked on the platform; False when it cannot say
         (rate limits and blips are retried first): a wrong name cannot be taken back."""
-        platform = self.core.platforms.get(chat.platform)
-        if getattr(platform, "is_member", None) is None:
+        platform = self.platforms.get(chat.platform)
+        if platform is None:
             return False
-        from bot.moderation import with_retries
-
         try:
             return bool(
                 await with_retries(
@@ -296,40 +311,41 @@ class Notifier:
     async def nameable(self, chat: ChatRef, outcome: Outcome) -> frozenset[int]:
         """Owners of the protected photos this image was made from whom this group's admins may
         read the name of: the group is trusted, or the owner belongs to it (asked now)."""
-        derived = getattr(outcome, "derived", ())
+        derived = outcome.derived
         if not derived:
             return frozenset()
-        return await self.core.protector.nameable((chat.platform, chat.chat_id), derived, self._member_check(chat))
+        return await self.protector.nameable((chat.platform, chat.chat_id), derived, self._member_check(chat))
 
-    async def _may_name(self, chat: ChatRef, owner: Any) -> bool:
+    async def _may_name(self, chat: ChatRef, owner: ProtectedOwner) -> bool:
         """``nameable``'s rule for an owner record (the details of an alert)."""
-        member = (owner.platform, owner.user_id) if owner.kind == "member" and owner.user_id else None
-        return await self.core.protector.may_name((chat.platform, chat.chat_id), member, self._member_check(chat))
+        member = (
+            (owner.platform, owner.user_id) if owner.kind == "member" and owner.platform and owner.user_id else None
+        )
+        return await self.protector.may_name((chat.platform, chat.chat_id), member, self._member_check(chat))
 
     async def _fallback(
-        self, platform, chat: ChatRef, facts: AlertFacts, settings: GroupSettings, audit_id: int, outcome
+        self, platform: Platform, chat: ChatRef, facts: AlertFacts, settings: GroupSettings, audit_id: int
     ) -> None:
         """No admin can be reached privately: the admin log chat, and a one-time hint to the owner."""
-        core = self.core
-        translator = core.translator(settings.language, settings.language)
+        translator = self.translators(settings.language, settings.language)
         if settings.logchat:
-            rendered = render_alert(facts, translator, core.resources)
+            rendered = render_alert(facts, translator, self.resources)
             try:
                 buttons = self.buttons(translator, audit_id, first_buttons(facts))
                 message = OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
                 await platform.send_chat(settings.logchat, message)
-                await core.store.record_alert(audit_id, chat.platform, f"logchat:{settings.logchat}", None)
+                await self.store.record_alert(audit_id, chat.platform, f"logchat:{settings.logchat}", None)
                 return
             except PlatformError as exc:
                 log.error("admin log chat %s for chat %s failed: %s", settings.logchat, chat.chat_id, exc)
         log.warning("chat %s: no admin can receive alerts privately", chat.chat_id)
-        if await core.store.owner_hint_sent(chat.platform, chat.chat_id):
+        if await self.store.owner_hint_sent(chat.platform, chat.chat_id):
             return
-        hint = render_unreachable_owner_hint(translator, core.bot_username(chat.platform))
+        hint = render_unreachable_owner_hint(translator, self.bot_username(chat.platform))
         try:
             # the hint is about starting the bot, never about the image
             await platform.send_chat(chat.chat_id, OutgoingMessage(hint))
-            await core.store.mark_owner_hint_sent(chat.platform, chat.chat_id)
+            await self.store.mark_owner_hint_sent(chat.platform, chat.chat_id)
         except PlatformError as exc:
             log.error("owner hint in chat %s failed: %s", chat.chat_id, exc)
 
@@ -339,7 +355,6 @@ class Notifier:
         image, and not who posted it. Once per record and owner; only when the copy was deleted."""
         if not outcome.deleted or outcome.decision.dry_run:
             return 0
-        core = self.core
         sent = 0
         told: set[int] = set()
         for d in outcome.derived:
@@ -347,27 +362,25 @@ class Notifier:
             if target is None or d.photo.owner_id in told or target == (event.sender.platform, event.sender.user_id):
                 continue
             told.add(d.photo.owner_id)
-            platform = core.platforms.get(target[0])
+            platform = self.platforms.get(target[0])
             key = f"protect:notice:{audit_id}:{d.photo.owner_id}"
-            if platform is None or await core.store.get_state(key):
+            if platform is None or await self.store.get_state(key):
                 continue
-            contact = await core.store.get_contact(target[0], target[1])
-            translator = core.translator(
+            contact = await self.store.get_contact(target[0], target[1])
+            translator = self.translators(
                 contact.language if contact and contact.language else settings.language, settings.language
             )
             # the group is named only to a member of it: anyone can make a group and give it a title
             member = target[0] == event.chat.platform and await self._is_member(event.chat, target[1])
             rendered = render_owner_notice(
                 translator,
-                core.resources,
+                self.resources,
                 group_title=event.chat.title if member else None,
                 member=member,
                 platform=target[0],
                 region=settings.region,
             )
             try:
-                from bot.moderation import with_retries
-
                 await with_retries(
                     f"notice to owner {target[1]}",
                     lambda: platform.send_private(target[1], OutgoingMessage(rendered.text, rendered.html)),
@@ -375,12 +388,12 @@ class Notifier:
             except PlatformError as exc:  # never started the bot, or blocked it: nothing more to do
                 log.warning("notice to the owner of protected photo %d failed: %s", d.photo.id, exc)
                 continue
-            await core.store.set_state(key, "sent")
+            await self.store.set_state(key, "sent")
             sent += 1
         return sent
 
-    async def neutral_notice(self, platform, chat: ChatRef, settings: GroupSettings) -> None:
-        translator = self.core.translator(settings.language, settings.language)
+    async def neutral_notice(self, platform: Platform, chat: ChatRef, settings: GroupSettings) -> None:
+        translator = self.translators(settings.language, settings.language)
         try:
             await platform.send_chat(
                 chat.chat_id, OutgoingMessage(translator.gettext("An image was removed by Vigil."))

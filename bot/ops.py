@@ -23,12 +23,15 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from bot.config import load_config
 from bot.errors import ConfigError
 from bot.metrics import Metrics
+from bot.platforms.base import Platform
+from bot.store.protocol import Store
 
 log = logging.getLogger("vigil.ops")
 
@@ -45,14 +48,34 @@ class Readiness:
         return {"ready": self.ready, "checks": dict(self.checks)}
 
 
-async def readiness(app: Any) -> Readiness:
+class RunningCore(Protocol):
+    """What the endpoints read of the running core."""
+
+    @property
+    def platforms(self) -> Mapping[str, Platform]: ...
+    @property
+    def backlog(self) -> int: ...
+
+
+class RunningApp(Protocol):
+    """What the endpoints read of the app (bot/app.py ``App``): None while it is starting."""
+
+    @property
+    def core(self) -> RunningCore | None: ...
+    @property
+    def store(self) -> Store | None: ...
+    @property
+    def stopping(self) -> bool: ...
+
+
+async def readiness(app: RunningApp) -> Readiness:
     """Models loaded, store open and answering, each enabled platform connected."""
     checks: dict[str, str] = {}
-    core = getattr(app, "core", None)
-    if getattr(app, "stopping", False):
+    core = app.core
+    if getattr(app, "stopping", False):  # an app that never started has no such flag yet
         checks["vigil"] = "stopping"
     checks["models"] = "ok" if core is not None else "loading"
-    store = getattr(app, "store", None)
+    store = app.store
     if store is None:
         checks["store"] = "not open"
     else:
@@ -65,14 +88,14 @@ async def readiness(app: Any) -> Readiness:
             checks["store"] = f"error: {type(exc).__name__}"
     if core is not None:
         for name, platform in core.platforms.items():
-            checks[f"platform:{name}"] = "ok" if getattr(platform, "connected", False) else "not connected"
+            checks[f"platform:{name}"] = "ok" if platform.connected else "not connected"
     return Readiness(all(v == "ok" for v in checks.values()), checks)
 
 
 class OpsServer:
     """Serves the endpoints for one app; ``port`` is the bound port (useful with port 0)."""
 
-    def __init__(self, app: Any, metrics: Metrics, address: tuple[str, int]) -> None:
+    def __init__(self, app: RunningApp, metrics: Metrics, address: tuple[str, int]) -> None:
         self.app, self.metrics, self.address = app, metrics, address
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -85,12 +108,12 @@ class OpsServer:
 
     def _queue_depth(self) -> list[tuple[dict[str, str], float]]:
         core = self.app.core
-        return [({}, float(core.pipeline.depth if core is not None else 0))]
+        return [({}, float(core.backlog if core is not None else 0))]
 
     def _connected(self) -> list[tuple[dict[str, str], float]]:
         core = self.app.core
         platforms = core.platforms.items() if core is not None else ()
-        return [({"platform": name}, 1.0 if getattr(p, "connected", False) else 0.0) for name, p in platforms]
+        return [({"platform": name}, 1.0 if p.connected else 0.0) for name, p in platforms]
 
     async def start(self) -> None:
         web_app = web.Application()
@@ -157,8 +180,6 @@ def probe(address: tuple[str, int], path: str = "/healthz", timeout: float = 5.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bot.config import load_config
-
     p = argparse.ArgumentParser(
         prog="python -m bot.ops", description="Probe Vigil's ops endpoint (exit 0 when it answers 200)."
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from bot.config import SENSITIVITIES, GroupDefaults
+from bot.values import BlockAction, Sanction, Verdict
 from detectors.verdict import NUDITY, REVIEW
 
-ALLOW, ASK, DELETE, REPORT = "allow", "review", "delete", "report"
+ALLOW, ASK, DELETE, REPORT = Verdict.ALLOW, Verdict.ASK, Verdict.DELETE, Verdict.REPORT
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class GroupSettings(GroupDefaults):
     @classmethod
     def from_defaults(cls, d: GroupDefaults, stored: Mapping[str, object] | None = None) -> GroupSettings:
         base = cls(**asdict(d))
-        known = {k: v for k, v in (stored or {}).items() if k in cls.__dataclass_fields__}
+        known: dict[str, Any] = {k: v for k, v in (stored or {}).items() if k in cls.__dataclass_fields__}
         return replace(base, **known)
 
     def threshold_shift(self) -> float:
@@ -33,8 +35,8 @@ class GroupSettings(GroupDefaults):
 class Evidence:
     """What the detectors and lists found, reduced to what the policy needs."""
 
-    label: str  # clean | review | nudity, judged with the group's thresholds
-    block_action: str | None = None  # "delete" | "review" when a block list matched
+    severity: str  # the image's label from the detectors (detectors.verdict), judged with the group's thresholds
+    block_action: BlockAction | None = None  # when a block list matched
     allowed: bool = False  # an allow list matched: wins over everything
     unscannable: bool = False  # the image could not be checked
     derived: bool = False  # a manipulated copy of a protected photo
@@ -42,8 +44,8 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Decision:
-    verdict: str  # allow | review (ask admins, keep until decided) | delete | report (keep, tell admins)
-    sender_action: str = "none"  # none | mute | ban
+    verdict: Verdict
+    sender_action: Sanction = Sanction.NONE
     dry_run: bool = False
     reason: str = ""  # why, for the audit log
 
@@ -65,15 +67,15 @@ def decide(evidence: Evidence, settings: GroupSettings, *, exempt: bool) -> Deci
     dry = settings.mode == "dryrun"
     if evidence.unscannable:
         return Decision(REPORT, dry_run=dry, reason="could not be checked")
-    if evidence.block_action == "delete" or evidence.label == NUDITY:
-        verdict, reason = DELETE, "block list" if evidence.block_action == "delete" else "nudity"
-    elif evidence.block_action == "review" or evidence.label == REVIEW or evidence.derived:
-        verdict, reason = ASK, "review band" if evidence.label == REVIEW else "needs review"
+    if evidence.block_action == BlockAction.DELETE or evidence.severity == NUDITY:
+        verdict, reason = DELETE, "block list" if evidence.block_action == BlockAction.DELETE else "nudity"
+    elif evidence.block_action == BlockAction.REVIEW or evidence.severity == REVIEW or evidence.derived:
+        verdict, reason = ASK, "review band" if evidence.severity == REVIEW else "needs review"
     else:
         return Decision(ALLOW, reason="clean")
     if settings.mode == "review" and verdict == DELETE:
         verdict, reason = ASK, f"{reason}; the group asks admins first"
     if exempt and settings.spare_exempt:
         return Decision(REPORT, dry_run=dry, reason=f"{reason}; sender is an admin or exempt")
-    action = settings.action if verdict == DELETE else "none"
+    action = Sanction(settings.action) if verdict == DELETE else Sanction.NONE
     return Decision(verdict, sender_action=action, dry_run=dry, reason=reason)

@@ -7,23 +7,26 @@ and so on in a direct room), their answer to the notice question, and the admins
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.buttons import NoticeChoice, encode
+from bot.config import ProtectConfig
 from bot.events import ButtonPressed, ChatRef, CommandIssued, MediaPosted
-from bot.platforms.base import Button, OutgoingMessage
+from bot.i18n import Translator, Translators
+from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError
-from bot.protect import ProtectError
+from bot.platforms.retries import with_retries
+from bot.policy import GroupSettings
+from bot.protect import ProtectError, Protector
 from detectors.errors import MediaError
-
-if TYPE_CHECKING:
-    from bot.core import Core
 
 log = logging.getLogger("vigil.protect")
 
 PRIVATE_VERBS = ("protect", "unprotect", "protected", "done")
 PHOTO_KINDS = ("photo", "document", "image")  # stills; videos, animations and stickers are refused
-NOTIFY_ON, NOTIFY_OFF = "pnotify:on", "pnotify:off"
+NOTIFY_ON, NOTIFY_OFF = encode(NoticeChoice(True)), encode(NoticeChoice(False))
 
 
 def private_verb(cmd: CommandIssued) -> str | None:
@@ -36,24 +39,35 @@ def private_verb(cmd: CommandIssued) -> str | None:
 
 
 class ProtectChat:
-    def __init__(self, core: Core) -> None:
-        self.core = core
-        self.protector = core.protector
+    def __init__(
+        self,
+        *,
+        platforms: Mapping[str, Platform],
+        protector: Protector,
+        translators: Translators,
+        config: ProtectConfig,
+        max_bytes: int,
+    ) -> None:
+        self.platforms = platforms
+        self.protector = protector
+        self.translators = translators
+        self.config = config
+        self.max_bytes = max_bytes  # the largest image downloaded (detectors' limits)
 
     async def _say(self, chat: ChatRef, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
         try:
-            await self.core.platforms[chat.platform].send_chat(chat.chat_id, OutgoingMessage(text, buttons=buttons))
+            await self.platforms[chat.platform].send_chat(chat.chat_id, OutgoingMessage(text, buttons=buttons))
         except PlatformError as exc:
             log.warning("reply in private chat %s failed: %s", chat.chat_id, exc)
 
-    def _notify_buttons(self, t: Any) -> tuple[tuple[Button, ...], ...]:
+    def _notify_buttons(self, t: Translator) -> tuple[tuple[Button, ...], ...]:
         return ((Button(t.gettext("Yes, tell me"), NOTIFY_ON), Button(t.gettext("No"), NOTIFY_OFF)),)
 
     # --- private commands ------------------------------------------------------------------
 
     async def command(self, cmd: CommandIssued) -> None:
-        t = self.core.translator(cmd.sender.language)
-        if not self.core.config.protect.enabled:
+        t = self.translators(cmd.sender.language)
+        if not self.config.enabled:
             await self._say(cmd.chat, t.gettext("Photo protection is turned off on this Vigil."))
             return
         verb = private_verb(cmd)
@@ -78,7 +92,7 @@ class ProtectChat:
         elif verb == "unprotect":
             await self.unprotect(cmd.chat, user, args, t)
 
-    def intro(self, t: Any) -> str:
+    def intro(self, t: Translator) -> str:
         return "\n\n".join(
             [
                 t.gettext("Protect your photos from fakes."),
@@ -101,7 +115,7 @@ class ProtectChat:
             ]
         )
 
-    async def listing(self, chat: ChatRef, user: tuple[str, str], t: Any) -> None:
+    async def listing(self, chat: ChatRef, user: tuple[str, str], t: Translator) -> None:
         owner, photos = await self.protector.member_photos(*user)
         if owner is None or not photos:
             await self._say(chat, t.gettext("You do not protect any photos. Send /protect to start."))
@@ -130,7 +144,7 @@ class ProtectChat:
         )
         await self._say(chat, "\n".join(lines), self._notify_buttons(t))
 
-    async def unprotect(self, chat: ChatRef, user: tuple[str, str], args: list[str], t: Any) -> None:
+    async def unprotect(self, chat: ChatRef, user: tuple[str, str], args: list[str], t: Translator) -> None:
         if args:
             number = args[0].lstrip("#")
             if not number.isdigit() or int(number) < 1:
@@ -165,10 +179,9 @@ class ProtectChat:
     # --- photos sent privately --------------------------------------------------------------------
 
     async def media(self, event: MediaPosted, *, command: str | None = None) -> None:
-        core = self.core
-        t = core.translator(event.sender.language)
+        t = self.translators(event.sender.language)
         user = (event.sender.platform, event.sender.user_id)
-        if not core.config.protect.enabled:
+        if not self.config.enabled:
             return
         if command == "protect":
             self.protector.open_session(*user)
@@ -182,11 +195,9 @@ class ProtectChat:
                 event.chat, t.gettext("Send photos only: videos, animations and stickers cannot be protected.")
             )
             return
-        platform = core.platforms[event.chat.platform]
-        limit = core.config.detectors.limits.max_bytes
+        platform = self.platforms[event.chat.platform]
+        limit = self.max_bytes
         try:
-            from bot.moderation import with_retries
-
             data = await with_retries(
                 f"download in private chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit)
             )
@@ -219,12 +230,12 @@ class ProtectChat:
         else:
             await self._say(event.chat, text)
 
-    def _refusal(self, exc: ProtectError, t: Any) -> str:
+    def _refusal(self, exc: ProtectError, t: Translator) -> str:
         if exc.reason == "too_many":
             return t.gettext(
                 "You already protect {n} photos, the most Vigil keeps for one person. Remove some with /unprotect "
                 "first.",
-                n=self.core.config.protect.max_photos,
+                n=self.config.max_photos,
             )
         if exc.reason == "taken":
             # never whose: a stranger could otherwise learn who protects a photo by sending it
@@ -237,7 +248,7 @@ class ProtectChat:
     async def _remove_message(self, event: MediaPosted) -> bool:
         """The photo leaves the private chat too (best effort: some platforms or old messages refuse)."""
         try:
-            await self.core.platforms[event.chat.platform].delete(event.chat.chat_id, event.message_id)
+            await self.platforms[event.chat.platform].delete(event.chat.chat_id, event.message_id)
             return True
         except PlatformError as exc:
             log.info("private chat %s: the registered photo could not be deleted (%s)", event.chat.chat_id, exc)
@@ -245,10 +256,10 @@ class ProtectChat:
 
     # --- the notice question -------------------------------------------------------------------------
 
-    async def button(self, press: ButtonPressed) -> None:
-        t = self.core.translator(press.sender.language)
-        platform = self.core.platforms[press.chat.platform]
-        on = press.data == NOTIFY_ON
+    async def button(self, press: ButtonPressed, choice: NoticeChoice) -> None:
+        t = self.translators(press.sender.language)
+        platform = self.platforms[press.chat.platform]
+        on = choice.on
         known = await self.protector.set_member_notify(press.sender.platform, press.sender.user_id, on)
         if not known:
             await platform.answer(press, t.gettext("You do not protect any photos. Send /protect to start."))
@@ -262,10 +273,12 @@ class ProtectChat:
 
     # --- the admins' group setting ----------------------------------------------------------------------
 
-    async def group_photos(self, cmd: CommandIssued, args: list[str], t: Any, settings: Any) -> dict | None:
+    async def group_photos(
+        self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings
+    ) -> dict[str, Any] | None:
         """``/vigil groupphotos on [DAYS]`` or ``off``: the settings to store, after telling the
         group (every member reads it); None when the command was wrong."""
-        default_days = self.core.config.protect.group_photo_days
+        default_days = self.config.group_photo_days
         choice = args[0].lower() if args else ""
         days_arg = args[1] if len(args) > 1 else None
         days = default_days
@@ -273,8 +286,8 @@ class ProtectChat:
         if ok and days_arg is not None:
             ok = days_arg.isdigit() and 1 <= int(days_arg) <= 3650
             days = int(days_arg) if ok else days
-        if not ok or not self.core.config.protect.enabled:
-            if not self.core.config.protect.enabled:
+        if not ok or not self.config.enabled:
+            if not self.config.enabled:
                 await self._say(cmd.chat, t.gettext("Photo protection is turned off on this Vigil."))
             else:
                 await self._say(

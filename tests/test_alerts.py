@@ -114,10 +114,10 @@ def parse_html(markup: str) -> TelegramHtml:
 
 
 def english_fragments() -> list[str]:
-    """Literal pieces of alerts.py's English msgids long enough to be recognisable in a Spanish text."""
+    """Literal pieces of the alerts' English msgids long enough to be recognisable in a Spanish text."""
     pieces = set()
     for m in extract_messages():
-        if m.path != "alerts.py":
+        if not m.path.startswith("alert"):  # alerts.py and the modules it is made of
             continue
         for msgid in m.msgid if isinstance(m.msgid, tuple) else (m.msgid,):
             for literal, *_ in string.Formatter().parse(msgid):

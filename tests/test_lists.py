@@ -101,7 +101,7 @@ async def test_the_allow_list_wins_over_the_block_list(store):
     lists = await loaded(store)
     found = match(lists, [block.id, allow.id], signals("astronaut", "jpeg75"))
     assert {m.kind for m in found} == {"block", "allow"}
-    evidence = Evidence(label="clean", block_action="delete", allowed=any(m.kind == "allow" for m in found))
+    evidence = Evidence(severity="clean", block_action="delete", allowed=any(m.kind == "allow" for m in found))
     assert decide(evidence, GroupSettings(), exempt=False).verdict == "allow"
 
 

@@ -1,10 +1,21 @@
-"""What the core needs from a chat platform; each adapter implements it and maps its SDK's errors."""
+"""The two seams between the core and a chat platform.
+
+``Platform``: what the core needs from a chat platform; each adapter implements it and maps its
+SDK's errors onto bot/platforms/errors.py. ``EventSink``: what an adapter calls on the core.
+``SharedReads``: what an adapter may read from the running bot (Matrix: a room's language, list
+sizes for its policy rooms). The adapters import these and the events, never the core parts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.i18n import Translator
+from bot.metrics import Metrics
+from bot.policy import GroupSettings
 
 
 @dataclass(frozen=True)
@@ -28,13 +39,43 @@ class Rights:
     can_restrict: bool
 
 
-class Platform(Protocol):
-    name: str
+class EventSink(Protocol):
+    """What an adapter hands the core. Each returns once the event is safe (recorded or handled)."""
 
-    async def start(self, core: object) -> None: ...
+    async def submit(self, event: MediaPosted) -> None: ...  # an image posted in a group
+    async def command(self, cmd: CommandIssued) -> None: ...
+    async def button(self, press: ButtonPressed) -> None: ...
+    async def bot_added(self, event: BotAdded) -> None: ...
+    async def private_media(self, event: MediaPosted, *, command: str | None = None) -> None: ...
+    async def private_started(self, user: UserRef) -> None: ...  # the user can be written to privately
+    def forget_admins(self, chat: ChatRef) -> None: ...  # the chat's admins changed (or its id did)
+
+
+class SharedReads(Protocol):
+    """What an adapter may read from the running bot."""
+
+    metrics: Metrics
+
+    async def group_settings(self, chat: ChatRef) -> GroupSettings: ...
+    def translator(self, language: str | None, fallback: str = "en") -> Translator: ...
+    async def sync_lists(self) -> int: ...  # apply list changes in the store now
+    def list_size(self, list_id: int) -> int: ...
+    @property
+    def backlog(self) -> int: ...  # chats with images waiting or in flight
+
+
+class Platform(Protocol):
+    """Optional capabilities an adapter may add, read with getattr: ``media_left(message_id)`` and
+    ``bridged(chat_id, user_id)`` (Matrix), ``shared_sender_ids`` (Telegram), ``policy`` (Matrix)."""
+
+    name: str
+    username: str  # the bot's own name there, for hints ("start @name")
+    connected: bool
+
+    async def start(self, sink: EventSink) -> None: ...
     async def stop(self) -> None: ...  # stop receiving; sending still works
     async def close(self) -> None: ...  # release connections, after the pipeline drained
-    async def fetch_media(self, event: object, max_bytes: int) -> bytes: ...
+    async def fetch_media(self, event: MediaPosted, max_bytes: int) -> bytes: ...
     async def delete(self, chat_id: str, message_id: str) -> None: ...
     async def restrict(self, chat_id: str, user_id: str, until: datetime) -> None: ...
     async def unrestrict(self, chat_id: str, user_id: str) -> None: ...
@@ -46,4 +87,4 @@ class Platform(Protocol):
     async def owner(self, chat_id: str) -> str | None: ...
     async def is_member(self, chat_id: str, user_id: str) -> bool: ...  # belongs to the group now
     async def rights(self, chat_id: str) -> Rights: ...
-    async def answer(self, press: object, text: str) -> None: ...  # acknowledge a button press; "" says nothing
+    async def answer(self, press: ButtonPressed, text: str) -> None: ...  # acknowledge a button press; "" says nothing

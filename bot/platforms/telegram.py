@@ -41,7 +41,7 @@ from bot.events import (
     compose_variant,
     picture_role,
 )
-from bot.platforms.base import OutgoingMessage, Rights
+from bot.platforms.base import EventSink, OutgoingMessage, Rights
 from bot.platforms.errors import (
     MessageGone,
     MessageTooOld,
@@ -61,6 +61,7 @@ from bot.platforms.telegram_senders import (
     sender_of,
     user_of,
 )
+from bot.store.protocol import Store
 from detectors.errors import TooManyBytes
 
 log = logging.getLogger("vigil.telegram")
@@ -144,7 +145,7 @@ class TelegramPlatform:
     name = NAME
     shared_sender_ids = SHARED_SENDER_IDS  # never exempted or sanctioned: they stand for many senders
 
-    def __init__(self, config: TelegramConfig, store: Any) -> None:
+    def __init__(self, config: TelegramConfig, store: Store) -> None:
         self.config = config
         self.store = store
         self.bot = Bot(
@@ -155,16 +156,21 @@ class TelegramPlatform:
             get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=config.poll_timeout + 15),
         )
         self.username = ""
-        self.core: Any = None
+        self.core: EventSink | None = None  # set by start()
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self.connected = False
 
+    def _sink(self) -> EventSink:
+        if self.core is None:
+            raise RuntimeError("telegram: an update arrived before start() was given the core")
+        return self.core
+
     # --- life cycle -------------------------------------------------------------------
 
-    async def start(self, core: Any) -> None:
-        self.core = core
+    async def start(self, sink: EventSink) -> None:
+        self.core = sink
         await self.bot.initialize()  # getMe: fails fast on a wrong token
         self.username = self.bot.username or ""
         await self._call("deleteWebhook", self.bot.delete_webhook())
@@ -265,7 +271,7 @@ class TelegramPlatform:
                 new = m.new_chat_member
                 is_admin = new.status == ChatMemberStatus.ADMINISTRATOR
                 self._spawn(
-                    self.core.bot_added(
+                    self._sink().bot_added(
                         BotAdded(
                             chat_of(m.chat),
                             user_of(m.from_user) if m.from_user else None,
@@ -280,7 +286,7 @@ class TelegramPlatform:
             q = update.callback_query
             chat = chat_of(q.message.chat) if q.message else ChatRef(NAME, str(q.from_user.id))
             self._spawn(
-                self.core.button(
+                self._sink().button(
                     ButtonPressed(
                         chat,
                         user_of(q.from_user),
@@ -307,7 +313,7 @@ class TelegramPlatform:
             reply = message.reply_to_message
             reply_posted = self._posted(reply) if reply is not None else []
             self._spawn(
-                self.core.command(
+                self._sink().command(
                     CommandIssued(
                         chat=chat_of(message.chat),
                         message_id=str(message.message_id),
@@ -333,10 +339,10 @@ class TelegramPlatform:
                 if not picture_role(p.variant)
             ]
             if posted:
-                self._spawn(self.core.private_media(posted[0], command=command[0] if command else None))
+                self._spawn(self._sink().private_media(posted[0], command=command[0] if command else None))
             return
         for event in self._posted(message, edited=edited, update_id=update.update_id):
-            await self.core.submit(event)
+            await self._sink().submit(event)
 
     def _posted(self, message: Message, *, edited: bool = False, update_id: int = 0) -> list[MediaPosted]:
         """One event per picture a client shows for the message (its file, thumbnails, covers)."""

@@ -1,0 +1,23 @@
+"""A group's settings as the core reads them: the instance defaults, changed by the group's admins."""
+
+from __future__ import annotations
+
+from bot.config import GroupDefaults
+from bot.events import ChatRef
+from bot.policy import GroupSettings
+from bot.store.protocol import GroupsStore, ListsStore
+
+
+class SettingsLookup:
+    def __init__(self, store: GroupsStore, defaults: GroupDefaults) -> None:
+        self.store = store
+        self.defaults = defaults
+
+    async def of(self, chat: ChatRef) -> GroupSettings:
+        group = await self.store.get_group(chat.platform, chat.chat_id)
+        return GroupSettings.from_defaults(self.defaults, group.settings if group else None)
+
+
+async def list_ids_for(store: ListsStore, chat: ChatRef) -> list[int]:
+    """The lists a group matches against: its own and those it follows."""
+    return [lst.id for lst in await store.lists_for_group(chat.platform, chat.chat_id)]
