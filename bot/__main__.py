@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        return int(args.func(args))
     except VigilError as exc:
         print(f"vigil {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.errors import ConfigError
 
+_T = TypeVar("_T")
 CATALOG = Path(__file__).resolve().parent / "resources.toml"
 # names, purposes and worded contacts in more languages: resource_texts/<language>.toml, keyed like the catalog
 TEXTS_DIR = Path(__file__).resolve().parent / "resource_texts"
@@ -122,7 +123,7 @@ class Resource:
         return _pick(self.contacts, language)
 
 
-def _pick(texts: Mapping[str, Any], language: str) -> Any:
+def _pick(texts: Mapping[str, _T], language: str) -> _T:
     """The text for a language: exact (pt_BR), then the bare language (pt), then English."""
     return texts.get(language) or texts.get(language.split("_")[0]) or texts["en"]
 
@@ -312,7 +313,7 @@ def _parents(regions: Mapping[str, Any], code: str) -> list[str]:
 
 
 def _merge_overrides(
-    data: dict[str, dict[str, dict]], overrides: Mapping[str, Any], regions: Mapping[str, Any]
+    data: dict[str, dict[str, dict[str, Any]]], overrides: Mapping[str, Any], regions: Mapping[str, Any]
 ) -> None:
     for section, entries in overrides.items():
         key = f"resources.{section}"
@@ -496,7 +497,7 @@ def load_resources(
     region_meta = raw.get("regions", {})
     for code, meta in region_meta.items():
         _check_region(code, meta, catalog)
-    data: dict[str, dict[str, dict]] = {s: dict(v) for s, v in raw.get("resources", {}).items()}
+    data: dict[str, dict[str, dict[str, Any]]] = {s: dict(v) for s, v in raw.get("resources", {}).items()}
     for section, entries in data.items():  # the shipped file is checked like an override
         if section not in SECTIONS:
             raise ConfigError(
@@ -512,7 +513,7 @@ def load_resources(
         _merge_overrides(data, overrides, region_meta)
 
     # each region's entries by id, before `enabled` is applied: a sub-region starts from its parent's
-    merged: dict[str, dict[str, dict]] = {}
+    merged: dict[str, dict[str, dict[str, Any]]] = {}
     worldwide = data.get(WORLDWIDE, {})
     for region in sorted(REGIONS, key=lambda c: len(_parents(region_meta, c))):
         local = data.get(region, {})
