@@ -12,8 +12,9 @@ from typing import Any
 from bot.actions import Actions, SimulatedActions
 from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
+from bot.entries import EntrySource, EntryWriter
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef, picture_role
-from bot.lists import HashLists, ListInfo, ListMatch, entry_from_records, stored_fingerprint, stored_views
+from bot.lists import HashLists, ListMatch, as_signals
 from bot.metrics import metrics_of
 from bot.moderation import Moderator
 from bot.notify import Notifier
@@ -37,7 +38,12 @@ class Core:
         self.store = store
         self.scanner = scanner
         self.platforms: dict[str, Any] = {}
-        self.lists = HashLists()
+        # hash lists (bot/lists.py): indexed in the scan pool, following the store's change log
+        self.lists = HashLists(
+            cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=config.pipeline.scan_timeout)
+        )
+        self._lists_follower = self.lists.follower(store)
+        self.entries = EntryWriter(store, self.lists)
         # a chat's deletes in batches behind one rate-limit gate, while its next images are scanned
         self.batching = config.pipeline.batch_deletes
         self.actions = Actions(store, DeleteBatcher() if self.batching else None)
@@ -93,20 +99,14 @@ class Core:
         return clean
 
     async def load_lists(self) -> None:
-        await self.lists.load(self.store)
+        await self._lists_follower.load()
 
     async def sync_lists(self) -> int:
-        """Applies list changes made since the last call (by `vigil hash`, a purge, or this bot)."""
-        return await self.lists.sync(self.store)
+        """Applies list changes made since the last call (by `vigil hash`, a purge, another process)."""
+        return await self._lists_follower.catch_up()
 
     async def _follow_lists(self) -> None:
-        while True:
-            await asyncio.sleep(LIST_SYNC_SECONDS)
-            try:
-                if changed := await self.sync_lists():
-                    log.info("hash lists: applied %d changes from the store", changed)
-            except Exception:  # a failed read is retried at the next poll
-                log.exception("hash lists: reading the store's changes failed; retrying")
+        await self._lists_follower.run(LIST_SYNC_SECONDS)
 
     # --- events from adapters ----------------------------------------------------
 
@@ -357,56 +357,17 @@ class Core:
         views: Any = (),
         fingerprint: Any | None = None,
     ) -> int:
-        """Adds one entry to a list, in the store and in memory at once.
-
-        ``views``/``fingerprint``: the trimmed views and local fingerprint of the entry's
-        image (``FrameScan.views``/``.fingerprint``), when the scan computed them.
-        """
-        entry = await self.store.add_entry(
-            lst.id,
-            pdq=hashes.get("pdq"),
-            pdq_quality=hashes.get("pdq_quality"),
-            phash=hashes.get("phash"),
-            sha256=hashes.get("sha256"),
-            added_by=added_by,
-            source_platform=chat.platform,
-            source_chat=chat.chat_id,
-            note=note,
-        )
-        kept = stored_views(views)
-        known = stored_fingerprint(fingerprint)
-        features = None
-        if kept or known is not None:
-            features = await self.store.set_entry_features(entry.id, views=kept, fingerprint=known)
-        self.lists.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
-        self.lists.add(entry_from_records(entry, features), None if fingerprint is None else fingerprint.as_known())
-        return entry.id
+        """Adds one entry to a list, in the store and in memory at once (bot/entries.py)."""
+        source = EntrySource(added_by, chat.platform, chat.chat_id, note)
+        return await self.entries.add_hashes(lst, hashes, source, views=views, fingerprint=fingerprint)
 
     async def add_entries(
         self, lst: Any, scan: Scan, *, added_by: str, chat: ChatRef, note: str | None = None
     ) -> list[int]:
         """One entry per distinct sampled frame (an animation is blocked by any of its frames)."""
-        ids, seen = [], set()
-        for frame in scan.frames:
-            h = frame.hashes
-            if h.pdq in seen:
-                continue
-            seen.add(h.pdq)
-            ids.append(
-                await self.add_entry_hashes(
-                    lst,
-                    {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "sha256": h.sha256},
-                    added_by=added_by,
-                    chat=chat,
-                    note=note,
-                    views=frame.views,
-                    fingerprint=frame.fingerprint,
-                )
-            )
-        return ids
+        frames = [as_signals(f) for f in scan.frames]
+        return await self.entries.add_frames(lst, frames, EntrySource(added_by, chat.platform, chat.chat_id, note))
 
     async def remove_entry(self, entry_id: int) -> bool:
         """Removes an entry from the store and from memory; True if it existed."""
-        removed = await self.store.remove_entry(entry_id)
-        self.lists.remove(entry_id)
-        return removed
+        return await self.entries.remove(entry_id)

@@ -39,9 +39,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.store.lists import ACTIONS, KINDS
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.store.protocol import Store
 
 TE_SIGNAL = "pdq"
 CSV_FIELDS = (
@@ -209,13 +213,15 @@ def _signals(path: Path, limits: Any) -> Any:
 # --- add ---------------------------------------------------------------------------------
 
 
-async def add(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from bot.lists import stored_fingerprint, stored_views
-
+async def add(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     missing = [p for p in args.images if not p.is_file()]
     if missing:
         raise CliError(f"no such file: {missing[0]}")
+    from bot.entries import EntrySource, EntryWriter  # the detectors load only for commands that hash
+
     lst = await _list_or_new(store, args, err)
+    writer = EntryWriter(store)  # the bot's own way of adding entries; the running bot follows the change log
+    source = EntrySource(OPERATOR, note=args.note)
     failed = 0
     for path in args.images:
         frames, problem = await asyncio.to_thread(_signals, path, config.detectors.limits)
@@ -223,25 +229,7 @@ async def add(store: Any, config: Any, args: argparse.Namespace, out: TextIO, er
             print(f"{path}: not added: {problem}", file=err)
             failed += 1
             continue
-        ids, seen = [], set()
-        for f in frames:
-            h = f.hashes
-            if h.pdq in seen:
-                continue
-            seen.add(h.pdq)
-            entry = await store.add_entry(
-                lst.id,
-                pdq=h.pdq,
-                pdq_quality=h.pdq_quality,
-                phash=h.phash,
-                sha256=h.sha256,
-                added_by=OPERATOR,
-                note=args.note,
-            )
-            views, known = stored_views(f.views), stored_fingerprint(f.fingerprint)
-            if views or known is not None:
-                await store.set_entry_features(entry.id, views=views, fingerprint=known)
-            ids.append(entry.id)
+        ids = await writer.add_frames(lst, frames, source)
         print(f"{path}: entry {', '.join(map(str, ids))} in '{lst.name}'", file=out)
     return 1 if failed else 0
 
@@ -483,10 +471,12 @@ async def export(store: Any, config: Any, args: argparse.Namespace, out: TextIO,
 # --- remove, lists, follow, delete-list --------------------------------------------------
 
 
-async def remove(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def remove(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.entries import EntryWriter
+
     status = 0
     for entry_id in args.entries:
-        if entry_id < 1 or not await store.remove_entry(entry_id):
+        if entry_id < 1 or not await EntryWriter(store).remove(entry_id):
             print(f"entry {entry_id}: no such entry", file=err)
             status = 1
         else:

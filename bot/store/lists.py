@@ -12,7 +12,7 @@ from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
 from bot.store.db import Database
 from bot.store.groups import ensure_group
-from bot.store.records import EntryFeatures, EntryRecord, ImportCounts, ListChange, ListRecord, freeze
+from bot.store.records import EntryFeatures, EntryRecord, ImportCounts, ListRecord, freeze
 
 KINDS = ("block", "allow")
 ACTIONS = ("delete", "review")
@@ -234,31 +234,6 @@ class ListMatchingMixin:
                 )
             raise
         return ImportCounts(added=len(fresh), duplicates=len(rows) - len(fresh))
-
-    async def last_list_change(self) -> int:
-        """The sequence number of the latest list change (0: none logged)."""
-        async with self._db.read() as c:
-            row = await (await c.execute("SELECT max(seq) FROM list_changes")).fetchone()
-        return int(row[0] or 0)
-
-    async def list_changes_since(self, seq: int, limit: int = ENTRY_CHUNK) -> list[ListChange]:
-        """Changes after ``seq``, oldest first, at most ``limit`` of them."""
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise BadStoreValue("seq", seq, "a whole number, 0 or more")
-        size = checks.record_id("limit", limit)
-        async with self._db.read() as c:
-            rows = await c.execute_fetchall(
-                "SELECT seq, op, list_id, entry_id FROM list_changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, size)
-            )
-        return [ListChange(*r) for r in rows]
-
-    async def forget_list_changes(self, upto: int) -> int:
-        """Deletes the log up to and including ``upto`` (applied by the bot); returns how many rows."""
-        if isinstance(upto, bool) or not isinstance(upto, int) or upto < 0:
-            raise BadStoreValue("upto", upto, "a whole number, 0 or more")
-        async with self._db.write() as c:
-            cur = await c.execute("DELETE FROM list_changes WHERE seq <= ?", (upto,))
-            return cur.rowcount
 
     async def followers(self) -> Mapping[int, tuple[tuple[str, str], ...]]:
         """For each followed instance list, the (platform, chat_id) of the groups that follow it."""

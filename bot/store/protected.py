@@ -2,8 +2,8 @@
 
 Fingerprints arrive as base64 text (``Fingerprint.to_bytes`` encoded by ``bot.protect``);
 the store checks their form and size, the service checks that they decode. Every change
-bumps the ``protected:generation`` state value in the same transaction, so a running bot
-notices changes made by ``vigil protect`` and reloads what changed.
+is logged by the triggers of migration 0006 (bot/store/changes.py), so every running process
+applies what ``vigil protect`` or another process changed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ SOURCES = ("private", "group", "operator")
 OWNER_KINDS = ("member", "operator")
 MAX_FINGERPRINT = 262_144  # base64 characters, as in the schema
 MAX_LABEL = 200
-GENERATION_KEY = "protected:generation"
 PHOTO_CHUNK = 2000  # rows per query when streaming every fingerprint at start-up
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
@@ -124,16 +123,6 @@ class PhotoLimitReached(BadStoreValue):
         super().__init__("max_photos", limit, f"more than the photos already registered (at most {limit} each)")
 
 
-async def _bump(c: object, now: str) -> None:
-    """Inside a write transaction: tell readers (a running bot) that protected photos changed."""
-    await c.execute(  # type: ignore[attr-defined]
-        "INSERT INTO state (key, value, updated_at) VALUES (?, '1', ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT),"
-        " updated_at = excluded.updated_at",
-        (GENERATION_KEY, now),
-    )
-
-
 class ProtectedMixin:
     _db: Database
 
@@ -202,7 +191,6 @@ class ProtectedMixin:
                     " WHERE kind = 'operator' AND name = ?",
                     (np_, nu, now, n),
                 )
-                await _bump(c, now)
             row = await (
                 await c.execute("SELECT * FROM protected_owners WHERE kind = 'operator' AND name = ?", (n,))
             ).fetchone()
@@ -244,7 +232,6 @@ class ProtectedMixin:
                 "WHERE id = ?",
                 (int(notify), target[0], target[1], now, oid),
             )
-            await _bump(c, now)
             row = await (await c.execute("SELECT * FROM protected_owners WHERE id = ?", (oid,))).fetchone()
         return _owner(row)
 
@@ -255,9 +242,7 @@ class ProtectedMixin:
             photos = (
                 await (await c.execute("SELECT count(*) FROM protected_photos WHERE owner_id = ?", (oid,))).fetchone()
             )[0]
-            cur = await c.execute("DELETE FROM protected_owners WHERE id = ?", (oid,))
-            if cur.rowcount:
-                await _bump(c, self._db.now())
+            await c.execute("DELETE FROM protected_owners WHERE id = ?", (oid,))
         return int(photos)
 
     # --- photos -------------------------------------------------------------------------
@@ -302,7 +287,6 @@ class ProtectedMixin:
                 )
             except sqlite3.IntegrityError:
                 raise UnknownRecord("protected owner", oid) from None
-            await _bump(c, now)
             row = await (
                 await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,))
             ).fetchone()
@@ -359,7 +343,6 @@ class ProtectedMixin:
                 " VALUES (?, 'private', ?, ?, ?)",
                 (owner.id, h, fp, now),
             )
-            await _bump(c, now)
             row = await (
                 await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,))
             ).fetchone()
@@ -427,24 +410,19 @@ class ProtectedMixin:
         """Removes one photo; an owner left without photos goes too."""
         pid = checks.record_id("photo_id", photo_id)
         async with self._db.write() as c:
-            return bool(await _delete_photos(c, "id = ?", (pid,), self._db.now()))
+            return bool(await _delete_photos(c, "id = ?", (pid,)))
 
     async def remove_group_photos(self, platform: str, chat_id: str | int) -> int:
         """A group stopped keeping group photos: their fingerprints go at once."""
         key = (checks.platform(platform), checks.ident("chat_id", chat_id))
         async with self._db.write() as c:
-            return await _delete_photos(c, "source = 'group' AND platform = ? AND chat_id = ?", key, self._db.now())
+            return await _delete_photos(c, "source = 'group' AND platform = ? AND chat_id = ?", key)
 
     async def expire_protected_photos(self, now: datetime) -> int:
         """Retention: group photos past their expiry go; returns how many."""
         at = checks.timestamp(now)
         async with self._db.write() as c:
-            return await _delete_photos(c, "expires_at IS NOT NULL AND expires_at <= ?", (at,), self._db.now())
-
-    async def protected_generation(self) -> int:
-        async with self._db.read() as c:
-            row = await (await c.execute("SELECT value FROM state WHERE key = ?", (GENERATION_KEY,))).fetchone()
-        return int(row[0]) if row else 0
+            return await _delete_photos(c, "expires_at IS NOT NULL AND expires_at <= ?", (at,))
 
     async def protected_counts(self) -> dict[str, int]:
         """Photos per source, and owners."""
@@ -457,7 +435,7 @@ class ProtectedMixin:
         return out
 
 
-async def _delete_photos(c: Any, where: str, params: tuple, now: str) -> int:
+async def _delete_photos(c: Any, where: str, params: tuple) -> int:
     """Inside a write transaction: deletes the photos ``where`` selects; their owners left
     with no photo go too (nothing of theirs needs keeping). Returns the photos deleted."""
     rows = await c.execute_fetchall(f"SELECT id, owner_id FROM protected_photos WHERE {where}", params)
@@ -475,5 +453,4 @@ async def _delete_photos(c: Any, where: str, params: tuple, now: str) -> int:
             " (SELECT 1 FROM protected_photos p WHERE p.owner_id = protected_owners.id)",
             part,
         )
-    await _bump(c, now)
     return len(ids)

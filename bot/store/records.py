@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 
@@ -246,14 +247,32 @@ class EntryFeatures:
     added_at: str
 
 
+class ChangeKind(StrEnum):
+    """What a change log follows: hash lists and their entries, or protected photos."""
+
+    LISTS = "lists"
+    PROTECTED = "protected"
+
+
+class ChangeOp(StrEnum):
+    """What one change log row says happened (ids only)."""
+
+    ADD = "add"  # an entry or photo was added or changed (its item id)
+    REMOVE = "remove"  # an entry or photo is gone
+    LIST = "list"  # lists: a list was created or changed (its parent id)
+    UNLIST = "unlist"  # lists: a list is gone
+    OWNER = "owner"  # protected photos: an owner's name or notice choice changed
+
+
 @dataclass(frozen=True)
-class ListChange:
-    """One row of the list change log (ids only)."""
+class Change:
+    """One row of a change log: ``parent`` is the list (lists) or owner (protected photos),
+    ``item`` the entry or photo (None for a change to the parent itself)."""
 
     seq: int
-    op: str  # "add" | "remove" (an entry), "list" | "unlist" (a list created, changed or deleted)
-    list_id: int
-    entry_id: int | None
+    op: ChangeOp
+    parent: int
+    item: int | None
 
 
 @dataclass(frozen=True)
