@@ -4,8 +4,8 @@
     vigil protect list [--json]
     vigil protect remove (ID | --owner NAME | --member PLATFORM:ID)
 
-Works on the store in the config's data_dir, also while the bot runs: the bot notices the
-change within seconds (it polls the store's protected-photos generation). Images are read
+Works on the store in the config's data_dir, also while the bot runs: the bot applies the
+change within seconds (it follows the store's protected-photo change log, bot/follow.py). Images are read
 into memory, fingerprinted and dropped; only fingerprints are stored.
 """
 
