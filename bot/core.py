@@ -38,12 +38,6 @@ class Core:
         self.store = store
         self.scanner = scanner
         self.platforms: dict[str, Any] = {}
-        # hash lists (bot/lists.py): indexed in the scan pool, following the store's change log
-        self.lists = HashLists(
-            cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=config.pipeline.scan_timeout)
-        )
-        self._lists_follower = self.lists.follower(store)
-        self.entries = EntryWriter(store, self.lists)
         # a chat's deletes in batches behind one rate-limit gate, while its next images are scanned
         self.batching = config.pipeline.batch_deletes
         self.actions = Actions(store, DeleteBatcher() if self.batching else None)
@@ -55,6 +49,10 @@ class Core:
         self.resources = load_resources(config.resources)
         p = config.pipeline
         self.pipeline = Pipeline(store, self._handle_work, in_flight=p.in_flight, workers=p.workers)
+        # hash lists (bot/lists.py): indexed in the scan pool, following the store's change log
+        self.lists = HashLists(cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout))
+        self._lists_follower = self.lists.follower(store)
+        self.entries = EntryWriter(store, self.lists)
         # protected photos (bot/protect.py): fingerprinting and searching run in the scan pool
         from bot.protect import Protector
 

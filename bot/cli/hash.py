@@ -188,7 +188,7 @@ async def _list_or_new(store: Any, args: argparse.Namespace, err: TextIO) -> Any
 def _progress(total: int, err: TextIO, unit: str):
     if not err.isatty() or total < 2:
         return None
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs shipped
 
     return tqdm(total=total, unit=unit, file=err, leave=False)
 

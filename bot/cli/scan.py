@@ -225,7 +225,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     labels: Counter[str] = Counter()
     progress = None
     if err.isatty() and len(files) > 1:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs shipped
 
         progress = tqdm(total=len(files), unit="img", file=err, leave=False)
     started = time.perf_counter()

@@ -98,7 +98,7 @@ class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, Chan
     async def schema_version(self) -> int:
         async with self._db.read() as c:
             row = await (await c.execute("SELECT max(version) FROM schema_migrations")).fetchone()
-        return int(row[0] or 0)
+        return int(row[0] or 0) if row else 0
 
     async def backup(self, dest_path: str | os.PathLike[str]) -> Path:
         """A consistent copy of the database at ``dest_path`` (SQLite online backup)."""

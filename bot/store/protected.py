@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
-from bot.store.db import Database
+from bot.store.db import Database, fetch_all, found
 
 SOURCES = ("private", "group", "operator")
 OWNER_KINDS = ("member", "operator")
@@ -157,7 +157,7 @@ class ProtectedMixin:
                     "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?", (p, uid)
                 )
             ).fetchone()
-        return _owner(row)
+        return _owner(found(row))
 
     async def operator_owner(
         self,
@@ -194,7 +194,7 @@ class ProtectedMixin:
             row = await (
                 await c.execute("SELECT * FROM protected_owners WHERE kind = 'operator' AND name = ?", (n,))
             ).fetchone()
-        return _owner(row)
+        return _owner(found(row))
 
     async def get_protected_owner(self, owner_id: int) -> ProtectedOwner | None:
         oid = checks.record_id("owner_id", owner_id)
@@ -204,7 +204,7 @@ class ProtectedMixin:
 
     async def protected_owners(self) -> list[ProtectedOwner]:
         async with self._db.read() as c:
-            rows = await c.execute_fetchall("SELECT * FROM protected_owners ORDER BY id")
+            rows = await fetch_all(c, "SELECT * FROM protected_owners ORDER BY id")
         return [_owner(r) for r in rows]
 
     async def set_owner_notify(self, owner_id: int, notify: bool) -> ProtectedOwner:
@@ -233,13 +233,13 @@ class ProtectedMixin:
                 (int(notify), target[0], target[1], now, oid),
             )
             row = await (await c.execute("SELECT * FROM protected_owners WHERE id = ?", (oid,))).fetchone()
-        return _owner(row)
+        return _owner(found(row))
 
     async def remove_protected_owner(self, owner_id: int) -> int:
         """Removes the owner with every fingerprint of theirs; returns how many photos went."""
         oid = checks.record_id("owner_id", owner_id)
         async with self._db.write() as c:
-            photos = (
+            photos = found(
                 await (await c.execute("SELECT count(*) FROM protected_photos WHERE owner_id = ?", (oid,))).fetchone()
             )[0]
             await c.execute("DELETE FROM protected_owners WHERE id = ?", (oid,))
@@ -275,7 +275,7 @@ class ProtectedMixin:
                 "chat_id", chat_id, f"None for a '{src}' photo (only group photos belong to a group and expire)"
             )
         else:
-            p = cid = exp = None
+            p = cid = exp = None  # type: ignore[assignment]
         now = self._db.now()
         async with self._db.write() as c:
             try:
@@ -290,7 +290,7 @@ class ProtectedMixin:
             row = await (
                 await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,))
             ).fetchone()
-        return _photo(row)
+        return _photo(found(row))
 
     async def add_member_photo(
         self,
@@ -322,20 +322,24 @@ class ProtectedMixin:
                 (p, uid, n, now, now),
             )
             owner = _owner(
+                found(
+                    await (
+                        await c.execute(
+                            "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?",
+                            (p, uid),
+                        )
+                    ).fetchone()
+                )
+            )
+            before, others = found(
                 await (
                     await c.execute(
-                        "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?",
-                        (p, uid),
+                        "SELECT count(*) FILTER (WHERE source = 'private'), count(*) FILTER (WHERE source != 'private')"
+                        " FROM protected_photos WHERE owner_id = ?",
+                        (owner.id,),
                     )
                 ).fetchone()
             )
-            before, others = await (
-                await c.execute(
-                    "SELECT count(*) FILTER (WHERE source = 'private'), count(*) FILTER (WHERE source != 'private')"
-                    " FROM protected_photos WHERE owner_id = ?",
-                    (owner.id,),
-                )
-            ).fetchone()
             if before >= limit:
                 raise PhotoLimitReached(limit)  # rolls back: not even the owner row is left behind
             cur = await c.execute(
@@ -346,17 +350,17 @@ class ProtectedMixin:
             row = await (
                 await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,))
             ).fetchone()
-        return owner, _photo(row), int(before), int(before) + int(others) + 1
+        return owner, _photo(found(row)), int(before), int(before) + int(others) + 1
 
     async def protected_photos(self, owner_id: int | None = None) -> list[ProtectedPhoto]:
         """Photos (without fingerprints), of one owner or of all, by id."""
         async with self._db.read() as c:
             if owner_id is None:
-                rows = await c.execute_fetchall(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p ORDER BY p.id")
+                rows = await fetch_all(c, f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p ORDER BY p.id")
             else:
                 oid = checks.record_id("owner_id", owner_id)
-                rows = await c.execute_fetchall(
-                    f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.owner_id = ? ORDER BY p.id", (oid,)
+                rows = await fetch_all(
+                    c, f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.owner_id = ? ORDER BY p.id", (oid,)
                 )
         return [_photo(r) for r in rows]
 
@@ -379,7 +383,8 @@ class ProtectedMixin:
             for start in range(0, len(wanted), 500):
                 part = wanted[start : start + 500]
                 async with self._db.read() as c:
-                    rows = await c.execute_fetchall(
+                    rows = await fetch_all(
+                        c,
                         f"SELECT {_PHOTO_COLUMNS}, p.fingerprint FROM protected_photos p"
                         f" WHERE p.id IN ({','.join('?' * len(part))}) ORDER BY p.id",
                         part,
@@ -390,7 +395,8 @@ class ProtectedMixin:
         last = after
         while True:
             async with self._db.read() as c:
-                rows = await c.execute_fetchall(
+                rows = await fetch_all(
+                    c,
                     f"SELECT {_PHOTO_COLUMNS}, p.fingerprint FROM protected_photos p WHERE p.id > ? ORDER BY p.id "
                     "LIMIT ?",
                     (last, size),
@@ -403,7 +409,7 @@ class ProtectedMixin:
 
     async def protected_photo_ids(self) -> set[int]:
         async with self._db.read() as c:
-            rows = await c.execute_fetchall("SELECT id FROM protected_photos")
+            rows = await fetch_all(c, "SELECT id FROM protected_photos")
         return {r[0] for r in rows}
 
     async def remove_protected_photo(self, photo_id: int) -> bool:
@@ -427,8 +433,8 @@ class ProtectedMixin:
     async def protected_counts(self) -> dict[str, int]:
         """Photos per source, and owners."""
         async with self._db.read() as c:
-            rows = await c.execute_fetchall("SELECT source, count(*) FROM protected_photos GROUP BY source")
-            owners = (await (await c.execute("SELECT count(*) FROM protected_owners")).fetchone())[0]
+            rows = await fetch_all(c, "SELECT source, count(*) FROM protected_photos GROUP BY source")
+            owners = found(await (await c.execute("SELECT count(*) FROM protected_owners")).fetchone())[0]
         out = {s: 0 for s in SOURCES}
         out.update({r[0]: r[1] for r in rows})
         out["owners"] = owners
@@ -438,7 +444,7 @@ class ProtectedMixin:
 async def _delete_photos(c: Any, where: str, params: tuple) -> int:
     """Inside a write transaction: deletes the photos ``where`` selects; their owners left
     with no photo go too (nothing of theirs needs keeping). Returns the photos deleted."""
-    rows = await c.execute_fetchall(f"SELECT id, owner_id FROM protected_photos WHERE {where}", params)
+    rows = await fetch_all(c, f"SELECT id, owner_id FROM protected_photos WHERE {where}", params)
     if not rows:
         return 0
     ids = [r[0] for r in rows]
