@@ -46,6 +46,7 @@ from bot.store.lists import ACTIONS, KINDS
 if TYPE_CHECKING:
     from bot.config import Config
     from bot.store.protocol import Store
+    from bot.store.records import ListRecord
 
 TE_SIGNAL = "pdq"
 CSV_FIELDS = (
@@ -168,7 +169,7 @@ class CliError(Exception):
     """A problem the command reports on stderr with exit status 2 (nothing was changed)."""
 
 
-async def _list_named(store: Any, name: str) -> Any:
+async def _list_named(store: Store, name: str) -> ListRecord:
     lst = await store.list_by_name(name)
     if lst is None:
         names = ", ".join(lst.name for lst in await store.all_lists()) or "none yet"
@@ -176,7 +177,7 @@ async def _list_named(store: Any, name: str) -> Any:
     return lst
 
 
-async def _list_or_new(store: Any, args: argparse.Namespace, err: TextIO) -> Any:
+async def _list_or_new(store: Store, args: argparse.Namespace, err: TextIO) -> ListRecord:
     lst = await store.list_by_name(args.list_name)
     if lst is not None:
         return lst
@@ -237,7 +238,7 @@ async def add(store: Store, config: Config, args: argparse.Namespace, out: TextI
 # --- match -------------------------------------------------------------------------------
 
 
-async def match(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def match(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.lists import HashLists
 
     missing = [p for p in args.images if not p.exists()]
@@ -298,7 +299,7 @@ class BadLine:
     reason: str
 
 
-def _te_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]:
+def _te_rows(lines: list[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
@@ -319,7 +320,7 @@ def _te_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]:
             yield number, {"pdq": signal}, None
 
 
-def _csv_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]:
+def _csv_rows(lines: list[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     reader = csv.DictReader(lines)
     header = reader.fieldnames or []
     unknown = [f for f in header if f not in CSV_FIELDS]
@@ -372,7 +373,7 @@ def _detect_format(lines: list[str]) -> str:
     return "csv" if "," in first and any(f in first.lower().split(",") for f in ("pdq", "sha256", "phash")) else "te"
 
 
-async def import_file(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def import_file(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         text = args.file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -383,11 +384,12 @@ async def import_file(store: Any, config: Any, args: argparse.Namespace, out: Te
         raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
     lines = text.splitlines()
     fmt = _detect_format(lines) if args.format == "auto" else args.format
-    rows, bad = [], []
+    rows: list[dict[str, Any]] = []
+    bad: list[BadLine] = []
     progress = _progress(len(lines), err, "line")
     for number, item, problem in _csv_rows(lines) if fmt == "csv" else _te_rows(lines):
-        if problem is not None:
-            bad.append(BadLine(number, problem))
+        if problem is not None or item is None:
+            bad.append(BadLine(number, problem or "unreadable"))
         else:
             rows.append(item)
         if progress is not None:
@@ -422,7 +424,7 @@ async def import_file(store: Any, config: Any, args: argparse.Namespace, out: Te
 # --- export ------------------------------------------------------------------------------
 
 
-async def export(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def export(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     lst = await _list_named(store, args.list_name)
     entries = await store.entries(lst.id)
     buf = io.StringIO()
@@ -484,7 +486,7 @@ async def remove(store: Store, config: Config, args: argparse.Namespace, out: Te
     return status
 
 
-async def show_lists(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def show_lists(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sizes = await store.list_sizes()
     followers = await store.followers()
     lists = await store.all_lists()
@@ -512,7 +514,7 @@ def _group(value: str) -> tuple[str, str]:
     return platform, chat
 
 
-async def follow(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def follow(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     platform, chat = _group(args.group)
     lst = await _list_named(store, args.list_name)
     if lst.scope != "instance":
@@ -522,7 +524,7 @@ async def follow(store: Any, config: Any, args: argparse.Namespace, out: TextIO,
     return 0
 
 
-async def unfollow(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def unfollow(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     platform, chat = _group(args.group)
     lst = await _list_named(store, args.list_name)
     gone = await store.unfollow(platform, chat, lst.id)
@@ -530,7 +532,7 @@ async def unfollow(store: Any, config: Any, args: argparse.Namespace, out: TextI
     return 0
 
 
-async def delete_list(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def delete_list(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     lst = await _list_named(store, args.list_name)
     size = (await store.list_sizes()).get(lst.id, 0)
     if not args.yes:
@@ -541,7 +543,7 @@ async def delete_list(store: Any, config: Any, args: argparse.Namespace, out: Te
     return 0
 
 
-async def publish(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def publish(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.platforms.matrix_publish import PublishFailed, summary
     from bot.platforms.matrix_publish import publish as publish_list
 
