@@ -41,7 +41,6 @@ The /protect chat sessions are kept apart (bot/protect_sessions.py).
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -55,17 +54,22 @@ from bot.protect_sessions import ProtectSessions
 from bot.store.protected import PhotoLimitReached, ProtectedOwner, ProtectedPhoto
 from bot.store.protocol import ChangesStore, ProtectedStore
 from bot.store.records import Change, ChangeKind, ChangeOp
-from detectors.errors import BadFingerprint, VigilError
-from detectors.hashing import pdq_hash, working_copy
-from detectors.localmatch import Fingerprint, fingerprint
+from detectors.errors import VigilError
+from detectors.localmatch import Fingerprint
 from detectors.media import decode
 from detectors.protected import (
+    DECODE_MIN_SIDE,
     NEAR_COPY_DISTANCE,
     SEARCH_LIMIT,
     DerivedMatch,
     KnownPhoto,
+    PhotoPrint,
     ProtectedIndex,
+    decode_fingerprint,
     derived_evidence,
+    encode_fingerprint,
+    print_of_pixels,
+    query_of_bytes,
     scan_frames,
 )
 from detectors.settings import MediaLimits
@@ -96,7 +100,6 @@ __all__ = [
 
 log = logging.getLogger("vigil.protect")
 
-DECODE_MIN_SIDE = 320  # decode registered photos as the scanner decodes posted ones
 REFRESH_SECONDS = 5.0  # how often a running bot looks for changes made by `vigil protect`
 EXPIRE_SECONDS = 3600.0  # how often group photos past their retention are deleted
 LOAD_BATCH = 2000  # stored fingerprints added to the index at once when loading
@@ -118,42 +121,11 @@ class ProtectError(VigilError):
 
 
 @dataclass(frozen=True)
-class PhotoPrint:
-    """What Vigil keeps of a photo: its fingerprint (for the index) and whole-image PDQ; with
-    ``query``, also the fingerprint to look the photo itself up with (not kept)."""
-
-    fingerprint: Fingerprint
-    pdq: str | None
-    points: int
-    query: Fingerprint | None = None
-
-
-@dataclass(frozen=True)
 class Registered:
     photo_id: int
     owner_id: int
     total: int  # the owner's photos now
     first: bool  # the owner's first photo: ask whether they want notices
-
-
-def encode_fingerprint(fp: Fingerprint) -> str:
-    return base64.b64encode(fp.to_bytes()).decode("ascii")
-
-
-def decode_fingerprint(text: str) -> Fingerprint:
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeError) as exc:
-        raise BadFingerprint(f"the stored text is not base64 ({exc})") from None
-    return Fingerprint.from_bytes(raw)
-
-
-def print_of_pixels(rgb: Any, query: bool = False) -> PhotoPrint:
-    """The fingerprint to keep of a known photo (``query=False``: a spread prefix, no mirror);
-    ``query``: also the query fingerprint, to check whose photo it already is."""
-    fp = fingerprint(rgb, query=False)
-    pdq, quality = pdq_hash(working_copy(rgb))
-    return PhotoPrint(fp, pdq if quality >= 50 else None, len(fp), fingerprint(rgb) if query else None)
 
 
 def print_of_bytes(data: bytes, limits: MediaLimits, query: bool = False) -> PhotoPrint:
@@ -168,17 +140,6 @@ def print_of_bytes(data: bytes, limits: MediaLimits, query: bool = False) -> Pho
             "no_features", "the picture is too small or too flat to recognise later: use a clearer photo"
         )
     return made
-
-
-def query_of_bytes(data: bytes, limits: MediaLimits = MediaLimits()) -> list[tuple[int, Fingerprint, str | None]]:
-    """What a scan gives ``Protector.match`` for a file, without the detection models: each
-    decoded frame's query fingerprint and PDQ (the ``vigil scan``-free path of the bench and tests)."""
-    media = decode(data, limits, min_side=DECODE_MIN_SIDE)
-    out = []
-    for frame in media.frames:
-        pdq, quality = pdq_hash(working_copy(frame.rgb))
-        out.append((frame.index, fingerprint(frame.rgb), pdq if quality >= 50 else None))
-    return out
 
 
 def _notify_of(owner: ProtectedOwner) -> tuple[str, str] | None:

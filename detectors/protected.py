@@ -9,17 +9,24 @@ picture within ``NEAR_COPY_DISTANCE`` PDQ bits of the photo is the photo re-post
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from detectors.hashing import hamming_hex
-from detectors.localmatch import Fingerprint, LocalIndex
+import numpy as np
+
+from detectors.errors import BadFingerprint
+from detectors.hashing import hamming_hex, pdq_hash, working_copy
+from detectors.localmatch import Fingerprint, LocalIndex, fingerprint
+from detectors.media import decode
+from detectors.settings import MediaLimits
 
 if TYPE_CHECKING:
     from detectors.scanner import Scan
 
+DECODE_MIN_SIDE = 320  # decode protected photos as the scanner decodes posted ones
 NEAR_COPY_DISTANCE = 31  # PDQ bits: within this, the whole picture is the same photo
 SEARCH_LIMIT = 5  # known photos reported per scanned frame
 
@@ -192,3 +199,48 @@ def derived_evidence(
             continue
         out.append(m)
     return tuple(out)
+
+
+# --- fingerprints of protected photos ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhotoPrint:
+    """What Vigil keeps of a photo: its fingerprint (for the index) and whole-image PDQ; with
+    ``query``, also the fingerprint to look the photo itself up with (not kept)."""
+
+    fingerprint: Fingerprint
+    pdq: str | None
+    points: int
+    query: Fingerprint | None = None
+
+
+def encode_fingerprint(fp: Fingerprint) -> str:
+    return base64.b64encode(fp.to_bytes()).decode("ascii")
+
+
+def decode_fingerprint(text: str) -> Fingerprint:
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeError) as exc:
+        raise BadFingerprint(f"the stored text is not base64 ({exc})") from None
+    return Fingerprint.from_bytes(raw)
+
+
+def print_of_pixels(rgb: np.ndarray, query: bool = False) -> PhotoPrint:
+    """The fingerprint to keep of a known photo (``query=False``: a spread prefix, no mirror);
+    ``query``: also the query fingerprint, to check whose photo it already is."""
+    fp = fingerprint(rgb, query=False)
+    pdq, quality = pdq_hash(working_copy(rgb))
+    return PhotoPrint(fp, pdq if quality >= 50 else None, len(fp), fingerprint(rgb) if query else None)
+
+
+def query_of_bytes(data: bytes, limits: MediaLimits = MediaLimits()) -> list[tuple[int, Fingerprint, str | None]]:
+    """What a scan gives ``Protector.match`` for a file, without the detection models: each
+    decoded frame's query fingerprint and PDQ (the ``vigil scan``-free path of the bench and tests)."""
+    media = decode(data, limits, min_side=DECODE_MIN_SIDE)
+    out = []
+    for frame in media.frames:
+        pdq, quality = pdq_hash(working_copy(frame.rgb))
+        out.append((frame.index, fingerprint(frame.rgb), pdq if quality >= 50 else None))
+    return out
