@@ -1,4 +1,5 @@
-"""Writing hash-list entries: the one way, for admins' commands in the bot and ``vigil hash``.
+"""Writing hash-list entries: the one way, for admins' commands in the bot and ``vigil hash``
+(add, import, remove).
 
 An image becomes one entry per distinct frame (by PDQ: an animation is blocked by any of its
 frames), with its trimmed views and the known-image part of its local fingerprint kept beside
@@ -9,13 +10,13 @@ change log (bot/follow.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.lists import HashLists, entry_from_records, list_info, stored_fingerprint, stored_views
 from bot.store.protocol import ListsStore
-from bot.store.records import ListRecord
+from bot.store.records import ImportCounts, ListRecord
 from detectors.localmatch import Fingerprint
 from detectors.matching import FrameSignals, View
 
@@ -81,6 +82,19 @@ class EntryWriter:
             hashes = {"pdq": h.pdq, "pdq_quality": h.pdq_quality, "phash": h.phash, "sha256": h.sha256}
             ids.append(await self.add_hashes(lst, hashes, source, views=frame.views, fingerprint=frame.fingerprint))
         return ids
+
+    async def add_bulk(
+        self,
+        lst: ListRecord,
+        hashes: Sequence[Mapping[str, Any]],
+        source: EntrySource,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportCounts:
+        """Many entries of bare hashes (an import, no image): all of them or none, duplicates
+        skipped. Processes holding the lists in memory pick them up from the change log."""
+        return await self.store.add_entries_bulk(
+            lst.id, hashes, added_by=source.added_by, note=source.note, progress=progress
+        )
 
     async def remove(self, entry_id: int) -> bool:
         """Removes an entry everywhere; True if it existed."""

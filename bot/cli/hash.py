@@ -374,6 +374,8 @@ def _detect_format(lines: list[str]) -> str:
 
 
 async def import_file(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.entries import EntrySource, EntryWriter
+
     try:
         text = args.file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -409,7 +411,7 @@ async def import_file(store: Store, config: Config, args: argparse.Namespace, ou
     progress = _progress(len(rows), err, "entry")
     done = (lambda n: progress.update(n - progress.n)) if progress is not None else None
     try:
-        counts = await store.add_entries_bulk(lst.id, rows, added_by=OPERATOR, note=args.note, progress=done)
+        counts = await EntryWriter(store).add_bulk(lst, rows, EntrySource(OPERATOR, note=args.note), done)
     finally:
         if progress is not None:
             progress.close()
