@@ -226,3 +226,32 @@ async def test_a_follower_left_behind_by_pruning_loads_everything_again(store, t
     assert await follower.catch_up() == 0  # nothing left to apply: it loaded everything instead
     assert gone not in lists and stays in lists and newer in lists
     assert lists.size(lst.id) == 2
+
+
+class FlakyView:
+    """A view (Vigil's own seam) whose first apply fails, as a lost connection would make it."""
+
+    def __init__(self) -> None:
+        self.reloads, self.applied, self.fail = 0, [], True
+
+    async def reload(self) -> None:
+        self.reloads += 1
+
+    async def apply(self, changes) -> None:
+        if self.fail:
+            self.fail = False
+            raise OSError("connection lost")
+        self.applied.extend(c.item for c in changes)
+
+
+async def test_a_change_whose_apply_failed_is_applied_at_the_next_poll(store):
+    view = FlakyView()
+    follower = ChangeFollower(store, ChangeKind.LISTS, view)
+    lst = await store.create_list("l", kind="block")
+    assert await follower.catch_up() == 0 and view.reloads == 1  # the first poll loads everything
+    entry = await store.add_entry(lst.id, sha256="d" * 64)
+    with pytest.raises(OSError):
+        await follower.catch_up()
+    assert view.applied == []
+    assert await follower.catch_up() == 1 and view.applied == [entry.id]  # nothing lost, nothing twice
+    assert await follower.catch_up() == 0 and view.reloads == 1
