@@ -348,7 +348,7 @@ class Protector:
         frames = scan_frames(scan)
         if not frames or not len(self.index) or not self.settings.enabled:
             return []
-        return await self._run_cpu(self.match, frames)
+        return await self._cpu(self.match, frames)
 
     # --- who may read a protected person's name -------------------------------------------------
 

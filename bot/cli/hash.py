@@ -68,7 +68,7 @@ OPERATOR = "operator"  # added_by of entries the operator adds here
 MAX_REPORTED = 50  # bad lines listed one by one; past that, only their count
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "hash",
         help="manage hash lists (add, match, import, export, remove, follow)",
@@ -189,7 +189,7 @@ async def _list_or_new(store: Store, args: argparse.Namespace, err: TextIO) -> L
 def _progress(total: int, err: TextIO, unit: str):
     if not err.isatty() or total < 2:
         return None
-    from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs shipped
+    from tqdm import tqdm
 
     return tqdm(total=total, unit=unit, file=err, leave=False)
 

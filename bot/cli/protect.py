@@ -23,7 +23,7 @@ PLATFORMS = ("telegram", "matrix")
 _MATRIX_USER = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]:]+$")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "protect",
         help="protect people's photos from manipulated copies",

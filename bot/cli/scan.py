@@ -45,7 +45,7 @@ MEDIA_SUFFIXES = {
 CHUNK = 1  # files scanned per model call: batches gained nothing on 2 cores and cost memory
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "scan",
         help="scan image files and folders on this machine",
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     labels: Counter[str] = Counter()
     progress = None
     if err.isatty() and len(files) > 1:
-        from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs shipped
+        from tqdm import tqdm
 
         progress = tqdm(total=len(files), unit="img", file=err, leave=False)
     started = time.perf_counter()

@@ -182,7 +182,7 @@ class AuditMixin:
         p, uid = checks.platform(platform), checks.ident("user_id", user_id)
         async with self._db.write() as c:
 
-            async def run(sql: str, params: tuple = (p, uid)) -> int:
+            async def run(sql: str, params: tuple[object, ...] = (p, uid)) -> int:
                 return (await c.execute(sql, params)).rowcount
 
             return PurgeCounts(

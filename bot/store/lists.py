@@ -8,6 +8,8 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import aiosqlite
+
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
 from bot.store.db import Database, fetch_all, found
@@ -373,7 +375,9 @@ class ListsMixin(ListMatchingMixin):
         return _entry(found(row))
 
     @staticmethod
-    async def _same_entry(c: Any, list_id: int, pdq: str | None, sha256: str | None) -> sqlite3.Row | None:
+    async def _same_entry(
+        c: aiosqlite.Connection, list_id: int, pdq: str | None, sha256: str | None
+    ) -> sqlite3.Row | None:
         if sha256 is not None:
             row = await (
                 await c.execute(

@@ -441,7 +441,7 @@ class ProtectedMixin:
         return out
 
 
-async def _delete_photos(c: Any, where: str, params: tuple) -> int:
+async def _delete_photos(c: Any, where: str, params: tuple[object, ...]) -> int:
     """Inside a write transaction: deletes the photos ``where`` selects; their owners left
     with no photo go too (nothing of theirs needs keeping). Returns the photos deleted."""
     rows = await fetch_all(c, f"SELECT id, owner_id FROM protected_photos WHERE {where}", params)

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 
-class FrozenJSON(dict):
+class FrozenJSON(dict[str, Any]):
     """A dict that refuses changes; a subclass of dict so ``json.dumps`` accepts it."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
@@ -30,21 +30,21 @@ class FrozenJSON(dict):
     def __copy__(self) -> FrozenJSON:
         return self
 
-    def __deepcopy__(self, memo: dict) -> FrozenJSON:
+    def __deepcopy__(self, memo: dict[int, object]) -> FrozenJSON:
         return self
 
-    def __reduce__(self):  # pickling a read-only dict
+    def __reduce__(self) -> tuple[type[FrozenJSON], tuple[dict[str, Any]]]:  # pickling a read-only dict
         return (FrozenJSON, (dict(self),))
 
 
-class FrozenList(list):
+class FrozenList(list[Any]):
     """A list that refuses changes; equal to a plain list with the same items."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("a stored record is read-only: copy it with list(...) to change it")
 
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(self))
@@ -52,10 +52,10 @@ class FrozenList(list):
     def __copy__(self) -> FrozenList:
         return self
 
-    def __deepcopy__(self, memo: dict) -> FrozenList:
+    def __deepcopy__(self, memo: dict[int, object]) -> FrozenList:
         return self
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[FrozenList], tuple[list[Any]]]:
         return (FrozenList, (list(self),))
 
 

@@ -94,7 +94,7 @@ class WorkMixin:
                     (p, cid, mid, variant),
                 )
             ).fetchone()
-        return found(row)[0]
+        return int(found(row)[0])
 
     async def work_item(self, work_id: int) -> WorkItem | None:
         wid = checks.record_id("work_id", work_id)
@@ -216,7 +216,7 @@ class WorkMixin:
             )
         if not rows:
             raise UnknownRecord("work item", wid)
-        return rows[0][0]
+        return int(rows[0][0])
 
     # --- platform actions ----------------------------------------------------------------------
 
