@@ -36,7 +36,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from bot.config import Config
     from bot.store.protocol import Store
     from bot.store.records import ListRecord
+
+    Command = Callable[[Store, Config, argparse.Namespace, TextIO, TextIO], Awaitable[int]]
 
 TE_SIGNAL = "pdq"
 CSV_FIELDS = (
@@ -74,10 +76,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="manage hash lists (add, match, import, export, remove, follow)",
         description=__doc__.split("\n\n")[0] + " See `vigil hash COMMAND --help`.",
     )
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def show_help(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=show_help)
     hs = p.add_subparsers(dest="hash_command", metavar="COMMAND")
 
-    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+    def command(name: str, help: str, func: Command) -> argparse.ArgumentParser:
         c = hs.add_parser(name, help=help, description=help)
         c.add_argument("--config", type=Path, metavar="FILE", help="the config file (its data_dir holds the database)")
         c.set_defaults(func=lambda args: _run(func, args))
@@ -146,11 +153,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     c.add_argument("--yes", action="store_true", help="really delete (without it, only say what would go)")
 
 
-def _run(func, args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def _run(func: Command, args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     return asyncio.run(_with_store(func, args, out or sys.stdout, err or sys.stderr))
 
 
-async def _with_store(func, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def _with_store(func: Command, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.config import load_config
     from bot.store.factory import open_store
 
@@ -186,7 +193,7 @@ async def _list_or_new(store: Store, args: argparse.Namespace, err: TextIO) -> L
     return lst
 
 
-def _progress(total: int, err: TextIO, unit: str):
+def _progress(total: int, err: TextIO, unit: str) -> Any:
     if not err.isatty() or total < 2:
         return None
     from tqdm import tqdm
