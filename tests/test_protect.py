@@ -27,6 +27,7 @@ from bot.store import Store
 from detectors.errors import MediaError
 from detectors.localmatch import Fingerprint
 from tests.support import transforms as tf
+from tests.support.decided import telegram_decided
 from tests.support.marker_model import add_marker, write_marker_model
 
 T = "telegram"
@@ -523,7 +524,6 @@ async def _protect(emu, user: int, rgb: np.ndarray, *, notify: bool) -> None:
 
 async def test_end_to_end_protect_then_fake_deleted_named_to_admins_and_owner_told(emu, tmp_path, marker_model, photos):
     from tests.support.vigil_harness import running_vigil, write_config
-    from tests.test_hash_cli import decided
     from tests.test_telegram import Group
 
     g = Group(emu)
@@ -564,7 +564,7 @@ async def test_end_to_end_protect_then_fake_deleted_named_to_admins_and_owner_to
         review = g.alerts(g.owner)[1]
         assert "Irene" in review["text"] and g.present(second)
         assert any(b["callback_data"].startswith("del:") for b in _buttons(review))
-        await decided(app, g.chat, second)  # every notice of it would be out by now
+        await telegram_decided(app, emu, g.chat, second)  # an owner notice goes out before the item finishes
         assert not _said(emu, other, "made from one of your photos", "hecha a partir de una de tus fotos")
 
         # Lucía removes her protection: the next fake of her photo is no longer named
@@ -624,6 +624,9 @@ async def test_end_to_end_group_photos_kept_traced_and_turned_off(emu, tmp_path,
         emu.post_text(g.chat, g.owner, "/vigil groupphotos off")
         await emu.wait_for(lambda: len(app.core.protector.index) == 0)
         emu.post_text(g.chat, g.member, "/vigil groupphotos on")  # not an admin: refused, nothing kept
-        await asyncio.sleep(1)
+        # the refusal is Vigil's record that it decided: the sender's rights are checked before anything
+        await emu.wait_for(
+            lambda: any("Only this group's admins" in m.get("text", "") for m in emu.messages_in(g.chat))
+        )
         settings = await app.core.group_settings(ChatRef(T, str(g.chat)))
         assert settings.group_photos is False
