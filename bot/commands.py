@@ -12,13 +12,13 @@ from bot.actions import Actions
 from bot.admins import Admins
 from bot.buttons import SetChoice, encode
 from bot.config import ACTIONS, MODES, SENSITIVITIES, Config, parse_duration
-from bot.entries import ListEntries
+from bot.entries import EntrySource, EntryWriter
 from bot.events import BotAdded, ChatRef, CommandIssued, UserRef
 from bot.evidence import export_evidence
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import REGIONS, Resources, region_code
 from bot.i18n import LANGUAGES, Translator, Translators, supported
-from bot.lists import HashLists
+from bot.lists import HashLists, as_signals
 from bot.pipeline import Pipeline
 from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError
@@ -48,7 +48,7 @@ class Commands:
         translators: Translators,
         resources: Resources,
         lists: HashLists,
-        entries: ListEntries,
+        entries: EntryWriter,
         repeats: RepeatCache,
         pipeline: Pipeline,
         scanner: Scanner,
@@ -391,7 +391,8 @@ class Commands:
         finally:
             data = b""  # the bytes live only as long as the hashing
         lst = await self.store.group_list(cmd.chat.platform, cmd.chat.chat_id, kind)
-        ids = await self.entries.add_scan(lst, scan, added_by=cmd.sender.user_id, chat=cmd.chat)
+        source = EntrySource(cmd.sender.user_id, cmd.chat.platform, cmd.chat.chat_id)
+        ids = await self.entries.add_frames(lst, [as_signals(f) for f in scan.frames], source)
         await self._audit_command(cmd.chat, cmd.sender.user_id, f"{kind} message {cmd.reply_to.message_id}")
         if kind == ListKind.BLOCK:
             result = await self.actions.delete(platform, cmd.chat.chat_id, cmd.reply_to.message_id)

@@ -17,7 +17,7 @@ from bot.admins import Admins
 from bot.commands import Commands
 from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
-from bot.entries import ListEntries
+from bot.entries import EntryWriter
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import load_resources
@@ -52,8 +52,6 @@ class Core:
         self.scanner = scanner
         self.metrics = metrics
         self.platforms: dict[str, Platform] = {}
-        self.lists = HashLists()
-        self.entries = ListEntries(store, self.lists)
         self.settings = SettingsLookup(store, config.groups)
         self.admin_roster = Admins(self.platforms, store)
         self.translators = Translators(config.timezone)
@@ -66,6 +64,10 @@ class Core:
         self.repeats = RepeatCache(config.pipeline.repeat_cache_entries, config.pipeline.repeat_cache_mb * 1024 * 1024)
         p = config.pipeline
         self.pipeline = Pipeline(store, self._handle_work, in_flight=p.in_flight, workers=p.workers)
+        # hash lists (bot/lists.py): indexed in the scan pool, following the store's change log
+        self.lists = HashLists(cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout))
+        self._lists_follower = self.lists.follower(store)
+        self.entries = EntryWriter(store, self.lists)
         # protected photos (bot/protect.py): fingerprinting and searching run in the scan pool
         self.protector = Protector(
             store,
@@ -168,20 +170,14 @@ class Core:
         return clean
 
     async def load_lists(self) -> None:
-        await self.lists.load(self.store)
+        await self._lists_follower.load()
 
     async def sync_lists(self) -> int:
-        """Applies list changes made since the last call (by `vigil hash`, a purge, or this bot)."""
-        return await self.lists.sync(self.store)
+        """Applies list changes made since the last call (by `vigil hash`, a purge, another process)."""
+        return await self._lists_follower.catch_up()
 
     async def _follow_lists(self) -> None:
-        while True:
-            await asyncio.sleep(LIST_SYNC_SECONDS)
-            try:
-                if changed := await self.sync_lists():
-                    log.info("hash lists: applied %d changes from the store", changed)
-            except Exception:  # a failed read is retried at the next poll
-                log.exception("hash lists: reading the store's changes failed; retrying")
+        await self._lists_follower.run(LIST_SYNC_SECONDS)
 
     # --- events from adapters ----------------------------------------------------
 

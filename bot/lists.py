@@ -3,9 +3,9 @@
 One ``ListIndex`` holds every entry of every list (PDQ and pHash in exact Hamming indexes,
 SHA-256 in a dict, local-feature fingerprints in a ``LocalIndex``); a group's match
 searches it once and keeps the lists the group uses: its own and the instance lists it
-follows. The store stays the source of truth: ``load`` fills the index at start-up and
-``sync`` applies the store's list change log, so entries added or removed by
-``vigil hash`` in another process (or by a purge) reach the running bot within seconds.
+follows. The store stays the source of truth: ``load`` fills the index at start-up and a
+``ChangeFollower`` (bot/follow.py) applies the store's list change log, so entries added or
+removed by ``vigil hash``, a purge or another worker reach the running bot within seconds.
 
 Allow lists win over block lists (in ``bot.policy``), so an allow match must show the
 query's whole picture: a match through a view that dropped more than flat borders, or a
@@ -14,14 +14,18 @@ local-feature match covering only part of the query, counts for block lists only
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from bot.cpu import RunCpu, in_thread
+from bot.follow import ChangeFollower
+from bot.store.protocol import ChangesStore, ListsStore
+from bot.store.records import Change, ChangeKind, ChangeOp, EntryFeatures, EntryRecord, ListRecord
 from detectors.hashing import ImageHashes
+from detectors.localmatch import Fingerprint
 from detectors.matching import (
     ALGORITHMS,
     FULL,
@@ -35,21 +39,6 @@ from detectors.matching import (
 log = logging.getLogger("vigil.lists")
 
 SYNC_CHUNK = 5000  # log rows applied per step
-
-
-@dataclass(frozen=True)
-class Entry:
-    entry_id: int
-    list_id: int
-    pdq: str | None
-    pdq_quality: int | None
-    phash: str | None
-    sha256: str | None
-    # trimmed views of the entry's image: (crop, pdq, quality, phash)
-    views: tuple[tuple[str, str | None, int | None, str | None], ...] = ()
-
-    def hashes(self) -> EntryHashes:
-        return EntryHashes(self.entry_id, self.list_id, self.pdq, self.pdq_quality, self.phash, self.sha256, self.views)
 
 
 @dataclass(frozen=True)
@@ -73,20 +62,20 @@ class ListMatch:
     view: str = ""  # which view of the image matched, e.g. "content, mirrored"
 
 
-def entry_from_records(entry: Any, features: Any | None = None) -> Entry:
-    """An ``Entry`` from the store's EntryRecord and (optional) EntryFeatures."""
-    views: tuple = ()
+def entry_from_records(entry: EntryRecord, features: EntryFeatures | None = None) -> EntryHashes:
+    """What the index holds of an entry, from the store's EntryRecord and (optional) EntryFeatures."""
+    views: tuple[tuple[str, str | None, int | None, str | None], ...] = ()
     if features is not None:
         views = tuple((v["crop"], v.get("pdq"), v.get("quality"), v.get("phash")) for v in features.views)
-    return Entry(entry.id, entry.list_id, entry.pdq, entry.pdq_quality, entry.phash, entry.sha256, views)
+    return EntryHashes(entry.id, entry.list_id, entry.pdq, entry.pdq_quality, entry.phash, entry.sha256, views)
 
 
-def fingerprint_from_bytes(data: bytes | None) -> Any | None:
-    if data is None:
-        return None
-    from detectors.localmatch import Fingerprint
+def fingerprint_from_bytes(data: bytes | None) -> Fingerprint | None:
+    return None if data is None else Fingerprint.from_bytes(data)
 
-    return Fingerprint.from_bytes(data)
+
+def list_info(lst: ListRecord) -> ListInfo:
+    return ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label)
 
 
 def as_signals(frame: Any) -> FrameSignals:
@@ -103,17 +92,24 @@ def stored_views(views: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"crop": v.crop, "pdq": v.pdq[0], "quality": v.quality, "phash": v.phash} for v in views if v.crop != FULL]
 
 
-def stored_fingerprint(fingerprint: Any | None) -> bytes | None:
+def stored_fingerprint(fingerprint: Fingerprint | None) -> bytes | None:
     """What the store keeps of an entry's fingerprint: the known-image subset, as bytes."""
     return None if fingerprint is None else fingerprint.as_known().to_bytes()
 
 
 class HashLists:
-    def __init__(self, *, local: bool = True, mih_threshold: int = 65536) -> None:
-        self.index = ListIndex(local=local, mih_threshold=mih_threshold)
+    """Every list and entry in memory. ``cpu`` runs decoding and indexing off the event loop (the
+    bot passes its pipeline's pool, so CPU work has one bound); by default a thread."""
+
+    def __init__(self, *, local: bool = True, mih_threshold: int = 65536, cpu: RunCpu = in_thread) -> None:
+        self._local, self._mih = local, mih_threshold
+        self._cpu = cpu
+        self._reset()
+
+    def _reset(self) -> None:
+        self.index = ListIndex(local=self._local, mih_threshold=self._mih)
         self._lists: dict[int, ListInfo] = {}
         self._sizes: Counter[int] = Counter()
-        self.seen_change = 0  # the last change-log row applied
 
     # -- lists and entries ---------------------------------------------------------
 
@@ -129,15 +125,17 @@ class HashLists:
     def info(self, list_id: int) -> ListInfo | None:
         return self._lists.get(list_id)
 
-    def add(self, entry: Entry, fingerprint: Any | None = None) -> None:
+    def add(self, entry: EntryHashes, fingerprint: Fingerprint | None = None) -> None:
         self.add_many([entry], [fingerprint])
 
-    def add_many(self, entries: Sequence[Entry], fingerprints: Sequence[Any | None] | None = None) -> None:
+    def add_many(
+        self, entries: Sequence[EntryHashes], fingerprints: Sequence[Fingerprint | None] | None = None
+    ) -> None:
         for e in entries:
             old = self.index.list_of(e.entry_id)
             if old:
                 self._sizes[old] -= 1
-        self.index.add_many([e.hashes() for e in entries], fingerprints)
+        self.index.add_many(list(entries), fingerprints)
         self._sizes.update(e.list_id for e in entries)
 
     def remove(self, entry_id: int) -> bool:
@@ -203,24 +201,26 @@ class HashLists:
 
     # -- following the store ------------------------------------------------------------
 
-    async def load(self, store: Any) -> None:
+    def follower(self, store: ListSource) -> ChangeFollower:
+        """The follower that keeps these lists in step with ``store`` (load, then catch up)."""
+        return ChangeFollower(store, ChangeKind.LISTS, _Following(self, store))
+
+    async def load(self, store: ListsStore) -> None:
         """Fills the index from the store: every list, entry, view and fingerprint."""
-        self.seen_change = await store.last_list_change()  # changes from here on are applied by sync
         for lst in await store.all_lists():
-            self.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
+            self.set_list(list_info(lst))
         features = store.iter_all_features().__aiter__()
         pending = await anext(features, None)
-        batch: list[tuple[Any, Any | None]] = []
+        batch: list[tuple[EntryRecord, EntryFeatures | None]] = []
         async for record in store.iter_all_entries():
             # both streams are in id order: a merge join
             while pending is not None and pending.entry_id < record.id:
                 pending = await anext(features, None)
             batch.append((record, pending if pending is not None and pending.entry_id == record.id else None))
             if len(batch) >= SYNC_CHUNK:
-                await asyncio.to_thread(self._add_batch, batch)
+                await self._cpu(self._add_batch, batch)
                 batch = []
-        await asyncio.to_thread(self._add_batch, batch)
-        await store.forget_list_changes(self.seen_change)
+        await self._cpu(self._add_batch, batch)
         log.info(
             "hash lists loaded: %d lists, %d entries (%d with local features)",
             len(self._lists),
@@ -228,45 +228,47 @@ class HashLists:
             self.index.local_size,
         )
 
-    async def sync(self, store: Any) -> int:
-        """Applies the store's change log since the last call; returns how many changes."""
-        applied = 0
-        while True:
-            changes = await store.list_changes_since(self.seen_change, SYNC_CHUNK)
-            if not changes:
-                return applied
-            added: set[int] = set()
-            removed: list[int] = []
-            dropped: list[int] = []
-            for ch in changes:
-                if ch.op == "add":
-                    added.add(ch.entry_id)
-                elif ch.op == "remove":
-                    added.discard(ch.entry_id)
-                    removed.append(ch.entry_id)
-                elif ch.op == "list":
-                    lst = await store.get_list(ch.list_id)
-                    if lst is not None:
-                        self.set_list(ListInfo(lst.id, lst.name, lst.kind, lst.action, lst.label))
-                elif ch.op == "unlist":
-                    dropped.append(ch.list_id)
-            # ids are never reused, so removals and additions of one batch commute
-            if removed or dropped:
-                await asyncio.to_thread(self._forget, removed, dropped)
-            if added:
-                records = await store.entries_by_id(sorted(added))
-                features = await store.entry_features(sorted(records))
-                await asyncio.to_thread(self._add_batch, [(r, features.get(i)) for i, r in sorted(records.items())])
-            self.seen_change = changes[-1].seq
-            await store.forget_list_changes(self.seen_change)
-            applied += len(changes)
+    async def reload(self, store: ListsStore) -> None:
+        """Everything again from the store. Matching goes on meanwhile with what was held: the
+        new index is built apart and swapped in whole."""
+        if not len(self.index) and not self._lists:
+            await self.load(store)
+            return
+        fresh = HashLists(local=self._local, mih_threshold=self._mih, cpu=self._cpu)
+        await fresh.load(store)
+        self.index, self._lists, self._sizes = fresh.index, fresh._lists, fresh._sizes
+
+    async def apply(self, store: ListsStore, changes: Sequence[Change]) -> None:
+        """Applies changes from the store's list change log, oldest first."""
+        added: set[int] = set()
+        removed: list[int] = []
+        dropped: list[int] = []
+        for ch in changes:
+            if ch.op is ChangeOp.ADD and ch.item is not None:
+                added.add(ch.item)
+            elif ch.op is ChangeOp.REMOVE and ch.item is not None:
+                added.discard(ch.item)
+                removed.append(ch.item)
+            elif ch.op is ChangeOp.LIST:
+                lst = await store.get_list(ch.parent)
+                if lst is not None:
+                    self.set_list(list_info(lst))
+            elif ch.op is ChangeOp.UNLIST:
+                dropped.append(ch.parent)
+        # removals first: an id added again after its removal (within this batch) stays
+        if removed or dropped:
+            await self._cpu(self._forget, removed, dropped)
+        if added:
+            records = await store.entries_by_id(sorted(added))
+            features = await store.entry_features(sorted(records))
+            await self._cpu(self._add_batch, [(r, features.get(i)) for i, r in sorted(records.items())])
 
     def _forget(self, entry_ids: list[int], list_ids: list[int]) -> None:
         self.remove_many(entry_ids)
         for list_id in list_ids:
             self.drop_list(list_id)
 
-    def _decoded(self, record: Any, features: Any | None) -> tuple[Entry, Any | None]:
+    def _decoded(self, record: EntryRecord, features: EntryFeatures | None) -> tuple[EntryHashes, Fingerprint | None]:
         entry = entry_from_records(record, features)
         try:
             return entry, fingerprint_from_bytes(None if features is None else features.fingerprint)
@@ -276,8 +278,25 @@ class HashLists:
             )
             return entry, None
 
-    def _add_batch(self, batch: list[tuple[Any, Any | None]]) -> None:
-        """Adds store records (entry, features): decoding and indexing off the event loop."""
+    def _add_batch(self, batch: list[tuple[EntryRecord, EntryFeatures | None]]) -> None:
+        """Adds store records (entry, features): decoding and indexing, in the CPU pool."""
         if batch:
             decoded = [self._decoded(record, features) for record, features in batch]
             self.add_many([e for e, _ in decoded], [fp for _, fp in decoded])
+
+
+class ListSource(ListsStore, ChangesStore, Protocol):
+    """What following the lists needs of the store."""
+
+
+class _Following:
+    """``HashLists`` as the view of the store's list change log."""
+
+    def __init__(self, lists: HashLists, store: ListSource) -> None:
+        self._lists, self._store = lists, store
+
+    async def reload(self) -> None:
+        await self._lists.reload(self._store)
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        await self._lists.apply(self._store, changes)

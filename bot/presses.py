@@ -11,7 +11,7 @@ from bot.actions import Actions
 from bot.admins import Admins
 from bot.buttons import NoticeChoice, RecordChoice, RecordVerb, SetChoice, decode
 from bot.config import MODES
-from bot.entries import ListEntries
+from bot.entries import EntrySource, EntryWriter
 from bot.events import ButtonPressed, ChatRef
 from bot.evidence import export_evidence
 from bot.group_settings import SettingsLookup
@@ -42,7 +42,7 @@ class Presses:
         translators: Translators,
         actions: Actions,
         notifier: Notifier,
-        entries: ListEntries,
+        entries: EntryWriter,
         protect_chat: ProtectChat,
     ) -> None:
         self.platforms = platforms
@@ -135,8 +135,9 @@ class Presses:
             if not hashes:
                 return t.gettext("There is nothing to add for this record.")
             lst = await self.store.group_list(group.platform, group.chat_id, ListKind.ALLOW)
+            note = f"false positive, record {record.id}"
             await self.entries.add_hashes(
-                lst, hashes, added_by=press.sender.user_id, chat=group, note=f"false positive, record {record.id}"
+                lst, hashes, EntrySource(press.sender.user_id, group.platform, group.chat_id, note)
             )
             return t.gettext("Marked as a false positive: this image is on the group's allow list now.")
         if verb == RecordVerb.EXPORT:

@@ -32,37 +32,74 @@ owner is a member of it.
 Not a manipulation: the owner posting their own photo, and a photo re-posted unchanged
 (whole-image PDQ within ``NEAR_COPY_DISTANCE``) when nothing else was found in it.
 
-The index lives in memory (``ProtectedIndex``) and follows the store: the running bot
-polls the store's ``protected:generation`` and applies what ``vigil protect`` changed.
+The index lives in memory (``detectors.protected.ProtectedIndex``, pure) and follows the
+store's protected-photo change log (bot/follow.py), as the hash lists follow theirs: what
+``vigil protect`` or another worker changes is matched here within ``REFRESH_SECONDS``.
+The /protect chat sessions are kept apart (bot/protect_sessions.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.cpu import RunCpu, in_thread
+from bot.follow import ChangeFollower
+from bot.protect_sessions import ProtectSessions
+from bot.store.protected import PhotoLimitReached, ProtectedOwner, ProtectedPhoto
+from bot.store.protocol import ChangesStore, ProtectedStore
+from bot.store.records import Change, ChangeKind, ChangeOp
 from detectors.errors import VigilError
-from detectors.hashing import hamming_hex, pdq_hash, working_copy
-from detectors.localmatch import Fingerprint, fingerprint
+from detectors.localmatch import Fingerprint
 from detectors.media import decode
+from detectors.protected import (
+    DECODE_MIN_SIDE,
+    NEAR_COPY_DISTANCE,
+    SEARCH_LIMIT,
+    DerivedMatch,
+    KnownPhoto,
+    PhotoPrint,
+    ProtectedIndex,
+    decode_fingerprint,
+    derived_evidence,
+    encode_fingerprint,
+    print_of_pixels,
+    query_of_bytes,
+    scan_frames,
+)
 from detectors.settings import MediaLimits
 
 if TYPE_CHECKING:
     from bot.config import ProtectConfig
-    from bot.store import ProtectedOwner, ProtectedPhoto
+    from detectors.scanner import Scan
+
+__all__ = [
+    "NEAR_COPY_DISTANCE",
+    "SEARCH_LIMIT",
+    "DerivedMatch",
+    "KnownPhoto",
+    "PhotoPrint",
+    "ProtectError",
+    "ProtectedIndex",
+    "Protector",
+    "Registered",
+    "decode_fingerprint",
+    "derived_evidence",
+    "encode_fingerprint",
+    "exported_findings",
+    "print_of_bytes",
+    "print_of_pixels",
+    "query_of_bytes",
+    "scan_frames",
+]
 
 log = logging.getLogger("vigil.protect")
 
-NEAR_COPY_DISTANCE = 31  # PDQ bits: within this, the whole picture is the same photo
-DECODE_MIN_SIDE = 320  # decode registered photos as the scanner decodes posted ones
-SEARCH_LIMIT = 5  # known photos reported per scanned frame
 REFRESH_SECONDS = 5.0  # how often a running bot looks for changes made by `vigil protect`
 EXPIRE_SECONDS = 3600.0  # how often group photos past their retention are deleted
 LOAD_BATCH = 2000  # stored fingerprints added to the index at once when loading
@@ -84,88 +121,11 @@ class ProtectError(VigilError):
 
 
 @dataclass(frozen=True)
-class KnownPhoto:
-    """What the index knows of one protected photo besides its fingerprint."""
-
-    id: int
-    owner_id: int
-    owner: str  # display name: shown only to the admins of a group where a fake appears
-    source: str  # "private" | "group" | "operator"
-    member: tuple[str, str] | None  # (platform, user id) of a member owner
-    notify_to: tuple[str, str] | None  # (platform, user id) to tell, when the owner opted in
-    group: tuple[str, str] | None  # (platform, chat id) of a group photo
-    label: str | None
-    pdq: str | None
-
-
-@dataclass(frozen=True)
-class DerivedMatch:
-    """A scanned frame shares a large, consistent region with a protected photo."""
-
-    photo: KnownPhoto
-    frame: int  # index of the scanned frame in its file
-    match_fraction: float  # share of the scanned image covered by the matched region
-    source_fraction: float  # share of the protected photo covered
-    inliers: int
-    transform: tuple[float, ...]  # 2x3 similarity, scanned image frame -> protected photo frame
-    mirrored: bool
-    near_copy: bool  # the whole picture is (almost) the same as the photo: re-posted unchanged
-
-    @property
-    def owner(self) -> str:
-        return self.photo.owner
-
-    def as_json(self) -> dict:
-        return {
-            "owner": self.photo.owner,
-            "photo": self.photo.id,
-            "match_fraction": round(self.match_fraction, 4),
-            "source_fraction": round(self.source_fraction, 4),
-            "transform": [round(v, 5) for v in self.transform],
-            "mirrored": self.mirrored,
-            "near_copy": self.near_copy,
-        }
-
-
-@dataclass(frozen=True)
-class PhotoPrint:
-    """What Vigil keeps of a photo: its fingerprint (for the index) and whole-image PDQ; with
-    ``query``, also the fingerprint to look the photo itself up with (not kept)."""
-
-    fingerprint: Fingerprint
-    pdq: str | None
-    points: int
-    query: Fingerprint | None = None
-
-
-@dataclass(frozen=True)
 class Registered:
     photo_id: int
     owner_id: int
     total: int  # the owner's photos now
     first: bool  # the owner's first photo: ask whether they want notices
-
-
-def encode_fingerprint(fp: Fingerprint) -> str:
-    return base64.b64encode(fp.to_bytes()).decode("ascii")
-
-
-def decode_fingerprint(text: str) -> Fingerprint:
-    from detectors.errors import BadFingerprint
-
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (ValueError, UnicodeError) as exc:
-        raise BadFingerprint(f"the stored text is not base64 ({exc})") from None
-    return Fingerprint.from_bytes(raw)
-
-
-def print_of_pixels(rgb: Any, query: bool = False) -> PhotoPrint:
-    """The fingerprint to keep of a known photo (``query=False``: a spread prefix, no mirror);
-    ``query``: also the query fingerprint, to check whose photo it already is."""
-    fp = fingerprint(rgb, query=False)
-    pdq, quality = pdq_hash(working_copy(rgb))
-    return PhotoPrint(fp, pdq if quality >= 50 else None, len(fp), fingerprint(rgb) if query else None)
 
 
 def print_of_bytes(data: bytes, limits: MediaLimits, query: bool = False) -> PhotoPrint:
@@ -182,17 +142,6 @@ def print_of_bytes(data: bytes, limits: MediaLimits, query: bool = False) -> Pho
     return made
 
 
-def query_of_bytes(data: bytes, limits: MediaLimits = MediaLimits()) -> list[tuple[int, Fingerprint, str | None]]:
-    """What a scan gives ``Protector.match`` for a file, without the detection models: each
-    decoded frame's query fingerprint and PDQ (the ``vigil scan``-free path of the bench and tests)."""
-    media = decode(data, limits, min_side=DECODE_MIN_SIDE)
-    out = []
-    for frame in media.frames:
-        pdq, quality = pdq_hash(working_copy(frame.rgb))
-        out.append((frame.index, fingerprint(frame.rgb), pdq if quality >= 50 else None))
-    return out
-
-
 def _notify_of(owner: ProtectedOwner) -> tuple[str, str] | None:
     return (
         (owner.notify_platform, owner.notify_user)
@@ -206,136 +155,6 @@ def _known(photo: ProtectedPhoto, owner: ProtectedOwner) -> KnownPhoto:
     notify = _notify_of(owner)
     group = (photo.platform, photo.chat_id) if photo.platform and photo.chat_id else None
     return KnownPhoto(photo.id, owner.id, owner.name, photo.source, member, notify, group, photo.label, photo.pdq)
-
-
-# --- the in-memory index ---------------------------------------------------------------------
-
-
-class ProtectedIndex:
-    """Fingerprints of protected photos in a ``LocalIndex``, and who each one belongs to.
-
-    Safe for searches from worker threads while the event loop adds and removes.
-    """
-
-    def __init__(self) -> None:
-        self._local: Any = None  # made at the first add
-        self._photos: dict[int, KnownPhoto] = {}
-        self._by_owner: dict[int, set[int]] = {}  # owner id -> photo ids
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._photos)
-
-    def ids(self) -> set[int]:
-        with self._lock:
-            return set(self._photos)
-
-    def get(self, photo_id: int) -> KnownPhoto | None:
-        return self._photos.get(photo_id)
-
-    @property
-    def memory_bytes(self) -> int:
-        """The local index's memory (fingerprints and postings); the metadata adds ~0.5 kB a photo."""
-        return int(self._local.memory_bytes) if self._local is not None else 0
-
-    def add(self, photo: KnownPhoto, fp: Fingerprint) -> None:
-        self.add_many([(photo, fp)])
-
-    def add_many(self, items: Sequence[tuple[KnownPhoto, Fingerprint]]) -> None:
-        """Adds (or replaces) photos; many at once is much faster (one index segment)."""
-        if not items:
-            return
-        with self._lock:
-            if self._local is None:
-                from detectors.localmatch import LocalIndex
-
-                self._local = LocalIndex()
-            self._local.add_many([(photo.id, fp) for photo, fp in items])
-            for photo, _ in items:
-                self._photos[photo.id] = photo
-                self._by_owner.setdefault(photo.owner_id, set()).add(photo.id)
-
-    def owner_details(self, owner_id: int) -> tuple[str, tuple[str, str] | None] | None:
-        """(name, notify_to) of an owner as the index holds them; None if none of theirs is held."""
-        for pid in self._by_owner.get(owner_id, ()):
-            photo = self._photos.get(pid)
-            if photo is not None:
-                return photo.owner, photo.notify_to
-        return None
-
-    def update_owner(self, owner_id: int, name: str, notify_to: tuple[str, str] | None) -> None:
-        """New owner details (a name or notice choice changed) for all their photos."""
-        with self._lock:
-            for pid in self._by_owner.get(owner_id, ()):
-                photo = self._photos.get(pid)
-                if photo is not None:
-                    self._photos[pid] = replace(photo, owner=name, notify_to=notify_to)
-
-    def remove(self, photo_id: int) -> bool:
-        with self._lock:
-            photo = self._photos.pop(photo_id, None)
-            if photo is None:
-                return False
-            mine = self._by_owner.get(photo.owner_id)
-            if mine is not None:
-                mine.discard(photo_id)
-                if not mine:
-                    del self._by_owner[photo.owner_id]
-            self._local.remove(photo_id)
-            return True
-
-    def search(
-        self, frames: Sequence[tuple[int, Fingerprint, str | None]], *, min_fraction: float, limit: int = SEARCH_LIMIT
-    ) -> list[DerivedMatch]:
-        """Protected photos that scanned frames ``(index, fingerprint, pdq)`` were made from,
-        the best match per photo, largest shared region first."""
-        if not self._photos or self._local is None:
-            return []
-        best: dict[int, DerivedMatch] = {}
-        for index, fp, pdq in frames:
-            if fp is None or not len(fp):
-                continue
-            for m in self._local.search(fp, min_fraction=min_fraction, limit=limit):
-                photo = self._photos.get(m.key)
-                if photo is None:  # removed while we searched
-                    continue
-                near = bool(pdq and photo.pdq and hamming_hex(pdq, photo.pdq) <= NEAR_COPY_DISTANCE)
-                found = DerivedMatch(
-                    photo, index, m.match_fraction, m.source_fraction, m.inliers, tuple(m.transform), m.mirrored, near
-                )
-                old = best.get(photo.id)
-                if old is None or found.match_fraction > old.match_fraction:
-                    best[photo.id] = found
-        return sorted(best.values(), key=lambda d: (-d.match_fraction, d.photo.id))
-
-
-def scan_frames(scan: Any) -> list[tuple[int, Fingerprint, str | None]]:
-    """The frames of a ``detectors.scanner.Scan`` that carry a local fingerprint."""
-    out = []
-    for f in scan.frames:
-        fp = getattr(f, "fingerprint", None)
-        if fp is not None:
-            out.append((f.index, fp, f.hashes.pdq if f.hashes.pdq_quality >= 50 else None))
-    return out
-
-
-def derived_evidence(
-    matches: Iterable[DerivedMatch], *, label: str, sender: tuple[str, str] | None
-) -> tuple[DerivedMatch, ...]:
-    """The matches that count as a manipulated copy of someone's photo.
-
-    Left out: the owner posting their own photo, and a photo re-posted unchanged (a near
-    copy by whole-image PDQ) when the scan found nothing else in it (``label`` clean).
-    With nudity, a near copy still counts: the protected photos are ordinary photos.
-    """
-    out = []
-    for m in matches:
-        if sender is not None and m.photo.member == sender:
-            continue
-        if m.near_copy and label == "clean":
-            continue
-        out.append(m)
-    return tuple(out)
 
 
 def exported_findings(findings: Any) -> Any:
@@ -355,20 +174,24 @@ def exported_findings(findings: Any) -> Any:
 # --- the service ----------------------------------------------------------------------------
 
 
+class ProtectedSource(ProtectedStore, ChangesStore, Protocol):
+    """What the protected-photo service needs of the store."""
+
+
 class Protector:
     """Register, list, remove and match protected photos; keeps the index in step with the store.
 
-    ``cpu`` runs CPU-bound work off the event loop (the bot passes its pipeline's pool);
-    by default a thread.
+    ``cpu`` runs CPU-bound work (decoding, fingerprinting, indexing, searching) off the event
+    loop: the bot passes its pipeline's pool, so all CPU work has one bound; by default a thread.
     """
 
     def __init__(
         self,
-        store: Any,
+        store: ProtectedSource,
         settings: ProtectConfig,
         limits: MediaLimits = MediaLimits(),
         *,
-        cpu: Callable[..., Any] | None = None,
+        cpu: RunCpu = in_thread,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
@@ -377,10 +200,9 @@ class Protector:
         self.index = ProtectedIndex()
         self._cpu = cpu
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._generation = -1
-        self._sessions: dict[tuple[str, str], float] = {}
+        self.follower = ChangeFollower(store, ChangeKind.PROTECTED, self)
+        self.sessions = ProtectSessions(settings.session_minutes)
         self._tasks: list[asyncio.Task[None]] = []
-        self._sync_lock = asyncio.Lock()
         # one registration at a time from the look-up to the index: two people sending the same
         # photo at once cannot both own it
         self._register_lock = asyncio.Lock()
@@ -389,49 +211,77 @@ class Protector:
         self._member_locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     async def _run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._cpu is not None:
-            return await self._cpu(fn, *args)
-        return await asyncio.to_thread(fn, *args)
+        return await self._cpu(fn, *args)
 
     async def _index_add(self, photo: KnownPhoto, fp: Fingerprint) -> None:
-        # off the event loop: an add now and then merges large index segments (seconds at 100,000)
-        await asyncio.to_thread(self.index.add, photo, fp)
+        # in the pool: an add now and then merges large index segments (seconds at 100,000)
+        await self._cpu(self.index.add, photo, fp)
 
     # --- loading and following the store ------------------------------------------------
 
     async def load(self) -> int:
-        """Everything from the store into the index; returns how many photos."""
-        async with self._sync_lock:
-            started = time.monotonic()
-            # read first: a change made while loading shows as a newer generation, and the
-            # next refresh applies it
-            self._generation = await self.store.protected_generation()
-            try:
-                owners = {o.id: o for o in await self.store.protected_owners()}
-                count = await self._add_stored(self.store.iter_protected_photos(), owners)
-            except BaseException:
-                self._generation = -1  # half loaded: the next refresh catches up
-                raise
-            if count:
-                log.info("protected photos: %d fingerprints loaded in %.1f s", count, time.monotonic() - started)
-            return count
+        """Everything from the store into the index (the changes made meanwhile follow at the
+        next ``refresh``); returns how many photos the index holds."""
+        started = time.monotonic()
+        await self.follower.load()
+        if len(self.index):
+            log.info("protected photos: %d fingerprints loaded in %.1f s", len(self.index), time.monotonic() - started)
+        return len(self.index)
 
-    async def _add_stored(self, photos: Any, owners: dict) -> int:
-        """Stored photos (an async iterator) into the index, a batch at a time."""
+    async def reload(self) -> None:
+        """Every photo from the store, replacing what is held. The first load fills the live index
+        (scans match what is loaded so far); a later one builds a new index and swaps it in."""
+        target = self.index if not len(self.index) else ProtectedIndex()
+        owners = {o.id: o for o in await self.store.protected_owners()}
+        await self._add_stored(target, self.store.iter_protected_photos(), owners)
+        self.index = target
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        """Changes from the store's protected-photo log, oldest first."""
+        added: set[int] = set()
+        removed: list[int] = []
+        owners_changed: set[int] = set()
+        for ch in changes:
+            if ch.op is ChangeOp.ADD and ch.item is not None:
+                added.add(ch.item)
+            elif ch.op is ChangeOp.REMOVE and ch.item is not None:
+                added.discard(ch.item)
+                removed.append(ch.item)
+            elif ch.op is ChangeOp.OWNER:
+                owners_changed.add(ch.parent)
+        if removed:
+            await self._cpu(self._remove_all, removed)
+        if added:
+            owners = {o.id: o for o in await self.store.protected_owners()}
+            await self._add_stored(self.index, self.store.iter_protected_photos(ids=sorted(added)), owners)
+        for owner_id in owners_changed:  # a new name or notice choice, for the photos already held
+            owner = await self.store.get_protected_owner(owner_id)
+            if owner is not None:
+                self._update_owner(owner)
+
+    def _remove_all(self, photo_ids: Iterable[int]) -> None:
+        for pid in photo_ids:
+            self.index.remove(pid)
+
+    async def refresh(self) -> bool:
+        """Apply the changes made elsewhere (``vigil protect``, another worker) now; True if any."""
+        return await self.follower.catch_up() > 0
+
+    async def _add_stored(
+        self, index: ProtectedIndex, photos: AsyncIterator[ProtectedPhoto], owners: dict[int, ProtectedOwner]
+    ) -> int:
+        """Stored photos (an async iterator) into ``index``, a batch at a time, in the CPU pool."""
         count = 0
-        batch: list = []
+        batch: list[ProtectedPhoto] = []
         async for photo in photos:
             batch.append(photo)
             if len(batch) >= LOAD_BATCH:
-                count += await self._add_loaded(batch, owners)
+                count += await self._cpu(self._add_decoded, index, batch, owners)
                 batch = []
-        return count + await self._add_loaded(batch, owners)
+        return count + await self._cpu(self._add_decoded, index, batch, owners)
 
-    async def _add_loaded(self, photos: list[ProtectedPhoto], owners: dict) -> int:
-        """Stored photos into the index (decoding off the event loop); returns how many."""
-        return await asyncio.to_thread(self._add_decoded, photos, owners)
-
-    def _add_decoded(self, photos: list[ProtectedPhoto], owners: dict) -> int:
+    @staticmethod
+    def _add_decoded(index: ProtectedIndex, photos: list[ProtectedPhoto], owners: dict[int, ProtectedOwner]) -> int:
         items = []
         for photo in photos:
             owner = owners.get(photo.owner_id)
@@ -443,31 +293,8 @@ class Protector:
                 log.error("protected photo %d: fingerprint unreadable (%s); skipped", photo.id, exc)
                 continue
             items.append((_known(photo, owner), fp))
-        self.index.add_many(items)
+        index.add_many(items)
         return len(items)
-
-    async def refresh(self, *, force: bool = False) -> bool:
-        """Apply changes made elsewhere (``vigil protect``, another task); True if any."""
-        generation = await self.store.protected_generation()
-        if generation == self._generation and not force:
-            return False
-        async with self._sync_lock:
-            self._generation = generation
-            stored = await self.store.protected_photo_ids()
-            held = self.index.ids()
-            for gone in held - stored:
-                await asyncio.to_thread(self.index.remove, gone)
-            owners = {o.id: o for o in await self.store.protected_owners()}
-            new = sorted(stored - held)
-            if new:
-                await self._add_stored(self.store.iter_protected_photos(ids=new), owners)
-            # owner details (name, notices) may have changed for photos already held
-            for owner in owners.values():
-                fresh = (owner.name, _notify_of(owner))
-                held_as = self.index.owner_details(owner.id)
-                if held_as is not None and held_as != fresh:
-                    self.index.update_owner(owner.id, *fresh)
-        return True
 
     def start(self) -> None:
         """Load the index in the background (100,000 photos take a minute or two; scans go on
@@ -484,11 +311,11 @@ class Protector:
             await self.load()
         except asyncio.CancelledError:
             raise
-        except Exception:  # the refreshes below catch up
+        except Exception:  # the follower loads again at its next poll
             log.exception("protected photos: loading failed; retrying in %.0f s", REFRESH_SECONDS)
-        await self._every(REFRESH_SECONDS, self.refresh)
+        await self.follower.run(REFRESH_SECONDS)
 
-    async def _every(self, seconds: float, job: Callable[[], Any]) -> None:
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         while True:
             try:
                 await job()
@@ -517,11 +344,11 @@ class Protector:
         """CPU-bound: call from a worker thread."""
         return self.index.search(frames, min_fraction=self.settings.min_fraction)
 
-    async def match_scan(self, scan: Any) -> list[DerivedMatch]:
+    async def match_scan(self, scan: Scan) -> list[DerivedMatch]:
         frames = scan_frames(scan)
         if not frames or not len(self.index) or not self.settings.enabled:
             return []
-        return await self._run_cpu(self.match, frames)
+        return await self._cpu(self.match, frames)
 
     # --- who may read a protected person's name -------------------------------------------------
 
@@ -566,23 +393,13 @@ class Protector:
 
     def open_session(self, platform: str, user_id: str) -> None:
         """After /protect: photos the member sends privately are registered for a while."""
-        now = time.monotonic()
-        for key in [k for k, until in self._sessions.items() if until < now]:
-            del self._sessions[key]  # sessions nobody closed
-        self._sessions[(platform, user_id)] = now + self.settings.session_minutes * 60
+        self.sessions.open(platform, user_id)
 
     def session_open(self, platform: str, user_id: str) -> bool:
-        until = self._sessions.get((platform, user_id))
-        if until is None:
-            return False
-        if time.monotonic() > until:
-            del self._sessions[(platform, user_id)]
-            return False
-        self._sessions[(platform, user_id)] = time.monotonic() + self.settings.session_minutes * 60
-        return True
+        return self.sessions.is_open(platform, user_id)
 
     def close_session(self, platform: str, user_id: str) -> bool:
-        return self._sessions.pop((platform, user_id), None) is not None
+        return self.sessions.close(platform, user_id)
 
     def _too_many(self) -> ProtectError:
         return ProtectError(
@@ -612,8 +429,6 @@ class Protector:
                 self._member_locks[key] = (lock, users - 1)
 
     async def _register(self, platform: str, user_id: str, name: str, data: bytes) -> Registered:
-        from bot.store.protected import PhotoLimitReached
-
         owner = await self.store.member_owner(platform, user_id)
         photos = await self.store.protected_photos(owner.id) if owner else []
         if sum(p.source == "private" for p in photos) >= self.settings.max_photos:
@@ -672,12 +487,12 @@ class Protector:
     async def remove_owner(self, owner_id: int) -> int:
         ids = [p.id for p in await self.store.protected_photos(owner_id)]
         removed = await self.store.remove_protected_owner(owner_id)
-        await asyncio.to_thread(lambda: [self.index.remove(pid) for pid in ids])
+        await self._cpu(self._remove_all, ids)
         return removed
 
     async def remove_photo(self, photo_id: int) -> bool:
         done = await self.store.remove_protected_photo(photo_id)
-        await asyncio.to_thread(self.index.remove, photo_id)
+        await self._cpu(self.index.remove, photo_id)
         return done
 
     async def remove_member_photo(self, platform: str, user_id: str, photo_id: int) -> bool:
@@ -707,6 +522,7 @@ class Protector:
             if await self._run_cpu(self.match, [(0, fp, pdq)]):
                 return None  # someone's protected photo already, or a copy of one: not the sender's to own
             owner = await self.store.member_owner(sender[0], sender[1], name=sender_name or sender[1], create=True)
+            assert owner is not None  # made if missing
             expires = self._clock() + timedelta(days=days)
             known = fp.as_known()
             photo = await self.store.add_protected_photo(
@@ -725,7 +541,7 @@ class Protector:
         """The group turned group photos off: its fingerprints go at once."""
         removed = await self.store.remove_group_photos(platform, chat_id)
         if removed:
-            await self.refresh(force=True)
+            await self.refresh()
         return removed
 
     async def expire(self, now: datetime | None = None) -> int:
@@ -733,7 +549,7 @@ class Protector:
         removed = await self.store.expire_protected_photos(now or self._clock())
         if removed:
             log.info("protected photos: %d group photos past their retention deleted", removed)
-            await self.refresh(force=True)
+            await self.refresh()
         return removed
 
     # --- the operator ------------------------------------------------------------------------------
@@ -749,6 +565,7 @@ class Protector:
             notify_platform=notify[0] if notify else None,
             notify_user=notify[1] if notify else None,
         )
+        assert owner is not None  # made if missing
         photo = await self.store.add_protected_photo(
             owner.id, encode_fingerprint(made.fingerprint), source="operator", pdq=made.pdq, label=label
         )

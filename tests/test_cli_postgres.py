@@ -21,6 +21,7 @@ from bot.errors import StoreError
 from bot.lists import stored_fingerprint, stored_views
 from bot.store import Store
 from bot.store.postgres import PostgresStore
+from bot.store.records import ChangeKind
 from detectors.matching import media_signals
 from tests.support import transforms as TF
 
@@ -242,7 +243,6 @@ async def _everything(s) -> dict:
         "state": await s.get_state("telegram:offset"),
         "owners": await s.protected_owners(),
         "photos": [p async for p in s.iter_protected_photos()],
-        "generation": await s.protected_generation(),
         "sizes": dict(await s.list_sizes()),
     }
 
@@ -260,13 +260,14 @@ async def test_migrate_store_copies_an_sqlite_install_whole(pg, tmp_path, capsys
         after = await _everything(p)
         for key in before:
             assert after[key] == before[key], key
-        assert await p.list_changes_since(0) == []  # the copy is the starting point, not a change
+        assert await p.changes_since(ChangeKind.LISTS, 0) == []  # the copy is the starting point, not a change
+        assert await p.changes_since(ChangeKind.PROTECTED, 0) == []
         # new rows continue after the copied ids, and the copied rows keep working
         lst = await p.group_list(T, "-100", "block")
         assert lst.id == before["lists"][0].id
         fresh = await p.add_entry(lst.id, sha256="e" * 64)
         assert fresh.id > max(e.id for entries in before["entries"] for e in entries)
-        assert [c.op for c in await p.list_changes_since(0)] == ["add"]
+        assert [c.op for c in await p.changes_since(ChangeKind.LISTS, 0)] == ["add"]
         assert await p.enqueue_work(T, "-100", "56", {"variant": "edit:2"}) == 2  # a replay is recognised
     # a second run refuses: the target is no longer empty, and nothing changed
     code = await asyncio.to_thread(vigil_main, ["migrate-store", "--from", f"sqlite:{source}", "--to", pg])

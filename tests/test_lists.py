@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot.entries import EntrySource, EntryWriter
+from bot.follow import ChangeFollower
 from bot.lists import HashLists, ListInfo, stored_fingerprint, stored_views
 from bot.policy import Evidence, GroupSettings, decide
 from bot.store import Store
+from bot.store.records import ChangeKind
 from detectors.matching import media_signals
 from tests.support import transforms as T
 
@@ -55,6 +58,14 @@ async def loaded(store: Store) -> HashLists:
     lists = HashLists()
     await lists.load(store)
     return lists
+
+
+async def following(store: Store, **kw) -> tuple[HashLists, ChangeFollower]:
+    """Lists loaded and following ``store`` as a running bot's do."""
+    lists = HashLists()
+    follower = ChangeFollower(store, ChangeKind.LISTS, lists.follower(store).view, **kw)
+    await follower.load()
+    return lists, follower
 
 
 def match(lists: HashLists, list_ids, frames):
@@ -120,35 +131,36 @@ async def test_an_allow_match_must_show_the_whole_picture(store):
     assert [m.kind for m in match(lists, ids, signals("coffee", "phone"))] == ["block"]
 
 
-async def test_sync_follows_changes_made_by_another_process(store, tmp_path):
+async def test_the_follower_applies_changes_made_by_another_process(store, tmp_path):
     lst = await store.create_list("instance", kind="block")
     first = await add_image(store, lst.id, "coffee")
-    lists = await loaded(store)
+    lists, follower = await following(store)
     async with await Store.open(tmp_path / "data" / "vigil.sqlite3") as other:  # as `vigil hash` does
         second = await add_image(other, lst.id, "chelsea")
         await other.remove_entry(first)
         added = await other.create_list("later", kind="block", label="spam")
         third = await add_image(other, added.id, "rocket")
-    assert await lists.sync(store) > 0
+    assert await follower.catch_up() > 0
     assert match(lists, [lst.id], signals("coffee", "jpeg50")) == []
     assert [m.entry_id for m in match(lists, [lst.id], signals("chelsea", "crop10_3"))] == [second]
     assert [m.entry_id for m in match(lists, [added.id], signals("rocket", "mirror"))] == [third]
     assert lists.info(added.id) == ListInfo(added.id, "later", "block", "delete", "spam")
-    assert await store.list_changes_since(0) == []  # applied, then forgotten
+    # applying consumed nothing: another process following the same database still sees them
+    assert len(await store.changes_since(ChangeKind.LISTS, 0)) >= 5
     await store.delete_list(added.id)
-    await lists.sync(store)
+    await follower.catch_up()
     assert lists.info(added.id) is None and third not in lists
     assert match(lists, [added.id], signals("rocket", "mirror")) == []
-    assert await lists.sync(store) == 0
+    assert await follower.catch_up() == 0
 
 
 async def test_a_purged_persons_entries_leave_the_index(store):
     lst = await store.group_list("telegram", "-100", "block")
     entry = await add_image(store, lst.id, "coffee", added_by="42", source_platform="telegram")
-    lists = await loaded(store)
+    lists, follower = await following(store)
     assert entry in lists
     await store.purge_user("telegram", "42")
-    await lists.sync(store)
+    await follower.catch_up()
     assert entry not in lists and lists.size(lst.id) == 0
 
 
@@ -161,3 +173,85 @@ async def test_a_damaged_fingerprint_keeps_the_hashes_matching(store):
     lists = await loaded(store)
     assert entry.id in lists and lists.index.local_size == 0
     assert [m.entry_id for m in match(lists, [lst.id], signals("coffee", "jpeg50"))] == [entry.id]
+
+
+# --- several processes on one database ---------------------------------------------------------
+
+
+async def test_two_processes_following_one_database_each_apply_every_change(store, tmp_path):
+    # a worker that applied a change must not take it from the other: each follows from its own number
+    path = tmp_path / "data" / "vigil.sqlite3"
+    lst = await store.create_list("instance", kind="block")
+    async with await Store.open(path) as a_store, await Store.open(path) as b_store:
+        a, a_follows = await following(a_store)
+        b, b_follows = await following(b_store)
+        entry = (await EntryWriter(store).add_frames(lst, signals("coffee"), EntrySource("operator")))[0]
+        assert await a_follows.catch_up() > 0  # the first worker applies it first
+        assert await b_follows.catch_up() > 0
+        for lists in (a, b):
+            assert [m.entry_id for m in match(lists, [lst.id], signals("coffee", "jpeg50"))] == [entry]
+        await EntryWriter(store).remove(entry)
+        await b_follows.catch_up()
+        await a_follows.catch_up()
+        assert entry not in a and entry not in b
+
+
+async def test_the_bots_own_entry_is_matched_at_once_and_the_log_applies_it_harmlessly(store):
+    lst = await store.group_list("telegram", "-100", "block")
+    lists, follower = await following(store)
+    writer = EntryWriter(store, lists)
+    ids = await writer.add_frames(lst, signals("chelsea"), EntrySource("42", "telegram", "-100", "blocked"))
+    assert [m.entry_id for m in match(lists, [lst.id], signals("chelsea", "mirror"))] == ids  # before any poll
+    assert (await store.entries_by_id(ids))[ids[0]].source_chat == "-100"
+    await follower.catch_up()
+    assert lists.size(lst.id) == 1 and [m.entry_id for m in match(lists, [lst.id], signals("chelsea"))] == ids
+    assert await writer.remove(ids[0]) and ids[0] not in lists
+    assert not await writer.remove(ids[0])
+
+
+async def test_a_follower_left_behind_by_pruning_loads_everything_again(store, tmp_path):
+    # another process pruned changes this one never applied (it was stalled): it must not miss them
+    lst = await store.create_list("instance", kind="block")
+    gone = await add_image(store, lst.id, "coffee")
+    lists, follower = await following(store)
+    stays = await add_image(store, lst.id, "rocket")
+    await store.remove_entry(gone)
+    newer = await add_image(store, lst.id, "chelsea")
+    now = [1000.0]
+    async with await Store.open(tmp_path / "data" / "vigil.sqlite3") as other:
+        _, pruner = await following(other, keep=60.0, clock=lambda: now[0])
+        await pruner.catch_up()
+        now[0] += 61
+        assert await pruner.prune() > 0  # prunes what it saw over a minute ago: every change so far
+    assert await follower.catch_up() == 0  # nothing left to apply: it loaded everything instead
+    assert gone not in lists and stays in lists and newer in lists
+    assert lists.size(lst.id) == 2
+
+
+class FlakyView:
+    """A view (Vigil's own seam) whose first apply fails, as a lost connection would make it."""
+
+    def __init__(self) -> None:
+        self.reloads, self.applied, self.fail = 0, [], True
+
+    async def reload(self) -> None:
+        self.reloads += 1
+
+    async def apply(self, changes) -> None:
+        if self.fail:
+            self.fail = False
+            raise OSError("connection lost")
+        self.applied.extend(c.item for c in changes)
+
+
+async def test_a_change_whose_apply_failed_is_applied_at_the_next_poll(store):
+    view = FlakyView()
+    follower = ChangeFollower(store, ChangeKind.LISTS, view)
+    lst = await store.create_list("l", kind="block")
+    assert await follower.catch_up() == 0 and view.reloads == 1  # the first poll loads everything
+    entry = await store.add_entry(lst.id, sha256="d" * 64)
+    with pytest.raises(OSError):
+        await follower.catch_up()
+    assert view.applied == []
+    assert await follower.catch_up() == 1 and view.applied == [entry.id]  # nothing lost, nothing twice
+    assert await follower.catch_up() == 0 and view.reloads == 1

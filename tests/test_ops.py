@@ -484,7 +484,7 @@ async def test_purge_removes_a_persons_records_and_hashes_and_nothing_else(tmp_p
     assert await asyncio.to_thread(vigil_main, ["purge", "--user", "7", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "purged telegram user 7: 3 rows (audit 1, contacts 1, exemptions 0, entries 1," in out
-    assert "restart Vigil" in out  # an entry left the list: the running bot holds lists in memory
+    assert "stops matching the removed list entries" in out  # the running bot follows the change log
 
     with sqlite3.connect(tmp_path / "data" / "vigil.sqlite3") as c:
         assert c.execute("SELECT sender_id FROM audit").fetchall() == [("8",)]

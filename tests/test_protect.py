@@ -369,6 +369,30 @@ async def test_a_running_bot_follows_changes_made_by_another_process(store, phot
         await other.close()
 
 
+async def test_workers_on_one_database_each_follow_it_and_one_left_behind_by_pruning_loads_again(
+    store, photos, tmp_path
+):
+    path = tmp_path / "data" / "vigil.sqlite3"
+    async with await Store.open(path) as b_store, await Store.open(path) as cli_store:
+        a, b = Protector(store, ProtectConfig()), Protector(b_store, ProtectConfig())
+        await a.load()
+        await b.load()
+        cli = Protector(cli_store, ProtectConfig())
+        first = await cli.add_operator_photo("Team photo", jpeg(photos["faces"]), label="team.jpg")
+        assert await a.refresh() and await b.refresh()  # applying it in one worker leaves it for the other
+        assert a.index.ids() == b.index.ids() == {first}
+        # b stalls; meanwhile the photo is removed, another added, and a prunes what it applied long ago
+        await cli.remove_photo(first)
+        second = await cli.add_operator_photo("Team photo", jpeg(photos["rocket"]))
+        assert await a.refresh()
+        a.follower._keep = 0.0  # everything a has applied counts as old
+        assert await a.follower.prune() > 0
+        held_before = b.index
+        assert not await b.refresh()  # nothing to apply one by one: b loaded everything instead
+        assert b.index.ids() == {second} and b.index is not held_before  # built apart, then swapped in
+        assert traced(b, jpeg(tf.undress_like(photos["rocket"], region="centre", share=0.3)))[0].photo.id == second
+
+
 # --- the command line ----------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from bot.errors import StoreError
 from bot.store.postgres import MIGRATIONS_DIR, PostgresStore
+from bot.store.records import ChangeKind
 
 SHIPPED = max(int(f.name[:4]) for f in MIGRATIONS_DIR.glob("*.sql"))
 NEXT = SHIPPED + 1
@@ -59,6 +60,7 @@ async def test_no_column_can_hold_image_bytes(postgres_url: str) -> None:
         "state",
         "entry_features",
         "list_changes",
+        "protected_changes",
         "protected_owners",
         "protected_photos",
         "schema_migrations",
@@ -127,18 +129,31 @@ async def test_two_processes_opening_at_once_migrate_once(postgres_url: str) -> 
     assert [v for v, _ in applied(postgres_url)] == list(range(1, SHIPPED + 1))
 
 
-async def test_list_changes_are_numbered_in_commit_order(postgres_url: str) -> None:
-    """A reader that has seen change N must never later find a change below N: a second list
-    writer waits for the first one's commit before it takes its number."""
+@pytest.mark.parametrize("kind", list(ChangeKind))
+async def test_changes_are_numbered_in_commit_order(postgres_url: str, kind: ChangeKind) -> None:
+    """A reader that has seen change N must never later find a change below N: a second writer
+    waits for the first one's commit before it takes its number (lists and protected photos alike)."""
     import asyncio
 
+    fp = "QUJDREVGR0hJSktMTU5PUA=="
     async with await PostgresStore.open(postgres_url) as store:
         lst = await store.create_list("l", kind="block")
-        start = await store.last_list_change()
+        owner = await store.operator_owner("Bea", create=True)
+        start = await store.last_change(kind)
         with psycopg.connect(postgres_url) as slow:  # a writer whose transaction stays open a while
-            slow.execute("INSERT INTO entries (list_id, sha256, added_at) VALUES (%s, %s, now())", (lst.id, "a" * 64))
+            if kind is ChangeKind.LISTS:
+                slow.execute(
+                    "INSERT INTO entries (list_id, sha256, added_at) VALUES (%s, %s, now())", (lst.id, "a" * 64)
+                )
+                second = asyncio.create_task(store.add_entry(lst.id, sha256="b" * 64))
+            else:
+                slow.execute(
+                    "INSERT INTO protected_photos (owner_id, source, fingerprint, added_at)"
+                    " VALUES (%s, 'operator', %s, now())",
+                    (owner.id, fp),
+                )
+                second = asyncio.create_task(store.add_protected_photo(owner.id, fp, source="operator"))
             slow_pid = slow.info.backend_pid
-            second = asyncio.create_task(store.add_entry(lst.id, sha256="b" * 64))
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 20
             while True:  # the second writer is waiting for the first one's lock, not numbering ahead of it
@@ -152,11 +167,11 @@ async def test_list_changes_are_numbered_in_commit_order(postgres_url: str) -> N
                     break
                 assert not second.done() and loop.time() < deadline, "the second writer did not wait"
                 await asyncio.sleep(0.02)
-            assert await store.list_changes_since(start) == []  # nothing committed yet
+            assert await store.changes_since(kind, start) == []  # nothing committed yet
             slow.commit()
-            entry = await second
-        changes = await store.list_changes_since(start)
-        assert [c.entry_id for c in changes] == [entry.id - 1, entry.id]
+            made = await second
+        changes = await store.changes_since(kind, start)
+        assert [c.item for c in changes] == [made.id - 1, made.id]
 
 
 # --- several processes on one inbox -----------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "backup",
         help="copy the database to a file (safe while the bot runs)",

@@ -36,12 +36,19 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.store.lists import ACTIONS, KINDS
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.store.protocol import Store
+    from bot.store.records import ListRecord
+
+    Command = Callable[[Store, Config, argparse.Namespace, TextIO, TextIO], Awaitable[int]]
 
 TE_SIGNAL = "pdq"
 CSV_FIELDS = (
@@ -63,16 +70,21 @@ OPERATOR = "operator"  # added_by of entries the operator adds here
 MAX_REPORTED = 50  # bad lines listed one by one; past that, only their count
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "hash",
         help="manage hash lists (add, match, import, export, remove, follow)",
         description=__doc__.split("\n\n")[0] + " See `vigil hash COMMAND --help`.",
     )
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    def show_help(args: argparse.Namespace) -> int:
+        p.print_help()
+        return 2
+
+    p.set_defaults(func=show_help)
     hs = p.add_subparsers(dest="hash_command", metavar="COMMAND")
 
-    def command(name: str, help: str, func) -> argparse.ArgumentParser:
+    def command(name: str, help: str, func: Command) -> argparse.ArgumentParser:
         c = hs.add_parser(name, help=help, description=help)
         c.add_argument("--config", type=Path, metavar="FILE", help="the config file (its data_dir holds the database)")
         c.set_defaults(func=lambda args: _run(func, args))
@@ -141,11 +153,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--yes", action="store_true", help="really delete (without it, only say what would go)")
 
 
-def _run(func, args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def _run(func: Command, args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     return asyncio.run(_with_store(func, args, out or sys.stdout, err or sys.stderr))
 
 
-async def _with_store(func, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def _with_store(func: Command, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.config import load_config
     from bot.store.factory import open_store
 
@@ -164,7 +176,7 @@ class CliError(Exception):
     """A problem the command reports on stderr with exit status 2 (nothing was changed)."""
 
 
-async def _list_named(store: Any, name: str) -> Any:
+async def _list_named(store: Store, name: str) -> ListRecord:
     lst = await store.list_by_name(name)
     if lst is None:
         names = ", ".join(lst.name for lst in await store.all_lists()) or "none yet"
@@ -172,7 +184,7 @@ async def _list_named(store: Any, name: str) -> Any:
     return lst
 
 
-async def _list_or_new(store: Any, args: argparse.Namespace, err: TextIO) -> Any:
+async def _list_or_new(store: Store, args: argparse.Namespace, err: TextIO) -> ListRecord:
     lst = await store.list_by_name(args.list_name)
     if lst is not None:
         return lst
@@ -181,7 +193,7 @@ async def _list_or_new(store: Any, args: argparse.Namespace, err: TextIO) -> Any
     return lst
 
 
-def _progress(total: int, err: TextIO, unit: str):
+def _progress(total: int, err: TextIO, unit: str) -> Any:
     if not err.isatty() or total < 2:
         return None
     from tqdm import tqdm
@@ -209,13 +221,15 @@ def _signals(path: Path, limits: Any) -> Any:
 # --- add ---------------------------------------------------------------------------------
 
 
-async def add(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from bot.lists import stored_fingerprint, stored_views
-
+async def add(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     missing = [p for p in args.images if not p.is_file()]
     if missing:
         raise CliError(f"no such file: {missing[0]}")
+    from bot.entries import EntrySource, EntryWriter  # the detectors load only for commands that hash
+
     lst = await _list_or_new(store, args, err)
+    writer = EntryWriter(store)  # the bot's own way of adding entries; the running bot follows the change log
+    source = EntrySource(OPERATOR, note=args.note)
     failed = 0
     for path in args.images:
         frames, problem = await asyncio.to_thread(_signals, path, config.detectors.limits)
@@ -223,25 +237,7 @@ async def add(store: Any, config: Any, args: argparse.Namespace, out: TextIO, er
             print(f"{path}: not added: {problem}", file=err)
             failed += 1
             continue
-        ids, seen = [], set()
-        for f in frames:
-            h = f.hashes
-            if h.pdq in seen:
-                continue
-            seen.add(h.pdq)
-            entry = await store.add_entry(
-                lst.id,
-                pdq=h.pdq,
-                pdq_quality=h.pdq_quality,
-                phash=h.phash,
-                sha256=h.sha256,
-                added_by=OPERATOR,
-                note=args.note,
-            )
-            views, known = stored_views(f.views), stored_fingerprint(f.fingerprint)
-            if views or known is not None:
-                await store.set_entry_features(entry.id, views=views, fingerprint=known)
-            ids.append(entry.id)
+        ids = await writer.add_frames(lst, frames, source)
         print(f"{path}: entry {', '.join(map(str, ids))} in '{lst.name}'", file=out)
     return 1 if failed else 0
 
@@ -249,7 +245,7 @@ async def add(store: Any, config: Any, args: argparse.Namespace, out: TextIO, er
 # --- match -------------------------------------------------------------------------------
 
 
-async def match(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def match(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.lists import HashLists
 
     missing = [p for p in args.images if not p.exists()]
@@ -310,7 +306,7 @@ class BadLine:
     reason: str
 
 
-def _te_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]:
+def _te_rows(lines: list[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
@@ -331,7 +327,7 @@ def _te_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]:
             yield number, {"pdq": signal}, None
 
 
-def _csv_rows(lines: list[str]) -> Iterator[tuple[int, dict | None, str | None]]:
+def _csv_rows(lines: list[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     reader = csv.DictReader(lines)
     header = reader.fieldnames or []
     unknown = [f for f in header if f not in CSV_FIELDS]
@@ -384,7 +380,9 @@ def _detect_format(lines: list[str]) -> str:
     return "csv" if "," in first and any(f in first.lower().split(",") for f in ("pdq", "sha256", "phash")) else "te"
 
 
-async def import_file(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def import_file(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.entries import EntrySource, EntryWriter
+
     try:
         text = args.file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -395,11 +393,12 @@ async def import_file(store: Any, config: Any, args: argparse.Namespace, out: Te
         raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
     lines = text.splitlines()
     fmt = _detect_format(lines) if args.format == "auto" else args.format
-    rows, bad = [], []
+    rows: list[dict[str, Any]] = []
+    bad: list[BadLine] = []
     progress = _progress(len(lines), err, "line")
     for number, item, problem in _csv_rows(lines) if fmt == "csv" else _te_rows(lines):
-        if problem is not None:
-            bad.append(BadLine(number, problem))
+        if problem is not None or item is None:
+            bad.append(BadLine(number, problem or "unreadable"))
         else:
             rows.append(item)
         if progress is not None:
@@ -419,7 +418,7 @@ async def import_file(store: Any, config: Any, args: argparse.Namespace, out: Te
     progress = _progress(len(rows), err, "entry")
     done = (lambda n: progress.update(n - progress.n)) if progress is not None else None
     try:
-        counts = await store.add_entries_bulk(lst.id, rows, added_by=OPERATOR, note=args.note, progress=done)
+        counts = await EntryWriter(store).add_bulk(lst, rows, EntrySource(OPERATOR, note=args.note), done)
     finally:
         if progress is not None:
             progress.close()
@@ -434,7 +433,7 @@ async def import_file(store: Any, config: Any, args: argparse.Namespace, out: Te
 # --- export ------------------------------------------------------------------------------
 
 
-async def export(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def export(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     lst = await _list_named(store, args.list_name)
     entries = await store.entries(lst.id)
     buf = io.StringIO()
@@ -483,10 +482,12 @@ async def export(store: Any, config: Any, args: argparse.Namespace, out: TextIO,
 # --- remove, lists, follow, delete-list --------------------------------------------------
 
 
-async def remove(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def remove(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from bot.entries import EntryWriter
+
     status = 0
     for entry_id in args.entries:
-        if entry_id < 1 or not await store.remove_entry(entry_id):
+        if entry_id < 1 or not await EntryWriter(store).remove(entry_id):
             print(f"entry {entry_id}: no such entry", file=err)
             status = 1
         else:
@@ -494,7 +495,7 @@ async def remove(store: Any, config: Any, args: argparse.Namespace, out: TextIO,
     return status
 
 
-async def show_lists(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def show_lists(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sizes = await store.list_sizes()
     followers = await store.followers()
     lists = await store.all_lists()
@@ -522,7 +523,7 @@ def _group(value: str) -> tuple[str, str]:
     return platform, chat
 
 
-async def follow(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def follow(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     platform, chat = _group(args.group)
     lst = await _list_named(store, args.list_name)
     if lst.scope != "instance":
@@ -532,7 +533,7 @@ async def follow(store: Any, config: Any, args: argparse.Namespace, out: TextIO,
     return 0
 
 
-async def unfollow(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def unfollow(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     platform, chat = _group(args.group)
     lst = await _list_named(store, args.list_name)
     gone = await store.unfollow(platform, chat, lst.id)
@@ -540,7 +541,7 @@ async def unfollow(store: Any, config: Any, args: argparse.Namespace, out: TextI
     return 0
 
 
-async def delete_list(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def delete_list(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     lst = await _list_named(store, args.list_name)
     size = (await store.list_sizes()).get(lst.id, 0)
     if not args.yes:
@@ -551,7 +552,7 @@ async def delete_list(store: Any, config: Any, args: argparse.Namespace, out: Te
     return 0
 
 
-async def publish(store: Any, config: Any, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+async def publish(store: Store, config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.platforms.matrix_publish import PublishFailed, summary
     from bot.platforms.matrix_publish import publish as publish_list
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "migrate-store",
         help="copy an SQLite database into an empty PostgreSQL database",

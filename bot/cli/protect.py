@@ -4,8 +4,8 @@
     vigil protect list [--json]
     vigil protect remove (ID | --owner NAME | --member PLATFORM:ID)
 
-Works on the store in the config's data_dir, also while the bot runs: the bot notices the
-change within seconds (it polls the store's protected-photos generation). Images are read
+Works on the store in the config's data_dir, also while the bot runs: the bot applies the
+change within seconds (it follows the store's protected-photo change log, bot/follow.py). Images are read
 into memory, fingerprinted and dropped; only fingerprints are stored.
 """
 
@@ -16,14 +16,22 @@ import asyncio
 import json
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.protect import Protector
+    from bot.store.protocol import Store
+
+    Job = Callable[[Protector, Store], Awaitable[int]]
 
 PLATFORMS = ("telegram", "matrix")
 _MATRIX_USER = re.compile(r"^@[^:\s]+:[A-Za-z0-9.\-\[\]:]+$")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "protect",
         help="protect people's photos from manipulated copies",
@@ -84,7 +92,7 @@ def member_target(text: str) -> tuple[str, str]:
     return platform, user
 
 
-async def _with_store(config, job, *, create: bool = False):
+async def _with_store(config: Config, job: Job, *, create: bool = False) -> int:
     from bot.protect import Protector
     from bot.store.factory import open_store
 
@@ -95,14 +103,14 @@ async def _with_store(config, job, *, create: bool = False):
         await store.close()
 
 
-async def _add(config, args, out: TextIO, err: TextIO) -> int:
+async def _add(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from bot.protect import ProtectError
     from detectors.errors import MediaError
 
     notify = notify_target(args.notify) if args.notify else None
     failed = 0
 
-    async def job(protector, store):
+    async def job(protector: Protector, store: Store) -> int:
         nonlocal failed
         for path in args.images:
             try:
@@ -120,16 +128,17 @@ async def _add(config, args, out: TextIO, err: TextIO) -> int:
             finally:
                 del data
             print(f"added    #{photo_id} {path} (owner {args.owner})", file=out)
+        return failed
 
     await _with_store(config, job, create=True)
     return 1 if failed else 0
 
 
-async def _list(config, args, out: TextIO) -> int:
-    async def job(protector, store):
+async def _list(config: Config, args: argparse.Namespace, out: TextIO) -> int:
+    async def job(protector: Protector, store: Store) -> int:
         owners = await store.protected_owners()
         photos = await store.protected_photos()
-        by_owner: dict[int, list] = {}
+        by_owner: dict[int, list[Any]] = {}
         for p in photos:
             by_owner.setdefault(p.owner_id, []).append(p)
         if not owners and not args.json:
@@ -177,8 +186,8 @@ async def _list(config, args, out: TextIO) -> int:
     return await _with_store(config, job)
 
 
-async def _remove(config, args, out: TextIO, err: TextIO) -> int:
-    async def job(protector, store):
+async def _remove(config: Config, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    async def job(protector: Protector, store: Store) -> int:
         if args.id is not None:
             if args.id < 1 or not await protector.remove_photo(args.id):
                 print(f"vigil protect: no protected photo #{args.id}", file=err)

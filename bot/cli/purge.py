@@ -7,12 +7,16 @@ import asyncio
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.store.records import PurgeCounts
 
 PLATFORMS = ("telegram", "matrix")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "purge",
         help="delete what Vigil holds about a person",
@@ -34,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-async def purge(config: Any, platform: str, user_id: str):
+async def purge(config: Config, platform: str, user_id: str) -> PurgeCounts:
     from bot.store.factory import open_store
 
     store = await open_store(config, must_exist=True)
@@ -57,6 +61,6 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     detail = ", ".join(f"{name} {value}" for name, value in asdict(counts).items())
     print(f"purged {args.platform} user {user}: {counts.total} rows ({detail})", file=out)
     if counts.entries:
-        # the running bot matches against lists held in memory, loaded at start
-        print("restart Vigil so that the removed list entries also leave its memory", file=out)
+        # a running bot follows the store's list change log (bot/follow.py)
+        print("a running Vigil stops matching the removed list entries within seconds", file=out)
     return 0

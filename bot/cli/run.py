@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the bot", description="Run Vigil on the platforms enabled in the config.")
     p.add_argument("--config", type=Path, metavar="FILE", help="the config file (see config.example.toml)")
     p.set_defaults(func=run)

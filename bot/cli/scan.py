@@ -13,11 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from detectors.errors import MediaError
 from detectors.scanner import Scan, Scanner
 from detectors.settings import DetectorSettings
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.protect import Protector
+    from detectors.protected import DerivedMatch
 
 # In folders, only files that look like media are taken (sidecar .xmp/.json files
 # would only add noise); a file named on the command line is always scanned, since
@@ -45,7 +50,7 @@ MEDIA_SUFFIXES = {
 CHUNK = 1  # files scanned per model call: batches gained nothing on 2 cores and cost memory
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "scan",
         help="scan image files and folders on this machine",
@@ -122,7 +127,7 @@ def scan_chunk(scanner: Scanner, chunk: Sequence[Path], *, signals: bool = False
     return out
 
 
-def as_json(o: Outcome, derived: Sequence = ()) -> dict:
+def as_json(o: Outcome, derived: Sequence[DerivedMatch] = ()) -> dict[str, Any]:
     if o.scan is None:
         return {"path": str(o.path), "error": o.error}
     s = o.scan
@@ -138,13 +143,13 @@ def as_json(o: Outcome, derived: Sequence = ()) -> dict:
     }
 
 
-def manipulation_json(s: Scan, derived: Sequence = ()) -> dict:
+def manipulation_json(s: Scan, derived: Sequence[DerivedMatch] = ()) -> dict[str, Any]:
     """Evidence of manipulation; an empty list means nothing was found, never that the image is authentic.
 
     ``derived``: ``bot.protect.DerivedMatch`` values (with ``--protected``): the protected
     photos the image was made from, with the share of the image that matches and the transform.
     """
-    out: dict = {
+    out: dict[str, Any] = {
         "provenance": [
             {"source": f.source, "signal": f.signal, "detail": f.detail, "generator": f.generator} for f in s.provenance
         ],
@@ -155,7 +160,7 @@ def manipulation_json(s: Scan, derived: Sequence = ()) -> dict:
     return out
 
 
-def as_text(o: Outcome, derived: Sequence = ()) -> str:
+def as_text(o: Outcome, derived: Sequence[DerivedMatch] = ()) -> str:
     if o.scan is None:
         return f"error    {o.path}: {o.error}"
     s = o.scan
@@ -168,7 +173,7 @@ def as_text(o: Outcome, derived: Sequence = ()) -> str:
     return f"{s.label:<8} {o.path}  ({why})"
 
 
-def load_protected(config):
+def load_protected(config: Config) -> Protector:
     """The protected photos of the store in the config's data_dir, in memory (read only)."""
     import asyncio
 
@@ -181,20 +186,19 @@ def load_protected(config):
             f"--protected: no database at {config.database}; pass the bot's --config (its data_dir holds the store)"
         )
 
-    async def load():
+    async def load() -> Protector:
         store = await open_store(config)
         try:
             protector = Protector(store, config.protect, config.detectors.limits)
             await protector.load()
-            protector.store = None  # matching needs only the index in memory
-            return protector
+            return protector  # matching needs only the index in memory: the store may close
         finally:
             await store.close()
 
     return asyncio.run(load())
 
 
-def derived_of(protector, scan: Scan) -> tuple:
+def derived_of(protector: Protector, scan: Scan) -> tuple[DerivedMatch, ...]:
     """The protected photos a scanned image was made from, as the bot would count them."""
     from bot.protect import derived_evidence, scan_frames
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.store.audit import AuditMixin
+from bot.store.changes import ChangesMixin
 from bot.store.db import MIGRATIONS_DIR, Clock, Database, utc_now
 from bot.store.groups import UNSET, GroupsMixin
 from bot.store.lists import ListsMixin, group_list_name
@@ -61,7 +62,7 @@ __all__ = [
 ]
 
 
-class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin):
+class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 
     def __init__(self, db: Database) -> None:
@@ -97,7 +98,7 @@ class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin):
     async def schema_version(self) -> int:
         async with self._db.read() as c:
             row = await (await c.execute("SELECT max(version) FROM schema_migrations")).fetchone()
-        return int(row[0] or 0)
+        return int(row[0] or 0) if row else 0
 
     async def backup(self, dest_path: str | os.PathLike[str]) -> Path:
         """A consistent copy of the database at ``dest_path`` (SQLite online backup)."""

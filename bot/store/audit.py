@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
-from bot.store.db import Database
+from bot.store.db import Database, found
 from bot.store.records import AlertRecord, AuditRecord, PurgeCounts, ReviewRecord, load_json
 
 AUDIT_KINDS = ("scan", "action", "admin_command", "alert", "error")
@@ -182,7 +182,7 @@ class AuditMixin:
         p, uid = checks.platform(platform), checks.ident("user_id", user_id)
         async with self._db.write() as c:
 
-            async def run(sql: str, params: tuple = (p, uid)) -> int:
+            async def run(sql: str, params: tuple[object, ...] = (p, uid)) -> int:
                 return (await c.execute(sql, params)).rowcount
 
             return PurgeCounts(
@@ -213,7 +213,7 @@ class AuditMixin:
                 (aid, *values, self._db.now()),
             )
             row = await (await c.execute("SELECT * FROM reviews WHERE audit_id = ?", (aid,))).fetchone()
-        return _review(row)
+        return _review(found(row))
 
     async def get_review(self, audit_id: int) -> ReviewRecord | None:
         """The review of an audit record (buttons carry the audit id)."""

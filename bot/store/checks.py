@@ -24,7 +24,7 @@ _LABEL = re.compile(r"[a-z0-9_-]{1,32}")
 def platform(value: object) -> str:
     if value not in PLATFORMS:
         raise BadStoreValue("platform", value, "'telegram' or 'matrix'")
-    return value  # type: ignore[return-value]
+    return str(value)
 
 
 def ident(field: str, value: object) -> str:
@@ -60,7 +60,7 @@ def text(field: str, value: object, limit: int, *, optional: bool = True) -> str
 def choice(field: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise BadStoreValue(field, value, "one of " + ", ".join(repr(a) for a in allowed))
-    return value  # type: ignore[return-value]
+    return str(value)
 
 
 def label(value: object) -> str:

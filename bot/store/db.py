@@ -10,7 +10,7 @@ import asyncio
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +26,18 @@ BUSY_TIMEOUT_MS = 5000
 _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 Clock = Callable[[], datetime]
+
+
+def found(row: sqlite3.Row | None) -> sqlite3.Row:
+    """The row a statement must return (one just written, or an aggregate over a table)."""
+    if row is None:
+        raise StoreError("store: a row written or counted in this transaction is missing; the database may be damaged")
+    return row
+
+
+async def fetch_all(c: aiosqlite.Connection, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+    """Every row of a query, as a list."""
+    return list(await c.execute_fetchall(sql, params))
 
 
 def utc_now() -> datetime:
@@ -132,7 +144,7 @@ class Database:
     async def _configure(self, check: bool) -> None:
         c = self.conn
         await c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = (await (await c.execute("PRAGMA journal_mode = WAL")).fetchone())[0]
+        mode = found(await (await c.execute("PRAGMA journal_mode = WAL")).fetchone())[0]
         if str(mode).lower() != "wal":
             raise StoreError(
                 f"{self.path}: SQLite could not switch to WAL mode (it reports '{mode}'); keep "

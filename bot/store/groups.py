@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.errors import BadStoreValue
 from bot.store import checks
-from bot.store.db import Database
+from bot.store.db import Database, found
 from bot.store.records import ContactRecord, ExemptionRecord, GroupRecord, load_json
 
 MAX_SETTINGS_JSON = 8192
@@ -103,7 +103,7 @@ class GroupsMixin:
             row = await (
                 await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))
             ).fetchone()
-        return _group(row)
+        return _group(found(row))
 
     async def update_settings(self, platform: str, chat_id: str | int, changes: Mapping[str, Any]) -> GroupRecord:
         """Merge ``changes`` into the group's settings; a None value removes that key (the default applies)."""
@@ -117,7 +117,7 @@ class GroupsMixin:
             row = await (
                 await c.execute("SELECT settings FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))
             ).fetchone()
-            settings = json.loads(row["settings"])
+            settings = json.loads(found(row)["settings"])
             for key, value in changes.items():
                 if value is None:
                     settings.pop(key, None)
@@ -131,7 +131,7 @@ class GroupsMixin:
             row = await (
                 await c.execute("SELECT * FROM groups WHERE platform = ? AND chat_id = ?", (p, cid))
             ).fetchone()
-        return _group(row)
+        return _group(found(row))
 
     async def list_groups(self, platform: str | None = None) -> list[GroupRecord]:
         async with self._db.read() as c:
@@ -201,7 +201,7 @@ class GroupsMixin:
             row = await (
                 await c.execute("SELECT * FROM contacts WHERE platform = ? AND user_id = ?", (p, uid))
             ).fetchone()
-        return _contact(row)
+        return _contact(found(row))
 
     async def get_contact(self, platform: str, user_id: str | int) -> ContactRecord | None:
         key = (checks.platform(platform), checks.ident("user_id", user_id))
@@ -292,7 +292,7 @@ class GroupsMixin:
                 return False
             await ensure_group(c, p, new, now)
             current = await (await c.execute(one, (p, new))).fetchone()
-            settings = {**json.loads(row["settings"]), **json.loads(current["settings"])}
+            settings = {**json.loads(row["settings"]), **json.loads(found(current)["settings"])}
             await c.execute(
                 "UPDATE groups SET settings = ?, title = coalesce(title, ?), added_by = coalesce(added_by, ?),"
                 " bot_rights = coalesce(bot_rights, ?), owner_hint_sent_at = coalesce(owner_hint_sent_at, ?),"

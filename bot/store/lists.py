@@ -8,11 +8,13 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import aiosqlite
+
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
-from bot.store.db import Database
+from bot.store.db import Database, fetch_all, found
 from bot.store.groups import ensure_group
-from bot.store.records import EntryFeatures, EntryRecord, ImportCounts, ListChange, ListRecord, freeze
+from bot.store.records import EntryFeatures, EntryRecord, ImportCounts, ListRecord, freeze
 
 KINDS = ("block", "allow")
 ACTIONS = ("delete", "review")
@@ -125,15 +127,15 @@ class ListMatchingMixin:
                 (eid, *values, self._db.now()),
             )
             row = await (await c.execute("SELECT * FROM entry_features WHERE entry_id = ?", (eid,))).fetchone()
-        return _features(row)
+        return _features(found(row))
 
     async def entry_features(self, entry_ids: Iterable[int]) -> dict[int, EntryFeatures]:
         """The features of those entries that have them, by entry id."""
         out: dict[int, EntryFeatures] = {}
         for batch in _chunks(entry_ids):
             async with self._db.read() as c:
-                rows = await c.execute_fetchall(
-                    f"SELECT * FROM entry_features WHERE entry_id IN ({','.join('?' * len(batch))})", batch
+                rows = await fetch_all(
+                    c, f"SELECT * FROM entry_features WHERE entry_id IN ({','.join('?' * len(batch))})", batch
                 )
             out.update((r["entry_id"], _features(r)) for r in rows)
         return out
@@ -143,8 +145,8 @@ class ListMatchingMixin:
         out: dict[int, EntryRecord] = {}
         for batch in _chunks(entry_ids):
             async with self._db.read() as c:
-                rows = await c.execute_fetchall(
-                    f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({','.join('?' * len(batch))})", batch
+                rows = await fetch_all(
+                    c, f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id IN ({','.join('?' * len(batch))})", batch
                 )
             out.update((r[0], _entry(r)) for r in rows)
         return out
@@ -155,8 +157,8 @@ class ListMatchingMixin:
         after = 0
         while True:
             async with self._db.read() as c:
-                rows = await c.execute_fetchall(
-                    "SELECT * FROM entry_features WHERE entry_id > ? ORDER BY entry_id LIMIT ?", (after, size)
+                rows = await fetch_all(
+                    c, "SELECT * FROM entry_features WHERE entry_id > ? ORDER BY entry_id LIMIT ?", (after, size)
                 )
             for r in rows:
                 yield _features(r)
@@ -206,7 +208,7 @@ class ListMatchingMixin:
             if await (await c.execute("SELECT 1 FROM lists WHERE id = ?", (lid,))).fetchone() is None:
                 raise UnknownRecord("list", lid)
             known = await c.execute_fetchall("SELECT pdq, sha256 FROM entries WHERE list_id = ?", (lid,))
-            first = (await (await c.execute("SELECT coalesce(max(id), 0) FROM entries")).fetchone())[0]
+            first = found(await (await c.execute("SELECT coalesce(max(id), 0) FROM entries")).fetchone())[0]
         pdqs = {r[0] for r in known if r[0] is not None}
         shas = {r[1] for r in known if r[1] is not None}
         del known
@@ -235,36 +237,11 @@ class ListMatchingMixin:
             raise
         return ImportCounts(added=len(fresh), duplicates=len(rows) - len(fresh))
 
-    async def last_list_change(self) -> int:
-        """The sequence number of the latest list change (0: none logged)."""
-        async with self._db.read() as c:
-            row = await (await c.execute("SELECT max(seq) FROM list_changes")).fetchone()
-        return int(row[0] or 0)
-
-    async def list_changes_since(self, seq: int, limit: int = ENTRY_CHUNK) -> list[ListChange]:
-        """Changes after ``seq``, oldest first, at most ``limit`` of them."""
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise BadStoreValue("seq", seq, "a whole number, 0 or more")
-        size = checks.record_id("limit", limit)
-        async with self._db.read() as c:
-            rows = await c.execute_fetchall(
-                "SELECT seq, op, list_id, entry_id FROM list_changes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, size)
-            )
-        return [ListChange(*r) for r in rows]
-
-    async def forget_list_changes(self, upto: int) -> int:
-        """Deletes the log up to and including ``upto`` (applied by the bot); returns how many rows."""
-        if isinstance(upto, bool) or not isinstance(upto, int) or upto < 0:
-            raise BadStoreValue("upto", upto, "a whole number, 0 or more")
-        async with self._db.write() as c:
-            cur = await c.execute("DELETE FROM list_changes WHERE seq <= ?", (upto,))
-            return cur.rowcount
-
     async def followers(self) -> Mapping[int, tuple[tuple[str, str], ...]]:
         """For each followed instance list, the (platform, chat_id) of the groups that follow it."""
         async with self._db.read() as c:
-            rows = await c.execute_fetchall(
-                "SELECT list_id, platform, chat_id FROM follows ORDER BY list_id, platform, chat_id"
+            rows = await fetch_all(
+                c, "SELECT list_id, platform, chat_id FROM follows ORDER BY list_id, platform, chat_id"
             )
         out: dict[int, list[tuple[str, str]]] = {}
         for r in rows:
@@ -299,7 +276,7 @@ class ListsMixin(ListMatchingMixin):
         elif platform is not None or chat_id is not None:
             raise BadStoreValue("platform", platform, "None for an instance list (it belongs to no group)")
         else:
-            p = cid = None
+            p = cid = None  # type: ignore[assignment]
         now = self._db.now()
         async with self._db.write() as c:
             if p is not None:
@@ -313,7 +290,7 @@ class ListsMixin(ListMatchingMixin):
             except sqlite3.IntegrityError:
                 raise BadStoreValue("name", name, "a name no other list has") from None
             row = await (await c.execute("SELECT * FROM lists WHERE id = ?", (cur.lastrowid,))).fetchone()
-        return _list(row)
+        return _list(found(row))
 
     async def group_list(self, platform: str, chat_id: str | int, kind: str) -> ListRecord:
         """The group's own block or allow list, created on first use."""
@@ -328,7 +305,7 @@ class ListsMixin(ListMatchingMixin):
                 (name, k, p, cid, now),
             )
             row = await (await c.execute("SELECT * FROM lists WHERE name = ?", (name,))).fetchone()
-        return _list(row)
+        return _list(found(row))
 
     async def get_list(self, list_id: int) -> ListRecord | None:
         lid = checks.record_id("list_id", list_id)
@@ -343,7 +320,7 @@ class ListsMixin(ListMatchingMixin):
 
     async def all_lists(self) -> list[ListRecord]:
         async with self._db.read() as c:
-            rows = await c.execute_fetchall("SELECT * FROM lists ORDER BY id")
+            rows = await fetch_all(c, "SELECT * FROM lists ORDER BY id")
         return [_list(r) for r in rows]
 
     async def delete_list(self, list_id: int) -> bool:
@@ -395,10 +372,12 @@ class ListsMixin(ListMatchingMixin):
                 row = await (
                     await c.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (cur.lastrowid,))
                 ).fetchone()
-        return _entry(row)
+        return _entry(found(row))
 
     @staticmethod
-    async def _same_entry(c: Any, list_id: int, pdq: str | None, sha256: str | None) -> sqlite3.Row | None:
+    async def _same_entry(
+        c: aiosqlite.Connection, list_id: int, pdq: str | None, sha256: str | None
+    ) -> sqlite3.Row | None:
         if sha256 is not None:
             row = await (
                 await c.execute(
@@ -428,9 +407,7 @@ class ListsMixin(ListMatchingMixin):
     async def entries(self, list_id: int) -> list[EntryRecord]:
         lid = checks.record_id("list_id", list_id)
         async with self._db.read() as c:
-            rows = await c.execute_fetchall(
-                f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE list_id = ? ORDER BY id", (lid,)
-            )
+            rows = await fetch_all(c, f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE list_id = ? ORDER BY id", (lid,))
         return [_entry(r) for r in rows]
 
     async def iter_all_entries(self, chunk_size: int = ENTRY_CHUNK) -> AsyncIterator[EntryRecord]:
@@ -439,8 +416,8 @@ class ListsMixin(ListMatchingMixin):
         after = 0
         while True:
             async with self._db.read() as c:
-                rows = await c.execute_fetchall(
-                    f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT ?", (after, size)
+                rows = await fetch_all(
+                    c, f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT ?", (after, size)
                 )
             for r in rows:
                 yield _entry(r)
@@ -452,7 +429,8 @@ class ListsMixin(ListMatchingMixin):
         """The group's own lists and the instance lists it follows; never another group's list."""
         key = (checks.platform(platform), checks.ident("chat_id", chat_id))
         async with self._db.read() as c:
-            rows = await c.execute_fetchall(
+            rows = await fetch_all(
+                c,
                 "SELECT * FROM lists WHERE scope = 'group' AND platform = ?1 AND chat_id = ?2"
                 " UNION SELECT l.* FROM lists l JOIN follows f ON f.list_id = l.id"
                 "  WHERE f.platform = ?1 AND f.chat_id = ?2 AND l.scope = 'instance'"
@@ -488,7 +466,7 @@ class ListsMixin(ListMatchingMixin):
     async def list_sizes(self) -> Mapping[int, int]:
         """Entries per list id, 0 for empty lists."""
         async with self._db.read() as c:
-            rows = await c.execute_fetchall(
-                "SELECT l.id, (SELECT count(*) FROM entries e WHERE e.list_id = l.id) FROM lists l ORDER BY l.id"
+            rows = await fetch_all(
+                c, "SELECT l.id, (SELECT count(*) FROM entries e WHERE e.list_id = l.id) FROM lists l ORDER BY l.id"
             )
         return {r[0]: r[1] for r in rows}

@@ -2,8 +2,8 @@
 
 Fingerprints arrive as base64 text (``Fingerprint.to_bytes`` encoded by ``bot.protect``);
 the store checks their form and size, the service checks that they decode. Every change
-bumps the ``protected:generation`` state value in the same transaction, so a running bot
-notices changes made by ``vigil protect`` and reloads what changed.
+is logged by the triggers of migration 0006 (bot/store/changes.py), so every running process
+applies what ``vigil protect`` or another process changed.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
-from bot.store.db import Database
+from bot.store.db import Database, fetch_all, found
 
 SOURCES = ("private", "group", "operator")
 OWNER_KINDS = ("member", "operator")
 MAX_FINGERPRINT = 262_144  # base64 characters, as in the schema
 MAX_LABEL = 200
-GENERATION_KEY = "protected:generation"
 PHOTO_CHUNK = 2000  # rows per query when streaming every fingerprint at start-up
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
@@ -124,16 +123,6 @@ class PhotoLimitReached(BadStoreValue):
         super().__init__("max_photos", limit, f"more than the photos already registered (at most {limit} each)")
 
 
-async def _bump(c: object, now: str) -> None:
-    """Inside a write transaction: tell readers (a running bot) that protected photos changed."""
-    await c.execute(  # type: ignore[attr-defined]
-        "INSERT INTO state (key, value, updated_at) VALUES (?, '1', ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT),"
-        " updated_at = excluded.updated_at",
-        (GENERATION_KEY, now),
-    )
-
-
 class ProtectedMixin:
     _db: Database
 
@@ -168,7 +157,7 @@ class ProtectedMixin:
                     "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?", (p, uid)
                 )
             ).fetchone()
-        return _owner(row)
+        return _owner(found(row))
 
     async def operator_owner(
         self,
@@ -202,11 +191,10 @@ class ProtectedMixin:
                     " WHERE kind = 'operator' AND name = ?",
                     (np_, nu, now, n),
                 )
-                await _bump(c, now)
             row = await (
                 await c.execute("SELECT * FROM protected_owners WHERE kind = 'operator' AND name = ?", (n,))
             ).fetchone()
-        return _owner(row)
+        return _owner(found(row))
 
     async def get_protected_owner(self, owner_id: int) -> ProtectedOwner | None:
         oid = checks.record_id("owner_id", owner_id)
@@ -216,7 +204,7 @@ class ProtectedMixin:
 
     async def protected_owners(self) -> list[ProtectedOwner]:
         async with self._db.read() as c:
-            rows = await c.execute_fetchall("SELECT * FROM protected_owners ORDER BY id")
+            rows = await fetch_all(c, "SELECT * FROM protected_owners ORDER BY id")
         return [_owner(r) for r in rows]
 
     async def set_owner_notify(self, owner_id: int, notify: bool) -> ProtectedOwner:
@@ -244,20 +232,17 @@ class ProtectedMixin:
                 "WHERE id = ?",
                 (int(notify), target[0], target[1], now, oid),
             )
-            await _bump(c, now)
             row = await (await c.execute("SELECT * FROM protected_owners WHERE id = ?", (oid,))).fetchone()
-        return _owner(row)
+        return _owner(found(row))
 
     async def remove_protected_owner(self, owner_id: int) -> int:
         """Removes the owner with every fingerprint of theirs; returns how many photos went."""
         oid = checks.record_id("owner_id", owner_id)
         async with self._db.write() as c:
-            photos = (
+            photos = found(
                 await (await c.execute("SELECT count(*) FROM protected_photos WHERE owner_id = ?", (oid,))).fetchone()
             )[0]
-            cur = await c.execute("DELETE FROM protected_owners WHERE id = ?", (oid,))
-            if cur.rowcount:
-                await _bump(c, self._db.now())
+            await c.execute("DELETE FROM protected_owners WHERE id = ?", (oid,))
         return int(photos)
 
     # --- photos -------------------------------------------------------------------------
@@ -290,7 +275,7 @@ class ProtectedMixin:
                 "chat_id", chat_id, f"None for a '{src}' photo (only group photos belong to a group and expire)"
             )
         else:
-            p = cid = exp = None
+            p = cid = exp = None  # type: ignore[assignment]
         now = self._db.now()
         async with self._db.write() as c:
             try:
@@ -302,11 +287,10 @@ class ProtectedMixin:
                 )
             except sqlite3.IntegrityError:
                 raise UnknownRecord("protected owner", oid) from None
-            await _bump(c, now)
             row = await (
                 await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,))
             ).fetchone()
-        return _photo(row)
+        return _photo(found(row))
 
     async def add_member_photo(
         self,
@@ -338,20 +322,24 @@ class ProtectedMixin:
                 (p, uid, n, now, now),
             )
             owner = _owner(
+                found(
+                    await (
+                        await c.execute(
+                            "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?",
+                            (p, uid),
+                        )
+                    ).fetchone()
+                )
+            )
+            before, others = found(
                 await (
                     await c.execute(
-                        "SELECT * FROM protected_owners WHERE kind = 'member' AND platform = ? AND user_id = ?",
-                        (p, uid),
+                        "SELECT count(*) FILTER (WHERE source = 'private'), count(*) FILTER (WHERE source != 'private')"
+                        " FROM protected_photos WHERE owner_id = ?",
+                        (owner.id,),
                     )
                 ).fetchone()
             )
-            before, others = await (
-                await c.execute(
-                    "SELECT count(*) FILTER (WHERE source = 'private'), count(*) FILTER (WHERE source != 'private')"
-                    " FROM protected_photos WHERE owner_id = ?",
-                    (owner.id,),
-                )
-            ).fetchone()
             if before >= limit:
                 raise PhotoLimitReached(limit)  # rolls back: not even the owner row is left behind
             cur = await c.execute(
@@ -359,21 +347,20 @@ class ProtectedMixin:
                 " VALUES (?, 'private', ?, ?, ?)",
                 (owner.id, h, fp, now),
             )
-            await _bump(c, now)
             row = await (
                 await c.execute(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.id = ?", (cur.lastrowid,))
             ).fetchone()
-        return owner, _photo(row), int(before), int(before) + int(others) + 1
+        return owner, _photo(found(row)), int(before), int(before) + int(others) + 1
 
     async def protected_photos(self, owner_id: int | None = None) -> list[ProtectedPhoto]:
         """Photos (without fingerprints), of one owner or of all, by id."""
         async with self._db.read() as c:
             if owner_id is None:
-                rows = await c.execute_fetchall(f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p ORDER BY p.id")
+                rows = await fetch_all(c, f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p ORDER BY p.id")
             else:
                 oid = checks.record_id("owner_id", owner_id)
-                rows = await c.execute_fetchall(
-                    f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.owner_id = ? ORDER BY p.id", (oid,)
+                rows = await fetch_all(
+                    c, f"SELECT {_PHOTO_COLUMNS} FROM protected_photos p WHERE p.owner_id = ? ORDER BY p.id", (oid,)
                 )
         return [_photo(r) for r in rows]
 
@@ -396,7 +383,8 @@ class ProtectedMixin:
             for start in range(0, len(wanted), 500):
                 part = wanted[start : start + 500]
                 async with self._db.read() as c:
-                    rows = await c.execute_fetchall(
+                    rows = await fetch_all(
+                        c,
                         f"SELECT {_PHOTO_COLUMNS}, p.fingerprint FROM protected_photos p"
                         f" WHERE p.id IN ({','.join('?' * len(part))}) ORDER BY p.id",
                         part,
@@ -407,7 +395,8 @@ class ProtectedMixin:
         last = after
         while True:
             async with self._db.read() as c:
-                rows = await c.execute_fetchall(
+                rows = await fetch_all(
+                    c,
                     f"SELECT {_PHOTO_COLUMNS}, p.fingerprint FROM protected_photos p WHERE p.id > ? ORDER BY p.id "
                     "LIMIT ?",
                     (last, size),
@@ -420,47 +409,42 @@ class ProtectedMixin:
 
     async def protected_photo_ids(self) -> set[int]:
         async with self._db.read() as c:
-            rows = await c.execute_fetchall("SELECT id FROM protected_photos")
+            rows = await fetch_all(c, "SELECT id FROM protected_photos")
         return {r[0] for r in rows}
 
     async def remove_protected_photo(self, photo_id: int) -> bool:
         """Removes one photo; an owner left without photos goes too."""
         pid = checks.record_id("photo_id", photo_id)
         async with self._db.write() as c:
-            return bool(await _delete_photos(c, "id = ?", (pid,), self._db.now()))
+            return bool(await _delete_photos(c, "id = ?", (pid,)))
 
     async def remove_group_photos(self, platform: str, chat_id: str | int) -> int:
         """A group stopped keeping group photos: their fingerprints go at once."""
         key = (checks.platform(platform), checks.ident("chat_id", chat_id))
         async with self._db.write() as c:
-            return await _delete_photos(c, "source = 'group' AND platform = ? AND chat_id = ?", key, self._db.now())
+            return await _delete_photos(c, "source = 'group' AND platform = ? AND chat_id = ?", key)
 
     async def expire_protected_photos(self, now: datetime) -> int:
         """Retention: group photos past their expiry go; returns how many."""
         at = checks.timestamp(now)
         async with self._db.write() as c:
-            return await _delete_photos(c, "expires_at IS NOT NULL AND expires_at <= ?", (at,), self._db.now())
-
-    async def protected_generation(self) -> int:
-        async with self._db.read() as c:
-            row = await (await c.execute("SELECT value FROM state WHERE key = ?", (GENERATION_KEY,))).fetchone()
-        return int(row[0]) if row else 0
+            return await _delete_photos(c, "expires_at IS NOT NULL AND expires_at <= ?", (at,))
 
     async def protected_counts(self) -> dict[str, int]:
         """Photos per source, and owners."""
         async with self._db.read() as c:
-            rows = await c.execute_fetchall("SELECT source, count(*) FROM protected_photos GROUP BY source")
-            owners = (await (await c.execute("SELECT count(*) FROM protected_owners")).fetchone())[0]
+            rows = await fetch_all(c, "SELECT source, count(*) FROM protected_photos GROUP BY source")
+            owners = found(await (await c.execute("SELECT count(*) FROM protected_owners")).fetchone())[0]
         out = {s: 0 for s in SOURCES}
         out.update({r[0]: r[1] for r in rows})
         out["owners"] = owners
         return out
 
 
-async def _delete_photos(c: Any, where: str, params: tuple, now: str) -> int:
+async def _delete_photos(c: Any, where: str, params: tuple[object, ...]) -> int:
     """Inside a write transaction: deletes the photos ``where`` selects; their owners left
     with no photo go too (nothing of theirs needs keeping). Returns the photos deleted."""
-    rows = await c.execute_fetchall(f"SELECT id, owner_id FROM protected_photos WHERE {where}", params)
+    rows = await fetch_all(c, f"SELECT id, owner_id FROM protected_photos WHERE {where}", params)
     if not rows:
         return 0
     ids = [r[0] for r in rows]
@@ -475,5 +459,4 @@ async def _delete_photos(c: Any, where: str, params: tuple, now: str) -> int:
             " (SELECT 1 FROM protected_photos p WHERE p.owner_id = protected_owners.id)",
             part,
         )
-    await _bump(c, now)
     return len(ids)

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from bot.store.changes import CHANGE_CHUNK
 from bot.store.groups import UNSET
 from bot.store.lists import ENTRY_CHUNK
 from bot.store.protected import PHOTO_CHUNK, ProtectedOwner, ProtectedPhoto
@@ -26,13 +27,14 @@ from bot.store.records import (
     ActionRecord,
     AlertRecord,
     AuditRecord,
+    Change,
+    ChangeKind,
     ContactRecord,
     EntryFeatures,
     EntryRecord,
     ExemptionRecord,
     GroupRecord,
     ImportCounts,
-    ListChange,
     ListRecord,
     PruneCounts,
     PurgeCounts,
@@ -111,7 +113,7 @@ class GroupsStore(Protocol):
 
 
 class ListsStore(Protocol):
-    """Hash lists, entries, follows, entry features, bulk imports and the list change log."""
+    """Hash lists, entries, follows, entry features and bulk imports."""
 
     async def set_entry_features(
         self, entry_id: int, *, views: Sequence[Mapping[str, Any]] = (), fingerprint: bytes | None = None
@@ -141,18 +143,6 @@ class ListsStore(Protocol):
         progress: Callable[[int], None] | None = None,
     ) -> ImportCounts:
         """Adds many entries: all of them or, on any error, none."""
-        ...
-
-    async def last_list_change(self) -> int:
-        """The sequence number of the latest list change (0: none logged)."""
-        ...
-
-    async def list_changes_since(self, seq: int, limit: int = ENTRY_CHUNK) -> list[ListChange]:
-        """Changes after ``seq``, oldest first, at most ``limit`` of them."""
-        ...
-
-    async def forget_list_changes(self, upto: int) -> int:
-        """Deletes the log up to and including ``upto`` (applied by the bot); returns how many rows."""
         ...
 
     async def followers(self) -> Mapping[int, tuple[tuple[str, str], ...]]:
@@ -481,14 +471,29 @@ class ProtectedStore(Protocol):
         """Retention: group photos past their expiry go; returns how many."""
         ...
 
-    async def protected_generation(self) -> int: ...
-
     async def protected_counts(self) -> dict[str, int]:
         """Photos per source, and owners."""
         ...
 
 
-class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, Protocol):
+class ChangesStore(Protocol):
+    """The change logs of hash lists and protected photos, which every running process follows."""
+
+    async def last_change(self, kind: ChangeKind) -> int:
+        """The number of ``kind``'s latest change (0: none logged yet)."""
+        ...
+
+    async def changes_since(self, kind: ChangeKind, seq: int, limit: int = CHANGE_CHUNK) -> list[Change]:
+        """``kind``'s changes after ``seq``, oldest first, at most ``limit``. Raises ``ChangesPruned`` when some
+        of them were pruned already (load everything again)."""
+        ...
+
+    async def prune_changes(self, kind: ChangeKind, upto: int) -> int:
+        """Deletes ``kind``'s changes up to and including ``upto``; remembers how far the log was pruned."""
+        ...
+
+
+class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, ChangesStore, Protocol):
     """A whole store: every concern, plus opening details, backup and closing."""
 
     backend: str  # "sqlite" or "postgresql"

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 
-class FrozenJSON(dict):
+class FrozenJSON(dict[str, Any]):
     """A dict that refuses changes; a subclass of dict so ``json.dumps`` accepts it."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
@@ -29,21 +30,21 @@ class FrozenJSON(dict):
     def __copy__(self) -> FrozenJSON:
         return self
 
-    def __deepcopy__(self, memo: dict) -> FrozenJSON:
+    def __deepcopy__(self, memo: dict[int, object]) -> FrozenJSON:
         return self
 
-    def __reduce__(self):  # pickling a read-only dict
+    def __reduce__(self) -> tuple[type[FrozenJSON], tuple[dict[str, Any]]]:  # pickling a read-only dict
         return (FrozenJSON, (dict(self),))
 
 
-class FrozenList(list):
+class FrozenList(list[Any]):
     """A list that refuses changes; equal to a plain list with the same items."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("a stored record is read-only: copy it with list(...) to change it")
 
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(self))
@@ -51,10 +52,10 @@ class FrozenList(list):
     def __copy__(self) -> FrozenList:
         return self
 
-    def __deepcopy__(self, memo: dict) -> FrozenList:
+    def __deepcopy__(self, memo: dict[int, object]) -> FrozenList:
         return self
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[FrozenList], tuple[list[Any]]]:
         return (FrozenList, (list(self),))
 
 
@@ -246,14 +247,32 @@ class EntryFeatures:
     added_at: str
 
 
+class ChangeKind(StrEnum):
+    """What a change log follows: hash lists and their entries, or protected photos."""
+
+    LISTS = "lists"
+    PROTECTED = "protected"
+
+
+class ChangeOp(StrEnum):
+    """What one change log row says happened (ids only)."""
+
+    ADD = "add"  # an entry or photo was added or changed (its item id)
+    REMOVE = "remove"  # an entry or photo is gone
+    LIST = "list"  # lists: a list was created or changed (its parent id)
+    UNLIST = "unlist"  # lists: a list is gone
+    OWNER = "owner"  # protected photos: an owner's name or notice choice changed
+
+
 @dataclass(frozen=True)
-class ListChange:
-    """One row of the list change log (ids only)."""
+class Change:
+    """One row of a change log: ``parent`` is the list (lists) or owner (protected photos),
+    ``item`` the entry or photo (None for a change to the parent itself)."""
 
     seq: int
-    op: str  # "add" | "remove" (an entry), "list" | "unlist" (a list created, changed or deleted)
-    list_id: int
-    entry_id: int | None
+    op: ChangeOp
+    parent: int
+    item: int | None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.store import checks
-from bot.store.db import Database
+from bot.store.db import Database, fetch_all, found
 from bot.store.records import ActionRecord, PruneCounts, WorkItem, load_json
 
 MAX_PAYLOAD_JSON = 8192
@@ -94,7 +94,7 @@ class WorkMixin:
                     (p, cid, mid, variant),
                 )
             ).fetchone()
-        return row[0]
+        return int(found(row)[0])
 
     async def work_item(self, work_id: int) -> WorkItem | None:
         wid = checks.record_id("work_id", work_id)
@@ -104,7 +104,7 @@ class WorkMixin:
 
     async def pending_work(self, platform: str | None = None, *, max_attempts: int | None = None) -> list[WorkItem]:
         """Unfinished items, oldest first; ``max_attempts`` leaves out items that failed that often."""
-        where, params = ["finished_at IS NULL"], []
+        where, params = ["finished_at IS NULL"], list[str | int]()
         if platform is not None:
             where.append("platform = ?")
             params.append(checks.platform(platform))
@@ -112,7 +112,7 @@ class WorkMixin:
             where.append("attempts < ?")
             params.append(checks.record_id("max_attempts", max_attempts))
         async with self._db.read() as c:
-            rows = await c.execute_fetchall(f"SELECT * FROM work WHERE {' AND '.join(where)} ORDER BY id", params)
+            rows = await fetch_all(c, f"SELECT * FROM work WHERE {' AND '.join(where)} ORDER BY id", params)
         return [_work(r) for r in rows]
 
     async def finish_work(self, work_id: int) -> bool:
@@ -132,7 +132,8 @@ class WorkMixin:
         # committed before the work starts: a process killed during it (out of memory) still
         # counts it; WAL survives the death of the process without an fsync
         async with self._db.write() as c:
-            rows = await c.execute_fetchall(
+            rows = await fetch_all(
+                c,
                 "UPDATE work SET attempts = attempts + 1, last_attempt_at = ?, not_before = NULL"
                 " WHERE id = ? AND finished_at IS NULL RETURNING attempts",
                 (self._db.now(), wid),
@@ -191,14 +192,15 @@ class WorkMixin:
                     (p, cid, at),
                 )
             ).fetchone()
-        return (None if row is None else _work(row)), later[0]
+        return (None if row is None else _work(row)), found(later)[0]
 
     async def pending_chats(self) -> list[tuple[str, str]]:
         """(platform, chat) pairs with unfinished work, the chat with the oldest item first."""
         async with self._db.read() as c:
-            rows = await c.execute_fetchall(
+            rows = await fetch_all(
+                c,
                 "SELECT platform, chat_id, min(id) AS first FROM work WHERE finished_at IS NULL"
-                " GROUP BY platform, chat_id ORDER BY first"
+                " GROUP BY platform, chat_id ORDER BY first",
             )
         return [(r[0], r[1]) for r in rows]
 
@@ -206,14 +208,15 @@ class WorkMixin:
         """Counts a failed attempt (the item stays pending); returns the number of attempts so far."""
         wid = checks.record_id("work_id", work_id)
         async with self._db.write() as c:
-            rows = await c.execute_fetchall(
+            rows = await fetch_all(
+                c,
                 "UPDATE work SET attempts = attempts + 1, last_error = ?, last_attempt_at = ? WHERE id = ?"
                 " RETURNING attempts",
                 (_error_text(error), self._db.now(), wid),
             )
         if not rows:
             raise UnknownRecord("work item", wid)
-        return rows[0][0]
+        return int(rows[0][0])
 
     # --- platform actions ----------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ class WorkMixin:
                     "SELECT * FROM actions WHERE platform = ? AND chat_id = ? AND message_id = ? AND action = ?", key
                 )
             ).fetchone()
-        return _action(row)
+        return _action(found(row))
 
     async def _settle(self, action_id: int, state: str, error: str | None) -> None:
         aid = checks.record_id("action_id", action_id)
@@ -273,9 +276,10 @@ class WorkMixin:
         """Actions recorded but never settled (Vigil stopped in between), oldest first."""
         async with self._db.read() as c:
             if platform is None:
-                rows = await c.execute_fetchall("SELECT * FROM actions WHERE state = 'pending' ORDER BY id")
+                rows = await fetch_all(c, "SELECT * FROM actions WHERE state = 'pending' ORDER BY id")
             else:
-                rows = await c.execute_fetchall(
+                rows = await fetch_all(
+                    c,
                     "SELECT * FROM actions WHERE state = 'pending' AND platform = ? ORDER BY id",
                     (checks.platform(platform),),
                 )

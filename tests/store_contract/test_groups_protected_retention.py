@@ -13,6 +13,7 @@ from bot.config import RetentionConfig
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.retention import apply_retention
 from bot.store.protected import PhotoLimitReached
+from bot.store.records import ChangeKind
 from tests.store_contract.conftest import Backend
 
 T = "telegram"
@@ -50,8 +51,8 @@ async def test_migrate_group_moves_everything_once_and_keeps_what_the_new_id_has
         await store.migrate_group(T, "-5", "-5")
 
 
-async def test_owners_photos_notices_and_the_generation(store: Any) -> None:
-    assert await store.protected_generation() == 0
+async def test_owners_photos_notices_and_the_change_log(store: Any) -> None:
+    assert await store.last_change(ChangeKind.PROTECTED) == 0
     assert await store.member_owner(T, "7") is None
     ana = await store.member_owner(T, "7", name="Ana", create=True)
     assert (ana.kind, ana.platform, ana.user_id, ana.name, ana.notify) == ("member", T, "7", "Ana", False)
@@ -64,13 +65,18 @@ async def test_owners_photos_notices_and_the_generation(store: Any) -> None:
     cleo = await store.operator_owner("Cleo", create=True)
     with pytest.raises(BadStoreValue, match="notify"):
         await store.set_owner_notify(cleo.id, True)
-    g0 = await store.protected_generation()
+    g0 = await store.last_change(ChangeKind.PROTECTED)
     p1 = await store.add_protected_photo(ana.id, FP, source="private", pdq=PDQ)
     p2 = await store.add_protected_photo(op.id, FP, source="operator", label="bea.jpg")
     p3 = await store.add_protected_photo(
         ana.id, FP, source="group", platform=T, chat_id="-100", expires_at=datetime(2024, 5, 2, tzinfo=UTC)
     )
-    assert await store.protected_generation() == g0 + 3
+    logged = await store.changes_since(ChangeKind.PROTECTED, g0)
+    assert [(c.op, c.parent, c.item) for c in logged] == [
+        ("add", ana.id, p1.id),
+        ("add", op.id, p2.id),
+        ("add", ana.id, p3.id),
+    ]
     assert (p1.source, p1.pdq, p1.fingerprint) == ("private", PDQ, None)
     assert [p.id for p in await store.protected_photos(ana.id)] == [p1.id, p3.id]
     assert await store.protected_photo_ids() == {p1.id, p2.id, p3.id}

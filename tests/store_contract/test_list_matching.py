@@ -12,6 +12,7 @@ from PIL import Image
 
 from bot.errors import BadStoreValue, UnknownRecord
 from bot.lists import stored_fingerprint, stored_views
+from bot.store.records import ChangeKind
 from detectors.matching import media_signals
 from tests.support import transforms as T
 
@@ -59,12 +60,12 @@ async def test_features_are_kept_as_text_and_go_with_their_entry(store):
 async def test_bad_features_are_refused_and_change_nothing(store, views, fingerprint, field):
     lst = await store.create_list("l", kind="block")
     entry = await store.add_entry(lst.id, sha256="a" * 64)
-    before = await store.last_list_change()
+    before = await store.last_change(ChangeKind.LISTS)
     with pytest.raises(BadStoreValue) as err:
         await store.set_entry_features(entry.id, views=views, fingerprint=fingerprint)
     assert err.value.field == field
     assert await store.entry_features([entry.id]) == {}
-    assert await store.last_list_change() == before
+    assert await store.last_change(ChangeKind.LISTS) == before
 
 
 async def test_features_of_a_missing_entry_are_refused(store):
@@ -106,16 +107,16 @@ async def test_a_bulk_add_that_fails_midway_takes_its_rows_back(store):
 
 
 async def test_every_change_is_logged_whoever_makes_it(store):
-    start = await store.last_list_change()
+    start = await store.last_change(ChangeKind.LISTS)
     lst = await store.create_list("x", kind="block")
     entry = await store.add_entry(lst.id, sha256="b" * 64)
     await store.set_entry_features(entry.id, views=[], fingerprint=b"\0" * 40)
     await store.add_entries_bulk(lst.id, [{"pdq": "c" * 64}])
     await store.delete_list(lst.id)  # its entries go by cascade: logged too
-    changes = await store.list_changes_since(start)
-    ops = [(c.op, c.entry_id) for c in changes]
+    changes = await store.changes_since(ChangeKind.LISTS, start)
+    ops = [(c.op, c.item) for c in changes]
     assert ops[0] == ("list", None) and ops[-1] == ("unlist", None)
     assert ("add", entry.id) in ops and ("remove", entry.id) in ops
     assert sum(op == "remove" for op, _ in ops) == 2
-    assert await store.forget_list_changes(changes[-1].seq) == len(changes)
-    assert await store.list_changes_since(start) == []
+    assert {c.parent for c in changes} == {lst.id}
+    assert await store.changes_since(ChangeKind.LISTS, changes[-1].seq) == []

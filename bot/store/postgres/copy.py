@@ -3,7 +3,7 @@
 One PostgreSQL transaction: the copy appears whole or not at all. Rows go in with COPY, table
 by table in foreign-key order, with their ids, from one read transaction on the SQLite file
 (a consistent snapshot even if something writes to it meanwhile; stop the bot for a clean cut).
-Identity sequences then continue after the highest id copied, and the list change log starts
+Identity sequences then continue after the highest id copied, and the change logs start
 empty (a bot starting on the copy loads every list, then follows changes from there).
 """
 
@@ -18,7 +18,7 @@ from bot.errors import StoreError
 from bot.store.postgres import PostgresStore
 from bot.store.postgres.db import fetchall, fetchone
 
-# foreign-key order; list_changes is left out on purpose (see above), schema_migrations belongs to each
+# foreign-key order; the change logs are left out on purpose (see above), schema_migrations belongs to each
 TABLES = (
     "groups",
     "contacts",
@@ -107,6 +107,10 @@ async def _copy(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false)"
                     f" FROM {table}"
                 )
-        await c.execute("DELETE FROM list_changes")  # written by the triggers during the copy
+        # written by the triggers during the copy; the copy is the starting point, not a change,
+        # and the SQLite file's pruning marks mean nothing to these new logs
+        await c.execute("DELETE FROM list_changes")
+        await c.execute("DELETE FROM protected_changes")
+        await c.execute("DELETE FROM state WHERE key LIKE 'changes:%'")
     await asyncio.to_thread(src.execute, "ROLLBACK")
     return counts

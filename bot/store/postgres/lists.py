@@ -23,7 +23,7 @@ from bot.store.lists import (
 from bot.store.postgres import rows
 from bot.store.postgres.db import PgDatabase, fetchall, fetchone, rowcount
 from bot.store.postgres.groups import ensure_group
-from bot.store.records import EntryFeatures, EntryRecord, ImportCounts, ListChange, ListRecord
+from bot.store.records import EntryFeatures, EntryRecord, ImportCounts, ListRecord
 
 COPY_CHUNK = BULK_CHUNK  # rows per COPY transaction: as SQLite, so the bot's list writes never wait long
 _E = rows.ENTRY_COLUMNS
@@ -151,33 +151,6 @@ class PgListMatchingMixin:
                 )
             raise
         return ImportCounts(added=len(fresh), duplicates=len(items) - len(fresh))
-
-    async def last_list_change(self) -> int:
-        """The sequence number of the latest list change (0: none logged)."""
-        async with self._db.read() as c:
-            row = await fetchone(c, "SELECT coalesce(max(seq), 0) AS m FROM list_changes")
-        assert row is not None
-        return int(row["m"])
-
-    async def list_changes_since(self, seq: int, limit: int = ENTRY_CHUNK) -> list[ListChange]:
-        """Changes after ``seq``, oldest first, at most ``limit`` of them."""
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
-            raise BadStoreValue("seq", seq, "a whole number, 0 or more")
-        size = checks.record_id("limit", limit)
-        async with self._db.read() as c:
-            found = await fetchall(
-                c,
-                "SELECT seq, op, list_id, entry_id FROM list_changes WHERE seq > %s ORDER BY seq LIMIT %s",
-                (seq, size),
-            )
-        return [ListChange(r["seq"], r["op"], r["list_id"], r["entry_id"]) for r in found]
-
-    async def forget_list_changes(self, upto: int) -> int:
-        """Deletes the log up to and including ``upto`` (applied by the bot); returns how many rows."""
-        if isinstance(upto, bool) or not isinstance(upto, int) or upto < 0:
-            raise BadStoreValue("upto", upto, "a whole number, 0 or more")
-        async with self._db.write() as c:
-            return await rowcount(c, "DELETE FROM list_changes WHERE seq <= %s", (upto,))
 
     async def followers(self) -> Mapping[int, tuple[tuple[str, str], ...]]:
         """For each followed instance list, the (platform, chat_id) of the groups that follow it."""

@@ -1,5 +1,5 @@
 """Protected photos, their owners and fingerprints (never the photos): the PostgreSQL twin of
-bot/store/protected.py. Every change bumps ``protected:generation`` in the same transaction."""
+bot/store/protected.py. Every change is logged by the triggers of migration 0003."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from bot.store import checks
 from bot.store.postgres import rows
 from bot.store.postgres.db import PgDatabase, fetchall, fetchone
 from bot.store.protected import (
-    GENERATION_KEY,
     MAX_LABEL,
     PHOTO_CHUNK,
     SOURCES,
@@ -36,16 +35,7 @@ _UPSERT_MEMBER = (
 )
 
 
-async def _bump(c: Any, now: str) -> None:
-    """Inside a write transaction: tell readers (a running bot) that protected photos changed."""
-    await c.execute(
-        "INSERT INTO state AS s (key, value, updated_at) VALUES (%s, '1', %s)"
-        " ON CONFLICT (key) DO UPDATE SET value = (s.value::bigint + 1)::text, updated_at = excluded.updated_at",
-        (GENERATION_KEY, now),
-    )
-
-
-async def _delete_photos(c: Any, where: str, params: tuple[Any, ...], now: str) -> int:
+async def _delete_photos(c: Any, where: str, params: tuple[Any, ...]) -> int:
     """Inside a write transaction: deletes the photos ``where`` selects, and owners left with none."""
     found = await fetchall(c, f"DELETE FROM protected_photos WHERE {where} RETURNING id, owner_id", params)
     if not found:
@@ -56,7 +46,6 @@ async def _delete_photos(c: Any, where: str, params: tuple[Any, ...], now: str) 
         " (SELECT 1 FROM protected_photos p WHERE p.owner_id = o.id)",
         (owners,),
     )
-    await _bump(c, now)
     return len(found)
 
 
@@ -111,7 +100,6 @@ class PgProtectedMixin:
                     " updated_at = %s WHERE kind = 'operator' AND name = %s",
                     (np_, nu, now, n),
                 )
-                await _bump(c, now)
             row = await fetchone(c, _OPERATOR, (n,))
         assert row is not None
         return rows.owner(row)
@@ -151,7 +139,6 @@ class PgProtectedMixin:
                 " WHERE id = %s",
                 (notify, target[0], target[1], now, oid),
             )
-            await _bump(c, now)
             row = await fetchone(c, "SELECT * FROM protected_owners WHERE id = %s", (oid,))
         assert row is not None
         return rows.owner(row)
@@ -161,9 +148,7 @@ class PgProtectedMixin:
         oid = checks.record_id("owner_id", owner_id)
         async with self._db.write() as c:
             counted = await fetchone(c, "SELECT count(*) AS n FROM protected_photos WHERE owner_id = %s", (oid,))
-            cur = await c.execute("DELETE FROM protected_owners WHERE id = %s", (oid,))
-            if cur.rowcount:
-                await _bump(c, self._db.now())
+            await c.execute("DELETE FROM protected_owners WHERE id = %s", (oid,))
         assert counted is not None
         return int(counted["n"])
 
@@ -212,7 +197,6 @@ class PgProtectedMixin:
                 )
             except psycopg.errors.ForeignKeyViolation:
                 raise UnknownRecord("protected owner", oid) from None
-            await _bump(c, now)
         assert row is not None
         return rows.photo(row)
 
@@ -256,7 +240,6 @@ class PgProtectedMixin:
                 f" VALUES (%s, 'private', %s, %s, %s) RETURNING {_P}",
                 (owner.id, h, fp, now),
             )
-            await _bump(c, now)
         assert row is not None
         return owner, rows.photo(row), before, before + others + 1
 
@@ -318,24 +301,19 @@ class PgProtectedMixin:
         """Removes one photo; an owner left without photos goes too."""
         pid = checks.record_id("photo_id", photo_id)
         async with self._db.write() as c:
-            return bool(await _delete_photos(c, "id = %s", (pid,), self._db.now()))
+            return bool(await _delete_photos(c, "id = %s", (pid,)))
 
     async def remove_group_photos(self, platform: str, chat_id: str | int) -> int:
         """A group stopped keeping group photos: their fingerprints go at once."""
         key = (checks.platform(platform), checks.ident("chat_id", chat_id))
         async with self._db.write() as c:
-            return await _delete_photos(c, "source = 'group' AND platform = %s AND chat_id = %s", key, self._db.now())
+            return await _delete_photos(c, "source = 'group' AND platform = %s AND chat_id = %s", key)
 
     async def expire_protected_photos(self, now: datetime) -> int:
         """Retention: group photos past their expiry go; returns how many."""
         at = checks.timestamp(now)
         async with self._db.write() as c:
-            return await _delete_photos(c, "expires_at IS NOT NULL AND expires_at <= %s", (at,), self._db.now())
-
-    async def protected_generation(self) -> int:
-        async with self._db.read() as c:
-            row = await fetchone(c, "SELECT value FROM state WHERE key = %s", (GENERATION_KEY,))
-        return int(row["value"]) if row else 0
+            return await _delete_photos(c, "expires_at IS NOT NULL AND expires_at <= %s", (at,))
 
     async def protected_counts(self) -> dict[str, int]:
         """Photos per source, and owners."""
