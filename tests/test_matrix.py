@@ -817,3 +817,21 @@ async def test_the_sync_token_is_saved_only_after_the_core_recorded_the_events(s
         await platform.stop()
         await platform.close()
         await store.close()
+
+
+def test_homeserver_requests_are_counted_by_kind_the_long_poll_apart():
+    from bot.platforms.matrix_timing import HomeserverCalls, request_kind
+
+    room = "/_matrix/client/v3/rooms/%21abc%3Alocalhost"
+    assert request_kind("PUT", f"{room}/redact/%24ev/vigil-1") == "redact"
+    assert request_kind("PUT", f"{room}/send/m.reaction/t1") == "reaction"
+    assert request_kind("PUT", f"{room}/send/m.room.message/t2") == "send"
+    assert request_kind("GET", f"{room}/state") == "read state"
+    assert request_kind("PUT", f"{room}/state/m.room.power_levels/") == "write state"
+    assert request_kind("GET", "/_matrix/client/v1/media/download/localhost/abc?allow_redirect=true") == "download"
+    calls = HomeserverCalls()
+    calls.record("GET", "/_matrix/client/v3/sync?since=s1&timeout=30000", 30.0)
+    calls.record("PUT", f"{room}/redact/%24ev/vigil-1", 0.25)
+    calls.record("PUT", f"{room}/redact/%24ev2/vigil-2", 0.05)
+    count, seconds = calls.snapshot()
+    assert dict(count) == {"redact": 2} and math.isclose(seconds["redact"], 0.30)

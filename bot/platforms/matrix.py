@@ -51,6 +51,7 @@ from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
 
 # SYNC_KEY: re-exported for tests and tools that read the saved sync position
 from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401
+from bot.platforms.matrix_timing import HitClock, HomeserverCalls
 from bot.platforms.matrix_undecryptable import UndecryptableNotices
 
 log = logging.getLogger("vigil.matrix")
@@ -75,7 +76,8 @@ class MatrixPlatform(MatrixIntake):
         self.config = config
         self.store = store
         self.directory = Path(directory)
-        self.client: AsyncClient = new_client(config, self.directory)
+        self.calls = HomeserverCalls()  # every request to the homeserver, counted and timed by kind
+        self.client: AsyncClient = new_client(config, self.directory, self.calls)
         self.http: aiohttp.ClientSession | None = None
         self.media: MediaFetcher | None = None
         self.username = config.user_id
@@ -84,7 +86,8 @@ class MatrixPlatform(MatrixIntake):
         self.offer_reactions = True  # react with each choice's key first, so one tap chooses
         self.mutes = MuteBook(self.directory)
         self.pending = PendingEncrypted(self.directory)
-        # when each media event reached Vigil (its sync returned) and when it was redacted, by event id
+        # when each media message reached Vigil (its sync returned), when it was redacted, and how long it
+        # waited on the homeserver in between, by event id
         self.timings: Lru = Lru(20_000)
         self._undecrypted: dict[str, MegolmEvent] = {}
         self._posted: Lru = Lru(CACHE)  # (room, message id) -> MediaPosted (latest version)
@@ -113,6 +116,7 @@ class MatrixPlatform(MatrixIntake):
         self._lifter: asyncio.Task[None] | None = None
         self._offers: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
         self._offerer: asyncio.Task[None] | None = None
+        self._offering = False  # an alert's reactions are being sent
         self.policy = PolicyRooms(self)
         self.bridges = BridgeBook()
 
@@ -124,7 +128,9 @@ class MatrixPlatform(MatrixIntake):
 
     async def start(self, core: Any) -> None:
         self.core = core
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=15))
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=120, sock_connect=15), trace_configs=[self.calls.trace_config()]
+        )
         self.media = MediaFetcher(self.http, self.config.homeserver, self.config.download_deadline)
         await log_in(self.client, self.config, self.directory)
         await self.direct.load()
@@ -220,7 +226,9 @@ class MatrixPlatform(MatrixIntake):
         (a burst), they wait too, so redactions come first (at most OFFER_DELAY seconds).
         """
         while True:
+            self._offering = False
             room_id, event_id, keys = await self._offers.get()
+            self._offering = True
             waited = 0.0
             while waited < OFFER_DELAY and getattr(getattr(self.core, "pipeline", None), "depth", 0) > 0:
                 await asyncio.sleep(0.5)
@@ -297,7 +305,11 @@ class MatrixPlatform(MatrixIntake):
         extra = media.extra or {}
         picture = (event.chat.chat_id, event.message_id, event.variant)  # its retries share one deadline
         mxc = str(extra.get("mxc") or media.file_id)
-        data = await self.media.download(mxc, self.client.access_token, max_bytes, picture=picture)
+        begun = time.perf_counter()
+        try:
+            data = await self.media.download(mxc, self.client.access_token, max_bytes, picture=picture)
+        finally:
+            self._waited(event.message_id, begun)
         encrypted = extra.get("encrypted")
         if isinstance(encrypted, dict):
             data = decrypt(data, encrypted)
@@ -316,7 +328,14 @@ class MatrixPlatform(MatrixIntake):
             right="remove messages (redact)",
         )
 
+    def _waited(self, message_id: str, begun: float) -> None:
+        """Counts a homeserver call made for this message into its clock (until it is redacted)."""
+        clock = self.timings.get(message_id)
+        if isinstance(clock, HitClock) and clock.redacted is None:
+            clock.waited += time.perf_counter() - begun
+
     async def delete(self, chat_id: str, message_id: str) -> None:
+        begun = time.perf_counter()
         related = self._related.get((chat_id, message_id))
         if related is None or not related.complete:  # not seen in this run (a restart): ask the server
             found = await self._find_related(chat_id, message_id)
@@ -325,10 +344,11 @@ class MatrixPlatform(MatrixIntake):
                 found.mxcs = list(dict.fromkeys(found.mxcs + related.mxcs))
             related = found
         await self._redact(chat_id, message_id)
-        timing = self.timings.get(message_id)
-        if timing is not None and timing[1] is None:
-            timing[1] = time.perf_counter()
-            log.debug("matrix: redacted %s %.0f ms after it arrived", message_id, (timing[1] - timing[0]) * 1000)
+        self._waited(message_id, begun)
+        clock = self.timings.get(message_id)
+        if isinstance(clock, HitClock) and clock.redacted is None:
+            clock.redacted = time.perf_counter()
+            log.debug("matrix: redacted %s %.0f ms after it arrived", message_id, (clock.latency or 0) * 1000)
         for edit in related.edits:
             try:
                 await self._redact(chat_id, edit)

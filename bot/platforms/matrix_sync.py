@@ -39,6 +39,7 @@ from bot.platforms.matrix_events import (
     same_key,
 )
 from bot.platforms.matrix_memory import Related
+from bot.platforms.matrix_timing import HitClock
 
 log = logging.getLogger("vigil.matrix")
 
@@ -423,7 +424,7 @@ class MatrixIntake:
             if picture.media.file_id not in related.mxcs:
                 related.mxcs.append(picture.media.file_id)
         if message_id not in self.timings:
-            self.timings.put(message_id, [arrived, None])
+            self.timings.put(message_id, HitClock(arrived))
         for picture in pictures:
             event = MediaPosted(
                 chat=self._chat(room_id),
