@@ -122,7 +122,10 @@ async def main(args: argparse.Namespace) -> None:
                 async with running_matrix_vigil(
                     write_config(tmp, synapse, bot.user_id, args.workers), {"VIGIL_MATRIX_PASSWORD": password}
                 ) as app:
-                    platform = app.core.platforms["matrix"]
+                    core = app.core
+                    assert core is not None and synapse.process is not None, "vigil and synapse are running"
+                    synapse_pid = synapse.process.pid
+                    platform = core.platforms["matrix"]
                     platform.offer_reactions = not args.no_reactions
                     say("vigil started; making rooms")
                     rooms = []
@@ -161,7 +164,7 @@ async def main(args: argparse.Namespace) -> None:
                             sent.append(response.event_id)
 
                     say("burst")
-                    cpu_before = (cpu_seconds(), cpu_seconds(synapse.process.pid))
+                    cpu_before = (cpu_seconds(), cpu_seconds(synapse_pid))
                     calls_before = platform.calls.snapshot()
                     started = time.perf_counter()
                     tasks = []
@@ -183,14 +186,14 @@ async def main(args: argparse.Namespace) -> None:
                         await asyncio.sleep(0.1)
                     calls_after = platform.calls.snapshot()
                     cpu_vigil = cpu_seconds() - cpu_before[0]
-                    cpu_synapse = cpu_seconds(synapse.process.pid) - cpu_before[1]
+                    cpu_synapse = cpu_seconds(synapse_pid) - cpu_before[1]
                     clocks = [c for e in sent if (c := platform.timings.get(e)) and c.latency is not None]
                     latencies = sorted(c.latency * 1000 for c in clocks)
                     waited = sorted(c.waited * 1000 for c in clocks)
                     vigil_share = sorted((c.latency - c.waited) * 1000 for c in clocks)
                     rss = rss_mb()
                     # peers in the same run: one scan alone, and a plain redaction round trip
-                    scanner = app.core.scanner
+                    scanner = core.scanner
                     scans = []
                     for row in copies[:4]:
                         for data in row[:5]:

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio import AsyncClient, Event, MegolmEvent, RoomSendResponse
+from nio import AsyncClient, Event, MegolmEvent, RoomSendResponse  # type: ignore[import-untyped]
 
 from bot.config import MatrixConfig
 from bot.events import ButtonPressed, ChatRef, MediaPosted
@@ -46,6 +46,7 @@ from bot.platforms.matrix_media import MediaFetcher, decrypt
 from bot.platforms.matrix_memory import CACHE, Lru, Related
 from bot.platforms.matrix_policy_rooms import PolicyRooms
 from bot.platforms.matrix_power import RoomPower, room_power
+from bot.platforms.matrix_roomstate import SyncedState
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
 
@@ -60,6 +61,7 @@ QUARANTINE_WAIT = 300.0  # seconds a quarantine waits for the other pictures of 
 REDACT_REASON = "Removed by Vigil (image moderation)"
 BAN_REASON = "Banned by Vigil (image moderation)"
 OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
+OFFER_POLL = 0.1  # seconds between looks at whether an admin's redaction is still on its way
 
 
 class MatrixPlatform(MatrixIntake):
@@ -99,9 +101,9 @@ class MatrixPlatform(MatrixIntake):
         self._deferred: list[tuple[str | None, Any, str]] = []  # started once the current sync's token is saved
         self.undecryptable = UndecryptableNotices(self)
         self._rights: dict[str, Rights] = {}
-        # each room's power rules, dropped when the sync shows any state event there (levels,
-        # members, creators) and after Vigil's own changes: as fresh as the sync itself
-        self._powers: dict[str, RoomPower] = {}
+        # each room's power rules, from the state the sync brings (matrix_roomstate): as fresh as the
+        # sync itself, read in full only for a room not known yet and after Vigil's own changes
+        self.state = SyncedState()
         self._power_gen: dict[str, int] = {}  # bumped on each change, so a read in flight is not kept
         self._reachable: set[str] = set()
         self._contacts_known: set[str] = set()
@@ -117,12 +119,9 @@ class MatrixPlatform(MatrixIntake):
         self._offers: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
         self._offerer: asyncio.Task[None] | None = None
         self._offering = False  # an alert's reactions are being sent
+        self._redacting = 0  # redactions sent and not yet answered: the reactions wait for them
         self.policy = PolicyRooms(self)
         self.bridges = BridgeBook()
-
-    @property
-    def me(self) -> str:
-        return self.config.user_id
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -219,21 +218,34 @@ class MatrixPlatform(MatrixIntake):
                 self._offers.put_nowait((room_id, sent.event_id, list(rendered.keys)))
         return sent.event_id
 
+    async def _after_the_hits(self, until: float) -> None:
+        """Returns once no image is being checked, redacted or alerted about (or at ``until``, monotonic)."""
+        pipeline = getattr(self.core, "pipeline", None)
+        while (remaining := until - time.monotonic()) > 0:
+            if pipeline is not None:
+                try:
+                    await asyncio.wait_for(pipeline.drain(), remaining)  # every work item and its actions done
+                except TimeoutError:
+                    return
+            if self._redacting == 0:  # redactions asked for outside the pipeline (an admin's choice)
+                return
+            await asyncio.sleep(OFFER_POLL)
+
     async def _offer_reactions(self) -> None:
         """React with each choice's key under an alert, so a moderator only has to tap one.
 
-        Each reaction is an event the homeserver must store: while images wait to be checked
-        (a burst), they wait too, so redactions come first (at most OFFER_DELAY seconds).
+        Each reaction is an event the homeserver must store: before each one, it waits until no image
+        is being checked, redacted or alerted about (a burst, or the next image at a steady rate), so
+        redactions come first and never queue behind reactions at the homeserver (each alert's
+        reactions wait at most OFFER_DELAY seconds in all).
         """
         while True:
             self._offering = False
             room_id, event_id, keys = await self._offers.get()
             self._offering = True
-            waited = 0.0
-            while waited < OFFER_DELAY and getattr(getattr(self.core, "pipeline", None), "depth", 0) > 0:
-                await asyncio.sleep(0.5)
-                waited += 0.5
+            until = time.monotonic() + OFFER_DELAY
             for key in keys:
+                await self._after_the_hits(until)
                 content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
                 try:
                     await call(
@@ -336,14 +348,18 @@ class MatrixPlatform(MatrixIntake):
 
     async def delete(self, chat_id: str, message_id: str) -> None:
         begun = time.perf_counter()
-        related = self._related.get((chat_id, message_id))
-        if related is None or not related.complete:  # not seen in this run (a restart): ask the server
-            found = await self._find_related(chat_id, message_id)
-            if related is not None:
-                found.edits = list(dict.fromkeys(found.edits + related.edits))
-                found.mxcs = list(dict.fromkeys(found.mxcs + related.mxcs))
-            related = found
-        await self._redact(chat_id, message_id)
+        self._redacting += 1
+        try:
+            related = self._related.get((chat_id, message_id))
+            if related is None or not related.complete:  # not seen in this run (a restart): ask the server
+                found = await self._find_related(chat_id, message_id)
+                if related is not None:
+                    found.edits = list(dict.fromkeys(found.edits + related.edits))
+                    found.mxcs = list(dict.fromkeys(found.mxcs + related.mxcs))
+                related = found
+            await self._redact(chat_id, message_id)
+        finally:
+            self._redacting -= 1
         self._waited(message_id, begun)
         clock = self.timings.get(message_id)
         if isinstance(clock, HitClock) and clock.redacted is None:
@@ -451,19 +467,26 @@ class MatrixPlatform(MatrixIntake):
         return tuple(self._unquarantined.get(message_id) or ())
 
     async def _power(self, room_id: str, *, fresh: bool = False) -> RoomPower:
-        """The room's power rules, from its state; kept until the sync shows a state change there."""
-        cached = None if fresh else self._powers.get(room_id)
-        if cached is not None:
-            return cached
+        """The room's power rules, from the state the sync keeps; read in full when it is not known
+        (or ``fresh``: before Vigil writes the levels back, from the server's own copy)."""
+        known = None if fresh else self.state.power(room_id)
+        if known is not None:
+            return known
         generation = self._power_gen.get(room_id, 0)
-        state = await call(f"read the state of {room_id}", self.client.room_get_state(room_id))
-        power = room_power(state.events)
-        if self._power_gen.get(room_id, 0) == generation:
-            self._powers[room_id] = power
-        return power
+        got = await call(f"read the state of {room_id}", self.client.room_get_state(room_id))
+        events = [e for e in got.events if isinstance(e, dict)]
+        if self._power_gen.get(room_id, 0) == generation:  # nothing changed meanwhile: kept, then followed
+            self.state.seed(room_id, events)
+        return room_power(events)
+
+    def _state_event(self, room_id: str, source: dict) -> None:
+        """A state event (or a redaction) the sync showed: the room's power rules follow it at once."""
+        self.state.apply(room_id, source)
+        self._power_gen[room_id] = self._power_gen.get(room_id, 0) + 1
 
     def _invalidate(self, room_id: str) -> None:
-        self._powers.pop(room_id, None)
+        """Forget the room's state (Vigil changed it, or left): read in full when next needed."""
+        self.state.forget(room_id)
         self._power_gen[room_id] = self._power_gen.get(room_id, 0) + 1
 
     async def restrict(self, chat_id: str, user_id: str, until: datetime) -> None:

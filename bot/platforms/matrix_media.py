@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio.crypto.attachments import decrypt_attachment
+from nio.crypto.attachments import decrypt_attachment  # type: ignore[import-untyped]
 
 from bot.platforms.errors import MediaTooLarge, MessageGone, PlatformError, Transient
 from bot.platforms.matrix_bounds import parse_mxc
@@ -147,7 +147,8 @@ class MediaFetcher:
                 body = await self._json_error(reply)
         except (TimeoutError, aiohttp.ClientError, ConnectionError):
             return None
-        info = body.get("media_info") if isinstance(body.get("media_info"), dict) else body  # Synapse nests it
+        nested = body.get("media_info")
+        info = nested if isinstance(nested, dict) else body  # Synapse nests it
         user = info.get("user_id")
         return user if isinstance(user, str) else None
 

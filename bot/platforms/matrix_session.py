@@ -70,7 +70,7 @@ class TimedClient(AsyncClient):  # type: ignore[misc]  # nio is untyped
         try:
             return await super().send(method, path, *args, **kwargs)
         finally:
-            self.calls.record(method, path, time.perf_counter() - begun)
+            self.calls.record(method, path, begun, time.perf_counter())
 
 
 def new_client(config: MatrixConfig, directory: Path, calls: HomeserverCalls | None = None) -> TimedClient:

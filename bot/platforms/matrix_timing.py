@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -61,19 +61,32 @@ def request_kind(method: str, path: str) -> str:
     return next((kind for kind, pattern in _KINDS if pattern.search(line)), "other")
 
 
+@dataclass(frozen=True)
+class Request:
+    kind: str
+    started: float  # time.perf_counter()
+    ended: float
+
+
+RECENT = 10_000  # requests kept in order, to see which went first
+
+
 class HomeserverCalls:
-    """How many requests of each kind Vigil sent to the homeserver, and the seconds each kind took."""
+    """How many requests of each kind Vigil sent to the homeserver, the seconds each kind took, and
+    the most recent ones in the order they ended."""
 
     def __init__(self) -> None:
         self.count: Counter[str] = Counter()
         self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.recent: deque[Request] = deque(maxlen=RECENT)
 
-    def record(self, method: str, path: str, seconds: float) -> None:
+    def record(self, method: str, path: str, started: float, ended: float) -> None:
         kind = request_kind(method, path)
         if kind == "sync":  # a long poll: its time is waiting for news, not work
             return
         self.count[kind] += 1
-        self.seconds[kind] += seconds
+        self.seconds[kind] += ended - started
+        self.recent.append(Request(kind, started, ended))
 
     def snapshot(self) -> tuple[Counter[str], dict[str, float]]:
         return Counter(self.count), dict(self.seconds)
@@ -92,7 +105,7 @@ class HomeserverCalls:
         ) -> None:
             begun = getattr(context, "vigil_started", None)
             if isinstance(begun, float):
-                self.record(params.method, params.url.path, time.perf_counter() - begun)
+                self.record(params.method, params.url.path, begun, time.perf_counter())
 
         trace.on_request_start.append(started)
         trace.on_request_end.append(ended)
