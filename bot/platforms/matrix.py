@@ -181,15 +181,16 @@ class MatrixPlatform(MatrixIntake):
             if room_id in self.direct.user_of:
                 contact = await self.store.get_contact(NAME, self.direct.user_of[room_id])
                 return contact.language if contact else None
-            return (await self.core.group_settings(ChatRef(NAME, room_id))).language
+            language = (await self.core.group_settings(ChatRef(NAME, room_id))).language
         except Exception:
             return None
+        return language if isinstance(language, str) else None
 
     def _choose_line(self, language: str | None) -> str:
         """The line above an alert's choices, in the reader's language (from Vigil's catalogs)."""
         if self.core is None:
             return "To choose, react with the number or send the command:"
-        return self.core.translator(language).gettext("To choose, react with the number or send the command:")
+        return str(self.core.translator(language).gettext("To choose, react with the number or send the command:"))
 
     async def _send(
         self,
@@ -210,13 +211,15 @@ class MatrixPlatform(MatrixIntake):
             self.client.room_send(room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True),
             right="send messages",
         )
-        assert isinstance(sent, RoomSendResponse)
+        event_id = sent.event_id if isinstance(sent, RoomSendResponse) else None
+        if not bounds.event_id(event_id):
+            raise PlatformError(f"send a message in {room_id}: the homeserver answered no valid event id")
         if rendered.keys:
-            self._buttons.put(sent.event_id, rendered.keys)
-            await self.store.set_state(BUTTONS_KEY + sent.event_id, json.dumps(rendered.keys, ensure_ascii=False))
+            self._buttons.put(event_id, rendered.keys)
+            await self.store.set_state(BUTTONS_KEY + event_id, json.dumps(rendered.keys, ensure_ascii=False))
             if self.offer_reactions:
-                self._offers.put_nowait((room_id, sent.event_id, list(rendered.keys)))
-        return sent.event_id
+                self._offers.put_nowait((room_id, event_id, list(rendered.keys)))
+        return event_id
 
     async def _after_the_hits(self, until: float) -> None:
         """Returns once no image is being checked, redacted or alerted about (or at ``until``, monotonic)."""

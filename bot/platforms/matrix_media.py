@@ -181,6 +181,9 @@ def _parts(mxc: str) -> tuple[str, str]:
 def decrypt(ciphertext: bytes, encrypted: Mapping[str, Any]) -> bytes:
     """An end-to-end encrypted attachment opened in memory (AES-CTR, SHA-256 checked)."""
     try:
-        return decrypt_attachment(ciphertext, encrypted["key"], encrypted["sha256"], encrypted["iv"])
+        clear = decrypt_attachment(ciphertext, encrypted["key"], encrypted["sha256"], encrypted["iv"])
     except Exception as exc:  # nio raises EncryptionError, or ValueError/KeyError for bad keys
         raise PlatformError(f"the encrypted file could not be opened ({type(exc).__name__}: {exc})") from None
+    if not isinstance(clear, bytes):
+        raise PlatformError("the encrypted file could not be opened (no bytes came out)")
+    return clear
