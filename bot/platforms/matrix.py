@@ -116,7 +116,8 @@ class MatrixPlatform(MatrixIntake):
         self._syncer: asyncio.Task[None] | None = None
         self._filter = sync_filter(config.user_id)
         self._lifter: asyncio.Task[None] | None = None
-        self._offers: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
+        # (room, alert event, reaction keys, when it was sent: monotonic) of alerts whose reactions are due
+        self._offers: asyncio.Queue[tuple[str, str, list[str], float]] = asyncio.Queue()
         self._offerer: asyncio.Task[None] | None = None
         self._offering = False  # an alert's reactions are being sent
         self._redacting = 0  # redactions sent and not yet answered: the reactions wait for them
@@ -218,7 +219,7 @@ class MatrixPlatform(MatrixIntake):
             self._buttons.put(event_id, rendered.keys)
             await self.store.set_state(BUTTONS_KEY + event_id, json.dumps(rendered.keys, ensure_ascii=False))
             if self.offer_reactions:
-                self._offers.put_nowait((room_id, event_id, list(rendered.keys)))
+                self._offers.put_nowait((room_id, event_id, list(rendered.keys), time.monotonic()))
         return event_id
 
     async def _after_the_hits(self, until: float) -> None:
@@ -240,13 +241,13 @@ class MatrixPlatform(MatrixIntake):
         Each reaction is an event the homeserver must store: before each one, it waits until no image
         is being checked, redacted or alerted about (a burst, or the next image at a steady rate), so
         redactions come first and never queue behind reactions at the homeserver (each alert's
-        reactions wait at most OFFER_DELAY seconds in all).
+        reactions wait at most OFFER_DELAY seconds after the alert, however many alerts are waiting).
         """
         while True:
             self._offering = False
-            room_id, event_id, keys = await self._offers.get()
+            room_id, event_id, keys, sent = await self._offers.get()
             self._offering = True
-            until = time.monotonic() + OFFER_DELAY
+            until = sent + OFFER_DELAY  # from the alert's sending: alerts queued behind each other do not add up
             for key in keys:
                 await self._after_the_hits(until)
                 content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
