@@ -36,6 +36,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern))
     for kind, pattern in (
         ("sync", r"/sync\b"),
+        ("admin", r"/_synapse/admin/"),  # the media's uploader, quarantine
         ("redact", r"/rooms/[^/]+/redact/"),
         ("reaction", r"/rooms/[^/]+/send/m\.reaction/"),
         ("send", r"/rooms/[^/]+/send/"),
