@@ -860,6 +860,8 @@ async def test_power_rules_follow_the_sync_a_promotion_obeyed_without_reading_th
 @shared_loop
 async def test_the_alerts_reactions_wait_until_every_hit_of_a_burst_is_redacted(synapse, vigil):
     photos = [add_marker(v) for k, v in sorted(file_images().items())[:4]]
+    for k, pixels in enumerate(photos):  # bytes no other test sent: Synapse quarantines a file by its hash
+        pixels[:16, :16] = 7 + k, 191, 83
     platform = vigil.core.platforms["matrix"]
     async with people(synapse, "owner", "member") as (owner, member):
         room = await protected_room(owner, bot_of(vigil), members=[member])
