@@ -882,3 +882,29 @@ async def test_the_alerts_reactions_wait_until_every_hit_of_a_burst_is_redacted(
         assert len(redactions) == len(hits) and len(reactions) >= len(hits)
         # no reaction was asked for before the homeserver had answered every redaction of the burst
         assert min(r.started for r in reactions) >= max(r.ended for r in redactions)
+
+
+def test_the_state_the_sync_brings_keeps_the_power_rules_and_a_redaction_of_it_asks_for_a_full_read():
+    from bot.platforms.matrix_roomstate import SyncedState
+
+    room, owner, mod = "!r:localhost", "@owner:localhost", "@mod:localhost"
+    create = {"type": "m.room.create", "state_key": "", "sender": owner, "content": {"room_version": "10"}}
+    levels = {"type": "m.room.power_levels", "state_key": "", "event_id": "$pl1", "content": {"users": {owner: 100}}}
+
+    def joined(user: str) -> dict:
+        return {"type": "m.room.member", "state_key": user, "content": {"membership": "join"}}
+
+    state = SyncedState()
+    state.apply(room, joined(mod))  # not known in full yet: nothing to build on
+    assert state.power(room) is None
+    state.seed(room, [create, levels, joined(owner), joined(mod), {"type": "m.room.topic", "state_key": ""}])
+    assert state.power(room).moderators() == {owner}
+    promoted = {**levels, "event_id": "$pl2", "content": {"users": {owner: 100, mod: 50}}}
+    state.apply(room, promoted)
+    assert state.power(room).moderators() == {owner, mod}
+    state.apply(room, {**joined(mod), "content": {"membership": "leave"}})
+    assert state.power(room).moderators() == {owner}
+    state.apply(room, {"type": "m.room.redaction", "redacts": "$other", "content": {}})
+    assert state.known(room)  # a redaction of something else changes nothing
+    state.apply(room, {"type": "m.room.redaction", "content": {"redacts": "$pl2"}})
+    assert not state.known(room) and state.power(room) is None  # read in full again when next needed
