@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio import AsyncClient, Event, MegolmEvent, RoomSendResponse  # type: ignore[import-untyped]
+from nio import AsyncClient, Event, MegolmEvent, RoomSendResponse
 
 from bot.config import MatrixConfig
 from bot.events import ButtonPressed, ChatRef, MediaPosted
@@ -483,7 +483,7 @@ class MatrixPlatform(MatrixIntake):
             self.state.seed(room_id, events)
         return room_power(events)
 
-    def _state_event(self, room_id: str, source: dict) -> None:
+    def _state_event(self, room_id: str, source: dict[str, Any]) -> None:
         """A state event (or a redaction) the sync showed: the room's power rules follow it at once."""
         self.state.apply(room_id, source)
         self._power_gen[room_id] = self._power_gen.get(room_id, 0) + 1

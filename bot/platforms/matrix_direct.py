@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio import AsyncClient, RoomPreset  # type: ignore[import-untyped]
-from nio.rooms import MatrixRoom  # type: ignore[import-untyped]
+from nio import AsyncClient, RoomPreset
+from nio.rooms import MatrixRoom
 
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import MessageGone, PlatformError, Transient, Unreachable

@@ -6,8 +6,8 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import aiohttp
-from nio import ErrorResponse  # type: ignore[import-untyped]
-from nio.exceptions import LocalProtocolError, OlmTrustError  # type: ignore[import-untyped]
+from nio import ErrorResponse
+from nio.exceptions import LocalProtocolError, OlmTrustError
 
 from bot.platforms.errors import MessageGone, MissingRight, PlatformError, RetryLater, Transient, Unreachable
 
@@ -22,7 +22,7 @@ def http_status(response: Any) -> int | None:
 
 
 def translate(
-    response: ErrorResponse | dict,
+    response: ErrorResponse | dict[str, Any],
     what: str,
     *,
     right: str | None = None,

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from nio.crypto.attachments import decrypt_attachment  # type: ignore[import-untyped]
+from nio.crypto.attachments import decrypt_attachment
 
 from bot.platforms.errors import MediaTooLarge, MessageGone, PlatformError, Transient
 from bot.platforms.matrix_bounds import parse_mxc
@@ -61,7 +61,7 @@ class MediaFetcher:
         self.homeserver = homeserver.rstrip("/")
         self.deadlines = Deadlines(deadline)
 
-    async def _json_error(self, reply: aiohttp.ClientResponse) -> dict:
+    async def _json_error(self, reply: aiohttp.ClientResponse) -> dict[str, Any]:
         try:
             body = await reply.json(content_type=None)
             return body if isinstance(body, dict) else {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.i18n import Translator
 from bot.platforms.base import OutgoingMessage
@@ -37,7 +37,7 @@ def done_key(room_id: str, user_id: str) -> str:
     return f"{DONE_KEY}{room_id}:{user_id}"
 
 
-def user_rules(room_id: str, state: list[dict]) -> tuple[UserBanRule, ...]:
+def user_rules(room_id: str, state: list[dict[str, Any]]) -> tuple[UserBanRule, ...]:
     rules = []
     for event in state:
         if event.get("type") not in USER_RULE_TYPES:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bot.errors import VigilError
 from bot.i18n import N_, Translator
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import PlatformError
@@ -30,6 +29,7 @@ from bot.platforms.matrix_policy import (
     parse_media_hash,
 )
 from bot.platforms.matrix_policy_bans import PolicyBans, user_rules
+from detectors.errors import VigilError
 
 if TYPE_CHECKING:
     from bot.platforms.matrix import MatrixPlatform
@@ -233,7 +233,7 @@ class PolicyRooms:
 
     # --- keeping in step ---------------------------------------------------------------------
 
-    def wants(self, room_id: str, source: dict) -> bool:
+    def wants(self, room_id: str, source: dict[str, Any]) -> bool:
         """Whether an event of a followed policy room changes its rules (a rule, or a redaction)."""
         return room_id in self.rooms and source.get("type") in (*POLICY_TYPES, "m.room.redaction")
 
@@ -256,7 +256,7 @@ class PolicyRooms:
                 log.error("matrix: policy room %s: reading its rules failed: %s", room_id, exc)
                 return
 
-    async def _state(self, room_id: str) -> list[dict]:
+    async def _state(self, room_id: str) -> list[dict[str, Any]]:
         raw = self.platform.raw
         events = await raw(
             "GET",
@@ -267,12 +267,12 @@ class PolicyRooms:
         )
         return [e for e in events if isinstance(e, dict)]
 
-    async def _reconcile(self, room_id: str, state: list[dict]) -> int:
+    async def _reconcile(self, room_id: str, state: list[dict[str, Any]]) -> int:
         """Makes the room's list hold exactly the room's current image-hash rules; returns how many."""
         async with self._reconciling.setdefault(room_id, asyncio.Lock()):
             return await self._reconcile_now(room_id, state)
 
-    async def _reconcile_now(self, room_id: str, state: list[dict]) -> int:
+    async def _reconcile_now(self, room_id: str, state: list[dict[str, Any]]) -> int:
         name = self.rooms.get(room_id)
         lst = await self.store.list_by_name(name) if name else None
         if lst is None:
@@ -296,7 +296,7 @@ class PolicyRooms:
         return len(rules)
 
 
-def refusal(state: list[dict]) -> PolicyRoomRefused | None:
+def refusal(state: list[dict[str, Any]]) -> PolicyRoomRefused | None:
     """Why a room cannot be followed as a policy room, or None."""
     join_rule = next(
         (
@@ -320,7 +320,7 @@ def refusal(state: list[dict]) -> PolicyRoomRefused | None:
     return None
 
 
-def media_rules(room_id: str, state: list[dict]) -> dict[str, MediaHashRule]:
+def media_rules(room_id: str, state: list[dict[str, Any]]) -> dict[str, MediaHashRule]:
     """The room's current image-hash rules by PDQ hash; malformed ones logged by their ids and skipped."""
     rules: dict[str, MediaHashRule] = {}
     for event in state[:MAX_RULES]:

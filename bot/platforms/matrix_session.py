@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse  # type: ignore[import-untyped]
+from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 
 from bot.config import MatrixConfig
 from bot.platforms.errors import PlatformError

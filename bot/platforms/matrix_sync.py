@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEvent  # type: ignore[import-untyped]
+from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEvent
 
 from bot.errors import BadStoreValue
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
@@ -63,7 +63,7 @@ UNDECRYPTABLE_FOR = 24 * 3600  # seconds an encrypted event is retried before Vi
 SENDER_LOOKUP_SECONDS = 10.0  # reading an edited message's sender from the homeserver
 
 
-def sync_filter(me: str) -> dict:
+def sync_filter(me: str) -> dict[str, Any]:
     """What Vigil reads: every room's timeline (but its own events, which only cost it a sync each),
     full member lists, and no presence, typing or receipts."""
     return {
@@ -76,7 +76,7 @@ def sync_filter(me: str) -> dict:
     }
 
 
-def kind_of(source: dict) -> tuple[object, object]:
+def kind_of(source: dict[str, Any]) -> tuple[object, object]:
     """(type, membership) of an event; membership None unless it is a member event."""
     content = source.get("content")
     if isinstance(content, dict) and source.get("type") == "m.room.member":
@@ -388,7 +388,7 @@ class MatrixIntake:
             event_id = bounds.shown_id(getattr(event, "event_id", "?"))
             log.exception("matrix: room %s: handling event %s failed", room_id, event_id)
 
-    async def _dispatch(self, room_id: str, source: dict, arrived: float) -> None:
+    async def _dispatch(self, room_id: str, source: dict[str, Any], arrived: float) -> None:
         """One valid event (ids checked by ``matrix_bounds``): pictures now, everything else after the sync."""
         if "state_key" in source:  # already applied to the room's state (_on_timeline_event)
             self.bridges.note(room_id, source)
@@ -465,7 +465,7 @@ class MatrixIntake:
         self._senders.put((room_id, event_id), sender)
         return sender
 
-    async def _on_media(self, room_id: str, source: dict, arrived: float) -> None:
+    async def _on_media(self, room_id: str, source: dict[str, Any], arrived: float) -> None:
         """Hand every picture this event shows to the core: each a version of its message."""
         found = event_pictures(source)
         if found.unchecked:
@@ -529,7 +529,7 @@ class MatrixIntake:
 
     # --- commands, reactions, invites ------------------------------------------------------------
 
-    async def _on_command(self, room_id: str, source: dict, typed: Typed, private: bool) -> None:
+    async def _on_command(self, room_id: str, source: dict[str, Any], typed: Typed, private: bool) -> None:
         sender = self._user(room_id, source["sender"])
         chat = self._chat(room_id)
         event_id = str(source.get("event_id") or "")
@@ -586,7 +586,7 @@ class MatrixIntake:
         )
         return posted, found.sender
 
-    async def _on_reaction(self, room_id: str, source: dict) -> None:
+    async def _on_reaction(self, room_id: str, source: dict[str, Any]) -> None:
         found = reaction(source)
         if found is None:
             return
