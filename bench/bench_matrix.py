@@ -8,7 +8,10 @@ models, list match, decision, redaction, alerts). The member uploads the files f
 is the 200 m.image events, sent interleaved across the rooms.
 
 Latency is what the adapter records per event: from the moment the sync that carried the
-event returned to Vigil, to the moment the homeserver accepted the redaction. As peers measured
+event returned to Vigil, to the moment the homeserver accepted the redaction. Of that, the share
+Synapse takes is the time the adapter waited on it for that message (its download, the
+redaction); the rest is Vigil's (queue, scan, decision, and the event loop's other work). Every
+request Vigil sent to Synapse during the burst is counted by kind, per image. As peers measured
 in the same run: one scan of the same images on their own (no queue, no network), and a plain
 client's redaction round trip to the same Synapse. ``--rate`` spreads the burst over time.
 
@@ -119,7 +122,10 @@ async def main(args: argparse.Namespace) -> None:
                 async with running_matrix_vigil(
                     write_config(tmp, synapse, bot.user_id, args.workers), {"VIGIL_MATRIX_PASSWORD": password}
                 ) as app:
-                    platform = app.core.platforms["matrix"]
+                    core = app.core
+                    assert core is not None and synapse.process is not None, "vigil and synapse are running"
+                    synapse_pid = synapse.process.pid
+                    platform = core.platforms["matrix"]
                     platform.offer_reactions = not args.no_reactions
                     say("vigil started; making rooms")
                     rooms = []
@@ -138,7 +144,7 @@ async def main(args: argparse.Namespace) -> None:
                         while original not in platform.timings:
                             await asyncio.sleep(0.05)
                         await owner.reply(room_id, original, "!vigil block")
-                    while sum(1 for t in platform.timings.values() if t[1] is not None) < args.rooms:
+                    while sum(1 for t in platform.timings.values() if t.redacted is not None) < args.rooms:
                         await asyncio.sleep(0.1)
                     await asyncio.sleep(1)
                     say("blocked; uploading the burst's files")
@@ -158,7 +164,8 @@ async def main(args: argparse.Namespace) -> None:
                             sent.append(response.event_id)
 
                     say("burst")
-                    cpu_before = (cpu_seconds(), cpu_seconds(synapse.process.pid))
+                    cpu_before = (cpu_seconds(), cpu_seconds(synapse_pid))
+                    calls_before = platform.calls.snapshot()
                     started = time.perf_counter()
                     tasks = []
                     for k in range(per_room):  # interleaved across rooms, as a burst would be
@@ -168,19 +175,25 @@ async def main(args: argparse.Namespace) -> None:
                                 await asyncio.sleep(gap)
                     await asyncio.gather(*tasks)
                     deadline = time.monotonic() + 900
-                    while not all((platform.timings.get(e) or [0, None])[1] is not None for e in sent):
+                    while not all(platform.timings.get(e) and platform.timings[e].redacted is not None for e in sent):
                         if time.monotonic() > deadline:
                             break
                         await asyncio.sleep(0.05)
                     elapsed = time.perf_counter() - started
+                    # the alerts' reactions may still be on their way: they are part of each hit's cost
+                    quiet = time.monotonic() + 120
+                    while (not platform._offers.empty() or platform._offering) and time.monotonic() < quiet:
+                        await asyncio.sleep(0.1)
+                    calls_after = platform.calls.snapshot()
                     cpu_vigil = cpu_seconds() - cpu_before[0]
-                    cpu_synapse = cpu_seconds(synapse.process.pid) - cpu_before[1]
-                    latencies = sorted(
-                        (t[1] - t[0]) * 1000 for e in sent if (t := platform.timings.get(e)) and t[1] is not None
-                    )
+                    cpu_synapse = cpu_seconds(synapse_pid) - cpu_before[1]
+                    clocks = [c for e in sent if (c := platform.timings.get(e)) and c.latency is not None]
+                    latencies = sorted(c.latency * 1000 for c in clocks)
+                    waited = sorted(c.waited * 1000 for c in clocks)
+                    vigil_share = sorted((c.latency - c.waited) * 1000 for c in clocks)
                     rss = rss_mb()
                     # peers in the same run: one scan alone, and a plain redaction round trip
-                    scanner = app.core.scanner
+                    scanner = core.scanner
                     scans = []
                     for row in copies[:4]:
                         for data in row[:5]:
@@ -199,6 +212,15 @@ async def main(args: argparse.Namespace) -> None:
     arrival = f"arriving at {args.rate:g} images/s" if args.rate else "all sent at once"
     print(f"{len(latencies)}/{total} images redacted, over {args.rooms} rooms, {arrival}, {args.workers} scan workers")
     print(f"latency from the bot's sync to the redaction: {quantiles(latencies)}")
+    print(f"of which waiting on Synapse (download, redaction): {quantiles(waited)}")
+    print(f"of which Vigil (queue, scan, decision, event loop): {quantiles(vigil_share)}")
+    print(f"Synapse's share of the total latency: {100 * sum(waited) / sum(latencies):.0f}%")
+    count = calls_after[0] - calls_before[0]
+    seconds = {k: v - calls_before[1].get(k, 0.0) for k, v in calls_after[1].items()}
+    per_kind = ", ".join(
+        f"{kind} {n / total:.2f} ({1000 * seconds[kind] / n:.0f} ms each)" for kind, n in count.most_common()
+    )
+    print(f"requests to Synapse per image over the burst: {sum(count.values()) / total:.2f} ({per_kind})")
     print(f"throughput: {total / elapsed:.1f} images/s over the burst ({elapsed:.1f} s)")
     scan_ms, redact_ms = statistics.median(scans), statistics.median(redacts)
     q = statistics.quantiles(latencies, n=100)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import time
 
 import numpy as np
 import pytest
@@ -821,3 +822,93 @@ async def test_the_sync_token_is_saved_only_after_the_core_recorded_the_events(s
         await platform.stop()
         await platform.close()
         await store.close()
+
+
+def test_homeserver_requests_are_counted_by_kind_the_long_poll_apart():
+    from bot.platforms.matrix_timing import HomeserverCalls, request_kind
+
+    room = "/_matrix/client/v3/rooms/%21abc%3Alocalhost"
+    assert request_kind("PUT", f"{room}/redact/%24ev/vigil-1") == "redact"
+    assert request_kind("PUT", f"{room}/send/m.reaction/t1") == "reaction"
+    assert request_kind("PUT", f"{room}/send/m.room.message/t2") == "send"
+    assert request_kind("GET", f"{room}/state") == "read state"
+    assert request_kind("PUT", f"{room}/state/m.room.power_levels/") == "write state"
+    assert request_kind("GET", "/_matrix/client/v1/media/download/localhost/abc?allow_redirect=true") == "download"
+    calls = HomeserverCalls()
+    calls.record("GET", "/_matrix/client/v3/sync?since=s1&timeout=30000", 1.0, 31.0)
+    calls.record("PUT", f"{room}/redact/%24ev/vigil-1", 31.0, 31.25)
+    calls.record("PUT", f"{room}/redact/%24ev2/vigil-2", 31.1, 31.15)
+    count, seconds = calls.snapshot()
+    assert dict(count) == {"redact": 2} and math.isclose(seconds["redact"], 0.30)
+    assert [r.ended for r in calls.recent] == [31.25, 31.15]  # in the order they ended
+
+
+@shared_loop
+async def test_power_rules_follow_the_sync_a_promotion_obeyed_without_reading_the_rooms_state(synapse, vigil):
+    bot = bot_of(vigil)
+    platform = vigil.core.platforms["matrix"]
+    async with people(synapse, "owner", "helper") as (owner, helper):
+        room = await protected_room(owner, bot, members=[helper])
+        await owner.send_text(room.room_id, "!vigil mode dryrun")
+        await bot_says(owner, room.room_id, bot, "Mode set to dryrun")  # the room's rules are known by now
+        reads = platform.calls.count["read state"]
+        levels = (await owner.nio.room_get_state_event(room.room_id, "m.room.power_levels")).content
+        levels["users"][helper.user_id] = 50
+        await owner.set_power_levels(room.room_id, levels)
+        await helper.send_text(room.room_id, "!vigil mode delete")
+        await bot_says(owner, room.room_id, bot, "Mode set to delete")  # the promotion counted at once
+        assert (await vigil.core.group_settings(ChatRef("matrix", room.room_id))).mode == "delete"
+        assert platform.calls.count["read state"] == reads  # from the sync: the room's state was not read again
+
+
+@shared_loop
+async def test_the_alerts_reactions_wait_until_every_hit_of_a_burst_is_redacted(synapse, vigil):
+    photos = [add_marker(v) for k, v in sorted(file_images().items())[:4]]
+    for k, pixels in enumerate(photos):  # bytes no other test sent: Synapse quarantines a file by its hash
+        pixels[:16, :16] = 7 + k, 191, 83
+    platform = vigil.core.platforms["matrix"]
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        contents = [await member.media_content("m.image", jpeg(p), "image/jpeg", "photo.jpg") for p in photos]
+        since = time.perf_counter()
+        hits = [(await member.nio.room_send(room.room_id, "m.room.message", c)).event_id for c in contents]
+        for hit in hits:
+            await wait_redacted(owner, room.room_id, hit)
+        inbox = Inbox(owner, bot_of(vigil))
+        await inbox.wait(lambda i: len(i.alerts()) == len(hits))
+        for _ in range(600):  # until the last alert's reactions are answered
+            if platform._offers.empty() and not platform._offering:
+                break
+            await asyncio.sleep(0.1)
+        recent = [r for r in platform.calls.recent if r.started >= since]
+        redactions = [r for r in recent if r.kind == "redact"]
+        reactions = [r for r in recent if r.kind == "reaction"]
+        assert len(redactions) == len(hits) and len(reactions) >= len(hits)
+        # no reaction was asked for before the homeserver had answered every redaction of the burst
+        assert min(r.started for r in reactions) >= max(r.ended for r in redactions)
+
+
+def test_the_state_the_sync_brings_keeps_the_power_rules_and_a_redaction_of_it_asks_for_a_full_read():
+    from bot.platforms.matrix_roomstate import SyncedState
+
+    room, owner, mod = "!r:localhost", "@owner:localhost", "@mod:localhost"
+    create = {"type": "m.room.create", "state_key": "", "sender": owner, "content": {"room_version": "10"}}
+    levels = {"type": "m.room.power_levels", "state_key": "", "event_id": "$pl1", "content": {"users": {owner: 100}}}
+
+    def joined(user: str) -> dict:
+        return {"type": "m.room.member", "state_key": user, "content": {"membership": "join"}}
+
+    state = SyncedState()
+    state.apply(room, joined(mod))  # not known in full yet: nothing to build on
+    assert state.power(room) is None
+    state.seed(room, [create, levels, joined(owner), joined(mod), {"type": "m.room.topic", "state_key": ""}])
+    assert state.power(room).moderators() == {owner}
+    promoted = {**levels, "event_id": "$pl2", "content": {"users": {owner: 100, mod: 50}}}
+    state.apply(room, promoted)
+    assert state.power(room).moderators() == {owner, mod}
+    state.apply(room, {**joined(mod), "content": {"membership": "leave"}})
+    assert state.power(room).moderators() == {owner}
+    state.apply(room, {"type": "m.room.redaction", "redacts": "$other", "content": {}})
+    assert state.known(room)  # a redaction of something else changes nothing
+    state.apply(room, {"type": "m.room.redaction", "content": {"redacts": "$pl2"}})
+    assert not state.known(room) and state.power(room) is None  # read in full again when next needed

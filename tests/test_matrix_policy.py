@@ -160,7 +160,7 @@ async def test_an_image_hash_rule_redacts_a_copy_and_its_removal_lets_the_next_c
         rule = await put_rule(author, policy_id, pdq, content)
         room = await protected_room(owner, vigil.bot.user_id, members=[member])
         await owner.send_text(room.room_id, f"!vigil policy follow {alias}")
-        assert "1 image-hash rules" in await bot_says(owner, room.room_id, vigil.bot.user_id, "now follows")
+        assert "1 image-hash rule," in await bot_says(owner, room.room_id, vigil.bot.user_id, "now follows")
         lst = await vigil.core.store.list_by_name(f"policy:{alias}")
         assert (lst.scope, lst.kind, lst.label) == ("instance", "block", "policy")
         assert [e.note for e in await vigil.core.store.entries(lst.id)] == ["known spam"]
@@ -247,6 +247,37 @@ async def test_a_ban_rule_bans_a_matching_member_but_never_a_moderator_and_repor
             assert await decided(vigil, other, late.user_id) == "reported"
             assert await membership(owner, other, late.user_id) == "join"
             await inbox.wait(lambda i: any(f"{late.user_id} in Report only matches a ban rule" in t for t in i.texts()))
+
+
+@shared_loop
+async def test_a_spanish_room_reads_policy_replies_and_ban_notices_in_spanish(synapse, vigil):
+    """The room's language (`!vigil lang es`) holds for `!vigil policy` too, refusals and ban notices included."""
+    bot = vigil.bot.user_id
+    async with people(synapse, "owner", "baddie", "author") as (owner, bad, author):
+        alias, policy_id = await policy_room(author)
+        rule = {"entity": "@baddie-*:localhost", "recommendation": "m.ban", "reason": "spam ring"}
+        await put_rule(author, policy_id, "rule-1", rule, kind="m.policy.rule.user")
+        _, secret_id = await policy_room(author, encrypted=True)
+        room = await protected_room(owner, bot, members=[bad])
+        await owner.send_text(room.room_id, "!vigil lang es")
+        await bot_says(owner, room.room_id, bot, "Idioma")
+        await owner.send_text(room.room_id, "!vigil policy list")
+        said = await bot_says(owner, room.room_id, bot, "Esta sala no sigue ninguna sala de políticas.")
+        assert "Solo se pueden seguir salas de políticas públicas y sin cifrar." in said
+        await owner.send_text(room.room_id, f"!vigil policy follow {secret_id}")
+        said = await bot_says(owner, room.room_id, bot, "No se sigue:")
+        assert "la sala está cifrada" in said and "encrypted" not in said
+        await owner.send_text(room.room_id, f"!vigil policy follow {alias}")
+        said = await bot_says(owner, room.room_id, bot, "Esta sala sigue ahora la sala de políticas")
+        assert f"0 reglas de hash de imagen, guardadas como la lista policy:{alias}." in said
+        assert await decided(vigil, room.room_id, bad.user_id) == "banned"
+        inbox = Inbox(owner, bot)
+        await inbox.wait(lambda i: any(f"Vigil expulsó a {bad.user_id}" in t for t in i.texts()))
+        notice = next(t for t in inbox.texts() if "Vigil expulsó a" in t)
+        assert f"regla de expulsión de la sala de políticas {policy_id}" in notice
+        assert notice.endswith("Motivo de la regla: spam ring")
+        await owner.send_text(room.room_id, "!vigil policy mode report")
+        await bot_says(owner, room.room_id, bot, "ahora se comunican a los moderadores, sin expulsarlos.")
 
 
 async def wait_joined_bot(owner: HumanClient, room_id: str, bot: str) -> None:

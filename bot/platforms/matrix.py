@@ -46,11 +46,13 @@ from bot.platforms.matrix_media import MediaFetcher, decrypt
 from bot.platforms.matrix_memory import CACHE, Lru, Related
 from bot.platforms.matrix_policy_rooms import PolicyRooms
 from bot.platforms.matrix_power import RoomPower, room_power
+from bot.platforms.matrix_roomstate import SyncedState
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
 
 # SYNC_KEY: re-exported for tests and tools that read the saved sync position
 from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401
+from bot.platforms.matrix_timing import HitClock, HomeserverCalls
 from bot.platforms.matrix_undecryptable import UndecryptableNotices
 from detectors.errors import TooManyBytes
 
@@ -60,6 +62,7 @@ QUARANTINE_WAIT = 300.0  # seconds a quarantine waits for the other pictures of 
 REDACT_REASON = "Removed by Vigil (image moderation)"
 BAN_REASON = "Banned by Vigil (image moderation)"
 OFFER_DELAY = 60.0  # seconds the choice reactions may wait behind images still being checked
+OFFER_POLL = 0.1  # seconds between looks at whether an admin's redaction is still on its way
 
 
 class MatrixPlatform(MatrixIntake):
@@ -76,7 +79,8 @@ class MatrixPlatform(MatrixIntake):
         self.config = config
         self.store = store
         self.directory = Path(directory)
-        self.client: AsyncClient = new_client(config, self.directory)
+        self.calls = HomeserverCalls()  # every request to the homeserver, counted and timed by kind
+        self.client: AsyncClient = new_client(config, self.directory, self.calls)
         self.http: aiohttp.ClientSession | None = None
         self.media: MediaFetcher | None = None
         self.username = config.user_id
@@ -85,7 +89,8 @@ class MatrixPlatform(MatrixIntake):
         self.offer_reactions = True  # react with each choice's key first, so one tap chooses
         self.mutes = MuteBook(self.directory)
         self.pending = PendingEncrypted(self.directory)
-        # when each media event reached Vigil (its sync returned) and when it was redacted, by event id
+        # when each media message reached Vigil (its sync returned), when it was redacted, and how long it
+        # waited on the homeserver in between, by event id
         self.timings: Lru = Lru(20_000)
         self._undecrypted: dict[str, MegolmEvent] = {}
         self._posted: Lru = Lru(CACHE)  # (room, message id) -> MediaPosted (latest version)
@@ -97,9 +102,9 @@ class MatrixPlatform(MatrixIntake):
         self._deferred: list[tuple[str | None, Any, str]] = []  # started once the current sync's token is saved
         self.undecryptable = UndecryptableNotices(self)
         self._rights: dict[str, Rights] = {}
-        # each room's power rules, dropped when the sync shows any state event there (levels,
-        # members, creators) and after Vigil's own changes: as fresh as the sync itself
-        self._powers: dict[str, RoomPower] = {}
+        # each room's power rules, from the state the sync brings (matrix_roomstate): as fresh as the
+        # sync itself, read in full only for a room not known yet and after Vigil's own changes
+        self.state = SyncedState()
         self._power_gen: dict[str, int] = {}  # bumped on each change, so a read in flight is not kept
         self._reachable: set[str] = set()
         self._contacts_known: set[str] = set()
@@ -112,20 +117,21 @@ class MatrixPlatform(MatrixIntake):
         self._syncer: asyncio.Task[None] | None = None
         self._filter = sync_filter(config.user_id)
         self._lifter: asyncio.Task[None] | None = None
-        self._offers: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
+        # (room, alert event, reaction keys, when it was sent: monotonic) of alerts whose reactions are due
+        self._offers: asyncio.Queue[tuple[str, str, list[str], float]] = asyncio.Queue()
         self._offerer: asyncio.Task[None] | None = None
+        self._offering = False  # an alert's reactions are being sent
+        self._redacting = 0  # redactions sent and not yet answered: the reactions wait for them
         self.policy = PolicyRooms(self)
         self.bridges = BridgeBook()
-
-    @property
-    def me(self) -> str:
-        return self.config.user_id
 
     # --- life cycle ----------------------------------------------------------------------
 
     async def start(self, core: Any) -> None:
         self.core = core
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120, sock_connect=15))
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=120, sock_connect=15), trace_configs=[self.calls.trace_config()]
+        )
         self.media = MediaFetcher(self.http, self.config.homeserver, self.config.download_deadline)
         await log_in(self.client, self.config, self.directory)
         await self.direct.load()
@@ -177,15 +183,16 @@ class MatrixPlatform(MatrixIntake):
             if room_id in self.direct.user_of:
                 contact = await self.store.get_contact(NAME, self.direct.user_of[room_id])
                 return contact.language if contact else None
-            return (await self.core.group_settings(ChatRef(NAME, room_id))).language
+            language = (await self.core.group_settings(ChatRef(NAME, room_id))).language
         except Exception:
             return None
+        return language if isinstance(language, str) else None
 
     def _choose_line(self, language: str | None) -> str:
         """The line above an alert's choices, in the reader's language (from Vigil's catalogs)."""
         if self.core is None:
             return "To choose, react with the number or send the command:"
-        return self.core.translator(language).gettext("To choose, react with the number or send the command:")
+        return str(self.core.translator(language).gettext("To choose, react with the number or send the command:"))
 
     async def _send(
         self,
@@ -206,27 +213,44 @@ class MatrixPlatform(MatrixIntake):
             self.client.room_send(room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True),
             right="send messages",
         )
-        assert isinstance(sent, RoomSendResponse)
+        event_id = sent.event_id if isinstance(sent, RoomSendResponse) else None
+        if not bounds.event_id(event_id):
+            raise PlatformError(f"send a message in {room_id}: the homeserver answered no valid event id")
         if rendered.keys:
-            self._buttons.put(sent.event_id, rendered.keys)
-            await self.store.set_state(BUTTONS_KEY + sent.event_id, json.dumps(rendered.keys, ensure_ascii=False))
+            self._buttons.put(event_id, rendered.keys)
+            await self.store.set_state(BUTTONS_KEY + event_id, json.dumps(rendered.keys, ensure_ascii=False))
             if self.offer_reactions:
-                self._offers.put_nowait((room_id, sent.event_id, list(rendered.keys)))
-        return sent.event_id
+                self._offers.put_nowait((room_id, event_id, list(rendered.keys), time.monotonic()))
+        return event_id
+
+    async def _after_the_hits(self, until: float) -> None:
+        """Returns once no image is being checked, redacted or alerted about (or at ``until``, monotonic)."""
+        pipeline = getattr(self.core, "pipeline", None)
+        while (remaining := until - time.monotonic()) > 0:
+            if pipeline is not None:
+                try:
+                    await asyncio.wait_for(pipeline.drain(), remaining)  # every work item and its actions done
+                except TimeoutError:
+                    return
+            if self._redacting == 0:  # redactions asked for outside the pipeline (an admin's choice)
+                return
+            await asyncio.sleep(OFFER_POLL)
 
     async def _offer_reactions(self) -> None:
         """React with each choice's key under an alert, so a moderator only has to tap one.
 
-        Each reaction is an event the homeserver must store: while images wait to be checked
-        (a burst), they wait too, so redactions come first (at most OFFER_DELAY seconds).
+        Each reaction is an event the homeserver must store: before each one, it waits until no image
+        is being checked, redacted or alerted about (a burst, or the next image at a steady rate), so
+        redactions come first and never queue behind reactions at the homeserver (each alert's
+        reactions wait at most OFFER_DELAY seconds after the alert, however many alerts are waiting).
         """
         while True:
-            room_id, event_id, keys = await self._offers.get()
-            waited = 0.0
-            while waited < OFFER_DELAY and getattr(getattr(self.core, "pipeline", None), "depth", 0) > 0:
-                await asyncio.sleep(0.5)
-                waited += 0.5
+            self._offering = False
+            room_id, event_id, keys, sent = await self._offers.get()
+            self._offering = True
+            until = sent + OFFER_DELAY  # from the alert's sending: alerts queued behind each other do not add up
             for key in keys:
+                await self._after_the_hits(until)
                 content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
                 try:
                     await call(
@@ -298,7 +322,11 @@ class MatrixPlatform(MatrixIntake):
         extra = media.extra or {}
         picture = (event.chat.chat_id, event.message_id, event.variant)  # its retries share one deadline
         mxc = str(extra.get("mxc") or media.file_id)
-        data = await self.media.download(mxc, self.client.access_token, max_bytes, picture=picture)
+        begun = time.perf_counter()
+        try:
+            data = await self.media.download(mxc, self.client.access_token, max_bytes, picture=picture)
+        finally:
+            self._waited(event.message_id, begun)
         encrypted = extra.get("encrypted")
         if isinstance(encrypted, dict):
             data = decrypt(data, encrypted)
@@ -317,19 +345,31 @@ class MatrixPlatform(MatrixIntake):
             right="remove messages (redact)",
         )
 
+    def _waited(self, message_id: str, begun: float) -> None:
+        """Counts a homeserver call made for this message into its clock (until it is redacted)."""
+        clock = self.timings.get(message_id)
+        if isinstance(clock, HitClock) and clock.redacted is None:
+            clock.waited += time.perf_counter() - begun
+
     async def delete(self, chat_id: str, message_id: str) -> None:
-        related = self._related.get((chat_id, message_id))
-        if related is None or not related.complete:  # not seen in this run (a restart): ask the server
-            found = await self._find_related(chat_id, message_id)
-            if related is not None:
-                found.edits = list(dict.fromkeys(found.edits + related.edits))
-                found.mxcs = list(dict.fromkeys(found.mxcs + related.mxcs))
-            related = found
-        await self._redact(chat_id, message_id)
-        timing = self.timings.get(message_id)
-        if timing is not None and timing[1] is None:
-            timing[1] = time.perf_counter()
-            log.debug("matrix: redacted %s %.0f ms after it arrived", message_id, (timing[1] - timing[0]) * 1000)
+        begun = time.perf_counter()
+        self._redacting += 1
+        try:
+            related = self._related.get((chat_id, message_id))
+            if related is None or not related.complete:  # not seen in this run (a restart): ask the server
+                found = await self._find_related(chat_id, message_id)
+                if related is not None:
+                    found.edits = list(dict.fromkeys(found.edits + related.edits))
+                    found.mxcs = list(dict.fromkeys(found.mxcs + related.mxcs))
+                related = found
+            await self._redact(chat_id, message_id)
+        finally:
+            self._redacting -= 1
+        self._waited(message_id, begun)
+        clock = self.timings.get(message_id)
+        if isinstance(clock, HitClock) and clock.redacted is None:
+            clock.redacted = time.perf_counter()
+            log.debug("matrix: redacted %s %.0f ms after it arrived", message_id, (clock.latency or 0) * 1000)
         for edit in related.edits:
             try:
                 await self._redact(chat_id, edit)
@@ -432,19 +472,26 @@ class MatrixPlatform(MatrixIntake):
         return tuple(self._unquarantined.get(message_id) or ())
 
     async def _power(self, room_id: str, *, fresh: bool = False) -> RoomPower:
-        """The room's power rules, from its state; kept until the sync shows a state change there."""
-        cached = None if fresh else self._powers.get(room_id)
-        if cached is not None:
-            return cached
+        """The room's power rules, from the state the sync keeps; read in full when it is not known
+        (or ``fresh``: before Vigil writes the levels back, from the server's own copy)."""
+        known = None if fresh else self.state.power(room_id)
+        if known is not None:
+            return known
         generation = self._power_gen.get(room_id, 0)
-        state = await call(f"read the state of {room_id}", self.client.room_get_state(room_id))
-        power = room_power(state.events)
-        if self._power_gen.get(room_id, 0) == generation:
-            self._powers[room_id] = power
-        return power
+        got = await call(f"read the state of {room_id}", self.client.room_get_state(room_id))
+        events = [e for e in got.events if isinstance(e, dict)]
+        if self._power_gen.get(room_id, 0) == generation:  # nothing changed meanwhile: kept, then followed
+            self.state.seed(room_id, events)
+        return room_power(events)
+
+    def _state_event(self, room_id: str, source: dict[str, Any]) -> None:
+        """A state event (or a redaction) the sync showed: the room's power rules follow it at once."""
+        self.state.apply(room_id, source)
+        self._power_gen[room_id] = self._power_gen.get(room_id, 0) + 1
 
     def _invalidate(self, room_id: str) -> None:
-        self._powers.pop(room_id, None)
+        """Forget the room's state (Vigil changed it, or left): read in full when next needed."""
+        self.state.forget(room_id)
         self._power_gen[room_id] = self._power_gen.get(room_id, 0) + 1
 
     async def restrict(self, chat_id: str, user_id: str, until: datetime) -> None:

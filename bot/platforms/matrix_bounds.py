@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_ID = 255  # the spec's limit, in bytes, for event, room and user ids
 MAX_EVENT_JSON = 65_536  # the spec's limit for a whole event (federation refuses bigger ones)
@@ -59,22 +59,22 @@ def server_name(value: object) -> bool:
     return bool(_DNS_NAME.fullmatch(host)) and ".." not in host
 
 
-def _sigil_id(value: object, sigil: str) -> bool:
+def _sigil_id(value: object, sigil: str) -> TypeGuard[str]:
     if not isinstance(value, str) or not 1 < len(value.encode()) <= MAX_ID:
         return False
     return value[0] == sigil and bool(_PRINTABLE.fullmatch(value))
 
 
-def event_id(value: object) -> bool:
+def event_id(value: object) -> TypeGuard[str]:
     """``$`` and printable ASCII, at most 255 bytes (room versions 1-2 add ``:server``; later ones are hashes)."""
     return _sigil_id(value, "$")
 
 
-def room_id(value: object) -> bool:
+def room_id(value: object) -> TypeGuard[str]:
     return _sigil_id(value, "!")
 
 
-def user_id(value: object) -> bool:
+def user_id(value: object) -> TypeGuard[str]:
     """``@localpart:server``, at most 255 bytes, the server part a valid server name."""
     if not _sigil_id(value, "@"):
         return False

@@ -18,6 +18,7 @@ import aiohttp
 from nio import AsyncClient, RoomPreset
 from nio.rooms import MatrixRoom
 
+from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import MessageGone, PlatformError, Transient, Unreachable
 from bot.platforms.matrix_errors import call, translate
 
@@ -128,6 +129,8 @@ class DirectRooms:
             unreachable=True,
         )
         room_id = created.room_id
+        if not bounds.room_id(room_id):
+            raise PlatformError(f"open a direct room with {user_id}: the homeserver answered no valid room id")
         room = self.client.rooms.get(room_id)
         if room is None:
             # not synced yet: tell nio about the room now, so sending (and sharing keys) need not wait

@@ -22,7 +22,7 @@ def http_status(response: Any) -> int | None:
 
 
 def translate(
-    response: ErrorResponse | dict,
+    response: ErrorResponse | dict[str, Any],
     what: str,
     *,
     right: str | None = None,

@@ -62,7 +62,7 @@ class MediaFetcher:
         self.homeserver = homeserver.rstrip("/")
         self.deadlines = Deadlines(deadline)
 
-    async def _json_error(self, reply: aiohttp.ClientResponse) -> dict:
+    async def _json_error(self, reply: aiohttp.ClientResponse) -> dict[str, Any]:
         try:
             body = await reply.json(content_type=None)
             return body if isinstance(body, dict) else {}
@@ -148,7 +148,8 @@ class MediaFetcher:
                 body = await self._json_error(reply)
         except (TimeoutError, aiohttp.ClientError, ConnectionError):
             return None
-        info = body.get("media_info") if isinstance(body.get("media_info"), dict) else body  # Synapse nests it
+        nested = body.get("media_info")
+        info = nested if isinstance(nested, dict) else body  # Synapse nests it
         user = info.get("user_id")
         return user if isinstance(user, str) else None
 
@@ -181,6 +182,9 @@ def _parts(mxc: str) -> tuple[str, str]:
 def decrypt(ciphertext: bytes, encrypted: Mapping[str, Any]) -> bytes:
     """An end-to-end encrypted attachment opened in memory (AES-CTR, SHA-256 checked)."""
     try:
-        return decrypt_attachment(ciphertext, encrypted["key"], encrypted["sha256"], encrypted["iv"])
+        clear = decrypt_attachment(ciphertext, encrypted["key"], encrypted["sha256"], encrypted["iv"])
     except Exception as exc:  # nio raises EncryptionError, or ValueError/KeyError for bad keys
         raise PlatformError(f"the encrypted file could not be opened ({type(exc).__name__}: {exc})") from None
+    if not isinstance(clear, bytes):
+        raise PlatformError("the encrypted file could not be opened (no bytes came out)")
+    return clear

@@ -9,7 +9,7 @@ from typing import Any
 CACHE = 5000  # events remembered for replies, edits and redactions
 
 
-class Lru(OrderedDict):
+class Lru(OrderedDict[Any, Any]):
     """A dict that forgets its oldest entries beyond ``size``."""
 
     def __init__(self, size: int) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import VigilError
+from detectors.errors import VigilError
 
 MEDIA_HASH_TYPES = ("m.policy.media_hash", "space.midnightthoughts.policy.media_hash")
 PDQ_KEYS = ("m.pdqhash", "space.midnightthoughts.pdqhash")

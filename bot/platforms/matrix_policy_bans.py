@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from bot.i18n import Translator
 from bot.platforms.base import OutgoingMessage
 from bot.platforms.errors import PlatformError
 from bot.platforms.matrix_errors import call
@@ -36,7 +37,7 @@ def done_key(room_id: str, user_id: str) -> str:
     return f"{DONE_KEY}{room_id}:{user_id}"
 
 
-def user_rules(room_id: str, state: list[dict]) -> tuple[UserBanRule, ...]:
+def user_rules(room_id: str, state: list[dict[str, Any]]) -> tuple[UserBanRule, ...]:
     rules = []
     for event in state:
         if event.get("type") not in USER_RULE_TYPES:
@@ -120,25 +121,42 @@ class PolicyBans:
         await self._tell(chat_id, user_id, policy_room, rule, outcome)
 
     async def _tell(self, chat_id: str, user_id: str, policy_room: str, rule: UserBanRule, outcome: str) -> None:
+        """Each of the room's moderators is told privately, in their language (else the room's)."""
         platform = self.rooms.platform
         title = platform._chat(chat_id).title or chat_id
-        why = f" (reason: {rule.reason})" if rule.reason else ""
-        if outcome == "banned":
-            first = f"Vigil banned {user_id} from {title}: a ban rule of the policy room {policy_room} matches them"
-        elif outcome == "reported":
-            first = (
-                f"{user_id} in {title} matches a ban rule of the policy room {policy_room}; not banned (mode report)"
-            )
-        else:
-            first = f"{user_id} in {title} matches a ban rule of the policy room {policy_room}, but the ban failed"
-        text = f"{first}: {rule.entity}{why}."
         try:
             moderators = await platform.admins(chat_id)
         except PlatformError as exc:
             log.error("matrix: room %s: could not read its moderators to tell them of a policy ban: %s", chat_id, exc)
             return
+        room_language = await platform._language(chat_id)
         for moderator in sorted(moderators):
+            contact = await platform.store.get_contact(platform.name, moderator)
+            t: Translator = platform.core.translator(contact.language if contact else None, room_language or "en")
+            text = ban_notice(t, outcome, user_id=user_id, title=title, policy_room=policy_room, rule=rule)
             try:
-                await platform.send_private(moderator, OutgoingMessage(text))
+                await platform.send_private(moderator, OutgoingMessage(text, language=t.language))
             except PlatformError as exc:
                 log.error("matrix: room %s: could not tell %s of a policy ban: %s", chat_id, moderator, exc)
+
+
+def ban_notice(t: Translator, outcome: str, *, user_id: str, title: str, policy_room: str, rule: UserBanRule) -> str:
+    """What the moderators read about a member matching a ban rule: what Vigil did, the rule, its reason."""
+    fmt = {"user": user_id, "room": title, "policy_room": policy_room, "entity": rule.entity}
+    if outcome == "banned":
+        first = t.gettext(
+            "Vigil banned {user} from {room}: a ban rule of the policy room {policy_room} matches them: {entity}", **fmt
+        )
+    elif outcome == "reported":
+        first = t.gettext(
+            "{user} in {room} matches a ban rule of the policy room {policy_room}; not banned (mode report): {entity}",
+            **fmt,
+        )
+    else:
+        first = t.gettext(
+            "{user} in {room} matches a ban rule of the policy room {policy_room}, but the ban failed: {entity}",
+            **fmt,
+        )
+    if not rule.reason:
+        return f"{first}."
+    return f"{first}. " + t.gettext("The rule's reason: {reason}", reason=rule.reason)

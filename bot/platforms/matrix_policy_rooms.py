@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bot.errors import VigilError
+from bot.i18n import N_, Translator
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import PlatformError
 from bot.platforms.matrix_errors import call
@@ -29,6 +29,7 @@ from bot.platforms.matrix_policy import (
     parse_media_hash,
 )
 from bot.platforms.matrix_policy_bans import PolicyBans, user_rules
+from detectors.errors import VigilError
 
 if TYPE_CHECKING:
     from bot.platforms.matrix import MatrixPlatform
@@ -43,7 +44,17 @@ MAX_STATE_BYTES = 64 * 1024 * 1024  # a policy room's whole state, as read at on
 
 
 class PolicyRoomRefused(VigilError):
-    """A room Vigil will not follow as a policy room; the message says why and what to do."""
+    """A room Vigil will not follow as a policy room; the message says why and what to do.
+
+    The reason is kept as a catalog msgid with its values, so the room's moderators read it in
+    the room's language while the log keeps the English."""
+
+    def __init__(self, msgid: str, **fmt: str) -> None:
+        self.msgid, self.fmt = msgid, fmt
+        super().__init__(msgid.format(**fmt))
+
+    def said(self, t: Translator) -> str:
+        return t.gettext(self.msgid, **self.fmt)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,9 @@ class PolicyRooms:
         self.bans = PolicyBans(self)
         self._dirty: set[str] = set()
         self._runner: dict[str, asyncio.Task[None]] = {}
+        # one reconciliation of a room at a time: following it and a rule arriving in the same
+        # moment must not both find the list empty and add every entry twice
+        self._reconciling: dict[str, asyncio.Lock] = {}
 
     @property
     def store(self) -> Any:
@@ -94,7 +108,7 @@ class PolicyRooms:
 
     async def resolve(self, ref: str) -> str:
         if not isinstance(ref, str) or len(ref) > MAX_REF:
-            raise PolicyRoomRefused("name the policy room by its alias (#room:server) or its id (!id:server)")
+            raise PolicyRoomRefused(N_("name the policy room by its alias (#room:server) or its id (!id:server)"))
         if ref.startswith("!") and bounds.room_id(ref):
             return ref
         if ref.startswith("#") and ":" in ref:
@@ -102,23 +116,25 @@ class PolicyRooms:
             room_id = getattr(got, "room_id", None)
             if bounds.room_id(room_id):
                 return room_id
-        raise PolicyRoomRefused(f"{ref!r} is neither a room alias (#room:server) nor a room id (!id:server)")
+        raise PolicyRoomRefused(
+            N_("{ref} is neither a room alias (#room:server) nor a room id (!id:server)"), ref=repr(ref)
+        )
 
     async def follow(self, ref: str, chat_id: str | None = None) -> Followed:
         """Join and read the policy room, keep its list in step, and make ``chat_id`` follow it."""
         room_id = await self.resolve(ref)
         if room_id == chat_id:
-            raise PolicyRoomRefused("a room cannot follow itself as a policy room")
+            raise PolicyRoomRefused(N_("a room cannot follow itself as a policy room"))
         await call(f"join the policy room {ref}", self.platform.client.join(room_id))
         state = await self._state(room_id)
         problem = refusal(state)
-        if problem:
+        if problem is not None:
             if room_id not in self.rooms:
                 try:
                     await call("leave the refused policy room", self.platform.client.room_leave(room_id))
                 except PlatformError:
                     pass
-            raise PolicyRoomRefused(problem)
+            raise problem
         name = self.rooms.get(room_id) or list_name_for(ref)
         lst = await self.store.list_by_name(name)
         if lst is None:
@@ -158,46 +174,66 @@ class PolicyRooms:
         core = self.platform.core
         return [(lst.name, core.lists.size(lst.id)) for lst in lists if lst.name in names]
 
+    async def _translator(self, chat_id: str) -> Translator:
+        """The room's language (its `!vigil lang`), as every other reply in the room."""
+        platform = self.platform
+        language = await platform._language(chat_id)
+        translator: Translator = platform.core.translator(language, language or "en")
+        return translator
+
     async def command(self, chat_id: str, args: list[str]) -> str:
-        """``!vigil policy ...`` from one of the room's moderators (checked by the core): the reply."""
+        """``!vigil policy ...`` from one of the room's moderators (checked by the core): the reply,
+        in the room's language."""
+        t = await self._translator(chat_id)
         verb = args[0].lower() if args else "list"
         try:
             if verb == "follow" and len(args) == 2:
                 got = await self.follow(args[1], chat_id)
-                return (
-                    f"This room now follows the policy room {args[1]}: {got.rules} image-hash rules, "
-                    f"kept as the list {got.list_name}."
+                return t.ngettext(
+                    "This room now follows the policy room {room}: {n} image-hash rule, kept as the list {list}.",
+                    "This room now follows the policy room {room}: {n} image-hash rules, kept as the list {list}.",
+                    got.rules,
+                    room=args[1],
+                    list=got.list_name,
                 )
             if verb == "unfollow" and len(args) == 2:
                 if await self.unfollow(args[1], chat_id):
-                    return f"This room no longer follows the policy room {args[1]}."
-                return f"This room does not follow the policy room {args[1]}."
+                    return t.gettext("This room no longer follows the policy room {room}.", room=args[1])
+                return t.gettext("This room does not follow the policy room {room}.", room=args[1])
             if verb == "mode" and len(args) == 2 and args[1].lower() in ("ban", "report"):
                 if args[1].lower() == "report":
                     self.report_only.add(chat_id)
                 else:
                     self.report_only.discard(chat_id)
                 await self._save()
-                return (
-                    f"Members matching a ban rule of a followed policy room are now "
-                    f"{'reported to the moderators, not banned' if chat_id in self.report_only else 'banned'}."
-                )
+                if chat_id in self.report_only:
+                    return t.gettext(
+                        "Members matching a ban rule of a followed policy room are now reported to the moderators, "
+                        "not banned."
+                    )
+                return t.gettext("Members matching a ban rule of a followed policy room are now banned.")
             if verb == "list" and len(args) == 1:
                 followed = await self.followed_by(chat_id)
                 if not followed:
-                    return "This room follows no policy room. " + USAGE
-                lines = [f"- {name}: {size} image hashes" for name, size in followed]
-                return "Policy rooms followed here:\n" + "\n".join(lines)
+                    return t.gettext("This room follows no policy room.") + " " + usage(t)
+                lines = [
+                    t.ngettext("- {name}: {n} image hash", "- {name}: {n} image hashes", size, name=name)
+                    for name, size in followed
+                ]
+                return t.gettext("Policy rooms followed here:") + "\n" + "\n".join(lines)
         except PolicyRoomRefused as exc:
-            return f"Not followed: {exc}."
+            return t.gettext("Not followed: {reason}.", reason=exc.said(t))
         except PlatformError as exc:
             log.warning("matrix: policy command in %s failed: %s", chat_id, exc)
-            return f"The policy room could not be read ({type(exc).__name__}): check its alias and that it is public."
-        return USAGE
+            return t.gettext(
+                "The policy room could not be read ({error}): check its alias and that it is public.",
+                error=type(exc).__name__,
+            )
+        return usage(t)
 
     # --- keeping in step ---------------------------------------------------------------------
 
-    def wants(self, room_id: str, source: dict) -> bool:
+    def wants(self, room_id: str, source: dict[str, Any]) -> bool:
         """Whether an event of a followed policy room changes its rules (a rule, or a redaction)."""
         return room_id in self.rooms and source.get("type") in (*POLICY_TYPES, "m.room.redaction")
 
@@ -220,7 +256,7 @@ class PolicyRooms:
                 log.error("matrix: policy room %s: reading its rules failed: %s", room_id, exc)
                 return
 
-    async def _state(self, room_id: str) -> list[dict]:
+    async def _state(self, room_id: str) -> list[dict[str, Any]]:
         raw = self.platform.raw
         events = await raw(
             "GET",
@@ -231,8 +267,12 @@ class PolicyRooms:
         )
         return [e for e in events if isinstance(e, dict)]
 
-    async def _reconcile(self, room_id: str, state: list[dict]) -> int:
+    async def _reconcile(self, room_id: str, state: list[dict[str, Any]]) -> int:
         """Makes the room's list hold exactly the room's current image-hash rules; returns how many."""
+        async with self._reconciling.setdefault(room_id, asyncio.Lock()):
+            return await self._reconcile_now(room_id, state)
+
+    async def _reconcile_now(self, room_id: str, state: list[dict[str, Any]]) -> int:
         name = self.rooms.get(room_id)
         lst = await self.store.list_by_name(name) if name else None
         if lst is None:
@@ -256,7 +296,7 @@ class PolicyRooms:
         return len(rules)
 
 
-def refusal(state: list[dict]) -> str | None:
+def refusal(state: list[dict[str, Any]]) -> PolicyRoomRefused | None:
     """Why a room cannot be followed as a policy room, or None."""
     join_rule = next(
         (
@@ -267,16 +307,20 @@ def refusal(state: list[dict]) -> str | None:
         None,
     )
     if any(e.get("type") == "m.room.encryption" for e in state):
-        return (
-            "the room is encrypted: encrypted policy rooms are not supported (policy rooms are public state by "
-            "design); use a public, unencrypted policy room"
+        return PolicyRoomRefused(
+            N_(
+                "the room is encrypted: encrypted policy rooms are not supported (policy rooms are public state by "
+                "design); use a public, unencrypted policy room"
+            )
         )
     if join_rule != "public":
-        return "the room is not public: only public policy rooms are followed; make it public (join rule public)"
+        return PolicyRoomRefused(
+            N_("the room is not public: only public policy rooms are followed; make it public (join rule public)")
+        )
     return None
 
 
-def media_rules(room_id: str, state: list[dict]) -> dict[str, MediaHashRule]:
+def media_rules(room_id: str, state: list[dict[str, Any]]) -> dict[str, MediaHashRule]:
     """The room's current image-hash rules by PDQ hash; malformed ones logged by their ids and skipped."""
     rules: dict[str, MediaHashRule] = {}
     for event in state[:MAX_RULES]:
@@ -295,8 +339,9 @@ def media_rules(room_id: str, state: list[dict]) -> dict[str, MediaHashRule]:
     return rules
 
 
-USAGE = (
-    "Policy rooms: !vigil policy follow #room:server (or !id:server), !vigil policy unfollow #room:server, "
-    "!vigil policy list, !vigil policy mode ban|report (what a ban rule's match gets). "
-    "Only public, unencrypted policy rooms can be followed."
-)
+def usage(t: Translator) -> str:
+    return t.gettext(
+        "Policy rooms: !vigil policy follow #room:server (or !id:server), !vigil policy unfollow #room:server, "
+        "!vigil policy list, !vigil policy mode ban|report (what a ban rule's match gets). "
+        "Only public, unencrypted policy rooms can be followed."
+    )

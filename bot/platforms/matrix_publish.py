@@ -24,13 +24,13 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.config import MatrixConfig
-from bot.errors import VigilError
 from bot.platforms.matrix_policy import (
     MEDIA_HASH_TYPES,
     BadPolicyRule,
     parse_media_hash,
 )
 from bot.platforms.matrix_session import read_session
+from detectors.errors import VigilError
 
 log = logging.getLogger("vigil.matrix.publish")
 
@@ -178,7 +178,7 @@ async def _publish(api: _Api, store: Any, list_name: str, room: str) -> Publishe
     return Published(room_id, added, redacted, unchanged)
 
 
-def rule_content(pdq: str, quality: int | None, reason: str) -> dict:
+def rule_content(pdq: str, quality: int | None, reason: str) -> dict[str, Any]:
     shown = "".join(ch for ch in reason if ch.isprintable())[:500]  # as a reader keeps it: unchanged on a rerun
     return {"m.pdqhash": {"hash": pdq, "quality": str(100 if quality is None else quality)}, "reason": shown}
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, LoginResponse, WhoamiResponse
 
 from bot.config import MatrixConfig
 from bot.platforms.errors import PlatformError
 from bot.platforms.matrix_errors import AUTH_ERRORS, call
+from bot.platforms.matrix_timing import HomeserverCalls
 
 log = logging.getLogger("vigil.matrix")
 
@@ -57,7 +60,20 @@ def write_session(directory: Path, session: Session) -> None:
     os.replace(tmp, path)
 
 
-def new_client(config: MatrixConfig, directory: Path) -> AsyncClient:
+class TimedClient(AsyncClient):  # type: ignore[misc]  # nio is untyped
+    """matrix-nio's client, with each request it sends counted and timed by kind (``matrix_timing``)."""
+
+    calls: HomeserverCalls
+
+    async def send(self, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        begun = time.perf_counter()
+        try:
+            return await super().send(method, path, *args, **kwargs)
+        finally:
+            self.calls.record(method, path, begun, time.perf_counter())
+
+
+def new_client(config: MatrixConfig, directory: Path, calls: HomeserverCalls | None = None) -> TimedClient:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     client_config = AsyncClientConfig(
         encryption_enabled=True,
@@ -66,7 +82,9 @@ def new_client(config: MatrixConfig, directory: Path) -> AsyncClient:
         max_timeouts=0,
         request_timeout=60,
     )
-    return AsyncClient(config.homeserver, config.user_id, store_path=str(directory), config=client_config)
+    client = TimedClient(config.homeserver, config.user_id, store_path=str(directory), config=client_config)
+    client.calls = calls if calls is not None else HomeserverCalls()
+    return client
 
 
 async def log_in(client: AsyncClient, config: MatrixConfig, directory: Path) -> None:

@@ -16,9 +16,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nio import EncryptionError, Event, InviteMemberEvent, MegolmEvent
+from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEvent
 
 from bot.errors import BadStoreValue
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
@@ -39,6 +39,20 @@ from bot.platforms.matrix_events import (
     same_key,
 )
 from bot.platforms.matrix_memory import Related
+from bot.platforms.matrix_timing import HitClock
+
+if TYPE_CHECKING:
+    from bot.config import MatrixConfig
+    from bot.platforms.base import Rights
+    from bot.platforms.matrix_bridges import BridgeBook
+    from bot.platforms.matrix_direct import DirectRooms
+    from bot.platforms.matrix_memory import Lru
+    from bot.platforms.matrix_policy_rooms import PolicyRooms
+    from bot.platforms.matrix_power import RoomPower
+    from bot.platforms.matrix_roomstate import SyncedState
+    from bot.platforms.matrix_state import PendingEncrypted
+    from bot.platforms.matrix_undecryptable import UndecryptableNotices
+    from bot.store.protocol import Store
 
 log = logging.getLogger("vigil.matrix")
 
@@ -49,7 +63,7 @@ UNDECRYPTABLE_FOR = 24 * 3600  # seconds an encrypted event is retried before Vi
 SENDER_LOOKUP_SECONDS = 10.0  # reading an edited message's sender from the homeserver
 
 
-def sync_filter(me: str) -> dict:
+def sync_filter(me: str) -> dict[str, Any]:
     """What Vigil reads: every room's timeline (but its own events, which only cost it a sync each),
     full member lists, and no presence, typing or receipts."""
     return {
@@ -62,12 +76,12 @@ def sync_filter(me: str) -> dict:
     }
 
 
-def kind_of(source: dict) -> tuple[object, object]:
+def kind_of(source: dict[str, Any]) -> tuple[object, object]:
     """(type, membership) of an event; membership None unless it is a member event."""
     content = source.get("content")
-    member = isinstance(content, dict) and source.get("type") == "m.room.member"
-    membership = content.get("membership") if member else None
-    return source.get("type"), membership
+    if isinstance(content, dict) and source.get("type") == "m.room.member":
+        return source.get("type"), content.get("membership")
+    return source.get("type"), None
 
 
 def _as_megolm(event: Any) -> Any:
@@ -92,6 +106,50 @@ class _SubmitFailed(Exception):
 
 class MatrixIntake:
     """The sync loop and event handling of ``MatrixPlatform`` (which holds the state both halves share)."""
+
+    # the state both halves share, made by MatrixPlatform.__init__ (declared here for the type checker)
+    config: MatrixConfig
+    store: Store
+    client: AsyncClient
+    core: Any
+    connected: bool
+    policy: PolicyRooms
+    direct: DirectRooms
+    bridges: BridgeBook
+    pending: PendingEncrypted
+    undecryptable: UndecryptableNotices
+    state: SyncedState
+    timings: Lru
+    _undecrypted: dict[str, MegolmEvent]
+    _posted: Lru
+    _related: Lru
+    _buttons: Lru
+    _senders: Lru
+    _acted: Lru
+    _deferred: list[tuple[str | None, Callable[[], Awaitable[Any]], str]]
+    _rights: dict[str, Rights]
+    _reachable: set[str]
+    _joining: set[str]
+    _stopping: asyncio.Event
+    _ready: asyncio.Event
+    _filter: dict[str, Any]
+
+    @property
+    def me(self) -> str:
+        return self.config.user_id
+
+    # what the outbound half does for the inbound one
+    def _spawn(self, coro: Awaitable[Any], what: str) -> None:
+        raise NotImplementedError
+
+    async def _power(self, room_id: str, *, fresh: bool = False) -> RoomPower:
+        raise NotImplementedError
+
+    def _state_event(self, room_id: str, source: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _invalidate(self, room_id: str) -> None:
+        raise NotImplementedError
 
     # --- the sync loop ---------------------------------------------------------------------
 
@@ -140,7 +198,7 @@ class MatrixIntake:
         self._deferred = []
         try:
             # _SubmitFailed leaves the token as it was: the same events come again (the store's work is idempotent)
-            await self._handle_sync(response, token, arrived)
+            await self._handle_sync(response, token, arrived, full=first)
             await self.store.set_state(SYNC_KEY, response.next_batch)
         except BaseException:
             self._deferred = []  # a replayed sync asks for them again
@@ -183,7 +241,8 @@ class MatrixIntake:
             except Exception as exc:  # encryption upkeep must never stop the sync
                 log.warning("matrix: %s failed: %s", what, exc)
 
-    async def _handle_sync(self, response: Any, since: str | None, arrived: float) -> None:
+    async def _handle_sync(self, response: Any, since: str | None, arrived: float, *, full: bool = False) -> None:
+        """``full``: the sync was asked for every room's whole state (the first of a run)."""
         for room_id, info in response.rooms.invite.items():
             if not bounds.room_id(room_id):
                 self._skip(room_id, "-", "bad_room_id")
@@ -195,15 +254,18 @@ class MatrixIntake:
             if not bounds.room_id(room_id):
                 self._skip(room_id, "-", "bad_room_id")
                 continue
-            if info.state:
-                self._invalidate(room_id)
-                for state in info.state:
-                    if isinstance(getattr(state, "source", None), dict):
-                        self.bridges.note(room_id, state.source)
-            events = list(info.timeline.events)
             if info.timeline.limited and since:
-                events = await self._backfill(room_id, info.timeline.prev_batch, since) + events
-            for event in events:
+                # the events the limit left out come first; the state block is the state after them
+                for event in await self._backfill(room_id, info.timeline.prev_batch, since):
+                    await self._on_timeline_event(room_id, event, arrived)
+            states = [e.source for e in info.state if isinstance(getattr(e, "source", None), dict)]
+            if full:
+                self.state.seed(room_id, states)  # the room's whole state, as of the timeline's start
+            for state in states:
+                if not full:
+                    self._state_event(room_id, state)
+                self.bridges.note(room_id, state)
+            for event in info.timeline.events:
                 await self._on_timeline_event(room_id, event, arrived)
         await self._retry_undecrypted(arrived)
 
@@ -299,9 +361,15 @@ class MatrixIntake:
         try:
             raw = getattr(event, "source", None)
             if isinstance(raw, dict):
-                if "state_key" in raw:  # before anything reads it: a demoted moderator loses control at once
-                    self._invalidate(room_id)
-                if problem := bounds.event_problem(raw):
+                problem = bounds.event_problem(raw)
+                if "state_key" in raw or raw.get("type") == "m.room.redaction":
+                    # before anything reads it: a demoted moderator loses control at once (a state event
+                    # Vigil cannot take makes it read the room's state from the server instead)
+                    if problem:
+                        self._invalidate(room_id)
+                    else:
+                        self._state_event(room_id, raw)
+                if problem:
                     self._skip(room_id, raw.get("event_id"), problem)
                     return
             clear = self._decrypted(room_id, event)
@@ -320,10 +388,9 @@ class MatrixIntake:
             event_id = bounds.shown_id(getattr(event, "event_id", "?"))
             log.exception("matrix: room %s: handling event %s failed", room_id, event_id)
 
-    async def _dispatch(self, room_id: str, source: dict, arrived: float) -> None:
+    async def _dispatch(self, room_id: str, source: dict[str, Any], arrived: float) -> None:
         """One valid event (ids checked by ``matrix_bounds``): pictures now, everything else after the sync."""
-        if "state_key" in source:
-            self._invalidate(room_id)
+        if "state_key" in source:  # already applied to the room's state (_on_timeline_event)
             self.bridges.note(room_id, source)
         sender = source["sender"]
         event_id = source["event_id"]
@@ -339,7 +406,8 @@ class MatrixIntake:
         if (source.get("unsigned") or {}).get("redacted_because"):
             return
         kind = source.get("type")
-        content = source.get("content") if isinstance(source.get("content"), dict) else {}
+        given = source.get("content")
+        content: dict[str, Any] = given if isinstance(given, dict) else {}
         private = room_id in self.direct.user_of
         if kind == "m.reaction":
             self._after_sync(event_id, partial(self._on_reaction, room_id, source), "a reaction")
@@ -397,7 +465,7 @@ class MatrixIntake:
         self._senders.put((room_id, event_id), sender)
         return sender
 
-    async def _on_media(self, room_id: str, source: dict, arrived: float) -> None:
+    async def _on_media(self, room_id: str, source: dict[str, Any], arrived: float) -> None:
         """Hand every picture this event shows to the core: each a version of its message."""
         found = event_pictures(source)
         if found.unchecked:
@@ -423,7 +491,7 @@ class MatrixIntake:
             if picture.media.file_id not in related.mxcs:
                 related.mxcs.append(picture.media.file_id)
         if message_id not in self.timings:
-            self.timings.put(message_id, [arrived, None])
+            self.timings.put(message_id, HitClock(arrived))
         for picture in pictures:
             event = MediaPosted(
                 chat=self._chat(room_id),
@@ -461,7 +529,7 @@ class MatrixIntake:
 
     # --- commands, reactions, invites ------------------------------------------------------------
 
-    async def _on_command(self, room_id: str, source: dict, typed: Typed, private: bool) -> None:
+    async def _on_command(self, room_id: str, source: dict[str, Any], typed: Typed, private: bool) -> None:
         sender = self._user(room_id, source["sender"])
         chat = self._chat(room_id)
         event_id = str(source.get("event_id") or "")
@@ -518,7 +586,7 @@ class MatrixIntake:
         )
         return posted, found.sender
 
-    async def _on_reaction(self, room_id: str, source: dict) -> None:
+    async def _on_reaction(self, room_id: str, source: dict[str, Any]) -> None:
         found = reaction(source)
         if found is None:
             return
@@ -596,7 +664,7 @@ class MatrixIntake:
         self.core.forget_admins(chat)
         if room_id in self.direct.user_of:
             return
-        rights = (await self._power(room_id, fresh=True)).rights(self.me)
+        rights = (await self._power(room_id)).rights(self.me)  # the sync that showed the change applied it
         before = self._rights.get(room_id)
         self._rights[room_id] = rights
         if before is not None and rights != before:

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from bot.errors import StoreError
 from bot.platforms.matrix_state import Pending
@@ -56,9 +57,29 @@ def other_photo():
     return next(v for k, v in file_images().items() if "coffee" in k)
 
 
+class HoldingProxy(MatrixProxy):
+    """The module's proxy; it can also hold the alerts' reactions and slow downloads (which call goes first)."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream)
+        self.reactions_open = asyncio.Event()
+        self.reactions_open.set()
+        self.reaction_held = asyncio.Event()
+        self.download_delay = 0.0
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        if "/send/m.reaction/" in path and not self.reactions_open.is_set():
+            self.reaction_held.set()
+            await self.reactions_open.wait()
+        elif "/download/" in path and self.download_delay:
+            await asyncio.sleep(self.download_delay)
+        return await super()._forward(request)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def proxy(synapse):
-    async with MatrixProxy(synapse.base_url) as running:
+    async with HoldingProxy(synapse.base_url) as running:
         yield running
 
 
@@ -623,3 +644,37 @@ def test_variants_of_long_edit_ids_stay_distinct_and_fit_the_store():
     variants = {variant_of(e, role) for e in (long_a, long_b, "$short") for role in ("", "thumb", "inline:15")}
     assert len(variants) == 9 and all(len(v) <= MAX_VARIANT for v in variants)
     assert variant_of("$short", "thumb") == "edit:$short/thumb" and variant_of(None, "inline:0") == "inline:0"
+
+
+@shared_loop
+async def test_an_alerts_reactions_wait_while_the_next_hit_is_on_its_way_to_its_redaction(synapse, proxy, vigil, photo):
+    """A hit arriving while an alert's reactions are being added is redacted before the rest of them."""
+    platform = platform_of(vigil)
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot_of(vigil), members=[member])
+        later = await member.media_content("m.image", fresh(photo, hit=True), "image/jpeg", "photo.jpg")
+        proxy.reaction_held.clear()
+        proxy.reactions_open.clear()
+        try:
+            first = await member.send_image(room.room_id, fresh(photo, hit=True), "image/jpeg")
+            await wait_redacted(owner, room.room_id, first)
+            await asyncio.wait_for(proxy.reaction_held.wait(), 60)  # the first alert's first reaction, held
+            proxy.download_delay = 1.5  # the next hit takes a while to download (within the 2 s deadline)
+            second = (await member.nio.room_send(room.room_id, "m.room.message", later)).event_id
+            for _ in range(600):  # until Vigil has recorded it: it is on its way to a redaction
+                if any(i.message_id == second for i in await vigil.core.store.pending_work("matrix")):
+                    break
+                await asyncio.sleep(0.05)
+            proxy.reactions_open.set()
+            await wait_redacted(owner, room.room_id, second)
+        finally:
+            proxy.reactions_open.set()
+            proxy.download_delay = 0.0
+        for _ in range(600):  # until both alerts' reactions have been answered
+            if platform._offers.empty() and not platform._offering:
+                break
+            await asyncio.sleep(0.1)
+        clock = platform.timings[second]
+        later_reactions = [r for r in platform.calls.recent if r.kind == "reaction" and r.started >= clock.arrived]
+        assert later_reactions  # the first alert's other reactions, and the second alert's
+        assert all(r.started >= clock.redacted for r in later_reactions), "a reaction went before the redaction"
