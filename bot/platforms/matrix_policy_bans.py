@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.i18n import Translator
 from bot.platforms.base import OutgoingMessage
 from bot.platforms.errors import PlatformError
 from bot.platforms.matrix_errors import call
+from bot.platforms.matrix_host import PolicyFollowing
 from bot.platforms.matrix_policy import (
     USER_RULE_TYPES,
     BadPolicyRule,
     UserBanRule,
     parse_user_rule,
 )
-
-if TYPE_CHECKING:
-    from bot.platforms.matrix_policy_rooms import PolicyRooms
 
 log = logging.getLogger("vigil.matrix.policy")
 
@@ -53,7 +51,7 @@ def user_rules(room_id: str, state: list[dict[str, Any]]) -> tuple[UserBanRule, 
 
 
 class PolicyBans:
-    def __init__(self, rooms: PolicyRooms) -> None:
+    def __init__(self, rooms: PolicyFollowing) -> None:
         self.rooms = rooms
         self.rules: dict[str, tuple[UserBanRule, ...]] = {}  # policy room id -> its ban rules
         self._lock = asyncio.Lock()  # one room's members at a time: no member judged twice at once

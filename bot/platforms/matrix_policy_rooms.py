@@ -14,13 +14,14 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from bot.i18n import N_, Translator
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import PlatformError
 from bot.platforms.matrix_errors import call
+from bot.platforms.matrix_host import MatrixHost
 from bot.platforms.matrix_policy import (
     MEDIA_HASH_TYPES,
     POLICY_TYPES,
@@ -30,9 +31,6 @@ from bot.platforms.matrix_policy import (
 )
 from bot.platforms.matrix_policy_bans import PolicyBans, user_rules
 from detectors.errors import VigilError
-
-if TYPE_CHECKING:
-    from bot.platforms.matrix import MatrixPlatform
 
 log = logging.getLogger("vigil.matrix.policy")
 
@@ -69,7 +67,7 @@ def list_name_for(ref: str) -> str:
 
 
 class PolicyRooms:
-    def __init__(self, platform: MatrixPlatform) -> None:
+    def __init__(self, platform: MatrixHost) -> None:
         self.platform = platform
         self.rooms: dict[str, str] = {}  # policy room id -> list name
         self.report_only: set[str] = set()  # rooms where a ban rule's match is reported, not banned

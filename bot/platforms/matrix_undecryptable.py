@@ -13,16 +13,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import TYPE_CHECKING
 
 from bot.events import ChatRef
 from bot.i18n import N_
 from bot.platforms.base import OutgoingMessage
 from bot.platforms.errors import PlatformError
+from bot.platforms.matrix_host import MatrixHost
 from bot.platforms.matrix_state import Pending
-
-if TYPE_CHECKING:
-    from bot.platforms.matrix import MatrixPlatform
 
 log = logging.getLogger("vigil.matrix")
 
@@ -46,7 +43,7 @@ def told_key(item: Pending) -> str:
 
 
 class UndecryptableNotices:
-    def __init__(self, platform: MatrixPlatform) -> None:
+    def __init__(self, platform: MatrixHost) -> None:
         self.platform = platform
         self._told: set[str] = set()
         self._lock = asyncio.Lock()  # one notice at a time, so two retries of one session never both send
