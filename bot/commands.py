@@ -472,14 +472,16 @@ class Commands:
         await self._say(cmd.chat, "\n".join(lines))
 
     async def cmd_policy(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
-        """Matrix policy rooms, answered by the Matrix adapter (English: its texts are not in the catalogs yet)."""
+        """Matrix policy rooms, answered by the Matrix adapter in the room's language."""
         policy = getattr(self.platforms[cmd.chat.platform], "policy", None)
         if policy is None:
             await self._say(
                 cmd.chat,
-                "Policy rooms are a Matrix feature. A group here can still follow a policy "
-                "room's list: the operator runs `vigil hash follow policy:#room:server "
-                "--group ...`.",
+                t.gettext(
+                    "Policy rooms are a Matrix feature. A group here can still follow a policy "
+                    "room's list: the operator runs `vigil hash follow policy:#room:server "
+                    "--group ...`."
+                ),
             )
             return
         answer = await policy.command(cmd.chat.chat_id, list(args))
