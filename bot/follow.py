@@ -18,11 +18,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.store.changes import CHANGE_CHUNK, ChangesPruned
 from bot.store.protocol import ChangesStore
-from bot.store.records import Change, ChangeKind
+from bot.store.records import Change, ChangeKind, ChangeOp
 
 log = logging.getLogger("vigil.follow")
 
@@ -129,3 +130,28 @@ class ChangeFollower:
             except Exception:  # a locked database, a lost connection: the next poll tries again
                 log.exception("%s: following the store's changes failed; retrying in %.0f s", self.kind, every)
             await asyncio.sleep(every)
+
+
+@dataclass(frozen=True)
+class NetChanges:
+    """A batch of item changes netted: what to add (not removed later in the batch), what to remove,
+    and the batch's other changes (lists, owners) in their order."""
+
+    added: frozenset[int]
+    removed: tuple[int, ...]
+    other: tuple[Change, ...]
+
+
+def net_changes(changes: Sequence[Change]) -> NetChanges:
+    added: set[int] = set()
+    removed: list[int] = []
+    other: list[Change] = []
+    for ch in changes:
+        if ch.op is ChangeOp.ADD and ch.item is not None:
+            added.add(ch.item)
+        elif ch.op is ChangeOp.REMOVE and ch.item is not None:
+            added.discard(ch.item)
+            removed.append(ch.item)
+        else:
+            other.append(ch)
+    return NetChanges(frozenset(added), tuple(removed), tuple(other))

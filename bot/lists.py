@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.cpu import RunCpu, in_thread
-from bot.follow import ChangeFollower
+from bot.follow import ChangeFollower, net_changes
 from bot.store.protocol import ChangesStore, ListsStore
 from bot.store.records import Change, ChangeKind, ChangeOp, EntryFeatures, EntryRecord, ListRecord
 from detectors.hashing import ImageHashes
@@ -240,16 +240,11 @@ class HashLists:
 
     async def apply(self, store: ListsStore, changes: Sequence[Change]) -> None:
         """Applies changes from the store's list change log, oldest first."""
-        added: set[int] = set()
-        removed: list[int] = []
+        net = net_changes(changes)
+        added, removed = net.added, list(net.removed)
         dropped: list[int] = []
-        for ch in changes:
-            if ch.op is ChangeOp.ADD and ch.item is not None:
-                added.add(ch.item)
-            elif ch.op is ChangeOp.REMOVE and ch.item is not None:
-                added.discard(ch.item)
-                removed.append(ch.item)
-            elif ch.op is ChangeOp.LIST:
+        for ch in net.other:
+            if ch.op is ChangeOp.LIST:
                 lst = await store.get_list(ch.parent)
                 if lst is not None:
                     self.set_list(list_info(lst))

@@ -49,7 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.cpu import RunCpu, in_thread
-from bot.follow import ChangeFollower
+from bot.follow import ChangeFollower, net_changes
 from bot.protect_sessions import ProtectSessions
 from bot.store.protected import PhotoLimitReached, ProtectedOwner, ProtectedPhoto
 from bot.store.protocol import ChangesStore, ProtectedStore
@@ -238,17 +238,9 @@ class Protector:
 
     async def apply(self, changes: Sequence[Change]) -> None:
         """Changes from the store's protected-photo log, oldest first."""
-        added: set[int] = set()
-        removed: list[int] = []
-        owners_changed: set[int] = set()
-        for ch in changes:
-            if ch.op is ChangeOp.ADD and ch.item is not None:
-                added.add(ch.item)
-            elif ch.op is ChangeOp.REMOVE and ch.item is not None:
-                added.discard(ch.item)
-                removed.append(ch.item)
-            elif ch.op is ChangeOp.OWNER:
-                owners_changed.add(ch.parent)
+        net = net_changes(changes)
+        added, removed = net.added, list(net.removed)
+        owners_changed = {ch.parent for ch in net.other if ch.op is ChangeOp.OWNER}
         if removed:
             await self._cpu(self._remove_all, removed)
         if added:
