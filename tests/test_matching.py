@@ -127,8 +127,9 @@ def test_flat_images_give_no_box():
 def test_views_hold_eight_orientations_and_trimmed_crops():
     rgb = T.border(photos()["coffee"], 0.2, (0, 0, 0))
     views = frame_views(rgb)
-    assert [v.crop for v in views][:2] == ["full", "border"]
-    assert all(len(v.pdq) == len(DIHEDRAL) for v in views)
+    assert [v.crop for v in views][:2] == ["full", "border"] and views[-1].crop == "value"
+    assert all(len(v.pdq) == len(DIHEDRAL) for v in views[:-1])
+    assert len(views[-1].pdq) == 1  # the value view: as is only
     # the mirrored copy's PDQ is one of the original's eight orientations
     mirror = frame_views(np.ascontiguousarray(rgb[:, ::-1]))[0].pdq[0]
     assert min(hamming_hex(mirror, p) for p in views[0].pdq) <= 16
