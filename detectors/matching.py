@@ -24,6 +24,19 @@ Entries keep the views of their own image too (an image blocked with a border ma
 copy without it). Views that drop more than flat bars (``content``) never make an
 allow-list match, see ``Candidate.whole``.
 
+A hue shift (greens turned purple) changes each pixel's brightness, so the luma PDQ of
+the copy lands 45-50 bits away and its descriptors too far for verification on some
+pictures. The ``value`` view is the PDQ of the frame's HSV value channel (max of R, G,
+B), which a hue rotation in HSV or HSL leaves as it is; entries keep it as one more view
+(searched as is, in an index of its own) and it matches like any PDQ: near-certain within
+``PDQ_SURE``, confirmed by local features beyond.
+
+The query's fingerprint also holds the frame's points at half an ORB pyramid step
+(``HALF_STEP_SIDE``): a crop of 5-10 % or a trimmed rotation of 3-5 degrees shows the
+picture ~1.1 times larger, halfway between ORB's scales, and on fine repeated detail (a
+street of identical windows) no 24-bit word of its descriptors stayed intact for the
+index to vote on, though verification lined the pair up at once.
+
 A picture shown small inside screenshot chrome or wide borders is fingerprinted apart
 too, and its points join the frame's (``fingerprint_of``): otherwise it gets few points,
 all coarse, and a screenshot recompressed at JPEG 70 keeps too little of them (bench:
