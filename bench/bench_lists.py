@@ -9,7 +9,7 @@ copy against all of them with three matchers measured in the same run:
 * ``pdq+trim+dihedral``: the same over the trimmed views (uniform borders, screenshot
   chrome) and the eight rotations and mirrors of each;
 * ``full``: that plus local features with a verified geometric transform
-  (detectors/localmatch/).
+  (detectors/localmatch/) and the hue-free PDQ of the value channel.
 
 It prints recall per transform and overall, the false matches (a copy matched to an
 entry of another photo, and each original matched against the others), and the time
@@ -149,8 +149,8 @@ def edits(families: tuple[str, ...]) -> list[tuple[str, str, Callable[[np.ndarra
 # --- matchers --------------------------------------------------------------------------------
 
 MATCHERS: dict[str, dict[str, bool]] = {
-    "pdq": {"dihedral": False, "trim": False, "local": False},
-    "pdq+trim+dihedral": {"dihedral": True, "trim": True, "local": False},
+    "pdq": {"dihedral": False, "trim": False, "local": False, "hue": False},
+    "pdq+trim+dihedral": {"dihedral": True, "trim": True, "local": False, "hue": False},
     "full": {"dihedral": True, "trim": True, "local": True},
 }
 

@@ -206,11 +206,14 @@ def fingerprint_of(rgb: np.ndarray, views: Sequence[View] | None = None) -> Fing
 
 
 def frame_signals(
-    rgb: np.ndarray, sha256: str, *, dihedral: bool = True, trim: bool = True, local: bool = True
+    rgb: np.ndarray, sha256: str, *, dihedral: bool = True, trim: bool = True, local: bool = True, hue: bool = True
 ) -> FrameSignals:
-    """Hashes, views and local fingerprint of one RGB frame; ``sha256`` is of the file's bytes."""
+    """Hashes, views and local fingerprint of one RGB frame; ``sha256`` is of the file's bytes.
+
+    ``dihedral``, ``trim``, ``hue``, ``local``: rotations and mirrors, trimmed views, the
+    value view and the fingerprint (all on; the benchmark turns them off to compare)."""
     pdq, quality, phash, dhash = perceptual_hashes(rgb)
-    views = frame_views(rgb, dihedral=dihedral, trim=trim)
+    views = frame_views(rgb, dihedral=dihedral, trim=trim, hue=hue)
     return FrameSignals(
         ImageHashes(pdq, quality, phash, dhash, sha256),
         views,
