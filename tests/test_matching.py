@@ -466,3 +466,16 @@ def test_a_removed_entry_is_not_found_by_its_value_view():
     assert [(c.entry_id, c.view) for c in index.candidates(shifted, local=False)] == [(1, "value")]
     index.remove([1])
     assert index.candidates(shifted, local=False) == []
+
+
+def test_the_half_step_points_follow_the_frame_s_own_and_leave_the_known_image_unchanged():
+    """What an entry or a protected photo keeps (``as_known``: a prefix) is the frame's own points."""
+    from detectors import localmatch
+    from detectors.matching import fingerprint_of
+
+    rgb = scenes()["city_3"]
+    own = localmatch.fingerprint(rgb)
+    query = fingerprint_of(rgb)
+    assert len(query) > len(own)
+    assert np.array_equal(query.as_known().descriptors, own.as_known().descriptors)
+    assert np.array_equal(query.as_known().keypoints, own.as_known().keypoints)
