@@ -9,7 +9,7 @@ copy against all of them with three matchers measured in the same run:
 * ``pdq+trim+dihedral``: the same over the trimmed views (uniform borders, screenshot
   chrome) and the eight rotations and mirrors of each;
 * ``full``: that plus local features with a verified geometric transform
-  (detectors/localmatch/).
+  (detectors/localmatch/) and the hue-free PDQ of the value channel.
 
 It prints recall per transform and overall, the false matches (a copy matched to an
 entry of another photo, and each original matched against the others), and the time
@@ -149,8 +149,8 @@ def edits(families: tuple[str, ...]) -> list[tuple[str, str, Callable[[np.ndarra
 # --- matchers --------------------------------------------------------------------------------
 
 MATCHERS: dict[str, dict[str, bool]] = {
-    "pdq": {"dihedral": False, "trim": False, "local": False},
-    "pdq+trim+dihedral": {"dihedral": True, "trim": True, "local": False},
+    "pdq": {"dihedral": False, "trim": False, "local": False, "hue": False},
+    "pdq+trim+dihedral": {"dihedral": True, "trim": True, "local": False, "hue": False},
     "full": {"dihedral": True, "trim": True, "local": True},
 }
 
@@ -171,6 +171,7 @@ class Run:
     wrong: list[str] = field(default_factory=list)
     ms_signals: float = 0.0
     ms_match: float = 0.0
+    bytes_per_entry: float = 0.0  # the index's memory over its entries (hash indexes and local features)
 
 
 def run_matcher(
@@ -186,7 +187,7 @@ def run_matcher(
     for i, (_, data) in enumerate(pictures, start=1):
         frame = media_signals(data, **options)[0]
         index.add(entry_of(i, 1, frame), frame.fingerprint)
-    run = Run()
+    run = Run(bytes_per_entry=index_bytes(index) / max(1, len(index)))
     t_signals = t_match = 0.0
     for owner, family, edit, data in copies:
         t0 = time.perf_counter()
@@ -211,6 +212,12 @@ def run_matcher(
     n = max(1, len(copies))
     run.ms_signals, run.ms_match = 1000 * t_signals / n, 1000 * t_match / n
     return run
+
+
+def index_bytes(index: ListIndex) -> int:
+    """Memory of a ListIndex's hash indexes and local-feature index (its private parts: a bench only)."""
+    parts = [index._pdq, index._phash, getattr(index, "_value", None), index._local]
+    return sum(p.memory_bytes for p in parts if p is not None)
 
 
 def _pct(values: list[bool]) -> str:
@@ -253,6 +260,7 @@ def report(runs: dict[str, Run], n_photos: int, verbose: bool) -> None:
     )
     print(f"{'false (copies)':<{width}}" + "".join(f"{sum(runs[n].false.values()):>18}    " for n in names))
     print(f"{'false (pictures)':<{width}}" + "".join(f"{runs[n].false_negatives:>18}    " for n in names))
+    print(f"{'index KB/entry':<{width}}" + "".join(f"{runs[n].bytes_per_entry / 1024:>18.1f}    " for n in names))
     for key, label in (("ms_signals", "signals ms/image"), ("ms_match", "match ms/image")):
         base = getattr(first, key)
         print(
@@ -382,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         help="photos (bench/common.py photo_set): held-out (default; report these) or tuning",
     )
     parser.add_argument(
+        "--scene-seeds",
+        default="",
+        metavar="S,S,...",
+        help="instead of --set: the synthetic scenes of these seeds (e.g. seeds no one has looked at yet)",
+    )
+    parser.add_argument(
         "--dihedral-side",
         type=int,
         default=0,
@@ -406,8 +420,19 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [m for m in args.matchers.split(",") if m]
     families = tuple(f for f in args.families.split(",") if f) or FAMILIES + EXTRA_FAMILIES
-    pics = list(photo_set(args.set).items())[: args.photos or None]
-    print(f"photo set: {args.set} ({', '.join(n for n, _ in pics)})")
+    if args.scene_seeds:
+        from tests.support import imagegen
+
+        seeds = [int(s) for s in args.scene_seeds.split(",") if s]
+        scenes = {
+            f"{kind}_{seed}": imagegen.scene(kind, seed, (1600, 1200)) for seed in seeds for kind in imagegen.SCENES
+        }
+        pics = list(scenes.items())[: args.photos or None]
+        which = f"scenes of seeds {args.scene_seeds}"
+    else:
+        pics = list(photo_set(args.set).items())[: args.photos or None]
+        which = args.set
+    print(f"photo set: {which} ({', '.join(n for n, _ in pics)})")
     hard = list(transforms.hard_negatives().items())
     pictures = [(name, jpeg(p, 95)) for name, p in pics] + [(name, png(p)) for name, p in hard]
     negatives = [("stereo right view", jpeg(transforms.stereo_pair()[1], 90))]

@@ -88,8 +88,9 @@ def as_signals(frame: Any) -> FrameSignals:
 
 
 def stored_views(views: Sequence[Any]) -> list[dict[str, Any]]:
-    """The trimmed views of an entry's image as the store keeps them (the whole view is the entry itself)."""
-    return [{"crop": v.crop, "pdq": v.pdq[0], "quality": v.quality, "phash": v.phash} for v in views if v.crop != FULL]
+    """The extra views of an entry's image as the store keeps them (the whole view is the entry itself)."""
+    keep = [v for v in views if v.crop != FULL]
+    return [{"crop": v.crop, "pdq": v.pdq[0], "quality": v.quality, "phash": v.phash or None} for v in keep]
 
 
 def stored_fingerprint(fingerprint: Fingerprint | None) -> bytes | None:

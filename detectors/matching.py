@@ -24,6 +24,19 @@ Entries keep the views of their own image too (an image blocked with a border ma
 copy without it). Views that drop more than flat bars (``content``) never make an
 allow-list match, see ``Candidate.whole``.
 
+A hue shift (greens turned purple) changes each pixel's brightness, so the luma PDQ of
+the copy lands 45-50 bits away and its descriptors too far for verification on some
+pictures. The ``value`` view is the PDQ of the frame's HSV value channel (max of R, G,
+B), which a hue rotation in HSV or HSL leaves as it is; entries keep it as one more view
+(searched as is, in an index of its own) and it matches like any PDQ: near-certain within
+``PDQ_SURE``, confirmed by local features beyond.
+
+The query's fingerprint also holds the frame's points at half an ORB pyramid step
+(``HALF_STEP_SIDE``): a crop of 5-10 % or a trimmed rotation of 3-5 degrees shows the
+picture ~1.1 times larger, halfway between ORB's scales, and on fine repeated detail (a
+street of identical windows) no 24-bit word of its descriptors stayed intact for the
+index to vote on, though verification lined the pair up at once.
+
 A picture shown small inside screenshot chrome or wide borders is fingerprinted apart
 too, and its points join the frame's (``fingerprint_of``): otherwise it gets few points,
 all coarse, and a screenshot recompressed at JPEG 70 keeps too little of them (bench:
@@ -45,15 +58,14 @@ import hashlib
 import threading
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from detectors import perceptual
+from detectors import localmatch, perceptual
 from detectors.hashindex import HammingIndex
 from detectors.hashing import ImageHashes, pdq_dihedral, pdq_hash, perceptual_hashes, working_copy
-from detectors.localmatch import one_omp_thread
+from detectors.localmatch import WORK_SIDE, Fingerprint, LocalIndex, RegionMatch, one_omp_thread, verify
 from detectors.media import decode
 from detectors.settings import MediaLimits
 from detectors.trimming import Box, border_box, content_box, crop
@@ -61,6 +73,10 @@ from detectors.trimming import Box, border_box, content_box, crop
 # Names of the eight orientations, in pdqhash.compute_dihedral's order.
 DIHEDRAL = ("as is", "rot90", "rot180", "rot270", "flipped", "mirrored", "transposed", "transversed")
 FULL, BORDER, CONTENT = "full", "border", "content"
+# The whole frame's HSV value channel (max of R, G, B): a hue rotation (HSV or HSL) changes
+# only the middle channel of each pixel, never the largest, so this view's PDQ stays put
+# where the luma PDQ moves past any threshold (greens turned purple change brightness).
+VALUE = "value"
 # Algorithms from the most to the least exact: results list matches in this order, each
 # by distance (bits, or for local features 100 minus the percent matched: not comparable).
 ALGORITHMS = ("sha256", "pdq", "phash", "local")
@@ -86,7 +102,7 @@ LOCAL_VERIFY = 32  # of those, entries of the group's lists verified geometrical
 
 # Slots of an entry's keys in the hash indexes: key = entry_id * SLOTS + slot.
 SLOTS = 4
-_SLOT_OF = {FULL: 0, BORDER: 1, CONTENT: 2}
+_SLOT_OF = {FULL: 0, BORDER: 1, CONTENT: 2, VALUE: 3}
 _UNKNOWN_QUALITY = -1
 
 
@@ -97,9 +113,9 @@ _UNKNOWN_QUALITY = -1
 class View:
     """Hashes of one view of a frame: the whole frame, or the picture inside its borders."""
 
-    crop: str  # "full" | "border" | "content"
+    crop: str  # "full" | "border" | "content" | "value"
     box: Box  # x, y, width, height in the frame's pixels
-    pdq: tuple[str, ...]  # the view's PDQ as is first, then its rotations and mirrors (DIHEDRAL order)
+    pdq: tuple[str, ...]  # the view's PDQ as is first, then its rotations and mirrors (DIHEDRAL order; "value": as is)
     quality: int
     phash: str
 
@@ -114,8 +130,8 @@ class FrameSignals:
     """What list matching needs from one frame, kept after its pixels are dropped."""
 
     hashes: ImageHashes  # of the whole frame, as the scanner stores them
-    views: tuple[View, ...]  # the whole frame first, then trimmed views that differ from it
-    fingerprint: Any | None = None  # detectors.localmatch.Fingerprint
+    views: tuple[View, ...]  # the whole frame first, then trimmed views that differ from it, then "value"
+    fingerprint: Fingerprint | None = None
 
 
 def _view(crop_name: str, box: Box, rgb: np.ndarray, dihedral: bool) -> View:
@@ -129,8 +145,17 @@ def _view(crop_name: str, box: Box, rgb: np.ndarray, dihedral: bool) -> View:
     return View(crop_name, box, pdqs, quality, perceptual.phash(gray))
 
 
-def frame_views(rgb: np.ndarray, *, dihedral: bool = True, trim: bool = True) -> tuple[View, ...]:
-    """The whole frame's view, then its border and content views when they differ."""
+def _value_view(rgb: np.ndarray) -> View:
+    """The whole frame's value channel (``VALUE``): one PDQ, as is, and no pHash."""
+    h, w = rgb.shape[:2]
+    value = working_copy(rgb).max(axis=2)
+    pdq, quality = pdq_hash(np.repeat(value[:, :, None], 3, axis=2))
+    return View(VALUE, (0, 0, w, h), (pdq,), quality, "")
+
+
+def frame_views(rgb: np.ndarray, *, dihedral: bool = True, trim: bool = True, hue: bool = True) -> tuple[View, ...]:
+    """The whole frame's view, then its border and content views when they differ, then
+    (``hue``) the frame's value view."""
     h, w = rgb.shape[:2]
     views = [_view(FULL, (0, 0, w, h), rgb, dihedral)]
     if trim:
@@ -140,24 +165,36 @@ def frame_views(rgb: np.ndarray, *, dihedral: bool = True, trim: bool = True) ->
             if box is not None and box not in seen:
                 seen.add(box)
                 views.append(_view(name, box, crop(rgb, box), dihedral))
+    if hue:
+        views.append(_value_view(rgb))
     return tuple(views)
 
 
 INSET_MAX_AREA = 0.8  # a picture inside chrome or borders taking less of the frame is fingerprinted apart too
+# The working copy's long side for the query's second set of points: half an ORB pyramid
+# step (1.2) below the usual one (localmatch.WORK_SIDE / 1.2 ** 0.5).
+HALF_STEP_SIDE = round(WORK_SIDE / 1.2**0.5)
 
 
-def fingerprint_of(rgb: np.ndarray, views: Sequence[View] | None = None) -> Any | None:
+def fingerprint_of(rgb: np.ndarray, views: Sequence[View] | None = None) -> Fingerprint:
     """The frame's local-feature fingerprint (a query fingerprint: with mirrored descriptors).
+
+    The points of the frame at half a pyramid step smaller (``HALF_STEP_SIDE``) follow the
+    frame's own: ORB finds corners on scales 1.2 apart, and a copy cropped by 5-10 %, or
+    rotated by 3-5 degrees and trimmed, shows the picture about 1.1 times larger, halfway
+    between two scales. Its descriptors then differ from the original's by a median of
+    ~48 of 256 bits instead of 2-17, too many for the index's exact 24-bit words (a city
+    street cropped by 8 %: 1 vote, 19 at the half step), though verification still lines
+    them up. The known image keeps its own points only (``as_known`` takes a prefix).
 
     When the frame holds a picture inside screenshot chrome or borders (the content or
     border view: ``views`` if given, else found here), the picture's own points are added
     (``localmatch.with_inset``): shown small, it would otherwise get few points and only
     coarse ones. Most photos have no such view and cost nothing more.
     """
-    from detectors import localmatch
-
     fp = localmatch.fingerprint(rgb)
     h, w = rgb.shape[:2]
+    fp = localmatch.with_inset(fp, localmatch.fingerprint(rgb, work_side=HALF_STEP_SIDE), (0, 0, w, h), (w, h))
     if views is None:
         boxes = [b for b in (content_box(rgb), border_box(rgb)) if b is not None]
     else:
@@ -169,11 +206,14 @@ def fingerprint_of(rgb: np.ndarray, views: Sequence[View] | None = None) -> Any 
 
 
 def frame_signals(
-    rgb: np.ndarray, sha256: str, *, dihedral: bool = True, trim: bool = True, local: bool = True
+    rgb: np.ndarray, sha256: str, *, dihedral: bool = True, trim: bool = True, local: bool = True, hue: bool = True
 ) -> FrameSignals:
-    """Hashes, views and local fingerprint of one RGB frame; ``sha256`` is of the file's bytes."""
+    """Hashes, views and local fingerprint of one RGB frame; ``sha256`` is of the file's bytes.
+
+    ``dihedral``, ``trim``, ``hue``, ``local``: rotations and mirrors, trimmed views, the
+    value view and the fingerprint (all on; the benchmark turns them off to compare)."""
     pdq, quality, phash, dhash = perceptual_hashes(rgb)
-    views = frame_views(rgb, dihedral=dihedral, trim=trim)
+    views = frame_views(rgb, dihedral=dihedral, trim=trim, hue=hue)
     return FrameSignals(
         ImageHashes(pdq, quality, phash, dhash, sha256),
         views,
@@ -232,6 +272,7 @@ class ListIndex:
 
     def __init__(self, *, mih_threshold: int = 65536, local: bool = True) -> None:
         self._pdq = HammingIndex(256, mih_threshold=mih_threshold)
+        self._value = HammingIndex(256, mih_threshold=mih_threshold)  # VALUE views' PDQ, apart from the luma ones
         self._phash = HammingIndex(64, mih_threshold=mih_threshold)
         # SHA-256: a dict from the digest's first 64 bits (an int: compact) to the entry
         # id, or a tuple of ids when several entries share it; the same 64 bits sit in an
@@ -243,7 +284,7 @@ class ListIndex:
         self._list_of = np.zeros(1024, np.int32)
         self._quality = np.full(1024 * SLOTS, _UNKNOWN_QUALITY, np.int8)
         self._count = 0
-        self._local = None
+        self._local: LocalIndex | None = None
         self._local_enabled = local
         self._local_keys: set[int] = set()
         self._write = threading.Lock()
@@ -324,9 +365,10 @@ class ListIndex:
             )
             for view in views:
                 pdq_usable = view.quality >= min_quality
+                pdq_index = self._value if view.crop == VALUE else self._pdq
                 if pdq_usable:
                     for k, code in enumerate(view.pdq):
-                        for m in self._pdq.search(code, distance):
+                        for m in pdq_index.search(code, distance):
                             entry_id, _ = divmod(m.entry_id, SLOTS)
                             if self._quality_ok(quality, m.entry_id, min_quality):
                                 found.append(
@@ -364,26 +406,28 @@ class ListIndex:
                             )
                         )
             found = [f for f in found if keep is None or f[0].list_id in keep]
-            use_local = local and frame.fingerprint is not None and self._local is not None and bool(self._local_keys)
+            fp = frame.fingerprint if local and self._local is not None and self._local_keys else None
             verified: dict[int, bool] = {}
-            if use_local:
-                for c in self._local_candidates(frame.fingerprint, keep, local_min_fraction):
+            if fp is not None:
+                for c in self._local_candidates(fp, keep, local_min_fraction):
                     verified[c.entry_id] = True
                     offer(c)
-                for c in self._near_pdq_candidates(frame, verified, keep, distance, min_quality, local_min_fraction):
+                for c in self._near_pdq_candidates(
+                    frame, fp, verified, keep, distance, min_quality, local_min_fraction
+                ):
                     verified[c.entry_id] = True
                     offer(c)
-            for c, orientation, view in found:
-                if use_local and view is not None and self._needs_confirmation(c, orientation, view, frame.fingerprint):
+            for c, orientation, seen_in in found:
+                if fp is not None and seen_in is not None and self._needs_confirmation(c, orientation, seen_in, fp):
                     if c.entry_id not in verified:
-                        verified[c.entry_id] = self._verified(frame.fingerprint, c.entry_id, local_min_fraction)
+                        verified[c.entry_id] = self._verified(fp, c.entry_id, local_min_fraction)
                     if not verified[c.entry_id]:
                         continue  # the picture only looks alike at a glance (same layout, other content)
                 offer(c)
-        found = [c for c in best.values() if c.list_id != 0]  # 0: removed while searching
-        return sorted(found, key=lambda c: (ALGORITHMS.index(c.algorithm), c.distance, c.entry_id))
+        matched = [c for c in best.values() if c.list_id != 0]  # 0: removed while searching
+        return sorted(matched, key=lambda c: (ALGORITHMS.index(c.algorithm), c.distance, c.entry_id))
 
-    def _needs_confirmation(self, c: Candidate, orientation: int, view: View, fp: Any) -> bool:
+    def _needs_confirmation(self, c: Candidate, orientation: int, view: View, fp: Fingerprint) -> bool:
         """A PDQ match that local features must confirm, when both sides have enough of them.
 
         Whole views only (the frame's fingerprint describes the same picture) and only
@@ -394,23 +438,19 @@ class ListIndex:
         """
         if not view.whole or (c.distance <= PDQ_SURE and orientation == 0):
             return False
-        if len(fp) < CONFIRM_POINTS or c.entry_id not in self._local_keys:
+        if len(fp) < CONFIRM_POINTS or c.entry_id not in self._local_keys or self._local is None:
             return False
         known = self._local.fingerprint_of(c.entry_id)
         return known is not None and len(known) >= CONFIRM_POINTS
 
-    def _verified(self, fp: Any, entry_id: int, min_fraction: float) -> bool:
-        from detectors.localmatch import verify
-
-        known = self._local.fingerprint_of(entry_id)
-        if known is None:
-            return False
-        m = verify(fp, known)
+    def _verified(self, fp: Fingerprint, entry_id: int, min_fraction: float) -> bool:
+        m = self._verify(fp, entry_id)
         return m is not None and m.fraction >= min_fraction
 
     def _near_pdq_candidates(
         self,
         frame: FrameSignals,
+        fp: Fingerprint,
         verified: dict[int, bool],
         keep: frozenset[int] | None,
         distance: int,
@@ -444,9 +484,9 @@ class ListIndex:
                 if tried >= NEAR_VERIFY:
                     return out
                 tried += 1
-                match = self._verify(frame.fingerprint, entry_id)
+                match = self._verify(fp, entry_id)
                 verified[entry_id] = match is not None and match.fraction >= min_fraction
-                if verified[entry_id]:
+                if match is not None and verified[entry_id]:
                     out.append(
                         Candidate(
                             entry_id,
@@ -459,10 +499,8 @@ class ListIndex:
                     )
         return out
 
-    def _verify(self, fp: Any, entry_id: int) -> Any | None:
-        from detectors.localmatch import verify
-
-        known = self._local.fingerprint_of(entry_id)
+    def _verify(self, fp: Fingerprint, entry_id: int) -> RegionMatch | None:
+        known = None if self._local is None else self._local.fingerprint_of(entry_id)
         return None if known is None else verify(fp, known)
 
     def _sha_lookup(self, sha256: str) -> tuple[int, ...]:
@@ -487,16 +525,16 @@ class ListIndex:
             return False
         return q == _UNKNOWN_QUALITY or q >= min_quality
 
-    def _local_candidates(self, fp: Any, keep: frozenset[int] | None, min_fraction: float) -> list[Candidate]:
+    def _local_candidates(self, fp: Fingerprint, keep: frozenset[int] | None, min_fraction: float) -> list[Candidate]:
         """Entries sharing a verified region with the query, among the lists kept.
 
         The vote shortlist is filtered by list BEFORE verification: the same image listed
         by many groups must not crowd this group's entry out of the verified few.
         """
-        from detectors.localmatch import verify
-
         index = self._local
-        out = []
+        out: list[Candidate] = []
+        if index is None:
+            return out
         shortlist = index.candidates(fp, shortlist=LOCAL_SHORTLIST)
         verified = 0
         for key, _mirrored, _votes in shortlist:
@@ -525,10 +563,12 @@ class ListIndex:
 
     # -- writing -----------------------------------------------------------------
 
-    def add(self, entry: EntryHashes, fingerprint: Any | None = None) -> None:
+    def add(self, entry: EntryHashes, fingerprint: Fingerprint | None = None) -> None:
         self.add_many([entry], [fingerprint])
 
-    def add_many(self, entries: Sequence[EntryHashes], fingerprints: Sequence[Any | None] | None = None) -> None:
+    def add_many(
+        self, entries: Sequence[EntryHashes], fingerprints: Sequence[Fingerprint | None] | None = None
+    ) -> None:
         """Add entries (an id already present is replaced); one batch per hash index."""
         if not entries:
             return
@@ -543,19 +583,27 @@ class ListIndex:
             self._remove_locked([e.entry_id for e in entries if self.list_of(e.entry_id)])
             top = max(e.entry_id for e in entries)
             self._grow(top)
-            pdq_keys, pdq_codes, ph_keys, ph_codes = [], [], [], []
+            pdq_keys: list[int] = []
+            pdq_codes: list[bytes] = []
+            ph_keys: list[int] = []
+            ph_codes: list[bytes] = []
+            value_keys: list[int] = []
+            value_codes: list[bytes] = []
             quality = self._quality
             for e in entries:
                 hashes = [(FULL, e.pdq, e.pdq_quality, e.phash), *e.views]
                 for crop_name, pdq, q, phash in hashes:
-                    key = e.entry_id * SLOTS + _SLOT_OF[crop_name]
+                    slot = _SLOT_OF.get(crop_name)
+                    if slot is None:
+                        continue  # a view a later Vigil stored: ignored here
+                    key = e.entry_id * SLOTS + slot
                     if pdq:
-                        pdq_keys.append(key)
-                        pdq_codes.append(bytes.fromhex(pdq))
+                        (value_keys if crop_name == VALUE else pdq_keys).append(key)
+                        (value_codes if crop_name == VALUE else pdq_codes).append(bytes.fromhex(pdq))
                         quality[key] = _UNKNOWN_QUALITY if q is None else q
                     else:
                         quality[key] = _NO_PDQ
-                    if phash_usable(phash):  # 64-bit pHash (imagehash's) with information
+                    if phash and phash_usable(phash):  # 64-bit pHash (imagehash's) with information
                         ph_keys.append(key)
                         ph_codes.append(bytes.fromhex(phash.rjust(16, "0")))
                 if e.sha256:
@@ -563,10 +611,9 @@ class ListIndex:
                     self._sha_key[e.entry_id] = key
                     held = self._sha.get(key)
                     self._sha[key] = e.entry_id if held is None else (*_ids(held), e.entry_id)
-            if pdq_keys:
-                self._pdq.add(
-                    np.array(pdq_keys, np.int64), np.frombuffer(b"".join(pdq_codes), np.uint8).reshape(-1, 32)
-                )
+            for index, keys, codes in ((self._pdq, pdq_keys, pdq_codes), (self._value, value_keys, value_codes)):
+                if keys:
+                    index.add(np.array(keys, np.int64), np.frombuffer(b"".join(codes), np.uint8).reshape(-1, 32))
             if ph_keys:
                 self._phash.add(np.array(ph_keys, np.int64), np.frombuffer(b"".join(ph_codes), np.uint8).reshape(-1, 8))
             if fingerprints is not None and self._local_enabled:
@@ -593,6 +640,7 @@ class ListIndex:
             self._list_of[entry_id] = 0  # first: searches stop reporting it at once
         keys = [e * SLOTS + s for e in entry_ids for s in range(SLOTS)]
         self._pdq.remove(keys)
+        self._value.remove(keys)
         self._phash.remove(keys)
         for entry_id in entry_ids:
             key = int(self._sha_key[entry_id])
@@ -626,10 +674,8 @@ class ListIndex:
         self._quality = quality
         self._list_of = list_of
 
-    def _local_index(self) -> Any:
+    def _local_index(self) -> LocalIndex:
         if self._local is None:
-            from detectors.localmatch import LocalIndex
-
             self._local = LocalIndex()
         return self._local
 

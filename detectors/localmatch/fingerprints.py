@@ -227,18 +227,23 @@ def _spread_order(xy: np.ndarray, response: np.ndarray, width: int, height: int)
     return by_cell[order]
 
 
-def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = None) -> Fingerprint:
+def fingerprint(
+    rgb: np.ndarray, *, query: bool = True, mirror: bool | None = None, work_side: int = WORK_SIDE
+) -> Fingerprint:
     """The local-feature fingerprint of an RGB uint8 image (H, W, 3).
 
     ``query=True`` keeps ``QUERY_KEYPOINTS`` points and the mirror descriptors (for
     images to look up); ``query=False`` keeps ``KNOWN_KEYPOINTS`` points and no mirror
     (for images to store: a quarter of the bytes, and less time). ``mirror``
     overrides whether mirror descriptors are computed (without them, mirrored copies
-    are not found). An image smaller than
+    are not found). ``work_side``: the working copy's long side (another scale of the
+    same picture: see ``detectors.matching.fingerprint_of``). An image smaller than
     ``MIN_SIDE`` pixels on a side, or without corners (flat), gets an empty fingerprint.
     Raises ``BadImageArray`` for anything but a non-empty uint8 RGB array.
     """
     rgb = _check_rgb(rgb)
+    if isinstance(work_side, bool) or not isinstance(work_side, int) or not MIN_SIDE <= work_side <= FRAME:
+        raise ValueError(f"work_side must be a whole number of pixels from {MIN_SIDE} to {FRAME}, not {work_side!r}")
     mirror_too = mirror
     h, w = rgb.shape[:2]
     long_side = max(h, w)
@@ -246,7 +251,7 @@ def fingerprint(rgb: np.ndarray, *, query: bool = True, mirror: bool | None = No
     fw, fh = max(1, round(w * k)), max(1, round(h * k))
     if min(h, w) < MIN_SIDE:
         return empty_fingerprint(fw, fh, long_side)
-    scale = WORK_SIDE / long_side
+    scale = work_side / long_side
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     if scale < 1:
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
