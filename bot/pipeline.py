@@ -196,6 +196,7 @@ class Pipeline:
                     self._spare.append(key)
                 continue
             self._taking.add(key)
+            taking = True  # this worker's claim on the chat's take, until it has its item
             item: Any = None
             handled = broken = False
             try:
@@ -208,6 +209,7 @@ class Pipeline:
                 else:
                     item, later = await self._store.next_work(key[0], key[1], self._clock())
                 self._taking.discard(key)
+                taking = False
                 if item is not None:
                     handled = True
                     self._flight.setdefault(key, []).append(item.id)
@@ -223,7 +225,8 @@ class Pipeline:
                     "chat %s: handling work from the inbox failed; trying again in %.0f s", key[1], RETRY_BROKEN
                 )
             finally:
-                self._taking.discard(key)
+                if taking:  # only its own claim: another worker may be taking the chat's next item by now
+                    self._taking.discard(key)
                 if item is not None:
                     self._land(key, item.id)
                 if broken:

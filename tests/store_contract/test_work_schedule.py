@@ -215,3 +215,62 @@ async def test_next_work_skips_the_items_it_is_told_to(store, backend):
     assert (await store.next_work(T, "g", now, exclude=[first]))[0].id == second
     assert (await store.next_work(T, "g", now, exclude=[first, second]))[0] is None
     assert (await store.next_work(T, "g", now, exclude=()))[0].id == first
+
+
+class HeldTakes:
+    """The store with its ``next_work`` watched: ``held`` calls (by number, from 1) wait for ``release``,
+    and ``most_at_once`` counts the takes of one chat running at the same time (the pipeline allows one)."""
+
+    def __init__(self, store, held: int) -> None:
+        self._store = store
+        self._held = held
+        self.calls = 0
+        self.taking = 0
+        self.most_at_once = 0
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def next_work(self, *args, **kwargs):
+        self.calls += 1
+        self.taking += 1
+        self.most_at_once = max(self.most_at_once, self.taking)
+        try:
+            if self.calls == self._held:
+                self.entered.set()
+                await self.release.wait()
+            return await self._store.next_work(*args, **kwargs)
+        finally:
+            self.taking -= 1
+
+
+async def test_an_item_ending_while_the_chats_next_one_is_being_taken_never_lets_a_second_worker_take_it(store):
+    """Two images of one chat in flight: the first ends while a worker is still taking the second
+    from the store. The worker that handled the first must not clear the other's claim on the
+    chat's take, or a third worker takes the same item and it is handled (deleted, alerted) twice."""
+    watched = HeldTakes(store, held=2)
+    handled: list[int] = []
+
+    async def handle(item) -> None:
+        handled.append(item.id)
+        if await store.start_work(item.id) is None:
+            return  # as bot/core.py does: finished by the other taker already
+        if item.id == first:
+            await watched.entered.wait()  # the chat's next item is being taken right now
+            await store.finish_work(item.id)
+            watched.release.set()
+        else:
+            await store.finish_work(item.id)
+
+    pipeline = Pipeline(watched, handle, in_flight=3, workers=2)
+    assert pipeline.per_chat == 2
+    first, second = await enqueue(store, "g", 1), await enqueue(store, "g", 2)
+    pipeline.start()
+    pipeline.wake(T, "g")
+    await asyncio.wait_for(pipeline.drain(), 10)
+    await pipeline.stop()
+    assert sorted(handled) == [first, second]
+    assert watched.most_at_once == 1
+    assert [(await store.work_item(i)).attempts for i in (first, second)] == [1, 1]
