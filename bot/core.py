@@ -27,7 +27,7 @@ from bot.metrics import NO_METRICS, Metrics
 from bot.moderation import Moderator
 from bot.notify import Notifier
 from bot.pipeline import Pipeline
-from bot.platforms.base import EventSink, Platform, SharedReads
+from bot.platforms.base import BotCore, EventSink, Platform, SharedReads
 from bot.policy import GroupSettings
 from bot.presses import Presses
 from bot.protect import Protector
@@ -303,7 +303,10 @@ class Core:
     def backlog(self) -> int:
         return self.pipeline.depth
 
+    async def drain(self) -> None:
+        await self.pipeline.drain()
 
-def seams_of(core: Core) -> tuple[EventSink, SharedReads]:
-    """The core as the adapters see it (mypy checks here that it has both protocols' shape)."""
-    return core, core
+
+def seams_of(core: Core) -> tuple[EventSink, SharedReads, BotCore]:
+    """The core as the adapters see it (mypy checks here that it has the protocols' shape)."""
+    return core, core, core

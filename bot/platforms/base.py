@@ -62,6 +62,11 @@ class SharedReads(Protocol):
     def list_size(self, list_id: int) -> int: ...
     @property
     def backlog(self) -> int: ...  # chats with images waiting or in flight
+    async def drain(self) -> None: ...  # until no image is being checked or acted on
+
+
+class BotCore(EventSink, SharedReads, Protocol):
+    """The running bot as an adapter is started with it: what it hands over and what it reads."""
 
 
 class Platform(Protocol):
@@ -72,7 +77,7 @@ class Platform(Protocol):
     username: str  # the bot's own name there, for hints ("start @name")
     connected: bool
 
-    async def start(self, sink: EventSink) -> None: ...
+    async def start(self, core: BotCore) -> None: ...
     async def stop(self) -> None: ...  # stop receiving; sending still works
     async def close(self) -> None: ...  # release connections, after the pipeline drained
     async def fetch_media(self, event: MediaPosted, max_bytes: int) -> bytes: ...

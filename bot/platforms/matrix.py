@@ -36,7 +36,7 @@ from nio import AsyncClient, Event, MegolmEvent, RoomSendResponse
 from bot.config import MatrixConfig
 from bot.events import ButtonPressed, ChatRef, MediaPosted
 from bot.platforms import matrix_bounds as bounds
-from bot.platforms.base import OutgoingMessage, Rights
+from bot.platforms.base import BotCore, OutgoingMessage, Rights
 from bot.platforms.errors import MessageGone, MissingRight, PlatformError, Transient
 from bot.platforms.matrix_bridges import BridgeBook
 from bot.platforms.matrix_direct import DirectRooms, RawApi
@@ -84,7 +84,7 @@ class MatrixPlatform(MatrixIntake):
         self.http: aiohttp.ClientSession | None = None
         self.media: MediaFetcher | None = None
         self.username = config.user_id
-        self.core: Any = None
+        self._core: BotCore | None = None  # set by start()
         self.connected = False
         self.offer_reactions = True  # react with each choice's key first, so one tap chooses
         self.mutes = MuteBook(self.directory)
@@ -127,8 +127,8 @@ class MatrixPlatform(MatrixIntake):
 
     # --- life cycle ----------------------------------------------------------------------
 
-    async def start(self, core: Any) -> None:
-        self.core = core
+    async def start(self, core: BotCore) -> None:
+        self._core = core
         self.http = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=120, sock_connect=15), trace_configs=[self.calls.trace_config()]
         )
@@ -190,7 +190,7 @@ class MatrixPlatform(MatrixIntake):
 
     def _choose_line(self, language: str | None) -> str:
         """The line above an alert's choices, in the reader's language (from Vigil's catalogs)."""
-        if self.core is None:
+        if self._core is None:
             return "To choose, react with the number or send the command:"
         return str(self.core.translator(language).gettext("To choose, react with the number or send the command:"))
 
@@ -225,11 +225,10 @@ class MatrixPlatform(MatrixIntake):
 
     async def _after_the_hits(self, until: float) -> None:
         """Returns once no image is being checked, redacted or alerted about (or at ``until``, monotonic)."""
-        pipeline = getattr(self.core, "pipeline", None)
         while (remaining := until - time.monotonic()) > 0:
-            if pipeline is not None:
+            if self._core is not None:
                 try:
-                    await asyncio.wait_for(pipeline.drain(), remaining)  # every work item and its actions done
+                    await asyncio.wait_for(self._core.drain(), remaining)  # every work item and its actions done
                 except TimeoutError:
                     return
             if self._redacting == 0:  # redactions asked for outside the pipeline (an admin's choice)

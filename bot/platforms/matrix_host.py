@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from nio import AsyncClient
 
 from bot.events import ChatRef, UserRef
-from bot.platforms.base import OutgoingMessage
+from bot.platforms.base import BotCore, OutgoingMessage
 from bot.platforms.matrix_direct import RawApi
 from bot.store.protocol import Store
 
@@ -19,12 +19,13 @@ class MatrixHost(Protocol):
     name: str
     store: Store
     client: AsyncClient
-    core: Any  # the core, as the adapter was started with it
     raw: RawApi
     _tasks: set[asyncio.Task[Any]]
 
     @property
     def me(self) -> str: ...
+    @property
+    def core(self) -> BotCore: ...  # the running bot, from start() on
 
     async def admins(self, chat_id: str) -> frozenset[str]: ...
     async def is_member(self, chat_id: str, user_id: str) -> bool: ...

@@ -170,7 +170,7 @@ class PolicyRooms:
         names = set(self.rooms.values())
         lists = await self.store.lists_for_group(self.platform.name, chat_id)
         core = self.platform.core
-        return [(lst.name, core.lists.size(lst.id)) for lst in lists if lst.name in names]
+        return [(lst.name, core.list_size(lst.id)) for lst in lists if lst.name in names]
 
     async def _translator(self, chat_id: str) -> Translator:
         """The room's language (its `!vigil lang`), as every other reply in the room."""

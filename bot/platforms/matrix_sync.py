@@ -26,8 +26,8 @@ from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEv
 
 from bot.errors import BadStoreValue
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
-from bot.metrics import metrics_of
 from bot.platforms import matrix_bounds as bounds
+from bot.platforms.base import BotCore
 from bot.platforms.errors import MessageGone, PlatformError, RetryLater
 from bot.platforms.matrix_errors import call
 from bot.platforms.matrix_events import (
@@ -115,7 +115,15 @@ class MatrixIntake:
     config: MatrixConfig
     store: Store
     client: AsyncClient
-    core: Any
+    _core: BotCore | None
+
+    @property
+    def core(self) -> BotCore:
+        """The running bot, from ``start()`` on."""
+        if self._core is None:
+            raise RuntimeError("the Matrix adapter is used before start()")
+        return self._core
+
     connected: bool
     policy: PolicyRooms
     direct: DirectRooms
@@ -225,7 +233,7 @@ class MatrixIntake:
         log.warning(
             "matrix: room %s: skipped event %s (%s)", bounds.shown_id(room_id), bounds.shown_id(event_id), reason
         )
-        metrics_of(self.core).rejected_event(NAME, reason)
+        self.core.metrics.rejected_event(NAME, reason)
 
     async def _keys_maintenance(self) -> None:
         """What matrix-nio's sync_forever does between syncs: keep the device's encryption going."""
@@ -351,7 +359,7 @@ class MatrixIntake:
                     self._spawn(self.undecryptable.tell(item), "telling moderators of undecryptable messages")
                 if now - first_seen > UNDECRYPTABLE_FOR:
                     log.error("matrix: room %s: gave up on event %s: its room key never arrived", room_id, event_id)
-                    metrics_of(self.core).rejected_event(NAME, "undecryptable")
+                    self.core.metrics.rejected_event(NAME, "undecryptable")
                     done.append(event_id)
                 continue
             done.append(event_id)
