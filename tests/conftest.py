@@ -6,11 +6,33 @@ import os
 import sys
 import threading
 
+import pytest
+
+from tests.support.detector_images import file_images
+from tests.support.marker_model import write_marker_model
+
 # A real PostgreSQL server, one per test session, and an empty schema per test (tests/support/postgres.py).
 from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 from tests.support.synapse import synapse  # noqa: F401
 
 _exit_status: list[int] = []
+
+
+# What the end-to-end suites share: the tiny marker model that drives the nudity path, and two
+# benign sample photos (the tests copy before they change one).
+@pytest.fixture(scope="session")
+def marker_model(tmp_path_factory):
+    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
+
+
+@pytest.fixture(scope="session")
+def photo():
+    return next(v for k, v in file_images().items() if "astronaut" in k)
+
+
+@pytest.fixture(scope="session")
+def other_photo():
+    return next(v for k, v in file_images().items() if "coffee" in k)
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: D103

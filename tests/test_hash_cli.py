@@ -17,7 +17,6 @@ from bot.__main__ import main
 from tests.support import transforms as T
 from tests.support.botapi import BotApiEmulator
 from tests.support.decided import telegram_decided, verdicts
-from tests.support.marker_model import write_marker_model
 from tests.support.vigil_harness import TOKEN, running_vigil, write_config
 from tests.test_telegram import Group, wait_deleted
 
@@ -240,11 +239,6 @@ def test_lists_follow_unfollow_and_delete(tmp_path, cfg, capsys):
 
 
 # --- the running bot follows the command line --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
 
 
 @pytest.fixture

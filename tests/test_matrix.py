@@ -26,7 +26,7 @@ from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.decided import decided
 from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes, png_bytes
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.matrix_client import HumanClient
 from tests.support.matrix_harness import (
     Inbox,
@@ -45,21 +45,6 @@ from tests.support.vigil_harness import TOKEN, jpeg
 pytestmark = pytest.mark.synapse
 # the async tests share the module's event loop with the shared Vigil
 shared_loop = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return next(v for k, v in file_images().items() if "astronaut" in k)
-
-
-@pytest.fixture(scope="module")
-def other_photo():
-    return next(v for k, v in file_images().items() if "coffee" in k)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -15,8 +15,7 @@ import pytest_asyncio
 
 from bot.platforms.matrix_bridges import BridgeBook
 from tests.support.bridge import PuppetBridge, bridge_state
-from tests.support.detector_images import file_images
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.matrix_harness import (
     Inbox,
     matrix_env,
@@ -43,16 +42,6 @@ pytestmark = pytest.mark.synapse
 shared_loop = pytest.mark.asyncio(loop_scope="module")
 
 BRIDGED = "The sender is a WhatsApp user bridged into this room"
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return next(v for k, v in file_images().items() if "astronaut" in k)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

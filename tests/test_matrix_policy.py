@@ -21,7 +21,6 @@ from PIL import Image
 from bot.platforms.matrix_policy import parse_media_hash
 from detectors.hashing import perceptual_hashes
 from tests.support.detector_images import file_images
-from tests.support.marker_model import write_marker_model
 from tests.support.matrix_client import HumanClient
 from tests.support.matrix_harness import (
     Inbox,
@@ -40,11 +39,6 @@ pytestmark = pytest.mark.synapse
 shared_loop = pytest.mark.asyncio(loop_scope="module")
 
 RULE = "m.policy.media_hash"
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from bot.store.factory import open_store
 from bot.store.protocol import Store
 from detectors.scanner import Scanner
 from tests.support.detector_images import file_images
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 
 PLATFORM = "telegram"  # the store knows the real platforms; the fake stands in for Telegram
 GROUP = ChatRef(PLATFORM, "-100777", "Parents of 4B")
@@ -105,11 +105,6 @@ class FakePlatform:
 
 def _typed(platform: FakePlatform) -> Platform:
     return platform  # mypy checks here that the fake has the protocol's shape
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,10 @@ import pytest
 from bot.__main__ import main as vigil_main
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
 
 T = "telegram"
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from detectors.errors import MediaError
 from detectors.localmatch import Fingerprint
 from tests.support import transforms as tf
 from tests.support.decided import telegram_decided
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 
 T = "telegram"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -464,11 +464,6 @@ def test_cli_add_list_remove_and_scan_protected(tmp_path, photos, capsys):
 
 
 # --- end to end through the Bot API emulator ---------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
 
 
 @pytest.fixture

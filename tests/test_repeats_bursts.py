@@ -12,25 +12,9 @@ import threading
 import pytest
 
 from tests.support.botapi import BotApiEmulator
-from tests.support.detector_images import file_images
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
 from tests.test_telegram import Group, wait_deleted
-
-
-@pytest.fixture(scope="session")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
-
-
-@pytest.fixture(scope="session")
-def photo():
-    return next(v for k, v in file_images().items() if "astronaut" in k)
-
-
-@pytest.fixture(scope="session")
-def other_photo():
-    return next(v for k, v in file_images().items() if "coffee" in k)
 
 
 @pytest.fixture

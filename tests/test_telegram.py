@@ -11,9 +11,8 @@ from bot.i18n import LANGUAGES, Translator
 from bot.store import Store
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.decided import decided, telegram_decided, verdicts
-from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes, webm_bytes
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.vigil_harness import (
     TOKEN,
     VigilProcess,
@@ -24,23 +23,6 @@ from tests.support.vigil_harness import (
 )
 
 FULL_RIGHTS = full_rights()
-
-
-@pytest.fixture(scope="session")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
-
-
-@pytest.fixture(scope="session")
-def photo():
-    images = file_images()
-    return next(v for k, v in images.items() if "astronaut" in k)
-
-
-@pytest.fixture(scope="session")
-def other_photo():
-    images = file_images()
-    return next(v for k, v in images.items() if "coffee" in k)
 
 
 @pytest.fixture

@@ -24,9 +24,8 @@ from PIL import Image
 from bot.app import setup_logging
 from bot.config import load_config
 from tests.support.botapi import BotApiEmulator, full_rights
-from tests.support.detector_images import file_images
 from tests.support.hostile_files import write_hostile_folder
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.vigil_harness import ROOT, TOKEN, VigilProcess, jpeg, running_vigil, write_config
 
 
@@ -64,21 +63,6 @@ class HangingEmulator(BotApiEmulator):
     async def stop(self) -> None:
         self.release.set()
         await super().stop()
-
-
-@pytest.fixture(scope="session")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
-
-
-@pytest.fixture(scope="session")
-def photo():
-    return next(v for k, v in file_images().items() if "astronaut" in k)
-
-
-@pytest.fixture(scope="session")
-def other_photo():
-    return next(v for k, v in file_images().items() if "coffee" in k)
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ from bot.errors import StoreError
 from bot.platforms.matrix_state import Pending
 from bot.platforms.matrix_sync import SYNC_KEY
 from bot.platforms.matrix_undecryptable import told_key
-from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.matrix_client import HumanClient
 from tests.support.matrix_harness import (
     Inbox,
@@ -40,21 +39,6 @@ shared_loop = pytest.mark.asyncio(loop_scope="module")
 
 # short bounds, so the tests wait seconds instead of minutes
 HOSTILE_SETTINGS = "download_deadline = 2\nundecryptable_notice_after = 1"
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return next(v for k, v in file_images().items() if "astronaut" in k)
-
-
-@pytest.fixture(scope="module")
-def other_photo():
-    return next(v for k, v in file_images().items() if "coffee" in k)
 
 
 class HoldingProxy(MatrixProxy):

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import transforms as tf
 from tests.support.botapi import BotApiEmulator, full_rights
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.vigil_harness import TOKEN, running_vigil, write_config
 from tests.test_protect import _protect, _said, _wait_notice, jpeg
 from tests.test_telegram import Group
@@ -25,11 +25,6 @@ from tests.test_telegram import Group
 FULL = full_rights()
 BUTTON_DATA = re.compile(r"(del|keep|ban|unmute|fp|export|details):\d+")
 UNNAMED = ("made from a real person's photo", "a partir de la foto de una persona real")
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -19,26 +19,11 @@ from bot.store import Store
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes
-from tests.support.marker_model import add_marker, write_marker_model
+from tests.support.marker_model import add_marker
 from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
 
 FULL_RIGHTS = full_rights()
 PLACEHOLDERS = {136817688, 1087968824, 777000}
-
-
-@pytest.fixture(scope="module")
-def marker_model(tmp_path_factory):
-    return write_marker_model(tmp_path_factory.mktemp("models") / "marker.onnx")
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return next(v for k, v in file_images().items() if "astronaut" in k)
-
-
-@pytest.fixture(scope="module")
-def other_photo():
-    return next(v for k, v in file_images().items() if "coffee" in k)
 
 
 @pytest.fixture
