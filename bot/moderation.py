@@ -310,10 +310,10 @@ class Moderator:
                 raise TooManyBytes(event.media.size, limit)
             # a bound on the whole download, retries included: a hanging server costs this chat
             # one failed attempt (retried later), never a worker for good
-            data = await asyncio.wait_for(
-                with_retries(f"download in chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit)),
-                seconds,
-            )
+            async with asyncio.timeout(seconds):
+                data = await with_retries(
+                    f"download in chat {event.chat.chat_id}", lambda: platform.fetch_media(event, limit)
+                )
         except TimeoutError:
             raise DownloadTimedOut(seconds) from None
         except (TooManyBytes, PlatformError) as exc:

@@ -80,7 +80,8 @@ async def readiness(app: RunningApp) -> Readiness:
         checks["store"] = "not open"
     else:
         try:
-            await asyncio.wait_for(store.schema_version(), STORE_TIMEOUT)
+            async with asyncio.timeout(STORE_TIMEOUT):
+                await store.schema_version()
             checks["store"] = "ok"
         except TimeoutError:
             checks["store"] = f"no answer within {STORE_TIMEOUT:.0f} s (busy, or a backup is running)"
@@ -154,8 +155,9 @@ class OpsServer:
         store, core = self.app.store, self.app.core
         if store is not None and core is not None:
             try:
-                lists = await asyncio.wait_for(store.all_lists(), STORE_TIMEOUT)
-                sizes = await asyncio.wait_for(store.list_sizes(), STORE_TIMEOUT)
+                async with asyncio.timeout(STORE_TIMEOUT):
+                    lists = await store.all_lists()
+                    sizes = await store.list_sizes()
                 self.metrics.set_lists(lists, sizes)
             except Exception as exc:  # the counters are still worth serving
                 log.warning("metrics: list sizes not read (%s)", type(exc).__name__)

@@ -174,7 +174,8 @@ class Pipeline:
     async def run_cpu(self, fn: Callable[..., T], *args: object, timeout: float) -> T:
         """Run CPU-bound work in the pool; raises TimeoutError after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
-        return await asyncio.wait_for(loop.run_in_executor(self.executor, fn, *args), timeout)
+        async with asyncio.timeout(timeout):
+            return await loop.run_in_executor(self.executor, fn, *args)
 
     async def _next(self) -> ChatKey:
         while not self._ready:
@@ -277,7 +278,8 @@ class Pipeline:
         clean = True
         if (self._busy or self._tails) and timeout > 0:
             try:
-                await asyncio.wait_for(self._until_no_busy(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._until_no_busy()
             except TimeoutError:
                 clean = False
         elif self._busy or self._tails:

@@ -228,7 +228,8 @@ class MatrixPlatform(MatrixIntake):
         while (remaining := until - time.monotonic()) > 0:
             if self._core is not None:
                 try:
-                    await asyncio.wait_for(self._core.drain(), remaining)  # every work item and its actions done
+                    async with asyncio.timeout(remaining):
+                        await self._core.drain()  # every work item and its actions done
                 except TimeoutError:
                     return
             if self._redacting == 0:  # redactions asked for outside the pipeline (an admin's choice)

@@ -103,7 +103,8 @@ class DirectRooms:
         """The direct room with ``user_id``: reused when it exists, else created."""
         if not self.ready.is_set():  # right after a start, before the first sync: rooms are unknown yet
             try:
-                await asyncio.wait_for(self.ready.wait(), READY_WAIT)
+                async with asyncio.timeout(READY_WAIT):
+                    await self.ready.wait()
             except TimeoutError:
                 pass
         async with self._locks.setdefault(user_id, asyncio.Lock()):

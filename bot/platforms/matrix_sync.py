@@ -463,9 +463,8 @@ class MatrixIntake:
         if known is not None:
             return known or None
         try:
-            got = await asyncio.wait_for(
-                call("fetch the edited event", self.client.room_get_event(room_id, event_id)), SENDER_LOOKUP_SECONDS
-            )
+            async with asyncio.timeout(SENDER_LOOKUP_SECONDS):
+                got = await call("fetch the edited event", self.client.room_get_event(room_id, event_id))
         except (TimeoutError, PlatformError) as exc:
             log.info("matrix: room %s: the sender of %s is unknown: %s", room_id, event_id, type(exc).__name__)
             if isinstance(exc, MessageGone):

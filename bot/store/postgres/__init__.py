@@ -106,7 +106,8 @@ class PostgresStore(PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgPr
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            _, err = await asyncio.wait_for(proc.communicate(), PG_DUMP_TIMEOUT)
+            async with asyncio.timeout(PG_DUMP_TIMEOUT):
+                _, err = await proc.communicate()
         except BaseException:
             proc.kill()
             partial.unlink(missing_ok=True)
