@@ -191,6 +191,10 @@ async def main(args: argparse.Namespace) -> None:
                     latencies = sorted(c.latency * 1000 for c in clocks)
                     waited = sorted(c.waited * 1000 for c in clocks)
                     vigil_share = sorted((c.latency - c.waited) * 1000 for c in clocks)
+                    stages: dict[str, list[float]] = {}
+                    for c in clocks:
+                        for stage, seconds in (c.stages() or {}).items():
+                            stages.setdefault(stage, []).append(seconds * 1000)
                     rss = rss_mb()
                     # peers in the same run: one scan alone, and a plain redaction round trip
                     scanner = core.scanner
@@ -214,6 +218,8 @@ async def main(args: argparse.Namespace) -> None:
     print(f"latency from the bot's sync to the redaction: {quantiles(latencies)}")
     print(f"of which waiting on Synapse (download, redaction): {quantiles(waited)}")
     print(f"of which Vigil (queue, scan, decision, event loop): {quantiles(vigil_share)}")
+    for stage, values in stages.items():
+        print(f"  stage {stage}: {quantiles(sorted(values))}")
     print(f"Synapse's share of the total latency: {100 * sum(waited) / sum(latencies):.0f}%")
     count = calls_after[0] - calls_before[0]
     seconds = {k: v - calls_before[1].get(k, 0.0) for k, v in calls_after[1].items()}

@@ -323,10 +323,12 @@ class MatrixPlatform(MatrixIntake):
         picture = (event.chat.chat_id, event.message_id, event.variant)  # its retries share one deadline
         mxc = str(extra.get("mxc") or media.file_id)
         begun = time.perf_counter()
+        self._stamp(event.message_id, "fetching", begun)
         try:
             data = await self.media.download(mxc, self.client.access_token, max_bytes, picture=picture)
         finally:
             self._waited(event.message_id, begun)
+        self._stamp(event.message_id, "fetched", time.perf_counter())
         encrypted = extra.get("encrypted")
         if isinstance(encrypted, dict):
             data = decrypt(data, encrypted)
@@ -345,6 +347,12 @@ class MatrixPlatform(MatrixIntake):
             right="remove messages (redact)",
         )
 
+    def _stamp(self, message_id: str, stage: str, when: float) -> None:
+        """The first time this message reached a stage, for the per-stage latency (HitClock)."""
+        clock = self.timings.get(message_id)
+        if isinstance(clock, HitClock) and clock.redacted is None and getattr(clock, stage) is None:
+            setattr(clock, stage, when)
+
     def _waited(self, message_id: str, begun: float) -> None:
         """Counts a homeserver call made for this message into its clock (until it is redacted)."""
         clock = self.timings.get(message_id)
@@ -353,6 +361,7 @@ class MatrixPlatform(MatrixIntake):
 
     async def delete(self, chat_id: str, message_id: str) -> None:
         begun = time.perf_counter()
+        self._stamp(message_id, "redacting", begun)
         self._redacting += 1
         try:
             related = self._related.get((chat_id, message_id))

@@ -25,6 +25,24 @@ class HitClock:
     arrived: float
     redacted: float | None = None
     waited: float = 0.0  # seconds spent in homeserver calls for this message before its redaction
+    # the stages in between, each stamped once: a worker asked for the file (the rest before is the
+    # queue), the file was in memory, the redaction was asked for (the rest before is scan and decision)
+    fetching: float | None = None
+    fetched: float | None = None
+    redacting: float | None = None
+
+    def stages(self) -> dict[str, float] | None:
+        """Seconds per stage (queue, download, scan and decision, redaction), once redacted."""
+        if None in (self.redacted, self.fetching, self.fetched, self.redacting):
+            return None
+        assert self.redacted is not None and self.fetching is not None
+        assert self.fetched is not None and self.redacting is not None
+        return {
+            "queue": self.fetching - self.arrived,
+            "download": self.fetched - self.fetching,
+            "scan and decision": self.redacting - self.fetched,
+            "redaction": self.redacted - self.redacting,
+        }
 
     @property
     def latency(self) -> float | None:
