@@ -102,10 +102,15 @@ class Moderator:
         list_ids = await list_ids_for(self.store, event.chat)
         # trimmed views, rotations and local features only when there is a list to match
         # (a local fingerprint is also needed to look protected photos up, or keep a group photo)
+        has_lists = self.lists.wants_signals(list_ids)
+        fingerprints = self.protector.wants_fingerprints(settings.group_photos)
+        blocked_first = None
+        if has_lists and not fingerprints:
+            # a copy of a blocked image is deleted on its hashes alone, before the models run (the
+            # bulk of a scan); with protected photos or group photos in play the whole scan is needed
+            blocked_first = partial(self._blocked_by_hashes, list_ids, settings)
         scan, error = await self._scan(
-            platform,
-            event,
-            list_signals=self.lists.wants_signals(list_ids) or self.protector.wants_fingerprints(settings.group_photos),
+            platform, event, list_signals=has_lists or fingerprints, blocked_first=blocked_first
         )
         # the chat's images are scanned side by side, but decided and acted on in the order they came
         await self.pipeline.turn(event.chat.platform, event.chat.chat_id, work_id)
@@ -290,8 +295,28 @@ class Moderator:
             days,
         )
 
+    async def _blocked_by_hashes(self, list_ids: list[int], settings: GroupSettings, first: Scan) -> bool:
+        """Whether a hashes-only pass already proves a delete: a block list's delete entry matches
+        a frame as posted and no allow entry does (an allowed image always gets the whole scan)."""
+        match = partial(
+            self.lists.match,
+            list_ids,
+            [as_signals(f) for f in first.frames],
+            distance=settings.hash_distance,
+            min_quality=settings.pdq_min_quality,
+        )
+        found = await self._cpu(match)
+        if any(m.kind == ListKind.ALLOW for m in found):
+            return False
+        return any(m.kind == ListKind.BLOCK and m.action == BlockAction.DELETE for m in found)
+
     async def _scan(
-        self, platform: Platform, event: MediaPosted, *, list_signals: bool = False
+        self,
+        platform: Platform,
+        event: MediaPosted,
+        *,
+        list_signals: bool = False,
+        blocked_first: Callable[[Scan], Awaitable[bool]] | None = None,
     ) -> tuple[Scan | None, MediaError | PlatformError | None]:
         limit = self.config.detectors.limits.max_bytes
         seconds = self.config.pipeline.download_timeout
@@ -332,6 +357,11 @@ class Moderator:
             if sha and (seen := repeats.by_sha(sha, file_key, signals=list_signals)) is not None:
                 return seen.scan, None  # the same bytes as a file seen before: no model runs again
             with repeats.scanning(sha):
+                if blocked_first is not None:
+                    first = await self._cpu(partial(self.scanner.scan, models=False), data)
+                    if await blocked_first(first):
+                        # not remembered: a copy elsewhere, in a chat without this list, needs the models
+                        return first, None
                 scan = await self._cpu(partial(self.scanner.scan, list_signals=list_signals), data)
                 if sha:  # only a file that was checked: an unscannable one is checked again next time
                     repeats.remember(sha, file_key, scan, signals=list_signals)

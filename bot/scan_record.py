@@ -46,6 +46,8 @@ async def record_scan(
             "format": scan.format,
             "frames": len(scan.frames),
         }
+        if not scan.checked:  # a copy of a blocked image, deleted on its hashes: no model ran
+            findings["models_run"] = False
         if scan.provenance:  # signals only (e.g. "c2pa.generative"), for the alert's details
             findings["provenance"] = [p.signal for p in scan.provenance]
         if not clean:

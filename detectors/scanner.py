@@ -15,6 +15,10 @@ Work that cannot change the label is skipped; each skip is a proof, not an estim
 - frames of one animation that are pixel for pixel the same as an earlier frame reuse its
   hashes and model outputs (deterministic models on the same input give the same output).
   Frames that are only alike are all computed: nothing proves a model would agree on them.
+
+``models=False`` is the first, cheap pass of a chat with block lists: decode and hashes only
+(``Scan.checked`` is then False, its label proves nothing). A copy of a blocked image is deleted
+on that alone; anything else gets the whole scan.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class Scan:
     # evidence in the file's metadata that a generative model made or altered it;
     # positive findings only: an empty tuple proves nothing
     provenance: tuple[ProvenanceFinding, ...] = ()
+    # False for a hashes-only pass (``models=False``): no model ran, the label is not a finding
+    checked: bool = True
 
     @property
     def hashes(self) -> ImageHashes:
@@ -123,17 +129,20 @@ class Scanner:
             self.synthetic = SyntheticDetector(settings.synthetic, threads=threads)  # type: ignore[arg-type]
         release_freed_memory()  # loading read and parsed whole model files: give back what was freed
 
-    def scan(self, data: bytes, *, list_signals: bool = False) -> Scan:
+    def scan(self, data: bytes, *, list_signals: bool = False, models: bool = True) -> Scan:
         """Scan one file's bytes; raises a ``MediaError`` for input Vigil refuses.
 
         ``list_signals``: also compute each frame's views and fingerprint for list matching.
+        ``models``: False for decode and hashes only (see the module docstring).
         """
-        result = self.scan_many([data], list_signals=list_signals)[0]
+        result = self.scan_many([data], list_signals=list_signals, models=models)[0]
         if isinstance(result, MediaError):
             raise result
         return result
 
-    def scan_many(self, items: Sequence[bytes], *, list_signals: bool = False) -> list[Scan | MediaError]:
+    def scan_many(
+        self, items: Sequence[bytes], *, list_signals: bool = False, models: bool = True
+    ) -> list[Scan | MediaError]:
         """Scan several files, sharing model batches; a refused file gives its error."""
         started = time.perf_counter()
         decoded: list[DecodedMedia | MediaError] = []
@@ -154,8 +163,10 @@ class Scanner:
         t_hash = time.perf_counter()
         udets: list[tuple[Detection, ...] | None] = []
         counting = tuple(self.thresholds.classes)
-        for start in range(0, len(upix), BATCH):
+        for start in range(0, len(upix) if models else 0, BATCH):
             udets.extend(self.nudity.screen_batch(upix[start : start + BATCH], counting))
+        if not models:
+            udets = [()] * len(upix)
         t_nudity = time.perf_counter()
         # Open-NSFW only where it could change the label (verdict.nsfw_can_matter)
         by_item: dict[int, list[int]] = {}
@@ -164,7 +175,7 @@ class Scanner:
         wanted = [
             u
             for us in by_item.values()
-            if nsfw_can_matter([((d.label, d.score) for d in udets[u] or ()) for u in us], self.thresholds)
+            if models and nsfw_can_matter([((d.label, d.score) for d in udets[u] or ()) for u in us], self.thresholds)
             for u in us
         ]
         unsfw: list[float | None] = [None] * len(upix)
@@ -174,7 +185,7 @@ class Scanner:
                 for u, score in zip(part, self.nsfw.score_batch([upix[u] for u in part]), strict=False):
                     unsfw[u] = score
         usynthetic: list[float | None] = [None] * len(upix)
-        if self.synthetic is not None:
+        if self.synthetic is not None and models:
             usynthetic = []
             for start in range(0, len(upix), BATCH):
                 usynthetic.extend(self.synthetic.score_batch(upix[start : start + BATCH]))
@@ -240,6 +251,7 @@ class Scanner:
                     frame_count=media.frame_count,
                     timings_ms=dict(shared),
                     provenance=provenance.get(i, ()),
+                    checked=models,
                 )
             )
         return results
