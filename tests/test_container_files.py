@@ -194,3 +194,34 @@ def test_the_readme_tells_operators_how_to_run_it():
         "Upgrading",
     ):
         assert topic in readme, topic
+
+
+def _slim_locales() -> set[str]:
+    import ast
+
+    tree = ast.parse((ROOT / "scripts" / "slim-venv").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "LOCALES" for t in node.targets):
+            return set(ast.literal_eval(node.value))
+    raise AssertionError("scripts/slim-venv has no LOCALES")
+
+
+def _babel_chain(name: str) -> list[str]:
+    """The locale data files Babel reads for ``name``: itself, then its parents up to root."""
+    from babel.core import get_global
+
+    chain = [name]
+    while name != "root":
+        name = get_global("parent_exceptions").get(name) or (name.rsplit("_", 1)[0] if "_" in name else "root")
+        chain.append(name)
+    return chain
+
+
+def test_the_image_keeps_babel_data_for_every_language_an_alert_can_be_written_in():
+    # a German or Catalan admin's alert formats its date with Babel: without the data the alert fails
+    from bot.i18n import available_languages, cldr_locale
+
+    kept = _slim_locales()
+    for language in available_languages():
+        missing = [f for f in _babel_chain(cldr_locale(language)) if f not in kept]
+        assert not missing, f"{language}: scripts/slim-venv removes Babel's {missing}"
