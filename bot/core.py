@@ -33,6 +33,7 @@ from bot.presses import Presses
 from bot.protect import Protector
 from bot.protect_chat import ProtectChat
 from bot.repeats import RepeatCache
+from bot.reports import KeptHashes, NoKeptHashes, Reports
 from bot.scan_record import audit_key
 from bot.store.protocol import Store
 from bot.store.records import WorkItem
@@ -46,7 +47,15 @@ LIST_SYNC_SECONDS = 2.0  # how often the store's list change log is read (change
 class Core:
     """The ``EventSink`` and ``SharedReads`` the adapters are started with (bot/platforms/base.py)."""
 
-    def __init__(self, config: Config, store: Store, scanner: Scanner, *, metrics: Metrics = NO_METRICS) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        scanner: Scanner,
+        *,
+        metrics: Metrics = NO_METRICS,
+        kept_hashes: KeptHashes | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.scanner = scanner
@@ -109,6 +118,18 @@ class Core:
             config=config.protect,
             max_bytes=config.detectors.limits.max_bytes,
         )
+        # members' private reports; the kept hashes of seen images come from the sweep's window when wired
+        self.reports = Reports(
+            config=config.reports,
+            platforms=self.platforms,
+            store=store,
+            settings=self.settings,
+            admins=self.admin_roster,
+            translators=self.translators,
+            actions=self.actions,
+            entries=self.entries,
+            kept=kept_hashes if kept_hashes is not None else NoKeptHashes(),
+        )
         self.commands = Commands(
             config=config,
             platforms=self.platforms,
@@ -125,6 +146,7 @@ class Core:
             actions=self.actions,
             protect_chat=self.protect_chat,
             private_started=self.private_started,
+            reports=self.reports,
         )
         self.presses = Presses(
             platforms=self.platforms,
@@ -136,6 +158,7 @@ class Core:
             notifier=self.notifier,
             entries=self.entries,
             protect_chat=self.protect_chat,
+            reports=self.reports,
         )
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None

@@ -529,3 +529,10 @@ class TelegramPlatform:
             log.warning("telegram: answering a button failed: %s", exc)
         if len(text) > 200:
             await self.send_private(press.sender.user_id, OutgoingMessage(text))
+
+    async def chat_id_of(self, username: str) -> str | None:
+        """A public group's id from its @name (a report by its t.me/NAME/… link); None if it is no group."""
+        chat = await self._call("getChat", self.bot.get_chat("@" + username))
+        if chat.type not in ("group", "supergroup"):
+            return None
+        return str(checked_id(chat.id, "a chat id"))

@@ -1,0 +1,271 @@
+"""Private reports end to end: the real python-telegram-bot against the Bot API emulator.
+
+A member's ``/report`` in reply to a message reaches the group's admins privately and the group
+never sees who reported; a report by link from the private chat; ignored reporters; the rate
+limit; the alert's Delete (by id, with nothing kept) and Block (with the kept hashes, through a
+fake of Vigil's own ``KeptHashes`` seam) buttons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from bot.report_links import MessageLink, message_link, parse_message_link
+from bot.store.reports import ReportState
+from bot.values import ListKind
+from tests.support.botapi import BotApiEmulator, full_rights
+from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
+
+T = "telegram"
+
+
+@pytest.fixture
+async def emu():
+    e = BotApiEmulator(token=TOKEN)
+    await e.start()
+    yield e
+    await e.stop()
+
+
+class Group:
+    """A supergroup with an owner, a second admin, a poster, two members who report, and Vigil as an admin."""
+
+    def __init__(self, emu: BotApiEmulator, *, username: str | None = None) -> None:
+        self.emu = emu
+        self.owner = emu.add_user("Olivia", username="olivia", language_code="en")
+        self.admin = emu.add_user("Ana", username="ana", language_code="es")
+        self.poster = emu.add_user("Max", username="max")
+        self.reporter = emu.add_user("Rita Reporter", username="rita", language_code="en")
+        self.other = emu.add_user("Otto", username="otto", language_code="en")
+        self.outsider = emu.add_user("Nina", username="nina", language_code="en")
+        self.chat = emu.add_group(
+            "Year 9 parents",
+            creator=self.owner,
+            admins=[self.admin],
+            members=[self.poster, self.reporter, self.other],
+            bot_rights=full_rights(),
+            username=username,
+        )
+        for who in (self.owner, self.admin, self.reporter, self.other, self.outsider):
+            emu.start_private(who)
+
+    def report_alerts(self, user: int) -> list[dict]:
+        return [m for m in self.emu.sent_to(user) if "rdismiss:" in json.dumps(m.get("reply_markup") or {})]
+
+    def said_to(self, user: int) -> list[str]:
+        return [m.get("text", "") for m in self.emu.sent_to(user) if not m.get("reply_markup")]
+
+    def present(self, message_id: int) -> bool:
+        return any(m["message_id"] == message_id for m in self.emu.messages_in(self.chat))
+
+    def press(self, user: int, message: dict, prefix: str) -> str:
+        data = next(
+            b["callback_data"]
+            for row in message["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith(prefix + ":")
+        )
+        return self.emu.press_button(user, message["message_id"], user, data)
+
+    def bot_said_in_group(self) -> list[str]:
+        return [m.get("text", "") for m in self.emu.messages_in(self.chat) if m["from"]["id"] == self.emu.bot_id]
+
+
+async def dropped(app: Any, chat: int, reason: str, n: int = 1) -> None:
+    """Until Vigil's audit log has ``n`` records of reports it dropped for ``reason``."""
+    for _ in range(400):
+        records = await app.store.audit_for_group(T, str(chat))
+        if sum(r.label.endswith(f"dropped: {reason}") for r in records) >= n:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no record of a report dropped for {reason}")
+
+
+async def test_a_report_in_reply_reaches_the_admins_and_the_group_never_sees_the_reporter(
+    emu, tmp_path, marker_model, photo
+):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        posted = emu.post_photo(g.chat, g.poster, jpeg(photo))
+        command = emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1 and len(g.report_alerts(g.admin)) == 1)
+        assert not g.present(command)  # deleted: nobody in the group sees who reported
+        assert g.present(posted)  # the reported message stays until an admin chooses
+        alert = g.report_alerts(g.owner)[0]["text"]
+        assert "Rita Reporter" in alert and "@rita" in alert and "Year 9 parents" in alert
+        assert message_link(T, str(g.chat), str(posted)) in alert
+        assert "Block is not available" in alert  # nothing kept for this message (no sweep window wired)
+        buttons = [
+            b["callback_data"] for row in g.report_alerts(g.owner)[0]["reply_markup"]["inline_keyboard"] for b in row
+        ]
+        assert [b.split(":")[0] for b in buttons] == ["rdel", "rdismiss"]
+        assert "Rita" not in " ".join(g.bot_said_in_group()) and "rita" not in " ".join(g.bot_said_in_group())
+        await emu.wait_for(lambda: any("admins were told" in s for s in g.said_to(g.reporter)))
+
+        # another member reports the same message: no second alert
+        emu.post_text(g.chat, g.other, "/report", reply_to=posted)
+        await emu.wait_for(lambda: any("reported already" in s for s in g.said_to(g.other)))
+        assert len(g.report_alerts(g.owner)) == 1 and len(g.report_alerts(g.admin)) == 1
+        assert not any(m["from"]["id"] == emu.bot_id for m in emu.messages_in(g.chat))
+        report = await app.store.get_report(1)
+        assert (report.message_id, report.reporter_id, report.source) == (str(posted), str(g.reporter), "reply")
+        for call in emu.calls:
+            assert call.method not in ("sendPhoto", "forwardMessage", "copyMessage", "sendDocument")
+
+
+async def test_delete_button_removes_the_message_by_id_when_nothing_was_kept(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        posted = emu.post_photo(g.chat, g.poster, jpeg(photo))
+        emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1)
+        alert = g.report_alerts(g.owner)[0]
+        query = g.press(g.owner, alert, "rdel")
+        answer = await emu.wait_for(lambda: emu.callback_answer(query))
+        assert answer["text"] == "Deleted."
+        assert not g.present(posted)
+        report = await app.store.get_report(1)
+        assert (report.state, report.decided_by) == (ReportState.DELETED, str(g.owner))
+        query = g.press(g.admin, g.report_alerts(g.admin)[0], "rdismiss")
+        answer = await emu.wait_for(lambda: emu.callback_answer(query))
+        assert answer["text"] != "Deleted." and (await app.store.get_report(1)).state == ReportState.DELETED
+
+
+class FakeKept:
+    """Vigil's own seam: the hashes a sweep window would have kept for one message."""
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+
+    async def seen_image(self, platform: str, chat_id: str, message_id: str) -> Sequence[Mapping[str, Any]] | None:
+        return self.kept.get((platform, chat_id, message_id))
+
+
+async def test_block_button_puts_the_kept_hashes_on_the_block_list_and_copies_are_caught(
+    emu, tmp_path, marker_model, other_photo
+):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        fake = FakeKept()
+        app.core.reports.kept = fake
+        data = jpeg(other_photo, 92)
+        posted = emu.post_photo(g.chat, g.poster, data)
+        scan = app.core.scanner.scan(data)
+        fake.kept[(T, str(g.chat), str(posted))] = [
+            {
+                "pdq": f.hashes.pdq,
+                "pdq_quality": f.hashes.pdq_quality,
+                "phash": f.hashes.phash,
+                "sha256": f.hashes.sha256,
+            }
+            for f in scan.frames
+        ]
+        emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1)
+        alert = g.report_alerts(g.owner)[0]
+        assert "Block is not available" not in alert["text"]
+        query = g.press(g.owner, alert, "rblock")
+        answer = await emu.wait_for(lambda: emu.callback_answer(query))
+        assert answer["text"].startswith("Blocked (entry ")
+        assert not g.present(posted)
+        block = await app.store.group_list(T, str(g.chat), ListKind.BLOCK)
+        entries = await app.store.entries(block.id)
+        assert [e.pdq for e in entries] == [scan.frames[0].hashes.pdq]
+        assert (await app.store.get_report(1)).state == ReportState.BLOCKED
+        copy = emu.post_photo(g.chat, g.poster, jpeg(other_photo, 70))  # a copy posted later is caught
+        await emu.wait_for(lambda: not g.present(copy), timeout=30)
+
+
+async def test_a_report_by_link_in_the_private_chat_and_only_from_a_member(emu, tmp_path, marker_model, photo):
+    g = Group(emu, username="year9parents")
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        first = emu.post_photo(g.chat, g.poster, jpeg(photo))
+        second = emu.post_photo(g.chat, g.poster, jpeg(photo, 70))
+        # someone who is not in the group cannot report its messages
+        emu.post_text(g.outsider, g.outsider, f"/report {message_link(T, str(g.chat), str(first))}")
+        await emu.wait_for(lambda: any("member of" in s for s in g.said_to(g.outsider)))
+        emu.post_text(g.reporter, g.reporter, f"/report {message_link(T, str(g.chat), str(first))}")
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1)
+        assert "Rita Reporter" in g.report_alerts(g.owner)[0]["text"]
+        # a public group's link names it by its username
+        emu.post_text(g.other, g.other, f"/report https://t.me/year9parents/{second}")
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 2)
+        assert "Otto" in g.report_alerts(g.owner)[1]["text"]
+        emu.post_text(g.other, g.other, "/report https://example.org/not-a-message")
+        await emu.wait_for(lambda: any("copy its link" in s for s in g.said_to(g.other)))
+        reports = [await app.store.get_report(i) for i in (1, 2)]
+        assert [(r.message_id, r.reporter_id, r.source) for r in reports] == [
+            (str(first), str(g.reporter), "link"),
+            (str(second), str(g.other), "link"),
+        ]
+        assert not g.bot_said_in_group()
+
+
+async def test_an_ignored_members_reports_are_dropped_silently(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        hello = emu.post_text(g.chat, g.reporter, "hello")
+        emu.post_text(g.chat, g.reporter, "/vigil ignorereports", reply_to=hello)  # a member cannot
+        emu.post_text(g.chat, g.owner, "/vigil ignorereports", reply_to=hello)
+        await emu.wait_for(lambda: any("ignored in this group" in s for s in g.bot_said_in_group()))
+        assert await app.store.is_ignored_reporter(T, str(g.chat), str(g.reporter))
+        posted = emu.post_photo(g.chat, g.poster, jpeg(photo))
+        command = emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
+        await dropped(app, g.chat, "ignored")
+        assert not g.present(command)
+        assert g.report_alerts(g.owner) == [] and g.report_alerts(g.admin) == []
+        assert not any("admins were told" in s for s in g.said_to(g.reporter))
+        # the admins take them again
+        emu.post_text(g.chat, g.owner, f"/vigil unignorereports {g.reporter}")
+        await emu.wait_for(lambda: any("taken again" in s for s in g.bot_said_in_group()))
+        emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1)
+
+
+async def test_reports_over_the_members_rate_limit_are_dropped(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    cfg = write_config(tmp_path, emu.url, marker_model, extra="[reports]\nper_member = 2\n")
+    async with running_vigil(cfg) as app:
+        posts = [emu.post_text(g.chat, g.poster, f"message {i}") for i in range(4)]
+        for p in posts[:3]:
+            emu.post_text(g.chat, g.reporter, "/report", reply_to=p)
+        await dropped(app, g.chat, "rate_limited")
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 2)
+        assert any("no more reports from you" in s for s in g.said_to(g.reporter))
+        # another member is not limited by Rita's reports
+        emu.post_text(g.chat, g.other, "/report", reply_to=posts[3])
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 3)
+
+
+@pytest.mark.parametrize(
+    ("link", "expected"),
+    [
+        ("https://t.me/c/1000000001/45", MessageLink(T, "45", chat_id="-1001000000001")),
+        ("t.me/c/1000000001/7/45?thread=7", MessageLink(T, "45", chat_id="-1001000000001")),
+        ("https://t.me/year9parents/45", MessageLink(T, "45", username="year9parents")),
+        (
+            "https://matrix.to/#/%21room%3Aexample.org/%24ev_1?via=example.org",
+            MessageLink("matrix", "$ev_1", chat_id="!room:example.org"),
+        ),
+        (
+            "https://app.element.io/#/room/!room:example.org/$ev_1",
+            MessageLink("matrix", "$ev_1", chat_id="!room:example.org"),
+        ),
+        (
+            "matrix:roomid/room:example.org/e/ev_1?via=example.org",
+            MessageLink("matrix", "$ev_1", chat_id="!room:example.org"),
+        ),
+        ("https://t.me/c/1000000001/99999999999", None),  # out of Telegram's message ids
+        ("https://t.me/joinchat/45", None),
+        ("https://matrix.to/#/#alias:example.org/$ev", None),  # aliases are not followed
+        ("https://t.me/c/1000000001/45" + "0" * 700, None),
+        ("javascript:alert(1)", None),
+    ],
+)
+def test_message_links_are_read_strictly(link: str, expected: MessageLink | None) -> None:
+    assert parse_message_link(link) == expected
