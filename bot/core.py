@@ -162,6 +162,7 @@ class Core:
         )
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None
+        self._report_readers: list[asyncio.Task[None]] = []
 
     # --- life cycle ---------------------------------------------------------
 
@@ -174,6 +175,11 @@ class Core:
             self.protector.start()  # loads the protected photos in the background
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.pipeline.start()
+        for platform in self.platforms.values():  # reports members made to their homeserver (Matrix)
+            reader = getattr(platform, "event_reports", None)
+            if reader is not None and self.config.reports.enabled:
+                task = asyncio.create_task(self.reports.follow_homeserver(platform.name, reader), name="vigil-reports")
+                self._report_readers.append(task)
         self._started = True
         # the inbox is the queue: chats with unfinished work get a turn (an adapter that polled
         # before this woke its chats already; a chat is never taken by two workers)
@@ -183,6 +189,10 @@ class Core:
     async def stop(self, timeout: float = 0.0) -> bool:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
         await self.protector.stop()
+        for task in self._report_readers:
+            task.cancel()
+        await asyncio.gather(*self._report_readers, return_exceptions=True)
+        self._report_readers.clear()
         if self._list_sync is not None:
             self._list_sync.cancel()
             await asyncio.gather(self._list_sync, return_exceptions=True)

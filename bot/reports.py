@@ -27,11 +27,13 @@ from bot.admins import Admins
 from bot.buttons import ReportChoice, ReportVerb, encode
 from bot.config import ReportsConfig
 from bot.entries import EntrySource, EntryWriter
+from bot.errors import StoreError
 from bot.events import ButtonPressed, ChatRef, CommandIssued, UserRef
 from bot.group_settings import SettingsLookup
 from bot.i18n import Translator, Translators
 from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError, Unreachable
+from bot.platforms.matrix_reports import EventReport
 from bot.platforms.retries import with_retries
 from bot.report_links import MessageLink, message_link, parse_message_link
 from bot.rich_text import clean_name
@@ -59,6 +61,13 @@ class NoKeptHashes:
 
     async def seen_image(self, platform: str, chat_id: str, message_id: str) -> Sequence[Mapping[str, Any]] | None:
         return None
+
+
+class EventReportReader(Protocol):
+    """An adapter's reader of reports members made to their homeserver (Matrix: bot/platforms/matrix_reports.py):
+    those numbered above ``after``, oldest first; None when it cannot read them (no admin token)."""
+
+    async def __call__(self, after: int, page_size: int) -> Sequence[EventReport] | None: ...
 
 
 class ReportOutcome(StrEnum):
@@ -238,6 +247,43 @@ class Reports:
         what = f"report of message {report.message_id} dropped: {outcome}"
         await record_command(self.store, report.chat, report.reporter.user_id, what[:500])
         log.info("chat %s: a report was dropped (%s)", report.chat.chat_id, outcome)
+
+    # --- reports made to the homeserver (Matrix) ---------------------------------------------------
+
+    @staticmethod
+    def homeserver_key(platform: str) -> str:
+        """The state key holding the number of the last homeserver report handled."""
+        return f"reports:{platform}:homeserver:last"
+
+    async def follow_homeserver(self, platform: str, reader: EventReportReader) -> None:
+        """Reads the homeserver's reports every ``homeserver_poll_seconds`` until stopped; returns
+        at once when the adapter cannot read them."""
+        while True:
+            try:
+                if await self.read_homeserver(platform, reader) is None:
+                    log.info("%s: no admin token: reports made to the homeserver are not read", platform)
+                    return
+            except (PlatformError, StoreError) as exc:
+                log.warning("%s: reading the homeserver's reports failed: %s", platform, exc)
+            await asyncio.sleep(self.config.homeserver_poll_seconds)
+
+    async def read_homeserver(self, platform: str, reader: EventReportReader) -> int | None:
+        """One read: each new report is handled (rooms Vigil does not protect are left), and its
+        number kept after it, so none is handled twice; returns how many were read (None: cannot)."""
+        key = self.homeserver_key(platform)
+        stored = await self.store.get_state(key) or "0"
+        last = int(stored) if stored.isdigit() else 0
+        found = await reader(last, self.config.homeserver_page_size)
+        if found is None:
+            return None
+        for item in found:
+            if item.id <= last:
+                continue
+            chat = ChatRef(platform, item.room_id)
+            await self.report(Report(chat, item.event_id, UserRef(platform, item.user_id), ReportSource.HOMESERVER))
+            await self.store.set_state(key, str(item.id))
+            last = item.id
+        return len(found)
 
     # --- telling people ----------------------------------------------------------------------------
 
