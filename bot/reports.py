@@ -359,10 +359,11 @@ class Reports:
         group = clean_name(group_record.title if group_record else None) or chat.chat_id
         kept = await self.kept.seen_image(report.platform, report.chat_id, report.message_id) is not None
         who = None
-        if reporter is not None:
-            who = clean_name(reporter.display_name) or reporter.user_id
-            if reporter.username:
-                who += f" (@{clean_name(reporter.username)})"
+        if reporter is not None:  # with the id: what /vigil ignorereports takes
+            name = clean_name(reporter.display_name)
+            ids = [f"@{clean_name(reporter.username)}"] if reporter.username else []
+            ids += [reporter.user_id] if name else []
+            who = (name or reporter.user_id) + (f" ({', '.join(ids)})" if ids else "")
         try:
             admins = await self.admins.of(chat)
         except PlatformError as exc:

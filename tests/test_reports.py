@@ -269,3 +269,68 @@ async def test_reports_over_the_members_rate_limit_are_dropped(emu, tmp_path, ma
 )
 def test_message_links_are_read_strictly(link: str, expected: MessageLink | None) -> None:
     assert parse_message_link(link) == expected
+
+
+# --- Matrix, through the real Synapse ------------------------------------------------------------------
+
+
+@pytest.mark.synapse
+async def test_matrix_report_in_reply_and_a_report_made_to_the_homeserver(synapse, marker_model, tmp_path, photo):
+    from urllib.parse import quote
+
+    from tests.support.matrix_harness import (
+        Inbox,
+        matrix_env,
+        new_user,
+        people,
+        protected_room,
+        running_matrix_vigil,
+        wait_redacted,
+        write_matrix_config,
+    )
+
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model, extra="[reports]\nhomeserver_poll_seconds = 5\n")
+    async with (
+        people(synapse, "owner", "poster", "reporter", "outsider") as (owner, poster, reporter, outsider),
+        running_matrix_vigil(cfg, matrix_env(bot, admin_token=synapse.admin_token)) as app,
+    ):
+        room = await protected_room(owner, bot.user_id, members=[poster, reporter])
+        # a report in a room Vigil does not protect is left alone
+        other_room = await outsider.create_room("Elsewhere", invite=[])
+        elsewhere = await outsider.send_text(other_room, "not Vigil's business")
+        reply = await asyncio.to_thread(
+            synapse.request,
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(other_room)}/report/{quote(elsewhere)}",
+            token=outsider.user.access_token,
+            body={"reason": "spam"},
+        )
+        assert reply.status == 200, reply.body
+
+        posted = await poster.send_image(room.room_id, jpeg(photo), "image/jpeg")
+        command = await reporter.reply(room.room_id, posted, "!vigil report")
+        await wait_redacted(owner, room.room_id, command)  # the room does not see who reported
+        inbox = Inbox(owner, bot.user_id)
+        await inbox.wait(lambda i: sum("!vigil rdismiss:" in t for t in i.texts()) == 1)
+        alert = next(t for t in inbox.texts() if "!vigil rdismiss:" in t)
+        assert reporter.user_id in alert and posted in alert and "Class 5B parents" in alert
+
+        # a member reports a message with their client: the homeserver's report reaches the admins too
+        said = await poster.send_text(room.room_id, "something harmful")
+        reply = await asyncio.to_thread(
+            synapse.request,
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(room.room_id)}/report/{quote(said)}",
+            token=reporter.user.access_token,
+            body={"reason": "harmful"},
+        )
+        assert reply.status == 200, reply.body
+        await inbox.wait(lambda i: sum("!vigil rdismiss:" in t for t in i.texts()) == 2, timeout=60)
+        second = [t for t in inbox.texts() if "!vigil rdismiss:" in t][1]
+        assert said in second and reporter.user_id in second
+        reports = [await app.store.get_report(i) for i in (1, 2)]
+        assert [(r.message_id, r.source) for r in reports] == [(posted, "reply"), (said, "homeserver")]
+        assert await app.store.get_report(3) is None  # the other room's report was not taken
+        last = await app.store.get_state("reports:matrix:homeserver:last")
+        assert last is not None and int(last) >= 2  # both homeserver reports were read, each once
