@@ -531,6 +531,10 @@ class ReportsStore(Protocol):
 
     async def is_ignored_reporter(self, platform: str, chat_id: str | int, user_id: str | int) -> bool: ...
 
+    async def purge_reporter(self, platform: str, user_id: str | int) -> int:
+        """A data-protection request: the member's reports leave no trace of them; returns rows changed."""
+        ...
+
 
 class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, ChangesStore, ReportsStore, Protocol):
     """A whole store: every concern, plus opening details, backup and closing."""

@@ -61,6 +61,7 @@ class ReportAdded:
 REPORT_COLUMNS = (
     "id, platform, chat_id, message_id, reporter_id, source, reported_at, alerted_at, state, decided_by, decided_at"
 )
+PURGED = "purged"  # stands for a reporter or an admin whose data was purged
 DECISIONS = (ReportState.DELETED, ReportState.BLOCKED, ReportState.DISMISSED)
 
 
@@ -226,3 +227,19 @@ class ReportsMixin:
                 )
             ).fetchone()
         return row is not None
+
+    async def purge_reporter(self, platform: str, user_id: str | int) -> int:
+        """A data-protection request: the member's reports leave no trace of them (their reporter
+        rows and ignore entries go; a report they made first keeps its message, without their id).
+        Returns the rows removed or changed."""
+        key = (checks.platform(platform), checks.ident("user_id", user_id))
+        async with self._db.write() as c:
+            changed = 0
+            for sql in (
+                "DELETE FROM report_reporters WHERE platform = ? AND reporter_id = ?",
+                "DELETE FROM ignored_reporters WHERE platform = ? AND user_id = ?",
+                f"UPDATE reports SET reporter_id = '{PURGED}' WHERE platform = ? AND reporter_id = ?",
+                f"UPDATE reports SET decided_by = '{PURGED}' WHERE platform = ? AND decided_by = ?",
+            ):
+                changed += (await c.execute(sql, key)).rowcount
+            return changed

@@ -74,3 +74,18 @@ async def test_retention_removes_old_reports_with_their_reporters(store: Any, ba
     assert await store.delete_reports_before(backend.clock.now - timedelta(days=30)) == 1
     assert await store.get_report(old.id) is None and await store.get_report(new.id) is not None
     assert backend.count("report_reporters") == 1
+
+
+async def test_purge_reporter_leaves_no_trace_of_them(store: Any, backend: Backend) -> None:
+    mine = (await store.add_report(T, "-100", "1", "41", "reply")).report
+    await store.add_report(T, "-100", "1", "42", "reply")
+    theirs = (await store.add_report(T, "-100", "2", "42", "reply")).report
+    await store.ignore_reporter(T, "-200", "41", "1")
+    await store.decide_report(theirs.id, "dismissed", "41")
+    assert await store.purge_reporter(T, "41") == 4
+    assert (await store.get_report(mine.id)).reporter_id == "purged"
+    assert (await store.get_report(theirs.id)).decided_by == "purged"
+    assert await store.is_ignored_reporter(T, "-200", "41") is False
+    assert backend.count("report_reporters", "reporter_id = ?", ("41",)) == 0
+    assert backend.count("report_reporters", "reporter_id = ?", ("42",)) == 2
+    assert await store.purge_reporter(T, "41") == 0

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from bot.store import checks
 from bot.store.postgres.db import PgDatabase, fetchone, rowcount
-from bot.store.reports import REPORT_COLUMNS, ReportAdded, ReportRecord, decision_of, report_of, source_of
+from bot.store.reports import PURGED, REPORT_COLUMNS, ReportAdded, ReportRecord, decision_of, report_of, source_of
 
 
 class PgReportsMixin:
@@ -142,3 +142,17 @@ class PgReportsMixin:
                 c, "SELECT 1 AS x FROM ignored_reporters WHERE platform = %s AND chat_id = %s AND user_id = %s", key
             )
         return row is not None
+
+    async def purge_reporter(self, platform: str, user_id: str | int) -> int:
+        """A data-protection request: the member's reports leave no trace of them."""
+        key = (checks.platform(platform), checks.ident("user_id", user_id))
+        async with self._db.write() as c:
+            changed = 0
+            for sql in (
+                "DELETE FROM report_reporters WHERE platform = %s AND reporter_id = %s",
+                "DELETE FROM ignored_reporters WHERE platform = %s AND user_id = %s",
+                f"UPDATE reports SET reporter_id = '{PURGED}' WHERE platform = %s AND reporter_id = %s",
+                f"UPDATE reports SET decided_by = '{PURGED}' WHERE platform = %s AND decided_by = %s",
+            ):
+                changed += await rowcount(c, sql, key)
+            return changed
