@@ -22,7 +22,8 @@ _TG_PUBLIC = re.compile(
     r"(?:https?://)?(?:t|telegram)\.me/([A-Za-z][A-Za-z0-9_]{3,31})(?:/(\d{1,10}))?/(\d{1,10})/?(?:[?#]\S*)?"
 )
 _SERVER = r"[A-Za-z0-9.\-]{1,230}(?::\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?"
-_ROOM = rf"![^\s/:?#]{{1,200}}:(?:{_SERVER})"
+# room version 12 ids carry no server name (``!<hash>``); older ones do (``!opaque:server``)
+_ROOM = rf"![^\s/:?#]{{1,250}}(?::(?:{_SERVER}))?"
 _EVENT = r"\$[A-Za-z0-9+/_\-.=:]{1,250}"
 _MX_TO = re.compile(rf"https?://matrix\.to/#/({_ROOM})/({_EVENT})(?:\?\S*)?")
 _MX_CLIENT = re.compile(rf"https?://[A-Za-z0-9.\-]{{1,253}}(?::\d{{1,5}})?/#/room/({_ROOM})/({_EVENT})(?:\?\S*)?")

@@ -263,6 +263,10 @@ async def test_reports_over_the_members_rate_limit_are_dropped(emu, tmp_path, ma
         ("https://t.me/c/1000000001/99999999999", None),  # out of Telegram's message ids
         ("https://t.me/joinchat/45", None),
         ("https://matrix.to/#/#alias:example.org/$ev", None),  # aliases are not followed
+        (  # room version 12: no server name in the room id
+            "https://matrix.to/#/!Abc-_12/$ev_1",
+            MessageLink("matrix", "$ev_1", chat_id="!Abc-_12"),
+        ),
         ("https://t.me/c/1000000001/45" + "0" * 700, None),
         ("javascript:alert(1)", None),
     ],
@@ -334,3 +338,21 @@ async def test_matrix_report_in_reply_and_a_report_made_to_the_homeserver(synaps
         assert await app.store.get_report(3) is None  # the other room's report was not taken
         last = await app.store.get_state("reports:matrix:homeserver:last")
         assert last is not None and int(last) >= 2  # both homeserver reports were read, each once
+
+        # a report by link from the reporter's direct room with Vigil
+        third = await poster.send_text(room.room_id, "more of it")
+        dm = await reporter.create_room("", invite=[bot.user_id], is_direct=True)
+        await reporter.send_text(dm, f"!vigil report https://matrix.to/#/{room.room_id}/{third}")
+        _, answer = await reporter.sync_until(
+            lambda r, e: (
+                r == dm and getattr(e, "sender", None) == bot.user_id and "were told" in getattr(e, "body", "")
+            ),
+            timeout=30,
+        )
+        await inbox.wait(lambda i: sum("!vigil rdismiss:" in t for t in i.texts()) == 3)
+        assert (await app.store.get_report(3)).source == "link"
+        # the owner chooses Delete on the first alert, typed in the direct room: the image is redacted
+        alert_room = next(r for r, e in inbox.messages if "!vigil rdel:1" in (getattr(e, "body", "") or ""))
+        await owner.send_text(alert_room, "!vigil rdel:1")
+        await wait_redacted(owner, room.room_id, posted)
+        assert (await app.store.get_report(1)).state == "deleted"
