@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ log = logging.getLogger("vigil.reports")
 
 REPORT_VERB = "report"
 IGNORE_VERBS = ("ignorereports", "unignorereports")
+MAX_LINK_TRIERS = 10_000  # people whose recent reports by link are counted in memory
 
 
 class KeptHashes(Protocol):
@@ -122,6 +124,7 @@ class Reports:
         # one report at a time per chat: the rate limits' counts and the one-alert-per-message rule hold
         # when members report at once (commands are handled concurrently); a lock goes when unused
         self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+        self._link_tries: dict[tuple[str, str], list[float]] = {}  # reports by link per person (monotonic times)
 
     # --- intake --------------------------------------------------------------------------------
 
@@ -159,8 +162,26 @@ class Reports:
         await self._acknowledge(cmd.sender, outcome, t)
         return outcome
 
+    def _link_try(self, user: UserRef) -> bool:
+        """Counts a report by link before any lookup on the platform (each costs a call there): at most
+        twice ``per_member`` a window per person, whatever the groups; False when over."""
+        now = time.monotonic()
+        window = self.config.window_minutes * 60
+        key = (user.platform, user.user_id)
+        tries = [t for t in self._link_tries.pop(key, []) if now - t < window]
+        over = len(tries) >= 2 * self.config.per_member
+        if not over:
+            tries.append(now)
+        self._link_tries[key] = tries  # most recent last: the oldest person goes first when full
+        while len(self._link_tries) > MAX_LINK_TRIERS:
+            self._link_tries.pop(next(iter(self._link_tries)))
+        return not over
+
     async def _by_link(self, cmd: CommandIssued) -> ReportOutcome | None:
         t = self.translators(cmd.sender.language)
+        if not self._link_try(cmd.sender):
+            await self._acknowledge(cmd.sender, ReportOutcome.RATE_LIMITED, t, chat_id=cmd.chat.chat_id)
+            return ReportOutcome.RATE_LIMITED
         args = [a for a in cmd.args if a.lower() != "report"] if cmd.verb == "vigil" else list(cmd.args)
         link = parse_message_link(args[0]) if len(args) == 1 else None
         if link is None or link.platform != cmd.chat.platform:
@@ -303,7 +324,7 @@ class Reports:
     ) -> None:
         if outcome in (ReportOutcome.IGNORED, ReportOutcome.OFF):
             return  # dropped silently
-        text = {
+        text: str | None = {
             ReportOutcome.ALERTED: t.gettext(
                 "Thank you. The group's admins were told about the message; Vigil does not tell the group who "
                 "reported it."
@@ -312,9 +333,9 @@ class Reports:
             ReportOutcome.RATE_LIMITED: t.gettext(
                 "Vigil is taking no more reports from you in this group for now. Please try again later."
             ),
-            ReportOutcome.UNKNOWN_CHAT: t.gettext("Vigil does not protect the group of that link."),
-            ReportOutcome.NOT_MEMBER: t.gettext("You can report messages only of groups you are a member of."),
-        }[outcome]
+        }.get(outcome)
+        if text is None:  # one answer for both: whether Vigil protects a group is not told to outsiders
+            text = t.gettext("You can report messages only of groups that Vigil protects and that you are a member of.")
         await self._tell(user, text, chat_id=chat_id)
 
     def alert_text(self, report: ReportRecord, t: Translator, group: str, reporter: str | None, kept: bool) -> str:

@@ -206,6 +206,24 @@ async def test_a_report_by_link_in_the_private_chat_and_only_from_a_member(emu, 
         assert not g.bot_said_in_group()
 
 
+async def test_reports_by_link_are_limited_before_asking_telegram(emu, tmp_path, marker_model):
+    g = Group(emu)
+    cfg = write_config(tmp_path, emu.url, marker_model, extra="[reports]\nper_member = 1\n")
+    async with running_vigil(cfg):
+        said = emu.post_text(g.chat, g.poster, "hello")
+        link = message_link(T, str(g.chat), str(said))
+
+        def answers() -> list[str]:
+            return [s for s in g.said_to(g.outsider) if "report" in s]
+
+        for n in range(3):
+            emu.post_text(g.outsider, g.outsider, f"/report {link}")
+            await emu.wait_for(lambda n=n: len(answers()) == n + 1)
+        assert "member of" in answers()[0] and "no more reports from you" in answers()[2]
+        asked = [c for c in emu.calls_to("getChatMember") if str(c.params.get("user_id")) == str(g.outsider)]
+        assert len(asked) <= 2 and g.report_alerts(g.owner) == []
+
+
 async def test_an_ignored_members_reports_are_dropped_silently(emu, tmp_path, marker_model, photo):
     g = Group(emu)
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
