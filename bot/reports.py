@@ -50,19 +50,55 @@ IGNORE_VERBS = ("ignorereports", "unignorereports")
 MAX_LINK_TRIERS = 10_000  # people whose recent reports by link are counted in memory
 
 
-class KeptHashes(Protocol):
-    """The hashes Vigil kept of an image it saw posted (the sweep's window, bot/sweep.py): one
-    mapping per distinct frame (``pdq``, ``pdq_quality``, ``phash``, ``sha256``), or None when
-    nothing was kept for that message (too old, never an image, or the window is off)."""
+class KeptFrame(Protocol):
+    """One frame's hashes as the window of seen images keeps them (bot/store/seen.py: SeenFrame)."""
 
-    async def seen_image(self, platform: str, chat_id: str, message_id: str) -> Sequence[Mapping[str, Any]] | None: ...
+    @property
+    def pdq(self) -> str | None: ...
+    @property
+    def pdq_quality(self) -> int | None: ...
+    @property
+    def phash(self) -> str | None: ...
+
+
+class KeptImage(Protocol):
+    """What was kept of one posted image (bot/store/seen.py: SeenImage): its file's SHA-256 and its frames."""
+
+    @property
+    def sha256(self) -> str | None: ...
+    @property
+    def frames(self) -> Sequence[KeptFrame]: ...
+
+
+class KeptHashes(Protocol):
+    """The hashes Vigil kept of an image it saw posted (the sweep's window; the store's ``seen_image``
+    has this shape), or None when nothing was kept for that message (too old, never an image, the
+    window is off)."""
+
+    async def seen_image(self, platform: str, chat_id: str, message_id: str) -> KeptImage | None: ...
 
 
 class NoKeptHashes:
     """Until a store of seen images is wired: nothing is kept, so Block is unavailable."""
 
-    async def seen_image(self, platform: str, chat_id: str, message_id: str) -> Sequence[Mapping[str, Any]] | None:
+    async def seen_image(self, platform: str, chat_id: str, message_id: str) -> KeptImage | None:
         return None
+
+
+def kept_entries(image: KeptImage) -> list[dict[str, Any]]:
+    """One list entry's hashes per distinct frame (by PDQ); the file's SHA-256 goes with the first."""
+    out: list[dict[str, Any]] = []
+    seen: set[str | None] = set()
+    for frame in image.frames:
+        if frame.pdq in seen or (frame.pdq is None and frame.phash is None):
+            continue
+        seen.add(frame.pdq)
+        out.append({"pdq": frame.pdq, "pdq_quality": frame.pdq_quality, "phash": frame.phash, "sha256": None})
+    if out:
+        out[0]["sha256"] = image.sha256
+    elif image.sha256:  # a file kept by its SHA-256 alone still matches exact copies
+        out.append({"pdq": None, "pdq_quality": None, "phash": None, "sha256": image.sha256})
+    return out
 
 
 class EventReportReader(Protocol):
@@ -378,7 +414,8 @@ class Reports:
         settings = await self.settings.of(chat)
         group_record = await self.store.get_group(chat.platform, chat.chat_id)
         group = clean_name(group_record.title if group_record else None) or chat.chat_id
-        kept = await self.kept.seen_image(report.platform, report.chat_id, report.message_id) is not None
+        image = await self.kept.seen_image(report.platform, report.chat_id, report.message_id)
+        kept = image is not None and bool(kept_entries(image))
         who = None
         if reporter is not None:  # with the id: what /vigil ignorereports takes
             name = clean_name(reporter.display_name)
@@ -450,19 +487,16 @@ class Reports:
             return t.gettext("Dismissed: the message stays.")
         added: list[int] = []
         if verb == ReportVerb.BLOCK:
-            frames = await self.kept.seen_image(report.platform, report.chat_id, report.message_id)
-            if not frames:
+            image = await self.kept.seen_image(report.platform, report.chat_id, report.message_id)
+            hashes = kept_entries(image) if image is not None else []
+            if not hashes:
                 return t.gettext(
                     "Vigil kept no fingerprint of this message, so Block is not available: Delete removes it by its id."
                 )
             lst = await self.store.group_list(group.platform, group.chat_id, ListKind.BLOCK)
             source = EntrySource(admin, group.platform, group.chat_id, f"report {report.id}")
-            seen: set[object] = set()
-            for hashes in frames:
-                if hashes.get("pdq") in seen:
-                    continue
-                seen.add(hashes.get("pdq"))
-                added.append(await self.entries.add_hashes(lst, hashes, source))
+            for one in hashes:
+                added.append(await self.entries.add_hashes(lst, one, source))
         result = await self.actions.delete(platform, group.chat_id, report.message_id)
         state = ReportState.BLOCKED if verb == ReportVerb.BLOCK else ReportState.DELETED
         await self.store.decide_report(report.id, state, admin)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -136,13 +136,26 @@ async def test_delete_button_removes_the_message_by_id_when_nothing_was_kept(emu
         assert answer["text"] != "Deleted." and (await app.store.get_report(1)).state == ReportState.DELETED
 
 
+@dataclass(frozen=True)
+class Frame:
+    pdq: str | None
+    pdq_quality: int | None
+    phash: str | None
+
+
+@dataclass(frozen=True)
+class Kept:
+    sha256: str | None
+    frames: tuple[Frame, ...]
+
+
 class FakeKept:
-    """Vigil's own seam: the hashes a sweep window would have kept for one message."""
+    """Vigil's own seam (bot.reports.KeptHashes): what a window of seen images would have kept."""
 
     def __init__(self) -> None:
-        self.kept: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self.kept: dict[tuple[str, str, str], Kept] = {}
 
-    async def seen_image(self, platform: str, chat_id: str, message_id: str) -> Sequence[Mapping[str, Any]] | None:
+    async def seen_image(self, platform: str, chat_id: str, message_id: str) -> Kept | None:
         return self.kept.get((platform, chat_id, message_id))
 
 
@@ -156,15 +169,10 @@ async def test_block_button_puts_the_kept_hashes_on_the_block_list_and_copies_ar
         data = jpeg(other_photo, 92)
         posted = emu.post_photo(g.chat, g.poster, data)
         scan = app.core.scanner.scan(data)
-        fake.kept[(T, str(g.chat), str(posted))] = [
-            {
-                "pdq": f.hashes.pdq,
-                "pdq_quality": f.hashes.pdq_quality,
-                "phash": f.hashes.phash,
-                "sha256": f.hashes.sha256,
-            }
-            for f in scan.frames
-        ]
+        fake.kept[(T, str(g.chat), str(posted))] = Kept(
+            scan.frames[0].hashes.sha256,
+            tuple(Frame(f.hashes.pdq, f.hashes.pdq_quality, f.hashes.phash) for f in scan.frames),
+        )
         emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
         await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1)
         alert = g.report_alerts(g.owner)[0]
