@@ -106,6 +106,10 @@ async def test_a_report_in_reply_reaches_the_admins_and_the_group_never_sees_the
         assert [b.split(":")[0] for b in buttons] == ["rdel", "rdismiss"]
         assert "Rita" not in " ".join(g.bot_said_in_group()) and "rita" not in " ".join(g.bot_said_in_group())
         await emu.wait_for(lambda: any("admins were told" in s for s in g.said_to(g.reporter)))
+        # /report without a reply: deleted too, and the member is told privately how to report
+        bare = emu.post_text(g.chat, g.other, "/report")
+        await emu.wait_for(lambda: any("reply to it with /report" in s for s in g.said_to(g.other)))
+        assert not g.present(bare)
 
         # another member reports the same message: no second alert
         emu.post_text(g.chat, g.other, "/report", reply_to=posted)
@@ -255,7 +259,7 @@ async def test_an_ignored_members_reports_are_dropped_silently(emu, tmp_path, ma
 
 async def test_reports_over_the_members_rate_limit_are_dropped(emu, tmp_path, marker_model, photo):
     g = Group(emu)
-    cfg = write_config(tmp_path, emu.url, marker_model, extra="[reports]\nper_member = 2\n")
+    cfg = write_config(tmp_path, emu.url, marker_model, extra="[reports]\nper_member = 2\nper_chat = 3\n")
     async with running_vigil(cfg) as app:
         posts = [emu.post_text(g.chat, g.poster, f"message {i}") for i in range(4)]
         for p in posts[:3]:
@@ -266,6 +270,11 @@ async def test_reports_over_the_members_rate_limit_are_dropped(emu, tmp_path, ma
         # another member is not limited by Rita's reports
         emu.post_text(g.chat, g.other, "/report", reply_to=posts[3])
         await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 3)
+        # the group has raised per_chat reports in the window: Otto's next one is dropped too
+        extra = emu.post_text(g.chat, g.poster, "one more")
+        emu.post_text(g.chat, g.other, "/report", reply_to=extra)
+        await dropped(app, g.chat, "rate_limited", n=2)
+        assert len(g.report_alerts(g.owner)) == 3
 
 
 @pytest.mark.parametrize(
