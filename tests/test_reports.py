@@ -391,3 +391,40 @@ async def test_matrix_report_in_reply_and_a_report_made_to_the_homeserver(synaps
         await owner.send_text(alert_room, "!vigil rdel:1")
         await wait_redacted(owner, room.room_id, posted)
         assert (await app.store.get_report(1)).state == "deleted"
+
+
+def test_reports_settings_are_bounded_and_named_when_wrong(tmp_path) -> None:
+    from bot.config import ConfigError, load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text("[reports]\nper_member = 3\nwindow_minutes = 30\n")
+    cfg = load_config(path, env={})
+    assert (cfg.reports.per_member, cfg.reports.window_minutes, cfg.reports.per_chat) == (3, 30, 30)
+    path.write_text("[reports]\nper_member = 0\n")
+    with pytest.raises(ConfigError, match="reports.per_member"):
+        load_config(path, env={})
+    path.write_text("[reports]\nhomeserver_page_size = 100000\n")
+    with pytest.raises(ConfigError, match="reports.homeserver_page_size"):
+        load_config(path, env={})
+
+
+@pytest.mark.parametrize(
+    ("item", "kept"),
+    [
+        ({"id": 7, "room_id": "!r:hs", "event_id": "$e", "user_id": "@u:hs", "reason": "x" * 10_000}, True),
+        ({"id": 7, "room_id": "!abc", "event_id": "$e", "user_id": "@u:hs"}, True),  # room version 12
+        ({"id": True, "room_id": "!r:hs", "event_id": "$e", "user_id": "@u:hs"}, False),
+        ({"id": 0, "room_id": "!r:hs", "event_id": "$e", "user_id": "@u:hs"}, False),
+        ({"id": 7, "room_id": "#alias:hs", "event_id": "$e", "user_id": "@u:hs"}, False),
+        ({"id": 7, "room_id": "!r:hs", "event_id": "$" + "e" * 300, "user_id": "@u:hs"}, False),
+        ({"id": 7, "room_id": "!r:hs", "event_id": "$e", "user_id": None}, False),
+        (["not", "a", "report"], False),
+    ],
+)
+def test_homeserver_reports_are_checked_where_they_enter(item: object, kept: bool) -> None:
+    from bot.platforms.matrix_reports import report_of
+
+    report = report_of(item)
+    assert (report is not None) == kept
+    if report is not None:
+        assert not hasattr(report, "reason")  # what a member typed is never read
