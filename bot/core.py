@@ -33,7 +33,7 @@ from bot.presses import Presses
 from bot.protect import Protector
 from bot.protect_chat import ProtectChat
 from bot.repeats import RepeatCache
-from bot.reports import KeptHashes, NoKeptHashes, Reports
+from bot.reports import NoKeptHashes, Reports
 from bot.scan_record import audit_key
 from bot.store.protocol import Store
 from bot.store.records import WorkItem
@@ -47,15 +47,7 @@ LIST_SYNC_SECONDS = 2.0  # how often the store's list change log is read (change
 class Core:
     """The ``EventSink`` and ``SharedReads`` the adapters are started with (bot/platforms/base.py)."""
 
-    def __init__(
-        self,
-        config: Config,
-        store: Store,
-        scanner: Scanner,
-        *,
-        metrics: Metrics = NO_METRICS,
-        kept_hashes: KeptHashes | None = None,
-    ) -> None:
+    def __init__(self, config: Config, store: Store, scanner: Scanner, *, metrics: Metrics = NO_METRICS) -> None:
         self.config = config
         self.store = store
         self.scanner = scanner
@@ -118,7 +110,8 @@ class Core:
             config=config.protect,
             max_bytes=config.detectors.limits.max_bytes,
         )
-        # members' private reports; the kept hashes of seen images come from the sweep's window when wired
+        # members' private reports; Block needs the kept hashes of seen images (the store's seen_image,
+        # once the sweep's window is in: kept=store); until then nothing is kept and Block is not offered
         self.reports = Reports(
             config=config.reports,
             platforms=self.platforms,
@@ -128,7 +121,7 @@ class Core:
             translators=self.translators,
             actions=self.actions,
             entries=self.entries,
-            kept=kept_hashes if kept_hashes is not None else NoKeptHashes(),
+            kept=NoKeptHashes(),
         )
         self.commands = Commands(
             config=config,
