@@ -428,3 +428,36 @@ def test_homeserver_reports_are_checked_where_they_enter(item: object, kept: boo
     assert (report is not None) == kept
     if report is not None:
         assert not hasattr(report, "reason")  # what a member typed is never read
+
+
+async def test_a_report_in_a_forum_topic_without_a_reply_reports_nothing(emu, tmp_path, marker_model):
+    """In a forum topic, Telegram makes every message "reply" to the topic's first (service) message."""
+    g = Group(emu)
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        chat = {"id": g.chat, "type": "supergroup", "title": "Year 9 parents", "is_forum": True}
+        user = {"id": g.reporter, "is_bot": False, "first_name": "Rita Reporter", "username": "rita"}
+        topic = {
+            "message_id": 40,
+            "date": 1_700_000_000,
+            "chat": chat,
+            "from": {"id": g.owner, "is_bot": False, "first_name": "Olivia"},
+            "message_thread_id": 40,
+            "forum_topic_created": {"name": "News", "icon_color": 7322096},
+        }
+        emu.queue_raw_update(
+            {
+                "message": {
+                    "message_id": 41,
+                    "date": 1_700_000_100,
+                    "chat": chat,
+                    "from": user,
+                    "text": "/report",
+                    "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+                    "message_thread_id": 40,
+                    "is_topic_message": True,
+                    "reply_to_message": topic,
+                }
+            }
+        )
+        await emu.wait_for(lambda: any("reply to it with /report" in s for s in g.said_to(g.reporter)))
+        assert await app.store.get_report(1) is None and g.report_alerts(g.owner) == []

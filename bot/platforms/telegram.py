@@ -311,6 +311,8 @@ class TelegramPlatform:
         command = parse_command(message, self.username) if message.from_user is not None else None
         if command is not None:
             reply = message.reply_to_message
+            if reply is not None and reply.forum_topic_created is not None:
+                reply = None  # in a forum topic every message "replies" to the topic's start: not a reply
             reply_posted = self._posted(reply) if reply is not None else []
             self._spawn(
                 self._sink().command(
