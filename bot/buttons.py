@@ -65,7 +65,21 @@ class NoticeChoice:
     on: bool
 
 
-Choice = RecordChoice | SetChoice | NoticeChoice
+class ReportVerb(StrEnum):
+    """An admin's choice on a member's report (bot/reports.py), about the report it came from."""
+
+    DELETE = "rdel"
+    BLOCK = "rblock"
+    DISMISS = "rdismiss"
+
+
+@dataclass(frozen=True)
+class ReportChoice:
+    verb: ReportVerb
+    report_id: int
+
+
+Choice = RecordChoice | SetChoice | NoticeChoice | ReportChoice
 
 
 def encode(choice: Choice) -> str:
@@ -73,6 +87,8 @@ def encode(choice: Choice) -> str:
         data = f"{choice.verb}:{choice.record_id}"
     elif isinstance(choice, SetChoice):
         data = f"{SET}:{choice.chat_id}:{choice.key}:{choice.value}"
+    elif isinstance(choice, ReportChoice):
+        data = f"{choice.verb}:{choice.report_id}"
     else:
         data = f"{NOTICE}:{'on' if choice.on else 'off'}"
     if len(data.encode()) > MAX_DATA or decode(data) != choice:
@@ -90,10 +106,12 @@ def decode(data: str) -> Choice | None:
         chat_id, key, value = ([""] * 3 + rest.rsplit(":", 2))[-3:]  # a Matrix room id has a colon
         ok = _CHAT_ID.fullmatch(chat_id) and _WORD.fullmatch(key) and _WORD.fullmatch(value)
         return SetChoice(chat_id, key, value) if ok else None
+    if not rest.isascii() or not rest.isdigit() or not 0 < int(rest) < MAX_RECORD_ID:
+        return None
+    if verb in set(ReportVerb):
+        return ReportChoice(ReportVerb(verb), int(rest))
     try:
         record_verb = RecordVerb(verb)
     except ValueError:
-        return None
-    if not rest.isascii() or not rest.isdigit() or not 0 < int(rest) < MAX_RECORD_ID:
         return None
     return RecordChoice(record_verb, int(rest))

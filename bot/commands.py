@@ -25,6 +25,7 @@ from bot.platforms.errors import PlatformError
 from bot.policy import GroupSettings
 from bot.protect_chat import ProtectChat, private_verb
 from bot.repeats import RepeatCache, platform_key, sha256_of
+from bot.reports import Reports
 from bot.scan_record import record_command
 from bot.store.protocol import Store
 from bot.values import ListKind
@@ -55,6 +56,7 @@ class Commands:
         actions: Actions,
         protect_chat: ProtectChat,
         private_started: Callable[[UserRef], Awaitable[None]],
+        reports: Reports | None = None,
     ) -> None:
         self.config = config
         self.platforms = platforms
@@ -71,6 +73,7 @@ class Commands:
         self.actions = actions
         self.protect_chat = protect_chat
         self.private_started = private_started
+        self.reports = reports  # members' private reports (bot/reports.py)
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -90,6 +93,9 @@ class Commands:
     # --- commands -------------------------------------------------------------------
 
     async def handle(self, cmd: CommandIssued) -> None:
+        if self.reports is not None and self.reports.is_report(cmd):  # any member may report: no admin check
+            await self.reports.command(cmd)
+            return
         if cmd.private:
             await self.private(cmd)
             return
@@ -360,6 +366,10 @@ class Commands:
                     "from them"
                 ),
                 t.gettext("Alerts come in a private chat: each admin should open a chat with the bot and press Start."),
+                t.gettext(
+                    "Members: /report (reply to a message) tells the admins privately; /vigil ignorereports and "
+                    "/vigil unignorereports (reply to a member) - ignore a member's reports"
+                ),
             ]
         )
 
@@ -445,6 +455,18 @@ class Commands:
         )
 
     cmd_unblock = cmd_remove
+
+    async def cmd_ignorereports(
+        self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings
+    ) -> None:
+        if self.reports is not None:
+            await self._say(cmd.chat, await self.reports.ignore(cmd, args[:1], t, ignore=True))
+
+    async def cmd_unignorereports(
+        self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings
+    ) -> None:
+        if self.reports is not None:
+            await self._say(cmd.chat, await self.reports.ignore(cmd, args[:1], t, ignore=False))
 
     async def cmd_lists(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         """The group's own lists and the instance lists it follows, with their sizes."""

@@ -173,6 +173,19 @@ class ProtectConfig:
 
 
 @dataclass(frozen=True)
+class ReportsConfig:
+    """Members' private reports (/report): how many each member and each chat may make."""
+
+    enabled: bool = True
+    per_member: int = 5  # reports one member may make in one chat per window; more are dropped
+    per_chat: int = 30  # reports (alerts) one chat may raise per window, from all its members
+    window_minutes: int = 60
+    # Matrix: how often Synapse's event reports are read (with VIGIL_MATRIX_ADMIN_TOKEN), and how many a read
+    homeserver_poll_seconds: int = 60
+    homeserver_page_size: int = 100
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -192,6 +205,7 @@ class Config:
     # kept out of repr() and VIGIL_DATABASE_URL is the place for it
     database_url: str = field(default="", repr=False)
     database_pool: int = 10
+    reports: ReportsConfig = ReportsConfig()
 
     @property
     def database(self) -> Path:
@@ -553,6 +567,21 @@ def _protect(root: _Table) -> ProtectConfig:
     return cfg
 
 
+def _reports(root: _Table) -> ReportsConfig:
+    t = root.table("reports")
+    d = ReportsConfig()
+    cfg = ReportsConfig(
+        enabled=t.get("enabled", bool, d.enabled),
+        per_member=t.get("per_member", int, d.per_member, _between(1, 1000)),
+        per_chat=t.get("per_chat", int, d.per_chat, _between(1, 10000)),
+        window_minutes=t.get("window_minutes", int, d.window_minutes, _between(1, 10080)),
+        homeserver_poll_seconds=t.get("homeserver_poll_seconds", int, d.homeserver_poll_seconds, _between(5, 86400)),
+        homeserver_page_size=t.get("homeserver_page_size", int, d.homeserver_page_size, _between(1, 1000)),
+    )
+    t.done()
+    return cfg
+
+
 _TRUSTED_GROUP = re.compile(r"telegram:(-?\d{1,20})|matrix:(![^:\s]{1,200}:[A-Za-z0-9.\-\[\]:]{1,250})")
 
 
@@ -648,6 +677,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         source=path,
         database_url=database_url,
         database_pool=database_pool,
+        reports=_reports(root),
     )
     v.done()
     root.done()

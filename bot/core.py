@@ -33,6 +33,7 @@ from bot.presses import Presses
 from bot.protect import Protector
 from bot.protect_chat import ProtectChat
 from bot.repeats import RepeatCache
+from bot.reports import NoKeptHashes, Reports
 from bot.scan_record import audit_key
 from bot.store.protocol import Store
 from bot.store.records import WorkItem
@@ -109,6 +110,19 @@ class Core:
             config=config.protect,
             max_bytes=config.detectors.limits.max_bytes,
         )
+        # members' private reports; Block needs the kept hashes of seen images (the store's seen_image,
+        # once the sweep's window is in: kept=store); until then nothing is kept and Block is not offered
+        self.reports = Reports(
+            config=config.reports,
+            platforms=self.platforms,
+            store=store,
+            settings=self.settings,
+            admins=self.admin_roster,
+            translators=self.translators,
+            actions=self.actions,
+            entries=self.entries,
+            kept=NoKeptHashes(),
+        )
         self.commands = Commands(
             config=config,
             platforms=self.platforms,
@@ -125,6 +139,7 @@ class Core:
             actions=self.actions,
             protect_chat=self.protect_chat,
             private_started=self.private_started,
+            reports=self.reports,
         )
         self.presses = Presses(
             platforms=self.platforms,
@@ -136,9 +151,11 @@ class Core:
             notifier=self.notifier,
             entries=self.entries,
             protect_chat=self.protect_chat,
+            reports=self.reports,
         )
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None
+        self._report_readers: list[asyncio.Task[None]] = []
 
     # --- life cycle ---------------------------------------------------------
 
@@ -151,6 +168,11 @@ class Core:
             self.protector.start()  # loads the protected photos in the background
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.pipeline.start()
+        for platform in self.platforms.values():  # reports members made to their homeserver (Matrix)
+            reader = getattr(platform, "event_reports", None)
+            if reader is not None and self.config.reports.enabled:
+                task = asyncio.create_task(self.reports.follow_homeserver(platform.name, reader), name="vigil-reports")
+                self._report_readers.append(task)
         self._started = True
         # the inbox is the queue: chats with unfinished work get a turn (an adapter that polled
         # before this woke its chats already; a chat is never taken by two workers)
@@ -160,6 +182,10 @@ class Core:
     async def stop(self, timeout: float = 0.0) -> bool:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
         await self.protector.stop()
+        for task in self._report_readers:
+            task.cancel()
+        await asyncio.gather(*self._report_readers, return_exceptions=True)
+        self._report_readers.clear()
         if self._list_sync is not None:
             self._list_sync.cancel()
             await asyncio.gather(self._list_sync, return_exceptions=True)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from bot.actions import Actions
 from bot.admins import Admins
-from bot.buttons import NoticeChoice, RecordChoice, RecordVerb, SetChoice, decode
+from bot.buttons import NoticeChoice, RecordChoice, RecordVerb, ReportChoice, SetChoice, decode
 from bot.config import MODES
 from bot.entries import EntrySource, EntryWriter
 from bot.events import ButtonPressed, ChatRef
@@ -21,6 +21,7 @@ from bot.notify import Notifier
 from bot.platforms.base import Platform
 from bot.platforms.errors import PlatformError
 from bot.protect_chat import ProtectChat
+from bot.reports import Reports
 from bot.scan_record import record_command
 from bot.store.protocol import Store
 from bot.store.records import AuditRecord
@@ -44,6 +45,7 @@ class Presses:
         notifier: Notifier,
         entries: EntryWriter,
         protect_chat: ProtectChat,
+        reports: Reports | None = None,
     ) -> None:
         self.platforms = platforms
         self.store = store
@@ -54,6 +56,7 @@ class Presses:
         self.notifier = notifier
         self.entries = entries
         self.protect_chat = protect_chat
+        self.reports = reports
 
     async def button(self, press: ButtonPressed) -> None:
         platform = self.platforms[press.chat.platform]
@@ -61,6 +64,12 @@ class Presses:
         choice = decode(press.data)
         if isinstance(choice, NoticeChoice):  # a member's answer about notices for their protected photos
             await self.protect_chat.button(press, choice)
+            return
+        if isinstance(choice, ReportChoice):  # an admin's choice on a member's report (bot/reports.py)
+            if self.reports is None:
+                await platform.answer(press, t.gettext("That button is out of date."))
+            else:
+                await self.reports.button(press, choice)
             return
         if isinstance(choice, SetChoice):
             group = ChatRef(press.chat.platform, choice.chat_id)

@@ -56,6 +56,7 @@ async def apply_retention(store: Store, settings: RetentionConfig, now: datetime
     audit = fingerprints = work = actions = 0
     if settings.audit_days:
         audit = await store.delete_audit_before(now - timedelta(days=settings.audit_days))
+        await store.delete_reports_before(now - timedelta(days=settings.audit_days))  # members' reports, as long
     if settings.fingerprint_days:
         fingerprints = await clear_fingerprints_before(store, now - timedelta(days=settings.fingerprint_days))
     if settings.work_days:

@@ -48,6 +48,17 @@ async def purge(config: Config, platform: str, user_id: str) -> PurgeCounts:
         await store.close()
 
 
+async def purge_reports(config: Config, platform: str, user_id: str) -> int:
+    """The person's private reports (bot/store/reports.py): rows removed or made anonymous."""
+    from bot.store.factory import open_store
+
+    store = await open_store(config, must_exist=True)
+    try:
+        return await store.purge_reporter(platform, user_id)
+    finally:
+        await store.close()
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     from bot.config import load_config
@@ -60,6 +71,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     counts = asyncio.run(purge(config, args.platform, user))
     detail = ", ".join(f"{name} {value}" for name, value in asdict(counts).items())
     print(f"purged {args.platform} user {user}: {counts.total} rows ({detail})", file=out)
+    reports = asyncio.run(purge_reports(config, args.platform, user))
+    print(f"their private reports: {reports} rows removed or made anonymous", file=out)
     if counts.entries:
         # a running bot follows the store's list change log (bot/follow.py)
         print("a running Vigil stops matching the removed list entries within seconds", file=out)

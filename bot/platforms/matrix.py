@@ -46,6 +46,7 @@ from bot.platforms.matrix_media import MediaFetcher, decrypt
 from bot.platforms.matrix_memory import CACHE, Lru, Related
 from bot.platforms.matrix_policy_rooms import PolicyRooms
 from bot.platforms.matrix_power import RoomPower, room_power
+from bot.platforms.matrix_reports import EventReport, read_event_reports
 from bot.platforms.matrix_roomstate import SyncedState
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
@@ -612,3 +613,12 @@ class MatrixPlatform(MatrixIntake):
 
     async def rights(self, chat_id: str) -> Rights:
         return (await self._power(chat_id)).rights(self.me)
+
+    async def event_reports(self, after: int, page_size: int) -> list[EventReport] | None:
+        """Reports members made to the homeserver, numbered above ``after``, oldest first
+        (bot/platforms/matrix_reports.py); None when Vigil has no admin token to read them."""
+        if not self.config.admin_token or self.http is None:
+            return None
+        return await read_event_reports(
+            self.http, self.config.homeserver, self.config.admin_token, after=after, page_size=page_size
+        )

@@ -311,6 +311,8 @@ class TelegramPlatform:
         command = parse_command(message, self.username) if message.from_user is not None else None
         if command is not None:
             reply = message.reply_to_message
+            if reply is not None and reply.forum_topic_created is not None:
+                reply = None  # in a forum topic every message "replies" to the topic's start: not a reply
             reply_posted = self._posted(reply) if reply is not None else []
             self._spawn(
                 self._sink().command(
@@ -529,3 +531,10 @@ class TelegramPlatform:
             log.warning("telegram: answering a button failed: %s", exc)
         if len(text) > 200:
             await self.send_private(press.sender.user_id, OutgoingMessage(text))
+
+    async def chat_id_of(self, username: str) -> str | None:
+        """A public group's id from its @name (a report by its t.me/NAME/… link); None if it is no group."""
+        chat = await self._call("getChat", self.bot.get_chat("@" + username))
+        if chat.type not in ("group", "supergroup"):
+            return None
+        return str(checked_id(chat.id, "a chat id"))

@@ -41,6 +41,7 @@ from bot.store.records import (
     ReviewRecord,
     WorkItem,
 )
+from bot.store.reports import ReportAdded, ReportRecord
 
 
 class GroupsStore(Protocol):
@@ -493,7 +494,49 @@ class ChangesStore(Protocol):
         ...
 
 
-class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, ChangesStore, Protocol):
+class ReportsStore(Protocol):
+    """Members' private reports of messages, and the members whose reports a group ignores."""
+
+    async def add_report(
+        self, platform: str, chat_id: str | int, message_id: str | int, reporter_id: str | int, source: str
+    ) -> ReportAdded:
+        """Records a member's report of a message: the report is made once per message, the member added once."""
+        ...
+
+    async def get_report(self, report_id: int) -> ReportRecord | None: ...
+
+    async def report_counts(
+        self, platform: str, chat_id: str | int, reporter_id: str | int, since: datetime
+    ) -> tuple[int, int]:
+        """Since ``since``: messages this member reported in the chat, and reports made in the chat."""
+        ...
+
+    async def mark_report_alerted(self, report_id: int) -> bool:
+        """The admins were told; True the first time."""
+        ...
+
+    async def decide_report(self, report_id: int, state: str, by: str | int) -> bool:
+        """An admin's choice on an open report; only the first one counts."""
+        ...
+
+    async def delete_reports_before(self, cutoff: datetime) -> int:
+        """Retention: removes reports made before ``cutoff``."""
+        ...
+
+    async def ignore_reporter(self, platform: str, chat_id: str | int, user_id: str | int, by: str | int) -> bool:
+        """The member's reports in the chat are dropped from now on; True if they were not already."""
+        ...
+
+    async def unignore_reporter(self, platform: str, chat_id: str | int, user_id: str | int) -> bool: ...
+
+    async def is_ignored_reporter(self, platform: str, chat_id: str | int, user_id: str | int) -> bool: ...
+
+    async def purge_reporter(self, platform: str, user_id: str | int) -> int:
+        """A data-protection request: the member's reports leave no trace of them; returns rows changed."""
+        ...
+
+
+class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, ChangesStore, ReportsStore, Protocol):
     """A whole store: every concern, plus opening details, backup and closing."""
 
     backend: str  # "sqlite" or "postgresql"

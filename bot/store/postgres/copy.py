@@ -35,10 +35,24 @@ TABLES = (
     "state",
     "protected_owners",
     "protected_photos",
+    "reports",
+    "report_reporters",
+    "ignored_reporters",
 )
 # columns PostgreSQL has and SQLite has not: they take their default in the copy
 PG_ONLY = {"work": {"taken_by"}}  # a process's claim on an item: none in a stopped install
-WITH_IDS = ("lists", "entries", "audit", "reviews", "alerts", "work", "actions", "protected_owners", "protected_photos")
+WITH_IDS = (
+    "lists",
+    "entries",
+    "audit",
+    "reviews",
+    "alerts",
+    "work",
+    "actions",
+    "protected_owners",
+    "protected_photos",
+    "reports",
+)
 BATCH = 5000
 
 
