@@ -492,6 +492,11 @@ class ChangesStore(Protocol):
         """Deletes ``kind``'s changes up to and including ``upto``; remembers how far the log was pruned."""
         ...
 
+    def change_notices(self) -> AsyncIterator[ChangeKind]:
+        """The kind of each change log that grew, as the database tells it (PostgreSQL's NOTIFY);
+        on SQLite the iterator ends at once (the followers' polls alone)."""
+        ...
+
 
 class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, ChangesStore, Protocol):
     """A whole store: every concern, plus opening details, backup and closing."""
