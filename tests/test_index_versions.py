@@ -1,0 +1,199 @@
+"""Two Vigil instances on one database judge alike: what one changes, the other judges by at once.
+
+Each instance is a whole ``Core`` with its own store connection and its own in-memory indexes, as
+two processes on one SQLite file or one PostgreSQL database would be; the platform is a fake of
+Vigil's ``Platform`` seam (tests/test_moderator.py), the scanner and store are real. The followers'
+polls are set far apart, so only what the work item recorded and the re-check before acting can
+make the second instance see the first one's change in time:
+
+- ``/block`` handled by one, a copy submitted to the other right after: deleted;
+- ``/unprotect`` in one, a derived copy submitted to the other: the person is not named;
+- a list entry removed after the other loaded it (its item recorded before): no delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import bot.core
+import bot.protect
+from bot.config import load_config
+from bot.core import Core
+from bot.events import ChatRef, CommandIssued, IndexVersions, MediaPosted, MediaRef, UserRef
+from bot.index_versions import heads
+from bot.platforms.base import Platform
+from bot.store.factory import open_store
+from bot.store.protocol import Store
+from detectors.scanner import Scanner
+from tests.support import transforms as tf
+from tests.support.decided import decided
+from tests.support.detector_images import file_images
+from tests.test_moderator import ADMIN, GROUP, MEMBER, PLATFORM, FakePlatform
+
+OWNER = UserRef(PLATFORM, "3003", "Ana Lopez", language="en")  # a member who protects her photo
+ADMIN_USER = UserRef(PLATFORM, ADMIN, "Olivia", language="en")
+
+
+@dataclass
+class GroupPlatform(FakePlatform):
+    """The fake platform, where the protected photo's owner is a member of the group too."""
+
+    members: set[str] = field(default_factory=lambda: {ADMIN, MEMBER.user_id, OWNER.user_id})
+
+    async def is_member(self, chat_id: str, user_id: str) -> bool:
+        return user_id in self.members
+
+
+def _typed(platform: GroupPlatform) -> Platform:
+    return platform
+
+
+def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    images = file_images()
+    return {name: next(v for k, v in images.items() if name in k) for name in ("astronaut", "coffee")}
+
+
+@dataclass
+class Instance:
+    """One Vigil process: its own core, store connection and platform client."""
+
+    core: Core
+    store: Store
+    platform: GroupPlatform
+    started: bool = False
+
+    async def start(self) -> None:
+        await self.core.start()
+        self.started = True
+
+    def event(self, message_id: str, data: bytes, sender: UserRef = MEMBER) -> MediaPosted:
+        self.platform.images[message_id] = data
+        return MediaPosted(
+            GROUP, message_id, sender, datetime.now(UTC), MediaRef("photo", f"file-{message_id}", len(data))
+        )
+
+    async def command(self, verb: str, *args: str, reply_to: MediaPosted | None = None) -> None:
+        await self.core.command(CommandIssued(GROUP, f"cmd-{verb}", ADMIN_USER, False, verb, args, reply_to=reply_to))
+
+
+def _config_text(tmp_path: Path, marker_model: Path, url: str | None) -> str:
+    database = f'[database]\nurl = "{url}"\n' if url else ""
+    return f"""
+[vigil]
+data_dir = "{tmp_path / "data"}"
+
+[models.nudity]
+path = "{marker_model}"
+
+[pipeline]
+workers = 1
+scan_timeout = 60
+batch_deletes = false
+
+{database}"""
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def pair(request, tmp_path: Path, marker_model: Path, monkeypatch) -> AsyncIterator[tuple[Instance, Instance]]:
+    """Two instances on one database (one SQLite file, or one PostgreSQL schema), not started."""
+    # the polls are the fallback, set far apart here: what is tested must hold without them
+    monkeypatch.setattr(bot.core, "LIST_SYNC_SECONDS", 3600.0)
+    monkeypatch.setattr(bot.protect, "REFRESH_SECONDS", 3600.0)
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    path = tmp_path / "config.toml"
+    path.write_text(_config_text(tmp_path, marker_model, url))
+    config = load_config(path, env={})
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    scanner = await asyncio.to_thread(Scanner, config.detectors)
+    made: list[Instance] = []
+    try:
+        for _ in range(2):
+            store = await open_store(config)
+            core = Core(config, store, scanner)
+            platform = GroupPlatform()
+            core.add_platform(_typed(platform))
+            made.append(Instance(core, store, platform))
+        first = made[0].store
+        await first.set_contact(PLATFORM, ADMIN, can_dm=True, language="en")
+        await first.set_contact(PLATFORM, OWNER.user_id, can_dm=True, language="en")
+        await first.upsert_group(PLATFORM, GROUP.chat_id, GROUP.title)
+        yield made[0], made[1]
+    finally:
+        for inst in made:
+            if inst.started:
+                await inst.core.stop(5)
+            inst.core.pipeline.executor.shutdown(wait=True)
+            await inst.store.close()
+
+
+async def test_a_copy_posted_right_after_a_block_in_another_instance_is_deleted(pair, photos) -> None:
+    a, b = pair
+    await a.start()
+    await b.start()  # b holds the lists as they were: empty
+    original = a.event("m1", jpeg(photos["coffee"]))
+    await a.command("block", reply_to=original)
+    assert a.platform.deleted == [(GROUP.chat_id, "m1")]  # a removed it and listed it
+
+    copy = b.event("m2", jpeg(photos["coffee"], 70))
+    await b.core.submit(copy)
+    records = await decided(b.store, PLATFORM, GROUP.chat_id, ["m2"])
+    assert [r.decision for r in records] == ["delete"]
+    assert b.platform.deleted == [(GROUP.chat_id, "m2")]
+
+
+async def test_a_derived_copy_after_unprotect_in_another_instance_does_not_name_the_person(pair, photos) -> None:
+    a, b = pair
+    await a.core.protector.register_member_photo(PLATFORM, OWNER.user_id, OWNER.display_name, jpeg(photos["astronaut"]))
+    await a.start()
+    await b.start()
+    await b.core.protector.refresh()  # b loaded the photo before it was unprotected
+    assert len(b.core.protector.index) == 1
+
+    private = ChatRef(PLATFORM, OWNER.user_id)
+    await a.core.command(CommandIssued(private, "cmd-unprotect", OWNER, True, "unprotect", ()))
+    assert await a.store.member_owner(PLATFORM, OWNER.user_id) is None  # gone from the database
+
+    fake = b.event("m3", jpeg(tf.undress_like(photos["astronaut"], fill="smooth"), 85))
+    await b.core.submit(fake)
+    await decided(b.store, PLATFORM, GROUP.chat_id, ["m3"])
+    told = [m.text for _, m in b.platform.private + b.platform.in_chat]
+    assert not any(OWNER.display_name in text or "Ana" in text for text in told), told
+    assert all(user != OWNER.user_id for user, _ in b.platform.private)  # no owner notice either
+
+
+async def test_an_entry_removed_after_an_instance_loaded_it_is_not_acted_on(pair, photos) -> None:
+    a, b = pair
+    original = a.event("m1", jpeg(photos["coffee"]))
+    await a.command("block", reply_to=original)
+    await b.core.load_lists()  # b holds the entry
+    entry_id = next(iter(b.core.lists.index.entries_of(next(iter(await b.store.all_lists())).id)))
+    # the copy's item is recorded while the entry is listed (its versions say so) ...
+    copy = b.event("m2", jpeg(photos["coffee"], 70))
+    versions = await heads(b.store)
+    assert versions.lists > 0
+    recorded = MediaPosted(**{**copy.__dict__, "versions": IndexVersions(versions.lists, versions.protected)})
+    work_id = await b.store.enqueue_work(PLATFORM, GROUP.chat_id, "m2", recorded.payload())
+    # ... and the entry is taken off the list through the other instance before b judges it
+    await a.command("vigil", "remove", str(entry_id))
+    assert await a.store.get_entry(entry_id) is None
+    assert await b.store.start_work(work_id) == 1
+    await b.core.moderator.handle(work_id, MediaPosted.from_payload(PLATFORM, recorded.payload()))
+    records = await decided(b.store, PLATFORM, GROUP.chat_id, ["m2"])
+    assert [r.decision for r in records] == ["allow"]
+    assert b.platform.deleted == []
