@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from bot.index_versions import heads
 from bot.platforms.base import Platform
 from bot.store.factory import open_store
 from bot.store.protocol import Store
+from bot.store.records import ChangeKind
 from detectors.scanner import Scanner
 from tests.support import transforms as tf
 from tests.support.decided import decided
@@ -187,7 +188,7 @@ async def test_an_entry_removed_after_an_instance_loaded_it_is_not_acted_on(pair
     copy = b.event("m2", jpeg(photos["coffee"], 70))
     versions = await heads(b.store)
     assert versions.lists > 0
-    recorded = MediaPosted(**{**copy.__dict__, "versions": IndexVersions(versions.lists, versions.protected)})
+    recorded = replace(copy, versions=versions)
     work_id = await b.store.enqueue_work(PLATFORM, GROUP.chat_id, "m2", recorded.payload())
     # ... and the entry is taken off the list through the other instance before b judges it
     await a.command("vigil", "remove", str(entry_id))
@@ -197,3 +198,56 @@ async def test_an_entry_removed_after_an_instance_loaded_it_is_not_acted_on(pair
     records = await decided(b.store, PLATFORM, GROUP.chat_id, ["m2"])
     assert [r.decision for r in records] == ["allow"]
     assert b.platform.deleted == []
+
+
+async def test_a_hit_on_a_photo_unprotected_after_the_item_was_recorded_names_nobody(pair, photos) -> None:
+    a, b = pair
+    await a.core.protector.register_member_photo(PLATFORM, OWNER.user_id, OWNER.display_name, jpeg(photos["astronaut"]))
+    await b.core.protector.load()  # b holds the photo
+    fake = b.event("m3", jpeg(tf.undress_like(photos["astronaut"], fill="smooth"), 85))
+    recorded = replace(fake, versions=await heads(b.store))  # recorded while the photo was protected ...
+    work_id = await b.store.enqueue_work(PLATFORM, GROUP.chat_id, "m3", recorded.payload())
+    private = ChatRef(PLATFORM, OWNER.user_id)  # ... and unprotected through the other instance before b judges
+    await a.core.command(CommandIssued(private, "cmd-unprotect", OWNER, True, "unprotect", ()))
+    assert len(b.core.protector.index) == 1  # b has not caught up: only the re-check stands between
+    assert await b.store.start_work(work_id) == 1
+    await b.core.moderator.handle(work_id, MediaPosted.from_payload(PLATFORM, recorded.payload()))
+    await decided(b.store, PLATFORM, GROUP.chat_id, ["m3"])
+    told = [m.text for _, m in b.platform.private + b.platform.in_chat]
+    assert not any("Ana" in text for text in told), told
+
+
+def test_versions_in_a_payload_are_bounded_whole_numbers_and_a_bad_one_only_skips_the_wait() -> None:
+    event = MediaPosted(GROUP, "1", MEMBER, datetime.now(UTC), MediaRef("photo", "f"), versions=IndexVersions(7, 3))
+    back = MediaPosted.from_payload(PLATFORM, event.payload())
+    assert back.versions == IndexVersions(7, 3)
+    assert "versions" not in replace(event, versions=None).payload()  # items recorded without stay as they were
+    for bad in ({"lists": -1}, {"lists": 2**63}, {"lists": "7"}, {"protected": True}, [7, 3], "7"):
+        payload = {**event.payload(), "versions": bad}
+        assert MediaPosted.from_payload(PLATFORM, payload).versions is None, bad  # judged, without waiting
+
+
+async def test_a_storm_of_wake_ups_is_one_catch_up_and_an_unreachable_version_does_not_hold_an_item(
+    pair, photos
+) -> None:
+    a, b = pair
+    await b.core.load_lists()
+    follower = b.core.index_gate.catchers[ChangeKind.LISTS].follower
+    calls = 0
+    catch_up = follower.catch_up
+
+    async def counted() -> int:
+        nonlocal calls
+        calls += 1
+        return await catch_up()
+
+    follower.catch_up = counted  # type: ignore[method-assign]
+    await a.command("block", reply_to=a.event("m1", jpeg(photos["coffee"])))
+    for _ in range(100):
+        b.core.index_gate.kick(ChangeKind.LISTS)
+    await b.core.index_gate.catchers[ChangeKind.LISTS].kick()
+    assert calls == 1 and len(b.core.lists.index) == 1
+    # a version the database never reached (a restored backup): one catch-up, then judged anyway
+    head = await b.store.last_change(ChangeKind.LISTS)
+    assert not await b.core.index_gate.ready(IndexVersions(head + 5, 0))
+    assert b.core.index_gate.gave_up == 1 and calls == 2 and follower.seen == head
