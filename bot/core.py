@@ -108,7 +108,7 @@ class Core:
             notifier=self.notifier,
             metrics=metrics,
             gate=self.index_gate,
-            recheck=Recheck(store, self.index_gate.kick),
+            recheck=Recheck(store, self.index_gate.stale),
         )
         self.protect_chat = ProtectChat(
             platforms=self.platforms,

@@ -126,6 +126,7 @@ class IndexGate:
             self.catchers[ChangeKind.PROTECTED] = Catcher(protected)
         self.wait = wait
         self.gave_up = 0  # items judged before their versions were applied
+        self.stale_hits = 0  # hits the store no longer held (bot/recheck.py)
         self._clock = clock
         self._listener: asyncio.Task[None] | None = None
 
@@ -166,6 +167,11 @@ class IndexGate:
         """A log grew (a store notice, or a hit the re-check found stale): catch up now."""
         if (c := self.catchers.get(kind)) is not None:
             c.kick()
+
+    def stale(self, kind: ChangeKind, count: int) -> None:
+        """The re-check found ``count`` hits the store no longer holds: the index lags; catch up now."""
+        self.stale_hits += count
+        self.kick(kind)
 
     # --- store notices ------------------------------------------------------------------
 

@@ -50,20 +50,18 @@ def known_photo(photo: ProtectedPhoto, owner: ProtectedOwner) -> KnownPhoto:
 
 
 class Recheck:
-    """Confirms hits against the store; ``stale(kind)`` is told when the index held a removed one
-    (so it catches up now instead of at its next poll)."""
+    """Confirms hits against the store; ``stale(kind, count)`` is told when the index held removed
+    ones (``IndexGate.stale``: counted, and the index catches up now instead of at its next poll)."""
 
-    def __init__(self, store: RecheckStore, stale: Callable[[ChangeKind], None] | None = None) -> None:
+    def __init__(self, store: RecheckStore, stale: Callable[[ChangeKind, int], None] | None = None) -> None:
         self.store = store
         self._stale = stale
-        self.dropped = 0  # hits the database no longer holds (the index lagged)
 
     def _dropped(self, kind: ChangeKind, count: int, chat: ChatRef | None = None) -> None:
-        self.dropped += count
         where = f"chat {chat.chat_id}: " if chat is not None else ""
         log.info("%s%d %s hits no longer in the store were not acted on; catching up", where, count, kind)
         if self._stale is not None:
-            self._stale(kind)
+            self._stale(kind, count)
 
     async def lists(self, chat: ChatRef, matches: Sequence[ListMatch]) -> tuple[ListMatch, ...]:
         """The list hits whose entry and list still hold for ``chat``, with the lists as they are now."""

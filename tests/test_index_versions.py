@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from bot.config import load_config
 from bot.core import Core
 from bot.events import ChatRef, CommandIssued, IndexVersions, MediaPosted, MediaRef, UserRef
 from bot.index_versions import heads
+from bot.ops import INDEX_STALE_SECONDS, readiness
 from bot.platforms.base import Platform
 from bot.store.factory import open_store
 from bot.store.protocol import Store
@@ -251,3 +253,19 @@ async def test_a_storm_of_wake_ups_is_one_catch_up_and_an_unreachable_version_do
     head = await b.store.last_change(ChangeKind.LISTS)
     assert not await b.core.index_gate.ready(IndexVersions(head + 5, 0))
     assert b.core.index_gate.gave_up == 1 and calls == 2 and follower.seen == head
+
+
+async def test_readiness_reports_each_index_lag_and_a_stale_one_makes_the_process_unready(pair, photos) -> None:
+    a, b = pair
+    await b.core.load_lists()
+    app = type("App", (), {"core": b.core, "store": b.store})()
+    await a.command("block", reply_to=a.event("m1", jpeg(photos["coffee"])))
+    behind = await readiness(app)
+    assert behind.ready and behind.index["lists"]["behind"] >= 1  # a changed the lists; b has not read them yet
+    await b.core.sync_lists()
+    caught_up = await readiness(app)
+    assert caught_up.index["lists"]["behind"] == 0 and caught_up.checks["indexes"] == "ok"
+    # following stopped (the store's changes unread for minutes): not ready, and said why
+    b.core.index_gate.catchers[ChangeKind.LISTS].follower.caught_up_at = time.monotonic() - 10 * INDEX_STALE_SECONDS
+    stale = await readiness(app)
+    assert not stale.ready and stale.checks["indexes"].startswith("lists last read the store's changes")
