@@ -80,7 +80,7 @@ class Core:
         )
         # an item is judged after the indexes applied the changes it was recorded after (bot/index_versions.py)
         protected_follower = self.protector.follower if config.protect.enabled else None
-        self.index_gate = IndexGate(self._lists_follower, protected_follower)
+        self.index_gate = IndexGate(self._lists_follower, protected_follower, wait=p.index_wait)
         self.notifier = Notifier(
             platforms=self.platforms,
             store=store,
