@@ -169,12 +169,12 @@ class Core:
     async def stop(self, timeout: float = 0.0) -> bool:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
         await self.protector.stop()
-        await self.index_gate.stop()
         if self._list_sync is not None:
             self._list_sync.cancel()
             await asyncio.gather(self._list_sync, return_exceptions=True)
             self._list_sync = None
         clean = await self.pipeline.stop(timeout)
+        await self.index_gate.stop()  # after the images in flight: one may be waiting for a catch-up
         if self.actions.batcher is not None:
             await self.actions.batcher.close()
         return clean

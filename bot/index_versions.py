@@ -86,7 +86,9 @@ class Catcher:
         log does not hold that change (a restored database): waiting longer would not help."""
         if self.follower.seen >= version:
             return True
-        await asyncio.shield(self.kick())  # a waiter that gives up does not cancel the others' catch-up
+        # asyncio.wait: a waiter that gives up does not cancel the catch-up others wait for, and a
+        # catch-up cancelled by a stop does not fail the item (it is judged with what is held)
+        await asyncio.wait({self.kick()})
         return self.follower.seen >= version
 
     async def stop(self) -> None:
