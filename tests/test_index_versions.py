@@ -269,3 +269,18 @@ async def test_readiness_reports_each_index_lag_and_a_stale_one_makes_the_proces
     b.core.index_gate.catchers[ChangeKind.LISTS].follower.caught_up_at = time.monotonic() - 10 * INDEX_STALE_SECONDS
     stale = await readiness(app)
     assert not stale.ready and stale.checks["indexes"].startswith("lists last read the store's changes")
+
+
+async def test_on_postgresql_a_change_reaches_the_other_instance_by_its_notice_without_a_poll(pair, photos) -> None:
+    a, b = pair
+    if b.store.backend != "postgresql":
+        assert [k async for k in b.store.change_notices()] == []  # SQLite sends none: the polls carry changes
+        return
+    await b.start()  # listens; its polls are an hour apart here
+    await a.command("block", reply_to=a.event("m1", jpeg(photos["coffee"])))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while len(b.core.lists.index) < 1:  # b's own state: the entry applied from the log
+        assert loop.time() < deadline, "the notice did not wake the other instance's follower"
+        await asyncio.sleep(0.05)
+    assert b.core.lists.info(next(iter(await b.store.all_lists())).id) is not None
