@@ -138,7 +138,9 @@ class IndexGate:
 
     def _needed(self, versions: IndexVersions) -> list[tuple[Catcher, int]]:
         wanted = {ChangeKind.LISTS: versions.lists, ChangeKind.PROTECTED: versions.protected}
-        return [(c, wanted[kind]) for kind, c in self.catchers.items() if c.seen < wanted[kind]]
+        # an index still loading (protected photos load in the background at start, a minute or two at
+        # 100,000) is partial by design: items are matched against what is loaded so far, not held
+        return [(c, wanted[kind]) for kind, c in self.catchers.items() if c.follower.loaded and c.seen < wanted[kind]]
 
     async def ready(self, versions: IndexVersions | None, what: str = "an item") -> bool:
         """Waits (at most ``wait`` s) until every followed index applied ``versions``; True when

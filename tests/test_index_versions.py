@@ -284,3 +284,11 @@ async def test_on_postgresql_a_change_reaches_the_other_instance_by_its_notice_w
         assert loop.time() < deadline, "the notice did not wake the other instance's follower"
         await asyncio.sleep(0.05)
     assert b.core.lists.info(next(iter(await b.store.all_lists())).id) is not None
+
+
+async def test_an_item_is_not_held_while_the_protected_photos_are_still_loading(pair) -> None:
+    _, b = pair
+    protected = b.core.index_gate.catchers[ChangeKind.PROTECTED].follower
+    assert not protected.loaded  # as while the background load of a large set runs
+    assert await b.core.index_gate.ready(IndexVersions(0, 5))  # matched against what is loaded so far
+    assert not protected.loaded and b.core.index_gate.gave_up == 0
