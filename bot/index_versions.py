@@ -185,7 +185,12 @@ class IndexGate:
             self._listener = asyncio.create_task(self._listen(store), name="vigil-change-notices")
 
     async def _listen(self, store: NoticeStore) -> None:
+        again = False
         while True:
+            if again:  # changes made while no one listened: read now rather than at the next poll
+                for c in self.catchers.values():
+                    c.kick()
+            again = True
             try:
                 async for kind in store.change_notices():
                     self.kick(kind)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 from PIL import Image
 
@@ -292,3 +293,24 @@ async def test_an_item_is_not_held_while_the_protected_photos_are_still_loading(
     assert not protected.loaded  # as while the background load of a large set runs
     assert await b.core.index_gate.ready(IndexVersions(0, 5))  # matched against what is loaded so far
     assert not protected.loaded and b.core.index_gate.gave_up == 0
+
+
+@pytest.mark.parametrize("pair", ["postgresql"], indirect=True)
+async def test_a_lost_notice_connection_is_opened_again_and_the_changes_made_meanwhile_are_read(
+    pair, photos, postgres_url
+) -> None:
+    a, b = pair
+    await b.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    with psycopg.connect(postgres_url, autocommit=True) as c:
+        listening = "SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN vigil_changes'"
+        while not (pids := [r[0] for r in c.execute(listening).fetchall()]):
+            assert loop.time() < deadline, "the instance never listened"
+            await asyncio.sleep(0.05)
+        for pid in pids:  # the server drops the listening connection (a restart, a network cut)
+            c.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    await a.command("block", reply_to=a.event("m1", jpeg(photos["coffee"])))
+    while len(b.core.lists.index) < 1:  # b's own state; its polls are an hour apart here
+        assert loop.time() < deadline, "the change made while the connection was lost never arrived"
+        await asyncio.sleep(0.05)
