@@ -150,6 +150,9 @@ class IndexGate:
         needed = self._needed(versions)
         if not needed:
             return True
+        if self.wait <= 0:  # [pipeline] index_wait = 0: judged by what is held, the hits still confirmed
+            self.gave_up += 1
+            return False
         try:
             async with asyncio.timeout(self.wait):
                 reached = await asyncio.gather(*(c.reach(v) for c, v in needed))
