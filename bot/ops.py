@@ -117,7 +117,7 @@ async def readiness(app: RunningApp) -> Readiness:
             if not stale
             else "; ".join(f"{lag.kind} last read the store's changes {lag.since_catch_up:.0f} s ago" for lag in stale)
         )
-    return Readiness(all(v == "ok" for v in checks.values()), checks, index)
+    return Readiness(all(v == "ok" for v in checks.values()), checks, index=index)
 
 
 def _lag_json(lag: IndexLag) -> dict[str, float | int | None]:
