@@ -130,6 +130,9 @@ class PipelineConfig:
     # models (SHA-256): their verdict is reused, the lists are matched again. 0 turns it off
     repeat_cache_entries: int = 4096
     repeat_cache_mb: int = 64  # memory the remembered verdicts, hashes and fingerprints may take
+    # seconds an image waits for this process's indexes to apply the list and protected-photo
+    # changes made before it was recorded (by any process), then it is judged anyway
+    index_wait: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -614,6 +617,7 @@ def _pipeline(root: _Table) -> PipelineConfig:
         batch_deletes=t.get("batch_deletes", bool, d.batch_deletes),
         repeat_cache_entries=t.get("repeat_cache_entries", int, d.repeat_cache_entries, _between(0, 1_000_000)),
         repeat_cache_mb=t.get("repeat_cache_mb", int, d.repeat_cache_mb, _between(1, 4096)),
+        index_wait=t.get("index_wait", float, d.index_wait, _between(0, 600)),
     )
     t.done()
     return cfg

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.actions import Actions, SimulatedActions
@@ -22,6 +23,7 @@ from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPos
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import load_resources
 from bot.i18n import Translator, Translators
+from bot.index_versions import IndexGate, heads
 from bot.lists import HashLists
 from bot.metrics import NO_METRICS, Metrics
 from bot.moderation import Moderator
@@ -32,6 +34,7 @@ from bot.policy import GroupSettings
 from bot.presses import Presses
 from bot.protect import Protector
 from bot.protect_chat import ProtectChat
+from bot.recheck import Recheck
 from bot.repeats import RepeatCache
 from bot.reports import NoKeptHashes, Reports
 from bot.scan_record import audit_key
@@ -76,6 +79,9 @@ class Core:
             config.detectors.limits,
             cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
         )
+        # an item is judged after the indexes applied the changes it was recorded after (bot/index_versions.py)
+        protected_follower = self.protector.follower if config.protect.enabled else None
+        self.index_gate = IndexGate(self._lists_follower, protected_follower, wait=p.index_wait)
         self.notifier = Notifier(
             platforms=self.platforms,
             store=store,
@@ -102,6 +108,8 @@ class Core:
             simulated=self.simulated,
             notifier=self.notifier,
             metrics=metrics,
+            gate=self.index_gate,
+            recheck=Recheck(store, self.index_gate.stale),
         )
         self.protect_chat = ProtectChat(
             platforms=self.platforms,
@@ -167,6 +175,7 @@ class Core:
         if self.config.protect.enabled:
             self.protector.start()  # loads the protected photos in the background
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
+        self.index_gate.start(self.store)  # PostgreSQL's change notices wake the followers at once
         self.pipeline.start()
         for platform in self.platforms.values():  # reports members made to their homeserver (Matrix)
             reader = getattr(platform, "event_reports", None)
@@ -191,6 +200,7 @@ class Core:
             await asyncio.gather(self._list_sync, return_exceptions=True)
             self._list_sync = None
         clean = await self.pipeline.stop(timeout)
+        await self.index_gate.stop()  # after the images in flight: one may be waiting for a catch-up
         if self.actions.batcher is not None:
             await self.actions.batcher.close()
         return clean
@@ -210,6 +220,8 @@ class Core:
     async def submit(self, event: MediaPosted) -> None:
         """Record the event durably and wake its chat; returns once it cannot be lost, without
         waiting for any chat's backlog (the adapters' loops call this)."""
+        # the change logs' heads in the database now: whichever process judges it applies them first
+        event = replace(event, versions=await heads(self.store, protected=self.index_gate.protected))
         work_id = await self.store.enqueue_work(
             event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
         )

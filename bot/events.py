@@ -49,6 +49,34 @@ class MediaRef:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # adapter-specific (e.g. Matrix encryption info)
 
 
+MAX_CHANGE_SEQ = 2**62  # the largest change number a work item's payload may carry
+
+
+@dataclass(frozen=True)
+class IndexVersions:
+    """The last change of each store change log (hash lists, protected photos) when a work item was
+    recorded: a worker judges the item only after its indexes applied at least these, so an image
+    posted right after a `/block` or `/unprotect` made in another process is judged by the new
+    lists (bot/index_versions.py)."""
+
+    lists: int = 0
+    protected: int = 0
+
+    def as_payload(self) -> dict[str, int]:
+        return {"lists": self.lists, "protected": self.protected}
+
+    @classmethod
+    def from_payload(cls, value: object) -> IndexVersions | None:
+        """The versions a payload carries; None when it has none or they are not whole numbers in
+        bounds (the item is then judged without waiting, never dropped for it)."""
+        if not isinstance(value, Mapping):
+            return None
+        seqs = [value.get("lists", 0), value.get("protected", 0)]
+        if not all(type(v) is int and 0 <= v <= MAX_CHANGE_SEQ for v in seqs):
+            return None
+        return cls(seqs[0], seqs[1])
+
+
 @dataclass(frozen=True)
 class MediaPosted:
     chat: ChatRef
@@ -61,10 +89,12 @@ class MediaPosted:
     # id, a thumbnail's role), never from a timestamp: two edits in one second are two versions.
     variant: str = ""
     link: str | None = None  # a link to the message for admins, when the platform has one
+    # the change logs' heads when the work was recorded (Core.submit); None: judged without waiting
+    versions: IndexVersions | None = field(default=None, compare=False)
 
     def payload(self) -> dict[str, Any]:
         """The durable form kept in the store until the work is done (ids only, no content)."""
-        return {
+        durable: dict[str, Any] = {
             "chat": {"id": self.chat.chat_id, "title": self.chat.title},
             "message_id": self.message_id,
             "sender": {
@@ -85,6 +115,9 @@ class MediaPosted:
             "variant": self.variant,
             "link": self.link,
         }
+        if self.versions is not None:
+            durable["versions"] = self.versions.as_payload()
+        return durable
 
     @classmethod
     def from_payload(cls, platform: str, p: Mapping[str, Any]) -> MediaPosted:
@@ -104,6 +137,7 @@ class MediaPosted:
             media=MediaRef(m["kind"], m["file_id"], m.get("size"), m.get("mime"), m.get("extra") or {}),
             variant=_variant_of(p),
             link=p.get("link"),
+            versions=IndexVersions.from_payload(p.get("versions")),
         )
 
 

@@ -62,6 +62,7 @@ class ChangeFollower:
         self._clock = clock
         self._marks: deque[tuple[float, int]] = deque()  # (when, seen then): what may be pruned later
         self._lock = asyncio.Lock()
+        self.caught_up_at: float | None = None  # ``clock`` time of the last catch-up that read the whole log
 
     @property
     def loaded(self) -> bool:
@@ -97,6 +98,7 @@ class ChangeFollower:
                 await self.view.apply(changes)
                 self.seen = changes[-1].seq
                 applied += len(changes)
+            self.caught_up_at = self._clock()
             self._mark()
             return applied
 

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 
 if TYPE_CHECKING:  # the type only: the metrics stay importable without the detectors
+    from bot.index_versions import IndexLag
     from bot.outcomes import Outcome
     from bot.store.records import ListRecord
 
@@ -94,6 +95,29 @@ class Metrics:
             ["platform", "reason"],
             registry=r,
         )
+        # the in-memory indexes against the store's change logs (bot/index_versions.py), read at scrape time
+        self.index_lag = Gauge(
+            "vigil_index_lag_changes",
+            "Changes of a store change log (lists, protected) not applied to this process's index yet",
+            ["log"],
+            registry=r,
+        )
+        self.index_age = Gauge(
+            "vigil_index_catch_up_age_seconds",
+            "Seconds since this process's index last read its change log to the end",
+            ["log"],
+            registry=r,
+        )
+        self.index_waits_given_up = Gauge(
+            "vigil_index_waits_given_up",
+            "Images judged before this process applied the index changes they were recorded after, since start",
+            registry=r,
+        )
+        self.stale_hits = Gauge(
+            "vigil_stale_hits_dropped",
+            "Hits found in memory that the store no longer held (not acted on), since start",
+            registry=r,
+        )
         self._live: _LiveGauges = _LiveGauges()
         r.register(self._live)
 
@@ -158,6 +182,15 @@ class Metrics:
                 self.lists.labels(kind, scope).set(count.get((kind, scope), 0))
                 self.list_entries.labels(kind, scope).set(entries.get((kind, scope), 0))
 
+    def set_index_lag(self, lags: Iterable[IndexLag], waits_given_up: int, stale_hits: int) -> None:
+        """Index lag per change log (``IndexGate.lag``) and the counts of waits and hits given up."""
+        for lag in lags:
+            self.index_lag.labels(str(lag.kind)).set(lag.behind)
+            if lag.since_catch_up is not None:
+                self.index_age.labels(str(lag.kind)).set(lag.since_catch_up)
+        self.index_waits_given_up.set(waits_given_up)
+        self.stale_hits.set(stale_hits)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -209,6 +242,9 @@ class _NoMetrics(Metrics):
         pass
 
     def rejected_event(self, platform: str, reason: str) -> None:
+        pass
+
+    def set_index_lag(self, lags: Iterable[IndexLag], waits_given_up: int, stale_hits: int) -> None:
         pass
 
 

@@ -21,6 +21,7 @@ from bot.config import Config
 from bot.errors import DownloadTimedOut, GaveUp
 from bot.events import MediaPosted
 from bot.group_settings import SettingsLookup, list_ids_for
+from bot.index_versions import IndexGate
 from bot.lists import HashLists, ListMatch, as_signals
 from bot.metrics import NO_METRICS, Metrics
 from bot.notify import Notifier
@@ -31,6 +32,7 @@ from bot.platforms.errors import PlatformError
 from bot.platforms.retries import with_retries
 from bot.policy import Decision, Evidence, GroupSettings, decide
 from bot.protect import DerivedMatch, Protector, derived_evidence
+from bot.recheck import Recheck
 from bot.repeats import RepeatCache, platform_key, sha256_of
 from bot.scan_record import audit_key, record_scan
 from bot.store.protocol import Store
@@ -71,6 +73,8 @@ class Moderator:
         simulated: SimulatedActions,
         notifier: Notifier,
         metrics: Metrics = NO_METRICS,
+        gate: IndexGate | None = None,
+        recheck: Recheck | None = None,
     ) -> None:
         self.config = config
         self.platforms = platforms
@@ -86,6 +90,10 @@ class Moderator:
         self.simulated = simulated
         self.notifier = notifier
         self.metrics = metrics
+        # judged by the indexes as recorded with the item, hits confirmed in the store (bot/index_versions.py,
+        # bot/recheck.py): what another process changed holds here too
+        self.gate = gate
+        self.recheck = recheck or Recheck(store)
 
     async def _cpu(self, fn: Callable[..., T], *args: object) -> T:
         return await self.pipeline.run_cpu(fn, *args, timeout=self.config.pipeline.scan_timeout)
@@ -99,6 +107,8 @@ class Moderator:
         if settings.mode == "off":
             await self.store.finish_work(work_id)
             return None
+        if self.gate is not None:
+            await self.gate.ready(event.versions, f"chat {event.chat.chat_id} message {event.message_id}")
         list_ids = await list_ids_for(self.store, event.chat)
         # trimmed views, rotations and local features only when there is a list to match
         # (a local fingerprint is also needed to look protected photos up, or keep a group photo)
@@ -126,16 +136,17 @@ class Moderator:
                     distance=settings.hash_distance,
                     min_quality=settings.pdq_min_quality,
                 )
-                matches = tuple(await self._cpu(match))
+                matches = await self.recheck.lists(event.chat, await self._cpu(match))
         derived: tuple[DerivedMatch, ...] = ()
         if scan is not None:
-            found = await self.protector.match_scan(scan)
+            found = await self.recheck.protected(await self.protector.match_scan(scan))
             derived = derived_evidence(found, label=severity, sender=(event.sender.platform, event.sender.user_id))
         allowed = any(m.kind == ListKind.ALLOW for m in matches)
         if allowed and scan is not None and len(scan.frames) > 1:
             severity, matches, derived, allowed = await self._frames_not_allowed(
                 scan, severity, matches, derived, settings
             )
+            matches = await self.recheck.lists(event.chat, matches)  # blocks of the other frames: confirmed too
         blocks = [m for m in matches if m.kind == ListKind.BLOCK]
         block_action = None
         if blocks:

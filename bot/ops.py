@@ -1,8 +1,10 @@
 """The operations endpoint: a small HTTP server on a local port ([ops] listen).
 
     /healthz   200 while the process runs (the container's HEALTHCHECK)
-    /readyz    200 when the models are loaded, the store answers and every enabled platform is
-               connected; otherwise 503, with a JSON body saying what is not ready
+    /readyz    200 when the models are loaded, the store answers, every enabled platform is
+               connected and the in-memory indexes follow the store; otherwise 503, with a JSON
+               body saying what is not ready (and each index's lag: changes behind, seconds since
+               it last read its change log to the end)
     /metrics   Prometheus text format (bot/metrics.py)
 
 It starts before the models load, so /healthz answers during a slow start while /readyz says
@@ -21,7 +23,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +31,7 @@ from aiohttp import web
 
 from bot.config import load_config
 from bot.errors import ConfigError
+from bot.index_versions import IndexGate, IndexLag
 from bot.metrics import Metrics
 from bot.platforms.base import Platform
 from bot.store.protocol import Store
@@ -36,6 +39,9 @@ from bot.store.protocol import Store
 log = logging.getLogger("vigil.ops")
 
 STORE_TIMEOUT = 2.0  # seconds the store may take to answer a readiness check
+# an index whose last complete catch-up is older than this no longer follows the store (the polls
+# are every few seconds): the process is not ready
+INDEX_STALE_SECONDS = 120.0
 CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -43,9 +49,13 @@ CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 class Readiness:
     ready: bool
     checks: Mapping[str, str]  # what was checked -> "ok", or what is wrong
+    index: Mapping[str, Mapping[str, float | int | None]] = field(default_factory=dict)  # lag per change log
 
     def as_json(self) -> dict[str, Any]:
-        return {"ready": self.ready, "checks": dict(self.checks)}
+        out: dict[str, Any] = {"ready": self.ready, "checks": dict(self.checks)}
+        if self.index:
+            out["index"] = {k: dict(v) for k, v in self.index.items()}
+        return out
 
 
 class RunningCore(Protocol):
@@ -55,6 +65,8 @@ class RunningCore(Protocol):
     def platforms(self) -> Mapping[str, Platform]: ...
     @property
     def backlog(self) -> int: ...
+    @property
+    def index_gate(self) -> IndexGate: ...
 
 
 class RunningApp(Protocol):
@@ -90,7 +102,27 @@ async def readiness(app: RunningApp) -> Readiness:
     if core is not None:
         for name, platform in core.platforms.items():
             checks[f"platform:{name}"] = "ok" if platform.connected else "not connected"
-    return Readiness(all(v == "ok" for v in checks.values()), checks)
+    index: dict[str, dict[str, float | int | None]] = {}
+    if core is not None and store is not None and checks["store"] == "ok":
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT):
+                lags = await core.index_gate.lag(store)
+        except Exception as exc:  # the store check above says more
+            log.warning("readiness: index lag not read (%s)", type(exc).__name__)
+            lags = []
+        index = {str(lag.kind): _lag_json(lag) for lag in lags}
+        stale = [lag for lag in lags if lag.since_catch_up is not None and lag.since_catch_up > INDEX_STALE_SECONDS]
+        checks["indexes"] = (
+            "ok"
+            if not stale
+            else "; ".join(f"{lag.kind} last read the store's changes {lag.since_catch_up:.0f} s ago" for lag in stale)
+        )
+    return Readiness(all(v == "ok" for v in checks.values()), checks, index=index)
+
+
+def _lag_json(lag: IndexLag) -> dict[str, float | int | None]:
+    age = None if lag.since_catch_up is None else round(lag.since_catch_up, 1)
+    return {"head": lag.head, "applied": lag.applied, "behind": lag.behind, "seconds_since_catch_up": age}
 
 
 class OpsServer:
@@ -161,6 +193,13 @@ class OpsServer:
                 self.metrics.set_lists(lists, sizes)
             except Exception as exc:  # the counters are still worth serving
                 log.warning("metrics: list sizes not read (%s)", type(exc).__name__)
+            try:
+                async with asyncio.timeout(STORE_TIMEOUT):
+                    lags = await core.index_gate.lag(store)
+                gate = core.index_gate
+                self.metrics.set_index_lag(lags, gate.gave_up, gate.stale_hits)
+            except Exception as exc:
+                log.warning("metrics: index lag not read (%s)", type(exc).__name__)
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_METRICS})
 
 

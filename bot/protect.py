@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.cpu import RunCpu, in_thread
 from bot.follow import ChangeFollower, net_changes
 from bot.protect_sessions import ProtectSessions
+from bot.recheck import known_photo
 from bot.store.protected import PhotoLimitReached, ProtectedOwner, ProtectedPhoto
 from bot.store.protocol import ChangesStore, ProtectedStore
 from bot.store.records import Change, ChangeKind, ChangeOp
@@ -150,11 +151,7 @@ def _notify_of(owner: ProtectedOwner) -> tuple[str, str] | None:
     )
 
 
-def _known(photo: ProtectedPhoto, owner: ProtectedOwner) -> KnownPhoto:
-    member = (owner.platform, owner.user_id) if owner.kind == "member" and owner.platform and owner.user_id else None
-    notify = _notify_of(owner)
-    group = (photo.platform, photo.chat_id) if photo.platform and photo.chat_id else None
-    return KnownPhoto(photo.id, owner.id, owner.name, photo.source, member, notify, group, photo.label, photo.pdq)
+_known = known_photo  # one way to read a stored photo and owner, shared with the hit re-check
 
 
 def exported_findings(findings: Any) -> Any:

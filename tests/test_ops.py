@@ -125,7 +125,8 @@ async def test_health_readiness_and_metrics_follow_a_moderation_flow(emu, tmp_pa
         assert port != 0
         assert await get(port, "/healthz") == (200, '{"alive": true}')
         body = await wait_ready(port)
-        assert body == {"ready": True, "checks": {"models": "ok", "store": "ok", "platform:telegram": "ok"}}
+        assert body["checks"] == {"models": "ok", "store": "ok", "platform:telegram": "ok", "indexes": "ok"}
+        assert body["ready"] is True and body["index"]["lists"]["behind"] == 0  # each index's lag
 
         hit = emu.post_photo(g.chat, g.member, jpeg(add_marker(photo)))
         clean = emu.post_photo(g.chat, g.member, jpeg(other_photo))
@@ -149,6 +150,8 @@ async def test_health_readiness_and_metrics_follow_a_moderation_flow(emu, tmp_pa
         assert sample(text, "vigil_list_entries", kind="block", scope="group") >= 1
         assert sample(text, "vigil_lists", kind="block", scope="group") == 1
         assert sample(text, "vigil_retention_runs_total", result="ok") == 1  # the pass at start
+        assert sample(text, "vigil_index_lag_changes", log="lists") is not None  # the index's lag, read at scrape
+        assert sample(text, "vigil_index_waits_given_up") == 0
         # counts and kinds only: no chat, user or message id in any label
         for family in text_string_to_metric_families(text):
             for s in family.samples:

@@ -11,6 +11,8 @@ and is told so (``ChangesPruned``), and loads everything again.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import aiosqlite
 
 from bot.errors import BadStoreValue, StoreError
@@ -106,6 +108,13 @@ class ChangesMixin:
                 (horizon_key(k), str(last), self._db.now()),
             )
             return int(cur.rowcount)
+
+    async def change_notices(self) -> AsyncIterator[ChangeKind]:
+        """The kind of each change log that grew, as the database tells it (PostgreSQL's NOTIFY).
+        SQLite tells nothing: the iterator ends at once and followers rely on their polls."""
+        none: tuple[ChangeKind, ...] = ()
+        for kind in none:
+            yield kind
 
     @staticmethod
     async def _pruned(c: aiosqlite.Connection, kind: ChangeKind) -> int:

@@ -493,6 +493,11 @@ class ChangesStore(Protocol):
         """Deletes ``kind``'s changes up to and including ``upto``; remembers how far the log was pruned."""
         ...
 
+    def change_notices(self) -> AsyncIterator[ChangeKind]:
+        """The kind of each change log that grew, as the database tells it (PostgreSQL's NOTIFY);
+        on SQLite the iterator ends at once (the followers' polls alone)."""
+        ...
+
 
 class ReportsStore(Protocol):
     """Members' private reports of messages, and the members whose reports a group ignores."""

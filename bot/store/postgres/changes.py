@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import psycopg
 from psycopg import AsyncConnection
 
+from bot.errors import StoreError
 from bot.store import checks
 from bot.store.changes import CHANGE_CHUNK, ChangesPruned, horizon_key, log_of, seq_number
-from bot.store.postgres.db import PgDatabase, fetchall, fetchone
+from bot.store.postgres.db import CONNECT_TIMEOUT, PgDatabase, fetchall, fetchone
 from bot.store.records import Change, ChangeKind, ChangeOp
 
 
@@ -53,6 +56,30 @@ class PgChangesMixin:
                 (horizon_key(k), str(last), self._db.now()),
             )
             return int(cur.rowcount)
+
+    async def change_notices(self) -> AsyncIterator[ChangeKind]:
+        """The kind of each change log that grew: the triggers NOTIFY ``vigil_changes`` in the
+        transaction that logs the change (migration 0008), so a notice comes after the commit.
+        One connection of its own, outside the pool, for as long as the iterator runs; a lost
+        connection raises ``StoreError`` (listen again; changes meanwhile are found by the polls)."""
+        try:
+            conn = await AsyncConnection.connect(self._db.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot listen for change notices at {self._db.shown}: {exc}") from None
+        try:
+            await conn.execute(f"LISTEN {NOTICE_CHANNEL}")
+            async for notice in conn.notifies():
+                if notice.payload in KINDS:  # anything else on the channel is not ours to act on
+                    yield ChangeKind(notice.payload)
+        except psycopg.Error as exc:
+            raise StoreError(f"change notices from {self._db.shown} stopped: {exc}") from None
+        finally:
+            await conn.close()
+        raise StoreError(f"change notices from {self._db.shown} stopped: the connection closed")
+
+
+NOTICE_CHANNEL = "vigil_changes"  # the payload is the log's kind: "lists" or "protected"
+KINDS = frozenset(str(k) for k in ChangeKind)
 
 
 async def _pruned(c: AsyncConnection[Any], kind: ChangeKind) -> int:
