@@ -118,7 +118,7 @@ class Moderator:
         if has_lists and not fingerprints:
             # a copy of a blocked image is deleted on its hashes alone, before the models run (the
             # bulk of a scan); with protected photos or group photos in play the whole scan is needed
-            blocked_first = partial(self._blocked_by_hashes, list_ids, settings)
+            blocked_first = partial(self._blocked_by_hashes, event.chat, list_ids, settings)
         scan, error = await self._scan(
             platform, event, list_signals=has_lists or fingerprints, blocked_first=blocked_first
         )
@@ -306,9 +306,12 @@ class Moderator:
             days,
         )
 
-    async def _blocked_by_hashes(self, list_ids: list[int], settings: GroupSettings, first: Scan) -> bool:
+    async def _blocked_by_hashes(
+        self, chat: ChatRef, list_ids: list[int], settings: GroupSettings, first: Scan
+    ) -> bool:
         """Whether a hashes-only pass already proves a delete: a block list's delete entry matches
-        a frame as posted and no allow entry does (an allowed image always gets the whole scan)."""
+        a frame as posted and no allow entry does (an allowed image always gets the whole scan).
+        The hits are confirmed against the store first, as any hit is: a stale entry proves nothing."""
         match = partial(
             self.lists.match,
             list_ids,
@@ -316,7 +319,7 @@ class Moderator:
             distance=settings.hash_distance,
             min_quality=settings.pdq_min_quality,
         )
-        found = await self._cpu(match)
+        found = await self.recheck.lists(chat, await self._cpu(match))
         if any(m.kind == ListKind.ALLOW for m in found):
             return False
         return any(m.kind == ListKind.BLOCK and m.action == BlockAction.DELETE for m in found)
