@@ -43,9 +43,10 @@ CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
 class Readiness:
     ready: bool
     checks: Mapping[str, str]  # what was checked -> "ok", or what is wrong
+    role: str = "all"  # `vigil run --role` (bot/roles.py), with "ingest: active" or "ingest: standby"
 
     def as_json(self) -> dict[str, Any]:
-        return {"ready": self.ready, "checks": dict(self.checks)}
+        return {"ready": self.ready, "checks": dict(self.checks), "role": self.role}
 
 
 class RunningCore(Protocol):
@@ -87,10 +88,11 @@ async def readiness(app: RunningApp) -> Readiness:
             checks["store"] = f"no answer within {STORE_TIMEOUT:.0f} s (busy, or a backup is running)"
         except Exception as exc:  # closed or broken: say so instead of failing the probe
             checks["store"] = f"error: {type(exc).__name__}"
-    if core is not None:
+    role = str(getattr(app, "role_status", "all"))  # an app from before roles has none
+    if core is not None and role != "ingest: standby":  # a standby reads nothing until it takes over
         for name, platform in core.platforms.items():
             checks[f"platform:{name}"] = "ok" if platform.connected else "not connected"
-    return Readiness(all(v == "ok" for v in checks.values()), checks)
+    return Readiness(all(v == "ok" for v in checks.values()), checks, role)
 
 
 class OpsServer:
