@@ -46,7 +46,10 @@ class Readiness:
     role: str = "all"  # `vigil run --role` (bot/roles.py), with "ingest: active" or "ingest: standby"
 
     def as_json(self) -> dict[str, Any]:
-        return {"ready": self.ready, "checks": dict(self.checks), "role": self.role}
+        body: dict[str, Any] = {"ready": self.ready, "checks": dict(self.checks)}
+        if self.role != "all":  # a cluster's process says which part it plays
+            body["role"] = self.role
+        return body
 
 
 class RunningCore(Protocol):
