@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from pathlib import Path
 
 
@@ -26,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from bot.config import load_config
     from bot.roles import Role
 
+    # each connection names its process (pg_stat_activity shows who holds a job or the reader's lock)
+    os.environ.setdefault("PGAPPNAME", f"vigil-{args.role}-{os.getpid()}")
     config = load_config(args.config)
     setup_logging(config)
     return asyncio.run(run_app(config, Role(args.role)))
