@@ -158,7 +158,12 @@ class ClusterNode:
     async def _lead(self, read: Callable[[], Awaitable[None]], lost: Callable[[], None]) -> None:
         assert self.leadership is not None
         await self.leadership.acquire()
-        await read()
+        try:
+            await read()
+        except Exception:  # holding the lock without reading would leave the account unread
+            log.exception("ingest: reading the platforms could not start; stopping so a standby takes over")
+            lost()
+            return
         await self.leadership.watch()  # returns when the lock's connection broke
         lost()
 

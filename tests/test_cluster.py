@@ -11,6 +11,7 @@ PostgreSQL the suite starts, against the Bot API emulator. Jobs (Procrastinate) 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ def photos() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture
-async def emu():
+async def emu() -> AsyncIterator[BotApiEmulator]:
     e = BotApiEmulator(token=TOKEN)
     await e.start()
     yield e
@@ -40,7 +41,7 @@ async def emu():
 
 
 @pytest.fixture
-def cluster_factory(postgres_url, tmp_path):
+def cluster_factory(postgres_url: str, tmp_path: Path) -> Iterator[Callable[[Path], Cluster]]:
     made: list[Cluster] = []
 
     def make(config: Path) -> Cluster:
@@ -84,8 +85,13 @@ def present(emu: BotApiEmulator, chat: int, message_id: int) -> bool:
 
 
 async def test_a_burst_across_two_workers_with_one_killed_mid_job(
-    emu, tmp_path, marker_model, photos, postgres_url, cluster_factory
-):
+    emu: BotApiEmulator,
+    tmp_path: Path,
+    marker_model: Path,
+    photos: dict[str, np.ndarray],
+    postgres_url: str,
+    cluster_factory: Callable[[Path], Cluster],
+) -> None:
     a, admins_a, member_a = group(emu, "Year 9 parents")
     b, admins_b, member_b = group(emu, "Chess club")
     cfg = cluster_config(tmp_path, emu.url, marker_model, postgres_url)
@@ -104,8 +110,8 @@ async def test_a_burst_across_two_workers_with_one_killed_mid_job(
     victim.kill()
     emu.release("getFile")
 
-    hits = {a: [first], b: []}
-    benign = {a: [], b: []}
+    hits: dict[int, list[int]] = {a: [first], b: []}
+    benign: dict[int, list[int]] = {a: [], b: []}
     for i in range(4):
         for chat, member in ((a, member_a), (b, member_b)):
             hits[chat].append(emu.post_photo(chat, member, jpeg(photos["coffee"], 60 + 5 * i)))
@@ -124,8 +130,13 @@ async def test_a_burst_across_two_workers_with_one_killed_mid_job(
 
 
 async def test_the_active_ingest_killed_mid_burst_a_standby_takes_over(
-    emu, tmp_path, marker_model, photos, postgres_url, cluster_factory
-):
+    emu: BotApiEmulator,
+    tmp_path: Path,
+    marker_model: Path,
+    photos: dict[str, np.ndarray],
+    postgres_url: str,
+    cluster_factory: Callable[[Path], Cluster],
+) -> None:
     chat, admins, member = group(emu, "Year 9 parents")
     cfg = cluster_config(tmp_path, emu.url, marker_model, postgres_url)
     await block(cfg, tmp_path, jpeg(photos["coffee"]), [chat])

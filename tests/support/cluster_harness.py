@@ -106,21 +106,25 @@ class Cluster:
         with psycopg.connect(self.url, autocommit=True) as c:
             return c.execute(sql, params).fetchall()
 
+    def count(self, sql: str) -> int:
+        value = self.query(sql)[0][0]
+        assert isinstance(value, int)
+        return value
+
     def workers_ready(self) -> int:
         """Procrastinate workers with a live heartbeat (each worker process runs one)."""
         try:
-            rows = self.query(
+            return self.count(
                 "SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > now() - interval '2 s'"
             )
         except psycopg.errors.UndefinedTable:
             return 0
-        return int(rows[0][0])  # type: ignore[call-overload]
 
     def pending(self) -> int:
-        return int(self.query("SELECT count(*) FROM work WHERE finished_at IS NULL")[0][0])  # type: ignore[call-overload]
+        return self.count("SELECT count(*) FROM work WHERE finished_at IS NULL")
 
     def finished(self) -> int:
-        return int(self.query("SELECT count(*) FROM work WHERE finished_at IS NOT NULL")[0][0])  # type: ignore[call-overload]
+        return self.count("SELECT count(*) FROM work WHERE finished_at IS NOT NULL")
 
     def running_job_pid(self) -> int | None:
         """The pid of the process handling a work item now: its claim's lock is held by a
