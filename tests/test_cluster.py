@@ -169,3 +169,42 @@ async def test_the_active_ingest_killed_mid_burst_a_standby_takes_over(
     assert all(present(emu, chat, m) for m, hit in posted if not hit)
     hits = sum(hit for _, hit in posted)
     assert [alerts_to(emu, u) for u in admins] == [hits, hits]
+
+
+def test_roles_refuse_a_config_they_cannot_run(tmp_path: Path) -> None:
+    from bot.config import load_config
+    from bot.errors import ConfigError
+    from bot.roles import Role, check_role, uses_jobs
+
+    sqlite = load_config(None, env={"VIGIL_TELEGRAM_TOKEN": TOKEN})
+    check_role(sqlite, Role.ALL)  # the single process needs no server
+    assert not uses_jobs(sqlite, Role.ALL)
+    for role in (Role.INGEST, Role.WORKER):
+        with pytest.raises(ConfigError, match="needs the store on PostgreSQL"):
+            check_role(sqlite, role)
+    path = tmp_path / "c.toml"
+    path.write_text('[database]\nurl = "postgresql://vigil@db.example.org/vigil"\n[cluster]\njobs = true\n')
+    cluster = load_config(path, env={"VIGIL_TELEGRAM_TOKEN": TOKEN})
+    assert uses_jobs(cluster, Role.ALL) and uses_jobs(cluster, Role.WORKER)
+    path.write_text("[cluster]\nheartbeat = 5.0\nstalled_after = 8.0\n")
+    with pytest.raises(ConfigError, match="cluster.stalled_after"):
+        load_config(path, env={})
+
+
+async def test_readiness_names_the_role_and_a_standby_is_ready_without_reading() -> None:
+    from types import SimpleNamespace
+
+    from bot.ops import readiness
+
+    class Store:
+        async def schema_version(self) -> int:
+            return 1
+
+    platform = SimpleNamespace(connected=False)
+    core = SimpleNamespace(platforms={"telegram": platform}, backlog=0)
+    standby = SimpleNamespace(core=core, store=Store(), stopping=False, role_status="ingest: standby")
+    state = await readiness(standby)  # type: ignore[arg-type]
+    assert state.ready and state.as_json()["role"] == "ingest: standby"
+    active = SimpleNamespace(core=core, store=Store(), stopping=False, role_status="ingest: active")
+    state = await readiness(active)  # type: ignore[arg-type]
+    assert not state.ready and state.checks["platform:telegram"] == "not connected"
