@@ -100,13 +100,14 @@ async def run_setup(
             emu.post_photo(chats[i % len(chats)], member, data)
         await wait(lambda: finished(database, sqlite_file) >= len(images), 1800)
         seconds = time.perf_counter() - start
+        memory = ", ".join(f"{p.role} {p.rss_mb():.0f} MB" for p in cluster.procs)
     finally:
         cluster.stop()
         await emu.stop()
         if server is not None and database:
             server.drop_schema(database)
     rate = len(images) / seconds
-    print(f"{name:<34} {len(images)} images in {seconds:6.1f} s: {rate:6.1f} images/s", flush=True)
+    print(f"{name:<34} {len(images)} images in {seconds:6.1f} s: {rate:6.1f} images/s (RSS: {memory})", flush=True)
     return rate
 
 

@@ -76,6 +76,13 @@ class RoleProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def rss_mb(self) -> float:
+        """Resident memory of the process now (Linux), in MB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     @property
     def active(self) -> bool:
         return "this process is the active reader" in self.log()
