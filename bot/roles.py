@@ -148,8 +148,7 @@ class ClusterNode:
                 await platform.start_sending(core)
         await core.start(run_pipeline=False)
         if self.runs_jobs:
-            name = f"{socket.gethostname()}-{os.getpid()}"
-            self._tasks.append(asyncio.create_task(self.queue.run_worker(name), name="vigil-jobs-worker"))
+            self._tasks.append(asyncio.create_task(self._work(lost), name="vigil-jobs-worker"))
         if self.leadership is not None:
             self._tasks.append(asyncio.create_task(self._lead(read, lost), name="vigil-ingest-lead"))
         self._tasks.append(asyncio.create_task(self._figures(), name="vigil-jobs-figures"))
@@ -166,6 +165,13 @@ class ClusterNode:
             return
         await self.leadership.watch()  # returns when the lock's connection broke
         lost()
+
+    async def _work(self, lost: Callable[[], None]) -> None:
+        try:
+            await self.queue.run_worker(f"{socket.gethostname()}-{os.getpid()}")
+        except Exception:  # a process that runs no jobs must not look alive: stop, to be restarted
+            log.exception("worker: the job queue stopped; stopping this process")
+            lost()
 
     async def _run(self, work_id: int) -> None:
         item = await self.core.run_work(work_id)
