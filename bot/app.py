@@ -45,7 +45,8 @@ class JsonFormatter(logging.Formatter):
 # access token) and whole payloads (captions), aiosqlite prints SQL parameters.
 OWN_LOGGERS = ("vigil", "detectors")
 # and these stay quieter still: at INFO they log every request URL, which carries the bot token
-WARNING_ONLY = ("httpx", "httpcore", "aiohttp.client", "aiohttp.access", "urllib3")
+# (psycopg.pool: a line for every connection borrowed and returned)
+WARNING_ONLY = ("httpx", "httpcore", "aiohttp.client", "aiohttp.access", "urllib3", "psycopg.pool")
 
 
 class Redactor(logging.Filter):

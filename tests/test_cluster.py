@@ -148,6 +148,7 @@ async def test_the_active_ingest_killed_mid_burst_a_standby_takes_over(
     await emu.wait_for(lambda: emu.polling, timeout=60, what="the ingest polling")
     active = next(p for p in ingests if p.active)
     standby = next(p for p in ingests if p is not active)
+    await until(lambda: standby.standing_by, "the other ingest standing by", cluster=cluster)
     assert not standby.active
 
     posted: list[tuple[int, bool]] = []

@@ -87,6 +87,11 @@ class RoleProcess:
     def active(self) -> bool:
         return "this process is the active reader" in self.log()
 
+    @property
+    def standing_by(self) -> bool:
+        """Started, found the reader's lock held by another process, and waits for it."""
+        return "ingest: standby;" in self.log()
+
 
 class Cluster:
     """The processes of one test, stopped together."""
