@@ -5,7 +5,7 @@ PostgreSQL the suite starts, against the Bot API emulator. Jobs (Procrastinate) 
   SIGKILLed while it runs a job: that job runs on the other worker; every copy is deleted, every
   benign photo stays, each image is judged once and each admin alerted once per copy;
 - the active ingest SIGKILLed mid-burst: a standby takes over, no update is lost, none is handled
-  twice.
+  twice; an attempt that fails is queued again for its retry time.
 """
 
 from __future__ import annotations
@@ -170,6 +170,20 @@ async def test_the_active_ingest_killed_mid_burst_a_standby_takes_over(
     assert all(present(emu, chat, m) for m, hit in posted if not hit)
     hits = sum(hit for _, hit in posted)
     assert [alerts_to(emu, u) for u in admins] == [hits, hits]
+
+    # an attempt that fails (its download times out) is queued again for its retry time
+    emu.hold("getFile")
+    late = emu.post_photo(chat, member, jpeg(photos["coffee"], 95))
+    await until(lambda: cluster.attempts(late) == (1, False), "the first attempt", cluster=cluster)
+    await until(
+        lambda: "download" in str(cluster.query("SELECT last_error FROM work WHERE message_id = %s", (str(late),))),
+        "the attempt failing",
+        cluster=cluster,
+    )
+    emu.release("getFile")
+    await until(lambda: cluster.attempts(late) == (2, True), "the retry", cluster=cluster)
+    assert not present(emu, chat, late)
+    assert [alerts_to(emu, u) for u in admins] == [hits + 1, hits + 1]
 
 
 def test_roles_refuse_a_config_they_cannot_run(tmp_path: Path) -> None:

@@ -14,10 +14,40 @@ from pathlib import Path
 import psycopg
 
 from bot.store.postgres.db import CLAIM_LOCK
-from tests.support.vigil_harness import ROOT, TOKEN, write_config
+from tests.support.vigil_harness import ROOT, TOKEN
 
-# quick heartbeats, so a killed worker's job runs elsewhere within a few seconds
-CLUSTER_SETTINGS = """
+
+def cluster_config(tmp: Path, base_url: str, marker_model: Path, url: str) -> Path:
+    """The emulator as Telegram, the marker model as NudeNet, the store on ``url``; quick
+    heartbeats (a killed worker's job runs elsewhere within seconds), short download timeout and
+    retry backoff (a failed attempt is retried within a second)."""
+    path = tmp / "config.toml"
+    path.write_text(
+        f"""
+[vigil]
+data_dir = "{tmp / "data"}"
+log_level = "INFO"
+
+[telegram]
+base_url = "{base_url}/bot"
+base_file_url = "{base_url}/file/bot"
+poll_timeout = 1
+
+[models.nudity]
+path = "{marker_model}"
+
+[pipeline]
+workers = 2
+scan_timeout = 60
+download_timeout = 3
+retry_backoff = 0.5
+
+[ops]
+listen = "127.0.0.1:0"
+
+[database]
+url = "{url}"
+
 [cluster]
 concurrency = 2
 standby_poll = 0.3
@@ -25,12 +55,8 @@ heartbeat = 0.5
 stalled_after = 2.0
 sweep_every = 1
 """
-
-
-def cluster_config(tmp: Path, base_url: str, marker_model: Path, url: str, *, groups: str = "") -> Path:
-    return write_config(
-        tmp, base_url, marker_model, groups=groups, extra=f'[database]\nurl = "{url}"\n{CLUSTER_SETTINGS}'
     )
+    return path
 
 
 class RoleProcess:
@@ -147,6 +173,17 @@ class Cluster:
             " JOIN pg_stat_activity a ON a.pid = l.pid WHERE w.finished_at IS NULL LIMIT 1"
         )
         return int(str(rows[0][0]).rsplit("-", 1)[1]) if rows else None
+
+    def attempts(self, message_id: int) -> tuple[int, bool]:
+        """(attempts, finished) of the work item of a message."""
+        rows = self.query(
+            "SELECT attempts, finished_at IS NOT NULL FROM work WHERE message_id = %s", (str(message_id),)
+        )
+        if not rows:
+            return 0, False
+        attempts, finished = rows[0]
+        assert isinstance(attempts, int) and isinstance(finished, bool)
+        return attempts, finished
 
     def scans_per_message(self, chat: int) -> dict[str, int]:
         rows = self.query(
