@@ -24,6 +24,7 @@ from procrastinate import App, PsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued
 
 from bot.config import ClusterConfig
+from bot.jobs.schema import ensure_schema
 from bot.store import checks
 from bot.store.postgres.db import CLAIM_LOCK, CONNECT_TIMEOUT, PgDatabase, fetchall, fetchone
 from bot.store.work import MAX_PAYLOAD_JSON, MAX_VARIANT
@@ -80,8 +81,6 @@ class JobQueue:
         self.app.periodic(cron=f"* * * * * */{config.sweep_every}", periodic_id="sweep")(sweep)
 
     async def open(self) -> None:
-        from bot.jobs.schema import ensure_schema
-
         await self.app.open_async()
         await ensure_schema(self.db.url, self.db.shown, self.app)
 
