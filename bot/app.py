@@ -14,6 +14,7 @@ from bot.metrics import Metrics
 from bot.ops import OpsServer
 from bot.redact import redact
 from bot.retention import RetentionJob
+from bot.roles import ClusterNode, Role, check_role, uses_jobs
 from bot.store.factory import open_store
 from bot.store.protocol import Store
 from detectors.memory import return_large_buffers
@@ -44,7 +45,8 @@ class JsonFormatter(logging.Formatter):
 # access token) and whole payloads (captions), aiosqlite prints SQL parameters.
 OWN_LOGGERS = ("vigil", "detectors")
 # and these stay quieter still: at INFO they log every request URL, which carries the bot token
-WARNING_ONLY = ("httpx", "httpcore", "aiohttp.client", "aiohttp.access", "urllib3")
+# (psycopg.pool: a line for every connection borrowed and returned)
+WARNING_ONLY = ("httpx", "httpcore", "aiohttp.client", "aiohttp.access", "urllib3", "psycopg.pool")
 
 
 class Redactor(logging.Filter):
@@ -109,8 +111,11 @@ def setup_logging(config: Config) -> None:
 
 
 class App:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, role: Role = Role.ALL) -> None:
         self.config = config
+        self.role = role
+        self.cluster: ClusterNode | None = None  # past one machine (bot/roles.py)
+        self.stop_requested = asyncio.Event()  # set by a signal, or by an ingest that lost its lock
         self.store: Store | None = None
         self.core: Core | None = None
         # operations (bot/ops.py, bot/metrics.py, bot/retention.py)
@@ -119,8 +124,14 @@ class App:
         self.retention: RetentionJob | None = None
         self.stopping = False
 
+    @property
+    def role_status(self) -> str:
+        """The role as /readyz shows it: all, worker, ingest: active, ingest: standby."""
+        return self.cluster.status if self.cluster is not None else str(self.role)
+
     async def start(self) -> Core:
         cfg = self.config
+        check_role(cfg, self.role)
         if cfg.ops.enabled:
             # first, so /healthz answers while the models load and /readyz says what is missing
             self.ops = OpsServer(self, self.metrics, cfg.ops.address)
@@ -144,6 +155,11 @@ class App:
                 "no platform is enabled: set VIGIL_TELEGRAM_TOKEN or VIGIL_MATRIX_PASSWORD, or enable a platform "
                 "in the config"
             )
+        if uses_jobs(cfg, self.role):  # jobs on PostgreSQL; reading only while this process holds the lock
+            self.cluster = await ClusterNode.open(cfg, self.role, core, self.metrics)
+            self.core = core
+            await self.cluster.start(self._read, self.stop_requested.set)
+            return core
         for platform in core.platforms.values():
             await platform.start(core)
         await core.start()
@@ -151,6 +167,15 @@ class App:
         self.retention = RetentionJob(self.store, cfg.retention, metrics=self.metrics)
         self.retention.start()  # a pass now, then hourly
         return core
+
+    async def _read(self) -> None:
+        """The active ingest starts reading the platforms, and runs the retention (once in the cluster)."""
+        core, store = self.core, self.store
+        assert core is not None and store is not None
+        for platform in core.platforms.values():
+            await platform.start(core)
+        self.retention = RetentionJob(store, self.config.retention, metrics=self.metrics)
+        self.retention.start()
 
     async def stop(self) -> None:
         self.stopping = True  # /readyz answers 503 from here on
@@ -160,6 +185,8 @@ class App:
         if core is not None:
             for platform in core.platforms.values():
                 await platform.stop()  # no new updates from here on
+            if self.cluster is not None:
+                await self.cluster.stop()
             # the images in flight may finish; the rest waits in the store for the next start
             if not await core.stop(STOP_TIMEOUT):
                 log.warning("stopping with work in flight; it stays pending and resumes at the next start")
@@ -171,9 +198,9 @@ class App:
             await self.ops.stop()
 
 
-async def run(config: Config) -> int:
-    app = App(config)
-    stop = asyncio.Event()
+async def run(config: Config, role: Role = Role.ALL) -> int:
+    app = App(config, role)
+    stop = app.stop_requested
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -189,6 +189,19 @@ class ReportsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """[cluster]: jobs on PostgreSQL (Procrastinate) and the roles of `vigil run --role`."""
+
+    # record each image as a Procrastinate job even in role `all` (roles ingest and worker always do)
+    jobs: bool = False
+    concurrency: int = 4  # jobs one worker process runs at once
+    standby_poll: float = 1.0  # seconds between a standby ingest's tries to become the active one
+    heartbeat: float = 5.0  # seconds between a worker's heartbeats
+    stalled_after: float = 20.0  # a worker silent this long is dead: its jobs run again elsewhere
+    sweep_every: int = 5  # seconds between checks for stalled jobs and unqueued work (1..59)
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -209,6 +222,7 @@ class Config:
     database_url: str = field(default="", repr=False)
     database_pool: int = 10
     reports: ReportsConfig = ReportsConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     @property
     def database(self) -> Path:
@@ -644,6 +658,27 @@ def _database(root: _Table, env: Mapping[str, str]) -> tuple[str, int]:
     return url, pool
 
 
+def _cluster(root: _Table) -> ClusterConfig:
+    t = root.table("cluster")
+    d = ClusterConfig()
+    cfg = ClusterConfig(
+        jobs=t.get("jobs", bool, d.jobs),
+        concurrency=t.get("concurrency", int, d.concurrency, _between(1, 256)),
+        standby_poll=t.get("standby_poll", float, d.standby_poll, _between(0.1, 60)),
+        heartbeat=t.get("heartbeat", float, d.heartbeat, _between(0.5, 300)),
+        stalled_after=t.get("stalled_after", float, d.stalled_after, _between(2, 3600)),
+        sweep_every=t.get("sweep_every", int, d.sweep_every, _between(1, 59)),
+    )
+    t.done()
+    if cfg.stalled_after <= 2 * cfg.heartbeat:
+        raise ConfigError(
+            "cluster.stalled_after",
+            f"{cfg.stalled_after} s is not more than twice cluster.heartbeat ({cfg.heartbeat} s)",
+            "make stalled_after at least three heartbeats, or a live worker's jobs would be run twice",
+        )
+    return cfg
+
+
 def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file (None: the defaults, plus the environment)."""
     env = os.environ if env is None else env
@@ -682,6 +717,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         database_url=database_url,
         database_pool=database_pool,
         reports=_reports(root),
+        cluster=_cluster(root),
     )
     v.done()
     root.done()

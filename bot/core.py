@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from bot.actions import Actions, SimulatedActions
 from bot.admins import Admins
@@ -45,6 +46,14 @@ from detectors.scanner import Scanner
 log = logging.getLogger("vigil.core")
 
 LIST_SYNC_SECONDS = 2.0  # how often the store's list change log is read (changes by `vigil hash`)
+
+
+class WorkIntake(Protocol):
+    """Records a work item together with its job (bot/jobs/queue.py), instead of the store alone."""
+
+    async def record(
+        self, platform: str, chat_id: str | int, message_id: str | int, payload: Mapping[str, Any]
+    ) -> int: ...
 
 
 class Core:
@@ -164,25 +173,30 @@ class Core:
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None
         self._report_readers: list[asyncio.Task[None]] = []
+        # set by bot/roles.py past one machine: images are recorded with a job, which a worker runs
+        self.intake: WorkIntake | None = None
 
     # --- life cycle ---------------------------------------------------------
 
     def add_platform(self, platform: Platform) -> None:
         self.platforms[platform.name] = platform
 
-    async def start(self) -> None:
+    async def start(self, *, run_pipeline: bool = True) -> None:
+        """``run_pipeline``: False where jobs carry the work (bot/roles.py): no in-process queue."""
         await self.load_lists()
         if self.config.protect.enabled:
             self.protector.start()  # loads the protected photos in the background
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.index_gate.start(self.store)  # PostgreSQL's change notices wake the followers at once
-        self.pipeline.start()
         for platform in self.platforms.values():  # reports members made to their homeserver (Matrix)
             reader = getattr(platform, "event_reports", None)
             if reader is not None and self.config.reports.enabled:
                 task = asyncio.create_task(self.reports.follow_homeserver(platform.name, reader), name="vigil-reports")
                 self._report_readers.append(task)
         self._started = True
+        if not run_pipeline:
+            return
+        self.pipeline.start()
         # the inbox is the queue: chats with unfinished work get a turn (an adapter that polled
         # before this woke its chats already; a chat is never taken by two workers)
         if chats := await self.pipeline.wake_pending(self.platforms):
@@ -222,14 +236,29 @@ class Core:
         waiting for any chat's backlog (the adapters' loops call this)."""
         # the change logs' heads in the database now: whichever process judges it applies them first
         event = replace(event, versions=await heads(self.store, protected=self.index_gate.protected))
-        work_id = await self.store.enqueue_work(
-            event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
-        )
+        if self.intake is not None:  # with its job, in one transaction; a worker takes it from there
+            work_id = await self.intake.record(
+                event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
+            )
+        else:
+            work_id = await self.store.enqueue_work(
+                event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
+            )
         item = await self.store.work_item(work_id)
         if item is not None and item.finished:
             return  # a replayed update (stopped after the work but before confirming it): done already
         await self.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
-        self.pipeline.wake(event.chat.platform, event.chat.chat_id)
+        if self.intake is None:
+            self.pipeline.wake(event.chat.platform, event.chat.chat_id)
+
+    async def run_work(self, work_id: int) -> WorkItem | None:
+        """One item by id, as a job queue's worker runs it (bot/jobs/): the pipeline's own handler;
+        returns the item as it is afterwards (None: unknown)."""
+        item = await self.store.work_item(work_id)
+        if item is None or item.finished:
+            return item
+        await self._handle_work(item)
+        return await self.store.work_item(work_id)
 
     async def _handle_work(self, item: WorkItem) -> None:
         """One work item, by the one worker that holds its chat: counted as an attempt when it

@@ -19,7 +19,7 @@ from bot.actions import Actions, SimulatedActions
 from bot.admins import Admins
 from bot.config import Config
 from bot.errors import DownloadTimedOut, GaveUp
-from bot.events import MediaPosted
+from bot.events import ChatRef, MediaPosted
 from bot.group_settings import SettingsLookup, list_ids_for
 from bot.index_versions import IndexGate
 from bot.lists import HashLists, ListMatch, as_signals

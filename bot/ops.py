@@ -50,12 +50,15 @@ class Readiness:
     ready: bool
     checks: Mapping[str, str]  # what was checked -> "ok", or what is wrong
     index: Mapping[str, Mapping[str, float | int | None]] = field(default_factory=dict)  # lag per change log
+    role: str = "all"  # `vigil run --role` (bot/roles.py), with "ingest: active" or "ingest: standby"
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ready": self.ready, "checks": dict(self.checks)}
+        body: dict[str, Any] = {"ready": self.ready, "checks": dict(self.checks)}
+        if self.role != "all":  # a cluster's process says which part it plays
+            body["role"] = self.role
         if self.index:
-            out["index"] = {k: dict(v) for k, v in self.index.items()}
-        return out
+            body["index"] = {k: dict(v) for k, v in self.index.items()}
+        return body
 
 
 class RunningCore(Protocol):
@@ -99,11 +102,12 @@ async def readiness(app: RunningApp) -> Readiness:
             checks["store"] = f"no answer within {STORE_TIMEOUT:.0f} s (busy, or a backup is running)"
         except Exception as exc:  # closed or broken: say so instead of failing the probe
             checks["store"] = f"error: {type(exc).__name__}"
-    if core is not None:
+    role = str(getattr(app, "role_status", "all"))  # an app from before roles has none
+    if core is not None and role != "ingest: standby":  # a standby reads nothing until it takes over
         for name, platform in core.platforms.items():
             checks[f"platform:{name}"] = "ok" if platform.connected else "not connected"
     index: dict[str, dict[str, float | int | None]] = {}
-    if core is not None and store is not None and checks["store"] == "ok":
+    if core is not None and store is not None and checks["store"] == "ok" and role != "ingest: standby":
         try:
             async with asyncio.timeout(STORE_TIMEOUT):
                 lags = await core.index_gate.lag(store)
@@ -117,7 +121,7 @@ async def readiness(app: RunningApp) -> Readiness:
             if not stale
             else "; ".join(f"{lag.kind} last read the store's changes {lag.since_catch_up:.0f} s ago" for lag in stale)
         )
-    return Readiness(all(v == "ok" for v in checks.values()), checks, index=index)
+    return Readiness(all(v == "ok" for v in checks.values()), checks, index=index, role=role)
 
 
 def _lag_json(lag: IndexLag) -> dict[str, float | int | None]:

@@ -178,6 +178,15 @@ class TelegramPlatform:
         self._poller = asyncio.create_task(self._poll(), name="vigil-telegram-poll")
         log.info("telegram: polling as @%s", self.username)
 
+    async def start_sending(self, sink: EventSink) -> None:
+        """A worker of a cluster (bot/roles.py): deletes, restricts and alerts with the same token,
+        and never calls getUpdates (the active ingest process does; a second caller gets 409)."""
+        self.core = sink
+        await self.bot.initialize()  # getMe: fails fast on a wrong token
+        self.username = self.bot.username or ""
+        self.connected = True
+        log.info("telegram: sending as @%s (updates are read by the ingest process)", self.username)
+
     async def stop(self) -> None:
         """Stop taking updates; calls out (alerts, deletes) keep working until ``close``."""
         self._stopping.set()
