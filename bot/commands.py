@@ -11,6 +11,7 @@ from typing import Any
 from bot.actions import Actions
 from bot.admins import Admins
 from bot.buttons import SetChoice, encode
+from bot.circles import Circles
 from bot.config import ACTIONS, MODES, SENSITIVITIES, Config, parse_duration
 from bot.entries import EntrySource, EntryWriter
 from bot.events import BotAdded, ChatRef, CommandIssued, UserRef
@@ -55,6 +56,7 @@ class Commands:
         actions: Actions,
         protect_chat: ProtectChat,
         private_started: Callable[[UserRef], Awaitable[None]],
+        circles: Circles | None = None,
     ) -> None:
         self.config = config
         self.platforms = platforms
@@ -71,6 +73,7 @@ class Commands:
         self.actions = actions
         self.protect_chat = protect_chat
         self.private_started = private_started
+        self.circles = circles
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -328,6 +331,11 @@ class Commands:
             await self.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
             await self._audit_command(cmd.chat, cmd.sender.user_id, "settings " + json.dumps(changes, sort_keys=True))
 
+    async def cmd_circles(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
+        """The circles this group is in (bot/circles.py); admins only, as every /vigil command."""
+        if self.circles is not None:
+            await self._say(cmd.chat, await self.circles.describe(cmd.chat, t))
+
     async def cmd_help(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         await self._say(cmd.chat, self.help_text(t))
 
@@ -405,6 +413,8 @@ class Commands:
             )
         else:
             text = t.gettext("Image added to this group's allow list: Vigil will not act on it again.")
+        if kind == ListKind.BLOCK and self.circles is not None:
+            await self.circles.blocked(cmd.chat)  # the circle's other groups match it now: their admins are told
         if ids:
             text += "\n" + t.gettext(
                 "Entry {entries}. To take it off the list: /vigil remove {entry}",

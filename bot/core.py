@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.actions import Actions, SimulatedActions
 from bot.admins import Admins
+from bot.circles import Circles
 from bot.commands import Commands
 from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
@@ -86,6 +87,15 @@ class Core:
             synthetic_threshold=getattr(config.detectors.synthetic, "threshold", None),
             metrics=metrics,
         )
+        # circles (bot/circles.py): blocks shared between groups, and bans when the circle says so
+        self.circles = Circles(
+            platforms=self.platforms,
+            store=store,
+            admins=self.admin_roster,
+            settings=self.settings,
+            translators=self.translators,
+            actions=self.actions,
+        )
         self.moderator = Moderator(
             config=config,
             platforms=self.platforms,
@@ -101,6 +111,7 @@ class Core:
             simulated=self.simulated,
             notifier=self.notifier,
             metrics=metrics,
+            circles=self.circles,
         )
         self.protect_chat = ProtectChat(
             platforms=self.platforms,
@@ -125,6 +136,7 @@ class Core:
             actions=self.actions,
             protect_chat=self.protect_chat,
             private_started=self.private_started,
+            circles=self.circles,
         )
         self.presses = Presses(
             platforms=self.platforms,

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from bot.actions import Actions, SimulatedActions
 from bot.admins import Admins
+from bot.circles import Circles
 from bot.config import Config
 from bot.errors import DownloadTimedOut, GaveUp
 from bot.events import MediaPosted
@@ -71,6 +72,7 @@ class Moderator:
         simulated: SimulatedActions,
         notifier: Notifier,
         metrics: Metrics = NO_METRICS,
+        circles: Circles | None = None,
     ) -> None:
         self.config = config
         self.platforms = platforms
@@ -86,6 +88,7 @@ class Moderator:
         self.simulated = simulated
         self.notifier = notifier
         self.metrics = metrics
+        self.circles = circles
 
     async def _cpu(self, fn: Callable[..., T], *args: object) -> T:
         return await self.pipeline.run_cpu(fn, *args, timeout=self.config.pipeline.scan_timeout)
@@ -374,6 +377,8 @@ class Moderator:
                     acted = replace(
                         acted, sender_action_done=DONE_BY_SANCTION[decision.sender_action], muted_until=done.until
                     )
+                if done.done and decision.sender_action == Sanction.BAN and not decision.dry_run and self.circles:
+                    await self.circles.banned(event.chat, event.sender.user_id, event.message_id)
         if decision.verdict == Verdict.ASK:
             await self.store.open_review(audit_id, event.chat.platform, event.chat.chat_id, event.message_id)
         if acted.deleted and settings.neutral_notice and not decision.dry_run and not removed_before:

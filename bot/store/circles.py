@@ -128,7 +128,7 @@ class CirclesMixin:
         """The own block lists of the other groups in this group's circles: matched here too."""
         key = (checks.platform(platform), checks.ident("chat_id", chat_id))
         async with self._db.read() as c:
-            found = await c.execute_fetchall(
+            ids = await c.execute_fetchall(
                 "SELECT DISTINCT l.id FROM circle_members me"
                 " JOIN circle_members peer ON peer.circle_id = me.circle_id"
                 " JOIN lists l ON l.scope = 'group' AND l.kind = 'block'"
@@ -138,7 +138,7 @@ class CirclesMixin:
                 " ORDER BY l.id",
                 key,
             )
-        return [int(r[0]) for r in found]
+        return [int(r[0]) for r in ids]
 
     async def _circles_where(self, where: str, params: tuple[str, ...]) -> list[CircleRecord]:
         async with self._db.read() as c:
