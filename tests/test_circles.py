@@ -1,0 +1,137 @@
+"""Circles end to end: the real python-telegram-bot against the Bot API emulator (and the real
+Synapse for a circle that holds a Telegram group and a Matrix room)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.support.botapi import BotApiEmulator, full_rights
+from tests.support.decided import telegram_decided, verdicts
+from tests.support.marker_model import add_marker
+from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
+
+
+@pytest.fixture
+async def emu():
+    e = BotApiEmulator(token=TOKEN)
+    await e.start()
+    yield e
+    await e.stop()
+
+
+class Group:
+    """A group with its own owner (who started the bot privately), a member, and Vigil as an admin."""
+
+    def __init__(self, emu: BotApiEmulator, title: str, *, members: tuple[int, ...] = ()) -> None:
+        self.emu, self.title = emu, title
+        self.owner = emu.add_user(f"Owner of {title}", language_code="en")
+        self.member = emu.add_user(f"Member of {title}")
+        self.chat = emu.add_group(title, creator=self.owner, members=[self.member, *members], bot_rights=full_rights())
+        emu.start_private(self.owner)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return ("telegram", str(self.chat))
+
+    def present(self, message_id: int) -> bool:
+        return any(m["message_id"] == message_id for m in self.emu.messages_in(self.chat))
+
+    def notices(self, user: int) -> list[str]:
+        """Private messages without alert buttons that tell of a block in another group."""
+        return [
+            m.get("text") or ""
+            for m in self.emu.sent_to(user)
+            if "blocked an image" in (m.get("text") or "") and "details:" not in json.dumps(m.get("reply_markup") or {})
+        ]
+
+    def replies(self) -> list[str]:
+        return [m.get("text") or "" for m in self.emu.messages_in(self.chat) if m["from"]["id"] == self.emu.bot_id]
+
+
+def smaller(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    return np.asarray(Image.fromarray(rgb).resize((w * 3 // 4, h * 3 // 4)))
+
+
+async def test_a_block_in_one_group_of_a_circle_deletes_copies_in_the_others_only(
+    emu, tmp_path, marker_model, other_photo
+):
+    a, b, outside = Group(emu, "Class 3A"), Group(emu, "Class 3B"), Group(emu, "Chess club")
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await app.store.add_to_circle("school", [a.key, b.key])
+        original = emu.post_photo(a.chat, a.member, jpeg(other_photo, 92))
+        await telegram_decided(app, emu, a.chat, original)
+        emu.post_text(a.chat, a.owner, "/block", reply_to=original)
+        await emu.wait_for(lambda: not a.present(original))
+        # B's owner is told once, privately, which group blocked it; A's and the outsider's are not
+        await emu.wait_for(lambda: len(b.notices(b.owner)) == 1)
+        assert "Class 3A" in b.notices(b.owner)[0] and "school" in b.notices(b.owner)[0]
+        assert a.notices(a.owner) == [] and outside.notices(outside.owner) == []
+
+        copy_b = emu.post_photo(b.chat, b.member, jpeg(smaller(other_photo), 60))
+        copy_out = emu.post_photo(outside.chat, outside.member, jpeg(smaller(other_photo), 60))
+        await emu.wait_for(lambda: not b.present(copy_b))
+        assert verdicts(await telegram_decided(app, emu, b.chat, copy_b)) == ["delete"]
+        assert verdicts(await telegram_decided(app, emu, outside.chat, copy_out)) == ["allow"]
+        assert outside.present(copy_out)
+
+        # out of the circle, B matches A's list no more; A's own list still holds it
+        await app.store.remove_from_circle("school", [b.key])
+        again_b = emu.post_photo(b.chat, b.member, jpeg(other_photo, 80))
+        assert verdicts(await telegram_decided(app, emu, b.chat, again_b)) == ["allow"]
+        again_a = emu.post_photo(a.chat, a.member, jpeg(other_photo, 80))
+        assert verdicts(await telegram_decided(app, emu, a.chat, again_a)) == ["delete"]
+        assert len(b.notices(b.owner)) == 1
+
+
+async def test_shared_bans_carry_a_ban_to_the_circles_other_groups_but_not_to_its_admins(
+    emu, tmp_path, marker_model, photo
+):
+    a = Group(emu, "Team A")
+    raider = a.member
+    b = Group(emu, "Team B", members=(raider,))
+    c = Group(emu, "Team C", members=(raider,))
+    outside = Group(emu, "Elsewhere", members=(raider,))
+    emu.promote(c.chat, raider)  # an admin of C: never banned there through the circle
+    cfg = write_config(tmp_path, emu.url, marker_model, groups='action = "ban"')
+    async with running_vigil(cfg) as app:
+        await app.store.add_to_circle("league", [a.key, b.key, c.key], shared_bans=True)
+        await app.store.add_to_circle("plain", [a.key, outside.key])  # no shared bans here
+        mid = emu.post_photo(a.chat, raider, jpeg(add_marker(photo)))
+        await telegram_decided(app, emu, a.chat, mid)
+        banned = {int(call.params["chat_id"]) for call in emu.calls_to("banChatMember")}
+        assert banned == {a.chat, b.chat}
+        assert emu.member(b.chat, raider)["status"] == "kicked"
+        assert emu.member(c.chat, raider)["status"] == "administrator"
+        assert emu.member(outside.chat, raider)["status"] == "member"
+
+
+async def test_without_shared_bans_a_ban_stays_in_its_group(emu, tmp_path, marker_model, photo):
+    a = Group(emu, "Team A")
+    b = Group(emu, "Team B", members=(a.member,))
+    cfg = write_config(tmp_path, emu.url, marker_model, groups='action = "ban"')
+    async with running_vigil(cfg) as app:
+        await app.store.add_to_circle("league", [a.key, b.key])
+        mid = emu.post_photo(a.chat, a.member, jpeg(add_marker(photo)))
+        await telegram_decided(app, emu, a.chat, mid)
+        assert {int(call.params["chat_id"]) for call in emu.calls_to("banChatMember")} == {a.chat}
+
+
+async def test_vigil_circles_shows_the_other_groups_to_admins_only(emu, tmp_path, marker_model):
+    a, b, outside = Group(emu, "Class 3A"), Group(emu, "Class 3B"), Group(emu, "Chess club")
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await app.store.upsert_group("telegram", str(b.chat), "Class 3B")
+        await app.store.add_to_circle("school", [a.key, b.key], shared_bans=True)
+        emu.post_text(a.chat, a.member, "/vigil circles")
+        await emu.wait_for(lambda: any("admins" in t for t in a.replies()))
+        assert not any("Class 3B" in t for t in a.replies())  # a member learns nothing of the circle
+        emu.post_text(a.chat, a.owner, "/vigil circles")
+        await emu.wait_for(lambda: any("school" in t for t in a.replies()))
+        answer = next(t for t in a.replies() if "school" in t)
+        assert "Class 3B" in answer and "Chess club" not in answer and "ban" in answer
+        emu.post_text(outside.chat, outside.owner, "/vigil circles")
+        await emu.wait_for(lambda: any("no circle" in t for t in outside.replies()))
