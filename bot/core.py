@@ -20,6 +20,7 @@ from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
 from bot.entries import EntryWriter
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.flood import FloodGuard
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import load_resources
 from bot.i18n import Translator, Translators
@@ -96,6 +97,8 @@ class Core:
             translators=self.translators,
             actions=self.actions,
         )
+        # floods (bot/flood.py): many copies of one picture in a short time are held for review
+        self.flood = FloodGuard(config.flood, self.platforms, self.translators, config.groups.language)
         self.moderator = Moderator(
             config=config,
             platforms=self.platforms,
@@ -112,6 +115,7 @@ class Core:
             notifier=self.notifier,
             metrics=metrics,
             circles=self.circles,
+            flood=self.flood,
         )
         self.protect_chat = ProtectChat(
             platforms=self.platforms,
@@ -148,6 +152,8 @@ class Core:
             notifier=self.notifier,
             entries=self.entries,
             protect_chat=self.protect_chat,
+            flood=self.flood,
+            circles=self.circles,
         )
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None

@@ -21,6 +21,7 @@ from bot.circles import Circles
 from bot.config import Config
 from bot.errors import DownloadTimedOut, GaveUp
 from bot.events import MediaPosted
+from bot.flood import FloodGuard
 from bot.group_settings import SettingsLookup, list_ids_for
 from bot.lists import HashLists, ListMatch, as_signals
 from bot.metrics import NO_METRICS, Metrics
@@ -73,6 +74,7 @@ class Moderator:
         notifier: Notifier,
         metrics: Metrics = NO_METRICS,
         circles: Circles | None = None,
+        flood: FloodGuard | None = None,
     ) -> None:
         self.config = config
         self.platforms = platforms
@@ -89,6 +91,7 @@ class Moderator:
         self.notifier = notifier
         self.metrics = metrics
         self.circles = circles
+        self.flood = flood
 
     async def _cpu(self, fn: Callable[..., T], *args: object) -> T:
         return await self.pipeline.run_cpu(fn, *args, timeout=self.config.pipeline.scan_timeout)
@@ -139,15 +142,18 @@ class Moderator:
         if blocks:
             deletes = any(m.action == BlockAction.DELETE for m in blocks)
             block_action = BlockAction.DELETE if deletes else BlockAction.REVIEW
+        # many copies of one picture in a short time, across the instance: held for review
+        flood = scan is not None and self.flood is not None and await self.flood.check(event, scan.hashes)
         evidence = Evidence(
             severity=severity,
             block_action=block_action,
             allowed=allowed,
             unscannable=error is not None,
             derived=bool(derived),
+            flood=flood,
         )
         exempt = False
-        if evidence.severity != CLEAN or blocks or derived or error is not None:
+        if evidence.severity != CLEAN or blocks or derived or flood or error is not None:
             # an anonymous admin posts as the group itself: only the group's admins can
             exempt = event.sender.kind == "anonymous_admin" or await self.admins.is_exempt(
                 event.chat, event.sender.user_id
