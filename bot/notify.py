@@ -34,7 +34,7 @@ from bot.outcomes import Outcome, alert_outcome
 from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError, Unreachable
 from bot.platforms.retries import with_retries
-from bot.policy import GroupSettings
+from bot.policy import FLOOD_REASON, GroupSettings
 from bot.protect import Protector
 from bot.store.protected import ProtectedOwner
 from bot.store.protocol import Store
@@ -71,6 +71,8 @@ def findings_of(
         elif not unnamed:
             unnamed = True
             found.append(Finding("derived", score=score))
+    if outcome.decision.reason.startswith(FLOOD_REASON):  # held as one of many copies (bot/flood.py)
+        found.append(Finding("flood"))
     for m in outcome.matches:
         if m.kind == "block":
             found.append(Finding("hash", label=m.list_name, distance=m.distance, algorithm=m.algorithm))

@@ -11,6 +11,7 @@ from bot.values import BlockAction, Sanction, Verdict
 from detectors.verdict import NUDITY, REVIEW
 
 ALLOW, ASK, DELETE, REPORT = Verdict.ALLOW, Verdict.ASK, Verdict.DELETE, Verdict.REPORT
+FLOOD_REASON = "flood: held until an admin decides"
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def decide(evidence: Evidence, settings: GroupSettings, *, exempt: bool) -> Deci
     elif evidence.block_action == BlockAction.REVIEW or evidence.severity == REVIEW or evidence.derived:
         verdict, reason = ASK, "review band" if evidence.severity == REVIEW else "needs review"
     elif evidence.flood:
-        verdict, reason = ASK, "flood: held until an admin decides"
+        verdict, reason = ASK, FLOOD_REASON
     else:
         return Decision(ALLOW, reason="clean")
     if settings.mode == "review" and verdict == DELETE:

@@ -57,6 +57,7 @@ async def test_a_flood_across_three_groups_is_held_after_the_threshold_and_the_l
         for chat, mid in posted:
             assert emu.message(chat, mid) is not None
         await emu.wait_for(lambda: all(alerts(emu, owner) for _, owner, _ in groups))
+        assert "flood" in alerts(emu, groups[0][1])[0]["text"]
 
         # another picture meanwhile is not part of it
         chat, _, raider = groups[0]
