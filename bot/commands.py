@@ -363,6 +363,7 @@ class Commands:
                 ),
                 t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
                 t.gettext("/vigil logchat, /vigil export, /vigil help"),
+                t.gettext("/vigil circles - the circles of groups this group shares blocks with"),
                 t.gettext(
                     "/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made "
                     "from them"
