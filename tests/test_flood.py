@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from bot.config import FloodConfig
+from bot.config import FloodConfig, load_config
+from bot.errors import ConfigError
 from bot.flood import FloodCounter
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.decided import telegram_decided, verdicts
@@ -102,3 +103,14 @@ def test_the_counter_keeps_a_fixed_number_of_pictures_and_counts_a_message_once(
     for i in range(6):
         clock[0] += 61
         assert not counter.note(slow, ("telegram", "-1"), f"s{i}").held
+
+
+def test_the_flood_settings_are_read_and_a_bad_log_chat_is_named(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[flood]\ncount = 5\nlog_chat = "matrix:!ops:example.org"\n')
+    flood = load_config(path).flood
+    assert (flood.count, flood.log_chat) == (5, ("matrix", "!ops:example.org"))
+    path.write_text('[flood]\nlog_chat = "#ops:example.org"\n')
+    with pytest.raises(ConfigError, match="flood.log_chat"):
+        load_config(path)
+    assert load_config(None).flood.count == 0  # off unless the operator sets a count
