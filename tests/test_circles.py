@@ -10,8 +10,18 @@ import pytest
 from PIL import Image
 
 from tests.support.botapi import BotApiEmulator, full_rights
-from tests.support.decided import telegram_decided, verdicts
+from tests.support.decided import decided, telegram_decided, verdicts
 from tests.support.marker_model import add_marker
+from tests.support.matrix_harness import (
+    Inbox,
+    matrix_env,
+    new_user,
+    people,
+    protected_room,
+    running_matrix_vigil,
+    wait_redacted,
+    write_matrix_config,
+)
 from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
 
 
@@ -135,3 +145,44 @@ async def test_vigil_circles_shows_the_other_groups_to_admins_only(emu, tmp_path
         assert "Class 3B" in answer and "Chess club" not in answer and "ban" in answer
         emu.post_text(outside.chat, outside.owner, "/vigil circles")
         await emu.wait_for(lambda: any("no circle" in t for t in outside.replies()))
+
+
+@pytest.mark.synapse
+async def test_a_circle_of_a_telegram_group_and_a_matrix_room_blocks_across_both(
+    synapse, marker_model, tmp_path, photo, other_photo
+):
+    emu = BotApiEmulator(token=TOKEN)
+    await emu.start()
+    try:
+        tg = Group(emu, "Year 9 parents")
+        bot = new_user(synapse, "vigil")
+        async with people(synapse, "owner", "member") as (owner, member):
+            cfg = write_matrix_config(tmp_path, synapse, bot, marker_model, telegram_url=emu.url)
+            async with running_matrix_vigil(cfg, matrix_env(bot, telegram=True)) as app:
+                room = await protected_room(owner, bot.user_id, members=[member], name="Year 9 on Matrix")
+                await app.store.add_to_circle("year9", [tg.key, ("matrix", room.room_id)])
+
+                # blocked on Telegram: the copy posted in the Matrix room is redacted
+                original = emu.post_photo(tg.chat, tg.member, jpeg(other_photo, 92))
+                await telegram_decided(app, emu, tg.chat, original)
+                emu.post_text(tg.chat, tg.owner, "/block", reply_to=original)
+                await emu.wait_for(lambda: not tg.present(original))
+                inbox = Inbox(owner, bot.user_id)
+                await inbox.wait(lambda i: any("blocked an image" in t for t in i.texts()))
+                notice = next(t for t in inbox.texts() if "blocked an image" in t)
+                assert "Year 9 parents" in notice and "Year 9 on Matrix" in notice
+                copy = await member.send_image(room.room_id, jpeg(smaller(other_photo), 60), "image/jpeg")
+                await wait_redacted(owner, room.room_id, copy)
+
+                # blocked on Matrix: the copy posted in the Telegram group is deleted
+                second = await member.send_image(room.room_id, jpeg(photo, 92), "image/jpeg")
+                await decided(app.store, "matrix", room.room_id, [second])
+                await owner.reply(room.room_id, second, "!vigil block")
+                await wait_redacted(owner, room.room_id, second)
+                await emu.wait_for(lambda: len(tg.notices(tg.owner)) == 1, timeout=30)
+                assert "Year 9 on Matrix" in tg.notices(tg.owner)[0]
+                tg_copy = emu.post_photo(tg.chat, tg.member, jpeg(smaller(photo), 60))
+                await emu.wait_for(lambda: not tg.present(tg_copy), timeout=30)
+                assert verdicts(await telegram_decided(app, emu, tg.chat, tg_copy)) == ["delete"]
+    finally:
+        await emu.stop()
