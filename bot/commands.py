@@ -414,8 +414,6 @@ class Commands:
             )
         else:
             text = t.gettext("Image added to this group's allow list: Vigil will not act on it again.")
-        if kind == ListKind.BLOCK and self.circles is not None:
-            await self.circles.blocked(cmd.chat)  # the circle's other groups match it now: their admins are told
         if ids:
             text += "\n" + t.gettext(
                 "Entry {entries}. To take it off the list: /vigil remove {entry}",
@@ -423,6 +421,8 @@ class Commands:
                 entry=ids[0],
             )
         await self._say(cmd.chat, text)
+        if kind == ListKind.BLOCK and self.circles is not None:
+            await self.circles.blocked(cmd.chat)  # the circle's other groups match it now: their admins are told
 
     async def cmd_remove(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         """Takes an entry off one of this group's own lists (ids are shown by /block, /allow and alerts)."""

@@ -15,10 +15,11 @@ counts what it sees: on several workers a flood is seen per worker (the threshol
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bot.config import FloodConfig
@@ -31,7 +32,6 @@ from detectors.hashing import ImageHashes
 log = logging.getLogger("vigil.flood")
 
 MIN_PDQ_QUALITY = 50  # below it PDQ says little: flat or tiny pictures would count together
-MAX_GROUPS_KEPT = 16  # groups remembered per picture, for the log chat's message
 
 
 def flood_keys(hashes: ImageHashes | Mapping[str, Any]) -> tuple[str, ...]:
@@ -50,15 +50,33 @@ class FloodSeen:
     held: bool = False  # this copy is held for review
     started: bool = False  # this copy made it a flood (the log chat is told)
     copies: int = 0  # copies counted within the window
-    groups: int = 0  # groups they came from (at most MAX_GROUPS_KEPT)
+    groups: int = 0  # groups they came from
 
 
-@dataclass
 class _Track:
-    times: deque[float]
-    groups: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
-    last: tuple[str, str, str] | None = None  # the last message counted: its other pictures count once
-    held_until: float = 0.0
+    """One picture's latest copies: their times and chats (at most ``count``), oldest first."""
+
+    __slots__ = ("times", "chats", "last", "held_until")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.chats: list[str] = []  # interned "platform:chat": one string per chat, shared by every track
+        self.last: tuple[str, str] | None = None  # the last message counted: its other pictures count once
+        self.held_until = 0.0
+
+    def add(self, now: float, chat: str, message_id: str, keep: int) -> None:
+        if self.last == (chat, message_id):
+            return
+        self.last = (chat, message_id)
+        self.times.append(now)
+        self.chats.append(chat)
+        if len(self.times) > keep:
+            del self.times[0], self.chats[0]
+
+    def within(self, now: float, window: int) -> tuple[int, int]:
+        """Copies within the window, and the groups they came from."""
+        recent = [c for t, c in zip(self.times, self.chats, strict=True) if now - t <= window]
+        return len(recent), len(set(recent))
 
 
 class FloodCounter:
@@ -75,7 +93,7 @@ class FloodCounter:
     def _track(self, key: str) -> _Track:
         track = self._tracks.get(key)
         if track is None:
-            track = self._tracks[key] = _Track(deque(maxlen=self.count))
+            track = self._tracks[key] = _Track()
             while len(self._tracks) > self.tracked:
                 self._tracks.popitem(last=False)  # the least recently seen picture is forgotten
         else:
@@ -87,24 +105,18 @@ class FloodCounter:
         if self.count <= 0 or not keys:
             return FloodSeen()
         now = self.clock()
+        where = sys.intern(f"{chat[0]}:{chat[1]}")
         tracks = [self._track(k) for k in keys]
         for track in tracks:
-            if track.last != (*chat, message_id):
-                track.times.append(now)
-                track.last = (*chat, message_id)
-                track.groups[chat] = None
-                track.groups.move_to_end(chat)
-                while len(track.groups) > MAX_GROUPS_KEPT:
-                    track.groups.popitem(last=False)
+            track.add(now, where, message_id, self.count)
         was_held = any(t.held_until > now for t in tracks)
-        full = [t for t in tracks if len(t.times) >= self.count and now - t.times[0] <= self.window]
-        held = was_held or bool(full)
+        counts = [t.within(now, self.window) for t in tracks]
+        held = was_held or any(copies >= self.count for copies, _ in counts)
         if held:
             for t in tracks:  # every key of this picture holds its copies, for ``hold`` after the last
                 t.held_until = now + self.hold
-        best = max(tracks, key=lambda t: sum(now - x <= self.window for x in t.times))
-        copies = sum(now - x <= self.window for x in best.times)
-        return FloodSeen(held=held, started=held and not was_held, copies=copies, groups=len(best.groups))
+        copies, groups = max(counts)
+        return FloodSeen(held=held, started=held and not was_held, copies=copies, groups=groups)
 
     def release(self, keys: Sequence[str]) -> bool:
         """An admin decided on a held copy: its picture is counted afresh. True if it was held."""
