@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bot.__main__ import main as vigil_main
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.decided import decided, telegram_decided, verdicts
 from tests.support.marker_model import add_marker
@@ -186,3 +187,27 @@ async def test_a_circle_of_a_telegram_group_and_a_matrix_room_blocks_across_both
                 assert verdicts(await telegram_decided(app, emu, tg.chat, tg_copy)) == ["delete"]
     finally:
         await emu.stop()
+
+
+def test_the_circle_command_validates_groups_and_changes_circles_by_name(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[vigil]\ndata_dir = "{tmp_path / "data"}"\n')
+    base = ["circle", "--config", str(cfg)]
+    add = [*base, "add", "school", "--group", "telegram:-1001", "--group", "matrix:!abc:example.org"]
+    assert vigil_main(add) == 0
+    assert "2 groups, shared bans off" in capsys.readouterr().out
+    for bad in ("telegram:abc", "matrix:#alias:example.org", "irc:#x", "telegram:"):
+        with pytest.raises(SystemExit):
+            vigil_main([*base, "add", "school", "--group", bad])
+        assert "is not a group" in capsys.readouterr().err
+    assert vigil_main([*base, "add", "bad name", "--group", "telegram:-1"]) == 2
+    assert "'name'" in capsys.readouterr().err
+    assert vigil_main([*base, "add", "school", "--shared-bans"]) == 0
+    assert vigil_main([*base, "list"]) == 0
+    assert "school: shared bans on; matrix:!abc:example.org, telegram:-1001" in capsys.readouterr().out
+    assert vigil_main([*base, "remove", "school", "--group", "telegram:-1001"]) == 0
+    assert vigil_main([*base, "remove", "school"]) == 0
+    assert vigil_main([*base, "remove", "school"]) == 1
+    capsys.readouterr()
+    assert vigil_main([*base, "list"]) == 0
+    assert "no circles" in capsys.readouterr().out

@@ -35,10 +35,23 @@ TABLES = (
     "state",
     "protected_owners",
     "protected_photos",
+    "circles",
+    "circle_members",
 )
 # columns PostgreSQL has and SQLite has not: they take their default in the copy
 PG_ONLY = {"work": {"taken_by"}}  # a process's claim on an item: none in a stopped install
-WITH_IDS = ("lists", "entries", "audit", "reviews", "alerts", "work", "actions", "protected_owners", "protected_photos")
+WITH_IDS = (
+    "lists",
+    "entries",
+    "audit",
+    "reviews",
+    "alerts",
+    "work",
+    "actions",
+    "protected_owners",
+    "protected_photos",
+    "circles",
+)
 BATCH = 5000
 
 
