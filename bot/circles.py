@@ -76,9 +76,11 @@ class Circles:
                     out.setdefault(member, circle.name)
         return out
 
-    async def blocked(self, chat: ChatRef) -> Spread:
-        """An admin of ``chat`` blocked an image: the admins of the circle's other groups are told
-        once each (an admin of several of them gets one notice), never with the image."""
+    async def blocked(self, chat: ChatRef, by: str | None = None) -> Spread:
+        """An admin (``by``) of ``chat`` blocked an image: the admins of the circle's other groups are
+        told once each (an admin of several of them gets one notice; the one who blocked it none),
+        never with the image. A group none of whose admins can be reached privately is told in its
+        admin log chat (``/vigil logchat``), if it has one."""
         circles = await self.store.circles_of(chat.platform, chat.chat_id)
         others = self._others(circles, chat)
         if not others:
@@ -96,8 +98,11 @@ class Circles:
                 continue
             for user in admins:
                 theirs.setdefault((platform, user), []).append((chat_id, circle))
-        told = 0
+        told, reached = 0, set[tuple[str, str]]()
         for (platform, user), groups in sorted(theirs.items()):
+            if (platform, user) == (chat.platform, by):
+                reached.update((platform, chat_id) for chat_id, _ in groups)
+                continue
             contact = await self.store.get_contact(platform, user)
             if contact is None or not contact.can_dm:
                 continue
@@ -109,12 +114,34 @@ class Circles:
             try:
                 await self.platforms[platform].send_private(user, OutgoingMessage(text, language=t.language))
                 told += 1
+                reached.update((platform, chat_id) for chat_id, _ in groups)
             except PlatformError as exc:
                 log.warning("circle %s: notice to admin %s failed: %s", groups[0][1], user, exc)
+        told += await self._log_chats(
+            [g for g in others if g not in reached and g[0] in self.platforms], source, others
+        )
         log.info(
             "chat %s: a block reaches %d other groups of its circles; %d admins told", chat.chat_id, len(others), told
         )
         return Spread(groups=len(others), notices=told)
+
+    async def _log_chats(
+        self, unreached: Sequence[tuple[str, str]], source: str, circles: Mapping[tuple[str, str], str]
+    ) -> int:
+        """The notice in the admin log chats of groups whose admins could not be told privately."""
+        sent: set[tuple[str, str]] = set()
+        for platform, chat_id in unreached:
+            settings = await self.settings.of(ChatRef(platform, chat_id))
+            if not settings.logchat or (platform, settings.logchat) in sent:
+                continue
+            t = self.translators(settings.language, settings.language)
+            text = self.block_notice(t, source, circles[(platform, chat_id)], [await self._title(platform, chat_id)])
+            try:
+                await self.platforms[platform].send_chat(settings.logchat, OutgoingMessage(text, language=t.language))
+                sent.add((platform, settings.logchat))
+            except PlatformError as exc:
+                log.warning("chat %s: its admin log chat could not be told of a circle block: %s", chat_id, exc)
+        return len(sent)
 
     @staticmethod
     def block_notice(t: Translator, source: str, circle: str, titles: Sequence[str]) -> str:

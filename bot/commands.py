@@ -422,7 +422,8 @@ class Commands:
             )
         await self._say(cmd.chat, text)
         if kind == ListKind.BLOCK and self.circles is not None:
-            await self.circles.blocked(cmd.chat)  # the circle's other groups match it now: their admins are told
+            # the circle's other groups match it now: their admins are told
+            await self.circles.blocked(cmd.chat, cmd.sender.user_id)
 
     async def cmd_remove(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         """Takes an entry off one of this group's own lists (ids are shown by /block, /allow and alerts)."""

@@ -37,12 +37,23 @@ async def emu():
 class Group:
     """A group with its own owner (who started the bot privately), a member, and Vigil as an admin."""
 
-    def __init__(self, emu: BotApiEmulator, title: str, *, members: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        emu: BotApiEmulator,
+        title: str,
+        *,
+        members: tuple[int, ...] = (),
+        admins: tuple[int, ...] = (),
+        started=True,
+    ) -> None:
         self.emu, self.title = emu, title
         self.owner = emu.add_user(f"Owner of {title}", language_code="en")
         self.member = emu.add_user(f"Member of {title}")
-        self.chat = emu.add_group(title, creator=self.owner, members=[self.member, *members], bot_rights=full_rights())
-        emu.start_private(self.owner)
+        self.chat = emu.add_group(
+            title, creator=self.owner, admins=admins, members=[self.member, *members], bot_rights=full_rights()
+        )
+        if started:
+            emu.start_private(self.owner)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -71,16 +82,24 @@ def smaller(rgb: np.ndarray) -> np.ndarray:
 async def test_a_block_in_one_group_of_a_circle_deletes_copies_in_the_others_only(
     emu, tmp_path, marker_model, other_photo
 ):
-    a, b, outside = Group(emu, "Class 3A"), Group(emu, "Class 3B"), Group(emu, "Chess club")
+    a, outside = Group(emu, "Class 3A"), Group(emu, "Chess club")
+    b = Group(emu, "Class 3B", admins=(a.owner,))  # A's owner runs B too
+    c = Group(emu, "Class 3C", started=False)  # nobody there can be told privately
+    admins_chat = emu.add_group("3C admins", creator=c.owner, bot_rights=full_rights())
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
-        await app.store.add_to_circle("school", [a.key, b.key])
+        await app.store.update_settings("telegram", str(c.chat), {"logchat": str(admins_chat)})
+        await app.store.add_to_circle("school", [a.key, b.key, c.key])
         original = emu.post_photo(a.chat, a.member, jpeg(other_photo, 92))
         await telegram_decided(app, emu, a.chat, original)
         emu.post_text(a.chat, a.owner, "/block", reply_to=original)
         await emu.wait_for(lambda: not a.present(original))
-        # B's owner is told once, privately, which group blocked it; A's and the outsider's are not
+        # B's owner is told once, privately, which group blocked it; C's admin log chat is told;
+        # the admin who blocked it (an admin of B too) and the outsider are not
         await emu.wait_for(lambda: len(b.notices(b.owner)) == 1)
         assert "Class 3A" in b.notices(b.owner)[0] and "school" in b.notices(b.owner)[0]
+        await emu.wait_for(
+            lambda: any("blocked an image" in (m.get("text") or "") for m in emu.messages_in(admins_chat))
+        )
         assert a.notices(a.owner) == [] and outside.notices(outside.owner) == []
 
         copy_b = emu.post_photo(b.chat, b.member, jpeg(smaller(other_photo), 60))
