@@ -186,6 +186,8 @@ def _list_name(w: Writer, label: str) -> object:
     name = clean_name(label)
     if name.startswith("group:") or not name:
         return w.word(N_("this group's block list"))
+    if name == "circle":  # another group's own list, matched here through a circle (bot/circles.py)
+        return w.word(N_("the block list of this group's circle"))
     return w.gettext("the shared list {name}", name=strong(name))
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bot.actions import Actions
 from bot.admins import Admins
+from bot.alert_facts import Finding
 from bot.events import ChatRef
 from bot.group_settings import SettingsLookup
 from bot.i18n import Translator, Translators
@@ -27,6 +28,20 @@ from bot.store.circles import CircleRecord
 from bot.store.protocol import CirclesStore, GroupsStore
 
 log = logging.getLogger("vigil.circles")
+
+CIRCLE_LIST = "circle"  # how an alert names a match on another circle member's own list
+
+
+def circle_findings(findings: Sequence[Finding], chat: ChatRef) -> tuple[Finding, ...]:
+    """An alert's findings in ``chat``: a match on another group's own block list (only a circle
+    brings one) is shown as the circle's list, never as this group's own or by the other's id."""
+    own = f"group:{chat.platform}:{chat.chat_id}:"
+    return tuple(
+        replace(f, label=CIRCLE_LIST)
+        if f.kind == "hash" and f.label.startswith("group:") and not f.label.startswith(own)
+        else f
+        for f in findings
+    )
 
 
 class CircleStore(CirclesStore, GroupsStore, Protocol):

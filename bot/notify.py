@@ -25,6 +25,7 @@ from bot.alerts import (
     render_unreachable_owner_hint,
 )
 from bot.buttons import VERB_OF_KEY, RecordChoice, encode
+from bot.circles import circle_findings
 from bot.events import PICTURE_ROLES, SENDER_KINDS, ChatRef, MediaPosted, picture_role
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import Resources
@@ -160,7 +161,7 @@ class Notifier:
             sender_username=s.username,
             sender_id=s.user_id,
             posted_at=event.posted_at,
-            findings=findings_of(outcome, self.synthetic_threshold, named),
+            findings=circle_findings(findings_of(outcome, self.synthetic_threshold, named), event.chat),
             outcome=alert_outcome(outcome),
             failure=outcome.delete_failure,
             sender_action=outcome.sender_action_done,
@@ -205,7 +206,7 @@ class Notifier:
             sender_username=None,
             sender_id=record.sender_id or "?",
             posted_at=_record_time(record.at),
-            findings=await self._findings_of_record(record, chat if may_name else None),
+            findings=circle_findings(await self._findings_of_record(record, chat if may_name else None), chat),
             outcome=_outcome_of_record(record),
             sender_action=_planned_sanction(record),
             dry_run=record.dry_run,

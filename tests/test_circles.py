@@ -106,6 +106,9 @@ async def test_a_block_in_one_group_of_a_circle_deletes_copies_in_the_others_onl
         copy_out = emu.post_photo(outside.chat, outside.member, jpeg(smaller(other_photo), 60))
         await emu.wait_for(lambda: not b.present(copy_b))
         assert verdicts(await telegram_decided(app, emu, b.chat, copy_b)) == ["delete"]
+        # B's alert names the circle's list: not B's own list, and not A's id
+        alert = next(m["text"] for m in emu.sent_to(b.owner) if "details:" in json.dumps(m.get("reply_markup") or {}))
+        assert "block list of this group's circle" in alert and str(a.chat) not in alert
         assert verdicts(await telegram_decided(app, emu, outside.chat, copy_out)) == ["allow"]
         assert outside.present(copy_out)
 
