@@ -154,6 +154,27 @@ async def test_without_shared_bans_a_ban_stays_in_its_group(emu, tmp_path, marke
         assert {int(call.params["chat_id"]) for call in emu.calls_to("banChatMember")} == {a.chat}
 
 
+async def test_an_admins_ban_button_reaches_the_circles_groups_with_shared_bans(emu, tmp_path, marker_model, photo):
+    a = Group(emu, "Team A")
+    b = Group(emu, "Team B", members=(a.member,))
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:  # action none: admins ban
+        await app.store.add_to_circle("league", [a.key, b.key], shared_bans=True)
+        mid = emu.post_photo(a.chat, a.member, jpeg(add_marker(photo)))
+        await telegram_decided(app, emu, a.chat, mid)
+        assert emu.calls_to("banChatMember") == []
+        alert = next(m for m in emu.sent_to(a.owner) if "details:" in json.dumps(m.get("reply_markup") or {}))
+        ban = next(
+            b["callback_data"]
+            for row in alert["reply_markup"]["inline_keyboard"]
+            for b in row
+            if b["callback_data"].startswith("ban:")
+        )
+        query = emu.press_button(a.owner, alert["message_id"], a.owner, ban)
+        await emu.wait_for(lambda: emu.callback_answer(query) is not None)
+        assert {int(call.params["chat_id"]) for call in emu.calls_to("banChatMember")} == {a.chat, b.chat}
+        assert emu.member(b.chat, a.member)["status"] == "kicked"
+
+
 async def test_vigil_circles_shows_the_other_groups_to_admins_only(emu, tmp_path, marker_model):
     a, b, outside = Group(emu, "Class 3A"), Group(emu, "Class 3B"), Group(emu, "Chess club")
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
