@@ -11,6 +11,7 @@ from detectors.errors import VigilError
 
 def build_parser() -> argparse.ArgumentParser:
     from bot.cli import backup, check_config, migrate_store, protect, purge, run, scan
+    from bot.cli import circle as circles
     from bot.cli import hash as hash_lists
 
     parser = argparse.ArgumentParser(
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     protect.add_parser(sub)
     hash_lists.add_parser(sub)
     migrate_store.add_parser(sub)
+    circles.add_parser(sub)
     return parser
 
 

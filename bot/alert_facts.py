@@ -16,8 +16,8 @@ from bot.guidance.resources import REGIONS
 from bot.values import ActionFailure, AlertOutcome, SanctionDone
 
 BRIDGED_NETWORKS = ("", "whatsapp")  # networks a Matrix bridge may bring senders from (bot.platforms.matrix_bridges)
-FindingKind = Literal["nudity", "nsfw", "hash", "derived", "provenance", "unscannable"]
-FINDING_KINDS: tuple[FindingKind, ...] = ("nudity", "nsfw", "hash", "derived", "provenance", "unscannable")
+FindingKind = Literal["nudity", "nsfw", "hash", "derived", "provenance", "unscannable", "flood"]
+FINDING_KINDS: tuple[FindingKind, ...] = ("nudity", "nsfw", "hash", "derived", "provenance", "unscannable", "flood")
 # the words as plain strings (for tables and parameters); the fields below take the enums
 OUTCOMES = tuple(o.value for o in AlertOutcome)
 FAILURES = tuple(f.value for f in ActionFailure)

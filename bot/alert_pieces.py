@@ -186,6 +186,8 @@ def _list_name(w: Writer, label: str) -> object:
     name = clean_name(label)
     if name.startswith("group:") or not name:
         return w.word(N_("this group's block list"))
+    if name == "circle":  # another group's own list, matched here through a circle (bot/circles.py)
+        return w.word(N_("the block list of this group's circle"))
     return w.gettext("the shared list {name}", name=strong(name))
 
 
@@ -215,6 +217,11 @@ def part_what(w: Writer, f: AlertFacts) -> Line | None:
         x = next(x for x in f.findings if x.kind == "unscannable")
         reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)
         return w.gettext("It could not be checked: {reason}.", reason=reason)
+    if "flood" in kinds:
+        return w.gettext(
+            "It is one of many copies of one picture posted in a short time across Vigil's groups (a flood): "
+            "Vigil holds each copy for your decision."
+        )
     if "provenance" in kinds:
         return w.gettext("It shows signs of being edited or made by AI.")
     return None
@@ -339,6 +346,8 @@ def _finding_line(w: Writer, x: Finding) -> Line:
         return w.gettext(
             "Signs that the image was edited or made by AI: {signal}", signal=code_seg(clean_name(x.label) or "?")
         )
+    if x.kind == "flood":
+        return w.gettext("One of many copies posted in a short time (a flood)")
     reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)
     return w.gettext("Could not be checked: {reason}", reason=reason)
 

@@ -11,6 +11,7 @@ from typing import Any
 from bot.actions import Actions
 from bot.admins import Admins
 from bot.buttons import SetChoice, encode
+from bot.circles import Circles
 from bot.config import ACTIONS, MODES, SENSITIVITIES, Config, parse_duration
 from bot.entries import EntrySource, EntryWriter
 from bot.events import BotAdded, ChatRef, CommandIssued, UserRef
@@ -57,6 +58,7 @@ class Commands:
         protect_chat: ProtectChat,
         private_started: Callable[[UserRef], Awaitable[None]],
         reports: Reports | None = None,
+        circles: Circles | None = None,
     ) -> None:
         self.config = config
         self.platforms = platforms
@@ -74,6 +76,7 @@ class Commands:
         self.protect_chat = protect_chat
         self.private_started = private_started
         self.reports = reports  # members' private reports (bot/reports.py)
+        self.circles = circles
 
     # --- plumbing -----------------------------------------------------------------
 
@@ -334,6 +337,11 @@ class Commands:
             await self.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
             await self._audit_command(cmd.chat, cmd.sender.user_id, "settings " + json.dumps(changes, sort_keys=True))
 
+    async def cmd_circles(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
+        """The circles this group is in (bot/circles.py); admins only, as every /vigil command."""
+        if self.circles is not None:
+            await self._say(cmd.chat, await self.circles.describe(cmd.chat, t))
+
     async def cmd_help(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         await self._say(cmd.chat, self.help_text(t))
 
@@ -361,6 +369,7 @@ class Commands:
                 ),
                 t.gettext("/vigil exempt, /vigil unexempt (reply to a member)"),
                 t.gettext("/vigil logchat, /vigil export, /vigil help"),
+                t.gettext("/vigil circles - the circles of groups this group shares blocks with"),
                 t.gettext(
                     "/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made "
                     "from them"
@@ -422,6 +431,9 @@ class Commands:
                 entry=ids[0],
             )
         await self._say(cmd.chat, text)
+        if kind == ListKind.BLOCK and self.circles is not None:
+            # the circle's other groups match it now: their admins are told
+            await self.circles.blocked(cmd.chat, cmd.sender.user_id)
 
     async def cmd_remove(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         """Takes an entry off one of this group's own lists (ids are shown by /block, /allow and alerts)."""

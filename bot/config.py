@@ -202,6 +202,17 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class FloodConfig:
+    """[flood]: one picture posted many times in a short time, anywhere in the instance, is held for review."""
+
+    count: int = 0  # copies within ``window`` seconds that make a flood; 0 turns flood holds off
+    window: int = 600  # seconds
+    hold: int = 3600  # seconds a flood's copies stay held after its last copy (an admin's block ends it sooner)
+    tracked: int = 20000  # pictures counted at once (a fixed-size memory; the oldest are forgotten first)
+    log_chat: tuple[str, str] | None = None  # the operator's chat told once per flood: (platform, chat id)
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -223,6 +234,7 @@ class Config:
     database_pool: int = 10
     reports: ReportsConfig = ReportsConfig()
     cluster: ClusterConfig = ClusterConfig()
+    flood: FloodConfig = FloodConfig()
 
     @property
     def database(self) -> Path:
@@ -556,6 +568,28 @@ def _ops(root: _Table, env: Mapping[str, str]) -> OpsConfig:
     return OpsConfig(listen=listen)
 
 
+def _flood(root: _Table) -> FloodConfig:
+    t = root.table("flood")
+    d = FloodConfig()
+    chat = t.get("log_chat", str, "")
+    m = _TRUSTED_GROUP.fullmatch(chat)
+    if chat and m is None:
+        raise ConfigError(
+            t.key("log_chat"),
+            f"{chat[:300]!r} is not a chat",
+            'write "telegram:CHAT_ID" (e.g. "telegram:-1001234567890") or "matrix:!ROOM_ID:SERVER"',
+        )
+    cfg = FloodConfig(
+        count=t.get("count", int, d.count, _between(0, 100_000)),
+        window=t.get("window", int, d.window, _between(1, 86400)),
+        hold=t.get("hold", int, d.hold, _between(1, 7 * 86400)),
+        tracked=t.get("tracked", int, d.tracked, _between(100, 1_000_000)),
+        log_chat=None if m is None else ("telegram", m.group(1)) if m.group(1) is not None else ("matrix", m.group(2)),
+    )
+    t.done()
+    return cfg
+
+
 def _retention(root: _Table) -> RetentionConfig:
     t = root.table("retention")
     d = RetentionConfig()
@@ -718,6 +752,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         database_pool=database_pool,
         reports=_reports(root),
         cluster=_cluster(root),
+        flood=_flood(root),
     )
     v.done()
     root.done()

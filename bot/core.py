@@ -16,11 +16,13 @@ from typing import Any, Protocol
 
 from bot.actions import Actions, SimulatedActions
 from bot.admins import Admins
+from bot.circles import Circles
 from bot.commands import Commands
 from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
 from bot.entries import EntryWriter
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.flood import FloodGuard
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import load_resources
 from bot.i18n import Translator, Translators
@@ -102,6 +104,17 @@ class Core:
             synthetic_threshold=getattr(config.detectors.synthetic, "threshold", None),
             metrics=metrics,
         )
+        # circles (bot/circles.py): blocks shared between groups, and bans when the circle says so
+        self.circles = Circles(
+            platforms=self.platforms,
+            store=store,
+            admins=self.admin_roster,
+            settings=self.settings,
+            translators=self.translators,
+            actions=self.actions,
+        )
+        # floods (bot/flood.py): many copies of one picture in a short time are held for review
+        self.flood = FloodGuard(config.flood, self.platforms, self.translators, config.groups.language)
         self.moderator = Moderator(
             config=config,
             platforms=self.platforms,
@@ -119,6 +132,8 @@ class Core:
             metrics=metrics,
             gate=self.index_gate,
             recheck=Recheck(store, self.index_gate.stale),
+            circles=self.circles,
+            flood=self.flood,
         )
         self.protect_chat = ProtectChat(
             platforms=self.platforms,
@@ -139,6 +154,7 @@ class Core:
             actions=self.actions,
             entries=self.entries,
             kept=NoKeptHashes(),
+            circles=self.circles,
         )
         self.commands = Commands(
             config=config,
@@ -157,6 +173,7 @@ class Core:
             protect_chat=self.protect_chat,
             private_started=self.private_started,
             reports=self.reports,
+            circles=self.circles,
         )
         self.presses = Presses(
             platforms=self.platforms,
@@ -169,6 +186,8 @@ class Core:
             entries=self.entries,
             protect_chat=self.protect_chat,
             reports=self.reports,
+            flood=self.flood,
+            circles=self.circles,
         )
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from bot.config import GroupDefaults
 from bot.events import ChatRef
 from bot.policy import GroupSettings
-from bot.store.protocol import GroupsStore, ListsStore
+from bot.store.protocol import CirclesStore, GroupsStore, ListsStore
 
 
 class SettingsLookup:
@@ -18,6 +20,12 @@ class SettingsLookup:
         return GroupSettings.from_defaults(self.defaults, group.settings if group else None)
 
 
-async def list_ids_for(store: ListsStore, chat: ChatRef) -> list[int]:
-    """The lists a group matches against: its own and those it follows."""
-    return [lst.id for lst in await store.lists_for_group(chat.platform, chat.chat_id)]
+class MatchingStore(ListsStore, CirclesStore, Protocol):
+    """What finding a group's lists needs of the store."""
+
+
+async def list_ids_for(store: MatchingStore, chat: ChatRef) -> list[int]:
+    """The lists a group matches against: its own, those it follows, and the block lists of the
+    other groups in its circles (bot/circles.py)."""
+    own = [lst.id for lst in await store.lists_for_group(chat.platform, chat.chat_id)]
+    return own + [i for i in await store.circle_block_lists(chat.platform, chat.chat_id) if i not in own]

@@ -17,9 +17,11 @@ from typing import TypeVar
 
 from bot.actions import Actions, SimulatedActions
 from bot.admins import Admins
+from bot.circles import Circles
 from bot.config import Config
 from bot.errors import DownloadTimedOut, GaveUp
 from bot.events import ChatRef, MediaPosted
+from bot.flood import FloodGuard
 from bot.group_settings import SettingsLookup, list_ids_for
 from bot.index_versions import IndexGate
 from bot.lists import HashLists, ListMatch, as_signals
@@ -75,6 +77,8 @@ class Moderator:
         metrics: Metrics = NO_METRICS,
         gate: IndexGate | None = None,
         recheck: Recheck | None = None,
+        circles: Circles | None = None,
+        flood: FloodGuard | None = None,
     ) -> None:
         self.config = config
         self.platforms = platforms
@@ -94,6 +98,8 @@ class Moderator:
         # bot/recheck.py): what another process changed holds here too
         self.gate = gate
         self.recheck = recheck or Recheck(store)
+        self.circles = circles
+        self.flood = flood
 
     async def _cpu(self, fn: Callable[..., T], *args: object) -> T:
         return await self.pipeline.run_cpu(fn, *args, timeout=self.config.pipeline.scan_timeout)
@@ -152,15 +158,18 @@ class Moderator:
         if blocks:
             deletes = any(m.action == BlockAction.DELETE for m in blocks)
             block_action = BlockAction.DELETE if deletes else BlockAction.REVIEW
+        # many copies of one picture in a short time, across the instance: held for review
+        flood = scan is not None and self.flood is not None and await self.flood.check(event, scan.hashes)
         evidence = Evidence(
             severity=severity,
             block_action=block_action,
             allowed=allowed,
             unscannable=error is not None,
             derived=bool(derived),
+            flood=flood,
         )
         exempt = False
-        if evidence.severity != CLEAN or blocks or derived or error is not None:
+        if evidence.severity != CLEAN or blocks or derived or flood or error is not None:
             # an anonymous admin posts as the group itself: only the group's admins can
             exempt = event.sender.kind == "anonymous_admin" or await self.admins.is_exempt(
                 event.chat, event.sender.user_id
@@ -418,6 +427,8 @@ class Moderator:
                     acted = replace(
                         acted, sender_action_done=DONE_BY_SANCTION[decision.sender_action], muted_until=done.until
                     )
+                if done.done and decision.sender_action == Sanction.BAN and not decision.dry_run and self.circles:
+                    await self.circles.banned(event.chat, event.sender.user_id, event.message_id)
         if decision.verdict == Verdict.ASK:
             await self.store.open_review(audit_id, event.chat.platform, event.chat.chat_id, event.message_id)
         if acted.deleted and settings.neutral_notice and not decision.dry_run and not removed_before:

@@ -25,6 +25,7 @@ from bot.alerts import (
     render_unreachable_owner_hint,
 )
 from bot.buttons import VERB_OF_KEY, RecordChoice, encode
+from bot.circles import circle_findings
 from bot.events import PICTURE_ROLES, SENDER_KINDS, ChatRef, MediaPosted, picture_role
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import Resources
@@ -34,7 +35,7 @@ from bot.outcomes import Outcome, alert_outcome
 from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError, Unreachable
 from bot.platforms.retries import with_retries
-from bot.policy import GroupSettings
+from bot.policy import FLOOD_REASON, GroupSettings
 from bot.protect import Protector
 from bot.store.protected import ProtectedOwner
 from bot.store.protocol import Store
@@ -71,6 +72,8 @@ def findings_of(
         elif not unnamed:
             unnamed = True
             found.append(Finding("derived", score=score))
+    if outcome.decision.reason.startswith(FLOOD_REASON):  # held as one of many copies (bot/flood.py)
+        found.append(Finding("flood"))
     for m in outcome.matches:
         if m.kind == "block":
             found.append(Finding("hash", label=m.list_name, distance=m.distance, algorithm=m.algorithm))
@@ -158,7 +161,7 @@ class Notifier:
             sender_username=s.username,
             sender_id=s.user_id,
             posted_at=event.posted_at,
-            findings=findings_of(outcome, self.synthetic_threshold, named),
+            findings=circle_findings(findings_of(outcome, self.synthetic_threshold, named), event.chat),
             outcome=alert_outcome(outcome),
             failure=outcome.delete_failure,
             sender_action=outcome.sender_action_done,
@@ -203,7 +206,7 @@ class Notifier:
             sender_username=None,
             sender_id=record.sender_id or "?",
             posted_at=_record_time(record.at),
-            findings=await self._findings_of_record(record, chat if may_name else None),
+            findings=circle_findings(await self._findings_of_record(record, chat if may_name else None), chat),
             outcome=_outcome_of_record(record),
             sender_action=_planned_sanction(record),
             dry_run=record.dry_run,

@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from bot.actions import Actions
 from bot.admins import Admins
 from bot.buttons import NoticeChoice, RecordChoice, RecordVerb, ReportChoice, SetChoice, decode
+from bot.circles import Circles
 from bot.config import MODES
 from bot.entries import EntrySource, EntryWriter
 from bot.events import ButtonPressed, ChatRef
 from bot.evidence import export_evidence
+from bot.flood import FloodGuard
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import REGIONS
 from bot.i18n import LANGUAGES, Translator, Translators
@@ -46,6 +48,8 @@ class Presses:
         entries: EntryWriter,
         protect_chat: ProtectChat,
         reports: Reports | None = None,
+        flood: FloodGuard | None = None,
+        circles: Circles | None = None,
     ) -> None:
         self.platforms = platforms
         self.store = store
@@ -57,6 +61,8 @@ class Presses:
         self.entries = entries
         self.protect_chat = protect_chat
         self.reports = reports
+        self.flood = flood
+        self.circles = circles
 
     async def button(self, press: ButtonPressed) -> None:
         platform = self.platforms[press.chat.platform]
@@ -118,6 +124,8 @@ class Presses:
             review = await self.store.get_review(record.id)
             if review is None or review.state != "open" or record.message_id is None:
                 return t.gettext("Another admin already decided.")
+            if self.flood is not None and record.hashes:  # an admin decided: a flood's hold on it ends
+                self.flood.release(record.hashes)
             if verb == RecordVerb.DELETE:
                 result = await self.actions.delete(platform, group.chat_id, record.message_id)
                 if not result.done:
@@ -128,6 +136,8 @@ class Presses:
             return t.gettext("Kept.")
         if verb == RecordVerb.BAN and record.sender_id:
             result = await self.actions.ban(platform, group.chat_id, record.sender_id, record.message_id or "")
+            if result.done and self.circles is not None:  # circles with shared bans ban them in their groups too
+                await self.circles.banned(group, record.sender_id, record.message_id or "")
             return (
                 t.gettext("The sender was banned.")
                 if result.done

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from bot.actions import Actions
 from bot.admins import Admins
 from bot.buttons import ReportChoice, ReportVerb, encode
+from bot.circles import Circles
 from bot.config import ReportsConfig
 from bot.entries import EntrySource, EntryWriter
 from bot.errors import StoreError
@@ -145,6 +146,7 @@ class Reports:
         actions: Actions,
         entries: EntryWriter,
         kept: KeptHashes,
+        circles: Circles | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
@@ -156,6 +158,7 @@ class Reports:
         self.actions = actions
         self.entries = entries
         self.kept = kept
+        self.circles = circles  # a block from a report reaches the group's circle, as a /block does
         self.clock = clock
         # one report at a time per chat: the rate limits' counts and the one-alert-per-message rule hold
         # when members report at once (commands are handled concurrently); a lock goes when unused
@@ -501,6 +504,8 @@ class Reports:
         state = ReportState.BLOCKED if verb == ReportVerb.BLOCK else ReportState.DELETED
         await self.store.decide_report(report.id, state, admin)
         if verb == ReportVerb.BLOCK:
+            if self.circles is not None:
+                await self.circles.blocked(group, admin)
             entry = ", ".join(str(i) for i in added)
             return (
                 t.gettext("Blocked (entry {entry}) and deleted: copies of it will be removed too.", entry=entry)

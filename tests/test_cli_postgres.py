@@ -163,6 +163,7 @@ async def _seed_sqlite(path: Path) -> None:
         own = await s.group_list(T, "-100", "block")
         ncii = await s.create_list("ncii", kind="block", label="ncii", action="review")
         await s.follow(T, "-100", ncii.id)
+        await s.add_to_circle("league", [(T, "-100"), ("matrix", "!room:example.org")], shared_bans=True)
         frame = media_signals(jpeg(TF.photos()["coffee"]))[0]
         h = frame.hashes
         e = await s.add_entry(
@@ -244,6 +245,7 @@ async def _everything(s) -> dict:
         "owners": await s.protected_owners(),
         "photos": [p async for p in s.iter_protected_photos()],
         "sizes": dict(await s.list_sizes()),
+        "circles": await s.circles(),
     }
 
 

@@ -18,6 +18,7 @@ from types import TracebackType
 
 from bot.store.audit import AuditMixin
 from bot.store.changes import ChangesMixin
+from bot.store.circles import CirclesMixin
 from bot.store.db import MIGRATIONS_DIR, Clock, Database, utc_now
 from bot.store.groups import UNSET, GroupsMixin
 from bot.store.lists import ListsMixin, group_list_name
@@ -63,7 +64,7 @@ __all__ = [
 ]
 
 
-class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin, ReportsMixin):
+class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin, ReportsMixin, CirclesMixin):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 
     def __init__(self, db: Database) -> None:

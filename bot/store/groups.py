@@ -308,7 +308,7 @@ class GroupsMixin:
                     new,
                 ),
             )
-            for table in ("exemptions", "follows"):
+            for table in ("exemptions", "follows", "circle_members"):
                 # a row the new id already has wins; the old one goes with the old group below
                 await c.execute(
                     f"UPDATE OR IGNORE {table} SET chat_id = ? WHERE platform = ? AND chat_id = ?",  # fixed names

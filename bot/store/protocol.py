@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from bot.store.changes import CHANGE_CHUNK
+from bot.store.circles import CircleRecord
 from bot.store.groups import UNSET
 from bot.store.lists import ENTRY_CHUNK
 from bot.store.protected import PHOTO_CHUNK, ProtectedOwner, ProtectedPhoto
@@ -541,7 +542,35 @@ class ReportsStore(Protocol):
         ...
 
 
-class Store(GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, ChangesStore, ReportsStore, Protocol):
+class CirclesStore(Protocol):
+    """Circles of groups that share blocks (and bans, when the circle says so)."""
+
+    async def add_to_circle(
+        self, name: str, groups: Iterable[tuple[str, str | int]], *, shared_bans: bool | None = None
+    ) -> CircleRecord:
+        """Creates the circle if new, adds the groups; ``shared_bans`` None leaves it as it is."""
+        ...
+
+    async def remove_from_circle(self, name: str, groups: Iterable[tuple[str, str | int]]) -> int:
+        """Takes the groups out of the circle; returns how many were in it."""
+        ...
+
+    async def delete_circle(self, name: str) -> bool:
+        """Removes the circle (the groups and their lists stay); True if it existed."""
+        ...
+
+    async def circles(self) -> list[CircleRecord]: ...
+
+    async def circles_of(self, platform: str, chat_id: str | int) -> list[CircleRecord]: ...
+
+    async def circle_block_lists(self, platform: str, chat_id: str | int) -> list[int]:
+        """The own block lists of the other groups in this group's circles."""
+        ...
+
+
+class Store(
+    GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, ChangesStore, ReportsStore, CirclesStore, Protocol
+):
     """A whole store: every concern, plus opening details, backup and closing."""
 
     backend: str  # "sqlite" or "postgresql"

@@ -25,6 +25,7 @@ from bot.errors import StoreError
 from bot.store.db import Clock, utc_now
 from bot.store.postgres.audit import PgAuditMixin
 from bot.store.postgres.changes import PgChangesMixin
+from bot.store.postgres.circles import PgCirclesMixin
 from bot.store.postgres.db import DEFAULT_POOL, MIGRATIONS_DIR, PgDatabase, fetchone
 from bot.store.postgres.groups import PgGroupsMixin
 from bot.store.postgres.lists import PgListsMixin
@@ -38,7 +39,14 @@ PG_DUMP_TIMEOUT = 3600  # seconds
 
 
 class PostgresStore(
-    PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgProtectedMixin, PgChangesMixin, PgReportsMixin
+    PgGroupsMixin,
+    PgListsMixin,
+    PgAuditMixin,
+    PgWorkMixin,
+    PgProtectedMixin,
+    PgChangesMixin,
+    PgReportsMixin,
+    PgCirclesMixin,
 ):
     """All of Vigil's persistent data in one PostgreSQL database; see the mixins for each topic."""
 

@@ -38,6 +38,8 @@ TABLES = (
     "reports",
     "report_reporters",
     "ignored_reporters",
+    "circles",
+    "circle_members",
 )
 # columns PostgreSQL has and SQLite has not: they take their default in the copy
 PG_ONLY = {"work": {"taken_by"}}  # a process's claim on an item: none in a stopped install
@@ -52,6 +54,7 @@ WITH_IDS = (
     "protected_owners",
     "protected_photos",
     "reports",
+    "circles",
 )
 BATCH = 5000
 

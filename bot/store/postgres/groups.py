@@ -269,7 +269,7 @@ class PgGroupsMixin:
                     new,
                 ),
             )
-            for table, key in (("exemptions", "user_id"), ("follows", "list_id")):
+            for table, key in (("exemptions", "user_id"), ("follows", "list_id"), ("circle_members", "circle_id")):
                 # a row the new id already has wins; the old one goes with the old group below
                 await c.execute(
                     f"UPDATE {table} AS t SET chat_id = %s WHERE t.platform = %s AND t.chat_id = %s"  # fixed names
