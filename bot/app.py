@@ -163,6 +163,7 @@ class App:
         for platform in core.platforms.values():
             await platform.start(core)
         await core.start()
+        core.resume_reports()
         self.core = core
         self.retention = RetentionJob(self.store, cfg.retention, metrics=self.metrics)
         self.retention.start()  # a pass now, then hourly
@@ -174,6 +175,7 @@ class App:
         assert core is not None and store is not None
         for platform in core.platforms.values():
             await platform.start(core)
+        core.resume_reports()
         self.retention = RetentionJob(store, self.config.retention, metrics=self.metrics)
         self.retention.start()
 

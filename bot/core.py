@@ -221,6 +221,18 @@ class Core:
         if chats := await self.pipeline.wake_pending(self.platforms):
             log.info("resuming the images of %d chats that were not finished before the last stop", chats)
 
+    def resume_reports(self) -> None:
+        """Alerts, in the background, the reports a stop cut short (by the process that reads the platforms)."""
+        if self.config.reports.enabled:
+            self._report_readers.append(asyncio.create_task(self._resume_reports(), name="vigil-reports-resume"))
+
+    async def _resume_reports(self) -> None:
+        try:
+            if done := await self.reports.resume():
+                log.info("alerted %d reports a stop had cut short", done)
+        except Exception:  # the next start tries again
+            log.exception("reports: resuming the alerts a stop cut short failed")
+
     async def stop(self, timeout: float = 0.0) -> bool:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
         await self.protector.stop()

@@ -49,6 +49,8 @@ log = logging.getLogger("vigil.reports")
 REPORT_VERB = "report"
 IGNORE_VERBS = ("ignorereports", "unignorereports")
 MAX_LINK_TRIERS = 10_000  # people whose recent reports by link are counted in memory
+RESUME_HOURS = 48  # at start, reports this recent whose alerts a stop cut short are alerted
+RESUME_AT_MOST = 200
 
 
 class KeptFrame(Protocol):
@@ -269,12 +271,14 @@ class Reports:
 
     async def report(self, report: Report) -> ReportOutcome:
         """One report, from any intake: dropped, a repeat, or an alert to the group's admins."""
-        key = (report.chat.platform, report.chat.chat_id)
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        async with lock:
+        async with self._chat_lock(report.chat.platform, report.chat.chat_id):
             return await self._report(report)
+
+    def _chat_lock(self, platform: str, chat_id: str) -> asyncio.Lock:
+        lock = self._locks.get((platform, chat_id))
+        if lock is None:
+            lock = self._locks[(platform, chat_id)] = asyncio.Lock()
+        return lock
 
     async def _report(self, report: Report) -> ReportOutcome:
         chat, reporter = report.chat, report.reporter
@@ -301,6 +305,21 @@ class Reports:
         await self.store.mark_report_alerted(added.report.id)
         log.info("chat %s: report %d alerted to the admins", chat.chat_id, added.report.id)
         return ReportOutcome.ALERTED
+
+    async def resume(self) -> int:
+        """At start: the reports whose alerts a stop cut short (made within ``RESUME_HOURS``) are alerted
+        now, to the admins not told yet; returns how many."""
+        since = self.clock() - timedelta(hours=RESUME_HOURS)
+        done = 0
+        for report in await self.store.unalerted_reports(since, RESUME_AT_MOST):
+            if report.platform not in self.platforms:
+                continue
+            async with self._chat_lock(report.platform, report.chat_id):
+                await self._alert(report, None)
+                await self.store.mark_report_alerted(report.id)
+            log.info("chat %s: report %d alerted after a restart", report.chat_id, report.id)
+            done += 1
+        return done
 
     async def _dropped(self, report: Report, outcome: ReportOutcome) -> None:
         """Vigil's record that it dropped a report (the group's audit log, admins only)."""
@@ -430,9 +449,10 @@ class Reports:
         except PlatformError as exc:
             log.warning("chat %s: admins unknown (%s); report %d goes to the log chat", chat.chat_id, exc, report.id)
             admins = frozenset()
-        told = 0
+        already = await self.store.report_alerted_to(report.id)  # told before a stop cut the round short
+        told = len(already & admins)
         for contact in await self.store.contacts(chat.platform, sorted(admins)):
-            if not contact.can_dm or contact.user_id not in admins:
+            if not contact.can_dm or contact.user_id not in admins or contact.user_id in already:
                 continue
             t = self.translators(contact.language or settings.language, settings.language)
             message = OutgoingMessage(
@@ -450,6 +470,7 @@ class Reports:
             except PlatformError as exc:
                 log.error("report %d to admin %s failed: %s", report.id, contact.user_id, exc)
                 continue
+            await self.store.record_report_alert(report.id, chat.platform, contact.user_id)
             told += 1
         if told == 0 and settings.logchat:
             t = self.translators(settings.language, settings.language)

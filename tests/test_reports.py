@@ -461,3 +461,30 @@ async def test_a_report_in_a_forum_topic_without_a_reply_reports_nothing(emu, tm
         )
         await emu.wait_for(lambda: any("reply to it with /report" in s for s in g.said_to(g.reporter)))
         assert await app.store.get_report(1) is None and g.report_alerts(g.owner) == []
+
+
+async def test_a_report_whose_alerts_a_stop_cut_short_reaches_the_other_admins_once_after_the_restart(
+    emu, tmp_path, marker_model, photo
+):
+    g = Group(emu)
+    config = write_config(tmp_path, emu.url, marker_model)
+    async with running_vigil(config) as app:
+        first = emu.post_photo(g.chat, g.poster, jpeg(photo))
+        emu.post_text(g.chat, g.reporter, "/report", reply_to=first)
+        await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1 and len(g.report_alerts(g.admin)) == 1)
+        # the next report was recorded and Olivia told, then the process died before Ana was
+        second = emu.post_photo(g.chat, g.poster, jpeg(photo))
+        added = await app.store.add_report(T, str(g.chat), str(second), str(g.other), "reply")
+        assert await app.store.record_report_alert(added.report.id, T, str(g.owner))
+    async with running_vigil(config) as app:
+        await emu.wait_for(lambda: len(g.report_alerts(g.admin)) == 2)
+        assert message_link(T, str(g.chat), str(second)) in g.report_alerts(g.admin)[1]["text"]
+        for _ in range(100):
+            if (await app.store.get_report(added.report.id)).alerted_at is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert (await app.store.get_report(added.report.id)).alerted_at is not None
+        assert len(g.report_alerts(g.owner)) == 1  # Olivia was told before the stop: not again
+    async with running_vigil(config) as app:  # and a third start alerts nobody again
+        await app.core.drain()
+        assert len(g.report_alerts(g.admin)) == 2 and len(g.report_alerts(g.owner)) == 1

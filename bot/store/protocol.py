@@ -521,6 +521,18 @@ class ReportsStore(Protocol):
         """The admins were told; True the first time."""
         ...
 
+    async def record_report_alert(self, report_id: int, platform: str, user_id: str | int) -> bool:
+        """``user_id`` was told of the report; False if they already were."""
+        ...
+
+    async def report_alerted_to(self, report_id: int) -> set[str]:
+        """The admins already told of the report."""
+        ...
+
+    async def unalerted_reports(self, since: datetime, limit: int) -> list[ReportRecord]:
+        """Reports made since ``since`` whose alerts were not all sent (a stop came first), oldest first."""
+        ...
+
     async def decide_report(self, report_id: int, state: str, by: str | int) -> bool:
         """An admin's choice on an open report; only the first one counts."""
         ...

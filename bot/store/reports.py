@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bot.errors import BadStoreValue
 from bot.store import checks
-from bot.store.db import Database
+from bot.store.db import Database, fetch_all
 
 
 class ReportSource(StrEnum):
@@ -179,6 +179,40 @@ class ReportsMixin:
             )
             return cur.rowcount == 1
 
+    async def record_report_alert(self, report_id: int, platform: str, user_id: str | int) -> bool:
+        """``user_id`` was told of the report; False if they already were."""
+        rid, p, uid = (
+            checks.record_id("report_id", report_id),
+            checks.platform(platform),
+            checks.ident("user_id", user_id),
+        )
+        async with self._db.write() as c:
+            cur = await c.execute(
+                "INSERT INTO report_alerts (report_id, platform, user_id, sent_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (rid, p, uid, self._db.now()),
+            )
+            return cur.rowcount == 1
+
+    async def report_alerted_to(self, report_id: int) -> set[str]:
+        """The admins already told of the report."""
+        rid = checks.record_id("report_id", report_id)
+        async with self._db.read() as c:
+            rows = await fetch_all(c, "SELECT user_id FROM report_alerts WHERE report_id = ?", (rid,))
+        return {str(r[0]) for r in rows}
+
+    async def unalerted_reports(self, since: datetime, limit: int) -> list[ReportRecord]:
+        """Reports made since ``since`` whose alerts were not all sent (a stop came first), oldest first."""
+        after, most = checks.timestamp(since), checks.record_id("limit", limit)
+        async with self._db.read() as c:
+            rows = await fetch_all(
+                c,
+                f"SELECT {REPORT_COLUMNS} FROM reports WHERE alerted_at IS NULL AND reported_at >= ?"
+                " ORDER BY reported_at, id LIMIT ?",
+                (after, most),
+            )
+        return [report_of(r) for r in rows]
+
     async def decide_report(self, report_id: int, state: str, by: str | int) -> bool:
         """An admin's choice on an open report; only the first one counts (a second returns False)."""
         rid, decision = checks.record_id("report_id", report_id), decision_of(state)
@@ -238,6 +272,7 @@ class ReportsMixin:
             for sql in (
                 "DELETE FROM report_reporters WHERE platform = ? AND reporter_id = ?",
                 "DELETE FROM ignored_reporters WHERE platform = ? AND user_id = ?",
+                "DELETE FROM report_alerts WHERE platform = ? AND user_id = ?",
                 f"UPDATE reports SET reporter_id = '{PURGED}' WHERE platform = ? AND reporter_id = ?",
                 f"UPDATE reports SET decided_by = '{PURGED}' WHERE platform = ? AND decided_by = ?",
             ):

@@ -89,3 +89,24 @@ async def test_purge_reporter_leaves_no_trace_of_them(store: Any, backend: Backe
     assert backend.count("report_reporters", "reporter_id = ?", ("41",)) == 0
     assert backend.count("report_reporters", "reporter_id = ?", ("42",)) == 2
     assert await store.purge_reporter(T, "41") == 0
+
+
+async def test_each_admin_told_of_a_report_is_remembered_and_unalerted_reports_are_found(
+    store: Any, backend: Backend
+) -> None:
+    start = backend.clock.now
+    old = (await store.add_report(T, "-100", "1", "41", "reply")).report
+    backend.clock.now = start + timedelta(hours=1)
+    new = (await store.add_report(T, "-100", "2", "41", "reply")).report
+    done = (await store.add_report(T, "-100", "3", "41", "reply")).report
+    assert await store.mark_report_alerted(done.id)
+    assert [r.id for r in await store.unalerted_reports(start, 10)] == [old.id, new.id]
+    assert [r.id for r in await store.unalerted_reports(start + timedelta(minutes=30), 10)] == [new.id]
+    assert [r.id for r in await store.unalerted_reports(start, 1)] == [old.id]
+    assert await store.report_alerted_to(new.id) == set()
+    assert await store.record_report_alert(new.id, T, "7")
+    assert not await store.record_report_alert(new.id, T, "7")  # told once
+    assert await store.record_report_alert(new.id, T, "8")
+    assert await store.report_alerted_to(new.id) == {"7", "8"}
+    assert await store.purge_reporter(T, "7") >= 1  # a data-protection request removes the admin's row too
+    assert await store.report_alerted_to(new.id) == {"8"}

@@ -40,3 +40,15 @@ CREATE TABLE ignored_reporters (
     added_at TEXT NOT NULL CHECK (length(added_at) <= 40),
     PRIMARY KEY (platform, chat_id, user_id)
 ) STRICT;
+
+-- each admin told of a report: after a stop partway through the alerts, only the others are told
+CREATE TABLE report_alerts (
+    report_id INTEGER NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+    platform TEXT NOT NULL CHECK (platform IN ('telegram', 'matrix')),
+    user_id TEXT NOT NULL CHECK (length(user_id) BETWEEN 1 AND 255),
+    sent_at TEXT NOT NULL CHECK (length(sent_at) <= 40),
+    PRIMARY KEY (report_id, user_id)
+) STRICT;
+CREATE INDEX report_alerts_by_user ON report_alerts (platform, user_id);
+-- reports not yet alerted, resumed at start
+CREATE INDEX reports_unalerted ON reports (reported_at) WHERE alerted_at IS NULL;

@@ -38,6 +38,7 @@ TABLES = (
     "reports",
     "report_reporters",
     "ignored_reporters",
+    "report_alerts",
     "circles",
     "circle_members",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.store import checks
-from bot.store.postgres.db import PgDatabase, fetchone, rowcount
+from bot.store.postgres.db import PgDatabase, fetchall, fetchone, rowcount
 from bot.store.reports import PURGED, REPORT_COLUMNS, ReportAdded, ReportRecord, decision_of, report_of, source_of
 
 
@@ -89,6 +89,40 @@ class PgReportsMixin:
                 == 1
             )
 
+    async def record_report_alert(self, report_id: int, platform: str, user_id: str | int) -> bool:
+        rid, p, uid = (
+            checks.record_id("report_id", report_id),
+            checks.platform(platform),
+            checks.ident("user_id", user_id),
+        )
+        async with self._db.write() as c:
+            return (
+                await rowcount(
+                    c,
+                    "INSERT INTO report_alerts (report_id, platform, user_id, sent_at) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    (rid, p, uid, self._db.now()),
+                )
+                == 1
+            )
+
+    async def report_alerted_to(self, report_id: int) -> set[str]:
+        rid = checks.record_id("report_id", report_id)
+        async with self._db.read() as c:
+            rows = await fetchall(c, "SELECT user_id FROM report_alerts WHERE report_id = %s", (rid,))
+        return {str(r["user_id"]) for r in rows}
+
+    async def unalerted_reports(self, since: datetime, limit: int) -> list[ReportRecord]:
+        after, most = checks.timestamp(since), checks.record_id("limit", limit)
+        async with self._db.read() as c:
+            rows = await fetchall(
+                c,
+                f"SELECT {REPORT_COLUMNS} FROM reports WHERE alerted_at IS NULL AND reported_at >= %s"
+                " ORDER BY reported_at, id LIMIT %s",
+                (after, most),
+            )
+        return [report_of(r) for r in rows]
+
     async def decide_report(self, report_id: int, state: str, by: str | int) -> bool:
         """An admin's choice on an open report; only the first one counts."""
         rid, decision = checks.record_id("report_id", report_id), decision_of(state)
@@ -151,6 +185,7 @@ class PgReportsMixin:
             for sql in (
                 "DELETE FROM report_reporters WHERE platform = %s AND reporter_id = %s",
                 "DELETE FROM ignored_reporters WHERE platform = %s AND user_id = %s",
+                "DELETE FROM report_alerts WHERE platform = %s AND user_id = %s",
                 f"UPDATE reports SET reporter_id = '{PURGED}' WHERE platform = %s AND reporter_id = %s",
                 f"UPDATE reports SET decided_by = '{PURGED}' WHERE platform = %s AND decided_by = %s",
             ):

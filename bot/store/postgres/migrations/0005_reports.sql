@@ -37,3 +37,13 @@ CREATE TABLE ignored_reporters (
     added_at timestamptz NOT NULL,
     PRIMARY KEY (platform, chat_id, user_id)
 );
+
+CREATE TABLE report_alerts (
+    report_id bigint NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+    platform text NOT NULL CHECK (platform IN ('telegram', 'matrix')),
+    user_id text NOT NULL CHECK (length(user_id) BETWEEN 1 AND 255),
+    sent_at timestamptz NOT NULL,
+    PRIMARY KEY (report_id, user_id)
+);
+CREATE INDEX report_alerts_by_user ON report_alerts (platform, user_id);
+CREATE INDEX reports_unalerted ON reports (reported_at) WHERE alerted_at IS NULL;
