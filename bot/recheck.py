@@ -20,6 +20,7 @@ from bot.events import ChatRef
 from bot.lists import ListMatch
 from bot.store.protected import ProtectedOwner, ProtectedPhoto
 from bot.store.records import ChangeKind, EntryRecord, ListRecord
+from bot.values import ListKind
 from detectors.protected import DerivedMatch, KnownPhoto
 
 log = logging.getLogger("vigil.recheck")
@@ -31,6 +32,10 @@ class RecheckStore(Protocol):
     async def entries_by_id(self, entry_ids: Sequence[int]) -> dict[int, EntryRecord]: ...
 
     async def lists_for_group(self, platform: str, chat_id: str) -> list[ListRecord]: ...
+
+    async def circle_block_lists(self, platform: str, chat_id: str | int) -> list[int]: ...
+
+    async def get_list(self, list_id: int) -> ListRecord | None: ...
 
     async def get_protected_photo(self, photo_id: int) -> ProtectedPhoto | None: ...
 
@@ -69,6 +74,14 @@ class Recheck:
             return ()
         entries = await self.store.entries_by_id(sorted({m.entry_id for m in matches}))
         applying = {lst.id: lst for lst in await self.store.lists_for_group(chat.platform, chat.chat_id)}
+        # another group's own block list, matched here through a circle (bot/circles.py), holds too
+        # while the circle does
+        if any(m.list_id not in applying for m in matches):
+            circle = set(await self.store.circle_block_lists(chat.platform, chat.chat_id))
+            for list_id in {m.list_id for m in matches if m.list_id in circle and m.list_id not in applying}:
+                lst = await self.store.get_list(list_id)
+                if lst is not None and lst.kind == ListKind.BLOCK:
+                    applying[list_id] = lst
         kept: list[ListMatch] = []
         for m in matches:
             entry, lst = entries.get(m.entry_id), applying.get(m.list_id)
