@@ -37,6 +37,7 @@ from bot.store.records import (
     ReviewRecord,
     WorkItem,
 )
+from bot.store.seen import SeenMixin
 from bot.store.work import WorkMixin
 
 __all__ = [
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 
-class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin):
+class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin, SeenMixin):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 
     def __init__(self, db: Database) -> None:

@@ -29,6 +29,7 @@ from bot.store.postgres.db import DEFAULT_POOL, MIGRATIONS_DIR, PgDatabase, fetc
 from bot.store.postgres.groups import PgGroupsMixin
 from bot.store.postgres.lists import PgListsMixin
 from bot.store.postgres.protected import PgProtectedMixin
+from bot.store.postgres.seen import PgSeenMixin
 from bot.store.postgres.work import PgWorkMixin
 
 __all__ = ["PostgresStore", "MIGRATIONS_DIR"]
@@ -36,7 +37,9 @@ __all__ = ["PostgresStore", "MIGRATIONS_DIR"]
 PG_DUMP_TIMEOUT = 3600  # seconds
 
 
-class PostgresStore(PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgProtectedMixin, PgChangesMixin):
+class PostgresStore(
+    PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgProtectedMixin, PgChangesMixin, PgSeenMixin
+):
     """All of Vigil's persistent data in one PostgreSQL database; see the mixins for each topic."""
 
     backend = "postgresql"
