@@ -148,7 +148,7 @@ class App:
             await platform.start(core)
         await core.start()
         self.core = core
-        self.retention = RetentionJob(self.store, cfg.retention, metrics=self.metrics)
+        self.retention = RetentionJob(self.store, cfg.retention, metrics=self.metrics, sweep=cfg.sweep)
         self.retention.start()  # a pass now, then hourly
         return core
 

@@ -173,6 +173,23 @@ class ProtectConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """The seen-images window and the sweep of what was already posted (bot/sweep.py)."""
+
+    window_hours: int = 48  # how long the hashes and fingerprints of a scanned image are kept; 0: off
+    max_per_chat: int = 50_000  # kept images in one chat at most (the oldest go first)
+    max_total: int = 100_000  # kept images in all chats at most
+    # keypoints kept of each image's local-feature fingerprint (with their mirror descriptors, 70
+    # bytes each); 0 keeps none: a newly protected photo is then not looked for in the window
+    fingerprint_points: int = 300
+    batch: int = 500  # kept images matched per step in the CPU pool
+
+    @property
+    def enabled(self) -> bool:
+        return self.window_hours > 0
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -192,6 +209,7 @@ class Config:
     # kept out of repr() and VIGIL_DATABASE_URL is the place for it
     database_url: str = field(default="", repr=False)
     database_pool: int = 10
+    sweep: SweepConfig = SweepConfig()
 
     @property
     def database(self) -> Path:
@@ -553,6 +571,20 @@ def _protect(root: _Table) -> ProtectConfig:
     return cfg
 
 
+def _sweep(root: _Table) -> SweepConfig:
+    t = root.table("sweep")
+    d = SweepConfig()
+    cfg = SweepConfig(
+        window_hours=t.get("window_hours", int, d.window_hours, _between(0, 720)),
+        max_per_chat=t.get("max_per_chat", int, d.max_per_chat, _between(100, 10_000_000)),
+        max_total=t.get("max_total", int, d.max_total, _between(100, 10_000_000)),
+        fingerprint_points=t.get("fingerprint_points", int, d.fingerprint_points, _between(0, 600)),
+        batch=t.get("batch", int, d.batch, _between(10, 10_000)),
+    )
+    t.done()
+    return cfg
+
+
 _TRUSTED_GROUP = re.compile(r"telegram:(-?\d{1,20})|matrix:(![^:\s]{1,200}:[A-Za-z0-9.\-\[\]:]{1,250})")
 
 
@@ -648,6 +680,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         source=path,
         database_url=database_url,
         database_pool=database_pool,
+        sweep=_sweep(root),
     )
     v.done()
     root.done()

@@ -34,8 +34,10 @@ from bot.protect import Protector
 from bot.protect_chat import ProtectChat
 from bot.repeats import RepeatCache
 from bot.scan_record import audit_key
+from bot.seen_window import SeenWindow
 from bot.store.protocol import Store
 from bot.store.records import WorkItem
+from bot.sweep import Sweeper
 from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil.core")
@@ -75,6 +77,22 @@ class Core:
             config.detectors.limits,
             cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
         )
+        # the seen-images window and the sweep of what was already posted (bot/sweep.py)
+        self.seen_window = SeenWindow(store, config.sweep)
+        self.sweeper = Sweeper(
+            store=store,
+            window=self.seen_window,
+            lists=self.lists,
+            protector=self.protector,
+            settings=self.settings,
+            admins=self.admin_roster,
+            platforms=self.platforms,
+            translators=self.translators,
+            cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
+            wake=self.pipeline.wake,
+        )
+        self.lists.added_hook = self.sweeper.entries_added
+        self.protector.added_hook = self.sweeper.photos_added
         self.notifier = Notifier(
             platforms=self.platforms,
             store=store,
@@ -101,6 +119,7 @@ class Core:
             simulated=self.simulated,
             notifier=self.notifier,
             metrics=metrics,
+            seen=self.seen_window,
         )
         self.protect_chat = ProtectChat(
             platforms=self.platforms,
@@ -159,6 +178,7 @@ class Core:
 
     async def stop(self, timeout: float = 0.0) -> bool:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
+        await self.sweeper.stop()
         await self.protector.stop()
         if self._list_sync is not None:
             self._list_sync.cancel()

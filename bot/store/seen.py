@@ -6,6 +6,7 @@ local-feature fingerprints only, never pixels; pruned by age and bounded per cha
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ class SeenImage:
     event: FrozenJSON  # bot.events.MediaPosted.payload()
 
 
-def seen_frames(frames: Sequence[SeenFrame]) -> list[tuple[int, str | None, int | None, str | None, bytes | None]]:
-    """The frames checked for the store: bounded count, hex hashes, fingerprint size."""
+def seen_frames(frames: Sequence[SeenFrame]) -> list[tuple[int, str | None, int | None, str | None, str | None]]:
+    """The frames checked for the store: bounded count, hex hashes, fingerprint size (kept as base64
+    text, like protected photos': the database holds no bytes column)."""
     if not isinstance(frames, Sequence) or len(frames) > MAX_FRAMES:
         raise BadStoreValue("frames", f"<{len(frames)} frames>", f"a sequence of at most {MAX_FRAMES} SeenFrame")
     out = []
@@ -74,7 +76,7 @@ def seen_frames(frames: Sequence[SeenFrame]) -> list[tuple[int, str | None, int 
                 checks.hex_hash("pdq", f.pdq, 64),
                 checks.quality(f.pdq_quality),
                 checks.hex_hash("phash", f.phash, None),
-                fp,
+                None if fp is None else base64.b64encode(fp).decode("ascii"),
             )
         )
     return out
@@ -112,7 +114,14 @@ def _image(row: sqlite3.Row, frames: tuple[SeenFrame, ...]) -> SeenImage:
 
 def frame_of(row: sqlite3.Row | Mapping[str, Any], fingerprints: bool) -> SeenFrame:
     fp = row["fingerprint"] if fingerprints else None
-    return SeenFrame(row["frame"], row["pdq"], row["pdq_quality"], row["phash"], None if fp is None else bytes(fp))
+    return SeenFrame(row["frame"], row["pdq"], row["pdq_quality"], row["phash"], None if fp is None else _bytes(fp))
+
+
+def _bytes(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeError):
+        return None  # a damaged row matches nothing; the sweep goes on
 
 
 class SeenMixin:

@@ -28,6 +28,6 @@ CREATE TABLE seen_frames (
     pdq TEXT CHECK (pdq IS NULL OR length(pdq) = 64),
     pdq_quality INTEGER CHECK (pdq_quality IS NULL OR pdq_quality BETWEEN 0 AND 100),
     phash TEXT CHECK (phash IS NULL OR length(phash) BETWEEN 1 AND 64),
-    fingerprint BLOB CHECK (fingerprint IS NULL OR length(fingerprint) <= 65536),
+    fingerprint TEXT CHECK (fingerprint IS NULL OR length(fingerprint) <= 87384),  -- base64, as protected photos'
     PRIMARY KEY (image_id, frame)
 ) STRICT;

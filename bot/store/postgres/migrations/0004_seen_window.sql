@@ -25,6 +25,6 @@ CREATE TABLE seen_frames (
     pdq text CHECK (pdq IS NULL OR length(pdq) = 64),
     pdq_quality integer CHECK (pdq_quality IS NULL OR pdq_quality BETWEEN 0 AND 100),
     phash text CHECK (phash IS NULL OR length(phash) BETWEEN 1 AND 64),
-    fingerprint bytea CHECK (fingerprint IS NULL OR length(fingerprint) <= 65536),
+    fingerprint text CHECK (fingerprint IS NULL OR length(fingerprint) <= 87384),  -- base64: no bytea column
     PRIMARY KEY (image_id, frame)
 );
