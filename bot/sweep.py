@@ -47,6 +47,7 @@ from bot.seen_window import SWEEP_PREFIX, SeenWindow
 from bot.store.protocol import Store
 from bot.store.records import EntryRecord
 from bot.store.seen import MAX_VARIANT, SeenImage
+from bot.values import Verdict
 from detectors.hashing import ImageHashes
 from detectors.localmatch import Fingerprint
 from detectors.matching import FrameSignals
@@ -366,6 +367,8 @@ class Sweeper:
             )
             result.too_old[key] += 1
             return
+        if await self.store.deleted_messages(image.platform, image.chat_id, [image.message_id]):
+            return  # Vigil deleted it already (the /block that started this sweep, or an earlier hit)
         variant = f"{SWEEP_PREFIX}{hit.tag}" + (f"/{image.variant}" if image.variant else "")
         if len(variant) > MAX_VARIANT:
             log.warning("sweep: chat %s message %s: variant too long; not swept", image.chat_id, image.message_id)
@@ -401,10 +404,10 @@ class Sweeper:
             for record in await self.store.audit_for_group(*key, since=since):
                 if record.kind == "scan" and record.message_id in messages and not record.dry_run:
                     old = decisions.get(record.message_id)
-                    if old != "delete":
+                    if old != Verdict.DELETE:
                         decisions[record.message_id] = record.decision or ""
-            removed = sum(d == "delete" for d in decisions.values())
-            review = sum(d == "ask" for d in decisions.values())
+            removed = sum(d == Verdict.DELETE for d in decisions.values())
+            review = sum(d == Verdict.ASK for d in decisions.values())
         too_old = result.too_old.get(key, 0)
         if not removed and not review and not too_old:
             return

@@ -537,6 +537,10 @@ class SeenStore(Protocol):
         """Deletes every kept image this person posted; returns how many."""
         ...
 
+    async def deleted_messages(self, platform: str, chat_id: str | int, message_ids: Collection[str]) -> set[str]:
+        """Of these messages of a chat, those Vigil deleted already (a settled delete action)."""
+        ...
+
     async def seen_count(self) -> tuple[int, int]:
         """(images, frames) the window holds now."""
         ...

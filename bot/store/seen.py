@@ -274,6 +274,21 @@ class SeenMixin:
             cur = await c.execute("DELETE FROM seen_images WHERE platform = ? AND sender_id = ?", (p, uid))
             return int(cur.rowcount)
 
+    async def deleted_messages(self, platform: str, chat_id: str | int, message_ids: Collection[str]) -> set[str]:
+        """Of these messages of a chat, those Vigil deleted already (a settled delete action)."""
+        p, cid = checks.platform(platform), checks.ident("chat_id", chat_id)
+        ids = sorted({checks.ident("message_id", m) for m in message_ids})
+        if not ids:
+            return set()
+        async with self._db.read() as c:
+            rows = await fetch_all(
+                c,
+                "SELECT message_id FROM actions WHERE platform = ? AND chat_id = ? AND action = 'delete'"
+                f" AND state = 'done' AND message_id IN ({', '.join('?' * len(ids))})",
+                (p, cid, *ids),
+            )
+        return {r[0] for r in rows}
+
     async def seen_count(self) -> tuple[int, int]:
         """(images, frames) the window holds now."""
         async with self._db.read() as c:

@@ -120,3 +120,13 @@ async def test_bad_values_are_refused(store, backend):
     with pytest.raises(BadStoreValue):
         await store.prune_seen(backend.clock.now, per_chat=-1)
     assert await store.seen_count() == (0, 0)
+
+
+async def test_deleted_messages_are_those_with_a_settled_delete(store):
+    done = await store.record_action(T, "-1", "1", "delete", {})
+    await store.action_done(done.id)
+    await store.record_action(T, "-1", "2", "delete", {})  # pending: not deleted yet
+    await store.record_action(T, "-1", "3", "alert", {})
+    assert await store.deleted_messages(T, "-1", ["1", "2", "3", "4"]) == {"1"}
+    assert await store.deleted_messages(T, "-2", ["1"]) == set()
+    assert await store.deleted_messages(T, "-1", []) == set()

@@ -182,6 +182,21 @@ class PgSeenMixin:
         async with self._db.write() as c:
             return await rowcount(c, "DELETE FROM seen_images WHERE platform = %s AND sender_id = %s", (p, uid))
 
+    async def deleted_messages(self, platform: str, chat_id: str | int, message_ids: Collection[str]) -> set[str]:
+        """Of these messages of a chat, those Vigil deleted already (a settled delete action)."""
+        p, cid = checks.platform(platform), checks.ident("chat_id", chat_id)
+        ids = sorted({checks.ident("message_id", m) for m in message_ids})
+        if not ids:
+            return set()
+        async with self._db.read() as c:
+            rows = await fetchall(
+                c,
+                "SELECT message_id FROM actions WHERE platform = %s AND chat_id = %s AND action = 'delete'"
+                " AND state = 'done' AND message_id = ANY(%s)",
+                (p, cid, ids),
+            )
+        return {r["message_id"] for r in rows}
+
     async def seen_count(self) -> tuple[int, int]:
         """(images, frames) the window holds now."""
         async with self._db.read() as c:
