@@ -63,6 +63,10 @@ SUMMARY_POLL = 1.0
 NO_HASH = ""
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Hit:
     image: SeenImage
@@ -76,6 +80,7 @@ class SweepResult:
 
     kind: str  # "block" | "protected"
     tag: str
+    started: datetime = field(default_factory=_utc_now)
     looked: int = 0
     queued: dict[tuple[str, str], list[tuple[int, str]]] = field(default_factory=dict)  # chat -> (work id, msg)
     too_old: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -140,10 +145,6 @@ def match_photos(index: ProtectedIndex, batch: Sequence[SeenImage], min_fraction
         if kept:
             hits.append((image, kept[0].photo.id))
     return hits
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Sweeper:
@@ -244,7 +245,7 @@ class Sweeper:
     async def sweep_entries(self, entry_ids: Sequence[int]) -> SweepResult:
         """Looks for new block entries in the window of the groups that use their lists."""
         records = await self.store.entries_by_id(sorted(set(entry_ids)))
-        result = SweepResult("block", f"b{min(records) if records else 0}")
+        result = SweepResult("block", f"b{min(records) if records else 0}", self.clock())
         if not records:
             return result
         lists = {}
@@ -299,7 +300,7 @@ class Sweeper:
     async def sweep_photos(self, photo_ids: Sequence[int]) -> SweepResult:
         """Looks for images made from newly protected photos in every group's window."""
         wanted = sorted(set(photo_ids))
-        result = SweepResult("protected", f"p{wanted[0] if wanted else 0}")
+        result = SweepResult("protected", f"p{wanted[0] if wanted else 0}", self.clock())
         items: list[tuple[KnownPhoto, Fingerprint]] = []
         async for photo in self.store.iter_protected_photos(ids=wanted):
             known = self.protector.index.get(photo.id)
@@ -384,10 +385,9 @@ class Sweeper:
     # --- the summary ------------------------------------------------------------------------
 
     async def _summarise(self, result: SweepResult) -> None:
-        started = self.clock()
         for key in sorted(set(result.queued) | set(result.too_old)):
             try:
-                await self._summary_for(result, key, started)
+                await self._summary_for(result, key, result.started)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -399,7 +399,7 @@ class Sweeper:
         if queued:
             await self._wait_finished([w for w, _ in queued])
             messages = {m for _, m in queued}
-            since = started - timedelta(minutes=1)
+            since = started - timedelta(seconds=1)
             decisions: dict[str, str] = {}
             for record in await self.store.audit_for_group(*key, since=since):
                 if record.kind == "scan" and record.message_id in messages and not record.dry_run:
