@@ -183,3 +183,43 @@ async def test_purge_user_removes_their_rows_of_the_window(emu, tmp_path, marker
     async with running_vigil(cfg) as app:
         assert await app.store.seen_image(T, g.chat, mine) is None
         assert await app.store.seen_image(T, g.chat, theirs) is not None
+
+
+@pytest.mark.synapse
+async def test_matrix_a_copy_posted_before_the_block_is_redacted_by_the_sweep(
+    synapse, marker_model, tmp_path, other_photo
+):
+    from tests.support.matrix_harness import (
+        Inbox,
+        matrix_env,
+        new_user,
+        people,
+        protected_room,
+        running_matrix_vigil,
+        wait_redacted,
+        write_matrix_config,
+    )
+    from tests.test_matrix import checked
+
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
+    async with (
+        running_matrix_vigil(cfg, matrix_env(bot)) as app,
+        people(synapse, "owner", "member") as (
+            owner,
+            member,
+        ),
+    ):
+        room = await protected_room(owner, bot.user_id, members=[member])
+        copy = await member.send_image(room.room_id, jpeg(smaller(other_photo), 60), "image/jpeg")
+        await checked(app, copy)
+        assert await app.store.seen_image("matrix", room.room_id, copy) is not None
+        original = await member.send_image(room.room_id, jpeg(other_photo, 92), "image/jpeg")
+        await checked(app, original)
+        await owner.reply(room.room_id, original, "!vigil block")
+        await wait_redacted(owner, room.room_id, original)
+        await wait_redacted(owner, room.room_id, copy)  # found in the window
+        await swept(app)
+        inbox = Inbox(owner, bot.user_id)
+        await inbox.wait(lambda i: any(BLOCK_SUMMARY[0] in t for t in i.texts()))
+        await inbox.wait(lambda i: len(i.alerts()) == 1)  # the copy's alert, once
