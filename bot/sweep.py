@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import numpy as np
+
 from bot.admins import Admins
 from bot.cpu import RunCpu
 from bot.events import ChatRef
@@ -50,7 +52,7 @@ from bot.store.seen import MAX_VARIANT, SeenImage
 from bot.values import Verdict
 from detectors.hashing import ImageHashes
 from detectors.localmatch import Fingerprint
-from detectors.matching import FrameSignals
+from detectors.matching import PHASH_DISTANCE, EntryHashes, FrameSignals
 from detectors.protected import KnownPhoto, ProtectedIndex, decode_fingerprint, derived_evidence
 
 log = logging.getLogger("vigil.sweep")
@@ -108,13 +110,63 @@ def _signals(image: SeenImage) -> list[FrameSignals]:
     return out
 
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+PREFILTER_CODES = 4096  # entry hashes beyond this (a large import): every kept image goes to the matcher
+
+
+@dataclass(frozen=True)
+class EntryCodes:
+    """The new entries' hashes (whole image and trimmed views) as bit arrays, to pass over the kept
+    images that cannot match any of them before the list matcher looks at the rest."""
+
+    pdq: np.ndarray  # (m, 32) uint8
+    phash: np.ndarray  # (k, 8) uint8
+    sha256: frozenset[str]
+
+    @classmethod
+    def of(cls, entries: Sequence[EntryHashes]) -> EntryCodes | None:
+        pdqs = {e.pdq for e in entries if e.pdq} | {v[1] for e in entries for v in e.views if v[1]}
+        phashes = {e.phash for e in entries if e.phash} | {v[3] for e in entries for v in e.views if v[3]}
+        phashes = {p for p in phashes if len(p) == 16}
+        if len(pdqs) + len(phashes) > PREFILTER_CODES or any(len(p) != 64 for p in pdqs):
+            return None
+        return cls(_bits(sorted(pdqs), 32), _bits(sorted(phashes), 8), frozenset(e.sha256 for e in entries if e.sha256))
+
+    def near(self, batch: Sequence[tuple[SeenImage, frozenset[int], int, int]]) -> list[bool]:
+        """Per kept image: whether any frame is within reach of a new entry (a superset of matches)."""
+        out = []
+        for image, _, distance, _ in batch:
+            hit = image.sha256 is not None and image.sha256 in self.sha256
+            for f in image.frames:
+                if hit:
+                    break
+                if f.pdq is not None and len(self.pdq) and len(f.pdq) == 64:
+                    hit = _closest(self.pdq, f.pdq) <= distance
+                if not hit and f.phash is not None and len(f.phash) == 16 and len(self.phash):
+                    hit = _closest(self.phash, f.phash) <= PHASH_DISTANCE
+            out.append(hit)
+        return out
+
+
+def _bits(codes: Sequence[str], size: int) -> np.ndarray:
+    return np.frombuffer(bytes.fromhex("".join(codes)), np.uint8).reshape(len(codes), size)
+
+
+def _closest(codes: np.ndarray, code: str) -> int:
+    return int(_POPCOUNT[codes ^ np.frombuffer(bytes.fromhex(code), np.uint8)].sum(axis=1).min())
+
+
 def match_entries(
-    lists: HashLists, batch: Sequence[tuple[SeenImage, frozenset[int], int, int]]
+    lists: HashLists, batch: Sequence[tuple[SeenImage, frozenset[int], int, int]], codes: EntryCodes | None = None
 ) -> list[tuple[SeenImage, int]]:
     """CPU-bound: the kept images (each with the new lists its group uses, its PDQ distance and
-    quality) that match a new entry; (image, entry id)."""
+    quality) that match a new entry; (image, entry id). ``codes``: the new entries' hashes, to pass
+    over the images none of them is near before the list matcher runs."""
     hits = []
-    for image, list_ids, distance, quality in batch:
+    near = codes.near(batch) if codes is not None else [True] * len(batch)
+    for (image, list_ids, distance, quality), maybe in zip(batch, near, strict=True):
+        if not maybe:
+            continue
         found = lists.match(list_ids, _signals(image), distance=distance, min_quality=quality, local=False)
         blocks = [m for m in found if m.kind == "block"]
         if blocks:
@@ -268,7 +320,9 @@ class Sweeper:
         index = HashLists(local=False)
         for lst in lists.values():
             index.set_list(list_info(lst))
-        index.add_many([entry_from_records(r, features.get(i)) for i, r in sorted(records.items())])
+        entries = [entry_from_records(r, features.get(i)) for i, r in sorted(records.items())]
+        index.add_many(entries)
+        codes = EntryCodes.of(entries)
         new_lists = frozenset(lists)
         known: dict[tuple[str, str], _Chat | None] = {}
         after = 0
@@ -292,7 +346,7 @@ class Sweeper:
                 )
             result.looked += len(batch)
             if batch:
-                for image, entry_id in await self.cpu(match_entries, index, batch):
+                for image, entry_id in await self.cpu(match_entries, index, batch, codes):
                     await self._queue_hit(result, Hit(image, f"b{entry_id}"))
         self._log(result, f"entries {','.join(map(str, sorted(records)[:10]))}")
         return result

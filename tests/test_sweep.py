@@ -223,3 +223,48 @@ async def test_matrix_a_copy_posted_before_the_block_is_redacted_by_the_sweep(
         inbox = Inbox(owner, bot.user_id)
         await inbox.wait(lambda i: any(BLOCK_SUMMARY[0] in t for t in i.texts()))
         await inbox.wait(lambda i: len(i.alerts()) == 1)  # the copy's alert, once
+
+
+def test_the_hash_prefilter_passes_over_no_image_the_list_matcher_would_match():
+    import random as rnd_module
+
+    from bot.lists import HashLists, ListInfo
+    from bot.store.records import FrozenJSON
+    from bot.store.seen import SeenFrame, SeenImage
+    from bot.sweep import EntryCodes, match_entries
+    from detectors.matching import EntryHashes
+
+    rnd = rnd_module.Random(3)
+
+    def flip(code: str, bits: int) -> str:
+        value = int(code, 16)
+        for b in rnd.sample(range(len(code) * 4), bits):
+            value ^= 1 << b
+        return f"{value:0{len(code)}x}"
+
+    entries = [
+        EntryHashes(
+            i, 1, f"{rnd.getrandbits(256):064x}", 90, f"{rnd.getrandbits(64):016x}", f"{rnd.getrandbits(256):064x}"
+        )
+        for i in range(1, 6)
+    ]
+    lists = HashLists(local=False)
+    lists.set_list(ListInfo(1, "block", "block", "delete"))
+    lists.add_many(entries)
+    images = []
+    for n in range(400):
+        e = entries[n % len(entries)]
+        pdq = flip(e.pdq, rnd.choice([0, 10, 31, 32, 60, 128]))
+        phash = flip(e.phash, rnd.choice([0, 4, 8, 9, 30]))
+        quality = rnd.choice([90, 20])
+        sha = e.sha256 if n % 97 == 0 else None
+        frame = SeenFrame(0, pdq, quality, phash)
+        images.append(
+            SeenImage(n + 1, T, "-1", str(n), "", "7", "2026-01-01T00:00:00+00:00", "", sha, (frame,), FrozenJSON())
+        )
+    batch = [(image, frozenset({1}), 31, 50) for image in images]
+    codes = EntryCodes.of(entries)
+    assert codes is not None
+    plain = match_entries(lists, batch)
+    assert match_entries(lists, batch, codes) == plain
+    assert 0 < len(plain) < len(images)

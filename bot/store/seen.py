@@ -164,9 +164,12 @@ class SeenMixin:
             if cur.rowcount:
                 image_id = int(cur.lastrowid or 0)
                 await c.executemany(
-                    "INSERT INTO seen_frames (image_id, frame, pdq, pdq_quality, phash, fingerprint)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [(image_id, *r) for r in rows],
+                    "INSERT INTO seen_frames (image_id, frame, pdq, pdq_quality, phash) VALUES (?, ?, ?, ?, ?)",
+                    [(image_id, *r[:4]) for r in rows],
+                )
+                await c.executemany(
+                    "INSERT INTO seen_prints (image_id, frame, fingerprint) VALUES (?, ?, ?)",
+                    [(image_id, r[0], r[4]) for r in rows if r[4] is not None],
                 )
                 return image_id
             row = await (
@@ -205,12 +208,18 @@ class SeenMixin:
             )
             if not images:
                 return []
-            cols = "image_id, frame, pdq, pdq_quality, phash" + (", fingerprint" if fingerprints else "")
+            ids = [r["id"] for r in images]
+            marks = ", ".join("?" * len(ids))
             frames = await fetch_all(
                 c,
-                f"SELECT {cols} FROM seen_frames WHERE image_id IN ({', '.join('?' * len(images))})"
-                " ORDER BY image_id, frame",
-                [r["id"] for r in images],
+                (
+                    "SELECT f.image_id, f.frame, f.pdq, f.pdq_quality, f.phash, p.fingerprint FROM seen_frames f"
+                    " LEFT JOIN seen_prints p ON p.image_id = f.image_id AND p.frame = f.frame"
+                    if fingerprints
+                    else "SELECT image_id, frame, pdq, pdq_quality, phash FROM seen_frames f"
+                )
+                + f" WHERE f.image_id IN ({marks}) ORDER BY f.image_id, f.frame",
+                ids,
             )
         by_image: dict[int, list[SeenFrame]] = {}
         for f in frames:

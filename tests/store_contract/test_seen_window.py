@@ -90,6 +90,7 @@ async def test_pruning_by_age_and_by_bounds(store, backend):
     assert [s.message_id for s in await store.seen_batch(since=since)] == ["7", "1", "2"]
     assert (await store.seen_count())[1] == 3  # the frames went with their images
     assert backend.count("seen_frames") == 3
+    assert backend.count("seen_prints") == 3  # and their fingerprints
 
 
 async def test_purge_removes_one_persons_rows(store, backend):

@@ -21,13 +21,21 @@ CREATE INDEX seen_images_chat ON seen_images (platform, chat_id, id);
 CREATE INDEX seen_images_seen ON seen_images (seen_at);
 CREATE INDEX seen_images_sender ON seen_images (platform, sender_id);
 
--- one row per fingerprinted frame of an image (an animation has several)
+-- one row per scanned frame of an image (an animation has several): its hashes
 CREATE TABLE seen_frames (
     image_id INTEGER NOT NULL REFERENCES seen_images (id) ON DELETE CASCADE,
     frame INTEGER NOT NULL CHECK (frame BETWEEN 0 AND 1000),
     pdq TEXT CHECK (pdq IS NULL OR length(pdq) = 64),
     pdq_quality INTEGER CHECK (pdq_quality IS NULL OR pdq_quality BETWEEN 0 AND 100),
     phash TEXT CHECK (phash IS NULL OR length(phash) BETWEEN 1 AND 64),
-    fingerprint TEXT CHECK (fingerprint IS NULL OR length(fingerprint) <= 87384),  -- base64, as protected photos'
+    PRIMARY KEY (image_id, frame)
+) STRICT;
+
+-- the frame's local-feature fingerprint (base64, as protected photos' are), apart from the hashes
+-- so that a sweep by hashes reads small rows only
+CREATE TABLE seen_prints (
+    image_id INTEGER NOT NULL REFERENCES seen_images (id) ON DELETE CASCADE,
+    frame INTEGER NOT NULL CHECK (frame BETWEEN 0 AND 1000),
+    fingerprint TEXT NOT NULL CHECK (length(fingerprint) <= 87384),
     PRIMARY KEY (image_id, frame)
 ) STRICT;

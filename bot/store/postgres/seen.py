@@ -80,10 +80,15 @@ class PgSeenMixin:
                 if rows:
                     async with c.cursor() as cur:
                         await cur.executemany(
-                            "INSERT INTO seen_frames (image_id, frame, pdq, pdq_quality, phash, fingerprint)"
-                            " VALUES (%s, %s, %s, %s, %s, %s)",
-                            [(image_id, *r) for r in rows],
+                            "INSERT INTO seen_frames (image_id, frame, pdq, pdq_quality, phash)"
+                            " VALUES (%s, %s, %s, %s, %s)",
+                            [(image_id, *r[:4]) for r in rows],
                         )
+                        prints = [(image_id, r[0], r[4]) for r in rows if r[4] is not None]
+                        if prints:
+                            await cur.executemany(
+                                "INSERT INTO seen_prints (image_id, frame, fingerprint) VALUES (%s, %s, %s)", prints
+                            )
                 return image_id
             row = await fetchone(
                 c,
@@ -119,10 +124,15 @@ class PgSeenMixin:
             )
             if not images:
                 return []
-            cols = "image_id, frame, pdq, pdq_quality, phash" + (", fingerprint" if fingerprints else "")
             frames = await fetchall(
                 c,
-                f"SELECT {cols} FROM seen_frames WHERE image_id = ANY(%s) ORDER BY image_id, frame",
+                (
+                    "SELECT f.image_id, f.frame, f.pdq, f.pdq_quality, f.phash, p.fingerprint FROM seen_frames f"
+                    " LEFT JOIN seen_prints p ON p.image_id = f.image_id AND p.frame = f.frame"
+                    if fingerprints
+                    else "SELECT image_id, frame, pdq, pdq_quality, phash FROM seen_frames f"
+                )
+                + " WHERE f.image_id = ANY(%s) ORDER BY f.image_id, f.frame",
                 ([int(r["id"]) for r in images],),
             )
         by_image: dict[int, list[SeenFrame]] = {}

@@ -25,6 +25,14 @@ CREATE TABLE seen_frames (
     pdq text CHECK (pdq IS NULL OR length(pdq) = 64),
     pdq_quality integer CHECK (pdq_quality IS NULL OR pdq_quality BETWEEN 0 AND 100),
     phash text CHECK (phash IS NULL OR length(phash) BETWEEN 1 AND 64),
-    fingerprint text CHECK (fingerprint IS NULL OR length(fingerprint) <= 87384),  -- base64: no bytea column
+    PRIMARY KEY (image_id, frame)
+);
+
+-- base64, as protected photos' are: no bytea column; apart from the hashes, so that a sweep by
+-- hashes reads small rows only
+CREATE TABLE seen_prints (
+    image_id bigint NOT NULL REFERENCES seen_images (id) ON DELETE CASCADE,
+    frame integer NOT NULL CHECK (frame BETWEEN 0 AND 1000),
+    fingerprint text NOT NULL CHECK (length(fingerprint) <= 87384),
     PRIMARY KEY (image_id, frame)
 );
