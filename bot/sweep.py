@@ -279,6 +279,16 @@ class Sweeper:
     async def _run(self) -> None:
         while not self._queue.empty():
             kind, ids = self._queue.get_nowait()
+            # what queued meanwhile of the same kind goes along: one pass over the window for all
+            others = []
+            while not self._queue.empty():
+                more_kind, more = self._queue.get_nowait()
+                if more_kind == kind:
+                    ids = ids + more
+                else:
+                    others.append((more_kind, more))
+            for other in others:
+                self._queue.put_nowait(other)
             try:
                 result = await (self.sweep_entries(ids) if kind == "block" else self.sweep_photos(ids))
             except asyncio.CancelledError:
