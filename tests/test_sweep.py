@@ -268,3 +268,45 @@ def test_the_hash_prefilter_passes_over_no_image_the_list_matcher_would_match():
     plain = match_entries(lists, batch)
     assert match_entries(lists, batch, codes) == plain
     assert 0 < len(plain) < len(images)
+
+
+async def test_an_operator_adding_to_a_followed_instance_list_sweeps_the_group(
+    emu, tmp_path, marker_model, photo, other_photo
+):
+    """`vigil hash follow` and `vigil hash add` from another process: the running bot learns of the
+    new entry from the store's change log and sweeps the group that follows the list."""
+    import asyncio
+    import sys
+
+    g = Group(emu)
+    cfg = write_config(tmp_path, emu.url, marker_model)
+
+    async def vigil_hash(*args: str) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "hash",
+            *args,
+            "--config",
+            str(cfg),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0, out.decode()
+
+    async with running_vigil(cfg) as app:
+        copy = emu.post_photo(g.chat, g.member, jpeg(smaller(other_photo), 60))
+        assert verdicts(await telegram_decided(app, emu, g.chat, copy)) == ["allow"]
+        first, image = tmp_path / "first.jpg", tmp_path / "blocked.jpg"
+        first.write_bytes(jpeg(photo, 92))
+        image.write_bytes(jpeg(other_photo, 92))
+        await vigil_hash("add", str(first), "--list", "shared-fakes")  # the list, with another image
+        await vigil_hash("follow", "shared-fakes", "--group", f"telegram:{g.chat}")
+        await vigil_hash("add", str(image), "--list", "shared-fakes")
+        await wait_deleted(g, copy, timeout=30)
+        await swept(app)
+        records = await telegram_decided(app, emu, g.chat, copy, scans=2)
+        assert verdicts(records) == ["allow", "delete"]
+        assert records[-1].findings["lists"][0]["list"] == "shared-fakes"
