@@ -165,7 +165,7 @@ class App:
         await core.start()
         core.resume_reports()
         self.core = core
-        self.retention = RetentionJob(self.store, cfg.retention, metrics=self.metrics)
+        self.retention = RetentionJob(self.store, cfg.retention, metrics=self.metrics, sweep=cfg.sweep)
         self.retention.start()  # a pass now, then hourly
         return core
 

@@ -213,6 +213,23 @@ class FloodConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """The seen-images window and the sweep of what was already posted (bot/sweep.py)."""
+
+    window_hours: int = 48  # how long the hashes and fingerprints of a scanned image are kept; 0: off
+    max_per_chat: int = 50_000  # kept images in one chat at most (the oldest go first)
+    max_total: int = 100_000  # kept images in all chats at most
+    # keypoints kept of each image's local-feature fingerprint (with their mirror descriptors, 70
+    # bytes each); 0 keeps none: a newly protected photo is then not looked for in the window
+    fingerprint_points: int = 300
+    batch: int = 500  # kept images matched per step in the CPU pool
+
+    @property
+    def enabled(self) -> bool:
+        return self.window_hours > 0
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -235,6 +252,7 @@ class Config:
     reports: ReportsConfig = ReportsConfig()
     cluster: ClusterConfig = ClusterConfig()
     flood: FloodConfig = FloodConfig()
+    sweep: SweepConfig = SweepConfig()
 
     @property
     def database(self) -> Path:
@@ -633,6 +651,20 @@ def _reports(root: _Table) -> ReportsConfig:
     return cfg
 
 
+def _sweep(root: _Table) -> SweepConfig:
+    t = root.table("sweep")
+    d = SweepConfig()
+    cfg = SweepConfig(
+        window_hours=t.get("window_hours", int, d.window_hours, _between(0, 720)),
+        max_per_chat=t.get("max_per_chat", int, d.max_per_chat, _between(100, 10_000_000)),
+        max_total=t.get("max_total", int, d.max_total, _between(100, 10_000_000)),
+        fingerprint_points=t.get("fingerprint_points", int, d.fingerprint_points, _between(0, 600)),
+        batch=t.get("batch", int, d.batch, _between(10, 10_000)),
+    )
+    t.done()
+    return cfg
+
+
 _TRUSTED_GROUP = re.compile(r"telegram:(-?\d{1,20})|matrix:(![^:\s]{1,200}:[A-Za-z0-9.\-\[\]:]{1,250})")
 
 
@@ -753,6 +785,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         reports=_reports(root),
         cluster=_cluster(root),
         flood=_flood(root),
+        sweep=_sweep(root),
     )
     v.done()
     root.done()

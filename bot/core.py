@@ -39,10 +39,12 @@ from bot.protect import Protector
 from bot.protect_chat import ProtectChat
 from bot.recheck import Recheck
 from bot.repeats import RepeatCache
-from bot.reports import NoKeptHashes, Reports
+from bot.reports import Reports
 from bot.scan_record import audit_key
+from bot.seen_window import SeenWindow
 from bot.store.protocol import Store
 from bot.store.records import WorkItem
+from bot.sweep import Sweeper
 from detectors.scanner import Scanner
 
 log = logging.getLogger("vigil.core")
@@ -93,6 +95,22 @@ class Core:
         # an item is judged after the indexes applied the changes it was recorded after (bot/index_versions.py)
         protected_follower = self.protector.follower if config.protect.enabled else None
         self.index_gate = IndexGate(self._lists_follower, protected_follower, wait=p.index_wait)
+        # the seen-images window and the sweep of what was already posted (bot/sweep.py)
+        self.seen_window = SeenWindow(store, config.sweep)
+        self.sweeper = Sweeper(
+            store=store,
+            window=self.seen_window,
+            lists=self.lists,
+            protector=self.protector,
+            settings=self.settings,
+            admins=self.admin_roster,
+            platforms=self.platforms,
+            translators=self.translators,
+            cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
+            wake=self.pipeline.wake,
+        )
+        self.lists.added_hook = self.sweeper.entries_added
+        self.protector.added_hook = self.sweeper.photos_added
         self.notifier = Notifier(
             platforms=self.platforms,
             store=store,
@@ -134,6 +152,7 @@ class Core:
             recheck=Recheck(store, self.index_gate.stale),
             circles=self.circles,
             flood=self.flood,
+            seen=self.seen_window,
         )
         self.protect_chat = ProtectChat(
             platforms=self.platforms,
@@ -153,7 +172,7 @@ class Core:
             translators=self.translators,
             actions=self.actions,
             entries=self.entries,
-            kept=NoKeptHashes(),
+            kept=store,  # the seen-images window (bot/seen_window.py): what Block adds to the list
             circles=self.circles,
         )
         self.commands = Commands(
@@ -235,6 +254,7 @@ class Core:
 
     async def stop(self, timeout: float = 0.0) -> bool:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
+        await self.sweeper.stop()
         await self.protector.stop()
         for task in self._report_readers:
             task.cancel()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,6 +105,8 @@ class HashLists:
     def __init__(self, *, local: bool = True, mih_threshold: int = 65536, cpu: RunCpu = in_thread) -> None:
         self._local, self._mih = local, mih_threshold
         self._cpu = cpu
+        # told of the entries each change-log step added, whoever added them (bot/sweep.py)
+        self.added_hook: Callable[[Sequence[EntryRecord]], None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -258,6 +260,8 @@ class HashLists:
             records = await store.entries_by_id(sorted(added))
             features = await store.entry_features(sorted(records))
             await self._cpu(self._add_batch, [(r, features.get(i)) for i, r in sorted(records.items())])
+            if self.added_hook is not None:
+                self.added_hook([r for _, r in sorted(records.items())])
 
     def _forget(self, entry_ids: list[int], list_ids: list[int]) -> None:
         self.remove_many(entry_ids)

@@ -37,6 +37,7 @@ from bot.protect import DerivedMatch, Protector, derived_evidence
 from bot.recheck import Recheck
 from bot.repeats import RepeatCache, platform_key, sha256_of
 from bot.scan_record import audit_key, record_scan
+from bot.seen_window import SeenWindow
 from bot.store.protocol import Store
 from bot.values import DONE_BY_SANCTION, AlertOutcome, BlockAction, ListKind, Sanction, Verdict
 from detectors.errors import CorruptMedia, MediaError, TooManyBytes
@@ -79,6 +80,7 @@ class Moderator:
         recheck: Recheck | None = None,
         circles: Circles | None = None,
         flood: FloodGuard | None = None,
+        seen: SeenWindow | None = None,
     ) -> None:
         self.config = config
         self.platforms = platforms
@@ -100,6 +102,7 @@ class Moderator:
         self.recheck = recheck or Recheck(store)
         self.circles = circles
         self.flood = flood
+        self.seen = seen  # the seen-images window (bot/seen_window.py), when sweeping is on
 
     async def _cpu(self, fn: Callable[..., T], *args: object) -> T:
         return await self.pipeline.run_cpu(fn, *args, timeout=self.config.pipeline.scan_timeout)
@@ -126,7 +129,10 @@ class Moderator:
             # bulk of a scan); with protected photos or group photos in play the whole scan is needed
             blocked_first = partial(self._blocked_by_hashes, event.chat, list_ids, settings)
         scan, error = await self._scan(
-            platform, event, list_signals=has_lists or fingerprints, blocked_first=blocked_first
+            platform,
+            event,
+            list_signals=has_lists or fingerprints or self._keeps_fingerprints(),
+            blocked_first=blocked_first,
         )
         # the chat's images are scanned side by side, but decided and acted on in the order they came
         await self.pipeline.turn(event.chat.platform, event.chat.chat_id, work_id)
@@ -200,6 +206,8 @@ class Moderator:
     ) -> None:
         """What follows a decision: act, alert, keep a group photo, finish the item."""
         acted = await self._act(platform, event, decision, settings, audit_id)
+        if scan is not None and not acted.deleted:
+            await self._keep_seen(event, scan)
         outcome = Outcome(scan, error, matches, severity, decision, acted, derived=derived)
         self.metrics.outcome(event.chat.platform, outcome)
         if decision.alert and await self._first_report_of_message(work_id, event, outcome):
@@ -226,6 +234,25 @@ class Moderator:
             decision.verdict,
             " (dry run)" if decision.dry_run else "",
         )
+
+    def _keeps_fingerprints(self) -> bool:
+        """The window keeps local fingerprints, for a photo protected later: every scan makes one."""
+        return self.seen is not None and self.seen.enabled and self.seen.settings.fingerprint_points > 0
+
+    async def _keep_seen(self, event: MediaPosted, scan: Scan) -> None:
+        """The image in the seen-images window (a deleted one has nothing left to sweep). The window
+        serves later sweeps only: a failure to keep it is logged, the image's handling goes on."""
+        if self.seen is None:
+            return
+        try:
+            await self.seen.record(event, scan)
+        except Exception as exc:
+            log.warning(
+                "chat %s message %s: not kept in the seen-images window (%s)",
+                event.chat.chat_id,
+                event.message_id,
+                type(exc).__name__,
+            )
 
     async def gave_up(self, work_id: int, event: MediaPosted, last_error: str) -> None:
         """The image could not be checked in ``max_attempts`` attempts: the admins are told to look at

@@ -198,6 +198,8 @@ class Protector:
         self._cpu = cpu
         self._clock = clock or (lambda: datetime.now(UTC))
         self.follower = ChangeFollower(store, ChangeKind.PROTECTED, self)
+        # told of the photos each change-log step added, whoever added them (bot/sweep.py)
+        self.added_hook: Callable[[Sequence[int]], None] | None = None
         self.sessions = ProtectSessions(settings.session_minutes)
         self._tasks: list[asyncio.Task[None]] = []
         # one registration at a time from the look-up to the index: two people sending the same
@@ -243,6 +245,8 @@ class Protector:
         if added:
             owners = {o.id: o for o in await self.store.protected_owners()}
             await self._add_stored(self.index, self.store.iter_protected_photos(ids=sorted(added)), owners)
+            if self.added_hook is not None:
+                self.added_hook(sorted(added))
         for owner_id in owners_changed:  # a new name or notice choice, for the photos already held
             owner = await self.store.get_protected_owner(owner_id)
             if owner is not None:

@@ -4,7 +4,9 @@
 - the image fingerprints (PDQ, pHash, SHA-256) inside audit records after ``fingerprint_days``:
   the record stays, without the hashes; hash-list entries are not touched (admins put them
   there on purpose and remove them by hand or with ``vigil purge``);
-- finished inbox items and settled platform actions after ``work_days``.
+- finished inbox items and settled platform actions after ``work_days``;
+- the seen-images window (bot/seen_window.py) after ``[sweep] window_hours``, and its oldest rows
+  beyond its bounds per chat and in total.
 
 A period of 0 keeps that kind of record. ``apply_retention`` does one pass (tests call it
 directly); ``RetentionJob`` runs it at start-up and then every hour from the app.
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.config import RetentionConfig
+from bot.config import RetentionConfig, SweepConfig
 from bot.metrics import NO_METRICS, Metrics
 from bot.store.protocol import Store
 
@@ -35,10 +37,11 @@ class RetentionResult:
     fingerprints: int = 0
     work: int = 0
     actions: int = 0
+    seen: int = 0  # images of the seen-images window
 
     @property
     def total(self) -> int:
-        return self.audit + self.fingerprints + self.work + self.actions
+        return self.audit + self.fingerprints + self.work + self.actions + self.seen
 
 
 def _utc_now() -> datetime:
@@ -50,8 +53,11 @@ async def clear_fingerprints_before(store: Store, cutoff: datetime) -> int:
     return int(await store.clear_audit_hashes_before(cutoff))
 
 
-async def apply_retention(store: Store, settings: RetentionConfig, now: datetime | None = None) -> RetentionResult:
-    """One retention pass as of ``now`` (default: the current time)."""
+async def apply_retention(
+    store: Store, settings: RetentionConfig, now: datetime | None = None, sweep: SweepConfig | None = None
+) -> RetentionResult:
+    """One retention pass as of ``now`` (default: the current time); ``sweep``: the seen-images
+    window's period and bounds (window 0: everything in it goes)."""
     now = now or _utc_now()
     audit = fingerprints = work = actions = 0
     if settings.audit_days:
@@ -62,7 +68,12 @@ async def apply_retention(store: Store, settings: RetentionConfig, now: datetime
     if settings.work_days:
         pruned = await store.prune_work_before(now - timedelta(days=settings.work_days))
         work, actions = pruned.work, pruned.actions
-    return RetentionResult(audit=audit, fingerprints=fingerprints, work=work, actions=actions)
+    seen = 0
+    if sweep is not None:
+        seen = await store.prune_seen(
+            now - timedelta(hours=sweep.window_hours), per_chat=sweep.max_per_chat, total=sweep.max_total
+        )
+    return RetentionResult(audit=audit, fingerprints=fingerprints, work=work, actions=actions, seen=seen)
 
 
 class RetentionJob:
@@ -76,15 +87,17 @@ class RetentionJob:
         metrics: Metrics = NO_METRICS,
         interval: float = INTERVAL,
         clock: Callable[[], datetime] = _utc_now,
+        sweep: SweepConfig | None = None,
     ) -> None:
         self.store, self.settings, self.metrics = store, settings, metrics
+        self.sweep = sweep
         self.interval, self.clock = interval, clock
         self.last: RetentionResult | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> RetentionResult:
         try:
-            result = await apply_retention(self.store, self.settings, self.clock())
+            result = await apply_retention(self.store, self.settings, self.clock(), self.sweep)
         except Exception:
             self.metrics.retention({}, ok=False)
             raise
@@ -93,11 +106,12 @@ class RetentionJob:
         if result.total:
             log.info(
                 "retention: removed %d audit records, cleared hashes of %d, removed %d finished work items and %d "
-                "actions",
+                "actions, %d seen images",
                 result.audit,
                 result.fingerprints,
                 result.work,
                 result.actions,
+                result.seen,
             )
         return result
 

@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="delete what Vigil holds about a person",
         description="Delete what Vigil holds about one person: the audit records of images they posted (with "
         "their hashes, reviews and alerts), their contact and exemptions, the list entries they added, alerts "
-        "sent to them and actions aimed at them. Records of what they did as an admin stay, without their id. "
+        "sent to them, actions aimed at them and the hashes and fingerprints of the images they posted that the "
+        "seen-images window keeps. Records of what they did as an admin stay, without their id. "
         "Prints what was removed.",
     )
     p.add_argument(
@@ -39,11 +40,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def purge(config: Config, platform: str, user_id: str) -> PurgeCounts:
+    counts, _ = await purge_all(config, platform, user_id)
+    return counts
+
+
+async def purge_all(config: Config, platform: str, user_id: str) -> tuple[PurgeCounts, int]:
+    """What ``purge_user`` removes, and the images of the seen-images window this person posted."""
     from bot.store.factory import open_store
 
     store = await open_store(config, must_exist=True)
     try:
-        return await store.purge_user(platform, user_id)
+        counts = await store.purge_user(platform, user_id)
+        return counts, await store.purge_seen_user(platform, user_id)
     finally:
         await store.close()
 
@@ -68,11 +76,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("vigil purge: --user must not be empty", file=sys.stderr)
         return 2
     config = load_config(args.config)
-    counts = asyncio.run(purge(config, args.platform, user))
+    counts, seen = asyncio.run(purge_all(config, args.platform, user))
     detail = ", ".join(f"{name} {value}" for name, value in asdict(counts).items())
     print(f"purged {args.platform} user {user}: {counts.total} rows ({detail})", file=out)
     reports = asyncio.run(purge_reports(config, args.platform, user))
     print(f"their private reports: {reports} rows removed or made anonymous", file=out)
+    print(f"seen-images window: {seen} images they posted removed", file=out)
     if counts.entries:
         # a running bot follows the store's list change log (bot/follow.py)
         print("a running Vigil stops matching the removed list entries within seconds", file=out)

@@ -43,6 +43,7 @@ from bot.store.records import (
     WorkItem,
 )
 from bot.store.reports import ReportAdded, ReportRecord
+from bot.store.seen import SEEN_CHUNK, SeenFrame, SeenImage
 
 
 class GroupsStore(Protocol):
@@ -580,8 +581,69 @@ class CirclesStore(Protocol):
         ...
 
 
+class SeenStore(Protocol):
+    """The seen-images window (bot/sweep.py): ids, hashes and fingerprints of scanned images."""
+
+    async def add_seen(
+        self,
+        platform: str,
+        chat_id: str | int,
+        message_id: str | int,
+        *,
+        variant: str,
+        sender_id: str | int,
+        posted_at: datetime,
+        sha256: str | None,
+        frames: Sequence[SeenFrame],
+        event: Mapping[str, Any],
+    ) -> int:
+        """Keeps one scanned image; returns its id (the first id on a repeat)."""
+        ...
+
+    async def seen_batch(
+        self,
+        *,
+        since: datetime,
+        after_id: int = 0,
+        limit: int = SEEN_CHUNK,
+        chats: Collection[tuple[str, str | int]] | None = None,
+        fingerprints: bool = False,
+    ) -> list[SeenImage]:
+        """Kept images seen at ``since`` or later with an id above ``after_id``, in id order."""
+        ...
+
+    async def seen_image(self, platform: str, chat_id: str | int, message_id: str | int) -> SeenImage | None:
+        """The kept hashes of a message's picture (its main file when kept); None when none is kept."""
+        ...
+
+    async def prune_seen(self, before: datetime, *, per_chat: int = 0, total: int = 0) -> int:
+        """Deletes kept images seen before ``before``, then the oldest beyond the bounds."""
+        ...
+
+    async def purge_seen_user(self, platform: str, user_id: str | int) -> int:
+        """Deletes every kept image this person posted; returns how many."""
+        ...
+
+    async def deleted_messages(self, platform: str, chat_id: str | int, message_ids: Collection[str]) -> set[str]:
+        """Of these messages of a chat, those Vigil deleted already (a settled delete action)."""
+        ...
+
+    async def seen_count(self) -> tuple[int, int]:
+        """(images, frames) the window holds now."""
+        ...
+
+
 class Store(
-    GroupsStore, ListsStore, AuditStore, WorkStore, ProtectedStore, ChangesStore, ReportsStore, CirclesStore, Protocol
+    GroupsStore,
+    ListsStore,
+    AuditStore,
+    WorkStore,
+    ProtectedStore,
+    ChangesStore,
+    ReportsStore,
+    CirclesStore,
+    SeenStore,
+    Protocol,
 ):
     """A whole store: every concern, plus opening details, backup and closing."""
 
