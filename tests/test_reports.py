@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
 
 T = "telegram"
+NOTHING_KEPT = "[sweep]\nwindow_hours = 0\n"  # no seen-images window: Block has nothing to add
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ async def test_a_report_in_reply_reaches_the_admins_and_the_group_never_sees_the
     emu, tmp_path, marker_model, photo
 ):
     g = Group(emu)
-    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model, extra=NOTHING_KEPT)) as app:
         posted = emu.post_photo(g.chat, g.poster, jpeg(photo))
         command = emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
         await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1 and len(g.report_alerts(g.admin)) == 1)
@@ -99,7 +99,7 @@ async def test_a_report_in_reply_reaches_the_admins_and_the_group_never_sees_the
         alert = g.report_alerts(g.owner)[0]["text"]
         assert "Rita Reporter" in alert and "@rita" in alert and "Year 9 parents" in alert
         assert message_link(T, str(g.chat), str(posted)) in alert
-        assert "Block is not available" in alert  # nothing kept for this message (no sweep window wired)
+        assert "Block is not available" in alert  # nothing kept for this message (the window is off)
         buttons = [
             b["callback_data"] for row in g.report_alerts(g.owner)[0]["reply_markup"]["inline_keyboard"] for b in row
         ]
@@ -124,7 +124,7 @@ async def test_a_report_in_reply_reaches_the_admins_and_the_group_never_sees_the
 
 async def test_delete_button_removes_the_message_by_id_when_nothing_was_kept(emu, tmp_path, marker_model, photo):
     g = Group(emu)
-    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model, extra=NOTHING_KEPT)) as app:
         posted = emu.post_photo(g.chat, g.poster, jpeg(photo))
         emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
         await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1)
@@ -140,43 +140,18 @@ async def test_delete_button_removes_the_message_by_id_when_nothing_was_kept(emu
         assert answer["text"] != "Deleted." and (await app.store.get_report(1)).state == ReportState.DELETED
 
 
-@dataclass(frozen=True)
-class Frame:
-    pdq: str | None
-    pdq_quality: int | None
-    phash: str | None
-
-
-@dataclass(frozen=True)
-class Kept:
-    sha256: str | None
-    frames: tuple[Frame, ...]
-
-
-class FakeKept:
-    """Vigil's own seam (bot.reports.KeptHashes): what a window of seen images would have kept."""
-
-    def __init__(self) -> None:
-        self.kept: dict[tuple[str, str, str], Kept] = {}
-
-    async def seen_image(self, platform: str, chat_id: str, message_id: str) -> Kept | None:
-        return self.kept.get((platform, chat_id, message_id))
-
-
 async def test_block_button_puts_the_kept_hashes_on_the_block_list_and_copies_are_caught(
     emu, tmp_path, marker_model, other_photo
 ):
     g = Group(emu)
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
-        fake = FakeKept()
-        app.core.reports.kept = fake
         data = jpeg(other_photo, 92)
         posted = emu.post_photo(g.chat, g.poster, data)
         scan = app.core.scanner.scan(data)
-        fake.kept[(T, str(g.chat), str(posted))] = Kept(
-            scan.frames[0].hashes.sha256,
-            tuple(Frame(f.hashes.pdq, f.hashes.pdq_quality, f.hashes.phash) for f in scan.frames),
-        )
+        for _ in range(400):  # until the seen-images window keeps the scanned message's hashes
+            if await app.store.seen_image(T, str(g.chat), str(posted)) is not None:
+                break
+            await asyncio.sleep(0.05)
         emu.post_text(g.chat, g.reporter, "/report", reply_to=posted)
         await emu.wait_for(lambda: len(g.report_alerts(g.owner)) == 1)
         alert = g.report_alerts(g.owner)[0]
