@@ -107,7 +107,8 @@ class Core:
             platforms=self.platforms,
             translators=self.translators,
             cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
-            wake=self.pipeline.wake,
+            record=self.record_work,
+            wake=self.wake,
         )
         self.lists.added_hook = self.sweeper.entries_added
         self.protector.added_hook = self.sweeper.photos_added
@@ -287,20 +288,23 @@ class Core:
         waiting for any chat's backlog (the adapters' loops call this)."""
         # the change logs' heads in the database now: whichever process judges it applies them first
         event = replace(event, versions=await heads(self.store, protected=self.index_gate.protected))
-        if self.intake is not None:  # with its job, in one transaction; a worker takes it from there
-            work_id = await self.intake.record(
-                event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
-            )
-        else:
-            work_id = await self.store.enqueue_work(
-                event.chat.platform, event.chat.chat_id, event.message_id, event.payload()
-            )
+        work_id = await self.record_work(event.chat.platform, event.chat.chat_id, event.message_id, event.payload())
         item = await self.store.work_item(work_id)
         if item is not None and item.finished:
             return  # a replayed update (stopped after the work but before confirming it): done already
         await self.store.upsert_group(event.chat.platform, event.chat.chat_id, event.chat.title)
+        self.wake(event.chat.platform, event.chat.chat_id)
+
+    async def record_work(self, platform: str, chat_id: str, message_id: str, payload: Mapping[str, Any]) -> int:
+        """A work item, durably; past one machine with its job, in one transaction (a worker takes it)."""
+        if self.intake is not None:
+            return await self.intake.record(platform, chat_id, message_id, payload)
+        return await self.store.enqueue_work(platform, chat_id, message_id, payload)
+
+    def wake(self, platform: str, chat_id: str) -> None:
+        """The chat has work: this process's pipeline takes it (past one machine, its job does)."""
         if self.intake is None:
-            self.pipeline.wake(event.chat.platform, event.chat.chat_id)
+            self.pipeline.wake(platform, chat_id)
 
     async def run_work(self, work_id: int) -> WorkItem | None:
         """One item by id, as a job queue's worker runs it (bot/jobs/): the pipeline's own handler;

@@ -27,10 +27,11 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -214,6 +215,7 @@ class Sweeper:
         platforms: Mapping[str, Platform],
         translators: Translators,
         cpu: RunCpu,
+        record: Callable[[str, str, str, Mapping[str, Any]], Awaitable[int]],
         wake: Callable[[str, str], None],
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
@@ -226,6 +228,7 @@ class Sweeper:
         self.platforms = platforms
         self.translators = translators
         self.cpu = cpu
+        self.record = record  # a work item (with its job, past one machine)
         self.wake = wake
         self.clock = clock
         self._queue: asyncio.Queue[tuple[str, tuple[int, ...]]] = asyncio.Queue()
@@ -439,7 +442,7 @@ class Sweeper:
             log.warning("sweep: chat %s message %s: variant too long; not swept", image.chat_id, image.message_id)
             return
         payload = {**image.event, "variant": variant}
-        work_id = await self.store.enqueue_work(image.platform, image.chat_id, image.message_id, payload)
+        work_id = await self.record(image.platform, image.chat_id, image.message_id, payload)
         item = await self.store.work_item(work_id)
         if item is not None and item.finished:
             return  # swept for this trigger before (another process, or a replayed change)

@@ -186,6 +186,37 @@ async def test_the_active_ingest_killed_mid_burst_a_standby_takes_over(
     assert [alerts_to(emu, u) for u in admins] == [hits + 1, hits + 1]
 
 
+async def test_a_copy_posted_right_after_a_block_made_on_the_ingest_is_deleted_by_a_worker(
+    emu: BotApiEmulator,
+    tmp_path: Path,
+    marker_model: Path,
+    photos: dict[str, np.ndarray],
+    postgres_url: str,
+    cluster_factory: Callable[[Path], Cluster],
+) -> None:
+    # the /block is handled by the ingest; the copy right behind it by a worker process whose lists
+    # learn of the new entry from the change log: the job carries the log's version, so the worker
+    # applies it before judging (bot/index_versions.py) instead of waiting for its next poll
+    chat, admins, member = group(emu, "Year 9 parents")
+    cfg = cluster_config(tmp_path, emu.url, marker_model, postgres_url)
+    cluster = cluster_factory(cfg)
+    cluster.start("ingest")
+    cluster.start("worker")
+    await until(lambda: cluster.workers_ready() == 1, "the worker", cluster=cluster)
+    await emu.wait_for(lambda: emu.polling, timeout=60, what="the ingest polling")
+    seen = emu.post_photo(chat, member, jpeg(photos["coffee"], 90))
+    await until(lambda: cluster.finished() == 1, "the first photo judged", cluster=cluster)
+    assert present(emu, chat, seen)
+    emu.post_text(chat, admins[0], "/block", reply_to=seen)
+    copies = [emu.post_photo(chat, member, jpeg(photos["coffee"], q)) for q in (70, 60)]
+    await until(lambda: cluster.finished() >= 3 and cluster.pending() == 0, "the copies judged", cluster=cluster)
+    await emu.wait_for(lambda: not present(emu, chat, seen), timeout=30, what="the blocked photo deleted")
+    assert [m for m in copies if present(emu, chat, m)] == [], "copies posted right after the block are deleted"
+    # judged by the new list when they came, not found later by the sweep of earlier posts
+    swept = cluster.query("SELECT message_id FROM work WHERE variant LIKE 'sweep%%'")
+    assert [str(m) for m in copies if (str(m),) in swept] == []
+
+
 def test_roles_refuse_a_config_they_cannot_run(tmp_path: Path) -> None:
     from bot.config import load_config
     from bot.errors import ConfigError

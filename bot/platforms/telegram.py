@@ -74,6 +74,9 @@ OFFSET_KEY = "telegram:offset"
 MAX_COMMAND_TEXT = 4096  # Telegram's own limit for a message's text
 MAX_COMMAND_ARGS = 16  # no command takes more; the rest is ignored
 MAX_CALLBACK_DATA = 64  # Telegram's limit for a button's data
+# commands that change a group's lists: the updates behind them wait (this long at most) until they are handled
+LIST_VERBS = frozenset({"block", "allow"})
+LIST_COMMAND_WAIT = 10.0
 
 
 def _retry_after(exc: RetryAfter) -> float:
@@ -258,10 +261,11 @@ class TelegramPlatform:
                 offset = update_id + 1
                 await self.store.set_state(OFFSET_KEY, str(offset))
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -323,7 +327,7 @@ class TelegramPlatform:
             if reply is not None and reply.forum_topic_created is not None:
                 reply = None  # in a forum topic every message "replies" to the topic's start: not a reply
             reply_posted = self._posted(reply) if reply is not None else []
-            self._spawn(
+            handled = self._spawn(
                 self._sink().command(
                     CommandIssued(
                         chat=chat_of(message.chat),
@@ -340,6 +344,10 @@ class TelegramPlatform:
                     )
                 )
             )
+            if command[0] in LIST_VERBS and not private:
+                # a copy posted right behind a /block is recorded once the block is (within a bound),
+                # so that whichever process judges it applies the new entry first
+                await asyncio.wait({handled}, timeout=LIST_COMMAND_WAIT)
             if not pictures_of(message):
                 return
         if private:
