@@ -581,7 +581,7 @@ async def test_end_to_end_protect_then_fake_deleted_named_to_admins_and_owner_to
             # fingerprints (base64) and the seen-images window's post records (ids, no image)
             assert (table, col) in (
                 ("protected_photos", "fingerprint"),
-                ("seen_frames", "fingerprint"),
+                ("seen_prints", "fingerprint"),
                 ("seen_images", "event"),
             )
 
