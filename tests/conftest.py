@@ -8,12 +8,14 @@ import threading
 
 import pytest
 
+from tests.support.botapi import BotApiEmulator
 from tests.support.detector_images import file_images
 from tests.support.marker_model import write_marker_model
 
 # A real PostgreSQL server, one per test session, and an empty schema per test (tests/support/postgres.py).
 from tests.support.postgres import postgres_server, postgres_url  # noqa: F401
 from tests.support.synapse import synapse  # noqa: F401
+from tests.support.vigil_harness import TOKEN
 
 _exit_status: list[int] = []
 
@@ -33,6 +35,15 @@ def photo():
 @pytest.fixture(scope="session")
 def other_photo():
     return next(v for k, v in file_images().items() if "coffee" in k)
+
+
+# The Bot API emulator on 127.0.0.1, for the real python-telegram-bot (tests/support/botapi/).
+@pytest.fixture
+async def emu():
+    e = BotApiEmulator(token=TOKEN)
+    await e.start()
+    yield e
+    await e.stop()
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: D103

@@ -26,14 +26,6 @@ from tests.support.matrix_harness import (
 from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
 
 
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
-
-
 class Group:
     """A group with its own owner (who started the bot privately), a member, and Vigil as an admin."""
 

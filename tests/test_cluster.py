@@ -11,7 +11,7 @@ PostgreSQL the suite starts, against the Bot API emulator. Jobs (Procrastinate) 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +30,6 @@ pytestmark = pytest.mark.timeout(240)
 def photos() -> dict[str, np.ndarray]:
     images = file_images()
     return {name: next(v for k, v in images.items() if name in k) for name in ("astronaut", "coffee")}
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[BotApiEmulator]:
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
 
 
 @pytest.fixture

@@ -12,15 +12,7 @@ from bot.errors import ConfigError
 from bot.flood import FloodCounter
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.decided import telegram_decided, verdicts
-from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
-
-
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
+from tests.support.vigil_harness import jpeg, running_vigil, write_config
 
 
 def alerts(emu: BotApiEmulator, user: int) -> list[dict]:

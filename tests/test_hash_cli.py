@@ -15,9 +15,8 @@ from PIL import Image
 
 from bot.__main__ import main
 from tests.support import transforms as T
-from tests.support.botapi import BotApiEmulator
 from tests.support.decided import telegram_decided, verdicts
-from tests.support.vigil_harness import TOKEN, running_vigil, write_config
+from tests.support.vigil_harness import running_vigil, write_config
 from tests.test_telegram import Group, wait_deleted
 
 PDQ_A = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
@@ -239,14 +238,6 @@ def test_lists_follow_unfollow_and_delete(tmp_path, cfg, capsys):
 
 
 # --- the running bot follows the command line --------------------------------------------------------
-
-
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
 
 
 async def cli(*args: str) -> int:

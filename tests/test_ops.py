@@ -40,14 +40,6 @@ from tests.support.vigil_harness import ROOT, TOKEN, VigilProcess, jpeg, running
 T = "telegram"
 
 
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
-
-
 class Group:
     """Owner and admin who started the bot, a member, and Vigil as an admin with every right."""
 

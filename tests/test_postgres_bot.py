@@ -16,7 +16,7 @@ from bot.__main__ import main as vigil_main
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
 from tests.support.marker_model import add_marker
-from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
+from tests.support.vigil_harness import jpeg, running_vigil, write_config
 
 T = "telegram"
 
@@ -25,14 +25,6 @@ T = "telegram"
 def photos() -> dict[str, np.ndarray]:
     images = file_images()
     return {name: next(v for k, v in images.items() if name in k) for name in ("astronaut", "coffee")}
-
-
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
 
 
 def config(tmp_path: Path, emu: BotApiEmulator, marker_model: Path, url: str) -> Path:

@@ -13,16 +13,8 @@ import pytest
 
 from tests.support.botapi import BotApiEmulator
 from tests.support.marker_model import add_marker
-from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
+from tests.support.vigil_harness import jpeg, running_vigil, write_config
 from tests.test_telegram import Group, wait_deleted
-
-
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
 
 
 async def settled(app, emu: BotApiEmulator) -> None:

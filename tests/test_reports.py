@@ -18,18 +18,10 @@ from bot.report_links import MessageLink, message_link, parse_message_link
 from bot.store.reports import ReportState
 from bot.values import ListKind
 from tests.support.botapi import BotApiEmulator, full_rights
-from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
+from tests.support.vigil_harness import jpeg, running_vigil, write_config
 
 T = "telegram"
 NOTHING_KEPT = "[sweep]\nwindow_hours = 0\n"  # no seen-images window: Block has nothing to add
-
-
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
 
 
 class Group:

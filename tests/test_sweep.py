@@ -25,14 +25,6 @@ T = "telegram"
 BLOCK_SUMMARY = ("earlier copy of the newly blocked image was removed", "copia anterior de la imagen recién bloqueada")
 
 
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
-
-
 @pytest.fixture(scope="module")
 def photos() -> dict[str, np.ndarray]:
     return tf.photos()

@@ -14,7 +14,6 @@ from tests.support.decided import decided, telegram_decided, verdicts
 from tests.support.imagegen import mp4_bytes, webm_bytes
 from tests.support.marker_model import add_marker
 from tests.support.vigil_harness import (
-    TOKEN,
     VigilProcess,
     jpeg,
     running_vigil,
@@ -23,14 +22,6 @@ from tests.support.vigil_harness import (
 )
 
 FULL_RIGHTS = full_rights()
-
-
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
 
 
 class Group:

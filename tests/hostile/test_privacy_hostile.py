@@ -18,7 +18,7 @@ import pytest
 from tests.support import transforms as tf
 from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.marker_model import add_marker
-from tests.support.vigil_harness import TOKEN, running_vigil, write_config
+from tests.support.vigil_harness import running_vigil, write_config
 from tests.test_protect import _protect, _said, _wait_notice, jpeg
 from tests.test_telegram import Group
 
@@ -30,14 +30,6 @@ UNNAMED = ("made from a real person's photo", "a partir de la foto de una person
 @pytest.fixture(scope="module")
 def photos() -> dict[str, np.ndarray]:
     return tf.photos()
-
-
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
 
 
 def _alerts(emu: BotApiEmulator, user: int) -> list[dict]:

@@ -20,18 +20,10 @@ from tests.support.botapi import BotApiEmulator, full_rights
 from tests.support.detector_images import file_images
 from tests.support.imagegen import mp4_bytes
 from tests.support.marker_model import add_marker
-from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
+from tests.support.vigil_harness import jpeg, running_vigil, write_config
 
 FULL_RIGHTS = full_rights()
 PLACEHOLDERS = {136817688, 1087968824, 777000}
-
-
-@pytest.fixture
-async def emu():
-    e = BotApiEmulator(token=TOKEN)
-    await e.start()
-    yield e
-    await e.stop()
 
 
 class Group:
