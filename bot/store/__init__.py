@@ -21,6 +21,7 @@ from bot.store.changes import ChangesMixin
 from bot.store.db import MIGRATIONS_DIR, Clock, Database, utc_now
 from bot.store.groups import UNSET, GroupsMixin
 from bot.store.lists import ListsMixin, group_list_name
+from bot.store.members import MembersMixin
 from bot.store.protected import ProtectedMixin, ProtectedOwner, ProtectedPhoto
 from bot.store.records import (
     ActionRecord,
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 
-class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin):
+class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin, MembersMixin):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 
     def __init__(self, db: Database) -> None:

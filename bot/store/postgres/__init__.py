@@ -28,6 +28,7 @@ from bot.store.postgres.changes import PgChangesMixin
 from bot.store.postgres.db import DEFAULT_POOL, MIGRATIONS_DIR, PgDatabase, fetchone
 from bot.store.postgres.groups import PgGroupsMixin
 from bot.store.postgres.lists import PgListsMixin
+from bot.store.postgres.members import PgMembersMixin
 from bot.store.postgres.protected import PgProtectedMixin
 from bot.store.postgres.work import PgWorkMixin
 
@@ -36,7 +37,9 @@ __all__ = ["PostgresStore", "MIGRATIONS_DIR"]
 PG_DUMP_TIMEOUT = 3600  # seconds
 
 
-class PostgresStore(PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgProtectedMixin, PgChangesMixin):
+class PostgresStore(
+    PgGroupsMixin, PgListsMixin, PgAuditMixin, PgWorkMixin, PgProtectedMixin, PgChangesMixin, PgMembersMixin
+):
     """All of Vigil's persistent data in one PostgreSQL database; see the mixins for each topic."""
 
     backend = "postgresql"
