@@ -19,6 +19,7 @@ from bot.group_settings import SettingsLookup
 from bot.guidance.resources import REGIONS, Resources, region_code
 from bot.i18n import LANGUAGES, Translator, Translators, supported
 from bot.lists import HashLists, as_signals
+from bot.member_hold import joins_command, newmedia_command
 from bot.pipeline import Pipeline
 from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError
@@ -327,6 +328,16 @@ class Commands:
         if changes is not None:
             await self.store.update_settings(cmd.chat.platform, cmd.chat.chat_id, changes)
             await self._audit_command(cmd.chat, cmd.sender.user_id, "settings " + json.dumps(changes, sort_keys=True))
+
+    async def cmd_joins(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
+        """What a profile photo that is a hit brings at the door (bot/door.py)."""
+        changes, reply = joins_command(args, t)
+        await (self._set(cmd, changes, t, reply) if changes else self._say(cmd.chat, reply))
+
+    async def cmd_newmedia(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
+        """New members' media hold (bot/member_hold.py)."""
+        changes, reply = newmedia_command(args, t)
+        await (self._set(cmd, changes, t, reply) if changes else self._say(cmd.chat, reply))
 
     async def cmd_help(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         await self._say(cmd.chat, self.help_text(t))

@@ -17,12 +17,14 @@ from bot.admins import Admins
 from bot.commands import Commands
 from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
+from bot.door import Door, is_door
 from bot.entries import EntryWriter
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, MemberJoined, UserRef
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import load_resources
 from bot.i18n import Translator, Translators
 from bot.lists import HashLists
+from bot.member_hold import MemberHold
 from bot.metrics import NO_METRICS, Metrics
 from bot.moderation import Moderator
 from bot.notify import Notifier
@@ -137,6 +139,23 @@ class Core:
             entries=self.entries,
             protect_chat=self.protect_chat,
         )
+        # at the door (bot/door.py): members' profile photos, and the new members' media hold
+        self.hold = MemberHold(store, self.platforms, self.settings, self.translators)
+        self.door = Door(
+            config=config,
+            platforms=self.platforms,
+            store=store,
+            settings=self.settings,
+            admins=self.admin_roster,
+            lists=self.lists,
+            protector=self.protector,
+            moderator=self.moderator,
+            scanner=scanner,
+            pipeline=self.pipeline,
+            translators=self.translators,
+            hold=self.hold,
+            metrics=metrics,
+        )
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None
 
@@ -196,6 +215,9 @@ class Core:
     async def _handle_work(self, item: WorkItem) -> None:
         """One work item, by the one worker that holds its chat: counted as an attempt when it
         starts, so an image that kills the process is given up after ``max_attempts`` starts."""
+        if is_door(item.payload):  # a member's profile photo (bot/door.py)
+            await self.door.run(item)
+            return
         p = self.config.pipeline
         attempts = await self.store.start_work(item.id)
         if attempts is None:
@@ -210,6 +232,9 @@ class Core:
             await self._give_up(item.id, event, item.last_error or "the process stopped during each attempt")
             return
         try:
+            if await self.hold.redact_if_held(event):  # a new member's picture while media is held
+                await self.store.finish_work(item.id)
+                return
             tail = await self.moderator.handle(item.id, event, detach=self.batching)
         except asyncio.CancelledError:
             await asyncio.shield(self.store.release_work(item.id))  # a stop cut it short: not its fault
@@ -286,6 +311,10 @@ class Core:
 
     def forget_admins(self, chat: ChatRef) -> None:
         self.admin_roster.forget(chat)
+
+    async def member_joined(self, event: MemberJoined) -> None:
+        """A member at the door: recorded, then checked by the pipeline (bot/door.py)."""
+        await self.door.admit(event)
 
     # --- what adapters read (SharedReads) ------------------------------------------------
 
