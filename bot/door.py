@@ -71,10 +71,11 @@ class DoorFinding:
     nudity: bool = False
     blocked: bool = False
     impersonation: bool = False  # made from a protected member's photo
+    hit_before: bool = False  # the same photo was a hit in this group before (not scanned again)
 
     @property
     def hit(self) -> bool:
-        return self.nudity or self.blocked or self.impersonation
+        return self.nudity or self.blocked or self.impersonation or self.hit_before
 
 
 class Door:
@@ -181,21 +182,27 @@ class Door:
             return
         key = platform_key(chat.platform, photo) or photo.file_id[:255]
         known = await self.store.member(chat.platform, chat.chat_id, member.user_id)
+        finding: DoorFinding | None
         if known is not None and known.avatar == key:
-            log.debug("chat %s: a member's profile photo was checked before; not again", chat.chat_id)
-            await self.store.finish_work(work_id)
-            return
-        finding = await self._judge(platform, event, photo_event(event, photo, mid), settings)
+            if not known.avatar_hit or event.how in ("post", "avatar"):
+                log.debug("chat %s: a member's profile photo was checked before; not again", chat.chat_id)
+                await self.store.finish_work(work_id)
+                return
+            # back at the door with a photo that was a hit here: the group's action again, no new download
+            finding = DoorFinding(hit_before=True)
+        else:
+            finding = await self._judge(platform, event, photo_event(event, photo, mid), settings)
         if finding is None:  # refused by the limits or not fetched: logged, nothing to act on
             await self.store.finish_work(work_id)
             return
+        await self.store.claim_avatar(chat.platform, chat.chat_id, member.user_id, key, hit=finding.hit)
         if not finding.hit:
-            await self.store.claim_avatar(chat.platform, chat.chat_id, member.user_id, key)
             await self.store.finish_work(work_id)
             log.info("chat %s: a member's profile photo is clean (%s)", chat.chat_id, event.how)
             return
         dry = settings.mode == "dryrun"
-        action = settings.joins if (finding.nudity or finding.blocked) and not dry else "alert"
+        acting = finding.nudity or finding.blocked or finding.hit_before
+        action = settings.joins if acting and not dry else "alert"
         if action not in JOIN_ACTIONS:
             action = "decline"
         exempt = await self.admins.is_exempt(chat, member.user_id)
@@ -357,12 +364,16 @@ def door_alert_text(
         lines.append(t.gettext("They asked to join."))
     elif event.how == "join":
         lines.append(t.gettext("They joined."))
-    else:
+    elif event.how == "avatar":
         lines.append(t.gettext("They changed their profile photo."))
+    else:
+        lines.append(t.gettext("Their profile photo was checked when they posted."))
     if finding.nudity:
         lines.append(t.gettext("The photo shows nudity."))
     if finding.blocked:
         lines.append(t.gettext("The photo matches the group's block list."))
+    if finding.hit_before:
+        lines.append(t.gettext("The same photo was found harmful here before."))
     if finding.impersonation:
         lines.append(
             t.gettext("The photo looks made from a protected member's photo: a possible impersonation or fake.")

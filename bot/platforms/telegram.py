@@ -354,7 +354,8 @@ class TelegramPlatform(TelegramMembers):
             await self._sink().submit(event)
         sender = sender_of(message)
         # Telegram never tells of a new profile photo: it is looked at again when the member posts
-        person = sender if sender is not None and not sender.is_chat and not edited else None
+        said = not (message.new_chat_members or message.left_chat_member)  # a service message says nothing
+        person = sender if sender is not None and not sender.is_chat and not edited and said else None
         if person is not None and self._rechecks.due(str(message.chat.id), person.user_id):
             again = member_posted(chat_of(message.chat), person, message.date, update.update_id)
             await self._sink().member_joined(again)

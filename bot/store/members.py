@@ -25,6 +25,7 @@ class MemberRecord:
     user_id: str
     joined_at: datetime  # UTC
     avatar: str  # the key of the profile photo last checked in this group; "" none yet
+    avatar_hit: bool = False  # that photo was a hit
 
 
 def as_utc(value: datetime | str) -> datetime:
@@ -39,7 +40,14 @@ def avatar_key(value: object) -> str:
 
 
 def _member(row: sqlite3.Row) -> MemberRecord:
-    return MemberRecord(row["platform"], row["chat_id"], row["user_id"], as_utc(row["joined_at"]), row["avatar"])
+    return MemberRecord(
+        row["platform"],
+        row["chat_id"],
+        row["user_id"],
+        as_utc(row["joined_at"]),
+        row["avatar"],
+        bool(row["avatar_hit"]),
+    )
 
 
 class MembersMixin:
@@ -74,10 +82,12 @@ class MembersMixin:
             ).fetchone()
         return None if row is None else _member(row)
 
-    async def claim_avatar(self, platform: str, chat_id: str | int, user_id: str | int, avatar: str) -> bool:
-        """Notes ``avatar`` as the member's photo checked in the group; True when it is new there
-        (the caller checks it), False when that photo was claimed before (nothing to do). A member
-        Vigil did not see join (there before Vigil) is recorded as joined long ago."""
+    async def claim_avatar(
+        self, platform: str, chat_id: str | int, user_id: str | int, avatar: str, *, hit: bool = False
+    ) -> bool:
+        """Notes ``avatar`` as the member's photo checked in the group, and whether it was a hit;
+        True when that is news there, False when it was noted so before. A member Vigil did not
+        see join (there before Vigil) is recorded as joined long ago."""
         p, cid, uid = checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("user_id", user_id)
         key = avatar_key(avatar)
         now = self._db.now()
@@ -88,9 +98,9 @@ class MembersMixin:
                 (p, cid, uid, checks.timestamp(datetime(2000, 1, 1, tzinfo=UTC)), now),
             )
             cur = await c.execute(
-                "UPDATE members SET avatar = ?, seen_at = ? WHERE platform = ? AND chat_id = ? AND user_id = ?"
-                " AND avatar != ?",
-                (key, now, p, cid, uid, key),
+                "UPDATE members SET avatar = ?, avatar_hit = ?, seen_at = ? WHERE platform = ? AND chat_id = ?"
+                " AND user_id = ? AND (avatar != ? OR avatar_hit != ?)",
+                (key, int(hit), now, p, cid, uid, key, int(hit)),
             )
             return cur.rowcount > 0
 

@@ -503,8 +503,11 @@ class MembersStore(Protocol):
 
     async def member(self, platform: str, chat_id: str | int, user_id: str | int) -> MemberRecord | None: ...
 
-    async def claim_avatar(self, platform: str, chat_id: str | int, user_id: str | int, avatar: str) -> bool:
-        """Notes ``avatar`` as the member's photo checked in the group; True when it is new there."""
+    async def claim_avatar(
+        self, platform: str, chat_id: str | int, user_id: str | int, avatar: str, *, hit: bool = False
+    ) -> bool:
+        """Notes ``avatar`` as the member's photo checked in the group, and whether it was a hit;
+        True when that is news there."""
         ...
 
     async def prune_members_before(self, cutoff: datetime) -> int:

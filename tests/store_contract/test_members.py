@@ -31,6 +31,9 @@ async def test_a_photo_is_claimed_once_per_group_and_again_when_it_changes(store
     assert await store.claim_avatar(T, "-200", "7", "A") is True  # another group has its own lists
     assert await store.claim_avatar(T, "-100", "7", "B") is True  # a new photo
     assert await store.claim_avatar(T, "-100", "7", "A") is True  # back to the first: checked again
+    assert await store.claim_avatar(T, "-100", "7", "A", hit=True) is True  # now a hit (a list changed)
+    assert (await store.member(T, "-100", "7")).avatar_hit is True
+    assert await store.claim_avatar(T, "-100", "7", "A", hit=True) is False
     unseen = await store.member(T, "-200", "7")
     assert unseen.joined_at < datetime(2001, 1, 1, tzinfo=UTC)  # there before Vigil: no hold
     with pytest.raises(BadStoreValue, match="avatar"):

@@ -9,6 +9,8 @@ CREATE TABLE members (
     user_id TEXT NOT NULL CHECK (length(user_id) BETWEEN 1 AND 255),
     joined_at TEXT NOT NULL CHECK (length(joined_at) <= 40),
     avatar TEXT NOT NULL DEFAULT '' CHECK (length(avatar) <= 255),
+    -- 1: that photo was a hit (nudity, a blocked picture, made from a protected photo)
+    avatar_hit INTEGER NOT NULL DEFAULT 0 CHECK (avatar_hit IN (0, 1)),
     seen_at TEXT NOT NULL CHECK (length(seen_at) <= 40),
     PRIMARY KEY (platform, chat_id, user_id)
 ) STRICT;

@@ -13,7 +13,9 @@ _ONE = "SELECT * FROM members WHERE platform = %s AND chat_id = %s AND user_id =
 
 
 def _member(r: Row) -> MemberRecord:
-    return MemberRecord(r["platform"], r["chat_id"], r["user_id"], as_utc(r["joined_at"]), r["avatar"])
+    return MemberRecord(
+        r["platform"], r["chat_id"], r["user_id"], as_utc(r["joined_at"]), r["avatar"], bool(r["avatar_hit"])
+    )
 
 
 class PgMembersMixin:
@@ -39,7 +41,9 @@ class PgMembersMixin:
             row = await fetchone(c, _ONE, (p, cid, uid))
         return None if row is None else _member(row)
 
-    async def claim_avatar(self, platform: str, chat_id: str | int, user_id: str | int, avatar: str) -> bool:
+    async def claim_avatar(
+        self, platform: str, chat_id: str | int, user_id: str | int, avatar: str, *, hit: bool = False
+    ) -> bool:
         p, cid, uid = checks.platform(platform), checks.ident("chat_id", chat_id), checks.ident("user_id", user_id)
         key = avatar_key(avatar)
         now = self._db.now()
@@ -51,9 +55,9 @@ class PgMembersMixin:
             )
             changed = await rowcount(
                 c,
-                "UPDATE members SET avatar = %s, seen_at = %s WHERE platform = %s AND chat_id = %s AND user_id = %s"
-                " AND avatar != %s",
-                (key, now, p, cid, uid, key),
+                "UPDATE members SET avatar = %s, avatar_hit = %s, seen_at = %s WHERE platform = %s AND chat_id = %s"
+                " AND user_id = %s AND (avatar != %s OR avatar_hit != %s)",
+                (key, hit, now, p, cid, uid, key, hit),
             )
         return changed > 0
 

@@ -7,6 +7,7 @@ CREATE TABLE members (
     user_id text NOT NULL CHECK (length(user_id) BETWEEN 1 AND 255),
     joined_at timestamptz NOT NULL,
     avatar text NOT NULL DEFAULT '' CHECK (length(avatar) <= 255),
+    avatar_hit boolean NOT NULL DEFAULT false,
     seen_at timestamptz NOT NULL,
     PRIMARY KEY (platform, chat_id, user_id)
 );

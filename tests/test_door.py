@@ -1,0 +1,213 @@
+"""At the door (bot/door.py, bot/member_hold.py), end to end on Telegram: the real python-telegram-bot
+against the Bot API emulator. A member's profile photo is checked when they join or ask to join, with
+the same detectors, lists and protected photos as a post; the new members' media hold."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.door import door_message_id
+from bot.events import ChatRef, MemberJoined, UserRef
+from tests.support import transforms as tf
+from tests.support.botapi import BotApiEmulator, NotPermitted, full_rights
+from tests.support.decided import telegram_decided
+from tests.support.marker_model import add_marker
+from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
+
+T = "telegram"
+
+
+@pytest.fixture
+async def emu():
+    e = BotApiEmulator(token=TOKEN)
+    await e.start()
+    yield e
+    await e.stop()
+
+
+class Group:
+    """A group with an owner and an admin who started the bot, a member, and Vigil as an admin."""
+
+    def __init__(self, emu: BotApiEmulator) -> None:
+        self.emu = emu
+        self.owner = emu.add_user("Olivia", username="olivia", language_code="en")
+        self.admin = emu.add_user("Ana", username="ana", language_code="es")
+        self.member = emu.add_user("Max", username="max")
+        self.chat = emu.add_group(
+            "Year 9 parents", creator=self.owner, admins=[self.admin], members=[self.member], bot_rights=full_rights()
+        )
+        emu.start_private(self.owner)
+        emu.start_private(self.admin)
+
+    def door_alerts(self, user: int) -> list[str]:
+        return [m["text"] for m in self.emu.sent_to(user) if "Profile photo check" in m.get("text", "")]
+
+    def door_alerts_es(self, user: int) -> list[str]:
+        return [m["text"] for m in self.emu.sent_to(user) if "foto de perfil" in m.get("text", "").lower()]
+
+
+async def door_done(
+    app, emu: BotApiEmulator, chat_id: int, user_id: int, *, times: int = 1, timeout: float = 60
+) -> None:
+    """Until Vigil has finished its checks at the door of this member, by its own records: it asked
+    for their profile photo (``times`` checks started) and no door item of the chat is pending."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        asked = [c for c in emu.calls_to("getUserProfilePhotos") if int(c.params["user_id"]) == user_id]
+        pending = [
+            w for w in await app.store.pending_work(T) if w.chat_id == str(chat_id) and w.message_id.startswith("door:")
+        ]
+        if len(asked) >= times and not pending:
+            return
+        assert loop.time() < deadline, "the check at the door did not finish"
+        await asyncio.sleep(0.05)
+
+
+def no_image_anywhere(emu: BotApiEmulator) -> None:
+    for call in emu.calls:
+        assert call.method not in ("sendPhoto", "sendDocument", "sendMediaGroup", "forwardMessage", "copyMessage")
+
+
+async def test_a_join_with_a_nude_profile_photo_is_restricted_from_media_and_the_admins_alerted(
+    emu, tmp_path, marker_model, photo
+):
+    g = Group(emu)
+    newcomer = emu.add_user("Rex", username="rex")
+    emu.set_profile_photo(newcomer, jpeg(add_marker(photo)))
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        emu.add_member(g.chat, newcomer)
+        await door_done(app, emu, g.chat, newcomer)
+        m = emu.member(g.chat, newcomer)
+        assert m["status"] == "restricted" and m["can_send_photos"] is False and m["can_send_messages"] is True
+        await emu.wait_for(lambda: len(g.door_alerts(g.owner)) == 1)
+        alert = g.door_alerts(g.owner)[0]
+        assert "Rex" in alert and "nudity" in alert and "stopped them from sending media" in alert
+        assert len(g.door_alerts_es(g.admin)) == 1  # Ana reads it in Spanish
+        no_image_anywhere(emu)
+
+
+async def test_a_join_request_with_a_blocked_picture_is_declined(emu, tmp_path, marker_model, other_photo):
+    g = Group(emu)
+    asker = emu.add_user("Ivo", username="ivo")
+    emu.set_profile_photo(asker, jpeg(other_photo, 80))
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        posted = emu.post_photo(g.chat, g.member, jpeg(other_photo, 92))
+        emu.post_text(g.chat, g.owner, "/block", reply_to=posted)
+        await telegram_decided(app, emu, g.chat, posted)
+        await emu.wait_for(lambda: all(m["message_id"] != posted for m in emu.messages_in(g.chat)))
+        emu.request_join(g.chat, asker)
+        await door_done(app, emu, g.chat, asker)
+        assert emu.join_requests(g.chat) == []  # answered
+        assert [c.method for c in emu.calls if "ChatJoinRequest" in c.method] == ["declineChatJoinRequest"]
+        assert emu.member(g.chat, asker)["status"] == "left"
+        await emu.wait_for(lambda: len(g.door_alerts(g.owner)) == 1)
+        assert "block list" in g.door_alerts(g.owner)[0] and "declined the join request" in g.door_alerts(g.owner)[0]
+
+
+async def test_with_joins_ban_a_nude_profile_photo_is_banned(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    newcomer = emu.add_user("Rex", username="rex")
+    emu.set_profile_photo(newcomer, jpeg(add_marker(photo)))
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        emu.post_text(g.chat, g.owner, "/vigil joins ban")
+        await emu.wait_for(lambda: any("At the door" in m.get("text", "") for m in emu.messages_in(g.chat)))
+        emu.add_member(g.chat, newcomer)
+        await door_done(app, emu, g.chat, newcomer)
+        assert emu.member(g.chat, newcomer)["status"] == "kicked"
+        await emu.wait_for(lambda: len(g.door_alerts(g.owner)) == 1)
+        assert "banned them" in g.door_alerts(g.owner)[0]
+
+
+async def test_a_benign_profile_photo_is_left_alone_and_not_fetched_again(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    newcomer = emu.add_user("Bea", username="bea")
+    emu.set_profile_photo(newcomer, jpeg(photo))
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        emu.add_member(g.chat, newcomer)
+        await door_done(app, emu, g.chat, newcomer)
+        assert emu.member(g.chat, newcomer)["status"] == "member"
+        assert g.door_alerts(g.owner) == [] and emu.calls_to("restrictChatMember") == []
+        downloads = len(emu.calls_to("downloadFile"))
+        assert downloads == 1
+        # leaves and joins again with the same photo: looked up, not downloaded again
+        emu.leave(g.chat, newcomer)
+        emu.add_member(g.chat, newcomer)
+        await door_done(app, emu, g.chat, newcomer, times=2)
+        assert len(emu.calls_to("downloadFile")) == downloads
+        assert emu.member(g.chat, newcomer)["status"] == "member"
+
+
+async def test_a_protected_members_photo_as_an_avatar_alerts_the_admins(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    faker = emu.add_user("Fake Max", username="fakemax")
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        assert app.core is not None
+        done = await app.core.protector.register_member_photo(T, str(g.member), "Max", jpeg(photo))
+        assert done
+        emu.set_profile_photo(faker, jpeg(tf.undress_like(photo, region="torso", share=0.4, fill="smooth"), 85))
+        emu.add_member(g.chat, faker)
+        await door_done(app, emu, g.chat, faker)
+        await emu.wait_for(lambda: len(g.door_alerts(g.owner)) == 1)
+        alert = g.door_alerts(g.owner)[0]
+        assert "protected member's photo" in alert and "Fake Max" in alert
+        assert emu.member(g.chat, faker)["status"] == "member"  # an alert only: the admins judge
+
+
+async def test_the_new_members_media_hold_restricts_a_fresh_member_and_not_an_old_one(
+    emu, tmp_path, marker_model, photo
+):
+    g = Group(emu)
+    newcomer = emu.add_user("Nel", username="nel")
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        emu.post_text(g.chat, g.owner, "/vigil newmedia hold 24h")
+        await emu.wait_for(
+            lambda: any("cannot post media for 24h" in m.get("text", "") for m in emu.messages_in(g.chat))
+        )
+        emu.add_member(g.chat, newcomer)
+        await door_done(app, emu, g.chat, newcomer)
+        m = emu.member(g.chat, newcomer)
+        assert m["status"] == "restricted" and m["can_send_photos"] is False and m["can_send_videos"] is False
+        assert m["can_send_documents"] is False and m["can_send_messages"] is True
+        restrict = emu.calls_to("restrictChatMember")[0].params
+        until = datetime.fromtimestamp(int(restrict["until_date"]), UTC)
+        assert timedelta(hours=23) < until - datetime.now(UTC) <= timedelta(hours=24)
+        with pytest.raises(NotPermitted):
+            emu.post_photo(g.chat, newcomer, jpeg(photo))
+        # the old member posts: their photo is looked at again, and they are not held
+        mid = emu.post_photo(g.chat, g.member, jpeg(photo))
+        await telegram_decided(app, emu, g.chat, mid)
+        await door_done(app, emu, g.chat, g.member)
+        assert emu.member(g.chat, g.member)["status"] == "member"
+        assert [int(c.params["user_id"]) for c in emu.calls_to("restrictChatMember")] == [newcomer]
+
+
+async def test_a_join_flood_is_queued_and_another_groups_post_is_still_handled(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    other = emu.add_group("Chess club", creator=g.owner, members=[g.member], bot_rights=full_rights())
+    raiders = [emu.add_user(f"R{i}") for i in range(150)]
+    for r in raiders[:5]:
+        emu.set_profile_photo(r, jpeg(photo))
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        for r in raiders:
+            emu.add_member(g.chat, r)
+        nude = emu.post_photo(other, g.member, jpeg(add_marker(photo)))
+        await emu.wait_for(lambda: all(m["message_id"] != nude for m in emu.messages_in(other)), timeout=60)
+        for r in raiders:
+            await door_done(app, emu, g.chat, r, timeout=120)
+        # one photo set, five members: downloaded once (the repeat cache by file_unique_id)
+        assert len(emu.calls_to("downloadFile")) <= 2
+
+
+def test_a_member_event_survives_its_durable_form():
+    event = MemberJoined(
+        ChatRef(T, "-1001", "G"), UserRef(T, "7", "Max", "max", "en"), datetime(2024, 5, 1, tzinfo=UTC), "join", "42"
+    )
+    again = MemberJoined.from_payload(T, json.loads(json.dumps(event.payload())))
+    assert again == event and door_message_id(again) == door_message_id(event)
+    with pytest.raises(ValueError):
+        MemberJoined.from_payload(T, {**event.payload(), "how": "other"})
