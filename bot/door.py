@@ -260,9 +260,10 @@ class Door:
             done, call = "banned", partial(platform.ban, chat_id, user_id)
         elif restrict_media is not None:
             done, call = "restricted", partial(restrict_media, chat_id, user_id, None)
-        else:  # Matrix: no per-kind right to take away; a member whose join is declined is removed
+        else:  # Matrix: no per-kind right to take away: a new member is removed, a member who changed
+            # their avatar muted
             kick = getattr(platform, "kick", None)
-            if action == "decline" and kick is not None:
+            if action == "decline" and kick is not None and event.how == "join":
                 done, call = "removed", partial(kick, chat_id, user_id)
             else:
                 forever = datetime.now(UTC) + timedelta(days=365)

@@ -16,6 +16,17 @@ from tests.support import transforms as tf
 from tests.support.botapi import BotApiEmulator, NotPermitted, full_rights
 from tests.support.decided import telegram_decided
 from tests.support.marker_model import add_marker
+from tests.support.matrix_client import HumanClient
+from tests.support.matrix_harness import (
+    Inbox,
+    matrix_env,
+    new_user,
+    people,
+    protected_room,
+    running_matrix_vigil,
+    wait_redacted,
+    write_matrix_config,
+)
 from tests.support.vigil_harness import TOKEN, jpeg, running_vigil, write_config
 
 T = "telegram"
@@ -215,3 +226,83 @@ def test_a_member_event_survives_its_durable_form():
     assert again == event and door_message_id(again) == door_message_id(event)
     with pytest.raises(ValueError):
         MemberJoined.from_payload(T, {**event.payload(), "how": "other"})
+
+
+# --- Matrix, through the real Synapse -------------------------------------------------------------
+
+
+async def membership(client: HumanClient, room_id: str, user_id: str) -> str | None:
+    response = await client.nio.room_get_state_event(room_id, "m.room.member", user_id)
+    return getattr(response, "content", {}).get("membership")
+
+
+async def matrix_door_done(app, room_id: str, user_id: str, timeout: float = 60) -> None:
+    """Until Vigil recorded the member's photo as checked here (its own record), with no door item pending."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        member = await app.store.member("matrix", room_id, user_id)
+        pending = [w for w in await app.store.pending_work("matrix") if w.message_id.startswith("door:")]
+        if member is not None and member.avatar and not pending:
+            return
+        assert loop.time() < deadline, "the check at the door did not finish"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.synapse
+async def test_matrix_a_join_with_a_blocked_avatar_is_removed_and_the_moderators_alerted(
+    synapse, marker_model, tmp_path, other_photo
+):
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
+    async with (
+        running_matrix_vigil(cfg, matrix_env(bot)) as app,
+        people(synapse, "owner", "member", "joiner") as (
+            owner,
+            member,
+            joiner,
+        ),
+    ):
+        room = await protected_room(owner, bot.user_id, members=[member], bot_level=100)
+        original = await member.send_image(room.room_id, jpeg(other_photo, 92), "image/jpeg")
+        await owner.reply(room.room_id, original, "!vigil block")
+        await wait_redacted(owner, room.room_id, original)
+        uploaded = await joiner.upload(jpeg(other_photo, 80), "image/jpeg", "me.jpg")
+        await joiner.nio.set_avatar(uploaded["url"])
+        await owner.invite(room.room_id, joiner.user_id)
+        assert await joiner.wait_invite() == room.room_id
+        await joiner.join(room.room_id)
+        await matrix_door_done(app, room.room_id, joiner.user_id)
+        assert (await app.store.member("matrix", room.room_id, joiner.user_id)).avatar_hit is True
+        deadline = asyncio.get_running_loop().time() + 30
+        while await membership(owner, room.room_id, joiner.user_id) != "leave":
+            assert asyncio.get_running_loop().time() < deadline, "the joiner was not removed"
+            await asyncio.sleep(0.2)
+        inbox = Inbox(owner, bot.user_id)
+        await inbox.wait(lambda i: any("Profile photo check" in t for t in i.texts()))
+        alert = next(t for t in inbox.texts() if "Profile photo check" in t)
+        assert "block list" in alert and "removed them from the room" in alert and "mxc://" not in alert
+
+
+@pytest.mark.synapse
+async def test_matrix_a_members_new_nude_avatar_is_checked_and_they_are_muted(synapse, marker_model, tmp_path, photo):
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
+    async with (
+        running_matrix_vigil(cfg, matrix_env(bot)) as app,
+        people(synapse, "owner", "member") as (
+            owner,
+            member,
+        ),
+    ):
+        room = await protected_room(owner, bot.user_id, members=[member], bot_level=100)
+        uploaded = await member.upload(jpeg(add_marker(photo)), "image/jpeg", "me.jpg")
+        await member.nio.set_avatar(uploaded["url"])  # Synapse sends a new m.room.member to each room
+        await matrix_door_done(app, room.room_id, member.user_id)
+        inbox = Inbox(owner, bot.user_id)
+        await inbox.wait(lambda i: any("Profile photo check" in t for t in i.texts()))
+        alert = next(t for t in inbox.texts() if "Profile photo check" in t)
+        assert "changed their profile photo" in alert and "nudity" in alert and "muted them" in alert
+        levels = await owner.nio.room_get_state_event(room.room_id, "m.room.power_levels")
+        assert levels.content.get("users", {}).get(member.user_id, 0) < 0
+        assert await membership(owner, room.room_id, member.user_id) == "join"
