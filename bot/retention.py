@@ -4,7 +4,9 @@
 - the image fingerprints (PDQ, pHash, SHA-256) inside audit records after ``fingerprint_days``:
   the record stays, without the hashes; hash-list entries are not touched (admins put them
   there on purpose and remove them by hand or with ``vigil purge``);
-- finished inbox items and settled platform actions after ``work_days``.
+- finished inbox items and settled platform actions after ``work_days``;
+- members' join times and checked profile photos (bot/door.py) once not seen for ``work_days``,
+  but never before ``MEMBER_DAYS`` (the longest media hold for new members reads the join time).
 
 A period of 0 keeps that kind of record. ``apply_retention`` does one pass (tests call it
 directly); ``RetentionJob`` runs it at start-up and then every hour from the app.
@@ -25,6 +27,7 @@ from bot.store.protocol import Store
 log = logging.getLogger("vigil.retention")
 
 INTERVAL = 3600.0  # seconds between passes
+MEMBER_DAYS = 31  # members' join times are kept at least this long: the media hold is at most 30 days
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,11 @@ class RetentionResult:
     fingerprints: int = 0
     work: int = 0
     actions: int = 0
+    members: int = 0
 
     @property
     def total(self) -> int:
-        return self.audit + self.fingerprints + self.work + self.actions
+        return self.audit + self.fingerprints + self.work + self.actions + self.members
 
 
 def _utc_now() -> datetime:
@@ -61,7 +65,10 @@ async def apply_retention(store: Store, settings: RetentionConfig, now: datetime
     if settings.work_days:
         pruned = await store.prune_work_before(now - timedelta(days=settings.work_days))
         work, actions = pruned.work, pruned.actions
-    return RetentionResult(audit=audit, fingerprints=fingerprints, work=work, actions=actions)
+    members = 0
+    if settings.work_days:
+        members = await store.prune_members_before(now - timedelta(days=max(settings.work_days, MEMBER_DAYS)))
+    return RetentionResult(audit=audit, fingerprints=fingerprints, work=work, actions=actions, members=members)
 
 
 class RetentionJob:

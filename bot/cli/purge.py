@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="delete what Vigil holds about a person",
         description="Delete what Vigil holds about one person: the audit records of images they posted (with "
         "their hashes, reviews and alerts), their contact and exemptions, the list entries they added, alerts "
-        "sent to them and actions aimed at them. Records of what they did as an admin stay, without their id. "
+        "sent to them, actions aimed at them, and when they joined groups (with the profile photos checked "
+        "there). Records of what they did as an admin stay, without their id. "
         "Prints what was removed.",
     )
     p.add_argument(
@@ -38,12 +39,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-async def purge(config: Config, platform: str, user_id: str) -> PurgeCounts:
+async def purge(config: Config, platform: str, user_id: str) -> tuple[PurgeCounts, int]:
+    """What was removed, and how many member records (join times, checked profile photos: bot/door.py)."""
     from bot.store.factory import open_store
 
     store = await open_store(config, must_exist=True)
     try:
-        return await store.purge_user(platform, user_id)
+        return await store.purge_user(platform, user_id), await store.forget_member(platform, user_id)
     finally:
         await store.close()
 
@@ -57,9 +59,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("vigil purge: --user must not be empty", file=sys.stderr)
         return 2
     config = load_config(args.config)
-    counts = asyncio.run(purge(config, args.platform, user))
-    detail = ", ".join(f"{name} {value}" for name, value in asdict(counts).items())
-    print(f"purged {args.platform} user {user}: {counts.total} rows ({detail})", file=out)
+    counts, members = asyncio.run(purge(config, args.platform, user))
+    detail = ", ".join(f"{name} {value}" for name, value in [*asdict(counts).items(), ("members", members)])
+    print(f"purged {args.platform} user {user}: {counts.total + members} rows ({detail})", file=out)
     if counts.entries:
         # a running bot follows the store's list change log (bot/follow.py)
         print("a running Vigil stops matching the removed list entries within seconds", file=out)

@@ -51,3 +51,16 @@ async def test_retention_and_purge_forget_members(store: Any, backend: Any) -> N
     await store.record_join(T, "-300", "8", backend.clock.now)
     assert await store.forget_member(T, "8") == 2
     assert await store.member(T, "-100", "8") is None and await store.member(T, "-300", "8") is None
+
+
+async def test_retention_keeps_join_times_for_the_longest_hold(store: Any, backend: Any) -> None:
+    from bot.config import RetentionConfig
+    from bot.retention import apply_retention
+
+    await store.record_join(T, "-100", "7", backend.clock.now)
+    backend.clock.now += timedelta(days=20)
+    settings = RetentionConfig(audit_days=0, fingerprint_days=0, work_days=7)
+    assert (await apply_retention(store, settings, backend.clock.now)).members == 0  # a 30-day hold still reads it
+    backend.clock.now += timedelta(days=12)
+    assert (await apply_retention(store, settings, backend.clock.now)).members == 1
+    assert await store.member(T, "-100", "7") is None
