@@ -370,6 +370,11 @@ class Commands:
                     "/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made "
                     "from them"
                 ),
+                t.gettext(
+                    "/vigil joins decline|restrict|ban|alert - what a nude or blocked profile photo brings when "
+                    "someone joins"
+                ),
+                t.gettext("/vigil newmedia hold 24h|off - new members cannot post media for a while"),
                 t.gettext("Alerts come in a private chat: each admin should open a chat with the bot and press Start."),
             ]
         )
