@@ -24,6 +24,7 @@ from tests.support.matrix_harness import (
     people,
     protected_room,
     running_matrix_vigil,
+    wait_joined,
     wait_redacted,
     write_matrix_config,
 )
@@ -306,3 +307,52 @@ async def test_matrix_a_members_new_nude_avatar_is_checked_and_they_are_muted(sy
         levels = await owner.nio.room_get_state_event(room.room_id, "m.room.power_levels")
         assert levels.content.get("users", {}).get(member.user_id, 0) < 0
         assert await membership(owner, room.room_id, member.user_id) == "join"
+
+
+@pytest.mark.synapse
+async def test_matrix_the_new_members_hold_removes_a_fresh_members_picture_and_not_an_old_ones(
+    synapse, marker_model, tmp_path, photo, other_photo
+):
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model)
+    async with (
+        running_matrix_vigil(cfg, matrix_env(bot)) as app,
+        people(synapse, "owner", "old", "fresh") as (
+            owner,
+            old,
+            fresh,
+        ),
+    ):
+        room_id = await owner.create_room("Choir", invite=[old.user_id], power_levels={bot.user_id: 100})
+        assert await old.wait_invite() == room_id
+        await old.join(room_id)
+        await owner.invite(room_id, bot.user_id)
+        await wait_joined(owner, room_id, bot.user_id)
+        await owner.send_text(room_id, "!vigil newmedia hold 24h")
+        await bot_said(owner, room_id, bot.user_id, "cannot post media for 24h")
+        await owner.invite(room_id, fresh.user_id)
+        assert await fresh.wait_invite() == room_id
+        await fresh.join(room_id)
+        deadline = asyncio.get_running_loop().time() + 30
+        while await app.store.member("matrix", room_id, fresh.user_id) is None:  # Vigil saw the join
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+        held = await fresh.send_image(room_id, jpeg(photo), "image/jpeg")
+        await wait_redacted(owner, room_id, held)
+        await bot_said(owner, room_id, bot.user_id, "new members cannot post media yet")
+        # Vigil read the old member's join from the room's history when it came in: they joined two
+        # days ago, as far as the hold goes
+        await app.store.record_join("matrix", room_id, old.user_id, datetime.now(UTC) - timedelta(days=2))
+        kept = await old.send_image(room_id, jpeg(other_photo), "image/jpeg")
+        deadline = asyncio.get_running_loop().time() + 60
+        while not any(r.message_id == kept for r in await app.store.audit_for_group("matrix", room_id)):
+            assert asyncio.get_running_loop().time() < deadline, "the old member's picture was not checked"
+            await asyncio.sleep(0.2)
+        assert not await owner.redacted(room_id, kept)
+
+
+async def bot_said(client: HumanClient, room_id: str, bot_id: str, words: str, timeout: float = 30) -> None:
+    await client.sync_until(
+        lambda r, e: r == room_id and getattr(e, "sender", None) == bot_id and words in (getattr(e, "body", "") or ""),
+        timeout,
+    )
