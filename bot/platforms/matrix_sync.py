@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEvent
 
-from bot.errors import BadStoreValue
+from bot.errors import BadStoreValue, StoreError
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import BotCore
@@ -538,8 +538,10 @@ class MatrixIntake:
             await self.core.member_joined(event)
         except BadStoreValue:
             self._skip(room_id, source.get("event_id"), "not_recordable")
-        except Exception as exc:
+        except StoreError as exc:  # not recorded: this sync is read again
             raise _SubmitFailed(str(exc)) from exc
+        except Exception:  # a bug in one member's check must not hold every room's sync
+            log.exception("matrix: room %s: a member event could not be handed over; skipped", room_id)
 
     def _chat(self, room_id: str) -> ChatRef:
         room = self.client.rooms.get(room_id)
