@@ -8,6 +8,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from bot.door import door_message_id
@@ -80,6 +81,11 @@ async def door_done(
         await asyncio.sleep(0.05)
 
 
+async def polling(emu: BotApiEmulator) -> None:
+    """Until Vigil polls: Telegram keeps join updates only for a bot that asked for them (allowed_updates)."""
+    await emu.wait_for(lambda: any("chat_member" in str(c.params.get("allowed_updates")) for c in emu.calls))
+
+
 def no_image_anywhere(emu: BotApiEmulator) -> None:
     for call in emu.calls:
         assert call.method not in ("sendPhoto", "sendDocument", "sendMediaGroup", "forwardMessage", "copyMessage")
@@ -92,6 +98,7 @@ async def test_a_join_with_a_nude_profile_photo_is_restricted_from_media_and_the
     newcomer = emu.add_user("Rex", username="rex")
     emu.set_profile_photo(newcomer, jpeg(add_marker(photo)))
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await polling(emu)
         emu.add_member(g.chat, newcomer)
         await door_done(app, emu, g.chat, newcomer)
         m = emu.member(g.chat, newcomer)
@@ -108,6 +115,7 @@ async def test_a_join_request_with_a_blocked_picture_is_declined(emu, tmp_path, 
     asker = emu.add_user("Ivo", username="ivo")
     emu.set_profile_photo(asker, jpeg(other_photo, 80))
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await polling(emu)
         posted = emu.post_photo(g.chat, g.member, jpeg(other_photo, 92))
         emu.post_text(g.chat, g.owner, "/block", reply_to=posted)
         await telegram_decided(app, emu, g.chat, posted)
@@ -126,6 +134,7 @@ async def test_with_joins_ban_a_nude_profile_photo_is_banned(emu, tmp_path, mark
     newcomer = emu.add_user("Rex", username="rex")
     emu.set_profile_photo(newcomer, jpeg(add_marker(photo)))
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await polling(emu)
         emu.post_text(g.chat, g.owner, "/vigil joins ban")
         await emu.wait_for(lambda: any("At the door" in m.get("text", "") for m in emu.messages_in(g.chat)))
         emu.add_member(g.chat, newcomer)
@@ -140,6 +149,7 @@ async def test_a_benign_profile_photo_is_left_alone_and_not_fetched_again(emu, t
     newcomer = emu.add_user("Bea", username="bea")
     emu.set_profile_photo(newcomer, jpeg(photo))
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await polling(emu)
         emu.add_member(g.chat, newcomer)
         await door_done(app, emu, g.chat, newcomer)
         assert emu.member(g.chat, newcomer)["status"] == "member"
@@ -158,6 +168,7 @@ async def test_a_protected_members_photo_as_an_avatar_alerts_the_admins(emu, tmp
     g = Group(emu)
     faker = emu.add_user("Fake Max", username="fakemax")
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await polling(emu)
         assert app.core is not None
         done = await app.core.protector.register_member_photo(T, str(g.member), "Max", jpeg(photo))
         assert done
@@ -176,6 +187,7 @@ async def test_the_new_members_media_hold_restricts_a_fresh_member_and_not_an_ol
     g = Group(emu)
     newcomer = emu.add_user("Nel", username="nel")
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await polling(emu)
         emu.post_text(g.chat, g.owner, "/vigil newmedia hold 24h")
         await emu.wait_for(
             lambda: any("cannot post media for 24h" in m.get("text", "") for m in emu.messages_in(g.chat))
@@ -206,6 +218,7 @@ async def test_a_join_flood_is_queued_and_another_groups_post_is_still_handled(e
     for r in raiders[:5]:
         emu.set_profile_photo(r, shared)
     async with running_vigil(write_config(tmp_path, emu.url, marker_model)) as app:
+        await polling(emu)
         for r in raiders:
             emu.add_member(g.chat, r)
         nude = emu.post_photo(other, g.member, jpeg(add_marker(photo)))
@@ -217,6 +230,28 @@ async def test_a_join_flood_is_queued_and_another_groups_post_is_still_handled(e
         assert len(emu.calls_to("downloadFile")) <= 3
         asked = [int(c.params["user_id"]) for c in emu.calls_to("getUserProfilePhotos")]
         assert sorted(u for u in asked if u in raiders) == sorted(raiders)  # each raider once
+
+
+async def test_a_corrupt_or_oversized_profile_photo_is_refused_and_nothing_is_done(emu, tmp_path, marker_model, photo):
+    g = Group(emu)
+    corrupt, huge = emu.add_user("Cor"), emu.add_user("Hugo")
+    emu.set_profile_photo(corrupt, b"\xff\xd8\xff\xe0 not a picture" * 50)
+    big = np.random.default_rng(7).integers(0, 255, (1600, 1600, 3), dtype=np.uint8)
+    sizes = emu.set_profile_photo(huge, jpeg(big, 95))
+    limit = min(s["file_size"] for s in sizes) - 1  # every size of Hugo's photo is over the limit
+    cfg = write_config(tmp_path, emu.url, marker_model, extra=f"[detectors.limits]\nmax_bytes = {limit}")
+    async with running_vigil(cfg) as app:
+        await polling(emu)
+        emu.add_member(g.chat, corrupt)
+        emu.add_member(g.chat, huge)
+        await door_done(app, emu, g.chat, corrupt)
+        await door_done(app, emu, g.chat, huge)
+        downloaded = [c.params["file_path"] for c in emu.calls_to("downloadFile")]
+        assert len(downloaded) == 1  # the corrupt one, small enough; none of Hugo's sizes was fetched
+        for user in (corrupt, huge):
+            assert emu.member(g.chat, user)["status"] == "member"
+        assert g.door_alerts(g.owner) == [] and emu.calls_to("restrictChatMember") == []
+        assert await app.store.pending_work(T) == []
 
 
 def test_a_member_event_survives_its_durable_form():
