@@ -299,9 +299,7 @@ class Door:
         for contact in contacts:
             if not contact.can_dm or contact.user_id not in admins:
                 continue
-            record = await self.store.record_action(
-                chat.platform, chat.chat_id, mid, f"door-alert:{contact.user_id}"[:32], {}
-            )
+            record = await self.store.record_action(chat.platform, chat.chat_id, mid, _alert_key(contact.user_id), {})
             if record.state == "done":
                 delivered += 1
                 continue
@@ -327,6 +325,11 @@ class Door:
                 await platform.send_chat(settings.logchat, OutgoingMessage(text, language=t.language))
             except PlatformError as exc:
                 log.error("admin log chat %s for chat %s failed: %s", settings.logchat, chat.chat_id, exc)
+
+
+def _alert_key(user_id: str) -> str:
+    """The alert's action name for one admin (at most 32 characters, however long a Matrix id)."""
+    return "door-alert:" + hashlib.sha256(user_id.encode()).hexdigest()[:20]
 
 
 async def _both(first: Callable[[], Awaitable[object]], second: Callable[[], Awaitable[object]]) -> None:
