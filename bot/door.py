@@ -43,7 +43,7 @@ from bot.platforms.base import OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError, Unreachable
 from bot.platforms.retries import with_retries
 from bot.policy import GroupSettings
-from bot.protect import Protector, derived_evidence
+from bot.protect import Protector
 from bot.repeats import platform_key
 from bot.store.protocol import Store
 from bot.store.records import WorkItem
@@ -195,8 +195,8 @@ class Door:
         if finding is None:  # refused by the limits or not fetched: logged, nothing to act on
             await self.store.finish_work(work_id)
             return
-        await self.store.claim_avatar(chat.platform, chat.chat_id, member.user_id, key, hit=finding.hit)
         if not finding.hit:
+            await self.store.claim_avatar(chat.platform, chat.chat_id, member.user_id, key)
             await self.store.finish_work(work_id)
             log.info("chat %s: a member's profile photo is clean (%s)", chat.chat_id, event.how)
             return
@@ -210,6 +210,8 @@ class Door:
         if action != "alert" and not exempt:
             done, failure = await self._act(platform, event, action, mid)
         await self._alert(platform, event, settings, finding, done, failure, dry, mid)
+        # noted only now: a replay after a crash acts and alerts (each once), it never skips them
+        await self.store.claim_avatar(chat.platform, chat.chat_id, member.user_id, key, hit=True)
         await self.store.finish_work(work_id)
         log.info("chat %s: a member's profile photo hit (%s): %s", chat.chat_id, event.how, done or "alerted")
 
@@ -234,8 +236,10 @@ class Door:
             matches = await self.pipeline.run_cpu(match, timeout=self.config.pipeline.scan_timeout)
         if any(m.kind == ListKind.ALLOW for m in matches):
             return DoorFinding()
-        found = await self.protector.match_scan(scan)
-        derived = derived_evidence(found, label=severity, sender=(event.member.platform, event.member.user_id))
+        # someone else's protected photo as an avatar, changed or not, is an impersonation (a post
+        # of it unchanged is not counted: people share their friends' photos)
+        me = (event.member.platform, event.member.user_id)
+        derived = [m for m in await self.protector.match_scan(scan) if m.photo.member != me]
         return DoorFinding(
             nudity=severity == NUDITY,
             blocked=any(m.kind == ListKind.BLOCK for m in matches),
