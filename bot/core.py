@@ -169,6 +169,7 @@ class Core:
         if self.config.protect.enabled:
             self.protector.start()  # loads the protected photos in the background
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
+        self.door.start()
         self.pipeline.start()
         self._started = True
         # the inbox is the queue: chats with unfinished work get a turn (an adapter that polled
@@ -179,6 +180,7 @@ class Core:
     async def stop(self, timeout: float = 0.0) -> bool:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
         await self.protector.stop()
+        await self.door.stop()
         if self._list_sync is not None:
             self._list_sync.cancel()
             await asyncio.gather(self._list_sync, return_exceptions=True)

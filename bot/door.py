@@ -24,14 +24,14 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from bot.admins import Admins
 from bot.config import JOIN_ACTIONS, Config
-from bot.events import MediaPosted, MemberJoined, UserRef
+from bot.events import MediaPosted, MediaRef, MemberJoined, UserRef
 from bot.group_settings import SettingsLookup, list_ids_for
 from bot.i18n import Translator, Translators
 from bot.lists import HashLists, as_signals
@@ -54,6 +54,8 @@ from detectors.verdict import NUDITY
 log = logging.getLogger("vigil.door")
 
 DOOR = "door"  # the payload key that marks a work item as a check at the door
+MAX_RECHECKS = 1000  # members who posted waiting for their photo to be looked at again
+RECHECK_SECONDS = 60.0  # looking one member's photo up, retries included
 
 
 def is_door(payload: Mapping[str, Any]) -> bool:
@@ -111,11 +113,62 @@ class Door:
         self.translators = translators
         self.hold = hold
         self.metrics = metrics
+        self._rechecks: asyncio.Queue[MemberJoined] = asyncio.Queue(maxsize=MAX_RECHECKS)
+        self._rechecker: asyncio.Task[None] | None = None
+
+    async def _recheck_posters(self) -> None:
+        """Members who posted: their current profile photo, admitted for a check when it is new here."""
+        while True:
+            event = await self._rechecks.get()
+            try:
+                async with asyncio.timeout(RECHECK_SECONDS):
+                    photo = await self._current_photo(event)
+                if photo is None:
+                    continue
+                known = await self.store.member(event.chat.platform, event.chat.chat_id, event.member.user_id)
+                if known is None or known.avatar != self._key(event, photo):
+                    await self.admit(replace(event, photo=photo))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next post tries again
+                log.info("chat %s: a member's photo was not looked at again: %s", event.chat.chat_id, exc)
+
+    async def _current_photo(self, event: MemberJoined) -> MediaRef | None:
+        fetch = getattr(self.platforms[event.chat.platform], "profile_photo", None)
+        if fetch is None:
+            return None
+        limit = self.config.detectors.limits.max_bytes
+        photo: MediaRef | None = await with_retries(
+            f"profile photo in chat {event.chat.chat_id}", lambda: fetch(event.member.user_id, limit)
+        )
+        return photo
+
+    @staticmethod
+    def _key(event: MemberJoined, photo: MediaRef) -> str:
+        return platform_key(event.chat.platform, photo) or photo.file_id[:255]
 
     # --- intake ------------------------------------------------------------------------
 
+    def start(self) -> None:
+        self._rechecker = asyncio.create_task(self._recheck_posters(), name="vigil-door-rechecks")
+
+    async def stop(self) -> None:
+        task, self._rechecker = self._rechecker, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def admit(self, event: MemberJoined) -> None:
-        """Records the member event durably and wakes its chat; returns once it cannot be lost."""
+        """Records the member event durably and wakes its chat; returns once it cannot be lost.
+        A member who posted (Telegram) is looked at first, off the intake: only a profile photo not
+        checked in the group yet becomes a work item (a best effort: a recheck dropped when too many
+        wait is tried at their next post)."""
+        if event.how == "post" and event.photo is None:
+            try:
+                self._rechecks.put_nowait(event)
+            except asyncio.QueueFull:
+                log.warning("chat %s: too many members' photos to look at again; one skipped", event.chat.chat_id)
+            return
         chat = event.chat
         if event.how == "join":
             await self.store.record_join(chat.platform, chat.chat_id, event.member.user_id, event.at)
@@ -168,19 +221,11 @@ class Door:
         mid = door_message_id(event)
         if event.how == "join":
             await self.hold.on_join(platform, event, settings, mid)
-        photo = event.photo
-        if photo is None:
-            fetch = getattr(platform, "profile_photo", None)
-            limit = self.config.detectors.limits.max_bytes
-            photo = (
-                await with_retries(f"profile photo in chat {chat.chat_id}", lambda: fetch(member.user_id, limit))
-                if fetch
-                else None
-            )
+        photo = event.photo or await self._current_photo(event)
         if photo is None:
             await self.store.finish_work(work_id)
             return
-        key = platform_key(chat.platform, photo) or photo.file_id[:255]
+        key = self._key(event, photo)
         known = await self.store.member(chat.platform, chat.chat_id, member.user_id)
         finding: DoorFinding | None
         if known is not None and known.avatar == key:

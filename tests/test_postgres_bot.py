@@ -88,5 +88,4 @@ async def test_the_bot_moderates_with_its_store_on_postgresql(emu, tmp_path, mar
         assert c.execute("SELECT count(*) FROM audit WHERE kind = 'scan'").fetchone() == (3,)
         assert c.execute("SELECT count(*) FROM actions WHERE action = 'delete' AND state = 'done'").fetchone() == (2,)
         # every attempt ended: one counted each, no claim left on an item
-        # (and the check at the door of the member's profile photo, when they first posted: bot/door.py)
-        assert c.execute("SELECT attempts, taken_by, gave_up FROM work").fetchall() == [(1, None, False)] * 4
+        assert c.execute("SELECT attempts, taken_by, gave_up FROM work").fetchall() == [(1, None, False)] * 3
