@@ -20,6 +20,7 @@ from bot.group_settings import SettingsLookup
 from bot.guidance.resources import REGIONS, Resources, region_code
 from bot.i18n import LANGUAGES, Translator, Translators, supported
 from bot.lists import HashLists, as_signals
+from bot.member_hold import joins_command, newmedia_command
 from bot.pipeline import Pipeline
 from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError
@@ -342,6 +343,16 @@ class Commands:
         if self.circles is not None:
             await self._say(cmd.chat, await self.circles.describe(cmd.chat, t))
 
+    async def cmd_joins(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
+        """What a profile photo that is a hit brings at the door (bot/door.py)."""
+        changes, reply = joins_command(args, t)
+        await (self._set(cmd, changes, t, reply) if changes else self._say(cmd.chat, reply))
+
+    async def cmd_newmedia(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
+        """New members' media hold (bot/member_hold.py)."""
+        changes, reply = newmedia_command(args, t)
+        await (self._set(cmd, changes, t, reply) if changes else self._say(cmd.chat, reply))
+
     async def cmd_help(self, cmd: CommandIssued, args: list[str], t: Translator, settings: GroupSettings) -> None:
         await self._say(cmd.chat, self.help_text(t))
 
@@ -374,6 +385,11 @@ class Commands:
                     "/vigil groupphotos on|off [DAYS] - keep fingerprints of members' photos, to trace fakes made "
                     "from them"
                 ),
+                t.gettext(
+                    "/vigil joins decline|restrict|ban|alert - what a nude or blocked profile photo brings when "
+                    "someone joins"
+                ),
+                t.gettext("/vigil newmedia hold 24h|off - new members cannot post media for a while"),
                 t.gettext("Alerts come in a private chat: each admin should open a chat with the bot and press Start."),
                 t.gettext(
                     "Members: /report (reply to a message) tells the admins privately; /vigil ignorereports and "

@@ -68,6 +68,10 @@ class GroupDefaults:
     # (/vigil groupphotos on|off [DAYS]); days 0: [protect] group_photo_days
     group_photos: bool = False
     group_photos_days: int = 0
+    # at the door (bot/door.py): what a profile photo that is a hit brings (/vigil joins), and how long
+    # new members cannot post media (/vigil newmedia hold 24h|off)
+    joins: str = "decline"
+    newmedia_hold: str = "off"
 
 
 @dataclass(frozen=True)
@@ -321,6 +325,20 @@ def _duration(v: str) -> str | None:
     return None
 
 
+JOIN_ACTIONS = ("decline", "restrict", "ban", "alert")
+HOLD_LIMIT = timedelta(days=30)  # the longest new members' media hold
+
+
+def _hold(v: str) -> str | None:
+    if v == "off":
+        return None
+    try:
+        hold = parse_duration(v)
+    except ValueError as exc:
+        return f"{exc}, or 'off'"
+    return None if timedelta(seconds=30) <= hold <= HOLD_LIMIT else f"{v} is outside 30s..30d"
+
+
 def _timezone(v: str) -> str | None:
     try:
         ZoneInfo(v)
@@ -446,6 +464,8 @@ def _groups(root: _Table) -> GroupDefaults:
         spare_exempt=t.get("spare_exempt", bool, d.spare_exempt),
         hash_distance=t.get("hash_distance", int, d.hash_distance, _between(0, 64)),
         pdq_min_quality=t.get("pdq_min_quality", int, d.pdq_min_quality, _between(0, 100)),
+        joins=t.choice("joins", JOIN_ACTIONS, d.joins),
+        newmedia_hold=t.get("newmedia_hold", str, d.newmedia_hold, _hold),
     )
     t.done()
     return g

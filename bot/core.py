@@ -20,14 +20,16 @@ from bot.circles import Circles
 from bot.commands import Commands
 from bot.config import Config
 from bot.delete_batcher import DeleteBatcher
+from bot.door import Door, is_door
 from bot.entries import EntryWriter
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, MemberJoined, UserRef
 from bot.flood import FloodGuard
 from bot.group_settings import SettingsLookup
 from bot.guidance.resources import load_resources
 from bot.i18n import Translator, Translators
 from bot.index_versions import IndexGate, heads
 from bot.lists import HashLists
+from bot.member_hold import MemberHold
 from bot.metrics import NO_METRICS, Metrics
 from bot.moderation import Moderator
 from bot.notify import Notifier
@@ -209,6 +211,25 @@ class Core:
             flood=self.flood,
             circles=self.circles,
         )
+        # at the door (bot/door.py): members' profile photos, and the new members' media hold
+        self.hold = MemberHold(store, self.platforms, self.settings, self.translators)
+        self.door = Door(
+            config=config,
+            platforms=self.platforms,
+            store=store,
+            settings=self.settings,
+            admins=self.admin_roster,
+            lists=self.lists,
+            protector=self.protector,
+            moderator=self.moderator,
+            scanner=scanner,
+            pipeline=self.pipeline,
+            translators=self.translators,
+            hold=self.hold,
+            record=self.record_work,
+            wake=self.wake,
+            metrics=metrics,
+        )
         self._started = False
         self._list_sync: asyncio.Task[None] | None = None
         self._report_readers: list[asyncio.Task[None]] = []
@@ -232,6 +253,7 @@ class Core:
             if reader is not None and self.config.reports.enabled:
                 task = asyncio.create_task(self.reports.follow_homeserver(platform.name, reader), name="vigil-reports")
                 self._report_readers.append(task)
+        self.door.start()
         self._started = True
         if not run_pipeline:
             return
@@ -261,6 +283,7 @@ class Core:
             task.cancel()
         await asyncio.gather(*self._report_readers, return_exceptions=True)
         self._report_readers.clear()
+        await self.door.stop()
         if self._list_sync is not None:
             self._list_sync.cancel()
             await asyncio.gather(self._list_sync, return_exceptions=True)
@@ -318,6 +341,9 @@ class Core:
     async def _handle_work(self, item: WorkItem) -> None:
         """One work item, by the one worker that holds its chat: counted as an attempt when it
         starts, so an image that kills the process is given up after ``max_attempts`` starts."""
+        if is_door(item.payload):  # a member's profile photo (bot/door.py)
+            await self.door.run(item)
+            return
         p = self.config.pipeline
         attempts = await self.store.start_work(item.id)
         if attempts is None:
@@ -332,6 +358,9 @@ class Core:
             await self._give_up(item.id, event, item.last_error or "the process stopped during each attempt")
             return
         try:
+            if await self.hold.redact_if_held(event):  # a new member's picture while media is held
+                await self.store.finish_work(item.id)
+                return
             tail = await self.moderator.handle(item.id, event, detach=self.batching)
         except asyncio.CancelledError:
             await asyncio.shield(self.store.release_work(item.id))  # a stop cut it short: not its fault
@@ -408,6 +437,10 @@ class Core:
 
     def forget_admins(self, chat: ChatRef) -> None:
         self.admin_roster.forget(chat)
+
+    async def member_joined(self, event: MemberJoined) -> None:
+        """A member at the door: recorded, then checked by the pipeline (bot/door.py)."""
+        await self.door.admit(event)
 
     # --- what adapters read (SharedReads) ------------------------------------------------
 

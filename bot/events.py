@@ -206,3 +206,57 @@ class BotAdded:
     can_delete: bool
     can_restrict: bool
     is_admin: bool
+
+
+# why a member's profile photo is checked: they joined, asked to join (a Telegram join request),
+# changed their avatar (Matrix sees it), or posted (Telegram: the photo may have changed since)
+MEMBER_EVENTS = ("join", "request", "avatar", "post")
+
+
+@dataclass(frozen=True)
+class MemberJoined:
+    """A member at the door: joined, asked to join, changed their profile photo or posted again."""
+
+    chat: ChatRef
+    member: UserRef
+    at: datetime
+    how: str  # one of MEMBER_EVENTS
+    key: str  # what makes this one event (an update id, an event id): a replay brings the same key
+    photo: MediaRef | None = None  # the profile photo when the event names it (Matrix); else fetched later
+
+    def payload(self) -> dict[str, Any]:
+        """The durable form kept in the store's inbox until the check is done (ids only)."""
+        photo = self.photo
+        return {
+            "chat": {"id": self.chat.chat_id, "title": self.chat.title},
+            "member": {
+                "id": self.member.user_id,
+                "name": self.member.display_name,
+                "username": self.member.username,
+                "language": self.member.language,
+            },
+            "at": self.at.isoformat(),
+            "how": self.how,
+            "key": self.key,
+            "photo": None if photo is None else _media_payload(photo),
+        }
+
+    @classmethod
+    def from_payload(cls, platform: str, p: Mapping[str, Any]) -> MemberJoined:
+        m, ph = p["member"], p.get("photo")
+        if p["how"] not in MEMBER_EVENTS:
+            raise ValueError(f"unknown member event {p['how']!r}")
+        return cls(
+            chat=ChatRef(platform, p["chat"]["id"], p["chat"].get("title", "")),
+            member=UserRef(platform, m["id"], m.get("name") or "", m.get("username"), m.get("language")),
+            at=datetime.fromisoformat(p["at"]),
+            how=p["how"],
+            key=str(p["key"]),
+            photo=MediaRef(ph["kind"], ph["file_id"], ph.get("size"), ph.get("mime"), ph.get("extra") or {})
+            if ph
+            else None,
+        )
+
+
+def _media_payload(m: MediaRef) -> dict[str, Any]:
+    return {"kind": m.kind, "file_id": m.file_id, "size": m.size, "mime": m.mime, "extra": m.extra}

@@ -360,6 +360,13 @@ class Moderator:
             return False
         return any(m.kind == ListKind.BLOCK and m.action == BlockAction.DELETE for m in found)
 
+    async def scan_media(
+        self, platform: Platform, event: MediaPosted, *, list_signals: bool = False
+    ) -> tuple[Scan | None, MediaError | PlatformError | None]:
+        """A picture's scan by the posted images' path (bounds, repeat cache), for other checks
+        (a member's profile photo, bot/door.py)."""
+        return await self._scan(platform, event, list_signals=list_signals)
+
     async def _scan(
         self,
         platform: Platform,

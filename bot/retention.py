@@ -7,6 +7,8 @@
 - finished inbox items and settled platform actions after ``work_days``;
 - the seen-images window (bot/seen_window.py) after ``[sweep] window_hours``, and its oldest rows
   beyond its bounds per chat and in total.
+- members' join times and checked profile photos (bot/door.py) once not seen for ``work_days``,
+  but never before ``MEMBER_DAYS`` (the longest media hold for new members reads the join time).
 
 A period of 0 keeps that kind of record. ``apply_retention`` does one pass (tests call it
 directly); ``RetentionJob`` runs it at start-up and then every hour from the app.
@@ -27,6 +29,7 @@ from bot.store.protocol import Store
 log = logging.getLogger("vigil.retention")
 
 INTERVAL = 3600.0  # seconds between passes
+MEMBER_DAYS = 31  # members' join times are kept at least this long: the media hold is at most 30 days
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,11 @@ class RetentionResult:
     work: int = 0
     actions: int = 0
     seen: int = 0  # images of the seen-images window
+    members: int = 0  # members' join times and checked profile photos
 
     @property
     def total(self) -> int:
-        return self.audit + self.fingerprints + self.work + self.actions + self.seen
+        return self.audit + self.fingerprints + self.work + self.actions + self.seen + self.members
 
 
 def _utc_now() -> datetime:
@@ -73,7 +77,12 @@ async def apply_retention(
         seen = await store.prune_seen(
             now - timedelta(hours=sweep.window_hours), per_chat=sweep.max_per_chat, total=sweep.max_total
         )
-    return RetentionResult(audit=audit, fingerprints=fingerprints, work=work, actions=actions, seen=seen)
+    members = 0
+    if settings.work_days:
+        members = await store.prune_members_before(now - timedelta(days=max(settings.work_days, MEMBER_DAYS)))
+    return RetentionResult(
+        audit=audit, fingerprints=fingerprints, work=work, actions=actions, seen=seen, members=members
+    )
 
 
 class RetentionJob:

@@ -771,6 +771,8 @@ class RecordingCore:
 
     def forget_admins(self, chat) -> None: ...
 
+    async def member_joined(self, event) -> None: ...
+
 
 @shared_loop
 async def test_the_sync_token_is_saved_only_after_the_core_recorded_the_events(synapse, tmp_path, photo):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bot.cli.purge import purge_all
+from bot.cli.purge import purge
 from bot.config import load_config
 from tests.support import transforms as tf
 from tests.support.botapi import BotApiEmulator
@@ -170,7 +170,7 @@ async def test_purge_user_removes_their_rows_of_the_window(emu, tmp_path, marker
         await telegram_decided(app, emu, g.chat, mine, theirs)
         assert await app.store.seen_count() == (2, 2)
     config = load_config(cfg, env={"VIGIL_TELEGRAM_TOKEN": TOKEN})
-    _, removed = await purge_all(config, T, str(g.member))
+    removed = (await purge(config, T, str(g.member))).seen
     assert removed == 1
     async with running_vigil(cfg) as app:
         assert await app.store.seen_image(T, g.chat, mine) is None

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from bot.config import Config
-    from bot.store.records import PurgeCounts
+from bot.store.records import PurgeCounts
 
 PLATFORMS = ("telegram", "matrix")
 
@@ -22,8 +22,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="delete what Vigil holds about a person",
         description="Delete what Vigil holds about one person: the audit records of images they posted (with "
         "their hashes, reviews and alerts), their contact and exemptions, the list entries they added, alerts "
-        "sent to them, actions aimed at them and the hashes and fingerprints of the images they posted that the "
-        "seen-images window keeps. Records of what they did as an admin stay, without their id. "
+        "sent to them, actions aimed at them, the hashes and fingerprints of the images they posted that the "
+        "seen-images window keeps, when they joined groups (with the profile photos checked there) and their "
+        "private reports. Records of what they did as an admin stay, without their id. "
         "Prints what was removed.",
     )
     p.add_argument(
@@ -39,30 +40,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=run)
 
 
-async def purge(config: Config, platform: str, user_id: str) -> PurgeCounts:
-    counts, _ = await purge_all(config, platform, user_id)
-    return counts
+@dataclass(frozen=True)
+class Purged:
+    """What one purge removed: the store's own counts, and the person's rows of the newer records."""
+
+    counts: PurgeCounts
+    seen: int  # images of the seen-images window they posted (bot/seen_window.py)
+    members: int  # join times and checked profile photos (bot/door.py)
+    reports: int  # private-report rows removed or made anonymous (bot/reports.py)
 
 
-async def purge_all(config: Config, platform: str, user_id: str) -> tuple[PurgeCounts, int]:
-    """What ``purge_user`` removes, and the images of the seen-images window this person posted."""
+async def purge(config: Config, platform: str, user_id: str) -> Purged:
     from bot.store.factory import open_store
 
     store = await open_store(config, must_exist=True)
     try:
-        counts = await store.purge_user(platform, user_id)
-        return counts, await store.purge_seen_user(platform, user_id)
-    finally:
-        await store.close()
-
-
-async def purge_reports(config: Config, platform: str, user_id: str) -> int:
-    """The person's private reports (bot/store/reports.py): rows removed or made anonymous."""
-    from bot.store.factory import open_store
-
-    store = await open_store(config, must_exist=True)
-    try:
-        return await store.purge_reporter(platform, user_id)
+        return Purged(
+            counts=await store.purge_user(platform, user_id),
+            seen=await store.purge_seen_user(platform, user_id),
+            members=await store.forget_member(platform, user_id),
+            reports=await store.purge_reporter(platform, user_id),
+        )
     finally:
         await store.close()
 
@@ -76,12 +74,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("vigil purge: --user must not be empty", file=sys.stderr)
         return 2
     config = load_config(args.config)
-    counts, seen = asyncio.run(purge_all(config, args.platform, user))
-    detail = ", ".join(f"{name} {value}" for name, value in asdict(counts).items())
-    print(f"purged {args.platform} user {user}: {counts.total} rows ({detail})", file=out)
-    reports = asyncio.run(purge_reports(config, args.platform, user))
-    print(f"their private reports: {reports} rows removed or made anonymous", file=out)
-    print(f"seen-images window: {seen} images they posted removed", file=out)
+    purged = asyncio.run(purge(config, args.platform, user))
+    counts = purged.counts
+    extra = (("members", purged.members),)
+    detail = ", ".join(f"{name} {value}" for name, value in [*asdict(counts).items(), *extra])
+    print(f"purged {args.platform} user {user}: {counts.total + purged.members} rows ({detail})", file=out)
+    print(f"their private reports: {purged.reports} rows removed or made anonymous", file=out)
+    print(f"seen-images window: {purged.seen} images they posted removed", file=out)
     if counts.entries:
         # a running bot follows the store's list change log (bot/follow.py)
         print("a running Vigil stops matching the removed list entries within seconds", file=out)

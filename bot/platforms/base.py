@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
+from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, MediaRef, MemberJoined, UserRef
 from bot.i18n import Translator
 from bot.metrics import Metrics
 from bot.policy import GroupSettings
@@ -49,6 +49,7 @@ class EventSink(Protocol):
     async def private_media(self, event: MediaPosted, *, command: str | None = None) -> None: ...
     async def private_started(self, user: UserRef) -> None: ...  # the user can be written to privately
     def forget_admins(self, chat: ChatRef) -> None: ...  # the chat's admins changed (or its id did)
+    async def member_joined(self, event: MemberJoined) -> None: ...  # at the door: recorded when it returns
 
 
 class SharedReads(Protocol):
@@ -93,3 +94,12 @@ class Platform(Protocol):
     async def is_member(self, chat_id: str, user_id: str) -> bool: ...  # belongs to the group now
     async def rights(self, chat_id: str) -> Rights: ...
     async def answer(self, press: ButtonPressed, text: str) -> None: ...  # acknowledge a button press; "" says nothing
+
+
+class DoorPlatform(Protocol):
+    """What an adapter adds for checks at the door (bot/door.py), read with getattr: the member's
+    current profile photo (Telegram), a join request answered, media posting held (Telegram)."""
+
+    async def profile_photo(self, user_id: str, max_bytes: int) -> MediaRef | None: ...
+    async def answer_join_request(self, chat_id: str, user_id: str, *, approve: bool) -> None: ...
+    async def restrict_media(self, chat_id: str, user_id: str, until: datetime | None) -> None: ...

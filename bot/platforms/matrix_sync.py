@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from nio import AsyncClient, EncryptionError, Event, InviteMemberEvent, MegolmEvent
 
-from bot.errors import BadStoreValue
+from bot.errors import BadStoreValue, StoreError
 from bot.events import BotAdded, ButtonPressed, ChatRef, CommandIssued, MediaPosted, UserRef
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import BotCore
@@ -42,6 +42,7 @@ from bot.platforms.matrix_events import (
     reply_target,
     same_key,
 )
+from bot.platforms.matrix_members import member_event
 from bot.platforms.matrix_memory import Related
 from bot.platforms.matrix_timing import HitClock
 
@@ -417,6 +418,9 @@ class MatrixIntake:
             return
         if (source.get("unsigned") or {}).get("redacted_because"):
             return
+        if source.get("type") == "m.room.member" and room_id not in self.direct.user_of:
+            await self._on_member(room_id, source)  # at the door: a join or a new avatar
+            return
         kind = source.get("type")
         given = source.get("content")
         content: dict[str, Any] = given if isinstance(given, dict) else {}
@@ -521,6 +525,23 @@ class MatrixIntake:
                 self._skip(room_id, picture.event_id, "not_recordable")  # the same values would fail on every replay
             except Exception as exc:
                 raise _SubmitFailed(str(exc)) from exc
+
+    async def _on_member(self, room_id: str, source: dict[str, Any]) -> None:
+        """A join or an avatar change, recorded before the sync token is saved (like a picture)."""
+        member = source.get("state_key")
+        if not bounds.user_id(member) or member == self.me:
+            return
+        event = member_event(self._chat(room_id), self._user(room_id, member), source)
+        if event is None:
+            return
+        try:
+            await self.core.member_joined(event)
+        except BadStoreValue:
+            self._skip(room_id, source.get("event_id"), "not_recordable")
+        except StoreError as exc:  # not recorded: this sync is read again
+            raise _SubmitFailed(str(exc)) from exc
+        except Exception:  # a bug in one member's check must not hold every room's sync
+            log.exception("matrix: room %s: a member event could not be handed over; skipped", room_id)
 
     def _chat(self, room_id: str) -> ChatRef:
         room = self.client.rooms.get(room_id)

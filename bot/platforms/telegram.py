@@ -52,6 +52,7 @@ from bot.platforms.errors import (
     Unreachable,
 )
 from bot.platforms.telegram_media import main_media, pictures_of
+from bot.platforms.telegram_members import PostRechecks, TelegramMembers, join_request, joined, member_posted
 from bot.platforms.telegram_senders import (
     MAX_MESSAGE_ID,
     SHARED_SENDER_IDS,
@@ -69,7 +70,7 @@ log = logging.getLogger("vigil.telegram")
 warnings.filterwarnings("ignore", message=".*Bot.getUpdates.*", category=PTBUserWarning)
 
 NAME = "telegram"
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member", "chat_member", "chat_join_request"]
 OFFSET_KEY = "telegram:offset"
 MAX_COMMAND_TEXT = 4096  # Telegram's own limit for a message's text
 MAX_COMMAND_ARGS = 16  # no command takes more; the rest is ignored
@@ -144,7 +145,7 @@ def parse_command(message: Message, bot_username: str) -> tuple[str, tuple[str, 
     return verb.lower(), tuple(args)
 
 
-class TelegramPlatform:
+class TelegramPlatform(TelegramMembers):
     name = NAME
     shared_sender_ids = SHARED_SENDER_IDS  # never exempted or sanctioned: they stand for many senders
 
@@ -164,6 +165,7 @@ class TelegramPlatform:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = asyncio.Event()
         self.connected = False
+        self._rechecks = PostRechecks()  # members whose profile photo is looked at again when they post
 
     def _sink(self) -> EventSink:
         if self.core is None:
@@ -295,6 +297,13 @@ class TelegramPlatform:
                     )
                 )
             return
+        if update.chat_member is not None or update.chat_join_request is not None:
+            at_door = update.chat_member or update.chat_join_request
+            assert at_door is not None
+            member = joined(update, chat_of(at_door.chat)) or join_request(update, chat_of(at_door.chat))
+            if member is not None:
+                await self._sink().member_joined(member)
+            return
         if update.callback_query is not None:
             q = update.callback_query
             chat = chat_of(q.message.chat) if q.message else ChatRef(NAME, str(q.from_user.id))
@@ -362,6 +371,13 @@ class TelegramPlatform:
             return
         for event in self._posted(message, edited=edited, update_id=update.update_id):
             await self._sink().submit(event)
+        sender = sender_of(message)
+        # Telegram never tells of a new profile photo: it is looked at again when the member posts
+        said = not (message.new_chat_members or message.left_chat_member)  # a service message says nothing
+        person = sender if sender is not None and not sender.is_chat and not edited and said else None
+        if person is not None and self._rechecks.due(str(message.chat.id), person.user_id):
+            again = member_posted(chat_of(message.chat), person, message.date, update.update_id)
+            await self._sink().member_joined(again)
 
     def _posted(self, message: Message, *, edited: bool = False, update_id: int = 0) -> list[MediaPosted]:
         """One event per picture a client shows for the message (its file, thumbnails, covers)."""

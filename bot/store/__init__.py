@@ -22,6 +22,7 @@ from bot.store.circles import CirclesMixin
 from bot.store.db import MIGRATIONS_DIR, Clock, Database, utc_now
 from bot.store.groups import UNSET, GroupsMixin
 from bot.store.lists import ListsMixin, group_list_name
+from bot.store.members import MembersMixin
 from bot.store.protected import ProtectedMixin, ProtectedOwner, ProtectedPhoto
 from bot.store.records import (
     ActionRecord,
@@ -66,7 +67,16 @@ __all__ = [
 
 
 class Store(
-    GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin, ReportsMixin, CirclesMixin, SeenMixin
+    GroupsMixin,
+    ListsMixin,
+    AuditMixin,
+    WorkMixin,
+    ProtectedMixin,
+    ChangesMixin,
+    ReportsMixin,
+    CirclesMixin,
+    SeenMixin,
+    MembersMixin,
 ):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 

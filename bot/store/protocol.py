@@ -23,6 +23,7 @@ from bot.store.changes import CHANGE_CHUNK
 from bot.store.circles import CircleRecord
 from bot.store.groups import UNSET
 from bot.store.lists import ENTRY_CHUNK
+from bot.store.members import MemberRecord
 from bot.store.protected import PHOTO_CHUNK, ProtectedOwner, ProtectedPhoto
 from bot.store.records import (
     ActionRecord,
@@ -633,6 +634,31 @@ class SeenStore(Protocol):
         ...
 
 
+class MembersStore(Protocol):
+    """When members joined, and which of their profile photos was checked (bot/store/members.py)."""
+
+    async def record_join(self, platform: str, chat_id: str | int, user_id: str | int, at: datetime) -> MemberRecord:
+        """The member joined at ``at`` (a new join moves the time on); the avatar checked is kept."""
+        ...
+
+    async def member(self, platform: str, chat_id: str | int, user_id: str | int) -> MemberRecord | None: ...
+
+    async def claim_avatar(
+        self, platform: str, chat_id: str | int, user_id: str | int, avatar: str, *, hit: bool = False
+    ) -> bool:
+        """Notes ``avatar`` as the member's photo checked in the group, and whether it was a hit;
+        True when that is news there."""
+        ...
+
+    async def prune_members_before(self, cutoff: datetime) -> int:
+        """Forgets members last seen (joined, or a photo checked) before ``cutoff``."""
+        ...
+
+    async def forget_member(self, platform: str, user_id: str | int) -> int:
+        """`vigil purge --user`: the person's join times and checked photos in every group."""
+        ...
+
+
 class Store(
     GroupsStore,
     ListsStore,
@@ -643,6 +669,7 @@ class Store(
     ReportsStore,
     CirclesStore,
     SeenStore,
+    MembersStore,
     Protocol,
 ):
     """A whole store: every concern, plus opening details, backup and closing."""

@@ -29,6 +29,7 @@ from bot.store.postgres.circles import PgCirclesMixin
 from bot.store.postgres.db import DEFAULT_POOL, MIGRATIONS_DIR, PgDatabase, fetchone
 from bot.store.postgres.groups import PgGroupsMixin
 from bot.store.postgres.lists import PgListsMixin
+from bot.store.postgres.members import PgMembersMixin
 from bot.store.postgres.protected import PgProtectedMixin
 from bot.store.postgres.reports import PgReportsMixin
 from bot.store.postgres.seen import PgSeenMixin
@@ -49,6 +50,7 @@ class PostgresStore(
     PgReportsMixin,
     PgCirclesMixin,
     PgSeenMixin,
+    PgMembersMixin,
 ):
     """All of Vigil's persistent data in one PostgreSQL database; see the mixins for each topic."""
 

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from tests.support.botapi.limits import MAX_DOWNLOAD_BYTES, MAX_UPLOAD_BYTES
-from tests.support.botapi.methods_messages import MessageMethods
+from tests.support.botapi.members_door import DoorMethods
 from tests.support.botapi.model import ApiError, Call, Upload, _bad, _Failure
 from tests.support.botapi.params import _decode_form_value, _is_int_like
 
@@ -45,10 +45,13 @@ API_METHODS = (
     "leaveChat",
     "banChatSenderChat",
     "unbanChatSenderChat",
+    "getUserProfilePhotos",
+    "approveChatJoinRequest",
+    "declineChatJoinRequest",
 )
 
 
-class BotApiEmulator(MessageMethods):
+class BotApiEmulator(DoorMethods):
     """One emulated bot and the Telegram world around it. See the package docstring."""
 
     def __init__(
