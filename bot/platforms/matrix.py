@@ -55,6 +55,7 @@ from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
 from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401
 from bot.platforms.matrix_timing import HitClock, HomeserverCalls
 from bot.platforms.matrix_undecryptable import UndecryptableNotices
+from bot.platforms.matrix_worker import WorkerDevice
 from detectors.errors import TooManyBytes
 
 log = logging.getLogger("vigil.matrix")
@@ -143,6 +144,11 @@ class MatrixPlatform(MatrixIntake):
         self._offerer = asyncio.create_task(self._offer_reactions(), name="vigil-matrix-reactions")
         self._spawn(self._follow_policy_rooms(), "following the policy rooms")
         log.info("matrix: syncing as %s (device %s)", self.me, self.client.device_id)
+
+    async def start_sending(self, core: BotCore) -> None:
+        """A worker of a cluster (bot/roles.py): sends, redacts and alerts from a device of its own,
+        and never reads the timelines (the active ingest does): bot/platforms/matrix_worker.py."""
+        await WorkerDevice(self).start(core)
 
     async def _follow_policy_rooms(self) -> None:
         await self._ready.wait()
@@ -323,6 +329,11 @@ class MatrixPlatform(MatrixIntake):
         extra = media.extra or {}
         picture = (event.chat.chat_id, event.message_id, event.variant)  # its retries share one deadline
         mxc = str(extra.get("mxc") or media.file_id)
+        # the file a redaction must also quarantine, as the job named it (a worker never saw the event)
+        related = self._related.get((event.chat.chat_id, event.message_id)) or Related(sender=event.sender.user_id)
+        if mxc not in related.mxcs:
+            related.mxcs.append(mxc)
+        self._related.put((event.chat.chat_id, event.message_id), related)
         begun = time.perf_counter()
         self._stamp(event.message_id, "fetching", begun)
         try:

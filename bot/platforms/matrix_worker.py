@@ -1,0 +1,190 @@
+"""The Matrix account on a cluster's worker (`vigil run --role worker`): a device of its own.
+
+The active ingest holds the account's reading device: it syncs the timelines, keeps the room
+keys, decrypts each event and records each picture's job with what a worker needs to check it
+(the mxc URI and, for an encrypted attachment, the ``file`` object's key, iv and hash). A
+worker never reads the timelines. It logs in as the same account with a device of its own,
+because a device's encryption state cannot be shared between processes, and uses it to:
+
+- download a job's attachment and open it with the key from the job (matrix_media);
+- redact, mute, ban and alert: a direct message to a moderator is encrypted when the room is,
+  so the worker's device needs the room lists, members and the moderators' device keys. It
+  gets them from a state-only sync (timeline limit 0: no message is ever read, so nothing is
+  decrypted or judged twice), which also keeps each room's power rules fresh, and from
+  matrix-nio's key upkeep between syncs;
+- react with an alert's choices (the active ingest reads the reactions and commands).
+
+Each worker's device lives in a slot: ``<data_dir>/matrix-workers/<n>/`` holds its session and
+keys, claimed with a lock on a file in it (released when the process ends), so several workers
+sharing a data directory take different devices, and a restarted worker takes a free slot back
+with the device that was in it instead of creating another one on the homeserver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from bot.errors import ConfigError
+from bot.platforms import matrix_bounds as bounds
+from bot.platforms.errors import PlatformError, RetryLater
+from bot.platforms.matrix_direct import DirectRooms, RawApi
+from bot.platforms.matrix_errors import call
+from bot.platforms.matrix_media import MediaFetcher
+from bot.platforms.matrix_session import log_in, new_client
+from bot.platforms.matrix_state import MuteBook, PendingEncrypted
+
+if TYPE_CHECKING:
+    from bot.platforms.base import BotCore
+    from bot.platforms.matrix import MatrixPlatform
+
+log = logging.getLogger("vigil.matrix")
+
+WORKERS_DIR = "matrix-workers"  # under data_dir: one folder (slot) per worker device
+MAX_SLOTS = 64  # worker devices one data directory holds
+LOCK_FILE = "in-use.lock"
+STATE_SYNC_MS = 30_000  # long poll of the state-only sync
+
+
+def worker_filter() -> dict[str, Any]:
+    """A worker's sync: rooms' state and members (for encrypted alerts and power rules), never a message."""
+    return {
+        "presence": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+        "room": {
+            "timeline": {"limit": 0},  # the messages are the ingest's to read
+            "ephemeral": {"not_types": ["*"]},
+            "account_data": {"not_types": ["*"]},
+            "state": {"lazy_load_members": False},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class DeviceSlot:
+    """A worker's device folder, held (flock) while this process runs."""
+
+    number: int
+    path: Path
+    fd: int
+
+
+def claim_slot(base: Path) -> DeviceSlot:
+    """The first free slot under ``base`` (its device is reused); a new one when all are taken."""
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for number in range(MAX_SLOTS):
+        path = base / str(number)
+        path.mkdir(exist_ok=True, mode=0o700)
+        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return DeviceSlot(number, path, fd)
+    raise ConfigError(
+        "vigil.data_dir",
+        f"all {MAX_SLOTS} Matrix worker devices in {base} are in use by running workers",
+        "give the workers on this machine data directories of their own, or run fewer of them",
+    )
+
+
+class WorkerDevice:
+    """Starts a MatrixPlatform as a worker: its own device, a state-only sync, no timeline."""
+
+    def __init__(self, platform: MatrixPlatform) -> None:
+        self.platform = platform
+        self.slot: DeviceSlot | None = None
+        self.token: str | None = None  # the state sync's position, in memory only: a restart reads the state again
+        self.filter = worker_filter()
+
+    async def start(self, core: BotCore) -> None:
+        p = self.platform
+        config = p.config
+        if not config.password:
+            raise ConfigError(
+                "matrix.password",
+                "a Matrix worker logs in a device of its own, which needs the account's password",
+                "set VIGIL_MATRIX_PASSWORD for the workers (an access token belongs to one device: the ingest's)",
+            )
+        self.slot = claim_slot(p.directory.parent / WORKERS_DIR)
+        directory = self.slot.path
+        # everything that belongs to a device lives in the slot, never in the ingest's folder
+        p.directory = directory
+        p.client = new_client(config, directory, p.calls)
+        p.mutes = MuteBook(directory)
+        p.pending = PendingEncrypted(directory)
+        raw = RawApi(config.homeserver, lambda: p.http, lambda: p.client.access_token)  # the worker's own token
+        p.direct = DirectRooms(p.client, raw, config.user_id, p._ready)
+        p._core = core
+        p.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=120, sock_connect=15), trace_configs=[p.calls.trace_config()]
+        )
+        p.media = MediaFetcher(p.http, config.homeserver, config.download_deadline)
+        own = replace(config, access_token="", device_name=f"{config.device_name} worker {self.slot.number}")
+        await log_in(p.client, own, directory)
+        await p.direct.load()
+        await self._sync(first=True)  # the rooms, their state and members before the first job
+        p._stopping.clear()
+        p._syncer = asyncio.create_task(self._sync_loop(), name="vigil-matrix-state-sync")
+        p._lifter = asyncio.create_task(p._lift_mutes(), name="vigil-matrix-mutes")
+        p._offerer = asyncio.create_task(p._offer_reactions(), name="vigil-matrix-reactions")
+        p.connected = True
+        log.info(
+            "matrix: sending as %s from worker device %s (slot %d; the ingest reads the rooms)",
+            p.me,
+            p.client.device_id,
+            self.slot.number,
+        )
+
+    async def _sync(self, *, first: bool) -> None:
+        p = self.platform
+        response = await call(
+            "sync (room state)",
+            p.client.sync(
+                timeout=0 if first else STATE_SYNC_MS,
+                since=self.token,
+                full_state=True if first else None,
+                sync_filter=self.filter,
+            ),
+        )
+        for room_id in response.rooms.leave:
+            p._forget_room(room_id)
+        for room_id, info in response.rooms.join.items():
+            if not bounds.room_id(room_id):
+                continue
+            states = [e.source for e in info.state if isinstance(getattr(e, "source", None), dict)]
+            if first:
+                p.state.seed(room_id, states)
+            for state in states:
+                if not first:
+                    p._state_event(room_id, state)
+                p.bridges.note(room_id, state)
+        self.token = response.next_batch
+        p._ready.set()  # nio knows the rooms: direct rooms can be looked up
+        await p._keys_maintenance()
+
+    async def _sync_loop(self) -> None:
+        backoff = 1.0
+        while not self.platform._stopping.is_set():
+            try:
+                await self._sync(first=False)
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except RetryLater as exc:
+                await asyncio.sleep(exc.retry_after)
+            except Exception as exc:  # alerts must keep their room lists: try again from the last position
+                if isinstance(exc, PlatformError):
+                    log.warning("matrix: the worker's state sync failed (%s); retrying in %.0f s", exc, backoff)
+                else:
+                    log.exception("matrix: the worker's state sync failed; retrying in %.0f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)

@@ -1,0 +1,138 @@
+"""Matrix on the split roles: `vigil run --role ingest` (the account's reading device) and
+`--role worker` (a device of its own, no timeline) on the real PostgreSQL and the real Synapse
+the suite starts.
+
+- a blocked copy posted in a plain room and in an end-to-end encrypted room: the ingest decrypts
+  the event and records the job with the attachment's key; the worker downloads and opens it,
+  redacts it and alerts the room's moderator once (encrypted when the room is); the key is gone
+  from the database once the work is finished, and no log or audit record carries it;
+- a worker's device lives in a slot of its own under the data directory, reused after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.__main__ import main as vigil_main
+from bot.config import load_config
+from bot.errors import ConfigError
+from bot.platforms.matrix_worker import claim_slot
+from bot.roles import Role, check_role
+from tests.support.cluster_harness import Cluster, cluster_sections, until
+from tests.support.matrix_harness import (
+    Inbox,
+    matrix_env,
+    new_user,
+    people,
+    protected_room,
+    wait_redacted,
+    write_matrix_config,
+)
+from tests.support.synapse import Synapse
+from tests.support.vigil_harness import jpeg
+
+pytestmark = [pytest.mark.synapse, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def made() -> Iterator[list[Cluster]]:
+    clusters: list[Cluster] = []
+    yield clusters
+    for c in clusters:
+        c.stop()
+
+
+async def block(cfg: Path, tmp: Path, image: bytes, rooms: list[str]) -> None:
+    """The operator blocks an image for the rooms, from the command line."""
+    path = tmp / "blocked.jpg"
+    path.write_bytes(image)
+    commands = [["hash", "add", str(path), "--list", "partner"]]
+    commands += [["hash", "follow", "partner", "--group", f"matrix:{room}"] for room in rooms]
+    for args in commands:
+        assert await asyncio.to_thread(vigil_main, [*args, "--config", str(cfg)]) == 0
+
+
+def devices(synapse: Synapse, user_id: str) -> list[str]:
+    reply = synapse.admin_request("GET", f"/_synapse/admin/v2/users/{user_id}/devices")
+    assert reply.status == 200, reply.body
+    return sorted(str(d.get("display_name")) for d in reply.body["devices"])
+
+
+async def test_a_worker_redacts_blocked_copies_in_plain_and_encrypted_rooms_and_alerts_once(
+    synapse: Synapse,
+    marker_model: Path,
+    photo: np.ndarray,
+    other_photo: np.ndarray,
+    tmp_path: Path,
+    postgres_url: str,
+    made: list[Cluster],
+) -> None:
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model, extra=cluster_sections(postgres_url))
+    cluster = Cluster(cfg, postgres_url, tmp_path, env=matrix_env(bot))
+    made.append(cluster)
+    ingest = cluster.start("ingest")
+    worker = cluster.start("worker")
+    await until(lambda: cluster.workers_ready() == 1, "the worker", cluster=cluster)
+    await until(lambda: "matrix: syncing as" in ingest.log(), "the ingest reading", cluster=cluster)
+    await until(lambda: "from worker device" in worker.log(), "the worker's device", cluster=cluster)
+
+    async with people(synapse, "owner", "owner", "member", "member") as (owner, owner_e2e, member, member_e2e):
+        plain = await protected_room(owner, bot.user_id, members=[member])
+        secret = await protected_room(owner_e2e, bot.user_id, members=[member_e2e], encrypted=True, name="Chess club")
+        await block(cfg, tmp_path, jpeg(other_photo, 92), [plain.room_id, secret.room_id])
+        # a benign image first: once it is judged, the worker has the lists the block made
+        benign = await member.send_image(plain.room_id, jpeg(photo), "image/jpeg")
+        copy = await member.send_image(plain.room_id, jpeg(other_photo, 60), "image/jpeg")
+        content = await member_e2e.media_content("m.image", jpeg(other_photo, 70), "image/jpeg", "image", encrypt=True)
+        key = content["file"]["key"]["k"]
+        sealed = await member_e2e.send(secret.room_id, "m.room.message", content)
+        raw = synapse.request(
+            "GET", f"/_matrix/client/v3/rooms/{secret.room_id}/event/{sealed}", token=member_e2e.user.access_token
+        )
+        assert raw.body["type"] == "m.room.encrypted"  # only a device with the room keys can read the event
+
+        await wait_redacted(owner, plain.room_id, copy)
+        await wait_redacted(owner_e2e, secret.room_id, sealed)
+        await until(lambda: cluster.finished() == 3 and cluster.pending() == 0, "every image handled", cluster=cluster)
+        assert not await owner.redacted(plain.room_id, benign)
+        inboxes = [Inbox(owner, bot.user_id), Inbox(owner_e2e, bot.user_id)]
+        for inbox in inboxes:
+            await inbox.wait(lambda i: len(i.alerts()) == 1)
+            await inbox.poll()  # one read after the work is finished: a second alert would be in it
+            assert len(inbox.alerts()) == 1
+        _, alert = inboxes[1].alerts()[0]
+        assert getattr(alert, "decrypted", False), "the alert about an encrypted room arrives encrypted"
+
+    # the worker did the work with its own device: the ingest never judges (it runs no jobs)
+    assert "worker 0" in " ".join(devices(synapse, bot.user_id))
+    assert cluster.scans_per_message(secret.room_id)  # type: ignore[arg-type] == {sealed: 1}
+    # the key lived in the work item only while it was open
+    assert cluster.query("SELECT count(*) FROM work WHERE payload::text LIKE %s", (f"%{key}%",)) == [(0,)]
+    assert cluster.query("SELECT count(*) FROM audit WHERE audit::text LIKE %s", (f"%{key}%",)) == [(0,)]
+    assert key not in ingest.log() + worker.log()
+
+
+def test_a_matrix_worker_needs_the_password_and_takes_a_device_slot_of_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[database]\nurl = "postgresql://vigil@db.example.org/vigil"\n'
+        '[matrix]\nhomeserver = "https://matrix.example.org"\nuser_id = "@vigil:example.org"\n'
+        "[telegram]\nenabled = false\n"
+    )
+    with_token = load_config(path, env={"VIGIL_MATRIX_ACCESS_TOKEN": "syt_x"})
+    check_role(with_token, Role.INGEST)  # the ingest reads: Matrix runs on the split roles
+    with pytest.raises(ConfigError, match="matrix.password"):
+        check_role(with_token, Role.WORKER)
+    check_role(load_config(path, env={"VIGIL_MATRIX_PASSWORD": "pw"}), Role.WORKER)
+
+    first, second = claim_slot(tmp_path / "w"), claim_slot(tmp_path / "w")
+    assert (first.number, second.number) == (0, 1) and first.path != second.path
+    os.close(first.fd)  # its process ended: the next worker takes its device back
+    assert claim_slot(tmp_path / "w").number == 0
