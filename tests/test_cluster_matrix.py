@@ -109,6 +109,12 @@ async def test_a_worker_redacts_blocked_copies_in_plain_and_encrypted_rooms_and_
             assert len(inbox.alerts()) == 1
         _, alert = inboxes[1].alerts()[0]
         assert getattr(alert, "decrypted", False), "the alert about an encrypted room arrives encrypted"
+        # the direct room a worker opened is a direct room to the ingest too: a choice typed there is answered
+        dm, alert = inboxes[0].alerts()[0]
+        record = next(w for w in alert.body.split() if w.startswith("details:")).split(":", 1)[1]
+        await owner.send_text(dm, f"!vigil details:{record}")
+        await inboxes[0].wait(lambda i: any(f"!vigil export:{record}" in e.body for _, e in i.details()))
+        assert any(copy in e.body for _, e in inboxes[0].details())
 
     # the worker did the work with its own device: the ingest never judges (it runs no jobs)
     assert "worker 0" in " ".join(devices(synapse, bot.user_id))
@@ -136,3 +142,26 @@ def test_a_matrix_worker_needs_the_password_and_takes_a_device_slot_of_its_own(t
     assert (first.number, second.number) == (0, 1) and first.path != second.path
     os.close(first.fd)  # its process ended: the next worker takes its device back
     assert claim_slot(tmp_path / "w").number == 0
+
+
+async def test_direct_rooms_another_process_opened_are_followed_and_never_dropped_by_a_save() -> None:
+    import asyncio as aio
+
+    from bot.platforms.matrix_direct import DirectRooms
+
+    saved: dict[str, list[str]] = {"@amy:example.org": ["!worker:example.org"]}  # a worker's save
+
+    class Raw:  # Vigil's own seam to the homeserver: m.direct as the account has it
+        async def __call__(self, method: str, path: str, body: object = None, **kw: object) -> object:
+            if method == "PUT":
+                saved.clear()
+                saved.update(body)  # type: ignore[arg-type]
+            return {k: list(v) for k, v in saved.items()}
+
+    ingest = DirectRooms(None, Raw(), "@vigil:example.org", aio.Event())  # type: ignore[arg-type]
+    await ingest.remember("@bob:example.org", "!ingest:example.org")
+    assert saved == {"@amy:example.org": ["!worker:example.org"], "@bob:example.org": ["!ingest:example.org"]}
+    assert ingest.user_of["!worker:example.org"] == "@amy:example.org"  # a direct room here too
+    ingest.follow({"@amy:example.org": ["!later:example.org", "not a room"], "bad": ["!x:example.org"]})
+    assert ingest.by_user["@amy:example.org"] == ["!worker:example.org", "!later:example.org"]
+    assert "!x:example.org" not in ingest.user_of

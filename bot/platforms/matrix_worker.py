@@ -57,7 +57,7 @@ def worker_filter() -> dict[str, Any]:
     """A worker's sync: rooms' state and members (for encrypted alerts and power rules), never a message."""
     return {
         "presence": {"not_types": ["*"]},
-        "account_data": {"not_types": ["*"]},
+        "account_data": {"types": ["m.direct"]},  # direct rooms other processes of the account opened
         "room": {
             "timeline": {"limit": 0},  # the messages are the ingest's to read
             "ephemeral": {"not_types": ["*"]},
@@ -155,6 +155,9 @@ class WorkerDevice:
                 sync_filter=self.filter,
             ),
         )
+        for data in response.account_data_events:
+            if getattr(data, "type", None) == "m.direct":
+                p.direct.follow(getattr(data, "content", None))
         for room_id in response.rooms.leave:
             p._forget_room(room_id)
         for room_id, info in response.rooms.join.items():
