@@ -33,13 +33,16 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from bot.errors import ConfigError
+from bot.events import ChatRef
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import PlatformError, RetryLater
 from bot.platforms.matrix_direct import DirectRooms, RawApi
 from bot.platforms.matrix_errors import call
 from bot.platforms.matrix_media import MediaFetcher
+from bot.platforms.matrix_roomstate import POWER_TYPES
 from bot.platforms.matrix_session import log_in, new_client
 from bot.platforms.matrix_state import MuteBook, PendingEncrypted
+from bot.platforms.matrix_sync import NAME
 
 if TYPE_CHECKING:
     from bot.platforms.base import BotCore
@@ -53,13 +56,19 @@ LOCK_FILE = "in-use.lock"
 STATE_SYNC_MS = 30_000  # long poll of the state-only sync
 
 
+# the state a worker follows: who moderates (power rules) and whether a room is encrypted
+FOLLOWED = POWER_TYPES | {"m.room.encryption"}
+
+
 def worker_filter() -> dict[str, Any]:
     """A worker's sync: rooms' state and members (for encrypted alerts and power rules), never a message."""
     return {
         "presence": {"not_types": ["*"]},
         "account_data": {"types": ["m.direct"]},  # direct rooms other processes of the account opened
         "room": {
-            "timeline": {"limit": 0},  # the messages are the ingest's to read
+            # the messages are the ingest's to read: only the state events a worker follows come in the
+            # timeline (a limit of 0 is not honoured: Synapse still sends the last message)
+            "timeline": {"limit": 50, "types": sorted(FOLLOWED)},
             "ephemeral": {"not_types": ["*"]},
             "account_data": {"not_types": ["*"]},
             "state": {"lazy_load_members": False},
@@ -146,6 +155,7 @@ class WorkerDevice:
 
     async def _sync(self, *, first: bool) -> None:
         p = self.platform
+        core = p.core
         response = await call(
             "sync (room state)",
             p.client.sync(
@@ -164,12 +174,23 @@ class WorkerDevice:
             if not bounds.room_id(room_id):
                 continue
             states = [e.source for e in info.state if isinstance(getattr(e, "source", None), dict)]
+            # the timeline carries only the followed state events (the filter), after the state block
+            states += [
+                e.source
+                for e in info.timeline.events
+                if isinstance(getattr(e, "source", None), dict) and isinstance(e.source.get("state_key"), str)
+            ]
             if first:
                 p.state.seed(room_id, states)
             for state in states:
                 if not first:
                     p._state_event(room_id, state)
                 p.bridges.note(room_id, state)
+            changed = {s.get("type") for s in states} & POWER_TYPES
+            if changed and not first:  # who moderates may have changed: alerts go to the current moderators
+                core.forget_admins(ChatRef(NAME, room_id))
+                if "m.room.power_levels" in changed:
+                    log.info("matrix: room %s: power levels changed; this worker follows them", room_id)
         self.token = response.next_batch
         p._ready.set()  # nio knows the rooms: direct rooms can be looked up
         await p._keys_maintenance()
