@@ -131,9 +131,18 @@ async def test_a_worker_redacts_blocked_copies_in_plain_and_encrypted_rooms_and_
         await helpers.wait(lambda i: len(i.alerts()) == 1)
         await inboxes[0].wait(lambda i: len(i.alerts()) == 2)
 
+        # an encrypted photo edited into a blocked copy: the worker redacts the message and its edit
+        # (the edit read back from the homeserver, which the worker's device cannot decrypt)
+        edited = await member_e2e.send_image(secret.room_id, jpeg(photo, 80), "image/jpeg", encrypted_room=True)
+        edit = await member_e2e.edit_media(secret.room_id, edited, jpeg(other_photo, 65), encrypted_room=True)
+        await wait_redacted(owner_e2e, secret.room_id, edited)
+        await wait_redacted(owner_e2e, secret.room_id, edit)
+        await until(lambda: cluster.pending() == 0, "the edit handled", cluster=cluster)
+
     # the worker did the work with its own device: the ingest never judges (it runs no jobs)
     assert "worker 0" in " ".join(devices(synapse, bot.user_id))
-    assert cluster.scans_per_message(secret.room_id)  # type: ignore[arg-type] == {sealed: 1}
+    scans = cluster.scans_per_message(secret.room_id)  # type: ignore[arg-type]
+    assert scans[sealed] == 1 and scans[edited] == 2, scans  # the message as posted, then its edit
     # the key lived in the work item only while it was open: no table keeps it (audit, jobs, state)
     tables = cluster.query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"

@@ -41,7 +41,7 @@ from bot.platforms.matrix_errors import call
 from bot.platforms.matrix_media import MediaFetcher
 from bot.platforms.matrix_roomstate import POWER_TYPES
 from bot.platforms.matrix_session import log_in, new_client
-from bot.platforms.matrix_state import MuteBook, PendingEncrypted
+from bot.platforms.matrix_state import MuteBook, Pending, PendingEncrypted
 from bot.platforms.matrix_sync import NAME
 
 if TYPE_CHECKING:
@@ -105,6 +105,17 @@ def claim_slot(base: Path) -> DeviceSlot:
     )
 
 
+class NothingWaits(PendingEncrypted):
+    """A worker has no room keys and no timeline to retry from: an encrypted edit it reads back
+    before a redaction (for its files) is redacted without them, never kept to be retried or
+    reported as undecryptable (the ingest reports what it cannot read)."""
+
+    def add(
+        self, event_id: str, room_id: str, now: float, *, sender: str = "", session: str = "", device: str = ""
+    ) -> list[Pending]:
+        return []
+
+
 class WorkerDevice:
     """Starts a MatrixPlatform as a worker: its own device, a state-only sync, no timeline."""
 
@@ -129,7 +140,7 @@ class WorkerDevice:
         p.directory = directory
         p.client = new_client(config, directory, p.calls)
         p.mutes = MuteBook(directory)
-        p.pending = PendingEncrypted(directory)
+        p.pending = NothingWaits(directory)
         raw = RawApi(config.homeserver, lambda: p.http, lambda: p.client.access_token)  # the worker's own token
         p.direct = DirectRooms(p.client, raw, config.user_id, p._ready)
         p._core = core
@@ -192,6 +203,7 @@ class WorkerDevice:
                 if "m.room.power_levels" in changed:
                     log.info("matrix: room %s: power levels changed; this worker follows them", room_id)
         self.token = response.next_batch
+        p._undecrypted.clear()  # encrypted edits read back for a redaction: never retried here (NothingWaits)
         p._ready.set()  # nio knows the rooms: direct rooms can be looked up
         await p._keys_maintenance()
 
