@@ -9,10 +9,12 @@ because a device's encryption state cannot be shared between processes, and uses
 - download a job's attachment and open it with the key from the job (matrix_media);
 - redact, mute, ban and alert: a direct message to a moderator is encrypted when the room is,
   so the worker's device needs the room lists, members and the moderators' device keys. It
-  gets them from a state-only sync (timeline limit 0: no message is ever read, so nothing is
-  decrypted or judged twice), which also keeps each room's power rules fresh, and from
-  matrix-nio's key upkeep between syncs;
+  gets them from a state-only sync (``StateSync``: its timeline filter lets through only the
+  state it follows, so no message is ever read, decrypted or judged twice), which also keeps
+  each room's power rules fresh, and from matrix-nio's key upkeep between syncs;
 - react with an alert's choices (the active ingest reads the reactions and commands).
+
+``MatrixPlatform.start_sending`` puts these together; this module never imports the platform.
 
 Each worker's device lives in a slot: ``<data_dir>/matrix-workers/<n>/`` holds its session and
 keys, claimed with a lock on a file in it (released when the process ends), so several workers
@@ -28,25 +30,17 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import aiohttp
-
+from bot.config import MatrixConfig
 from bot.errors import ConfigError
 from bot.events import ChatRef
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.errors import PlatformError, RetryLater
-from bot.platforms.matrix_direct import DirectRooms, RawApi
 from bot.platforms.matrix_errors import call
-from bot.platforms.matrix_media import MediaFetcher
 from bot.platforms.matrix_roomstate import POWER_TYPES
-from bot.platforms.matrix_session import log_in, new_client
-from bot.platforms.matrix_state import MuteBook, Pending, PendingEncrypted
-from bot.platforms.matrix_sync import NAME
-
-if TYPE_CHECKING:
-    from bot.platforms.base import BotCore
-    from bot.platforms.matrix import MatrixPlatform
+from bot.platforms.matrix_state import Pending, PendingEncrypted
+from bot.platforms.matrix_sync import NAME, MatrixIntake
 
 log = logging.getLogger("vigil.matrix")
 
@@ -116,55 +110,28 @@ class NothingWaits(PendingEncrypted):
         return []
 
 
-class WorkerDevice:
-    """Starts a MatrixPlatform as a worker: its own device, a state-only sync, no timeline."""
+def worker_config(config: MatrixConfig, slot: DeviceSlot) -> MatrixConfig:
+    """How a worker logs in: with the password (an access token is the ingest's device), as its slot's device."""
+    if not config.password:
+        raise ConfigError(
+            "matrix.password",
+            "a Matrix worker logs in a device of its own, which needs the account's password",
+            "set VIGIL_MATRIX_PASSWORD for the workers (an access token belongs to one device: the ingest's)",
+        )
+    return replace(config, access_token="", device_name=f"{config.device_name} worker {slot.number}")
 
-    def __init__(self, platform: MatrixPlatform) -> None:
+
+class StateSync:
+    """A worker's sync: the rooms' followed state, m.direct, to-device messages and device lists;
+    never a message (``worker_filter``). Its position is kept in memory only: a restart reads the
+    state again in full."""
+
+    def __init__(self, platform: MatrixIntake) -> None:
         self.platform = platform
-        self.slot: DeviceSlot | None = None
-        self.token: str | None = None  # the state sync's position, in memory only: a restart reads the state again
+        self.token: str | None = None
         self.filter = worker_filter()
 
-    async def start(self, core: BotCore) -> None:
-        p = self.platform
-        config = p.config
-        if not config.password:
-            raise ConfigError(
-                "matrix.password",
-                "a Matrix worker logs in a device of its own, which needs the account's password",
-                "set VIGIL_MATRIX_PASSWORD for the workers (an access token belongs to one device: the ingest's)",
-            )
-        self.slot = claim_slot(p.directory.parent / WORKERS_DIR)
-        directory = self.slot.path
-        # everything that belongs to a device lives in the slot, never in the ingest's folder
-        p.directory = directory
-        p.client = new_client(config, directory, p.calls)
-        p.mutes = MuteBook(directory)
-        p.pending = NothingWaits(directory)
-        raw = RawApi(config.homeserver, lambda: p.http, lambda: p.client.access_token)  # the worker's own token
-        p.direct = DirectRooms(p.client, raw, config.user_id, p._ready)
-        p._core = core
-        p.http = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=120, sock_connect=15), trace_configs=[p.calls.trace_config()]
-        )
-        p.media = MediaFetcher(p.http, config.homeserver, config.download_deadline)
-        own = replace(config, access_token="", device_name=f"{config.device_name} worker {self.slot.number}")
-        await log_in(p.client, own, directory)
-        await p.direct.load()
-        await self._sync(first=True)  # the rooms, their state and members before the first job
-        p._stopping.clear()
-        p._syncer = asyncio.create_task(self._sync_loop(), name="vigil-matrix-state-sync")
-        p._lifter = asyncio.create_task(p._lift_mutes(), name="vigil-matrix-mutes")
-        p._offerer = asyncio.create_task(p._offer_reactions(), name="vigil-matrix-reactions")
-        p.connected = True
-        log.info(
-            "matrix: sending as %s from worker device %s (slot %d; the ingest reads the rooms)",
-            p.me,
-            p.client.device_id,
-            self.slot.number,
-        )
-
-    async def _sync(self, *, first: bool) -> None:
+    async def once(self, *, first: bool) -> None:
         p = self.platform
         core = p.core
         response = await call(
@@ -207,11 +174,11 @@ class WorkerDevice:
         p._ready.set()  # nio knows the rooms: direct rooms can be looked up
         await p._keys_maintenance()
 
-    async def _sync_loop(self) -> None:
+    async def run(self) -> None:
         backoff = 1.0
         while not self.platform._stopping.is_set():
             try:
-                await self._sync(first=False)
+                await self.once(first=False)
                 backoff = 1.0
             except asyncio.CancelledError:
                 raise
