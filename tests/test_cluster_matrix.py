@@ -6,7 +6,10 @@ the suite starts.
   the event and records the job with the attachment's key; the worker downloads and opens it,
   redacts it and alerts the room's moderator once (encrypted when the room is); the key is gone
   from the database once the work is finished, and no log or audit record carries it;
-- a worker's device lives in a slot of its own under the data directory, reused after a restart.
+- the active ingest SIGKILLed: a standby on the same data directory takes over with the same
+  device (and so the room keys), and the encrypted copy posted meanwhile is judged once;
+- a worker's device lives in a slot of its own under the data directory, reused after a restart;
+- direct rooms another process of the account opened are followed, never dropped by a save.
 """
 
 from __future__ import annotations
@@ -152,6 +155,46 @@ async def test_a_worker_redacts_blocked_copies_in_plain_and_encrypted_rooms_and_
     for (table,) in tables:
         assert cluster.query(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE %s', (f"%{key}%",)) == [(0,)]
     assert key not in ingest.log() + worker.log()
+
+
+async def test_the_active_matrix_ingest_killed_a_standby_goes_on_with_the_same_device(
+    synapse: Synapse,
+    marker_model: Path,
+    other_photo: np.ndarray,
+    tmp_path: Path,
+    postgres_url: str,
+    made: list[Cluster],
+) -> None:
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model, extra=cluster_sections(postgres_url))
+    cluster = Cluster(cfg, postgres_url, tmp_path, env=matrix_env(bot))
+    made.append(cluster)
+    ingests = [cluster.start("ingest"), cluster.start("ingest")]
+    cluster.start("worker")
+    await until(lambda: cluster.workers_ready() == 1, "the worker", cluster=cluster)
+    await until(lambda: sum(p.active for p in ingests) == 1, "one active ingest", cluster=cluster)
+    active = next(p for p in ingests if p.active)
+    standby = next(p for p in ingests if p is not active)
+    await until(lambda: standby.standing_by, "the other ingest standing by", cluster=cluster)
+    await until(lambda: "matrix: syncing as" in active.log(), "the ingest reading", cluster=cluster)
+
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot.user_id, members=[member], encrypted=True)
+        await block(cfg, tmp_path, jpeg(other_photo, 92), [room.room_id])
+        first = await member.send_image(room.room_id, jpeg(other_photo, 60), "image/jpeg", encrypted_room=True)
+        await wait_redacted(owner, room.room_id, first)
+        active.kill()
+        second = await member.send_image(room.room_id, jpeg(other_photo, 70), "image/jpeg", encrypted_room=True)
+        await until(lambda: standby.active, "the standby taking over", cluster=cluster)
+        await wait_redacted(owner, room.room_id, second)  # decrypted by the same device, from the saved keys
+        await until(lambda: cluster.finished() == 2 and cluster.pending() == 0, "both handled", cluster=cluster)
+        inbox = Inbox(owner, bot.user_id)
+        await inbox.wait(lambda i: len(i.alerts()) == 2)
+        await inbox.poll()
+        assert len(inbox.alerts()) == 2, "one alert per copy"
+    assert cluster.scans_per_message(room.room_id) == {first: 1, second: 1}  # type: ignore[arg-type]
+    reading = [line.rsplit("device ", 1)[1] for p in ingests for line in p.log().splitlines() if "syncing as" in line]
+    assert len(reading) == 2 and reading[0] == reading[1], "the standby read with the same device"
 
 
 def test_a_matrix_worker_needs_the_password_and_takes_a_device_slot_of_its_own(tmp_path: Path) -> None:
