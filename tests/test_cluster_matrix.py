@@ -37,6 +37,7 @@ from tests.support.matrix_harness import (
     wait_redacted,
     write_matrix_config,
 )
+from tests.support.matrix_proxy import MatrixProxy
 from tests.support.synapse import Synapse
 from tests.support.vigil_harness import jpeg
 
@@ -195,6 +196,49 @@ async def test_the_active_matrix_ingest_killed_a_standby_goes_on_with_the_same_d
     assert cluster.scans_per_message(room.room_id) == {first: 1, second: 1}  # type: ignore[arg-type]
     reading = [line.rsplit("device ", 1)[1] for p in ingests for line in p.log().splitlines() if "syncing as" in line]
     assert len(reading) == 2 and reading[0] == reading[1], "the standby read with the same device"
+
+
+async def test_a_matrix_worker_killed_mid_job_its_job_runs_on_the_other_workers_device(
+    synapse: Synapse,
+    marker_model: Path,
+    other_photo: np.ndarray,
+    tmp_path: Path,
+    postgres_url: str,
+    made: list[Cluster],
+) -> None:
+    bot = new_user(synapse, "vigil")
+    async with MatrixProxy(synapse.base_url) as proxy:  # holds a download, as a slow remote server would
+        extra = cluster_sections(postgres_url)
+        cfg = write_matrix_config(tmp_path, synapse, bot, marker_model, extra=extra, homeserver=proxy.url)
+        cluster = Cluster(cfg, postgres_url, tmp_path, env=matrix_env(bot))
+        made.append(cluster)
+        ingest = cluster.start("ingest")
+        workers = [cluster.start("worker"), cluster.start("worker")]
+        await until(lambda: cluster.workers_ready() == 2, "two workers", cluster=cluster)
+        await until(lambda: "matrix: syncing as" in ingest.log(), "the ingest reading", cluster=cluster)
+        async with people(synapse, "owner", "member") as (owner, member):
+            room = await protected_room(owner, bot.user_id, members=[member], encrypted=True)
+            await block(cfg, tmp_path, jpeg(other_photo, 92), [room.room_id])
+            content = await member.media_content("m.image", jpeg(other_photo, 60), "image/jpeg", "image", encrypt=True)
+            media_id = content["file"]["url"].rsplit("/", 1)[1]
+            proxy.stall(media_id)
+            copy = await member.send(room.room_id, "m.room.message", content)
+            await until(lambda: proxy.stalls_seen >= 1, "the download held", cluster=cluster)
+            pid = await asyncio.to_thread(cluster.running_job_pid)
+            victim = next(w for w in workers if w.pid == pid)
+            victim.kill()
+            proxy.unstall(media_id)
+            await wait_redacted(owner, room.room_id, copy, timeout=60)
+            await until(lambda: cluster.finished() == 1 and cluster.pending() == 0, "the copy handled", cluster=cluster)
+            inbox = Inbox(owner, bot.user_id)
+            await inbox.wait(lambda i: len(i.alerts()) == 1)
+            await inbox.poll()
+            assert len(inbox.alerts()) == 1
+        assert cluster.attempts(copy) == (2, True)  # type: ignore[arg-type]
+        assert cluster.scans_per_message(room.room_id) == {copy: 1}  # type: ignore[arg-type]
+        names = " ".join(devices(synapse, bot.user_id))
+        assert "worker 0" in names and "worker 1" in names, "each worker a device of its own"
+        await asyncio.to_thread(cluster.stop)  # before the proxy: it would wait for their long polls
 
 
 def test_a_matrix_worker_needs_the_password_and_takes_a_device_slot_of_its_own(tmp_path: Path) -> None:

@@ -47,7 +47,6 @@ log = logging.getLogger("vigil.matrix")
 WORKERS_DIR = "matrix-workers"  # under data_dir: one folder (slot) per worker device
 MAX_SLOTS = 64  # worker devices one data directory holds
 LOCK_FILE = "in-use.lock"
-STATE_SYNC_MS = 30_000  # long poll of the state-only sync
 
 
 # the state a worker follows: who moderates (power rules) and whether a room is encrypted
@@ -137,7 +136,7 @@ class StateSync:
         response = await call(
             "sync (room state)",
             p.client.sync(
-                timeout=0 if first else STATE_SYNC_MS,
+                timeout=0 if first else p.config.sync_timeout * 1000,  # the long poll, as the ingest's
                 since=self.token,
                 full_state=True if first else None,
                 sync_filter=self.filter,
