@@ -11,8 +11,11 @@
   no getUpdates. Stalled jobs and items left without a job are put back by a Procrastinate
   periodic task (one run per tick across the cluster).
 
-Matrix: the split roles need the ingest to decrypt and hand the attachment's key to the worker,
-which is not built yet; Matrix runs in role ``all`` (a worker refuses a config that enables it).
+Matrix: the active ingest holds the account's reading device (sync, room keys, decryption) and
+records each picture's job with the mxc URI and, for an encrypted attachment, its key, iv and hash
+(kept in the work item only until it is finished). A worker logs in a device of its own, never
+reads the timelines, and opens the attachment with the key from the job
+(bot/platforms/matrix_worker.py).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from bot.errors import ConfigError
 from bot.jobs.queue import RETRY_SOON, JobQueue, JobStats
 from bot.leader import Leadership
 from bot.metrics import Metrics
-from bot.platforms.base import EventSink
+from bot.platforms.base import BotCore
 from bot.store.postgres.db import PgDatabase
 
 log = logging.getLogger("vigil.roles")
@@ -50,7 +53,7 @@ class Role(StrEnum):
 class SendingPlatform(Protocol):
     """A platform a worker can send with, without reading updates."""
 
-    async def start_sending(self, sink: EventSink) -> None: ...
+    async def start_sending(self, core: BotCore) -> None: ...
 
 
 def uses_jobs(config: Config, role: Role) -> bool:
@@ -66,11 +69,11 @@ def check_role(config: Config, role: Role) -> None:
             "set [database] url or VIGIL_DATABASE_URL (move an SQLite install with `vigil migrate-store`), "
             "or run with --role all",
         )
-    if role != Role.ALL and config.matrix.enabled:
+    if role == Role.WORKER and config.matrix.enabled and not config.matrix.password:
         raise ConfigError(
-            "--role",
-            f"role {role} does not run Matrix yet (a worker cannot decrypt the room's media)",
-            "run the Matrix account in its own process with --role all, and Telegram with the roles",
+            "matrix.password",
+            "a Matrix worker logs in a device of its own, which needs the account's password",
+            "set VIGIL_MATRIX_PASSWORD for the workers (an access token belongs to one device: the ingest's)",
         )
 
 

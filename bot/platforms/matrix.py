@@ -55,6 +55,7 @@ from bot.platforms.matrix_state import Mute, MuteBook, PendingEncrypted
 from bot.platforms.matrix_sync import BUTTONS_KEY, NAME, SYNC_KEY, MatrixIntake, sync_filter  # noqa: F401
 from bot.platforms.matrix_timing import HitClock, HomeserverCalls
 from bot.platforms.matrix_undecryptable import UndecryptableNotices
+from bot.platforms.matrix_worker import WORKERS_DIR, NothingWaits, StateSync, claim_slot, worker_config
 from detectors.errors import TooManyBytes
 
 log = logging.getLogger("vigil.matrix")
@@ -143,6 +144,38 @@ class MatrixPlatform(MatrixIntake):
         self._offerer = asyncio.create_task(self._offer_reactions(), name="vigil-matrix-reactions")
         self._spawn(self._follow_policy_rooms(), "following the policy rooms")
         log.info("matrix: syncing as %s (device %s)", self.me, self.client.device_id)
+
+    async def start_sending(self, core: BotCore) -> None:
+        """A worker of a cluster (bot/roles.py): sends, redacts and alerts from a device of its own,
+        and never reads the timelines (the active ingest does): bot/platforms/matrix_worker.py."""
+        slot = claim_slot(self.directory.parent / WORKERS_DIR)
+        login = worker_config(self.config, slot)
+        # everything that belongs to a device lives in the slot, never in the ingest's folder
+        self.directory = slot.path
+        self.client = new_client(self.config, slot.path, self.calls)
+        self.mutes = MuteBook(slot.path)
+        self.pending = NothingWaits(slot.path)
+        self.direct = DirectRooms(self.client, self.raw, self.config.user_id, self._ready)
+        self._core = core
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=120, sock_connect=15), trace_configs=[self.calls.trace_config()]
+        )
+        self.media = MediaFetcher(self.http, self.config.homeserver, self.config.download_deadline)
+        await log_in(self.client, login, slot.path)
+        await self.direct.load()
+        sync = StateSync(self)
+        await sync.once(first=True)  # the rooms, their state and members before the first job
+        self._stopping.clear()
+        self._syncer = asyncio.create_task(sync.run(), name="vigil-matrix-state-sync")
+        self._lifter = asyncio.create_task(self._lift_mutes(), name="vigil-matrix-mutes")
+        self._offerer = asyncio.create_task(self._offer_reactions(), name="vigil-matrix-reactions")
+        self.connected = True
+        log.info(
+            "matrix: sending as %s from worker device %s (slot %d; the ingest reads the rooms)",
+            self.me,
+            self.client.device_id,
+            slot.number,
+        )
 
     async def _follow_policy_rooms(self) -> None:
         await self._ready.wait()
@@ -323,6 +356,11 @@ class MatrixPlatform(MatrixIntake):
         extra = media.extra or {}
         picture = (event.chat.chat_id, event.message_id, event.variant)  # its retries share one deadline
         mxc = str(extra.get("mxc") or media.file_id)
+        # the file a redaction must also quarantine, as the job named it (a worker never saw the event)
+        related = self._related.get((event.chat.chat_id, event.message_id)) or Related(sender=event.sender.user_id)
+        if mxc not in related.mxcs:
+            related.mxcs.append(mxc)
+        self._related.put((event.chat.chat_id, event.message_id), related)
         begun = time.perf_counter()
         self._stamp(event.message_id, "fetching", begun)
         try:

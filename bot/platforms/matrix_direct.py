@@ -25,6 +25,7 @@ from bot.platforms.matrix_errors import call, translate
 log = logging.getLogger("vigil.matrix")
 
 MEGOLM = "m.megolm.v1.aes-sha2"
+MAX_DIRECT_ROOMS = 100  # direct rooms per person taken from m.direct
 READY_WAIT = 30.0  # seconds a lookup waits, after a start, for the first sync to show the rooms
 
 
@@ -85,7 +86,25 @@ class DirectRooms:
         }
         self.user_of = {r: u for u, rooms in self.by_user.items() for r in rooms}
 
+    def follow(self, content: object) -> None:
+        """m.direct as read or as a sync shows it: another process of the account (a cluster's
+        worker) may have opened a direct room. Its rooms are added to those known here, none dropped."""
+        if not isinstance(content, dict):
+            return
+        for user_id, rooms in content.items():
+            if not bounds.user_id(user_id) or not isinstance(rooms, list):
+                continue
+            known = self.by_user.setdefault(user_id, [])
+            for room_id in rooms[:MAX_DIRECT_ROOMS]:
+                if bounds.room_id(room_id) and room_id not in known:
+                    known.append(room_id)
+                    self.user_of[room_id] = user_id
+
     async def remember(self, user_id: str, room_id: str) -> None:
+        try:  # the saved list first: other processes of the account write it too
+            self.follow(await self.raw("GET", self._path, what="read m.direct"))
+        except PlatformError:
+            pass
         rooms = self.by_user.setdefault(user_id, [])
         if room_id not in rooms:
             rooms.append(room_id)

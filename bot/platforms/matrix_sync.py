@@ -256,6 +256,9 @@ class MatrixIntake:
 
     async def _handle_sync(self, response: Any, since: str | None, arrived: float, *, full: bool = False) -> None:
         """``full``: the sync was asked for every room's whole state (the first of a run)."""
+        for data in getattr(response, "account_data_events", ()):  # direct rooms a cluster's worker opened
+            if getattr(data, "type", None) == "m.direct":
+                self.direct.follow(getattr(data, "content", None))
         for room_id, info in response.rooms.invite.items():
             if not bounds.room_id(room_id):
                 self._skip(room_id, "-", "bad_room_id")

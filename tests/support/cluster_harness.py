@@ -59,15 +59,34 @@ sweep_every = 1
     return path
 
 
+def cluster_sections(url: str) -> str:
+    """The store on ``url`` and quick cluster timings, for a config written by another harness."""
+    return f"""
+[database]
+url = "{url}"
+
+[cluster]
+concurrency = 2
+standby_poll = 0.3
+heartbeat = 0.5
+stalled_after = 2.0
+sweep_every = 1
+"""
+
+
 class RoleProcess:
     """One `vigil run --role ROLE` process, its output in a file of its own."""
 
-    def __init__(self, config: Path, role: str, log: Path) -> None:
+    def __init__(self, config: Path, role: str, log: Path, env: dict[str, str] | None = None) -> None:
         self.config, self.role, self.log_path = config, role, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env = env  # the secrets instead of the Telegram token (a Matrix cluster)
 
     def start(self) -> RoleProcess:
         env = {**os.environ, "VIGIL_TELEGRAM_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+        if self.env is not None:
+            env.pop("VIGIL_TELEGRAM_TOKEN")
+            env.update(self.env)
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bot", "run", "--config", str(self.config), "--role", self.role],
@@ -122,12 +141,13 @@ class RoleProcess:
 class Cluster:
     """The processes of one test, stopped together."""
 
-    def __init__(self, config: Path, url: str, logs: Path) -> None:
+    def __init__(self, config: Path, url: str, logs: Path, env: dict[str, str] | None = None) -> None:
         self.config, self.url, self.logs = config, url, logs
         self.procs: list[RoleProcess] = []
+        self.env = env
 
     def start(self, role: str) -> RoleProcess:
-        p = RoleProcess(self.config, role, self.logs / f"{role}-{len(self.procs)}.log").start()
+        p = RoleProcess(self.config, role, self.logs / f"{role}-{len(self.procs)}.log", self.env).start()
         self.procs.append(p)
         return p
 

@@ -61,6 +61,10 @@ class MatrixProxy:
         """Downloads of this media id never answer (until the proxy stops)."""
         self._stalled.add(media_id)
 
+    def unstall(self, media_id: str) -> None:
+        """Later downloads of this media id are forwarded again (one already held stays held)."""
+        self._stalled.discard(media_id)
+
     def paths(self, prefix: str) -> list[str]:
         return [path for _, path in self.requests if path.startswith(prefix)]
 
