@@ -35,6 +35,9 @@ def one_of(field_name: str, value: object, allowed: Iterable[str]) -> None:
         raise BadAlertFacts(field_name, value, "one of " + ", ".join(allowed))
 
 
+RAID = "raid"  # Finding("flood", detail=RAID): a new member's picture held during a raid of new accounts
+
+
 @dataclass(frozen=True)
 class Finding:
     kind: FindingKind

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from bot.alert_facts import AlertFacts, Finding
+from bot.alert_facts import RAID, AlertFacts, Finding
 from bot.guidance.resources import Resource, Resources
 from bot.i18n import N_, Translator
 from bot.rich_text import SAFE_HREF, Line, Seg, Writer, bolded, bullet, clean_name, code_seg, link_seg, strong
@@ -217,6 +217,11 @@ def part_what(w: Writer, f: AlertFacts) -> Line | None:
         x = next(x for x in f.findings if x.kind == "unscannable")
         reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)
         return w.gettext("It could not be checked: {reason}.", reason=reason)
+    if "flood" in kinds and any(x.kind == "flood" and x.detail == RAID for x in f.findings):
+        return w.gettext(
+            "It was posted by a member who joined recently, while many new members post pictures at once (a "
+            "raid): Vigil holds new members' pictures for your decision."
+        )
     if "flood" in kinds:
         return w.gettext(
             "It is one of many copies of one picture posted in a short time across Vigil's groups (a flood): "
@@ -346,6 +351,8 @@ def _finding_line(w: Writer, x: Finding) -> Line:
         return w.gettext(
             "Signs that the image was edited or made by AI: {signal}", signal=code_seg(clean_name(x.label) or "?")
         )
+    if x.kind == "flood" and x.detail == RAID:
+        return w.gettext("Posted by a new member while many new members post pictures (a raid)")
     if x.kind == "flood":
         return w.gettext("One of many copies posted in a short time (a flood)")
     reason = w.word(UNSCANNABLE_REASONS.get(x.detail) or UNKNOWN_REASON)

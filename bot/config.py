@@ -214,6 +214,10 @@ class FloodConfig:
     hold: int = 3600  # seconds a flood's copies stay held after its last copy (an admin's block ends it sooner)
     tracked: int = 20000  # pictures counted at once (a fixed-size memory; the oldest are forgotten first)
     log_chat: tuple[str, str] | None = None  # the operator's chat told once per flood: (platform, chat id)
+    # a raid: pictures from this many members who joined less than ``new_member_minutes`` ago, within
+    # ``window`` seconds anywhere; from then on new members' pictures are held for ``hold``. 0: off
+    new_members: int = 0
+    new_member_minutes: int = 1440
 
 
 @dataclass(frozen=True)
@@ -623,6 +627,8 @@ def _flood(root: _Table) -> FloodConfig:
         hold=t.get("hold", int, d.hold, _between(1, 7 * 86400)),
         tracked=t.get("tracked", int, d.tracked, _between(100, 1_000_000)),
         log_chat=None if m is None else ("telegram", m.group(1)) if m.group(1) is not None else ("matrix", m.group(2)),
+        new_members=t.get("new_members", int, d.new_members, _between(0, 100_000)),
+        new_member_minutes=t.get("new_member_minutes", int, d.new_member_minutes, _between(1, 30 * 1440)),
     )
     t.done()
     return cfg

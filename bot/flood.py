@@ -7,6 +7,11 @@ admins of its group (the review path), whatever the detectors said, until ``hold
 without a copy or an admin decides on one of them (a block then deletes copies; a keep lets them
 through). The operator's log chat is told once per flood.
 
+A raid of new accounts: pictures from ``new_members`` different members who joined less than
+``new_member_minutes`` ago (their join time from the door, bot/door.py), within ``window`` seconds
+anywhere. From then on every picture a new member posts is held, until ``hold`` seconds pass
+without one; the log chat is told once per raid.
+
 Memory is bounded and nothing is written per message: a fixed number of pictures is tracked
 (least recently seen forgotten first), each with at most ``count`` timestamps. Each process
 counts what it sees: on several workers a flood is seen per worker (the threshold is per worker).
@@ -17,9 +22,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from bot.config import FloodConfig
@@ -43,6 +50,37 @@ def flood_keys(hashes: ImageHashes | Mapping[str, Any]) -> tuple[str, ...]:
     if (pdq := get("pdq")) and (get("pdq_quality") or 0) >= MIN_PDQ_QUALITY:
         keys.append(f"pdq:{pdq}")
     return tuple(keys)
+
+
+class Hold(StrEnum):
+    """Why a picture is held for the admins' review, whatever the detectors said."""
+
+    NONE = ""
+    COPIES = "copies"  # one of many copies of one picture
+    RAID = "raid"  # a new member's picture while many new members post pictures
+
+
+class RaidCounter:
+    """New members who posted pictures lately: at most ``new_members`` kept, each once, newest last."""
+
+    def __init__(self, config: FloodConfig, clock: Callable[[], float]) -> None:
+        self.needed, self.window, self.hold = config.new_members, config.window, config.hold
+        self.clock = clock
+        self._posters: deque[tuple[float, str]] = deque()
+        self.held_until = 0.0
+
+    def note(self, member: str) -> tuple[bool, bool]:
+        """A new member posted a picture: (held, this one made it a raid)."""
+        now = self.clock()
+        while self._posters and now - self._posters[0][0] > self.window:
+            self._posters.popleft()
+        self._posters = deque([(t, m) for t, m in self._posters if m != member], maxlen=self.needed)
+        self._posters.append((now, member))
+        was = self.held_until > now
+        if was or len(self._posters) >= self.needed:
+            self.held_until = now + self.hold
+            return True, not was
+        return False, False
 
 
 @dataclass(frozen=True)
@@ -143,15 +181,39 @@ class FloodGuard:
         self.translators = translators
         self.language = language
         self.counter = FloodCounter(config, clock)
+        self.raids = RaidCounter(config, clock)
 
     @property
     def enabled(self) -> bool:
-        return self.config.count > 0
+        return self.config.count > 0 or self.watches_new_members
 
-    async def check(self, event: MediaPosted, hashes: ImageHashes) -> bool:
-        """Counts this copy; True when it is to be held for review."""
+    @property
+    def watches_new_members(self) -> bool:
+        """Whether a sender's join time is wanted (``check``'s ``joined_at``)."""
+        return self.config.new_members > 0
+
+    async def check(self, event: MediaPosted, hashes: ImageHashes, joined_at: datetime | None = None) -> Hold:
+        """Counts this copy (and a new member's picture); whether it is to be held for review, and why.
+        ``joined_at``: when the sender joined the group, if Vigil saw it."""
         if not self.enabled:
-            return False
+            return Hold.NONE
+        hold = await self._copies(event, hashes)
+        new = joined_at is not None and datetime.now(UTC) - joined_at < timedelta(
+            minutes=self.config.new_member_minutes
+        )
+        if hold is Hold.NONE and self.watches_new_members and new:
+            held, started = self.raids.note(f"{event.sender.platform}:{event.sender.user_id}")
+            if started:
+                log.warning(
+                    "flood: pictures from %d new members within %d s", self.config.new_members, self.config.window
+                )
+                await self._say(self._raid_text())
+            hold = Hold.RAID if held else Hold.NONE
+        return hold
+
+    async def _copies(self, event: MediaPosted, hashes: ImageHashes) -> Hold:
+        if self.config.count <= 0:
+            return Hold.NONE
         seen = self.counter.note(flood_keys(hashes), (event.chat.platform, event.chat.chat_id), event.message_id)
         if seen.started:
             log.warning(
@@ -161,20 +223,23 @@ class FloodGuard:
                 seen.groups,
             )
             await self._tell(seen, hashes)
-        return seen.held
+        return Hold.COPIES if seen.held else Hold.NONE
+
+    def _raid_text(self) -> tuple[str, str]:
+        t = self.translators(self.language)
+        return t.gettext(
+            "Raid: pictures from {members} members who joined recently, within {minutes} minutes. Pictures from "
+            "new members are held for the admins' review everywhere until {hold} minutes pass without one.",
+            members=self.config.new_members,
+            minutes=max(1, round(self.config.window / 60)),
+            hold=max(1, round(self.config.hold / 60)),
+        ), t.language
 
     def release(self, hashes: Mapping[str, Any]) -> bool:
         """An admin decided on a copy (kept it, or blocked it): the hold on its picture ends."""
         return self.enabled and self.counter.release(flood_keys(hashes))
 
     async def _tell(self, seen: FloodSeen, hashes: ImageHashes) -> None:
-        if self.config.log_chat is None:
-            return
-        platform_name, chat_id = self.config.log_chat
-        platform = self.platforms.get(platform_name)
-        if platform is None:
-            log.error("flood: the log chat's platform %s is not running; the operator is not told", platform_name)
-            return
         t = self.translators(self.language)
         text = t.gettext(
             "Flood: one picture was posted {copies} times within {minutes} minutes, in {groups} groups. Its copies "
@@ -186,7 +251,19 @@ class FloodGuard:
             hold=max(1, round(self.config.hold / 60)),
             sha256=hashes.sha256,
         )
+        await self._say((text, t.language))
+
+    async def _say(self, said: tuple[str, str]) -> None:
+        """The operator's log chat, once per flood or raid."""
+        if self.config.log_chat is None:
+            return
+        platform_name, chat_id = self.config.log_chat
+        platform = self.platforms.get(platform_name)
+        if platform is None:
+            log.error("flood: the log chat's platform %s is not running; the operator is not told", platform_name)
+            return
+        text, language = said
         try:
-            await platform.send_chat(chat_id, OutgoingMessage(text, language=t.language))
+            await platform.send_chat(chat_id, OutgoingMessage(text, language=language))
         except PlatformError as exc:
             log.error("flood: the log chat %s could not be told: %s", chat_id, exc)

@@ -21,7 +21,7 @@ from bot.circles import Circles
 from bot.config import Config
 from bot.errors import DownloadTimedOut, GaveUp
 from bot.events import ChatRef, MediaPosted
-from bot.flood import FloodGuard
+from bot.flood import FloodGuard, Hold
 from bot.group_settings import SettingsLookup, list_ids_for
 from bot.index_versions import IndexGate
 from bot.lists import HashLists, ListMatch, as_signals
@@ -165,7 +165,14 @@ class Moderator:
             deletes = any(m.action == BlockAction.DELETE for m in blocks)
             block_action = BlockAction.DELETE if deletes else BlockAction.REVIEW
         # many copies of one picture in a short time, across the instance: held for review
-        flood = scan is not None and self.flood is not None and await self.flood.check(event, scan.hashes)
+        hold = Hold.NONE
+        if scan is not None and self.flood is not None and self.flood.enabled:
+            joined = None
+            if self.flood.watches_new_members and event.sender.kind == "user":
+                member = await self.store.member(event.chat.platform, event.chat.chat_id, event.sender.user_id)
+                joined = member.joined_at if member is not None else None
+            hold = await self.flood.check(event, scan.hashes, joined)
+        flood = hold is Hold.COPIES
         evidence = Evidence(
             severity=severity,
             block_action=block_action,
@@ -173,9 +180,10 @@ class Moderator:
             unscannable=error is not None,
             derived=bool(derived),
             flood=flood,
+            raid=hold is Hold.RAID,
         )
         exempt = False
-        if evidence.severity != CLEAN or blocks or derived or flood or error is not None:
+        if evidence.severity != CLEAN or blocks or derived or hold is not Hold.NONE or error is not None:
             # an anonymous admin posts as the group itself: only the group's admins can
             exempt = event.sender.kind == "anonymous_admin" or await self.admins.is_exempt(
                 event.chat, event.sender.user_id

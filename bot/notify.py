@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from bot.admins import Admins
+from bot.alert_facts import RAID
 from bot.alerts import (
     AlertFacts,
     Finding,
@@ -35,7 +36,7 @@ from bot.outcomes import Outcome, alert_outcome
 from bot.platforms.base import Button, OutgoingMessage, Platform
 from bot.platforms.errors import PlatformError, Unreachable
 from bot.platforms.retries import with_retries
-from bot.policy import FLOOD_REASON, GroupSettings
+from bot.policy import FLOOD_REASON, RAID_REASON, GroupSettings
 from bot.protect import Protector
 from bot.store.protected import ProtectedOwner
 from bot.store.protocol import Store
@@ -74,6 +75,8 @@ def findings_of(
             found.append(Finding("derived", score=score))
     if outcome.decision.reason.startswith(FLOOD_REASON):  # held as one of many copies (bot/flood.py)
         found.append(Finding("flood"))
+    elif outcome.decision.reason.startswith(RAID_REASON):  # a new member's, during a raid (bot/flood.py)
+        found.append(Finding("flood", detail=RAID))
     for m in outcome.matches:
         if m.kind == "block":
             found.append(Finding("hash", label=m.list_name, distance=m.distance, algorithm=m.algorithm))

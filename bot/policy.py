@@ -12,6 +12,7 @@ from detectors.verdict import NUDITY, REVIEW
 
 ALLOW, ASK, DELETE, REPORT = Verdict.ALLOW, Verdict.ASK, Verdict.DELETE, Verdict.REPORT
 FLOOD_REASON = "flood: held until an admin decides"
+RAID_REASON = "raid: a new member's picture while many new members post; held until an admin decides"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Evidence:
     unscannable: bool = False  # the image could not be checked
     derived: bool = False  # a manipulated copy of a protected photo
     flood: bool = False  # one of many copies of a picture posted in a short time (bot/flood.py)
+    raid: bool = False  # a new member's picture while many new members post pictures (bot/flood.py)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ def decide(evidence: Evidence, settings: GroupSettings, *, exempt: bool) -> Deci
         verdict, reason = DELETE, "block list" if evidence.block_action == BlockAction.DELETE else "nudity"
     elif evidence.block_action == BlockAction.REVIEW or evidence.severity == REVIEW or evidence.derived:
         verdict, reason = ASK, "review band" if evidence.severity == REVIEW else "needs review"
-    elif evidence.flood:
-        verdict, reason = ASK, FLOOD_REASON
+    elif evidence.flood or evidence.raid:
+        verdict, reason = ASK, FLOOD_REASON if evidence.flood else RAID_REASON
     else:
         return Decision(ALLOW, reason="clean")
     if settings.mode == "review" and verdict == DELETE:

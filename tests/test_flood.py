@@ -106,3 +106,32 @@ def test_the_flood_settings_are_read_and_a_bad_log_chat_is_named(tmp_path):
     with pytest.raises(ConfigError, match="flood.log_chat"):
         load_config(path)
     assert load_config(None).flood.count == 0  # off unless the operator sets a count
+
+
+async def test_a_raid_of_new_members_posting_pictures_is_held_and_old_members_are_not(
+    emu, tmp_path, marker_model, photo, other_photo
+):
+    from tests.test_door import door_done, polling
+
+    operator = emu.add_user("Operator")
+    log_chat = emu.add_group("Operator log", creator=operator, bot_rights=full_rights())
+    owner, old = emu.add_user("Owner"), emu.add_user("Old member")
+    emu.start_private(owner)
+    chat = emu.add_group("Class 4", creator=owner, members=[old], bot_rights=full_rights())
+    extra = f'[flood]\nnew_members = 3\nwindow = 600\nlog_chat = "telegram:{log_chat}"\n'
+    async with running_vigil(write_config(tmp_path, emu.url, marker_model, extra=extra)) as app:
+        await polling(emu)
+        decided = []
+        for i in range(4):  # fresh accounts join, then each posts a different benign picture
+            raider = emu.add_user(f"Raider {i}")
+            emu.add_member(chat, raider)
+            await door_done(app, emu, chat, raider)
+            picture = jpeg(photo if i % 2 else other_photo, 60 + 10 * i)
+            decided += verdicts(await telegram_decided(app, emu, chat, emu.post_photo(chat, raider, picture)))
+        assert decided == ["allow", "allow", "review", "review"]  # held from the third new member on
+        raid_notes = [m.get("text") or "" for m in emu.messages_in(log_chat) if "Raid" in (m.get("text") or "")]
+        assert len(raid_notes) == 1 and "3 members" in raid_notes[0]
+        await emu.wait_for(lambda: alerts(emu, owner))
+        assert "raid" in alerts(emu, owner)[0]["text"]
+        # a member who was there before: not held
+        assert verdicts(await telegram_decided(app, emu, chat, emu.post_photo(chat, old, jpeg(photo, 55)))) == ["allow"]
