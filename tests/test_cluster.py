@@ -209,6 +209,54 @@ async def test_a_copy_posted_right_after_a_block_made_on_the_ingest_is_deleted_b
     assert [str(m) for m in copies if (str(m),) in swept] == []
 
 
+async def test_after_an_unprotect_on_the_ingest_no_worker_names_the_person(
+    emu: BotApiEmulator,
+    tmp_path: Path,
+    marker_model: Path,
+    photos: dict[str, np.ndarray],
+    postgres_url: str,
+    cluster_factory: Callable[[Path], Cluster],
+) -> None:
+    # the member protects a photo and later removes it, privately (the ingest handles both); a fake
+    # of it posted right after is judged by a worker, which must not name her any more
+    from tests.support import transforms as tf
+    from tests.support.marker_model import add_marker
+    from tests.test_protect import _protect
+
+    chat, admins, member = group(emu, "Year 9 parents")
+    victim = emu.add_user("Lucía", username="lucia")
+    emu.add_member(chat, victim)
+    cfg = cluster_config(tmp_path, emu.url, marker_model, postgres_url)
+    cluster = cluster_factory(cfg)
+    cluster.start("ingest")
+    cluster.start("worker")
+    await until(lambda: cluster.workers_ready() == 1, "the worker", cluster=cluster)
+    await emu.wait_for(lambda: emu.polling, timeout=60, what="the ingest polling")
+    await _protect(emu, victim, photos["astronaut"], notify=False)
+
+    def fake(seed: int) -> bytes:
+        edit = tf.undress_like(photos["astronaut"], region="torso", share=0.4, fill="smooth", side=960)
+        return jpeg(add_marker(edit, 0.2, at=(380, 620 + seed)), 88)
+
+    def alerts_naming(name: str) -> int:
+        return sum(
+            name in (m.get("text") or "") for m in emu.sent_to(admins[0]) if "details:" in str(m.get("reply_markup"))
+        )
+
+    first = emu.post_photo(chat, member, fake(0))
+    await until(
+        lambda: not present(emu, chat, first) and alerts_to(emu, admins[0]) == 1, "the first fake", cluster=cluster
+    )
+    assert alerts_naming("Lucía") == 1  # the worker knows her photo
+    emu.post_text(victim, victim, "/unprotect")
+    await emu.wait_for(lambda: any("Vigil keeps nothing" in (m.get("text") or "") for m in emu.sent_to(victim)))
+    second = emu.post_photo(chat, member, fake(10))
+    await until(
+        lambda: not present(emu, chat, second) and alerts_to(emu, admins[0]) == 2, "the second", cluster=cluster
+    )
+    assert alerts_naming("Lucía") == 1, "the fake after /unprotect names nobody"
+
+
 def test_roles_refuse_a_config_they_cannot_run(tmp_path: Path) -> None:
     from bot.config import load_config
     from bot.errors import ConfigError
