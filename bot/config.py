@@ -213,6 +213,23 @@ class FloodConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotsConfig:
+    """[snapshots]: index snapshots a starting process loads instead of building its indexes
+    (bot/snapshots.py), and how long a silent process holds the change logs (bot/follow.py)."""
+
+    enabled: bool = True
+    changes: int = 10_000  # write one when the log moved this far past the newest snapshot
+    minutes: float = 30.0  # or moved at all and the newest is this old
+    check_seconds: float = 60.0  # how often that is checked
+    live_minutes: float = 10.0  # a process silent this long no longer holds the change logs
+
+    @property
+    def lease(self) -> float:
+        """How long one process's turn at writing snapshots lasts without renewal: a few checks."""
+        return max(3 * self.check_seconds, 60.0)
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -235,6 +252,7 @@ class Config:
     reports: ReportsConfig = ReportsConfig()
     cluster: ClusterConfig = ClusterConfig()
     flood: FloodConfig = FloodConfig()
+    snapshots: SnapshotsConfig = SnapshotsConfig()
 
     @property
     def database(self) -> Path:
@@ -590,6 +608,20 @@ def _flood(root: _Table) -> FloodConfig:
     return cfg
 
 
+def _snapshots(root: _Table) -> SnapshotsConfig:
+    t = root.table("snapshots")
+    d = SnapshotsConfig()
+    cfg = SnapshotsConfig(
+        enabled=t.get("enabled", bool, d.enabled),
+        changes=t.get("changes", int, d.changes, _between(1, 100_000_000)),
+        minutes=t.get("minutes", float, d.minutes, _between(1, 7 * 1440)),
+        check_seconds=t.get("check_seconds", float, d.check_seconds, _between(1, 3600)),
+        live_minutes=t.get("live_minutes", float, d.live_minutes, _between(1, 7 * 1440)),
+    )
+    t.done()
+    return cfg
+
+
 def _retention(root: _Table) -> RetentionConfig:
     t = root.table("retention")
     d = RetentionConfig()
@@ -753,6 +785,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         reports=_reports(root),
         cluster=_cluster(root),
         flood=_flood(root),
+        snapshots=_snapshots(root),
     )
     v.done()
     root.done()

@@ -41,6 +41,7 @@ from bot.recheck import Recheck
 from bot.repeats import RepeatCache
 from bot.reports import NoKeptHashes, Reports
 from bot.scan_record import audit_key
+from bot.snapshots import SnapshotWriter
 from bot.store.protocol import Store
 from bot.store.records import WorkItem
 from detectors.scanner import Scanner
@@ -93,6 +94,12 @@ class Core:
         # an item is judged after the indexes applied the changes it was recorded after (bot/index_versions.py)
         protected_follower = self.protector.follower if config.protect.enabled else None
         self.index_gate = IndexGate(self._lists_follower, protected_follower, wait=p.index_wait)
+        # index snapshots (bot/snapshots.py): a starting process loads the newest instead of building its indexes
+        followers = [self._lists_follower, *([protected_follower] if protected_follower is not None else [])]
+        for follower in followers:
+            follower.snapshots = config.snapshots.enabled
+            follower.live = config.snapshots.live_minutes * 60
+        self.snapshot_writer = SnapshotWriter(store, followers, config.snapshots)
         self.notifier = Notifier(
             platforms=self.platforms,
             store=store,
@@ -205,6 +212,7 @@ class Core:
         await self.load_lists()
         if self.config.protect.enabled:
             self.protector.start()  # loads the protected photos in the background
+        self.snapshot_writer.start()
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.index_gate.start(self.store)  # PostgreSQL's change notices wake the followers at once
         for platform in self.platforms.values():  # reports members made to their homeserver (Matrix)
@@ -224,6 +232,7 @@ class Core:
     async def stop(self, timeout: float = 0.0) -> bool:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
         await self.protector.stop()
+        await self.snapshot_writer.stop()
         for task in self._report_readers:
             task.cancel()
         await asyncio.gather(*self._report_readers, return_exceptions=True)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from bot.cpu import RunCpu, in_thread
 from bot.follow import ChangeFollower, net_changes
-from bot.store.protocol import ChangesStore, ListsStore
+from bot.store.protocol import ChangesStore, ListsStore, SnapshotsStore
 from bot.store.records import Change, ChangeKind, ChangeOp, EntryFeatures, EntryRecord, ListRecord
 from detectors.hashing import ImageHashes
 from detectors.localmatch import Fingerprint
@@ -281,7 +281,7 @@ class HashLists:
             self.add_many([e for e, _ in decoded], [fp for _, fp in decoded])
 
 
-class ListSource(ListsStore, ChangesStore, Protocol):
+class ListSource(ListsStore, ChangesStore, SnapshotsStore, Protocol):
     """What following the lists needs of the store."""
 
 

@@ -39,6 +39,7 @@ from bot.store.records import (
     WorkItem,
 )
 from bot.store.reports import ReportsMixin
+from bot.store.snapshots import SnapshotsMixin
 from bot.store.work import WorkMixin
 
 __all__ = [
@@ -64,7 +65,17 @@ __all__ = [
 ]
 
 
-class Store(GroupsMixin, ListsMixin, AuditMixin, WorkMixin, ProtectedMixin, ChangesMixin, ReportsMixin, CirclesMixin):
+class Store(
+    GroupsMixin,
+    ListsMixin,
+    AuditMixin,
+    WorkMixin,
+    ProtectedMixin,
+    ChangesMixin,
+    ReportsMixin,
+    CirclesMixin,
+    SnapshotsMixin,
+):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 
     def __init__(self, db: Database) -> None:

@@ -31,6 +31,7 @@ from bot.store.postgres.groups import PgGroupsMixin
 from bot.store.postgres.lists import PgListsMixin
 from bot.store.postgres.protected import PgProtectedMixin
 from bot.store.postgres.reports import PgReportsMixin
+from bot.store.postgres.snapshots import PgSnapshotsMixin
 from bot.store.postgres.work import PgWorkMixin
 
 __all__ = ["PostgresStore", "MIGRATIONS_DIR"]
@@ -47,6 +48,7 @@ class PostgresStore(
     PgChangesMixin,
     PgReportsMixin,
     PgCirclesMixin,
+    PgSnapshotsMixin,
 ):
     """All of Vigil's persistent data in one PostgreSQL database; see the mixins for each topic."""
 
