@@ -1,0 +1,213 @@
+"""Index snapshots and change-log pruning by live processes (issue #12), on real SQLite files with
+real fingerprints of the test photos: a process started after a snapshot matches what was added
+before and after it, a damaged or old snapshot falls back to loading everything, and pruning waits
+for a live process that lags, stops waiting once it is dead, and never goes past the newest snapshot.
+(The store methods under this are in the contract suite, tests/store_contract/test_index_snapshots.py,
+on both backends.)"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bot.config import ProtectConfig, SnapshotsConfig
+from bot.protect import Protector, query_of_bytes
+from bot.snapshots import SnapshotWriter
+from bot.store import Store
+from bot.store.changes import ChangesPruned
+from bot.store.records import ChangeKind
+from detectors import index_snapshot
+from tests.support import transforms as tf
+
+P = ChangeKind.PROTECTED
+
+
+def jpeg(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    return tf.photos()
+
+
+class Offset:
+    """A store clock that runs with real time, moved on by hand: another process's view of now."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+@pytest.fixture
+async def stores(tmp_path: Path):
+    """Opens stores on one SQLite file, as separate processes would; closes them after the test."""
+    opened: list[Store] = []
+
+    async def open_store(clock: Offset | None = None) -> Store:
+        s = await Store.open(tmp_path / "data" / "vigil.sqlite3", clock=clock or Offset())
+        opened.append(s)
+        return s
+
+    yield open_store
+    for s in opened:
+        await s.close()
+
+
+def traced_ids(protector: Protector, data: bytes) -> set[int]:
+    return {m.photo.id for m in protector.match(query_of_bytes(data))}
+
+
+def fake_of(photos: dict[str, np.ndarray], name: str) -> bytes:
+    return jpeg(tf.undress_like(photos[name], region="centre", share=0.3))
+
+
+async def test_a_process_started_after_a_snapshot_matches_photos_added_before_and_after_it(stores, photos) -> None:
+    a_store, cli_store, b_store = await stores(), await stores(), await stores()
+    a, cli = Protector(a_store, ProtectConfig()), Protector(cli_store, ProtectConfig())
+    gone = await cli.add_operator_photo("Ana", jpeg(photos["faces"]))
+    before = await cli.add_operator_photo("Bea", jpeg(photos["rocket"]))
+    await a.load()
+    info = await SnapshotWriter(a_store, [a.follower]).write(a.follower)
+    assert info is not None and info.seq == a.follower.seen > 0
+    # after the snapshot: one photo added, one removed
+    after = await cli.add_operator_photo("Cris", jpeg(photos["coffee"]))
+    await cli.remove_photo(gone)
+
+    b = Protector(b_store, ProtectConfig())
+    await b.load()
+    assert b.follower.loaded_from == info.seq  # from the snapshot, not built from every row
+    assert b.index.ids() == {gone, before}  # exactly what the snapshot covers
+    await b.refresh()  # then the changes after it
+    assert b.index.ids() == {before, after}
+    assert traced_ids(b, fake_of(photos, "rocket")) == {before}
+    assert traced_ids(b, fake_of(photos, "coffee")) == {after}
+    assert traced_ids(b, fake_of(photos, "faces")) == set()  # removed after the snapshot: not named
+
+
+async def _snapshot_then_load(stores, photos, data: bytes, fmt: int) -> tuple[Protector, set[int]]:
+    store = await stores()
+    cli = Protector(store, ProtectConfig())
+    ids = {
+        await cli.add_operator_photo("Ana", jpeg(photos["faces"])),
+        await cli.add_operator_photo("Bea", jpeg(photos["rocket"])),
+    }
+    await store.save_index_snapshot(P, await store.last_change(P), fmt, data)
+    b = Protector(await stores(), ProtectConfig())
+    await b.load()
+    return b, ids
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["garbage", "truncated", "flipped", "other format inside", "newer format on the row", "photos disagree"],
+)
+async def test_a_damaged_or_other_format_snapshot_falls_back_to_loading_everything(
+    stores, photos, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a good snapshot of an index holding one photo, made apart, then damaged
+    good_store = await stores()
+    one = Protector(good_store, ProtectConfig())
+    await one.add_operator_photo("Ana", jpeg(photos["faces"]))
+    good = await one.dump()
+    fmt = index_snapshot.FORMAT
+    if damage == "garbage":
+        data = b"not a snapshot at all"
+    elif damage == "truncated":
+        data = good[: len(good) // 2]
+    elif damage == "flipped":
+        data = bytearray(good)
+        data[len(good) // 2] ^= 0xFF
+        data = bytes(data)
+    elif damage == "other format inside":
+        arrays = index_snapshot.unpack(good, index_snapshot.PROTECTED)
+        buf = io.BytesIO()
+        np.savez(buf, **{**arrays, "_format": np.array([index_snapshot.FORMAT + 1], np.int64)})
+        data = buf.getvalue()
+    elif damage == "newer format on the row":
+        data, fmt = good, index_snapshot.FORMAT + 1
+    else:  # the photo table names a photo the local index does not hold
+        arrays = index_snapshot.unpack(good, index_snapshot.PROTECTED)
+        arrays["photos"] = np.frombuffer(b'[[999, 1, "X", "operator", null, null, null, null, null]]', np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        data = buf.getvalue()
+    await good_store.close()
+    b, ids = await _snapshot_then_load(stores, photos, data, fmt)
+    assert b.follower.loaded_from is None  # built from the store instead
+    assert b.index.ids() >= ids
+    assert traced_ids(b, fake_of(photos, "rocket")) & ids
+    assert any("snapshot" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+async def test_pruning_waits_for_a_live_lagging_process_and_stops_waiting_once_it_is_dead(stores, photos) -> None:
+    a_clock = Offset()
+    a_store, b_store = await stores(a_clock), await stores()
+    a, b = Protector(a_store, ProtectConfig()), Protector(b_store, ProtectConfig())
+    first = await a.add_operator_photo("Ana", jpeg(photos["faces"]))
+    await a.load()
+    await b.load()  # b is at the head now, and lags from here on
+    b_seen = b.follower.seen
+    second = await a.add_operator_photo("Bea", jpeg(photos["rocket"]))
+    await a.remove_photo(first)
+    await a.refresh()
+    assert a.follower.seen > b_seen
+    assert await a.follower.prune() == 1  # only the change both applied: b is live and lags
+    assert len(await a_store.changes_since(P, b_seen)) == 2
+    # b falls silent past the bound (its last heartbeat is 11 minutes old in a's eyes): dead
+    a_clock.ahead = timedelta(minutes=11)
+    assert await a.follower.prune() == 2  # everything a applied goes
+    with pytest.raises(ChangesPruned):
+        await b_store.changes_since(P, b_seen)
+    # b was only slow: it finds out and loads again, and misses nothing
+    await b.refresh()
+    assert b.index.ids() == {second}
+    assert traced_ids(b, fake_of(photos, "faces")) == set()
+
+
+async def test_pruning_never_goes_past_the_newest_snapshot(stores, photos) -> None:
+    store = await stores()
+    a = Protector(store, ProtectConfig())
+    await a.add_operator_photo("Ana", jpeg(photos["faces"]))
+    await a.load()
+    info = await SnapshotWriter(store, [a.follower]).write(a.follower)
+    assert info is not None
+    later = await a.add_operator_photo("Bea", jpeg(photos["rocket"]))
+    await a.refresh()
+    assert a.follower.seen > info.seq
+    await a.follower.prune()  # a alone is live and at its head; the snapshot holds the rest
+    after_snapshot = await store.changes_since(P, info.seq)
+    assert [c.item for c in after_snapshot] == [later]  # a process loading the snapshot still finds them
+    fresh = Protector(await stores(), ProtectConfig())
+    await fresh.load()
+    await fresh.refresh()
+    assert fresh.follower.loaded_from == info.seq and later in fresh.index.ids()
+
+
+async def test_the_writer_writes_when_due_and_only_while_it_holds_the_turn(stores, photos) -> None:
+    a_store, b_store = await stores(), await stores()
+    a, b = Protector(a_store, ProtectConfig()), Protector(b_store, ProtectConfig())
+    await a.add_operator_photo("Ana", jpeg(photos["faces"]))
+    await a.load()
+    await b.load()
+    policy = SnapshotsConfig(changes=2, minutes=60)
+    wa, wb = SnapshotWriter(a_store, [a.follower], policy), SnapshotWriter(b_store, [b.follower], policy)
+    assert await wa.tick() == 1  # none yet: due; a takes the turn
+    assert await wb.tick() == 0 and await wa.tick() == 0  # b has no turn; a's is not due again
+    await a.add_operator_photo("Bea", jpeg(photos["rocket"]))
+    await a.refresh()
+    assert await wa.tick() == 0  # one change: fewer than ``changes``
+    await a.add_operator_photo("Cris", jpeg(photos["coffee"]))
+    await a.refresh()
+    assert await wa.tick() == 1
+    latest = await a_store.latest_index_snapshot(P)
+    assert latest is not None and latest.seq == a.follower.seen
