@@ -25,6 +25,8 @@ from bot.follow import ChangeFollower, net_changes
 from bot.store.protocol import ChangesStore, ListsStore, SnapshotsStore
 from bot.store.records import Change, ChangeKind, ChangeOp, EntryFeatures, EntryRecord, ListRecord
 from detectors.hashing import ImageHashes
+from detectors.index_snapshot import FORMAT as SNAPSHOT_FORMAT
+from detectors.index_snapshot import BadSnapshot, dump_lists, load_lists
 from detectors.localmatch import Fingerprint
 from detectors.matching import (
     ALGORITHMS,
@@ -259,6 +261,28 @@ class HashLists:
             features = await store.entry_features(sorted(records))
             await self._cpu(self._add_batch, [(r, features.get(i)) for i, r in sorted(records.items())])
 
+    # -- index snapshots (bot/snapshots.py) ------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything held as an index snapshot (CPU-bound: in the pool)."""
+        rows: list[list[object]] = [[i.list_id, i.name, i.kind, i.action, i.label] for i in self._lists.values()]
+        return dump_lists(self.index, rows)
+
+    def restore(self, data: bytes) -> None:
+        """What a snapshot holds, replacing what is held (CPU-bound); raises ``BadSnapshot``."""
+        index, rows = load_lists(data, mih_threshold=self._mih, local=self._local)
+        lists: dict[int, ListInfo] = {}
+        for row in rows:
+            if not (
+                isinstance(row, list)
+                and len(row) == 5
+                and isinstance(row[0], int)
+                and all(isinstance(v, str) for v in row[1:])
+            ):
+                raise BadSnapshot("a list row is malformed")
+            lists[row[0]] = ListInfo(row[0], row[1], row[2], row[3], row[4])
+        self.index, self._lists, self._sizes = index, lists, Counter(index.list_sizes())
+
     def _forget(self, entry_ids: list[int], list_ids: list[int]) -> None:
         self.remove_many(entry_ids)
         for list_id in list_ids:
@@ -286,10 +310,18 @@ class ListSource(ListsStore, ChangesStore, SnapshotsStore, Protocol):
 
 
 class _Following:
-    """``HashLists`` as the view of the store's list change log."""
+    """``HashLists`` as the view of the store's list change log, saved and loaded as index snapshots."""
+
+    snapshot_format = SNAPSHOT_FORMAT
 
     def __init__(self, lists: HashLists, store: ListSource) -> None:
         self._lists, self._store = lists, store
+
+    async def dump(self) -> bytes:
+        return bytes(await self._lists._cpu(self._lists.snapshot))
+
+    async def restore(self, data: bytes) -> None:
+        await self._lists._cpu(self._lists.restore, data)
 
     async def reload(self) -> None:
         await self._lists.reload(self._store)

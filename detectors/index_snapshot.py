@@ -22,10 +22,12 @@ import numpy as np
 
 from detectors.errors import VigilError
 from detectors.localmatch.index import TABLES, LocalState
+from detectors.matching import ListIndex, ListState
 from detectors.protected import KnownPhoto, ProtectedIndex
 
 FORMAT = 1  # raise when the arrays or their meaning change: older snapshots are then ignored
 PROTECTED = "protected"
+LISTS = "lists"
 
 
 class BadSnapshot(VigilError, ValueError):
@@ -98,7 +100,7 @@ def _photo(row: object) -> KnownPhoto:
     )
 
 
-def _local_arrays(st: LocalState) -> dict[str, np.ndarray]:
+def _local_arrays(st: LocalState, prefix: str = "") -> dict[str, np.ndarray]:
     out = {
         "bounds": np.array([(a, b) for a, b, *_ in st.segments], np.int64).reshape(-1, 2),
         "slot_keys": st.slot_keys,
@@ -110,10 +112,11 @@ def _local_arrays(st: LocalState) -> dict[str, np.ndarray]:
     for i, (_, _, words, slots, sigs) in enumerate(st.segments):
         for t in range(TABLES):
             out[f"w{i}_{t}"], out[f"s{i}_{t}"], out[f"g{i}_{t}"] = words[t], slots[t], sigs[t]
-    return out
+    return {prefix + k: v for k, v in out.items()}
 
 
-def _local_state(a: Mapping[str, np.ndarray]) -> LocalState:
+def _local_state(arrays: Mapping[str, np.ndarray], prefix: str = "") -> LocalState:
+    a = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
     bounds = a["bounds"]
     if bounds.ndim != 2 or bounds.shape[1] != 2:
         raise ValueError("the segment bounds are malformed")
@@ -152,5 +155,54 @@ def load_protected(data: bytes) -> ProtectedIndex:
         photos = [_photo(r) for r in rows]
         local = _local_state(arrays) if "bounds" in arrays else None
         return ProtectedIndex.from_state(photos, local)
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError, IndexError) as exc:
+        raise BadSnapshot(f"its arrays do not fit together ({exc})") from None
+
+
+# --- hash lists ---------------------------------------------------------------------------------
+
+
+def dump_lists(index: ListIndex, lists: list[list[object]]) -> bytes:
+    """The hash-list index as a snapshot; ``lists`` are the caller's rows describing its lists
+    (JSON-able: ids, names, kinds), given back by ``load_lists``."""
+    st = index.state()
+    arrays: dict[str, np.ndarray] = {
+        "lists": _text(json.dumps(lists)),
+        "pdq_ids": st.pdq[0],
+        "pdq_codes": st.pdq[1],
+        "value_ids": st.value[0],
+        "value_codes": st.value[1],
+        "phash_ids": st.phash[0],
+        "phash_codes": st.phash[1],
+        "sha_key": st.sha_key,
+        "list_of": st.list_of,
+        "quality": st.quality,
+        "count": np.array([st.count], np.int64),
+        "local_keys": st.local_keys,
+    }
+    if st.local is not None:
+        arrays.update(_local_arrays(st.local, "local_"))
+    return pack(LISTS, arrays)
+
+
+def load_lists(data: bytes, *, mih_threshold: int = 65536, local: bool = True) -> tuple[ListIndex, list[object]]:
+    """The index and the list rows a ``dump_lists`` snapshot holds; raises ``BadSnapshot``."""
+    a = unpack(data, LISTS)
+    try:
+        rows = json.loads(a["lists"].tobytes().decode("utf-8"))
+        if not isinstance(rows, list):
+            raise ValueError("the list table is not a list")
+        st = ListState(
+            (a["pdq_ids"], a["pdq_codes"]),
+            (a["value_ids"], a["value_codes"]),
+            (a["phash_ids"], a["phash_codes"]),
+            a["sha_key"],
+            a["list_of"],
+            a["quality"],
+            int(a["count"][0]),
+            _local_state(a, "local_") if "local_bounds" in a else None,
+            a["local_keys"],
+        )
+        return ListIndex.from_state(st, mih_threshold=mih_threshold, local=local), rows
     except (KeyError, ValueError, TypeError, UnicodeDecodeError, IndexError) as exc:
         raise BadSnapshot(f"its arrays do not fit together ({exc})") from None

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from bot.config import ProtectConfig, SnapshotsConfig
+from bot.lists import HashLists
 from bot.protect import Protector, query_of_bytes
 from bot.snapshots import SnapshotWriter
 from bot.store import Store
@@ -23,6 +24,7 @@ from bot.store.changes import ChangesPruned
 from bot.store.records import ChangeKind
 from detectors import index_snapshot
 from tests.support import transforms as tf
+from tests.test_lists import add_image, signals
 
 P = ChangeKind.PROTECTED
 
@@ -211,3 +213,58 @@ async def test_the_writer_writes_when_due_and_only_while_it_holds_the_turn(store
     assert await wa.tick() == 1
     latest = await a_store.latest_index_snapshot(P)
     assert latest is not None and latest.seq == a.follower.seen
+
+
+# --- hash lists ---------------------------------------------------------------------------------
+
+
+async def test_a_process_started_after_a_list_snapshot_matches_entries_added_before_and_after_it(stores) -> None:
+    a_store, b_store = await stores(), await stores()
+    block = await a_store.create_list("instance", kind="block")
+    allow = await a_store.create_list("friends", kind="allow")
+    gone = await add_image(a_store, block.id, "coffee")
+    before = await add_image(a_store, block.id, "rocket")
+    allowed = await add_image(a_store, allow.id, "astronaut")
+    a = HashLists()
+    a_follower = a.follower(a_store)
+    await a_follower.load()
+    info = await SnapshotWriter(a_store, [a_follower]).write(a_follower)
+    assert info is not None and info.seq == a_follower.seen
+    after = await add_image(a_store, block.id, "chelsea")
+    await a_store.remove_entry(gone)
+
+    b = HashLists()
+    b_follower = b.follower(b_store)
+    await b_follower.load()
+    assert b_follower.loaded_from == info.seq  # from the snapshot
+    assert {gone, before, allowed} <= set(_held(b)) and after not in b
+    await b_follower.catch_up()
+    assert gone not in b and before in b and after in b
+    assert b.size(block.id) == 2 and b.size(allow.id) == 1 and b.info(allow.id).kind == "allow"
+
+    def found(name: str, list_ids: list[int]) -> list[int]:
+        return [m.entry_id for m in b.match(list_ids, signals(name), distance=31, min_quality=50)]
+
+    assert found("rocket", [block.id]) == [before]
+    assert found("chelsea", [block.id]) == [after]
+    assert found("coffee", [block.id]) == []
+    assert found("astronaut", [allow.id]) == [allowed]
+    assert found("rocket", [allow.id]) == []  # the list filter holds after a snapshot too
+
+
+def _held(lists: HashLists) -> list[int]:
+    return [i for i in range(1, 100) if i in lists]
+
+
+async def test_a_damaged_list_snapshot_falls_back_to_loading_everything(stores) -> None:
+    store = await stores()
+    block = await store.create_list("instance", kind="block")
+    entry = await add_image(store, block.id, "rocket")
+    a = HashLists()
+    await a.follower(store).load()
+    good = a.snapshot()
+    await store.save_index_snapshot(ChangeKind.LISTS, await store.last_change(ChangeKind.LISTS), 1, good[:-100])
+    b = HashLists()
+    follower = b.follower(await stores())
+    await follower.load()
+    assert follower.loaded_from is None and entry in b and b.size(block.id) == 1
