@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,12 +18,15 @@ from PIL import Image
 
 from bot.config import ProtectConfig, SnapshotsConfig
 from bot.lists import HashLists
-from bot.protect import Protector, query_of_bytes
+from bot.protect import Protector, print_of_bytes, query_of_bytes
 from bot.snapshots import SnapshotWriter
 from bot.store import Store
 from bot.store.changes import ChangesPruned
+from bot.store.postgres import PostgresStore
 from bot.store.records import ChangeKind
 from detectors import index_snapshot
+from detectors.protected import KnownPhoto, ProtectedIndex
+from detectors.settings import MediaLimits
 from tests.support import transforms as tf
 from tests.test_lists import add_image, signals
 
@@ -50,13 +54,18 @@ class Offset:
         return datetime.now(UTC) + self.ahead
 
 
-@pytest.fixture
-async def stores(tmp_path: Path):
-    """Opens stores on one SQLite file, as separate processes would; closes them after the test."""
-    opened: list[Store] = []
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path):
+    """Opens stores on one database (a SQLite file, or a PostgreSQL schema of the test's own), as
+    separate processes would; closes them after the test."""
+    opened: list[Any] = []
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
 
-    async def open_store(clock: Offset | None = None) -> Store:
-        s = await Store.open(tmp_path / "data" / "vigil.sqlite3", clock=clock or Offset())
+    async def open_store(clock: Offset | None = None) -> Any:
+        if url is not None:
+            s = await PostgresStore.open(url, clock=clock or Offset(), pool_size=(1, 4))
+        else:
+            s = await Store.open(tmp_path / "data" / "vigil.sqlite3", clock=clock or Offset())
         opened.append(s)
         return s
 
@@ -268,3 +277,29 @@ async def test_a_damaged_list_snapshot_falls_back_to_loading_everything(stores) 
     follower = b.follower(await stores())
     await follower.load()
     assert follower.loaded_from is None and entry in b and b.size(block.id) == 1
+
+
+# --- the index arrays alone (detectors/index_snapshot.py) ----------------------------------------
+
+
+def test_a_protected_index_loaded_from_its_snapshot_finds_what_the_built_one_finds(photos) -> None:
+    index = ProtectedIndex()
+    names = ["faces", "rocket", "coffee", "astronaut", "chelsea"]
+    prints = {n: print_of_bytes(jpeg(photos[n]), MediaLimits()) for n in names}
+    for i, n in enumerate(names, 1):  # one at a time: several segments
+        index.add(KnownPhoto(i, i, n, "operator", None, None, None, None, prints[n].pdq), prints[n].fingerprint)
+    index.remove(2)  # dead postings travel too
+    loaded = index_snapshot.load_protected(index_snapshot.dump_protected(index))
+    assert loaded.ids() == index.ids() == {1, 3, 4, 5}
+    for n in names:
+        frames = query_of_bytes(fake_of(photos, n))
+        got = [(m.photo, m.inliers) for m in loaded.search(frames, min_fraction=0.1)]
+        assert got == [(m.photo, m.inliers) for m in index.search(frames, min_fraction=0.1)]
+    loaded.add(KnownPhoto(2, 2, "rocket", "operator", None, None, None, None, None), prints["rocket"].fingerprint)
+    assert [m.photo.id for m in loaded.search(query_of_bytes(fake_of(photos, "rocket")), min_fraction=0.1)] == [2]
+
+
+def test_snapshot_bytes_of_another_kind_are_refused() -> None:
+    lists_bytes = index_snapshot.dump_lists(HashLists().index, [])
+    with pytest.raises(index_snapshot.BadSnapshot, match="of 'lists', not of 'protected'"):
+        index_snapshot.load_protected(lists_bytes)

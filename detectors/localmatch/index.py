@@ -317,9 +317,9 @@ class LocalIndex:
                 _Segment(
                     int(first),
                     int(last),
-                    tuple(w.astype(np.uint32) for w in words),
-                    tuple(s.astype(np.uint32) for s in seg_slots),
-                    tuple(g.astype(np.uint16) for g in sigs),
+                    tuple(w.astype(np.uint32, copy=False) for w in words),
+                    tuple(s.astype(np.uint32, copy=False) for s in seg_slots),
+                    tuple(g.astype(np.uint16, copy=False) for g in sigs),
                     ds,
                 )
             )
