@@ -247,6 +247,11 @@ class Core:
             await self.actions.batcher.close()
         return clean
 
+    def set_role(self, role: str) -> None:
+        """The role this process runs in (bot/roles.py), as its change-log followers record it."""
+        for follower in self.snapshot_writer.followers_all:
+            follower.process = replace(follower.process, role=role[:32] or "all")
+
     async def load_lists(self) -> None:
         await self._lists_follower.load()
 

@@ -58,7 +58,6 @@ def this_process(role: str = "all") -> Process:
     return Process(f"{host}:{os.getpid()}:{uuid.uuid4().hex[:12]}", role[:32] or "all")
 
 
-ROLE = "all"  # this process's role as followers record it (bot/roles.py's Role; set before the followers are made)
 
 
 class FollowStore(ChangesStore, SnapshotsStore, Protocol):
@@ -109,7 +108,7 @@ class ChangeFollower:
         self.kind = kind
         self.view = view
         self.seen = -1  # the last change applied; -1: nothing loaded yet
-        self.process = process if process is not None else this_process(ROLE)  # one id per follower
+        self.process = process if process is not None else this_process()  # one id per follower; the role: bot/core.py
         self.snapshots = True  # load from the newest snapshot when the view reads them
         self.loaded_from: int | None = None  # the seq of the snapshot the last load came from (None: the store)
         self.live = live

@@ -43,6 +43,7 @@ class SnapshotWriter:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
+        self.followers_all = list(followers)
         self.followers = [f for f in followers if isinstance(f.view, SnapshotView)]
         self.policy = policy
         self._now = now
