@@ -58,8 +58,6 @@ def this_process(role: str = "all") -> Process:
     return Process(f"{host}:{os.getpid()}:{uuid.uuid4().hex[:12]}", role[:32] or "all")
 
 
-
-
 class FollowStore(ChangesStore, SnapshotsStore, Protocol):
     """What a follower needs of the store: the change logs, snapshots and the follower table."""
 
@@ -217,7 +215,7 @@ class ChangeFollower:
     async def prune(self) -> int:
         """Prunes the changes every live process applied: up to the oldest change applied by a
         process seen within ``live`` seconds (this one included), and no further than the newest
-        snapshot's seq; forgets processes not seen for a day. Returns how many rows went."""
+        snapshot's seq (when snapshots are on); forgets processes not seen for a day. Returns how many rows went."""
         if not self.loaded:
             return 0
         await self._beat(self.seen)  # this process is live, and at ``seen``
@@ -226,7 +224,8 @@ class ChangeFollower:
         floor = await self.store.live_floor(self.kind, self.live)
         if floor is not None:
             upto = min(upto, floor)
-        snapshot = await self.store.latest_index_snapshot(self.kind)
+        # snapshots turned off: none is loaded, so an old one must not hold the log for ever
+        snapshot = await self.store.latest_index_snapshot(self.kind) if self.snapshots else None
         if snapshot is not None:
             upto = min(upto, snapshot.seq)
         return await self.store.prune_changes(self.kind, upto) if upto > 0 else 0

@@ -202,6 +202,11 @@ async def test_pruning_never_goes_past_the_newest_snapshot(stores, photos) -> No
     await fresh.load()
     await fresh.refresh()
     assert fresh.follower.loaded_from == info.seq and later in fresh.index.ids()
+    # snapshots turned off ([snapshots] enabled = false): an old one no longer holds the log
+    for follower in (a.follower, fresh.follower):
+        follower.snapshots = False
+    assert await fresh.follower.prune() == 1  # both processes are at the head: the change after the snapshot goes
+    assert await store.changes_since(P, a.follower.seen) == []
 
 
 async def test_the_writer_writes_when_due_and_only_while_it_holds_the_turn(stores, photos) -> None:
