@@ -3,8 +3,9 @@
 A snapshot is a built in-memory index as bytes (detectors/index_snapshot.py), covering its
 change log up to ``seq``: a process starting loads the newest one and applies the changes
 after it, instead of building the index from every row (bot/snapshots.py). Its bytes are kept
-in parts of ``PART_BYTES`` written in the transaction that adds the snapshot's row, so a reader
-sees a whole snapshot or none; the latest ``KEEP_SNAPSHOTS`` per kind are kept.
+in parts of ``PART_BYTES`` as base64 text (no column holds bytes: nothing image-shaped can be
+stored), written in the transaction that adds the snapshot's row, so a reader sees a whole
+snapshot or none; the latest ``KEEP_SNAPSHOTS`` per kind are kept.
 
 Each running process records, per log, the change it applied last and when it was last seen
 (``record_follower``). The log is pruned below the oldest change a process seen within a
@@ -14,6 +15,7 @@ stops holding the log once its heartbeat is older than the bound.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +25,7 @@ from bot.store.changes import log_of, seq_number
 from bot.store.db import Database
 from bot.store.records import ChangeKind
 
-PART_BYTES = 32 * 1024 * 1024  # bytes per stored part of a snapshot
+PART_BYTES = 24 * 1024 * 1024  # bytes per stored part of a snapshot (32 MiB of base64 text, the column's bound)
 KEEP_SNAPSHOTS = 2  # per kind: the newest, and the one before while a process may still be reading it
 MAX_SNAPSHOT_BYTES = 16 * 1024**3  # a snapshot larger than this is refused (100,000 photos take ~3.5 GB)
 
@@ -69,8 +71,13 @@ def turn_key(kind: ChangeKind) -> str:
     return f"snapshots:{kind}:writer"
 
 
-def parts_of(data: bytes) -> list[bytes]:
-    return [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
+def parts_of(data: bytes) -> list[str]:
+    """The stored parts: base64 text, since no column holds bytes (nothing image-shaped is stored)."""
+    return [base64.b64encode(data[i : i + PART_BYTES]).decode("ascii") for i in range(0, len(data), PART_BYTES)]
+
+
+def joined(parts: list[str]) -> bytes:
+    return b"".join(base64.b64decode(p) for p in parts)
 
 
 def stored_time(value: object) -> datetime:
@@ -136,7 +143,7 @@ class SnapshotsMixin:
             )
         if head is None or len(rows) != int(head[0]):
             return None
-        return b"".join(bytes(r[0]) for r in rows)
+        return joined([str(r[0]) for r in rows])
 
     async def record_follower(self, process: str, role: str, kind: ChangeKind, seq: int) -> None:
         """This process (``process``, its ``role``) has applied ``kind``'s log up to ``seq``, now."""

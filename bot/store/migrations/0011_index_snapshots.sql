@@ -1,7 +1,8 @@
 -- Index snapshots and the processes following the change logs (bot/snapshots.py, bot/follow.py).
 -- A snapshot is a built in-memory index as bytes (detectors/index_snapshot.py: ids, hash codes,
 -- descriptors; never pixels) covering the change log up to ``seq``; its bytes are split into parts
--- (a row stays well under SQLite's blob limit) written in the one transaction that adds the row.
+-- kept as base64 text (no column holds bytes: nothing shaped like an image can be stored), written
+-- in the one transaction that adds the row.
 -- At most the latest two per kind are kept. Each process records the change it applied last per
 -- log, with a heartbeat: the log is pruned only below the oldest change a live process applied.
 -- Runs inside one transaction opened by bot/store/db.py: no BEGIN/COMMIT here.
@@ -19,7 +20,8 @@ CREATE INDEX index_snapshots_by_kind ON index_snapshots (kind, seq);
 CREATE TABLE index_snapshot_parts (
     snapshot_id INTEGER NOT NULL REFERENCES index_snapshots (id) ON DELETE CASCADE,
     part INTEGER NOT NULL CHECK (part >= 0),
-    data BLOB NOT NULL,
+    data TEXT NOT NULL
+        CHECK (length(data) BETWEEN 4 AND 33554432 AND NOT data GLOB '*[^A-Za-z0-9+/=]*'),
     PRIMARY KEY (snapshot_id, part)
 ) STRICT;
 

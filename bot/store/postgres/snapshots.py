@@ -14,6 +14,7 @@ from bot.store.snapshots import (
     SnapshotInfo,
     bound_seconds,
     follower_args,
+    joined,
     parts_of,
     snapshot_args,
     stored_time,
@@ -77,7 +78,7 @@ class PgSnapshotsMixin:
             )
         if head is None or len(rows) != int(head["parts"]):
             return None
-        return b"".join(bytes(r["data"]) for r in rows)
+        return joined([str(r["data"]) for r in rows])
 
     async def record_follower(self, process: str, role: str, kind: ChangeKind, seq: int) -> None:
         pid, role, k, last = follower_args(process, role, kind, seq)

@@ -1,5 +1,6 @@
 -- Index snapshots and the processes following the change logs: the PostgreSQL twin of SQLite's
--- 0011 (bot/snapshots.py, bot/follow.py). Never pixels: built index arrays only. At most the latest
+-- 0011 (bot/snapshots.py, bot/follow.py). Never pixels: built index arrays only, in parts of base64
+-- text (no column holds bytes). At most the latest
 -- two snapshots per kind are kept; the log is pruned only below the oldest change a live process
 -- applied. Runs inside one transaction opened by bot/store/postgres/db.py: no BEGIN/COMMIT here.
 CREATE TABLE index_snapshots (
@@ -16,7 +17,7 @@ CREATE INDEX index_snapshots_by_kind ON index_snapshots (kind, seq);
 CREATE TABLE index_snapshot_parts (
     snapshot_id bigint NOT NULL REFERENCES index_snapshots (id) ON DELETE CASCADE,
     part integer NOT NULL CHECK (part >= 0),
-    data bytea NOT NULL,
+    data text NOT NULL CHECK (length(data) BETWEEN 4 AND 33554432 AND data ~ '^[A-Za-z0-9+/=]+$'),
     PRIMARY KEY (snapshot_id, part)
 );
 
