@@ -5,7 +5,8 @@ SHA-256 in a dict, local-feature fingerprints in a ``LocalIndex``); a group's ma
 searches it once and keeps the lists the group uses: its own and the instance lists it
 follows. The store stays the source of truth: ``load`` fills the index at start-up and a
 ``ChangeFollower`` (bot/follow.py) applies the store's list change log, so entries added or
-removed by ``vigil hash``, a purge or another worker reach the running bot within seconds.
+removed by ``vigil hash``, a purge or another worker reach the running bot within seconds; a
+starting process loads the newest index snapshot (bot/snapshots.py) when there is one.
 
 Allow lists win over block lists (in ``bot.policy``), so an allow match must show the
 query's whole picture: a match through a view that dropped more than flat borders, or a

@@ -34,7 +34,8 @@ Not a manipulation: the owner posting their own photo, and a photo re-posted unc
 
 The index lives in memory (``detectors.protected.ProtectedIndex``, pure) and follows the
 store's protected-photo change log (bot/follow.py), as the hash lists follow theirs: what
-``vigil protect`` or another worker changes is matched here within ``REFRESH_SECONDS``.
+``vigil protect`` or another worker changes is matched here within ``REFRESH_SECONDS``. A process
+starts from the newest index snapshot (bot/snapshots.py) rather than building the index, when there is one.
 The /protect chat sessions are kept apart (bot/protect_sessions.py).
 """
 

@@ -20,8 +20,8 @@ CREATE INDEX index_snapshots_by_kind ON index_snapshots (kind, seq);
 CREATE TABLE index_snapshot_parts (
     snapshot_id INTEGER NOT NULL REFERENCES index_snapshots (id) ON DELETE CASCADE,
     part INTEGER NOT NULL CHECK (part >= 0),
-    data TEXT NOT NULL
-        CHECK (length(data) BETWEEN 4 AND 33554432 AND NOT data GLOB '*[^A-Za-z0-9+/=]*'),
+    -- a length bound only: a GLOB over 32 MiB per part made writing a snapshot 15x slower
+    data TEXT NOT NULL CHECK (length(data) BETWEEN 4 AND 33554432),
     PRIMARY KEY (snapshot_id, part)
 ) STRICT;
 
