@@ -7,6 +7,7 @@ on both backends.)"""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -308,3 +309,22 @@ def test_snapshot_bytes_of_another_kind_are_refused() -> None:
     lists_bytes = index_snapshot.dump_lists(HashLists().index, [])
     with pytest.raises(index_snapshot.BadSnapshot, match="of 'lists', not of 'protected'"):
         index_snapshot.load_protected(lists_bytes)
+
+
+async def test_the_running_writer_stores_a_snapshot_a_later_process_starts_from(stores, photos) -> None:
+    store = await stores()
+    a = Protector(store, ProtectConfig())
+    photo = await a.add_operator_photo("Ana", jpeg(photos["faces"]))
+    await a.load()
+    writer = SnapshotWriter(store, [a.follower], SnapshotsConfig(check_seconds=0.05))
+    writer.start()
+    try:
+        async with asyncio.timeout(30):  # the writer's own record: the snapshot row
+            while (latest := await store.latest_index_snapshot(P)) is None:
+                await asyncio.sleep(0.05)
+    finally:
+        await writer.stop()
+    assert latest.seq == a.follower.seen
+    b = Protector(await stores(), ProtectConfig())
+    await b.load()
+    assert b.follower.loaded_from == latest.seq and traced_ids(b, fake_of(photos, "faces")) == {photo}
