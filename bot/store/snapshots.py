@@ -16,6 +16,7 @@ stops holding the log once its heartbeat is older than the bound.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -71,9 +72,15 @@ def turn_key(kind: ChangeKind) -> str:
     return f"snapshots:{kind}:writer"
 
 
-def parts_of(data: bytes) -> list[str]:
-    """The stored parts: base64 text, since no column holds bytes (nothing image-shaped is stored)."""
-    return [base64.b64encode(data[i : i + PART_BYTES]).decode("ascii") for i in range(0, len(data), PART_BYTES)]
+def parts_of(data: bytes) -> Iterator[tuple[int, str]]:
+    """The stored parts, numbered: base64 text, since no column holds bytes (nothing image-shaped is
+    stored); made one at a time as they are written, so the text of only one is held at once."""
+    for part, at in enumerate(range(0, len(data), PART_BYTES)):
+        yield part, base64.b64encode(data[at : at + PART_BYTES]).decode("ascii")
+
+
+def part_count(data: bytes) -> int:
+    return -(-len(data) // PART_BYTES)
 
 
 def joined(parts: list[str]) -> bytes:
@@ -97,18 +104,17 @@ class SnapshotsMixin:
         """Stores a snapshot of ``kind``'s index covering its log up to ``seq``; keeps the latest
         ``KEEP_SNAPSHOTS`` of the kind (by ``seq``) and deletes older ones."""
         k, last, fmt, data = snapshot_args(kind, seq, fmt, data)
-        parts = parts_of(data)
         now = self._db.now()
         async with self._db.write() as c:
             cur = await c.execute(
                 "INSERT INTO index_snapshots (kind, seq, format, size, parts, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (str(k), last, fmt, len(data), len(parts), now),
+                (str(k), last, fmt, len(data), part_count(data), now),
             )
             sid = int(cur.lastrowid or 0)
-            await c.executemany(
-                "INSERT INTO index_snapshot_parts (snapshot_id, part, data) VALUES (?, ?, ?)",
-                [(sid, i, p) for i, p in enumerate(parts)],
-            )
+            for part, text in parts_of(data):
+                await c.execute(
+                    "INSERT INTO index_snapshot_parts (snapshot_id, part, data) VALUES (?, ?, ?)", (sid, part, text)
+                )
             await c.execute(
                 "DELETE FROM index_snapshots WHERE kind = ? AND id NOT IN "
                 "(SELECT id FROM index_snapshots WHERE kind = ? ORDER BY seq DESC, id DESC LIMIT ?)",

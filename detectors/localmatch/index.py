@@ -288,8 +288,10 @@ class LocalIndex:
         n = int(st.fp_keys.shape[0])
         if st.fp_ends.shape != (n,) or (n and (int(st.fp_ends[-1]) != st.fp_data.shape[0])):
             raise ValueError("the fingerprint table does not match its data")
-        if n and (np.any(np.diff(st.fp_ends) < HEADER_BYTES) or int(st.fp_ends[0]) < HEADER_BYTES):
-            raise ValueError("a fingerprint is shorter than its header")
+        sizes = np.diff(st.fp_ends, prepend=0)
+        # every known fingerprint is a header and whole points (``as_known``: no mirror descriptors)
+        if n and (np.any(sizes < HEADER_BYTES) or np.any((sizes - HEADER_BYTES) % KNOWN_POINT_BYTES)):
+            raise ValueError("a fingerprint's length is not a header and whole points")
         live = st.slot_keys[st.slot_keys != _NO_KEY]
         if len(live) != n or set(live.tolist()) != set(st.fp_keys.tolist()):
             raise ValueError("the slot table and the fingerprints name different keys")

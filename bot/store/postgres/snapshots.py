@@ -15,6 +15,7 @@ from bot.store.snapshots import (
     bound_seconds,
     follower_args,
     joined,
+    part_count,
     parts_of,
     snapshot_args,
     stored_time,
@@ -31,21 +32,19 @@ class PgSnapshotsMixin:
     async def save_index_snapshot(self, kind: ChangeKind, seq: int, fmt: int, data: bytes) -> SnapshotInfo:
         """Stores a snapshot covering ``kind``'s log up to ``seq``; keeps the latest ``KEEP_SNAPSHOTS``."""
         k, last, fmt, data = snapshot_args(kind, seq, fmt, data)
-        parts = parts_of(data)
         now = self._db.now()
         async with self._db.write() as c:
             row = await fetchone(
                 c,
                 "INSERT INTO index_snapshots (kind, seq, format, size, parts, created_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                (str(k), last, fmt, len(data), len(parts), now),
+                (str(k), last, fmt, len(data), part_count(data), now),
             )
             assert row is not None
             sid = int(row["id"])
-            async with c.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO index_snapshot_parts (snapshot_id, part, data) VALUES (%s, %s, %s)",
-                    [(sid, i, p) for i, p in enumerate(parts)],
+            for part, text in parts_of(data):  # one part's text at a time
+                await c.execute(
+                    "INSERT INTO index_snapshot_parts (snapshot_id, part, data) VALUES (%s, %s, %s)", (sid, part, text)
                 )
             await c.execute(
                 "DELETE FROM index_snapshots WHERE kind = %s AND id NOT IN "
