@@ -616,7 +616,8 @@ def _snapshots(root: _Table) -> SnapshotsConfig:
         changes=t.get("changes", int, d.changes, _between(1, 100_000_000)),
         minutes=t.get("minutes", float, d.minutes, _between(1, 7 * 1440)),
         check_seconds=t.get("check_seconds", float, d.check_seconds, _between(1, 3600)),
-        live_minutes=t.get("live_minutes", float, d.live_minutes, _between(1, 7 * 1440)),
+        # at least two heartbeats (bot/follow.py: one a minute) within the bound
+        live_minutes=t.get("live_minutes", float, d.live_minutes, _between(2, 7 * 1440)),
     )
     t.done()
     return cfg
