@@ -20,6 +20,9 @@ CREATE TABLE index_snapshot_parts (
     data text NOT NULL CHECK (length(data) BETWEEN 4 AND 33554432),  -- as SQLite's: a length bound only
     PRIMARY KEY (snapshot_id, part)
 );
+-- out of line, uncompressed: the parts hold descriptors (random-looking bytes), which compression
+-- only slows down, on every write and every read
+ALTER TABLE index_snapshot_parts ALTER COLUMN data SET STORAGE EXTERNAL;
 
 CREATE TABLE change_followers (
     process text NOT NULL CHECK (length(process) BETWEEN 1 AND 128),
