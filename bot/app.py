@@ -141,6 +141,7 @@ class App:
         self.store = await open_store(cfg)
         scanner = await asyncio.to_thread(Scanner, cfg.detectors)  # loads the models once
         core = Core(cfg, self.store, scanner, metrics=self.metrics)
+        core.set_role(str(self.role))  # recorded with each change-log follower's heartbeat
         # each platform's SDK is loaded only when the platform is enabled
         if cfg.telegram.enabled:
             from bot.platforms.telegram import TelegramPlatform

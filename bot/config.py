@@ -238,6 +238,23 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotsConfig:
+    """[snapshots]: index snapshots a starting process loads instead of building its indexes
+    (bot/snapshots.py), and how long a silent process holds the change logs (bot/follow.py)."""
+
+    enabled: bool = True
+    changes: int = 10_000  # write one when the log moved this far past the newest snapshot
+    minutes: float = 30.0  # or moved at all and the newest is this old
+    check_seconds: float = 60.0  # how often that is checked
+    live_minutes: float = 10.0  # a process silent this long no longer holds the change logs
+
+    @property
+    def lease(self) -> float:
+        """How long one process's turn at writing snapshots lasts without renewal: a few checks."""
+        return max(3 * self.check_seconds, 60.0)
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     log_format: str = "text"
@@ -261,6 +278,7 @@ class Config:
     cluster: ClusterConfig = ClusterConfig()
     flood: FloodConfig = FloodConfig()
     sweep: SweepConfig = SweepConfig()
+    snapshots: SnapshotsConfig = SnapshotsConfig()
 
     @property
     def database(self) -> Path:
@@ -634,6 +652,21 @@ def _flood(root: _Table) -> FloodConfig:
     return cfg
 
 
+def _snapshots(root: _Table) -> SnapshotsConfig:
+    t = root.table("snapshots")
+    d = SnapshotsConfig()
+    cfg = SnapshotsConfig(
+        enabled=t.get("enabled", bool, d.enabled),
+        changes=t.get("changes", int, d.changes, _between(1, 100_000_000)),
+        minutes=t.get("minutes", float, d.minutes, _between(1, 7 * 1440)),
+        check_seconds=t.get("check_seconds", float, d.check_seconds, _between(1, 3600)),
+        # at least two heartbeats (bot/follow.py: one a minute) within the bound
+        live_minutes=t.get("live_minutes", float, d.live_minutes, _between(2, 7 * 1440)),
+    )
+    t.done()
+    return cfg
+
+
 def _retention(root: _Table) -> RetentionConfig:
     t = root.table("retention")
     d = RetentionConfig()
@@ -812,6 +845,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
         cluster=_cluster(root),
         flood=_flood(root),
         sweep=_sweep(root),
+        snapshots=_snapshots(root),
     )
     v.done()
     root.done()

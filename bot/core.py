@@ -44,6 +44,7 @@ from bot.repeats import RepeatCache
 from bot.reports import Reports
 from bot.scan_record import audit_key
 from bot.seen_window import SeenWindow
+from bot.snapshots import SnapshotWriter
 from bot.store.protocol import Store
 from bot.store.records import WorkItem
 from bot.sweep import Sweeper
@@ -114,6 +115,12 @@ class Core:
         )
         self.lists.added_hook = self.sweeper.entries_added
         self.protector.added_hook = self.sweeper.photos_added
+        # index snapshots (bot/snapshots.py): a starting process loads the newest instead of building its indexes
+        followers = [self._lists_follower, *([protected_follower] if protected_follower is not None else [])]
+        for follower in followers:
+            follower.snapshots = config.snapshots.enabled
+            follower.live = config.snapshots.live_minutes * 60
+        self.snapshot_writer = SnapshotWriter(store, followers, config.snapshots)
         self.notifier = Notifier(
             platforms=self.platforms,
             store=store,
@@ -246,6 +253,7 @@ class Core:
         await self.load_lists()
         if self.config.protect.enabled:
             self.protector.start()  # loads the protected photos in the background
+        self.snapshot_writer.start()
         self._list_sync = asyncio.create_task(self._follow_lists(), name="vigil-list-sync")
         self.index_gate.start(self.store)  # PostgreSQL's change notices wake the followers at once
         for platform in self.platforms.values():  # reports members made to their homeserver (Matrix)
@@ -279,6 +287,7 @@ class Core:
         """Stops taking images; waits up to ``timeout`` s for those in flight. True if none was cut short."""
         await self.sweeper.stop()
         await self.protector.stop()
+        await self.snapshot_writer.stop()
         for task in self._report_readers:
             task.cancel()
         await asyncio.gather(*self._report_readers, return_exceptions=True)
@@ -293,6 +302,11 @@ class Core:
         if self.actions.batcher is not None:
             await self.actions.batcher.close()
         return clean
+
+    def set_role(self, role: str) -> None:
+        """The role this process runs in (bot/roles.py), as its change-log followers record it."""
+        for follower in self.snapshot_writer.followers_all:
+            follower.process = replace(follower.process, role=role[:32] or "all")
 
     async def load_lists(self) -> None:
         await self._lists_follower.load()

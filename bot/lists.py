@@ -5,7 +5,8 @@ SHA-256 in a dict, local-feature fingerprints in a ``LocalIndex``); a group's ma
 searches it once and keeps the lists the group uses: its own and the instance lists it
 follows. The store stays the source of truth: ``load`` fills the index at start-up and a
 ``ChangeFollower`` (bot/follow.py) applies the store's list change log, so entries added or
-removed by ``vigil hash``, a purge or another worker reach the running bot within seconds.
+removed by ``vigil hash``, a purge or another worker reach the running bot within seconds; a
+starting process loads the newest index snapshot (bot/snapshots.py) when there is one.
 
 Allow lists win over block lists (in ``bot.policy``), so an allow match must show the
 query's whole picture: a match through a view that dropped more than flat borders, or a
@@ -22,9 +23,11 @@ from typing import Any, Protocol
 
 from bot.cpu import RunCpu, in_thread
 from bot.follow import ChangeFollower, net_changes
-from bot.store.protocol import ChangesStore, ListsStore
+from bot.store.protocol import ChangesStore, ListsStore, SnapshotsStore
 from bot.store.records import Change, ChangeKind, ChangeOp, EntryFeatures, EntryRecord, ListRecord
 from detectors.hashing import ImageHashes
+from detectors.index_snapshot import FORMAT as SNAPSHOT_FORMAT
+from detectors.index_snapshot import BadSnapshot, dump_lists, load_lists
 from detectors.localmatch import Fingerprint
 from detectors.matching import (
     ALGORITHMS,
@@ -263,6 +266,28 @@ class HashLists:
             if self.added_hook is not None:
                 self.added_hook([r for _, r in sorted(records.items())])
 
+    # -- index snapshots (bot/snapshots.py) ------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """Everything held as an index snapshot (CPU-bound: in the pool)."""
+        rows: list[list[object]] = [[i.list_id, i.name, i.kind, i.action, i.label] for i in self._lists.values()]
+        return dump_lists(self.index, rows)
+
+    def restore(self, data: bytes) -> None:
+        """What a snapshot holds, replacing what is held (CPU-bound); raises ``BadSnapshot``."""
+        index, rows = load_lists(data, mih_threshold=self._mih, local=self._local)
+        lists: dict[int, ListInfo] = {}
+        for row in rows:
+            if not (
+                isinstance(row, list)
+                and len(row) == 5
+                and isinstance(row[0], int)
+                and all(isinstance(v, str) for v in row[1:])
+            ):
+                raise BadSnapshot("a list row is malformed")
+            lists[row[0]] = ListInfo(row[0], row[1], row[2], row[3], row[4])
+        self.index, self._lists, self._sizes = index, lists, Counter(index.list_sizes())
+
     def _forget(self, entry_ids: list[int], list_ids: list[int]) -> None:
         self.remove_many(entry_ids)
         for list_id in list_ids:
@@ -285,15 +310,23 @@ class HashLists:
             self.add_many([e for e, _ in decoded], [fp for _, fp in decoded])
 
 
-class ListSource(ListsStore, ChangesStore, Protocol):
+class ListSource(ListsStore, ChangesStore, SnapshotsStore, Protocol):
     """What following the lists needs of the store."""
 
 
 class _Following:
-    """``HashLists`` as the view of the store's list change log."""
+    """``HashLists`` as the view of the store's list change log, saved and loaded as index snapshots."""
+
+    snapshot_format = SNAPSHOT_FORMAT
 
     def __init__(self, lists: HashLists, store: ListSource) -> None:
         self._lists, self._store = lists, store
+
+    async def dump(self) -> bytes:
+        return bytes(await self._lists._cpu(self._lists.snapshot))
+
+    async def restore(self, data: bytes) -> None:
+        await self._lists._cpu(self._lists.restore, data)
 
     async def reload(self) -> None:
         await self._lists.reload(self._store)

@@ -34,7 +34,8 @@ Not a manipulation: the owner posting their own photo, and a photo re-posted unc
 
 The index lives in memory (``detectors.protected.ProtectedIndex``, pure) and follows the
 store's protected-photo change log (bot/follow.py), as the hash lists follow theirs: what
-``vigil protect`` or another worker changes is matched here within ``REFRESH_SECONDS``.
+``vigil protect`` or another worker changes is matched here within ``REFRESH_SECONDS``. A process
+starts from the newest index snapshot (bot/snapshots.py) rather than building the index, when there is one.
 The /protect chat sessions are kept apart (bot/protect_sessions.py).
 """
 
@@ -53,9 +54,11 @@ from bot.follow import ChangeFollower, net_changes
 from bot.protect_sessions import ProtectSessions
 from bot.recheck import known_photo
 from bot.store.protected import PhotoLimitReached, ProtectedOwner, ProtectedPhoto
-from bot.store.protocol import ChangesStore, ProtectedStore
+from bot.store.protocol import ChangesStore, ProtectedStore, SnapshotsStore
 from bot.store.records import Change, ChangeKind, ChangeOp
 from detectors.errors import VigilError
+from detectors.index_snapshot import FORMAT as SNAPSHOT_FORMAT
+from detectors.index_snapshot import dump_protected, load_protected
 from detectors.localmatch import Fingerprint
 from detectors.media import decode
 from detectors.protected import (
@@ -171,7 +174,7 @@ def exported_findings(findings: Any) -> Any:
 # --- the service ----------------------------------------------------------------------------
 
 
-class ProtectedSource(ProtectedStore, ChangesStore, Protocol):
+class ProtectedSource(ProtectedStore, ChangesStore, SnapshotsStore, Protocol):
     """What the protected-photo service needs of the store."""
 
 
@@ -251,6 +254,15 @@ class Protector:
             owner = await self.store.get_protected_owner(owner_id)
             if owner is not None:
                 self._update_owner(owner)
+
+    # an index snapshot (bot/snapshots.py): the built index, so a new process skips the build
+    snapshot_format = SNAPSHOT_FORMAT
+
+    async def dump(self) -> bytes:
+        return bytes(await self._cpu(dump_protected, self.index))
+
+    async def restore(self, data: bytes) -> None:
+        self.index = await self._cpu(load_protected, data)
 
     def _remove_all(self, photo_ids: Iterable[int]) -> None:
         for pid in photo_ids:

@@ -419,6 +419,15 @@ class HammingIndex:
             ids = ids[np.concatenate(([True], ids[1:] != ids[:-1]))]
             return before - self._publish(self._drop(ids)).size
 
+    def live(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, codes as an (n, bits//8) uint8 array) of every entry held: what a snapshot keeps
+        (detectors/index_snapshot.py); ``add`` of them builds the index again in one batch."""
+        with self._snapshots.lock:
+            parts = [s.live_rows() for s in (*self._snapshots.current.segments, self._buffer.view())]
+        ids = np.concatenate([np.asarray(i, np.int64) for i, _ in parts]) if parts else np.zeros(0, np.int64)
+        words = np.concatenate([w for _, w in parts]) if parts else np.zeros((0, self.nwords), np.uint64)
+        return ids, np.ascontiguousarray(words).view(np.uint8).reshape(-1, self.nbytes)
+
     def _drop(self, ids: np.ndarray) -> tuple[_Segment, ...]:
         """The segments without the live entries whose ids are in ``ids`` (sorted unique).
 

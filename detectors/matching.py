@@ -71,6 +71,7 @@ from detectors import localmatch, perceptual
 from detectors.hashindex import HammingIndex
 from detectors.hashing import ImageHashes, pdq_dihedral, pdq_hash, perceptual_hashes, working_copy
 from detectors.localmatch import WORK_SIDE, Fingerprint, LocalIndex, RegionMatch, one_omp_thread, verify
+from detectors.localmatch.index import LocalState
 from detectors.media import decode
 from detectors.settings import MediaLimits
 from detectors.trimming import Box, border_box, content_box, crop
@@ -265,6 +266,23 @@ class Candidate:
     distance: int  # bits for hashes; for "local", 100 minus the percent of the list image matched
     view: str  # which query view and orientation matched, e.g. "content, mirrored"
     whole: bool  # the match shows the query's whole picture (may count for an allow list)
+
+
+@dataclass(frozen=True, eq=False)
+class ListState:
+    """A ``ListIndex`` as plain arrays (``ListIndex.state``): each hash index's (keys, codes), the
+    per-entry tables (SHA-256 key, list id, per-key PDQ quality), the entry count, and the local
+    index with its keys."""
+
+    pdq: tuple[np.ndarray, np.ndarray]
+    value: tuple[np.ndarray, np.ndarray]
+    phash: tuple[np.ndarray, np.ndarray]
+    sha_key: np.ndarray
+    list_of: np.ndarray
+    quality: np.ndarray
+    count: int
+    local: LocalState | None
+    local_keys: np.ndarray
 
 
 class ListIndex:
@@ -663,6 +681,60 @@ class ListIndex:
                     self._local_keys.discard(entry_id)
         self._count -= len(entry_ids)
         return len(entry_ids)
+
+    def list_sizes(self) -> dict[int, int]:
+        """Entries held per list id."""
+        table = self._list_of
+        lists, counts = np.unique(table[table != 0], return_counts=True)
+        return {int(k): int(c) for k, c in zip(lists.tolist(), counts.tolist(), strict=True)}
+
+    # -- snapshots (detectors/index_snapshot.py) -----------------------------------
+
+    def state(self) -> ListState:
+        """Everything held, as plain arrays, consistent with some complete add or remove."""
+        with self._write:
+            return ListState(
+                self._pdq.live(),
+                self._value.live(),
+                self._phash.live(),
+                self._sha_key.copy(),
+                self._list_of.copy(),
+                self._quality.copy(),
+                self._count,
+                None if self._local is None else self._local.state(),
+                np.array(sorted(self._local_keys), np.int64),
+            )
+
+    @classmethod
+    def from_state(cls, st: ListState, *, mih_threshold: int = 65536, local: bool = True) -> ListIndex:
+        """The index ``state`` gave: the hash indexes built in one batch each, the tables taken as
+        they are. Raises ``ValueError`` when the arrays do not fit together (a damaged snapshot)."""
+        n = len(st.list_of)
+        if st.list_of.ndim != 1 or st.sha_key.shape != (n,) or st.quality.shape != (n * SLOTS,):
+            raise ValueError("the entry tables have unequal lengths")
+        if st.count != int(np.count_nonzero(st.list_of)):
+            raise ValueError("the entry count does not match the entry table")
+        index = cls(mih_threshold=mih_threshold, local=local)
+        index._list_of = st.list_of.astype(np.int32)
+        index._quality = st.quality.astype(np.int8)
+        index._sha_key = st.sha_key.astype(np.uint64)
+        index._count = st.count
+        for target, (ids, codes) in ((index._pdq, st.pdq), (index._value, st.value), (index._phash, st.phash)):
+            if len(ids) and (int(ids.min()) < SLOTS or int(ids.max()) >= n * SLOTS):
+                raise ValueError("a hash index names an entry the entry table does not hold")
+            target.add(ids, codes)
+        alive = np.flatnonzero((index._list_of != 0) & (index._sha_key != 0))
+        sha: dict[int, int | tuple[int, ...]] = {}
+        for entry_id, key in zip(alive.tolist(), index._sha_key[alive].tolist(), strict=True):
+            held = sha.get(key)
+            sha[key] = entry_id if held is None else (*_ids(held), entry_id)
+        index._sha = sha
+        if local and st.local is not None:
+            index._local = LocalIndex.from_state(st.local)
+            index._local_keys = set(st.local_keys.tolist())
+            if index._local_keys != set(st.local.fp_keys.tolist()):
+                raise ValueError("the local index and its key set disagree")
+        return index
 
     def _grow(self, top: int) -> None:
         if top < len(self._list_of):

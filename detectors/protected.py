@@ -20,6 +20,7 @@ import numpy as np
 from detectors.errors import BadFingerprint
 from detectors.hashing import hamming_hex, pdq_hash, working_copy
 from detectors.localmatch import Fingerprint, LocalIndex, fingerprint
+from detectors.localmatch.index import LocalState
 from detectors.media import decode
 from detectors.settings import MediaLimits
 
@@ -146,6 +147,27 @@ class ProtectedIndex:
             if self._local is not None:
                 self._local.remove(photo_id)
             return True
+
+    def state(self) -> tuple[tuple[KnownPhoto, ...], LocalState | None]:
+        """What the index holds, for a snapshot (detectors/index_snapshot.py): the photos and the
+        built local index, taken together under the lock (an add or remove is in both or neither)."""
+        with self._lock:
+            return tuple(self._photos.values()), None if self._local is None else self._local.state()
+
+    @classmethod
+    def from_state(cls, photos: Sequence[KnownPhoto], local: LocalState | None) -> ProtectedIndex:
+        """The index ``state`` gave, without building it. Raises ``ValueError`` when the photos
+        and the local index disagree (a damaged snapshot)."""
+        index = cls()
+        if local is not None:
+            index._local = LocalIndex.from_state(local)
+        keys = set() if local is None else set(local.fp_keys.tolist())
+        if keys != {p.id for p in photos} or len(keys) != len(photos):
+            raise ValueError("the photos and the local index name different photos")
+        for photo in photos:
+            index._photos[photo.id] = photo
+            index._by_owner.setdefault(photo.owner_id, set()).add(photo.id)
+        return index
 
     def search(
         self, frames: Sequence[tuple[int, Fingerprint, str | None]], *, min_fraction: float, limit: int = SEARCH_LIMIT

@@ -385,7 +385,7 @@ async def test_workers_on_one_database_each_follow_it_and_one_left_behind_by_pru
         await cli.remove_photo(first)
         second = await cli.add_operator_photo("Team photo", jpeg(photos["rocket"]))
         assert await a.refresh()
-        a.follower._keep = 0.0  # everything a has applied counts as old
+        a.follower.live = 1e-3  # b's heartbeat (at its load) is past the bound: b counts as dead
         assert await a.follower.prune() > 0
         held_before = b.index
         assert not await b.refresh()  # nothing to apply one by one: b loaded everything instead

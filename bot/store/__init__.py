@@ -41,6 +41,7 @@ from bot.store.records import (
 )
 from bot.store.reports import ReportsMixin
 from bot.store.seen import SeenMixin
+from bot.store.snapshots import SnapshotsMixin
 from bot.store.work import WorkMixin
 
 __all__ = [
@@ -77,6 +78,7 @@ class Store(
     CirclesMixin,
     SeenMixin,
     MembersMixin,
+    SnapshotsMixin,
 ):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 

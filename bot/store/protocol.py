@@ -45,6 +45,7 @@ from bot.store.records import (
 )
 from bot.store.reports import ReportAdded, ReportRecord
 from bot.store.seen import SEEN_CHUNK, SeenFrame, SeenImage
+from bot.store.snapshots import SnapshotInfo
 
 
 class GroupsStore(Protocol):
@@ -659,6 +660,35 @@ class MembersStore(Protocol):
         ...
 
 
+class SnapshotsStore(Protocol):
+    """Index snapshots (a built index as bytes, covering its change log up to a seq) and the
+    processes following the change logs, with the change each applied last (bot/snapshots.py)."""
+
+    async def save_index_snapshot(self, kind: ChangeKind, seq: int, fmt: int, data: bytes) -> SnapshotInfo:
+        """Stores a snapshot; keeps the latest two of the kind."""
+        ...
+
+    async def latest_index_snapshot(self, kind: ChangeKind) -> SnapshotInfo | None: ...
+
+    async def index_snapshot_data(self, snapshot_id: int) -> bytes | None:
+        """A snapshot's bytes; None when it is gone."""
+        ...
+
+    async def record_follower(self, process: str, role: str, kind: ChangeKind, seq: int) -> None:
+        """A process's heartbeat: it has applied ``kind``'s log up to ``seq``."""
+        ...
+
+    async def live_floor(self, kind: ChangeKind, within: float) -> int | None:
+        """The oldest change applied by a process seen within ``within`` seconds; None: none seen."""
+        ...
+
+    async def forget_followers(self, older_than: float) -> int: ...
+
+    async def take_snapshot_turn(self, kind: ChangeKind, process: str, lease: float) -> bool:
+        """Whether ``process`` writes ``kind``'s snapshots now (a lease of ``lease`` seconds, taken or kept)."""
+        ...
+
+
 class Store(
     GroupsStore,
     ListsStore,
@@ -670,6 +700,7 @@ class Store(
     CirclesStore,
     SeenStore,
     MembersStore,
+    SnapshotsStore,
     Protocol,
 ):
     """A whole store: every concern, plus opening details, backup and closing."""

@@ -127,6 +127,20 @@ class _Segment:
 
 
 @dataclass(frozen=True, eq=False)
+class LocalState:
+    """A ``LocalIndex`` as plain arrays (``LocalIndex.state``): per segment (first slot, end slot,
+    per-table words, slots, signatures); the slot table; the known fingerprints' bytes, one
+    after another (``fp_ends``: where each ends); dead postings per segment (first slot, count)."""
+
+    segments: tuple[tuple[int, int, tuple[np.ndarray, ...], tuple[np.ndarray, ...], tuple[np.ndarray, ...]], ...]
+    slot_keys: np.ndarray
+    fp_keys: np.ndarray
+    fp_ends: np.ndarray
+    fp_data: np.ndarray
+    dead: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
 class _Snapshot:
     segments: tuple[_Segment, ...]
     slot_keys: np.ndarray  # int64, slot -> key or _NO_KEY; removal writes into it in place
@@ -243,6 +257,90 @@ class LocalIndex:
                     self._dead[seg.first] = dead
                 break
         return True
+
+    # -- snapshots (detectors/index_snapshot.py) ---------------------------------------
+
+    def state(self) -> LocalState:
+        """The built index as plain arrays, consistent with some complete add or remove: what a
+        snapshot keeps so a new process skips the build. Cheap (segments are immutable)."""
+        with self._snapshots.lock:
+            snap = self._snapshots.current
+            keys = np.fromiter(self._fps, np.int64, len(self._fps))
+            blobs = [self._fps[int(k)] for k in keys]
+            dead = sorted(self._dead.items())
+            slot_keys = snap.slot_keys[: snap.slots].copy()  # removals write into it in place
+            segments = snap.segments
+        sizes = np.fromiter((len(b) for b in blobs), np.int64, len(blobs))
+        return LocalState(
+            segments=tuple((g.first, g.last, g.words, g.slots, g.sigs) for g in segments),
+            slot_keys=slot_keys,
+            fp_keys=keys,
+            fp_ends=np.cumsum(sizes),
+            fp_data=np.frombuffer(b"".join(blobs), np.uint8),
+            dead=np.array(dead, np.int64).reshape(-1, 2),
+        )
+
+    @classmethod
+    def from_state(cls, st: LocalState) -> LocalIndex:
+        """The index ``state`` gave, without building it again. Raises ``ValueError`` when the
+        arrays do not fit together (a damaged snapshot)."""
+        slots = int(st.slot_keys.shape[0])
+        n = int(st.fp_keys.shape[0])
+        if st.fp_ends.shape != (n,) or (n and (int(st.fp_ends[-1]) != st.fp_data.shape[0])):
+            raise ValueError("the fingerprint table does not match its data")
+        sizes = np.diff(st.fp_ends, prepend=0)
+        # every known fingerprint is a header and whole points (``as_known``: no mirror descriptors)
+        if n and (np.any(sizes < HEADER_BYTES) or np.any((sizes - HEADER_BYTES) % KNOWN_POINT_BYTES)):
+            raise ValueError("a fingerprint's length is not a header and whole points")
+        live = st.slot_keys[st.slot_keys != _NO_KEY]
+        if len(live) != n or set(live.tolist()) != set(st.fp_keys.tolist()):
+            raise ValueError("the slot table and the fingerprints name different keys")
+        segments = []
+        at = 0
+        for first, last, words, seg_slots, sigs in st.segments:
+            if first != at or not first < last <= slots or not len(words) == len(seg_slots) == len(sigs) == TABLES:
+                raise ValueError("the segments do not cover the slots in order")
+            for w, s, g in zip(words, seg_slots, sigs, strict=True):
+                if not w.shape == s.shape == g.shape or w.ndim != 1:
+                    raise ValueError("a segment's postings have unequal lengths")
+                if len(s) and (int(s.min()) < first or int(s.max()) >= last):
+                    raise ValueError("a segment points outside its slots")
+                if len(w) > 1 and bool(np.any(w[1:] < w[:-1])):
+                    raise ValueError("a segment's words are not sorted")
+            big = len(words[0]) >= _DIRECTORY_MIN
+            ds = (
+                tuple(
+                    np.searchsorted(w, np.arange(_WORDS + 1, dtype=np.uint32), "left").astype(np.uint32) for w in words
+                )
+                if big
+                else None
+            )
+            segments.append(
+                _Segment(
+                    int(first),
+                    int(last),
+                    tuple(w.astype(np.uint32, copy=False) for w in words),
+                    tuple(s.astype(np.uint32, copy=False) for s in seg_slots),
+                    tuple(g.astype(np.uint16, copy=False) for g in sigs),
+                    ds,
+                )
+            )
+            at = last
+        if at != slots:
+            raise ValueError("the segments do not cover every slot")
+        index = cls()
+        table = np.full(max(1024, slots), _NO_KEY, np.int64)
+        table[:slots] = st.slot_keys
+        data = st.fp_data.tobytes()
+        starts = np.concatenate([[0], st.fp_ends[:-1]]) if n else st.fp_ends
+        index._fps = {
+            int(k): data[int(a) : int(b)]
+            for k, a, b in zip(st.fp_keys.tolist(), starts.tolist(), st.fp_ends.tolist(), strict=True)
+        }
+        index._slot_of = {int(k): int(i) for i, k in enumerate(st.slot_keys.tolist()) if k != _NO_KEY}
+        index._dead = {int(a): int(b) for a, b in st.dead.tolist()}
+        index._snapshots.publish(_Snapshot(tuple(segments), table, slots))
+        return index
 
     # -- queries ----------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from bot.store.postgres.members import PgMembersMixin
 from bot.store.postgres.protected import PgProtectedMixin
 from bot.store.postgres.reports import PgReportsMixin
 from bot.store.postgres.seen import PgSeenMixin
+from bot.store.postgres.snapshots import PgSnapshotsMixin
 from bot.store.postgres.work import PgWorkMixin
 
 __all__ = ["PostgresStore", "MIGRATIONS_DIR"]
@@ -51,6 +52,7 @@ class PostgresStore(
     PgCirclesMixin,
     PgSeenMixin,
     PgMembersMixin,
+    PgSnapshotsMixin,
 ):
     """All of Vigil's persistent data in one PostgreSQL database; see the mixins for each topic."""
 
