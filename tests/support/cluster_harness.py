@@ -138,6 +138,10 @@ class RoleProcess:
         return "ingest: standby;" in self.log()
 
 
+# the work items of posted images: not a member's check at the door (bot/door.py), nor a sweep's (bot/sweep.py)
+POSTED = "message_id NOT LIKE 'door:%%' AND variant NOT LIKE 'sweep%%'"
+
+
 class Cluster:
     """The processes of one test, stopped together."""
 
@@ -179,10 +183,11 @@ class Cluster:
             return 0
 
     def pending(self) -> int:
-        return self.count("SELECT count(*) FROM work WHERE finished_at IS NULL")
+        """Posted images not finished yet (a member's check at the door and a sweep's second look apart)."""
+        return self.count(f"SELECT count(*) FROM work WHERE finished_at IS NULL AND {POSTED}")
 
     def finished(self) -> int:
-        return self.count("SELECT count(*) FROM work WHERE finished_at IS NOT NULL")
+        return self.count(f"SELECT count(*) FROM work WHERE finished_at IS NOT NULL AND {POSTED}")
 
     def running_job_pid(self) -> int | None:
         """The pid of the process handling a work item now: its claim's lock is held by a
