@@ -157,6 +157,7 @@ class App:
                 "in the config"
             )
         if uses_jobs(cfg, self.role):  # jobs on PostgreSQL; reading only while this process holds the lock
+            core.sweeping = False  # until this process reads the platforms (_read)
             self.cluster = await ClusterNode.open(cfg, self.role, core, self.metrics)
             self.core = core
             await self.cluster.start(self._read, self.stop_requested.set)
@@ -176,6 +177,7 @@ class App:
         assert core is not None and store is not None
         for platform in core.platforms.values():
             await platform.start(core)
+        core.sweeping = True  # the one process of the cluster that sweeps what was already posted
         core.resume_reports()
         self.retention = RetentionJob(store, self.config.retention, metrics=self.metrics)
         self.retention.start()

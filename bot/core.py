@@ -112,6 +112,7 @@ class Core:
             cpu=lambda fn, *args: self.pipeline.run_cpu(fn, *args, timeout=p.scan_timeout),
             record=self.record_work,
             wake=self.wake,
+            active=lambda: self.sweeping,
         )
         self.lists.added_hook = self.sweeper.entries_added
         self.protector.added_hook = self.sweeper.photos_added
@@ -238,6 +239,9 @@ class Core:
             metrics=metrics,
         )
         self._started = False
+        # whether this process sweeps (bot/sweep.py): the one process that reads the platforms; the
+        # app sets it (role all at its start, an ingest once it is the active reader)
+        self.sweeping = True
         self._list_sync: asyncio.Task[None] | None = None
         self._report_readers: list[asyncio.Task[None]] = []
         # set by bot/roles.py past one machine: images are recorded with a job, which a worker runs

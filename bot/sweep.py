@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -63,6 +63,7 @@ DELETE_WINDOWS: Mapping[str, timedelta] = {"telegram": timedelta(hours=48)}
 SWEPT_SOURCES = ("private", "operator")  # protected photos whose arrival starts a sweep
 SUMMARY_WAIT = 900.0  # seconds a summary waits for the sweep's work items at most
 SUMMARY_POLL = 1.0
+MAX_TRIGGERS_REMEMBERED = 100_000  # entry and photo ids already swept for (a change applied twice sweeps once)
 NO_HASH = ""
 
 
@@ -217,6 +218,7 @@ class Sweeper:
         cpu: RunCpu,
         record: Callable[[str, str, str, Mapping[str, Any]], Awaitable[int]],
         wake: Callable[[str, str], None],
+        active: Callable[[], bool] = lambda: True,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.store = store
@@ -230,6 +232,10 @@ class Sweeper:
         self.cpu = cpu
         self.record = record  # a work item (with its job, past one machine)
         self.wake = wake
+        # past one machine every process follows the change logs, but one sweeps: the one reading the
+        # platforms (a sweep is CPU over the whole window; its hits become work any worker takes)
+        self.active = active
+        self._triggered: OrderedDict[tuple[str, int], None] = OrderedDict()  # entries and photos swept for
         self.clock = clock
         self._queue: asyncio.Queue[tuple[str, tuple[int, ...]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -239,23 +245,36 @@ class Sweeper:
 
     # --- triggers ----------------------------------------------------------------------
 
+    def _new(self, trigger: str, ids: Sequence[int]) -> tuple[int, ...]:
+        """The ids not swept for yet: a change the follower applies again (after a reload, or the
+        process's own change read back from the log) starts no second sweep."""
+        fresh = tuple(i for i in ids if (trigger, i) not in self._triggered)
+        for i in fresh:
+            self._triggered[(trigger, i)] = None
+        while len(self._triggered) > MAX_TRIGGERS_REMEMBERED:
+            self._triggered.popitem(last=False)
+        return fresh
+
     def entries_added(self, records: Sequence[EntryRecord]) -> None:
         """``HashLists.apply`` added these entries: sweep for those of block lists. Never waits."""
-        ids = tuple(r.id for r in records if (info := self.lists.info(r.list_id)) is not None and info.kind == "block")
-        if ids and self.window.enabled:
+        ids = self._new(
+            "block", [r.id for r in records if (info := self.lists.info(r.list_id)) is not None and info.kind == "block"]
+        )
+        if ids and self.window.enabled and self.active():
             self._queue.put_nowait(("block", ids))
             self.start()
 
     def photos_added(self, photo_ids: Collection[int]) -> None:
         """``Protector.apply`` added these photos: sweep for those newly protected. Never waits."""
-        ids = tuple(
+        ids = self._new(
+            "protected",
             sorted(
                 i
                 for i in photo_ids
                 if (photo := self.protector.index.get(i)) is not None and photo.source in SWEPT_SOURCES
-            )
+            ),
         )
-        if ids and self.window.enabled and self.window.settings.fingerprint_points:
+        if ids and self.window.enabled and self.window.settings.fingerprint_points and self.active():
             self._queue.put_nowait(("protected", ids))
             self.start()
 

@@ -207,6 +207,9 @@ async def test_a_copy_posted_right_after_a_block_made_on_the_ingest_is_deleted_b
     # judged by the new list when they came, not found later by the sweep of earlier posts
     swept = cluster.query("SELECT message_id FROM work WHERE variant LIKE 'sweep%%'")
     assert [str(m) for m in copies if (str(m),) in swept] == []
+    # the earlier posts were swept once, by the process that reads the platforms, not by every process
+    await until(lambda: "sweep for entries" in cluster.logs_text(), "the sweep", cluster=cluster)
+    assert cluster.logs_text().count("sweep for entries") == 1
 
 
 async def test_after_an_unprotect_on_the_ingest_no_worker_names_the_person(
