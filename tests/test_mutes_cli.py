@@ -1,5 +1,6 @@
-"""`vigil purge --user` on Matrix removes the person's timed-mute records (bot/store/mutes.py) and
-says so; another person's mute, and a Telegram id that looks the same, are left alone."""
+"""The commands and Matrix timed mutes (bot/store/mutes.py): `vigil purge --user` removes the
+person's mute records and says so (another person's, and a Telegram purge, leave them alone);
+`vigil migrate-store` carries the mutes of an SQLite install to PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from bot.__main__ import main as vigil_main
 from bot.store import Store
 from bot.store.mutes import MuteRecord
+from bot.store.postgres import PostgresStore
 
 UNTIL = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -40,3 +42,22 @@ async def test_purge_removes_the_persons_matrix_mutes_and_counts_them(tmp_path: 
     assert "mutes 0" in capsys.readouterr().out
     with sqlite3.connect(tmp_path / "data" / "vigil.sqlite3") as c:
         assert c.execute("SELECT count(*) FROM mutes").fetchone() == (1,)
+
+
+async def test_migrate_store_carries_the_mutes_to_postgresql(postgres_url: str, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "old" / "vigil.sqlite3"
+    mutes = [
+        MuteRecord("!a:example.org", "@alice:example.org", -1, None, UNTIL),
+        MuteRecord("!a:example.org", "@bob:example.org", -5, 20, datetime(2030, 1, 2, 3, 4, 5, 678, tzinfo=UTC)),
+    ]
+    async with await Store.open(source) as s:
+        for mute in mutes:
+            await s.record_mute(mute)
+    argv = ["migrate-store", "--from", f"sqlite:{source}", "--to", postgres_url]
+    code = await asyncio.to_thread(vigil_main, argv)
+    assert code == 0, capsys.readouterr().err
+    target = await PostgresStore.open(postgres_url)
+    try:
+        assert [await target.mute_of(m.room, m.user) for m in mutes] == mutes
+    finally:
+        await target.close()
