@@ -258,7 +258,8 @@ class Sweeper:
     def entries_added(self, records: Sequence[EntryRecord]) -> None:
         """``HashLists.apply`` added these entries: sweep for those of block lists. Never waits."""
         ids = self._new(
-            "block", [r.id for r in records if (info := self.lists.info(r.list_id)) is not None and info.kind == "block"]
+            "block",
+            [r.id for r in records if (info := self.lists.info(r.list_id)) is not None and info.kind == "block"],
         )
         if ids and self.window.enabled and self.active():
             self._queue.put_nowait(("block", ids))

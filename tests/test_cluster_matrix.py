@@ -28,6 +28,7 @@ from bot.errors import ConfigError
 from bot.platforms.matrix_worker import claim_slot
 from bot.roles import Role, check_role
 from tests.support.cluster_harness import Cluster, cluster_sections, until
+from tests.support.marker_model import add_marker
 from tests.support.matrix_harness import (
     Inbox,
     matrix_env,
@@ -239,6 +240,46 @@ async def test_a_matrix_worker_killed_mid_job_its_job_runs_on_the_other_workers_
         names = " ".join(devices(synapse, bot.user_id))
         assert "worker 0" in names and "worker 1" in names, "each worker a device of its own"
         await asyncio.to_thread(cluster.stop)  # before the proxy: it would wait for their long polls
+
+
+async def test_a_mute_made_by_a_worker_is_lifted_by_the_ingest_once_it_runs_out(
+    synapse: Synapse,
+    marker_model: Path,
+    photo: np.ndarray,
+    tmp_path: Path,
+    postgres_url: str,
+    made: list[Cluster],
+) -> None:
+    bot = new_user(synapse, "vigil")
+    cfg = write_matrix_config(tmp_path, synapse, bot, marker_model, extra=cluster_sections(postgres_url))
+    cluster = Cluster(cfg, postgres_url, tmp_path, env=matrix_env(bot))
+    made.append(cluster)
+    ingest = cluster.start("ingest")
+    worker = cluster.start("worker")
+    await until(lambda: cluster.workers_ready() == 1, "the worker", cluster=cluster)
+    await until(lambda: "matrix: syncing as" in ingest.log(), "the ingest reading", cluster=cluster)
+    await until(lambda: "from worker device" in worker.log(), "the worker's device", cluster=cluster)
+    async with people(synapse, "owner", "member") as (owner, member):
+        room = await protected_room(owner, bot.user_id, members=[member], bot_level=100)
+        await owner.send_text(room.room_id, "!vigil action mute 30s")
+        await owner.sync_until(
+            lambda r, e: r == room.room_id and e.sender == bot.user_id and "mute 30s" in getattr(e, "body", ""), 30
+        )
+        hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+        await wait_redacted(owner, room.room_id, hit)
+        # the worker muted (the ingest runs no jobs) and recorded it in the shared store, not its slot
+        await until(
+            lambda: cluster.pending() == 0 and cluster.query("SELECT 1 FROM mutes"), "the mute", cluster=cluster
+        )
+        assert cluster.query("SELECT room_id, user_id, level FROM mutes") == [(room.room_id, member.user_id, -1)]
+        assert not list((tmp_path / "data").glob("matrix-workers/*/mutes.json"))
+        worker.stop()  # no worker left: the ingest still lifts it
+        lifted = f"the mute of {member.user_id} ran out and was lifted"
+        await until(lambda: lifted in ingest.log(), "the ingest lifting the mute", timeout=120, cluster=cluster)
+        levels = (await owner.nio.room_get_state_event(room.room_id, "m.room.power_levels")).content
+        assert member.user_id not in levels.get("users", {})  # back to the room's default
+        assert cluster.query("SELECT count(*) FROM mutes") == [(0,)]
+        assert lifted not in worker.log()
 
 
 def test_a_matrix_worker_needs_the_password_and_takes_a_device_slot_of_its_own(tmp_path: Path) -> None:

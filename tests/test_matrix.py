@@ -188,6 +188,8 @@ async def test_nudity_hit_mutes_the_sender_and_unmute_by_reaction_restores_them(
         inbox = Inbox(owner, bot_of(vigil))
         await inbox.wait(lambda i: len(i.alerts()) == 1)
         assert await power_level(owner, room.room_id, member.user_id) == -1
+        record = await vigil.core.store.mute_of(room.room_id, member.user_id)  # in the store, for every process
+        assert (record.level, record.previous) == (-1, None)
         with pytest.raises(Exception, match="M_FORBIDDEN|forbidden|power"):
             await member.send_text(room.room_id, "can I still post?")
         dm, alert = inbox.alerts()[0]
@@ -196,6 +198,7 @@ async def test_nudity_hit_mutes_the_sender_and_unmute_by_reaction_restores_them(
         await owner.react(dm, alert.event_id, key)
         await bot_says(owner, dm, bot_of(vigil), "lifted")
         assert await power_level(owner, room.room_id, member.user_id) is None  # back to the room's default
+        assert await vigil.core.store.mute_of(room.room_id, member.user_id) is None
         await member.send_text(room.room_id, "back again")
 
 

@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Delete what Vigil holds about one person: the audit records of images they posted (with "
         "their hashes, reviews and alerts), their contact and exemptions, the list entries they added, alerts "
         "sent to them, actions aimed at them, the hashes and fingerprints of the images they posted that the "
-        "seen-images window keeps, when they joined groups (with the profile photos checked there) and their "
-        "private reports. Records of what they did as an admin stay, without their id. "
+        "seen-images window keeps, when they joined groups (with the profile photos checked there), their "
+        "private reports and the record of a Matrix mute Vigil was to lift (the mute itself stays until an admin "
+        "lifts it). Records of what they did as an admin stay, without their id. "
         "Prints what was removed.",
     )
     p.add_argument(
@@ -48,6 +49,7 @@ class Purged:
     seen: int  # images of the seen-images window they posted (bot/seen_window.py)
     members: int  # join times and checked profile photos (bot/door.py)
     reports: int  # private-report rows removed or made anonymous (bot/reports.py)
+    mutes: int = 0  # Matrix timed mutes Vigil was to lift (bot/store/mutes.py)
 
 
 async def purge(config: Config, platform: str, user_id: str) -> Purged:
@@ -60,6 +62,7 @@ async def purge(config: Config, platform: str, user_id: str) -> Purged:
             seen=await store.purge_seen_user(platform, user_id),
             members=await store.forget_member(platform, user_id),
             reports=await store.purge_reporter(platform, user_id),
+            mutes=await store.forget_mutes(user_id) if platform == "matrix" else 0,
         )
     finally:
         await store.close()
@@ -76,9 +79,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     config = load_config(args.config)
     purged = asyncio.run(purge(config, args.platform, user))
     counts = purged.counts
-    extra = (("members", purged.members),)
+    extra = (("members", purged.members), ("mutes", purged.mutes))
     detail = ", ".join(f"{name} {value}" for name, value in [*asdict(counts).items(), *extra])
-    print(f"purged {args.platform} user {user}: {counts.total + purged.members} rows ({detail})", file=out)
+    total = counts.total + purged.members + purged.mutes
+    print(f"purged {args.platform} user {user}: {total} rows ({detail})", file=out)
     print(f"their private reports: {purged.reports} rows removed or made anonymous", file=out)
     print(f"seen-images window: {purged.seen} images they posted removed", file=out)
     if counts.entries:

@@ -7,7 +7,8 @@ moderates a room. The two are split so each can be read on its own. The device, 
 
 What Matrix lacks and how Vigil makes up for it:
 - no timed mute: a mute lowers the member's power level below what posting needs; Vigil records
-  it (``mutes.json``) and restores the earlier level when the time runs out (checked every
+  it in the store (table ``mutes``, one for every process of a cluster) and restores the earlier
+  level when the time runs out (the process that reads the rooms checks every
   ``mute_check_interval`` seconds, and at start) or when an admin presses Unmute;
 - no buttons: an alert lists its choices with a number emoji (react with it) and the command
   ``!vigil <data>`` (type it); either becomes a ButtonPressed;
@@ -34,6 +35,7 @@ import aiohttp
 from nio import AsyncClient, Event, MegolmEvent, RoomSendResponse
 
 from bot.config import MatrixConfig
+from bot.errors import StoreError
 from bot.events import ButtonPressed, ChatRef, MediaPosted
 from bot.platforms import matrix_bounds as bounds
 from bot.platforms.base import BotCore, OutgoingMessage, Rights
@@ -89,7 +91,7 @@ class MatrixPlatform(MatrixIntake):
         self._core: BotCore | None = None  # set by start()
         self.connected = False
         self.offer_reactions = True  # react with each choice's key first, so one tap chooses
-        self.mutes = MuteBook(self.directory)
+        self.mutes = MuteBook(store)  # in the store: every process of a cluster records in one place
         self.pending = PendingEncrypted(self.directory)
         # when each media message reached Vigil (its sync returned), when it was redacted, and how long it
         # waited on the homeserver in between, by event id
@@ -138,8 +140,10 @@ class MatrixPlatform(MatrixIntake):
         await log_in(self.client, self.config, self.directory)
         await self.direct.load()
         await self.policy.load()
+        await self._import_old_mutes()
         self._stopping.clear()
         self._syncer = asyncio.create_task(self._sync_loop(), name="vigil-matrix-sync")
+        # only the process that reads the rooms lifts mutes: once across the cluster (workers only record)
         self._lifter = asyncio.create_task(self._lift_mutes(), name="vigil-matrix-mutes")
         self._offerer = asyncio.create_task(self._offer_reactions(), name="vigil-matrix-reactions")
         self._spawn(self._follow_policy_rooms(), "following the policy rooms")
@@ -153,7 +157,6 @@ class MatrixPlatform(MatrixIntake):
         # everything that belongs to a device lives in the slot, never in the ingest's folder
         self.directory = slot.path
         self.client = new_client(self.config, slot.path, self.calls)
-        self.mutes = MuteBook(slot.path)
         self.pending = NothingWaits(slot.path)
         self.direct = DirectRooms(self.client, self.raw, self.config.user_id, self._ready)
         self._core = core
@@ -163,11 +166,11 @@ class MatrixPlatform(MatrixIntake):
         self.media = MediaFetcher(self.http, self.config.homeserver, self.config.download_deadline)
         await log_in(self.client, login, slot.path)
         await self.direct.load()
+        await self.mutes.import_file(slot.path)
         sync = StateSync(self)
         await sync.once(first=True)  # the rooms, their state and members before the first job
         self._stopping.clear()
         self._syncer = asyncio.create_task(sync.run(), name="vigil-matrix-state-sync")
-        self._lifter = asyncio.create_task(self._lift_mutes(), name="vigil-matrix-mutes")
         self._offerer = asyncio.create_task(self._offer_reactions(), name="vigil-matrix-reactions")
         self.connected = True
         log.info(
@@ -176,6 +179,14 @@ class MatrixPlatform(MatrixIntake):
             self.client.device_id,
             slot.number,
         )
+
+    async def _import_old_mutes(self) -> None:
+        """Mutes an install from before the store kept in files (its own, and any worker slot's,
+        even a slot no worker uses now) move into the store once, so none is lost on upgrade."""
+        slots = self.directory.parent / WORKERS_DIR
+        folders = [self.directory, *(sorted(p for p in slots.iterdir() if p.is_dir()) if slots.is_dir() else [])]
+        for folder in folders:
+            await self.mutes.import_file(folder)
 
     async def _follow_policy_rooms(self) -> None:
         await self._ready.wait()
@@ -551,10 +562,10 @@ class MatrixPlatform(MatrixIntake):
             raise MissingRight("change members' power levels (to mute them)")
         levels = dict(power.levels or {})
         users = dict(levels.get("users") or {})
-        earlier = self.mutes.get(chat_id, user_id)
+        earlier = await self.mutes.get(chat_id, user_id)
         previous = earlier.previous if earlier is not None else users.get(user_id)
         level = power.mute_level
-        self.mutes.put(Mute(chat_id, user_id, level, previous, until.astimezone(UTC).isoformat()))
+        await self.mutes.put(Mute(chat_id, user_id, level, previous, until.astimezone(UTC)))
         users[user_id] = level
         levels["users"] = users
         self._invalidate(chat_id)  # Vigil's own changes do not come back through its sync
@@ -566,14 +577,24 @@ class MatrixPlatform(MatrixIntake):
 
     async def unrestrict(self, chat_id: str, user_id: str) -> None:
         """Give back the level the member had before Vigil muted them (unless an admin changed it since)."""
-        record = self.mutes.get(chat_id, user_id)
+        await self._give_back(chat_id, user_id, await self.mutes.take(chat_id, user_id))
+
+    async def _give_back(self, chat_id: str, user_id: str, record: Mute | None) -> None:
+        """Lifts the mute this process took from the store; put back if the lift fails (retried later)."""
+        try:
+            await self._lift(chat_id, user_id, record)
+        except (Exception, asyncio.CancelledError):
+            if record is not None:
+                await self.mutes.restore(record)
+            raise
+
+    async def _lift(self, chat_id: str, user_id: str, record: Mute | None) -> None:
         power = await self._power(chat_id, fresh=True)
         levels = dict(power.levels or {})
         users = dict(levels.get("users") or {})
         current = users.get(user_id)
         if record is not None and current != record.level:
-            self.mutes.remove(chat_id, user_id)  # someone else changed it: theirs stands
-            return
+            return  # someone else changed it: theirs stands (the record is gone)
         if record is None and (current is None or int(current) >= power.event_level("m.room.message")):
             return  # not muted
         if record is not None and record.previous is not None:
@@ -587,26 +608,34 @@ class MatrixPlatform(MatrixIntake):
             self.client.room_put_state(chat_id, "m.room.power_levels", levels),
             right="change power levels (to unmute)",
         )
-        self.mutes.remove(chat_id, user_id)
 
     async def _lift_mutes(self) -> None:
         """Lift mutes whose time ran out (also those that ran out while Vigil was down)."""
         await asyncio.sleep(1)
         while True:
-            for mute in self.mutes.expired():
-                try:
-                    await self.unrestrict(mute.room, mute.user)
-                    log.info("matrix: room %s: the mute of %s ran out and was lifted", mute.room, mute.user)
-                except PlatformError as exc:
-                    log.warning(
-                        "matrix: room %s: lifting the mute of %s failed (retried later): %s", mute.room, mute.user, exc
-                    )
+            try:
+                await self._lift_expired()
+            except StoreError as exc:
+                log.error("matrix: the timed mutes could not be read from the store (retried later): %s", exc)
             await asyncio.sleep(self.config.mute_check_interval)
+
+    async def _lift_expired(self) -> None:
+        for mute in await self.mutes.expired():
+            # a conditional delete: of two processes (or a mute made again meanwhile) only one lifts it
+            if await self.mutes.take(mute.room, mute.user, mute.until) is None:
+                continue
+            try:
+                await self._give_back(mute.room, mute.user, mute)
+                log.info("matrix: room %s: the mute of %s ran out and was lifted", mute.room, mute.user)
+            except PlatformError as exc:
+                log.warning(
+                    "matrix: room %s: lifting the mute of %s failed (retried later): %s", mute.room, mute.user, exc
+                )
 
     async def ban(self, chat_id: str, user_id: str) -> None:
         self._invalidate(chat_id)
         await call(f"ban {user_id}", self.client.room_ban(chat_id, user_id, reason=BAN_REASON), right="ban members")
-        self.mutes.remove(chat_id, user_id)
+        await self.mutes.take(chat_id, user_id)
 
     async def kick(self, chat_id: str, user_id: str) -> None:
         self._invalidate(chat_id)

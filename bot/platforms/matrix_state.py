@@ -1,8 +1,9 @@
 """Small records the Matrix adapter keeps between restarts, beside matrix-nio's key store.
 
-Ids and times only (never content): the timed mutes Vigil has to lift, and the encrypted events
-it could not decrypt yet (their room keys may arrive later). Each is one JSON file under
-``<data_dir>/matrix``, replaced atomically so a crash leaves the old or the new version.
+Ids and times only (never content): the timed mutes Vigil has to lift (in the store, shared by
+every process of a cluster; an old ``mutes.json`` is moved there once), and the encrypted events
+it could not decrypt yet (their room keys may arrive later: one JSON file under
+``<data_dir>/matrix``, replaced atomically so a crash leaves the old or the new version).
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bot.errors import BadStoreValue
+from bot.store.mutes import MuteRecord
+from bot.store.protocol import MutesStore
 
 log = logging.getLogger("vigil.matrix")
 
@@ -41,56 +46,80 @@ class JsonFile:
         os.replace(tmp, self.path)
 
 
-@dataclass(frozen=True)
-class Mute:
-    """Vigil lowered ``user``'s level in ``room`` to ``level`` until ``until``; ``previous`` is restored."""
-
-    room: str
-    user: str
-    level: int
-    previous: int | None  # None: the user was not listed (had the room's default level)
-    until: str  # ISO time, UTC
-
-    @property
-    def until_time(self) -> datetime:
-        return datetime.fromisoformat(self.until)
+Mute = MuteRecord  # room, user, level, previous level (None: the room's default), until (UTC)
+MUTES_FILE = "mutes.json"  # where mutes lived before they moved to the store
+IMPORTED = ".imported"  # the suffix a mutes file takes once its mutes are in the store
+MAX_IMPORTED = 100_000  # the most mutes one old file may bring; beyond that it is not a mutes file
 
 
 class MuteBook:
-    """Matrix has no timed mute: Vigil records each one here and lifts it when it runs out."""
+    """Matrix has no timed mute: Vigil records each one in the store and lifts it when it runs out.
 
-    def __init__(self, directory: Path) -> None:
-        self.file = JsonFile(directory / "mutes.json")
-        raw = self.file.load() or []
-        self._mutes: dict[tuple[str, str], Mute] = {}
-        for item in raw if isinstance(raw, list) else []:
-            try:
-                m = Mute(**item)
-                m.until_time  # noqa: B018 - validates the stored time
-            except (TypeError, ValueError):
+    Every process of a cluster records in the same table; only the process that reads the
+    platforms lifts them (MatrixPlatform._lift_mutes), and ``take`` is a conditional delete so
+    two processes racing over one mute never both lift it.
+    """
+
+    def __init__(self, store: MutesStore) -> None:
+        self.store = store
+
+    async def get(self, room: str, user: str) -> Mute | None:
+        return await self.store.mute_of(room, user)
+
+    async def put(self, mute: Mute) -> None:
+        await self.store.record_mute(mute)
+
+    async def take(self, room: str, user: str, until: datetime | None = None) -> Mute | None:
+        """Removes the mute and returns it, if this process got it first (with ``until``: only that mute)."""
+        return await self.store.take_mute(room, user, until)
+
+    async def restore(self, mute: Mute) -> None:
+        """A lift failed: the mute goes back, to be lifted later (unless a newer one was recorded)."""
+        await self.store.restore_mute(mute)
+
+    async def expired(self, now: datetime | None = None) -> list[Mute]:
+        return await self.store.expired_mutes(now or datetime.now(UTC))
+
+    async def import_file(self, directory: Path) -> int:
+        """Moves the mutes of an install from before the store (``<directory>/mutes.json``) into the
+        store, once: the file is then renamed ``mutes.json.imported``. A mute already in the store
+        stands. Returns how many were added."""
+        path = directory / MUTES_FILE
+        if not path.is_file():
+            return 0
+        raw = JsonFile(path).load()
+        items = raw if isinstance(raw, list) else []
+        added = 0
+        for item in items[:MAX_IMPORTED]:
+            mute = _old_mute(item)
+            if mute is None:
+                log.warning("matrix: %s holds an entry that is not a mute; left out", path)
                 continue
-            self._mutes[(m.room, m.user)] = m
+            try:
+                added += await self.store.restore_mute(mute)
+            except BadStoreValue as exc:
+                log.warning("matrix: %s holds a mute the store refuses (%s); left out", path, exc.field)
+        try:
+            path.replace(path.with_name(MUTES_FILE + IMPORTED))
+        except FileNotFoundError:
+            pass  # another process of the cluster imported it at the same time
+        log.info("matrix: %d timed mutes moved from %s into the store", added, path)
+        return added
 
-    def get(self, room: str, user: str) -> Mute | None:
-        return self._mutes.get((room, user))
 
-    def put(self, mute: Mute) -> None:
-        self._mutes[(mute.room, mute.user)] = mute
-        self._save()
-
-    def remove(self, room: str, user: str) -> None:
-        if self._mutes.pop((room, user), None) is not None:
-            self._save()
-
-    def expired(self, now: datetime | None = None) -> list[Mute]:
-        now = now or datetime.now(UTC)
-        return [m for m in self._mutes.values() if m.until_time <= now]
-
-    def all(self) -> list[Mute]:
-        return list(self._mutes.values())
-
-    def _save(self) -> None:
-        self.file.save([asdict(m) for m in self._mutes.values()])
+def _old_mute(item: object) -> Mute | None:
+    """One entry of an old mutes.json: {room, user, level, previous, until (ISO text)}."""
+    if not isinstance(item, dict) or set(item) != {"room", "user", "level", "previous", "until"}:
+        return None
+    until = item["until"]
+    if not isinstance(until, str) or len(until) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(until)
+    except ValueError:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return Mute(item["room"], item["user"], item["level"], item["previous"], moment)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from bot.store.db import MIGRATIONS_DIR, Clock, Database, utc_now
 from bot.store.groups import UNSET, GroupsMixin
 from bot.store.lists import ListsMixin, group_list_name
 from bot.store.members import MembersMixin
+from bot.store.mutes import MutesMixin
 from bot.store.protected import ProtectedMixin, ProtectedOwner, ProtectedPhoto
 from bot.store.records import (
     ActionRecord,
@@ -79,6 +80,7 @@ class Store(
     SeenMixin,
     MembersMixin,
     SnapshotsMixin,
+    MutesMixin,
 ):
     """All of Vigil's persistent data behind async methods; see the mixins for each topic."""
 

@@ -24,6 +24,7 @@ from bot.store.circles import CircleRecord
 from bot.store.groups import UNSET
 from bot.store.lists import ENTRY_CHUNK
 from bot.store.members import MemberRecord
+from bot.store.mutes import MuteRecord
 from bot.store.protected import PHOTO_CHUNK, ProtectedOwner, ProtectedPhoto
 from bot.store.records import (
     ActionRecord,
@@ -689,6 +690,33 @@ class SnapshotsStore(Protocol):
         ...
 
 
+class MutesStore(Protocol):
+    """Matrix timed mutes, recorded by any process and lifted by the one that reads (bot/store/mutes.py)."""
+
+    async def record_mute(self, mute: MuteRecord) -> None:
+        """Records the mute (a new one for the same member and room replaces it)."""
+        ...
+
+    async def restore_mute(self, mute: MuteRecord) -> bool:
+        """Puts back a mute taken for a lift that failed, unless a newer one was recorded meanwhile."""
+        ...
+
+    async def mute_of(self, room: str, user: str) -> MuteRecord | None: ...
+
+    async def expired_mutes(self, now: datetime, limit: int = 100) -> list[MuteRecord]:
+        """Mutes whose time ran out by ``now``, the longest over first."""
+        ...
+
+    async def take_mute(self, room: str, user: str, until: datetime | None = None) -> MuteRecord | None:
+        """Deletes the mute and returns it (with ``until``: only the mute that runs until then);
+        None when there was none. Of two processes racing, only one gets it."""
+        ...
+
+    async def forget_mutes(self, user: str) -> int:
+        """`vigil purge --user`: the person's mute records in every room."""
+        ...
+
+
 class Store(
     GroupsStore,
     ListsStore,
@@ -701,6 +729,7 @@ class Store(
     SeenStore,
     MembersStore,
     SnapshotsStore,
+    MutesStore,
     Protocol,
 ):
     """A whole store: every concern, plus opening details, backup and closing."""

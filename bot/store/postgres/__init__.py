@@ -30,6 +30,7 @@ from bot.store.postgres.db import DEFAULT_POOL, MIGRATIONS_DIR, PgDatabase, fetc
 from bot.store.postgres.groups import PgGroupsMixin
 from bot.store.postgres.lists import PgListsMixin
 from bot.store.postgres.members import PgMembersMixin
+from bot.store.postgres.mutes import PgMutesMixin
 from bot.store.postgres.protected import PgProtectedMixin
 from bot.store.postgres.reports import PgReportsMixin
 from bot.store.postgres.seen import PgSeenMixin
@@ -53,6 +54,7 @@ class PostgresStore(
     PgSeenMixin,
     PgMembersMixin,
     PgSnapshotsMixin,
+    PgMutesMixin,
 ):
     """All of Vigil's persistent data in one PostgreSQL database; see the mixins for each topic."""
 

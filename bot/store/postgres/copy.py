@@ -41,6 +41,7 @@ TABLES = (
     "report_alerts",
     "circles",
     "circle_members",
+    "mutes",
 )
 # columns PostgreSQL has and SQLite has not: they take their default in the copy
 PG_ONLY = {"work": {"taken_by"}}  # a process's claim on an item: none in a stopped install
