@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from bot.admin_delivery import Delivery, dm_admin
 from bot.admins import Admins
 from bot.config import JOIN_ACTIONS, Config
 from bot.events import MediaPosted, MediaRef, MemberJoined, UserRef
@@ -40,7 +41,7 @@ from bot.metrics import NO_METRICS, Metrics
 from bot.moderation import Moderator, judge_severity
 from bot.pipeline import Pipeline
 from bot.platforms.base import OutgoingMessage, Platform
-from bot.platforms.errors import PlatformError, Unreachable
+from bot.platforms.errors import PlatformError
 from bot.platforms.retries import with_retries
 from bot.policy import GroupSettings
 from bot.protect import Protector
@@ -358,16 +359,9 @@ class Door:
                 continue
             t = self.translators(contact.language or settings.language, settings.language)
             text = door_alert_text(t, event, finding, done, failure, dry)
-            try:
-                await with_retries(
-                    f"door alert to admin {contact.user_id}",
-                    lambda: platform.send_private(contact.user_id, OutgoingMessage(text, language=t.language)),
-                )
-            except Unreachable:
-                await self.store.set_contact(chat.platform, contact.user_id, can_dm=False)
-                continue
-            except PlatformError as exc:
-                log.error("door alert for chat %s to admin %s failed: %s", chat.chat_id, contact.user_id, exc)
+            message = OutgoingMessage(text, language=t.language)
+            sent = await dm_admin(platform, self.store, contact.user_id, message, f"door alert for chat {chat.chat_id}")
+            if sent.outcome is not Delivery.SENT:
                 continue
             await self.store.action_done(record.id)
             delivered += 1

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
+from bot.admin_delivery import Delivery, dm_admin
 from bot.admins import Admins
 from bot.alert_facts import RAID
 from bot.alerts import (
@@ -34,7 +35,7 @@ from bot.i18n import Translator, Translators
 from bot.metrics import NO_METRICS, Metrics
 from bot.outcomes import Outcome, alert_outcome
 from bot.platforms.base import Button, OutgoingMessage, Platform
-from bot.platforms.errors import PlatformError, Unreachable
+from bot.platforms.errors import PlatformError
 from bot.platforms.retries import with_retries
 from bot.policy import FLOOD_REASON, RAID_REASON, GroupSettings
 from bot.protect import Protector
@@ -269,20 +270,13 @@ class Notifier:
             rendered = render_alert(facts, translator, self.resources)
             buttons = self.buttons(translator, audit_id, first_buttons(facts))
             message = OutgoingMessage(rendered.text, rendered.html, buttons, language=translator.language)
-            try:
-                sent = await with_retries(
-                    f"alert to admin {contact.user_id}", lambda: platform.send_private(contact.user_id, message)
-                )
-            except Unreachable:
-                await self.store.set_contact(event.chat.platform, contact.user_id, can_dm=False)
-                self.metrics.alert(event.chat.platform, "unreachable")
+            done = await dm_admin(
+                platform, self.store, contact.user_id, message, f"alert for chat {event.chat.chat_id}"
+            )
+            self.metrics.alert(event.chat.platform, str(done.outcome))
+            if done.outcome is not Delivery.SENT:
                 continue
-            except PlatformError as exc:
-                log.error("alert for chat %s to admin %s failed: %s", event.chat.chat_id, contact.user_id, exc)
-                self.metrics.alert(event.chat.platform, "failed")
-                continue
-            await self.store.record_alert(audit_id, event.chat.platform, contact.user_id, sent)
-            self.metrics.alert(event.chat.platform, "sent")
+            await self.store.record_alert(audit_id, event.chat.platform, contact.user_id, done.message_id)
             delivered += 1
         if delivered == 0:
             # the log chat is a group chat: nobody is named there

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.actions import Actions
+from bot.admin_delivery import Delivery, dm_admin
 from bot.admins import Admins
 from bot.buttons import ReportChoice, ReportVerb, encode
 from bot.circles import Circles
@@ -34,7 +35,7 @@ from bot.events import ButtonPressed, ChatRef, CommandIssued, UserRef
 from bot.group_settings import SettingsLookup
 from bot.i18n import Translator, Translators
 from bot.platforms.base import Button, OutgoingMessage, Platform
-from bot.platforms.errors import PlatformError, Unreachable
+from bot.platforms.errors import PlatformError
 from bot.platforms.matrix_reports import EventReport
 from bot.platforms.retries import with_retries
 from bot.report_links import MessageLink, message_link, parse_message_link
@@ -460,15 +461,8 @@ class Reports:
                 buttons=self.buttons(report.id, t, kept),
                 language=t.language,
             )
-            try:
-                await with_retries(
-                    f"report alert to {contact.user_id}", lambda: platform.send_private(contact.user_id, message)
-                )
-            except Unreachable:
-                await self.store.set_contact(chat.platform, contact.user_id, can_dm=False)
-                continue
-            except PlatformError as exc:
-                log.error("report %d to admin %s failed: %s", report.id, contact.user_id, exc)
+            done = await dm_admin(platform, self.store, contact.user_id, message, f"report {report.id}")
+            if done.outcome is not Delivery.SENT:
                 continue
             await self.store.record_report_alert(report.id, chat.platform, contact.user_id)
             told += 1
