@@ -72,6 +72,15 @@ def alerts_to(emu: BotApiEmulator, user: int) -> int:
     return sum("details:" in str(m.get("reply_markup")) for m in emu.sent_to(user))
 
 
+async def one_ingest_one_worker(cluster: Cluster, emu: BotApiEmulator) -> Cluster:
+    """The cluster's two processes started, the worker ready and the ingest polling."""
+    cluster.start("ingest")
+    cluster.start("worker")
+    await until(lambda: cluster.workers_ready() == 1, "the worker", cluster=cluster)
+    await emu.wait_for(lambda: emu.polling, timeout=60, what="the ingest polling")
+    return cluster
+
+
 def present(emu: BotApiEmulator, chat: int, message_id: int) -> bool:
     return any(m["message_id"] == message_id for m in emu.messages_in(chat))
 
@@ -190,12 +199,9 @@ async def test_a_copy_posted_right_after_a_block_made_on_the_ingest_is_deleted_b
     # learn of the new entry from the change log: the job carries the log's version, so the worker
     # applies it before judging (bot/index_versions.py) instead of waiting for its next poll
     chat, admins, member = group(emu, "Year 9 parents")
-    cfg = cluster_config(tmp_path, emu.url, marker_model, postgres_url)
-    cluster = cluster_factory(cfg)
-    cluster.start("ingest")
-    cluster.start("worker")
-    await until(lambda: cluster.workers_ready() == 1, "the worker", cluster=cluster)
-    await emu.wait_for(lambda: emu.polling, timeout=60, what="the ingest polling")
+    cluster = await one_ingest_one_worker(
+        cluster_factory(cluster_config(tmp_path, emu.url, marker_model, postgres_url)), emu
+    )
     seen = emu.post_photo(chat, member, jpeg(photos["coffee"], 90))
     await until(lambda: cluster.finished() == 1, "the first photo judged", cluster=cluster)
     assert present(emu, chat, seen)
@@ -229,12 +235,9 @@ async def test_after_an_unprotect_on_the_ingest_no_worker_names_the_person(
     chat, admins, member = group(emu, "Year 9 parents")
     victim = emu.add_user("Lucía", username="lucia")
     emu.add_member(chat, victim)
-    cfg = cluster_config(tmp_path, emu.url, marker_model, postgres_url)
-    cluster = cluster_factory(cfg)
-    cluster.start("ingest")
-    cluster.start("worker")
-    await until(lambda: cluster.workers_ready() == 1, "the worker", cluster=cluster)
-    await emu.wait_for(lambda: emu.polling, timeout=60, what="the ingest polling")
+    cluster = await one_ingest_one_worker(
+        cluster_factory(cluster_config(tmp_path, emu.url, marker_model, postgres_url)), emu
+    )
     await _protect(emu, victim, photos["astronaut"], notify=False)
 
     def fake(seed: int) -> bytes:
