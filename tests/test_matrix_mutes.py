@@ -61,7 +61,8 @@ async def test_a_mute_is_kept_in_the_store_across_a_restart_and_lifted_when_it_r
                 lambda r, e: r == room.room_id and e.sender == bot.user_id and "mute 45s" in (getattr(e, "body", "")),
                 20,
             )
-            hit = await member.send_image(room.room_id, jpeg(add_marker(photo)), "image/jpeg")
+            # bytes no other test sends: Synapse quarantines a file by its hash
+            hit = await member.send_image(room.room_id, jpeg(add_marker(photo, at=(37, 41))), "image/jpeg")
             await wait_redacted(owner, room.room_id, hit)
             await until_level(owner, room.room_id, member.user_id, -1, 30)
         # Vigil stopped: the mute is a row of the store, no file beside the device
