@@ -141,14 +141,7 @@ class Moderator:
         if scan is not None:
             severity = judge_severity(self.scanner, scan, settings, range(len(scan.frames)))
             if list_ids:
-                match = partial(
-                    self.lists.match,
-                    list_ids,
-                    [as_signals(f) for f in scan.frames],
-                    distance=settings.hash_distance,
-                    min_quality=settings.pdq_min_quality,
-                )
-                matches = await self.recheck.lists(event.chat, await self._cpu(match))
+                matches = await self._confirmed_hits(event.chat, list_ids, settings, scan)
         derived: tuple[DerivedMatch, ...] = ()
         if scan is not None:
             found = await self.recheck.protected(await self.protector.match_scan(scan))
@@ -350,20 +343,26 @@ class Moderator:
             days,
         )
 
+    async def _confirmed_hits(
+        self, chat: ChatRef, list_ids: list[int], settings: GroupSettings, scan: Scan
+    ) -> tuple[ListMatch, ...]:
+        """The scan's frames matched against the lists in the CPU pool, each hit confirmed in the store."""
+        match = partial(
+            self.lists.match,
+            list_ids,
+            [as_signals(f) for f in scan.frames],
+            distance=settings.hash_distance,
+            min_quality=settings.pdq_min_quality,
+        )
+        return await self.recheck.lists(chat, await self._cpu(match))
+
     async def _blocked_by_hashes(
         self, chat: ChatRef, list_ids: list[int], settings: GroupSettings, first: Scan
     ) -> bool:
         """Whether a hashes-only pass already proves a delete: a block list's delete entry matches
         a frame as posted and no allow entry does (an allowed image always gets the whole scan).
         The hits are confirmed against the store first, as any hit is: a stale entry proves nothing."""
-        match = partial(
-            self.lists.match,
-            list_ids,
-            [as_signals(f) for f in first.frames],
-            distance=settings.hash_distance,
-            min_quality=settings.pdq_min_quality,
-        )
-        found = await self.recheck.lists(chat, await self._cpu(match))
+        found = await self._confirmed_hits(chat, list_ids, settings, first)
         if any(m.kind == ListKind.ALLOW for m in found):
             return False
         return any(m.kind == ListKind.BLOCK and m.action == BlockAction.DELETE for m in found)
